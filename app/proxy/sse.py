@@ -1,0 +1,97 @@
+"""Server-sent events: an incremental parser for upstream streams, and the encoders for each wire API.
+
+Streams are handled as events, never as a whole body: the parser yields each event as soon as its
+terminating blank line arrives, whatever way the bytes were split across network reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+DONE = b"[DONE]"
+
+
+@dataclass(slots=True)
+class Event:
+    """One SSE event: `event:` name (may be empty) and the raw `data:` payload (lines joined by \\n)."""
+
+    name: str
+    data: bytes
+    raw: bytes  # the exact bytes of the event, terminator included, for byte-exact passthrough
+
+    def json(self) -> Any:
+        return orjson.loads(self.data)
+
+
+class SSEParser:
+    """Feed bytes as they arrive; get complete events back. Tolerates \\r\\n and \\n line endings."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        buf = self._buf + chunk if self._buf else chunk
+        if b"\r" in buf:
+            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        events: list[Event] = []
+        start = 0
+        while True:
+            end = buf.find(b"\n\n", start)
+            if end < 0:
+                break
+            block = buf[start : end + 2]
+            start = end + 2
+            event = _parse_block(block)
+            if event is not None:
+                events.append(event)
+        self._buf = buf[start:]
+        return events
+
+    def pending(self) -> bytes:
+        """Bytes of an incomplete trailing event (non-empty at stream end means a truncated stream)."""
+        return self._buf
+
+
+def _parse_block(block: bytes) -> Event | None:
+    name = ""
+    data: list[bytes] = []
+    for line in block.split(b"\n"):
+        if not line or line.startswith(b":"):
+            continue
+        field, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if field == b"data":
+            data.append(value)
+        elif field == b"event":
+            name = value.decode("utf-8", "replace")
+    if not data and not name:
+        return None
+    return Event(name, b"\n".join(data), block)
+
+
+def encode_data(payload: Any) -> bytes:
+    """An OpenAI-style event: `data: {json}` with no event name."""
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def encode_named(payload: dict[str, Any]) -> bytes:
+    """An Anthropic/Responses-style event: the event name is the payload's `type`."""
+    return b"event: " + payload["type"].encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
+def encode_openai(chunks: Iterable[dict[str, Any]]) -> bytes:
+    return b"".join(encode_data(c) for c in chunks)
+
+
+def encode_typed(events: Iterable[dict[str, Any]]) -> bytes:
+    return b"".join(encode_named(e) for e in events)
+
+
+OPENAI_DONE = b"data: [DONE]\n\n"
