@@ -1,0 +1,81 @@
+"""The core object that the headless runner, the CLI and the GUI all start: config, secrets, log, prices.
+
+It holds no Qt and no event loop; the proxy server runs on top of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from app import paths
+from app.core.config import Config, ConfigError, ConfigStore, default_config, save_config
+from app.core.events import EventBus
+from app.core.secrets import SecretStore, local_token, provider_key, provider_key_name
+from app.core.storage.db import open_database
+from app.core.storage.writer import LogWriter
+
+log = logging.getLogger(__name__)
+
+
+class Core:
+    def __init__(
+        self,
+        config_path: Path | str | None = None,
+        db_url: str | None = None,
+        *,
+        secrets: SecretStore | None = None,
+        create_config: bool = True,
+    ) -> None:
+        self.events = EventBus()
+        self.config_path = paths.config_path(config_path)
+        if create_config and not self.config_path.exists():
+            save_config(default_config(), self.config_path)
+        self.config_store = ConfigStore(self.config_path, on_error=self._config_error)
+        self.config_store.subscribe(lambda cfg: self.events.emit("config_changed", cfg))
+        self.secrets = secrets or SecretStore(paths.data_dir() / "secrets.json")
+        self.db_url = paths.db_url(db_url)
+        self.db = open_database(self.db_url)
+        self.writer = LogWriter(self.db, on_written=lambda recs: self.events.emit("calls_logged", recs))
+        self._keys: dict[str, str | None] = {}
+        self._keys_lock = threading.Lock()
+
+    def _config_error(self, exc: ConfigError) -> None:
+        log.error("config not applied, keeping the last good one: %s", exc)
+        self.events.emit("config_error", exc)
+
+    @property
+    def config(self) -> Config:
+        return self.config_store.current()
+
+    def token(self) -> str:
+        return local_token(self.secrets)
+
+    def provider_key(self, name: str) -> str | None:
+        """A provider's key, cached in memory so the hot path never waits on the keyring."""
+        try:
+            return self._keys[name]
+        except KeyError:
+            pass
+        provider = self.config.providers.get(name)
+        key = provider_key(self.secrets, name, provider.api_key_env if provider else None)
+        with self._keys_lock:
+            self._keys[name] = key
+        return key
+
+    def set_provider_key(self, name: str, value: str | None) -> None:
+        if value:
+            self.secrets.set(provider_key_name(name), value)
+        else:
+            self.secrets.delete(provider_key_name(name))
+        with self._keys_lock:
+            self._keys.pop(name, None)
+
+    def forget_cached_keys(self) -> None:
+        with self._keys_lock:
+            self._keys.clear()
+
+    def close(self) -> None:
+        self.writer.close()
+        self.db.dispose()

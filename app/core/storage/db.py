@@ -1,0 +1,96 @@
+"""Opening the call-log database: SQLite in WAL mode, schema brought to head by Alembic.
+
+The database file is copied aside before a migration touches it, so an upgrade can never lose the log.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import DatabaseError
+
+from alembic import command
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class DatabaseOpenError(RuntimeError):
+    """The database cannot be opened or upgraded; the message says which file and what to do."""
+
+
+def sqlite_path(url: str) -> Path | None:
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and url[len(prefix) :] not in ("", ":memory:"):
+        return Path(url[len(prefix) :])
+    return None
+
+
+def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def create_db_engine(url: str) -> Engine:
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False} if url.startswith("sqlite") else {})
+    if url.startswith("sqlite"):
+        event.listen(engine, "connect", _on_connect)
+    return engine
+
+
+def _alembic_config() -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head() or ""
+
+
+def migrate(engine: Engine, url: str) -> None:
+    """Bring the schema to head, copying the file aside first if it already holds data."""
+    cfg = _alembic_config()
+    head = head_revision()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current == head:
+        return
+    path = sqlite_path(url)
+    if current is not None and path is not None and path.exists():
+        backup = path.with_name(f"{path.name}.before-{head}-{int(time.time())}.bak")
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        shutil.copy2(path, backup)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def open_database(url: str) -> Engine:
+    """An engine on an up-to-date schema; calls left in flight by a crash are marked interrupted."""
+    engine = create_db_engine(url)
+    try:
+        migrate(engine, url)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE calls SET outcome = 'interrupted' WHERE outcome = 'in_flight'"))
+    except DatabaseError as exc:
+        engine.dispose()
+        where = sqlite_path(url) or url
+        raise DatabaseOpenError(
+            f"The call log {where} cannot be opened ({exc.orig}). It is left untouched; move it aside "
+            f"or pass --db with another location."
+        ) from exc
+    return engine

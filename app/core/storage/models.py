@@ -1,0 +1,106 @@
+"""The call log's schema (SQLAlchemy 2). Changes go through an Alembic migration in `migrations/`."""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Call(Base):
+    """One row per call that reached the proxy, failed and cancelled ones included."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(32), unique=True)
+    started_at: Mapped[float] = mapped_column(Float)  # unix seconds: cheap to bucket and compare
+    ttfb_ms: Mapped[float | None] = mapped_column(Float)
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+    client_api: Mapped[str] = mapped_column(String(16))
+    endpoint: Mapped[str] = mapped_column(String(64))
+    requested_model: Mapped[str | None] = mapped_column(String(200))
+    preset: Mapped[str | None] = mapped_column(String(100))
+    role: Mapped[str | None] = mapped_column(String(32))
+    provider: Mapped[str | None] = mapped_column(String(100))
+    upstream_api: Mapped[str | None] = mapped_column(String(16))
+    upstream_model: Mapped[str | None] = mapped_column(String(200))
+    streamed: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))
+    error_kind: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_write_1h_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    cost_source: Mapped[str | None] = mapped_column(String(16))
+    billed_cost_usd: Mapped[float | None] = mapped_column(Float)
+    estimated_cost_usd: Mapped[float | None] = mapped_column(Float)
+    premium_cost_usd: Mapped[float | None] = mapped_column(Float)
+    unpriced: Mapped[bool] = mapped_column(Boolean, default=False)
+    fallback_chain: Mapped[str | None] = mapped_column(Text)  # JSON list of attempts
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    bytes_in: Mapped[int] = mapped_column(Integer, default=0)
+    bytes_out: Mapped[int] = mapped_column(Integer, default=0)
+    session_key: Mapped[str | None] = mapped_column(String(200))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"))
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+    tool_calls: Mapped[int] = mapped_column(Integer, default=0)
+    tool_failures: Mapped[int] = mapped_column(Integer, default=0)
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False)
+    request_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+    __table_args__ = (
+        Index("ix_calls_started_at", "started_at"),
+        Index("ix_calls_model_time", "upstream_model", "started_at"),
+        Index("ix_calls_provider_time", "provider", "started_at"),
+        Index("ix_calls_task", "task_id"),
+        Index("ix_calls_outcome", "outcome"),
+    )
+
+
+class ToolCallRow(Base):
+    """One tool call a model emitted, with its validation result; a later failed tool result marks it."""
+
+    __tablename__ = "tool_calls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(32))
+    tool_call_id: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # ok | invalid_json | unknown_tool | schema | text_form
+    detail: Mapped[str | None] = mapped_column(Text)
+    result_failed: Mapped[bool] = mapped_column(Boolean, default=False)
+    result_reason: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[float] = mapped_column(Float)
+    upstream_model: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (
+        Index("ix_tool_calls_call", "call_id"),
+        Index("ix_tool_calls_tcid", "tool_call_id"),
+        Index("ix_tool_calls_model_time", "upstream_model", "started_at"),
+    )
+
+
+class Task(Base):
+    """A unit of agent work; its totals are sums over its calls, so nothing is counted twice."""
+
+    __tablename__ = "tasks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(16))  # header | session | fingerprint | manual | idle
+    label: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[float] = mapped_column(Float)
+    last_at: Mapped[float] = mapped_column(Float)
+    outcome: Mapped[str | None] = mapped_column(String(16))  # finished | abandoned | None (open)
+
+    __table_args__ = (Index("ix_tasks_key", "key"), Index("ix_tasks_started", "started_at"))

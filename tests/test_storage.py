@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from app.core.records import CallRecord, ToolCallResult
+from app.core.storage.db import DatabaseOpenError, head_revision, open_database
+from app.core.storage.writer import LogWriter
+
+
+def rows(engine, sql: str) -> list[tuple]:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(sql))]
+
+
+def test_schema_migrated_wal_and_head(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    engine = open_database(url)
+    assert rows(engine, "PRAGMA journal_mode") == [("wal",)]
+    assert rows(engine, "SELECT version_num FROM alembic_version") == [(head_revision(),)]
+    engine.dispose()
+    open_database(url).dispose()  # opening again is a no-op migration
+
+
+def test_quick_call_is_one_row_and_in_flight_rows_become_interrupted(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    engine = open_database(url)
+    writer = LogWriter(engine, interval=0.01)
+    quick = CallRecord(client_api="openai", endpoint="/v1/chat/completions")
+    writer.started(quick)
+    quick.tool_calls.append(ToolCallResult("call_1", "read_file", "ok"))
+    quick.finish("ok", 200)
+    writer.finished(quick)
+    slow = CallRecord(client_api="anthropic", endpoint="/v1/messages")
+    writer.started(slow)
+    assert writer.flush()
+    assert set(rows(engine, "SELECT call_id, outcome FROM calls")) == {(quick.call_id, "ok"), (slow.call_id, "in_flight")}
+    assert rows(engine, "SELECT tool_call_id, kind FROM tool_calls") == [("call_1", "ok")]
+    writer.failed_results([("call_1", "exit code 1")])
+    assert writer.flush()
+    assert rows(engine, "SELECT result_failed, result_reason FROM tool_calls") == [(1, "exit code 1")]
+    writer.close()
+    engine.dispose()
+    # the process "died" with `slow` in flight: the next start marks it
+    engine = open_database(url)
+    assert rows(engine, f"SELECT outcome FROM calls WHERE call_id = '{slow.call_id}'") == [("interrupted",)]
+    engine.dispose()
+
+
+def test_writer_survives_a_locked_database(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    engine = open_database(f"sqlite:///{path}")
+    writer = LogWriter(engine, interval=0.01)
+    blocker = sqlite3.connect(path, timeout=0)
+    blocker.execute("BEGIN EXCLUSIVE")
+    engine.dispose()
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA busy_timeout=10")
+    recs = [CallRecord(client_api="openai", endpoint="/x") for _ in range(5)]
+    for r in recs:
+        r.finish("ok", 200)
+        writer.finished(r)
+    assert not writer.flush(timeout=0.5)  # cannot write while locked...
+    blocker.rollback()
+    blocker.close()
+    assert writer.flush(timeout=10)  # ...and nothing is lost once it can
+    assert rows(engine, "SELECT count(*) FROM calls") == [(5,)]
+    assert writer.stats.failures >= 1 and writer.stats.dropped == 0
+    writer.close()
+
+
+def test_damaged_database_is_a_clear_error_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    path.write_bytes(b"this is not a database" * 100)
+    before = path.read_bytes()
+    with pytest.raises(DatabaseOpenError, match="cannot be opened"):
+        open_database(f"sqlite:///{path}")
+    assert path.read_bytes() == before
