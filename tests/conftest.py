@@ -56,3 +56,108 @@ def memory_keyring() -> MemoryKeyring:
     backend = keyring.get_keyring()
     assert isinstance(backend, MemoryKeyring)
     return backend
+
+
+# ----------------------------------------------------------------------------------------------- proxy
+
+PROVIDER_KEY = "sk-test-cheapco-0123456789abcdef"
+BACKUP_KEY = "sk-test-backup-abcdef0123456789"
+PREMIUM_KEY = "sk-ant-test-premium-0123456789abcdef"
+
+
+def proxy_config_text(mock_url: str, *, dead_url: str = "http://127.0.0.1:9/v1", active: str = "cheap") -> str:
+    """A config whose providers all live on the mock upstream (plus one that refuses connections)."""
+    return f"""
+[proxy]
+host = "127.0.0.1"
+port = 0
+
+[[providers]]
+name = "cheapco"
+base_url = "{mock_url}/v1"
+kind = "openrouter"
+
+[[providers]]
+name = "backup"
+base_url = "{mock_url}/v1"
+
+[[providers]]
+name = "premium"
+base_url = "{mock_url}/v1"
+api = "anthropic"
+kind = "anthropic"
+
+[[providers]]
+name = "deadco"
+base_url = "{dead_url}"
+timeouts = {{ connect = 2, first_byte = 5, idle = 5 }}
+
+[[presets]]
+name = "cheap"
+default = "cheapco/qwen/qwen3-coder"
+background = "cheapco/qwen/qwen3-coder-30b"
+plan = "backup/deepseek/deepseek-chat"
+patterns = {{ "*haiku*" = "background" }}
+fallback = ["backup/deepseek/deepseek-chat"]
+
+[[presets]]
+name = "premium"
+default = "premium/claude-sonnet-4-5"
+
+[[presets]]
+name = "flaky"
+default = "deadco/qwen/qwen3-coder"
+fallback = ["backup/deepseek/deepseek-chat"]
+
+[routing]
+active = "{active}"
+premium = "premium"
+"""
+
+
+@pytest.fixture
+def mock():  # type: ignore[no-untyped-def]
+    from app.testing.mock_upstream import MockUpstream
+
+    with MockUpstream() as upstream:
+        yield upstream
+
+
+@pytest.fixture
+def config_path(tmp_path: Path, mock) -> Path:  # type: ignore[no-untyped-def]
+    path = tmp_path / "config.toml"
+    path.write_text(proxy_config_text(mock.base_url))
+    return path
+
+
+@pytest.fixture
+def core(tmp_path: Path, config_path: Path):  # type: ignore[no-untyped-def]
+    from app.core.engine import Core
+
+    c = Core(config_path, f"sqlite:///{tmp_path / 'log.db'}")
+    c.set_provider_key("cheapco", PROVIDER_KEY)
+    c.set_provider_key("backup", BACKUP_KEY)
+    c.set_provider_key("premium", PREMIUM_KEY)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def proxy(core):  # type: ignore[no-untyped-def]
+    from app.proxy.server import ProxyThread
+
+    with ProxyThread(core, port=0) as running:
+        yield running
+
+
+@pytest.fixture
+def token(core) -> str:  # type: ignore[no-untyped-def]
+    return core.token()
+
+
+def logged_calls(core) -> list[dict]:  # type: ignore[no-untyped-def]
+    """Every row of the call log, oldest first, after the writer caught up."""
+    from app.core.queries import recent_calls
+
+    assert core.writer.flush()
+    return list(reversed(recent_calls(core.db, 10_000)))

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from app.core.config import ConfigError, ConfigStore, Target, is_private_file, load_config, parse_config, save_config
+from app.core.config import (
+    ConfigError,
+    ConfigStore,
+    Target,
+    is_private_file,
+    load_config,
+    parse_config,
+    save_config,
+)
 
 GOOD = """
 [proxy]

@@ -137,7 +137,7 @@ class Config:
     body_max_bytes: int = 65536
     retention_days: int = 90
     task_idle_minutes: float = 30.0
-    tool_failure_patterns: tuple[str, ...] = ("error:", "traceback", "exit code", "failed")
+    tool_failure_patterns: tuple[str, ...] = ()  # empty: toolcheck.DEFAULT_ERROR_PATTERNS
     budgets: tuple[Budget, ...] = ()
     ui: Mapping[str, Any] = field(default_factory=dict)
 
@@ -332,7 +332,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         body_max_bytes=logging_.get("body_max_bytes", int, 65536),
         retention_days=logging_.get("retention_days", int, 90),
         task_idle_minutes=tasks.get("idle_minutes", float, 30.0),
-        tool_failure_patterns=tuple(tasks.get("tool_failure_patterns", list, list(Config.tool_failure_patterns))),
+        tool_failure_patterns=tuple(tasks.get("tool_failure_patterns", list, [])),
         budgets=budgets,
         ui=dict(top.get("ui", dict, {})),
     )
@@ -417,7 +417,9 @@ def to_toml_dict(config: Config) -> dict[str, Any]:
         }
     logging_ = {"store_bodies": config.store_bodies, "body_max_bytes": config.body_max_bytes, "retention_days": config.retention_days}
     out["logging"] = logging_
-    out["tasks"] = {"idle_minutes": config.task_idle_minutes, "tool_failure_patterns": list(config.tool_failure_patterns)}
+    out["tasks"] = {"idle_minutes": config.task_idle_minutes}
+    if config.tool_failure_patterns:
+        out["tasks"]["tool_failure_patterns"] = list(config.tool_failure_patterns)
     if config.budgets:
         out["budgets"] = [
             {k: v for k, v in vars(b).items() if v is not None and not (k == "action" and v == "warn")} for b in config.budgets

@@ -36,6 +36,7 @@ class Pipeline:
     def __init__(self, core: Core, client: UpstreamClient) -> None:
         self.core = core
         self.client = client
+        self.seen = accounting.SeenIds()
 
     # ------------------------------------------------------------------------------------------- entry
 
@@ -53,7 +54,7 @@ class Pipeline:
         except RoutingError as exc:
             raise ProxyError(400, "no_route", str(exc)) from None
         rec.preset, rec.role = chosen.preset, chosen.role
-        accounting.note_tool_results(rec, data, client_api, config)
+        accounting.note_tool_results(rec, data, client_api, config, self.seen)
         return await self._forward(request, client_api, data, chosen, config, rec)
 
     def _parse(self, body: bytes, client_api: str) -> dict[str, Any]:
@@ -192,7 +193,7 @@ class Pipeline:
         await response.write_eof()
         rec.bytes_out = len(out)
         rec.finish("ok", 200)
-        accounting.settle(rec, observer, upstream_body, provider, config, self.core)
+        accounting.settle(rec, observer, upstream_body, provider, config)
         if config.store_bodies:
             rec.response_body = accounting.redacted_body(out, config.body_max_bytes)
         return response
@@ -268,12 +269,12 @@ class Pipeline:
             rec.error_kind, rec.error_message = "client_disconnected", "the client closed the connection mid-stream"
             rec.finish("cancelled", 499)
             rec.bytes_out = sent
-            accounting.settle(rec, observer, upstream_body, provider, config, self.core)
+            accounting.settle(rec, observer, upstream_body, provider, config)
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return response
         rec.bytes_out = sent
-        accounting.settle(rec, observer, upstream_body, provider, config, self.core)
+        accounting.settle(rec, observer, upstream_body, provider, config)
         try:
             await response.write_eof()
         except (ConnectionError, aiohttp.ClientConnectionResetError):

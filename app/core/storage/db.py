@@ -9,13 +9,12 @@ import shutil
 import time
 from pathlib import Path
 
+from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DatabaseError
-
-from alembic import command
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 

@@ -213,6 +213,7 @@ class LogWriter:
         starts = [call_row(item) for kind, item in items if kind == _START and item.call_id not in ended]  # type: ignore[union-attr]
         ends = list(ended.values())
         failed: list[tuple[str, str]] = [r for kind, item in items if kind == _FAILED_RESULTS for r in item]  # type: ignore[union-attr]
+        failed += [r for rec in ends for r in rec.failed_results]
         with self.engine.begin() as conn:
             for hook in self.hooks:
                 hook(conn, ends)

@@ -93,7 +93,13 @@ def text_part(text: str) -> dict[str, Any]:
 
 
 def message_item(item_id: str, text: str, status: str) -> dict[str, Any]:
-    return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": [text_part(text)]}
+    return {
+        "id": item_id,
+        "type": "message",
+        "status": status,
+        "role": "assistant",
+        "content": [text_part(text)],
+    }
 
 
 def reasoning_item(item_id: str, text: str) -> dict[str, Any]:
@@ -101,7 +107,12 @@ def reasoning_item(item_id: str, text: str) -> dict[str, Any]:
 
 
 def tool_call_item(
-    origin: ToolOrigin | None, chat_name: str, call_id: str, arguments: str, status: str, item_id: str | None = None
+    origin: ToolOrigin | None,
+    chat_name: str,
+    call_id: str,
+    arguments: str,
+    status: str,
+    item_id: str | None = None,
 ) -> dict[str, Any]:
     """A function_call item, or a custom_tool_call item when the function was a bridged custom tool."""
     if origin is not None and origin.custom:
@@ -182,9 +193,13 @@ def chat_to_responses_response(
         function = call.get("function") or {}
         name = function.get("name") or ""
         call_id = call.get("id") or new_id("call")
-        output.append(tool_call_item(ctx.origins.get(name), name, call_id, function.get("arguments") or "", item_status))
+        output.append(
+            tool_call_item(ctx.origins.get(name), name, call_id, function.get("arguments") or "", item_status)
+        )
     created = resp.get("created")
-    out = base_response(ctx, response_id or new_id("resp"), created if isinstance(created, int) else int(time.time()), status)
+    out = base_response(
+        ctx, response_id or new_id("resp"), created if isinstance(created, int) else int(time.time()), status
+    )
     out["output"] = output
     out["usage"] = usage_to_responses(resp.get("usage"))
     if reason is not None:

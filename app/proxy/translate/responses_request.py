@@ -95,7 +95,9 @@ def responses_to_chat_request(
     """Translate a Responses request; raises TranslationError only for server-side state we cannot have."""
     for key in ("conversation", "prompt"):
         if body.get(key):
-            raise TranslationError(f"'{key}' (server-side stored state) is not supported; send the full input")
+            raise TranslationError(
+                f"'{key}' (server-side stored state) is not supported; send the full input"
+            )
     if body.get("background"):
         raise TranslationError("'background' responses are not supported")
 
@@ -203,7 +205,9 @@ class _Messages:
             elif kind == "additional_tools" or kind == "tool_search_output":
                 self.extra_tools.extend(item.get("tools") or ())
             elif kind == "item_reference":
-                raise TranslationError("'item_reference' input items are not supported; send the items themselves")
+                raise TranslationError(
+                    "'item_reference' input items are not supported; send the items themselves"
+                )
             # Anything else is a hosted tool's call or result, or opaque OpenAI state (compaction): dropped.
 
     def system(self, text: str) -> None:
@@ -455,7 +459,9 @@ def _tool_choice(choice: Any, tools: list[dict[str, Any]], origins: dict[str, To
     return "auto"  # a hosted tool was chosen, and hosted tools are dropped
 
 
-def _find_chat_name(name: str, namespace: str | None, tools: list[dict[str, Any]], origins: dict[str, ToolOrigin]) -> str:
+def _find_chat_name(
+    name: str, namespace: str | None, tools: list[dict[str, Any]], origins: dict[str, ToolOrigin]
+) -> str:
     flat = chat_tool_name(name, namespace)
     if any(t["function"]["name"] == flat for t in tools):
         return flat

@@ -13,7 +13,6 @@ from typing import Any
 
 from app.proxy.translate.responses_output import (
     base_response,
-    custom_input,
     failed_error,
     finish_status,
     message_item,
@@ -94,7 +93,10 @@ class ChatToResponsesStream:
         error = chunk.get("error")
         if error:
             if isinstance(error, dict):
-                kind, message = str(error.get("code") or error.get("type") or "server_error"), error.get("message")
+                kind, message = (
+                    str(error.get("code") or error.get("type") or "server_error"),
+                    error.get("message"),
+                )
             else:
                 kind, message = "server_error", error
             return out + self.error(kind, str(message or "the upstream reported an error"))
@@ -224,11 +226,12 @@ class ChatToResponsesStream:
         item = tool_call_item(call.origin, call.name, call.call_id, "", "in_progress")
         call.item_id = item["id"]
         if call.custom:
-            item["input"] = ""
             call.streamer = _InputStreamer()
         else:
-            item["arguments"] = ""
-        self._event(out, {"type": "response.output_item.added", "output_index": call.output_index, "item": item})
+            item["arguments"] = ""  # the builder's "{}" default is for finished calls only
+        self._event(
+            out, {"type": "response.output_item.added", "output_index": call.output_index, "item": item}
+        )
 
     def _send_args(self, call: _Call, out: list[dict[str, Any]]) -> None:
         fragments = call.args[call.sent_args :]
@@ -243,7 +246,9 @@ class ChatToResponsesStream:
             kind = "response.custom_tool_call_input.delta"
         else:
             kind = "response.function_call_arguments.delta"
-        self._event(out, {"type": kind, "item_id": call.item_id, "output_index": call.output_index, "delta": text})
+        self._event(
+            out, {"type": kind, "item_id": call.item_id, "output_index": call.output_index, "delta": text}
+        )
 
     # ------------------------------------------------------------------------------------------- closing
 
@@ -292,7 +297,10 @@ class ChatToResponsesStream:
             sent = call.streamer.sent
             if len(text) > len(sent) and text.startswith(sent):
                 # The arguments were not `{"input": "..."}` JSON the streamer could follow: send the rest.
-                self._event(out, {"type": "response.custom_tool_call_input.delta", **common, "delta": text[len(sent) :]})
+                self._event(
+                    out,
+                    {"type": "response.custom_tool_call_input.delta", **common, "delta": text[len(sent) :]},
+                )
             self._event(out, {"type": "response.custom_tool_call_input.done", **common, "input": text})
         else:
             self._event(out, {"type": "response.function_call_arguments.done", **common,
@@ -327,13 +335,22 @@ class ChatToResponsesStream:
         """Snapshots of items cut off by a failure, marked incomplete."""
         items: list[tuple[int, dict[str, Any]]] = []
         if self._reasoning is not None:
-            items.append((self._reasoning.output_index, reasoning_item(self._reasoning.item_id, "".join(self._reasoning.parts))))
+            items.append(
+                (
+                    self._reasoning.output_index,
+                    reasoning_item(self._reasoning.item_id, "".join(self._reasoning.parts)),
+                )
+            )
         if self._message is not None:
             message = self._message
-            items.append((message.output_index, message_item(message.item_id, "".join(message.parts), "incomplete")))
+            items.append(
+                (message.output_index, message_item(message.item_id, "".join(message.parts), "incomplete"))
+            )
         for call in (*self._pending, *self._calls.values()):
             if call.output_index >= 0:
-                item = tool_call_item(call.origin, call.name, call.call_id, "".join(call.args), "incomplete", call.item_id)
+                item = tool_call_item(
+                    call.origin, call.name, call.call_id, "".join(call.args), "incomplete", call.item_id
+                )
                 items.append((call.output_index, item))
         items.sort(key=lambda pair: pair[0])
         return [item for _, item in items]
@@ -448,8 +465,3 @@ class _InputStreamer:
             return stop + 12
         out.append(chr(point))
         return stop + 6
-
-
-def input_of(arguments: str) -> str:
-    """The custom tool input a streamed call ends with; the same rule as a whole response."""
-    return custom_input(arguments)

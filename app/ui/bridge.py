@@ -1,0 +1,41 @@
+"""The one place where core events (plain Python, emitted on any thread) become Qt signals.
+
+Signals emitted from the proxy or writer threads reach slots on the GUI thread through Qt's queued
+connections, so no widget is ever touched from another thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from app.core.events import EventBus
+
+
+class CoreBridge(QObject):
+    callsLogged = Signal(object)  # list[CallRecord], after they are in the database
+    callFinished = Signal(object)  # CallRecord, as soon as the call ends (before the write)
+    configChanged = Signal(object)  # Config
+    configError = Signal(str)
+    notice = Signal(str, str)  # (title, message) for tray notifications: budgets, failing providers
+
+    def __init__(self, events: EventBus, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._unsubscribe: list[Callable[[], None]] = [
+            events.subscribe("calls_logged", self.callsLogged.emit),
+            events.subscribe("call_finished", self.callFinished.emit),
+            events.subscribe("config_changed", self.configChanged.emit),
+            events.subscribe("config_error", lambda exc: self.configError.emit(str(exc))),
+            events.subscribe("notice", self._notice),
+        ]
+
+    def _notice(self, payload: Any) -> None:
+        title, message = payload if isinstance(payload, tuple) else ("Downshift", str(payload))
+        self.notice.emit(title, message)
+
+    def close(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
