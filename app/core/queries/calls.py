@@ -1,4 +1,4 @@
-"""The one query layer over the call log, shared by the CLI, the GUI and exports.
+"""Calls: listing, filtering, summaries and export over the call log.
 
 Every function takes an Engine and returns plain dicts/lists (JSON-ready), so the CLI's `--json` output,
 the GUI's models and the exports all see the same figures.
