@@ -286,9 +286,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS)
             writer.writeheader()
             count = 0
-            for row in rows:
+            for count, row in enumerate(rows, 1):  # noqa: B007 - count is reported below
                 writer.writerow(row)
-                count += 1
         else:
             out.write("[")
             count = 0
@@ -332,11 +331,18 @@ def cmd_prices_refresh(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from app.core.envexport import AGENTS, FORMATS
 
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="FILE", help="config file (default: $DOWNSHIFT_CONFIG or the user config dir)")
-    common.add_argument("--db", metavar="URL", help="database URL (default: $DOWNSHIFT_DB_URL or the user data dir)")
+    def options(default: object) -> argparse.ArgumentParser:
+        # Sub-commands repeat the options with SUPPRESS so `downshift --db X stats` keeps X.
+        p = argparse.ArgumentParser(add_help=False)
+        p.add_argument("--config", metavar="FILE", default=default,
+                       help="config file (default: $DOWNSHIFT_CONFIG or the user config dir)")
+        p.add_argument("--db", metavar="URL", default=default,
+                       help="database URL (default: $DOWNSHIFT_DB_URL or the user data dir)")
+        return p
+
+    common = options(argparse.SUPPRESS)
     parser = argparse.ArgumentParser(prog="downshift", description="Route your coding agent's loop to a cheaper model.",
-                                     parents=[common])
+                                     parents=[options(None)])
     parser.add_argument("--version", action="version", version=f"downshift {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     parser.set_defaults(handler=cmd_gui)

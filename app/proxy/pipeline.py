@@ -7,6 +7,7 @@ was refused or was cancelled by the client hanging up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -56,6 +57,42 @@ class Pipeline:
         rec.preset, rec.role = chosen.preset, chosen.role
         accounting.note_tool_results(rec, data, client_api, config, self.seen)
         return await self._forward(request, client_api, data, chosen, config, rec)
+
+    async def count_tokens(self, request: web.Request, body: bytes, rec: CallRecord) -> web.StreamResponse:
+        """Anthropic `count_tokens`: asked of the target when it speaks Messages, else counted locally.
+
+        Claude Code uses this figure to decide when to compact, so the local count includes the system
+        prompt, tools and tool blocks (see app.core.tokens for the tokenizer and its accuracy)."""
+        config = self.core.config
+        data = self._parse(body, "anthropic")
+        rec.requested_model = data.get("model") if isinstance(data.get("model"), str) else None
+        try:
+            chosen = route(config, rec.requested_model)
+        except RoutingError as exc:
+            raise ProxyError(400, "no_route", str(exc)) from None
+        rec.preset, rec.role = chosen.preset, chosen.role
+        target = chosen.targets[0]
+        provider = config.providers[target.provider]
+        self._set_target(rec, provider, target)
+        if provider.api == "anthropic":
+            payload = orjson.dumps({**data, "model": target.model})
+            rec.attempts.append(Attempt(str(target)))
+            try:
+                resp = await self.client.send(provider, "/messages/count_tokens", payload, self._headers(request, provider))
+                try:
+                    raw = await read_body(resp, provider.timeouts.idle)
+                finally:
+                    resp.release()
+            except UpstreamFailure as exc:
+                raise ProxyError(504 if exc.kind == "timeout" else 502, exc.kind, exc.message) from None
+            rec.attempts[-1].status = resp.status
+            rec.finish("ok" if resp.status < 400 else "error", resp.status)
+            return web.Response(status=resp.status, body=raw, content_type="application/json")
+        from app.core.tokens import count_anthropic_request
+
+        counted = count_anthropic_request(data)
+        rec.finish("ok", 200)
+        return web.Response(body=orjson.dumps({"input_tokens": counted}), content_type="application/json")
 
     def _parse(self, body: bytes, client_api: str) -> dict[str, Any]:
         if not body:
@@ -259,11 +296,9 @@ class Pipeline:
         except UpstreamFailure as exc:
             rec.error_kind, rec.error_message = exc.kind, exc.message
             tail = self._stream_error(adapter, translator, exc)
-            try:
+            with contextlib.suppress(ConnectionError, aiohttp.ClientConnectionResetError):
                 await response.write(tail)
                 sent += len(tail)
-            except (ConnectionError, aiohttp.ClientConnectionResetError):
-                pass
             rec.finish("error", 200)
         except (ConnectionError, aiohttp.ClientConnectionResetError, asyncio.CancelledError) as exc:
             rec.error_kind, rec.error_message = "client_disconnected", "the client closed the connection mid-stream"
@@ -275,10 +310,8 @@ class Pipeline:
             return response
         rec.bytes_out = sent
         accounting.settle(rec, observer, upstream_body, provider, config)
-        try:
+        with contextlib.suppress(ConnectionError, aiohttp.ClientConnectionResetError):
             await response.write_eof()
-        except (ConnectionError, aiohttp.ClientConnectionResetError):
-            pass
         return response
 
     @staticmethod

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
+from app.core.config import ROLES
 from app.core.engine import Core
 from app.core.records import CallRecord
 from app.proxy.errors import ProxyError, error_json
@@ -41,10 +42,12 @@ class ProxyServer:
         self.app.router.add_post("/v1/chat/completions", self._endpoint("openai", "/v1/chat/completions"))
         self.app.router.add_post("/chat/completions", self._endpoint("openai", "/v1/chat/completions"))
         self.app.router.add_post("/v1/messages", self._endpoint("anthropic", "/v1/messages"))
+        self.app.router.add_post("/v1/messages/count_tokens", self._endpoint("anthropic", "/v1/messages/count_tokens"))
         self.app.router.add_post("/v1/responses", self._endpoint("responses", "/v1/responses"))
         self.app.router.add_post("/responses", self._endpoint("responses", "/v1/responses"))
         self.app.router.add_get("/v1/models", self._models)
         self.app.router.add_get("/health", self._health)
+        self.app.router.add_route("*", "/{tail:.*}", self._endpoint("openai", "unknown"))
         self.app.on_cleanup.append(self._cleanup)
         self.extra_routes: list[Callable[[web.Application], None]] = []
 
@@ -83,23 +86,31 @@ class ProxyServer:
 
     def _endpoint(self, api: str, endpoint: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handler(request: web.Request) -> web.StreamResponse:
-            rec = CallRecord(client_api=api, endpoint=endpoint)
+            shape = "anthropic" if api == "anthropic" or request.path.startswith("/v1/messages") else "openai"
+            rec = CallRecord(client_api=api if endpoint != "unknown" else shape, endpoint=endpoint)
             rec.user_agent = request.headers.get("User-Agent", "")[:200] or None
             writer = self.core.writer
             writer.started(rec)
             try:
                 self._check_access(request, api)
-                if self.paused:
+                if self.paused and endpoint != "unknown":
                     raise ProxyError(503, "paused", "Downshift is paused; resume it from the tray or `downshift serve`")
                 body = await _read_body(request, self._max_body())
                 rec.bytes_in = len(body)
-                response = await self.pipeline.handle(request, api, body, rec)
+                if endpoint == "unknown":
+                    rec.endpoint = request.path[:64]
+                    raise ProxyError(404, "unknown_endpoint", f"{request.method} {request.path} is not an endpoint of Downshift "
+                                     "(it serves /v1/chat/completions, /v1/messages, /v1/responses, /v1/models)")
+                if endpoint == "/v1/messages/count_tokens":
+                    response = await self.pipeline.count_tokens(request, body, rec)
+                else:
+                    response = await self.pipeline.handle(request, api, body, rec)
             except ProxyError as exc:
                 rec.error_kind, rec.error_message = exc.kind, exc.message
                 rec.finish("error", exc.status)
                 return web.Response(
                     status=exc.status,
-                    body=error_json(api if api == "anthropic" else "openai", exc.status, exc.message, code=exc.kind, param=exc.param),
+                    body=error_json(shape, exc.status, exc.message, code=exc.kind, param=exc.param),
                     content_type="application/json",
                     headers=exc.headers,
                 )
@@ -113,7 +124,7 @@ class ProxyServer:
                 rec.error_kind, rec.error_message = "internal_error", f"{type(exc).__name__}: {exc}"
                 rec.finish("error", 500)
                 return web.Response(
-                    status=500, body=error_json(api if api == "anthropic" else "openai", 500, "Downshift internal error: " + str(exc)),
+                    status=500, body=error_json(shape, 500, "Downshift internal error: " + str(exc)),
                     content_type="application/json",
                 )
             finally:
@@ -135,10 +146,9 @@ class ProxyServer:
         data = []
         preset = config.active_preset
         if preset is not None:
-            for role in ("default", "plan", "background", "subagent"):
-                if role in preset.roles or role == "default":
-                    data.append({"id": role, "object": "model", "created": created, "owned_by": f"downshift:{preset.name}",
-                                 "target": str(preset.target_for(role))})
+            for role in ROLES:  # every role resolves (an unset one falls back to default)
+                data.append({"id": role, "object": "model", "created": created, "owned_by": f"downshift:{preset.name}",
+                             "target": str(preset.target_for(role))})
         seen = set()
         for p in config.presets.values():
             for target in (*p.roles.values(), *p.fallback):

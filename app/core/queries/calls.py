@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine, and_, func, select, true
 
 from app.core.storage.models import Call
 
@@ -50,7 +50,7 @@ def iter_calls(engine: Engine, *, since: float | None = None, batch: int = 5000)
     last_id = 0
     while True:
         cond = [Call.id > last_id] + ([Call.started_at >= since] if since is not None else [])
-        stmt = select(*cols).where(and_(*cond)).order_by(Call.id).limit(batch)
+        stmt = select(*cols).where(and_(true(), *cond)).order_by(Call.id).limit(batch)
         with engine.connect() as conn:
             rows = [dict(row._mapping) for row in conn.execute(stmt)]
         if not rows:
@@ -74,12 +74,12 @@ def summary(engine: Engine, *, since: float | None = None) -> dict[str, Any]:
         func.coalesce(func.sum(Call.tool_failures), 0).label("tool_failures"),
     )
     with engine.connect() as conn:
-        total = dict(conn.execute(select(*fields).where(and_(*cond))).one()._mapping)
+        total = dict(conn.execute(select(*fields).where(and_(true(), *cond))).one()._mapping)
         per_model = [
             dict(r._mapping)
             for r in conn.execute(
                 select(Call.provider, Call.upstream_model.label("model"), *fields)
-                .where(and_(*cond))
+                .where(and_(true(), *cond))
                 .group_by(Call.provider, Call.upstream_model)
                 .order_by(cost.desc())
             )
