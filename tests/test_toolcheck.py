@@ -97,7 +97,9 @@ def test_wrong_type_names_the_field() -> None:
 
 
 def test_nested_enum_violation_names_the_path() -> None:
-    args = orjson.dumps({"todos": [{"content": "a", "status": "pending"}, {"content": "b", "status": "done"}]})
+    args = orjson.dumps(
+        {"todos": [{"content": "a", "status": "pending"}, {"content": "b", "status": "done"}]}
+    )
     result = one([ToolCall("c5", "TodoWrite", args.decode())])
     assert result.kind == "schema"
     assert "todos.1.status" in result.detail
@@ -120,9 +122,12 @@ def test_non_object_arguments() -> None:
 def test_empty_arguments_mean_no_arguments() -> None:
     # a no-parameter call is streamed with no argument bytes by several providers
     assert one([ToolCall("c9", "Bash", "")]).kind == "schema"  # but Bash requires `command`
-    assert check_calls({"ExitPlanMode": {"type": "object", "properties": {}}}, [ToolCall("x", "ExitPlanMode", "")])[
-        0
-    ].kind == "ok"
+    assert (
+        check_calls(
+            {"ExitPlanMode": {"type": "object", "properties": {}}}, [ToolCall("x", "ExitPlanMode", "")]
+        )[0].kind
+        == "ok"
+    )
 
 
 def test_formats_are_not_enforced() -> None:
@@ -189,14 +194,22 @@ TEXT_FORMS = [
         "Bash",
     ),
     ("llama31 function tag", '<function=TodoWrite>{"todos": []}</function>', "TodoWrite"),
-    ("glm", "Let me look.<tool_call>Bash\n<arg_key>command</arg_key>\n<arg_value>ls</arg_value>\n</tool_call>", "Bash"),
+    (
+        "glm",
+        "Let me look.<tool_call>Bash\n<arg_key>command</arg_key>\n<arg_value>ls</arg_value>\n</tool_call>",
+        "Bash",
+    ),
     (
         "minimax",
         '<minimax:tool_call>\n<invoke name="Bash">\n<parameter name="command">ls</parameter>\n</invoke>\n'
         "</minimax:tool_call>",
         "Bash",
     ),
-    ("claude xml", '<function_calls><invoke name="bash"><parameter name="command">ls</parameter></invoke>', "Bash"),
+    (
+        "claude xml",
+        '<function_calls><invoke name="bash"><parameter name="command">ls</parameter></invoke>',
+        "Bash",
+    ),
     ("fenced json", 'I will run:\n```json\n{"name": "Bash", "arguments": {"command": "ls"}}\n```', "Bash"),
     ("llama json parameters", '{"name": "Bash", "parameters": {"command": "pwd"}}', "Bash"),
     ("openai-shaped json", '{"type": "function", "function": {"name": "Bash", "arguments": "{}"}}', "Bash"),
@@ -246,7 +259,7 @@ NOT_TEXT_FORMS = [
     "Use the `<tool_call>` tag to wrap a JSON object when you call a function.",
     'The config has {"name": "my-app", "version": "1.0"} in package.json.',
     '{"name": "unknown_tool", "arguments": {}}',
-    'Call it like `<function=search_docs>` if that tool exists.',
+    "Call it like `<function=search_docs>` if that tool exists.",
     "I ran Bash(command) earlier and it printed the files.",
     "Plain answer: the tests pass.",
 ]
@@ -290,7 +303,11 @@ def test_declared_openai_chat_and_responses() -> None:
             {"type": "function", "name": "shell", "parameters": BASH},
             {"type": "custom", "name": "apply_patch", "format": {"type": "grammar"}},
             {"type": "web_search"},
-            {"type": "namespace", "name": "mcp", "tools": [{"type": "function", "name": "mcp__x", "parameters": {}}]},
+            {
+                "type": "namespace",
+                "name": "mcp",
+                "tools": [{"type": "function", "name": "mcp__x", "parameters": {}}],
+            },
         ]
     }
     assert declared_openai(responses) == {"shell": BASH, "apply_patch": None, "mcp__x": {}}
@@ -312,8 +329,16 @@ def test_calls_openai_serialises_object_arguments() -> None:
         "role": "assistant",
         "content": None,
         "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "Bash", "arguments": '{"command":"ls"}'}},
-            {"id": "call_2", "type": "function", "function": {"name": "Bash", "arguments": {"command": "pwd"}}},
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "Bash", "arguments": '{"command":"ls"}'},
+            },
+            {
+                "id": "call_2",
+                "type": "function",
+                "function": {"name": "Bash", "arguments": {"command": "pwd"}},
+            },
         ],
     }
     calls = calls_openai(message)
@@ -368,7 +393,7 @@ def test_anthropic_is_error_results() -> None:
 @pytest.mark.parametrize(
     ("content", "failed"),
     [
-        ("Traceback (most recent call last):\n  File \"x.py\"", True),
+        ('Traceback (most recent call last):\n  File "x.py"', True),
         ("error: pathspec 'main2' did not match any file(s) known to git", True),
         ("Exit code: 1\nWall time: 0.2 seconds\nOutput:\n", True),
         ("Exit code: 0\nWall time: 0.2 seconds\nOutput:\nerror: listed in a log", False),
@@ -399,7 +424,11 @@ def test_responses_function_call_output() -> None:
         "input": [
             {"type": "function_call", "call_id": "c1", "name": "shell", "arguments": "{}"},
             {"type": "function_call_output", "call_id": "c1", "output": "Exit code: 127\nOutput:\nnot found"},
-            {"type": "custom_tool_call_output", "call_id": "c2", "output": "Success. Updated the following files"},
+            {
+                "type": "custom_tool_call_output",
+                "call_id": "c2",
+                "output": "Success. Updated the following files",
+            },
         ]
     }
     assert [cid for cid, _ in failed_results(body, "responses")] == ["c1"]

@@ -78,9 +78,25 @@ _cache_lock = threading.Lock()
 _ANY_FORMAT = {
     name: (lambda _value: True)
     for name in (
-        "date-time", "date", "time", "email", "idn-email", "hostname", "idn-hostname", "ipv4", "ipv6",
-        "uri", "uri-reference", "iri", "iri-reference", "uri-template", "json-pointer",
-        "relative-json-pointer", "regex", "duration", "uuid",
+        "date-time",
+        "date",
+        "time",
+        "email",
+        "idn-email",
+        "hostname",
+        "idn-hostname",
+        "ipv4",
+        "ipv6",
+        "uri",
+        "uri-reference",
+        "iri",
+        "iri-reference",
+        "uri-template",
+        "json-pointer",
+        "relative-json-pointer",
+        "regex",
+        "duration",
+        "uuid",
     )
 }
 
@@ -110,7 +126,9 @@ def _fast_detail(exc: fastjsonschema.JsonSchemaValueException) -> str:
     if message.startswith(name):
         message = message[len(name) :].strip()
     if exc.rule == "required" and isinstance(exc.rule_definition, list):
-        missing = [key for key in exc.rule_definition if not isinstance(exc.value, dict) or key not in exc.value]
+        missing = [
+            key for key in exc.rule_definition if not isinstance(exc.value, dict) or key not in exc.value
+        ]
         where = f" in '{'.'.join(path)}'" if path else ""
         return _short(f"missing required field {', '.join(repr(m) for m in missing)}{where}")
     where = f"field '{'.'.join(path)}'" if path else "arguments"
@@ -180,9 +198,13 @@ def check_call(declared: Mapping[str, Mapping[str, Any] | None], call: ToolCall)
         except orjson.JSONDecodeError as exc:
             return CallCheck("invalid_json", call.name, call.id, _short(str(exc)))
     if isinstance(args, str):
-        return CallCheck("schema", call.name, call.id, "arguments are a JSON string, not an object (double-encoded?)")
+        return CallCheck(
+            "schema", call.name, call.id, "arguments are a JSON string, not an object (double-encoded?)"
+        )
     if not isinstance(args, dict):
-        return CallCheck("schema", call.name, call.id, f"arguments must be a JSON object, got {type(args).__name__}")
+        return CallCheck(
+            "schema", call.name, call.id, f"arguments must be a JSON object, got {type(args).__name__}"
+        )
     schema = declared[call.name]
     if schema:
         problem = validator_for(schema)(args)
@@ -208,18 +230,45 @@ def check_calls(
 # --------------------------------------------------------------------------- text-form calls
 
 _NAME = r"[A-Za-z_][\w.\-]*"
-_RESERVED_HINTS = ("<|tool_call", "<｜tool▁call", "<|channel|>", "to=functions.", "[TOOL_CALLS]", "<|python_tag|>")
+_RESERVED_HINTS = (
+    "<|tool_call",
+    "<｜tool▁call",
+    "<|channel|>",
+    "to=functions.",
+    "[TOOL_CALLS]",
+    "<|python_tag|>",
+)
 _MARKUP_HINTS = ("<tool_call", "<function=", "<invoke", '"name"', "'name'", "(")
 
-_KIMI = re.compile(r"<\|tool_call_begin\|>\s*(?:functions\.)?(" + _NAME + r"?)(?::\d+)?\s*<\|tool_call_argument_begin\|>")
+_KIMI = re.compile(
+    r"<\|tool_call_begin\|>\s*(?:functions\.)?(" + _NAME + r"?)(?::\d+)?\s*<\|tool_call_argument_begin\|>"
+)
 _KIMI_SECTION = "<|tool_calls_section_begin|>"
 _DEEPSEEK = re.compile(
-    r"<｜tool▁call▁begin｜>\s*(?:function\s*<｜tool▁sep｜>\s*(" + _NAME + r")|(" + _NAME + r")\s*<｜tool▁sep｜>)"
+    r"<｜tool▁call▁begin｜>\s*(?:function\s*<｜tool▁sep｜>\s*("
+    + _NAME
+    + r")|("
+    + _NAME
+    + r")\s*<｜tool▁sep｜>)"
 )
 _DEEPSEEK_SECTION = "<｜tool▁calls▁begin｜>"
-_HARMONY = re.compile(r"(?:<\|channel\|>\s*\w*\s*|<\|start\|>assistant\s*)to=functions\.(" + _NAME + r")|commentary\s+to=functions\.(" + _NAME + r")")
-_MISTRAL = re.compile(r"\[TOOL_CALLS\]\s*(?:\[\s*\{\s*\"name\"\s*:\s*\"(" + _NAME + r")\"|(" + _NAME + r")\s*\[(?:ARGS|CALL_ID)\])")
-_PYTHON_TAG = re.compile(r"<\|python_tag\|>\s*(?:\{\s*\"name\"\s*:\s*\"(" + _NAME + r")\"|(" + _NAME + r")\s*(?:\.call)?\s*\()")
+_HARMONY = re.compile(
+    r"(?:<\|channel\|>\s*\w*\s*|<\|start\|>assistant\s*)to=functions\.("
+    + _NAME
+    + r")|commentary\s+to=functions\.("
+    + _NAME
+    + r")"
+)
+_MISTRAL = re.compile(
+    r"\[TOOL_CALLS\]\s*(?:\[\s*\{\s*\"name\"\s*:\s*\"("
+    + _NAME
+    + r")\"|("
+    + _NAME
+    + r")\s*\[(?:ARGS|CALL_ID)\])"
+)
+_PYTHON_TAG = re.compile(
+    r"<\|python_tag\|>\s*(?:\{\s*\"name\"\s*:\s*\"(" + _NAME + r")\"|(" + _NAME + r")\s*(?:\.call)?\s*\()"
+)
 
 _HERMES = re.compile(r"<tool_call>\s*(\{)", re.S)
 _FUNCTION_TAG = re.compile(r"<function=(" + _NAME + r")>")
@@ -254,7 +303,9 @@ def detect_text_form(content: str, declared_names: Iterable[str]) -> list[CallCh
             return
         seen.add(key)
         note = "" if canonical or not raw else " (not a declared tool)"
-        found.append(CallCheck("text_form", canonical or raw, None, f"{style} tool call written in message text{note}"))
+        found.append(
+            CallCheck("text_form", canonical or raw, None, f"{style} tool call written in message text{note}")
+        )
 
     if reserved:
         for m in _KIMI.finditer(content):
@@ -284,8 +335,11 @@ def detect_text_form(content: str, declared_names: Iterable[str]) -> list[CallCh
             add("GLM <tool_call>", m.group(1), m.start(), True)
         for m in _INVOKE.finditer(content):
             add("XML <invoke>", m.group(1), m.start(), True)
+    if (
+        markup and lookup and not found
+    ):  # bare JSON and pythonic lists are fallbacks: the forms above own their JSON
         for m in _JSON_NAME.finditer(content):
-            if (m.group(1).lower() not in lookup) or _inside_tool_call_tag(content, m.start()):
+            if m.group(1).lower() not in lookup:
                 continue
             obj = _json_at(content, m.start())
             if isinstance(obj, dict) and any(k in obj for k in _ARG_KEYS):
@@ -322,12 +376,6 @@ def _matching_brace(text: str, pos: int) -> int | None:
     return None
 
 
-def _inside_tool_call_tag(text: str, pos: int) -> bool:
-    """True when a JSON object at `pos` is the body of a <tool_call> already reported as Hermes style."""
-    opening = text.rfind("<tool_call>", 0, pos)
-    return opening >= 0 and not text[opening + len("<tool_call>") : pos].strip()
-
-
 # --------------------------------------------------------------------------- extraction per wire API
 
 
@@ -345,7 +393,9 @@ def declared_openai(body: Mapping[str, Any]) -> dict[str, dict[str, Any] | None]
         name = fn.get("name")
         if isinstance(name, str):
             params = fn.get("parameters")
-            declared[name] = params if isinstance(params, dict) and tool.get("type", "function") == "function" else None
+            declared[name] = (
+                params if isinstance(params, dict) and tool.get("type", "function") == "function" else None
+            )
     for fn in body.get("functions") or ():  # the pre-tools API, still sent by some clients
         if isinstance(fn, dict) and isinstance(fn.get("name"), str):
             params = fn.get("parameters")
@@ -382,7 +432,11 @@ def calls_openai(message: Mapping[str, Any]) -> list[ToolCall]:
 def calls_responses(output: Iterable[Mapping[str, Any]]) -> list[ToolCall]:
     """Structured calls among Responses API output items (`function_call`; `custom_tool_call` is free text)."""
     return [
-        ToolCall(str(item.get("call_id") or item.get("id") or ""), str(item.get("name") or ""), str(item.get("arguments") or ""))
+        ToolCall(
+            str(item.get("call_id") or item.get("id") or ""),
+            str(item.get("name") or ""),
+            str(item.get("arguments") or ""),
+        )
         for item in output
         if item.get("type") == "function_call"
     ]
@@ -407,8 +461,17 @@ def text_anthropic(content: Iterable[Mapping[str, Any]]) -> str:
 # --------------------------------------------------------------------------- failed tool results
 
 DEFAULT_ERROR_PATTERNS: tuple[str, ...] = (
-    "error:", "error -", "traceback (most recent call last)", "exit code", "exit status", "exited with",
-    "failed", "fatal:", "command not found", "no such file or directory", "permission denied",
+    "error:",
+    "error -",
+    "traceback (most recent call last)",
+    "exit code",
+    "exit status",
+    "exited with",
+    "failed",
+    "fatal:",
+    "command not found",
+    "no such file or directory",
+    "permission denied",
     "<tool_use_error>",
 )
 ERROR_WINDOW = 300
@@ -438,7 +501,10 @@ def failed_results(
     if api == "responses":
         items = request_body.get("input")
         for item in items if isinstance(items, list) else ():
-            if isinstance(item, dict) and item.get("type") in ("function_call_output", "custom_tool_call_output"):
+            if isinstance(item, dict) and item.get("type") in (
+                "function_call_output",
+                "custom_tool_call_output",
+            ):
                 reason = _text_failure(_as_text(item.get("output")), matcher, window)
                 if reason:
                     found.append((str(item.get("call_id") or ""), reason))
@@ -458,9 +524,18 @@ def _failed_anthropic(body: Mapping[str, Any]) -> list[tuple[str, str]]:
         if not isinstance(content, list):
             continue
         for block in content:
-            if isinstance(block, dict) and block.get("type") == "tool_result" and block.get("is_error") is True:
+            if (
+                isinstance(block, dict)
+                and block.get("type") == "tool_result"
+                and block.get("is_error") is True
+            ):
                 first = _as_text(block.get("content")).strip().splitlines()
-                found.append((str(block.get("tool_use_id") or ""), _short("is_error" + (f": {first[0]}" if first else ""))))
+                found.append(
+                    (
+                        str(block.get("tool_use_id") or ""),
+                        _short("is_error" + (f": {first[0]}" if first else "")),
+                    )
+                )
     return found
 
 
@@ -468,7 +543,11 @@ def _as_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(p.get("text") or "" for p in content if isinstance(p, dict) and p.get("type") in ("text", "input_text", "output_text"))
+        return "\n".join(
+            p.get("text") or ""
+            for p in content
+            if isinstance(p, dict) and p.get("type") in ("text", "input_text", "output_text")
+        )
     return ""
 
 

@@ -1,0 +1,397 @@
+"""The model price table: packaged prices, fast lookup by any provider's model name, OpenRouter refresh.
+
+Prices are USD per million tokens: `input` (uncached), `output`, `cache_read`, `cache_write` (the
+5-minute or only cache-write tier) and `cache_write_1h`; a missing cache price is None, meaning the
+provider has no such tier (the cost module then bills those tokens as `input`). Every entry names its
+`source` and the `date` it was read, and may carry per-provider overrides (`providers`) because the
+same open-weight model costs different amounts on Groq, Together or Fireworks.
+
+Lookup runs on every proxied call, so all names are normalised into one dict when the table loads and
+a lookup is a few dict probes (results memoised). Normalisation: lowercase; strip `provider/` routing
+prefixes one segment at a time (`openrouter/`, `together_ai/`, `accounts/fireworks/models/`, Bedrock's
+`us.anthropic.`); strip date suffixes (`-20250929`, `-2025-09-29`, `@20250929`), Bedrock's `-v1:0`,
+OpenRouter variants (`:free`, `:thinking`), `-latest` and quantisation suffixes (`-fp8`, `-int4`...).
+An exact name is tried before any stripping, so `deepseek-chat` and `deepseek/deepseek-chat` can be
+different models.
+
+The packaged resources/prices.json is read-only: `refresh()` merges OpenRouter's live list into a copy
+written atomically to a user-data path, and refuses to overwrite the packaged file.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from app.paths import resource
+
+PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h")
+PACKAGED_NAME = "prices.json"
+
+
+@dataclass(frozen=True, slots=True)
+class PriceEntry:
+    """One model's prices (USD per million tokens) and where they came from."""
+
+    id: str
+    input: float
+    output: float
+    cache_read: float | None = None
+    cache_write: float | None = None
+    cache_write_1h: float | None = None
+    source: str = ""
+    date: str = ""
+    aliases: tuple[str, ...] = ()
+    note: str = ""
+    provider: str | None = None  # set when these are one provider's prices for the model
+    providers: Mapping[str, PriceEntry] = field(default_factory=dict)
+
+    def for_provider(self, provider_kind: str | None) -> PriceEntry:
+        """This model's prices on `provider_kind`, or the model's reference prices."""
+        if provider_kind:
+            found = self.providers.get(provider_kind.lower())
+            if found is not None:
+                return found
+        return self
+
+
+@dataclass(slots=True)
+class PriceTable:
+    updated: str
+    models: dict[str, PriceEntry]
+    _index: dict[str, str] = field(default_factory=dict, repr=False)
+    _memo: dict[tuple[str, str | None], PriceEntry | None] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.reindex()
+
+    def reindex(self) -> None:
+        """Rebuild the name index: canonical ids first, aliases next, bare tails (after the last /) last."""
+        index: dict[str, str] = {}
+        for model_id in self.models:
+            index.setdefault(_clean(model_id), model_id)
+        for model_id, entry in self.models.items():
+            for alias in entry.aliases:
+                index.setdefault(_clean(alias), model_id)
+        for model_id in self.models:
+            for key in _variants(model_id):
+                index.setdefault(key, model_id)
+            for alias in self.models[model_id].aliases:
+                for key in _variants(alias):
+                    index.setdefault(key, model_id)
+        self._index = index
+        self._memo = {}
+
+    def lookup(self, model_name: str, provider_kind: str | None = None) -> PriceEntry | None:
+        """Prices for a model as any provider names it; provider-specific prices when known."""
+        key = (model_name, provider_kind)
+        if key in self._memo:
+            return self._memo[key]
+        model_id = None
+        for candidate in _variants(model_name):
+            model_id = self._index.get(candidate)
+            if model_id is not None:
+                break
+        result = self.models[model_id].for_provider(provider_kind) if model_id else None
+        if (
+            result is not None
+            and _clean(model_name).endswith(":free")
+            and _clean(model_name) != _clean(model_id or "")
+        ):
+            free = dict.fromkeys(PRICE_FIELDS, 0.0)
+            result = replace(result, **free, note="OpenRouter :free variant, billed $0", providers={})
+        if len(self._memo) > 4096:
+            self._memo.clear()
+        self._memo[key] = result
+        return result
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "updated": self.updated,
+            "unit": "USD per 1M tokens",
+            "models": {model_id: _entry_json(entry) for model_id, entry in self.models.items()},
+        }
+
+
+# --------------------------------------------------------------------------- normalisation
+
+_DATE = re.compile(r"(?:[-@_]20\d{2}-?\d{2}-?\d{2})$")
+_VERSION_SUFFIX = re.compile(r"-v\d+:\d+$")  # Bedrock: -v1:0
+_VARIANT = re.compile(r":[a-z0-9._-]+$")
+_QUANT = re.compile(r"-(?:fp8|fp4|fp16|bf16|int8|int4|awq|gguf|mlx)$")
+_REGION = re.compile(r"^(?:us|eu|apac|global|jp|au|ca)\.")
+_VENDOR_DOT = re.compile(r"^(?:anthropic|meta|mistral|amazon|deepseek|openai|qwen|moonshot|minimax)\.")
+
+
+def _clean(name: str) -> str:
+    return name.strip().lower()
+
+
+def _variants(name: str) -> list[str]:
+    """Keys to probe for `name`, most specific first (see the module docstring)."""
+    base = _clean(name)
+    if base.startswith("accounts/") and "/models/" in base:
+        base = base.split("/models/", 1)[1]
+    out: list[str] = []
+
+    def push(key: str) -> None:
+        if key and key not in out:
+            out.append(key)
+
+    segments = base.split("/")
+    for start in range(len(segments)):
+        tail = "/".join(segments[start:])
+        push(tail)
+        stripped = _strip(tail)
+        push(stripped)
+    return out
+
+
+def _strip(name: str) -> str:
+    name = _REGION.sub("", name)
+    name = _VENDOR_DOT.sub("", name)
+    for _ in range(3):
+        before = name
+        name = _VERSION_SUFFIX.sub("", name)
+        name = _VARIANT.sub("", name)
+        name = _DATE.sub("", name)
+        name = _QUANT.sub("", name)
+        name = name.removesuffix("-latest")
+        if name == before:
+            break
+    return name
+
+
+# --------------------------------------------------------------------------- load and save
+
+
+def _num(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    return float(value)
+
+
+def _entry(model_id: str, raw: Mapping[str, Any], provider: str | None = None) -> PriceEntry:
+    providers = {
+        kind.lower(): _entry(model_id, {**sub, "aliases": []}, kind.lower())
+        for kind, sub in (raw.get("providers") or {}).items()
+    }
+    return PriceEntry(
+        id=model_id,
+        input=float(raw["input"]),
+        output=float(raw["output"]),
+        cache_read=_num(raw.get("cache_read")),
+        cache_write=_num(raw.get("cache_write")),
+        cache_write_1h=_num(raw.get("cache_write_1h")),
+        source=str(raw.get("source") or ""),
+        date=str(raw.get("date") or ""),
+        aliases=tuple(raw.get("aliases") or ()),
+        note=str(raw.get("note") or ""),
+        provider=provider,
+        providers=providers,
+    )
+
+
+def _entry_json(entry: PriceEntry) -> dict[str, Any]:
+    out: dict[str, Any] = {name: getattr(entry, name) for name in PRICE_FIELDS}
+    out["source"] = entry.source
+    out["date"] = entry.date
+    if entry.provider is None:
+        out["aliases"] = list(entry.aliases)
+    if entry.note:
+        out["note"] = entry.note
+    if entry.providers:
+        out["providers"] = {kind: _entry_json(sub) for kind, sub in entry.providers.items()}
+    return out
+
+
+def table_from_json(data: Mapping[str, Any]) -> PriceTable:
+    models = {model_id: _entry(model_id, raw) for model_id, raw in (data.get("models") or {}).items()}
+    return PriceTable(updated=str(data.get("updated") or ""), models=models)
+
+
+def load_table(path: str | os.PathLike[str] | None = None) -> PriceTable:
+    """The table at `path`, or the packaged one."""
+    source = Path(path) if path is not None else resource(PACKAGED_NAME)
+    return table_from_json(orjson.loads(source.read_bytes()))
+
+
+def save_table(table: PriceTable, path: str | os.PathLike[str]) -> None:
+    """Write atomically (temp file in the same folder, fsync, rename); never the packaged file."""
+    target = Path(path)
+    if _is_packaged(target):
+        raise ValueError(f"refusing to overwrite the packaged price table {target}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    payload = orjson.dumps(table.to_json(), option=orjson.OPT_INDENT_2) + b"\n"
+    fd, tmp = tempfile.mkstemp(prefix=".prices-", suffix=".json", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _is_packaged(target: Path) -> bool:
+    try:
+        packaged = resource(PACKAGED_NAME).resolve()
+    except FileNotFoundError:
+        return False
+    return target.resolve() == packaged
+
+
+_default: PriceTable | None = None
+
+
+USER_COPY = "prices.json"  # in the user data dir, written by `refresh`
+
+
+def user_copy_path() -> Path:
+    from app.paths import data_dir
+
+    return data_dir() / USER_COPY
+
+
+def default_table() -> PriceTable:
+    """The table `lookup` uses: the newer of the packaged table and the user's refreshed copy (by
+    `updated`), so an app update with newer packaged prices is not shadowed by an old refresh; a
+    table installed with `set_default_table` wins."""
+    global _default
+    if _default is None:
+        packaged = load_table()
+        try:
+            user = load_table(user_copy_path())
+        except (OSError, ValueError, KeyError, TypeError):  # absent or damaged: the packaged table serves
+            user = None
+        _default = user if user is not None and user.updated >= packaged.updated else packaged
+    return _default
+
+
+def set_default_table(table: PriceTable | None) -> None:
+    global _default
+    _default = table
+
+
+def lookup(model_name: str, provider_kind: str | None = None) -> PriceEntry | None:
+    return default_table().lookup(model_name, provider_kind)
+
+
+# --------------------------------------------------------------------------- OpenRouter refresh
+
+
+@dataclass(frozen=True, slots=True)
+class PriceChange:
+    model: str
+    field: str  # a price field, or "added" for a new model
+    old: float | None
+    new: float | None
+
+
+def _per_million(value: Any) -> float | None:
+    """OpenRouter quotes USD per token as strings; -1 or junk means 'no fixed price'."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if number < 0:
+        return None
+    return round(number * 1_000_000, 6)
+
+
+def refresh_from_openrouter(
+    models_json: Mapping[str, Any],
+    base: PriceTable | None = None,
+    *,
+    source: str = "https://openrouter.ai/api/v1/models",
+    today: str | None = None,
+) -> tuple[PriceTable, list[PriceChange]]:
+    """Merge OpenRouter's `/models` list into a copy of `base` (default: the packaged table).
+
+    A listed model whose id (or an alias) is already in the table gets its reference prices replaced,
+    keeping its aliases, note and per-provider prices; others are added. Models without a fixed
+    prompt and completion price (routers, variable pricing) are skipped.
+    """
+    base = base if base is not None else load_table()
+    date = today or _dt.date.today().isoformat()
+    models = dict(base.models)
+    exact = {_clean(model_id): model_id for model_id in models}
+    for model_id, entry in models.items():
+        for alias in entry.aliases:
+            exact.setdefault(_clean(alias), model_id)
+    changes: list[PriceChange] = []
+    for item in models_json.get("data") or ():
+        if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
+            continue
+        pricing = item.get("pricing") or {}
+        prompt = _per_million(pricing.get("prompt"))
+        completion = _per_million(pricing.get("completion"))
+        if prompt is None or completion is None:
+            continue
+        fresh = {
+            "input": prompt,
+            "output": completion,
+            "cache_read": _per_million(pricing.get("input_cache_read")),
+            "cache_write": _per_million(pricing.get("input_cache_write")),
+        }
+        known = exact.get(_clean(item["id"]))
+        if known is None:
+            slug = item.get("canonical_slug")
+            aliases = (slug,) if isinstance(slug, str) and slug != item["id"] else ()
+            models[item["id"]] = PriceEntry(id=item["id"], source=source, date=date, aliases=aliases, **fresh)  # type: ignore[arg-type]
+            exact[_clean(item["id"])] = item["id"]
+            changes.append(PriceChange(item["id"], "added", None, prompt))
+            continue
+        old = models[known]
+        updates: dict[str, Any] = {"source": source, "date": date}
+        for name, value in fresh.items():
+            if value is None and name.startswith("cache"):
+                continue  # OpenRouter omits cache prices it does not know: keep ours
+            if value != getattr(old, name):
+                changes.append(PriceChange(known, name, getattr(old, name), value))
+            updates[name] = value
+        models[known] = replace(old, **updates)
+    return PriceTable(updated=date, models=models), changes
+
+
+def refresh(
+    base_url: str,
+    api_key: str | None = None,
+    *,
+    client: httpx.Client | None = None,
+    out_path: str | os.PathLike[str] | None = None,
+    base: PriceTable | None = None,
+    timeout: float = 30.0,
+) -> tuple[PriceTable, list[PriceChange]]:
+    """Fetch `GET {base_url}/models`, merge it, and write the result to `out_path` (a user-data path) if given."""
+    url = base_url.rstrip("/") + "/models"
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    owned = client is None
+    http = client or httpx.Client(timeout=timeout)
+    try:
+        response = http.get(url, headers=headers)
+        response.raise_for_status()
+        data = orjson.loads(response.content)
+    finally:
+        if owned:
+            http.close()
+    table, changes = refresh_from_openrouter(data, base, source=url)
+    if out_path is not None:
+        save_table(table, out_path)
+    return table, changes
+
+
+def merged_names(table: PriceTable) -> Iterable[str]:
+    """Every name the index answers to (for diagnostics and tests)."""
+    return table._index.keys()
