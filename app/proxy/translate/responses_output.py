@@ -187,9 +187,10 @@ def chat_to_responses_response(
     if thinking:
         output.append(reasoning_item(new_id("rs"), thinking))
     text = content_text(message.get("content")) + (message.get("refusal") or "")
-    if text:
-        output.append(message_item(new_id("msg"), text, item_status))
-    for call in message.get("tool_calls") or ():
+    calls = message.get("tool_calls") or ()
+    if text:  # text followed by tool calls was finished before the cut, as in a stream
+        output.append(message_item(new_id("msg"), text, "completed" if calls else item_status))
+    for call in calls:
         function = call.get("function") or {}
         name = function.get("name") or ""
         call_id = call.get("id") or new_id("call")

@@ -4,6 +4,10 @@ Codex CLI only speaks the Responses API and exits on the first 4xx, so this side
 Codex sends is accepted, and only what chat completions has an equivalent for is forwarded (FORWARDED).
 What the way back needs (bridged custom tools, flattened namespaces, what the Response object echoes)
 is kept in a ResponsesContext.
+
+The chat body is a shallow rebuild: tool schemas and content strings are the client's own objects, so
+copy before mutating them in place. Assistant messages may carry `reasoning_content` (replayed reasoning
+that DeepSeek-style thinking models require); a target that rejects unknown message fields must drop it.
 """
 
 from __future__ import annotations
@@ -51,10 +55,12 @@ HOSTED_TOOLS: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 
-Lookup = Callable[[str], "list[dict[str, Any]] | None"]
+Lookup = Callable[[str], list[dict[str, Any]] | None]  # previous_response_id -> its input + output items
 
+# Request fields a Response object repeats back.
+_ECHOED = ("instructions", "max_output_tokens", "temperature", "top_p", "reasoning", "text", "metadata",
+           "previous_response_id", "store", "truncation", "service_tier", "prompt_cache_key", "user")  # fmt: skip
 _MAX_NAME = 64  # OpenAI and Anthropic both cap function names at 64 characters
-_EMPTY_PARAMS: dict[str, Any] = {"type": "object", "properties": {}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,10 +150,6 @@ def responses_to_chat_request(
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}
     return out, ctx
-
-
-_ECHOED = ("instructions", "max_output_tokens", "temperature", "top_p", "reasoning", "text", "metadata",
-           "previous_response_id", "store", "truncation", "service_tier", "prompt_cache_key", "user")  # fmt: skip
 
 
 def _input_items(body: dict[str, Any], lookup: Lookup | None) -> list[Any]:
@@ -416,7 +418,7 @@ def _add_tool(
     else:
         if tool.get("description"):
             function["description"] = tool["description"]
-        function["parameters"] = tool.get("parameters") or _EMPTY_PARAMS
+        function["parameters"] = tool.get("parameters") or {"type": "object", "properties": {}}
         if tool.get("strict"):
             function["strict"] = True
     out.append({"type": "function", "function": function})
