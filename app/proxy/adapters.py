@@ -16,6 +16,12 @@ import orjson
 from app.core.config import Provider
 from app.proxy import sse
 from app.proxy.errors import error_body, upstream_error_message
+from app.proxy.translate.responses import (
+    ChatToResponsesStream,
+    chat_error_to_responses,
+    chat_to_responses_response,
+    responses_to_chat_request,
+)
 
 
 class StreamTranslator(Protocol):
@@ -41,6 +47,7 @@ class Adapter:
     prepare: Callable[[dict[str, Any], str, Provider, Context], dict[str, Any]]
     respond: Callable[[dict[str, Any], Context], dict[str, Any]] | None = None  # None: pass bytes through
     stream: Callable[[Context], StreamTranslator] | None = None  # None: pass events through
+    error: Callable[[int, bytes], dict[str, Any]] | None = None  # upstream error -> client's shape
     path: str = field(default="")
 
     @property
@@ -61,7 +68,9 @@ class Adapter:
 
     def error_from_upstream(self, status: int, body: bytes) -> bytes:
         """An upstream error body re-shaped for the client (kept as is when the formats already agree)."""
-        if self.client_api == self.upstream_api or (self.client_api == "responses" and self.upstream_api == "openai"):
+        if self.error is not None:
+            return orjson.dumps(self.error(status, body))
+        if self.client_api == self.upstream_api:
             try:
                 data = orjson.loads(body)
                 if isinstance(data, dict) and "error" in data:
@@ -100,9 +109,23 @@ def _prepare_anthropic(body: dict[str, Any], model: str, provider: Provider, ctx
     return out
 
 
+def _prepare_responses_chat(body: dict[str, Any], model: str, provider: Provider, ctx: Context) -> dict[str, Any]:
+    chat, ctx.extra = responses_to_chat_request(body, model=model)
+    clamp_max_tokens(chat, "max_tokens", provider)
+    return chat
+
+
 _ADAPTERS: dict[tuple[str, str], Adapter] = {
     ("openai", "openai"): Adapter("openai", "openai", _prepare_openai),
     ("anthropic", "anthropic"): Adapter("anthropic", "anthropic", _prepare_anthropic),
+    ("responses", "openai"): Adapter(
+        "responses",
+        "openai",
+        _prepare_responses_chat,
+        respond=lambda data, ctx: chat_to_responses_response(data, ctx.extra),
+        stream=lambda ctx: ChatToResponsesStream(ctx.extra),
+        error=chat_error_to_responses,
+    ),
 }
 
 

@@ -161,6 +161,10 @@ class Pipeline:
                 attempt.error_message = upstream_error_message(err_body)
                 attempt.duration_ms = rec.elapsed_ms() - started
                 headers = {k: v for k, v in resp.headers.items() if k.lower() in ("retry-after",)}
+                if resp.status in (401, 403) and not provider.local and self.core.provider_key(provider.name) is None:
+                    hint = f"{provider.name} refused the call and Downshift has no key for it: `downshift key set {provider.name}`"
+                    attempt.error_message = f"{hint} ({attempt.error_message})"
+                    err_body = orjson.dumps({"error": {"message": attempt.error_message, "type": "authentication_error"}})
                 last_error, last_failure = (resp.status, adapter.error_from_upstream(resp.status, err_body), headers), None
                 if resp.status in RETRYABLE_STATUS and not is_last:
                     continue
