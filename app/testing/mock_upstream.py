@@ -14,13 +14,14 @@ import concurrent.futures
 import contextlib
 import inspect
 import itertools
+import signal
 import socket
 import struct
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -38,6 +39,7 @@ _MID_STREAM = frozenset({"reset_mid_stream", "close_mid_stream", "truncate", "st
                          "malformed_sse", "error_event"})
 _JSON = "application/json"
 _SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+_Answer = Callable[[web.Request, RecordedRequest, int], Awaitable[web.StreamResponse]]
 _BROKEN_EVENT = {
     "openai": b'data: {"id":"chatcmpl-broken","choices":[{"index":0,"delta":{"content":"unterminat\n\n',
     "anthropic": b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"ty\n\n',
@@ -58,7 +60,7 @@ class MockUpstream:
         default: Script | None = None,
         models: Iterable[Mapping[str, Any]] | None = None,
         always_stream_usage: bool = False,
-        max_recorded: int | None = 10_000,
+        max_recorded: int | None = 1000,
     ) -> None:
         self.host = host
         self.port = port
@@ -246,7 +248,7 @@ class MockUpstream:
         rec = await self._record(request, _guess_api(request))
         return self._json(404, wire.not_found_body(rec.api, request.method, request.path), rec.api, 0, {})
 
-    async def _guarded(self, request: web.Request, api: str, answer: Any) -> web.StreamResponse:
+    async def _guarded(self, request: web.Request, api: str, answer: _Answer) -> web.StreamResponse:
         """Record, apply latency and auth, then answer; tracked so stop() can cut it short."""
         task = asyncio.current_task()
         if task is not None:
@@ -281,8 +283,8 @@ class MockUpstream:
         if not isinstance(rec.json, dict):
             body = wire.error_body(rec.api, 400, "Request body must be a JSON object.", _request_id(seq))
             return self._json(400, body, rec.api, seq, {})
-        item = self._take(rec.path)
-        reply, fault = await self._resolve(item if item is not None else self.default, rec, self.default)
+        item, default = self._take(rec.path), self.default
+        reply, fault = await self._resolve(item if item is not None else default, rec, default)
         p = wire.plan(reply, rec, seq)
         if rec.api == "anthropic":
             return await self._respond(request, rec, seq, reply, fault, lambda: wire.anthropic_body(p),
@@ -319,25 +321,30 @@ class MockUpstream:
             if inspect.isawaitable(result):
                 result = await result
         except Exception as exc:  # the test's script failed: answer 500 and keep the error for the test
-            self.errors.append(exc)
-            return Reply(status=500, error=f"mock script raised {type(exc).__name__}: {exc}")
+            return self._script_error(exc, f"mock script raised {type(exc).__name__}: {exc}")
         if not isinstance(result, Reply | Fault):
-            self.errors.append(TypeError(f"script returned {type(result).__name__}, not Reply or Fault"))
-            return Reply(status=500, error="mock script returned neither Reply nor Fault")
+            error = TypeError(f"script returned {type(result).__name__}, not Reply or Fault")
+            return self._script_error(error, str(error))
         return result
+
+    def _script_error(self, exc: BaseException, message: str) -> Reply:
+        with self._cond:
+            self.errors.append(exc)
+        return Reply(status=500, error=message)
 
     # ------------------------------------------------------------ responding
 
     async def _respond(self, request: web.Request, rec: RecordedRequest, seq: int, reply: Reply,
-                       fault: Fault | None, body: Any, events: Any) -> web.StreamResponse:
+                       fault: Fault | None, body: Callable[[], bytes],
+                       events: Callable[[], list[wire.Event]] | None) -> web.StreamResponse:
         """Send `reply` (rendered lazily by `body`/`events`), broken the way `fault` says."""
         kind = fault.kind if fault else None
         if kind == "refuse":
             if request.transport is not None:
                 request.transport.close()
             return web.Response()  # never written: aiohttp finds the connection closed
-        if kind == "stall_before_headers":
-            await asyncio.sleep(fault.duration)  # type: ignore[union-attr]
+        if fault is not None and kind == "stall_before_headers":
+            await asyncio.sleep(fault.duration)
         if kind == "malformed_json":
             await _delay(reply.first_byte_delay)
             return self._json(200, b'{"id": "broken", "choices": [{"index": 0, "message": {"content": "',
@@ -351,8 +358,8 @@ class MockUpstream:
         await _delay(reply.first_byte_delay)
         if kind == "error_event":
             return self._json(500, wire.error_body(rec.api, 500, None, _request_id(seq)), rec.api, seq, reply.headers)
-        if kind in _MID_STREAM:
-            return await self._broken_body(request, rec.api, seq, reply, fault, body())  # type: ignore[arg-type]
+        if fault is not None and kind in _MID_STREAM:
+            return await self._broken_body(request, rec.api, seq, reply, fault, body())
         return self._json(200, body(), rec.api, seq, reply.headers)
 
     def _json(self, status: int, body: bytes, api: str, seq: int, extra: Mapping[str, str]) -> web.Response:
@@ -501,14 +508,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     mock = MockUpstream(host=args.host, port=args.port, latency=args.latency_ms / 1000,
-                        require_key=args.require_key, max_recorded=1000)
+                        require_key=args.require_key, max_recorded=100)
     mock.default = Reply(text=args.text, stream_chunks=args.stream_chunks,
                          first_byte_delay=args.first_byte_ms / 1000, chunk_delay=args.chunk_delay_ms / 1000)
 
     async def serve() -> None:
+        stop = asyncio.Event()
+        if sys.platform != "win32":  # also when started in the background, where SIGINT is ignored
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
         async with mock:
             print(f"mock upstream listening on {mock.base_url}", flush=True)
-            await asyncio.Event().wait()
+            await stop.wait()
 
     runner_factory = None
     with contextlib.suppress(ImportError):

@@ -42,7 +42,7 @@ class Usage:
     reasoning: int | None = None  # completion_tokens_details.reasoning_tokens; None: words of `reasoning`
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Reply:
     """One scripted upstream answer; rendered in the wire format of the endpoint that was called.
 

@@ -228,7 +228,10 @@ def openai_events(p: Plan, include_usage: bool) -> list[Event]:
     usage_null = b',"usage":null' if include_usage else b""
     tail = b',"logprobs":null,"finish_reason":null}]' + usage_null + b"}\n\n"
 
-    events: list[Event] = [(open_choice + b'{"role":"assistant","content":"","refusal":null}' + tail, False)]
+    # Tool-only answers open with content null, as OpenAI's do; text answers with an empty string.
+    role = b'{"role":"assistant","content":"","refusal":null}' if p.text or not p.tool_calls else \
+        b'{"role":"assistant","content":null,"refusal":null}'
+    events: list[Event] = [(open_choice + role + tail, False)]
     content = _Timer()
     reasoning_key = b'{"content":null,' + orjson.dumps(p.reasoning_field) + b":"
     for piece in split_text(p.reasoning, p.stream_chunks):
@@ -433,7 +436,7 @@ DEFAULT_MODELS: tuple[dict[str, Any], ...] = (
      "pricing": {"prompt": "0.0000003", "completion": "0.0000012", "input_cache_read": "0.00000003"}},
     {"id": "moonshotai/kimi-k2", "name": "MoonshotAI: Kimi K2", "context_length": 131072,
      "pricing": {"prompt": "0.0000006", "completion": "0.0000025", "input_cache_read": "0.00000015"}},
-    {"id": "anthropic/claude-sonnet-4.5", "name": "Anthropic: Claude Sonnet 4.5", "context_length": 1000000,
+    {"id": "anthropic/claude-sonnet-4.6", "name": "Anthropic: Claude Sonnet 4.6", "context_length": 1000000,
      "pricing": {"prompt": "0.000003", "completion": "0.000015", "input_cache_read": "0.0000003",
                  "input_cache_write": "0.00000375"}},
     {"id": "mock-model", "name": "Mock model", "context_length": 131072,
