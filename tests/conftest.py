@@ -102,7 +102,7 @@ fallback = ["backup/deepseek/deepseek-chat"]
 
 [[presets]]
 name = "premium"
-default = "premium/claude-sonnet-4-5"
+default = "premium/claude-sonnet-4-6"
 
 [[presets]]
 name = "flaky"

@@ -55,7 +55,7 @@ def test_use_presets_providers(capsys, config_path: Path, core) -> None:  # type
     presets = json.loads(run(capsys, "presets", "--json", "--config", str(config_path)))
     assert [p["name"] for p in presets if p["active"]] == ["premium"]
     table = run(capsys, "presets", "--config", str(config_path))
-    assert "premium/claude-sonnet-4-5" in table and "PRESET" in table
+    assert "premium/claude-sonnet-4-6" in table and "PRESET" in table
     providers = json.loads(run(capsys, "providers", "--json", "--config", str(config_path)))
     assert {p["name"]: p["key"] for p in providers}["cheapco"] == "set"
     assert {p["name"]: p["key"] for p in providers}["deadco"] == "missing"

@@ -191,7 +191,7 @@ def test_models_lists_roles_and_targets(proxy, token) -> None:  # type: ignore[n
     ids = [m["id"] for m in r.json()["data"]]
     assert r.json()["object"] == "list"
     assert ids[:4] == ["default", "plan", "background", "subagent"]
-    assert "cheapco/qwen/qwen3-coder" in ids and "premium/claude-sonnet-4-5" in ids
+    assert "cheapco/qwen/qwen3-coder" in ids and "premium/claude-sonnet-4-6" in ids
 
 
 def test_malformed_json_is_a_400_and_logged(proxy, token, core) -> None:  # type: ignore[no-untyped-def]
