@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from app import __version__
+from app import cli_analytics as analytics_cli
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -256,6 +257,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         return 2
     core = _core(args)
     data = summary(core.db, since=since)
+    data.update(analytics_cli.stats_extra(core.db, since))
     core.close()
     if args.json:
         _print_json(data)
@@ -271,6 +273,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(table(rows, [("provider", "PROVIDER"), ("model", "MODEL"), ("calls", "CALLS"), ("errors", "FAILED"),
                        ("input_tokens", "IN TOK"), ("output_tokens", "OUT TOK"), ("cost", "COST"), ("tool_calls", "TOOL CALLS"),
                        ("rate", "TOOL FAIL %")]))
+    analytics_cli.print_stats_extra(data)
     return 0
 
 
@@ -385,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("prices", cmd_prices_refresh, "refresh the price table from a provider that publishes prices (OpenRouter)")
     p.add_argument("action", choices=("refresh",))
     p.add_argument("--provider", default="openrouter")
+    analytics_cli.register(add)
     return parser
 
 

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 from app import paths
+from app.core.analytics.policy import CallPolicy
 from app.core.config import Config, ConfigError, ConfigStore, default_config, save_config
 from app.core.events import EventBus
 from app.core.secrets import SecretStore, local_token, provider_key, provider_key_name
@@ -38,6 +39,8 @@ class Core:
         self.db_url = paths.db_url(db_url)
         self.db = open_database(self.db_url)
         self.writer = LogWriter(self.db, on_written=lambda recs: self.events.emit("calls_logged", recs))
+        self.policy = CallPolicy(self)  # tasks, budgets, escalation (app.core.analytics)
+        self.writer.hooks.append(self.policy.writer_hook)
         self._keys: dict[str, str | None] = {}
         self._keys_lock = threading.Lock()
 

@@ -50,8 +50,9 @@ class Pipeline:
         rec.session_key = session_key(request, data)
         if config.store_bodies:
             rec.request_body = accounting.redacted_body(body, config.body_max_bytes)
+        forced = self.core.policy.before(rec, data, config)
         try:
-            chosen = route(config, rec.requested_model)
+            chosen = route(config, rec.requested_model, force_role=forced)
         except RoutingError as exc:
             raise ProxyError(400, "no_route", str(exc)) from None
         rec.preset, rec.role = chosen.preset, chosen.role

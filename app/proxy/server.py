@@ -130,6 +130,7 @@ class ProxyServer:
             finally:
                 if rec.outcome == "in_flight":
                     rec.finish("error" if (rec.status or 200) >= 400 else "ok")
+                self.core.policy.after(rec)
                 writer.finished(rec)
                 self.core.events.emit("call_finished", rec)
             return response

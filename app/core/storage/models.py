@@ -104,3 +104,96 @@ class Task(Base):
     outcome: Mapped[str | None] = mapped_column(String(16))  # finished | abandoned | None (open)
 
     __table_args__ = (Index("ix_tasks_key", "key"), Index("ix_tasks_started", "started_at"))
+
+
+# ---------------------------------------------------------------------------------------------- analytics (0002)
+
+
+class UsageHourly(Base):
+    """Per-hour totals by provider, model and role, kept in step with the call log by the writer hook.
+
+    Charts read these instead of scanning millions of call rows, and they survive retention pruning, so
+    figures stay exact after old detail rows are deleted. Empty strings stand for "none" (SQLite treats
+    NULLs as distinct in a primary key, which would break the upsert).
+    """
+
+    __tablename__ = "usage_hourly"
+
+    hour: Mapped[int] = mapped_column(Integer, primary_key=True)  # unix seconds of the UTC hour's start
+    provider: Mapped[str] = mapped_column(String(100), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32), primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    unpriced_calls: Mapped[int] = mapped_column(Integer, default=0)
+    premium_usd: Mapped[float] = mapped_column(Float, default=0.0)  # premium equivalent of priced calls
+    savings_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    escalated: Mapped[int] = mapped_column(Integer, default=0)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    tool_calls: Mapped[int] = mapped_column(Integer, default=0)
+    tool_invalid_json: Mapped[int] = mapped_column(Integer, default=0)
+    tool_unknown_tool: Mapped[int] = mapped_column(Integer, default=0)
+    tool_schema: Mapped[int] = mapped_column(Integer, default=0)
+    tool_text_form: Mapped[int] = mapped_column(Integer, default=0)
+    tool_result_failed: Mapped[int] = mapped_column(Integer, default=0)  # valid calls whose result failed
+
+
+class TaskTotals(Base):
+    """Running totals of a task (one row per task), so task lists and cost per task survive pruning."""
+
+    __tablename__ = "task_totals"
+
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    unpriced_calls: Mapped[int] = mapped_column(Integer, default=0)
+    premium_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    savings_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    tool_calls: Mapped[int] = mapped_column(Integer, default=0)
+    tool_failures: Mapped[int] = mapped_column(Integer, default=0)  # validation failures + failed results
+    escalated: Mapped[int] = mapped_column(Integer, default=0)
+    models: Mapped[str] = mapped_column(Text, default="")  # "provider/model" joined by "\n", first use first
+
+
+class AnalyticsMeta(Base):
+    """Small key/value state of the analytics (e.g. `pruned_before`: detail older than this is gone)."""
+
+    __tablename__ = "analytics_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class ProbeResult(Base):
+    """One probe of one executor check (`downshift probe`), so a model's record shows where it is picked."""
+
+    __tablename__ = "probe_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(300))  # provider/model
+    probe: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[float] = mapped_column(Float)
+    passed: Mapped[bool] = mapped_column(Boolean, default=False)
+    tool_calls: Mapped[int] = mapped_column(Integer, default=0)
+    tool_failures: Mapped[int] = mapped_column(Integer, default=0)
+    failure_kinds: Mapped[str | None] = mapped_column(Text)  # JSON {kind: count}
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_probe_target", "target", "started_at"),)
+
+# Task look-ups done by the writer hook and the task list (the tasks table itself is from 0001).
+Index("ix_tasks_last", Task.last_at)
+Index("ix_tasks_source", Task.source, Task.id)

@@ -1,0 +1,240 @@
+"""The analytics commands of the `downshift` CLI: tasks, task, probe, rollup, breakeven, and the extra
+figures of `stats`. Kept apart from `app.cli` so that module stays a list of small commands; `app.cli`
+registers these through `register`. JSON shapes are documented in README ("JSON output")."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+AddCommand = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"${value:.4f}"
+
+
+def _core(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from app.core.engine import Core
+
+    return Core(args.config, args.db)
+
+
+def _since(text: str | None) -> float | None:
+    from app.core.queries import parse_since
+
+    return parse_since(text)
+
+
+# ----------------------------------------------------------------------------------------------- stats
+
+
+def stats_extra(engine: Engine, since: float | None) -> dict[str, Any]:
+    """Keys `stats --json` adds to the summary: tool-call reliability by kind, savings, cost per finished task."""
+    from app.core.queries.dashboard import reliability, savings
+    from app.core.queries.tasks import cost_per_task
+
+    start = since or 0.0
+    per_task = cost_per_task(engine, since=start)["by_outcome"]
+    finished = per_task.get("finished")
+    return {
+        "tools": reliability(engine, since=start),
+        "savings": savings(engine, since=start, by="model"),
+        "cost_per_finished_task": finished["mean"] if finished else None,
+        "tasks_by_outcome": per_task,
+    }
+
+
+def print_stats_extra(data: dict[str, Any]) -> None:
+    tools = data["tools"]["total"]
+    if tools["tool_calls"]:
+        kinds = ", ".join(f"{k} {v}" for k, v in tools["by_kind"].items() if v) or "none"
+        print(f"tool calls: {tools['tool_calls']} emitted, {tools['failed']} failed ({tools['failure_rate']:.1%}"
+              f" incl. failed results) - {kinds}")
+    s = data["savings"]["total"]
+    print(f"savings against premium: {_money(s['savings_usd'])} (premium equivalent {_money(s['premium_usd'])})")
+    print(f"cost per finished task: {_money(data['cost_per_finished_task'])}")
+
+
+# ----------------------------------------------------------------------------------------------- tasks
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from app.core.queries.tasks import list_tasks
+
+    try:
+        since = _since(args.since)
+    except ValueError as exc:
+        print(f"downshift: {exc}", file=sys.stderr)
+        return 2
+    core = _core(args)
+    core.writer.flush()
+    rows = list_tasks(core.db, since=since, limit=args.limit)
+    core.close()
+    if args.json:
+        _print_json(rows)
+        return 0
+    from app.cli import table
+
+    for r in rows:
+        r["when"] = _when(r["started_at"])
+        r["cost"] = _money(r["cost_usd"])
+        r["dur"] = f"{r['duration_s'] / 60:.1f}m"
+        r["fails"] = f"{r['tool_failures']}/{r['tool_calls']}"
+        r["name"] = r["label"] or r["key"][:24]
+        r["models_"] = ", ".join(r["models"])
+    print(table(rows, [("id", "ID"), ("when", "STARTED"), ("source", "BY"), ("name", "TASK"), ("outcome", "OUTCOME"),
+                       ("calls", "CALLS"), ("cost", "COST"), ("fails", "TOOL FAIL"), ("dur", "TIME"), ("models_", "MODELS")]))
+    return 0
+
+
+def cmd_task(args: argparse.Namespace) -> int:
+    from app.core.analytics.tasks import new_manual_task
+    from app.core.queries.tasks import set_outcome
+
+    core = _core(args)
+    try:
+        if args.action == "new":
+            label = " ".join(args.arg) or None
+            task_id = new_manual_task(core.db, label)
+            print(f"task {task_id} started{f' ({label})' if label else ''}: calls without a task header or session"
+                  f" id join it until you mark it done or it is idle for {core.config.task_idle_minutes:g} minutes")
+            return 0
+        if len(args.arg) != 1 or not args.arg[0].isdigit():
+            print(f"downshift: usage: downshift task {args.action} ID", file=sys.stderr)
+            return 2
+        outcome = {"done": "finished", "abandon": "abandoned", "reopen": None}[args.action]
+        set_outcome(core.db, int(args.arg[0]), outcome)
+        print(f"task {args.arg[0]}: {outcome or 'open'}")
+        return 0
+    except KeyError as exc:
+        print(f"downshift: {exc.args[0]}", file=sys.stderr)
+        return 2
+    finally:
+        core.close()
+
+
+# ----------------------------------------------------------------------------------------------- probe
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from app.core.analytics.probe import run_probes, store
+    from app.core.config import Target
+    from app.core.queries.probes import probe_results
+
+    try:
+        target = Target.parse(args.target)
+    except ValueError as exc:
+        print(f"downshift: {exc}", file=sys.stderr)
+        return 2
+    core = _core(args)
+    try:
+        if target.provider not in core.config.providers:
+            print(f"downshift: no provider named {target.provider!r}", file=sys.stderr)
+            return 2
+        outcomes = run_probes(core.config, target, core.provider_key(target.provider), timeout=args.timeout)
+        store(core.db, target, outcomes)
+        result = probe_results(core.db, str(target))
+    finally:
+        core.close()
+    assert result is not None
+    if args.json:
+        _print_json(result)
+    else:
+        from app.cli import table
+
+        rows = [{**r, "ok": "pass" if r["passed"] else "FAIL", "ms": None if r["latency_ms"] is None else f"{r['latency_ms']:.0f}",
+                 "cost": _money(r["cost_usd"]), "tools": f"{r['tool_calls'] - r['tool_failures']}/{r['tool_calls']}"}
+                for r in result["results"]]
+        print(table(rows, [("probe", "PROBE"), ("ok", "RESULT"), ("tools", "VALID CALLS"), ("ms", "MS"), ("cost", "COST"),
+                           ("detail", "WHY")]))
+        validity = "-" if result["validity"] is None else f"{result['validity']:.0%}"
+        print(f"{target}: {result['passed']}/{result['probes']} probes passed, tool-call validity {validity},"
+              f" cost {_money(result['cost_usd'])}")
+    return 0 if result["passed"] == result["probes"] else 1
+
+
+# ----------------------------------------------------------------------------------------------- retention, break-even
+
+
+def cmd_rollup(args: argparse.Namespace) -> int:
+    from app.core.analytics.retention import prune
+
+    core = _core(args)
+    core.writer.flush()
+    days = args.days if args.days is not None else core.config.retention_days
+    result = prune(core.db, days)
+    core.close()
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"{result['calls_pruned']} calls older than {_when(result['cutoff'])} pruned; their totals stay in the charts")
+    return 0
+
+
+def cmd_breakeven(args: argparse.Namespace) -> int:
+    from app.core.analytics.breakeven import break_even
+    from app.core.config import Target
+
+    core = _core(args)
+    try:
+        config = core.config
+        names = [args.provider] if args.provider else [p.name for p in config.providers.values() if p.hourly_cost]
+        if not names:
+            print("downshift: no provider has an hourly_cost in the config", file=sys.stderr)
+            return 2
+        against = Target.parse(args.against) if args.against else None
+        results = [break_even(core.db, config, n, against=against, since=_since(args.since)) for n in names]
+    except (KeyError, ValueError) as exc:
+        print(f"downshift: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+    finally:
+        core.close()
+    if args.json:
+        _print_json(results)
+        return 0
+    for r in results:
+        be = r["break_even_tokens_per_hour"]
+        print(f"{r['provider']} at ${r['hourly_cost']:.2f}/h vs {r['against']} (${r['usd_per_million_tokens']:.2f}/M tokens):"
+              f" break-even {be:,.0f} tokens/hour" if be else f"{r['provider']}: the API target costs nothing per token")
+        print(f"  served {r['observed_tokens_per_hour']:,.0f} tokens/hour since {_when(r['since'])}: self-hosted"
+              f" ${r['self_hosted_usd']:.2f} vs API ${r['api_equivalent_usd']:.2f} -> {r['cheaper']} is cheaper")
+    return 0
+
+
+def register(add: AddCommand) -> None:
+    p = add("tasks", cmd_tasks, "tasks (units of agent work) with their calls, cost, tool failures and outcome")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--since", help="e.g. 24h, 7d (default: all time)")
+    p.add_argument("--limit", type=int, default=50)
+    p = add("task", cmd_task, "start a task by hand, or mark one done / abandoned")
+    p.add_argument("action", choices=("new", "done", "abandon", "reopen"))
+    p.add_argument("arg", nargs="*", help="new: an optional label; done/abandon/reopen: the task id")
+    p = add("probe", cmd_probe, "run the tool-use probes against PROVIDER/MODEL (direct to the provider)")
+    p.add_argument("target", metavar="PROVIDER/MODEL")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--timeout", type=float, help="seconds per request (default: the provider's first_byte timeout)")
+    p = add("rollup", cmd_rollup, "apply retention now: prune call detail older than logging.retention_days")
+    p.add_argument("--days", type=float, help="override retention_days for this run")
+    p.add_argument("--json", action="store_true")
+    p = add("breakeven", cmd_breakeven, "self-hosting break-even for providers with an hourly_cost")
+    p.add_argument("provider", nargs="?")
+    p.add_argument("--against", metavar="PROVIDER/MODEL", help="API target to compare with (default: the premium preset)")
+    p.add_argument("--since", default="30d")
+    p.add_argument("--json", action="store_true")
+

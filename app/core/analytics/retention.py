@@ -1,0 +1,64 @@
+"""Retention: detail rows (calls, tool calls) older than `retention_days` are pruned; totals stay.
+
+Nothing needs rolling up at pruning time, because `usage_hourly` and `task_totals` already hold every
+ended call's figures (see `rollup`). Pruning records the cutoff first (`analytics_meta.pruned_before`),
+so from then on queries take the hours before it from the totals, and only then deletes, in chunks:
+the figures are identical before, during and after a prune (for whole hours; see the dashboard queries).
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import Connection, Engine, text
+
+from app.core.analytics.rollup import HOUR, hour_of
+
+CHUNK = 20_000
+
+
+def cutoff_for(now: float, retention_days: float) -> int:
+    """The hour-aligned time before which detail may go."""
+    return hour_of(now - retention_days * 86400)
+
+
+def _mark(conn: Connection, cutoff: int) -> None:
+    conn.execute(text(
+        "INSERT INTO analytics_meta (key, value) VALUES ('pruned_before', :v) ON CONFLICT(key) DO UPDATE SET value ="
+        " CASE WHEN CAST(value AS REAL) < CAST(excluded.value AS REAL) THEN excluded.value ELSE value END"), {"v": str(cutoff)})
+
+
+def prune_chunk(conn: Connection, cutoff: int, limit: int = CHUNK) -> int:
+    """Delete up to `limit` calls and `limit` tool calls started before `cutoff`; returns the larger count."""
+    _mark(conn, cutoff)
+    counts = [
+        conn.execute(text(f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE started_at < :c LIMIT :n)"),
+                     {"c": cutoff, "n": limit}).rowcount
+        for table in ("tool_calls", "calls")
+    ]
+    return max(counts)
+
+
+def prune(engine: Engine, retention_days: float, now: float | None = None) -> dict[str, int]:
+    """Prune everything older than the retention period (the `downshift rollup` command)."""
+    cutoff = cutoff_for(time.time() if now is None else now, retention_days)
+    with engine.connect() as conn:
+        calls = conn.execute(text("SELECT count(*) FROM calls WHERE started_at < :c"), {"c": cutoff}).scalar() or 0
+    while True:
+        with engine.begin() as conn:
+            if prune_chunk(conn, cutoff) < CHUNK:
+                break
+    return {"cutoff": cutoff, "calls_pruned": int(calls)}
+
+
+class RetentionClock:
+    """Runs a prune chunk from the writer hook at most hourly, and batch after batch while a backlog remains."""
+
+    def __init__(self) -> None:
+        self._next = 0.0
+
+    def maybe_run(self, conn: Connection, retention_days: float, now: float) -> None:
+        if now < self._next or retention_days <= 0:
+            return
+        n = prune_chunk(conn, cutoff_for(now, retention_days))
+        self._next = now if n >= CHUNK else now + HOUR

@@ -1,0 +1,170 @@
+"""Hourly usage totals and per-task totals, kept in step with the call log inside the writer's transaction.
+
+Why: a chart over 30 days of a busy agent would otherwise scan millions of call rows, and retention
+would make old charts lie. Every ended call (outcome ok, error or cancelled; not in-flight rows, nor
+calls a crash interrupted, which never reach the writer as ended) adds its figures once to
+`usage_hourly` (the UTC hour it started in, by provider, model and role) and to its task's
+`task_totals`. A tool result reported failed in a later request adds one `tool_result_failed` to the
+hour and task of the call that emitted the tool call, unless that tool call had already failed
+validation (a tool call fails at most once). Since these updates share the writer's transaction, a
+rolled-back batch rolls them back too.
+
+Tool-call failure rate = failed / emitted, where emitted counts every tool call the model produced
+(structured calls and calls written as text), and failed counts validation failures (invalid_json,
+unknown_tool, schema, text_form) plus valid calls whose result later came back failed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import Connection, select, text
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from app.core.records import CallRecord
+from app.core.storage.models import Call, TaskTotals, ToolCallRow, UsageHourly
+
+KIND_COLUMNS = {
+    "invalid_json": "tool_invalid_json",
+    "unknown_tool": "tool_unknown_tool",
+    "schema": "tool_schema",
+    "text_form": "tool_text_form",
+}
+FAILURE_COLUMNS = (*KIND_COLUMNS.values(), "tool_result_failed")
+USAGE_MEASURES = tuple(
+    c.name for c in UsageHourly.__table__.columns if c.name not in ("hour", "provider", "model", "role")
+)
+TASK_MEASURES = tuple(c.name for c in TaskTotals.__table__.columns if c.name not in ("task_id", "models"))
+
+UsageKey = tuple[int, str, str, str]
+
+
+HOUR = 3600
+
+
+def hour_of(t: float) -> int:
+    return int(t // HOUR) * HOUR
+
+
+def usage_key(started_at: float, provider: str | None, model: str | None, role: str | None) -> UsageKey:
+    return (hour_of(started_at), provider or "", model or "", role or "")
+
+
+def _zero(measures: Iterable[str]) -> dict[str, float]:
+    return dict.fromkeys(measures, 0)
+
+
+class BatchTotals:
+    """What one writer batch adds to `usage_hourly` and `task_totals`, summed in memory then upserted."""
+
+    def __init__(self) -> None:
+        self.usage: defaultdict[UsageKey, dict[str, float]] = defaultdict(lambda: _zero(USAGE_MEASURES))
+        self.tasks: defaultdict[int, dict[str, float]] = defaultdict(lambda: _zero(TASK_MEASURES))
+        self.task_models: dict[tuple[int, str], None] = {}  # ordered set: first use first
+
+    def add_call(self, rec: CallRecord) -> None:
+        u = self.usage[usage_key(rec.started_at, rec.provider, rec.upstream_model, rec.role)]
+        priced = rec.cost_usd or 0.0
+        premium = rec.premium_cost_usd if rec.cost_usd is not None and rec.premium_cost_usd is not None else None
+        unpriced = rec.cost_source == "unpriced" and rec.outcome == "ok"
+        u["calls"] += 1
+        u["errors"] += rec.outcome != "ok"
+        u["input_tokens"] += rec.input_tokens
+        u["output_tokens"] += rec.output_tokens
+        u["cache_read_tokens"] += rec.cache_read_tokens
+        u["cache_write_tokens"] += rec.cache_write_tokens + rec.cache_write_1h_tokens
+        u["cost_usd"] += priced
+        u["unpriced_calls"] += unpriced
+        u["escalated"] += rec.escalated
+        u["duration_ms"] += rec.duration_ms or 0.0
+        u["tool_calls"] += len(rec.tool_calls)
+        for t in rec.tool_calls:
+            column = KIND_COLUMNS.get(t.kind)
+            if column:
+                u[column] += 1
+        if premium is not None:
+            u["premium_usd"] += premium
+            u["savings_usd"] += premium - priced
+        if rec.task_id is None:
+            return
+        t = self.tasks[rec.task_id]
+        t["calls"] += 1
+        t["errors"] += rec.outcome != "ok"
+        t["input_tokens"] += rec.total_tokens - rec.output_tokens
+        t["output_tokens"] += rec.output_tokens
+        t["cost_usd"] += priced
+        t["unpriced_calls"] += unpriced
+        t["tool_calls"] += len(rec.tool_calls)
+        t["tool_failures"] += rec.tool_failures
+        t["escalated"] += rec.escalated
+        if premium is not None:
+            t["premium_usd"] += premium
+            t["savings_usd"] += premium - priced
+        if rec.provider:
+            self.task_models[(rec.task_id, f"{rec.provider}/{rec.upstream_model}")] = None
+
+    def add_result_failure(self, key: UsageKey, task_id: int | None) -> None:
+        self.usage[key]["tool_result_failed"] += 1
+        if task_id is not None:
+            self.tasks[task_id]["tool_failures"] += 1
+
+    def write(self, conn: Connection) -> None:
+        if self.usage:
+            stmt = sqlite_insert(UsageHourly)
+            upsert = stmt.on_conflict_do_update(
+                index_elements=["hour", "provider", "model", "role"],
+                set_={m: UsageHourly.__table__.c[m] + stmt.excluded[m] for m in USAGE_MEASURES},
+            )
+            conn.execute(upsert, [
+                {"hour": k[0], "provider": k[1], "model": k[2], "role": k[3], **v} for k, v in self.usage.items()
+            ])
+        if self.tasks:
+            stmt = sqlite_insert(TaskTotals)
+            upsert = stmt.on_conflict_do_update(
+                index_elements=["task_id"], set_={m: TaskTotals.__table__.c[m] + stmt.excluded[m] for m in TASK_MEASURES}
+            )
+            conn.execute(upsert, [{"task_id": k, "models": "", **v} for k, v in self.tasks.items()])
+        if self.task_models:
+            conn.execute(_ADD_MODEL, [{"t": t, "m": m} for t, m in self.task_models])
+
+
+_ADD_MODEL = text(
+    "UPDATE task_totals SET models = CASE"
+    " WHEN models = '' THEN :m"
+    " WHEN instr(char(10) || models || char(10), char(10) || :m || char(10)) > 0 THEN models"
+    " ELSE models || char(10) || :m END"
+    " WHERE task_id = :t"
+)
+
+
+def attribute_failed_results(conn: Connection, ends: Sequence[CallRecord], totals: BatchTotals) -> None:
+    """Count the failed tool results these requests reported, mirroring the writer's update exactly.
+
+    The writer marks every stored tool call with that id whose result was not yet marked (this batch's
+    new rows included), so the same rows are counted here, each at most once; only calls that passed
+    validation add a failure (the others already counted as one).
+    """
+    failed = [tcid for rec in ends for tcid, _reason in rec.failed_results]
+    if not failed:
+        return
+    in_batch: dict[str, list[tuple[CallRecord, str]]] = defaultdict(list)
+    for rec in ends:
+        for t in rec.tool_calls:
+            in_batch[t.tool_call_id].append((rec, t.kind))
+    marked: set[str] = set()
+    for tcid in failed:
+        if tcid in marked:
+            continue  # the writer's second update for this id finds nothing left to mark
+        marked.add(tcid)
+        rows = conn.execute(
+            select(ToolCallRow.kind, Call.started_at, Call.provider, Call.upstream_model, Call.role, Call.task_id)
+            .join(Call, Call.call_id == ToolCallRow.call_id)
+            .where(ToolCallRow.tool_call_id == tcid, ToolCallRow.result_failed.is_(False))
+        ).all()
+        for kind, started_at, provider, model, role, task_id in rows:
+            if kind == "ok":
+                totals.add_result_failure(usage_key(started_at, provider, model, role), task_id)
+        for rec, kind in in_batch.get(tcid, ()):
+            if kind == "ok":
+                totals.add_result_failure(usage_key(rec.started_at, rec.provider, rec.upstream_model, rec.role), rec.task_id)

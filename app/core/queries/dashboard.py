@@ -1,0 +1,285 @@
+"""Dashboard tiles and charts: spend, savings and tool-call failure rate, bucketed over time.
+
+Figures come from two sources that agree by construction (`app.core.analytics.rollup`):
+`usage_hourly`, the per-hour totals the log writer keeps, serves every whole hour of a range and every
+hour older than the retention cutoff (detail pruned); the detail rows (`calls`, `tool_calls`) serve the
+partial hours at the edges of a range and sub-hour buckets. So a 30-day chart reads a few thousand
+rows instead of a million, and stays the same after old detail is pruned. Two consequences, by design:
+a range or bucket that starts mid-hour inside the pruned period is widened to whole hours, and calls
+still in flight or interrupted by a crash are not counted (they have no settled figures).
+
+Buckets are aligned to multiples of `bucket_s` in local time (the UTC offset at query time); each bucket
+holds the whole bucket, including any part before `since`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+
+from app.core.analytics.rollup import FAILURE_COLUMNS, KIND_COLUMNS
+
+HOUR = 3600
+DIMS = {"model": "model", "provider": "provider", "role": "role"}
+_DETAIL_COL = {"model": "upstream_model", "provider": "provider", "role": "role"}
+_CALL_MEASURES = {
+    "calls": "count(*)",
+    "errors": "sum(outcome != 'ok')",
+    "input_tokens": "total(input_tokens)",
+    "output_tokens": "total(output_tokens)",
+    "cache_read_tokens": "total(cache_read_tokens)",
+    "cache_write_tokens": "total(cache_write_tokens + cache_write_1h_tokens)",
+    "cost_usd": "total(cost_usd)",
+    "unpriced_calls": "sum(unpriced AND outcome = 'ok')",
+    "premium_usd": "total(CASE WHEN cost_usd IS NOT NULL THEN premium_cost_usd END)",
+    "savings_usd": "total(premium_cost_usd - cost_usd)",
+    "escalated": "sum(escalated)",
+    "duration_ms": "total(duration_ms)",
+}
+_TOOL_MEASURES = {
+    "tool_calls": "count(*)",
+    **{column: f"sum(t.kind = '{kind}')" for kind, column in KIND_COLUMNS.items()},
+    "tool_result_failed": "sum(t.kind = 'ok' AND t.result_failed)",
+}
+_ENDED = "outcome NOT IN ('in_flight', 'interrupted')"
+
+Key = tuple[int | None, str | None]  # (bucket start, dimension value)
+
+
+def local_offset(now: float | None = None) -> int:
+    """Seconds east of UTC at `now`; buckets of a day or more start at local midnight."""
+    moment = datetime.fromtimestamp(time.time() if now is None else now).astimezone()
+    offset = moment.utcoffset()
+    return int(offset.total_seconds()) if offset else 0
+
+
+def pruned_before(conn: Connection) -> int:
+    """Detail rows older than this (unix seconds, hour-aligned) may be gone; 0 when nothing was pruned."""
+    value = conn.execute(text("SELECT value FROM analytics_meta WHERE key = 'pruned_before'")).scalar()
+    return int(float(value)) if value else 0
+
+
+def plan(since: float, until: float, cutoff: int, whole_hours: bool) -> tuple[tuple[int, int] | None, list[tuple[float, float]]]:
+    """Which hours `usage_hourly` serves and which intervals the detail rows serve, for [since, until).
+
+    Hourly totals serve every hour before `cutoff` that overlaps the range and, when `whole_hours`, every
+    hour inside it; detail serves the rest (never anything before `cutoff`).
+    """
+    if until <= since:
+        return None, []
+    first = int(since // HOUR) * HOUR
+    lo, hi = None, None
+    if first < cutoff:
+        lo, hi = first, min(-int(-until // HOUR) * HOUR, cutoff)
+    if whole_hours:
+        f_lo, f_hi = -int(-since // HOUR) * HOUR, int(until // HOUR) * HOUR
+        if f_lo < f_hi:
+            lo = f_lo if lo is None else lo
+            hi = f_hi if hi is None else max(hi, f_hi)
+    if lo is None or hi is None or lo >= hi:
+        return None, [(since, until)]
+    detail = [(a, b) for a, b in ((since, float(lo)), (float(hi), until)) if a < b]
+    return (lo, hi), detail
+
+
+def collect(
+    conn: Connection,
+    since: float,
+    until: float,
+    measures: list[str],
+    *,
+    bucket_s: int | None = None,
+    offset: int = 0,
+    dim: str | None = None,
+) -> dict[Key, dict[str, float]]:
+    """Sum `measures` (columns of usage_hourly) over [since, until), grouped by bucket and/or dimension."""
+    whole = bucket_s is None or (bucket_s % HOUR == 0 and offset % HOUR == 0)
+    hours, detail = plan(since, until, pruned_before(conn), whole)
+    out: dict[Key, dict[str, float]] = defaultdict(lambda: dict.fromkeys(measures, 0))
+    params: dict[str, Any] = {"b": bucket_s or 1, "off": offset}
+
+    def add(rows: Any, names: list[str]) -> None:
+        for row in rows:
+            slot = out[(row[0], row[1])]
+            for name, value in zip(names, row[2:], strict=True):
+                slot[name] += value or 0
+
+    def group(time_col: str, dim_expr: str | None) -> tuple[str, str]:
+        bucket = f"CAST(({time_col} + :off) / :b AS INTEGER) * :b - :off" if bucket_s else "NULL"
+        return f"{bucket} AS bucket, {dim_expr or 'NULL'} AS dim", "GROUP BY bucket, dim"
+
+    if hours is not None:
+        head, tail = group("hour", DIMS[dim] if dim else None)
+        cols = ", ".join(f"total({m})" for m in measures)
+        add(conn.execute(text(f"SELECT {head}, {cols} FROM usage_hourly WHERE hour >= :h0 AND hour < :h1 {tail}"),
+                         {**params, "h0": hours[0], "h1": hours[1]}), measures)
+    call_measures = [m for m in measures if m in _CALL_MEASURES]
+    tool_measures = [m for m in measures if m in _TOOL_MEASURES]
+    for a, b in detail:
+        p = {**params, "a": a, "b0": b}
+        if call_measures:
+            head, tail = group("started_at", f"coalesce({_DETAIL_COL[dim]}, '')" if dim else None)
+            cols = ", ".join(_CALL_MEASURES[m] for m in call_measures)
+            add(conn.execute(text(f"SELECT {head}, {cols} FROM calls WHERE started_at >= :a AND started_at < :b0"
+                                  f" AND {_ENDED} {tail}"), p), call_measures)
+        if tool_measures:
+            cols = ", ".join(_TOOL_MEASURES[m] for m in tool_measures)
+            # tool_calls rows carry the model; provider and role need their call
+            table = "t" if dim in (None, "model") else "c"
+            head, tail = group("t.started_at", f"coalesce({table}.{_DETAIL_COL[dim]}, '')" if dim else None)
+            source = "tool_calls t" if table == "t" else "tool_calls t JOIN calls c ON c.call_id = t.call_id"
+            add(conn.execute(text(f"SELECT {head}, {cols} FROM {source} WHERE t.started_at >= :a AND t.started_at < :b0"
+                                  f" {tail}"), p), tool_measures)
+    return out
+
+
+def failures(row: dict[str, float]) -> float:
+    return sum(row.get(c, 0) for c in FAILURE_COLUMNS)
+
+
+def _day_start(now: float) -> float:
+    return datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+def _month_start(now: float) -> float:
+    return datetime.fromtimestamp(now).replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+def period_start(period: str, now: float) -> float:
+    """Local start of the current 'day' or 'month' (what budgets and the spend tiles count from)."""
+    return _day_start(now) if period == "day" else _month_start(now)
+
+
+def spend_by_provider(conn: Connection, since: float, until: float) -> dict[str | None, float]:
+    """Spend per provider ('' for none) plus the overall total under None."""
+    rows = collect(conn, since, until, ["cost_usd"], dim="provider")
+    out: dict[str | None, float] = {None: 0.0}
+    for (_b, provider), v in rows.items():
+        out[provider] = out.get(provider, 0.0) + v["cost_usd"]
+        out[None] += v["cost_usd"]
+    return out
+
+
+def tiles(engine: Engine, *, since: float, now: float | None = None) -> dict[str, Any]:
+    """The dashboard's headline figures for [since, now]; spend today/month count from local midnight / the 1st."""
+    now = time.time() if now is None else now
+    until = now + 1e-6
+    measures = ["calls", "cost_usd", "unpriced_calls", "savings_usd", "tool_calls", *FAILURE_COLUMNS]
+    with engine.connect() as conn:
+        total = collect(conn, since, until, measures).get((None, None)) or dict.fromkeys(measures, 0)
+        today = collect(conn, _day_start(now), until, ["cost_usd"]).get((None, None), {"cost_usd": 0.0})
+        month = collect(conn, _month_start(now), until, ["cost_usd"]).get((None, None), {"cost_usd": 0.0})
+        finished = conn.execute(text(
+            "SELECT avg(tt.cost_usd) FROM tasks t JOIN task_totals tt ON tt.task_id = t.id"
+            " WHERE t.outcome = 'finished' AND t.started_at >= :s AND t.started_at < :u"), {"s": since, "u": until}).scalar()
+    return {
+        "spend_today": today["cost_usd"],
+        "spend_month": month["cost_usd"],
+        "spend_range": total["cost_usd"],
+        "savings_range": total["savings_usd"],
+        "tool_failure_rate": failures(total) / total["tool_calls"] if total["tool_calls"] else None,
+        "cost_per_finished_task": finished,
+        "calls": int(total["calls"]),
+        "unpriced_calls": int(total["unpriced_calls"]),
+    }
+
+
+def _buckets(since: float, until: float, bucket_s: int, offset: int) -> list[int]:
+    first = int((since + offset) // bucket_s) * bucket_s - offset
+    return list(range(first, math.ceil(until), bucket_s)) or [first]
+
+
+def _series(rows: dict[Key, dict[str, float]], buckets: list[int], value: Any, empty: Any) -> dict[str, list[Any]]:
+    index = {b: i for i, b in enumerate(buckets)}
+    series: dict[str, list[Any]] = {}
+    for (bucket, name), row in sorted(rows.items(), key=lambda kv: (kv[0][1] or "", kv[0][0] or 0)):
+        slot = index.get(int(bucket)) if bucket is not None else None
+        if slot is None:
+            continue
+        series.setdefault(name or "(none)", [empty] * len(buckets))[slot] = value(row)
+    return series
+
+
+def _check_bucket(bucket_s: int) -> None:
+    if bucket_s < 1:
+        raise ValueError("bucket_s must be at least 1 second")
+
+
+def spend_over_time(
+    engine: Engine, *, since: float, until: float | None = None, bucket_s: int, by: str = "model"
+) -> dict[str, Any]:
+    """Spend (USD) per bucket, one series per model, provider or role."""
+    if by not in DIMS:
+        raise ValueError(f"by must be one of {', '.join(DIMS)}, got {by!r}")
+    _check_bucket(bucket_s)
+    until = time.time() if until is None else until
+    offset = local_offset(until)
+    with engine.connect() as conn:
+        rows = collect(conn, since, until, ["cost_usd"], bucket_s=bucket_s, offset=offset, dim=by)
+    buckets = _buckets(since, until, bucket_s, offset)
+    return {"buckets": buckets, "series": _series(rows, buckets, lambda r: r["cost_usd"], 0.0)}
+
+
+def failure_rate_over_time(engine: Engine, *, since: float, until: float | None = None, bucket_s: int) -> dict[str, Any]:
+    """Tool-call failure rate (failed / emitted) per bucket and model; None where a model emitted nothing."""
+    _check_bucket(bucket_s)
+    until = time.time() if until is None else until
+    offset = local_offset(until)
+    measures = ["tool_calls", *FAILURE_COLUMNS]
+    with engine.connect() as conn:
+        rows = collect(conn, since, until, measures, bucket_s=bucket_s, offset=offset, dim="model")
+    rows = {k: v for k, v in rows.items() if v["tool_calls"]}
+    buckets = _buckets(since, until, bucket_s, offset)
+    return {"buckets": buckets, "series": _series(rows, buckets, lambda r: failures(r) / r["tool_calls"], None)}
+
+
+def reliability(engine: Engine, *, since: float | None = None, until: float | None = None) -> dict[str, Any]:
+    """Tool calls emitted and failed, by kind, overall and per model (the exact definition: see rollup)."""
+    until = time.time() + 1e-6 if until is None else until
+    measures = ["tool_calls", *FAILURE_COLUMNS]
+    with engine.connect() as conn:
+        rows = collect(conn, since or 0.0, until, measures, dim="model")
+
+    def shape(row: dict[str, float]) -> dict[str, Any]:
+        failed = failures(row)
+        kinds = {kind: int(row[col]) for kind, col in KIND_COLUMNS.items()}
+        kinds["result_failed"] = int(row["tool_result_failed"])
+        return {"tool_calls": int(row["tool_calls"]), "failed": int(failed), "failure_rate":
+                failed / row["tool_calls"] if row["tool_calls"] else None, "by_kind": kinds}
+
+    total = dict.fromkeys(measures, 0.0)
+    for row in rows.values():
+        for m in measures:
+            total[m] += row[m]
+    models = {name or "(none)": shape(row) for (_b, name), row in sorted(rows.items(), key=lambda kv: kv[0][1] or "")
+              if row["tool_calls"]}
+    return {"total": shape(total), "models": models}
+
+
+def savings(engine: Engine, *, since: float, until: float | None = None, by: str = "day") -> dict[str, Any]:
+    """Actual spend against the premium preset's price for the same tokens, per day, provider, model or role.
+
+    `savings_usd` = premium equivalent - actual cost, over calls for which both are known; `cost_usd` is
+    the whole spend (calls with no premium price included).
+    """
+    if by not in (*DIMS, "day"):
+        raise ValueError(f"by must be day, provider, model or role, got {by!r}")
+    until = time.time() + 1e-6 if until is None else until
+    measures = ["calls", "cost_usd", "premium_usd", "savings_usd"]
+    with engine.connect() as conn:
+        if by == "day":
+            rows = collect(conn, since, until, measures, bucket_s=86400, offset=local_offset(until))
+        else:
+            rows = collect(conn, since, until, measures, dim=by)
+    out = []
+    for (bucket, name), row in sorted(rows.items(), key=lambda kv: (kv[0][0] or 0, kv[0][1] or "")):
+        key: Any = datetime.fromtimestamp(bucket).date().isoformat() if by == "day" and bucket is not None else (name or "(none)")
+        out.append({"key": key, "calls": int(row["calls"]), "cost_usd": row["cost_usd"], "premium_usd": row["premium_usd"],
+                    "savings_usd": row["savings_usd"]})
+    total = {m: sum(r[m] for r in out) for m in ("calls", "cost_usd", "premium_usd", "savings_usd")}
+    return {"since": since, "until": until, "by": by, "rows": out, "total": total}
