@@ -1,0 +1,118 @@
+"""Budgets through the real proxy: warn, switch and block each happen at the right call, and survive a restart."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from analytics_support import chat, messages_api, settled, user
+from conftest import PROVIDER_KEY, proxy_config_text
+
+from app.core.engine import Core
+from app.proxy.server import ProxyThread
+from app.testing.script import Reply
+
+COST = 0.004  # per call, billed by the mock; the limits below are reached by the 3rd call (0.012)
+
+THRIFTY = """
+[[presets]]
+name = "thrifty"
+default = "backup/deepseek/deepseek-chat"
+"""
+
+
+def _budget(action: str, *, provider: str | None = None, switch_to: str | None = None, period: str = "day") -> str:
+    lines = ["[[budgets]]", f'period = "{period}"', "limit_usd = 0.01", f'action = "{action}"']
+    if provider:
+        lines.append(f'provider = "{provider}"')
+    if switch_to:
+        lines.append(f'switch_to = "{switch_to}"')
+    return "\n" + "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def budget_config(config_path, mock):  # type: ignore[no-untyped-def]
+    def write(extra: str) -> None:
+        config_path.write_text(proxy_config_text(mock.base_url) + THRIFTY + extra)
+
+    return write
+
+
+def _spend(proxy, mock, token, n: int) -> list[httpx.Response]:  # type: ignore[no-untyped-def]
+    out = []
+    for i in range(n):
+        mock.enqueue(Reply(text="ok", cost=COST))
+        out.append(chat(proxy, token, user(f"step {i}")))
+    return out
+
+
+def test_warn_notice_on_the_call_that_reaches_the_limit(budget_config, core, mock, token) -> None:  # type: ignore[no-untyped-def]
+    budget_config(_budget("warn"))
+    notices: list[tuple[str, str]] = []
+    core.events.subscribe("notice", notices.append)
+    with ProxyThread(core, port=0) as proxy:
+        _spend(proxy, mock, token, 2)
+        settled(core)  # budget totals move just after each answer: wait for them before looking
+        assert notices == []
+        _spend(proxy, mock, token, 1)
+        settled(core)
+        assert len(notices) == 1 and "daily budget of $0.01 is reached ($0.01 spent)" in notices[0][1]
+        assert all(r.status_code == 200 for r in _spend(proxy, mock, token, 2))  # warn never blocks...
+    assert len(notices) == 1  # ...and warns once per period
+
+
+def test_switch_changes_the_active_preset_after_the_crossing_call(budget_config, core, mock, token, config_path) -> None:  # type: ignore[no-untyped-def]
+    budget_config(_budget("switch", switch_to="thrifty"))
+    notices: list[tuple[str, str]] = []
+    core.events.subscribe("notice", notices.append)
+    with ProxyThread(core, port=0) as proxy:
+        _spend(proxy, mock, token, 3)
+        settled(core)
+        assert core.config.active == "thrifty" and 'active = "thrifty"' in config_path.read_text()
+        _spend(proxy, mock, token, 1)
+    models = [r.model for r in mock.requests]
+    assert models == ["qwen/qwen3-coder"] * 3 + ["deepseek/deepseek-chat"]
+    assert "Switched to the 'thrifty' preset" in notices[0][1]
+
+
+def test_block_refuses_the_next_call_in_each_api_shape(budget_config, core, mock, token) -> None:  # type: ignore[no-untyped-def]
+    budget_config(_budget("block"))
+    with ProxyThread(core, port=0) as proxy:
+        assert [r.status_code for r in _spend(proxy, mock, token, 3)] == [200, 200, 200]
+        blocked = chat(proxy, token, user("one more"))
+        assert blocked.status_code == 402
+        error = blocked.json()["error"]
+        assert error["code"] == "budget_exceeded" and "daily budget of $0.01 is used up" in error["message"]
+        anthropic = messages_api(proxy, token, user("one more"), model="premium/claude-sonnet-4-6")
+        assert anthropic.status_code == 402 and anthropic.json()["error"]["type"] == "billing_error"
+    assert len(mock.requests) == 3
+    rows = settled(core)
+    assert [r["error_kind"] for r in rows[-2:]] == ["budget_exceeded", "budget_exceeded"]
+
+
+def test_provider_budget_blocks_only_that_provider(budget_config, core, mock, token) -> None:  # type: ignore[no-untyped-def]
+    budget_config(_budget("block", provider="cheapco"))
+    with ProxyThread(core, port=0) as proxy:
+        _spend(proxy, mock, token, 3)
+        assert chat(proxy, token, user("cheapco again")).status_code == 402
+        assert chat(proxy, token, user("elsewhere"), model="backup/deepseek/deepseek-chat").status_code == 200
+
+
+def test_block_survives_a_restart(budget_config, tmp_path, config_path, mock, token) -> None:  # type: ignore[no-untyped-def]
+    budget_config(_budget("block", period="month") + _budget("warn"))
+    url = f"sqlite:///{tmp_path / 'restart.db'}"
+    first = Core(config_path, url)
+    first.set_provider_key("cheapco", PROVIDER_KEY)
+    with ProxyThread(first, port=0) as proxy:
+        _spend(proxy, mock, token, 3)
+    settled(first)
+    first.close()
+    second = Core(config_path, url)
+    notices: list[tuple[str, str]] = []
+    second.events.subscribe("notice", notices.append)
+    try:
+        assert second.policy.budgets.spent(second.config.budgets[0]) == pytest.approx(3 * COST)
+        with ProxyThread(second, port=0) as proxy:
+            assert chat(proxy, second.token(), user("after restart")).status_code == 402
+        assert notices == []  # the warning was given before the restart, not again
+    finally:
+        second.close()
