@@ -1,0 +1,1 @@
+"""Downshift's benchmark suite: `python -m bench` (see bench/run.py and docs/benchmarks.md)."""

@@ -1,0 +1,378 @@
+"""Turning a run's results into the target verdicts and the markdown of docs/benchmarks.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+def _get(d: Any, *keys: Any) -> Any:
+    for k in keys:
+        if d is None:
+            return None
+        d = d.get(k) if isinstance(d, dict) else None
+    return d
+
+
+def added(direct: dict[str, Any], proxied: dict[str, Any], metric: str, stat: str) -> float | None:
+    a, b = _get(direct, metric, stat), _get(proxied, metric, stat)
+    return None if a is None or b is None else b - a
+
+
+def cpu_ms(res: dict[str, Any] | None) -> float | None:
+    return _get(res, "cpu_ms_per_call", "target")
+
+
+def f(v: float | None, digits: int = 2, signed: bool = False) -> str:
+    if v is None:
+        return "–"
+    return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
+
+
+def one_line(direct: dict[str, Any], proxied: dict[str, Any]) -> str:
+    parts = [
+        f"{proxied['calls']} calls",
+        f"p50 {f(_get(proxied, 'latency_ms', 'p50'))} ms ({f(added(direct, proxied, 'latency_ms', 'p50'), signed=True)})",
+        f"p99 ({f(added(direct, proxied, 'latency_ms', 'p99'), signed=True)})",
+        f"ttfb ({f(added(direct, proxied, 'ttfb_ms', 'p50'), signed=True)})",
+        f"cpu {f(cpu_ms(proxied))} ms/call",
+    ]
+    fl = proxied.get("foreign_load") or []
+    if fl and max(fl) > 0.15:
+        parts.append("other load " + "/".join(f"{x * 100:.0f}%" for x in fl))
+    if proxied.get("errors"):
+        parts.append(f"ERRORS {proxied['errors']}: {proxied.get('first_error')}")
+    return ", ".join(parts)
+
+
+# ----------------------------------------------------------------------------------------------- targets
+
+
+def _scenario(results: dict[str, Any], key: str) -> dict[str, Any] | None:
+    for s in results.get("scenarios", []):
+        if s["key"] == key:
+            return s
+    return None
+
+
+def _verdict(what: str, scenario: str, value: float | None, budget: float, unit: str, *, op: str = "<=",
+             aim: float | None = None, note: str = "") -> dict[str, Any]:
+    row: dict[str, Any] = {"what": what, "scenario": scenario, "value": value, "budget": budget, "unit": unit,
+                           "op": op, "aim": aim, "note": note}
+    if value is None:
+        row.update(met=None, margin="not measured" + (f" ({note})" if note else ""))
+        return row
+    if op in ("<=", "<"):
+        met = value <= budget if op == "<=" else value < budget
+        diff = budget - value
+        pct = (value / budget * 100) if budget else 0
+        margin = (f"{diff:.2f} {unit} under ({pct:.0f}% of budget)" if met
+                  else f"{-diff:.2f} {unit} over (+{pct - 100:.0f}%)")
+        if aim is not None and met:
+            margin += f"; aim {aim:g} {unit} " + ("met" if value <= aim else f"missed by {value - aim:.2f} {unit}")
+    else:  # ">="
+        met = value >= budget
+        margin = (f"{value - budget:,.0f} {unit} above" if met else f"{budget - value:,.0f} {unit} short "
+                  f"({value / budget * 100:.0f}% of target)")
+    row.update(met=met, margin=margin)
+    return row
+
+
+def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    skipped = {s["what"]: s["reason"] for s in results.get("skips", [])}
+
+    def cpu_row(what: str, key: str, budget: float, aim: float | None = None) -> None:
+        s = _scenario(results, key)
+        path = key.split("-")[0]
+        note = skipped.get(f"downshift {path} path", "") if s is None else ""
+        rows.append(_verdict(what, key, cpu_ms(s["downshift"]) if s else None, budget, "ms", aim=aim, note=note[:120]))
+
+    def added_row(what: str, key: str, metric: str, stat: str, budget: float, op: str = "<") -> None:
+        s = _scenario(results, key)
+        rows.append(_verdict(what, key, added(s["direct"], s["downshift"], metric, stat) if s else None, budget, "ms",
+                             op=op))
+
+    cpu_row("CPU per non-streamed 30 KB call, c=1", "openai-30k-ns-c1", 1.5, aim=1.0)
+    cpu_row("CPU per streamed call of 24 events, c=1", "openai-30k-s20-c1", 2.0)
+    cpu_row("CPU per call, Anthropic gateway path, c=1", "gateway-30k-ns-c1", 2.0)
+    cpu_row("CPU per streamed call, Anthropic gateway path, c=1", "gateway-30k-s20-c1", 2.5)
+    if _scenario(results, "gateway-30k-ns-c1") is None:  # the passthrough Anthropic path, for reference
+        cpu_row("(reference) CPU per call, Anthropic passthrough, c=1", "anthropic-30k-ns-c1", 2.0)
+        cpu_row("(reference) CPU per streamed call, Anthropic passthrough, c=1", "anthropic-30k-s20-c1", 2.5)
+    added_row("Added latency p50, c=1", "openai-30k-ns-c1", "latency_ms", "p50", 1.5)
+    added_row("Added latency p99, c=1", "openai-30k-ns-c1", "latency_ms", "p99", 5.0)
+    added_row("Added time to first byte (p50), streamed, c=1", "openai-30k-s20-c1", "ttfb_ms", "p50", 1.0)
+    if _scenario(results, "gateway-30k-s20-c1"):
+        added_row("Added time to first byte (p50), gateway streamed, c=1", "gateway-30k-s20-c1", "ttfb_ms", "p50", 1.0)
+    for key in ("openai-30k-s20-c1", "openai-30k-s200-c1"):
+        s = _scenario(results, key)
+        for stat in ("p50", "p99"):
+            v = added(s["direct"], s["downshift"], "gap_ms", stat) if s else None
+            rows.append(_verdict(f"Inter-chunk delay {stat} vs direct (|difference|)", key,
+                                 None if v is None else abs(v), 1.0, "ms"))
+    for shape in ("ns", "s20"):
+        a, b = _scenario(results, f"openai-30k-{shape}-c1"), _scenario(results, f"openai-30k-{shape}-c32")
+        ratio = None
+        if a and b and cpu_ms(a["downshift"]) and cpu_ms(b["downshift"]) is not None:
+            ratio = cpu_ms(b["downshift"]) / cpu_ms(a["downshift"])
+        rows.append(_verdict("CPU per call at c=32 / at c=1", f"openai-30k-{shape}", ratio, 1.5, "x"))
+    lg = results.get("logging")
+    rate = _get(lg, "burst", "rows_per_s")
+    rows.append(_verdict("Call log rows per second, sustained (burst ceiling)", "LogWriter", rate, 5000, "rows/s",
+                         op=">=", note=skipped.get("logging", "")[:120]))
+    kept = None
+    if lg:
+        kept = lg["paced"]["rows_per_s"]
+    rows.append(_verdict("Call log at 5,000 calls/s paced: rows written per second", "LogWriter", kept,
+                         float(_get(lg, "paced", "target_rate") or 5000) * 0.95, "rows/s", op=">="))
+    lost = None if lg is None else lg["rows_lost"] + lg["writer_dropped"]
+    rows.append(_verdict("Call log rows lost", "LogWriter", lost, 0, "rows"))
+    rss = [_get(s["downshift"], "rss_mb", "target") for s in results.get("scenarios", [])]
+    rss = [r for r in rss if r is not None]
+    rows.append(_verdict("Headless serve resident memory under load (max)", "all scenarios", max(rss) if rss else None,
+                         100, "MB", op="<"))
+    gui = _get(results, "startup", "gui")
+    rows.append(_verdict("GUI start (stand-in: process start -> embedded proxy /health)", "python -m app, offscreen",
+                         _get(gui, "seconds_to_proxy_health"), 1.5, "s", note=skipped.get("gui start", "")[:160]))
+    rows.append(_verdict("GUI idle resident memory", "python -m app, offscreen", _get(gui, "idle_rss_mb"), 200, "MB",
+                         op="<", note=skipped.get("gui start", "")[:160]))
+    return rows
+
+
+def targets_text(rows: list[dict[str, Any]]) -> str:
+    lines = ["", "Targets:"]
+    for r in rows:
+        mark = {True: "MET ", False: "MISS", None: "n/a "}[r["met"]]
+        value = "–" if r["value"] is None else f"{r['value']:,.2f}"
+        lines.append(f"  {mark} {r['what']} [{r['scenario']}]: {value} {r['unit']} (budget {r['op']} {r['budget']:g}) "
+                     f"— {r['margin']}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------- markdown
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+def _pair(direct: dict[str, Any], proxied: dict[str, Any], metric: str, stat: str) -> str:
+    a, b = _get(direct, metric, stat), _get(proxied, metric, stat)
+    if a is None or b is None:
+        return "–"
+    return f"{a:.2f} / {b:.2f} (**{b - a:+.2f}**)"
+
+
+SHAPE_TITLES = {"ns": "whole", "s20": "20 chunks", "s200": "200 chunks", "ns_tool": "whole + tool call",
+                "s20_tool": "20 chunks + tool call"}
+
+
+def _scenario_rows(items: list[dict[str, Any]], proxied_key: str = "downshift") -> list[list[str]]:
+    rows = []
+    for s in items:
+        c, d, p = s["case"], s["direct"], s[proxied_key]
+        gap = "–"
+        if _get(p, "gap_ms", "p50") is not None:
+            gap = (f"{f(_get(d, 'gap_ms', 'p50'))} / {f(_get(p, 'gap_ms', 'p50'))}; "
+                   f"{f(_get(d, 'gap_ms', 'p99'))} / {f(_get(p, 'gap_ms', 'p99'))}")
+        errors = p.get("errors", 0) + d.get("errors", 0)
+        rows.append([
+            f"{c['size_kb']} KB", SHAPE_TITLES.get(c["shape"], c["shape"]), str(c["concurrency"]),
+            str(p["calls"]) + (f" ({errors} err)" if errors else ""),
+            f"{f(d.get('throughput_rps'), 0)} / {f(p.get('throughput_rps'), 0)}",
+            _pair(d, p, "latency_ms", "p50"), _pair(d, p, "latency_ms", "p99"), _pair(d, p, "ttfb_ms", "p50"), gap,
+            f"**{f(cpu_ms(p))}**", f"{f(_get(p, 'utilisation', 'target') and _get(p, 'utilisation', 'target') * 100, 0)}%",
+            f"{f(((_get(p, 'utilisation', 'mock') or 0) + (_get(p, 'utilisation', 'loadgen') or 0)) * 100, 0)}%",
+            f"{f(_get(d, 'cpu_ms_per_call', 'target'))} / {f(_get(p, 'cpu_ms_per_call', 'loadgen'))}",
+            noise(p),
+        ])
+    return rows
+
+
+SCENARIO_HEADER = ["body", "answer", "c", "calls", "calls/s direct / proxy", "latency p50 ms: direct / proxy (added)",
+                   "p99 ms: direct / proxy (added)", "TTFB p50 ms: direct / proxy (added)",
+                   "inter-chunk p50; p99 ms: direct / proxy", "proxy CPU ms/call", "proxy core busy",
+                   "CPU-1 busy (mock+loadgen)", "mock / loadgen CPU ms/call", "other processes on CPU 0 / 1"]
+
+
+def noise(res: dict[str, Any] | None) -> str:
+    fl = _get(res, "foreign_load")
+    if not fl:
+        return "–"
+    text = " / ".join(f"{x * 100:.0f}%" for x in fl[:2])
+    return f"**{text}**" if max(fl) > 0.15 else text
+
+
+def markdown(results: dict[str, Any], notes: Path | None = None) -> str:
+    from bench.run import PATHS  # titles of the client paths
+
+    m = results["machine"]
+    out: list[str] = [
+        "# Benchmarks",
+        "",
+        f"Generated by `{results['command']}` on {m['date']} in {results.get('elapsed_s', 0):.0f} s. "
+        "Do not edit by hand: re-run the suite (the *Notes* section comes from `bench/notes.md`).",
+        "",
+        "```bash",
+        "python -m bench              # full run (~6 min on 2 cores): writes this file and bench/out/latest.json",
+        "python -m bench --compare    # also LiteLLM and claude-code-router (installed into bench/.venvs/ on first use)",
+        "python -m bench --smoke      # every scenario kind once with tiny counts (CI: tests/test_bench_smoke.py)",
+        "python -m bench --only proxy # or compare / logging / startup (repeatable)",
+        "```",
+        "",
+        "## Machine",
+        "",
+    ]
+    pk = m.get("packages", {})
+    vers = results.get("versions", {})
+    out += _table(["", ""], [
+        ["CPU", f"{m['cpu']}" + (f" ({m['cpu_mhz']} MHz)" if m.get("cpu_mhz") else "")],
+        ["cores", f"{m['cores']}; proxy pinned to CPU 0, mock + load generator to CPU 1"
+                  if m.get("pinned") else f"{m['cores']} (not pinned)"],
+        ["memory", f"{m['memory_gb']} GB"],
+        ["OS", m["os"]],
+        ["Python", m["python"]],
+        ["Downshift", f"{m['downshift']} (commit {_get(m, 'git', 'commit') or '?'}, "
+                      f"{_get(m, 'git', 'app_files_changed') or 0} uncommitted files under app/)"],
+        ["packages", ", ".join(f"{k} {v}" for k, v in pk.items() if v)],
+        *([["peers", ", ".join(f"{k} {v}" for k, v in vers.items() if v)]] if vers else []),
+        ["date", m["date"]],
+    ])
+
+    out += ["", "## Targets", "", "From issue 6. *Added* = through the proxy minus straight to the mock, same load "
+            "generator, same body, same run.", ""]
+    trows = []
+    for r in results.get("targets", []):
+        mark = {True: "met", False: "**not met**", None: "not measured"}[r["met"]]
+        value = "–" if r["value"] is None else (f"{r['value']:,.0f}" if r["unit"] in ("rows/s", "rows")
+                                               else f"{r['value']:.2f}")
+        trows.append([r["what"], f"`{r['scenario']}`", f"{value} {r['unit']}", f"{r['op']} {r['budget']:g} {r['unit']}",
+                      mark, r["margin"]])
+    out += _table(["target", "scenario", "measured", "budget", "verdict", "margin"], trows)
+
+    out += ["", "## Downshift against the mock upstream directly", "",
+            "Each row: the same scenario straight to the mock (*direct*) and through `python -m app serve` "
+            "(*proxy*). Latency is send to last byte; TTFB is send to the first body byte (streams: first event); "
+            "inter-chunk is the gap between body reads at the client. CPU is the proxy process's user+system "
+            "time over the measured calls (log writer thread included). *Core busy* is that CPU over wall time; "
+            "CPU-1 busy shows the driver side was not the bottleneck.", ""]
+    by_path: dict[str, list[dict[str, Any]]] = {}
+    for s in results.get("scenarios", []):
+        by_path.setdefault(s["case"]["path"], []).append(s)
+    for path, items in by_path.items():
+        out += [f"### {PATHS[path]['title']}", ""]
+        out += _table(SCENARIO_HEADER, _scenario_rows(items))
+        out.append("")
+
+    if results.get("comparisons"):
+        out += ["## Compared with other proxies", "",
+                "Same mock, same load generator, same bodies, same pinning; each proxy alone on CPU 0.", ""]
+        rows = []
+        keyed = {s["key"]: s for s in results.get("scenarios", [])}
+        for comp in results["comparisons"]:
+            own = keyed.get(comp["key"])
+            entries = ([("Downshift", results["machine"]["downshift"], own["direct"], own["downshift"])] if own else [])
+            entries.append((comp["peer"], comp["version"], comp["direct"], comp["result"]))
+            for name, version, d, p in entries:
+                c = comp["case"]
+                rows.append([f"{name} {version}", c["path"], SHAPE_TITLES.get(c["shape"], c["shape"]),
+                             str(c["concurrency"]), str(p["calls"]) + (f" ({p['errors']} err)" if p.get("errors") else ""),
+                             f(added(d, p, "latency_ms", "p50")), f(added(d, p, "latency_ms", "p99")),
+                             f(added(d, p, "ttfb_ms", "p50")), f"**{f(cpu_ms(p))}**", f(p.get("throughput_rps"), 0),
+                             f(_get(p, "rss_mb", "target"), 0)])
+        seen: set[tuple[str, ...]] = set()
+        uniq = []
+        for r in rows:
+            k = tuple(r[:4])
+            if k not in seen:
+                seen.add(k)
+                uniq.append(r)
+        out += _table(["proxy", "path", "answer", "c", "calls", "added p50 ms", "added p99 ms", "added TTFB ms",
+                       "CPU ms/call", "calls/s", "RSS MB"], uniq)
+        out.append("")
+
+    lg = results.get("logging")
+    out += ["## Call log writer", ""]
+    if lg:
+        b, p = lg["burst"], lg["paced"]
+        out += _table(["measure", "value"], [
+            ["burst: calls handed over by one producer (32 in flight), then flush()", f"{b['calls']:,}"],
+            ["burst: rows per second, hand-over to on disk", f"**{b['rows_per_s']:,.0f}**"],
+            ["burst: writer thread CPU per 1,000 rows", f"{b['writer_cpu_ms_per_1000_rows']:.0f} ms"],
+            [f"paced: {p['target_rate']:,} calls/s for {p['seconds']:.1f} s", f"{p['calls']:,} calls, "
+             f"{p['rows_per_s']:,.0f} rows/s to disk"],
+            ["paced: max queue depth; mean over the last second", f"{p['max_queue_depth']:,}; "
+             f"{p['mean_queue_depth_last_second']:,.0f}"],
+            ["paced: last row on disk after the last call", f"{p['drain_after_end_ms']:.0f} ms"],
+            ["paced: writer thread busy", f"{p['writer_utilisation'] * 100:.0f}% of a core"],
+            ["rows submitted / found / lost / dropped by the writer",
+             f"{lg['submitted']:,} / {lg['ok_rows']:,} / **{lg['rows_lost']}** / {lg['writer_dropped']}"],
+            ["tool-call rows expected / found", f"{lg['tool_rows_expected']:,} / {lg['tool_rows']:,}"],
+        ])
+    else:
+        out.append("Not measured in this run.")
+    out.append("")
+
+    st = results.get("startup")
+    out += ["## Start-up and memory", ""]
+    if st:
+        rows = []
+        if st.get("serve"):
+            rows.append(["`python -m app serve` spawn -> first 200 from /health (median; fresh DB each time)",
+                         f"{st['serve_start_s'] * 1000:.0f} ms (" + ", ".join(f"{x['seconds'] * 1000:.0f}"
+                                                                          for x in st["serve"]) + ")"])
+            rows.append(["serve resident memory, idle after start", f"{st['serve_idle_rss_mb']:.0f} MB"])
+        rss = [_get(s["downshift"], "rss_mb", "target") for s in results.get("scenarios", [])]
+        rss = [r for r in rss if r is not None]
+        if rss:
+            rows.append(["serve resident memory under load (max over all scenarios)", f"{max(rss):.0f} MB"])
+        if st.get("gui"):
+            rows.append(["GUI `python -m app` (offscreen) spawn -> embedded proxy /health (stand-in for window shown)",
+                         f"{st['gui']['seconds_to_proxy_health'] * 1000:.0f} ms"])
+            rows.append(["GUI resident memory, idle", f"{st['gui']['idle_rss_mb']:.0f} MB"])
+        out += _table(["measure", "value"], rows)
+    else:
+        out.append("Not measured in this run.")
+    out.append("")
+
+    if results.get("skips"):
+        out += ["## Skipped", ""]
+        out += [f"- **{s['what']}**: {s['reason'][:400]}" for s in results["skips"]]
+        out.append("")
+
+    if notes is not None and notes.exists():
+        out += [notes.read_text().rstrip(), ""]
+
+    st_ = results.get("settings", {})
+    out += [
+        "## Method",
+        "",
+        "- Bodies: `app.testing.agent_traffic`, ~30 KB (10 tools, 12 tool-call turns) and ~300 KB (40 tools, 60 "
+        "turns), OpenAI (aider/Codex-style) and Anthropic (Claude Code-style, cache_control breakpoints) formats; "
+        "streamed requests ask for usage (`stream_options.include_usage`), so a 20-chunk OpenAI answer is 24 SSE "
+        "events (role, 20 deltas, finish, usage, [DONE]).",
+        f"- Answers: the project's `MockUpstream` (on uvloop) renders a 1,200-character reply whole, or as 20 or "
+        f"200 content chunks {st_.get('chunk_delay_ms', '?')} ms apart (so every chunk is its own write through "
+        "every hop); *+ tool call* adds an `edit_file` call, which Downshift validates against the request's "
+        "tool schemas.",
+        "- Routing as an agent would hit it: the OpenAI client asks for `deepseek/deepseek-chat-v3.1` (preset "
+        "default -> `cheap/qwen/qwen3-coder`, kind openrouter, priced from the table), Claude Code's "
+        "`claude-sonnet-4-6` matches a pattern to an Anthropic-format provider, `claude-haiku-4-5` one to the "
+        "OpenAI-format provider (the gateway path). Logging on, bodies not stored (the default).",
+        f"- Load: closed loop, `c` concurrent connections (keep-alive). Warm-up {st_.get('warmup_s', '?')} s "
+        "unrecorded; then calls start for "
+        f"{st_.get('duration_s', {}).get('ns', '?')} s (200-chunk streams {st_.get('duration_s', {}).get('s200', '?')}"
+        " s) and every started call is awaited, so the CPU between the two snapshots (taken when the proxy is "
+        "idle, its log writer caught up) belongs to exactly the counted calls. CPU from /proc schedstat "
+        "(nanoseconds), checked against psutil's tick counts.",
+        "- p99 of a run with few calls (200-chunk streams at c=1) is close to its max: read it with `calls`.",
+        "- Peers run with their defaults for a local proxy: LiteLLM `--num_workers 1` with a master key and no "
+        "database; claude-code-router with logging off.",
+        "",
+    ]
+    return "\n".join(out)
