@@ -52,13 +52,16 @@ def prune(engine: Engine, retention_days: float, now: float | None = None) -> di
 
 
 class RetentionClock:
-    """Runs a prune chunk from the writer hook at most hourly, and batch after batch while a backlog remains."""
+    """Runs a prune chunk from the writer hook at most hourly (at once when the retention setting changes),
+    and batch after batch while a backlog remains."""
 
     def __init__(self) -> None:
         self._next = 0.0
+        self._days: float | None = None
 
     def maybe_run(self, conn: Connection, retention_days: float, now: float) -> None:
-        if now < self._next or retention_days <= 0:
+        if retention_days <= 0 or (now < self._next and retention_days == self._days):
             return
+        self._days = retention_days
         n = prune_chunk(conn, cutoff_for(now, retention_days))
         self._next = now if n >= CHUNK else now + HOUR
