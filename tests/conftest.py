@@ -157,7 +157,14 @@ def token(core) -> str:  # type: ignore[no-untyped-def]
 
 def logged_calls(core) -> list[dict]:  # type: ignore[no-untyped-def]
     """Every row of the call log, oldest first, after the writer caught up."""
+    import time
+
     from app.core.queries import recent_calls
 
-    assert core.writer.flush()
-    return list(reversed(recent_calls(core.db, 10_000)))
+    deadline = time.monotonic() + 5
+    while True:  # a handler may still be finishing after its client read the last byte
+        assert core.writer.flush()
+        rows = list(reversed(recent_calls(core.db, 10_000)))
+        if all(r["outcome"] != "in_flight" for r in rows) or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.02)
