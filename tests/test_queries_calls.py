@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic import command
+from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, event
 
 from app.core.queries import calls as q
@@ -23,7 +25,7 @@ from app.core.queries.calls import (
     count_calls,
 )
 from app.core.records import Attempt, CallRecord, ToolCallResult
-from app.core.storage.db import open_database
+from app.core.storage.db import MIGRATIONS, create_db_engine, open_database
 from app.core.storage.models import Task
 from app.core.storage.writer import LogWriter
 
@@ -258,15 +260,29 @@ _MODELS = (("cheapco", "qwen/qwen3-coder", 40), ("cheapco", "qwen/qwen3-coder-30
            ("premium", "claude-sonnet-4-5", 9), ("local", "rare/model-x", 1))
 
 
-def fill_synthetic_calls(path: Path, n: int, *, end: float, span: float = 30 * 86400, tasks: int | None = None) -> None:
-    """Append `n` realistic calls spread evenly over `span` seconds before `end` (and a task per 50 calls)
-    to the log at `path`, which must exist at the current schema (open it with `open_database` first).
+def fill_synthetic_calls(path: Path, n: int, *, end: float, span: float = 30 * 86400, tasks: int | None = None,
+                         tool_rows: bool = False) -> None:
+    """Create the call log at `path` (which must not exist) holding `n` realistic calls spread evenly over
+    `span` seconds before `end`, a task per 50 calls and, with `tool_rows`, their tool-call rows.
 
-    Generated inside SQLite with a recursive CTE, indexes dropped and rebuilt around the insert and no
-    journal: a million rows take about 12 s instead of minutes through the writer. The mix is the same
-    on every run (a multiplicative hash of the row number, not random()): models weighted
-    40/20/20/10/9/1 %, 4 % errors (429/500), 0.5 % cancelled, 1 % unpriced, 40 % of calls with tool calls.
+    Generated inside SQLite with a recursive CTE on the first schema revision, with indexes dropped and
+    rebuilt around the insert and no journal; the upgrade to the current schema then derives whatever
+    later revisions keep (the hourly and per-task totals) exactly as it does for a user's old log. A
+    million rows take about 20 s instead of many minutes through the writer. The mix is the same on every
+    run (a multiplicative hash of the row number, not random()): models weighted 40/20/20/10/9/1 %,
+    3 % rate limited, 1 % upstream errors, 0.5 % cancelled, 1 % unpriced, 40 % of ok calls with tool
+    calls, of which about 1 in 30 failed a check.
     """
+    if path.exists():
+        raise FileExistsError(path)
+    url = f"sqlite:///{path}"
+    engine = create_db_engine(url)
+    alembic = AlembicConfig()
+    alembic.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        alembic.attributes["connection"] = conn
+        command.upgrade(alembic, "0001")
+    engine.dispose()
     tasks = tasks or max(1, n // 50)
     acc, cases = 0, []
     for provider, model, weight in _MODELS:
@@ -279,17 +295,16 @@ def fill_synthetic_calls(path: Path, n: int, *, end: float, span: float = 30 * 8
         con.execute("PRAGMA journal_mode=DELETE")
         con.execute("PRAGMA journal_mode=OFF")
         con.execute("PRAGMA synchronous=OFF")
-        first_task = con.execute("SELECT coalesce(max(id), 0) FROM tasks").fetchone()[0]
         indexes = [sql for (sql,) in con.execute(
-            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'calls' AND sql IS NOT NULL")]
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('calls', 'tool_calls')"
+            " AND sql IS NOT NULL")]
         for sql in indexes:
             con.execute("DROP INDEX " + sql.split()[2])
-        params = {"n": n, "t": tasks, "t0": end - span, "span": span, "ft": first_task}
+        params = {"n": n, "t": tasks, "t0": end - span, "span": span}
         con.execute("""
             WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < :t)
             INSERT INTO tasks (id, key, source, label, started_at, last_at, outcome)
-            SELECT :ft + i, 'synthetic-' || (:ft + i), 'session', 'task ' || (:ft + i),
-                   :t0 + (i - 1) * :span / :t, :t0 + i * :span / :t,
+            SELECT i, 'synthetic-' || i, 'session', 'task ' || i, :t0 + (i - 1) * :span / :t, :t0 + i * :span / :t,
                    CASE i % 4 WHEN 0 THEN 'abandoned' WHEN 1 THEN NULL ELSE 'finished' END FROM s""", params)
         con.execute(f"""
             WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < :n),
@@ -300,7 +315,7 @@ def fill_synthetic_calls(path: Path, n: int, *, end: float, span: float = 30 * 8
                 error_message, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
                 cache_write_1h_tokens, reasoning_tokens, cost_usd, cost_source, estimated_cost_usd, premium_cost_usd,
                 unpriced, attempts, bytes_in, bytes_out, task_id, tool_calls, tool_failures, escalated)
-            SELECT printf('syn%08x%021x', :ft, i), :t0 + i * :span / :n, 200 + o, 800 + o * 5, 'openai',
+            SELECT printf('syn%029x', i), :t0 + i * :span / :n, 200 + o, 800 + o * 5, 'openai',
                 '/v1/chat/completions',
                 CASE WHEN m % 7 = 0 THEN 'claude-3-5-haiku-latest' ELSE 'claude-sonnet-4-5' END, 'cheap',
                 CASE WHEN m % 7 = 0 THEN 'background' ELSE 'default' END,
@@ -314,35 +329,48 @@ def fill_synthetic_calls(path: Path, n: int, *, end: float, span: float = 30 * 8
                 CASE WHEN m = 99 THEN 'unpriced' WHEN o < 45 THEN NULL ELSE 'table' END,
                 CASE WHEN m = 99 OR o < 45 THEN NULL ELSE (1000 + o * 20) * 3e-7 + (50 + o) * 1.2e-6 END,
                 CASE WHEN o < 45 THEN NULL ELSE (1000 + o * 20) * 3e-6 + (50 + o) * 1.5e-5 END,
-                m = 99, 1, 2000 + o, 500 + o, :ft + 1 + (i - 1) * :t / :n,
+                m = 99, 1, 2000 + o, 500 + o, 1 + (i - 1) * :t / :n,
                 CASE WHEN o < 45 OR tc < 12 THEN 0 WHEN tc < 18 THEN 1 ELSE 2 END,
                 CASE WHEN o >= 45 AND tc = 19 AND o % 3 = 0 THEN 1 ELSE 0 END, 0
             FROM r""", params)
+        if tool_rows:
+            con.execute("""
+                INSERT INTO tool_calls (call_id, tool_call_id, name, kind, detail, result_failed, started_at,
+                                        upstream_model)
+                SELECT c.call_id, 'tc' || c.id || '-' || k.k, CASE k.k WHEN 1 THEN 'read_file' ELSE 'bash' END,
+                       CASE WHEN k.k <= c.tool_failures THEN 'schema' ELSE 'ok' END,
+                       CASE WHEN k.k <= c.tool_failures THEN '$.path: 5 is not of type string' END,
+                       0, c.started_at, c.upstream_model
+                FROM calls c JOIN (SELECT 1 AS k UNION ALL SELECT 2) k ON k.k <= c.tool_calls""")
         for sql in indexes:
             con.execute(sql)
         con.commit()
-        con.execute("PRAGMA journal_mode=WAL")
     finally:
         con.close()
+    open_database(url).dispose()  # to the current schema: later revisions derive their totals here
+    for backup in path.parent.glob(f"{path.name}.before-*.bak"):
+        backup.unlink()
 
 
 def test_synthetic_log_is_consistent(tmp_path: Path) -> None:
     path = tmp_path / "syn.db"
-    open_database(f"sqlite:///{path}").dispose()
-    fill_synthetic_calls(path, 2000, end=T0, span=2000.0)
+    fill_synthetic_calls(path, 2000, end=T0, span=2000.0, tool_rows=True)
     engine = open_database(f"sqlite:///{path}")
     try:
         rows = calls_page(engine, limit=5000)
         assert len(rows) == count_calls(engine) == 2000
         assert rows[0]["started_at"] == T0 and rows[-1]["started_at"] == T0 - 1999
-        assert count_calls(engine, CallFilter(outcome="ok")) + count_calls(engine, CallFilter(outcome="error")) \
-            + count_calls(engine, CallFilter(outcome="cancelled")) == 2000
+        assert [count_calls(engine, CallFilter(outcome=o)) for o in ("ok", "error", "cancelled")] == [1914, 77, 9]
         assert all(r["cost_usd"] is None for r in calls_page(engine, CallFilter(outcome="error"), limit=5000))
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM tasks").scalar() == 40
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("SELECT count(*) FROM calls WHERE task_id NOT IN (SELECT id FROM tasks)").scalar() == 0
+            emitted, failed = conn.exec_driver_sql("SELECT sum(tool_calls), sum(tool_failures) FROM calls").one()
+            assert conn.exec_driver_sql("SELECT count(*), sum(kind != 'ok') FROM tool_calls").one() == (emitted, failed)
+            assert 0 < failed < emitted
             indexes = {r for (r,) in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='index'")}
-        assert {"ix_calls_started_at", "ix_calls_model_time", "ix_calls_outcome"} <= indexes
+        assert {"ix_calls_started_at", "ix_calls_model_time", "ix_calls_outcome", "ix_tool_calls_call"} <= indexes
+        assert not list(tmp_path.glob("*.bak"))
     finally:
         engine.dispose()

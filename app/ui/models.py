@@ -1,0 +1,376 @@
+"""Qt item models over the query layer's plain rows: a generic table of dicts and the paged calls log.
+
+The models never query on the GUI thread. `CallsModel` fetches keyset pages through `Background` when
+the view scrolls near the end (Qt's canFetchMore/fetchMore), so a log of a million calls opens as fast
+as one of ten, and freshly logged calls are inserted where they belong without resetting the view.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QColor
+from sqlalchemy import Engine
+
+from app.core.queries.calls import CallFilter, calls_by_call_id, calls_page
+from app.ui.background import Background
+
+Row = dict[str, Any]
+Index = QModelIndex | QPersistentModelIndex
+ERROR_COLOUR = QColor(220, 70, 60)  # readable on light and dark backgrounds alike
+MUTED_COLOUR = QColor(128, 128, 128)
+RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+
+
+# ------------------------------------------------------------------------------------------ formatting
+
+def fmt_money(value: float | None, *, unpriced: bool = False) -> str:
+    """Dollars with enough digits to tell cheap calls apart ($0.00042), and no false zero for unpriced."""
+    if value is None:
+        return "unpriced" if unpriced else "–"
+    if value == 0:
+        return "$0"
+    if abs(value) >= 100:
+        return f"${value:,.0f}"
+    if abs(value) >= 1:
+        return f"${value:,.2f}"
+    if abs(value) >= 0.01:
+        return f"${value:.3f}"
+    return f"${value:.5f}"
+
+
+def fmt_tokens(n: int | None) -> str:
+    if n is None:
+        return "–"
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.1f}M"
+    if n >= 10_000:
+        return f"{n / 1000:.0f}k"
+    if n >= 1000:
+        return f"{n / 1000:.1f}k"
+    return str(n)
+
+
+def fmt_ms(ms: float | None) -> str:
+    if ms is None:
+        return "–"
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 600:
+        return f"{seconds // 60:.0f} min {seconds % 60:02.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:02.0f} min"
+
+
+def fmt_time(ts: float | None, *, now: float | None = None) -> str:
+    """Local time; the date only when it is not today, so the common case stays short."""
+    if ts is None:
+        return "–"
+    now = time.time() if now is None else now
+    local, today = time.localtime(ts), time.localtime(now)
+    if local[:3] == today[:3]:
+        return time.strftime("%H:%M:%S", local)
+    if local.tm_year == today.tm_year:
+        return time.strftime("%b %d %H:%M", local)
+    return time.strftime("%Y-%m-%d %H:%M", local)
+
+
+def fmt_rate(rate: float | None) -> str:
+    return "–" if rate is None else f"{rate:.1%}"
+
+
+def input_tokens(row: Row) -> int:
+    """Everything the model read: fresh input plus cache reads and writes (OpenAI's prompt_tokens)."""
+    return sum(int(row.get(k) or 0) for k in ("input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens"))
+
+
+def is_failed_call(row: Row) -> bool:
+    return row.get("outcome") not in ("ok", "in_flight") or bool(row.get("tool_failures"))
+
+
+# ---------------------------------------------------------------------------------------------- columns
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    key: str
+    title: str
+    text: Callable[[Row], str]
+    align: Qt.AlignmentFlag = LEFT
+    tooltip: Callable[[Row], str | None] | None = None
+    sort: Callable[[Row], Any] | None = None  # the value QSortFilterProxyModel compares
+
+
+def _served_by(row: Row) -> str:
+    if not row.get("provider"):
+        return "–"
+    return f"{row['provider']}/{row.get('upstream_model') or '?'}"
+
+
+def _outcome(row: Row) -> str:
+    status = row.get("status")
+    return f"{row.get('outcome')} {status}" if status and status != 200 else str(row.get("outcome"))
+
+
+def _tools(row: Row) -> str:
+    n, bad = row.get("tool_calls") or 0, row.get("tool_failures") or 0
+    if not n:
+        return ""
+    return f"{n} ({bad} failed)" if bad else str(n)
+
+
+CALL_COLUMNS: tuple[Column, ...] = (
+    Column("started_at", "Time", lambda r: fmt_time(r["started_at"]),
+           tooltip=lambda r: time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(r["started_at"]))),
+    Column("requested_model", "Requested", lambda r: r.get("requested_model") or "–"),
+    Column("served_by", "Served by", _served_by, tooltip=lambda r: f"role: {r.get('role') or '–'}, "
+           f"{r.get('attempts', 1)} attempt(s)"),
+    Column("outcome", "Outcome", _outcome, tooltip=lambda r: r.get("error_kind")),
+    Column("input", "In", lambda r: fmt_tokens(input_tokens(r)), RIGHT,
+           tooltip=lambda r: f"{r.get('input_tokens', 0)} fresh, {r.get('cache_read_tokens', 0)} cached"),
+    Column("output_tokens", "Out", lambda r: fmt_tokens(r.get("output_tokens")), RIGHT),
+    Column("cost_usd", "Cost", lambda r: fmt_money(r.get("cost_usd"), unpriced=bool(r.get("unpriced"))), RIGHT,
+           tooltip=lambda r: f"source: {r.get('cost_source') or '–'}"),
+    Column("duration_ms", "Duration", lambda r: fmt_ms(r.get("duration_ms")), RIGHT,
+           tooltip=lambda r: f"first byte after {fmt_ms(r.get('ttfb_ms'))}"),
+    Column("tools", "Tool calls", _tools, RIGHT),
+    Column("task_id", "Task", lambda r: "" if r.get("task_id") is None else f"#{r['task_id']}", RIGHT),
+)
+
+
+# ------------------------------------------------------------------------------------------ rows model
+
+class RowsModel(QAbstractTableModel):
+    """A table of dict rows with declared columns. `set_rows` keeps the view's selection and scroll
+    position when a refresh brings the same rows in the same order (the common case on a live page)."""
+
+    RowRole = Qt.ItemDataRole.UserRole
+    SortRole = Qt.ItemDataRole.UserRole + 1
+
+    def __init__(self, columns: Sequence[Column], key: str = "id", parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.columns = tuple(columns)
+        self.key = key
+        self.rows: list[Row] = []
+
+    # ---- Qt interface
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.columns)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.columns[section].title
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.TextAlignmentRole:
+            return self.columns[section].align
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or index.row() >= len(self.rows):
+            return None
+        row, column = self.rows[index.row()], self.columns[index.column()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return column.text(row)
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return column.align
+        if role == Qt.ItemDataRole.ToolTipRole and column.tooltip is not None:
+            return column.tooltip(row)
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return self.row_colour(row)
+        if role == self.RowRole:
+            return row
+        if role == self.SortRole:
+            return column.sort(row) if column.sort else row.get(column.key)
+        return None
+
+    def row_colour(self, row: Row) -> QColor | None:
+        """A row's text colour when it must stand out (failed) or recede (closed); None: the palette's."""
+        return None
+
+    # ---- content
+    def row(self, i: int) -> Row:
+        return self.rows[i]
+
+    def set_rows(self, rows: Sequence[Row]) -> None:
+        new = list(rows)
+        if [r.get(self.key) for r in new] == [r.get(self.key) for r in self.rows]:
+            self.rows = new
+            if new:
+                self.dataChanged.emit(self.index(0, 0), self.index(len(new) - 1, len(self.columns) - 1))
+            return
+        self.beginResetModel()
+        self.rows = new
+        self.endResetModel()
+
+    def find(self, key: Any) -> int:
+        for i, r in enumerate(self.rows):
+            if r.get(self.key) == key:
+                return i
+        return -1
+
+
+class CallRowsModel(RowsModel):
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(CALL_COLUMNS, parent=parent)
+
+    def row_colour(self, row: Row) -> QColor | None:
+        return ERROR_COLOUR if is_failed_call(row) else None
+
+
+# ----------------------------------------------------------------------------------------- calls model
+
+def _order_key(row: Row) -> tuple[float, int]:
+    """Ascending key for newest-first order (the query layer orders by started_at, id descending)."""
+    return (-float(row["started_at"]), -int(row["id"]))
+
+
+class CallsModel(CallRowsModel):
+    """The calls log, newest first, one keyset page at a time.
+
+    `set_filter` starts over; scrolling to the end makes the view call fetchMore, which asks the next
+    page in the background (canFetchMore is False while a page is on its way, so a fast scroll does not
+    stack requests). `add_logged` takes call_ids the writer just stored and inserts or updates those
+    rows in place. Results that come back for an older filter are dropped by generation number.
+    """
+
+    pageLoaded = Signal(int)  # rows added by a page
+    loadingChanged = Signal(bool)
+    failed = Signal(str)
+
+    def __init__(self, engine: Engine, background: Background, *, page_size: int = 500,
+                 flt: CallFilter | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.engine, self.background, self.page_size = engine, background, page_size
+        self.filter = flt or CallFilter()
+        self.exhausted = False
+        self.loading = False
+        self._generation = 0
+        self._keys: list[tuple[float, int]] = []
+        self._pending_ids: set[str] = set()
+        self._live_running = False
+
+    # ---- paging
+    def set_filter(self, flt: CallFilter) -> None:
+        self.filter = flt
+        self.reload()
+
+    def reload(self) -> None:
+        self._generation += 1
+        self.beginResetModel()
+        self.rows, self._keys = [], []
+        self.exhausted = False
+        self._set_loading(False)
+        self.endResetModel()
+        self.fetchMore(QModelIndex())
+
+    def canFetchMore(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008
+        return not parent.isValid() and not self.exhausted and not self.loading
+
+    def fetchMore(self, parent: Index = QModelIndex()) -> None:  # noqa: B008
+        if not self.canFetchMore(parent):
+            return
+        self._set_loading(True)
+        gen, flt, size = self._generation, self.filter, self.page_size
+        last = self.rows[-1] if self.rows else None
+        before_id = last["id"] if last else None
+        before_at = last["started_at"] if last else None
+
+        def query() -> tuple[int, list[Row]]:
+            return gen, calls_page(self.engine, flt, before_id=before_id, before_started_at=before_at, limit=size)
+
+        self.background.run(query, self._page_done, self._page_failed)
+
+    def _set_loading(self, value: bool) -> None:
+        if value != self.loading:
+            self.loading = value
+            self.loadingChanged.emit(value)
+
+    def _page_done(self, result: tuple[int, list[Row]]) -> None:
+        gen, rows = result
+        if gen != self._generation:
+            return
+        self._set_loading(False)
+        if len(rows) < self.page_size:
+            self.exhausted = True
+        if self._keys and rows and _order_key(rows[0]) <= self._keys[-1]:
+            # only a first page can overlap rows shown: calls logged while it was read, merged in live
+            tail = self._keys[-1]
+            self.merge([r for r in rows if _order_key(r) <= tail])
+            rows = [r for r in rows if _order_key(r) > tail]
+        if rows:
+            first = len(self.rows)
+            self.beginInsertRows(QModelIndex(), first, first + len(rows) - 1)
+            self.rows.extend(rows)
+            self._keys.extend(_order_key(r) for r in rows)
+            self.endInsertRows()
+        self.pageLoaded.emit(len(rows))
+
+    def _page_failed(self, exc: Exception) -> None:
+        self._set_loading(False)
+        self.exhausted = True  # do not hammer a failing database; the page offers a reload
+        self.failed.emit(f"Could not read the call log: {exc}")
+
+    # ---- live updates
+    def add_logged(self, call_ids: Sequence[str]) -> None:
+        """Fetch the given freshly logged calls (if they pass the filter) and merge them in. While one
+        fetch runs, further ids are collected and fetched together afterwards."""
+        self._pending_ids.update(call_ids)
+        if self._live_running or not self._pending_ids:
+            return
+        ids, self._pending_ids = list(self._pending_ids), set()
+        self._live_running = True
+        gen, flt = self._generation, self.filter
+
+        def query() -> tuple[int, list[Row]]:
+            return gen, calls_by_call_id(self.engine, ids, flt)
+
+        self.background.run(query, self._live_done, self._live_failed)
+
+    def _live_done(self, result: tuple[int, list[Row]]) -> None:
+        self._live_running = False
+        gen, rows = result
+        if gen == self._generation:
+            self.merge(rows)
+        self.add_logged(())
+
+    def _live_failed(self, exc: Exception) -> None:
+        self._live_running = False
+        self.failed.emit(f"Could not read new calls: {exc}")
+
+    def merge(self, rows: Sequence[Row]) -> None:
+        """Insert rows at their place in newest-first order, or update rows already shown. A row older
+        than everything loaded waits for its page, unless the log is fully loaded."""
+        top: list[Row] = []
+        head = self._keys[0] if self._keys else None
+        for row in sorted(rows, key=_order_key):
+            key = _order_key(row)
+            i = bisect.bisect_left(self._keys, key)
+            if i < len(self._keys) and self._keys[i] == key:
+                self.rows[i] = row
+                self.dataChanged.emit(self.index(i, 0), self.index(i, len(self.columns) - 1))
+            elif head is None or key < head:
+                top.append(row)  # newer than anything shown: one block at the top
+            elif i < len(self._keys) or self.exhausted:
+                self.beginInsertRows(QModelIndex(), i, i)
+                self.rows.insert(i, row)
+                self._keys.insert(i, key)
+                self.endInsertRows()
+        if top:
+            self.beginInsertRows(QModelIndex(), 0, len(top) - 1)
+            self.rows[:0] = top
+            self._keys[:0] = [_order_key(r) for r in top]
+            self.endInsertRows()

@@ -1,0 +1,236 @@
+"""The live dashboard: spend, savings and tool-call reliability at a glance, refreshed about every second.
+
+All figures come from the analytics queries (`app.core.queries.dashboard` and `.tasks`) run as one job
+on the background pool. A tick only queries when calls were logged since the last query (or the figures
+are getting old), and never while the previous query is still running: under a heavy load the page
+falls behind by at most one refresh instead of piling up work, and an idle app does no work at all.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QHideEvent, QPalette, QShowEvent
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+from sqlalchemy import Engine
+
+from app.ui.charts import CostPerTaskChart, FailureRateChart, SpendChart
+from app.ui.context import UiContext
+from app.ui.models import fmt_money, fmt_rate
+from app.ui.pages import MessageLine, heading
+from app.ui.throttle import SingleFlight, Throttle
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    label: str
+    span_s: float
+    bucket_s: float  # about 30-60 bars whatever the range
+
+
+RANGES: tuple[TimeRange, ...] = (
+    TimeRange("Last hour", 3600, 60),
+    TimeRange("Last 24 hours", 86400, 1800),
+    TimeRange("Last 7 days", 7 * 86400, 3 * 3600),
+    TimeRange("Last 30 days", 30 * 86400, 86400),
+)
+STACK_BY = (("Model", "model"), ("Provider", "provider"), ("Role", "role"))
+REFRESH_MS = 1000
+STALE_S = 15.0  # re-query at least this often, for calls logged by another process and the moving window
+
+
+def snapshot(engine: Engine, rng: TimeRange, by: str, now: float) -> dict[str, Any]:
+    """Every figure the page shows, in one background job (one connection's worth of queries)."""
+    from app.core.queries import dashboard, tasks
+
+    t0 = time.perf_counter()
+    since = now - rng.span_s
+    data = {
+        "tiles": dashboard.tiles(engine, since=since, now=now),
+        "spend": dashboard.spend_over_time(engine, since=since, until=now, bucket_s=rng.bucket_s, by=by),
+        "failures": dashboard.failure_rate_over_time(engine, since=since, until=now, bucket_s=rng.bucket_s),
+        "tasks": tasks.cost_per_task(engine, since=since),
+    }
+    data.update(since=since, now=now, range=rng, by=by, query_ms=(time.perf_counter() - t0) * 1000)
+    return data
+
+
+class Tile(QFrame):
+    """One headline figure: a caption, the value in large type, and a line of context under it."""
+
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 8, 12, 8)
+        layout.setSpacing(2)
+        self.title = QLabel(title)
+        self.title.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.value = QLabel("–")
+        font = self.value.font()
+        font.setPointSizeF(font.pointSizeF() * 1.8)
+        font.setBold(True)
+        self.value.setFont(font)
+        self.value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.note = QLabel(" ")
+        self.note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        for w in (self.title, self.value, self.note):
+            layout.addWidget(w)
+
+    def set(self, value: str, note: str = "") -> None:
+        self.value.setText(value)
+        self.note.setText(note or " ")
+
+
+class DashboardPage(QWidget):
+    def __init__(self, ctx: UiContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.flight = SingleFlight(ctx.background, self)
+        self.dirty = True  # calls were logged since the last query (or nothing was queried yet)
+        self.last_query = 0.0
+        self.last_data: dict[str, Any] | None = None
+        self.refreshes = 0
+
+        self.range_box = QComboBox()
+        self.range_box.setAccessibleName("Time range")
+        for r in RANGES:
+            self.range_box.addItem(r.label, r)
+        self.range_box.setCurrentIndex(1)
+        self.by_box = QComboBox()
+        self.by_box.setAccessibleName("Stack spend by")
+        for label, key in STACK_BY:
+            self.by_box.addItem(label, key)
+        self.updated = QLabel()
+        self.updated.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Range:"))
+        bar.addWidget(self.range_box)
+        bar.addSpacing(12)
+        bar.addWidget(QLabel("Stack spend by:"))
+        bar.addWidget(self.by_box)
+        bar.addStretch(1)
+        bar.addWidget(self.updated)
+
+        self.tiles = {
+            "today": Tile("Spend today"),
+            "month": Tile("Spend this month"),
+            "savings": Tile("Saved vs premium"),
+            "failure": Tile("Tool-call failure rate"),
+            "per_task": Tile("Cost per finished task"),
+            "calls": Tile("Calls"),
+        }
+        tiles = QGridLayout()
+        tiles.setSpacing(8)
+        for i, tile in enumerate(self.tiles.values()):
+            tiles.addWidget(tile, 0, i)
+
+        self.spend = SpendChart()
+        self.failures = FailureRateChart()
+        self.cost_per_task = CostPerTaskChart()
+        charts = QGridLayout()
+        charts.addWidget(self.spend, 0, 0, 1, 2)
+        charts.addWidget(self.failures, 1, 0)
+        charts.addWidget(self.cost_per_task, 1, 1)
+        charts.setRowStretch(0, 3)
+        charts.setRowStretch(1, 2)
+
+        self.message = MessageLine()
+        layout = QVBoxLayout(self)
+        layout.addWidget(heading("Dashboard", "What your agents cost, what they saved, and how reliably the "
+                                              "models drive their tools."))
+        layout.addLayout(bar)
+        layout.addLayout(tiles)
+        layout.addWidget(self.message)
+        layout.addLayout(charts, 1)
+
+        self.timer = QTimer(self)
+        self.timer.setInterval(REFRESH_MS)
+        self.timer.timeout.connect(self.tick)
+        self._tick_soon = Throttle(self.tick, REFRESH_MS, self)  # new calls: now, unless a query just ran
+        self.range_box.currentIndexChanged.connect(self.invalidate)
+        self.by_box.currentIndexChanged.connect(self.invalidate)
+        ctx.bridge.callsLogged.connect(self._calls_logged)
+
+    # ---- when to query
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.timer.start()
+        self.tick()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        self.timer.stop()
+        self._tick_soon.cancel()
+        super().hideEvent(event)
+
+    def _calls_logged(self, _records: object) -> None:
+        self.dirty = True
+        self._tick_soon()
+
+    def invalidate(self) -> None:
+        """Settings changed: query now if possible (else on the next tick)."""
+        self.dirty = True
+        self.tick()
+
+    @property
+    def time_range(self) -> TimeRange:
+        return self.range_box.currentData()
+
+    def tick(self) -> None:
+        if not self.isVisible():
+            return
+        if not self.dirty and time.monotonic() - self.last_query < STALE_S:
+            return
+        rng, by, engine = self.time_range, self.by_box.currentData(), self.ctx.core.db
+        if self.flight.run(lambda: snapshot(engine, rng, by, time.time()), self.apply, self._failed):
+            self.dirty = False
+            self.last_query = time.monotonic()
+
+    # ---- showing results
+    def _failed(self, exc: Exception) -> None:
+        self.dirty = True  # try again on a later tick
+        self.message.error(f"Could not read the figures: {exc}")
+
+    def apply(self, data: dict[str, Any]) -> None:
+        if data["range"] != self.time_range or data["by"] != self.by_box.currentData():
+            self.dirty = True  # settings changed while this ran; the next tick brings the right figures
+            return
+        self.last_data = data
+        self.refreshes += 1
+        if self.message.kind == "error":
+            self.message.clear()
+        self._apply_tiles(data["tiles"], data["range"])
+        rng, since, now = data["range"], data["since"], data["now"]
+        spend, failures = data["spend"], data["failures"]
+        self.spend.set_data(spend["buckets"], spend["series"], bucket_s=rng.bucket_s, since=since, until=now)
+        self.failures.set_data(failures["buckets"], failures["series"], bucket_s=rng.bucket_s, since=since, until=now)
+        self.cost_per_task.set_data(data["tasks"]["by_outcome"], data["tasks"]["tasks"])
+        self.updated.setText(f"Updated {time.strftime('%H:%M:%S', time.localtime(now))}"
+                             f" · {data['query_ms']:.0f} ms")
+
+    def _apply_tiles(self, t: dict[str, Any], rng: TimeRange) -> None:
+        span = rng.label.lower()
+        self.tiles["today"].set(fmt_money(t["spend_today"] or 0.0))
+        self.tiles["month"].set(fmt_money(t["spend_month"] or 0.0))
+        spent, saved = t["spend_range"] or 0.0, t["savings_range"]
+        self.tiles["savings"].set(fmt_money(saved), "" if saved is None else
+                                  f"{fmt_money(spent)} spent, premium {fmt_money(spent + saved)}")
+        rate = t["tool_failure_rate"]
+        self.tiles["failure"].set(fmt_rate(rate), "no tool calls" if rate is None else span)
+        per_task = t["cost_per_finished_task"]
+        self.tiles["per_task"].set(fmt_money(per_task), "no finished tasks" if per_task is None else span)
+        unpriced = t["unpriced_calls"]
+        self.tiles["calls"].set(f"{t['calls']:,}", f"{unpriced} without a known price" if unpriced else span)

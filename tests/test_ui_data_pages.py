@@ -1,0 +1,527 @@
+"""The data pages (Dashboard, Calls, Tasks) driven offscreen with pytest-qt over a real core, proxy and mock
+upstream: calls made through the proxy show up live, filters narrow the table, the detail pane explains a
+failed tool call, a million-row log pages in, and each page is rendered to docs/screenshots/."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import BACKUP_KEY, PREMIUM_KEY, PROVIDER_KEY, proxy_config_text
+from PySide6.QtCore import QPointF
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication, QWidget
+from test_queries_calls import fill_synthetic_calls
+
+from app.core.engine import Core
+from app.core.queries import tasks as task_queries
+from app.core.storage.db import head_revision
+from app.proxy.server import ProxyThread
+from app.testing.script import Reply, ToolCall, Usage
+from app.ui.background import Background
+from app.ui.bridge import CoreBridge
+from app.ui.context import UiContext
+from app.ui.models import fmt_money
+from app.ui.pages.calls import CallsPage
+from app.ui.pages.dashboard import DashboardPage
+from app.ui.pages.tasks import TasksPage
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+TOOLS = [
+    {"type": "function", "function": {"name": "read_file", "description": "Read a file",
+                                      "parameters": {"type": "object", "properties": {"path": {"type": "string"}},
+                                                     "required": ["path"]}}},
+    {"type": "function", "function": {"name": "bash", "description": "Run a command",
+                                      "parameters": {"type": "object", "properties": {"command": {"type": "string"}},
+                                                     "required": ["command"]}}},
+]
+
+
+def chat(ctx: UiContext, model: str = "default", *, task: str | None = None, tools: bool = False,
+         text: str = "list the files") -> httpx.Response:
+    body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": text}]}
+    if tools:
+        body["tools"] = TOOLS
+    headers = {"Authorization": f"Bearer {ctx.core.token()}"}
+    if task:
+        headers["X-Downshift-Task"] = task
+    assert ctx.proxy is not None
+    return httpx.post(f"{ctx.proxy.url}/v1/chat/completions", json=body, headers=headers, timeout=20)
+
+
+class Stack:
+    """A core, a proxy in front of the mock upstream and the UI context, on a chosen call log."""
+
+    def __init__(self, tmp_path: Path, mock_url: str, db: Path) -> None:
+        config = tmp_path / "config.toml"
+        config.write_text(proxy_config_text(mock_url))
+        self.core = Core(config, f"sqlite:///{db}")
+        for name, key in (("cheapco", PROVIDER_KEY), ("backup", BACKUP_KEY), ("premium", PREMIUM_KEY)):
+            self.core.set_provider_key(name, key)
+        self.proxy = ProxyThread(self.core, port=0).start()
+        self.ctx = UiContext(self.core, self.proxy, CoreBridge(self.core.events), Background())
+        self.pages: list[QWidget] = []
+        self.logged = 0
+        self.core.events.subscribe("calls_logged", self._count)
+
+    def _count(self, records: list[Any]) -> None:
+        self.logged += len(records)
+
+    def wait_logged(self, n: int, timeout: float = 10.0) -> None:
+        """Until `n` calls were written in their final form: a client has its answer before the proxy
+        settles the call's tokens, cost and tool checks, so a row read right after may be incomplete."""
+        deadline = time.monotonic() + timeout
+        while self.logged < n:
+            assert time.monotonic() < deadline, f"{self.logged} calls logged, expected {n}"
+            time.sleep(0.02)
+
+    def open(self, qtbot: Any, cls: type[QWidget], size: tuple[int, int] = (1280, 800)) -> Any:
+        page = cls(self.ctx)
+        qtbot.addWidget(page)
+        page.resize(*size)
+        page.show()
+        self.pages.append(page)
+        return page
+
+    def close(self) -> None:
+        for page in self.pages:
+            page.hide()  # stops the live timers before the database goes away
+        self.ctx.background.wait(10_000)
+        self.ctx.bridge.close()
+        self.proxy.stop()
+        self.core.close()
+
+
+@pytest.fixture
+def stack(tmp_path: Path, mock) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+    s = Stack(tmp_path, mock.base_url, tmp_path / "log.db")
+    yield s
+    s.close()
+
+
+def settle(qtbot: Any, model: Any) -> None:
+    qtbot.waitUntil(lambda: not model.loading, timeout=5000)
+
+
+def served_by(page: CallsPage) -> list[tuple[str, str]]:
+    return [(r["requested_model"], r["upstream_model"]) for r in page.model.rows]
+
+
+# ---------------------------------------------------------------------------------------------- live
+
+def test_a_proxied_call_shows_in_the_calls_table_and_the_dashboard_tiles_within_two_seconds(
+        qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    calls = stack.open(qtbot, CallsPage)
+    dash = stack.open(qtbot, DashboardPage)
+    qtbot.waitUntil(lambda: not calls.model.loading and dash.refreshes >= 1, timeout=5000)
+    assert calls.model.rowCount() == 0 and dash.tiles["calls"].value.text() == "0"
+
+    mock.enqueue(Reply(text="done", usage=Usage(prompt=120_000, completion=8000)))
+    assert chat(stack.ctx).status_code == 200
+    answered = time.monotonic()
+    qtbot.waitUntil(lambda: calls.model.rowCount() == 1, timeout=2000)
+    in_table = time.monotonic() - answered
+    qtbot.waitUntil(lambda: dash.tiles["calls"].value.text() == "1", timeout=max(1, int(2000 - in_table * 1000)))
+    in_tiles = time.monotonic() - answered
+    print(f"\ncall visible in the Calls table after {in_table * 1000:.0f} ms, in the tiles after {in_tiles * 1000:.0f} ms")
+
+    row = calls.model.row(0)
+    assert (row["provider"], row["upstream_model"], row["outcome"]) == ("cheapco", "qwen/qwen3-coder", "ok")
+    assert row["cost_usd"] > 0
+    assert dash.tiles["today"].value.text() == fmt_money(row["cost_usd"])
+    assert dash.tiles["month"].value.text() == fmt_money(row["cost_usd"])
+    assert calls.count_label.text() in ("0 calls", "1 call")  # recounted at most every 3 s
+    qtbot.waitUntil(lambda: calls.count_label.text() == "1 call", timeout=5000)
+
+
+def test_new_calls_are_inserted_without_a_reset_and_the_row_being_read_stays_put(
+        qtbot: Any, tmp_path: Path, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    db = tmp_path / "log.db"
+    fill_synthetic_calls(db, 3000, end=time.time() - 60, span=3000.0)
+    s = Stack(tmp_path, mock.base_url, db)
+    try:
+        page = s.open(qtbot, CallsPage)
+        settle(qtbot, page.model)
+        assert page.model.rowCount() == 500
+        resets, inserted = [], []
+        page.model.modelReset.connect(lambda: resets.append(1))
+        page.model.rowsInserted.connect(lambda _p, first, last: inserted.append((first, last)))
+        page.table.scrollTo(page.model.index(120, 0), page.table.ScrollHint.PositionAtTop)
+        top_before = page.model.row(page.table.rowAt(0))["call_id"]
+
+        for _ in range(3):
+            assert chat(s.ctx).status_code == 200
+        qtbot.waitUntil(lambda: page.model.rowCount() == 503, timeout=3000)
+        assert resets == [] and all(first == 0 for first, _ in inserted)
+        assert [r["provider"] for r in page.model.rows[:3]] == ["cheapco"] * 3
+        assert page.model.row(page.table.rowAt(0))["call_id"] == top_before
+        times = [r["started_at"] for r in page.model.rows]
+        assert times == sorted(times, reverse=True)
+    finally:
+        s.close()
+
+
+# ------------------------------------------------------------------------------------------- filters
+
+def test_filters_narrow_the_table(qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    assert chat(stack.ctx, "default").status_code == 200
+    assert chat(stack.ctx, "plan", task="write-the-plan").status_code == 200
+    assert chat(stack.ctx, "claude-3-5-haiku-latest").status_code == 200
+    mock.enqueue(Reply(status=400, error="bad tool schema"))
+    assert chat(stack.ctx, "default").status_code == 400
+    mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"path": 5})]))
+    assert chat(stack.ctx, "gpt-4o", tools=True).status_code == 200
+    stack.wait_logged(5)
+
+    page = stack.open(qtbot, CallsPage)
+    settle(qtbot, page.model)
+    assert page.model.rowCount() == 5
+    qtbot.waitUntil(lambda: page.model_box.count() == 4 and page.provider_box.count() == 3, timeout=3000)
+    qtbot.waitUntil(lambda: page.count_label.text() == "5 calls", timeout=3000)
+
+    def check(expected: list[tuple[str, str]], count: int | None = None) -> None:
+        settle(qtbot, page.model)
+        assert served_by(page) == expected
+        n = len(expected) if count is None else count
+        qtbot.waitUntil(lambda: page.count_label.text() == f"{n} call{'s' if n != 1 else ''}", timeout=3000)
+
+    page.model_box.setCurrentIndex(page.model_box.findData("qwen/qwen3-coder"))
+    check([("gpt-4o", "qwen/qwen3-coder"), ("default", "qwen/qwen3-coder"), ("default", "qwen/qwen3-coder")])
+    page.failures_box.setChecked(True)  # the 400 and the schema violation
+    check([("gpt-4o", "qwen/qwen3-coder"), ("default", "qwen/qwen3-coder")])
+    page.outcome_box.setCurrentIndex(page.outcome_box.findData("error"))
+    check([("default", "qwen/qwen3-coder")])
+    assert page.model.row(0)["status"] == 400
+    page.outcome_box.setCurrentIndex(0)
+    page.failures_box.setChecked(False)
+    page.model_box.setCurrentIndex(0)
+    page.provider_box.setCurrentIndex(page.provider_box.findData("backup"))
+    check([("plan", "deepseek/deepseek-chat")])
+    task_id = page.model.row(0)["task_id"]
+    assert task_id is not None
+    page.provider_box.setCurrentIndex(0)
+    page.show_task(task_id)  # the background call (a title) joined the task that caused it
+    check([("claude-3-5-haiku-latest", "qwen/qwen3-coder-30b"), ("plan", "deepseek/deepseek-chat")])
+    page.task_edit.clear()
+    qtbot.keyClicks(page.search_edit, "HAIKU")
+    qtbot.waitUntil(lambda: page.model.filter.search == "HAIKU", timeout=2000)
+    check([("claude-3-5-haiku-latest", "qwen/qwen3-coder-30b")])
+    page.search_edit.clear()
+    page.time_box.setCurrentIndex(1)  # last hour: everything here is seconds old
+    qtbot.waitUntil(lambda: page.model.filter.since is not None and page.model.filter.search is None, timeout=2000)
+    settle(qtbot, page.model)
+    assert page.model.rowCount() == 5
+
+
+def test_the_detail_pane_explains_a_schema_failure_and_the_fallback(
+        qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    page = stack.open(qtbot, CallsPage)
+    settle(qtbot, page.model)
+    mock.enqueue(Reply(status=500), Reply(tool_calls=[ToolCall("read_file", {"path": 5}),
+                                                      ToolCall("bash", {"command": "ls"})]))
+    assert chat(stack.ctx, tools=True).status_code == 200
+    qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=3000)
+    assert page.model.data(page.model.index(0, 8)) == "2 (1 failed)"
+    page.select_row(0)
+    qtbot.waitUntil(lambda: page.detail.data is not None, timeout=3000)
+    text = page.detail.toPlainText()
+    assert "Tool calls (2, 1 failed)" in text
+    assert "arguments violate the tool's schema" in text
+    assert "is not of type 'string'" in text or "must be string" in text
+    assert "Fallback chain" in text
+    assert "cheapco/qwen/qwen3-coder: HTTP 500" in text and "backup/deepseek/deepseek-chat: HTTP 200" in text
+    assert "first byte" in text and "price table" in text
+
+
+# ----------------------------------------------------------------------------------------- 1M rows
+
+def _synthetic_key() -> str:
+    source = inspect.getsource(fill_synthetic_calls).encode()
+    return f"{hashlib.blake2b(source, digest_size=6).hexdigest()}-{head_revision()}"
+
+
+@pytest.fixture(scope="session")
+def million_row_log(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of a generated 1,000,000-call log. Generating takes ~25 s, so the generated file is kept in
+    pytest's cache (keyed by the generator's source and the schema revision) for the next run."""
+    dest = tmp_path_factory.mktemp("million") / "log.db"
+    cache = getattr(request.config, "cache", None)
+    if cache is None:
+        fill_synthetic_calls(dest, 1_000_000, end=time.time())
+        return dest
+    folder = Path(cache.mkdir("downshift-synthetic"))
+    cached = folder / f"calls-1m-{_synthetic_key()}.db"
+    if not cached.exists():
+        for old in folder.glob("calls-1m-*"):
+            old.unlink()
+        partial = folder / "partial.db"
+        partial.unlink(missing_ok=True)
+        fill_synthetic_calls(partial, 1_000_000, end=time.time())
+        partial.rename(cached)
+    shutil.copyfile(cached, dest)
+    return dest
+
+
+def test_a_million_calls_open_at_once_and_scrolling_fetches_pages(
+        qtbot: Any, tmp_path: Path, million_row_log: Path) -> None:
+    core = Core(tmp_path / "config.toml", f"sqlite:///{million_row_log}")
+    ctx = UiContext(core, None, CoreBridge(core.events), Background())
+    try:
+        started = time.perf_counter()
+        page = CallsPage(ctx)
+        qtbot.addWidget(page)
+        page.resize(1280, 800)
+        page.show()
+        qtbot.waitUntil(lambda: page.model.rowCount() == 500, timeout=10_000)
+        first_page = time.perf_counter() - started
+        qtbot.waitUntil(lambda: page.count_label.text() == "1,000,000 calls", timeout=10_000)
+        counted = time.perf_counter() - started
+        assert page.model.rowCount() == 500 and page.model.canFetchMore()  # one page, not the log
+
+        pages = []
+        for expected in (1000, 1500, 2000):
+            t = time.perf_counter()
+            page.table.scrollToBottom()
+            assert page.model.loading and not page.model.canFetchMore()  # no second request while one runs
+            qtbot.waitUntil(lambda n=expected: page.model.rowCount() == n, timeout=10_000)
+            pages.append(time.perf_counter() - t)
+        rows = page.model.rows
+        assert all(a["started_at"] >= b["started_at"] for a, b in zip(rows, rows[1:], strict=False))
+        assert len({r["id"] for r in rows}) == 2000
+
+        page.failures_box.setChecked(True)
+        t = time.perf_counter()
+        settle(qtbot, page.model)
+        filtered = time.perf_counter() - t
+        assert page.model.rowCount() == 500
+        assert all(r["outcome"] != "ok" or r["tool_failures"] for r in page.model.rows)
+        print(f"\n1M calls: first page shown {first_page * 1000:.0f} ms, counted {counted * 1000:.0f} ms, next pages "
+              + ", ".join(f"{p * 1000:.0f}" for p in pages) + f" ms, failures-only page {filtered * 1000:.0f} ms")
+        # generous: a full load of the log takes tens of seconds, a page tens of milliseconds
+        assert first_page < 3.0 and max(pages) < 3.0
+        page.hide()
+    finally:
+        ctx.background.wait(10_000)
+        ctx.bridge.close()
+        core.close()
+
+
+# ------------------------------------------------------------------------------------------- tasks
+
+def test_tasks_page_lists_tasks_shows_their_calls_and_sets_outcomes(
+        qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(3):
+        mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"path": "a.py"})]))
+        assert chat(stack.ctx, task="fix-login", tools=True).status_code == 200
+    mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"file": "a.py"})]))
+    assert chat(stack.ctx, task="add-export", tools=True).status_code == 200
+    stack.wait_logged(4)
+
+    page = stack.open(qtbot, TasksPage)
+    qtbot.waitUntil(lambda: page.model.rowCount() == 2, timeout=3000)
+    by_label = {r["label"]: r for r in page.model.rows}
+    assert by_label["fix-login"]["calls"] == 3 and by_label["add-export"]["calls"] == 1
+    assert by_label["add-export"]["tool_failures"] == 1
+    index = page.model.find(by_label["fix-login"]["id"])
+    cell = page.model.index(index, 5)
+    assert page.model.data(cell) == "0 / 3 (0%)"
+
+    page.table.selectRow(page.proxy.mapFromSource(page.model.index(index, 0)).row())
+    qtbot.waitUntil(lambda: page.calls.rowCount() == 3, timeout=3000)
+    assert {r["task_id"] for r in page.calls.rows} == {by_label["fix-login"]["id"]}
+    assert page.outcome_box.isEnabled() and page.outcome_box.currentText() == "Open"
+
+    page.outcome_box.setCurrentIndex(1)
+    page.outcome_box.activated.emit(1)  # what a user's pick emits
+    task_id = by_label["fix-login"]["id"]
+    qtbot.waitUntil(lambda: page.model.rows[page.model.find(task_id)]["outcome"] == "finished", timeout=3000)
+    assert task_queries.get_task(stack.core.db, task_id)["outcome"] == "finished"
+    assert page.selected_task()["id"] == task_id  # the selection survived the refresh
+
+    page.set_outcome(by_label["add-export"]["id"], "abandoned")
+    qtbot.waitUntil(lambda: page.model.rows[page.model.find(by_label["add-export"]["id"])]["outcome"] == "abandoned",
+                    timeout=3000)
+    page.set_outcome(999_999, "finished")
+    qtbot.waitUntil(lambda: page.message.kind == "error", timeout=3000)
+    assert "no task with id 999999" in page.message.text()
+
+    dash = stack.open(qtbot, DashboardPage)
+    cost = by_label["fix-login"]["cost_usd"]
+    qtbot.waitUntil(lambda: dash.tiles["per_task"].value.text() == fmt_money(cost), timeout=3000)
+    assert set(dash.cost_per_task.categories) == {"finished", "abandoned"}
+
+
+# --------------------------------------------------------------------------------------- dashboard
+
+def test_dashboard_charts_update_in_place_switch_stacking_and_hover(
+        qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    assert chat(stack.ctx, "default").status_code == 200
+    assert chat(stack.ctx, "plan").status_code == 200
+    mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"path": 1})]))
+    assert chat(stack.ctx, "default", tools=True).status_code == 200
+    dash = stack.open(qtbot, DashboardPage)
+    dash.range_box.setCurrentIndex(0)  # last hour, minute buckets
+    qtbot.waitUntil(lambda: dash.last_data is not None and dash.last_data["range"].span_s == 3600
+                    and dash.tiles["calls"].value.text() == "3", timeout=5000)
+    assert set(dash.spend.series) == {"qwen/qwen3-coder", "deepseek/deepseek-chat"}
+    bars = dict(dash.spend.bars)
+    assert dash.tiles["failure"].value.text() == "100.0%"
+    assert set(dash.failures.series) == {"qwen/qwen3-coder"}
+
+    refreshes = dash.refreshes
+    assert chat(stack.ctx, "default").status_code == 200
+    qtbot.waitUntil(lambda: dash.refreshes > refreshes and dash.tiles["calls"].value.text() == "4", timeout=3000)
+    assert dash.spend.bars == bars  # the same plot items, updated with setOpts
+
+    dash.by_box.setCurrentIndex(dash.by_box.findData("provider"))
+    qtbot.waitUntil(lambda: dash.last_data["by"] == "provider", timeout=3000)
+    assert set(dash.spend.series) == {"cheapco", "backup"}
+    assert not bars["qwen/qwen3-coder"].isVisible()
+
+    now = dash.last_data["now"]
+    i = int((now - dash.spend.buckets[0]) // dash.spend.bucket_s)
+    x = float(dash.spend.buckets[i] + dash.spend.bucket_s / 2)
+    dash.spend.show_hover_at(dash.spend.plotItem.vb.mapViewToScene(QPointF(x, 0)))
+    assert dash.spend.hover.isVisible()
+    spent = sum(float(v[i]) for v in dash.spend.series.values())
+    assert "cheapco: $" in dash.spend.hover.text() and f"total: {fmt_money(spent)}" in dash.spend.hover.text()
+    dash.spend.show_hover_at(QPointF(-50, -50))
+    assert not dash.spend.hover.isVisible()
+
+    dash.range_box.setCurrentIndex(3)
+    qtbot.waitUntil(lambda: dash.last_data["range"].span_s == 30 * 86400, timeout=3000)
+    assert dash.spend.bucket_s == 86400 and len(dash.spend.buckets) in (30, 31)
+
+
+def test_dashboard_queries_never_overlap(qtbot: Any, stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tick while a query runs is skipped, not queued: slow figures must not pile up work."""
+    from app.ui.pages import dashboard as dashboard_page
+
+    running, most = [0], [0]
+    real = dashboard_page.snapshot
+
+    def slow(*args: Any) -> dict[str, Any]:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        time.sleep(0.35)
+        try:
+            return real(*args)
+        finally:
+            running[0] -= 1
+
+    monkeypatch.setattr(dashboard_page, "snapshot", slow)
+    dash = stack.open(qtbot, DashboardPage)
+    dash.timer.setInterval(50)
+    for _ in range(20):
+        dash.dirty = True
+        qtbot.wait(50)
+    qtbot.waitUntil(lambda: not dash.flight.running, timeout=3000)
+    assert most[0] == 1 and dash.flight.skipped > 5 and dash.refreshes >= 2
+
+
+# -------------------------------------------------------------------------------------- screenshots
+
+def drive_realistic_traffic(s: Stack, mock: Any) -> None:
+    """A morning of three agent tasks through the real proxy: plans, edits, background titles, a flaky
+    tool call or two, a rate limit answered by the fallback, and an upstream error."""
+    ctx = s.ctx
+    big = Usage(prompt=38_000, completion=1400, cached=24_000)
+    for i in range(6):
+        mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"path": f"src/auth/login_{i}.py"})], usage=big))
+        chat(ctx, "default", task="fix-login-redirect", tools=True)
+    mock.enqueue(Reply(text="Plan: 1. reproduce 2. fix the redirect 3. add a test", usage=Usage(prompt=9000, completion=900)))
+    chat(ctx, "plan", task="fix-login-redirect")
+    mock.enqueue(Reply(text_tool_call=ToolCall("bash", {"command": "pytest -q"}), usage=big))
+    chat(ctx, "default", task="fix-login-redirect", tools=True)
+    mock.enqueue(Reply(text="Fix login redirect", usage=Usage(prompt=400, completion=8)))
+    chat(ctx, "claude-3-5-haiku-latest", task="fix-login-redirect")
+    for i in range(4):
+        mock.enqueue(Reply(tool_calls=[ToolCall("bash", {"command": f"grep -rn export src/{i}"})], usage=big))
+        chat(ctx, "default", task="add-csv-export", tools=True)
+    mock.enqueue(Reply(status=429, headers={"Retry-After": "1"}), Reply(text="done", usage=big))
+    chat(ctx, "default", task="add-csv-export")
+    mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"path": 42})], usage=big))
+    chat(ctx, "default", task="add-csv-export", tools=True)
+    mock.enqueue(Reply(tool_calls=[ToolCall("read_file", '{"path": "src/export.py"')], usage=big))
+    chat(ctx, "default", task="add-csv-export", tools=True)
+    for i in range(3):
+        mock.enqueue(Reply(text=f"step {i}", usage=Usage(prompt=22_000, completion=2200)))
+        chat(ctx, "plan", task="refactor-session-store")
+    mock.enqueue(Reply(status=400, error="context length exceeded"))
+    chat(ctx, "default", task="refactor-session-store")
+    mock.enqueue(Reply(tool_calls=[ToolCall("bash", {"command": "ls"}), ToolCall("read_file", {"path": "x.py"})],
+                       usage=big))
+    chat(ctx, "default", task="refactor-session-store", tools=True)
+    s.wait_logged(21)
+
+
+def dark_palette() -> QPalette:
+    """A dark theme as a desktop would set it: the charts must follow it without a restart."""
+    pal = QPalette()
+    for role, colour in ((QPalette.ColorRole.Window, "#2b2b2b"), (QPalette.ColorRole.WindowText, "#e6e6e6"),
+                         (QPalette.ColorRole.Base, "#1e1e1e"), (QPalette.ColorRole.AlternateBase, "#262626"),
+                         (QPalette.ColorRole.Text, "#e6e6e6"), (QPalette.ColorRole.Button, "#353535"),
+                         (QPalette.ColorRole.ButtonText, "#e6e6e6"), (QPalette.ColorRole.Mid, "#5a5a5a"),
+                         (QPalette.ColorRole.Highlight, "#3d7ab8"), (QPalette.ColorRole.ToolTipBase, "#333333"),
+                         (QPalette.ColorRole.ToolTipText, "#e6e6e6"), (QPalette.ColorRole.PlaceholderText, "#9a9a9a")):
+        pal.setColor(role, QColor(colour))
+    return pal
+
+
+def test_render_pages_to_png(qtbot: Any, tmp_path: Path, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    """Screenshots for the README: a day of synthetic history under a morning of real proxied traffic."""
+    db = tmp_path / "log.db"
+    fill_synthetic_calls(db, 6000, end=time.time() - 3600, span=23 * 3600.0, tasks=60, tool_rows=True)
+    s = Stack(tmp_path, mock.base_url, db)
+    try:
+        drive_realistic_traffic(s, mock)
+        with s.core.db.connect() as conn:
+            ids = dict(conn.exec_driver_sql("SELECT label, id FROM tasks WHERE source = 'header'").all())
+        task_queries.set_outcome(s.core.db, ids["fix-login-redirect"], "finished")
+        task_queries.set_outcome(s.core.db, ids["refactor-session-store"], "abandoned")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+        dash = s.open(qtbot, DashboardPage, (1400, 900))
+        qtbot.waitUntil(lambda: dash.last_data is not None, timeout=10_000)
+        assert dash.tiles["calls"].value.text() != "0"
+        qtbot.wait(200)
+        assert dash.grab().save(str(SCREENSHOTS / "dashboard.png"))
+        light = QApplication.palette()
+        try:
+            QApplication.setPalette(dark_palette())
+            qtbot.waitUntil(lambda: dash.spend.backgroundBrush().color().lightness() < 80, timeout=3000)
+            assert dash.grab().save(str(SCREENSHOTS / "dashboard-dark.png"))
+        finally:
+            QApplication.setPalette(light)
+
+        calls = s.open(qtbot, CallsPage, (1400, 800))
+        settle(qtbot, calls.model)
+        with s.core.db.connect() as conn:
+            schema_call = conn.exec_driver_sql(
+                "SELECT call_id FROM tool_calls WHERE kind = 'schema' AND call_id NOT LIKE 'syn%'").scalar()
+        calls.select_row(next(i for i, r in enumerate(calls.model.rows) if r["call_id"] == schema_call))
+        qtbot.waitUntil(lambda: calls.detail.data is not None, timeout=5000)
+        assert "arguments violate the tool's schema" in calls.detail.toPlainText()
+        qtbot.waitUntil(lambda: calls.count_label.text().endswith("calls"), timeout=5000)
+        assert calls.grab().save(str(SCREENSHOTS / "calls.png"))
+
+        tasks = s.open(qtbot, TasksPage, (1400, 800))
+        tasks.since_box.setCurrentIndex(0)
+        qtbot.waitUntil(lambda: tasks.model.find(ids["add-csv-export"]) >= 0, timeout=5000)
+        row = tasks.proxy.mapFromSource(tasks.model.index(tasks.model.find(ids["add-csv-export"]), 0)).row()
+        tasks.table.selectRow(row)
+        qtbot.waitUntil(lambda: tasks.calls.rowCount() > 0 and not tasks.calls.loading, timeout=5000)
+        tasks.calls_table.selectRow(0)
+        qtbot.waitUntil(lambda: tasks.detail.data is not None, timeout=5000)
+        assert tasks.grab().save(str(SCREENSHOTS / "tasks.png"))
+        for name in ("dashboard", "dashboard-dark", "calls", "tasks"):
+            assert (SCREENSHOTS / f"{name}.png").stat().st_size > 20_000
+    finally:
+        s.close()
