@@ -328,6 +328,18 @@ def cmd_prices_refresh(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from app.demo import run
+
+    return run(args)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from app.doctor import run
+
+    return run(args)
+
+
 # ----------------------------------------------------------------------------------------------- parser
 
 
@@ -388,6 +400,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("prices", cmd_prices_refresh, "refresh the price table from a provider that publishes prices (OpenRouter)")
     p.add_argument("action", choices=("refresh",))
     p.add_argument("--provider", default="openrouter")
+    p = add("demo", cmd_demo, "the app on a simulated provider and scripted agents, in a throw-away config and log")
+    p.add_argument("--headless", action="store_true", help="no window: run the traffic, then print a summary")
+    p.add_argument("--seconds", type=float, help="stop after this long (default: 20 headless, until quit with a window)")
+    p.add_argument("--speed", type=float, default=1.0, help="run the simulation this many times faster")
+    p.add_argument("--keep", action="store_true", help="keep the demo's config and call log, and print where")
+    p.add_argument("--json", action="store_true", help="with --headless: the summary as JSON")
+    p = add("doctor", cmd_doctor, "check config, keyring, database, port, providers and Qt, and say what to fix")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each provider (default: 5)")
+    p.add_argument("--offline", action="store_true", help="do not contact the providers")
+    p.add_argument("--no-qt", action="store_true", help="do not probe Qt (it starts a child process)")
     analytics_cli.register(add)
     return parser
 

@@ -1,0 +1,513 @@
+"""The first-run assistant: from a fresh install to an agent pointed at Downshift in four pages.
+
+Provider (a template), key (tested by listing the provider's models, off the GUI thread), cheap and
+premium models (from that list, with prices from the price table), agent (its env, ready to copy). The
+key goes to the keyring and the providers and presets to the config when the models page is left, so
+the env copied on the last page already works. Nothing here is special: the Providers, Presets and
+Export pages edit the same things afterwards.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QCompleter,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+    QWizard,
+    QWizardPage,
+)
+
+from app.core.config import Config, Preset, Provider, Target
+from app.core.config_edit import put_preset, upsert_provider
+from app.core.envexport import FORMATS, export_text
+from app.core.provider_models import ModelInfo, ModelListing, fetch_models
+from app.core.provider_templates import TEMPLATES, ProviderTemplate, provider_from_template
+from app.core.ui_prefs import pref, with_prefs
+from app.ui.context import UiContext
+from app.ui.pages import MessageLine, money
+
+DONE_KEY = "first_run_done"  # in the config's [ui] table
+AGENT_LABELS = {"claude-code": "Claude Code", "codex": "Codex CLI", "aider": "Aider", "cline": "Cline",
+                "opencode": "OpenCode", "continue": "Continue", "generic": "Another OpenAI- or Anthropic-format tool"}
+# Sensible picks when the provider lists them, best first; otherwise the first listed model.
+CHEAP_PICKS = ("qwen/qwen3-coder", "deepseek/deepseek-chat-v3.1", "deepseek-chat", "moonshotai/kimi-k2",
+               "kimi-k2-0905-preview", "devstral-medium-latest", "openai/gpt-oss-120b", "gpt-5-mini",
+               "claude-haiku-4-5", "qwen2.5-coder:7b")
+PREMIUM_PICKS = ("anthropic/claude-sonnet-4.6", "anthropic/claude-sonnet-4.5", "claude-sonnet-4-5", "claude-sonnet-4-6",
+                 "openai/gpt-5", "gpt-5", "deepseek/deepseek-reasoner", "deepseek-reasoner", "moonshotai/kimi-k2-thinking")
+
+
+# ---------------------------------------------------------------------------------------------- no Qt
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the assistant collected; `apply_choices` turns it into config."""
+
+    provider: Provider
+    key: str | None
+    cheap: str
+    premium: str
+
+
+def needs_first_run(config: Config, has_key: Callable[[Provider], bool]) -> bool:
+    """Not done before, and no hosted provider has a key yet (a fresh install has a local Ollama only)."""
+    if config.ui.get(DONE_KEY):
+        return False
+    return not any(not p.local and has_key(p) for p in config.providers.values())
+
+
+def provider_for(config: Config, tpl: ProviderTemplate, base_url: str, name: str | None = None) -> Provider:
+    """The template's provider; an existing account of the same kind and URL is reused, not duplicated."""
+    url = base_url.strip().rstrip("/")
+    for existing in config.providers.values():
+        if existing.kind == tpl.kind and existing.base_url == url and (name is None or name == existing.name):
+            return existing
+    return provider_from_template(tpl, name=name or None, base_url=url, taken=config.providers)
+
+
+def apply_choices(config: Config, choices: Choices) -> Config:
+    """Add the provider and the cheap / premium / plan-high presets; cheap becomes active."""
+    name = choices.provider.name
+    config = upsert_provider(config, choices.provider, old_name=name if name in config.providers else None)
+    cheap, premium = Target(name, choices.cheap), Target(name, choices.premium)
+    presets = (
+        Preset("cheap", {"default": cheap}, description="Open-weight executor for the loop"),
+        Preset("premium", {"default": premium}, description="Frontier model for everything"),
+        Preset("plan-high", {"default": cheap, "plan": premium}, description="Plan on the premium model, execute cheap"),
+    )
+    for preset in presets:
+        config = put_preset(config, preset, old_name=preset.name if preset.name in config.presets else None)
+    config = replace(config, active="cheap", cheap="cheap", premium="premium")
+    return replace(config, ui={**config.ui, DONE_KEY: True})
+
+
+def suggest(ids: Sequence[str], picks: Sequence[str]) -> str:
+    lowered = {i.lower(): i for i in ids}
+    for pick in picks:
+        if pick in lowered:
+            return lowered[pick]
+    return ids[0] if ids else ""
+
+
+def price_text(model: str, provider_kind: str, listed: ModelInfo | None = None) -> str:
+    """Input and output price per million tokens: the price table first, then the provider's own list."""
+    from app.core.price_table import lookup
+
+    entry = lookup(model, provider_kind) if model else None
+    if entry is not None:
+        return f"{money(entry.input)} in / {money(entry.output)} out per million tokens"
+    if listed is not None and listed.input_per_m is not None and listed.output_per_m is not None:
+        return f"{money(listed.input_per_m)} in / {money(listed.output_per_m)} out per million tokens (provider's list)"
+    return "price unknown: calls are logged as unpriced until you add one (Presets page)"
+
+
+def default_shell() -> str:
+    return "powershell" if sys.platform == "win32" else "bash"
+
+
+# ---------------------------------------------------------------------------------------------- pages
+
+
+class ProviderPage(QWizardPage):
+    """Pick a template; custom and local servers show their URL to edit."""
+
+    def __init__(self, ctx: UiContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.setTitle("Where should your agent's calls go?")
+        self.setSubTitle("Pick the provider you have an account with (or a local server). You can add more "
+                         "later on the Providers page, or skip this assistant altogether.")
+        self.templates = QListWidget()
+        self.templates.setObjectName("templates")
+        for tpl in TEMPLATES:
+            item = QListWidgetItem(f"{tpl.name}" + ("  (on this computer)" if tpl.local else ""))
+            item.setData(Qt.ItemDataRole.UserRole, tpl.id)
+            self.templates.addItem(item)
+        self.base_url = QLineEdit()
+        self.base_url.setObjectName("baseUrl")
+        self.base_url.setPlaceholderText("https://…/v1 (the prefix of /chat/completions)")
+        self.name = QLineEdit()
+        self.name.setObjectName("providerName")
+        self.name.setPlaceholderText("a short name, e.g. work-vllm")
+        form = QFormLayout()
+        form.addRow("Base URL", self.base_url)
+        form.addRow("Name", self.name)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.templates, 1)
+        layout.addLayout(form)
+        self.templates.currentRowChanged.connect(self._chosen)
+        self.base_url.textChanged.connect(self.completeChanged)
+        self.templates.setCurrentRow(0)
+
+    @property
+    def template(self) -> ProviderTemplate:
+        return TEMPLATES[max(0, self.templates.currentRow())]
+
+    def _chosen(self) -> None:
+        tpl = self.template
+        self.base_url.setText(tpl.base_url)
+        self.base_url.setReadOnly(bool(tpl.base_url) and not tpl.local)
+        self.name.setText("" if tpl.id == "custom" else tpl.id)
+        self.completeChanged.emit()
+
+    def isComplete(self) -> bool:
+        return self.base_url.text().strip().startswith(("http://", "https://"))
+
+    def provider(self) -> Provider:
+        config = self.ctx.core.config
+        return provider_for(config, self.template, self.base_url.text(), self.name.text().strip() or None)
+
+
+class KeyPage(QWizardPage):
+    """Paste the key and test it: the listing feeds the model pickers, so a passing test is required."""
+
+    def __init__(self, ctx: UiContext, provider_page: ProviderPage) -> None:
+        super().__init__()
+        self.ctx, self.provider_page = ctx, provider_page
+        self.setTitle("Paste your API key")
+        self.key = QLineEdit()
+        self.key.setObjectName("apiKey")
+        self.key.setEchoMode(QLineEdit.EchoMode.Password)
+        self.show_key = QCheckBox("Show")
+        self.show_key.toggled.connect(lambda on: self.key.setEchoMode(
+            QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password))
+        self.where = QLabel()
+        self.where.setOpenExternalLinks(True)
+        self.where.setWordWrap(True)
+        self.test_button = QPushButton("Test")
+        self.test_button.setObjectName("testKey")
+        self.test_button.clicked.connect(self.test)
+        self.message = MessageLine()
+        self.message.setObjectName("keyMessage")
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        row = QFormLayout()
+        row.addRow("Key", self.key)
+        row.addRow("", self.show_key)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.where)
+        layout.addLayout(row)
+        layout.addWidget(self.test_button, 0, Qt.AlignmentFlag.AlignLeft)
+        layout.addWidget(self.message)
+        layout.addStretch(1)
+        layout.addWidget(self.note)
+        self.listing: ModelListing | None = None
+        self._tested_for: tuple[str, str, str] | None = None
+        self._debounce = QTimer(self, singleShot=True, interval=700)
+        self._debounce.timeout.connect(self._auto_test)
+        self.key.textEdited.connect(self._edited)
+
+    def initializePage(self) -> None:
+        tpl, provider = self.provider_page.template, self.provider_page.provider()
+        self.setSubTitle(f"{tpl.name} at {provider.base_url}")
+        if tpl.local:
+            self.where.setText("A local server usually needs no key: leave it empty and press Test.")
+        elif tpl.docs_url:
+            self.where.setText(f'No key yet? Create one at <a href="{tpl.docs_url}">{tpl.docs_url}</a>.')
+        else:
+            self.where.setText("The key your server expects as a Bearer token (leave empty if it needs none).")
+        self.note.setText(f"The key is kept in the {self.ctx.core.secrets.describe()}, never in the config or the log.")
+        if self._signature() != self._tested_for:
+            self.listing = None
+            self.message.clear()
+        self.completeChanged.emit()
+
+    def _signature(self) -> tuple[str, str, str]:
+        provider = self.provider_page.provider()
+        return provider.name, provider.base_url, self.key.text().strip()
+
+    def _edited(self) -> None:
+        self.listing, self._tested_for = None, None
+        self.message.clear()
+        self.completeChanged.emit()
+        self._debounce.start()  # a pasted key is tested without a click
+
+    def _auto_test(self) -> None:
+        if self.key.text().strip():
+            self.test()
+
+    def test(self) -> None:
+        provider, key = self.provider_page.provider(), self.key.text().strip() or None
+        signature = self._signature()
+        self.test_button.setEnabled(False)
+        self.message.info(f"Asking {provider.base_url}/models…")
+        self.ctx.background.run(lambda: fetch_models(provider, key, timeout=15.0),
+                                lambda listing: self._tested(signature, listing), self._failed)
+
+    def _tested(self, signature: tuple[str, str, str], listing: ModelListing) -> None:
+        self.test_button.setEnabled(True)
+        if signature != self._signature():
+            return  # the key changed while we asked; the newer test decides
+        if not listing.models:
+            self.message.error("The provider answered, but lists no models.")
+            return
+        self.listing, self._tested_for = listing, signature
+        n = len(listing.models)
+        self.message.ok(f"It works: {n} model{'s' if n != 1 else ''}, answered in {listing.latency_ms:.0f} ms.")
+        self.completeChanged.emit()
+
+    def _failed(self, exc: Exception) -> None:
+        self.test_button.setEnabled(True)
+        self.message.error(f"That did not work: {exc}")
+
+    def isComplete(self) -> bool:
+        return self.listing is not None and self._tested_for == self._signature()
+
+
+class ModelPicker(QWidget):
+    """An editable model list (type to filter) with the chosen model's price under it."""
+
+    def __init__(self, object_name: str) -> None:
+        super().__init__()
+        self.combo = QComboBox()
+        self.combo.setObjectName(object_name)
+        self.combo.setEditable(True)
+        self.combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.combo.setMinimumContentsLength(32)
+        self.price = QLabel()
+        self.price.setObjectName(object_name + "Price")
+        self.price.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.combo)
+        layout.addWidget(self.price)
+        self.kind = "custom"
+        self.listed: dict[str, ModelInfo] = {}
+        self.combo.currentTextChanged.connect(self._show_price)
+
+    def fill(self, listing: ModelListing, kind: str, chosen: str) -> None:
+        self.kind = kind
+        self.listed = {m.id: m for m in listing.models}
+        self.combo.blockSignals(True)
+        self.combo.clear()
+        self.combo.addItems(listing.ids)
+        completer = QCompleter(listing.ids, self.combo)
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.combo.setCompleter(completer)
+        self.combo.blockSignals(False)
+        self.combo.setCurrentText(chosen)
+        self._show_price(chosen)
+
+    def model(self) -> str:
+        return self.combo.currentText().strip()
+
+    def _show_price(self, text: str) -> None:
+        self.price.setText(price_text(text.strip(), self.kind, self.listed.get(text.strip())))
+
+
+class ModelsPage(QWizardPage):
+    """Cheap and premium models; leaving the page saves the key, the provider and the presets."""
+
+    def __init__(self, ctx: UiContext, provider_page: ProviderPage, key_page: KeyPage) -> None:
+        super().__init__()
+        self.ctx, self.provider_page, self.key_page = ctx, provider_page, key_page
+        self.setTitle("Pick a cheap and a premium model")
+        self.setSubTitle("The cheap model runs the agent's loop; the premium one is there for planning and "
+                         "hard steps. Three presets are made from them: cheap, premium and plan-high.")
+        self.cheap = ModelPicker("cheapModel")
+        self.premium = ModelPicker("premiumModel")
+        self.message = MessageLine()
+        self.message.setObjectName("saveMessage")
+        form = QFormLayout()
+        form.addRow("Cheap", self.cheap)
+        form.addRow("Premium", self.premium)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        hint = QLabel("A premium model on another provider (say, Anthropic) can be set on the Presets page "
+                      "once that provider is added.")
+        hint.setWordWrap(True)
+        layout.addWidget(hint)
+        layout.addStretch(1)
+        layout.addWidget(self.message)
+        self.saved: Choices | None = None
+        self._saving = False
+        self.cheap.combo.currentTextChanged.connect(self.completeChanged)
+        self.premium.combo.currentTextChanged.connect(self.completeChanged)
+
+    def initializePage(self) -> None:
+        listing = self.key_page.listing
+        if listing is None:
+            return
+        kind = self.provider_page.template.kind
+        ids = listing.ids
+        self.cheap.fill(listing, kind, self.cheap.model() if self.cheap.model() in ids else suggest(ids, CHEAP_PICKS))
+        self.premium.fill(listing, kind,
+                          self.premium.model() if self.premium.model() in ids else suggest(ids, PREMIUM_PICKS))
+        self.message.clear()
+
+    def isComplete(self) -> bool:
+        return bool(self.cheap.model() and self.premium.model()) and not self._saving
+
+    def choices(self) -> Choices:
+        return Choices(self.provider_page.provider(), self.key_page.key.text().strip() or None,
+                       self.cheap.model(), self.premium.model())
+
+    def validatePage(self) -> bool:
+        """Save off the GUI thread, then move on; a failed save stays here with the reason."""
+        choices = self.choices()
+        if choices == self.saved:
+            return True
+        core, models, listing = self.ctx.core, self.ctx.models, self.key_page.listing
+
+        def job() -> Choices:
+            if choices.key:
+                core.set_provider_key(choices.provider.name, choices.key)
+            core.config_store.save(apply_choices(core.config_store.current(), choices))
+            if listing is not None:
+                models.put(replace(listing, provider=choices.provider.name))
+            return choices
+
+        self._saving = True
+        self.completeChanged.emit()
+        self.message.info("Saving…")
+        self.ctx.write(job, self._saved, self._save_failed)
+        return False
+
+    def _saved(self, choices: Choices) -> None:
+        self._saving = False
+        self.saved = choices
+        self.completeChanged.emit()
+        self.message.ok(f"Saved {choices.provider.name}; the cheap preset is active.")
+        self.wizard().next()
+
+    def _save_failed(self, exc: Exception) -> None:
+        self._saving = False
+        self.completeChanged.emit()
+        self.message.error(f"Not saved: {exc}")
+
+
+class AgentPage(QWizardPage):
+    """Which agent, and its environment to paste into the shell that runs it."""
+
+    def __init__(self, ctx: UiContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.setTitle("Point your agent at Downshift")
+        self.setSubTitle("Paste these lines into the shell that starts your agent. The model names are "
+                         "Downshift's roles, so switching presets never needs a restart.")
+        self.agent = QComboBox()
+        self.agent.setObjectName("agent")
+        for agent, label in AGENT_LABELS.items():
+            self.agent.addItem(label, agent)
+        self.shell = QComboBox()
+        self.shell.setObjectName("shell")
+        self.shell.addItems(FORMATS)
+        self.env = QPlainTextEdit()
+        self.env.setObjectName("envText")
+        self.env.setReadOnly(True)
+        self.env.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.copy_button = QPushButton("Copy")
+        self.copy_button.setObjectName("copyEnv")
+        self.copy_button.clicked.connect(self.copy)
+        self.message = MessageLine()
+        form = QFormLayout()
+        form.addRow("Agent", self.agent)
+        form.addRow("Shell", self.shell)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.env, 1)
+        layout.addWidget(self.copy_button, 0, Qt.AlignmentFlag.AlignLeft)
+        layout.addWidget(self.message)
+        self.token: str | None = None
+        self.agent.currentIndexChanged.connect(self.render)
+        self.shell.currentIndexChanged.connect(self.render)
+
+    def initializePage(self) -> None:
+        config = self.ctx.core.config
+        self.agent.setCurrentIndex(max(0, self.agent.findData(pref(config, "agent"))))
+        self.shell.setCurrentText(pref(config, "shell") if "shell" in config.ui else default_shell())
+        self.env.setPlainText("Reading the local token…")
+        self.copy_button.setEnabled(False)
+        self.ctx.background.run(self.ctx.token, self._got_token, lambda exc: self.message.error(f"No token: {exc}"))
+
+    def _got_token(self, token: str) -> None:
+        self.token = token
+        self.copy_button.setEnabled(True)
+        self.render()
+
+    def render(self) -> None:
+        if self.token is None:
+            return
+        self.env.setPlainText(export_text(self.agent.currentData(), self.shell.currentText(), self.ctx.base_url, self.token))
+        self.message.clear()
+
+    def copy(self) -> None:
+        QGuiApplication.clipboard().setText(self.env.toPlainText())
+        self.message.ok(f"Copied. Paste it into the shell that runs {self.agent.currentText()}.")
+
+
+class FirstRunWizard(QWizard):
+    def __init__(self, ctx: UiContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.setWindowTitle("Set up Downshift")
+        self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage)
+        self.provider_page = ProviderPage(ctx)
+        self.key_page = KeyPage(ctx, self.provider_page)
+        self.models_page = ModelsPage(ctx, self.provider_page, self.key_page)
+        self.agent_page = AgentPage(ctx)
+        for page in (self.provider_page, self.key_page, self.models_page, self.agent_page):
+            self.addPage(page)
+        self.setButtonText(QWizard.WizardButton.CancelButton, "Skip")
+        self.resize(640, 520)
+        self.finished.connect(self._finished)
+
+    def _finished(self, _result: int) -> None:
+        """Finish or skip: either way the assistant does not come back; the agent chosen is remembered."""
+        agent = self.agent_page.agent.currentData() if self.currentPage() is self.agent_page else None
+
+        def change(config: Config) -> Config:
+            changed = replace(config, ui={**config.ui, DONE_KEY: True})
+            if agent:
+                changed = with_prefs(changed, agent=agent, shell=self.agent_page.shell.currentText())
+            return changed
+
+        self.ctx.update_config(change)
+
+
+_open: set[FirstRunWizard] = set()
+
+
+def maybe_run_first_run(ctx: UiContext, parent: QWidget | None = None) -> bool:
+    """Open the assistant when the config has no hosted provider with a key and it never ran.
+
+    The key check may touch the keyring, so it runs in the background and the assistant opens when it
+    answers. Returns False when the assistant has already run (or been skipped), True when the check was
+    started. The wizard is window-modal over `parent` and never blocks the caller.
+    """
+    config = ctx.core.config
+    if config.ui.get(DONE_KEY):
+        return False
+    core = ctx.core
+
+    def check() -> bool:
+        return needs_first_run(core.config, lambda p: core.provider_key(p.name) is not None)
+
+    def open_if_needed(needed: bool) -> None:
+        if needed:
+            wizard = FirstRunWizard(ctx, parent)
+            _open.add(wizard)  # without a parent, only this reference keeps it alive
+            wizard.finished.connect(lambda _r: _open.discard(wizard))
+            wizard.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            wizard.setWindowModality(Qt.WindowModality.WindowModal if parent else Qt.WindowModality.NonModal)
+            wizard.open()
+
+    ctx.background.run(check, open_if_needed)
+    return True

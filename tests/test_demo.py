@@ -1,0 +1,149 @@
+"""`downshift demo`: the simulated provider's behaviour as the real proxy records it, the throw-away
+workspace, and the headless run end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from app.cli import main
+from app.core.config import load_config
+from app.core.price_table import lookup
+from app.demo import agent as demo_agent
+from app.demo.provider import FAILURE_KINDS, SimulatedProvider
+from app.demo.traffic import AIDER, CLAUDE_CODE, CODEX, TaskPlan, made_tool_call
+from app.demo.workspace import FAKE_KEY, KEY_ENV, DemoWorkspace, demo_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_demo_target_is_priced_by_the_real_price_table() -> None:
+    config = demo_config("http://127.0.0.1:1", 8765)
+    targets = {t for p in config.presets.values() for t in (*p.roles.values(), *p.fallback)}
+    assert len(targets) == 5
+    for target in targets:
+        entry = lookup(target.model, config.providers[target.provider].kind)
+        assert entry is not None and entry.input > 0, target
+
+
+def test_workspace_is_valid_isolated_and_restores_the_environment(tmp_path: Path) -> None:
+    environ = {"XDG_CONFIG_HOME": "/home/me/.config", "DOWNSHIFT_TOKEN": "mine"}
+    workspace = DemoWorkspace.create("http://127.0.0.1:1", root=tmp_path / "demo")
+    config = load_config(workspace.config_path)  # saved through the validating writer, read back
+    assert config.active == "cheap" and config.port == workspace.port and config.ui["first_run_done"] is True
+    assert all(p.api_key_env == KEY_ENV for p in config.providers.values())
+    with workspace.activated(environ):
+        assert environ["DOWNSHIFT_TOKEN"] == workspace.token and environ[KEY_ENV] == FAKE_KEY
+        assert environ["XDG_CONFIG_HOME"].startswith(str(workspace.root))
+        assert Path(environ["XDG_DATA_HOME"]).is_dir()
+    assert environ == {"XDG_CONFIG_HOME": "/home/me/.config", "DOWNSHIFT_TOKEN": "mine"}
+    workspace.cleanup()
+    assert workspace.root.exists()  # a folder we were given is not ours to delete
+    own = DemoWorkspace.create("http://127.0.0.1:1")
+    own.cleanup()
+    assert not own.root.exists()
+
+
+def test_simulated_provider_breaks_tool_calls_in_every_detected_way(tmp_path: Path) -> None:
+    """Through the real proxy: the call log sees each failure kind, a fallback after a 429, and a cut stream."""
+    from app.core.engine import Core
+    from app.proxy.server import ProxyThread
+
+    provider = SimulatedProvider(speed=200, fallback_every=5, cut_every=7)
+    provider.start()
+    workspace = DemoWorkspace.create(provider.mock.base_url, root=tmp_path / "demo")
+    try:
+        with workspace.activated():
+            core = Core(workspace.config_path, workspace.db_url)
+            with ProxyThread(core, port=0) as proxy, httpx.Client(base_url=proxy.url, timeout=30) as client:
+                for n in range(40):
+                    plan = TaskPlan(AIDER, n, "demo", stream=n % 2 == 0)
+                    client.post(AIDER.path, content=plan.body(1), headers=plan.headers(workspace.token))
+            core.writer.flush()
+            with core.db.connect() as conn:
+                from sqlalchemy import text
+
+                kinds = Counter(k for (k,) in conn.execute(text("SELECT kind FROM tool_calls WHERE kind != 'ok'")))
+                rows = conn.execute(text("SELECT attempts, outcome, error_kind, provider, streamed FROM calls")).all()
+            core.close()
+    finally:
+        provider.stop()
+    assert set(kinds) == set(FAILURE_KINDS), kinds
+    fallbacks = [r for r in rows if r.attempts > 1]
+    assert fallbacks and all(r.provider == "deepseek" and r.outcome == "ok" for r in fallbacks)
+    cut = [r for r in rows if r.outcome == "error"]
+    assert cut and all(r.streamed for r in cut)
+
+
+def test_personas_speak_their_wire_format() -> None:
+    aider = TaskPlan(AIDER, 1, "fix it", stream=True)
+    assert aider.headers("tok")["X-Downshift-Task"] == "aider-1: fix it"
+    claude = TaskPlan(CLAUDE_CODE, 2, "fix it", stream=True)
+    headers = claude.headers("tok")
+    assert headers["x-api-key"] == "tok" and headers["x-claude-code-session-id"] == claude.session
+    body = orjson.loads(claude.body(3, "plan"))
+    assert body["model"] == "plan" and json.loads(body["metadata"]["user_id"])["session_id"] == claude.session
+    codex = TaskPlan(CODEX, 3, "fix it", stream=True)
+    body = orjson.loads(codex.body(2))
+    kinds = Counter(item["type"] for item in body["input"])
+    assert kinds["function_call"] == kinds["function_call_output"] >= 2
+    assert body["input"][0]["role"] == "developer" and codex.headers("t")["session-id"] == codex.session
+    assert len(orjson.loads(codex.body(4))["input"]) > len(body["input"])  # the history grows each turn
+    assert made_tool_call("responses", b'{"type":"function_call"}')
+    assert not made_tool_call("openai", b'{"finish_reason":"stop"}')
+
+
+def test_schedule_switches_midway() -> None:
+    assert [demo_agent.phase_at(f) for f in (0.0, 0.49, 0.5, 0.79, 0.8, 0.99)] == [
+        "cheap", "cheap", "plan-high", "plan-high", "premium", "premium"]
+
+
+def test_headless_demo_end_to_end(capsys) -> None:  # type: ignore[no-untyped-def]
+    before = dict(os.environ)
+    code = main(["demo", "--headless", "--seconds", "4", "--speed", "8", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    data = json.loads(out)
+    total = data["total"]
+    assert total["calls"] >= 15 and total["cost_usd"] > 0 and total["unpriced_calls"] == 0
+    assert data["agent"]["preset_switches"][:2] == ["plan-high", "premium"]
+    assert data["presets_used"] >= 2 and data["streamed_calls"] > 0 and data["sessions"] >= 3
+    assert {"openai", "responses"} <= set(data["calls_by_client_api"])
+    assert sum(data["tool_failures_by_kind"].values()) >= 2 and len(data["tool_failures_by_kind"]) >= 2
+    assert data["premium_equivalent_usd"] > 0
+    assert {m["provider"] for m in data["models"]} >= {"openrouter", "deepseek", "anthropic"}
+    assert dict(os.environ) == before  # no demo variable leaks into the caller
+
+
+def test_demo_refuses_a_nonsense_speed(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["demo", "--headless", "--speed", "0"]) == 2
+    assert "--speed" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(90)
+def test_demo_with_a_window_runs_offscreen_and_quits_on_time(tmp_path: Path) -> None:
+    """The real GUI (offscreen), fed by the agents through its own proxy, quits after --seconds."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run([sys.executable, "-m", "app", "demo", "--seconds", "6", "--speed", "6", "--keep"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=80)
+    assert done.returncode == 0, done.stderr[-3000:]
+    kept = next(line for line in done.stderr.splitlines() if line.startswith("demo files kept in "))
+    folder = Path(kept.removeprefix("demo files kept in ").split(" ")[0])
+    try:
+        stats = subprocess.run([sys.executable, "-m", "app", "--config", str(folder / "config.toml"),
+                                "--db", f"sqlite:///{folder / 'demo.db'}", "stats", "--json"],
+                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert json.loads(stats.stdout)["total"]["calls"] >= 5, stats.stdout
+        assert "Traceback" not in done.stderr
+    finally:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
