@@ -82,7 +82,9 @@ def start_litellm(mock_url: str, work: Path, env: dict[str, str], upstream_model
     cfg = work / "litellm.yaml"
     cfg.write_text("\n".join(lines) + "\n")
     penv = {**env, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR", "LITELLM_MODE": "PRODUCTION",
-            "DISABLE_ADMIN_UI": "True", "NO_DOCS": "True", "TOKENIZERS_PARALLELISM": "false"}
+            "DISABLE_ADMIN_UI": "True", "NO_DOCS": "True", "TOKENIZERS_PARALLELISM": "false",
+            # /v1/messages to an OpenAI deployment: chat completions (like the other proxies), not the Responses API
+            "LITELLM_USE_CHAT_COMPLETIONS_URL_FOR_ANTHROPIC_MESSAGES": "True"}
     penv.pop("DATABASE_URL", None)
     logf = open(work / "litellm.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(pinned([str(exe), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port),

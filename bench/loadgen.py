@@ -16,6 +16,7 @@ calls counted (the quiet pauses let the proxy's log writer finish the previous p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -41,10 +42,8 @@ class Watched:
             except psutil.NoSuchProcess:
                 continue
             self.procs.append(p)
-            try:
+            with contextlib.suppress(psutil.Error):
                 self.procs += p.children(recursive=True)
-            except psutil.Error:
-                pass
 
     def cpu(self) -> float:
         """CPU seconds from psutil: complete (exited threads count) but in 10 ms clock ticks."""
@@ -77,11 +76,12 @@ class Watched:
     def rss(self) -> int:
         total = 0
         for p in self.procs:
-            try:
+            with contextlib.suppress(psutil.Error):
                 total += p.memory_info().rss
-            except psutil.Error:
-                pass
         return total
+
+
+_DONE = {"openai": b"data: [DONE]", "anthropic": b"message_stop", "responses": b"response.completed"}
 
 
 class Sample:
@@ -115,7 +115,10 @@ async def one_call(session: aiohttp.ClientSession, url: str, body: bytes, header
                     s.error = f"truncated JSON answer ({len(data)} bytes)"
             else:
                 first = last = 0.0
+                done = _DONE.get(api, b"response.completed")
+                keep = len(done)
                 tail = b""
+                finished = False
                 gaps = s.gaps
                 async for chunk in resp.content.iter_any():
                     now = perf()
@@ -126,14 +129,15 @@ async def one_call(session: aiohttp.ClientSession, url: str, body: bytes, header
                     last = now
                     s.chunks += 1
                     s.bytes += len(chunk)
-                    tail = (tail + chunk)[-200:]
+                    if not finished:
+                        finished = done in tail + chunk
+                    tail = (tail + chunk)[-max(keep, 120):]
                 end = perf()
                 s.ttfb = (first or end) - t0
-                done = b"data: [DONE]" if api == "openai" else b"message_stop"
-                if done not in tail:
-                    s.error = f"stream ended without its terminator; tail {tail[-80:]!r}"
+                if not finished:
+                    s.error = f"stream ended without its terminator ({done.decode()}); tail {tail[-80:]!r}"
             s.latency = end - t0
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         s.error = f"{type(exc).__name__}: {exc}"
     return s
 

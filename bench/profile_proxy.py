@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=1000, help="py-spy samples per second")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "profile")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--native", action="store_true", help="also sample C frames (uvloop, aiohttp's parsers)")
     args = parser.parse_args(argv)
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(pyspy).exists():
@@ -97,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
             t = threading.Thread(target=drive)
             t.start()
             rec = subprocess.run([pyspy, "record", "--pid", str(serve.pid), "--duration", str(int(args.seconds)),
-                                  "--rate", str(args.rate), "--format", "raw", "--output", str(raw), "--nonblocking"],
+                                  "--rate", str(args.rate), "--format", "raw", "--output", str(raw),
+                                  *([] if args.native else ["--nonblocking"]),
+                                  *(["--native"] if args.native else [])],
                                  capture_output=True, text=True)
             t.join()
             if rec.returncode != 0:
@@ -105,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
             # A flame graph of the same samples, for people (py-spy can't convert, so render from the raw file).
             with contextlib_suppress():
                 _flamegraph(raw, svg)
-            log(f"{case.key}: {result.get('calls')} calls, CPU {result.get('cpu_ms_per_call', {}).get('target'):.3f} "  # type: ignore[union-attr]
-                f"ms/call (under the profiler: slower than in the suite)")
+            cpu = result.get("cpu_ms_per_call", {}).get("target")  # type: ignore[union-attr]
+            log(f"{case.key}: {result.get('calls')} calls ({result.get('errors')} errors: {result.get('first_error')}), "
+                f"CPU {cpu:.3f} ms/call (under the profiler: slower than in the suite)")
             text = summarize(raw, args.top)
             (args.out / f"{case.key}.summary.txt").write_text(text)
             print(text)

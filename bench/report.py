@@ -135,8 +135,12 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows.append(_verdict("Headless serve resident memory under load (max)", "all scenarios", max(rss) if rss else None,
                          100, "MB", op="<"))
     gui = _get(results, "startup", "gui")
-    rows.append(_verdict("GUI start (stand-in: process start -> embedded proxy /health)", "python -m app, offscreen",
-                         _get(gui, "seconds_to_proxy_health"), 1.5, "s", note=skipped.get("gui start", "")[:160]))
+    if _get(gui, "seconds_to_window") is not None:
+        rows.append(_verdict("GUI window shown after launch", "python -m app, offscreen",
+                             _get(gui, "seconds_to_window"), 1.5, "s"))
+    else:
+        rows.append(_verdict("GUI start (stand-in: launch -> embedded proxy /health)", "python -m app, offscreen",
+                             _get(gui, "seconds_to_proxy_health"), 1.5, "s", note=skipped.get("gui start", "")[:160]))
     rows.append(_verdict("GUI idle resident memory", "python -m app, offscreen", _get(gui, "idle_rss_mb"), 200, "MB",
                          op="<", note=skipped.get("gui start", "")[:160]))
     return rows
@@ -332,8 +336,12 @@ def markdown(results: dict[str, Any], notes: Path | None = None) -> str:
         if rss:
             rows.append(["serve resident memory under load (max over all scenarios)", f"{max(rss):.0f} MB"])
         if st.get("gui"):
-            rows.append(["GUI `python -m app` (offscreen) spawn -> embedded proxy /health (stand-in for window shown)",
-                         f"{st['gui']['seconds_to_proxy_health'] * 1000:.0f} ms"])
+            g = st["gui"]
+            if g.get("seconds_to_window") is not None:
+                rows.append([f"GUI `python -m app` (offscreen) spawn -> first window shown ({g.get('window')})",
+                             f"{g['seconds_to_window'] * 1000:.0f} ms"])
+            rows.append(["GUI `python -m app` (offscreen) spawn -> embedded proxy /health",
+                         f"{g['seconds_to_proxy_health'] * 1000:.0f} ms"])
             rows.append(["GUI resident memory, idle", f"{st['gui']['idle_rss_mb']:.0f} MB"])
         out += _table(["measure", "value"], rows)
     else:

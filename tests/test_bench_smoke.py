@@ -56,7 +56,7 @@ def test_smoke_run_writes_well_formed_results(tmp_path: Path) -> None:
     assert all(reason for reason in skipped.values())
     paths = {s["case"]["path"] for s in results["scenarios"]}
     assert "openai" in paths
-    for path in ("anthropic", "gateway"):
+    for path in ("anthropic", "gateway", "responses"):
         assert path in paths or f"downshift {path} path" in skipped
     shapes = {(s["case"]["path"], s["case"]["size_kb"], s["case"]["shape"]) for s in results["scenarios"]}
     for size in (30, 300):
