@@ -19,11 +19,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.core.records import CallRecord
-from app.core.storage.models import Call, TaskTotals, ToolCallRow, UsageHourly
+from app.core.storage.models import TaskTotals, UsageHourly
 
 KIND_COLUMNS = {
     "invalid_json": "tool_invalid_json",
@@ -153,18 +153,21 @@ def attribute_failed_results(conn: Connection, ends: Sequence[CallRecord], total
         for t in rec.tool_calls:
             in_batch[t.tool_call_id].append((rec, t.kind))
     marked: set[str] = set()
+    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     for tcid in failed:
         if tcid in marked:
             continue  # the writer's second update for this id finds nothing left to mark
         marked.add(tcid)
-        rows = conn.execute(
-            select(ToolCallRow.kind, Call.started_at, Call.provider, Call.upstream_model, Call.role, Call.task_id)
-            .join(Call, Call.call_id == ToolCallRow.call_id)
-            .where(ToolCallRow.tool_call_id == tcid, ToolCallRow.result_failed.is_(False))
-        ).all()
-        for kind, started_at, provider, model, role, task_id in rows:
+        for kind, started_at, provider, model, role, task_id in cur.execute(_STORED_CALLS, (tcid,)):
             if kind == "ok":
                 totals.add_result_failure(usage_key(started_at, provider, model, role), task_id)
         for rec, kind in in_batch.get(tcid, ()):
             if kind == "ok":
                 totals.add_result_failure(usage_key(rec.started_at, rec.provider, rec.upstream_model, rec.role), rec.task_id)
+    cur.close()
+
+
+_STORED_CALLS = (
+    "SELECT t.kind, c.started_at, c.provider, c.upstream_model, c.role, c.task_id FROM tool_calls t"
+    " JOIN calls c ON c.call_id = t.call_id WHERE t.tool_call_id = ? AND NOT t.result_failed"
+)
