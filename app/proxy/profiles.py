@@ -2,9 +2,11 @@
 
 Translators read a profile instead of testing provider names, so a quirk is one field here, not an `if` in
 a translator. The values record what each provider's documentation or public bug reports establish; a
-provider of unknown kind gets the conservative `custom` profile. Usage is read from every known place
-(`prompt_tokens_details.cached_tokens`, DeepSeek's `prompt_cache_hit_tokens`, Moonshot's `cached_tokens`,
-OpenRouter's `cache_write_tokens`, `completion_tokens_details.reasoning_tokens`), so no field says where.
+provider of unknown kind gets the conservative `custom` profile. How each provider reports cached and
+reasoning tokens needs no field here: `app.core.usage` reads every known dialect (DeepSeek's
+`prompt_cache_hit_tokens`, Moonshot's top-level `cached_tokens`, OpenRouter's `cache_write_tokens`,
+Groq's `x_groq.usage`...) wherever it appears. Caps default to none: output limits are per model, so
+the configured `max_tokens` of a provider is the one that binds.
 """
 
 from __future__ import annotations
@@ -49,22 +51,36 @@ _LMH = ("low", "medium", "high")
 
 _OPENAI_FORMAT: dict[str, Profile] = {
     "openai": Profile(
-        kind="openai", max_tokens_field="max_completion_tokens", reasoning_field=None,
-        reasoning_efforts=("none", "minimal", "low", "medium", "high", "xhigh"), pdf=True,
+        kind="openai",
+        max_tokens_field="max_completion_tokens",
+        reasoning_field=None,
+        reasoning_efforts=_LMH,  # model-specific beyond these (none, minimal, xhigh): the safe subset
+        pdf=True,
     ),
     "openrouter": Profile(
-        kind="openrouter", reasoning_field="reasoning", reasoning_details=True, reasoning_efforts=_ALL_EFFORTS,
-        cache_control=True, top_k=True, pdf=True,
+        kind="openrouter",
+        reasoning_field="reasoning",
+        reasoning_details=True,
+        reasoning_efforts=_ALL_EFFORTS,
+        cache_control=True,
+        top_k=True,
+        pdf=True,
     ),
     "deepseek": Profile(
-        kind="deepseek", reasoning_echo=True, reasoning_efforts=("low", "medium", "high", "max"),
-        thinking_toggle=True, images=False,
+        kind="deepseek",
+        reasoning_echo=True,
+        reasoning_efforts=("low", "medium", "high", "max"),
+        thinking_toggle=True,
+        images=False,
     ),
     "together": Profile(kind="together", reasoning_field="reasoning", reasoning_efforts=_LMH, top_k=True),
     "fireworks": Profile(kind="fireworks", reasoning_efforts=_LMH, top_k=True),
     "groq": Profile(kind="groq", reasoning_field="reasoning"),
     "mistral": Profile(
-        kind="mistral", reasoning_field=None, tool_call_id_len=9, stream_usage=False,
+        kind="mistral",
+        reasoning_field=None,
+        tool_call_id_len=9,
+        stream_usage=False,
         refuses=frozenset({"user", "stream_options", "reasoning_effort"}),
     ),
     "moonshot": Profile(kind="moonshot", reasoning_echo=True),
@@ -76,11 +92,15 @@ _OPENAI_FORMAT: dict[str, Profile] = {
     "custom": Profile(),
 }
 
-_ANTHROPIC = Profile(kind="anthropic", api="anthropic", cache_control=True, top_k=True, pdf=True, reasoning_field=None)
+_ANTHROPIC = Profile(
+    kind="anthropic", api="anthropic", cache_control=True, top_k=True, pdf=True, reasoning_field=None
+)
 # Other providers' Messages endpoints (DeepSeek, Moonshot...) toggle thinking with {"type": "enabled"}
 # and know nothing of Claude model versions.
 _ANTHROPIC_FORMAT: dict[str, Profile] = {
-    kind: _ANTHROPIC if kind == "anthropic" else replace(_ANTHROPIC, kind=kind, thinking_form="budget", pdf=False)
+    kind: _ANTHROPIC
+    if kind == "anthropic"
+    else replace(_ANTHROPIC, kind=kind, thinking_form="budget", pdf=False)
     for kind in KINDS
 }
 
