@@ -1,0 +1,201 @@
+"""Run a real coding agent as a subprocess against the in-process proxy, sealed off from the developer's setup.
+
+Each agent reads settings from its environment and its home folder. A developer's real API key, logged-in
+account or auto-updater must never leak into a test, and a test's traffic must never leave 127.0.0.1; so
+every run gets a fresh HOME and only the variables the test names (plus PATH and the locale).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import tomli_w
+
+from app.testing.script import RecordedRequest, Reply
+
+AGENTS_DIR = Path(__file__).resolve().parent
+NODE_DIR = AGENTS_DIR / "node"  # package.json + package-lock.json pin Codex CLI and Claude Code
+AIDER_VENV = AGENTS_DIR / "aider-venv"  # aider pins ~100 packages of its own: never in the project's venv
+REPO = AGENTS_DIR.parent.parent
+REQUIRE_ENV = "DOWNSHIFT_REQUIRE_AGENTS"  # set in CI: a missing agent fails instead of skipping
+INSTALL_HINT = "bash tests/agents/install.sh"
+AGENTS_MARKER = "agents: drives a real coding agent binary installed by tests/agents/install.sh (skipped when absent)"
+_INHERITED = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT")
+
+
+def _register_marker() -> None:
+    """Register `agents` unless pyproject already does: under filterwarnings=error an unknown mark fails
+    collection, and the test modules apply the mark at import time, before any plugin hook could."""
+    config = getattr(pytest.mark, "_config", None)
+    if config is None:
+        return
+    if not any(line.split(":", 1)[0].strip() == "agents" for line in config.getini("markers")):
+        config.addinivalue_line("markers", AGENTS_MARKER)
+
+
+_register_marker()
+
+
+# ------------------------------------------------------------------------------------------- binaries
+
+
+def codex_binary() -> Path | None:
+    path = NODE_DIR / "node_modules" / ".bin" / "codex"
+    return path if path.exists() else None
+
+
+def claude_binary() -> Path | None:
+    """The native executable of the platform package. The wrapper's bin/claude.exe is a placeholder until
+    its postinstall script copies the binary over it, and npm may be configured to skip install scripts."""
+    scope = NODE_DIR / "node_modules" / "@anthropic-ai"
+    for candidate in sorted(scope.glob("claude-code-*/claude")):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def aider_binary() -> Path | None:
+    path = AIDER_VENV / ("Scripts/aider.exe" if os.name == "nt" else "bin/aider")
+    return path if path.exists() else None
+
+
+def require(name: str, binary: Path | None) -> Path:
+    """The agent's binary, or a skip that says how to install it (a failure when $DOWNSHIFT_REQUIRE_AGENTS
+    is set, so CI cannot go green by silently skipping after a broken install)."""
+    if binary is not None:
+        return binary
+    message = f"{name} is not installed under tests/agents/ (run `{INSTALL_HINT}`)"
+    if os.environ.get(REQUIRE_ENV):
+        pytest.fail(f"{message}; ${REQUIRE_ENV} is set, so a missing agent is a failure")
+    pytest.skip(message)
+
+
+# ------------------------------------------------------------------------------------------- running
+
+
+def sealed_env(home: Path, variables: Mapping[str, str]) -> dict[str, str]:
+    """A minimal environment: PATH and locale from the caller, a fresh home, then `variables`."""
+    for sub in ("", ".config", ".local/share", ".cache", ".local/state"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    env = {key: os.environ[key] for key in _INHERITED if key in os.environ}
+    env.update(
+        HOME=str(home), USERPROFILE=str(home), XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_DATA_HOME=str(home / ".local/share"), XDG_CACHE_HOME=str(home / ".cache"),
+        XDG_STATE_HOME=str(home / ".local/state"), TERM="dumb", NO_COLOR="1",
+    )
+    env.update(variables)
+    return env
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRun:
+    """What one agent process did; `report()` goes into assertion messages so a failure explains itself."""
+
+    argv: Sequence[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    def report(self, tail: int = 4000) -> str:
+        return (f"$ {' '.join(self.argv)}\nexit {self.returncode} after {self.seconds:.1f} s\n"
+                f"--- stdout (tail)\n{self.stdout[-tail:]}\n--- stderr (tail)\n{self.stderr[-tail:]}")
+
+
+def run_agent(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float = 90.0) -> AgentRun:
+    """Run to completion with no stdin (agents must not wait for a terminal). On timeout the agent's
+    whole process group is killed, tool subprocesses included, and the test fails with its output."""
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [str(a) for a in argv], cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace", start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        run = AgentRun(list(argv), proc.returncode, out, err, time.monotonic() - started)
+        pytest.fail(f"{Path(argv[0]).name} did not finish within {timeout:.0f} s\n{run.report()}")
+    return AgentRun(list(argv), proc.returncode, out, err, time.monotonic() - started)
+
+
+def downshift_env(agent: str, config_path: Path, proxy_url: str, token: str) -> dict[str, str]:
+    """What `downshift env --agent AGENT --format json` prints for the running proxy, from the real CLI, so
+    the tests configure each agent exactly as a user following the README would."""
+    config = tomllib.loads(config_path.read_text())
+    config.setdefault("proxy", {})["port"] = urlsplit(proxy_url).port
+    cli_config = config_path.with_name(f"cli-{config_path.name}")
+    cli_config.write_text(tomli_w.dumps(config))
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "env", "--config", str(cli_config), "--agent", agent, "--format", "json"],
+        cwd=REPO, env={**os.environ, "DOWNSHIFT_TOKEN": token}, capture_output=True, text=True, timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, f"downshift env failed: {done.stderr}"
+    variables = json.loads(done.stdout)
+    assert isinstance(variables, dict)
+    return {str(k): str(v) for k, v in variables.items()}
+
+
+# ------------------------------------------------------------------------------------------- network
+
+_ENDPOINT = re.compile(r'sin6?_port=htons\((\d+)\).*?(?:inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)")')
+LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
+
+
+def traced(argv: Sequence[str | Path], log: Path) -> list[str] | None:
+    """`argv` under strace recording every socket destination of every thread and child (None without
+    strace): the only way to prove an agent talks to nobody but the proxy, DNS look-ups included."""
+    strace = shutil.which("strace")
+    if strace is None:
+        return None
+    return [strace, "-f", "-qq", "-e", "trace=connect,sendto,sendmsg,sendmmsg", "-o", str(log), *map(str, argv)]
+
+
+def remote_endpoints(log: Path) -> set[tuple[str, int]]:
+    """(address, port) of every IPv4/IPv6 destination in an strace log; Unix sockets are local by nature."""
+    found: set[tuple[str, int]] = set()
+    for line in log.read_text(errors="replace").splitlines():
+        for match in _ENDPOINT.finditer(line):
+            found.add((match.group(2) or match.group(3), int(match.group(1))))
+    return found
+
+
+# ------------------------------------------------------------------------------------------- the model
+
+
+def tool_round_trip(call: Reply, final: Reply, *, side: Reply | None = None) -> Callable[[RecordedRequest], Reply]:
+    """The model's side of one tool loop, decided by what each request carries rather than by arrival order,
+    so an agent's extra calls cannot shift the script: a request that ends in a tool result gets `final`,
+    any other request that offers tools gets `call`, and one without tools (a title or summary an agent asks
+    its background model for) gets `side`."""
+
+    def answer(request: RecordedRequest) -> Reply:
+        body = request.json if isinstance(request.json, dict) else {}
+        messages = body.get("messages") or []
+        if messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "tool":
+            return final
+        if not body.get("tools") and side is not None:
+            return side
+        return call
+
+    return answer
+
+
+def generation_requests(requests: Sequence[RecordedRequest]) -> list[RecordedRequest]:
+    """The chat-completions calls the mock upstream served (not /v1/models look-ups)."""
+    return [r for r in requests if r.path == "/v1/chat/completions"]
