@@ -84,6 +84,10 @@ def test_figures_identical_before_and_after_pruning(core) -> None:  # type: igno
     assert all_time["calls"] == len(recs)
     assert all_time["spend_range"] == pytest.approx(sum(r.cost_usd or 0 for r in recs))
     assert before["tiles"]["calls"] == sum(1 for r in recs if r.started_at >= hour_of(now - 9 * 86400))
+    # failed results counted by the hook = the rows the writer marked (a failed call is not counted twice)
+    failed_rows = _count(core, "SELECT count(*) FROM tool_calls WHERE kind != 'ok' OR result_failed")
+    assert dashboard.reliability(core.db, since=0, until=now)["total"]["failed"] == failed_rows
+    assert _count(core, "SELECT count(*) FROM tool_calls WHERE kind = 'ok' AND result_failed") > 10
 
     result = prune(core.db, retention_days=3, now=now)
     cutoff = result["cutoff"]
@@ -127,3 +131,47 @@ def test_plan_covers_the_range_once_and_never_reads_pruned_detail(since, length,
         assert all(p[1] == q[0] for p, q in zip(pieces, pieces[1:], strict=False))
     else:
         assert pieces == []
+
+
+def test_upgrade_from_0001_fills_the_totals_from_the_existing_log(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from alembic import command
+
+    from app.core.storage.db import _alembic_config, create_db_engine, open_database
+    from app.core.storage.writer import LogWriter
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_db_engine(url)
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    now = time.time()
+    recs = _records(now, n=200)
+    with engine.begin() as conn:  # tasks as an older version would have left them: rows, no totals
+        for i in range(10):
+            conn.execute(text("INSERT INTO tasks (id, key, source, started_at, last_at) VALUES (:i, 'k', 'session', 0, 0)"),
+                         {"i": i + 1})
+    for i, rec in enumerate(recs):
+        rec.task_id = i // 20 + 1
+    writer = LogWriter(engine, interval=0.01)  # 0001's writer: no analytics hook
+    for rec in recs:
+        writer.finished(rec)
+    assert writer.flush()
+    writer.close()
+    engine.dispose()
+
+    upgraded = open_database(url)  # migrates to head, filling the totals
+    try:
+        tiles = dashboard.tiles(upgraded, since=0, now=now)
+        assert tiles["calls"] == len(recs)
+        assert tiles["spend_range"] == pytest.approx(sum(r.cost_usd or 0 for r in recs))
+        emitted = sum(len(r.tool_calls) for r in recs)
+        with upgraded.connect() as conn:
+            failed = conn.execute(text("SELECT count(*) FROM tool_calls WHERE kind != 'ok' OR result_failed")).scalar()
+        total = dashboard.reliability(upgraded, since=0, until=now)["total"]
+        assert (total["tool_calls"], total["failed"]) == (emitted, failed) and failed > 0
+        listed = {t["id"]: t for t in task_queries.list_tasks(upgraded)}
+        assert listed[1]["calls"] == 20
+        assert listed[1]["cost_usd"] == pytest.approx(sum(r.cost_usd or 0 for r in recs[:20]))
+    finally:
+        upgraded.dispose()
