@@ -16,8 +16,22 @@ import orjson
 from app.core.config import Provider
 from app.proxy import sse
 from app.proxy.errors import error_body, upstream_error_message
+from app.proxy.profiles import Profile, profile_for
+from app.proxy.translate.anthropic import (
+    AnthropicToOpenAIStream,
+    OpenAIToAnthropicStream,
+    anthropic_error_to_openai,
+    anthropic_to_openai_request,
+    anthropic_to_openai_response,
+    drop_foreign_thinking,
+    openai_error_to_anthropic,
+    openai_to_anthropic_request,
+    openai_to_anthropic_response,
+    tool_name_map,
+)
 from app.proxy.translate.responses import (
     ChatToResponsesStream,
+    ResponsesContext,
     chat_error_to_responses,
     chat_to_responses_response,
     responses_to_chat_request,
@@ -88,13 +102,20 @@ def clamp_max_tokens(body: dict[str, Any], key: str, provider: Provider) -> None
         body[key] = cap
 
 
+def _profile(provider: Provider) -> Profile:
+    return profile_for(provider.kind, provider.api)
+
+
+# ---------------------------------------------------------------------------------------------- same format
+
+
 def _prepare_openai(body: dict[str, Any], model: str, provider: Provider, ctx: Context) -> dict[str, Any]:
     out = dict(body)
     out["model"] = model
     if body.get("stream"):
         options = body.get("stream_options") or {}
         ctx.client_wants_usage = bool(options.get("include_usage"))
-        if not ctx.client_wants_usage:
+        if not ctx.client_wants_usage and _profile(provider).stream_usage:
             out["stream_options"] = {**options, "include_usage": True}
             ctx.strip_usage_chunk = True
     clamp_max_tokens(out, "max_tokens", provider)
@@ -103,28 +124,142 @@ def _prepare_openai(body: dict[str, Any], model: str, provider: Provider, ctx: C
 
 
 def _prepare_anthropic(body: dict[str, Any], model: str, provider: Provider, ctx: Context) -> dict[str, Any]:
-    out = dict(body)
+    out = drop_foreign_thinking(dict(body))  # thinking a cheap model produced cannot be signed for Anthropic
     out["model"] = model
     clamp_max_tokens(out, "max_tokens", provider)
     return out
 
 
+# ---------------------------------------------------------------------------------------------- Anthropic <-> OpenAI
+
+
+def _prepare_anthropic_to_openai(body: dict[str, Any], model: str, provider: Provider, ctx: Context) -> dict[str, Any]:
+    profile = _profile(provider)
+    ctx.extra = tool_name_map(body.get("tools") or [], profile)
+    return anthropic_to_openai_request(body, model=model, profile=profile, max_tokens_cap=provider.max_tokens)
+
+
+def _prepare_openai_to_anthropic(body: dict[str, Any], model: str, provider: Provider, ctx: Context) -> dict[str, Any]:
+    profile = _profile(provider)
+    ctx.client_wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    ctx.extra = tool_name_map(body.get("tools"), profile)
+    return openai_to_anthropic_request(body, model=model, profile=profile, max_tokens_cap=provider.max_tokens)
+
+
+# ---------------------------------------------------------------------------------------------- Responses
+
+
+@dataclass(slots=True)
+class _ResponsesVia:
+    """A Responses call served through chat completions (and on to Anthropic when the target speaks it)."""
+
+    responses: ResponsesContext
+    tool_names: dict[str, str] = field(default_factory=dict)
+
+
 def _prepare_responses_chat(body: dict[str, Any], model: str, provider: Provider, ctx: Context) -> dict[str, Any]:
-    chat, ctx.extra = responses_to_chat_request(body, model=model)
+    chat, rctx = responses_to_chat_request(body, model=model)
+    ctx.extra = _ResponsesVia(rctx)
+    _fit_reasoning(chat, _profile(provider))
     clamp_max_tokens(chat, "max_tokens", provider)
     return chat
+
+
+def _prepare_responses_anthropic(body: dict[str, Any], model: str, provider: Provider, ctx: Context) -> dict[str, Any]:
+    chat, rctx = responses_to_chat_request(body, model=model)
+    profile = _profile(provider)
+    ctx.extra = _ResponsesVia(rctx, tool_name_map(chat.get("tools"), profile))
+    return openai_to_anthropic_request(chat, model=model, profile=profile, max_tokens_cap=provider.max_tokens)
+
+
+def _fit_reasoning(chat: dict[str, Any], profile: Profile) -> None:
+    """Replayed reasoning goes back in the field this provider reads, or not at all."""
+    field_name = profile.reasoning_field
+    if field_name == "reasoning_content":
+        return
+    messages = chat.get("messages") or []
+    for i, message in enumerate(messages):
+        if isinstance(message, dict) and "reasoning_content" in message:
+            message = dict(message)
+            text = message.pop("reasoning_content")
+            if field_name and text:
+                message[field_name] = text
+            messages[i] = message
+
+
+class _AnthropicToResponsesStream:
+    """Anthropic events -> chat chunks -> Responses events: the two translators chained, nothing buffered."""
+
+    __slots__ = ("_chat", "_responses")
+
+    def __init__(self, ctx: Context) -> None:
+        via: _ResponsesVia = ctx.extra
+        self._chat = AnthropicToOpenAIStream(model=via.responses.model, include_usage=True, tool_names=via.tool_names)
+        self._responses = ChatToResponsesStream(via.responses)
+
+    def _relay(self, chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for chunk in chunks:
+            if "error" in chunk and not chunk.get("choices"):
+                err = chunk["error"] or {}
+                out += self._responses.error(str(err.get("code") or err.get("type") or "server_error"), str(err.get("message")))
+            else:
+                out += self._responses.feed(chunk)
+        return out
+
+    def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        return self._relay(self._chat.feed(event))
+
+    def finish(self) -> list[dict[str, Any]]:
+        return self._relay(self._chat.finish()) + self._responses.finish()
+
+    def error(self, kind: str, message: str) -> list[dict[str, Any]]:
+        return self._responses.error(kind, message)
+
+
+def _responses_error_from_anthropic(status: int, body: bytes) -> dict[str, Any]:
+    return chat_error_to_responses(status, anthropic_error_to_openai(status, body))
 
 
 _ADAPTERS: dict[tuple[str, str], Adapter] = {
     ("openai", "openai"): Adapter("openai", "openai", _prepare_openai),
     ("anthropic", "anthropic"): Adapter("anthropic", "anthropic", _prepare_anthropic),
+    ("anthropic", "openai"): Adapter(
+        "anthropic",
+        "openai",
+        _prepare_anthropic_to_openai,
+        respond=lambda data, ctx: openai_to_anthropic_response(data, model=ctx.requested_model, tool_names=ctx.extra),
+        stream=lambda ctx: OpenAIToAnthropicStream(model=ctx.requested_model, tool_names=ctx.extra),
+        error=openai_error_to_anthropic,
+    ),
+    ("openai", "anthropic"): Adapter(
+        "openai",
+        "anthropic",
+        _prepare_openai_to_anthropic,
+        respond=lambda data, ctx: anthropic_to_openai_response(data, model=ctx.requested_model, tool_names=ctx.extra),
+        stream=lambda ctx: AnthropicToOpenAIStream(
+            model=ctx.requested_model, include_usage=ctx.client_wants_usage, tool_names=ctx.extra
+        ),
+        error=anthropic_error_to_openai,
+    ),
     ("responses", "openai"): Adapter(
         "responses",
         "openai",
         _prepare_responses_chat,
-        respond=lambda data, ctx: chat_to_responses_response(data, ctx.extra),
-        stream=lambda ctx: ChatToResponsesStream(ctx.extra),
+        respond=lambda data, ctx: chat_to_responses_response(data, ctx.extra.responses),
+        stream=lambda ctx: ChatToResponsesStream(ctx.extra.responses),
         error=chat_error_to_responses,
+    ),
+    ("responses", "anthropic"): Adapter(
+        "responses",
+        "anthropic",
+        _prepare_responses_anthropic,
+        respond=lambda data, ctx: chat_to_responses_response(
+            anthropic_to_openai_response(data, model=ctx.extra.responses.model, tool_names=ctx.extra.tool_names),
+            ctx.extra.responses,
+        ),
+        stream=_AnthropicToResponsesStream,
+        error=_responses_error_from_anthropic,
     ),
 }
 

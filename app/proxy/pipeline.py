@@ -300,7 +300,7 @@ class Pipeline:
             rec.finish("ok", 200)
         except UpstreamFailure as exc:
             rec.error_kind, rec.error_message = exc.kind, exc.message
-            tail = self._stream_error(adapter, translator, exc)
+            tail = self._stream_error(adapter, translator, exc, finished)
             with contextlib.suppress(ConnectionError, aiohttp.ClientConnectionResetError):
                 await response.write(tail)
                 sent += len(tail)
@@ -320,10 +320,12 @@ class Pipeline:
         return response
 
     @staticmethod
-    def _stream_error(adapter: Adapter, translator: Any, exc: UpstreamFailure) -> bytes:
+    def _stream_error(adapter: Adapter, translator: Any, exc: UpstreamFailure, finished: bool) -> bytes:
         """A well-formed error in the client's protocol after bytes were already sent."""
         if translator is not None:
             return adapter.encode(translator.error(exc.kind, exc.message))
+        if exc.kind == "upstream_stream_error":  # the provider's own error event already went through
+            return sse.OPENAI_DONE if adapter.client_api == "openai" and not finished else b""
         if adapter.client_api == "anthropic":
             return sse.encode_named({"type": "error", "error": {"type": "api_error", "message": exc.message}})
         return sse.encode_data(orjson.loads(error_json("openai", 502, exc.message, code=exc.kind))) + sse.OPENAI_DONE
