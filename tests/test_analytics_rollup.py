@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from app.core.analytics.retention import prune
-from app.core.analytics.rollup import HOUR, hour_of
+from app.core.analytics.rollup import SLOT, slot_of
 from app.core.queries import dashboard
 from app.core.queries import tasks as task_queries
 from app.core.records import CallRecord, ToolCallResult
@@ -52,13 +52,13 @@ def _records(now: float, n: int = 600, seed: int = 7) -> list[CallRecord]:
 
 def _snapshot(core, now: float) -> dict:  # type: ignore[no-untyped-def]
     db = core.db
-    since = hour_of(now - 9 * 86400)
+    since = slot_of(now - 9 * 86400)
     return {
         "tiles": dashboard.tiles(db, since=since, now=now),
-        "spend_hour": dashboard.spend_over_time(db, since=since, until=now, bucket_s=HOUR, by="model"),
+        "spend_hour": dashboard.spend_over_time(db, since=since, until=now, bucket_s=3600, by="model"),
         "spend_day": dashboard.spend_over_time(db, since=since, until=now, bucket_s=86400, by="provider"),
-        "spend_role": dashboard.spend_over_time(db, since=since, until=now, bucket_s=6 * HOUR, by="role"),
-        "failures": dashboard.failure_rate_over_time(db, since=since, until=now, bucket_s=HOUR),
+        "spend_role": dashboard.spend_over_time(db, since=since, until=now, bucket_s=6 * 3600, by="role"),
+        "failures": dashboard.failure_rate_over_time(db, since=since, until=now, bucket_s=SLOT),
         "savings": dashboard.savings(db, since=since, until=now, by="day"),
         "savings_role": dashboard.savings(db, since=since, until=now, by="role"),
         "reliability": dashboard.reliability(db, since=since, until=now),
@@ -79,11 +79,11 @@ def test_figures_identical_before_and_after_pruning(core) -> None:  # type: igno
         core.writer.finished(rec)
     assert core.writer.flush()
     before = _snapshot(core, now)
-    # the hourly totals agree with the records themselves
+    # the slot totals agree with the records themselves
     all_time = dashboard.tiles(core.db, since=0, now=now)
     assert all_time["calls"] == len(recs)
     assert all_time["spend_range"] == pytest.approx(sum(r.cost_usd or 0 for r in recs))
-    assert before["tiles"]["calls"] == sum(1 for r in recs if r.started_at >= hour_of(now - 9 * 86400))
+    assert before["tiles"]["calls"] == sum(1 for r in recs if r.started_at >= slot_of(now - 9 * 86400))
     # failed results counted by the hook = the rows the writer marked (a failed call is not counted twice)
     failed_rows = _count(core, "SELECT count(*) FROM tool_calls WHERE kind != 'ok' OR result_failed")
     assert dashboard.reliability(core.db, since=0, until=now)["total"]["failed"] == failed_rows
@@ -117,14 +117,14 @@ def test_the_writer_prunes_on_its_own(core, config_path) -> None:  # type: ignor
 @given(since=st.floats(0, 100_000), length=st.floats(0, 100_000), cutoff_hours=st.integers(0, 40), whole=st.booleans())
 def test_plan_covers_the_range_once_and_never_reads_pruned_detail(since, length, cutoff_hours, whole) -> None:  # type: ignore[no-untyped-def]
     until = since + length
-    cutoff = cutoff_hours * HOUR
+    cutoff = cutoff_hours * 3600
     hours, detail = dashboard.plan(since, until, cutoff, whole)
     pieces = [(float(hours[0]), float(hours[1]))] if hours else []
     pieces += detail
     for a, b in detail:
         assert a >= cutoff and a < b
     if hours:
-        assert hours[0] % HOUR == 0 and hours[1] % HOUR == 0
+        assert hours[0] % SLOT == 0 and hours[1] % SLOT == 0
     pieces.sort()
     if until > since:  # contiguous, covering [since, until) (hours may widen it to whole hours)
         assert pieces[0][0] <= since and pieces[-1][1] >= until

@@ -34,7 +34,7 @@ def test_each_failure_kind_is_counted_exactly(proxy, mock, token, core, config_p
     settled(core)
     expected_kinds = {"invalid_json": 1, "unknown_tool": 1, "schema": 1, "text_form": 1, "result_failed": 1}
     # emitted: 8 structured + 1 written as text; failed: 4 invalid + 1 valid call whose result failed
-    for since in (0.0, time.time() - 120):  # whole hours from the hourly totals / the partial hour from detail rows
+    for since in (0.0, time.time() - 60):  # whole slots from the totals / a partial slot from detail rows
         rel = dashboard.reliability(core.db, since=since)
         assert rel["total"] == {"tool_calls": 9, "failed": 5, "failure_rate": pytest.approx(5 / 9), "by_kind": expected_kinds}
         assert list(rel["models"]) == ["qwen/qwen3-coder"]

@@ -2,7 +2,7 @@
 
 `before` and `after` run on the proxy's event loop for every call and stay in memory (a few
 microseconds); `writer_hook` runs in the log writer's thread, inside its transaction, and does the
-database side: task rows, hourly and task totals, and the occasional retention prune.
+database side: task rows, slot and task totals, and the occasional retention prune.
 """
 
 from __future__ import annotations

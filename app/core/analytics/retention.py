@@ -1,9 +1,9 @@
 """Retention: detail rows (calls, tool calls) older than `retention_days` are pruned; totals stay.
 
-Nothing needs rolling up at pruning time, because `usage_hourly` and `task_totals` already hold every
+Nothing needs rolling up at pruning time, because `usage_slots` and `task_totals` already hold every
 ended call's figures (see `rollup`). Pruning records the cutoff first (`analytics_meta.pruned_before`),
-so from then on queries take the hours before it from the totals, and only then deletes, in chunks:
-the figures are identical before, during and after a prune (for whole hours; see the dashboard queries).
+so from then on queries take the time before it from the totals, and only then deletes, in chunks:
+the figures are identical before, during and after a prune (for whole 15-minute slots; see the dashboard queries).
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ import time
 
 from sqlalchemy import Connection, Engine, text
 
-from app.core.analytics.rollup import HOUR, hour_of
-
 CHUNK = 20_000
+HOUR = 3600
 
 
 def cutoff_for(now: float, retention_days: float) -> int:
     """The hour-aligned time before which detail may go."""
-    return hour_of(now - retention_days * 86400)
+    return int((now - retention_days * 86400) // HOUR) * HOUR
 
 
 def _mark(conn: Connection, cutoff: int) -> None:

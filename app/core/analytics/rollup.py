@@ -3,9 +3,9 @@
 Why: a chart over 30 days of a busy agent would otherwise scan millions of call rows, and retention
 would make old charts lie. Every ended call (outcome ok, error or cancelled; not in-flight rows, nor
 calls a crash interrupted, which never reach the writer as ended) adds its figures once to
-`usage_hourly` (the UTC hour it started in, by provider, model and role) and to its task's
+`usage_slots` (the 15-minute slot it started in, by provider, model and role) and to its task's
 `task_totals`. A tool result reported failed in a later request adds one `tool_result_failed` to the
-hour and task of the call that emitted the tool call, unless that tool call had already failed
+slot and task of the call that emitted the tool call, unless that tool call had already failed
 validation (a tool call fails at most once). Since these updates share the writer's transaction, a
 rolled-back batch rolls them back too.
 
@@ -23,7 +23,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.core.records import CallRecord
-from app.core.storage.models import TaskTotals, UsageHourly
+from app.core.storage.models import TaskTotals, UsageSlot
 
 KIND_COLUMNS = {
     "invalid_json": "tool_invalid_json",
@@ -33,22 +33,22 @@ KIND_COLUMNS = {
 }
 FAILURE_COLUMNS = (*KIND_COLUMNS.values(), "tool_result_failed")
 USAGE_MEASURES = tuple(
-    c.name for c in UsageHourly.__table__.columns if c.name not in ("hour", "provider", "model", "role")
+    c.name for c in UsageSlot.__table__.columns if c.name not in ("slot", "provider", "model", "role")
 )
 TASK_MEASURES = tuple(c.name for c in TaskTotals.__table__.columns if c.name not in ("task_id", "models"))
 
 UsageKey = tuple[int, str, str, str]
 
 
-HOUR = 3600
+SLOT = 900  # seconds; see UsageSlot
 
 
-def hour_of(t: float) -> int:
-    return int(t // HOUR) * HOUR
+def slot_of(t: float) -> int:
+    return int(t // SLOT) * SLOT
 
 
 def usage_key(started_at: float, provider: str | None, model: str | None, role: str | None) -> UsageKey:
-    return (hour_of(started_at), provider or "", model or "", role or "")
+    return (slot_of(started_at), provider or "", model or "", role or "")
 
 
 def _zero(measures: Iterable[str]) -> dict[str, float]:
@@ -56,7 +56,7 @@ def _zero(measures: Iterable[str]) -> dict[str, float]:
 
 
 class BatchTotals:
-    """What one writer batch adds to `usage_hourly` and `task_totals`, summed in memory then upserted."""
+    """What one writer batch adds to `usage_slots` and `task_totals`, summed in memory then upserted."""
 
     def __init__(self) -> None:
         self.usage: defaultdict[UsageKey, dict[str, float]] = defaultdict(lambda: _zero(USAGE_MEASURES))
@@ -111,13 +111,13 @@ class BatchTotals:
 
     def write(self, conn: Connection) -> None:
         if self.usage:
-            stmt = sqlite_insert(UsageHourly)
+            stmt = sqlite_insert(UsageSlot)
             upsert = stmt.on_conflict_do_update(
-                index_elements=["hour", "provider", "model", "role"],
-                set_={m: UsageHourly.__table__.c[m] + stmt.excluded[m] for m in USAGE_MEASURES},
+                index_elements=["slot", "provider", "model", "role"],
+                set_={m: UsageSlot.__table__.c[m] + stmt.excluded[m] for m in USAGE_MEASURES},
             )
             conn.execute(upsert, [
-                {"hour": k[0], "provider": k[1], "model": k[2], "role": k[3], **v} for k, v in self.usage.items()
+                {"slot": k[0], "provider": k[1], "model": k[2], "role": k[3], **v} for k, v in self.usage.items()
             ])
         if self.tasks:
             stmt = sqlite_insert(TaskTotals)

@@ -1,11 +1,12 @@
 """Dashboard tiles and charts: spend, savings and tool-call failure rate, bucketed over time.
 
 Figures come from two sources that agree by construction (`app.core.analytics.rollup`):
-`usage_hourly`, the per-hour totals the log writer keeps, serves every whole hour of a range and every
-hour older than the retention cutoff (detail pruned); the detail rows (`calls`, `tool_calls`) serve the
-partial hours at the edges of a range and sub-hour buckets. So a 30-day chart reads a few thousand
-rows instead of a million, and stays the same after old detail is pruned. Two consequences, by design:
-a range or bucket that starts mid-hour inside the pruned period is widened to whole hours, and calls
+`usage_slots`, the totals per 15-minute slot the log writer keeps, serves every whole slot of a range and
+every slot older than the retention cutoff (detail pruned); the detail rows (`calls`, `tool_calls`)
+serve the partial slots at the edges of a range and buckets that are not a multiple of 15 minutes. So a
+30-day chart reads a few thousand rows per model instead of a million calls, and stays the same after old
+detail is pruned. Two consequences, by design: a range or bucket that starts mid-slot inside the pruned
+period is widened to whole slots, and calls
 still in flight or interrupted by a crash are not counted (they have no settled figures).
 
 Buckets are aligned to multiples of `bucket_s` in local time (the UTC offset at query time); each bucket
@@ -22,9 +23,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from app.core.analytics.rollup import FAILURE_COLUMNS, KIND_COLUMNS
+from app.core.analytics.rollup import FAILURE_COLUMNS, KIND_COLUMNS, SLOT
 
-HOUR = 3600
 DIMS = {"model": "model", "provider": "provider", "role": "role"}
 _DETAIL_COL = {"model": "upstream_model", "provider": "provider", "role": "role"}
 _CALL_MEASURES = {
@@ -59,25 +59,25 @@ def local_offset(now: float | None = None) -> int:
 
 
 def pruned_before(conn: Connection) -> int:
-    """Detail rows older than this (unix seconds, hour-aligned) may be gone; 0 when nothing was pruned."""
+    """Detail rows older than this (unix seconds, slot-aligned) may be gone; 0 when nothing was pruned."""
     value = conn.execute(text("SELECT value FROM analytics_meta WHERE key = 'pruned_before'")).scalar()
     return int(float(value)) if value else 0
 
 
-def plan(since: float, until: float, cutoff: int, whole_hours: bool) -> tuple[tuple[int, int] | None, list[tuple[float, float]]]:
-    """Which hours `usage_hourly` serves and which intervals the detail rows serve, for [since, until).
+def plan(since: float, until: float, cutoff: int, whole_slots: bool) -> tuple[tuple[int, int] | None, list[tuple[float, float]]]:
+    """Which slots `usage_slots` serves and which intervals the detail rows serve, for [since, until).
 
-    Hourly totals serve every hour before `cutoff` that overlaps the range and, when `whole_hours`, every
-    hour inside it; detail serves the rest (never anything before `cutoff`).
+    Slot totals serve every slot before `cutoff` that overlaps the range and, when `whole_slots`, every
+    slot inside it; detail serves the rest (never anything before `cutoff`).
     """
     if until <= since:
         return None, []
-    first = int(since // HOUR) * HOUR
+    first = int(since // SLOT) * SLOT
     lo, hi = None, None
     if first < cutoff:
-        lo, hi = first, min(-int(-until // HOUR) * HOUR, cutoff)
-    if whole_hours:
-        f_lo, f_hi = -int(-since // HOUR) * HOUR, int(until // HOUR) * HOUR
+        lo, hi = first, min(-int(-until // SLOT) * SLOT, cutoff)
+    if whole_slots:
+        f_lo, f_hi = -int(-since // SLOT) * SLOT, int(until // SLOT) * SLOT
         if f_lo < f_hi:
             lo = f_lo if lo is None else lo
             hi = f_hi if hi is None else max(hi, f_hi)
@@ -97,9 +97,9 @@ def collect(
     offset: int = 0,
     dim: str | None = None,
 ) -> dict[Key, dict[str, float]]:
-    """Sum `measures` (columns of usage_hourly) over [since, until), grouped by bucket and/or dimension."""
-    whole = bucket_s is None or (bucket_s % HOUR == 0 and offset % HOUR == 0)
-    hours, detail = plan(since, until, pruned_before(conn), whole)
+    """Sum `measures` (columns of usage_slots) over [since, until), grouped by bucket and/or dimension."""
+    whole = bucket_s is None or (bucket_s % SLOT == 0 and offset % SLOT == 0)
+    slots, detail = plan(since, until, pruned_before(conn), whole)
     out: dict[Key, dict[str, float]] = defaultdict(lambda: dict.fromkeys(measures, 0))
     params: dict[str, Any] = {"b": bucket_s or 1, "off": offset}
 
@@ -113,11 +113,11 @@ def collect(
         bucket = f"CAST(({time_col} + :off) / :b AS INTEGER) * :b - :off" if bucket_s else "NULL"
         return f"{bucket} AS bucket, {dim_expr or 'NULL'} AS dim", "GROUP BY bucket, dim"
 
-    if hours is not None:
-        head, tail = group("hour", DIMS[dim] if dim else None)
+    if slots is not None:
+        head, tail = group("slot", DIMS[dim] if dim else None)
         cols = ", ".join(f"total({m})" for m in measures)
-        add(conn.execute(text(f"SELECT {head}, {cols} FROM usage_hourly WHERE hour >= :h0 AND hour < :h1 {tail}"),
-                         {**params, "h0": hours[0], "h1": hours[1]}), measures)
+        add(conn.execute(text(f"SELECT {head}, {cols} FROM usage_slots WHERE slot >= :s0 AND slot < :s1 {tail}"),
+                         {**params, "s0": slots[0], "s1": slots[1]}), measures)
     call_measures = [m for m in measures if m in _CALL_MEASURES]
     tool_measures = [m for m in measures if m in _TOOL_MEASURES]
     for a, b in detail:

@@ -109,17 +109,18 @@ class Task(Base):
 # ---------------------------------------------------------------------------------------------- analytics (0002)
 
 
-class UsageHourly(Base):
-    """Per-hour totals by provider, model and role, kept in step with the call log by the writer hook.
+class UsageSlot(Base):
+    """Totals per 15-minute slot by provider, model and role, kept in step with the call log by the writer hook.
 
     Charts read these instead of scanning millions of call rows, and they survive retention pruning, so
-    figures stay exact after old detail rows are deleted. Empty strings stand for "none" (SQLite treats
-    NULLs as distinct in a primary key, which would break the upsert).
+    figures stay exact after old detail rows are deleted. 15 minutes: any bucket that is a multiple of it
+    (15 min, hours, days) is served from here, and 30 days are ~3,000 slots per model. Empty strings stand
+    for "none" (SQLite treats NULLs as distinct in a primary key, which would break the upsert).
     """
 
-    __tablename__ = "usage_hourly"
+    __tablename__ = "usage_slots"
 
-    hour: Mapped[int] = mapped_column(Integer, primary_key=True)  # unix seconds of the UTC hour's start
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)  # unix seconds of the slot's start
     provider: Mapped[str] = mapped_column(String(100), primary_key=True)
     model: Mapped[str] = mapped_column(String(200), primary_key=True)
     role: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -197,3 +198,5 @@ class ProbeResult(Base):
 # Task look-ups done by the writer hook and the task list (the tasks table itself is from 0001).
 Index("ix_tasks_last", Task.last_at)
 Index("ix_tasks_source", Task.source, Task.id)
+# Sub-slot failure-rate charts and retention read tool calls by time; covering, so no table look-ups.
+Index("ix_tool_calls_time", ToolCallRow.started_at, ToolCallRow.upstream_model, ToolCallRow.kind, ToolCallRow.result_failed)

@@ -1,4 +1,4 @@
-"""Analytics: hourly usage totals, task totals, probe results, analytics state.
+"""Analytics: usage totals per 15-minute slot, task totals, probe results, analytics state.
 
 The totals are filled from the existing call log here, so a database upgraded from 0001 charts the
 same figures as one that had the writer hook from the start.
@@ -20,8 +20,8 @@ _ENDED = "c.outcome NOT IN ('in_flight', 'interrupted')"
 
 def upgrade() -> None:
     op.create_table(
-        "usage_hourly",
-        sa.Column("hour", sa.Integer, primary_key=True),
+        "usage_slots",
+        sa.Column("slot", sa.Integer, primary_key=True),
         sa.Column("provider", sa.String(100), primary_key=True),
         sa.Column("model", sa.String(200), primary_key=True),
         sa.Column("role", sa.String(32), primary_key=True),
@@ -75,14 +75,15 @@ def upgrade() -> None:
     op.create_index("ix_probe_target", "probe_results", ["target", "started_at"])
     op.create_index("ix_tasks_last", "tasks", ["last_at"])
     op.create_index("ix_tasks_source", "tasks", ["source", "id"])
+    op.create_index("ix_tool_calls_time", "tool_calls", ["started_at", "upstream_model", "kind", "result_failed"])
     _backfill()
 
 
 def _backfill() -> None:
     """Totals of the calls already logged, by the same definitions the writer hook applies."""
     op.execute(f"""
-        INSERT INTO usage_hourly
-        SELECT CAST(c.started_at / 3600 AS INTEGER) * 3600, coalesce(c.provider, ''), coalesce(c.upstream_model, ''),
+        INSERT INTO usage_slots
+        SELECT CAST(c.started_at / 900 AS INTEGER) * 900, coalesce(c.provider, ''), coalesce(c.upstream_model, ''),
                coalesce(c.role, ''), count(*), sum(c.outcome != 'ok'), sum(c.input_tokens), sum(c.output_tokens),
                sum(c.cache_read_tokens), sum(c.cache_write_tokens + c.cache_write_1h_tokens), total(c.cost_usd),
                sum(c.unpriced AND c.outcome = 'ok'),
@@ -93,11 +94,11 @@ def _backfill() -> None:
         GROUP BY 1, 2, 3, 4
     """)
     op.execute(f"""
-        UPDATE usage_hourly SET
+        UPDATE usage_slots SET
             tool_calls = s.n, tool_invalid_json = s.invalid_json, tool_unknown_tool = s.unknown_tool,
             tool_schema = s.schema_, tool_text_form = s.text_form, tool_result_failed = s.result_failed
         FROM (
-            SELECT CAST(c.started_at / 3600 AS INTEGER) * 3600 AS hour, coalesce(c.provider, '') AS provider,
+            SELECT CAST(c.started_at / 900 AS INTEGER) * 900 AS slot, coalesce(c.provider, '') AS provider,
                    coalesce(c.upstream_model, '') AS model, coalesce(c.role, '') AS role, count(*) AS n,
                    sum(t.kind = 'invalid_json') AS invalid_json, sum(t.kind = 'unknown_tool') AS unknown_tool,
                    sum(t.kind = 'schema') AS schema_, sum(t.kind = 'text_form') AS text_form,
@@ -105,8 +106,8 @@ def _backfill() -> None:
             FROM tool_calls t JOIN calls c ON c.call_id = t.call_id WHERE {_ENDED}
             GROUP BY 1, 2, 3, 4
         ) AS s
-        WHERE usage_hourly.hour = s.hour AND usage_hourly.provider = s.provider AND usage_hourly.model = s.model
-          AND usage_hourly.role = s.role
+        WHERE usage_slots.slot = s.slot AND usage_slots.provider = s.provider AND usage_slots.model = s.model
+          AND usage_slots.role = s.role
     """)
     op.execute(f"""
         INSERT INTO task_totals
@@ -126,9 +127,10 @@ def _backfill() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_tool_calls_time", "tool_calls")
     op.drop_index("ix_tasks_source", "tasks")
     op.drop_index("ix_tasks_last", "tasks")
     op.drop_table("probe_results")
     op.drop_table("analytics_meta")
     op.drop_table("task_totals")
-    op.drop_table("usage_hourly")
+    op.drop_table("usage_slots")
