@@ -115,7 +115,7 @@ class AgentRun:
                 f"--- stdout (tail)\n{self.stdout[-tail:]}\n--- stderr (tail)\n{self.stderr[-tail:]}")
 
 
-def run_agent(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float = 90.0) -> AgentRun:
+def run_agent(argv: Sequence[str | Path], *, cwd: Path, env: Mapping[str, str], timeout: float = 90.0) -> AgentRun:
     """Run to completion with no stdin (agents must not wait for a terminal). On timeout the agent's
     whole process group is killed, tool subprocesses included, and the test fails with its output."""
     started = time.monotonic()
@@ -128,9 +128,9 @@ def run_agent(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        run = AgentRun(list(argv), proc.returncode, out, err, time.monotonic() - started)
+        run = AgentRun([str(a) for a in argv], proc.returncode, out, err, time.monotonic() - started)
         pytest.fail(f"{Path(argv[0]).name} did not finish within {timeout:.0f} s\n{run.report()}")
-    return AgentRun(list(argv), proc.returncode, out, err, time.monotonic() - started)
+    return AgentRun([str(a) for a in argv], proc.returncode, out, err, time.monotonic() - started)
 
 
 def downshift_env(agent: str, config_path: Path, proxy_url: str, token: str) -> dict[str, str]:
