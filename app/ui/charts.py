@@ -44,6 +44,17 @@ class ColourBook:
         return colour.lighter(115) if dark else colour
 
 
+def nice_ceiling(value: float) -> float:
+    """The next 1, 2, 2.5 or 5 times a power of ten at or above `value`: stable, readable axis tops."""
+    if value <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(value))
+    for step in (1, 2, 2.5, 5, 10):
+        if step * power >= value * (1 - 1e-9):
+            return step * power
+    return 10 * power
+
+
 def _bucket_label(start: float, width: float) -> str:
     fmt = "%H:%M" if width < 86400 else "%b %d"
     first = time.strftime(("%b %d " if width < 86400 else "") + fmt, time.localtime(start))
@@ -76,6 +87,9 @@ class Chart(pg.PlotWidget):
         self.hover.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.hover.hide()
         self._mouse = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
+        self._x_window: tuple[float, float] | None = None
+        self._y_top: float | None = None
+        self._shown: object = None  # what the items show now; an identical refresh redraws nothing
         self._ready = True
         self._apply_base_palette()
 
@@ -114,6 +128,23 @@ class Chart(pg.PlotWidget):
 
     def recolour(self) -> None:
         """Re-apply series colours after a palette change (subclasses hold the items)."""
+
+    # ---- ranges: changed only when they must, since each change re-renders both axes
+    def set_x_window(self, lo: float, hi: float) -> None:
+        if self._x_window != (lo, hi):
+            self._x_window = (lo, hi)
+            self.setXRange(lo, hi, padding=0)
+
+    def fit_y(self, top: float, *, headroom: float = 1.4, floor: float = 0.01, cap: float | None = None) -> None:
+        """Grow the y range at once when data would not fit, shrink it only when data uses under 40%
+        of it: a live total creeping up must not make the axis (and its labels) change every second."""
+        wanted = max(floor, top * headroom)
+        if cap is not None:
+            wanted = min(cap, wanted)
+        current = self._y_top
+        if current is None or wanted > current or wanted < current * 0.4:
+            self._y_top = nice_ceiling(wanted) if cap is None else min(cap, nice_ceiling(wanted))
+            self.setYRange(0, self._y_top, padding=0)
 
     # ---- hover
     def hover_text(self, x: float, y: float) -> str | None:
@@ -168,7 +199,30 @@ class Chart(pg.PlotWidget):
             self.legend.addItem(item, name)
 
 
-class SpendChart(Chart):
+class BucketChart(Chart):
+    """A chart over time buckets: the window is whole buckets, so it moves once per bucket, not per second."""
+
+    buckets: np.ndarray
+    bucket_s: float
+
+    def _window(self, since: float, until: float) -> tuple[float, float]:
+        if not len(self.buckets):
+            return since, until
+        first = float(self.buckets[0])
+        return first, max(until, float(self.buckets[-1]) + self.bucket_s)
+
+    def _bucket_at(self, x: float) -> int | None:
+        if not len(self.buckets):
+            return None
+        i = int(math.floor((x - self.buckets[0]) / self.bucket_s))
+        return i if 0 <= i < len(self.buckets) else None
+
+    def hover_x(self, x: float) -> float | None:
+        i = self._bucket_at(x)
+        return None if i is None else float(self.buckets[i] + self.bucket_s / 2)
+
+
+class SpendChart(BucketChart):
     """Spend per time bucket, stacked by model, provider or role; the biggest series at the bottom."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -193,6 +247,10 @@ class SpendChart(Chart):
 
     def set_data(self, buckets: Sequence[float], series: Mapping[str, Sequence[float | None]], *,
                  bucket_s: float, since: float, until: float) -> None:
+        key = (tuple(buckets), bucket_s, tuple((n, tuple(v)) for n, v in sorted(series.items())))
+        if key == self._shown:
+            return
+        self._shown = key
         self.buckets = np.asarray(buckets, dtype=float)
         self.bucket_s = float(bucket_s)
         values = {name: np.nan_to_num(np.asarray(v, dtype=float)) for name, v in series.items()}
@@ -213,19 +271,8 @@ class SpendChart(Chart):
                 bar.setVisible(False)
                 bar.setOpts(x0=np.zeros(0), width=1.0, y0=np.zeros(0), height=np.zeros(0))
         self.set_legend(shown)
-        self.setXRange(since, until, padding=0.01)
-        top = float(base.max()) if len(base) else 0.0
-        self.setYRange(0, top * 1.4 if top > 0 else 0.01, padding=0)  # headroom for the legend
-
-    def _bucket_at(self, x: float) -> int | None:
-        if not len(self.buckets):
-            return None
-        i = int(math.floor((x - self.buckets[0]) / self.bucket_s))
-        return i if 0 <= i < len(self.buckets) else None
-
-    def hover_x(self, x: float) -> float | None:
-        i = self._bucket_at(x)
-        return None if i is None else float(self.buckets[i] + self.bucket_s / 2)
+        self.set_x_window(*self._window(since, until))
+        self.fit_y(float(base.max()) if len(base) else 0.0)  # headroom for the legend
 
     def hover_text(self, x: float, y: float) -> str | None:
         i = self._bucket_at(x)
@@ -241,7 +288,7 @@ class SpendChart(Chart):
         return "<br>".join(lines)
 
 
-class FailureRateChart(Chart):
+class FailureRateChart(BucketChart):
     """Tool-call failure rate (%) per model and bucket; gaps where a model made no tool calls."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -271,6 +318,10 @@ class FailureRateChart(Chart):
 
     def set_data(self, buckets: Sequence[float], series: Mapping[str, Sequence[float | None]], *,
                  bucket_s: float, since: float, until: float) -> None:
+        key = (tuple(buckets), bucket_s, tuple((n, tuple(v)) for n, v in sorted(series.items())))
+        if key == self._shown:
+            return
+        self._shown = key
         self.buckets = np.asarray(buckets, dtype=float)
         self.bucket_s = float(bucket_s)
         centres = self.buckets + self.bucket_s / 2
@@ -292,18 +343,8 @@ class FailureRateChart(Chart):
                 curve.setData([], [])
                 curve.setVisible(False)
         self.set_legend(shown)
-        self.setXRange(since, until, padding=0.01)
-        self.setYRange(0, max(10.0, min(100.0, top * 1.4)), padding=0)
-
-    def hover_x(self, x: float) -> float | None:
-        i = self._bucket_at(x)
-        return None if i is None else float(self.buckets[i] + self.bucket_s / 2)
-
-    def _bucket_at(self, x: float) -> int | None:
-        if not len(self.buckets):
-            return None
-        i = int(math.floor((x - self.buckets[0]) / self.bucket_s))
-        return i if 0 <= i < len(self.buckets) else None
+        self.set_x_window(*self._window(since, until))
+        self.fit_y(top, floor=10.0, cap=100.0)
 
     def hover_text(self, x: float, y: float) -> str | None:
         i = self._bucket_at(x)
@@ -341,6 +382,11 @@ class CostPerTaskChart(Chart):
         self.dots.setBrush(pg.mkBrush(dot))
 
     def set_data(self, by_outcome: Mapping[str | None, Mapping[str, Any]], tasks: Sequence[Mapping[str, Any]]) -> None:
+        key = (tuple(sorted((str(k), tuple(sorted(v.items()))) for k, v in by_outcome.items())),
+               tuple((t.get("outcome"), t.get("cost_usd")) for t in tasks))
+        if key == self._shown:
+            return
+        self._shown = key
         stats = {("open" if k in (None, "", "null") else str(k)): dict(v) for k, v in by_outcome.items()}
         self.categories = [c for c in OUTCOME_ORDER if c in stats] + sorted(c for c in stats if c not in OUTCOME_ORDER)
         self.stats = stats
@@ -361,9 +407,8 @@ class CostPerTaskChart(Chart):
         self.dots.setData(x=px, y=py)
         axis = self.getAxis("bottom")
         axis.setTicks([[(i, f"{c} ({int(stats[c].get('count') or 0)})") for i, c in enumerate(self.categories)]])
-        top = max([*py, *means, 0.0])
-        self.setXRange(-0.6, max(0.6, len(self.categories) - 0.4), padding=0)
-        self.setYRange(0, top * 1.3 if top > 0 else 0.01, padding=0)
+        self.set_x_window(-0.6, max(0.6, len(self.categories) - 0.4))
+        self.fit_y(max([*py, *means, 0.0]), headroom=1.3)
 
     def hover_x(self, x: float) -> float | None:
         return None

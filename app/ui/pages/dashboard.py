@@ -9,6 +9,7 @@ falls behind by at most one refresh instead of piling up work, and an idle app d
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,6 +158,11 @@ class DashboardPage(QWidget):
         layout.addWidget(self.message)
         layout.addLayout(charts, 1)
 
+        self._steps: list[Callable[[], None]] = []
+        self._step_timer = QTimer(self)
+        self._step_timer.setSingleShot(True)
+        self._step_timer.setInterval(0)
+        self._step_timer.timeout.connect(self._next_step)
         self.timer = QTimer(self)
         self.timer.setInterval(REFRESH_MS)
         self.timer.timeout.connect(self.tick)
@@ -183,17 +189,18 @@ class DashboardPage(QWidget):
     def invalidate(self) -> None:
         """Settings changed: query now if possible (else on the next tick)."""
         self.dirty = True
-        self.tick()
+        self.tick(force=True)
 
     @property
     def time_range(self) -> TimeRange:
         return self.range_box.currentData()
 
-    def tick(self) -> None:
+    def tick(self, force: bool = False) -> None:
         if not self.isVisible():
             return
-        if not self.dirty and time.monotonic() - self.last_query < STALE_S:
-            return
+        since_last = time.monotonic() - self.last_query
+        if not force and (since_last < REFRESH_MS / 1000 * 0.8 or (not self.dirty and since_last < STALE_S)):
+            return  # at most about one refresh a second, however the timer and new calls interleave
         rng, by, engine = self.time_range, self.by_box.currentData(), self.ctx.core.db
         if self.flight.run(lambda: snapshot(engine, rng, by, time.time()), self.apply, self._failed):
             self.dirty = False
@@ -205,20 +212,37 @@ class DashboardPage(QWidget):
         self.message.error(f"Could not read the figures: {exc}")
 
     def apply(self, data: dict[str, Any]) -> None:
+        """Show a snapshot: tiles at once, then one chart per turn of the event loop, so the GUI thread
+        never spends more than one chart's update and repaint in a row (a new model or a new bucket
+        re-renders a chart's axes and legend: tens of milliseconds each on a busy machine)."""
         if data["range"] != self.time_range or data["by"] != self.by_box.currentData():
             self.dirty = True  # settings changed while this ran; the next tick brings the right figures
             return
-        self.last_data = data
-        self.refreshes += 1
         if self.message.kind == "error":
             self.message.clear()
         self._apply_tiles(data["tiles"], data["range"])
         rng, since, now = data["range"], data["since"], data["now"]
         spend, failures = data["spend"], data["failures"]
-        self.spend.set_data(spend["buckets"], spend["series"], bucket_s=rng.bucket_s, since=since, until=now)
-        self.failures.set_data(failures["buckets"], failures["series"], bucket_s=rng.bucket_s, since=since, until=now)
-        self.cost_per_task.set_data(data["tasks"]["by_outcome"], data["tasks"]["tasks"])
-        self.updated.setText(f"Updated {time.strftime('%H:%M:%S', time.localtime(now))}"
+        self._steps = [
+            lambda: self.spend.set_data(spend["buckets"], spend["series"], bucket_s=rng.bucket_s, since=since,
+                                        until=now),
+            lambda: self.failures.set_data(failures["buckets"], failures["series"], bucket_s=rng.bucket_s,
+                                           since=since, until=now),
+            lambda: self.cost_per_task.set_data(data["tasks"]["by_outcome"], data["tasks"]["tasks"]),
+            lambda: self._applied(data),
+        ]
+        self._step_timer.start()
+
+    def _next_step(self) -> None:
+        if self._steps:
+            self._steps.pop(0)()
+        if self._steps:
+            self._step_timer.start()
+
+    def _applied(self, data: dict[str, Any]) -> None:
+        self.last_data = data
+        self.refreshes += 1
+        self.updated.setText(f"Updated {time.strftime('%H:%M:%S', time.localtime(data['now']))}"
                              f" · {data['query_ms']:.0f} ms")
 
     def _apply_tiles(self, t: dict[str, Any], rng: TimeRange) -> None:
