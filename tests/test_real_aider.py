@@ -17,6 +17,7 @@ import pytest
 from agents.harness import (
     LOOPBACK,
     AgentRun,
+    agents_mark,
     aider_binary,
     downshift_env,
     generation_requests,
@@ -30,7 +31,7 @@ from conftest import logged_calls
 
 from app.testing.script import Reply, Usage
 
-pytestmark = [pytest.mark.agents, pytest.mark.timeout(240)]
+pytestmark = [agents_mark(), pytest.mark.timeout(240)]
 
 AIDER_VERSION = "0.86.2"  # keep in step with tests/agents/aider-requirements.txt
 ORIGINAL = 'def greet():\n    print("hi")\n'

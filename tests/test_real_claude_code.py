@@ -19,6 +19,7 @@ import pytest
 from agents.harness import (
     LOOPBACK,
     AgentRun,
+    agents_mark,
     claude_binary,
     downshift_env,
     generation_requests,
@@ -33,7 +34,7 @@ from conftest import logged_calls
 
 from app.testing.script import Reply, ToolCall, Usage
 
-pytestmark = [pytest.mark.agents, pytest.mark.timeout(180)]
+pytestmark = [agents_mark(), pytest.mark.timeout(180)]
 
 CLAUDE_CODE_VERSION = "2.1.332"  # keep in step with tests/agents/node/package.json
 QUIET = {  # everything but the model calls off: telemetry, error reports, update checks, feedback surveys

@@ -16,6 +16,7 @@ import pytest
 from agents.harness import (
     LOOPBACK,
     AgentRun,
+    agents_mark,
     codex_binary,
     downshift_env,
     generation_requests,
@@ -31,7 +32,7 @@ from conftest import logged_calls
 from app.core.envexport import codex_config
 from app.testing.script import Reply, ToolCall, Usage
 
-pytestmark = [pytest.mark.agents, pytest.mark.timeout(180)]
+pytestmark = [agents_mark(), pytest.mark.timeout(180)]
 
 CODEX_VERSION = "0.169.0"  # keep in step with tests/agents/node/package.json
 

@@ -36,17 +36,16 @@ AGENTS_MARKER = "agents: drives a real coding agent binary installed by tests/ag
 _INHERITED = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT")
 
 
-def _register_marker() -> None:
-    """Register `agents` unless pyproject already does: under filterwarnings=error an unknown mark fails
-    collection, and the test modules apply the mark at import time, before any plugin hook could."""
+def agents_mark() -> pytest.MarkDecorator:
+    """`pytest.mark.agents`, registered first unless pyproject already registers it: under
+    filterwarnings=error an unknown mark fails collection, and test modules apply marks at import time,
+    before any plugin hook of theirs could run."""
     config = getattr(pytest.mark, "_config", None)
-    if config is None:
-        return
-    if not any(line.split(":", 1)[0].strip() == "agents" for line in config.getini("markers")):
+    if config is not None and not any(
+        line.split(":", 1)[0].strip() == "agents" for line in config.getini("markers")
+    ):
         config.addinivalue_line("markers", AGENTS_MARKER)
-
-
-_register_marker()
+    return pytest.mark.agents
 
 
 # ------------------------------------------------------------------------------------------- binaries
