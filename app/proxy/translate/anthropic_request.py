@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from app.proxy.profiles import Profile, nearest_effort
@@ -250,6 +251,13 @@ def _collapse(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
 def _message_to_openai(message: Mapping[str, Any], out: list[dict[str, Any]], profile: Profile) -> None:
     role = message.get("role")
     content = message.get("content")
+    if role == "system":
+        # Claude Code's mid-conversation-tool-changes beta puts a system message inside `messages`. Many
+        # open-weight chat templates refuse a system message that is not first, so it goes in place as a
+        # user turn wrapped the way Claude Code itself folds it when the beta is off.
+        text = _system_to_openai(content, replace(profile, cache_control=False))
+        out.append({"role": "user", "content": f"<system-reminder>\n{text}\n</system-reminder>"})
+        return
     if isinstance(content, str):
         if role not in ("user", "assistant"):
             raise TranslationError(f"message role {role!r} is not supported")
