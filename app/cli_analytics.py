@@ -97,7 +97,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         r["dur"] = f"{r['duration_s'] / 60:.1f}m"
         r["fails"] = f"{r['tool_failures']}/{r['tool_calls']}"
         r["name"] = r["label"] or r["key"][:24]
-        r["models_"] = ", ".join(r["models"])
+        more = len(r["models"]) - 2
+        r["models_"] = ", ".join(r["models"][:2]) + (f" +{more}" if more > 0 else "")
     print(table(rows, [("id", "ID"), ("when", "STARTED"), ("source", "BY"), ("name", "TASK"), ("outcome", "OUTCOME"),
                        ("calls", "CALLS"), ("cost", "COST"), ("fails", "TOOL FAIL"), ("dur", "TIME"), ("models_", "MODELS")]))
     return 0

@@ -56,6 +56,8 @@ def test_warn_notice_on_the_call_that_reaches_the_limit(budget_config, core, moc
         _spend(proxy, mock, token, 1)
         settled(core)
         assert len(notices) == 1 and "daily budget of $0.01 is reached ($0.01 spent)" in notices[0][1]
+        (status,) = core.policy.budgets.status()
+        assert status["reached"] and status["spent_usd"] == pytest.approx(3 * COST)
         assert all(r.status_code == 200 for r in _spend(proxy, mock, token, 2))  # warn never blocks...
     assert len(notices) == 1  # ...and warns once per period
 

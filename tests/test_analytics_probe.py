@@ -10,7 +10,7 @@ from conftest import PREMIUM_KEY, PROVIDER_KEY
 from app.cli import main as cli
 from app.core.analytics.probe import NEEDLE, SECRET, run_probes, store
 from app.core.config import Target
-from app.core.queries.probes import probe_results
+from app.core.queries.probes import latest_probes, probe_results
 from app.testing.script import Reply, ToolCall
 
 EVENT = {"title": "Design review", "time": {"start": "10:00", "end": "11:00"},
@@ -58,6 +58,8 @@ def test_good_model_passes_every_probe_via_the_cli(core, mock, config_path, caps
     assert sent[6].json["messages"][-1]["role"] == "tool" and SECRET in sent[6].json["messages"][-1]["content"]
     # stored beside the model, and found again by the query the GUI uses
     assert probe_results(core.db, "cheapco/qwen/qwen3-coder")["passed"] == 6
+    summary = latest_probes(core.db)["cheapco/qwen/qwen3-coder"]
+    assert (summary["passed"], summary["probes"], summary["validity"]) == (6, 6, 1.0)
 
 
 def test_bad_answers_fail_with_the_reason_and_kind(core, mock, config_path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -78,6 +78,12 @@ class BudgetGuard:
     def spent(self, b: Budget) -> float:
         return self._spent.get((b.period, b.provider), 0.0)
 
+    def status(self) -> list[dict[str, object]]:
+        """Each configured budget with its spend this period (for the GUI and `serve`'s notices)."""
+        return [{"period": b.period, "provider": b.provider, "limit_usd": b.limit_usd, "action": b.action,
+                 "switch_to": b.switch_to, "spent_usd": self.spent(b), "reached": self.spent(b) >= b.limit_usd,
+                 "period_start": self._start.get(b.period)} for b in self._budgets]
+
     def _tick(self, config: Config, now: float) -> None:
         for period in PERIODS:
             if now >= self._end[period]:

@@ -30,3 +30,21 @@ def probe_results(engine: Engine, target: str) -> dict[str, Any] | None:
         "tool_calls": emitted, "tool_failures": failed, "validity": (emitted - failed) / emitted if emitted else None,
         "cost_usd": sum(costs) if costs else None, "results": rows,
     }
+
+
+def latest_probes(engine: Engine) -> dict[str, dict[str, Any]]:
+    """The latest run of every probed target, summed: what a model picker shows beside each model."""
+    sql = (
+        "SELECT p.target, p.run_id, min(p.started_at) AS started_at, sum(p.passed) AS passed, count(*) AS probes,"
+        " sum(p.tool_calls) AS tool_calls, sum(p.tool_failures) AS tool_failures, sum(p.cost_usd) AS cost_usd"
+        " FROM probe_results p JOIN (SELECT target, max(started_at) AS at FROM probe_results GROUP BY target) last"
+        " ON last.target = p.target AND last.at = p.started_at GROUP BY p.target, p.run_id"
+    )
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(text(sql))]
+    out = {}
+    for row in rows:
+        emitted, failed = row["tool_calls"], row["tool_failures"]
+        row["validity"] = (emitted - failed) / emitted if emitted else None
+        out[row["target"]] = row
+    return out

@@ -198,5 +198,7 @@ class ProbeResult(Base):
 # Task look-ups done by the writer hook and the task list (the tasks table itself is from 0001).
 Index("ix_tasks_last", Task.last_at)
 Index("ix_tasks_source", Task.source, Task.id)
+# Cost per task over a range reads tasks by start time: covering, so 20k tasks need no table look-ups.
+Index("ix_tasks_started_cover", Task.started_at, Task.id, Task.outcome, Task.label)
 # Sub-slot failure-rate charts and retention read tool calls by time; covering, so no table look-ups.
 Index("ix_tool_calls_time", ToolCallRow.started_at, ToolCallRow.upstream_model, ToolCallRow.kind, ToolCallRow.result_failed)

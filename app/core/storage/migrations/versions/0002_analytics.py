@@ -75,6 +75,7 @@ def upgrade() -> None:
     op.create_index("ix_probe_target", "probe_results", ["target", "started_at"])
     op.create_index("ix_tasks_last", "tasks", ["last_at"])
     op.create_index("ix_tasks_source", "tasks", ["source", "id"])
+    op.create_index("ix_tasks_started_cover", "tasks", ["started_at", "id", "outcome", "label"])
     op.create_index("ix_tool_calls_time", "tool_calls", ["started_at", "upstream_model", "kind", "result_failed"])
     _backfill()
 
@@ -128,6 +129,7 @@ def _backfill() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_tool_calls_time", "tool_calls")
+    op.drop_index("ix_tasks_started_cover", "tasks")
     op.drop_index("ix_tasks_source", "tasks")
     op.drop_index("ix_tasks_last", "tasks")
     op.drop_table("probe_results")
