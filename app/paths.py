@@ -36,8 +36,15 @@ def db_url(override: str | None = None) -> str:
     return f"sqlite:///{data_dir() / 'downshift.db'}"
 
 
+RESOURCE_MARKER = "prices.json"  # a folder named resources/ without it is someone else's
+
+
 def resources_dir() -> Path:
-    """The bundled resources folder (icons, price table, desktop files)."""
+    """The bundled resources folder (icons, price table, tokenizer ranks).
+
+    A PyInstaller build has it at `sys._MEIPASS/resources`, an installed wheel as the package
+    `app/resources` (pyproject maps the repo's top-level folder there), a checkout at the top level.
+    """
     frozen = getattr(sys, "_MEIPASS", None)
     candidates = []
     if frozen:
@@ -45,9 +52,10 @@ def resources_dir() -> Path:
     here = Path(__file__).resolve().parent
     candidates += [here / "resources", here.parent / "resources"]
     for candidate in candidates:
-        if candidate.is_dir():
+        if (candidate / RESOURCE_MARKER).is_file():
             return candidate
-    raise FileNotFoundError("Downshift's resources folder is missing from this installation")
+    searched = ", ".join(str(c) for c in candidates)
+    raise FileNotFoundError(f"Downshift's resources folder is missing from this installation (looked in {searched})")
 
 
 def resource(name: str) -> Path:
