@@ -38,6 +38,33 @@ def _run(cmd: list[str], timeout: float, **kw: Any) -> subprocess.CompletedProce
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
 
 
+# ----------------------------------------------------------------------------------------------- the floor
+
+
+def start_relay(mock_url: str, work: Path, env: dict[str, str], key: str) -> Peer | Skip:
+    """bench/bare_relay.py: aiohttp in and out, bytes through, nothing else (always available)."""
+    import importlib.metadata
+    import sys
+
+    from bench.common import ROOT
+
+    port = free_port()
+    logf = open(work / "relay.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(pinned([sys.executable, "-m", "bench.bare_relay", "--upstream", mock_url, "--port", str(port),
+                                    "--key", key], PROXY_CPU),
+                            stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", 30, proc, interval=0.02, ok=lambda s: s == 200)
+    except (TimeoutError, RuntimeError) as exc:
+        kill_tree(proc)
+        return Skip("bare relay", f"did not start: {exc}")
+    version = f"aiohttp {importlib.metadata.version('aiohttp')}"
+    none: dict[str, str] = {}
+    return Peer("bare aiohttp relay (floor)", version, f"http://127.0.0.1:{port}", proc,
+                headers={"openai": none, "anthropic": none},
+                paths={"openai": "/v1/chat/completions", "anthropic": "/v1/messages"})
+
+
 # ----------------------------------------------------------------------------------------------- LiteLLM
 
 

@@ -48,6 +48,7 @@ def make_record(i: int, rng: random.Random) -> CallRecord:
     rec.provider, rec.upstream_api, rec.upstream_model = "openrouter", "openai", upstream
     rec.streamed = i % 4 != 0
     rec.session_key = f"session:{i // 40:08x}-bench"
+    rec.task_key = rec.session_key  # what the proxy's policy sets before routing
     rec.bytes_in = 30_000 + rng.randrange(20_000)
     rec.bytes_out = 900 + rng.randrange(3_000)
     rec.input_tokens = 1_500 + rng.randrange(4_000)
@@ -66,27 +67,43 @@ def make_record(i: int, rng: random.Random) -> CallRecord:
 
 
 def _thread_cpu(native_id: int | None) -> float:
+    """CPU seconds of one thread of this process: the scheduler's nanoseconds, else psutil's ticks."""
     if native_id is None:
         return 0.0
+    try:
+        with open(f"/proc/self/task/{native_id}/schedstat", "rb") as f:
+            return int(f.read().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        pass
     for t in psutil.Process().threads():
         if t.id == native_id:
             return t.user_time + t.system_time
     return 0.0
 
 
-def run(db_dir: Path, burst: int, rate: int, seconds: float, inflight: int = 32) -> dict[str, Any]:
+def run(db_dir: Path, burst: int, rate: int, seconds: float, inflight: int = 32, mode: str = "core") -> dict[str, Any]:
+    """`mode` "core": the writer as `Core` wires it for the proxy (analytics hooks: tasks, hourly and task
+    totals, inside the writer's transaction); "writer": a bare LogWriter (just the call and tool rows)."""
+    db_dir = db_dir / mode
     db_dir.mkdir(parents=True, exist_ok=True)
     db_path = db_dir / "logbench.db"
     for suffix in ("", "-wal", "-shm"):
         Path(str(db_path) + suffix).unlink(missing_ok=True)
-    engine = open_database(f"sqlite:///{db_path}")
-    writer = LogWriter(engine)
+    core = None
+    if mode == "core":
+        from app.core.engine import Core
+
+        core = Core(db_dir / "config.toml", f"sqlite:///{db_path}")
+        engine, writer = core.db, core.writer
+    else:
+        engine = open_database(f"sqlite:///{db_path}")
+        writer = LogWriter(engine)
     writer_tid = writer._thread.native_id  # the writer's CPU is reported apart from the producer's
     rng = random.Random(7)
     proc = psutil.Process()
     submitted = 0
     tool_rows = 0
-    out: dict[str, Any] = {"inflight": inflight}
+    out: dict[str, Any] = {"inflight": inflight, "mode": mode, "hooks": len(writer.hooks)}
 
     def submit(count: int, window: deque[CallRecord]) -> None:
         nonlocal submitted, tool_rows
@@ -175,12 +192,36 @@ def run(db_dir: Path, burst: int, rate: int, seconds: float, inflight: int = 32)
         "writer_utilisation": (wcpu1 - wcpu0) / (t_flushed - t0),
     }
 
+    # -- agent pace: one call at a time, 40 ms long, 20 a second (a streamed turn at c=1). Start and end land
+    # in different writer batches, so this is the per-batch cost a real, unhurried agent pays on every call.
+    trickle_calls = max(4, int(seconds * 10))
+    wcpu0 = _thread_cpu(writer_tid)
+    t0 = time.perf_counter()
+    for _ in range(trickle_calls):
+        rec = make_record(submitted, rng)
+        submitted += 1
+        tool_rows += len(rec.tool_calls)
+        writer.started(rec)
+        time.sleep(0.04)
+        rec.finish("ok", 200)
+        writer.finished(rec)
+        time.sleep(0.01)
+    writer.flush(timeout=60)
+    wcpu1 = _thread_cpu(writer_tid)
+    out["agent_pace"] = {
+        "calls": trickle_calls,
+        "seconds": time.perf_counter() - t0,
+        "writer_cpu_ms_per_call": (wcpu1 - wcpu0) * 1000 / trickle_calls,
+    }
+
     writer.close(timeout=60)
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT count(*) FROM calls")).scalar_one()
         ok_rows = conn.execute(text("SELECT count(*) FROM calls WHERE outcome = 'ok'")).scalar_one()
         in_flight = conn.execute(text("SELECT count(*) FROM calls WHERE outcome = 'in_flight'")).scalar_one()
         tool_found = conn.execute(text("SELECT count(*) FROM tool_calls")).scalar_one()
+    if core is not None:
+        core.close()
     engine.dispose()
     out.update({
         "submitted": submitted,
@@ -203,8 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", type=int, default=30_000)
     parser.add_argument("--rate", type=int, default=5_000)
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--mode", choices=("core", "writer"), default="core")
     args = parser.parse_args(argv)
-    result = run(args.db_dir, args.burst, args.rate, args.seconds)
+    result = run(args.db_dir, args.burst, args.rate, args.seconds, mode=args.mode)
     print(json.dumps(result), flush=True)
     return 0
 

@@ -45,26 +45,44 @@ def _short(frame: str) -> str:
     return f"{m['func']} ({file})"
 
 
-def summarize(collapsed: Path, top: int = 30) -> str:
-    self_t: Counter[str] = Counter()
-    incl: Counter[str] = Counter()
-    total = 0
+def _load(collapsed: Path) -> list[tuple[list[str], int]]:
+    stacks = []
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack:
-            continue
-        n = int(count)
         frames = [_short(f) for f in stack.split(";")[1:]]  # first element: process/thread name
-        if not frames:
-            continue
-        total += n
+        if frames:
+            stacks.append((frames, int(count)))
+    return stacks
+
+
+def _shares(stacks: list[tuple[list[str], int]], total: int, top: int, own_only: bool = False) -> tuple[list[str], list[str]]:
+    self_t: Counter[str] = Counter()
+    incl: Counter[str] = Counter()
+    for frames, n in stacks:
         self_t[frames[-1]] += n
         for fr in set(frames):
             incl[fr] += n
-    out = [f"{total} busy samples", "", "self time:"]
-    out += [f"  {n / total * 100:5.1f}%  {fr}" for fr, n in self_t.most_common(top)]
-    out += ["", "inclusive time:"]
-    out += [f"  {n / total * 100:5.1f}%  {fr}" for fr, n in incl.most_common(top)]
+    pick = (lambda fr: "(app/" in fr) if own_only else (lambda fr: True)
+    s = [f"  {n / total * 100:5.1f}%  {fr}" for fr, n in self_t.most_common() if pick(fr)][:top]
+    i = [f"  {n / total * 100:5.1f}%  {fr}" for fr, n in incl.most_common() if pick(fr)][:top]
+    return s, i
+
+
+def summarize(collapsed: Path, top: int = 30) -> str:
+    """Self and inclusive shares of the busy samples: all threads, then the event loop thread and the log
+    writer thread apart (shares stay relative to all busy samples, so they add up across the two)."""
+    stacks = _load(collapsed)
+    total = sum(n for _, n in stacks) or 1
+    out = [f"{total} busy samples"]
+    self_all, incl_all = _shares(stacks, total, top)
+    out += ["", "self time, all threads:", *self_all, "", "inclusive time, all threads:", *incl_all]
+    for title, marker in (("event loop thread", "ProxyThread._run"), ("log writer thread", "LogWriter._run")):
+        part = [(f, n) for f, n in stacks if any(marker in fr for fr in f)]
+        share = sum(n for _, n in part) / total * 100
+        _, own = _shares(part, total, top, own_only=True)
+        self_part, _ = _shares(part, total, top)
+        out += ["", f"{title}: {share:.1f}% of busy samples", "  self time:", *self_part[: top // 2],
+                "  inclusive, Downshift's own functions:", *own]
     return "\n".join(out)
 
 

@@ -24,6 +24,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -127,8 +128,8 @@ def cases(smoke: bool) -> list[Case]:
 
 
 # Comparison peers are measured on the cases that matter for an agent turn, where they serve the path.
-COMPARE_CASES = [Case(p, 30, s, c) for p in ("openai", "gateway") for c in (1, 32) for s in ("ns", "s20")]
-SMOKE_COMPARE_CASES = [Case(p, 30, s, 1) for p in ("openai", "gateway") for s in ("ns", "s20")]
+COMPARE_CASES = [Case(p, 30, s, c) for p in ("openai", "anthropic", "gateway") for c in (1, 32) for s in ("ns", "s20")]
+SMOKE_COMPARE_CASES = [Case(p, 30, s, 1) for p in ("openai", "anthropic", "gateway") for s in ("ns", "s20")]
 
 
 # ----------------------------------------------------------------------------------------------- the harness
@@ -198,7 +199,7 @@ class Harness:
         self.loadgen: LineProcess | None = None
         self._reply: dict[str, Any] | None = None
         self.direct_cache: dict[tuple[str, int, str, int], dict[str, Any]] = {}
-        self.retry_budget = 0 if settings.smoke else 25
+        self.retry_budget = 0 if settings.smoke else 15
 
     def __enter__(self) -> Harness:
         self.mock = LineProcess(pinned([PYTHON, "-m", "bench.mock_server"], DRIVER_CPU), env=self.env, name="mock",
@@ -406,7 +407,16 @@ def probe(url: str, path: str, body: Path) -> str | None:
         return f"{type(exc).__name__}: {exc}"
 
 
-def run_proxy_matrix(h: Harness, results: dict[str, Any], smoke: bool) -> None:
+def selected(items: list[Case], globs: str | None) -> list[Case]:
+    if not globs:
+        return items
+    from fnmatch import fnmatchcase
+
+    pats = [g.strip() for g in globs.split(",") if g.strip()]
+    return [c for c in items if any(fnmatchcase(c.key, p) for p in pats)]
+
+
+def run_proxy_matrix(h: Harness, results: dict[str, Any], smoke: bool, globs: str | None = None) -> None:
     serve = Serve(h)
     try:
         serve.start()
@@ -422,7 +432,7 @@ def run_proxy_matrix(h: Harness, results: dict[str, Any], smoke: bool) -> None:
             results["skips"].append(asdict(Skip(f"downshift {path} path", f"not served yet: {why}")))
             log(f"skipping the {path} path: {why}")
     try:
-        todo = [c for c in cases(smoke) if c.path not in unavailable]
+        todo = [c for c in selected(cases(smoke), globs) if c.path not in unavailable]
         for i, case in enumerate(todo, 1):
             direct = h.direct(case)
             proxied = h.measure(case, serve.url + PATHS[case.path]["url"], auth_headers(case.path), [serve.pid])
@@ -435,22 +445,31 @@ def run_proxy_matrix(h: Harness, results: dict[str, Any], smoke: bool) -> None:
         serve.stop()
 
 
-def run_compare(h: Harness, results: dict[str, Any], smoke: bool) -> None:
+def run_peers(h: Harness, results: dict[str, Any], smoke: bool, names: list[str], globs: str | None = None) -> None:
+    """Other proxies on CPU 0, one at a time, on the comparison cases they serve. `relay` is the in-repo
+    bare aiohttp relay (the floor, always measured); `litellm` and `ccr` are installed on first use."""
     from bench import compare
 
-    results["versions"]["node"] = compare.node_version()
-    wanted = SMOKE_COMPARE_CASES if smoke else COMPARE_CASES
+    if any(n != "relay" for n in names):
+        results["versions"]["node"] = compare.node_version()
+    wanted = selected(SMOKE_COMPARE_CASES if smoke else COMPARE_CASES, globs)
+    if not wanted:
+        return
     models = {p: PATHS[p]["model"] for p in ("openai", "gateway")}
-    starters = [("litellm", lambda: compare.start_litellm(h.mock_url, h.work, h.env, UPSTREAM_MODEL, models)),
-                ("claude-code-router", lambda: compare.start_ccr(h.mock_url, h.work, h.env, UPSTREAM_MODEL))]
-    for name, start in starters:
+    starters = {
+        "relay": lambda: compare.start_relay(h.mock_url, h.work, h.env, UPSTREAM_KEY),
+        "litellm": lambda: compare.start_litellm(h.mock_url, h.work, h.env, UPSTREAM_MODEL, models),
+        "ccr": lambda: compare.start_ccr(h.mock_url, h.work, h.env, UPSTREAM_MODEL),
+    }
+    for name in names:
         log(f"starting {name}")
-        peer = start()
+        peer = starters[name]()
         if isinstance(peer, Skip):
             log(f"skipping {peer.what}: {peer.reason}")
             results["skips"].append(asdict(peer))
             continue
-        results["versions"][name] = peer.version
+        if name != "relay":
+            results["versions"][peer.name] = peer.version
         try:
             for case in wanted:
                 if case.path not in peer.paths:
@@ -475,17 +494,22 @@ def run_compare(h: Harness, results: dict[str, Any], smoke: bool) -> None:
 
 
 def run_logging(h: Harness, results: dict[str, Any]) -> None:
+    """The log writer as the proxy runs it (`core`: Core's writer with its analytics hooks) and bare."""
     s = h.settings
-    cmd = pinned([PYTHON, "-m", "bench.logbench", "--db-dir", str(h.work / "logbench"), "--burst", str(s.log_burst),
-                  "--rate", str(s.log_rate), "--seconds", str(s.log_seconds)], PROXY_CPU)
-    r = subprocess.run(cmd, capture_output=True, text=True, env=h.env, cwd=ROOT, timeout=600)
-    if r.returncode != 0:
-        results["skips"].append(asdict(Skip("logging", f"logbench failed: {r.stderr.strip()[-600:]}")))
-        return
-    results["logging"] = json.loads(r.stdout.strip().splitlines()[-1])
-    lg = results["logging"]
-    log(f"log writer: burst {lg['burst']['rows_per_s']:.0f} rows/s, paced {lg['paced']['target_rate']} calls/s "
-        f"kept up (max queue {lg['paced']['max_queue_depth']}), lost {lg['rows_lost']}")
+    out: dict[str, Any] = {}
+    for mode in ("core", "writer"):
+        cmd = pinned([PYTHON, "-m", "bench.logbench", "--db-dir", str(h.work / "logbench"), "--mode", mode,
+                      "--burst", str(s.log_burst), "--rate", str(s.log_rate), "--seconds", str(s.log_seconds)],
+                     PROXY_CPU)
+        r = subprocess.run(cmd, capture_output=True, text=True, env=h.env, cwd=ROOT, timeout=900)
+        if r.returncode != 0:
+            results["skips"].append(asdict(Skip(f"logging ({mode})", f"logbench failed: {r.stderr.strip()[-600:]}")))
+            continue
+        lg = out[mode] = json.loads(r.stdout.strip().splitlines()[-1])
+        log(f"log writer ({mode}): burst {lg['burst']['rows_per_s']:.0f} rows/s; paced {lg['paced']['target_rate']} "
+            f"calls/s -> {lg['paced']['rows_per_s']:.0f} rows/s (max queue {lg['paced']['max_queue_depth']}); "
+            f"lost {lg['rows_lost']}")
+    results["logging"] = out or None
 
 
 def run_startup(h: Harness, results: dict[str, Any]) -> None:
@@ -606,6 +630,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="markdown report to write (default docs/benchmarks.md for a full run; none for --smoke)")
     parser.add_argument("--only", action="append", choices=("proxy", "compare", "logging", "startup"),
                         help="run only these parts (repeatable)")
+    parser.add_argument("--cases", default=None, metavar="GLOBS",
+                        help="only scenarios whose key matches one of these comma-separated globs, e.g. "
+                             "'openai-30k-*-c1,gateway-30k-s20-*' (keys: PATH-SIZEk-SHAPE-cN)")
     args = parser.parse_args(argv)
 
     settings = SMOKE if args.smoke else FULL
@@ -618,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "schema": 1,
         "mode": "smoke" if args.smoke else "full",
-        "command": "python -m bench" + (" --smoke" if args.smoke else "") + (" --compare" if args.compare else ""),
+        "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
         "machine": machine_facts(),
         "settings": asdict(settings),
         "versions": {},
@@ -634,9 +661,9 @@ def main(argv: list[str] | None = None) -> int:
     log(f"{results['mode']} run: {', '.join(sorted(parts))}; results in {out}")
     with Harness(out, settings) as h:
         if "proxy" in parts:
-            run_proxy_matrix(h, results, args.smoke)
-        if "compare" in parts:
-            run_compare(h, results, args.smoke)
+            run_proxy_matrix(h, results, args.smoke, args.cases)
+        if "proxy" in parts or "compare" in parts:
+            run_peers(h, results, args.smoke, ["relay"] + (["litellm", "ccr"] if "compare" in parts else []), args.cases)
         if "startup" in parts:
             run_startup(h, results)
     if "logging" in parts:
