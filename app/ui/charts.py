@@ -45,13 +45,14 @@ class ColourBook:
 
 
 def nice_ceiling(value: float) -> float:
-    """The next 1, 2, 2.5 or 5 times a power of ten at or above `value`: stable, readable axis tops."""
+    """The next round number (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten) at or above
+    `value`: axis tops that read well and stay put while a total creeps up."""
     if value <= 0:
         return 1.0
     power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
+    for step in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
         if step * power >= value * (1 - 1e-9):
-            return step * power
+            return round(step * power, 12)
     return 10 * power
 
 

@@ -1,8 +1,9 @@
 """Qt item models over the query layer's plain rows: a generic table of dicts and the paged calls log.
 
-The models never query on the GUI thread. `CallsModel` fetches keyset pages through `Background` when
-the view scrolls near the end (Qt's canFetchMore/fetchMore), so a log of a million calls opens as fast
-as one of ten, and freshly logged calls are inserted where they belong without resetting the view.
+The models never query on the GUI thread, and a view never calls into Python to paint them (see
+`RowsModel`). `CallsModel` fetches keyset pages through `Background` when the view scrolls near the
+end (Qt's canFetchMore/fetchMore), so a log of a million calls opens as fast as one of ten, and
+freshly logged calls are inserted where they belong without resetting the view.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QStandardItem, QStandardItemModel
 from sqlalchemy import Engine
 
 from app.core.queries.calls import CallFilter, calls_by_call_id, calls_page
 from app.ui.background import Background
 
 Row = dict[str, Any]
+LIVE_INTERVAL_MS = 200
 Index = QModelIndex | QPersistentModelIndex
 ERROR_COLOUR = QColor(220, 70, 60)  # readable on light and dark backgrounds alike
 MUTED_COLOUR = QColor(128, 128, 128)
@@ -152,69 +154,100 @@ CALL_COLUMNS: tuple[Column, ...] = (
 
 # ------------------------------------------------------------------------------------------ rows model
 
-class RowsModel(QAbstractTableModel):
-    """A table of dict rows with declared columns. `set_rows` keeps the view's selection and scroll
-    position when a refresh brings the same rows in the same order (the common case on a live page)."""
+class RowsModel(QStandardItemModel):
+    """A table of dict rows with declared columns, kept as QStandardItems.
 
-    RowRole = Qt.ItemDataRole.UserRole
+    Why not a QAbstractTableModel with a Python data(): a view paints by asking data() about seven roles
+    for each visible cell, plus rowCount() and columnCount() for each index, so a table repaint costs
+    thousands of calls from C++ into Python. Each one must take the GIL, which the proxy thread holds
+    most of the time under load, and the repaints stretched to hundreds of milliseconds. Items are
+    filled once per row on arrival; painting them never enters Python. `rows` keeps the dicts.
+    """
+
     SortRole = Qt.ItemDataRole.UserRole + 1
 
-    def __init__(self, columns: Sequence[Column], key: str = "id", parent: QObject | None = None) -> None:
-        super().__init__(parent)
+    def __init__(self, columns: Sequence[Column], key: str = "id", *, sortable: bool = False,
+                 parent: QObject | None = None) -> None:
+        super().__init__(0, len(columns), parent)
         self.columns = tuple(columns)
         self.key = key
+        self.sortable = sortable
         self.rows: list[Row] = []
-
-    # ---- Qt interface
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.columns)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.columns[section].title
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.TextAlignmentRole:
-            return self.columns[section].align
-        return None
-
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or index.row() >= len(self.rows):
-            return None
-        row, column = self.rows[index.row()], self.columns[index.column()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return column.text(row)
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            return column.align
-        if role == Qt.ItemDataRole.ToolTipRole and column.tooltip is not None:
-            return column.tooltip(row)
-        if role == Qt.ItemDataRole.ForegroundRole:
-            return self.row_colour(row)
-        if role == self.RowRole:
-            return row
-        if role == self.SortRole:
-            return column.sort(row) if column.sort else row.get(column.key)
-        return None
+        self.setHorizontalHeaderLabels([c.title for c in self.columns])
+        for i, column in enumerate(self.columns):
+            self.setHeaderData(i, Qt.Orientation.Horizontal, column.align, Qt.ItemDataRole.TextAlignmentRole)
 
     def row_colour(self, row: Row) -> QColor | None:
         """A row's text colour when it must stand out (failed) or recede (closed); None: the palette's."""
         return None
 
+    def make_items(self, row: Row) -> list[QStandardItem]:
+        """One row's cells. Pure (reads only the column declarations), so the pages build them on the
+        background thread with the query: 500 rows are 5000 items, far too slow for the GUI thread."""
+        colour = self.row_colour(row)
+        brush = QBrush(colour) if colour is not None else None
+        items = []
+        for column in self.columns:
+            item = QStandardItem(column.text(row))
+            if column.align != LEFT:
+                item.setTextAlignment(column.align)
+            if brush is not None:
+                item.setForeground(brush)
+            if column.tooltip is not None and (tip := column.tooltip(row)):
+                item.setToolTip(tip)
+            if self.sortable and (value := column.sort(row) if column.sort else row.get(column.key)) is not None:
+                item.setData(value, self.SortRole)
+            items.append(item)
+        return items
+
+    def make_all(self, rows: Sequence[Row]) -> list[list[QStandardItem]]:
+        return [self.make_items(row) for row in rows]
+
+    def _filled(self, first: int, cells: Sequence[list[QStandardItem]]) -> None:
+        """Put rows of items from `first` on with signals held back, then announce them as one change."""
+        if not cells:
+            return
+        blocked = self.blockSignals(True)
+        try:
+            for i, items in enumerate(cells, first):
+                for c, item in enumerate(items):
+                    self.setItem(i, c, item)
+        finally:
+            self.blockSignals(blocked)
+        self.dataChanged.emit(self.index(first, 0), self.index(first + len(cells) - 1, len(self.columns) - 1))
+
     # ---- content
     def row(self, i: int) -> Row:
         return self.rows[i]
 
-    def set_rows(self, rows: Sequence[Row]) -> None:
-        new = list(rows)
-        if [r.get(self.key) for r in new] == [r.get(self.key) for r in self.rows]:
-            self.rows = new
-            if new:
-                self.dataChanged.emit(self.index(0, 0), self.index(len(new) - 1, len(self.columns) - 1))
+    def insert_rows(self, at: int, rows: Sequence[Row], cells: Sequence[list[QStandardItem]] | None = None) -> None:
+        """Insert a block of rows with one rowsInserted, so a view scrolls and repaints once."""
+        if not rows:
             return
-        self.beginResetModel()
-        self.rows = new
-        self.endResetModel()
+        self.rows[at:at] = rows
+        self.insertRows(at, len(rows))
+        self._filled(at, cells if cells is not None else self.make_all(rows))
+
+    def update_row(self, i: int, row: Row, items: list[QStandardItem] | None = None) -> None:
+        self.rows[i] = row
+        self._filled(i, [items if items is not None else self.make_items(row)])
+
+    def set_rows(self, rows: Sequence[Row], cells: Sequence[list[QStandardItem]] | None = None) -> None:
+        """Replace the content. The same rows in the same order (the common live refresh) are updated in
+        place, only where they changed, which keeps the view's selection and scroll position."""
+        new = list(rows)
+        if new and [r.get(self.key) for r in new] == [r.get(self.key) for r in self.rows]:
+            for i, (old, row) in enumerate(zip(self.rows, new, strict=True)):
+                if old != row:
+                    self.update_row(i, row, cells[i] if cells is not None else None)
+            self.rows = new
+            return
+        self.clear_rows()
+        self.insert_rows(0, new, cells)
+
+    def clear_rows(self) -> None:
+        self.rows = []
+        self.setRowCount(0)
 
     def find(self, key: Any) -> int:
         for i, r in enumerate(self.rows):
@@ -244,7 +277,8 @@ class CallsModel(CallRowsModel):
     `set_filter` starts over; scrolling to the end makes the view call fetchMore, which asks the next
     page in the background (canFetchMore is False while a page is on its way, so a fast scroll does not
     stack requests). `add_logged` takes call_ids the writer just stored and inserts or updates those
-    rows in place. Results that come back for an older filter are dropped by generation number.
+    rows in place, at most five times a second (a busy proxy logs ten batches a second, and each
+    insert at the top repaints the view). Results for an older filter are dropped by generation number.
     """
 
     pageLoaded = Signal(int)  # rows added by a page
@@ -262,6 +296,10 @@ class CallsModel(CallRowsModel):
         self._keys: list[tuple[float, int]] = []
         self._pending_ids: set[str] = set()
         self._live_running = False
+        self._live_timer = QTimer(self)
+        self._live_timer.setSingleShot(True)
+        self._live_timer.setInterval(LIVE_INTERVAL_MS)
+        self._live_timer.timeout.connect(self._fetch_live)
 
     # ---- paging
     def set_filter(self, flt: CallFilter) -> None:
@@ -270,11 +308,10 @@ class CallsModel(CallRowsModel):
 
     def reload(self) -> None:
         self._generation += 1
-        self.beginResetModel()
-        self.rows, self._keys = [], []
+        self._keys = []
+        self.clear_rows()
         self.exhausted = False
         self._set_loading(False)
-        self.endResetModel()
         self.fetchMore(QModelIndex())
 
     def canFetchMore(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008
@@ -289,8 +326,9 @@ class CallsModel(CallRowsModel):
         before_id = last["id"] if last else None
         before_at = last["started_at"] if last else None
 
-        def query() -> tuple[int, list[Row]]:
-            return gen, calls_page(self.engine, flt, before_id=before_id, before_started_at=before_at, limit=size)
+        def query() -> tuple[int, list[Row], list[list[QStandardItem]]]:
+            rows = calls_page(self.engine, flt, before_id=before_id, before_started_at=before_at, limit=size)
+            return gen, rows, self.make_all(rows)
 
         self.background.run(query, self._page_done, self._page_failed)
 
@@ -299,8 +337,8 @@ class CallsModel(CallRowsModel):
             self.loading = value
             self.loadingChanged.emit(value)
 
-    def _page_done(self, result: tuple[int, list[Row]]) -> None:
-        gen, rows = result
+    def _page_done(self, result: tuple[int, list[Row], list[list[QStandardItem]]]) -> None:
+        gen, rows, cells = result
         if gen != self._generation:
             return
         self._set_loading(False)
@@ -310,13 +348,10 @@ class CallsModel(CallRowsModel):
             # only a first page can overlap rows shown: calls logged while it was read, merged in live
             tail = self._keys[-1]
             self.merge([r for r in rows if _order_key(r) <= tail])
+            cells = [c for r, c in zip(rows, cells, strict=True) if _order_key(r) > tail]
             rows = [r for r in rows if _order_key(r) > tail]
-        if rows:
-            first = len(self.rows)
-            self.beginInsertRows(QModelIndex(), first, first + len(rows) - 1)
-            self.rows.extend(rows)
-            self._keys.extend(_order_key(r) for r in rows)
-            self.endInsertRows()
+        self._keys.extend(_order_key(r) for r in rows)
+        self.insert_rows(len(self.rows), rows, cells)
         self.pageLoaded.emit(len(rows))
 
     def _page_failed(self, exc: Exception) -> None:
@@ -329,48 +364,49 @@ class CallsModel(CallRowsModel):
         """Fetch the given freshly logged calls (if they pass the filter) and merge them in. While one
         fetch runs, further ids are collected and fetched together afterwards."""
         self._pending_ids.update(call_ids)
+        if self._pending_ids and not self._live_running and not self._live_timer.isActive():
+            self._live_timer.start()
+
+    def _fetch_live(self) -> None:
         if self._live_running or not self._pending_ids:
             return
         ids, self._pending_ids = list(self._pending_ids), set()
         self._live_running = True
         gen, flt = self._generation, self.filter
 
-        def query() -> tuple[int, list[Row]]:
-            return gen, calls_by_call_id(self.engine, ids, flt)
+        def query() -> tuple[int, list[Row], list[list[QStandardItem]]]:
+            rows = calls_by_call_id(self.engine, ids, flt)
+            return gen, rows, self.make_all(rows)
 
         self.background.run(query, self._live_done, self._live_failed)
 
-    def _live_done(self, result: tuple[int, list[Row]]) -> None:
+    def _live_done(self, result: tuple[int, list[Row], list[list[QStandardItem]]]) -> None:
         self._live_running = False
-        gen, rows = result
+        gen, rows, cells = result
         if gen == self._generation:
-            self.merge(rows)
+            self.merge(rows, cells)
         self.add_logged(())
 
     def _live_failed(self, exc: Exception) -> None:
         self._live_running = False
         self.failed.emit(f"Could not read new calls: {exc}")
 
-    def merge(self, rows: Sequence[Row]) -> None:
+    def merge(self, rows: Sequence[Row], cells: Sequence[list[QStandardItem]] | None = None) -> None:
         """Insert rows at their place in newest-first order, or update rows already shown. A row older
         than everything loaded waits for its page, unless the log is fully loaded."""
-        top: list[Row] = []
+        cells = cells if cells is not None else self.make_all(rows)
+        top: list[tuple[Row, list[QStandardItem]]] = []
         head = self._keys[0] if self._keys else None
-        for row in sorted(rows, key=_order_key):
+        for row, items in sorted(zip(rows, cells, strict=True), key=lambda pair: _order_key(pair[0])):
             key = _order_key(row)
             i = bisect.bisect_left(self._keys, key)
             if i < len(self._keys) and self._keys[i] == key:
-                self.rows[i] = row
-                self.dataChanged.emit(self.index(i, 0), self.index(i, len(self.columns) - 1))
+                self.update_row(i, row, items)
             elif head is None or key < head:
-                top.append(row)  # newer than anything shown: one block at the top
+                top.append((row, items))  # newer than anything shown: one block at the top
             elif i < len(self._keys) or self.exhausted:
-                self.beginInsertRows(QModelIndex(), i, i)
-                self.rows.insert(i, row)
                 self._keys.insert(i, key)
-                self.endInsertRows()
+                self.insert_rows(i, [row], [items])
         if top:
-            self.beginInsertRows(QModelIndex(), 0, len(top) - 1)
-            self.rows[:0] = top
-            self._keys[:0] = [_order_key(r) for r in top]
-            self.endInsertRows()
+            self._keys[:0] = [_order_key(r) for r, _ in top]
+            self.insert_rows(0, [r for r, _ in top], [c for _, c in top])

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPoint, QSortFilterProxyModel, Qt
-from PySide6.QtGui import QAction, QColor, QHideEvent, QPalette, QShowEvent
+from PySide6.QtGui import QAction, QColor, QHideEvent, QPalette, QShowEvent, QStandardItem
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -70,7 +70,7 @@ TASK_COLUMNS: tuple[Column, ...] = (
 
 class TasksModel(RowsModel):
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(TASK_COLUMNS, parent=parent)
+        super().__init__(TASK_COLUMNS, sortable=True, parent=parent)
 
     def row_colour(self, row: Row) -> QColor | None:
         return MUTED_COLOUR if row.get("outcome") == "abandoned" else None
@@ -110,6 +110,7 @@ class TasksPage(QWidget):
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(1, Qt.SortOrder.DescendingOrder)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
@@ -126,6 +127,7 @@ class TasksPage(QWidget):
         self.calls_table = QTableView()
         self.calls_table.setModel(self.calls)
         self.calls_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.calls_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.calls_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.calls_table.setAlternatingRowColors(True)
         self.calls_table.setWordWrap(False)
@@ -199,16 +201,19 @@ class TasksPage(QWidget):
 
         span, engine = self.since_box.currentData(), self.ctx.core.db
         since = None if span is None else time.time() - span
-        if self.flight.run(lambda: (span, tasks.list_tasks(engine, since=since, limit=2000)), self._loaded,
-                           self._failed, queue_latest=True):
+        def query() -> tuple[float | None, list[Row], list[list[QStandardItem]]]:
+            rows = tasks.list_tasks(engine, since=since, limit=2000)
+            return span, rows, self.model.make_all(rows)  # cells built here, off the GUI thread
+
+        if self.flight.run(query, self._loaded, self._failed, queue_latest=True):
             self.dirty = False
 
-    def _loaded(self, result: tuple[float | None, list[Row]]) -> None:
-        span, rows = result
+    def _loaded(self, result: tuple[float | None, list[Row], list[list[QStandardItem]]]) -> None:
+        span, rows, cells = result
         if span != self.since_box.currentData():
             return
         selected = self.selected_task()
-        self.model.set_rows(rows)
+        self.model.set_rows(rows, cells)
         if selected is not None:
             row = self.model.find(selected["id"])
             if row >= 0:
