@@ -12,6 +12,9 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from app.core.events import EventBus
+from app.ui.qt_compat import protect_none
+
+protect_none()  # every GUI, and every GUI test, builds a bridge first: see qt_compat
 
 
 class CoreBridge(QObject):
@@ -20,6 +23,8 @@ class CoreBridge(QObject):
     configChanged = Signal(object)  # Config
     configError = Signal(str)
     notice = Signal(str, str)  # (title, message) for tray notifications: budgets, failing providers
+    pausedChanged = Signal(bool)  # the proxy was paused or resumed from the tray or the window
+    tokenChanged = Signal()  # the local token was rotated: snippets showing it are out of date
 
     def __init__(self, events: EventBus, parent: QObject | None = None) -> None:
         super().__init__(parent)

@@ -1,10 +1,19 @@
-"""What every page and the tray share: the core, the running proxy, the bridge and the background runner."""
+"""What every page and the tray share: the core, the running proxy, the bridge and the background runner.
+
+It also holds the few things pages must agree on: the model lists fetched from providers (the Providers
+page fills them, the Presets page offers them), whether the proxy is paused, and one serial writer for
+config changes, so a save never blocks the GUI thread and two saves never interleave.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
+from app.core.config import Config
 from app.core.engine import Core
+from app.core.provider_models import ModelCache
 from app.proxy.server import ProxyThread
 from app.ui.background import Background
 from app.ui.bridge import CoreBridge
@@ -16,6 +25,8 @@ class UiContext:
     proxy: ProxyThread | None
     bridge: CoreBridge
     background: Background
+    models: ModelCache = field(default_factory=ModelCache)
+    config_writer: Background | None = None  # one thread: saves happen in order
 
     @property
     def base_url(self) -> str:
@@ -24,3 +35,34 @@ class UiContext:
         config = self.core.config
         port = self.proxy.port if self.proxy and self.proxy.port else config.port
         return proxy_base_url(config.host, port)
+
+    def token(self) -> str:
+        """The token the running proxy accepts (read once from the keyring, then cached by the server).
+        May touch the keyring: call it from a background job."""
+        return self.proxy.server.token() if self.proxy else self.core.token()
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.proxy and self.proxy.server.paused)
+
+    def set_paused(self, paused: bool) -> None:
+        if self.proxy is not None and self.proxy.server.paused != paused:
+            self.proxy.server.paused = paused
+            self.bridge.pausedChanged.emit(paused)
+
+    def write(self, job: Callable[[], Any], on_done: Callable[[Any], Any] | None = None,
+              on_error: Callable[[Exception], Any] | None = None) -> None:
+        """Run `job` (config saves, keyring writes) on the one writer thread, in submission order."""
+        if self.config_writer is None:
+            self.config_writer = Background(self.background, max_threads=1)
+        self.config_writer.run(job, on_done, on_error)
+
+    def update_config(self, change: Callable[[Config], Config], on_done: Callable[[Config], Any] | None = None,
+                      on_error: Callable[[Exception], Any] | None = None) -> None:
+        """Apply `change` to the current config and save it (validated, atomic) off the GUI thread."""
+        self.write(lambda: self.core.config_store.update(change), on_done, on_error)
+
+    def wait(self, msecs: int = 5000) -> bool:
+        """Let queued jobs finish (at shutdown, and in tests)."""
+        ok = self.background.wait(msecs)
+        return (self.config_writer.wait(msecs) if self.config_writer else True) and ok

@@ -1,0 +1,151 @@
+"""The running desktop app: one core, one proxy thread, the tray, the main window, and an orderly quit.
+
+Everything here is wiring; the work happens in the core and the proxy. The window is optional at any
+moment (start minimised, closed to the tray); when the desktop has no tray, closing it quits instead.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QObject, QSettings, Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication
+
+from app.core.engine import Core
+from app.core.envexport import export_text
+from app.core.ui_prefs import pref
+from app.proxy.server import ProxyThread
+from app.ui import dialogs
+from app.ui.background import Background
+from app.ui.bridge import CoreBridge
+from app.ui.context import UiContext
+from app.ui.main_window import MainWindow
+from app.ui.single_instance import SingleInstance
+from app.ui.tray import TodayStats, Tray, _manual_task_starter
+
+log = logging.getLogger(__name__)
+
+_SCHEMES = {"system": Qt.ColorScheme.Unknown, "light": Qt.ColorScheme.Light, "dark": Qt.ColorScheme.Dark}
+
+
+def apply_theme(theme: str) -> None:
+    """'system' follows the desktop's light/dark setting; the others force it. Widgets take every colour
+    from the palette, so nothing else needs to change."""
+    hints = QGuiApplication.styleHints()
+    if hasattr(hints, "setColorScheme"):  # Qt 6.8+
+        hints.setColorScheme(_SCHEMES.get(theme, Qt.ColorScheme.Unknown))
+
+
+class DownshiftApp(QObject):
+    def __init__(self, core: Core, proxy: ProxyThread | None, settings: QSettings,
+                 instance: SingleInstance | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.core, self.proxy, self.settings, self.instance = core, proxy, settings, instance
+        bridge = CoreBridge(core.events, self)
+        self.ctx = UiContext(core, proxy, bridge, Background(self))
+        self.stats = TodayStats(self.ctx, self)
+        self.tray = Tray(self, self.stats)
+        self.window = MainWindow(self.ctx, settings, self.quit)
+        self.window.closed.connect(self._window_closed)
+        bridge.configError.connect(lambda text: bridge.notice.emit("Config not applied", text))
+        bridge.configChanged.connect(lambda cfg: apply_theme(pref(cfg, "theme")))
+        if instance is not None:
+            instance.messageReceived.connect(self._message)
+        self._closed = False
+        self.told_about_tray = False
+
+    def start(self, minimised: bool | None = None) -> None:
+        config = self.core.config
+        apply_theme(pref(config, "theme"))
+        self.tray.show()
+        self.stats.refresh()
+        self.ctx.background.run(self.ctx.token, None, lambda exc: self.show_status(f"Token: {exc}"))  # warm the cache
+        minimised = pref(config, "start_minimised") if minimised is None else minimised
+        if not minimised or not self.tray.available():
+            self.show_window()
+        if not self.core.secrets.uses_keyring:
+            self.ctx.bridge.notice.emit("No OS keyring", f"Provider keys are kept in a {self.core.secrets.describe()}")
+
+    # ------------------------------------------------------------------------------------------- window
+
+    def show_window(self, page: str | None = None) -> None:
+        if page:
+            self.window.show_page(page)
+        self.window.show()
+        self.window.setWindowState(self.window.windowState() & ~Qt.WindowState.WindowMinimized)
+        self.window.raise_()
+        self.window.activateWindow()
+
+    def toggle_window(self) -> None:
+        if self.window.isVisible() and not self.window.isMinimized():
+            self.window.close()
+        else:
+            self.show_window()
+
+    def _window_closed(self) -> None:
+        if not self.tray.available():
+            self.quit()  # no tray to come back from
+        elif not self.told_about_tray:
+            self.told_about_tray = True
+            self.tray.notify("Downshift is still running", "The proxy keeps serving; quit from the tray menu.")
+
+    def show_status(self, text: str) -> None:
+        self.window.statusBar().showMessage(text, 10_000)
+
+    def _message(self, message: str) -> None:
+        if message == "show":
+            self.show_window()
+
+    # ------------------------------------------------------------------------------------------- actions
+
+    def activate_preset(self, name: str) -> None:
+        """Make `name` active; the proxy reads the config per request, so the next call uses it."""
+        self.ctx.update_config(lambda c: c.with_active(name), None,
+                               lambda exc: self.tray.notify("Preset not switched", str(exc)))
+
+    def copy_env(self) -> None:
+        config = self.core.config
+        agent, shell, base_url = pref(config, "agent"), pref(config, "shell"), self.ctx.base_url
+
+        def done(text: str) -> None:
+            QGuiApplication.clipboard().setText(text)
+            self.tray.notify("Env copied", f"Paste it into the shell that runs {agent}.")
+
+        self.ctx.background.run(lambda: export_text(agent, shell, base_url, self.ctx.token()), done,
+                                lambda exc: self.tray.notify("Env not copied", str(exc)))
+
+    def new_task(self) -> None:
+        start = _manual_task_starter()
+        if start is None:
+            return
+        label = dialogs.ask_text(None, "New task", "What are you working on?")
+        if label is None:
+            return
+        self.ctx.background.run(lambda: start(self.core, label),
+                                lambda _: self.tray.notify("Task started", f"Calls from now on count towards “{label}”."),
+                                lambda exc: self.tray.notify("Task not started", str(exc)))
+
+    # ------------------------------------------------------------------------------------------- quit
+
+    def quit(self) -> None:
+        self.shutdown()
+        QApplication.quit()
+
+    def shutdown(self) -> None:
+        """Stop in order: window state saved, tray gone, proxy drained (in-flight calls finish or are logged
+        as cancelled), queued jobs done, log flushed. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.window.isVisible():
+            self.window.save_state()
+        self.window.hide()
+        self.tray.close()
+        if self.instance is not None:
+            self.instance.close()
+        if self.proxy is not None:
+            self.proxy.stop()
+        self.ctx.wait()
+        self.ctx.bridge.close()
+        self.window.deleteLater()

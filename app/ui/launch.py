@@ -1,0 +1,141 @@
+"""`downshift` with no command: check there is a display, hand over to a running instance or start one.
+
+Every way start-up can fail ends in a sentence for the user (on stderr when there is no screen, in a
+dialog otherwise) and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from app import paths
+from app.core.config import ConfigError, load_config
+from app.core.ui_prefs import pref
+
+NO_DISPLAY = ("downshift: no display found (DISPLAY and WAYLAND_DISPLAY are unset), so the desktop app cannot "
+              "start; run the proxy headless with `downshift serve`")
+
+# (host, port, suggested free port, reason) -> the port to use, or None to give up
+AskPort = Callable[[str, int, int, str], int | None]
+
+
+def no_display(environ: dict[str, str] | None = None, platform: str | None = None) -> bool:
+    """True on a Linux/BSD box with no X11 or Wayland display, unless a Qt platform is forced."""
+    env = os.environ if environ is None else environ
+    plat = sys.platform if platform is None else platform
+    if not plat.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        return False
+    return not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY") or env.get("QT_QPA_PLATFORM"))
+
+
+def free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def port_in_use(exc: OSError) -> bool:
+    return exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1)) or "address already in use" in str(exc).lower()
+
+
+def start_proxy(core, ask_port: AskPort):  # type: ignore[no-untyped-def]
+    """Start the proxy on the configured port. If it is taken, offer a free one (saved to the config when
+    accepted) until one works or the user gives up; returns the running ProxyThread or None."""
+    from app.proxy.server import ProxyThread
+
+    while True:
+        config = core.config
+        proxy = ProxyThread(core)
+        try:
+            return proxy.start()
+        except OSError as exc:
+            if not port_in_use(exc):
+                raise
+            chosen = ask_port(config.host, config.port, free_port(config.host), exc.strerror or str(exc))
+            if chosen is None:
+                return None
+            core.config_store.save(replace(config, port=chosen))
+
+
+def database_url(args: argparse.Namespace, config_path: Path) -> str | None:
+    """--db, else $DOWNSHIFT_DB_URL, else the file chosen in Settings ([ui] database), else the default."""
+    if args.db or os.environ.get("DOWNSHIFT_DB_URL"):
+        return args.db
+    try:
+        chosen = pref(load_config(config_path), "database")
+    except ConfigError:
+        return None  # the Core reports the config problem itself
+    return f"sqlite:///{Path(chosen).expanduser()}" if chosen else None
+
+
+def window_settings():  # type: ignore[no-untyped-def]
+    """Window geometry and last page: an INI file in the config folder (QSettings, but at a known path)."""
+    from PySide6.QtCore import QSettings
+
+    return QSettings(str(paths.config_dir() / "window-state.ini"), QSettings.Format.IniFormat)
+
+
+def run_gui(args: argparse.Namespace) -> int:
+    if no_display():
+        print(NO_DISPLAY, file=sys.stderr)
+        return 2
+    from PySide6.QtWidgets import QApplication
+
+    from app.core.secrets import SecretStoreError
+    from app.core.storage.db import DatabaseOpenError
+    from app.ui import dialogs
+    from app.ui.icons import app_icon
+    from app.ui.single_instance import SingleInstance, instance_key
+
+    qapp = QApplication.instance() or QApplication([sys.argv[0]])
+    qapp.setApplicationName("Downshift")
+    qapp.setOrganizationName("Downshift")
+    qapp.setDesktopFileName("downshift")
+    qapp.setWindowIcon(app_icon())
+    qapp.setQuitOnLastWindowClosed(False)
+
+    config_path = paths.config_path(args.config)
+    instance = SingleInstance(instance_key(config_path))
+    if instance.hand_over("show"):
+        print("downshift: already running; brought its window forward", file=sys.stderr)
+        return 0
+    instance.listen()
+
+    from app.core.engine import Core
+
+    try:
+        core = Core(config_path, database_url(args, config_path))
+    except (ConfigError, DatabaseOpenError, SecretStoreError, OSError) as exc:
+        dialogs.fatal("Downshift cannot start", str(exc))
+        instance.close()
+        return 1
+    try:
+        proxy = start_proxy(core, dialogs.ask_port)
+    except OSError as exc:
+        config = core.config
+        dialogs.fatal("Downshift cannot start", f"The proxy cannot listen on {config.host}:{config.port}.",
+                      exc.strerror or str(exc))
+        proxy = None
+    if proxy is None:
+        core.close()
+        instance.close()
+        return 1
+
+    from app.ui.application import DownshiftApp
+
+    app = DownshiftApp(core, proxy, window_settings(), instance)
+    app.start()
+    try:
+        code = qapp.exec()
+    finally:
+        app.shutdown()
+        core.close()
+    return code

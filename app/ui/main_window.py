@@ -1,0 +1,196 @@
+"""The main window: a page list on the left, the page on the right, a status line at the bottom.
+
+Pages are built the first time they are shown, so start-up stays quick and a page that fails to import
+(a data page missing from this build) shows a plain note instead of taking the window down.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QPalette
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QStackedWidget,
+    QWidget,
+)
+
+from app import __version__
+from app.ui.context import UiContext
+from app.ui.icons import app_icon
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    key: str
+    title: str
+    module: str
+    cls: str
+
+
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec("dashboard", "Dashboard", "app.ui.pages.dashboard", "DashboardPage"),
+    PageSpec("calls", "Calls", "app.ui.pages.calls", "CallsPage"),
+    PageSpec("tasks", "Tasks", "app.ui.pages.tasks", "TasksPage"),
+    PageSpec("providers", "Providers", "app.ui.pages.providers", "ProvidersPage"),
+    PageSpec("presets", "Presets", "app.ui.pages.presets", "PresetsPage"),
+    PageSpec("export", "Export", "app.ui.pages.export", "ExportPage"),
+    PageSpec("settings", "Settings", "app.ui.pages.settings", "SettingsPage"),
+)
+
+
+def placeholder(text: str) -> QWidget:
+    label = QLabel(text)
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    label.setWordWrap(True)
+    return label
+
+
+class MainWindow(QMainWindow):
+    closed = Signal()  # the user closed the window (it is hidden, not destroyed)
+
+    def __init__(self, ctx: UiContext, settings: QSettings, on_quit: Callable[[], None],
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx, self.settings = ctx, settings
+        self.setWindowTitle("Downshift")
+        self.setWindowIcon(app_icon())
+        self.pages: dict[str, QWidget] = {}
+        self.nav = QListWidget()
+        self.nav.setObjectName("pageList")
+        self.nav.setAccessibleName("Pages")
+        self.nav.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.stack = QStackedWidget()
+        for spec in PAGES:
+            QListWidgetItem(spec.title, self.nav)
+            self.stack.addWidget(QWidget())  # a stand-in until the page is first shown
+        self.nav.setSpacing(3)
+        self.nav.setFrameShape(QFrame.Shape.NoFrame)
+        self.nav.setBackgroundRole(QPalette.ColorRole.Window)
+        self.nav.setFixedWidth(self.nav.sizeHintForColumn(0) + 40)
+        self.nav.currentRowChanged.connect(self._show_row)
+        central = QWidget()
+        layout = QHBoxLayout(central)
+        layout.setContentsMargins(6, 8, 8, 0)
+        layout.setSpacing(8)
+        layout.addWidget(self.nav)
+        rule = QFrame()
+        rule.setFrameShape(QFrame.Shape.VLine)
+        rule.setFrameShadow(QFrame.Shadow.Sunken)
+        layout.addWidget(rule)
+        layout.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+        self._build_menus(on_quit)
+        self.status = QLabel()
+        self.statusBar().addPermanentWidget(self.status)
+        ctx.bridge.configChanged.connect(self.refresh_status)
+        ctx.bridge.pausedChanged.connect(self.refresh_status)
+        self.refresh_status()
+        self.restore_state()
+
+    # ------------------------------------------------------------------------------------------- actions
+
+    def _build_menus(self, on_quit: Callable[[], None]) -> None:
+        app_menu = self.menuBar().addMenu("&Downshift")
+        close = QAction("&Close Window", self, shortcut=QKeySequence("Ctrl+W"))
+        close.triggered.connect(self.close)
+        quit_ = QAction("&Quit", self, shortcut=QKeySequence("Ctrl+Q"))
+        quit_.setMenuRole(QAction.MenuRole.QuitRole)
+        quit_.triggered.connect(on_quit)
+        app_menu.addActions([close, quit_])
+        go = self.menuBar().addMenu("&Go")
+        self.page_actions: dict[str, QAction] = {}
+        for i, spec in enumerate(PAGES):
+            action = QAction(spec.title, self, shortcut=QKeySequence(f"Ctrl+{i + 1}"))
+            action.triggered.connect(lambda _=False, k=spec.key: self.show_page(k))
+            go.addAction(action)
+            self.page_actions[spec.key] = action
+        self.addActions([close, quit_, *self.page_actions.values()])  # shortcuts work with the menu bar hidden
+        help_menu = self.menuBar().addMenu("&Help")
+        about = help_menu.addAction("&About Downshift")
+        about.triggered.connect(self._about)
+
+    def _about(self) -> None:
+        from app.ui import dialogs
+
+        dialogs.info(self, "About Downshift", f"Downshift {__version__}",
+                     "Routes coding agents to cheaper models through a local proxy, and measures what that costs "
+                     f"and how reliable the tool calls are.\n\nConfig: {self.ctx.core.config_path}\n"
+                     f"Keys: {self.ctx.core.secrets.describe()}")
+
+    # ------------------------------------------------------------------------------------------- pages
+
+    def page(self, key: str) -> QWidget:
+        """The page for `key`, built on first use."""
+        if key not in self.pages:
+            index = next(i for i, s in enumerate(PAGES) if s.key == key)
+            widget = self._build(PAGES[index])
+            old = self.stack.widget(index)
+            self.stack.insertWidget(index, widget)
+            self.stack.removeWidget(old)
+            old.deleteLater()
+            self.pages[key] = widget
+        return self.pages[key]
+
+    def _build(self, spec: PageSpec) -> QWidget:
+        try:
+            module = importlib.import_module(spec.module)
+        except ImportError as exc:
+            log.info("page %s not available: %s", spec.key, exc)
+            return placeholder(f"The {spec.title} page is not part of this build yet.")
+        try:
+            return getattr(module, spec.cls)(self.ctx, self.stack)
+        except Exception as exc:  # one broken page must not take the whole window down
+            log.exception("could not build the %s page", spec.key)
+            return placeholder(f"The {spec.title} page could not be opened:\n{exc}")
+
+    def _show_row(self, row: int) -> None:
+        if 0 <= row < len(PAGES):
+            self.page(PAGES[row].key)
+            self.stack.setCurrentIndex(row)
+
+    def show_page(self, key: str) -> QWidget:
+        row = next(i for i, s in enumerate(PAGES) if s.key == key)
+        self.nav.setCurrentRow(row)
+        self._show_row(row)
+        return self.page(key)
+
+    def current_page(self) -> str:
+        return PAGES[max(self.nav.currentRow(), 0)].key
+
+    # ------------------------------------------------------------------------------------------- state
+
+    def refresh_status(self, *_: object) -> None:
+        config = self.ctx.core.config
+        proxy = "paused" if self.ctx.paused else self.ctx.base_url
+        self.status.setText(f"Proxy: {proxy}   ·   Preset: {config.active or 'none'}")
+
+    def restore_state(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(1100, 720)
+        last = str(self.settings.value("window/page", "dashboard"))
+        self.show_page(last if any(s.key == last for s in PAGES) else "dashboard")
+
+    def save_state(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/page", self.current_page())
+        self.settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Closing hides the window; the tray app (and the proxy) keep running until Quit."""
+        self.save_state()
+        event.ignore()
+        self.hide()
+        self.closed.emit()

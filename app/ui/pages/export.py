@@ -1,0 +1,218 @@
+"""Export: the exact env lines that point an agent at Downshift, copied with one click.
+
+The "direct to provider" variant skips the proxy (nothing logged, priced or routed) and carries the
+real provider key, so the key is masked on screen and copying it asks first.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QFontDatabase, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QPlainTextEdit,
+    QPushButton,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.config import Config
+from app.core.direct_env import DirectEnvError, direct_export_text, mask_key
+from app.core.envexport import AGENTS, FORMATS, export_text
+from app.core.ui_prefs import pref
+from app.ui import dialogs
+from app.ui.context import UiContext
+from app.ui.pages import MessageLine, heading
+
+AGENT_LABELS = {
+    "claude-code": "Claude Code",
+    "codex": "Codex CLI",
+    "aider": "aider",
+    "cline": "Cline",
+    "opencode": "opencode",
+    "continue": "Continue",
+    "generic": "Any OpenAI / Anthropic client",
+}
+FORMAT_LABELS = {"bash": "bash / zsh", "fish": "fish", "powershell": "PowerShell", "dotenv": ".env file", "json": "JSON"}
+
+
+class ExportPage(QWidget):
+    def __init__(self, ctx: UiContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.token: str | None = None
+        self.token_error: str | None = None
+        self.keys: dict[str, str | None] = {}
+        layout = QVBoxLayout(self)
+        layout.addWidget(heading("Export", "Point a coding agent at Downshift: paste these lines into the shell "
+                                           "(or file) the agent starts from."))
+        form = QFormLayout()
+        self.agent = QComboBox()
+        for agent in AGENTS:
+            self.agent.addItem(AGENT_LABELS.get(agent, agent), agent)
+        self.shell = QComboBox()
+        for fmt in FORMATS:
+            self.shell.addItem(FORMAT_LABELS.get(fmt, fmt), fmt)
+        form.addRow("&Agent:", self.agent)
+        form.addRow("&Shell:", self.shell)
+        self.via_proxy = QRadioButton("Through &Downshift: logged, priced, routed by the active preset")
+        self.direct = QRadioButton("Di&rect to a provider: no proxy, no logging")
+        self.mode = QButtonGroup(self)
+        self.mode.addButton(self.via_proxy)
+        self.mode.addButton(self.direct)
+        self.via_proxy.setChecked(True)
+        self.provider = QComboBox()
+        self.provider.setAccessibleName("Provider for the direct variant")
+        direct_row = QHBoxLayout()
+        direct_row.addWidget(self.direct)
+        direct_row.addWidget(self.provider, 1)
+        form.addRow("Route:", self.via_proxy)
+        form.addRow("", direct_row)
+        layout.addLayout(form)
+        self.warning = MessageLine()
+        layout.addWidget(self.warning)
+        self.snippet = QPlainTextEdit()
+        self.snippet.setReadOnly(True)
+        self.snippet.setObjectName("snippet")
+        self.snippet.setAccessibleName("Env snippet")
+        self.snippet.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.snippet.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        lines = 17  # the longest snippet: Codex's config.toml note plus its variables
+        self.snippet.setFixedHeight(self.snippet.fontMetrics().lineSpacing() * lines + 12)
+        layout.addWidget(self.snippet)
+        buttons = QHBoxLayout()
+        self.copy_button = QPushButton("&Copy to clipboard")
+        self.copy_button.setShortcut(QKeySequence("Ctrl+Shift+C"))
+        self.copy_button.setToolTip("Copy the snippet (Ctrl+Shift+C)")
+        self.copy_button.clicked.connect(self.copy)
+        buttons.addWidget(self.copy_button)
+        self.result = MessageLine()
+        buttons.addWidget(self.result, 1)
+        buttons.addStretch(0)  # keeps the button its natural size while no result is shown
+        layout.addLayout(buttons)
+        layout.addStretch(1)
+
+        config = ctx.core.config
+        self.agent.setCurrentIndex(max(self.agent.findData(pref(config, "agent")), 0))
+        self.shell.setCurrentIndex(max(self.shell.findData(pref(config, "shell")), 0))
+        self._fill_providers(config)
+        for combo in (self.agent, self.shell, self.provider):
+            combo.currentIndexChanged.connect(self.render)
+        self.mode.buttonToggled.connect(lambda *_: self.render())
+        ctx.bridge.configChanged.connect(self._config_changed)
+        ctx.bridge.tokenChanged.connect(self.load_token)
+        self.load_token()
+
+    # ------------------------------------------------------------------------------------------- data
+
+    def load_token(self) -> None:
+        self.token = self.token_error = None
+        self.render()
+        self.ctx.background.run(self.ctx.token, self._token_loaded, self._token_failed)
+
+    def _token_loaded(self, token: str) -> None:
+        self.token = token
+        self.render()
+
+    def _token_failed(self, exc: Exception) -> None:
+        self.token_error = f"The local token cannot be read: {exc}"
+        self.render()
+
+    def _fill_providers(self, config: Config) -> None:
+        current = self.provider.currentData()
+        self.provider.blockSignals(True)
+        self.provider.clear()
+        for name, p in config.providers.items():
+            self.provider.addItem(f"{name}  ({p.base_url})", name)
+        self.provider.setCurrentIndex(max(self.provider.findData(current), 0))
+        self.provider.blockSignals(False)
+
+    def _config_changed(self, config: Config) -> None:
+        self._fill_providers(config)
+        self.keys.clear()  # a provider may have been edited
+        self.render()
+
+    def _load_key(self, name: str) -> None:
+        self.ctx.background.run(lambda: self.ctx.core.provider_key(name), lambda key: self._key_loaded(name, key),
+                                lambda exc: self.warning.error(f"The key for {name} cannot be read: {exc}"))
+
+    def _key_loaded(self, name: str, key: str | None) -> None:
+        self.keys[name] = key
+        self.render()
+
+    # ------------------------------------------------------------------------------------------- text
+
+    def snippet_text(self, *, reveal: bool) -> str | None:
+        """The snippet for the current choices; None while a secret is still being read or is missing."""
+        agent, fmt = self.agent.currentData(), self.shell.currentData()
+        if not self.direct.isChecked():
+            if self.token is None:
+                return None
+            return export_text(agent, fmt, self.ctx.base_url, self.token)
+        name = self.provider.currentData()
+        provider = self.ctx.core.config.providers.get(name)
+        if provider is None or self.keys.get(name) is None:
+            return None
+        key = self.keys[name] or ""
+        return direct_export_text(agent, fmt, provider, key if reveal else mask_key(key), self.ctx.core.config.active_preset)
+
+    def render(self) -> None:
+        self.result.clear()
+        self.provider.setEnabled(self.direct.isChecked())
+        self.copy_button.setEnabled(False)
+        if not self.direct.isChecked():
+            if self.token_error:
+                self.warning.error(self.token_error)
+            else:
+                self.warning.clear()
+            text = self.snippet_text(reveal=False)
+            self.snippet.setPlainText(text or ("" if self.token_error else "Reading the local token…"))
+            self.copy_button.setEnabled(text is not None)
+            return
+        name = self.provider.currentData()
+        if name is None:
+            self.warning.info("Add a provider on the Providers page first.")
+            self.snippet.clear()
+            return
+        if name not in self.keys:
+            self.snippet.setPlainText(f"Reading the key for {name}…")
+            self._load_key(name)
+            return
+        if self.keys[name] is None:
+            self.warning.error(f"No key is stored for {name}; add one on the Providers page.")
+            self.snippet.clear()
+            return
+        self.warning.error(f"This variant puts your real {name} API key in the snippet. Calls made with it bypass "
+                           "Downshift: no logging, no cost tracking, no fallback.")
+        try:
+            text = self.snippet_text(reveal=False)
+        except DirectEnvError as exc:
+            self.warning.error(str(exc))
+            self.snippet.clear()
+            return
+        self.snippet.setPlainText(text or "")
+        self.copy_button.setEnabled(text is not None)
+
+    def copy(self) -> None:
+        direct = self.direct.isChecked()
+        if direct and not dialogs.confirm(
+            self, "Copy the real provider key?",
+            f"The snippet contains your real {self.provider.currentData()} API key.",
+            "Copy with key",
+            "Anything you paste it into can spend on your account, and calls made with it bypass Downshift "
+            "(no logging, no cost tracking, no fallback). The Downshift variant needs no real key."):
+            self.result.info("Not copied.")
+            return
+        try:
+            text = self.snippet_text(reveal=True)
+        except DirectEnvError as exc:
+            self.warning.error(str(exc))
+            return
+        if text is None:
+            return
+        QGuiApplication.clipboard().setText(text)
+        lines = text.count("\n")
+        self.result.ok(f"Copied {lines} line{'s' if lines != 1 else ''}" + (" with the real key." if direct else "."))

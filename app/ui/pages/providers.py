@@ -1,0 +1,431 @@
+"""Providers: the accounts Downshift can route to, added from templates, with their keys in the keyring.
+
+The key field is write-only: an empty field keeps the stored key, text replaces it, and the key goes to
+the keyring (never the config). "Test connection" lists the provider's models with the key; the list is
+cached for the Presets page's model picker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QPushButton,
+    QSplitter,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.config import APIS, Config, ConfigError, Provider
+from app.core.config_edit import remove_provider, upsert_provider
+from app.core.provider_models import ModelInfo, ModelListing, fetch_models
+from app.core.provider_templates import (
+    TEMPLATES,
+    ProviderTemplate,
+    provider_from_template,
+    template,
+    template_for,
+)
+from app.core.secrets import provider_key_name
+from app.ui import dialogs
+from app.ui.context import UiContext
+from app.ui.pages import MessageLine, buddy_label, heading
+
+
+def _price(value: float | None) -> str:
+    return "" if value is None else f"${value:.2f}"
+
+
+class ProvidersPage(QWidget):
+    def __init__(self, ctx: UiContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.editing: str | None = None  # provider shown in the form; None for a new account
+        self.key_status: dict[str, bool] = {}
+        self.dirty = False
+        secrets = ctx.core.secrets
+        layout = QVBoxLayout(self)
+        layout.addWidget(heading("Providers", f"Accounts Downshift can route to. Keys are kept in the "
+                                              f"{secrets.describe()}, never in the config file."))
+        if not secrets.uses_keyring:
+            self.keyring_note = MessageLine()
+            self.keyring_note.info(f"No OS keyring was found, so keys are kept in a {secrets.describe()}.")
+            layout.addWidget(self.keyring_note)
+
+        split = QSplitter()
+        split.setChildrenCollapsible(False)
+        layout.addWidget(split, 1)
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        self.list = QTreeWidget()
+        self.list.setHeaderLabels(["Account", "Type", "Key"])
+        self.list.setRootIsDecorated(False)
+        self.list.setAllColumnsShowFocus(True)
+        self.list.setAccessibleName("Provider accounts")
+        header = self.list.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        self.list.currentItemChanged.connect(self._selected)
+        left_layout.addWidget(self.list, 1)
+        row = QHBoxLayout()
+        self.add_button = QPushButton("&Add account")
+        self.add_menu = QMenu(self.add_button)
+        for tpl in TEMPLATES:
+            action = self.add_menu.addAction(tpl.name)
+            action.setData(tpl.id)
+            action.triggered.connect(lambda _=False, t=tpl.id: self.new_account(t))
+        self.add_button.setMenu(self.add_menu)
+        self.remove_button = QPushButton("&Remove")
+        self.remove_button.clicked.connect(self.remove_current)
+        row.addWidget(self.add_button)
+        row.addWidget(self.remove_button)
+        left_layout.addLayout(row)
+        split.addWidget(left)
+
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(8, 0, 0, 0)
+        form = QFormLayout()
+        self.template = QComboBox()
+        for tpl in TEMPLATES:
+            self.template.addItem(tpl.name, tpl.id)
+        self.template.activated.connect(self._template_chosen)
+        self.name = QLineEdit()
+        self.base_url = QLineEdit()
+        self.base_url.setPlaceholderText("https://…/v1")
+        self.api = QComboBox()
+        self.api.addItems(list(APIS))
+        self.local = QCheckBox("Runs on this machine (no key, no per-token cost)")
+        self.key_env = QLineEdit()
+        self.key_env.setPlaceholderText("optional, e.g. OPENROUTER_API_KEY")
+        self.key_env.setToolTip("When this variable is set in Downshift's environment, its value is used "
+                                "instead of the stored key.")
+        self.key = QLineEdit()
+        self.key.setEchoMode(QLineEdit.EchoMode.Password)
+        self.key.setAccessibleName("API key")
+        self.show_key_box = QCheckBox("Sho&w")
+        self.show_key_box.toggled.connect(lambda on: self.key.setEchoMode(
+            QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password))
+        key_row = QHBoxLayout()
+        key_row.addWidget(self.key, 1)
+        key_row.addWidget(self.show_key_box)
+        self.docs = QLabel()
+        self.docs.setOpenExternalLinks(True)
+        self.docs.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        form.addRow("&Template:", self.template)
+        form.addRow("&Name:", self.name)
+        form.addRow("Base &URL:", self.base_url)
+        form.addRow("A&PI:", self.api)
+        form.addRow("", self.local)
+        form.addRow(buddy_label("API &key:", self.key), key_row)
+        form.addRow("Key &variable:", self.key_env)
+        form.addRow("", self.docs)
+        right_layout.addLayout(form)
+        for widget in (self.name, self.base_url, self.key_env, self.key):
+            widget.textEdited.connect(self._edited)
+        self.api.activated.connect(self._edited)
+        self.local.clicked.connect(self._edited)
+
+        buttons = QHBoxLayout()
+        self.save_button = QPushButton("&Save")
+        self.save_button.setDefault(True)
+        self.save_button.clicked.connect(self.save)
+        self.revert_button = QPushButton("Re&vert")
+        self.revert_button.clicked.connect(self.revert)
+        self.test_button = QPushButton("&Test connection")
+        self.test_button.setToolTip("List the provider's models with this key, and keep the list for the Presets page")
+        self.test_button.clicked.connect(self.test_connection)
+        buttons.addWidget(self.save_button)
+        buttons.addWidget(self.revert_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.test_button)
+        right_layout.addLayout(buttons)
+        self.message = MessageLine()
+        right_layout.addWidget(self.message)
+        self.models_label = QLabel("Models")
+        right_layout.addWidget(self.models_label)
+        self.models = QTreeWidget()
+        self.models.setHeaderLabels(["Model", "Context", "Input $/M", "Output $/M"])
+        self.models.setRootIsDecorated(False)
+        self.models.setAlternatingRowColors(True)
+        self.models.setAccessibleName("Models this provider serves")
+        header = self.models.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for col in (1, 2, 3):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        right_layout.addWidget(self.models, 1)
+        split.addWidget(right)
+        split.setStretchFactor(1, 1)
+        split.setSizes([320, 640])
+
+        ctx.bridge.configChanged.connect(self._config_changed)
+        self.reload_list()
+        if self.list.topLevelItemCount():
+            self.list.setCurrentItem(self.list.topLevelItem(0))
+        else:
+            self.new_account("openrouter")
+
+    # ------------------------------------------------------------------------------------------- list
+
+    def reload_list(self, select: str | None = None) -> None:
+        config = self.ctx.core.config
+        select = select or self.editing
+        self.list.blockSignals(True)
+        self.list.clear()
+        for name, p in config.providers.items():
+            item = QTreeWidgetItem(self.list, [name, template_for(p).name, self._key_text(p)])
+            item.setData(0, Qt.ItemDataRole.UserRole, name)
+            item.setToolTip(0, p.base_url)
+            if name == select:
+                self.list.setCurrentItem(item)
+        self.list.blockSignals(False)
+        self.remove_button.setEnabled(self.editing is not None)
+        self._load_key_status(list(config.providers))
+
+    def _key_text(self, p: Provider) -> str:
+        if p.local:
+            return "local"
+        if p.name not in self.key_status:
+            return "…"
+        return "set" if self.key_status[p.name] else "missing"
+
+    def _load_key_status(self, names: list[str]) -> None:
+        core = self.ctx.core
+
+        def job() -> dict[str, bool]:
+            return {n: core.provider_key(n) is not None for n in names}
+
+        self.ctx.background.run(job, self._key_status_loaded, lambda exc: self.message.error(str(exc)))
+
+    def _key_status_loaded(self, status: dict[str, bool]) -> None:
+        self.key_status.update(status)
+        providers = self.ctx.core.config.providers
+        for i in range(self.list.topLevelItemCount()):
+            item = self.list.topLevelItem(i)
+            p = providers.get(item.data(0, Qt.ItemDataRole.UserRole))
+            if p is not None:
+                item.setText(2, self._key_text(p))
+        self._update_key_placeholder()
+
+    def _selected(self, current: QTreeWidgetItem | None, previous: QTreeWidgetItem | None) -> None:
+        if current is None:
+            return
+        name = current.data(0, Qt.ItemDataRole.UserRole)
+        if name == self.editing:
+            return
+        if self.dirty and not dialogs.confirm(self, "Discard changes?", "The account has unsaved changes.", "Discard"):
+            self.list.blockSignals(True)
+            self.list.setCurrentItem(previous)
+            self.list.blockSignals(False)
+            return
+        self.show_provider(name)
+
+    def _config_changed(self, _config: Config) -> None:
+        if self.editing is not None and self.editing not in self.ctx.core.config.providers:
+            self.editing = None
+        self.reload_list()
+        if not self.dirty and self.editing is not None:
+            self.show_provider(self.editing)
+
+    # ------------------------------------------------------------------------------------------- form
+
+    def _fill(self, p: Provider, tpl: ProviderTemplate) -> None:
+        self.template.setCurrentIndex(max(self.template.findData(tpl.id), 0))
+        self.name.setText(p.name)
+        self.base_url.setText(p.base_url)
+        self.api.setCurrentText(p.api)
+        self.local.setChecked(p.local)
+        self.key_env.setText(p.api_key_env or "")
+        self.key.clear()
+        self.show_key_box.setChecked(False)
+        where = "Start the server" if tpl.local else "Get a key"
+        self.docs.setText(f'<a href="{tpl.docs_url}">{where}: {tpl.docs_url}</a>' if tpl.docs_url else "")
+        self._update_key_placeholder()
+        self.dirty = False
+        self.message.clear()
+
+    def _update_key_placeholder(self) -> None:
+        if self.local.isChecked():
+            text = "not needed for a local server"
+        elif self.editing is not None and self.key_status.get(self.editing):
+            text = "stored; type a new key to replace it"
+        else:
+            text = "paste the key; it goes to the keyring"
+        self.key.setPlaceholderText(text)
+
+    def show_provider(self, name: str) -> None:
+        p = self.ctx.core.config.providers.get(name)
+        if p is None:
+            return
+        self.editing = name
+        self.template.setEnabled(False)
+        self._fill(p, template_for(p))
+        self.remove_button.setEnabled(True)
+        self.show_models(name, self.ctx.models.models(name))
+
+    def new_account(self, template_id: str) -> None:
+        tpl = template(template_id)
+        self.editing = None
+        self.list.clearSelection()
+        self.list.setCurrentItem(None)  # type: ignore[arg-type]
+        self.template.setEnabled(True)
+        self._fill(provider_from_template(tpl, taken=self.ctx.core.config.providers), tpl)
+        self.dirty = True
+        self.remove_button.setEnabled(False)
+        self.show_models(None, [])
+        self.message.info(f"New {tpl.name} account: check the fields, paste the key, then Save."
+                          + (" Custom providers need a base URL." if not tpl.base_url else ""))
+        (self.key if tpl.needs_key else self.name).setFocus()
+
+    def _template_chosen(self) -> None:
+        if self.editing is None:
+            self.new_account(self.template.currentData())
+
+    def _edited(self, *_: object) -> None:
+        self.dirty = True
+        self._update_key_placeholder()
+
+    def revert(self) -> None:
+        self.dirty = False
+        if self.editing is not None:
+            self.show_provider(self.editing)
+        else:
+            self.new_account(self.template.currentData())
+
+    def form_provider(self) -> Provider:
+        """A Provider from the form, keeping the settings the form does not show (headers, timeouts...)."""
+        base = self.ctx.core.config.providers.get(self.editing) if self.editing else None
+        tpl = template(self.template.currentData()) if base is None else template_for(base)
+        fields = dict(name=self.name.text().strip(), base_url=self.base_url.text().strip().rstrip("/"),
+                      api=self.api.currentText(), local=self.local.isChecked(),
+                      api_key_env=self.key_env.text().strip() or None)
+        return replace(base, **fields) if base else Provider(kind=tpl.kind, **fields)
+
+    # ------------------------------------------------------------------------------------------- actions
+
+    def save(self) -> None:
+        provider, old, typed_key = self.form_provider(), self.editing, self.key.text().strip()
+        if not provider.base_url.startswith(("http://", "https://")):
+            self.message.error("The base URL must start with http:// or https://")
+            return
+        core = self.ctx.core
+
+        def job() -> Config:
+            config = upsert_provider(core.config_store.current(), provider, old_name=old)
+            if typed_key:
+                core.set_provider_key(provider.name, typed_key)
+            elif old and old != provider.name:  # carry the stored key over to the new name
+                key = core.secrets.get(provider_key_name(old))
+                if key:
+                    core.set_provider_key(provider.name, key)
+            core.config_store.save(config)
+            if old and old != provider.name:
+                core.set_provider_key(old, None)
+            return config
+
+        self.save_button.setEnabled(False)
+        self.ctx.write(job, lambda _: self._saved(provider.name, bool(typed_key)), self._save_failed)
+
+    def _saved(self, name: str, key_stored: bool) -> None:
+        self.save_button.setEnabled(True)
+        self.dirty = False
+        self.editing = name
+        self.key.clear()
+        self.key_status.pop(name, None)
+        self.reload_list(select=name)
+        self.show_provider(name)
+        self.message.ok(f"Saved {name}." + (" The key is in the keyring." if key_stored else ""))
+
+    def _save_failed(self, exc: Exception) -> None:
+        self.save_button.setEnabled(True)
+        self.message.error(f"Not saved: {exc}")
+
+    def remove_current(self) -> None:
+        name = self.editing
+        if name is None:
+            return
+        try:
+            remove_provider(self.ctx.core.config, name)  # refuses while presets or budgets use it
+        except ConfigError as exc:
+            self.message.error(f"{name} cannot be removed: it {exc.problem}.")
+            return
+        if not dialogs.confirm(self, "Remove account?", f"Remove the provider {name}?", "Remove",
+                               "Its stored key is deleted from the keyring too."):
+            return
+        core, models = self.ctx.core, self.ctx.models
+
+        def job() -> None:
+            core.config_store.save(remove_provider(core.config_store.current(), name))
+            core.set_provider_key(name, None)
+            models.forget(name)
+
+        self.ctx.write(job, lambda _: self._removed(name), lambda exc: self.message.error(f"Not removed: {exc}"))
+
+    def _removed(self, name: str) -> None:
+        self.editing = None
+        self.dirty = False
+        self.reload_list()
+        if self.list.topLevelItemCount():
+            self.list.setCurrentItem(self.list.topLevelItem(0))
+        self.message.ok(f"Removed {name}.")
+
+    def test_connection(self) -> None:
+        provider, typed_key = self.form_provider(), self.key.text().strip()
+        if not provider.base_url.startswith(("http://", "https://")):
+            self.message.error("The base URL must start with http:// or https://")
+            return
+        core, models, saved = self.ctx.core, self.ctx.models, self.editing
+
+        def job() -> ModelListing:
+            key = typed_key or (core.provider_key(saved) if saved else None)
+            listing = fetch_models(provider, key)
+            if saved:
+                models.put(replace(listing, provider=saved))
+            return listing
+
+        self.test_button.setEnabled(False)
+        self.message.info(f"Asking {provider.base_url}/models…")
+        self.ctx.background.run(job, self._tested, self._test_failed)
+
+    def _tested(self, listing: ModelListing) -> None:
+        self.test_button.setEnabled(True)
+        n = len(listing.models)
+        kept = " Saved for the Presets page's model picker." if self.editing else " Save the account to keep the list."
+        self.message.ok(f"Connected in {listing.latency_ms:.0f} ms: {n} model{'s' if n != 1 else ''}.{kept}")
+        self.show_models(self.editing, list(listing.models))
+
+    def _test_failed(self, exc: Exception) -> None:
+        self.test_button.setEnabled(True)
+        self.message.error(f"Connection failed: {exc}")
+
+    def show_models(self, name: str | None, models: list[ModelInfo]) -> None:
+        self.models.clear()
+        for m in models:
+            item = QTreeWidgetItem([m.id, f"{m.context_length:,}" if m.context_length else "",
+                                    _price(m.input_per_m), _price(m.output_per_m)])
+            for col in (1, 2, 3):
+                item.setTextAlignment(col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.models.addTopLevelItem(item)
+        when = self.ctx.models.fetched_at(name) if name else None
+        if models:
+            self.models_label.setText(f"Models ({len(models)})")
+        elif name and when is None:
+            self.models_label.setText("Models: not fetched yet; use Test connection")
+        else:
+            self.models_label.setText("Models")

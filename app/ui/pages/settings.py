@@ -1,0 +1,295 @@
+"""Settings: the proxy's port and token, where the log lives and what it keeps, and how the app starts.
+
+Every control applies as soon as it changes (saved to the config off the GUI thread); the line at the
+bottom says what happened and when it takes effect.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication, QPalette
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core import autostart
+from app.core.config import Config
+from app.core.envexport import AGENTS, FORMATS
+from app.core.secrets import rotate_token
+from app.core.storage.db import sqlite_path
+from app.core.ui_prefs import THEMES, pref, with_prefs
+from app.ui import dialogs
+from app.ui.context import UiContext
+from app.ui.pages import MessageLine, buddy_label, heading
+from app.ui.pages.export import AGENT_LABELS, FORMAT_LABELS
+
+THEME_LABELS = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
+
+
+def _muted(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+    return label
+
+
+class SettingsPage(QWidget):
+    def __init__(self, ctx: UiContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.token: str | None = None
+        outer = QVBoxLayout(self)
+        outer.addWidget(heading("Settings"))
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        host = QWidget()
+        layout = QVBoxLayout(host)
+        layout.setContentsMargins(0, 0, 4, 0)
+        layout.addWidget(self._proxy_box())
+        layout.addWidget(self._storage_box())
+        layout.addWidget(self._desktop_box())
+        layout.addStretch(1)
+        scroll.setWidget(host)
+        outer.addWidget(scroll, 1)
+        self.message = MessageLine()
+        outer.addWidget(self.message)
+        self.load(ctx.core.config)
+        self.at_login.setChecked(autostart.is_enabled())  # the file is the setting, not the config
+        ctx.bridge.configChanged.connect(self.load)
+        ctx.bridge.tokenChanged.connect(self.load_token)
+        self.load_token()
+
+    # ------------------------------------------------------------------------------------------- build
+
+    def _proxy_box(self) -> QGroupBox:
+        box = QGroupBox("Proxy")
+        form = QFormLayout(box)
+        self.port = QSpinBox()
+        self.port.setRange(0, 65535)
+        self.port.setSpecialValueText("any free port")
+        self.port.setAccessibleName("Port")
+        apply_port = QPushButton("Apply")
+        apply_port.clicked.connect(self.save_port)
+        row = QHBoxLayout()
+        row.addWidget(self.port)
+        row.addWidget(apply_port)
+        row.addStretch(1)
+        form.addRow(buddy_label("&Port:", self.port), row)
+        self.listening = _muted("")
+        form.addRow("", self.listening)
+        self.token_field = QLineEdit()
+        self.token_field.setReadOnly(True)
+        self.token_field.setEchoMode(QLineEdit.EchoMode.Password)
+        self.token_field.setAccessibleName("Local token")
+        self.show_token = QCheckBox("Sho&w")
+        self.show_token.toggled.connect(lambda on: self.token_field.setEchoMode(
+            QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password))
+        copy = QPushButton("Copy")
+        copy.clicked.connect(self.copy_token)
+        self.rotate_button = QPushButton("&Rotate…")
+        self.rotate_button.clicked.connect(self.rotate)
+        row = QHBoxLayout()
+        row.addWidget(self.token_field, 1)
+        row.addWidget(self.show_token)
+        row.addWidget(copy)
+        row.addWidget(self.rotate_button)
+        form.addRow(buddy_label("&Token:", self.token_field), row)
+        note = "Agents present this token to the proxy. Rotating it locks out every agent still using the old one."
+        if os.environ.get("DOWNSHIFT_TOKEN"):
+            note = "The token comes from $DOWNSHIFT_TOKEN; change it there (rotation is off)."
+            self.rotate_button.setEnabled(False)
+        form.addRow("", _muted(note))
+        return box
+
+    def _storage_box(self) -> QGroupBox:
+        box = QGroupBox("Call log and keys")
+        form = QFormLayout(box)
+        self.database = QLabel()
+        self.database.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.database.setWordWrap(True)
+        change = QPushButton("Change…")
+        change.clicked.connect(self.choose_database)
+        self.default_db_button = QPushButton("Use default")
+        self.default_db_button.clicked.connect(lambda: self.save_prefs("Database location", database=""))
+        row = QHBoxLayout()
+        row.addWidget(self.database, 1)
+        row.addWidget(change)
+        row.addWidget(self.default_db_button)
+        form.addRow("Database:", row)
+        self.database_next = _muted("")
+        form.addRow("", self.database_next)
+        self.store_bodies = QCheckBox("Store request and response bodies (for debugging; uses disk space)")
+        self.store_bodies.clicked.connect(lambda on: self.save_config("Body logging", store_bodies=on))
+        form.addRow("Bodies:", self.store_bodies)
+        self.retention = QSpinBox()
+        self.retention.setRange(1, 3650)
+        self.retention.setSuffix(" days")
+        self.retention.setMaximumWidth(self.port.sizeHint().width() + 30)
+        self.retention.editingFinished.connect(self.save_retention)
+        form.addRow("Keep calls for:", self.retention)
+        keys = _muted(self.ctx.core.secrets.describe())
+        keys.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        form.addRow("Keys are kept in:", keys)
+        return box
+
+    def _desktop_box(self) -> QGroupBox:
+        box = QGroupBox("Desktop")
+        form = QFormLayout(box)
+        self.at_login = QCheckBox("Start Downshift when I log in")
+        self.at_login.clicked.connect(self.set_autostart)
+        if not autostart.supported():
+            self.at_login.setEnabled(False)
+            self.at_login.setToolTip("Not supported on this system yet")
+        self.minimised = QCheckBox("Start in the tray, without the window")
+        self.minimised.clicked.connect(lambda on: self.save_prefs("Start minimised", start_minimised=on))
+        form.addRow("Start:", self.at_login)
+        form.addRow("", self.minimised)
+        self.theme = QComboBox()
+        for theme in THEMES:
+            self.theme.addItem(THEME_LABELS[theme], theme)
+        self.theme.activated.connect(lambda _: self.save_prefs("Theme", theme=self.theme.currentData()))
+        row = QHBoxLayout()
+        row.addWidget(self.theme)
+        row.addStretch(1)
+        form.addRow(buddy_label("T&heme:", self.theme), row)
+        self.agent = QComboBox()
+        for agent in AGENTS:
+            self.agent.addItem(AGENT_LABELS.get(agent, agent), agent)
+        self.agent.activated.connect(lambda _: self.save_prefs("Tray agent", agent=self.agent.currentData()))
+        self.shell = QComboBox()
+        for fmt in FORMATS:
+            self.shell.addItem(FORMAT_LABELS.get(fmt, fmt), fmt)
+        self.shell.activated.connect(lambda _: self.save_prefs("Tray shell", shell=self.shell.currentData()))
+        row = QHBoxLayout()
+        row.addWidget(self.agent)
+        row.addWidget(QLabel("in"))
+        row.addWidget(self.shell)
+        row.addStretch(1)
+        form.addRow("Tray copies env for:", row)
+        return box
+
+    # ------------------------------------------------------------------------------------------- state
+
+    def load(self, config: Config) -> None:
+        proxy = self.ctx.proxy
+        self.port.setValue(config.port)
+        if proxy is not None and proxy.port is not None and proxy.port != config.port and config.port != 0:
+            self.listening.setText(f"Listening on {self.ctx.base_url} now; port {config.port} is used from the next start.")
+        elif proxy is not None:
+            self.listening.setText(f"Listening on {self.ctx.base_url}.")
+        else:
+            self.listening.setText("The proxy is not running in this window.")
+        self.database.setText(self.current_database())
+        chosen = pref(config, "database")
+        if chosen and Path(chosen).expanduser() != Path(self.current_database()):
+            self.database_next.setText(f"From the next start: {chosen}")
+        else:
+            self.database_next.setText("Changing the location takes effect when Downshift restarts.")
+        self.default_db_button.setEnabled(bool(chosen))
+        self.store_bodies.setChecked(config.store_bodies)
+        self.retention.setValue(config.retention_days)
+        self.minimised.setChecked(pref(config, "start_minimised"))
+        for combo, key in ((self.theme, "theme"), (self.agent, "agent"), (self.shell, "shell")):
+            combo.setCurrentIndex(max(combo.findData(pref(config, key)), 0))
+
+    def current_database(self) -> str:
+        path = sqlite_path(self.ctx.core.db_url)
+        return str(path) if path else self.ctx.core.db_url
+
+    def load_token(self) -> None:
+        self.token_field.setText("")
+        self.token_field.setPlaceholderText("reading…")
+        self.ctx.background.run(self.ctx.token, self._token_loaded,
+                                lambda exc: self.message.error(f"The local token cannot be read: {exc}"))
+
+    def _token_loaded(self, token: str) -> None:
+        self.token = token
+        self.token_field.setText(token)
+
+    # ------------------------------------------------------------------------------------------- actions
+
+    def save_config(self, what: str, **changes: object) -> None:
+        self.message.clear()
+        self.ctx.update_config(lambda c: replace(c, **changes), lambda _: self.message.ok(f"{what}: saved."),
+                               lambda exc: self.message.error(f"{what} not saved: {exc}"))
+
+    def save_prefs(self, what: str, **changes: object) -> None:
+        note = " It takes effect when Downshift restarts." if "database" in changes else ""
+        self.message.clear()
+        self.ctx.update_config(lambda c: with_prefs(c, **changes), lambda _: self.message.ok(f"{what}: saved.{note}"),
+                               lambda exc: self.message.error(f"{what} not saved: {exc}"))
+
+    def save_port(self) -> None:
+        port = self.port.value()
+        if port == self.ctx.core.config.port:
+            return
+        self.message.clear()
+        self.ctx.update_config(
+            lambda c: replace(c, port=port),
+            lambda _: self.message.ok(f"Port {port or 'any free port'} saved. It takes effect when Downshift restarts; "
+                                      "then copy the env again from the Export page."),
+            lambda exc: self.message.error(f"Port not saved: {exc}"))
+
+    def save_retention(self) -> None:
+        if self.retention.value() != self.ctx.core.config.retention_days:
+            self.save_config("Retention", retention_days=self.retention.value())
+
+    def copy_token(self) -> None:
+        if self.token:
+            QGuiApplication.clipboard().setText(self.token)
+            self.message.ok("Token copied.")
+
+    def rotate(self) -> None:
+        if not dialogs.confirm(self, "Rotate the token?", "Make a new local token now?", "Rotate",
+                               "Agents using the old token get 401 errors until they use the new env "
+                               "(copy it from the Export page or the tray)."):
+            return
+        secrets = self.ctx.core.secrets
+        self.rotate_button.setEnabled(False)
+        self.ctx.write(lambda: rotate_token(secrets), self._rotated, self._rotate_failed)
+
+    def _rotated(self, _token: str) -> None:
+        if self.ctx.proxy is not None:
+            self.ctx.proxy.server.reset_token()
+        self.rotate_button.setEnabled(True)
+        self.ctx.bridge.tokenChanged.emit()
+        self.message.ok("New token in use. Copy the env again for your agents.")
+
+    def _rotate_failed(self, exc: Exception) -> None:
+        self.rotate_button.setEnabled(True)
+        self.message.error(f"Token not rotated: {exc}")
+
+    def choose_database(self) -> None:
+        start = Path(self.current_database())
+        path = dialogs.save_file(self, "Database location", "SQLite database (*.db);;All files (*)", start)
+        if path is not None:
+            self.save_prefs("Database location", database=str(path))
+
+    def set_autostart(self, on: bool) -> None:
+        self.message.clear()
+
+        def done(_: object) -> None:
+            self.at_login.setChecked(autostart.is_enabled())
+            self.message.ok("Downshift starts when you log in." if on else "Start at login is off.")
+
+        self.ctx.write(lambda: autostart.set_enabled(on), done, self._autostart_failed)
+
+    def _autostart_failed(self, exc: Exception) -> None:
+        self.at_login.setChecked(autostart.is_enabled())
+        self.message.error(str(exc))

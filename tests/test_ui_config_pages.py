@@ -1,0 +1,381 @@
+"""The configuration pages driven like a user would, offscreen, over a real Core, proxy and mock upstream:
+Providers (keys to the keyring, test connection), Presets (edit, activate through the tray, share),
+Export (clipboard), Settings (token rotation, prefs, start at login). Also renders every page and the
+tray menu to docs/screenshots."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import BACKUP_KEY, PROVIDER_KEY
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtTest import QTest
+
+from app.core import autostart
+from app.core.config import Budget, Target
+from app.core.envexport import export_text
+from app.core.preset_io import preset_toml
+from app.core.ui_prefs import pref
+from app.testing.script import Reply, ToolCall, Usage
+from app.ui.pages.export import ExportPage
+from app.ui.pages.presets import PresetsPage
+from app.ui.pages.providers import ProvidersPage
+from app.ui.pages.settings import SettingsPage
+
+pytest_plugins = ["ui_support"]
+pytestmark = [pytest.mark.qt_log_level_fail("WARNING"),
+              pytest.mark.qt_log_ignore(r"This plugin does not support (propagateSizeHints|raise|grabWindow)",
+                                        r"No such signal QPlatformNativeInterface::systemTrayWindowChanged")]
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+NEW_KEY = "sk-test-myseek-fedcba9876543210"
+
+
+def page(qtbot, cls, ctx):  # type: ignore[no-untyped-def]
+    widget = cls(ctx)
+    qtbot.addWidget(widget)
+    widget.resize(980, 680)
+    widget.show()
+    return widget
+
+
+def wait_message(qtbot, line, kind: str, timeout: int = 5000) -> str:  # type: ignore[no-untyped-def]
+    qtbot.waitUntil(lambda: line.kind == kind, timeout=timeout)
+    return line.text()
+
+
+def wait_text(qtbot, line, text: str, timeout: int = 5000) -> None:  # type: ignore[no-untyped-def]
+    qtbot.waitUntil(lambda: line.text() == text, timeout=timeout)
+
+
+# ----------------------------------------------------------------------------------------------- providers
+
+
+def test_add_a_provider_from_a_template_key_goes_to_the_keyring_only(ctx, core, mock, memory_keyring, qtbot) -> None:  # type: ignore[no-untyped-def]
+    p = page(qtbot, ProvidersPage, ctx)
+    p.new_account("deepseek")
+    assert p.name.text() == "deepseek" and p.base_url.text() == "https://api.deepseek.com/v1"
+    assert p.key_env.text() == "DEEPSEEK_API_KEY" and "platform.deepseek.com" in p.docs.text()
+    p.name.setText("myseek")
+    p.base_url.setText(f"{mock.base_url}/v1")
+    QTest.keyClicks(p.key, NEW_KEY)
+    assert p.key.echoMode() == p.key.EchoMode.Password
+    qtbot.mouseClick(p.save_button, Qt.MouseButton.LeftButton)
+    assert "Saved myseek. The key is in the keyring." in wait_message(qtbot, p.message, "ok")
+    assert memory_keyring.store[("downshift", "provider:myseek")] == NEW_KEY
+    text = core.config_path.read_text()
+    assert NEW_KEY not in text and 'name = "myseek"' in text and 'kind = "deepseek"' in text
+    assert p.key.text() == ""  # the field never shows the stored key again
+    qtbot.waitUntil(lambda: p.list.currentItem().text(2) == "set", timeout=3000)
+
+    # test connection: lists the models with the stored key, and keeps them for the Presets page
+    qtbot.mouseClick(p.test_button, Qt.MouseButton.LeftButton)
+    message = wait_message(qtbot, p.message, "ok")
+    assert message.startswith("Connected in ") and ": 5 models." in message
+    assert mock.requests[-1].path == "/v1/models" and mock.requests[-1].api_key == NEW_KEY
+    assert p.models.topLevelItemCount() == 5 and p.models_label.text() == "Models (5)"
+    assert "qwen/qwen3-coder" in [m.id for m in ctx.models.models("myseek")]
+    presets = page(qtbot, PresetsPage, ctx)
+    picker = presets.pickers["plan"]
+    picker.set_target(Target("myseek", "x"))
+    offered = [picker.model.itemText(i) for i in range(picker.model.count())]
+    assert "moonshotai/kimi-k2" in offered and "qwen/qwen3-coder" in offered
+
+
+def test_rename_keeps_the_key_and_presets_and_removal_is_guarded(ctx, core, memory_keyring, answers, qtbot) -> None:  # type: ignore[no-untyped-def]
+    p = page(qtbot, ProvidersPage, ctx)
+    p.show_provider("backup")
+    p.name.setText("deep")
+    p._edited()
+    p.save()
+    wait_message(qtbot, p.message, "ok")
+    assert memory_keyring.store[("downshift", "provider:deep")] == BACKUP_KEY
+    assert ("downshift", "provider:backup") not in memory_keyring.store
+    assert core.config.presets["cheap"].roles["plan"] == Target("deep", "deepseek/deepseek-chat")
+    # in use: refused with the reason, before any question
+    p.remove_current()
+    assert p.message.kind == "error" and "deep cannot be removed: it is still used by preset cheap, preset flaky" in p.message.text()
+    assert answers.asked == []
+    # unused: asked, then removed with its key
+    p.new_account("groq")
+    p.key.setText("gsk-test")
+    p.save()
+    wait_message(qtbot, p.message, "ok")
+    assert memory_keyring.store[("downshift", "provider:groq")] == "gsk-test"
+    p.remove_current()
+    qtbot.waitUntil(lambda: "groq" not in core.config.providers, timeout=3000)
+    assert ("downshift", "provider:groq") not in memory_keyring.store
+    assert answers.asked and answers.asked[0][0] == "confirm"
+
+
+def test_connection_errors_are_shown_as_messages(ctx, qtbot) -> None:  # type: ignore[no-untyped-def]
+    p = page(qtbot, ProvidersPage, ctx)
+    p.show_provider("deadco")
+    p.test_connection()
+    assert "Connection failed: cannot connect to http://127.0.0.1:9/v1/models" in wait_message(qtbot, p.message, "error")
+    p.new_account("custom")
+    assert p.base_url.text() == ""
+    p.save()
+    assert p.message.text() == "The base URL must start with http:// or https://"
+
+
+# ----------------------------------------------------------------------------------------------- presets
+
+
+def test_edit_a_preset_then_activate_it_from_the_tray_and_the_next_call_follows(gui, core, mock, token, chat, qtbot) -> None:  # type: ignore[no-untyped-def]
+    presets = gui.window.show_page("presets")
+    presets.select("flaky")
+    assert presets.name.text() == "flaky"
+    presets.pickers["default"].set_target(Target("backup", "deepseek/deepseek-v3.2-edited"))
+    presets.add_pattern("*opus*", "plan")
+    presets.pickers["plan"].set_target(Target("cheapco", "qwen/qwen3-coder-plan"))
+    qtbot.mouseClick(presets.save_button, Qt.MouseButton.LeftButton)
+    assert wait_message(qtbot, presets.message, "ok") == "Saved flaky."
+    saved = core.config.presets["flaky"]
+    assert saved.default == Target("backup", "deepseek/deepseek-v3.2-edited")
+    assert saved.patterns == {"*opus*": "plan"} and saved.fallback == (Target("backup", "deepseek/deepseek-chat"),)
+    assert core.config.active == "cheap"
+
+    gui.tray.rebuild()
+    gui.tray.preset_actions["flaky"].trigger()
+    qtbot.waitUntil(lambda: core.config.active == "flaky", timeout=5000)
+    assert chat(token).status_code == 200
+    assert (mock.requests[-1].model, mock.requests[-1].api_key) == ("deepseek/deepseek-v3.2-edited", BACKUP_KEY)
+    assert chat(token, "claude-opus-4-5").status_code == 200  # the new pattern sends it to the plan role
+    assert (mock.requests[-1].model, mock.requests[-1].api_key) == ("qwen/qwen3-coder-plan", PROVIDER_KEY)
+    qtbot.waitUntil(lambda: "flaky   (active)" in [presets.list.item(i).text() for i in range(presets.list.count())])
+    assert gui.tray.tier() == "cheap"
+
+
+def test_preset_form_refuses_half_filled_targets(ctx, core, qtbot) -> None:  # type: ignore[no-untyped-def]
+    p = page(qtbot, PresetsPage, ctx)
+    p.new_preset()
+    p.name.setText("half")
+    p.pickers["plan"].set_target(Target("cheapco", ""))
+    p.save()
+    assert p.message.text() == "Not saved: plan: choose a model for cheapco."
+    p.pickers["plan"].set_target(None)
+    p.name.setText("premium")
+    p.save()
+    assert "already a preset named 'premium'" in wait_message(qtbot, p.message, "error")
+    p.name.setText("half")
+    p.save()
+    assert wait_message(qtbot, p.message, "ok") == "Saved half."
+    assert core.config.presets["half"].default == core.config.presets["cheap"].default
+
+
+def test_duplicate_activate_remove_and_share_presets(ctx, core, answers, tmp_path: Path, qtbot) -> None:  # type: ignore[no-untyped-def]
+    p = page(qtbot, PresetsPage, ctx)
+    p.select("cheap")
+    p.duplicate_current()
+    wait_text(qtbot, p.message, "Copied cheap to cheap copy; rename it and change what you need.")
+    assert p.editing == "cheap copy" and "cheap copy" in core.config.presets
+    p.activate_current()
+    wait_text(qtbot, p.message, "cheap copy is active: the next request uses it.")
+    assert core.config.active == "cheap copy"
+    p.select("cheap")
+    p.remove_current()
+    assert wait_message(qtbot, p.message, "ok") == "Removed cheap."
+    assert "cheap" not in core.config.presets
+    # export, then import it back: it lands under a new name, with no key in the file
+    p.select("cheap copy")
+    answers.save_path = tmp_path / "shared.downshift.toml"
+    p.export_current()
+    assert p.message.kind == "ok"
+    shared = answers.save_path.read_text()
+    assert shared == preset_toml(core.config, "cheap copy") and PROVIDER_KEY not in shared
+    answers.open_path = answers.save_path
+    p.import_file()
+    assert wait_message(qtbot, p.message, "ok") == "Imported cheap copy (imported) from shared.downshift.toml."
+    assert core.config.presets["cheap copy (imported)"].roles == core.config.presets["cheap copy"].roles
+    answers.open_path = tmp_path / "broken.toml"
+    answers.open_path.write_text("[[presets]]\nname = 'x'\ndefault = 'ghost/m'\n")
+    p.import_file()
+    assert "Not imported: " in wait_message(qtbot, p.message, "error") and "unknown provider 'ghost'" in p.message.text()
+
+
+def test_budgets_are_edited_and_saved(ctx, core, qtbot) -> None:  # type: ignore[no-untyped-def]
+    p = page(qtbot, PresetsPage, ctx)
+    p.add_budget(Budget("month", 40.0, action="switch"))
+    p.save_budgets()
+    assert p.budget_message.text() == "Budget 1: choose the preset to switch to."
+    switch = p.budgets.cellWidget(0, 4)
+    switch.setCurrentIndex(switch.findData("cheap"))
+    p.add_budget(Budget("day", 2.5))
+    p.budgets.cellWidget(1, 3).setCurrentIndex(p.budgets.cellWidget(1, 3).findData("premium"))
+    p.save_budgets()
+    assert wait_message(qtbot, p.budget_message, "ok") == "Saved 2 budgets."
+    assert core.config.budgets == (Budget("month", 40.0, "switch", None, "cheap"), Budget("day", 2.5, "warn", "premium", None))
+    assert tomllib.loads(core.config_path.read_text())["budgets"][1] == {"period": "day", "limit_usd": 2.5, "provider": "premium"}
+
+
+# ----------------------------------------------------------------------------------------------- export
+
+
+def test_export_copies_the_exact_snippet(ctx, core, proxy, token, qtbot) -> None:  # type: ignore[no-untyped-def]
+    p = page(qtbot, ExportPage, ctx)
+    qtbot.waitUntil(lambda: p.copy_button.isEnabled(), timeout=3000)
+    assert p.agent.currentData() == "claude-code" and p.shell.currentData() == "bash"
+    p.agent.setCurrentIndex(p.agent.findData("aider"))
+    p.shell.setCurrentIndex(p.shell.findData("fish"))
+    expected = export_text("aider", "fish", proxy.url, token)
+    assert p.snippet.toPlainText() == expected
+    QGuiApplication.clipboard().clear()
+    qtbot.mouseClick(p.copy_button, Qt.MouseButton.LeftButton)
+    assert QGuiApplication.clipboard().text() == expected
+    assert p.result.text() == f"Copied {expected.count(chr(10))} lines."
+
+
+def test_direct_variant_masks_the_key_and_asks_before_copying_it(ctx, answers, qtbot) -> None:  # type: ignore[no-untyped-def]
+    p = page(qtbot, ExportPage, ctx)
+    p.agent.setCurrentIndex(p.agent.findData("generic"))
+    p.direct.setChecked(True)
+    p.provider.setCurrentIndex(p.provider.findData("cheapco"))
+    qtbot.waitUntil(lambda: p.copy_button.isEnabled(), timeout=3000)
+    shown = p.snippet.toPlainText()
+    assert PROVIDER_KEY not in shown and "sk-tes…cdef" in shown and "OPENAI_MODEL='qwen/qwen3-coder'" in shown
+    assert "real cheapco API key" in p.warning.text()
+    QGuiApplication.clipboard().setText("before")
+    answers.confirm = False
+    p.copy()
+    assert QGuiApplication.clipboard().text() == "before" and p.result.text() == "Not copied."
+    answers.confirm = True
+    p.copy()
+    assert f"export OPENAI_API_KEY='{PROVIDER_KEY}'" in QGuiApplication.clipboard().text()
+    assert "real cheapco API key" in answers.asked[-1][1]
+    # Claude Code cannot reach an OpenAI-format provider directly: said, not crashed
+    p.agent.setCurrentIndex(p.agent.findData("claude-code"))
+    assert "Claude Code speaks the Anthropic Messages API" in p.warning.text() and not p.copy_button.isEnabled()
+
+
+# ----------------------------------------------------------------------------------------------- settings
+
+
+def test_rotating_the_token_locks_out_the_old_one(ctx, core, proxy, token, chat, answers, qtbot) -> None:  # type: ignore[no-untyped-def]
+    p = page(qtbot, SettingsPage, ctx)
+    export = page(qtbot, ExportPage, ctx)
+    qtbot.waitUntil(lambda: p.token_field.text() == token, timeout=3000)
+    assert chat(token).status_code == 200
+    with qtbot.waitSignal(ctx.bridge.tokenChanged, timeout=5000):
+        p.rotate()
+    new = core.token()
+    assert new != token
+    assert chat(token).status_code == 401
+    assert chat(new).status_code == 200
+    qtbot.waitUntil(lambda: p.token_field.text() == new and new in export.snippet.toPlainText(), timeout=3000)
+    answers.confirm = False
+    p.rotate()
+    assert core.token() == new
+
+
+def test_settings_apply_and_say_when(ctx, core, isolated_home: Path, answers, tmp_path: Path, qtbot) -> None:  # type: ignore[no-untyped-def]
+    p = page(qtbot, SettingsPage, ctx)
+    p.port.setValue(18765)
+    p.save_port()
+    assert "takes effect when Downshift restarts" in wait_message(qtbot, p.message, "ok")
+    assert core.config.port == 18765
+    p.store_bodies.click()
+    wait_text(qtbot, p.message, "Body logging: saved.")
+    assert core.config.store_bodies
+    p.retention.setValue(30)
+    p.save_retention()
+    wait_text(qtbot, p.message, "Retention: saved.")
+    assert core.config.retention_days == 30
+    p.minimised.click()
+    wait_text(qtbot, p.message, "Start minimised: saved.")
+    assert pref(core.config, "start_minimised") is True
+    p.theme.setCurrentIndex(p.theme.findData("dark"))
+    p.theme.activated.emit(p.theme.currentIndex())
+    wait_text(qtbot, p.message, "Theme: saved.")
+    assert pref(core.config, "theme") == "dark"
+    p.agent.setCurrentIndex(p.agent.findData("codex"))
+    p.agent.activated.emit(p.agent.currentIndex())
+    wait_text(qtbot, p.message, "Tray agent: saved.")
+    assert pref(core.config, "agent") == "codex"
+    p.at_login.click()
+    wait_text(qtbot, p.message, "Downshift starts when you log in.")
+    assert autostart.is_enabled() and p.at_login.isChecked()
+    assert (isolated_home / "config" / "autostart" / "downshift.desktop").is_file()
+    p.at_login.click()
+    wait_text(qtbot, p.message, "Start at login is off.")
+    assert not autostart.is_enabled() and not p.at_login.isChecked()
+    answers.save_path = tmp_path / "elsewhere" / "calls.db"
+    p.choose_database()
+    wait_text(qtbot, p.message, "Database location: saved. It takes effect when Downshift restarts.")
+    assert pref(core.config, "database") == str(answers.save_path)
+    wait_text(qtbot, p.database_next, f"From the next start: {answers.save_path}")
+    assert core.config.store_bodies and core.config.retention_days == 30  # later saves kept earlier ones
+
+
+def test_the_chosen_database_is_used_from_the_next_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from app.core.config import Config, save_config
+    from app.core.ui_prefs import with_prefs
+    from app.ui.launch import database_url
+
+    path = tmp_path / "c.toml"
+    save_config(with_prefs(Config(), database=str(tmp_path / "x.db")), path)
+    assert database_url(argparse.Namespace(db=None), path) == f"sqlite:///{tmp_path / 'x.db'}"
+    assert database_url(argparse.Namespace(db="sqlite:///cli.db"), path) == "sqlite:///cli.db"
+    monkeypatch.setenv("DOWNSHIFT_DB_URL", "sqlite:///env.db")
+    assert database_url(argparse.Namespace(db=None), path) is None  # the core reads the variable
+    monkeypatch.delenv("DOWNSHIFT_DB_URL")
+    save_config(Config(), path)
+    assert database_url(argparse.Namespace(db=None), path) is None
+
+
+# ----------------------------------------------------------------------------------------------- screenshots
+
+
+def test_screenshots_of_every_config_page_and_the_tray_menu(gui, core, proxy, token, mock, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Real data: calls through the proxy (so spend shows), models fetched from the mock upstream."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    tool = {"type": "function", "function": {"name": "read_file", "parameters": {
+        "type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}}}
+    for i, model in enumerate(("default", "plan", "background", "default", "default", "default")):
+        args: dict | str = "{'path': broken" if i == 4 else {"path": f"src/module_{i}.py"}
+        mock.enqueue(Reply(tool_calls=[ToolCall("read_file", args)],
+                           usage=Usage(prompt=24_000 + 3000 * i, completion=700, cached=16_000)))
+        r = httpx.post(f"{proxy.url}/v1/chat/completions", headers={"Authorization": f"Bearer {token}"}, timeout=20,
+                       json={"model": model, "tools": [tool], "messages": [{"role": "user", "content": "read it"}]})
+        assert r.status_code == 200
+    qtbot.waitUntil(lambda: gui.stats.total["calls"] == 6, timeout=5000)
+    window = gui.window
+    window.resize(1100, 720)
+
+    providers = window.show_page("providers")
+    providers.show_provider("cheapco")
+    providers.test_connection()
+    wait_message(qtbot, providers.message, "ok")
+    presets = window.show_page("presets")
+    presets.select("cheap")
+    presets.add_budget(Budget("day", 5.0))
+    presets.add_budget(Budget("month", 60.0, action="switch", switch_to="cheap"))
+    presets.save_budgets()
+    wait_text(qtbot, presets.budget_message, "Saved 2 budgets.")
+    export = window.show_page("export")
+    qtbot.waitUntil(lambda: export.copy_button.isEnabled(), timeout=3000)
+    settings = window.show_page("settings")
+    qtbot.waitUntil(lambda: bool(settings.token_field.text()), timeout=3000)
+    for key in ("providers", "presets", "export", "settings"):
+        window.show_page(key)
+        qtbot.wait(50)
+        assert window.grab().save(str(SCREENSHOTS / f"{key}.png"))
+    window.show_page("presets")
+    presets.tabs.setCurrentIndex(1)
+    qtbot.wait(50)
+    assert window.grab().save(str(SCREENSHOTS / "budgets.png"))
+
+    gui.tray.rebuild()
+    menu = gui.tray.menu
+    menu.adjustSize()
+    assert "over 6 calls" in gui.tray.action("Today: ").text()
+    assert gui.tray.action("Tool-call failures: 16.7% of 6")
+    assert menu.grab().save(str(SCREENSHOTS / "tray-menu.png"))
+    for name in ("providers", "presets", "budgets", "export", "settings", "tray-menu"):
+        assert (SCREENSHOTS / f"{name}.png").stat().st_size > 5000

@@ -1,0 +1,325 @@
+"""The app shell, offscreen, over a real Core, proxy and mock upstream: launch paths, single instance,
+tray menu and icon, window actions, close-to-tray and quit."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import PREMIUM_KEY
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QLabel
+
+from app.cli import main as cli
+from app.core.envexport import export_text
+from app.core.secrets import SecretStore
+from app.ui import launch
+from app.ui.dialogs import PortTakenDialog
+from app.ui.icons import tray_icon
+from app.ui.pages.providers import ProvidersPage
+from app.ui.single_instance import SingleInstance, instance_key
+
+pytest_plugins = ["ui_support"]
+# Qt warnings fail a test; the offscreen platform's notes about what it cannot do are not ours.
+pytestmark = [pytest.mark.qt_log_level_fail("WARNING"),
+              pytest.mark.qt_log_ignore(r"This plugin does not support (propagateSizeHints|raise|grabWindow)",
+                                          r"No such signal QPlatformNativeInterface::systemTrayWindowChanged")]
+
+
+# ----------------------------------------------------------------------------------------------- launch
+
+
+def test_no_display_says_so_in_one_line_and_exits_non_zero(monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(launch.sys, "platform", "linux")
+    assert cli([]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and "downshift serve" in err and "Traceback" not in err
+    assert not launch.no_display({"WAYLAND_DISPLAY": "wayland-0"}, "linux")
+    assert not launch.no_display({"QT_QPA_PLATFORM": "offscreen"}, "linux")
+    assert not launch.no_display({}, "darwin")
+
+
+def test_second_launch_hands_over_to_the_first(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    key = instance_key(tmp_path / "config.toml")
+    assert key != instance_key(tmp_path / "other.toml")
+    assert key == instance_key(tmp_path / "." / "config.toml")
+    first, second = SingleInstance(key), SingleInstance(key)
+    assert not first.hand_over("show", timeout_ms=200)  # nobody is running yet
+    assert first.listen() and first.listening
+    with qtbot.waitSignal(first.messageReceived, timeout=3000) as got:
+        assert second.hand_over("show")
+    assert got.args == ["show"]
+    first.close()
+    # a socket left behind by a crashed instance does not block the next start
+    third = SingleInstance(key)
+    assert not third.hand_over("show", timeout_ms=200)
+    assert third.listen()
+    third.close()
+
+
+def test_second_launch_brings_the_window_forward(gui, qtbot) -> None:  # type: ignore[no-untyped-def]
+    key = f"downshift-test-{id(gui)}"
+    gui.instance = SingleInstance(key)
+    gui.instance.messageReceived.connect(gui._message)
+    assert gui.instance.listen()
+    gui.window.close()
+    assert not gui.window.isVisible()
+    assert SingleInstance(key).hand_over("show")
+    qtbot.waitUntil(gui.window.isVisible, timeout=3000)
+
+
+def test_port_taken_offers_a_free_one_and_saves_it(core, qtbot) -> None:  # type: ignore[no-untyped-def]
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    taken = blocker.getsockname()[1]
+    core.config_store.save(replace(core.config, port=taken))
+    asked: list[tuple[str, int, int, str]] = []
+    try:
+        assert launch.start_proxy(core, lambda *a: asked.append(a) or None) is None  # the user chose Quit
+        proxy = launch.start_proxy(core, lambda *a: asked.append(a) or a[2])
+        try:
+            host, port, suggestion, reason = asked[-1]
+            assert (host, port) == ("127.0.0.1", taken) and suggestion != taken and reason
+            assert proxy.port == suggestion == core.config.port
+            assert f"port = {suggestion}" in core.config_path.read_text()
+            assert httpx.get(f"{proxy.url}/health", timeout=5).json()["status"] == "ok"
+        finally:
+            proxy.stop()
+    finally:
+        blocker.close()
+    dialog = PortTakenDialog("127.0.0.1", taken, 50123, "Address already in use")
+    qtbot.addWidget(dialog)
+    assert dialog.port.value() == 50123
+    assert f"127.0.0.1:{taken}" in dialog.findChild(QLabel).text()
+
+
+def test_without_a_keyring_the_app_says_where_keys_are_kept(gui, core, tmp_path: Path, qtbot) -> None:  # type: ignore[no-untyped-def]
+    from keyring.backends.fail import Keyring as NoKeyring
+
+    core.secrets = SecretStore(tmp_path / "secrets.json", backend=NoKeyring())
+    assert not core.secrets.uses_keyring
+    with qtbot.waitSignal(gui.ctx.bridge.notice, timeout=1000) as notice:
+        gui.start(minimised=False)
+    assert notice.args[0] == "No OS keyring"
+    assert f"file readable only by you: {tmp_path / 'secrets.json'}" in notice.args[1]
+    page = ProvidersPage(gui.ctx)  # pages read the store when built
+    qtbot.addWidget(page)
+    page_labels = " ".join(label.text() for label in page.findChildren(QLabel))
+    assert f"keys are kept in a file readable only by you: {tmp_path / 'secrets.json'}" in page_labels
+
+
+# ----------------------------------------------------------------------------------------------- tray
+
+
+def test_tray_menu_is_rebuilt_from_current_state(chat, gui, core, proxy, token, qtbot) -> None:  # type: ignore[no-untyped-def]
+    tray = gui.tray
+    tray.rebuild()
+    assert [n for n, a in tray.preset_actions.items() if a.isChecked()] == ["cheap"]
+    assert tray.tier() == "cheap"
+    assert tray.action("Today: $0.00 over 0 calls")
+    assert tray.action("Tool-call failures: no tool calls yet")
+    assert tray.action("Copy env for Claude Code") and tray.action("Open dashboard") and tray.action("Quit Downshift")
+    assert tray.action(f"Downshift on {proxy.url}")
+    for _ in range(3):
+        assert chat(token).status_code == 200
+    qtbot.waitUntil(lambda: gui.stats.total["calls"] == 3, timeout=5000)
+    tray.rebuild()
+    assert tray.action("Today: ") and tray.action("Today: ").text().endswith("over 3 calls")
+    assert "over 3 calls" in tray.icon.toolTip() and "Downshift: cheap (cheap models)" in tray.icon.toolTip()
+
+
+def test_tray_switches_preset_and_the_next_call_uses_it(chat, gui, core, proxy, token, mock, qtbot) -> None:  # type: ignore[no-untyped-def]
+    gui.tray.rebuild()
+    gui.tray.preset_actions["premium"].trigger()
+    qtbot.waitUntil(lambda: core.config.active == "premium", timeout=5000)
+    assert "active = \"premium\"" in core.config_path.read_text()
+    assert chat(token, anthropic=True).status_code == 200
+    assert mock.requests[-1].model == core.config.presets["premium"].default.model
+    assert mock.requests[-1].api_key == PREMIUM_KEY
+    assert gui.tray.tier() == "premium"
+    # the icon, tooltip and status line follow the config_changed event, delivered on the GUI thread
+    qtbot.waitUntil(lambda: "Downshift: premium (premium models)" in gui.tray.icon.toolTip(), timeout=3000)
+    qtbot.waitUntil(lambda: "Preset: premium" in gui.window.status.text(), timeout=3000)
+    assert gui.tray.icon.icon().cacheKey() == tray_icon("premium").cacheKey()
+
+
+def test_tray_copies_env_for_the_chosen_agent(gui, proxy, token, qtbot) -> None:  # type: ignore[no-untyped-def]
+    QGuiApplication.clipboard().clear()
+    gui.tray.rebuild()
+    gui.tray.action("Copy env for Claude Code").trigger()
+    qtbot.waitUntil(lambda: bool(QGuiApplication.clipboard().text()), timeout=5000)
+    assert QGuiApplication.clipboard().text() == export_text("claude-code", "bash", proxy.url, token)
+
+
+def test_pause_refuses_calls_until_resumed(chat, gui, proxy, token, qtbot) -> None:  # type: ignore[no-untyped-def]
+    gui.tray.rebuild()
+    normal = gui.tray.icon.icon().cacheKey()
+    gui.tray.action("Pause proxy").trigger()
+    assert gui.ctx.paused and proxy.server.paused
+    response = chat(token)
+    assert response.status_code == 503 and "paused" in response.text
+    assert gui.tray.icon.icon().cacheKey() != normal
+    assert "Proxy: paused" in gui.window.status.text()
+    gui.tray.rebuild()
+    assert gui.tray.action("Downshift: proxy paused") and gui.tray.action("Pause proxy").isChecked()
+    gui.tray.action("Pause proxy").trigger()
+    assert chat(token).status_code == 200
+
+
+def test_new_task_entry_only_when_the_analytics_have_it(gui, monkeypatch: pytest.MonkeyPatch, qtbot) -> None:  # type: ignore[no-untyped-def]
+    from app.ui import tray as tray_module
+
+    monkeypatch.setattr(tray_module, "_manual_task_starter", lambda: None)
+    gui.tray.rebuild()
+    assert gui.tray.action("New task") is None
+    started: list[str] = []
+    monkeypatch.setattr(tray_module, "_manual_task_starter", lambda: lambda core, label: started.append(label))
+    monkeypatch.setattr("app.ui.application._manual_task_starter", tray_module._manual_task_starter)
+    gui.tray.rebuild()
+    gui.tray.action("New task").trigger()  # the dialog is answered with "label" by ui_support.Answers
+    qtbot.waitUntil(lambda: started == ["label"], timeout=3000)
+
+
+# ----------------------------------------------------------------------------------------------- window
+
+
+def test_open_dashboard_from_the_tray_shows_a_placeholder_when_the_page_is_missing(gui) -> None:  # type: ignore[no-untyped-def]
+    gui.window.close()
+    gui.tray.rebuild()
+    gui.tray.action("Open dashboard").trigger()
+    assert gui.window.isVisible() and gui.window.current_page() == "dashboard"
+    page = gui.window.page("dashboard")
+    assert isinstance(page, QLabel) and "not part of this build" in page.text()
+
+
+def test_shortcuts_switch_pages_and_the_last_page_and_geometry_are_remembered(gui, settings: QSettings, qtbot) -> None:  # type: ignore[no-untyped-def]
+    from app.ui.main_window import MainWindow
+
+    window = gui.window
+    assert window.current_page() == "providers"  # from the settings fixture
+    QTest.keyClick(window, Qt.Key.Key_5, Qt.KeyboardModifier.ControlModifier)
+    assert window.current_page() == "presets"
+    window.page_actions["export"].trigger()
+    assert window.current_page() == "export"
+    window.resize(790, 570)  # within the offscreen screen (800x600)
+    QTest.keyClick(window, Qt.Key.Key_W, Qt.KeyboardModifier.ControlModifier)  # close: hides to the tray
+    assert not window.isVisible()
+    assert settings.value("window/page") == "export"
+    again = MainWindow(gui.ctx, settings, lambda: None)
+    qtbot.addWidget(again)
+    assert again.current_page() == "export"
+    assert (again.width(), again.height()) == (790, 570)
+
+
+def test_closing_the_window_keeps_serving_and_quit_stops_the_proxy(chat, gui, proxy, token, qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    quits: list[bool] = []
+    monkeypatch.setattr("app.ui.application.QApplication.quit", lambda: quits.append(True))
+    gui.window.close()
+    assert not gui.window.isVisible()
+    assert chat(token).status_code == 200
+    assert quits == []  # the tray (or, offscreen, the fixture) keeps the app alive
+    gui.show_window()
+    QTest.keyClick(gui.window, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
+    assert quits == [True]
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{proxy.url}/health", timeout=2)
+
+
+def test_without_a_tray_closing_the_window_quits(gui, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    quits: list[bool] = []
+    monkeypatch.setattr("app.ui.application.QApplication.quit", lambda: quits.append(True))
+    monkeypatch.setattr(type(gui.tray), "available", staticmethod(lambda: False))
+    gui.window.close()
+    assert quits == [True]
+
+
+def test_start_minimised_shows_only_the_tray(core, proxy, settings, own_pages_only, monkeypatch, qtbot) -> None:  # type: ignore[no-untyped-def]
+    from app.core.ui_prefs import with_prefs
+    from app.ui.application import DownshiftApp
+    from app.ui.tray import Tray
+
+    core.config_store.save(with_prefs(core.config, start_minimised=True))
+    monkeypatch.setattr(Tray, "available", staticmethod(lambda: True))
+    app = DownshiftApp(core, proxy, settings)
+    try:
+        app.start()
+        assert not app.window.isVisible()
+        app.tray.rebuild()
+        app.tray.action("Open dashboard").trigger()
+        assert app.window.isVisible()
+    finally:
+        app.shutdown()
+    # with no tray to come back to, the window shows anyway
+    monkeypatch.setattr(Tray, "available", staticmethod(lambda: False))
+    app = DownshiftApp(core, proxy, settings)
+    try:
+        app.start()
+        assert app.window.isVisible()
+    finally:
+        app.shutdown()
+
+
+def test_core_notices_reach_the_user(gui, core, qtbot) -> None:  # type: ignore[no-untyped-def]
+    shown: list[tuple[str, str]] = []
+    gui.tray.icon.showMessage = lambda title, text, *_: shown.append((title, text))  # type: ignore[method-assign]
+    core.events.emit("notice", ("Budget", "80% of today's $5.00 is spent"))  # from the proxy thread in real use
+    qtbot.waitUntil(lambda: bool(shown) or "80%" in gui.window.statusBar().currentMessage(), timeout=3000)
+    core.events.emit("config_error", ValueError("config.toml: proxy.port: must be between 0 and 65535"))
+    qtbot.waitUntil(lambda: any("proxy.port" in t for _, t in shown)
+                    or "proxy.port" in gui.window.statusBar().currentMessage(), timeout=3000)
+
+
+def test_run_gui_hands_over_to_a_running_instance(config_path: Path, qtbot, capsys) -> None:  # type: ignore[no-untyped-def]
+    import argparse
+
+    running = SingleInstance(instance_key(config_path))
+    assert running.listen()
+    try:
+        with qtbot.waitSignal(running.messageReceived, timeout=3000) as got:
+            code = launch.run_gui(argparse.Namespace(config=str(config_path), db=None, verbose=False))
+        assert code == 0 and got.args == ["show"]
+        assert "already running" in capsys.readouterr().err
+    finally:
+        running.close()
+
+
+def test_run_gui_starts_the_proxy_and_quit_stops_it(config_path: Path, tmp_path: Path, monkeypatch, qtbot) -> None:  # type: ignore[no-untyped-def]
+    import argparse
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.ui.main_window import MainWindow
+
+    monkeypatch.setattr("app.ui.tray.Tray.available", staticmethod(lambda: True))
+    seen: dict[str, object] = {}
+    safety = QTimer(singleShot=True, interval=5000)
+    safety.timeout.connect(QApplication.quit)  # if Ctrl+Q did not quit, do not hang the suite
+
+    def check_then_quit() -> None:
+        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+        try:
+            seen["url"] = windows[0].ctx.proxy.url
+            seen["health"] = httpx.get(f"{windows[0].ctx.proxy.url}/health", timeout=5).json()
+            next(a for a in windows[0].actions() if a.text() == "&Quit").trigger()
+        finally:
+            safety.start()
+
+    QTimer.singleShot(300, check_then_quit)
+    args = argparse.Namespace(config=str(config_path), db=f"sqlite:///{tmp_path / 'gui.db'}", verbose=False)
+    assert launch.run_gui(args) == 0
+    assert safety.isActive()  # Ctrl+Q ended the event loop, not the safety net
+    safety.stop()
+    assert seen["health"] == {"status": "ok", "paused": False}
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{seen['url']}/health", timeout=2)
+    assert (tmp_path / "gui.db").exists()
