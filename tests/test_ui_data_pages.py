@@ -17,7 +17,7 @@ import pytest
 from conftest import BACKUP_KEY, PREMIUM_KEY, PROVIDER_KEY, proxy_config_text
 from PySide6.QtCore import QPointF
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication, QMenu, QWidget
 from test_queries_calls import fill_synthetic_calls
 
 from app.core.engine import Core
@@ -348,6 +348,15 @@ def test_tasks_page_lists_tasks_shows_their_calls_and_sets_outcomes(
     assert task_queries.get_task(stack.core.db, task_id)["outcome"] == "finished"
     assert page.selected_task()["id"] == task_id  # the selection survived the refresh
 
+    row = page.proxy.mapFromSource(page.model.index(page.model.find(task_id), 0)).row()
+    page._context_menu(page.table.visualRect(page.proxy.index(row, 0)).center())
+    menu = page.findChildren(QMenu)[-1]
+    assert [a.text() for a in menu.actions()] == ["Reopen", "Mark finished", "Mark abandoned"]
+    assert [a.isChecked() for a in menu.actions()] == [False, True, False]
+    menu.actions()[0].trigger()
+    qtbot.waitUntil(lambda: page.model.rows[page.model.find(task_id)]["outcome"] is None, timeout=3000)
+    menu.close()
+
     page.set_outcome(by_label["add-export"]["id"], "abandoned")
     qtbot.waitUntil(lambda: page.model.rows[page.model.find(by_label["add-export"]["id"])]["outcome"] == "abandoned",
                     timeout=3000)
@@ -355,6 +364,8 @@ def test_tasks_page_lists_tasks_shows_their_calls_and_sets_outcomes(
     qtbot.waitUntil(lambda: page.message.kind == "error", timeout=3000)
     assert "no task with id 999999" in page.message.text()
 
+    page.set_outcome(task_id, "finished")
+    qtbot.waitUntil(lambda: page.model.rows[page.model.find(task_id)]["outcome"] == "finished", timeout=3000)
     dash = stack.open(qtbot, DashboardPage)
     cost = by_label["fix-login"]["cost_usd"]
     qtbot.waitUntil(lambda: dash.refreshes >= 1, timeout=3000)
@@ -552,3 +563,48 @@ def test_gui_responsiveness_bench_quick_run() -> None:
     assert result["logged"] == result["load"]["calls"] and result["writer_dropped"] == 0
     assert result["dashboard"]["refreshes"] >= 2
     assert result["gui"]["ticks"] > 50
+
+
+# ------------------------------------------------------------------------------------------ pieces
+
+def test_throttle_runs_at_once_then_folds_calls_into_one_with_the_latest_arguments(qtbot: Any) -> None:
+    from app.ui.throttle import Throttle
+
+    seen: list[int] = []
+    throttle = Throttle(seen.append, 200)
+    throttle(1)
+    throttle(2)
+    throttle(3)
+    assert seen == [1] and throttle.pending
+    qtbot.waitUntil(lambda: seen == [1, 3], timeout=2000)
+    assert not throttle.pending
+    throttle(4)
+    throttle.cancel()
+    qtbot.wait(300)
+    assert seen == [1, 3]
+
+
+def test_single_flight_skips_or_queues_while_a_job_runs(qtbot: Any) -> None:
+    from app.ui.throttle import SingleFlight
+
+    background = Background()
+    flight = SingleFlight(background)
+    done: list[str] = []
+    assert flight.run(lambda: time.sleep(0.2) or "first", done.append)
+    assert not flight.run(lambda: "skipped", done.append)
+    assert not flight.run(lambda: "older", done.append, queue_latest=True)
+    assert not flight.run(lambda: "latest", done.append, queue_latest=True)
+    qtbot.waitUntil(lambda: done == ["first", "latest"], timeout=3000)
+    assert flight.skipped == 1
+    failures: list[str] = []
+    flight.run(lambda: 1 / 0, done.append, lambda exc: failures.append(type(exc).__name__))
+    qtbot.waitUntil(lambda: failures == ["ZeroDivisionError"], timeout=3000)
+    assert not flight.running
+    background.wait()
+
+
+def test_axis_tops_are_round_numbers() -> None:
+    from app.ui.charts import nice_ceiling
+
+    assert [nice_ceiling(v) for v in (0.756, 0.55, 13.2, 100, 0.0123, 7.9, 9.5, 0)] == \
+        [0.8, 0.6, 15.0, 100, 0.015, 8, 10, 1.0]

@@ -158,10 +158,10 @@ class RowsModel(QStandardItemModel):
     """A table of dict rows with declared columns, kept as QStandardItems.
 
     Why not a QAbstractTableModel with a Python data(): a view paints by asking data() about seven roles
-    for each visible cell, plus rowCount() and columnCount() for each index, so a table repaint costs
-    thousands of calls from C++ into Python. Each one must take the GIL, which the proxy thread holds
-    most of the time under load, and the repaints stretched to hundreds of milliseconds. Items are
-    filled once per row on arrival; painting them never enters Python. `rows` keeps the dicts.
+    for each visible cell, plus rowCount() and columnCount() for each index: about 2,800 calls from C++
+    into Python per repaint of the Calls table, each taking the GIL from the busy proxy thread. In the
+    GUI benchmark those repaints took 100-500 ms under load. Items are built once per row (on the
+    background thread, see `make_items`); painting them never enters Python. `rows` keeps the dicts.
     """
 
     SortRole = Qt.ItemDataRole.UserRole + 1

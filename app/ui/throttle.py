@@ -54,6 +54,9 @@ class Throttle(QObject):
         self._last_ms = time.monotonic() * 1000
         self._func(*args, **kwargs)
 
+    def set_delay(self, delay_ms: int) -> None:
+        self._delay_ms = delay_ms
+
     @property
     def pending(self) -> bool:
         return self._pending is not None

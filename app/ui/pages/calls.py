@@ -46,6 +46,7 @@ CHECK_LABELS = {
     "text_form": "written as text instead of a tool call",
 }
 FAILED_COLOUR = "#dc463c"
+RECOUNT_MS = 3000
 CALL_COLUMN_WIDTHS = (70, 150, 215, 80, 50, 50, 75, 65, 85, 45)  # fit beside the detail pane at 1280 px
 
 
@@ -275,7 +276,7 @@ class CallsPage(QWidget):
         layout.addWidget(split, 1)
 
         self._apply_soon = Throttle(self.apply_filter, 300, self)
-        self._recount_soon = Throttle(self.recount, 3000, self)
+        self._recount_soon = Throttle(self.recount, RECOUNT_MS, self)
         for box in (self.time_box, self.model_box, self.provider_box, self.outcome_box):
             box.currentIndexChanged.connect(self.apply_filter)
         self.failures_box.toggled.connect(self.apply_filter)
@@ -314,11 +315,18 @@ class CallsPage(QWidget):
 
     def recount(self) -> None:
         flt, engine = self.model.filter, self.ctx.core.db
-        self.count_flight.run(lambda: (flt, count_calls(engine, flt)), self._counted, self._count_failed,
-                              queue_latest=True)
 
-    def _counted(self, result: tuple[CallFilter, int]) -> None:
-        flt, n = result
+        def count() -> tuple[CallFilter, int, float]:
+            t0 = time.perf_counter()
+            return flt, count_calls(engine, flt), time.perf_counter() - t0
+
+        self.count_flight.run(count, self._counted, self._count_failed, queue_latest=True)
+
+    def _counted(self, result: tuple[CallFilter, int, float]) -> None:
+        flt, n, took = result
+        # while calls stream in, recount at most every 3 s, or less often when counting scans the
+        # table (failures only, text search: over a second at a million calls)
+        self._recount_soon.set_delay(max(RECOUNT_MS, int(took * 1000 * 20)))
         if flt == self.model.filter:
             self.total = n
             self.count_label.setText(f"{n:,} call{'s' if n != 1 else ''}")
