@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import PROXY_CPU, VENVS, Skip, free_port, kill_tree, log, pinned, wait_http
+from bench.common import PROXY_CPU, VENVS, Skip, free_port, kill_tree, log, pinned, popen, wait_http
 
 LITELLM_KEY = "sk-litellm-bench-0123456789"
 CCR_KEY = "ccr-bench-0123456789"
@@ -50,7 +50,7 @@ def start_relay(mock_url: str, work: Path, env: dict[str, str], key: str) -> Pee
 
     port = free_port()
     logf = open(work / "relay.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(pinned([sys.executable, "-m", "bench.bare_relay", "--upstream", mock_url, "--port", str(port),
+    proc = popen(pinned([sys.executable, "-m", "bench.bare_relay", "--upstream", mock_url, "--port", str(port),
                                     "--key", key], PROXY_CPU),
                             stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     try:
@@ -114,7 +114,7 @@ def start_litellm(mock_url: str, work: Path, env: dict[str, str], upstream_model
             "LITELLM_USE_CHAT_COMPLETIONS_URL_FOR_ANTHROPIC_MESSAGES": "True"}
     penv.pop("DATABASE_URL", None)
     logf = open(work / "litellm.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(pinned([str(exe), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port),
+    proc = popen(pinned([str(exe), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port),
                                     "--num_workers", "1"], PROXY_CPU),
                             stdout=logf, stderr=subprocess.STDOUT, env=penv, cwd=work, start_new_session=True)
     try:
@@ -180,7 +180,7 @@ def start_ccr(mock_url: str, work: Path, env: dict[str, str], upstream_model: st
     penv = {**env, "HOME": str(home), "NODE_ENV": "production"}
     logf = open(work / "ccr.log", "wb")  # noqa: SIM115
     node = shutil.which("node") or "node"
-    proc = subprocess.Popen(pinned([node, str(cli), "start"], PROXY_CPU), stdout=logf, stderr=subprocess.STDOUT,
+    proc = popen(pinned([node, str(cli), "start"], PROXY_CPU), stdout=logf, stderr=subprocess.STDOUT,
                             env=penv, cwd=home, start_new_session=True)
     try:
         wait_http(f"http://127.0.0.1:{port}/health", 60, proc, interval=0.05, ok=lambda s: s == 200)

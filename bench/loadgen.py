@@ -56,22 +56,26 @@ class Watched:
                 pass
         return total
 
-    def cpu_ns(self) -> float | None:
-        """CPU seconds from the scheduler (/proc/PID/task/*/schedstat, nanoseconds); None where unavailable.
-        Precise enough for runs of a few calls, but it misses threads that exit between two readings."""
-        total = 0
+    def sched(self) -> tuple[float, float] | None:
+        """(CPU seconds, seconds spent runnable but waiting for a CPU) from the scheduler
+        (/proc/PID/task/*/schedstat, nanoseconds); None where unavailable. Precise enough for runs of a few
+        calls, but it misses threads that exit between two readings. The wait is what other processes on our
+        cores cost us: the measure of a noisy run."""
+        run = wait = 0
         try:
             for p in self.procs:
                 base = f"/proc/{p.pid}/task"
                 for tid in os.listdir(base):
                     try:
                         with open(f"{base}/{tid}/schedstat", "rb") as f:
-                            total += int(f.read().split()[0])
+                            fields = f.read().split()
+                        run += int(fields[0])
+                        wait += int(fields[1])
                     except (FileNotFoundError, ProcessLookupError):
                         pass
         except (OSError, ValueError, IndexError):
             return None
-        return total / 1e9
+        return run / 1e9, wait / 1e9
 
     def rss(self) -> int:
         total = 0
@@ -201,22 +205,24 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         warm_errors = [s.error for s in warm if s.error]
         poll = float(spec.get("quiet_poll_s", 0.05))
         await wait_quiet(target, poll)
-        cpu0 = {name: (g.cpu(), g.cpu_ns()) for name, g in groups.items()}
+        cpu0 = {name: (g.cpu(), g.sched()) for name, g in groups.items()}
         busy0, w0 = cores_busy(), perf()
         samples, elapsed = await phase(session, spec, float(spec["duration_s"]), int(spec.get("min_calls", conc)),
                                        spec.get("max_calls"))
         rss = {name: g.rss() for name, g in groups.items()}
         await wait_quiet(target, poll)
-        cpu1 = {name: (g.cpu(), g.cpu_ns()) for name, g in groups.items()}
+        cpu1 = {name: (g.cpu(), g.sched()) for name, g in groups.items()}
         busy1, w1 = cores_busy(), perf()
     good = [s for s in samples if s.error is None]
     errors = [s.error for s in samples if s.error]
     cpu: dict[str, float] = {}
     cpu_source: dict[str, str] = {}
+    waited: dict[str, float | None] = {}
     for name in groups:
         coarse = cpu1[name][0] - cpu0[name][0]
         a, b = cpu0[name][1], cpu1[name][1]
-        fine = None if a is None or b is None else b - a
+        fine = None if a is None or b is None else b[0] - a[0]
+        waited[name] = None if a is None or b is None else b[1] - a[1]
         # Trust the scheduler's figure unless it disagrees with psutil's beyond its tick granularity.
         if fine is not None and abs(fine - coarse) <= max(0.02 * len(groups[name].procs) + 0.01, 0.1 * coarse):
             cpu[name], cpu_source[name] = fine, "schedstat"
@@ -256,6 +262,11 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         "utilisation": {name: (v / elapsed if elapsed > 0 else None) for name, v in cpu.items()},
         "rss_mb": {name: v / 2**20 for name, v in rss.items()},
         "foreign_load": foreign if placement else None,
+        # Time our processes were ready to run but another process had the CPU, per call: interference.
+        "runqueue_wait_ms_per_call": {name: (v * ms / calls if (v is not None and calls) else None)
+                                      for name, v in waited.items()},
+        "runqueue_wait_share": {name: (v / (v + cpu[name]) if (v is not None and v + cpu[name] > 0) else None)
+                                for name, v in waited.items()},
         "loadavg": os.getloadavg()[0],
     }
 

@@ -39,9 +39,10 @@ def one_line(direct: dict[str, Any], proxied: dict[str, Any]) -> str:
         f"ttfb ({f(added(direct, proxied, 'ttfb_ms', 'p50'), signed=True)})",
         f"cpu {f(cpu_ms(proxied))} ms/call",
     ]
-    fl = proxied.get("foreign_load") or []
-    if fl and max(fl) > 0.15:
-        parts.append("other load " + "/".join(f"{x * 100:.0f}%" for x in fl))
+    w = proxied.get("runqueue_wait_share") or {}
+    vals = [v for v in w.values() if v is not None]
+    if vals and max(vals) > 0.15:
+        parts.append(f"waited for a CPU {max(vals) * 100:.0f}% of the time")
     if proxied.get("errors"):
         parts.append(f"ERRORS {proxied['errors']}: {proxied.get('first_error')}")
     return ", ".join(parts)
@@ -206,15 +207,17 @@ def _scenario_rows(items: list[dict[str, Any]], proxied_key: str = "downshift") 
 SCENARIO_HEADER = ["body", "answer", "c", "calls", "calls/s direct / proxy", "latency p50 ms: direct / proxy (added)",
                    "p99 ms: direct / proxy (added)", "TTFB p50 ms: direct / proxy (added)",
                    "inter-chunk p50; p99 ms: direct / proxy", "proxy CPU ms/call", "proxy core busy",
-                   "CPU-1 busy (mock+loadgen)", "mock / loadgen CPU ms/call", "other processes on CPU 0 / 1"]
+                   "CPU-1 busy (mock+loadgen)", "mock / loadgen CPU ms/call", "waiting for a CPU: proxy / mock+loadgen"]
 
 
 def noise(res: dict[str, Any] | None) -> str:
-    fl = _get(res, "foreign_load")
-    if not fl:
+    """Share of its time the proxy / the driver side (mock, load generator) spent waiting for a CPU."""
+    w = _get(res, "runqueue_wait_share") or {}
+    if not w or w.get("target") is None:
         return "–"
-    text = " / ".join(f"{x * 100:.0f}%" for x in fl[:2])
-    return f"**{text}**" if max(fl) > 0.15 else text
+    driver = max(v for k, v in w.items() if k != "target" and v is not None) if len(w) > 1 else 0.0
+    text = f"{w['target'] * 100:.0f}% / {driver * 100:.0f}%"
+    return f"**{text}**" if max(w["target"], driver) > 0.15 else text
 
 
 def markdown(results: dict[str, Any], notes: Path | None = None) -> str:
@@ -231,7 +234,11 @@ def markdown(results: dict[str, Any], notes: Path | None = None) -> str:
         "python -m bench              # full run (~6 min on 2 cores): writes this file and bench/out/latest.json",
         "python -m bench --compare    # also LiteLLM and claude-code-router (installed into bench/.venvs/ on first use)",
         "python -m bench --smoke      # every scenario kind once with tiny counts (CI: tests/test_bench_smoke.py)",
-        "python -m bench --only proxy # or compare / logging / startup (repeatable)",
+        "python -m bench --only proxy # or compare / ablate / logging / startup (repeatable)",
+        "python -m bench --only proxy --cases 'openai-30k-*-c1'   # a few scenarios, e.g. after a fix",
+        "python -m bench --ablate     # also: what the analytics hooks, the log and the GIL switch interval cost",
+        "python -m bench --nice -10   # as root on a shared machine: measured processes ahead of other jobs",
+        "python -m bench.profile_proxy openai-30k-s20-c1   # py-spy profile of serve on one scenario",
         "```",
         "",
         "## Machine",
@@ -305,6 +312,29 @@ def markdown(results: dict[str, Any], notes: Path | None = None) -> str:
                 uniq.append(r)
         out += _table(["proxy", "path", "answer", "c", "calls", "added p50 ms", "added p99 ms", "added TTFB ms",
                        "CPU ms/call", "calls/s", "RSS MB"], uniq)
+        out.append("")
+
+    if results.get("ablation"):
+        out += ["## What each part costs (ablation)", "",
+                "The same `serve`, with one part switched off by a wrapper (`bench/serve_variant.py`; the app's code "
+                "is unchanged): `no-hooks` = the log writer without the analytics hooks (tasks, usage and task "
+                "totals), `no-log` = no call log at all, `switch-0.5ms` = GIL handed over every 0.5 ms instead of 5 "
+                "ms. Proxy CPU ms per call; added p50 latency / added TTFB in brackets.", ""]
+        variants = list(dict.fromkeys(a["variant"] for a in results["ablation"]))
+        keys = list(dict.fromkeys(a["key"] for a in results["ablation"]))
+        cell = {(a["variant"], a["key"]): a for a in results["ablation"]}
+        rows = []
+        for key in keys:
+            row = [f"`{key}`"]
+            for v in variants:
+                a = cell.get((v, key))
+                if a is None:
+                    row.append("–")
+                    continue
+                row.append(f"**{f(cpu_ms(a['result']))}** ({f(added(a['direct'], a['result'], 'latency_ms', 'p50'))} / "
+                           f"{f(added(a['direct'], a['result'], 'ttfb_ms', 'p50'))})")
+            rows.append(row)
+        out += _table(["scenario", *variants], rows)
         out.append("")
 
     out += ["## Call log writer", "",
@@ -399,6 +429,12 @@ def markdown(results: dict[str, Any], notes: Path | None = None) -> str:
         "idle, its log writer caught up) belongs to exactly the counted calls. CPU from /proc schedstat "
         "(nanoseconds), checked against psutil's tick counts.",
         "- p99 of a run with few calls (200-chunk streams at c=1) is close to its max: read it with `calls`.",
+        "- Interference: *waiting for a CPU* is the share of their time the proxy, and the mock + load generator, "
+        "spent runnable but not running (/proc schedstat): other jobs on the machine. A run above 15% is repeated "
+        "(within a budget) and the quietest attempt kept; figures from runs still above it (in bold) are noisy, "
+        "latency percentiles most of all. CPU per call at c=1 includes waking from idle for every call and "
+        "every chunk, which costs more on a busy or virtualised machine: compare with the bare relay of the "
+        "same run rather than with figures from another machine.",
         "- Peers run with their defaults for a local proxy: LiteLLM `--num_workers 1` with a master key and no "
         "database; claude-code-router with logging off.",
         "",
