@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -217,10 +218,12 @@ def run(seconds: float, concurrency: int, pages: list[str], prefill: int, *, gc_
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import gc
 
+    from keyring.backends import fail
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
     from app.core.engine import Core
+    from app.core.secrets import SecretStore
     from app.proxy.server import ProxyThread
     from app.ui.background import Background
     from app.ui.bridge import CoreBridge
@@ -244,7 +247,9 @@ def run(seconds: float, concurrency: int, pages: list[str], prefill: int, *, gc_
             t = time.perf_counter()
             fill_synthetic_calls(db, prefill, end=time.time() - 60, tool_rows=True)
             print(f"prefilled {prefill:,} calls in {time.perf_counter() - t:.1f} s", flush=True)
-        core = Core(config, f"sqlite:///{db}")
+        # keys and token in the temp folder: a benchmark must not write to the user's keyring
+        secrets = SecretStore(tmp / "secrets.json", backend=fail.Keyring())
+        core = Core(config, f"sqlite:///{db}", secrets=secrets)
         core.set_provider_key("cheapco", "sk-bench-cheapco-0123456789")
         core.set_provider_key("backup", "sk-bench-backup-0123456789")
         proxy = ProxyThread(core, port=0).start()
@@ -328,6 +333,7 @@ def run(seconds: float, concurrency: int, pages: list[str], prefill: int, *, gc_
             core.close()
         mock.terminate()
         mock.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def report(r: dict[str, Any]) -> str:

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 from sqlalchemy import Engine
 
+from app.core.queries import dashboard, tasks
 from app.ui.charts import CostPerTaskChart, FailureRateChart, SpendChart
 from app.ui.context import UiContext
 from app.ui.models import fmt_money, fmt_rate
@@ -53,9 +54,7 @@ STALE_S = 15.0  # re-query at least this often, for calls logged by another proc
 
 
 def snapshot(engine: Engine, rng: TimeRange, by: str, now: float) -> dict[str, Any]:
-    """Every figure the page shows, in one background job (one connection's worth of queries)."""
-    from app.core.queries import dashboard, tasks
-
+    """Every figure the page shows, in one background job."""
     t0 = time.perf_counter()
     since = now - rng.span_s
     data = {

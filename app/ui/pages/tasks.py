@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.queries import tasks
 from app.core.queries.calls import CallFilter
 from app.ui.context import UiContext
 from app.ui.models import (
@@ -197,8 +198,6 @@ class TasksPage(QWidget):
             self.calls.add_logged([r.call_id for r in records if getattr(r, "task_id", None) == task["id"]])
 
     def refresh(self) -> None:
-        from app.core.queries import tasks
-
         span, engine = self.since_box.currentData(), self.ctx.core.db
         since = None if span is None else time.time() - span
         def query() -> tuple[float | None, list[Row], list[list[QStandardItem]]]:
@@ -286,8 +285,6 @@ class TasksPage(QWidget):
         menu.popup(self.table.viewport().mapToGlobal(pos))
 
     def set_outcome(self, task_id: int, outcome: str | None) -> None:
-        from app.core.queries import tasks
-
         engine = self.ctx.core.db
         self.write_flight.run(lambda: tasks.set_outcome(engine, task_id, outcome), self._outcome_saved,
                               self._outcome_failed, queue_latest=True)
