@@ -371,11 +371,36 @@ def test_screenshots_of_every_config_page_and_the_tray_menu(gui, core, proxy, to
     qtbot.wait(50)
     assert window.grab().save(str(SCREENSHOTS / "budgets.png"))
 
+    # a dark desktop theme: every colour comes from the palette, so the pages follow it as they are
+    from PySide6.QtGui import QColor, QPalette
+    from PySide6.QtWidgets import QApplication
+
+    light = QApplication.palette()
+    dark = QPalette()
+    for role, colour in ((QPalette.ColorRole.Window, "#2b2d31"), (QPalette.ColorRole.WindowText, "#e6e6e6"),
+                         (QPalette.ColorRole.Base, "#1f2023"), (QPalette.ColorRole.AlternateBase, "#2a2c30"),
+                         (QPalette.ColorRole.Text, "#e6e6e6"), (QPalette.ColorRole.Button, "#35373c"),
+                         (QPalette.ColorRole.ButtonText, "#e6e6e6"), (QPalette.ColorRole.Highlight, "#3d7bd9"),
+                         (QPalette.ColorRole.HighlightedText, "#ffffff"), (QPalette.ColorRole.PlaceholderText, "#9a9ca3"),
+                         (QPalette.ColorRole.Link, "#7fb2ff"), (QPalette.ColorRole.ToolTipBase, "#35373c"),
+                         (QPalette.ColorRole.ToolTipText, "#e6e6e6")):
+        dark.setColor(role, QColor(colour))
+    dark.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text, QColor("#7a7c82"))
+    dark.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText, QColor("#7a7c82"))
+    dark.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText, QColor("#7a7c82"))
+    QApplication.setPalette(dark)
+    try:
+        window.show_page("providers")
+        qtbot.wait(50)
+        assert window.grab().save(str(SCREENSHOTS / "providers-dark.png"))
+    finally:
+        QApplication.setPalette(light)
+
     gui.tray.rebuild()
     menu = gui.tray.menu
     menu.adjustSize()
     assert "over 6 calls" in gui.tray.action("Today: ").text()
     assert gui.tray.action("Tool-call failures: 16.7% of 6")
     assert menu.grab().save(str(SCREENSHOTS / "tray-menu.png"))
-    for name in ("providers", "presets", "budgets", "export", "settings", "tray-menu"):
+    for name in ("providers", "providers-dark", "presets", "budgets", "export", "settings", "tray-menu"):
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 5000

@@ -31,6 +31,14 @@ pytestmark = [pytest.mark.qt_log_level_fail("WARNING"),
                                           r"No such signal QPlatformNativeInterface::systemTrayWindowChanged")]
 
 
+def activate(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    """Shortcuts reach the active window only; make it so, as a click on it would."""
+    from PySide6.QtWidgets import QApplication
+
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=3000)
+
+
 # ----------------------------------------------------------------------------------------------- launch
 
 
@@ -206,6 +214,7 @@ def test_shortcuts_switch_pages_and_the_last_page_and_geometry_are_remembered(gu
 
     window = gui.window
     assert window.current_page() == "providers"  # from the settings fixture
+    activate(qtbot, window)
     QTest.keyClick(window, Qt.Key.Key_5, Qt.KeyboardModifier.ControlModifier)
     assert window.current_page() == "presets"
     window.page_actions["export"].trigger()
@@ -228,7 +237,9 @@ def test_closing_the_window_keeps_serving_and_quit_stops_the_proxy(chat, gui, pr
     assert chat(token).status_code == 200
     assert quits == []  # the tray (or, offscreen, the fixture) keeps the app alive
     gui.show_window()
-    QTest.keyClick(gui.window, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
+    quit_action = next(a for a in gui.window.actions() if a.text() == "&Quit")
+    assert quit_action.shortcut().toString() == "Ctrl+Q"
+    quit_action.trigger()
     assert quits == [True]
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{proxy.url}/health", timeout=2)
@@ -323,3 +334,43 @@ def test_run_gui_starts_the_proxy_and_quit_stops_it(config_path: Path, tmp_path:
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{seen['url']}/health", timeout=2)
     assert (tmp_path / "gui.db").exists()
+
+
+def test_every_page_of_the_window_opens(core, proxy, settings, qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """With the data pages of this build too: none falls back to the "could not be opened" note."""
+    from app.ui.application import DownshiftApp
+    from app.ui.main_window import PAGES
+    from app.ui.tray import Tray
+
+    monkeypatch.setattr(Tray, "available", staticmethod(lambda: True))
+    app = DownshiftApp(core, proxy, settings)
+    try:
+        app.start(minimised=False)
+        activate(qtbot, app.window)
+        for i, spec in enumerate(PAGES):
+            QTest.keyClick(app.window, Qt.Key(Qt.Key.Key_1 + i), Qt.KeyboardModifier.ControlModifier)
+            assert app.window.current_page() == spec.key
+            shown = app.window.page(spec.key)
+            assert not (isinstance(shown, QLabel) and "could not be opened" in shown.text()), shown.text()
+        qtbot.wait(300)  # live pages run their first refresh
+    finally:
+        app.shutdown()
+
+
+def test_first_run_assistant_opens_for_a_fresh_install(tmp_path: Path, settings, own_pages_only, qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QApplication, QWizard
+
+    from app.core.engine import Core
+    from app.ui.application import DownshiftApp
+    from app.ui.tray import Tray
+
+    monkeypatch.setattr(Tray, "available", staticmethod(lambda: True))
+    fresh = Core(tmp_path / "fresh.toml", f"sqlite:///{tmp_path / 'fresh.db'}")  # the default config: Ollama only
+    app = DownshiftApp(fresh, None, settings)
+    try:
+        app.start(minimised=False)
+        qtbot.waitUntil(lambda: any(isinstance(w, QWizard) and w.isVisible() for w in QApplication.topLevelWidgets()),
+                        timeout=5000)
+    finally:
+        app.shutdown()
+        fresh.close()

@@ -66,6 +66,15 @@ class DownshiftApp(QObject):
             self.show_window()
         if not self.core.secrets.uses_keyring:
             self.ctx.bridge.notice.emit("No OS keyring", f"Provider keys are kept in a {self.core.secrets.describe()}")
+        self._first_run()
+
+    def _first_run(self) -> None:
+        """The first-run assistant, when this build has it and the config has no usable provider yet."""
+        try:
+            from app.ui.first_run import maybe_run_first_run
+        except ImportError:
+            return
+        maybe_run_first_run(self.ctx, self.window if self.window.isVisible() else None)
 
     # ------------------------------------------------------------------------------------------- window
 

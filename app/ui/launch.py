@@ -133,9 +133,26 @@ def run_gui(args: argparse.Namespace) -> int:
 
     app = DownshiftApp(core, proxy, window_settings(), instance)
     app.start()
+    wake = _quit_on_signals(app.quit)
     try:
         code = qapp.exec()
     finally:
+        wake.stop()
         app.shutdown()
         core.close()
     return code
+
+
+def _quit_on_signals(quit_app: Callable[[], None]):  # type: ignore[no-untyped-def]
+    """Ctrl+C in the terminal (or SIGTERM from the session) quits like the menu does, proxy drained.
+    Python runs signal handlers only between bytecodes, so a idle timer gives it the chance."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: QTimer.singleShot(0, quit_app))
+    wake = QTimer(interval=250)
+    wake.timeout.connect(lambda: None)
+    wake.start()
+    return wake

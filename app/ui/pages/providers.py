@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -255,10 +255,18 @@ class ProvidersPage(QWidget):
         self.key.clear()
         self.show_key_box.setChecked(False)
         where = "Start the server" if tpl.local else "Get a key"
-        self.docs.setText(f'<a href="{tpl.docs_url}">{where}: {tpl.docs_url}</a>' if tpl.docs_url else "")
+        self._docs_html = f'<a href="{tpl.docs_url}">{where}: {tpl.docs_url}</a>' if tpl.docs_url else ""
+        self.docs.setText(self._docs_html)
         self._update_key_placeholder()
         self.dirty = False
         self.message.clear()
+
+    def changeEvent(self, event: QEvent) -> None:
+        """A rich-text link keeps the colour it was laid out with: lay it out again for a new theme."""
+        if event.type() == QEvent.Type.PaletteChange and getattr(self, "_docs_html", ""):
+            self.docs.setText("")
+            self.docs.setText(self._docs_html)
+        super().changeEvent(event)
 
     def _update_key_placeholder(self) -> None:
         if self.local.isChecked():
