@@ -3,17 +3,21 @@
 Each call is announced when it starts and again when it ends. Both go through one FIFO queue; a batch that
 holds both for a call writes a single row, so a quick call costs one insert. A call still running when its
 batch is written gets an `in_flight` row, which the next start marks `interrupted` if the process died.
-When the database is locked or the disk is full, rows wait in a bounded queue and are retried; if the bound
-is reached the writer counts exactly how many rows it had to drop.
+When the database is locked or the disk is full, rows wait in a bounded queue and are retried; the writer
+warns once when writing stops and once when it resumes (`notify`, which the proxy turns into a "notice"
+event). If the bound is reached it counts exactly how many calls lost their row (`stats.dropped`); a start
+announcement that does not fit is skipped without loss, since the call's end writes the whole row.
+Stored bodies are redacted here, on the writer's thread, never on the proxy's event loop.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -27,6 +31,8 @@ from app.core.storage.models import Call, ToolCallRow
 log = logging.getLogger(__name__)
 
 _START, _END, _FAILED_RESULTS, _FLUSH = 0, 1, 2, 3
+# What a database in trouble raises: through SQLAlchemy, or straight from the driver (hooks use its cursor).
+_DB_ERRORS = (SQLAlchemyError, sqlite3.Error)
 BatchHook = Callable[[Connection, Sequence[CallRecord]], None]
 
 _CALL_COLUMNS = [c.name for c in Call.__table__.columns if c.name != "id"]
@@ -36,12 +42,14 @@ _UPDATE_COLUMNS = [c for c in _CALL_COLUMNS if c not in ("call_id", "started_at"
 @dataclass
 class WriterStats:
     written: int = 0
-    dropped: int = 0
-    failures: int = 0
+    dropped: int = 0  # calls whose final row was lost because the queue was full
+    skipped_starts: int = 0  # start announcements not queued (harmless: the end writes the row)
+    failures: int = 0  # failed write attempts, ever
     last_error: str | None = None
+    outage_since: float | None = None  # time.time() the current run of failures began; None when writing
 
 
-def call_row(rec: CallRecord) -> dict[str, object]:
+def call_row(rec: CallRecord, bodies: bool = True) -> dict[str, object]:
     """The `calls` row for a record. Bodies are kept only if the proxy put them there (setting)."""
     return {
         "call_id": rec.call_id,
@@ -83,8 +91,8 @@ def call_row(rec: CallRecord) -> dict[str, object]:
         "tool_calls": len(rec.tool_calls),
         "tool_failures": rec.tool_failures,
         "escalated": rec.escalated,
-        "request_body": rec.request_body,
-        "response_body": rec.response_body,
+        "request_body": rec.request_body if bodies else None,
+        "response_body": rec.response_body if bodies else None,
     }
 
 
@@ -99,10 +107,21 @@ class LogWriter:
         batch_size: int = 1000,
         interval: float = 0.1,
         on_written: Callable[[Sequence[CallRecord]], None] | None = None,
+        notify: Callable[[str, str], None] | None = None,
     ) -> None:
         self.engine = engine
         self.stats = WriterStats()
         self.hooks: list[BatchHook] = []
+        # (title, message) for the user when writing stops, resumes, or rows are dropped; set by the proxy
+        self.notify = notify
+        # exact secret values (provider keys, the local token) to mask in stored bodies; set by the proxy
+        self.secrets: Callable[[], Iterable[bytes]] | None = None
+        self.max_pending = max_pending
+        self._consecutive_failures = 0
+        self._dropped_at_outage = 0
+        self._last_drop_notice = 0.0
+        self._redacted: set[str] = set()  # call ids whose bodies were redacted in the batch being retried
+        self._skip_hooks = False  # the batch being retried broke a hook: it is written without them
         self._queue: queue.Queue[tuple[int, object]] = queue.Queue(maxsize=max_pending)
         self._batch_size = batch_size
         self._interval = interval
@@ -133,9 +152,26 @@ class LogWriter:
         try:
             self._queue.put_nowait((kind, item))
         except queue.Full:
+            if kind == _START:
+                self.stats.skipped_starts += 1
+                return
             self.stats.dropped += 1
-            if self.stats.dropped in (1, 10, 100) or self.stats.dropped % 1000 == 0:
-                log.warning("call log queue is full: %d rows dropped so far", self.stats.dropped)
+            dropped = self.stats.dropped
+            if dropped in (1, 10, 100) or dropped % 1000 == 0:
+                log.warning("call log queue is full (%d waiting): %d rows dropped so far", self.max_pending, dropped)
+            now = time.monotonic()
+            if dropped == 1 or now - self._last_drop_notice > 30.0:
+                self._last_drop_notice = now
+                self._tell("Call log rows dropped",
+                           f"The call log could not be written for a while and its queue of {self.max_pending} rows "
+                           f"is full: {dropped} call(s) will be missing from the log. Downshift keeps serving.")
+
+    def _tell(self, title: str, message: str) -> None:
+        if self.notify is not None:
+            try:
+                self.notify(title, message)
+            except Exception:  # a listener's bug must not stop the log
+                log.exception("call log notice failed")
 
     @property
     def pending(self) -> int:
@@ -168,17 +204,92 @@ class LogWriter:
             work = [(kind, item) for kind, item in items if kind != _FLUSH]
             try:
                 if work:
-                    self._write(work)
-            except SQLAlchemyError as exc:
-                self.stats.failures += 1
-                self.stats.last_error = str(exc.orig if hasattr(exc, "orig") else exc)
-                if self.stats.failures in (1, 10) or self.stats.failures % 100 == 0:
-                    log.warning("call log write failed (%s); %d rows waiting", self.stats.last_error, len(work))
+                    self._attempt(work)
+            except _DB_ERRORS as exc:  # locked, disk full, I/O: keep the batch and retry
+                self._failed(exc, len(work))
                 carry = work + [(_FLUSH, f) for f in flushes]
-                time.sleep(min(2.0, 0.05 * self.stats.failures))
+                time.sleep(min(2.0, 0.05 * self._consecutive_failures))
                 continue
+            except Exception:  # a bug that would fail this batch forever: count it, never stop the thread
+                lost = sum(1 for kind, _ in work if kind == _END)
+                self.stats.dropped += lost
+                log.exception("call log batch of %d calls could not be written and is dropped", lost)
+            self._skip_hooks = False
+            self._redacted.clear()
+            if self._consecutive_failures:
+                self._recovered()
             for f in flushes:
                 f.set()  # type: ignore[attr-defined]
+
+    def _attempt(self, work: list[tuple[int, object]]) -> None:
+        self._redact(work)
+        try:
+            self._write(work, hooks=not self._skip_hooks)
+        except _DB_ERRORS:
+            raise
+        except Exception:
+            if self._skip_hooks:
+                raise
+            # a hook's bug must not cost the calls their rows: write them without the hooks' extras
+            log.exception("a call log hook failed; writing this batch without it")
+            self._skip_hooks = True
+            self._write(work, hooks=False)
+
+    def _failed(self, exc: BaseException, batch: int) -> None:
+        self.stats.failures += 1
+        self._consecutive_failures += 1
+        self.stats.last_error = str(getattr(exc, "orig", None) or exc)
+        waiting = batch + self._queue.qsize()
+        if self._consecutive_failures == 1:
+            self.stats.outage_since = time.time()
+            self._dropped_at_outage = self.stats.dropped
+            log.warning("call log write failed (%s); %d rows waiting in memory, retrying", self.stats.last_error, waiting)
+            self._tell("Call log paused",
+                       f"Downshift cannot write its call log ({self.stats.last_error}). It keeps serving and holds up "
+                       f"to {self.max_pending} rows in memory, written as soon as the database is available again.")
+        elif self._consecutive_failures in (10, 100) or self._consecutive_failures % 1000 == 0:
+            log.warning("call log still not writable (%s); %d rows waiting", self.stats.last_error, waiting)
+
+    def _recovered(self) -> None:
+        since = self.stats.outage_since or time.time()
+        dropped = self.stats.dropped - self._dropped_at_outage
+        self._consecutive_failures = 0
+        self.stats.outage_since = None
+        lost = f"; {dropped} call(s) could not be kept (the queue was full)" if dropped else "; no call was lost"
+        log.warning("call log writable again after %.0f s%s", time.time() - since, lost)
+        self._tell("Call log writing again", f"The call log is being written again after {time.time() - since:.0f} s{lost}.")
+
+    def _redact(self, work: list[tuple[int, object]]) -> None:
+        """Mask keys in stored bodies and error messages (once per call, even when the batch is retried).
+        The proxy already masks the keys it knows in error messages; this is the safety net."""
+        secrets: list[bytes] | None = None
+        for kind, item in work:
+            if kind != _END:
+                continue
+            rec: CallRecord = item  # type: ignore[assignment]
+            if rec.call_id in self._redacted:
+                continue
+            if rec.error_message or rec.attempts and any(a.error_message for a in rec.attempts):
+                from app.proxy.accounting import redact_text
+
+                rec.error_message = redact_text(rec.error_message)
+                for attempt in rec.attempts:
+                    attempt.error_message = redact_text(attempt.error_message)
+            if rec.request_body is None and rec.response_body is None:
+                continue
+            from app.proxy.accounting import redact
+
+            if secrets is None:
+                try:
+                    secrets = list(self.secrets()) if self.secrets is not None else []
+                except Exception:  # the keyring went away: the patterns still apply
+                    log.exception("could not read the secrets to mask in stored bodies")
+                    secrets = []
+            if rec.request_body is not None:
+                rec.request_body = redact(rec.request_body, secrets, pause=_yield)
+            if rec.response_body is not None:
+                rec.response_body = redact(rec.response_body, secrets, pause=_yield)
+            self._redacted.add(rec.call_id)
 
     def _take(self) -> list[tuple[int, object]]:
         try:
@@ -204,18 +315,18 @@ class LogWriter:
                 break
         return items
 
-    def _write(self, items: list[tuple[int, object]]) -> None:
+    def _write(self, items: list[tuple[int, object]], hooks: bool = True) -> None:
         ended: dict[str, CallRecord] = {}
         for kind, item in items:
             if kind == _END:
                 rec = item  # type: ignore[assignment]
                 ended[rec.call_id] = rec  # type: ignore[union-attr]
-        starts = [call_row(item) for kind, item in items if kind == _START and item.call_id not in ended]  # type: ignore[union-attr]
+        starts = [call_row(item, bodies=False) for kind, item in items if kind == _START and item.call_id not in ended]  # type: ignore[union-attr]
         ends = list(ended.values())
         failed: list[tuple[str, str]] = [r for kind, item in items if kind == _FAILED_RESULTS for r in item]  # type: ignore[union-attr]
         failed += [r for rec in ends for r in rec.failed_results]
         with self.engine.begin() as conn:
-            for hook in self.hooks:
+            for hook in self.hooks if hooks else ():
                 hook(conn, ends)
             if starts:
                 conn.execute(self._insert_start, starts)
@@ -250,3 +361,7 @@ class LogWriter:
                 self._on_written(ends)
             except Exception:  # a listener's bug must not stop the log
                 log.exception("call log listener failed")
+
+
+def _yield() -> None:
+    time.sleep(0)  # let the proxy's event loop have the GIL between slices of a long redaction
