@@ -147,3 +147,68 @@ def test_demo_with_a_window_runs_offscreen_and_quits_on_time(tmp_path: Path) -> 
         import shutil
 
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# Screenshots go to docs/screenshots only when asked (DOWNSHIFT_SCREENSHOTS=1), so a test run leaves the tree
+# clean; the README's demo_dashboard.png was made with DOWNSHIFT_DEMO_SHOT_SECONDS=300 and _SPEED=1 (five
+# real minutes: one bar a minute, the preset switches visible in the colours).
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.qt_log_ignore(r"This plugin does not support (propagateSizeHints|raise|grabWindow)")
+def test_demo_traffic_drives_the_live_dashboard(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The desktop app on the demo workspace: the agents' calls, switches and task outcomes reach the
+    dashboard while they happen."""
+    from PySide6.QtCore import QSettings
+
+    from app.core.engine import Core
+    from app.demo.agent import ScriptedAgents
+    from app.proxy.server import ProxyThread
+    from app.ui.application import DownshiftApp
+
+    seconds = float(os.environ.get("DOWNSHIFT_DEMO_SHOT_SECONDS", "24"))
+    speed = float(os.environ.get("DOWNSHIFT_DEMO_SHOT_SPEED", "4"))
+    shots = SCREENSHOTS if os.environ.get("DOWNSHIFT_SCREENSHOTS") else tmp_path
+    provider = SimulatedProvider(speed=speed)
+    provider.start()
+    workspace = DemoWorkspace.create(provider.mock.base_url, root=tmp_path / "demo")
+    settings = QSettings(str(tmp_path / "window-state.ini"), QSettings.Format.IniFormat)
+    settings.setValue("window/page", "dashboard")
+    with workspace.activated():
+        core = Core(workspace.config_path, workspace.db_url)
+        proxy = ProxyThread(core, port=0).start()
+        app = DownshiftApp(core, proxy, settings)
+        agents = ScriptedAgents(proxy.url, workspace.token, workspace.config_path, speed=speed,
+                                cycle=seconds * speed, db_url=workspace.db_url)
+        try:
+            app.start(minimised=False)
+            app.window.resize(1400, 900)
+            app.show_window("dashboard")
+            dash = app.window.pages["dashboard"]
+            dash.range_box.setCurrentIndex(0)  # the last hour: the demo's minutes fill it
+            agents.start()
+            qtbot.wait(int(seconds * 1000))
+            agents.stop(drain=2.0)
+            core.writer.flush()
+            calls = logged_count(core)
+            qtbot.waitUntil(lambda: dash.tiles["calls"].value.text() == f"{calls:,}", timeout=15_000)
+            assert agents.stats.switches[:2] == ["plan-high", "premium"]
+            assert agents.stats.outcomes["finished"] >= 1
+            assert dash.tiles["failure"].value.text() not in ("–", "0%", "0.0%")
+            assert dash.tiles["per_task"].value.text().startswith("$")  # tasks the agents marked finished
+            assert dash.tiles["savings"].value.text().startswith("$")
+            qtbot.wait(500)  # the charts are drawn one per event-loop turn after the tiles
+            assert app.window.grab().save(str(shots / "demo_dashboard.png"))
+        finally:
+            agents.stop(drain=1.0)
+            app.shutdown()
+            core.close()
+            provider.stop()
+
+
+def logged_count(core) -> int:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    with core.db.connect() as conn:
+        return int(conn.execute(text("SELECT COUNT(*) FROM calls")).scalar_one())

@@ -4,6 +4,7 @@ the agent's env on the clipboard; plus when it opens at all."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +30,23 @@ pytestmark = [pytest.mark.qt_log_level_fail("WARNING"),
               pytest.mark.qt_log_ignore(r"This plugin does not support (propagateSizeHints|raise|grabWindow)")]
 
 GOOD_KEY = "sk-mock-good-0123456789"
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """docs/screenshots with DOWNSHIFT_SCREENSHOTS=1 (a plain test run leaves the tree clean), else a temp folder."""
+    folder = SCREENSHOTS if os.environ.get("DOWNSHIFT_SCREENSHOTS") else tmp_path / "shots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def shoot(wizard: QWizard, name: str, folder: Path) -> None:
+    """Each page as the README shows it (first_run_*.png)."""
+    QApplication.processEvents()  # pending layout requests, so a label filled a moment ago has its height
+    target = folder / f"first_run_{name}.png"
+    assert wizard.grab().save(str(target))
+    assert target.stat().st_size > 10_000
 
 
 @pytest.fixture
@@ -68,7 +86,7 @@ def _next(qtbot, wizard: QWizard) -> None:  # type: ignore[no-untyped-def]
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
 
 
-def test_the_assistant_sets_up_a_custom_provider_end_to_end(qtbot, ctx, keyed_mock) -> None:  # type: ignore[no-untyped-def]
+def test_the_assistant_sets_up_a_custom_provider_end_to_end(qtbot, ctx, keyed_mock, shots: Path) -> None:  # type: ignore[no-untyped-def]
     wizard = FirstRunWizard(ctx)
     qtbot.addWidget(wizard)
     wizard.show()
@@ -79,6 +97,7 @@ def test_the_assistant_sets_up_a_custom_provider_end_to_end(qtbot, ctx, keyed_mo
     assert not next_button.isEnabled()  # a custom provider needs its URL
     qtbot.keyClicks(page.base_url, keyed_mock.base_url + "/v1")
     page.name.setText("mockco")
+    shoot(wizard, "1_provider", shots)
     _next(qtbot, wizard)
 
     key_page = wizard.key_page
@@ -92,6 +111,7 @@ def test_the_assistant_sets_up_a_custom_provider_end_to_end(qtbot, ctx, keyed_mo
     qtbot.waitUntil(next_button.isEnabled, timeout=10_000)
     assert key_page.message.kind == "ok" and "5 models" in key_page.message.text()
     assert keyed_mock.last_request.api_key == GOOD_KEY
+    shoot(wizard, "2_key", shots)
     _next(qtbot, wizard)
 
     models = wizard.models_page
@@ -99,11 +119,13 @@ def test_the_assistant_sets_up_a_custom_provider_end_to_end(qtbot, ctx, keyed_mo
     assert models.premium.model() == "anthropic/claude-sonnet-4.6"
     assert models.cheap.price.text().startswith("$0.22 in / $0.95 out")  # the packaged price table
     assert models.premium.price.text().startswith("$3.00 in / $15.00 out")
+    assert "costs 15× as much" in models.ratio.text()  # (3 x 3 + 15) / (3 x 0.22 + 0.95)
     models.cheap.combo.setCurrentText("moonshotai/kimi-k2")
     assert models.cheap.price.text().startswith("$0.60 in / $2.50 out")
     models.cheap.combo.setCurrentText("mock-model")  # not in the table: the provider's own list prices it
     assert "provider's list" in models.cheap.price.text()
     models.cheap.combo.setCurrentText("qwen/qwen3-coder")
+    shoot(wizard, "3_models", shots)
     _next(qtbot, wizard)
     qtbot.waitUntil(lambda: wizard.currentPage() is wizard.agent_page, timeout=10_000)
 
@@ -127,6 +149,7 @@ def test_the_assistant_sets_up_a_custom_provider_end_to_end(qtbot, ctx, keyed_mo
     assert "OPENAI_API_BASE" in text and core.token() in text and "openai/default" in text
     qtbot.mouseClick(agent.copy_button, Qt.MouseButton.LeftButton)
     assert QGuiApplication.clipboard().text() == text
+    shoot(wizard, "4_agent", shots)
     qtbot.mouseClick(wizard.button(QWizard.WizardButton.FinishButton), Qt.MouseButton.LeftButton)
     assert ctx.wait(10_000)
     ui = core.config_store.current().ui

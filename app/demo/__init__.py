@@ -65,7 +65,7 @@ def _headless(workspace: DemoWorkspace, args: argparse.Namespace, speed: float) 
     if not quiet:
         print(f"Downshift demo: proxy on {proxy.url}, simulated provider, {seconds:g} s (Ctrl-C stops early)", flush=True)
     agents = ScriptedAgents(proxy.url, workspace.token, workspace.config_path, speed=speed,
-                            cycle=seconds * speed, say=None if quiet else _say).start()
+                            cycle=seconds * speed, say=None if quiet else _say, db_url=workspace.db_url).start()
     with contextlib.suppress(KeyboardInterrupt):
         time.sleep(seconds)
     agents.stop(drain=10.0 / speed)
@@ -87,7 +87,7 @@ def _with_window(workspace: DemoWorkspace, args: argparse.Namespace, speed: floa
         print(f"downshift: the desktop app cannot start ({exc}); try `downshift demo --headless`", file=sys.stderr)
         return 1
     agents = ScriptedAgents(workspace.proxy_url, workspace.token, workspace.config_path, speed=speed,
-                            cycle=GUI_CYCLE).start()
+                            cycle=GUI_CYCLE, db_url=workspace.db_url).start()
     print(f"Downshift demo: simulated provider and agents; config and log in {workspace.root} "
           f"({'kept' if args.keep else 'deleted on exit'})", flush=True)
     if args.seconds is not None and not no_display():  # without a display run_gui says so and returns

@@ -4,6 +4,8 @@ They run on an asyncio loop of their own thread, so the GUI thread never waits o
 switches the active preset on a schedule (cheap, then plan-high, then premium, and round again), through
 the config file exactly as `downshift use` does, so the proxy picks the switch up on its next request.
 A persona whose wire API the active preset cannot serve (no gateway for that pair) sits the phase out.
+Given the call log's URL, the agents also mark each task finished or abandoned when they are done with
+it, as a user would on the Tasks page, so cost per finished task has figures.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+from sqlalchemy import Engine, text
 
 from app.core.config import Config, ConfigStore
 from app.demo.traffic import AIDER, CLAUDE_CODE, PERSONAS, TASK_TITLES, Persona, TaskPlan, made_tool_call
@@ -67,14 +70,18 @@ class AgentStats:
     statuses: Counter[int] = field(default_factory=Counter)
     switches: list[str] = field(default_factory=list)
     by_persona: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
 
 
 class ScriptedAgents:
     """`start()` runs the agents in the background until `stop()`; `cycle` is one round of the schedule."""
 
     def __init__(self, proxy_url: str, token: str, config_path: Path, *, speed: float = 1.0, workers: int = 3,
-                 cycle: float = 150.0, seed: int = 11, say: Callable[[str], None] | None = None) -> None:
+                 cycle: float = 150.0, seed: int = 11, say: Callable[[str], None] | None = None,
+                 db_url: str | None = None) -> None:
         self.proxy_url, self.token = proxy_url, token
+        self.db_url = db_url
+        self._engine: Engine | None = None
         self.store = ConfigStore(config_path)
         self.speed = max(0.01, speed)
         self.workers = workers
@@ -135,6 +142,8 @@ class ScriptedAgents:
             for task in pending:
                 task.cancel()
             await asyncio.gather(controller, *workers, return_exceptions=True)
+        if self._engine is not None:
+            self._engine.dispose()
 
     async def _wait_for_proxy(self, client: httpx.AsyncClient, timeout: float = 60.0) -> bool:
         """Poll /health until the proxy answers (the GUI starts its proxy a moment after launch)."""
@@ -195,28 +204,64 @@ class ScriptedAgents:
                 self.stats.tasks += 1
                 self.stats.by_persona[plan.persona.name] += 1
                 self._say(f"task {plan.label} ({plan.persona.client_api}{', streamed' if plan.stream else ''})")
-                await self._run_task(client, plan)
+                outcome = await self._run_task(client, plan)
+                if outcome is not None and self.db_url:
+                    self.stats.outcomes[outcome] += 1
+                    if not await self._close_task(plan, outcome):
+                        return
             if not await self._sleep(self._rng.uniform(1.5, 4.0)):
                 return
 
-    async def _run_task(self, client: httpx.AsyncClient, plan: TaskPlan) -> None:
+    async def _run_task(self, client: httpx.AsyncClient, plan: TaskPlan) -> str | None:
+        """Run the task's turns; "finished" when the model answered, "abandoned" when it broke, None when stopped."""
         headers = plan.headers(self.token)
         if plan.persona is CLAUDE_CODE:
             await self._send(client, plan, plan.title_body(), headers)
+        outcome = "abandoned"  # MAX_TURNS without an answer: the user gives up
         for turn in range(MAX_TURNS):
             if not servable(self.store.current(), plan.persona):
-                return  # the preset changed under a persona it cannot serve: the user stops this agent
+                return "abandoned"  # the preset changed under a persona it cannot serve: the user stops it
             role = "plan" if plan.persona is CLAUDE_CODE and turn == 0 else "default"
             status, raw = await self._send(client, plan, plan.body(turn, role), headers)
-            if status != 200 or not made_tool_call(plan.persona.client_api, raw):
+            if status != 200 or not raw:
+                outcome = "abandoned"
+                break
+            if not made_tool_call(plan.persona.client_api, raw):
+                outcome = "abandoned" if b'"error"' in raw[-600:] else "finished"  # a stream cut short ends in an error event
                 break
             if not await self._sleep(self._rng.uniform(0.3, 2.0)):  # the agent runs the tool
-                return
-        if plan.persona is AIDER:  # aider's weak model writes the commit message
+                return None
+        if plan.persona is AIDER and outcome == "finished":  # aider's weak model writes the commit message
             message = {"model": "background", "stream": False, "max_tokens": 256, "messages": [
                 {"role": "system", "content": "Write a one-line conventional commit message for this diff."},
                 {"role": "user", "content": f"diff --git a/app/proxy/sse.py ...\n# {plan.title}"}]}
             await self._send(client, plan, orjson.dumps(message), headers)
+        return outcome
+
+    async def _close_task(self, plan: TaskPlan, outcome: str) -> bool:
+        """Mark the task as the user would, once the log writer has stored it; False when stopping."""
+        for _ in range(5):
+            if not await self._sleep(1.0):
+                return False
+            if await asyncio.to_thread(self._set_outcome, plan.task_key, outcome):
+                return True
+        log.info("demo task %s never reached the log", plan.label)
+        return True
+
+    def _set_outcome(self, key: str, outcome: str) -> bool:
+        from app.core.queries.tasks import set_outcome
+        from app.core.storage.db import create_db_engine
+
+        if self._engine is None:
+            assert self.db_url is not None
+            self._engine = create_db_engine(self.db_url)
+        with self._engine.connect() as conn:
+            task_id = conn.execute(text("SELECT id FROM tasks WHERE key = :key ORDER BY id DESC LIMIT 1"),
+                                   {"key": key}).scalar()
+        if task_id is None:
+            return False
+        set_outcome(self._engine, int(task_id), outcome)
+        return True
 
     async def _send(self, client: httpx.AsyncClient, plan: TaskPlan, body: bytes,
                     headers: dict[str, str]) -> tuple[int, bytes]:

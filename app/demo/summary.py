@@ -23,7 +23,8 @@ def demo_summary(engine: Engine, stats: AgentStats) -> dict[str, Any]:
         if "tool_calls" in tables:
             kinds = {k: int(n) for k, n in conn.execute(text(
                 "SELECT kind, COUNT(*) FROM tool_calls WHERE kind != 'ok' GROUP BY kind ORDER BY kind"))}
-        tasks = int(conn.execute(text("SELECT COUNT(*) FROM tasks")).scalar_one()) if "tasks" in tables else None
+        tasks = {str(k or "open"): int(n) for k, n in conn.execute(text(
+            "SELECT outcome, COUNT(*) FROM tasks GROUP BY outcome ORDER BY outcome"))} if "tasks" in tables else {}
         clients = {k: int(n) for k, n in conn.execute(text(
             "SELECT client_api, COUNT(*) FROM calls GROUP BY client_api ORDER BY client_api"))}
     return {
@@ -35,7 +36,7 @@ def demo_summary(engine: Engine, stats: AgentStats) -> dict[str, Any]:
         "presets_used": int(row[3] or 0),
         "sessions": int(row[4] or 0),
         "tool_failures_by_kind": kinds,
-        "tasks_logged": tasks,
+        "tasks_by_outcome": tasks,
         "calls_by_client_api": clients,
         "agent": {"tasks": stats.tasks, "calls": stats.calls, "by_persona": dict(stats.by_persona),
                   "http_statuses": {str(k): v for k, v in sorted(stats.statuses.items())},
@@ -55,9 +56,10 @@ def render_summary(data: dict[str, Any], seconds: float, speed: float) -> str:
     rate = "-" if t["tool_failure_rate"] is None else f"{t['tool_failure_rate']:.1%}"
     kinds = ", ".join(f"{k} {n}" for k, n in data["tool_failures_by_kind"].items()) or "none"
     apis = ", ".join(f"{k} {n}" for k, n in data["calls_by_client_api"].items())
+    outcomes = ", ".join(f"{k} {n}" for k, n in data["tasks_by_outcome"].items()) or "none"
     lines = [
         f"Downshift demo: {seconds:g} s at speed {speed:g}, simulated provider, no key used",
-        f"  agent tasks: {agent['tasks']} ({personas}); preset switches: "
+        f"  agent tasks: {agent['tasks']} ({personas}); in the log: {outcomes}; preset switches: "
         f"{' -> '.join(['cheap', *agent['preset_switches']]) if agent['preset_switches'] else 'none'}",
         f"  calls logged: {t['calls']} ({apis}); {data['streamed_calls']} streamed; {t['errors']} failed; "
         f"{data['fallbacks']} served by a fallback",

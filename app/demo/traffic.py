@@ -56,6 +56,11 @@ class TaskPlan:
     def label(self) -> str:
         return f"{self.persona.label_prefix}-{self.number}: {self.title}"
 
+    @property
+    def task_key(self) -> str:
+        """The key the proxy files this task's calls under (see app.core.analytics.tasks)."""
+        return f"task:{self.label}" if self.persona is AIDER else f"session:{self.session}"
+
     def headers(self, token: str) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "User-Agent": self.persona.user_agent,
                    "X-Downshift-Demo": __version__}

@@ -117,6 +117,18 @@ def price_text(model: str, provider_kind: str, listed: ModelInfo | None = None) 
     return "price unknown: calls are logged as unpriced until you add one (Presets page)"
 
 
+def unit_price(model: str, provider_kind: str, listed: ModelInfo | None = None) -> float | None:
+    """A blended USD per million tokens (3 in : 1 out, roughly an agent loop's mix), or None if unknown."""
+    from app.core.price_table import lookup
+
+    entry = lookup(model, provider_kind) if model else None
+    if entry is not None:
+        return (3 * entry.input + entry.output) / 4
+    if listed is not None and listed.input_per_m is not None and listed.output_per_m is not None:
+        return (3 * listed.input_per_m + listed.output_per_m) / 4
+    return None
+
+
 def default_shell() -> str:
     return "powershell" if sys.platform == "win32" else "bash"
 
@@ -136,7 +148,7 @@ class ProviderPage(QWizardPage):
         self.templates = QListWidget()
         self.templates.setObjectName("templates")
         for tpl in TEMPLATES:
-            item = QListWidgetItem(f"{tpl.name}" + ("  (on this computer)" if tpl.local else ""))
+            item = QListWidgetItem(tpl.name + (" (local server)" if tpl.local else ""))
             item.setData(Qt.ItemDataRole.UserRole, tpl.id)
             self.templates.addItem(item)
         self.base_url = QLineEdit()
@@ -325,11 +337,15 @@ class ModelsPage(QWizardPage):
         self.premium = ModelPicker("premiumModel")
         self.message = MessageLine()
         self.message.setObjectName("saveMessage")
+        self.ratio = QLabel()
+        self.ratio.setObjectName("priceRatio")
+        self.ratio.setWordWrap(True)
         form = QFormLayout()
         form.addRow("Cheap", self.cheap)
         form.addRow("Premium", self.premium)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.ratio)
         hint = QLabel("A premium model on another provider (say, Anthropic) can be set on the Presets page "
                       "once that provider is added.")
         hint.setWordWrap(True)
@@ -338,8 +354,19 @@ class ModelsPage(QWizardPage):
         layout.addWidget(self.message)
         self.saved: Choices | None = None
         self._saving = False
-        self.cheap.combo.currentTextChanged.connect(self.completeChanged)
-        self.premium.combo.currentTextChanged.connect(self.completeChanged)
+        for picker in (self.cheap, self.premium):
+            picker.combo.currentTextChanged.connect(self.completeChanged)
+            picker.combo.currentTextChanged.connect(self._compare)
+
+    def _compare(self) -> None:
+        """How much more the premium model costs, in one line: the reason the cheap one runs the loop."""
+        kind = self.provider_page.template.kind
+        cheap, premium = (unit_price(p.model(), kind, p.listed.get(p.model())) for p in (self.cheap, self.premium))
+        if cheap and premium and premium > cheap:
+            self.ratio.setText(f"For an agent loop's usual mix (3 tokens in to 1 out), the premium model costs "
+                               f"{premium / cheap:.0f}× as much as the cheap one.")
+        else:
+            self.ratio.clear()
 
     def initializePage(self) -> None:
         listing = self.key_page.listing
@@ -350,6 +377,7 @@ class ModelsPage(QWizardPage):
         self.cheap.fill(listing, kind, self.cheap.model() if self.cheap.model() in ids else suggest(ids, CHEAP_PICKS))
         self.premium.fill(listing, kind,
                           self.premium.model() if self.premium.model() in ids else suggest(ids, PREMIUM_PICKS))
+        self._compare()
         self.message.clear()
 
     def isComplete(self) -> bool:
@@ -466,8 +494,13 @@ class FirstRunWizard(QWizard):
         for page in (self.provider_page, self.key_page, self.models_page, self.agent_page):
             self.addPage(page)
         self.setButtonText(QWizard.WizardButton.CancelButton, "Skip")
-        self.resize(640, 520)
+        self.resize(620, 460)
+        self.currentIdChanged.connect(self._page_changed)
         self.finished.connect(self._finished)
+
+    def _page_changed(self, _id: int) -> None:
+        # By the last page everything is saved: "Skip" would only confuse, Finish is the way out.
+        self.setOption(QWizard.WizardOption.NoCancelButton, self.currentPage() is self.agent_page)
 
     def _finished(self, _result: int) -> None:
         """Finish or skip: either way the assistant does not come back; the agent chosen is remembered."""
