@@ -321,7 +321,13 @@ class LogWriter:
             if kind == _END:
                 rec = item  # type: ignore[assignment]
                 ended[rec.call_id] = rec  # type: ignore[union-attr]
-        starts = [call_row(item, bodies=False) for kind, item in items if kind == _START and item.call_id not in ended]  # type: ignore[union-attr]
+        # A start row always says in_flight, however far the live record has got by now: readers must never
+        # see an `ok` row without its tokens and cost (those arrive with the end row).
+        starts = [
+            {**call_row(item, bodies=False), "outcome": "in_flight"}  # type: ignore[arg-type]
+            for kind, item in items
+            if kind == _START and item.call_id not in ended  # type: ignore[union-attr]
+        ]
         ends = list(ended.values())
         failed: list[tuple[str, str]] = [r for kind, item in items if kind == _FAILED_RESULTS for r in item]  # type: ignore[union-attr]
         failed += [r for rec in ends for r in rec.failed_results]
