@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import getpass
 import json
 import logging
@@ -110,6 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"downshift: no OS keyring found; secrets are kept in a {core.secrets.describe()}", file=sys.stderr)
     if proxy.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"downshift: WARNING: listening on {proxy.host}, reachable from other machines", file=sys.stderr)
+    gc.freeze()  # start-up objects live forever: keep them out of every later collection's scan
     print(f"Downshift {__version__} proxy on {proxy.url} (preset: {core.config.active or 'none'})", flush=True)
     print(f"  config: {core.config_path}\n  log:    {core.db_url}", flush=True)
     stop = threading.Event()
