@@ -371,6 +371,13 @@ def test_screenshots_of_every_config_page_and_the_tray_menu(gui, core, proxy, to
     qtbot.wait(50)
     assert window.grab().save(str(SCREENSHOTS / "budgets.png"))
 
+    gui.tray.rebuild()
+    menu = gui.tray.menu
+    menu.adjustSize()
+    assert "over 6 calls" in gui.tray.action("Today: ").text()
+    assert gui.tray.action("Tool-call failures: 16.7% of 6")
+    assert menu.grab().save(str(SCREENSHOTS / "tray-menu.png"))
+
     # a dark desktop theme: every colour comes from the palette, so the pages follow it as they are
     from PySide6.QtGui import QColor, QPalette
     from PySide6.QtWidgets import QApplication
@@ -396,11 +403,5 @@ def test_screenshots_of_every_config_page_and_the_tray_menu(gui, core, proxy, to
     finally:
         QApplication.setPalette(light)
 
-    gui.tray.rebuild()
-    menu = gui.tray.menu
-    menu.adjustSize()
-    assert "over 6 calls" in gui.tray.action("Today: ").text()
-    assert gui.tray.action("Tool-call failures: 16.7% of 6")
-    assert menu.grab().save(str(SCREENSHOTS / "tray-menu.png"))
     for name in ("providers", "providers-dark", "presets", "budgets", "export", "settings", "tray-menu"):
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 5000

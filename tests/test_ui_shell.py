@@ -197,6 +197,22 @@ def test_new_task_entry_only_when_the_analytics_have_it(gui, monkeypatch: pytest
     qtbot.waitUntil(lambda: started == ["label"], timeout=3000)
 
 
+def test_new_task_from_the_tray_starts_a_manual_task_in_the_log(gui, core, answers, qtbot) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from app.core.storage.models import Task
+
+    answers.text = "fix the flaky test"
+    gui.tray.rebuild()
+    gui.tray.action("New task…").trigger()
+
+    def manual_labels() -> list[str]:
+        with core.db.connect() as conn:
+            return [r.label for r in conn.execute(select(Task.label).where(Task.source == "manual"))]
+
+    qtbot.waitUntil(lambda: manual_labels() == ["fix the flaky test"], timeout=3000)
+
+
 # ----------------------------------------------------------------------------------------------- window
 
 

@@ -112,12 +112,17 @@ class TodayStats(QObject):
 
 
 def _manual_task_starter() -> Callable[[Any, str], Any] | None:
-    """`start_manual_task` from the analytics package, when this build has it."""
+    """`(core, label) -> task` from the analytics package, when this build has one: `start_manual_task(core,
+    label)`, or `new_manual_task(engine, label)` as `downshift task new` uses it."""
     try:
         module = importlib.import_module("app.core.analytics.tasks")
     except ImportError:
         return None
-    return getattr(module, "start_manual_task", None)
+    start = getattr(module, "start_manual_task", None)
+    if start is not None:
+        return start  # type: ignore[no-any-return]
+    new = getattr(module, "new_manual_task", None)
+    return (lambda core, label: new(core.db, label)) if new is not None else None
 
 
 class Tray(QObject):
