@@ -26,6 +26,9 @@ def agent_env(agent: str, base_url: str, token: str) -> dict[str, str]:
             "ANTHROPIC_DEFAULT_SONNET_MODEL": "default",
             "ANTHROPIC_DEFAULT_HAIKU_MODEL": "background",
             "CLAUDE_CODE_SUBAGENT_MODEL": "subagent",
+            # Otherwise Claude Code probes the proxy with unauthenticated requests (a failed row per run)
+            # and tries to reach Anthropic's servers for telemetry and updates.
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         }
     if agent == "codex":
         return {"DOWNSHIFT_API_KEY": token, "OPENAI_BASE_URL": v1}
