@@ -278,7 +278,7 @@ def run_checks(config_override: str | None = None, db_override: str | None = Non
     fallback = paths.data_dir() / "secrets.json"
     keyring_check = check_keyring(fallback)
     checks.append(keyring_check)
-    checks.append(check_database(paths.db_url(db_override)))
+    checks.append(check_database(database_url(db_override, config)))
     effective = config or (None if config_check.status == "fail" else Config())
     if effective is None:
         checks.append(Check("port", "skip", "the config is invalid", "fix the config first"))
@@ -300,6 +300,17 @@ def run_checks(config_override: str | None = None, db_override: str | None = Non
     if qt:
         checks.append(check_qt())
     return checks
+
+
+def database_url(override: str | None, config: Config | None) -> str:
+    """The log the app opens: --db, else $DOWNSHIFT_DB_URL, else the file chosen in Settings, else the default
+    (the order of app.ui.launch.database_url)."""
+    if override or os.environ.get("DOWNSHIFT_DB_URL") or config is None:
+        return paths.db_url(override)
+    from app.core.ui_prefs import pref
+
+    chosen = pref(config, "database")
+    return f"sqlite:///{Path(chosen).expanduser()}" if chosen else paths.db_url()
 
 
 def render(checks: list[Check]) -> str:

@@ -108,7 +108,7 @@ def test_schedule_switches_midway() -> None:
 
 def test_headless_demo_end_to_end(capsys) -> None:  # type: ignore[no-untyped-def]
     before = dict(os.environ)
-    code = main(["demo", "--headless", "--seconds", "4", "--speed", "8", "--json"])
+    code = main(["demo", "--headless", "--seconds", "6", "--speed", "8", "--json"])
     out = capsys.readouterr().out
     assert code == 0, out
     data = json.loads(out)

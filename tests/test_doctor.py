@@ -198,3 +198,15 @@ def test_render_lists_fixes_under_problems_only() -> None:
     text = doctor.render([doctor.Check("config", "ok", "fine", "never shown"),
                           doctor.Check("port", "fail", "taken", "use another")])
     assert "never shown" not in text and "-> use another" in text and text.endswith("1 to fix, 0 to look at.")
+
+
+def test_the_database_chosen_in_settings_is_the_one_checked(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from app.core.config import default_config
+
+    chosen = tmp_path / "elsewhere.db"
+    config = replace(default_config(), ui={"database": str(chosen)})
+    assert doctor.database_url(None, config) == f"sqlite:///{chosen}"
+    assert doctor.database_url("sqlite:///x.db", config) == "sqlite:///x.db"  # --db wins
+    assert doctor.database_url(None, default_config()).endswith("/downshift.db")
