@@ -240,3 +240,24 @@ def test_linux_install_script_installs_and_uninstalls_the_build(tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     assert not (prefix / "bin" / "downshift").exists() and not (prefix / "lib" / "downshift").exists()
     assert not list((prefix / "share").rglob("downshift*"))
+
+
+def test_icons_are_rendered_at_the_usual_sizes_from_the_svg(qapp, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    from PySide6.QtGui import QImage
+
+    spec = importlib.util.spec_from_file_location("downshift_build", PACKAGING / "build.py")  # not PyPA's `build`
+    assert spec is not None and spec.loader is not None
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    ICON_SIZES, render_icons = build.ICON_SIZES, build.render_icons
+    written = render_icons(ROOT / "resources" / "icons" / "downshift.svg", tmp_path)
+    for size in ICON_SIZES:
+        image = QImage(str(tmp_path / "hicolor" / f"{size}x{size}" / "apps" / "downshift.png"))
+        assert (image.width(), image.height()) == (size, size)
+        assert image.pixelColor(size // 2, size // 2).alpha() == 255  # drawn, not an empty canvas
+        assert image.pixelColor(0, 0).alpha() < 255  # rounded corners stay transparent
+    assert (tmp_path / "hicolor" / "scalable" / "apps" / "downshift.svg").read_bytes() == (
+        ROOT / "resources" / "icons" / "downshift.svg").read_bytes()
+    assert tmp_path / "downshift.ico" in written  # for the Windows build
