@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, Engine, and_, func, or_, select, true
+from sqlalchemy import ColumnElement, Connection, Engine, and_, case, func, or_, select, true, tuple_
 
 from app.core.storage.models import Call, Task, ToolCallRow
 
@@ -48,18 +48,23 @@ def recent_calls(engine: Engine, limit: int = 50, *, since: float | None = None,
 
 
 def iter_calls(engine: Engine, *, since: float | None = None, batch: int = 5000):  # type: ignore[no-untyped-def]
-    """All calls oldest first, streamed in batches so an export of millions of rows stays small in memory."""
+    """All calls oldest first (by start time), streamed in keyset batches so an export of millions of rows
+    stays small in memory. Row ids are not call order: a long call's row may be written before a quick one."""
     cols = [Call.__table__.c[name] for name in EXPORT_COLUMNS]
-    last_id = 0
+    after: tuple[float, int] = (since if since is not None else float("-inf"), 0)
     while True:
-        cond = [Call.id > last_id] + ([Call.started_at >= since] if since is not None else [])
-        stmt = select(*cols).where(and_(true(), *cond)).order_by(Call.id).limit(batch)
+        stmt = (
+            select(*cols)
+            .where(tuple_(Call.started_at, Call.id) > tuple_(*after))
+            .order_by(Call.started_at, Call.id)
+            .limit(batch)
+        )
         with engine.connect() as conn:
             rows = [dict(row._mapping) for row in conn.execute(stmt)]
         if not rows:
             return
         yield from rows
-        last_id = rows[-1]["id"]
+        after = (rows[-1]["started_at"], rows[-1]["id"])
 
 
 def summary(engine: Engine, *, since: float | None = None) -> dict[str, Any]:
@@ -68,11 +73,11 @@ def summary(engine: Engine, *, since: float | None = None) -> dict[str, Any]:
     cost = func.coalesce(func.sum(Call.cost_usd), 0.0)
     fields = (
         func.count().label("calls"),
-        func.sum(Call.outcome != "ok").label("errors"),
+        func.sum(case((Call.outcome != "ok", 1), else_=0)).label("errors"),
         func.coalesce(func.sum(Call.input_tokens + Call.cache_read_tokens + Call.cache_write_tokens + Call.cache_write_1h_tokens), 0).label("input_tokens"),
         func.coalesce(func.sum(Call.output_tokens), 0).label("output_tokens"),
         cost.label("cost_usd"),
-        func.sum(Call.unpriced & (Call.outcome == "ok")).label("unpriced_calls"),
+        func.sum(case((Call.unpriced & (Call.outcome == "ok"), 1), else_=0)).label("unpriced_calls"),
         func.coalesce(func.sum(Call.tool_calls), 0).label("tool_calls"),
         func.coalesce(func.sum(Call.tool_failures), 0).label("tool_failures"),
     )
