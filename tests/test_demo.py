@@ -128,6 +128,14 @@ def test_demo_refuses_a_nonsense_speed(capsys) -> None:  # type: ignore[no-untyp
     assert "--speed" in capsys.readouterr().err
 
 
+def test_demo_without_a_display_points_to_headless(capsys, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(sys, "platform", "linux")
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(["demo", "--seconds", "1"]) == 2
+    assert "downshift demo --headless" in capsys.readouterr().err
+
+
 @pytest.mark.timeout(90)
 def test_demo_with_a_window_runs_offscreen_and_quits_on_time(tmp_path: Path) -> None:
     """The real GUI (offscreen), fed by the agents through its own proxy, quits after --seconds."""

@@ -86,11 +86,15 @@ def _with_window(workspace: DemoWorkspace, args: argparse.Namespace, speed: floa
     except ImportError as exc:
         print(f"downshift: the desktop app cannot start ({exc}); try `downshift demo --headless`", file=sys.stderr)
         return 1
+    if no_display():
+        print("downshift: no display found, so the desktop app cannot start; "
+              "`downshift demo --headless` runs the same traffic and prints a summary", file=sys.stderr)
+        return 2
     agents = ScriptedAgents(workspace.proxy_url, workspace.token, workspace.config_path, speed=speed,
                             cycle=GUI_CYCLE, db_url=workspace.db_url).start()
     print(f"Downshift demo: simulated provider and agents; config and log in {workspace.root} "
           f"({'kept' if args.keep else 'deleted on exit'})", flush=True)
-    if args.seconds is not None and not no_display():  # without a display run_gui says so and returns
+    if args.seconds is not None:
         _quit_after(float(args.seconds))
     gui_args: dict[str, Any] = {**vars(args), "config": str(workspace.config_path), "db": workspace.db_url}
     try:
