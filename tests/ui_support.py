@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QObject, QSettings
 
 
 class Answers:
@@ -87,11 +87,12 @@ def ctx(qtbot, core, proxy) -> Iterator[Any]:  # type: ignore[no-untyped-def]
     from app.ui.bridge import CoreBridge
     from app.ui.context import UiContext
 
-    background = Background()
-    context = UiContext(core, proxy, CoreBridge(core.events), background)
+    owner = QObject()  # Qt owns the bridge and runner, so no job's last reference can destroy them off-thread
+    context = UiContext(core, proxy, CoreBridge(core.events, owner), Background(owner))
     yield context
     context.wait()
     context.bridge.close()
+    owner.deleteLater()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QObject, QSettings, Qt
+from PySide6.QtCore import QCoreApplication, QObject, QSettings, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
@@ -115,13 +115,15 @@ class DownshiftApp(QObject):
 
     def copy_env(self) -> None:
         config = self.core.config
-        agent, shell, base_url = pref(config, "agent"), pref(config, "shell"), self.ctx.base_url
+        agent, shell, base_url, token = pref(config, "agent"), pref(config, "shell"), self.ctx.base_url, self.ctx.token
 
         def done(text: str) -> None:
             QGuiApplication.clipboard().setText(text)
             self.tray.notify("Env copied", f"Paste it into the shell that runs {agent}.")
 
-        self.ctx.background.run(lambda: export_text(agent, shell, base_url, self.ctx.token()), done,
+        # jobs capture plain values only: a QObject whose last reference died with a job on a worker thread
+        # would be destroyed there, timers and all
+        self.ctx.background.run(lambda: export_text(agent, shell, base_url, token()), done,
                                 lambda exc: self.tray.notify("Env not copied", str(exc)))
 
     def new_task(self) -> None:
@@ -131,7 +133,8 @@ class DownshiftApp(QObject):
         label = dialogs.ask_text(None, "New task", "What are you working on?")
         if label is None:
             return
-        self.ctx.background.run(lambda: start(self.core, label),
+        core = self.core
+        self.ctx.background.run(lambda: start(core, label),
                                 lambda _: self.tray.notify("Task started", f"Calls from now on count towards “{label}”."),
                                 lambda exc: self.tray.notify("Task not started", str(exc)))
 
@@ -156,5 +159,6 @@ class DownshiftApp(QObject):
         if self.proxy is not None:
             self.proxy.stop()
         self.ctx.wait()
+        QCoreApplication.sendPostedEvents()  # results of finished jobs reach their widgets while these live
         self.ctx.bridge.close()
         self.window.deleteLater()

@@ -60,7 +60,8 @@ class UiContext:
     def update_config(self, change: Callable[[Config], Config], on_done: Callable[[Config], Any] | None = None,
                       on_error: Callable[[Exception], Any] | None = None) -> None:
         """Apply `change` to the current config and save it (validated, atomic) off the GUI thread."""
-        self.write(lambda: self.core.config_store.update(change), on_done, on_error)
+        store = self.core.config_store
+        self.write(lambda: store.update(change), on_done, on_error)
 
     def wait(self, msecs: int = 5000) -> bool:
         """Let queued jobs finish (at shutdown, and in tests)."""

@@ -51,6 +51,7 @@ class TodayStats(QObject):
         self.error: str | None = None
         self._busy = False
         self._again = False
+        self._stopped = False
         self._last_start = 0.0
         self._delay = QTimer(self, singleShot=True)
         self._delay.timeout.connect(self.refresh)
@@ -60,6 +61,8 @@ class TodayStats(QObject):
         ctx.bridge.callsLogged.connect(self.refresh)
 
     def refresh(self, *_: object) -> None:
+        if self._stopped:
+            return
         if self._busy:
             self._again = True
             return
@@ -89,6 +92,7 @@ class TodayStats(QObject):
             self.refresh()
 
     def stop(self) -> None:
+        self._stopped = True
         self._clock.stop()
         self._delay.stop()
 

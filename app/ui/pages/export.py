@@ -136,7 +136,8 @@ class ExportPage(QWidget):
         self.render()
 
     def _load_key(self, name: str) -> None:
-        self.ctx.background.run(lambda: self.ctx.core.provider_key(name), lambda key: self._key_loaded(name, key),
+        core = self.ctx.core  # the job must not hold the page: see DownshiftApp.copy_env
+        self.ctx.background.run(lambda: core.provider_key(name), lambda key: self._key_loaded(name, key),
                                 lambda exc: self.warning.error(f"The key for {name} cannot be read: {exc}"))
 
     def _key_loaded(self, name: str, key: str | None) -> None:
