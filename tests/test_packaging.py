@@ -161,6 +161,15 @@ REQUIRED_IN_WHEEL = (
 )
 
 
+def runtime_requirements(wheel: Path) -> list[str]:
+    """The wheel's own Requires-Dist (extras left out). Only these go to the wheelhouse: a downshift wheel
+    kept there would be reused by `pip download` with its old requirements."""
+    with zipfile.ZipFile(wheel) as zf:
+        metadata = zf.read(next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    return [line.split(":", 1)[1].strip() for line in metadata.splitlines()
+            if line.startswith("Requires-Dist:") and "extra ==" not in line]
+
+
 def _pip(python: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(python), "-m", "pip", "--disable-pip-version-check", *args],
                           capture_output=True, text=True, timeout=timeout)
@@ -194,7 +203,7 @@ def test_wheel_round_trip_in_a_fresh_virtualenv(tmp_path: Path) -> None:
     local = ("--no-index", "--find-links", str(WHEELHOUSE), str(wheel))
     installed = _pip(python, "install", *local)
     if installed.returncode != 0:  # first run, or a dependency changed: fill the wheelhouse, then again
-        fetched = _pip(python, "download", "-d", str(WHEELHOUSE), str(wheel))
+        fetched = _pip(python, "download", "-d", str(WHEELHOUSE), *runtime_requirements(wheel))
         assert fetched.returncode == 0, fetched.stderr[-4000:]
         installed = _pip(python, "install", *local)
     assert installed.returncode == 0, installed.stdout[-2000:] + installed.stderr[-4000:]
