@@ -26,6 +26,7 @@ import httpx
 
 from app import __version__, paths
 from app.core.config import Config, ConfigError, Provider, is_private_file, load_config
+from app.core.engine import database_url
 
 Status = Literal["ok", "warn", "fail", "skip"]
 MARK: dict[str, str] = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
@@ -300,17 +301,6 @@ def run_checks(config_override: str | None = None, db_override: str | None = Non
     if qt:
         checks.append(check_qt())
     return checks
-
-
-def database_url(override: str | None, config: Config | None) -> str:
-    """The log the app opens: --db, else $DOWNSHIFT_DB_URL, else the file chosen in Settings, else the default
-    (the order of app.ui.launch.database_url)."""
-    if override or os.environ.get("DOWNSHIFT_DB_URL") or config is None:
-        return paths.db_url(override)
-    from app.core.ui_prefs import pref
-
-    chosen = pref(config, "database")
-    return f"sqlite:///{Path(chosen).expanduser()}" if chosen else paths.db_url()
 
 
 def render(checks: list[Check]) -> str:

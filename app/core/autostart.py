@@ -50,7 +50,7 @@ def desktop_entry(command: list[str]) -> str:
         f"Exec={exec_line}\n"
         "Icon=downshift\n"
         "Terminal=false\n"
-        "Categories=Development;Utility;\n"
+        "Categories=Development;\n"
         "X-GNOME-Autostart-enabled=true\n"
     )
 

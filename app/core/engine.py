@@ -6,6 +6,7 @@ It holds no Qt and no event loop; the proxy server runs on top of it.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -18,6 +19,15 @@ from app.core.storage.db import open_database
 from app.core.storage.writer import LogWriter
 
 log = logging.getLogger(__name__)
+
+
+def database_url(explicit: str | None, config: Config | None) -> str:
+    """The call log to open: --db, else $DOWNSHIFT_DB_URL, else the file chosen in Settings ([ui] database),
+    else the user data dir. One rule for the GUI, `serve`, the CLI and `doctor`."""
+    if explicit or os.environ.get("DOWNSHIFT_DB_URL") or config is None:
+        return paths.db_url(explicit)
+    chosen = config.ui.get("database")
+    return f"sqlite:///{Path(chosen).expanduser()}" if isinstance(chosen, str) and chosen else paths.db_url()
 
 
 class Core:
@@ -36,7 +46,7 @@ class Core:
         self.config_store = ConfigStore(self.config_path, on_error=self._config_error)
         self.config_store.subscribe(lambda cfg: self.events.emit("config_changed", cfg))
         self.secrets = secrets or SecretStore(paths.data_dir() / "secrets.json")
-        self.db_url = paths.db_url(db_url)
+        self.db_url = database_url(db_url, self.config_store.current())
         self.db = open_database(self.db_url)
         self.writer = LogWriter(self.db, on_written=lambda recs: self.events.emit("calls_logged", recs))
         self.policy = CallPolicy(self)  # tasks, budgets, escalation (app.core.analytics)

@@ -13,11 +13,9 @@ import socket
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 from app import paths
-from app.core.config import ConfigError, load_config
-from app.core.ui_prefs import pref
+from app.core.config import ConfigError
 
 NO_DISPLAY = ("downshift: no display found (DISPLAY and WAYLAND_DISPLAY are unset), so the desktop app cannot "
               "start; run the proxy headless with `downshift serve`")
@@ -65,17 +63,6 @@ def start_proxy(core, ask_port: AskPort):  # type: ignore[no-untyped-def]
             core.config_store.save(replace(config, port=chosen))
 
 
-def database_url(args: argparse.Namespace, config_path: Path) -> str | None:
-    """--db, else $DOWNSHIFT_DB_URL, else the file chosen in Settings ([ui] database), else the default."""
-    if args.db or os.environ.get("DOWNSHIFT_DB_URL"):
-        return args.db
-    try:
-        chosen = pref(load_config(config_path), "database")
-    except ConfigError:
-        return None  # the Core reports the config problem itself
-    return f"sqlite:///{Path(chosen).expanduser()}" if chosen else None
-
-
 def window_settings():  # type: ignore[no-untyped-def]
     """Window geometry and last page: an INI file in the config folder (QSettings, but at a known path)."""
     from PySide6.QtCore import QSettings
@@ -112,7 +99,7 @@ def run_gui(args: argparse.Namespace) -> int:
     from app.core.engine import Core
 
     try:
-        core = Core(config_path, database_url(args, config_path))
+        core = Core(config_path, args.db)
     except (ConfigError, DatabaseOpenError, SecretStoreError, OSError) as exc:
         dialogs.fatal("Downshift cannot start", str(exc))
         instance.close()
