@@ -1,15 +1,20 @@
 """The TOML configuration: schema, validation with clear messages, atomic save, live reload.
 
 The file is the single source of truth shared by the CLI, the headless proxy and the GUI. A running proxy
-re-reads it when it changes on disk and keeps the last good version when the new one is invalid.
+re-reads it when it changes on disk and keeps the last good version when the new one is invalid. A file
+that cannot be read as a valid config is never overwritten: before a save replaces it, it is kept aside
+as `config.toml.damaged-<time>`. The file is written readable only by the user.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
 import stat
 import tempfile
 import threading
+import time
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -17,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
+
+log = logging.getLogger(__name__)
 
 ROLES = ("default", "plan", "background", "subagent")
 APIS = ("openai", "anthropic")
@@ -316,10 +323,15 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
     port = proxy.get("port", int, 8765)
     if not 0 <= port <= 65535:
         raise ConfigError(path, "proxy.port", f"must be between 0 and 65535, got {port}")
+    host = proxy.get("host", str, "127.0.0.1")
+    allow_remote = proxy.get("allow_remote", bool, False)
+    if not allow_remote and not is_loopback_host(host):
+        raise ConfigError(path, "proxy.host", f"{host!r} would let other machines reach the proxy and the keys behind "
+                          "it; use 127.0.0.1, or set proxy.allow_remote = true if that is really what you want")
     config = Config(
-        host=proxy.get("host", str, "127.0.0.1"),
+        host=host,
         port=port,
-        allow_remote=proxy.get("allow_remote", bool, False),
+        allow_remote=allow_remote,
         max_body_mb=proxy.get("max_body_mb", float, 32.0),
         allowed_origins=tuple(proxy.get("allowed_origins", list, [])),
         providers=providers,
@@ -445,10 +457,49 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
         raise
 
 
-def save_config(config: Config, path: Path) -> None:
+def save_config(config: Config, path: Path) -> Path | None:
+    """Write `config` to `path` (0600). A file already there that does not load is kept aside first, never
+    replaced: returns where it went (None when there was nothing to keep)."""
     data = to_toml_dict(config)
     parse_config(data, path)  # never write a file we would refuse to read
+    aside = keep_aside_if_damaged(path)
     atomic_write(path, tomli_w.dumps(data).encode())
+    return aside
+
+
+def keep_aside_if_damaged(path: Path) -> Path | None:
+    """Rename a config file that does not load to `<name>.damaged-<time>` so nothing overwrites it."""
+    try:
+        load_config(path)
+        return None
+    except ConfigError as exc:
+        if not path.exists():
+            return None
+        aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
+        os.replace(path, aside)
+        log.warning("%s could not be used (%s); kept as %s before writing a new one", path, exc, aside)
+        return aside
+
+
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for names and addresses that only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    host = host.strip().strip("[]").lower()
+    if host in _LOOPBACK_NAMES or host.endswith((".localhost", ".localhost.")):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
 
 
 def default_config() -> Config:
@@ -477,6 +528,7 @@ class ConfigStore:
         self._lock = threading.Lock()
         self._on_error = on_error
         self.last_error: ConfigError | None = None
+        self.kept_aside: Path | None = None  # where a damaged file was moved before a save replaced it
         self._listeners: list[Callable[[Config], None]] = []
         self._stamp = self._file_stamp()
         self._config = load_config(path)
@@ -511,9 +563,10 @@ class ConfigStore:
         self._notify(config)
 
     def save(self, config: Config) -> None:
-        """Validate, write atomically, and make it current at once."""
+        """Validate, write atomically, and make it current at once. A damaged file on disk (say, a hand edit
+        gone wrong while the app ran on its last good config) is kept aside first, not overwritten."""
         with self._lock:
-            save_config(config, self.path)
+            self.kept_aside = save_config(config, self.path) or self.kept_aside
             self._config = config
             self._stamp = self._file_stamp()
             self.last_error = None

@@ -2,6 +2,13 @@
 
 Every call that reaches here leaves exactly one row in the call log, whether it succeeded, failed,
 was refused or was cancelled by the client hanging up.
+
+Failures before any byte reached the client (connection refused, no headers in time, a retryable status,
+a broken or unreadable answer, a stream that broke before its first event) move on to the preset's next
+target. A retryable status on the last target with a `Retry-After` (or `retry-after-ms`) of at most
+RETRY_AFTER_MAX_S is retried once on the same target after that wait; a longer wait goes back to the
+client with the header. Failures after bytes were sent end the stream with an error in the client's own
+protocol, and the log row keeps the usage seen so far.
 """
 
 from __future__ import annotations
@@ -9,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -29,8 +38,22 @@ from app.proxy.upstream import UpstreamClient, UpstreamFailure, iter_body, read_
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+RETRY_AFTER_MAX_S = 2.0  # the longest Retry-After honoured by waiting (once, when no fallback target is left)
+MAX_TOKENS_LIMIT = 10_000_000  # above any model's output limit: a larger value is a client mistake
+MAX_MODEL_CHARS = 256
+MAX_EVENT_BYTES = 16 * 1024 * 1024  # one upstream SSE event larger than this is a provider gone wrong
+_TOKEN_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+_SLOW_FAILURES = frozenset({"timeout", "stalled"})
 # Client headers worth passing to a same-format upstream; never the client's credentials.
 _FORWARD_HEADERS = ("anthropic-version", "anthropic-beta", "openai-beta")
+
+
+class _Retry(Exception):
+    """An attempt failed before any byte reached the client: the next target may still serve the call."""
+
+    def __init__(self, failure: UpstreamFailure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
 
 
 class Pipeline:
@@ -38,6 +61,7 @@ class Pipeline:
         self.core = core
         self.client = client
         self.seen = accounting.SeenIds()
+        self.local_token: str | None = None  # kept current by the server, masked wherever text is echoed
 
     # ------------------------------------------------------------------------------------------- entry
 
@@ -45,19 +69,31 @@ class Pipeline:
         """Serve one call whose body is already read and authenticated. `rec` is logged by the caller."""
         config = self.core.config
         data = self._parse(body, client_api)
-        rec.requested_model = data.get("model") if isinstance(data.get("model"), str) else None
-        rec.streamed = bool(data.get("stream"))
+        rec.requested_model = data["model"]
+        rec.streamed = data.get("stream") is True
         rec.session_key = session_key(request, data)
         if config.store_bodies:
-            rec.request_body = accounting.redacted_body(body, config.body_max_bytes)
-        forced = self.core.policy.before(rec, data, config)
+            rec.request_body = accounting.clip_body(body, config.body_max_bytes)  # redacted by the log writer
+        forced = self._policy_before(rec, data, config)
         try:
             chosen = route(config, rec.requested_model, force_role=forced)
         except RoutingError as exc:
             raise ProxyError(400, "no_route", str(exc)) from None
         rec.preset, rec.role = chosen.preset, chosen.role
-        accounting.note_tool_results(rec, data, client_api, config, self.seen)
+        try:
+            accounting.note_tool_results(rec, data, client_api, config, self.seen)
+        except Exception:  # bookkeeping on an odd request must not refuse the call
+            log.warning("could not read the tool results of call %s", rec.call_id, exc_info=True)
         return await self._forward(request, client_api, data, chosen, config, rec)
+
+    def _policy_before(self, rec: CallRecord, data: dict[str, Any], config: Config) -> str | None:
+        try:
+            return self.core.policy.before(rec, data, config)
+        except ProxyError:
+            raise
+        except Exception:  # a bug in the analytics must not stop the call
+            log.exception("call policy failed for call %s; serving it without", rec.call_id)
+            return None
 
     async def count_tokens(self, request: web.Request, body: bytes, rec: CallRecord) -> web.StreamResponse:
         """Anthropic `count_tokens`: asked of the target when it speaks Messages, else counted locally.
@@ -65,8 +101,8 @@ class Pipeline:
         Claude Code uses this figure to decide when to compact, so the local count includes the system
         prompt, tools and tool blocks (see app.core.tokens for the tokenizer and its accuracy)."""
         config = self.core.config
-        data = self._parse(body, "anthropic")
-        rec.requested_model = data.get("model") if isinstance(data.get("model"), str) else None
+        data = self._parse(body, "anthropic", count=True)
+        rec.requested_model = data["model"]
         try:
             chosen = route(config, rec.requested_model)
         except RoutingError as exc:
@@ -85,36 +121,61 @@ class Pipeline:
                 finally:
                     resp.release()
             except UpstreamFailure as exc:
-                raise ProxyError(504 if exc.kind == "timeout" else 502, exc.kind, exc.message) from None
+                raise ProxyError(504 if exc.kind in _SLOW_FAILURES else 502, exc.kind, exc.message) from None
             rec.attempts[-1].status = resp.status
+            if resp.status >= 400:
+                raw = accounting.redact(raw, self._secrets(provider))
+                rec.error_kind, rec.error_message = f"upstream_{resp.status}", upstream_error_message(raw)
             rec.finish("ok" if resp.status < 400 else "error", resp.status)
             return web.Response(status=resp.status, body=raw, content_type="application/json")
         from app.core.tokens import count_anthropic_request
 
-        counted = count_anthropic_request(data)
+        try:
+            counted = count_anthropic_request(data)
+        except Exception as exc:  # only a malformed request gets here
+            log.warning("could not count the tokens of call %s", rec.call_id, exc_info=True)
+            raise ProxyError(400, "bad_request", f"the request could not be read: {exc}") from None
         rec.finish("ok", 200)
         return web.Response(body=orjson.dumps({"input_tokens": counted}), content_type="application/json")
 
-    def _parse(self, body: bytes, client_api: str) -> dict[str, Any]:
+    def _parse(self, body: bytes, client_api: str, *, count: bool = False) -> dict[str, Any]:
+        """The request as a dict, with the mistakes every API refuses turned into a clear 400."""
         if not body:
             raise ProxyError(400, "bad_request", "the request body is empty; expected a JSON object")
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise ProxyError(400, "bad_json", f"the request body is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
+        if type(data) is not dict:
             raise ProxyError(400, "bad_request", "the request body must be a JSON object")
         model = data.get("model")
-        if model is not None and not isinstance(model, str):
-            raise ProxyError(400, "bad_request", "'model' must be a string", param="model")
+        if model is None:
+            raise ProxyError(400, "bad_request", "'model' is required (a Downshift role such as 'default', or provider/model)",
+                             param="model")
+        if type(model) is not str or not model.strip() or len(model) > MAX_MODEL_CHARS:
+            raise ProxyError(400, "bad_request", f"'model' must be a non-empty string of at most {MAX_MODEL_CHARS} characters",
+                             param="model")
         field = "input" if client_api == "responses" else "messages"
-        if field not in data:
+        items = data.get(field)
+        if items is None:
             raise ProxyError(400, "bad_request", f"'{field}' is required", param=field)
-        if client_api != "responses" and not isinstance(data[field], list):
-            raise ProxyError(400, "bad_request", f"'{field}' must be a list", param=field)
+        if client_api == "responses":
+            if type(items) is not str and (type(items) is not list or not _all_dicts(items)):
+                raise ProxyError(400, "bad_request", "'input' must be a string or a list of input items", param="input")
+        elif type(items) is not list or not items or not _all_dicts(items):
+            raise ProxyError(400, "bad_request", f"'{field}' must be a non-empty list of message objects", param=field)
         stream = data.get("stream")
-        if stream is not None and not isinstance(stream, bool):
+        if stream is not None and type(stream) is not bool:
             raise ProxyError(400, "bad_request", "'stream' must be true or false", param="stream")
+        tools = data.get("tools")
+        if tools is not None and (type(tools) is not list or not _all_dicts(tools)):
+            raise ProxyError(400, "bad_request", "'tools' must be a list of tool objects", param="tools")
+        if not count:
+            for name in _TOKEN_FIELDS:
+                value = data.get(name)
+                if value is not None and (type(value) is not int or not 1 <= value <= MAX_TOKENS_LIMIT):
+                    raise ProxyError(400, "bad_request", f"'{name}' must be a whole number from 1 to {MAX_TOKENS_LIMIT}, "
+                                     f"got {str(value)[:40]}", param=name)
         return data
 
     # ------------------------------------------------------------------------------------------- forwarding
@@ -125,7 +186,12 @@ class Pipeline:
         last_error: tuple[int, bytes, dict[str, str]] | None = None
         last_failure: UpstreamFailure | None = None
         targets = chosen.targets
-        for index, target in enumerate(targets):
+        retried = False
+        i = 0
+        while i < len(targets):
+            target = targets[i]
+            is_last = i == len(targets) - 1
+            i += 1
             provider = config.providers.get(target.provider)
             if provider is None:
                 continue
@@ -133,16 +199,11 @@ class Pipeline:
             if adapter is None:
                 raise ProxyError(400, "unsupported", f"cannot serve a {client_api} request from a {provider.api} provider")
             ctx = Context(requested_model=rec.requested_model or "")
-            try:
-                upstream_body = adapter.prepare(data, target.model, provider, ctx)
-            except TranslationError as exc:
-                raise ProxyError(400, "unsupported", str(exc)) from None
-            payload = orjson.dumps(upstream_body)
+            upstream_body, payload = self._prepare(adapter, data, target, provider, ctx, rec)
             attempt = Attempt(str(target))
             rec.attempts.append(attempt)
             self._set_target(rec, provider, target)
             started = rec.elapsed_ms()
-            is_last = index == len(targets) - 1
             try:
                 resp = await self.client.send(provider, adapter.upstream_path, payload, self._headers(request, provider))
             except UpstreamFailure as exc:
@@ -152,31 +213,36 @@ class Pipeline:
                 continue
             attempt.status = resp.status
             if resp.status >= 400:
-                try:
-                    err_body = await read_body(resp, provider.timeouts.idle)
-                except UpstreamFailure:
-                    err_body = b""
-                finally:
-                    resp.release()
-                attempt.error_kind = f"http_{resp.status}"
-                attempt.error_message = upstream_error_message(err_body)
+                last_error, last_failure = await self._upstream_error(resp, provider, adapter, attempt), None
                 attempt.duration_ms = rec.elapsed_ms() - started
-                headers = {k: v for k, v in resp.headers.items() if k.lower() in ("retry-after",)}
-                if resp.status in (401, 403) and not provider.local and self.core.provider_key(provider.name) is None:
-                    hint = f"{provider.name} refused the call and Downshift has no key for it: `downshift key set {provider.name}`"
-                    attempt.error_message = f"{hint} ({attempt.error_message})"
-                    err_body = orjson.dumps({"error": {"message": attempt.error_message, "type": "authentication_error"}})
-                last_error, last_failure = (resp.status, adapter.error_from_upstream(resp.status, err_body), headers), None
-                if resp.status in RETRYABLE_STATUS and not is_last:
-                    continue
+                if resp.status in RETRYABLE_STATUS:
+                    if not is_last:
+                        continue
+                    wait = retry_after(resp.headers)
+                    if not retried and wait is not None and wait <= RETRY_AFTER_MAX_S:
+                        retried = True
+                        await asyncio.sleep(wait)
+                        i -= 1  # the same target, once more
+                        continue
                 break
+            clean = False
             try:
                 if rec.streamed:
-                    return await self._relay_stream(request, adapter, ctx, resp, provider, upstream_body, rec, config)
-                return await self._relay_whole(request, adapter, ctx, resp, provider, upstream_body, rec, config)
+                    answer = await self._relay_stream(request, adapter, ctx, resp, provider, upstream_body, len(payload), rec, config)
+                else:
+                    answer = await self._relay_whole(request, adapter, ctx, resp, provider, upstream_body, len(payload), rec, config)
+                clean = True
+                return answer
+            except _Retry as exc:
+                attempt.error_kind, attempt.error_message = exc.failure.kind, exc.failure.message
+                last_failure, last_error = exc.failure, None
+                continue
             finally:
                 attempt.duration_ms = rec.elapsed_ms() - started
-                resp.release()
+                if clean:
+                    resp.release()
+                else:  # broken, abandoned or cancelled: drop the connection so the provider stops generating
+                    resp.close()
         if last_error is not None:
             status, body, headers = last_error
             rec.error_kind = f"upstream_{status}"
@@ -184,9 +250,52 @@ class Pipeline:
             rec.finish("error", status)
             return web.Response(status=status, body=body, content_type="application/json", headers=headers)
         if last_failure is not None:
-            status = 504 if last_failure.kind == "timeout" else 502
-            raise ProxyError(status, last_failure.kind, last_failure.message)
-        raise ProxyError(400, "no_route", "no configured provider can serve this request")
+            raise ProxyError(504 if last_failure.kind in _SLOW_FAILURES else 502, last_failure.kind, last_failure.message)
+        raise ProxyError(502, "no_route", "no configured provider can serve this request")
+
+    def _prepare(
+        self, adapter: Adapter, data: dict[str, Any], target: Target, provider: Provider, ctx: Context, rec: CallRecord
+    ) -> tuple[dict[str, Any], bytes]:
+        try:
+            upstream_body = adapter.prepare(data, target.model, provider, ctx)
+            return upstream_body, orjson.dumps(upstream_body)
+        except TranslationError as exc:
+            raise ProxyError(400, "unsupported", str(exc)) from None
+        except ProxyError:
+            raise
+        except Exception as exc:  # the body is the only input here: an odd shape the translator cannot read
+            log.warning("could not prepare call %s for %s", rec.call_id, provider.name, exc_info=True)
+            raise ProxyError(400, "bad_request", f"the request could not be read ({type(exc).__name__}: {exc})") from None
+
+    async def _upstream_error(
+        self, resp: aiohttp.ClientResponse, provider: Provider, adapter: Adapter, attempt: Attempt
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """The provider's error answer, keys masked (some echo the key they refused), in the client's shape."""
+        try:
+            err_body = await read_body(resp, provider.timeouts.idle)
+        except UpstreamFailure:
+            err_body = b""
+        finally:
+            resp.release()
+        err_body = accounting.redact(err_body, self._secrets(provider))
+        attempt.error_kind = f"http_{resp.status}"
+        attempt.error_message = upstream_error_message(err_body)
+        headers = {k: v for k, v in resp.headers.items() if k.lower() in ("retry-after", "retry-after-ms")}
+        if resp.status in (401, 403) and not provider.local and self.core.provider_key(provider.name) is None:
+            hint = f"{provider.name} refused the call and Downshift has no key for it: `downshift key set {provider.name}`"
+            attempt.error_message = f"{hint} ({attempt.error_message})"
+            err_body = orjson.dumps({"error": {"message": attempt.error_message, "type": "authentication_error"}})
+        return resp.status, adapter.error_from_upstream(resp.status, err_body), headers
+
+    def _secrets(self, provider: Provider) -> list[bytes]:
+        """Exact secret values that must never be echoed back or logged: the key sent, the local token."""
+        out = []
+        key = self.core.provider_key(provider.name)
+        if key:
+            out.append(key.encode())
+        if self.local_token:
+            out.append(self.local_token.encode())
+        return out
 
     @staticmethod
     def _set_target(rec: CallRecord, provider: Provider, target: Target) -> None:
@@ -217,27 +326,36 @@ class Pipeline:
         resp: aiohttp.ClientResponse,
         provider: Provider,
         upstream_body: dict[str, Any],
+        payload_len: int,
         rec: CallRecord,
         config: Config,
     ) -> web.StreamResponse:
-        raw = await read_body(resp, provider.timeouts.idle)
+        try:
+            raw = await read_body(resp, provider.timeouts.idle)
+        except UpstreamFailure as exc:
+            raise _Retry(exc) from None
         rec.mark_first_byte()
         observer = observer_for(provider.api)
         try:
             data = orjson.loads(raw)
+            if type(data) is not dict:
+                raise TypeError("not an object")
             observer.on_response(data)
-        except (orjson.JSONDecodeError, AttributeError, TypeError):
-            rec.error_kind, rec.error_message = "bad_upstream_json", "the provider's answer is not valid JSON"
-            raise ProxyError(502, "bad_upstream_json", f"{provider.name} returned an answer that is not valid JSON") from None
-        out = raw if adapter.passthrough else orjson.dumps(adapter.respond(data, ctx))  # type: ignore[misc]
+            out = raw if adapter.passthrough else orjson.dumps(adapter.respond(data, ctx))  # type: ignore[misc]
+        except orjson.JSONDecodeError:
+            raise _Retry(UpstreamFailure("bad_upstream_json", f"{provider.name} returned an answer that is not valid JSON")) from None
+        except Exception as exc:  # valid JSON of an unexpected shape
+            log.warning("unreadable answer from %s for call %s", provider.name, rec.call_id, exc_info=True)
+            raise _Retry(UpstreamFailure("bad_upstream_json", f"{provider.name} returned an answer Downshift cannot read "
+                                         f"({type(exc).__name__})")) from None
         response = web.Response(status=200, body=out, content_type="application/json")
         await response.prepare(request)
         await response.write_eof()
         rec.bytes_out = len(out)
         rec.finish("ok", 200)
-        accounting.settle(rec, observer, upstream_body, provider, config)
+        accounting.settle(rec, observer, upstream_body, provider, config, payload_len)
         if config.store_bodies:
-            rec.response_body = accounting.redacted_body(out, config.body_max_bytes)
+            rec.response_body = accounting.clip_body(out, config.body_max_bytes)  # redacted by the log writer
         return response
 
     async def _relay_stream(
@@ -248,11 +366,13 @@ class Pipeline:
         resp: aiohttp.ClientResponse,
         provider: Provider,
         upstream_body: dict[str, Any],
+        payload_len: int,
         rec: CallRecord,
         config: Config,
     ) -> web.StreamResponse:
+        """Events as they come. The client's headers go out with the first bytes worth sending, so a stream
+        that breaks before then can still fall back to the next target."""
         response = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        await response.prepare(request)
         observer = observer_for(provider.api)
         translator = None if adapter.stream is None else adapter.stream(ctx)
         parser = sse.SSEParser()
@@ -260,6 +380,7 @@ class Pipeline:
         strip_usage = ctx.strip_usage_chunk
         sent = 0
         finished = False
+        prepared = False
         try:
             async for chunk in iter_body(resp, provider.timeouts.idle):
                 rec.mark_first_byte()
@@ -274,31 +395,50 @@ class Pipeline:
                         obj = orjson.loads(event.data)
                     except orjson.JSONDecodeError:
                         raise UpstreamFailure("bad_upstream_sse", "the provider sent a malformed stream event") from None
-                    if not isinstance(obj, dict):
+                    if type(obj) is not dict:
                         continue
-                    observer.on_event(obj)
-                    if translator is not None:
-                        produced = translator.feed(obj)
-                        if produced:
-                            out.append(adapter.encode(produced))
-                    elif not (strip_usage and upstream_is_openai and not obj.get("choices") and obj.get("usage")):
-                        out.append(event.raw)
+                    try:
+                        observer.on_event(obj)
+                        if translator is not None:
+                            produced = translator.feed(obj)
+                            if produced:
+                                out.append(adapter.encode(produced))
+                        elif not (strip_usage and upstream_is_openai and not obj.get("choices") and obj.get("usage")):
+                            out.append(event.raw)
+                    except Exception as exc:  # an event of a shape nobody expects
+                        log.warning("unreadable stream event from %s for call %s", provider.name, rec.call_id, exc_info=True)
+                        raise UpstreamFailure("bad_upstream_sse", f"the provider sent a stream event Downshift cannot read "
+                                              f"({type(exc).__name__})") from None
                     if not upstream_is_openai and obj.get("type") == "message_stop":
                         finished = True
+                if len(parser.pending()) > MAX_EVENT_BYTES:  # no event boundary in sight: not a stream we can relay
+                    raise UpstreamFailure("bad_upstream_sse", f"the provider sent a stream event over {MAX_EVENT_BYTES} bytes")
+                if not prepared and observer.error is not None:
+                    raise UpstreamFailure("upstream_stream_error", _error_text(observer.error))
                 if out:
                     data = b"".join(out)
+                    if not prepared:
+                        await response.prepare(request)
+                        prepared = True
                     await response.write(data)
                     sent += len(data)
             if observer.error is not None:
-                raise UpstreamFailure("upstream_stream_error", str(observer.error.get("message") or observer.error))
+                raise UpstreamFailure("upstream_stream_error", _error_text(observer.error))
+            if not finished and upstream_is_openai and observer.finish_reason is not None:
+                finished = True  # a complete answer from a provider that does not send [DONE]
             if not finished:
                 raise UpstreamFailure("truncated", "the provider's stream ended before it was complete")
-            if translator is not None:
-                tail = adapter.encode(translator.finish()) + adapter.done()
+            tail = adapter.encode(translator.finish()) + adapter.done() if translator is not None else b""
+            if not prepared:
+                await response.prepare(request)
+                prepared = True
+            if tail:
                 await response.write(tail)
                 sent += len(tail)
             rec.finish("ok", 200)
         except UpstreamFailure as exc:
+            if not prepared:
+                raise _Retry(exc) from None
             rec.error_kind, rec.error_message = exc.kind, exc.message
             tail = self._stream_error(adapter, translator, exc, finished)
             with contextlib.suppress(ConnectionError, aiohttp.ClientConnectionResetError):
@@ -309,12 +449,12 @@ class Pipeline:
             rec.error_kind, rec.error_message = "client_disconnected", "the client closed the connection mid-stream"
             rec.finish("cancelled", 499)
             rec.bytes_out = sent
-            accounting.settle(rec, observer, upstream_body, provider, config)
+            accounting.settle(rec, observer, upstream_body, provider, config, payload_len)
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return response
         rec.bytes_out = sent
-        accounting.settle(rec, observer, upstream_body, provider, config)
+        accounting.settle(rec, observer, upstream_body, provider, config, payload_len)
         with contextlib.suppress(ConnectionError, aiohttp.ClientConnectionResetError):
             await response.write_eof()
         return response
@@ -323,12 +463,45 @@ class Pipeline:
     def _stream_error(adapter: Adapter, translator: Any, exc: UpstreamFailure, finished: bool) -> bytes:
         """A well-formed error in the client's protocol after bytes were already sent."""
         if translator is not None:
-            return adapter.encode(translator.error(exc.kind, exc.message))
-        if exc.kind == "upstream_stream_error":  # the provider's own error event already went through
+            with contextlib.suppress(Exception):
+                return adapter.encode(translator.error(exc.kind, exc.message)) + adapter.done()
+        if exc.kind == "upstream_stream_error" and translator is None:  # the provider's own error event went through
             return sse.OPENAI_DONE if adapter.client_api == "openai" and not finished else b""
         if adapter.client_api == "anthropic":
             return sse.encode_named({"type": "error", "error": {"type": "api_error", "message": exc.message}})
         return sse.encode_data(orjson.loads(error_json("openai", 502, exc.message, code=exc.kind))) + sse.OPENAI_DONE
+
+
+def _all_dicts(items: list[Any]) -> bool:
+    """The first and last items are JSON objects: O(1) whatever the length of the conversation. Odd items
+    in between are found by the translators (a 400) or by the provider (its own 400, passed on)."""
+    return not items or (type(items[0]) is dict and type(items[-1]) is dict)
+
+
+def _error_text(error: dict[str, Any]) -> str:
+    message = error.get("message") if isinstance(error, dict) else None
+    return str(message or error)[:500]
+
+
+def retry_after(headers: Any) -> float | None:
+    """Seconds the provider asks to wait (Retry-After as seconds or an HTTP date, or retry-after-ms)."""
+    value = headers.get("retry-after-ms")
+    if value is not None:
+        try:
+            return max(0.0, float(value) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 def session_key(request: web.Request, data: dict[str, Any]) -> str | None:

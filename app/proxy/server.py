@@ -2,35 +2,51 @@
 
 The same `ProxyServer` runs headless (`downshift serve`) and inside the GUI, on an asyncio loop of its own
 thread: start it, wait until it listens, read its port, stop it with one thread-safe call.
+
+Every request passes the same gate before anything else happens (see SECURITY.md): a Host that is not a
+loopback name or address gets 403 (DNS rebinding), so does a browser `Origin` that is not allowed (and a
+CORS preflight from one); then the local token, compared in constant time. The token is re-read from the
+keyring every TOKEN_REFRESH_S seconds off the event loop, and at once (at most once a second) when a
+client presents a different one, so `downshift token rotate` applies to a running proxy without a
+restart and the old token stops working within seconds. `/health` answers without the token (liveness
+only: status and paused, nothing else) but still behind the Host and Origin checks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 import orjson
 from aiohttp import web
 
-from app.core.config import ROLES
+from app.core.config import ROLES, is_loopback_host
 from app.core.engine import Core
 from app.core.records import CallRecord
+from app.core.secrets import SecretStoreError
+from app.proxy import accounting
 from app.proxy.errors import ProxyError, error_json
 from app.proxy.pipeline import Pipeline
 from app.proxy.upstream import UpstreamClient
 
 log = logging.getLogger(__name__)
 
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+_KNOWN_ENDPOINTS = frozenset({"/v1/chat/completions", "/chat/completions", "/v1/messages", "/v1/messages/count_tokens",
+                              "/v1/responses", "/responses", "/v1/models", "/health"})
+_SAME_SITE = frozenset({"none", "same-origin"})
+_CORS_HEADERS = "authorization, x-api-key, content-type, anthropic-version, anthropic-beta, openai-beta"
+_NO_LIMIT = 1 << 40  # aiohttp's own body limit is off: `_read_body` applies the configured one, live
 
 
 class ProxyServer:
     """An aiohttp application over a Core. Use `ProxyThread` to run it in the background."""
+
+    TOKEN_REFRESH_S = 5.0  # how stale the cached token may get (rotation from another process)
+    TOKEN_RECHECK_S = 1.0  # at most this often, a mismatching token makes us re-read the store at once
 
     def __init__(self, core: Core) -> None:
         self.core = core
@@ -38,7 +54,11 @@ class ProxyServer:
         self.pipeline = Pipeline(core, self.client)
         self.paused = False
         self._token: str | None = None
-        self.app = web.Application(client_max_size=self._max_body())
+        self._token_read_at = 0.0
+        self._token_recheck_at = 0.0
+        self._token_refreshing = False
+        self._hosts: dict[str, bool] = {}
+        self.app = web.Application(client_max_size=_NO_LIMIT)
         self.app.router.add_post("/v1/chat/completions", self._endpoint("openai", "/v1/chat/completions"))
         self.app.router.add_post("/chat/completions", self._endpoint("openai", "/v1/chat/completions"))
         self.app.router.add_post("/v1/messages", self._endpoint("anthropic", "/v1/messages"))
@@ -48,39 +68,123 @@ class ProxyServer:
         self.app.router.add_get("/v1/models", self._models)
         self.app.router.add_get("/health", self._health)
         self.app.router.add_route("*", "/{tail:.*}", self._endpoint("openai", "unknown"))
+        self.app.on_response_prepare.append(self._cors)
         self.app.on_cleanup.append(self._cleanup)
         self.extra_routes: list[Callable[[web.Application], None]] = []
+        # the log writer warns through the app's notices and masks the keys we know in stored bodies
+        writer = core.writer
+        writer.notify = lambda title, message: core.events.emit("notice", (title, message))
+        writer.secrets = self._secret_values
 
     def _max_body(self) -> int:
         return int(self.core.config.max_body_mb * 1024 * 1024)
 
+    # ------------------------------------------------------------------------------------------- token
+
     def token(self) -> str:
+        """The local token (cached; read from the store when unknown). Blocking: not for the event loop."""
         if self._token is None:
-            self._token = self.core.token()
+            self._read_token()
+        assert self._token is not None
         return self._token
 
     def reset_token(self) -> None:
+        """Forget the cached token: the next request reads the store again (the GUI calls this on rotation)."""
         self._token = None
+
+    def _read_token(self) -> str:
+        token = self.core.token()
+        self._token, self._token_read_at = token, time.monotonic()
+        self.pipeline.local_token = token
+        return token
+
+    def _refresh_token(self) -> None:
+        try:
+            self._read_token()
+        except Exception:  # keep the cached token; the next refresh tries again
+            log.warning("could not re-read the local token", exc_info=True)
+        finally:
+            self._token_refreshing = False
+
+    async def _current_token(self) -> str:
+        token = self._token
+        if token is None:
+            return await asyncio.get_running_loop().run_in_executor(None, self._read_token)
+        if time.monotonic() - self._token_read_at > self.TOKEN_REFRESH_S and not self._token_refreshing:
+            self._token_refreshing = True
+            asyncio.get_running_loop().run_in_executor(None, self._refresh_token)
+        return token
+
+    def _secret_values(self) -> Iterable[bytes]:
+        """For the log writer's thread: every provider key Downshift holds, and the local token."""
+        out = []
+        for name in list(self.core.config.providers):
+            key = self.core.provider_key(name)
+            if key:
+                out.append(key.encode())
+        if self._token:
+            out.append(self._token.encode())
+        return out
 
     async def _cleanup(self, _app: web.Application) -> None:
         await self.client.close()
 
     # ------------------------------------------------------------------------------------------- guards
 
-    def _check_access(self, request: web.Request, api: str) -> None:
-        """Loopback Host only (DNS rebinding), no foreign browser Origin, and the local token."""
+    def _check_origin(self, request: web.Request) -> None:
+        """403 for requests a web page could make: a Host that is not loopback (DNS rebinding), a browser
+        Origin that is not allowed, a cross-site fetch without Origin. Before anything else is done."""
+        headers = request.headers
         config = self.core.config
-        host = request.host.rsplit(":", 1)[0].strip("[]").lower() if request.host else ""
-        if not config.allow_remote and not _is_loopback_host(host):
-            raise ProxyError(403, "forbidden_host", f"requests for host {host!r} are refused; Downshift serves localhost only")
-        origin = request.headers.get("Origin")
-        if origin and origin not in config.allowed_origins:
-            raise ProxyError(403, "forbidden_origin", f"requests from web pages ({origin}) are refused")
+        if not config.allow_remote:
+            host = headers.get("Host")
+            if host is not None:
+                ok = self._hosts.get(host)
+                if ok is None:
+                    ok = is_loopback_host(_host_name(host))
+                    if len(self._hosts) > 256:
+                        self._hosts.clear()
+                    self._hosts[host] = ok
+                if not ok:
+                    raise ProxyError(403, "forbidden_host", f"requests for host {host[:100]!r} are refused; Downshift "
+                                     "serves localhost only (proxy.allow_remote)")
+        origin = headers.get("Origin")
+        if origin is not None:
+            if origin not in config.allowed_origins:
+                raise ProxyError(403, "forbidden_origin", f"requests from web pages ({origin[:100]}) are refused "
+                                 "(proxy.allowed_origins)")
+        elif headers.get("Sec-Fetch-Site", "none") not in _SAME_SITE:
+            raise ProxyError(403, "forbidden_origin", "cross-site requests from web pages are refused")
+
+    async def _check_access(self, request: web.Request) -> None:
+        """Loopback Host only (DNS rebinding), no foreign browser Origin, and the local token."""
+        self._check_origin(request)
         presented = _presented_token(request)
         if presented is None:
             raise ProxyError(401, "missing_token", "missing token: send the Downshift token as 'Authorization: Bearer' or 'x-api-key'")
-        if not hmac.compare_digest(presented.encode(), self.token().encode()):
-            raise ProxyError(401, "bad_token", "invalid Downshift token (see `downshift env` or the Export page)")
+        try:
+            token = await self._current_token()
+        except SecretStoreError as exc:
+            raise ProxyError(503, "token_unavailable", f"Downshift cannot read its local token: {exc}") from None
+        given = presented.encode("utf-8", "surrogateescape")
+        if hmac.compare_digest(given, token.encode()):
+            return
+        now = time.monotonic()
+        if now - self._token_recheck_at >= self.TOKEN_RECHECK_S:  # rotated since we last looked?
+            self._token_recheck_at = now
+            try:
+                token = await asyncio.get_running_loop().run_in_executor(None, self._read_token)
+            except SecretStoreError as exc:
+                raise ProxyError(503, "token_unavailable", f"Downshift cannot read its local token: {exc}") from None
+            if hmac.compare_digest(given, token.encode()):
+                return
+        raise ProxyError(401, "bad_token", "invalid Downshift token (see `downshift env` or the Export page)")
+
+    async def _cors(self, request: web.Request, response: web.StreamResponse) -> None:
+        origin = request.headers.get("Origin")
+        if origin is not None and origin in self.core.config.allowed_origins:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
 
     # ------------------------------------------------------------------------------------------- handlers
 
@@ -92,15 +196,27 @@ class ProxyServer:
             writer = self.core.writer
             writer.started(rec)
             try:
-                self._check_access(request, api)
+                if endpoint == "unknown":
+                    rec.endpoint = request.path[:64]
+                    if request.method == "OPTIONS":  # a CORS preflight: only for an allowed Origin
+                        self._check_origin(request)
+                        if request.headers.get("Origin") is None:
+                            raise ProxyError(403, "forbidden_origin", "CORS preflight without an Origin is refused")
+                        rec.finish("ok", 204)
+                        return web.Response(status=204, headers={
+                            "Access-Control-Allow-Methods": "GET, POST", "Access-Control-Allow-Headers": _CORS_HEADERS,
+                            "Access-Control-Max-Age": "600"})
+                await self._check_access(request)
                 if self.paused and endpoint != "unknown":
                     raise ProxyError(503, "paused", "Downshift is paused; resume it from the tray or `downshift serve`")
                 body = await _read_body(request, self._max_body())
                 rec.bytes_in = len(body)
                 if endpoint == "unknown":
-                    rec.endpoint = request.path[:64]
-                    raise ProxyError(404, "unknown_endpoint", f"{request.method} {request.path} is not an endpoint of Downshift "
-                                     "(it serves /v1/chat/completions, /v1/messages, /v1/responses, /v1/models)")
+                    if request.path in _KNOWN_ENDPOINTS:
+                        raise ProxyError(405, "method_not_allowed", f"{request.method} is not allowed on {request.path}",
+                                         headers={"Allow": "GET" if request.path in ("/v1/models", "/health") else "POST"})
+                    raise ProxyError(404, "unknown_endpoint", f"{request.method} {request.path[:200]} is not an endpoint of "
+                                     "Downshift (it serves /v1/chat/completions, /v1/messages, /v1/responses, /v1/models)")
                 if endpoint == "/v1/messages/count_tokens":
                     response = await self.pipeline.count_tokens(request, body, rec)
                 else:
@@ -114,6 +230,12 @@ class ProxyServer:
                     content_type="application/json",
                     headers=exc.headers,
                 )
+            except SecretStoreError as exc:  # the keyring went away (locked, D-Bus gone): say so, not 500
+                rec.error_kind, rec.error_message = "keyring_unavailable", str(exc)
+                rec.finish("error", 503)
+                return web.Response(status=503, body=error_json(shape, 503, f"Downshift cannot read a key it needs: {exc}",
+                                                                code="keyring_unavailable"),
+                                    content_type="application/json")
             except asyncio.CancelledError:
                 if rec.outcome == "in_flight":
                     rec.error_kind, rec.error_message = "client_disconnected", "the client closed the connection"
@@ -121,16 +243,20 @@ class ProxyServer:
                 raise
             except Exception as exc:  # a bug must still produce an answer and a row
                 log.exception("unexpected failure serving %s", endpoint)
-                rec.error_kind, rec.error_message = "internal_error", f"{type(exc).__name__}: {exc}"
+                message = accounting.redact_text(f"{type(exc).__name__}: {exc}") or ""
+                rec.error_kind, rec.error_message = "internal_error", message
                 rec.finish("error", 500)
                 return web.Response(
-                    status=500, body=error_json(shape, 500, "Downshift internal error: " + str(exc)),
+                    status=500, body=error_json(shape, 500, "Downshift internal error: " + message),
                     content_type="application/json",
                 )
             finally:
                 if rec.outcome == "in_flight":
                     rec.finish("error" if (rec.status or 200) >= 400 else "ok")
-                self.core.policy.after(rec)
+                try:
+                    self.core.policy.after(rec)
+                except Exception:  # the analytics must not cost the call its row
+                    log.exception("call policy failed after call %s", rec.call_id)
                 writer.finished(rec)
                 self.core.events.emit("call_finished", rec)
             return response
@@ -139,9 +265,10 @@ class ProxyServer:
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
         try:
-            self._check_access(request, "openai")
+            await self._check_access(request)
         except ProxyError as exc:
-            return web.Response(status=exc.status, body=error_json("openai", exc.status, exc.message, code=exc.kind), content_type="application/json")
+            return web.Response(status=exc.status, body=error_json("openai", exc.status, exc.message, code=exc.kind),
+                                content_type="application/json")
         config = self.core.config
         created = int(time.time())
         data = []
@@ -158,20 +285,47 @@ class ProxyServer:
                     data.append({"id": str(target), "object": "model", "created": created, "owned_by": target.provider})
         return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json")
 
-    async def _health(self, _request: web.Request) -> web.StreamResponse:
+    async def _health(self, request: web.Request) -> web.StreamResponse:
+        """Liveness without the token (used by `downshift doctor`, the demo, benchmarks); Host/Origin still apply."""
+        try:
+            self._check_origin(request)
+        except ProxyError as exc:
+            return web.Response(status=exc.status, body=error_json("openai", exc.status, exc.message, code=exc.kind),
+                                content_type="application/json")
         return web.Response(body=orjson.dumps({"status": "ok", "paused": self.paused}), content_type="application/json")
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
     content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip().lower()
-    if content_type not in ("application/json", "", "text/plain", "application/x-json"):
-        raise ProxyError(415, "bad_content_type", f"expected a JSON body (Content-Type: application/json), got {content_type!r}")
-    if request.content_length is not None and request.content_length > limit:
-        raise ProxyError(413, "too_large", f"the request body ({request.content_length} bytes) is over the {limit} byte limit")
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise ProxyError(413, "too_large", f"the request body is over the {limit} byte limit") from None
+    if content_type not in ("application/json", "", "text/plain", "application/x-json") and not content_type.endswith("+json"):
+        raise ProxyError(415, "bad_content_type", f"expected a JSON body (Content-Type: application/json), got {content_type[:100]!r}")
+    length = request.content_length
+    if length is not None and length > limit:
+        raise ProxyError(413, "too_large", f"the request body ({length} bytes) is over the {limit} byte limit "
+                         "(proxy.max_body_mb)", headers={"Connection": "close"})
+    chunks = []
+    size = 0
+    content = request.content
+    while True:
+        chunk = await content.readany()
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            raise ProxyError(413, "too_large", f"the request body is over the {limit} byte limit (proxy.max_body_mb)",
+                             headers={"Connection": "close"})
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _host_name(host: str) -> str:
+    """The name in a Host header, without the port ("[::1]:8765" -> "::1", "localhost:8765" -> "localhost")."""
+    host = host.strip()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    if host.count(":") == 1:
+        return host.split(":", 1)[0]
+    return host
 
 
 def _presented_token(request: web.Request) -> str | None:
@@ -182,15 +336,6 @@ def _presented_token(request: web.Request) -> str | None:
             return value.strip()
     key = request.headers.get("x-api-key")
     return key.strip() if key else None
-
-
-def _is_loopback_host(host: str) -> bool:
-    if host in _LOOPBACK_NAMES or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class ProxyThread:
@@ -215,13 +360,27 @@ class ProxyThread:
         return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> ProxyThread:
-        if not self.core.config.allow_remote and not _is_loopback_host(self.host):
+        remote = not is_loopback_host(self.host)
+        if remote and not self.core.config.allow_remote:
             raise OSError(f"refusing to listen on {self.host}: set proxy.allow_remote = true to serve other machines")
+        try:
+            self.server.token()  # read (or create) the local token now rather than on the first request
+        except SecretStoreError as exc:
+            log.warning("the local token cannot be read yet: %s", exc)
         self._thread.start()
         if not self._ready.wait(timeout):
             raise TimeoutError("the proxy did not start in time")
         if self.error is not None:
             raise self.error
+        if remote:
+            message = (f"Downshift listens on {self.host}:{self.port}: other machines can reach it (proxy.allow_remote). "
+                       "Anyone with the local token can spend your provider keys; the Host check against DNS "
+                       "rebinding is off.")
+            log.warning(message)
+            self.core.events.emit("notice", ("Proxy reachable from other machines", message))
+        warm = threading.Timer(1.0, _warm_tokenizer)
+        warm.daemon = True
+        warm.start()
         return self
 
     def _run(self) -> None:
@@ -268,6 +427,17 @@ class ProxyThread:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _warm_tokenizer() -> None:
+    """Load the tokenizer (about a second of CPU) off the event loop, before count_tokens or a broken
+    stream's usage estimate needs it."""
+    try:
+        from app.core import tokens
+
+        tokens.encoding()
+    except Exception:  # only an optimisation
+        log.debug("tokenizer warm-up failed", exc_info=True)
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:

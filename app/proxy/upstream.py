@@ -74,14 +74,33 @@ class UpstreamClient:
             raise UpstreamFailure("connect_error", f"{provider.name}: {exc}") from None
 
 
-async def read_body(resp: aiohttp.ClientResponse, idle: float) -> bytes:
+MAX_ANSWER_BYTES = 64 * 1024 * 1024  # a whole (non-streamed) answer larger than this is a provider gone wrong
+
+
+async def read_body(resp: aiohttp.ClientResponse, idle: float, limit: int | None = None) -> bytes:
+    """A whole answer, within the idle limit (per read) and a size limit (a provider that never stops
+    sending must not exhaust memory)."""
+    limit = MAX_ANSWER_BYTES if limit is None else limit
+    length = resp.content_length
+    if length is not None and length > limit:
+        raise UpstreamFailure("too_large", f"the upstream answer ({length} bytes) is over the {limit} byte limit")
+    chunks: list[bytes] = []
+    size = 0
     try:
-        async with asyncio.timeout(idle):
-            return await resp.read()
+        while True:
+            async with asyncio.timeout(idle):
+                chunk = await resp.content.readany()
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise UpstreamFailure("too_large", f"the upstream answer is over the {limit} byte limit")
+            chunks.append(chunk)
     except TimeoutError:
         raise UpstreamFailure("stalled", f"the upstream stopped sending for {idle:g} s") from None
     except aiohttp.ClientError as exc:
         raise UpstreamFailure("upstream_disconnect", f"the upstream connection broke: {exc}") from None
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def iter_body(resp: aiohttp.ClientResponse, idle: float) -> AsyncIterator[bytes]:

@@ -1,11 +1,16 @@
 """Opening the call-log database: SQLite in WAL mode, schema brought to head by Alembic.
 
 The database file is copied aside before a migration touches it, so an upgrade can never lose the log.
+The file (and its -wal/-shm companions, which SQLite creates with the same mode) is readable only by the
+user: it can hold prompts and answers when bodies are stored.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import stat
 import time
 from pathlib import Path
 
@@ -13,6 +18,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DatabaseError
 
@@ -39,10 +45,28 @@ def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
     cur.close()
 
 
+def make_private(path: Path) -> None:
+    """Create the database file readable only by the user, or take group/other access off an old one."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for candidate in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            with contextlib.suppress(OSError):
+                mode = candidate.stat().st_mode
+                if mode & (stat.S_IRWXG | stat.S_IRWXO):
+                    os.chmod(candidate, stat.S_IMODE(mode) & ~(stat.S_IRWXG | stat.S_IRWXO))
+    except OSError:
+        return  # unwritable folder: SQLite reports it with the file name
+    else:
+        os.close(fd)
+
+
 def create_db_engine(url: str) -> Engine:
     path = sqlite_path(url)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private(path)
     engine = create_engine(url, connect_args={"check_same_thread": False} if url.startswith("sqlite") else {})
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _on_connect)
@@ -91,5 +115,12 @@ def open_database(url: str) -> Engine:
         raise DatabaseOpenError(
             f"The call log {where} cannot be opened ({exc.orig}). It is left untouched; move it aside "
             f"or pass --db with another location."
+        ) from exc
+    except CommandError as exc:  # a revision this version does not know: written by a newer Downshift
+        engine.dispose()
+        where = sqlite_path(url) or url
+        raise DatabaseOpenError(
+            f"The call log {where} was written by a newer version of Downshift ({exc}). It is left untouched; "
+            f"update Downshift or pass --db with another location."
         ) from exc
     return engine
