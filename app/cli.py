@@ -89,15 +89,9 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from app.core.secrets import SecretStoreError
-    from app.core.storage.db import DatabaseOpenError
     from app.proxy.server import ProxyThread
 
-    try:
-        core = _core(args)
-    except (DatabaseOpenError, SecretStoreError) as exc:
-        print(f"downshift: {exc}", file=sys.stderr)
-        return 2
+    core = _core(args)
     core.events.subscribe("config_error", lambda exc: print(f"downshift: config not applied: {exc}", file=sys.stderr))
     proxy = ProxyThread(core, host=args.host, port=args.port)
     try:
@@ -421,12 +415,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from app.core.config import ConfigError
+    from app.core.secrets import SecretStoreError
+    from app.core.storage.db import DatabaseOpenError
+
     try:
         return args.handler(args)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
+    except (ConfigError, DatabaseOpenError, SecretStoreError) as exc:  # the user's to fix: one line, no traceback
+        print(f"downshift: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

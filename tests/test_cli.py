@@ -135,3 +135,13 @@ def test_serve_headless_subprocess(tmp_path: Path, mock, config_path: Path) -> N
     finally:
         proc.terminate()
         assert proc.wait(10) == 0
+
+
+def test_bad_config_is_one_line_no_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[proxy\nport = 1\n")
+    for command in (["serve", "--port", "0"], ["stats"], ["presets"], ["env"]):
+        run = subprocess.run([sys.executable, "-m", "app", *command, "--config", str(bad), "--db", f"sqlite:///{tmp_path / 'x.db'}"],
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 2, (command, run.stderr)
+        assert "Traceback" not in run.stderr and "is not valid TOML" in run.stderr and str(bad) in run.stderr
