@@ -145,3 +145,19 @@ def test_bad_config_is_one_line_no_traceback(tmp_path: Path) -> None:
                              capture_output=True, text=True, timeout=60)
         assert run.returncode == 2, (command, run.stderr)
         assert "Traceback" not in run.stderr and "is not valid TOML" in run.stderr and str(bad) in run.stderr
+
+
+def test_prices_refresh_from_a_providers_model_list(capsys, mock, config_path: Path, core) -> None:  # type: ignore[no-untyped-def]
+    from app import paths
+    from app.core import price_table
+
+    mock.models = [{"id": "acme/coder-9000", "object": "model", "pricing": {"prompt": "0.0000005", "completion": "0.000002"}}]
+    try:
+        out = run(capsys, "prices", "refresh", "--provider", "cheapco", "--config", str(config_path))
+        assert "1 prices updated" in out and str(paths.data_dir() / "prices.json") in out
+        assert mock.requests[-1].path == "/v1/models" and mock.requests[-1].api_key == PROVIDER_KEY
+        refreshed = price_table.load_table(paths.data_dir() / "prices.json").lookup("acme/coder-9000")
+        assert refreshed is not None and (refreshed.input, refreshed.output) == (0.5, 2.0)
+        assert cli(["prices", "refresh", "--provider", "ghost", "--config", str(config_path)]) == 2
+    finally:
+        price_table.set_default_table(None)  # the next test reads the packaged table again
