@@ -1,32 +1,37 @@
 """The background log writer: the proxy hands it records and never waits on the database.
 
-Each call is announced when it starts and again when it ends. Both go through one FIFO queue; a batch that
-holds both for a call writes a single row, so a quick call costs one insert. A call still running when its
-batch is written gets an `in_flight` row, which the next start marks `interrupted` if the process died.
+Each call is announced when it starts and again when it ends. Both go through one FIFO queue (a deque: handing
+a record over is an append that wakes nobody; the writer thread drains it every `interval`, 0.1 s). A call
+that ends within START_ROW_AFTER_S of its start costs one insert of its final row. A call still running after
+that gets an `in_flight` row first, which the next start marks `interrupted` if the process died; its end
+then updates the row. So a crash can lose: calls in flight for less than START_ROW_AFTER_S, and calls
+answered within the writer's last batch window. `flush()` writes the rows of every call it knows, an
+`in_flight` row for each one still running.
 When the database is locked or the disk is full, rows wait in a bounded queue and are retried; the writer
 warns once when writing stops and once when it resumes (`notify`, which the proxy turns into a "notice"
 event). If the bound is reached it counts exactly how many calls lost their row (`stats.dropped`); a start
 announcement that does not fit is skipped without loss, since the call's end writes the whole row.
 Stored bodies are redacted here, on the writer's thread, never on the proxy's event loop.
+Rows are written with prepared SQL on the driver's cursor (SQLAlchemy's statement execution cost more per
+batch than the inserts themselves); the analytics hooks run in the same transaction.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import Connection, Engine, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.core.records import CallRecord
-from app.core.storage.models import Call, ToolCallRow
+from app.core.storage.models import Call
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +40,17 @@ _START, _END, _FAILED_RESULTS, _FLUSH = 0, 1, 2, 3
 _DB_ERRORS = (SQLAlchemyError, sqlite3.Error)
 BatchHook = Callable[[Connection, Sequence[CallRecord]], None]
 
+START_ROW_AFTER_S = 1.0  # a call running longer than this gets an `in_flight` row (crash evidence)
+
 _CALL_COLUMNS = [c.name for c in Call.__table__.columns if c.name != "id"]
 _UPDATE_COLUMNS = [c for c in _CALL_COLUMNS if c not in ("call_id", "started_at")]
+_INSERT_CALLS = f"INSERT INTO calls ({', '.join(_CALL_COLUMNS)}) VALUES ({', '.join('?' for _ in _CALL_COLUMNS)})"
+_SQL_START = _INSERT_CALLS + " ON CONFLICT (call_id) DO NOTHING"
+_SQL_END = _INSERT_CALLS + " ON CONFLICT (call_id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _UPDATE_COLUMNS)
+_TOOL_COLUMNS = ("call_id", "tool_call_id", "name", "kind", "detail", "result_failed", "result_reason", "started_at",
+                 "upstream_model")
+_SQL_TOOL = f"INSERT INTO tool_calls ({', '.join(_TOOL_COLUMNS)}) VALUES ({', '.join('?' for _ in _TOOL_COLUMNS)})"
+_SQL_RESULT_FAILED = "UPDATE tool_calls SET result_failed = 1, result_reason = ? WHERE tool_call_id = ? AND result_failed IS 0"
 
 
 @dataclass
@@ -96,6 +110,14 @@ def call_row(rec: CallRecord, bodies: bool = True) -> dict[str, object]:
     }
 
 
+def _row_values(rec: CallRecord, in_flight: bool = False) -> tuple[object, ...]:
+    """`call_row` as a tuple in `_CALL_COLUMNS` order; a start row says in_flight and has no bodies."""
+    row = call_row(rec, bodies=not in_flight)
+    if in_flight:
+        row["outcome"] = "in_flight"
+    return tuple(row[c] for c in _CALL_COLUMNS)
+
+
 class LogWriter:
     """A daemon thread that batches call records into SQLite."""
 
@@ -122,16 +144,17 @@ class LogWriter:
         self._last_drop_notice = 0.0
         self._redacted: set[str] = set()  # call ids whose bodies were redacted in the batch being retried
         self._skip_hooks = False  # the batch being retried broke a hook: it is written without them
-        self._queue: queue.Queue[tuple[int, object]] = queue.Queue(maxsize=max_pending)
+        # Appended by any thread, drained by the writer: deque appends and pops are atomic and, unlike
+        # queue.Queue, wake no one (a Condition.notify per call handed the GIL to the writer every time).
+        self._items: deque[tuple[int, object]] = deque()
+        self._running: dict[str, CallRecord] = {}  # started, not ended, no row yet (oldest first)
+        self._starts: list[CallRecord] = []  # the start rows of the batch being written
         self._batch_size = batch_size
         self._interval = interval
+        self.start_row_after = START_ROW_AFTER_S
         self._on_written = on_written
         self._stop = threading.Event()
-        self._insert_start = sqlite_insert(Call).on_conflict_do_nothing(index_elements=["call_id"])
-        stmt = sqlite_insert(Call)
-        self._upsert_end = stmt.on_conflict_do_update(
-            index_elements=["call_id"], set_={c: getattr(stmt.excluded, c) for c in _UPDATE_COLUMNS}
-        )
+        self._wake = threading.Event()  # flush and close: write now rather than at the next tick
         self._thread = threading.Thread(target=self._run, name="downshift-log-writer", daemon=True)
         self._thread.start()
 
@@ -149,9 +172,9 @@ class LogWriter:
             self._put(_FAILED_RESULTS, list(results))
 
     def _put(self, kind: int, item: object) -> None:
-        try:
-            self._queue.put_nowait((kind, item))
-        except queue.Full:
+        if len(self._items) < self.max_pending:
+            self._items.append((kind, item))
+        else:
             if kind == _START:
                 self.stats.skipped_starts += 1
                 return
@@ -175,36 +198,37 @@ class LogWriter:
 
     @property
     def pending(self) -> int:
-        return self._queue.qsize()
+        return len(self._items)
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until everything queued so far is written (tests, shutdown, exports)."""
+        """Wait until everything queued so far is written (tests, shutdown, exports): final rows for the calls
+        that ended, an `in_flight` row for each call still running."""
         done = threading.Event()
-        try:
-            self._queue.put((_FLUSH, done), timeout=timeout)
-        except queue.Full:
-            return False
+        self._items.append((_FLUSH, done))
+        self._wake.set()
         return done.wait(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
         self.flush(timeout)
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout)
 
     # ------------------------------------------------------------------ writer thread
 
     def _run(self) -> None:
         carry: list[tuple[int, object]] = []
-        while not (self._stop.is_set() and not carry and self._queue.empty()):
+        while not (self._stop.is_set() and not carry and not self._items):
+            if not carry and not self._items:
+                self._wake.wait(self._interval)  # the next tick, or sooner for flush and close
+                self._wake.clear()
             items = carry or self._take()
             carry = []
-            if not items:
-                continue
             flushes = [item for kind, item in items if kind == _FLUSH]
             work = [(kind, item) for kind, item in items if kind != _FLUSH]
+            wrote = False
             try:
-                if work:
-                    self._attempt(work)
+                wrote = self._attempt(work, everything=bool(flushes))
             except _DB_ERRORS as exc:  # locked, disk full, I/O: keep the batch and retry
                 self._failed(exc, len(work))
                 carry = work + [(_FLUSH, f) for f in flushes]
@@ -213,18 +237,30 @@ class LogWriter:
             except Exception:  # a bug that would fail this batch forever: count it, never stop the thread
                 lost = sum(1 for kind, _ in work if kind == _END)
                 self.stats.dropped += lost
+                for kind, item in work:
+                    if kind == _END:
+                        self._running.pop(item.call_id, None)  # type: ignore[attr-defined]
+                for rec in self._starts:  # never retried: it would fail again on every tick
+                    self._running.pop(rec.call_id, None)
                 log.exception("call log batch of %d calls could not be written and is dropped", lost)
+                wrote = True
             self._skip_hooks = False
             self._redacted.clear()
-            if self._consecutive_failures:
+            if self._consecutive_failures and wrote:
                 self._recovered()
             for f in flushes:
                 f.set()  # type: ignore[attr-defined]
 
-    def _attempt(self, work: list[tuple[int, object]]) -> None:
+    def _attempt(self, work: list[tuple[int, object]], everything: bool = False) -> bool:
+        """Write the batch (and any start rows due); False when there was nothing to write."""
+        for kind, item in work:
+            if kind == _START:  # idempotent: a retried batch announces its starts again
+                self._running[item.call_id] = item  # type: ignore[attr-defined]
+        if all(kind == _START for kind, _ in work) and not self._due_starts(everything):
+            return False
         self._redact(work)
         try:
-            self._write(work, hooks=not self._skip_hooks)
+            self._write(work, hooks=not self._skip_hooks, everything=everything)
         except _DB_ERRORS:
             raise
         except Exception:
@@ -233,13 +269,22 @@ class LogWriter:
             # a hook's bug must not cost the calls their rows: write them without the hooks' extras
             log.exception("a call log hook failed; writing this batch without it")
             self._skip_hooks = True
-            self._write(work, hooks=False)
+            self._write(work, hooks=False, everything=everything)
+        return True
+
+    def _due_starts(self, everything: bool) -> bool:
+        if not self._running:
+            return False
+        if everything:
+            return True
+        oldest = next(iter(self._running.values()))
+        return time.perf_counter() - oldest.t0 >= self.start_row_after
 
     def _failed(self, exc: BaseException, batch: int) -> None:
         self.stats.failures += 1
         self._consecutive_failures += 1
         self.stats.last_error = str(getattr(exc, "orig", None) or exc)
-        waiting = batch + self._queue.qsize()
+        waiting = batch + len(self._items)
         if self._consecutive_failures == 1:
             self.stats.outage_since = time.time()
             self._dropped_at_outage = self.stats.dropped
@@ -292,75 +337,67 @@ class LogWriter:
             self._redacted.add(rec.call_id)
 
     def _take(self) -> list[tuple[int, object]]:
-        try:
-            first = self._queue.get(timeout=self._interval)
-        except queue.Empty:
-            return []
-        items = [first]
-        deadline = time.monotonic() + self._interval
+        """Up to a batch of queued items, oldest first, ending at the first flush request."""
+        items: list[tuple[int, object]] = []
+        pop = self._items.popleft
         while len(items) < self._batch_size:
-            if first[0] == _FLUSH:
-                break
             try:
-                items.append(self._queue.get_nowait())
-            except queue.Empty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    items.append(self._queue.get(timeout=remaining))
-                except queue.Empty:
-                    break
-            if items[-1][0] == _FLUSH:
+                item = pop()
+            except IndexError:
+                break
+            items.append(item)
+            if item[0] == _FLUSH:
                 break
         return items
 
-    def _write(self, items: list[tuple[int, object]], hooks: bool = True) -> None:
+    def _write(self, items: list[tuple[int, object]], hooks: bool = True, everything: bool = False) -> None:
         ended: dict[str, CallRecord] = {}
+        failed: list[tuple[str, str]] = []
         for kind, item in items:
             if kind == _END:
-                rec = item  # type: ignore[assignment]
-                ended[rec.call_id] = rec  # type: ignore[union-attr]
+                ended[item.call_id] = item  # type: ignore[attr-defined]
+            elif kind == _FAILED_RESULTS:
+                failed += item  # type: ignore[arg-type]
+        # Calls still running after START_ROW_AFTER_S (every running call, for a flush) get an in_flight row.
         # A start row always says in_flight, however far the live record has got by now: readers must never
         # see an `ok` row without its tokens and cost (those arrive with the end row).
-        starts = [
-            {**call_row(item, bodies=False), "outcome": "in_flight"}  # type: ignore[arg-type]
-            for kind, item in items
-            if kind == _START and item.call_id not in ended  # type: ignore[union-attr]
-        ]
+        starts: list[CallRecord] = []
+        if self._running:
+            cutoff = time.perf_counter() - self.start_row_after
+            for call_id, rec in self._running.items():  # oldest first
+                if not everything and rec.t0 > cutoff:
+                    break
+                if call_id not in ended:
+                    starts.append(rec)
+        self._starts = starts
         ends = list(ended.values())
-        failed: list[tuple[str, str]] = [r for kind, item in items if kind == _FAILED_RESULTS for r in item]  # type: ignore[union-attr]
         failed += [r for rec in ends for r in rec.failed_results]
         with self.engine.begin() as conn:
             for hook in self.hooks if hooks else ():
                 hook(conn, ends)
-            if starts:
-                conn.execute(self._insert_start, starts)
-            if ends:
-                conn.execute(self._upsert_end, [call_row(r) for r in ends])
-                tool_rows = [
-                    {
-                        "call_id": r.call_id,
-                        "tool_call_id": t.tool_call_id,
-                        "name": t.name,
-                        "kind": t.kind,
-                        "detail": t.detail or None,
-                        "result_failed": False,
-                        "result_reason": None,
-                        "started_at": r.started_at,
-                        "upstream_model": r.upstream_model,
-                    }
-                    for r in ends
-                    for t in r.tool_calls
-                ]
-                if tool_rows:
-                    conn.execute(ToolCallRow.__table__.insert(), tool_rows)
-            for tool_call_id, reason in failed:
-                conn.execute(
-                    update(ToolCallRow)
-                    .where(ToolCallRow.tool_call_id == tool_call_id, ToolCallRow.result_failed.is_(False))
-                    .values(result_failed=True, result_reason=reason[:500])
-                )
+            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                if starts:
+                    cur.executemany(_SQL_START, [_row_values(r, in_flight=True) for r in starts])
+                if ends:
+                    cur.executemany(_SQL_END, [_row_values(r) for r in ends])
+                    tool_rows = [
+                        (r.call_id, t.tool_call_id, t.name, t.kind, t.detail or None, False, None, r.started_at,
+                         r.upstream_model)
+                        for r in ends
+                        for t in r.tool_calls
+                    ]
+                    if tool_rows:
+                        cur.executemany(_SQL_TOOL, tool_rows)
+                if failed:
+                    cur.executemany(_SQL_RESULT_FAILED, [(reason[:500], tool_call_id) for tool_call_id, reason in failed])
+            finally:
+                cur.close()
+        running = self._running
+        for rec in starts:
+            running.pop(rec.call_id, None)
+        for call_id in ended:
+            running.pop(call_id, None)
         self.stats.written += len(ends)
         if ends and self._on_written:
             try:
