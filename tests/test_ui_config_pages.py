@@ -312,21 +312,18 @@ def test_settings_apply_and_say_when(ctx, core, isolated_home: Path, answers, tm
 
 
 def test_the_chosen_database_is_used_from_the_next_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import argparse
-
-    from app.core.config import Config, save_config
+    from app import paths
+    from app.core.config import Config
+    from app.core.engine import database_url
     from app.core.ui_prefs import with_prefs
-    from app.ui.launch import database_url
 
-    path = tmp_path / "c.toml"
-    save_config(with_prefs(Config(), database=str(tmp_path / "x.db")), path)
-    assert database_url(argparse.Namespace(db=None), path) == f"sqlite:///{tmp_path / 'x.db'}"
-    assert database_url(argparse.Namespace(db="sqlite:///cli.db"), path) == "sqlite:///cli.db"
+    chosen = with_prefs(Config(), database=str(tmp_path / "x.db"))
+    assert database_url(None, chosen) == f"sqlite:///{tmp_path / 'x.db'}"
+    assert database_url("sqlite:///cli.db", chosen) == "sqlite:///cli.db"
     monkeypatch.setenv("DOWNSHIFT_DB_URL", "sqlite:///env.db")
-    assert database_url(argparse.Namespace(db=None), path) is None  # the core reads the variable
+    assert database_url(None, chosen) == "sqlite:///env.db"
     monkeypatch.delenv("DOWNSHIFT_DB_URL")
-    save_config(Config(), path)
-    assert database_url(argparse.Namespace(db=None), path) is None
+    assert database_url(None, Config()) == paths.db_url()
 
 
 # ----------------------------------------------------------------------------------------------- screenshots
