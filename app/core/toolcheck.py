@@ -482,6 +482,7 @@ def failed_results(
     api: str,
     patterns: Sequence[str] = DEFAULT_ERROR_PATTERNS,
     window: int = ERROR_WINDOW,
+    fresh: Callable[[str], bool] | None = None,
 ) -> list[tuple[str, str]]:
     """(tool_call_id, reason) for each tool result in the request that reports a failure.
 
@@ -491,11 +492,12 @@ def failed_results(
     false positives: only the first `window` characters are read, case-insensitively, and a pattern
     counts only at the start of a line (after whitespace or a `[`/`(`), so a file that merely contains
     the word "error:" mid-line is not a failure. A match followed by zero (`exit code: 0`,
-    `failed: 0`) reports success and does not count. Every result is returned; the caller keeps only
-    ids it has not seen before.
+    `failed: 0`) reports success and does not count. Without `fresh`, every result is returned; with it,
+    only results whose id `fresh(id)` accepts are read at all (the proxy passes the ids it has not judged
+    yet: agents resend the whole history every turn).
     """
     if api == "anthropic":
-        return _failed_anthropic(request_body)
+        return _failed_anthropic(request_body, fresh)
     matcher = _line_start_matcher(tuple(patterns))
     found: list[tuple[str, str]] = []
     if api == "responses":
@@ -505,19 +507,25 @@ def failed_results(
                 "function_call_output",
                 "custom_tool_call_output",
             ):
+                call_id = str(item.get("call_id") or "")
+                if fresh is not None and not fresh(call_id):
+                    continue
                 reason = _text_failure(_as_text(item.get("output")), matcher, window)
                 if reason:
-                    found.append((str(item.get("call_id") or ""), reason))
+                    found.append((call_id, reason))
         return found
     for message in request_body.get("messages") or ():
         if isinstance(message, dict) and message.get("role") == "tool":
+            call_id = str(message.get("tool_call_id") or "")
+            if fresh is not None and not fresh(call_id):
+                continue
             reason = _text_failure(_as_text(message.get("content")), matcher, window)
             if reason:
-                found.append((str(message.get("tool_call_id") or ""), reason))
+                found.append((call_id, reason))
     return found
 
 
-def _failed_anthropic(body: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _failed_anthropic(body: Mapping[str, Any], fresh: Callable[[str], bool] | None = None) -> list[tuple[str, str]]:
     found = []
     for message in body.get("messages") or ():
         content = message.get("content") if isinstance(message, dict) else None
@@ -529,10 +537,13 @@ def _failed_anthropic(body: Mapping[str, Any]) -> list[tuple[str, str]]:
                 and block.get("type") == "tool_result"
                 and block.get("is_error") is True
             ):
+                call_id = str(block.get("tool_use_id") or "")
+                if fresh is not None and not fresh(call_id):
+                    continue
                 first = _as_text(block.get("content")).strip().splitlines()
                 found.append(
                     (
-                        str(block.get("tool_use_id") or ""),
+                        call_id,
                         _short("is_error" + (f": {first[0]}" if first else "")),
                     )
                 )

@@ -22,29 +22,39 @@ log = logging.getLogger(__name__)
 
 
 class SeenIds:
-    """Tool-call ids already judged: agents resend the whole history every turn, each result counts once."""
+    """Tool-call ids already judged, ok or failed: agents resend the whole history every turn, so each result
+    is read (and a failure counted) once, and a turn scans only the results that are new since the last one.
+    Least recently seen ids go first past `limit`; an active conversation's ids stay (every turn touches them)."""
 
-    def __init__(self, limit: int = 100_000) -> None:
+    def __init__(self, limit: int = 20_000) -> None:
         self._ids: OrderedDict[str, None] = OrderedDict()
         self._limit = limit
 
+    def first(self, tool_call_id: str) -> bool:
+        """True the first time an id is judged (it is remembered from now on); False for one judged before,
+        and for an empty id (nothing to attribute it to)."""
+        if not tool_call_id:
+            return False
+        ids = self._ids
+        if tool_call_id in ids:
+            ids.move_to_end(tool_call_id)
+            return False
+        ids[tool_call_id] = None
+        if len(ids) > self._limit:
+            ids.popitem(last=False)
+        return True
+
     def fresh(self, items: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        out = []
-        for tool_call_id, reason in items:
-            if tool_call_id and tool_call_id not in self._ids:
-                self._ids[tool_call_id] = None
-                out.append((tool_call_id, reason))
-        while len(self._ids) > self._limit:
-            self._ids.popitem(last=False)
-        return out
+        return [(tool_call_id, reason) for tool_call_id, reason in items if self.first(tool_call_id)]
 
 
 def note_tool_results(rec: CallRecord, data: dict[str, Any], client_api: str, config: Config, seen: SeenIds) -> None:
-    """Tool results in this request that report failure, attributed later to the calls that made them."""
+    """Tool results in this request that report failure, attributed later to the calls that made them. Only
+    results not judged before are read. Runs once the answer has gone out (it is not needed before)."""
     patterns = config.tool_failure_patterns or toolcheck.DEFAULT_ERROR_PATTERNS
-    found = toolcheck.failed_results(data, client_api, patterns)
+    found = toolcheck.failed_results(data, client_api, patterns, fresh=seen.first)
     if found:
-        rec.failed_results = seen.fresh(found)
+        rec.failed_results = found
 
 
 def settle(

@@ -81,10 +81,12 @@ class Pipeline:
             raise ProxyError(400, "no_route", str(exc)) from None
         rec.preset, rec.role = chosen.preset, chosen.role
         try:
-            accounting.note_tool_results(rec, data, client_api, config, self.seen)
-        except Exception:  # bookkeeping on an odd request must not refuse the call
-            log.warning("could not read the tool results of call %s", rec.call_id, exc_info=True)
-        return await self._forward(request, client_api, data, chosen, config, rec)
+            return await self._forward(request, client_api, data, chosen, config, rec)
+        finally:  # after the answer went out (or the call failed): never on the way to the first byte
+            try:
+                accounting.note_tool_results(rec, data, client_api, config, self.seen)
+            except Exception:  # bookkeeping on an odd request must not cost the call anything
+                log.warning("could not read the tool results of call %s", rec.call_id, exc_info=True)
 
     def _policy_before(self, rec: CallRecord, data: dict[str, Any], config: Config) -> str | None:
         try:
