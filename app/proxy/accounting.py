@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -136,11 +138,45 @@ def estimate_partial(rec: CallRecord, observer: OpenAIObserver | AnthropicObserv
 def _count_tokens(text: str) -> int:
     if not text:
         return 0
+    if not tokenizer_ready():  # not loaded yet (~0.3-1 s of CPU, +40 MB): never on the event loop
+        _load_tokenizer_soon()
+        return max(1, len(text) // 4)
     from app.core import tokens
 
-    if getattr(tokens, "_encoding", None) is None:  # not loaded yet (it takes ~1 s): never on the event loop
-        return max(1, len(text) // 4)
     return tokens.count_text(text)
+
+
+# The tokenizer is loaded on first need, not at start: most proxies never need it (it serves Anthropic
+# count_tokens answered locally and the output estimate of streams that broke off), and it costs ~40 MB.
+_tokenizer_loader: threading.Thread | None = None
+
+
+def tokenizer_ready() -> bool:
+    tokens = sys.modules.get("app.core.tokens")
+    return tokens is not None and getattr(tokens, "_encoding", None) is not None
+
+
+def load_tokenizer() -> None:
+    """Blocking: import and load the tokenizer (for an executor or a background thread)."""
+    from app.core import tokens
+
+    tokens.encoding()
+
+
+def _load_tokenizer_soon() -> None:
+    """Start loading the tokenizer on a background thread (once), so later estimates count tokens."""
+    global _tokenizer_loader
+    if _tokenizer_loader is not None:
+        return
+
+    def run() -> None:
+        try:
+            load_tokenizer()
+        except Exception:  # estimates stay at ~4 bytes per token
+            log.warning("could not load the tokenizer", exc_info=True)
+
+    _tokenizer_loader = threading.Thread(target=run, name="downshift-tokenizer", daemon=True)
+    _tokenizer_loader.start()
 
 
 # ------------------------------------------------------------------------------------------- redaction

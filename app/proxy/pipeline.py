@@ -130,6 +130,8 @@ class Pipeline:
                 rec.error_kind, rec.error_message = f"upstream_{resp.status}", upstream_error_message(raw)
             rec.finish("ok" if resp.status < 400 else "error", resp.status)
             return web.Response(status=resp.status, body=raw, content_type="application/json")
+        if not accounting.tokenizer_ready():  # loading takes ~0.3-1 s of CPU: never on the event loop
+            await asyncio.get_running_loop().run_in_executor(None, accounting.load_tokenizer)
         from app.core.tokens import count_anthropic_request
 
         try:

@@ -378,9 +378,6 @@ class ProxyThread:
                        "rebinding is off.")
             log.warning(message)
             self.core.events.emit("notice", ("Proxy reachable from other machines", message))
-        warm = threading.Timer(1.0, _warm_tokenizer)
-        warm.daemon = True
-        warm.start()
         return self
 
     def _run(self) -> None:
@@ -427,17 +424,6 @@ class ProxyThread:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _warm_tokenizer() -> None:
-    """Load the tokenizer (about a second of CPU) off the event loop, before count_tokens or a broken
-    stream's usage estimate needs it."""
-    try:
-        from app.core import tokens
-
-        tokens.encoding()
-    except Exception:  # only an optimisation
-        log.debug("tokenizer warm-up failed", exc_info=True)
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
