@@ -37,20 +37,24 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> list[Event]:
         buf = self._buf + chunk if self._buf else chunk
+        held = b""
         if b"\r" in buf:
+            if buf[-1:] == b"\r":  # maybe the first half of a \r\n split across reads: decide with the next
+                buf, held = buf[:-1], b"\r"
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         events: list[Event] = []
         start = 0
+        find = buf.find
         while True:
-            end = buf.find(b"\n\n", start)
+            end = find(b"\n\n", start)
             if end < 0:
                 break
             block = buf[start : end + 2]
+            event = _parse_block(block, start, end, buf)
             start = end + 2
-            event = _parse_block(block)
             if event is not None:
                 events.append(event)
-        self._buf = buf[start:]
+        self._buf = (buf[start:] if start else buf) + held
         return events
 
     def pending(self) -> bytes:
@@ -58,7 +62,20 @@ class SSEParser:
         return self._buf
 
 
-def _parse_block(block: bytes) -> Event | None:
+def _parse_block(block: bytes, start: int = 0, end: int = -1, buf: bytes = b"") -> Event | None:
+    """One event from its block (`buf[start:end]` is the block without its blank-line terminator). The two
+    shapes providers send, `data: X` and `event: N` + `data: X` on single lines, are cut out directly;
+    anything else (comments, multi-line data, no space after the colon) takes the general path."""
+    if end >= 0:
+        if block.startswith(b"data: "):
+            if buf.find(b"\n", start, end) < 0:
+                return Event("", block[6:-2], block)
+        elif block.startswith(b"event: "):
+            nl = buf.find(b"\n", start, end)
+            if buf.startswith(b"data: ", nl + 1) and buf.find(b"\n", nl + 1, end) < 0:
+                name = block[7 : nl - start]
+                if name and name[-1:] != b" " and not name.startswith(b" "):
+                    return Event(name.decode("utf-8", "replace"), block[nl - start + 7 : -2], block)
     name = ""
     data: list[bytes] = []
     for line in block.split(b"\n"):

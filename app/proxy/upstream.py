@@ -84,58 +84,95 @@ async def read_body(resp: aiohttp.ClientResponse, idle: float, limit: int | None
     length = resp.content_length
     if length is not None and length > limit:
         raise UpstreamFailure("too_large", f"the upstream answer ({length} bytes) is over the {limit} byte limit")
+    content = resp.content
+    task = asyncio.current_task()
+    assert task is not None
+    watchdog = _IdleWatchdog(task, idle)
     chunks: list[bytes] = []
     size = 0
     try:
         while True:
-            async with asyncio.timeout(idle):
-                chunk = await resp.content.readany()
+            watchdog.begin()
+            try:
+                chunk = await content.readany()
+            except asyncio.CancelledError:
+                if not watchdog.fired:
+                    raise
+                task.uncancel()
+                raise UpstreamFailure("stalled", f"the upstream stopped sending for {idle:g} s") from None
+            except aiohttp.ClientError as exc:
+                raise UpstreamFailure("upstream_disconnect", f"the upstream connection broke: {exc}") from None
+            watchdog.reading = False
             if not chunk:
                 break
             size += len(chunk)
             if size > limit:
                 raise UpstreamFailure("too_large", f"the upstream answer is over the {limit} byte limit")
             chunks.append(chunk)
-    except TimeoutError:
-        raise UpstreamFailure("stalled", f"the upstream stopped sending for {idle:g} s") from None
-    except aiohttp.ClientError as exc:
-        raise UpstreamFailure("upstream_disconnect", f"the upstream connection broke: {exc}") from None
+    finally:
+        watchdog.stop()
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def iter_body(resp: aiohttp.ClientResponse, idle: float) -> AsyncIterator[bytes]:
-    """Body bytes as they arrive; a gap longer than `idle` or a broken connection raises UpstreamFailure."""
+    """Body bytes as they arrive; a read that waits longer than `idle` or a broken connection raises
+    UpstreamFailure. Time the consumer spends between reads (writing to a slow client) does not count.
+
+    One timer per body, not one per read: each read only notes when it began, and the timer, when it
+    fires, either finds a read waiting for `idle` seconds (and cancels it) or re-arms for the moment the
+    current read would be overdue."""
     content = resp.content
-    loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
-    while True:
-        watchdog = _Watchdog(task)
-        handle = loop.call_later(idle, watchdog.fire)
-        try:
-            chunk = await content.readany()
-        except asyncio.CancelledError:
-            if not watchdog.fired:
-                raise
-            task.uncancel()
-            raise UpstreamFailure("stalled", f"the upstream stopped sending for {idle:g} s") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamFailure("upstream_disconnect", f"the upstream connection broke mid-stream: {exc}") from None
-        finally:
-            handle.cancel()
-        if not chunk:
-            return
-        yield chunk
+    watchdog = _IdleWatchdog(task, idle)
+    try:
+        while True:
+            watchdog.begin()
+            try:
+                chunk = await content.readany()
+            except asyncio.CancelledError:
+                if not watchdog.fired:
+                    raise
+                task.uncancel()
+                raise UpstreamFailure("stalled", f"the upstream stopped sending for {idle:g} s") from None
+            except aiohttp.ClientError as exc:
+                raise UpstreamFailure("upstream_disconnect", f"the upstream connection broke mid-stream: {exc}") from None
+            watchdog.reading = False
+            if not chunk:
+                return
+            yield chunk
+    finally:
+        watchdog.stop()
 
 
-class _Watchdog:
+class _IdleWatchdog:
     """Cancels a read that waited too long, and remembers it did so the cancel is not mistaken for ours."""
 
-    __slots__ = ("task", "fired")
+    __slots__ = ("task", "idle", "loop", "fired", "reading", "began", "handle")
 
-    def __init__(self, task: asyncio.Task[object]) -> None:
-        self.task, self.fired = task, False
+    def __init__(self, task: asyncio.Task[object], idle: float) -> None:
+        self.task, self.idle, self.fired, self.reading = task, idle, False, False
+        self.loop = asyncio.get_running_loop()
+        self.began = self.loop.time()
+        self.handle: asyncio.TimerHandle | None = self.loop.call_at(self.began + idle, self._check)
 
-    def fire(self) -> None:
-        self.fired = True
-        self.task.cancel()
+    def begin(self) -> None:
+        self.began = self.loop.time()
+        self.reading = True
+
+    def _check(self) -> None:
+        if self.task.done():  # the body was abandoned without closing its iterator
+            self.handle = None
+            return
+        now = self.loop.time()
+        if self.reading and now - self.began >= self.idle:
+            self.handle = None
+            self.fired = True
+            self.task.cancel()
+            return
+        self.handle = self.loop.call_at((self.began if self.reading else now) + self.idle, self._check)
+
+    def stop(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
