@@ -38,3 +38,27 @@ def test_serve_does_not_load_the_tokenizer(tmp_path: Path) -> None:
             "p = ProxyThread(core, port=0).start(); time.sleep(1.5); "
             "print('tiktoken' in sys.modules); p.stop(); core.close()")
     assert _run(code, tmp_path) == "False"
+
+
+def test_a_call_checks_the_config_file_once(proxy, mock, token, core, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    import httpx
+
+    from app.core.config import ConfigStore
+
+    stats: list[str] = []
+    real = ConfigStore._file_stamp
+
+    def counting(self):  # type: ignore[no-untyped-def]
+        stats.append(threading.current_thread().name)
+        return real(self)
+
+    monkeypatch.setattr(ConfigStore, "_file_stamp", counting)
+    body = {"model": "default", "messages": [{"role": "user", "content": "hi"}]}
+    for stream in (False, True):
+        stats.clear()
+        r = httpx.post(f"{proxy.url}/v1/chat/completions", headers={"Authorization": f"Bearer {token}"},
+                       json={**body, "stream": stream}, timeout=20)
+        assert r.status_code == 200
+        assert stats.count("downshift-proxy") == 1, stats

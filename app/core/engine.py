@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from contextvars import ContextVar
 from pathlib import Path
 
 from app import paths
@@ -19,6 +20,11 @@ from app.core.storage.db import open_database
 from app.core.storage.writer import LogWriter
 
 log = logging.getLogger(__name__)
+
+# The config one proxied call started with: the proxy sets it per request, so a call reads the config file's
+# stamp once (not at every access) and sees one consistent config from start to log row. Elsewhere (GUI,
+# CLI, the log writer's thread) it is unset and `Core.config` checks the file as before.
+CALL_CONFIG: ContextVar[Config | None] = ContextVar("downshift_call_config", default=None)
 
 
 def database_url(explicit: str | None, config: Config | None) -> str:
@@ -60,7 +66,8 @@ class Core:
 
     @property
     def config(self) -> Config:
-        return self.config_store.current()
+        config = CALL_CONFIG.get()
+        return config if config is not None else self.config_store.current()
 
     def token(self) -> str:
         return local_token(self.secrets)

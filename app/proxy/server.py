@@ -25,7 +25,7 @@ import orjson
 from aiohttp import web
 
 from app.core.config import ROLES, is_loopback_host
-from app.core.engine import Core
+from app.core.engine import CALL_CONFIG, Core
 from app.core.records import CallRecord
 from app.core.secrets import SecretStoreError
 from app.proxy import accounting
@@ -190,6 +190,13 @@ class ProxyServer:
 
     def _endpoint(self, api: str, endpoint: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handler(request: web.Request) -> web.StreamResponse:
+            pinned = CALL_CONFIG.set(self.core.config_store.current())  # the call's config: one stat per call
+            try:
+                return await serve(request)
+            finally:
+                CALL_CONFIG.reset(pinned)
+
+        async def serve(request: web.Request) -> web.StreamResponse:
             shape = "anthropic" if api == "anthropic" or request.path.startswith("/v1/messages") else "openai"
             rec = CallRecord(client_api=api if endpoint != "unknown" else shape, endpoint=endpoint)
             rec.user_agent = request.headers.get("User-Agent", "")[:200] or None
