@@ -7,6 +7,7 @@ moment (start minimised, closed to the tray); when the desktop has no tray, clos
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QCoreApplication, QObject, QSettings, Qt
 from PySide6.QtGui import QGuiApplication
@@ -15,14 +16,16 @@ from PySide6.QtWidgets import QApplication
 from app.core.engine import Core
 from app.core.envexport import export_text
 from app.core.ui_prefs import pref
-from app.proxy.server import ProxyThread
-from app.ui import dialogs
+from app.ui import dialogs, startup
 from app.ui.background import Background
 from app.ui.bridge import CoreBridge
 from app.ui.context import UiContext
 from app.ui.main_window import MainWindow
 from app.ui.single_instance import SingleInstance
 from app.ui.tray import TodayStats, Tray, _manual_task_starter
+
+if TYPE_CHECKING:  # the proxy's modules load after the window is up (see app.ui.startup)
+    from app.proxy.server import ProxyThread
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +59,30 @@ class DownshiftApp(QObject):
         self.told_about_tray = False
 
     def start(self, minimised: bool | None = None) -> None:
+        """Tray and window. What can wait (today's figures, the token cache, the first-run check) runs
+        right after, or, while `app.ui.startup` holds start-up, once the window has painted."""
         config = self.core.config
         apply_theme(pref(config, "theme"))
         self.tray.show()
-        self.stats.refresh()
-        self.ctx.background.run(self.ctx.token, None, lambda exc: self.show_status(f"Token: {exc}"))  # warm the cache
+        startup.after_start(self.stats.refresh)
+        if self.proxy is not None:
+            self._warm_token()
         minimised = pref(config, "start_minimised") if minimised is None else minimised
         if not minimised or not self.tray.available():
             self.show_window()
         if not self.core.secrets.uses_keyring:
             self.ctx.bridge.notice.emit("No OS keyring", f"Provider keys are kept in a {self.core.secrets.describe()}")
-        self._first_run()
+        startup.after_start(self._first_run)
+
+    def attach_proxy(self, proxy: ProxyThread) -> None:
+        """The proxy started after the window (see `launch.run_gui`): from now on the app drives it."""
+        self.proxy = self.ctx.proxy = proxy
+        self.window.refresh_status()
+        self.tray.refresh_icon()
+        self._warm_token()
+
+    def _warm_token(self) -> None:
+        self.ctx.background.run(self.ctx.token, None, lambda exc: self.show_status(f"Token: {exc}"))  # warm the cache
 
     def _first_run(self) -> None:
         """The first-run assistant, when this build has it and the config has no usable provider yet."""

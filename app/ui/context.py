@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.core.config import Config
 from app.core.engine import Core
-from app.core.provider_models import ModelCache
-from app.proxy.server import ProxyThread
 from app.ui.background import Background
 from app.ui.bridge import CoreBridge
+
+if TYPE_CHECKING:  # both load when first needed, not at start-up (httpx, aiohttp)
+    from app.core.provider_models import ModelCache
+    from app.proxy.server import ProxyThread
 
 
 @dataclass
@@ -25,8 +27,22 @@ class UiContext:
     proxy: ProxyThread | None
     bridge: CoreBridge
     background: Background
-    models: ModelCache = field(default_factory=ModelCache)
+    _models: ModelCache | None = field(default=None, repr=False)
     config_writer: Background | None = None  # one thread: saves happen in order
+
+    @property
+    def models(self) -> ModelCache:
+        """Model lists fetched from providers (Providers page fills them, Presets page offers them);
+        created on first use, which imports the HTTP client."""
+        if self._models is None:
+            from app.core.provider_models import ModelCache
+
+            self._models = ModelCache()
+        return self._models
+
+    @models.setter
+    def models(self, cache: ModelCache) -> None:
+        self._models = cache
 
     @property
     def base_url(self) -> str:

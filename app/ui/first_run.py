@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QGuiApplication
@@ -35,11 +36,13 @@ from PySide6.QtWidgets import (
 from app.core.config import Config, Preset, Provider, Target
 from app.core.config_edit import put_preset, upsert_provider
 from app.core.envexport import FORMATS, export_text
-from app.core.provider_models import ModelInfo, ModelListing, fetch_models
 from app.core.provider_templates import TEMPLATES, ProviderTemplate, provider_from_template
 from app.core.ui_prefs import pref, with_prefs
 from app.ui.context import UiContext
 from app.ui.pages import MessageLine, money
+
+if TYPE_CHECKING:  # the HTTP client loads when a key is tested, not with the app (every start imports this module)
+    from app.core.provider_models import ModelInfo, ModelListing
 
 DONE_KEY = "first_run_done"  # in the config's [ui] table
 AGENT_LABELS = {"claude-code": "Claude Code", "codex": "Codex CLI", "aider": "Aider", "cline": "Cline",
@@ -259,7 +262,13 @@ class KeyPage(QWizardPage):
         signature = self._signature()
         self.test_button.setEnabled(False)
         self.message.info(f"Asking {provider.base_url}/models…")
-        self.ctx.background.run(lambda: fetch_models(provider, key, timeout=15.0),
+
+        def fetch() -> ModelListing:
+            from app.core.provider_models import fetch_models
+
+            return fetch_models(provider, key, timeout=15.0)
+
+        self.ctx.background.run(fetch,
                                 lambda listing: self._tested(signature, listing), self._failed)
 
     def _tested(self, signature: tuple[str, str, str], listing: ModelListing) -> None:

@@ -71,6 +71,9 @@ def window_settings():  # type: ignore[no-untyped-def]
 
 
 def run_gui(args: argparse.Namespace) -> int:
+    """The window comes first: the core (config, keys, call log) opens, the window is built and shown,
+    and the proxy starts right after its first frame (`app.ui.startup`). A port that is taken is then
+    asked about over the window; giving up quits with exit code 1, as before."""
     if no_display():
         print(NO_DISPLAY, file=sys.stderr)
         return 2
@@ -78,7 +81,7 @@ def run_gui(args: argparse.Namespace) -> int:
 
     from app.core.secrets import SecretStoreError
     from app.core.storage.db import DatabaseOpenError
-    from app.ui import dialogs
+    from app.ui import dialogs, startup
     from app.ui.icons import app_icon
     from app.ui.single_instance import SingleInstance, instance_key
 
@@ -104,29 +107,50 @@ def run_gui(args: argparse.Namespace) -> int:
         dialogs.fatal("Downshift cannot start", str(exc))
         instance.close()
         return 1
-    try:
-        proxy = start_proxy(core, dialogs.ask_port)
-    except OSError as exc:
-        config = core.config
-        dialogs.fatal("Downshift cannot start", f"The proxy cannot listen on {config.host}:{config.port}.",
-                      exc.strerror or str(exc))
-        proxy = None
-    if proxy is None:
-        core.close()
-        instance.close()
-        return 1
 
     from app.ui.application import DownshiftApp
 
-    app = DownshiftApp(core, proxy, window_settings(), instance)
+    startup.hold(when_idle=startup.settle_memory)
+    app = DownshiftApp(core, None, window_settings(), instance)
+    begun = False
+
+    def start_proxy_now() -> None:
+        try:
+            proxy = start_proxy(core, dialogs.ask_port)
+        except OSError as exc:
+            config = core.config
+            dialogs.fatal("Downshift cannot start", f"The proxy cannot listen on {config.host}:{config.port}.",
+                          exc.strerror or str(exc))
+            proxy = None
+        if proxy is None:
+            startup.reset()
+            qapp.exit(1)
+            return
+        app.attach_proxy(proxy)
+        startup.mark("proxy-listening")
+        startup.release()  # now the rest: the dashboard's charts and figures, today's totals, first-run check
+
+    def begin() -> None:
+        nonlocal begun
+        if not begun:
+            begun = True
+            startup.preload(app.ctx.background, ["app.proxy.server"], start_proxy_now)
+
+    from PySide6.QtCore import QTimer
+
+    startup.FirstFrame(app.window, begin)
     app.start()
+    if not app.window.isVisible():
+        QTimer.singleShot(0, begin)  # started in the tray: nothing to paint first
     wake = _quit_on_signals(app.quit)
     try:
         code = qapp.exec()
     finally:
         wake.stop()
+        startup.reset()
         app.shutdown()
         core.close()
+        startup.unsettle()
     return code
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QHideEvent, QPalette, QShowEvent
@@ -28,11 +28,16 @@ from PySide6.QtWidgets import (
 from sqlalchemy import Engine
 
 from app.core.queries import dashboard, tasks
-from app.ui.charts import CostPerTaskChart, FailureRateChart, SpendChart
+from app.ui import startup
 from app.ui.context import UiContext
 from app.ui.models import fmt_money, fmt_rate
 from app.ui.pages import MessageLine, heading
 from app.ui.throttle import SingleFlight, Throttle
+
+if TYPE_CHECKING:  # pyqtgraph and numpy load with the first chart, not with the page
+    from app.ui.charts import CostPerTaskChart, FailureRateChart, SpendChart
+
+CHART_MIN_HEIGHT = 180  # what a chart asks for (app.ui.charts.Chart), kept by its stand-in
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +143,19 @@ class DashboardPage(QWidget):
         for i, tile in enumerate(self.tiles.values()):
             tiles.addWidget(tile, 0, i)
 
-        self.spend = SpendChart()
-        self.failures = FailureRateChart()
-        self.cost_per_task = CostPerTaskChart()
-        charts = QGridLayout()
-        charts.addWidget(self.spend, 0, 0, 1, 2)
-        charts.addWidget(self.failures, 1, 0)
-        charts.addWidget(self.cost_per_task, 1, 1)
+        # The charts (pyqtgraph, numpy: ~0.5 s of imports) go in stand-ins first. While the app is starting
+        # (app.ui.startup holds), they are built after the window's first frame, their imports done on a
+        # worker thread; otherwise right here. `spend`, `failures` and `cost_per_task` build them on use.
+        charts = self._chart_grid = QGridLayout()
+        self._charts: tuple[SpendChart, FailureRateChart, CostPerTaskChart] | None = None
+        self._stand_ins: list[QWidget] = []
+        for row, col, span in ((0, 0, 2), (1, 0, 1), (1, 1, 1)):
+            stand_in = QFrame()
+            stand_in.setMinimumHeight(CHART_MIN_HEIGHT)
+            stand_in.setBackgroundRole(QPalette.ColorRole.Base)
+            stand_in.setAutoFillBackground(True)
+            charts.addWidget(stand_in, row, col, 1, span)
+            self._stand_ins.append(stand_in)
         charts.setRowStretch(0, 3)
         charts.setRowStretch(1, 2)
 
@@ -169,6 +180,47 @@ class DashboardPage(QWidget):
         self.range_box.currentIndexChanged.connect(self.invalidate)
         self.by_box.currentIndexChanged.connect(self.invalidate)
         ctx.bridge.callsLogged.connect(self._calls_logged)
+        self._started = not startup.held()
+        if self._started:
+            self._build_charts()
+        else:
+            startup.after_start(self._start)
+
+    # ---- the charts
+    def _start(self) -> None:
+        """Start-up is over: load the chart library off the GUI thread, then build the charts and query."""
+        startup.preload(self.ctx.background, ["app.ui.charts"], self._started_now)
+
+    def _started_now(self) -> None:
+        self._build_charts()
+        self._started = True
+        if self.isVisible():
+            self.tick(force=True)
+
+    def _build_charts(self) -> tuple[SpendChart, FailureRateChart, CostPerTaskChart]:
+        if self._charts is None:
+            from app.ui.charts import CostPerTaskChart, FailureRateChart, SpendChart
+
+            self._charts = (SpendChart(), FailureRateChart(), CostPerTaskChart())
+            for stand_in, chart in zip(self._stand_ins, self._charts, strict=True):
+                self._chart_grid.replaceWidget(stand_in, chart)
+                stand_in.hide()
+                stand_in.deleteLater()
+            self._stand_ins.clear()
+            startup.mark("dashboard-charts")
+        return self._charts
+
+    @property
+    def spend(self) -> SpendChart:
+        return self._build_charts()[0]
+
+    @property
+    def failures(self) -> FailureRateChart:
+        return self._build_charts()[1]
+
+    @property
+    def cost_per_task(self) -> CostPerTaskChart:
+        return self._build_charts()[2]
 
     # ---- when to query
     def showEvent(self, event: QShowEvent) -> None:
@@ -195,8 +247,8 @@ class DashboardPage(QWidget):
         return self.range_box.currentData()
 
     def tick(self, force: bool = False) -> None:
-        if not self.isVisible():
-            return
+        if not self.isVisible() or not self._started:
+            return  # hidden, or the app is still starting: `_started_now` queries
         since_last = time.monotonic() - self.last_query
         if not force and (since_last < REFRESH_MS / 1000 * 0.8 or (not self.dirty and since_last < STALE_S)):
             return  # at most about one refresh a second, however the timer and new calls interleave
@@ -241,6 +293,7 @@ class DashboardPage(QWidget):
     def _applied(self, data: dict[str, Any]) -> None:
         self.last_data = data
         self.refreshes += 1
+        startup.mark("dashboard-figures")
         self.updated.setText(f"Updated {time.strftime('%H:%M:%S', time.localtime(data['now']))}"
                              f" · {data['query_ms']:.0f} ms")
 
