@@ -374,6 +374,12 @@ class ProxyThread:
             self.server.token()  # read (or create) the local token now rather than on the first request
         except SecretStoreError as exc:
             log.warning("the local token cannot be read yet: %s", exc)
+        try:  # the first call's cost would otherwise stall the event loop while the table loads
+            from app.core import price_table
+
+            price_table.default_table()
+        except Exception:  # pricing says `unpriced` and tries again on the next call
+            log.warning("the price table could not be loaded", exc_info=True)
         self._thread.start()
         if not self._ready.wait(timeout):
             raise TimeoutError("the proxy did not start in time")
