@@ -2,14 +2,17 @@
 
 Model pickers offer what "Test connection" fetched on the Providers page (and any model already in the
 config), filtered as you type; any other name can be typed too. Presets travel between machines as TOML
-files holding the preset and its providers, never keys.
+files holding the preset and its providers, never keys. Beside each picked model is its latest tool-use
+probe verdict (run from the Providers page or `downshift probe`), or "not probed".
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -52,6 +55,15 @@ ROLE_HELP = {
 SAME_AS_DEFAULT = ""
 
 
+def probe_verdict(summary: dict[str, Any] | None, *, prefix: str = "probe: ") -> str:
+    """One line for a model picker from a `latest_probes`/`probe_results` summary: "probe: 8/8 tool calls
+    valid, 6/6 passed", or "not probed"."""
+    if summary is None:
+        return "not probed"
+    calls, failed = summary.get("tool_calls") or 0, summary.get("tool_failures") or 0
+    return f"{prefix}{calls - failed}/{calls} tool calls valid, {summary.get('passed') or 0}/{summary.get('probes') or 0} passed"
+
+
 def known_models(ctx: UiContext, provider: str) -> list[str]:
     """Fetched models for `provider` plus the ones the config already names, sorted, no duplicates."""
     names = {m.id for m in ctx.models.models(provider)}
@@ -80,9 +92,14 @@ class TargetPicker(QWidget):
         completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
         self.model.setCompleter(completer)
+        self.probes: dict[str, dict[str, Any]] = {}  # latest_probes, set by the page
+        self.verdict = QLabel()
+        self.verdict.setAccessibleName("Tool-use probe verdict")
         layout.addWidget(self.provider)
         layout.addWidget(self.model, 1)
+        layout.addWidget(self.verdict)
         self.provider.currentIndexChanged.connect(self._provider_changed)
+        self.model.editTextChanged.connect(lambda _: self._show_verdict())
         self.set_providers(list(ctx.core.config.providers))
 
     def set_providers(self, names: list[str]) -> None:
@@ -107,11 +124,32 @@ class TargetPicker(QWidget):
         self.model.setEditText(text if name else "")
         self.model.blockSignals(False)
         self.model.setEnabled(bool(name))
+        self._show_probes()
+
+    def set_probes(self, probes: dict[str, dict[str, Any]]) -> None:
+        self.probes = probes
+        self._show_probes()
+
+    def _show_probes(self) -> None:
+        """Each offered model's verdict as its tooltip, and the chosen one's in the label beside it."""
+        name, text = self.provider.currentData(), self.model.currentText()
+        self.model.blockSignals(True)
+        for i in range(self.model.count()):
+            self.model.setItemData(i, probe_verdict(self.probes.get(f"{name}/{self.model.itemText(i)}")),
+                                   Qt.ItemDataRole.ToolTipRole)
+        self.model.setEditText(text)  # changed item data makes the combo copy its current item over the typed text
+        self.model.blockSignals(False)
+        self._show_verdict()
+
+    def _show_verdict(self) -> None:
+        name, model = self.provider.currentData(), self.model.currentText().strip()
+        self.verdict.setText(probe_verdict(self.probes.get(f"{name}/{model}")) if name and model else "")
 
     def set_target(self, target: Target | None) -> None:
         self.provider.setCurrentIndex(max(self.provider.findData(target.provider if target else SAME_AS_DEFAULT), 0))
         self._provider_changed()
         self.model.setEditText(target.model if target else "")
+        self._show_verdict()
 
     def target(self) -> Target | None:
         """The chosen target; None for "same as default"; raises ValueError when half filled."""
@@ -255,6 +293,27 @@ class PresetsPage(QWidget):
         config = ctx.core.config
         self.select(config.active or next(iter(config.presets), ""))
         self.load_budgets(config)
+        self.load_probes()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Probes run elsewhere (Providers page, CLI): read the verdicts again whenever the page shows."""
+        super().showEvent(event)
+        self.load_probes()
+
+    def load_probes(self) -> None:
+        """The latest probe verdict of every target, queried off the GUI thread, beside each model picker."""
+        db = self.ctx.core.db
+
+        def job() -> dict[str, dict[str, Any]]:
+            from app.core.queries.probes import latest_probes
+
+            return latest_probes(db)
+
+        self.ctx.background.run(job, self._probes_loaded)
+
+    def _probes_loaded(self, probes: dict[str, dict[str, Any]]) -> None:
+        for picker in (*self.pickers.values(), self.fallback_picker):
+            picker.set_probes(probes)
 
     # ------------------------------------------------------------------------------------------- list
 

@@ -2,12 +2,15 @@
 
 The key field is write-only: an empty field keeps the stored key, text replaces it, and the key goes to
 the keyring (never the config). "Test connection" lists the provider's models with the key; the list is
-cached for the Presets page's model picker.
+cached for the Presets page's model picker. "Probe tool use" runs the executor check (a fixed battery of
+tool-use probes, `app.core.analytics.probe`) against the selected model off the GUI thread, stores it, and
+the model list shows each model's latest verdict.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import (
@@ -27,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.config import APIS, Config, ConfigError, Provider
+from app.core.config import APIS, Config, ConfigError, Provider, Target
 from app.core.config_edit import remove_provider, upsert_provider
 from app.core.provider_models import ModelInfo, ModelListing, fetch_models
 from app.core.provider_templates import (
@@ -41,10 +44,21 @@ from app.core.secrets import provider_key_name
 from app.ui import dialogs
 from app.ui.context import UiContext
 from app.ui.pages import MessageLine, buddy_label, heading
+from app.ui.pages.presets import probe_verdict
 
 
 def _price(value: float | None) -> str:
     return "" if value is None else f"${value:.2f}"
+
+
+def probe_report(result: dict[str, Any]) -> str:
+    """The outcome of one probe run, for the Providers page: validity, latency, cost and what failed."""
+    latencies = [r["latency_ms"] for r in result["results"] if r.get("latency_ms") is not None]
+    latency = f"{sum(latencies):.0f} ms" if latencies else "no answer"
+    cost = "-" if result.get("cost_usd") is None else f"${result['cost_usd']:.4f}"
+    text = f"{result['target']}: {probe_verdict(result, prefix='')}; {latency}; cost {cost}."
+    failed = [f"{r['probe']} ({r['detail']})" if r.get("detail") else r["probe"] for r in result["results"] if not r["passed"]]
+    return text + (f" Failed: {'; '.join(failed)}." if failed else "")
 
 
 class ProvidersPage(QWidget):
@@ -160,16 +174,32 @@ class ProvidersPage(QWidget):
         self.models_label = QLabel("Models")
         right_layout.addWidget(self.models_label)
         self.models = QTreeWidget()
-        self.models.setHeaderLabels(["Model", "Context", "Input $/M", "Output $/M"])
+        self.models.setHeaderLabels(["Model", "Context", "Input $/M", "Output $/M", "Tool-use probe"])
         self.models.setRootIsDecorated(False)
         self.models.setAlternatingRowColors(True)
         self.models.setAccessibleName("Models this provider serves")
         header = self.models.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col in (1, 2, 3):
+        for col in (1, 2, 3, 4):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.models.currentItemChanged.connect(lambda *_: self._update_probe_button())
         right_layout.addWidget(self.models, 1)
+        probe_row = QHBoxLayout()
+        self.probe_button = QPushButton("Pro&be tool use")
+        self.probe_button.setToolTip("Run a fixed battery of tool-use probes against the selected model, straight to "
+                                     "the provider (not through the proxy), and keep the result")
+        self.probe_button.clicked.connect(self.probe_selected)
+        self.probe_status = QLabel()
+        self.probe_status.setWordWrap(True)
+        self.probe_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.probe_status.setAccessibleName("Tool-use probe result")
+        probe_row.addWidget(self.probe_button, 0, Qt.AlignmentFlag.AlignTop)
+        probe_row.addWidget(self.probe_status, 1)
+        right_layout.addLayout(probe_row)
+        self.probes: dict[str, dict[str, Any]] = {}  # latest_probes: "provider/model" -> summary
+        self.probing: str | None = None  # the target being probed
+        self.models_provider: str | None = None  # whose models the list shows
         split.addWidget(right)
         split.setStretchFactor(1, 1)
         split.setSizes([320, 640])
@@ -424,12 +454,18 @@ class ProvidersPage(QWidget):
 
     def show_models(self, name: str | None, models: list[ModelInfo]) -> None:
         self.models.clear()
+        self.models_provider = name
         for m in models:
             item = QTreeWidgetItem([m.id, f"{m.context_length:,}" if m.context_length else "",
-                                    _price(m.input_per_m), _price(m.output_per_m)])
+                                    _price(m.input_per_m), _price(m.output_per_m), ""])
+            item.setData(0, Qt.ItemDataRole.UserRole, m.id)
             for col in (1, 2, 3):
                 item.setTextAlignment(col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.models.addTopLevelItem(item)
+        self._show_probe_column()
+        self._update_probe_button()
+        if name and models:
+            self._load_probes()
         when = self.ctx.models.fetched_at(name) if name else None
         if models:
             self.models_label.setText(f"Models ({len(models)})")
@@ -437,3 +473,78 @@ class ProvidersPage(QWidget):
             self.models_label.setText("Models: not fetched yet; use Test connection")
         else:
             self.models_label.setText("Models")
+
+    # ------------------------------------------------------------------------------------------- probes
+
+    def _load_probes(self) -> None:
+        """The latest probe verdict of every target, queried off the GUI thread, into the Probe column."""
+        db = self.ctx.core.db
+
+        def job() -> dict[str, dict[str, Any]]:
+            from app.core.queries.probes import latest_probes
+
+            return latest_probes(db)
+
+        self.ctx.background.run(job, self._probes_loaded, lambda exc: self.probe_status.setText(f"Probe results not read: {exc}"))
+
+    def _probes_loaded(self, probes: dict[str, dict[str, Any]]) -> None:
+        self.probes = probes
+        self._show_probe_column()
+
+    def _show_probe_column(self) -> None:
+        name = self.models_provider
+        for i in range(self.models.topLevelItemCount()):
+            item = self.models.topLevelItem(i)
+            target = f"{name}/{item.data(0, Qt.ItemDataRole.UserRole)}"
+            if target == self.probing:
+                item.setText(4, "probing…")
+            elif name:
+                summary = self.probes.get(target)
+                item.setText(4, probe_verdict(summary, prefix="") if summary else "not probed")
+
+    def _selected_target(self) -> Target | None:
+        item = self.models.currentItem()
+        name = self.models_provider
+        if item is None or not name or name != self.editing:
+            return None
+        return Target(name, item.data(0, Qt.ItemDataRole.UserRole))
+
+    def _update_probe_button(self) -> None:
+        self.probe_button.setEnabled(self.probing is None and self._selected_target() is not None)
+
+    def probe_selected(self) -> None:
+        target = self._selected_target()
+        if target is None or self.probing is not None:
+            return
+        core = self.ctx.core
+
+        def job() -> dict[str, Any]:
+            from app.core.analytics.probe import run_probes, store
+            from app.core.queries.probes import probe_results
+
+            outcomes = run_probes(core.config, target, core.provider_key(target.provider))
+            store(core.db, target, outcomes)
+            result = probe_results(core.db, str(target))
+            assert result is not None
+            return result
+
+        from app.core.analytics.probe import PROBES
+
+        self.probing = str(target)
+        self._update_probe_button()
+        self._show_probe_column()
+        self.probe_status.setText(f"Probing {target}: {len(PROBES)} tool-use probes, straight to the provider…")
+        self.ctx.background.run(job, self._probed, lambda exc: self._probe_failed(str(target), exc))
+
+    def _probed(self, result: dict[str, Any]) -> None:
+        self.probing = None
+        self.probes[result["target"]] = result
+        self.probe_status.setText(probe_report(result))
+        self._show_probe_column()
+        self._update_probe_button()
+
+    def _probe_failed(self, target: str, exc: Exception) -> None:
+        self.probing = None
+        self.probe_status.setText(f"Probe of {target} failed: {exc}")
+        self._show_probe_column()
+        self._update_probe_button()
