@@ -195,6 +195,32 @@ class StallMeter:
                                 "blocked_ms": round(b, 1)} for g, r, w, b in worst]}
 
 
+class Machine:
+    """How busy the machine was during the run: all CPUs, and the share of other processes (not this
+    one, the load generator or the mock), which compete with the GUI thread for a core."""
+
+    def __init__(self, pids: list[int]) -> None:
+        from bench.loadgen import Watched
+
+        self.ours = Watched(pids)
+        self.start = self._sample()
+
+    def _sample(self) -> tuple[float, float, float]:
+        import psutil
+
+        total = psutil.cpu_times()
+        return time.monotonic(), sum(total) - total.idle - getattr(total, "iowait", 0.0), self.ours.cpu()
+
+    def figures(self) -> dict[str, float]:
+        import psutil
+
+        t0, busy0, ours0 = self.start
+        t1, busy1, ours1 = self._sample()
+        wall = max(t1 - t0, 1e-9)
+        return {"cpus": psutil.cpu_count() or 0, "busy_cores": (busy1 - busy0) / wall,
+                "ours_cores": (ours1 - ours0) / wall, "others_cores": max(0.0, (busy1 - busy0 - ours1 + ours0) / wall)}
+
+
 class Tracer:
     """With --trace: what held the GUI thread. Qt events that took over 30 ms (by receiver) and garbage
     collections over 10 ms (by thread: a collection on any thread holds the GIL, so it stalls the GUI)."""
@@ -238,7 +264,7 @@ class Tracer:
         return sorted(lines)
 
 
-def run(seconds: float, concurrency: int, pages: list[str], prefill: int, *, gc_freeze: bool = False,
+def run(seconds: float, concurrency: int, pages: list[str], prefill: int, *, tuning: bool = True,
         tracer: Tracer | None = None) -> dict[str, Any]:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import gc
@@ -311,14 +337,17 @@ def run(seconds: float, concurrency: int, pages: list[str], prefill: int, *, gc_
             original_apply(data)
 
         dash.apply = apply  # type: ignore[method-assign]
-        if gc_freeze:
-            gc.freeze()  # what an app can do once started: later collections skip everything built so far
+        if tuning:
+            from app.ui import startup
+
+            startup.settle_memory()  # what `downshift` does once its start-up is over (app/ui/startup.py)
         if tracer is not None:
             gc.callbacks.append(tracer.gc_callback)
         meter = StallMeter()
         env = {**os.environ, "DOWNSHIFT_BENCH_TOKEN": core.token()}
         load = subprocess.Popen([sys.executable, __file__, "--load-child", "--url", proxy.url, "--seconds", str(seconds),
                                  "--concurrency", str(concurrency)], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        machine = Machine([os.getpid(), load.pid, mock.pid])
         meter.start()
         load_started = time.perf_counter()
         poll = QTimer()
@@ -329,6 +358,7 @@ def run(seconds: float, concurrency: int, pages: list[str], prefill: int, *, gc_
         loop.exec()
         poll.stop()
         meter.stop()
+        busy = machine.figures()
         if load.poll() is None:
             load.kill()
         out = load.communicate(timeout=10)[0]
@@ -338,7 +368,8 @@ def run(seconds: float, concurrency: int, pages: list[str], prefill: int, *, gc_
         if tracer is not None:
             gc.callbacks.remove(tracer.gc_callback)
         return {
-            "seconds": seconds, "concurrency": concurrency, "pages": pages, "prefill": prefill, "gc_freeze": gc_freeze,
+            "seconds": seconds, "concurrency": concurrency, "pages": pages, "prefill": prefill, "tuning": tuning,
+            "machine": busy,
             "trace": tracer.report(load_started) if tracer else None,
             "load": served, "logged": logged[0], "writer_dropped": core.writer.stats.dropped,
             "gui": meter.figures(),
@@ -364,7 +395,7 @@ def run(seconds: float, concurrency: int, pages: list[str], prefill: int, *, gc_
 def report(r: dict[str, Any]) -> str:
     g, load, d = r["gui"], r["load"], r["dashboard"]
     prefilled = f", {r['prefill']:,} calls prefilled" if r["prefill"] else ""
-    prefilled += ", gc.freeze() after start-up" if r["gc_freeze"] else ""
+    prefilled += "" if r["tuning"] else ", without the app's start-up tuning (no gc.freeze)"
     lines = [
         f"load: {load['calls']:,} calls in {r['seconds']:.0f} s ({load.get('rps', 0):.0f}/s, {r['concurrency']} "
         f"concurrent, {load['errors']} errors, p50 {load.get('p50_ms') or 0:.1f} ms, p99 {load.get('p99_ms') or 0:.1f} ms); "
@@ -378,6 +409,8 @@ def report(r: dict[str, Any]) -> str:
         "worst gaps (ms: GUI thread ran + waited for a CPU + blocked, e.g. on the GIL): "
         + ("; ".join(f"{w['gap_ms']:.0f} = {w['ran_ms']:.0f} + {w['waited_for_cpu_ms']:.0f} + {w['blocked_ms']:.0f}"
                      for w in g.get("worst_gaps", [])) or "-"),
+        "machine: {busy_cores:.2f} of {cpus} cores busy, {ours_cores:.2f} by this run (GUI+proxy, load, mock), "
+        "{others_cores:.2f} elsewhere (other processes, the kernel: loopback networking, disk)".format(**r["machine"]),
         "verdict: " + ("PASS (no stall over 100 ms)" if g["max_gap_ms"] <= 100 else
                        f"FAIL (longest stall {g['max_gap_ms']:.0f} ms)"),
     ]
@@ -393,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8, help="calls in flight (default 8)")
     parser.add_argument("--pages", default="dashboard", help="visible pages: dashboard[,calls]")
     parser.add_argument("--prefill", type=int, default=0, help="synthetic calls written first (e.g. 1000000)")
-    parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() before the load, as an app may do")
+    parser.add_argument("--no-tuning", action="store_true",
+                        help="skip what the app does once started (app.ui.startup.settle_memory: gc.freeze)")
     parser.add_argument("--trace", action="store_true", help="list the long GUI events and garbage collections")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     parser.add_argument("--load-child", action="store_true", help=argparse.SUPPRESS)
@@ -405,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     pages = [p.strip() for p in args.pages.split(",") if p.strip()]
     if unknown := set(pages) - {"dashboard", "calls"}:
         parser.error(f"unknown page(s): {', '.join(sorted(unknown))}")
-    result = run(max(1.0, seconds), max(1, args.concurrency), pages, max(0, args.prefill), gc_freeze=args.gc_freeze,
+    result = run(max(1.0, seconds), max(1, args.concurrency), pages, max(0, args.prefill), tuning=not args.no_tuning,
                  tracer=Tracer() if args.trace else None)
     print(json.dumps(result) if args.json else report(result), flush=True)
     return 0

@@ -68,6 +68,47 @@ def test_previous_response_id_unknown_is_a_clear_400(client) -> None:  # type: i
         client.responses.create(model="default", input="x", previous_response_id="resp_unknown")
 
 
+def test_previous_response_id_continues_a_kept_response(client, mock) -> None:  # type: ignore[no-untyped-def]
+    """The SDK's default (store on): only the new input is sent, the proxy replays the earlier turns."""
+    mock.enqueue(Reply(tool_calls=[ToolCall("shell", {"cmd": "ls"})], stream_chunks=4))
+    with client.responses.stream(
+        model="default", input="list files", instructions="Be brief.", tools=TOOLS
+    ) as s:
+        first = s.get_final_response()
+    assert first.store is True
+    (call,) = [item for item in first.output if item.type == "function_call"]
+    mock.enqueue(Reply(text="Two files."))
+    second = client.responses.create(
+        model="default",
+        tools=TOOLS,
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "a.py b.py"}],
+    )
+    assert second.output_text == "Two files." and second.previous_response_id == first.id
+    messages = mock.requests[-1].json["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool"]  # instructions are not carried over
+    assert messages[0]["content"] == "list files" and messages[1]["tool_calls"][0]["id"] == call.call_id
+    assert messages[2] == {"role": "tool", "tool_call_id": call.call_id, "content": "a.py b.py"}
+    # a chain: the third turn continues the second, which holds the first
+    mock.enqueue(Reply(text="Done."))
+    client.responses.create(model="default", previous_response_id=second.id, input="thanks")
+    assert [m["role"] for m in mock.requests[-1].json["messages"]] == [
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "user",
+    ]
+
+
+def test_store_false_is_not_kept(client, mock) -> None:  # type: ignore[no-untyped-def]
+    mock.enqueue(Reply(text="ok"))
+    r = client.responses.create(model="default", input="x", store=False)
+    assert r.store is False
+    with pytest.raises(openai.BadRequestError, match="not known"):
+        client.responses.create(model="default", input="y", previous_response_id=r.id)
+
+
 def test_upstream_error_reaches_the_sdk(client, mock) -> None:  # type: ignore[no-untyped-def]
     mock.enqueue(Reply(status=400, error="maximum context length exceeded"))
     with pytest.raises(openai.BadRequestError, match="context length"):

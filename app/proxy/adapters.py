@@ -29,6 +29,7 @@ from app.proxy.translate.anthropic import (
     openai_to_anthropic_response,
     tool_name_map,
 )
+from app.proxy.translate.response_memory import MEMORY
 from app.proxy.translate.responses import (
     ChatToResponsesStream,
     ResponsesContext,
@@ -157,8 +158,12 @@ class _ResponsesVia:
     tool_names: dict[str, str] = field(default_factory=dict)
 
 
+def _responses_to_chat(body: dict[str, Any], model: str) -> tuple[dict[str, Any], ResponsesContext]:
+    return responses_to_chat_request(body, model=model, lookup=MEMORY.lookup, remember=MEMORY.remember)
+
+
 def _prepare_responses_chat(body: dict[str, Any], model: str, provider: Provider, ctx: Context) -> dict[str, Any]:
-    chat, rctx = responses_to_chat_request(body, model=model)
+    chat, rctx = _responses_to_chat(body, model)
     ctx.extra = _ResponsesVia(rctx)
     _fit_reasoning(chat, _profile(provider))
     clamp_max_tokens(chat, "max_tokens", provider)
@@ -166,7 +171,7 @@ def _prepare_responses_chat(body: dict[str, Any], model: str, provider: Provider
 
 
 def _prepare_responses_anthropic(body: dict[str, Any], model: str, provider: Provider, ctx: Context) -> dict[str, Any]:
-    chat, rctx = responses_to_chat_request(body, model=model)
+    chat, rctx = _responses_to_chat(body, model)
     profile = _profile(provider)
     ctx.extra = _ResponsesVia(rctx, tool_name_map(chat.get("tools"), profile))
     return openai_to_anthropic_request(chat, model=model, profile=profile, max_tokens_cap=provider.max_tokens)

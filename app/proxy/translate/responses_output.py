@@ -55,7 +55,7 @@ def base_response(ctx: ResponsesContext, response_id: str, created_at: int, stat
         "parallel_tool_calls": ctx.parallel_tool_calls,
         "previous_response_id": echo.get("previous_response_id"),
         "reasoning": echo.get("reasoning"),
-        "store": echo.get("store", False),
+        "store": ctx.remember is not None,
         "temperature": echo.get("temperature"),
         "text": echo.get("text") or {"format": {"type": "text"}},
         "tool_choice": ctx.tool_choice,
@@ -205,6 +205,7 @@ def chat_to_responses_response(
     out["usage"] = usage_to_responses(resp.get("usage"))
     if reason is not None:
         out["incomplete_details"] = {"reason": reason}
+    ctx.keep(out)
     return out
 
 

@@ -35,7 +35,7 @@ FORWARDED: dict[str, str] = {
     "reasoning.effort": "reasoning_effort",
     "text.format": "response_format (json_schema / json_object)",
     "stream": "stream, with stream_options.include_usage so streamed calls report tokens",
-    "previous_response_id": "the earlier turn's items, when the lookup callback knows them",
+    "previous_response_id": "the earlier turns' items, when this proxy answered and kept that response",
 }
 # Accepted and deliberately not forwarded: OpenAI-only state, caching, privacy or telemetry knobs that an
 # OpenAI-compatible provider would reject or must not see. Unknown fields are ignored the same way.
@@ -56,6 +56,7 @@ HOSTED_TOOLS: frozenset[str] = frozenset(
 )  # fmt: skip
 
 Lookup = Callable[[str], list[dict[str, Any]] | None]  # previous_response_id -> its input + output items
+Remember = Callable[[str, list[dict[str, Any]]], None]  # response id, its input + output items
 
 # Request fields a Response object repeats back.
 _ECHOED = ("instructions", "max_output_tokens", "temperature", "top_p", "reasoning", "text", "metadata",
@@ -82,6 +83,13 @@ class ResponsesContext:
     tool_choice: Any = "auto"
     parallel_tool_calls: bool = True
     echo: dict[str, Any] = field(default_factory=dict)  # other request fields the Response repeats
+    remember: Remember | None = None  # set when the response is to be kept for previous_response_id
+    conversation: list[Any] = field(default_factory=list)  # the input items it continues (when remembered)
+
+    def keep(self, response: dict[str, Any]) -> None:
+        """Remember a finished response (input + output items) so a later request can continue it."""
+        if self.remember is not None and response.get("status") in ("completed", "incomplete"):
+            self.remember(response["id"], [*self.conversation, *response.get("output", ())])
 
 
 def chat_tool_name(name: str, namespace: str | None) -> str:
@@ -96,9 +104,12 @@ def chat_tool_name(name: str, namespace: str | None) -> str:
 
 
 def responses_to_chat_request(
-    body: dict[str, Any], *, model: str, lookup: Lookup | None = None
+    body: dict[str, Any], *, model: str, lookup: Lookup | None = None, remember: Remember | None = None
 ) -> tuple[dict[str, Any], ResponsesContext]:
-    """Translate a Responses request; raises TranslationError only for server-side state we cannot have."""
+    """Translate a Responses request; raises TranslationError only for server-side state we cannot have.
+
+    With `remember`, a request not marked `store: false` has its finished response kept (ResponsesContext.keep)
+    and `lookup` finds it again for a later `previous_response_id`."""
     for key in ("conversation", "prompt"):
         if body.get(key):
             raise TranslationError(
@@ -116,6 +127,8 @@ def responses_to_chat_request(
         echo={k: body[k] for k in _ECHOED if body.get(k) is not None},
     )
     items = _input_items(body, lookup)
+    if remember is not None and body.get("store") is not False:
+        ctx.remember, ctx.conversation = remember, items
     builder = _Messages()
     instructions = body.get("instructions")
     if isinstance(instructions, str) and instructions:
@@ -167,8 +180,8 @@ def _input_items(body: dict[str, Any], lookup: Lookup | None) -> list[Any]:
         earlier = lookup(previous) if lookup is not None else None
         if earlier is None:
             raise TranslationError(
-                f"previous_response_id {previous!r} is not supported: the proxy keeps no server-side "
-                "responses; send the whole conversation as input (store: false)"
+                f"previous_response_id {previous!r} is not known: Downshift keeps responses in memory only, "
+                "while it runs and for requests without store: false; send the whole conversation as input"
             )
         items = [*earlier, *items]
     return items

@@ -130,6 +130,7 @@ class ChatToResponsesStream:
             response["completed_at"] = int(time.time())
         kind = "response.completed" if status == "completed" else "response.incomplete"
         self._event(out, {"type": kind, "response": response})
+        self.ctx.keep(response)
         return out
 
     def error(self, kind: str, message: str) -> list[dict[str, Any]]:
