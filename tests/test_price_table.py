@@ -262,3 +262,24 @@ def test_save_and_load_round_trip(tmp_path: Path, table: price_table.PriceTable)
     raw = json.loads(path.read_text())
     assert set(PRICE_FIELDS) <= set(raw["models"]["openai/gpt-5"])
     assert orjson.loads(resource("prices.json").read_bytes())["unit"] == raw["unit"]
+
+
+def test_a_running_proxy_picks_up_a_refreshed_user_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`downshift prices refresh` runs in another process; the proxy's table follows within the recheck
+    interval, without a stat per call."""
+    packaged = load_table()
+    price_table.set_default_table(None)
+    try:
+        monkeypatch.setattr(price_table, "RECHECK_SECONDS", 3600.0)
+        assert lookup("acme/coder-9000") is None  # no user copy yet: the packaged table serves
+        newer = price_table.PriceTable(updated="2999-01-01", models={
+            **packaged.models, "acme/coder-9000": price_table.PriceEntry("acme/coder-9000", 0.5, 2.0)})
+        save_table(newer, price_table.user_copy_path())
+        assert lookup("acme/coder-9000") is None  # within the interval the file is not even looked at
+        monkeypatch.setattr(price_table, "RECHECK_SECONDS", 0.0)
+        entry = lookup("acme/coder-9000")
+        assert entry is not None and (entry.input, entry.output) == (0.5, 2.0)
+        price_table.user_copy_path().write_text("{ damaged")  # a damaged copy: back to the packaged prices
+        assert lookup("acme/coder-9000") is None and lookup("deepseek/deepseek-chat") is not None
+    finally:
+        price_table.set_default_table(None)

@@ -24,6 +24,7 @@ import datetime as _dt
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -253,6 +254,11 @@ def _is_packaged(target: Path) -> bool:
 
 
 _default: PriceTable | None = None
+_pinned = False  # installed with set_default_table: no file replaces it
+_packaged: PriceTable | None = None
+_user_stamp: tuple[int, int] | None = None  # (mtime_ns, size) of the user copy the table was chosen with
+_checked = 0.0
+RECHECK_SECONDS = 5.0  # how often a running proxy looks for a refreshed user copy (one stat)
 
 
 USER_COPY = "prices.json"  # in the user data dir, written by `refresh`
@@ -264,24 +270,42 @@ def user_copy_path() -> Path:
     return data_dir() / USER_COPY
 
 
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
 def default_table() -> PriceTable:
     """The table `lookup` uses: the newer of the packaged table and the user's refreshed copy (by
     `updated`), so an app update with newer packaged prices is not shadowed by an old refresh; a
-    table installed with `set_default_table` wins."""
-    global _default
-    if _default is None:
-        packaged = load_table()
-        try:
-            user = load_table(user_copy_path())
-        except (OSError, ValueError, KeyError, TypeError):  # absent or damaged: the packaged table serves
-            user = None
-        _default = user if user is not None and user.updated >= packaged.updated else packaged
+    table installed with `set_default_table` wins. A running proxy notices a `downshift prices refresh`
+    from another process within RECHECK_SECONDS (one stat of the user copy, not one per call)."""
+    global _default, _packaged, _user_stamp, _checked
+    if _default is not None and (_pinned or time.monotonic() - _checked < RECHECK_SECONDS):
+        return _default
+    _checked = time.monotonic()
+    path = user_copy_path()
+    stamp = _stamp(path)
+    if _default is not None and stamp == _user_stamp:
+        return _default
+    if _packaged is None:
+        _packaged = load_table()
+    try:
+        user = load_table(path) if stamp is not None else None
+    except (OSError, ValueError, KeyError, TypeError):  # damaged (or half-written by hand): packaged serves
+        user = None
+    _user_stamp = stamp
+    _default = user if user is not None and user.updated >= _packaged.updated else _packaged
     return _default
 
 
 def set_default_table(table: PriceTable | None) -> None:
-    global _default
-    _default = table
+    """Install a table (tests, the demo); None goes back to the files, read again on the next lookup."""
+    global _default, _pinned, _user_stamp
+    _default, _pinned, _user_stamp = table, table is not None, None
 
 
 def lookup(model_name: str, provider_kind: str | None = None) -> PriceEntry | None:
