@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import secrets as _random
+import threading
 from pathlib import Path
+from typing import Any
 
 import keyring
 import keyring.backend
@@ -29,10 +31,28 @@ class SecretStoreError(RuntimeError):
 
 
 class SecretStore:
+    """The OS keyring is looked up on first use, not at construction: finding it loads every keyring
+    backend (~0.1 s), which the desktop app would otherwise pay before its window appears."""
+
+    _UNRESOLVED: Any = object()
+
     def __init__(self, fallback_path: Path, backend: keyring.backend.KeyringBackend | None = None) -> None:
         self.fallback_path = fallback_path
-        chosen = backend or keyring.get_keyring()
-        self._backend = chosen if _usable(chosen) else None
+        self._chosen: keyring.backend.KeyringBackend | Any = self._UNRESOLVED
+        self._lock = threading.Lock()
+        if backend is not None:
+            self._chosen = backend if _usable(backend) else None
+
+    @property
+    def _backend(self) -> keyring.backend.KeyringBackend | None:
+        chosen = self._chosen
+        if chosen is self._UNRESOLVED:
+            with self._lock:
+                if self._chosen is self._UNRESOLVED:
+                    found = keyring.get_keyring()
+                    self._chosen = found if _usable(found) else None
+                chosen = self._chosen
+        return chosen
 
     @property
     def uses_keyring(self) -> bool:

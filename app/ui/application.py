@@ -70,9 +70,18 @@ class DownshiftApp(QObject):
         minimised = pref(config, "start_minimised") if minimised is None else minimised
         if not minimised or not self.tray.available():
             self.show_window()
-        if not self.core.secrets.uses_keyring:
-            self.ctx.bridge.notice.emit("No OS keyring", f"Provider keys are kept in a {self.core.secrets.describe()}")
+        startup.after_start(self._check_keyring)
         startup.after_start(self._first_run)
+
+    def _check_keyring(self) -> None:
+        """Finding the keyring loads every backend (~0.1 s): done off the GUI thread, after the first frame."""
+        secrets = self.core.secrets
+
+        def found(uses_keyring: object) -> None:
+            if not uses_keyring:
+                self.ctx.bridge.notice.emit("No OS keyring", f"Provider keys are kept in a {secrets.describe()}")
+
+        self.ctx.background.run(lambda: secrets.uses_keyring, found, lambda exc: None)
 
     def attach_proxy(self, proxy: ProxyThread) -> None:
         """The proxy started after the window (see `launch.run_gui`): from now on the app drives it."""
