@@ -208,3 +208,23 @@ def test_responses_on_an_anthropic_provider(premium, proxy, token, mock, core) -
     assert mock.requests[-1].path == "/v1/messages"
     rows = logged_calls(core)
     assert [(r["client_api"], r["upstream_api"], r["outcome"]) for r in rows] == [("responses", "anthropic", "ok")] * 2
+
+
+def test_responses_previous_response_id_on_an_anthropic_provider(premium, proxy, token, mock) -> None:  # type: ignore[no-untyped-def]
+    """A kept response continued through the Responses -> chat -> Messages path: the tool result pairs with
+    the replayed tool_use."""
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=token, max_retries=0)
+    tools = [{"type": "function", "name": "shell", "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}}}]
+    mock.enqueue(Reply(tool_calls=[ToolCall("shell", {"cmd": "ls"})], stream_chunks=3))
+    with client.responses.stream(model="default", input="list", tools=tools) as stream:
+        first = stream.get_final_response()
+    (call,) = [o for o in first.output if o.type == "function_call"]
+    mock.enqueue(Reply(text="two files"))
+    second = client.responses.create(model="default", tools=tools, previous_response_id=first.id, input=[
+        {"type": "function_call_output", "call_id": call.call_id, "output": "a.py b.py"}])
+    assert second.output_text == "two files"
+    sent = mock.requests[-1].json["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    (tool_use,) = [b for b in sent[1]["content"] if b["type"] == "tool_use"]
+    (result,) = [b for b in sent[2]["content"] if b["type"] == "tool_result"]
+    assert tool_use["input"] == {"cmd": "ls"} and result["tool_use_id"] == tool_use["id"]
