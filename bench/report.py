@@ -158,15 +158,18 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
                          100, "MB", op="<"))
     rows.append(_verdict("Headless serve resident memory under load, 300 KB bodies x 32 included", "all scenarios",
                          every, 100, "MB", op="<"))
-    gui = _get(results, "startup", "gui")
-    if _get(gui, "seconds_to_window") is not None:
-        rows.append(_verdict("GUI window shown after launch", "python -m app, offscreen",
-                             _get(gui, "seconds_to_window"), 1.5, "s"))
-    else:
-        rows.append(_verdict("GUI start (stand-in: launch -> embedded proxy /health)", "python -m app, offscreen",
-                             _get(gui, "seconds_to_proxy_health"), 1.5, "s", note=skipped.get("gui start", "")[:160]))
-    rows.append(_verdict("GUI idle resident memory", "python -m app, offscreen", _get(gui, "idle_rss_mb"), 200, "MB",
-                         op="<", note=skipped.get("gui start", "")[:160]))
+    for key, when in (("gui", "first launch, creates the call log"), ("gui_again", "a later launch")):
+        gui = _get(results, "startup", key)
+        if key == "gui_again" and gui is None:
+            continue  # results from before the suite launched the app twice
+        scenario = f"python -m app, offscreen, {when}"
+        if _get(gui, "seconds_to_window") is not None:
+            rows.append(_verdict("GUI window shown after launch", scenario, _get(gui, "seconds_to_window"), 1.5, "s"))
+        else:
+            rows.append(_verdict("GUI start (stand-in: launch -> embedded proxy /health)", scenario,
+                                 _get(gui, "seconds_to_proxy_health"), 1.5, "s", note=skipped.get("gui start", "")[:160]))
+        rows.append(_verdict("GUI idle resident memory", scenario, _get(gui, "idle_rss_mb"), 200, "MB",
+                             op="<", note=skipped.get("gui start", "")[:160]))
     return rows
 
 
@@ -423,14 +426,16 @@ def markdown(results: dict[str, Any], notes: Path | None = None) -> str:
         if every is not None:
             rows.append(["serve resident memory under load, all scenarios (300 KB bodies x 32 in flight included)",
                          f"{every:.0f} MB"])
-        if st.get("gui"):
-            g = st["gui"]
+        for key, when in (("gui", "first launch, creates the call log"), ("gui_again", "a later launch")):
+            g = st.get(key)
+            if not g:
+                continue
             if g.get("seconds_to_window") is not None:
-                rows.append([f"GUI `python -m app` (offscreen) spawn -> first window shown ({g.get('window')})",
+                rows.append([f"GUI `python -m app` (offscreen, {when}) spawn -> first window shown ({g.get('window')})",
                              f"{g['seconds_to_window'] * 1000:.0f} ms"])
-            rows.append(["GUI `python -m app` (offscreen) spawn -> embedded proxy /health",
+            rows.append([f"GUI `python -m app` (offscreen, {when}) spawn -> embedded proxy /health",
                          f"{g['seconds_to_proxy_health'] * 1000:.0f} ms"])
-            rows.append(["GUI resident memory, idle", f"{st['gui']['idle_rss_mb']:.0f} MB"])
+            rows.append([f"GUI resident memory, idle ({when})", f"{g['idle_rss_mb']:.0f} MB"])
         out += _table(["measure", "value"], rows)
     else:
         out.append("Not measured in this run.")

@@ -28,12 +28,14 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
 
 from app.paths import resource
+
+if TYPE_CHECKING:  # httpx is imported by `refresh` only: the proxy loads this module at start
+    import httpx
 
 PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h")
 PACKAGED_NAME = "prices.json"
@@ -402,6 +404,8 @@ def refresh(
     url = base_url.rstrip("/") + "/models"
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     owned = client is None
+    import httpx
+
     http = client or httpx.Client(timeout=timeout)
     try:
         response = http.get(url, headers=headers)

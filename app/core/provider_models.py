@@ -13,13 +13,15 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import platformdirs
 
 from app.core.config import Provider, atomic_write
 from app.paths import APP_NAME
+
+if TYPE_CHECKING:  # imported when a provider is asked, not when the app's pages load
+    import httpx
 
 
 class ProviderCheckError(RuntimeError):
@@ -100,6 +102,8 @@ def _error_detail(response: httpx.Response) -> str:
 def fetch_models(provider: Provider, key: str | None, *, timeout: float = 15.0,
                  transport: httpx.BaseTransport | None = None) -> ModelListing:
     """GET {base_url}/models with the account's key; raises ProviderCheckError with a readable reason."""
+    import httpx
+
     url = provider.base_url.rstrip("/") + "/models"
     start = time.perf_counter()
     try:

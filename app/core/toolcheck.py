@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import fastjsonschema
-import jsonschema
 import orjson
 
 Kind = Literal["ok", "invalid_json", "unknown_tool", "schema", "text_form"]
@@ -136,6 +135,8 @@ def _fast_detail(exc: fastjsonschema.JsonSchemaValueException) -> str:
 
 
 def _slow_validator(schema: Mapping[str, Any]) -> Validator:
+    import jsonschema  # the fallback: imported for the first schema fastjsonschema cannot compile (~2 MB)
+
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     cls.check_schema(schema)
     validator = cls(schema)
