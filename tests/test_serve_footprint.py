@@ -24,12 +24,22 @@ def _run(code: str, tmp_path: Path) -> str:
     return done.stdout.strip()
 
 
-def test_alembic_is_imported_only_for_an_upgrade(tmp_path: Path) -> None:
+def test_alembic_is_imported_only_for_an_upgrade_of_an_older_log(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'log.db'}"
     code = ("import sys; from app.core.storage.db import open_database; "
             f"open_database({url!r}).dispose(); print('alembic' in sys.modules)")
-    assert _run(code, tmp_path) == "True"  # a new file: Alembic creates the schema
+    assert _run(code, tmp_path) == "False"  # a new file: created from the models and stamped at head
     assert _run(code, tmp_path) == "False"  # up to date: one SELECT, no Alembic
+    from alembic import command
+
+    old = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = db.create_db_engine(old)
+    cfg = db._alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    engine.dispose()
+    assert _run(code.replace(url, old), tmp_path) == "True"  # an older log: Alembic upgrades it
 
 
 def test_serve_does_not_load_the_tokenizer(tmp_path: Path) -> None:

@@ -79,3 +79,43 @@ def test_damaged_database_is_a_clear_error_and_left_alone(tmp_path: Path) -> Non
     with pytest.raises(DatabaseOpenError, match="cannot be opened"):
         open_database(f"sqlite:///{path}")
     assert path.read_bytes() == before
+
+
+def _schema(path: Path) -> dict[str, tuple]:
+    """Every table's columns (name, type, not null, default, primary key), indexes and foreign keys."""
+    conn = sqlite3.connect(path)
+    try:
+        out = {}
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        for name in tables:
+            cols = [tuple(r[1:]) for r in conn.execute(f"PRAGMA table_info('{name}')")]
+            indexes = sorted((r[1], r[2], tuple(c[2] for c in conn.execute(f"PRAGMA index_info('{r[1]}')")))
+                             for r in conn.execute(f"PRAGMA index_list('{name}')"))
+            fks = sorted(tuple(r[2:]) for r in conn.execute(f"PRAGMA foreign_key_list('{name}')"))
+            out[name] = (cols, indexes, fks)
+        return out
+    finally:
+        conn.close()
+
+
+def test_a_new_log_gets_the_schema_the_migrations_build(tmp_path: Path) -> None:
+    """A new log is created from the models without Alembic; it must be the schema the migrations build,
+    column for column, or a later migration would run against something else."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from app.core.storage.db import _alembic_config
+
+    migrated = tmp_path / "migrated.db"
+    engine = create_engine(f"sqlite:///{migrated}")
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+    engine.dispose()
+    created = tmp_path / "created.db"
+    open_database(f"sqlite:///{created}").dispose()
+    expected, got = _schema(migrated), _schema(created)
+    assert sorted(got) == sorted(expected)
+    for table in expected:
+        assert got[table] == expected[table], table

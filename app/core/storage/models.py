@@ -124,24 +124,24 @@ class UsageSlot(Base):
     provider: Mapped[str] = mapped_column(String(100), primary_key=True)
     model: Mapped[str] = mapped_column(String(200), primary_key=True)
     role: Mapped[str] = mapped_column(String(32), primary_key=True)
-    calls: Mapped[int] = mapped_column(Integer, default=0)
-    errors: Mapped[int] = mapped_column(Integer, default=0)
-    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    cache_read_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    cache_write_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
-    unpriced_calls: Mapped[int] = mapped_column(Integer, default=0)
-    premium_usd: Mapped[float] = mapped_column(Float, default=0.0)  # premium equivalent of priced calls
-    savings_usd: Mapped[float] = mapped_column(Float, default=0.0)
-    escalated: Mapped[int] = mapped_column(Integer, default=0)
-    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
-    tool_calls: Mapped[int] = mapped_column(Integer, default=0)
-    tool_invalid_json: Mapped[int] = mapped_column(Integer, default=0)
-    tool_unknown_tool: Mapped[int] = mapped_column(Integer, default=0)
-    tool_schema: Mapped[int] = mapped_column(Integer, default=0)
-    tool_text_form: Mapped[int] = mapped_column(Integer, default=0)
-    tool_result_failed: Mapped[int] = mapped_column(Integer, default=0)  # valid calls whose result failed
+    calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    errors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cache_read_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cache_write_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    unpriced_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    premium_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")  # premium equivalent of priced calls
+    savings_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    escalated: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    tool_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tool_invalid_json: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tool_unknown_tool: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tool_schema: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tool_text_form: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tool_result_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # valid calls whose result failed
 
 
 class TaskTotals(Base):
@@ -150,18 +150,18 @@ class TaskTotals(Base):
     __tablename__ = "task_totals"
 
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
-    calls: Mapped[int] = mapped_column(Integer, default=0)
-    errors: Mapped[int] = mapped_column(Integer, default=0)
-    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
-    unpriced_calls: Mapped[int] = mapped_column(Integer, default=0)
-    premium_usd: Mapped[float] = mapped_column(Float, default=0.0)
-    savings_usd: Mapped[float] = mapped_column(Float, default=0.0)
-    tool_calls: Mapped[int] = mapped_column(Integer, default=0)
-    tool_failures: Mapped[int] = mapped_column(Integer, default=0)  # validation failures + failed results
-    escalated: Mapped[int] = mapped_column(Integer, default=0)
-    models: Mapped[str] = mapped_column(Text, default="")  # "provider/model" joined by "\n", first use first
+    calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    errors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    unpriced_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    premium_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    savings_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    tool_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tool_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # validation failures + failed results
+    escalated: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    models: Mapped[str] = mapped_column(Text, default="", server_default="")  # "provider/model" joined by "\n", first use first
 
 
 class AnalyticsMeta(Base):
