@@ -20,6 +20,7 @@ from typing import Any
 
 from app import __version__
 from app import cli_analytics as analytics_cli
+from app.cli_analytics import _core, _print_json  # one of each for every command
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -48,12 +49,6 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _core(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from app.core.engine import Core
-
-    return Core(args.config, args.db)
-
-
 def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from app import paths
     from app.core.config import ConfigStore, default_config, save_config
@@ -69,10 +64,6 @@ def _secrets():  # type: ignore[no-untyped-def]
     from app.core.secrets import SecretStore
 
     return SecretStore(paths.data_dir() / "secrets.json")
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str))
 
 
 def _when(ts: float | None) -> str:

@@ -35,12 +35,6 @@ def _core(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return Core(args.config, args.db)
 
 
-def _since(text: str | None) -> float | None:
-    from app.core.queries import parse_since
-
-    return parse_since(text)
-
-
 # ----------------------------------------------------------------------------------------------- stats
 
 
@@ -75,10 +69,11 @@ def print_stats_extra(data: dict[str, Any]) -> None:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
+    from app.core.queries import parse_since
     from app.core.queries.tasks import list_tasks
 
     try:
-        since = _since(args.since)
+        since = parse_since(args.since)
     except ValueError as exc:
         print(f"downshift: {exc}", file=sys.stderr)
         return 2
@@ -191,6 +186,7 @@ def cmd_rollup(args: argparse.Namespace) -> int:
 def cmd_breakeven(args: argparse.Namespace) -> int:
     from app.core.analytics.breakeven import break_even
     from app.core.config import Target
+    from app.core.queries import parse_since
 
     core = _core(args)
     try:
@@ -200,7 +196,8 @@ def cmd_breakeven(args: argparse.Namespace) -> int:
             print("downshift: no provider has an hourly_cost in the config", file=sys.stderr)
             return 2
         against = Target.parse(args.against) if args.against else None
-        results = [break_even(core.db, config, n, against=against, since=_since(args.since)) for n in names]
+        since = parse_since(args.since)
+        results = [break_even(core.db, config, n, against=against, since=since) for n in names]
     except (KeyError, ValueError) as exc:
         print(f"downshift: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2

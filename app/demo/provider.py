@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from app.core.toolcheck import declared_openai
 from app.testing.mock_upstream import Fault, MockUpstream, Reply, ToolCall, Usage
 from app.testing.script import RecordedRequest
 
@@ -68,20 +69,6 @@ _VALID_ARGS: dict[str, dict[str, Any]] = {
     "run_tests": {"paths": ["tests/test_sse.py"], "fail_fast": True},
     "glob": {"pattern": "**/*stream*.py"},
 }
-
-
-def declared_tools(body: Any) -> list[str]:
-    """Tool names the request declares, in either wire format."""
-    tools = body.get("tools") if isinstance(body, Mapping) else None
-    names = []
-    for tool in tools if isinstance(tools, list) else []:
-        if not isinstance(tool, Mapping):
-            continue
-        fn = tool.get("function")
-        name = fn.get("name") if isinstance(fn, Mapping) else tool.get("name")
-        if isinstance(name, str):
-            names.append(name)
-    return names
 
 
 def history_turns(body: Any) -> int:
@@ -147,7 +134,7 @@ class SimulatedProvider:
 
     def _answer(self, body: Mapping[str, Any], style: ModelStyle, turns: int, usage: Usage,
                 timing: dict[str, float]) -> Reply:
-        tools = declared_tools(body)
+        tools = list(declared_openai(body))
         finish_chance = min(0.9, 0.12 * turns)
         if not tools or self._uniform(0, 1) < finish_chance:
             return Reply(text=_ANSWERS[turns % len(_ANSWERS)], usage=usage, **timing)

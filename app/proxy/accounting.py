@@ -92,7 +92,7 @@ def _settle(
         usage = normalize_openai(observer.usage or {}, provider.kind)
         declared = toolcheck.declared_openai(upstream_body)
     if rec.outcome != "ok":
-        estimate_partial(rec, observer, usage, payload_len)
+        estimate_partial(observer, usage, payload_len)
     rec.input_tokens = usage.input
     rec.output_tokens = usage.output
     rec.cache_read_tokens = usage.cache_read
@@ -114,25 +114,21 @@ def _settle(
 # ------------------------------------------------------------------------------------------- partial usage
 
 
-def estimate_partial(rec: CallRecord, observer: OpenAIObserver | AnthropicObserver, usage: Usage, payload_len: int) -> bool:
+def estimate_partial(observer: OpenAIObserver | AnthropicObserver, usage: Usage, payload_len: int) -> None:
     """Fill in the tokens of an answer that broke off or was abandoned, from what was seen of it.
 
     A provider bills a stream it started even when it never got to report usage (OpenAI-format streams
     report it only in the last chunk; Anthropic's `message_start` has the input but not the final
     output). Input tokens the provider did not report are estimated from the request size (~4 bytes per
     token); output tokens are counted from the text and tool-call arguments that went by. Runs only for
-    failed and cancelled answers. Returns True when something was estimated."""
-    estimated = False
+    failed and cancelled answers."""
     if usage.prompt == 0 and payload_len > 0:
         usage.input = max(1, payload_len // 4)
-        estimated = True
     complete = bool(observer.usage) if isinstance(observer, OpenAIObserver) else observer.finish_reason is not None
     if not complete:
         seen = _count_tokens(observer.text) + sum(_count_tokens(args) for _, _, args in observer.tool_calls())
         if seen > usage.output:
             usage.output = seen
-            estimated = True
-    return estimated
 
 
 def _count_tokens(text: str) -> int:
@@ -273,8 +269,3 @@ def redact_text(text: str | None, secrets: Iterable[str] = ()) -> str | None:
 def clip_body(body: bytes, limit: int) -> bytes:
     """The part of a body the log keeps when bodies are stored; redacted later by the log writer."""
     return bytes(body[:limit])
-
-
-def redacted_body(body: bytes, limit: int, secrets: Iterable[bytes] = ()) -> bytes:
-    """A body fit to store: truncated to `limit` bytes, with key-like values masked."""
-    return redact(bytes(body[:limit]), secrets)

@@ -50,7 +50,7 @@ class SSEParser:
             if end < 0:
                 break
             block = buf[start : end + 2]
-            event = _parse_block(block, start, end, buf)
+            event = _parse_block(block)
             start = end + 2
             if event is not None:
                 events.append(event)
@@ -62,20 +62,25 @@ class SSEParser:
         return self._buf
 
 
-def _parse_block(block: bytes, start: int = 0, end: int = -1, buf: bytes = b"") -> Event | None:
-    """One event from its block (`buf[start:end]` is the block without its blank-line terminator). The two
-    shapes providers send, `data: X` and `event: N` + `data: X` on single lines, are cut out directly;
-    anything else (comments, multi-line data, no space after the colon) takes the general path."""
-    if end >= 0:
-        if block.startswith(b"data: "):
-            if buf.find(b"\n", start, end) < 0:
-                return Event("", block[6:-2], block)
-        elif block.startswith(b"event: "):
-            nl = buf.find(b"\n", start, end)
-            if buf.startswith(b"data: ", nl + 1) and buf.find(b"\n", nl + 1, end) < 0:
-                name = block[7 : nl - start]
-                if name and name[-1:] != b" " and not name.startswith(b" "):
-                    return Event(name.decode("utf-8", "replace"), block[nl - start + 7 : -2], block)
+def _parse_block(block: bytes) -> Event | None:
+    """One event from its block (ending in the blank line). The two shapes providers send, `data: X` and
+    `event: N` + `data: X` on single lines, are cut out directly; anything else (comments, multi-line
+    data, no space after the colon) takes the general path."""
+    stop = len(block) - 2
+    if block.startswith(b"data: "):
+        if block.find(b"\n", 0, stop) < 0:
+            return Event("", block[6:-2], block)
+    elif block.startswith(b"event: "):
+        nl = block.find(b"\n", 0, stop)
+        if block.startswith(b"data: ", nl + 1) and block.find(b"\n", nl + 1, stop) < 0:
+            name = block[7:nl]
+            if name and name[-1:] != b" " and not name.startswith(b" "):
+                return Event(name.decode("utf-8", "replace"), block[nl + 7 : -2], block)
+    return _parse_lines(block)
+
+
+def _parse_lines(block: bytes) -> Event | None:
+    """The general SSE rules, line by line."""
     name = ""
     data: list[bytes] = []
     for line in block.split(b"\n"):

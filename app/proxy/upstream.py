@@ -9,6 +9,7 @@ Timeouts are per provider: connect, first byte (response headers) and idle (gap 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
@@ -77,44 +78,25 @@ class UpstreamClient:
 MAX_ANSWER_BYTES = 64 * 1024 * 1024  # a whole (non-streamed) answer larger than this is a provider gone wrong
 
 
-async def read_body(resp: aiohttp.ClientResponse, idle: float, limit: int | None = None) -> bytes:
+async def read_body(resp: aiohttp.ClientResponse, idle: float) -> bytes:
     """A whole answer, within the idle limit (per read) and a size limit (a provider that never stops
     sending must not exhaust memory)."""
-    limit = MAX_ANSWER_BYTES if limit is None else limit
+    limit = MAX_ANSWER_BYTES
     length = resp.content_length
     if length is not None and length > limit:
         raise UpstreamFailure("too_large", f"the upstream answer ({length} bytes) is over the {limit} byte limit")
-    content = resp.content
-    task = asyncio.current_task()
-    assert task is not None
-    watchdog = _IdleWatchdog(task, idle)
     chunks: list[bytes] = []
     size = 0
-    try:
-        while True:
-            watchdog.begin()
-            try:
-                chunk = await content.readany()
-            except asyncio.CancelledError:
-                if not watchdog.fired:
-                    raise
-                task.uncancel()
-                raise UpstreamFailure("stalled", f"the upstream stopped sending for {idle:g} s") from None
-            except aiohttp.ClientError as exc:
-                raise UpstreamFailure("upstream_disconnect", f"the upstream connection broke: {exc}") from None
-            watchdog.reading = False
-            if not chunk:
-                break
+    async with contextlib.aclosing(iter_body(resp, idle, where="")) as body:  # stops the watchdog on too_large
+        async for chunk in body:
             size += len(chunk)
             if size > limit:
                 raise UpstreamFailure("too_large", f"the upstream answer is over the {limit} byte limit")
             chunks.append(chunk)
-    finally:
-        watchdog.stop()
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def iter_body(resp: aiohttp.ClientResponse, idle: float) -> AsyncIterator[bytes]:
+async def iter_body(resp: aiohttp.ClientResponse, idle: float, *, where: str = " mid-stream") -> AsyncIterator[bytes]:
     """Body bytes as they arrive; a read that waits longer than `idle` or a broken connection raises
     UpstreamFailure. Time the consumer spends between reads (writing to a slow client) does not count.
 
@@ -136,7 +118,7 @@ async def iter_body(resp: aiohttp.ClientResponse, idle: float) -> AsyncIterator[
                 task.uncancel()
                 raise UpstreamFailure("stalled", f"the upstream stopped sending for {idle:g} s") from None
             except aiohttp.ClientError as exc:
-                raise UpstreamFailure("upstream_disconnect", f"the upstream connection broke mid-stream: {exc}") from None
+                raise UpstreamFailure("upstream_disconnect", f"the upstream connection broke{where}: {exc}") from None
             watchdog.reading = False
             if not chunk:
                 return

@@ -40,10 +40,6 @@ class UiContext:
             self._models = ModelCache()
         return self._models
 
-    @models.setter
-    def models(self, cache: ModelCache) -> None:
-        self._models = cache
-
     @property
     def base_url(self) -> str:
         from app.core.envexport import proxy_base_url

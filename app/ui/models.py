@@ -347,9 +347,10 @@ class CallsModel(CallRowsModel):
         if self._keys and rows and _order_key(rows[0]) <= self._keys[-1]:
             # only a first page can overlap rows shown: calls logged while it was read, merged in live
             tail = self._keys[-1]
-            self.merge([r for r in rows if _order_key(r) <= tail])
-            cells = [c for r, c in zip(rows, cells, strict=True) if _order_key(r) > tail]
-            rows = [r for r in rows if _order_key(r) > tail]
+            pairs = list(zip(rows, cells, strict=True))
+            self.merge([r for r, _ in pairs if _order_key(r) <= tail], [c for r, c in pairs if _order_key(r) <= tail])
+            cells = [c for r, c in pairs if _order_key(r) > tail]
+            rows = [r for r, _ in pairs if _order_key(r) > tail]
         self._keys.extend(_order_key(r) for r in rows)
         self.insert_rows(len(self.rows), rows, cells)
         self.pageLoaded.emit(len(rows))

@@ -7,7 +7,6 @@ new calls are logged, at most once a second however busy the proxy is.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -116,17 +115,10 @@ class TodayStats(QObject):
 
 
 def _manual_task_starter() -> Callable[[Any, str], Any] | None:
-    """`(core, label) -> task` from the analytics package, when this build has one: `start_manual_task(core,
-    label)`, or `new_manual_task(engine, label)` as `downshift task new` uses it."""
-    try:
-        module = importlib.import_module("app.core.analytics.tasks")
-    except ImportError:
-        return None
-    start = getattr(module, "start_manual_task", None)
-    if start is not None:
-        return start  # type: ignore[no-any-return]
-    new = getattr(module, "new_manual_task", None)
-    return (lambda core, label: new(core.db, label)) if new is not None else None
+    """`(core, label) -> task`: `new_manual_task(engine, label)`, as `downshift task new` uses it."""
+    from app.core.analytics.tasks import new_manual_task
+
+    return lambda core, label: new_manual_task(core.db, label)
 
 
 class Tray(QObject):

@@ -174,14 +174,9 @@ class ProbeClient:
         self.config, self.provider, self.model, self.key, self.http = config, provider, model, key, http
 
     def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", **self.provider.headers}
-        if self.provider.api == "anthropic":
-            headers["anthropic-version"] = "2023-06-01"
-            if self.key:
-                headers["x-api-key"] = self.key
-        elif self.key:
-            headers["Authorization"] = f"Bearer {self.key}"
-        return headers
+        from app.core.provider_models import auth_headers
+
+        return {"Content-Type": "application/json", **auth_headers(self.provider, self.key)}
 
     def body(self, probe: Probe, history: list[dict[str, Any]]) -> dict[str, Any]:
         if self.provider.api == "anthropic":

@@ -95,7 +95,9 @@ class TaskGrouper:
 
     def assign(self, conn: Connection, records: list[CallRecord], idle_s: float) -> None:
         cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        batch = _Batch(cur, idle_s)
+        # the open manual and most recent tasks matter only to calls without a session id or task header
+        loose = any(r.task_key is not None and source_of(r.task_key or IDLE_KEY) in ("fingerprint", IDLE_KEY) for r in records)
+        batch = _Batch(cur, idle_s, loose)
         for rec in sorted(records, key=lambda r: r.started_at):
             if rec.task_key is None:  # refused before the proxy read the request: no task to speak of
                 continue
@@ -113,12 +115,14 @@ _OPEN = "SELECT id, last_at FROM tasks WHERE outcome IS NULL"
 class _Batch:
     """Open tasks as this batch sees them: [id, last_at] lists, shared so updates show everywhere."""
 
-    def __init__(self, cur: Any, idle_s: float) -> None:
+    def __init__(self, cur: Any, idle_s: float, loose: bool) -> None:
         self.cur, self.idle_s = cur, idle_s
         self.by_key: dict[str, list[Any] | None] = {}
         self.touched: dict[int, list[Any]] = {}
-        self.manual = self._one(f"{_OPEN} AND source = 'manual' ORDER BY id DESC LIMIT 1", ())
-        self.recent = self._one(f"{_OPEN} ORDER BY last_at DESC LIMIT 1", ())
+        self.manual = self.recent = None  # read only for loose calls (fingerprint or idle keys)
+        if loose:
+            self.manual = self._one(f"{_OPEN} AND source = 'manual' ORDER BY id DESC LIMIT 1", ())
+            self.recent = self._one(f"{_OPEN} ORDER BY last_at DESC LIMIT 1", ())
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> list[Any] | None:
         row = self.cur.execute(sql, params).fetchone()

@@ -261,11 +261,11 @@ def call_detail(engine: Engine, call: int | str) -> dict[str, Any]:
     Raises LookupError when no such call exists (pruned, or another database)."""
     where = Call.id == call if isinstance(call, int) else Call.call_id == call
     with engine.connect() as conn:
-        row = conn.execute(select(*_DETAIL).where(where)).first()
+        row = conn.execute(select(*_DETAIL, Call.request_body, Call.response_body).where(where)).first()
         if row is None:
             raise LookupError(f"call {call} is not in the log (it may have been pruned)")
         detail = dict(row._mapping)
-        bodies = conn.execute(select(Call.request_body, Call.response_body).where(Call.id == detail["id"])).one()
+        bodies = {name: detail.pop(name) for name in ("request_body", "response_body")}
         tools = conn.execute(
             select(ToolCallRow.tool_call_id, ToolCallRow.name, ToolCallRow.kind, ToolCallRow.detail,
                    ToolCallRow.result_failed, ToolCallRow.result_reason)
@@ -278,7 +278,7 @@ def call_detail(engine: Engine, call: int | str) -> dict[str, Any]:
             task = dict(found._mapping) if found else None
     detail["task"] = task
     detail["fallback"] = _fallback(detail["fallback_chain"])
-    for name, body in (("request_body", bodies.request_body), ("response_body", bodies.response_body)):
+    for name, body in bodies.items():
         if body is not None:
             detail[name] = _body_text(body)
     return detail

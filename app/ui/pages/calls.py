@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from app.core.queries.calls import CallFilter, call_detail, call_facets, count_calls
 from app.ui.context import UiContext
-from app.ui.models import CallsModel, fmt_money, fmt_ms, fmt_tokens, input_tokens
+from app.ui.models import ERROR_COLOUR, CallsModel, fmt_money, fmt_ms, fmt_tokens, input_tokens
 from app.ui.pages import MessageLine, heading
 from app.ui.throttle import SingleFlight, Throttle
 
@@ -45,7 +45,7 @@ CHECK_LABELS = {
     "schema": "arguments violate the tool's schema",
     "text_form": "written as text instead of a tool call",
 }
-FAILED_COLOUR = "#dc463c"
+FAILED_COLOUR = ERROR_COLOUR.name()  # "#dc463c"
 RECOUNT_MS = 3000
 CALL_COLUMN_WIDTHS = (70, 150, 215, 80, 50, 50, 75, 65, 85, 45)  # fit beside the detail pane at 1280 px
 
