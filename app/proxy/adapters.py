@@ -44,6 +44,11 @@ class StreamTranslator(Protocol):
     def finish(self) -> list[dict[str, Any]]: ...
     def error(self, kind: str, message: str) -> list[dict[str, Any]]: ...
 
+    @property
+    def tool_ids(self) -> list[tuple[str, str]]:
+        """(upstream id, id the client got) per tool call so far: the log keeps the client's (see tool_ids)."""
+        ...
+
 
 @dataclass(slots=True)
 class Context:
@@ -220,6 +225,12 @@ class _AnthropicToResponsesStream:
 
     def error(self, kind: str, message: str) -> list[dict[str, Any]]:
         return self._responses.error(kind, message)
+
+    @property
+    def tool_ids(self) -> list[tuple[str, str]]:
+        """Anthropic id -> chat id (first translator) -> the client's call_id (second)."""
+        to_client = dict(self._responses.tool_ids)
+        return [(upstream, to_client.get(chat, chat)) for upstream, chat in self._chat.tool_ids]
 
 
 def _responses_error_from_anthropic(status: int, body: bytes) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from app.core.config import Config, Provider, Target
 from app.core.engine import Core
 from app.core.records import Attempt, CallRecord
 from app.core.routing import Route, RoutingError, route
-from app.proxy import accounting, sse
+from app.proxy import accounting, sse, tool_ids
 from app.proxy.adapters import Adapter, Context, adapter_for
 from app.proxy.errors import ProxyError, error_json, upstream_error_message
 from app.proxy.observe import observer_for
@@ -345,7 +345,8 @@ class Pipeline:
             if type(data) is not dict:
                 raise TypeError("not an object")
             observer.on_response(data)
-            out = raw if adapter.passthrough else orjson.dumps(adapter.respond(data, ctx))  # type: ignore[misc]
+            answer = None if adapter.passthrough else adapter.respond(data, ctx)  # type: ignore[misc]
+            out = raw if answer is None else orjson.dumps(answer)
         except orjson.JSONDecodeError:
             raise _Retry(UpstreamFailure("bad_upstream_json", f"{provider.name} returned an answer that is not valid JSON")) from None
         except Exception as exc:  # valid JSON of an unexpected shape
@@ -358,6 +359,8 @@ class Pipeline:
         rec.bytes_out = len(out)
         rec.finish("ok", 200)
         accounting.settle(rec, observer, upstream_body, provider, config, payload_len)
+        if answer is not None and rec.tool_calls:
+            tool_ids.relabel(rec.tool_calls, tool_ids.whole_pairs(provider.api, data, adapter.client_api, answer))
         if config.store_bodies:
             rec.response_body = accounting.clip_body(out, config.body_max_bytes)  # redacted by the log writer
         return response
@@ -454,11 +457,15 @@ class Pipeline:
             rec.finish("cancelled", 499)
             rec.bytes_out = sent
             accounting.settle(rec, observer, upstream_body, provider, config, payload_len)
+            if translator is not None:
+                tool_ids.relabel(rec.tool_calls, translator.tool_ids)
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return response
         rec.bytes_out = sent
         accounting.settle(rec, observer, upstream_body, provider, config, payload_len)
+        if translator is not None:
+            tool_ids.relabel(rec.tool_calls, translator.tool_ids)
         with contextlib.suppress(ConnectionError, aiohttp.ClientConnectionResetError):
             await response.write_eof()
         return response

@@ -20,7 +20,7 @@ class ToolCall:
 
     name: str
     arguments: Mapping[str, Any] | str = field(default_factory=dict)
-    id: str | None = None  # None: an id in the API's own style (call_..., toolu_...)
+    id: str | None = None  # None: an id in the API's own style (call_..., toolu_...); "": an empty id
 
     def arguments_json(self) -> str:
         if isinstance(self.arguments, str):

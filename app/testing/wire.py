@@ -77,7 +77,7 @@ class Plan:
 
     def tool_id(self, i: int, prefix: str) -> str:
         given = self.tool_calls[i].id
-        return given if given else f"{prefix}_mock_{self.seq:06d}_{i}"
+        return given if given is not None else f"{prefix}_mock_{self.seq:06d}_{i}"
 
 
 def plan(reply: Reply, req: RecordedRequest, seq: int) -> Plan:

@@ -70,6 +70,7 @@ class ChatToResponsesStream:
         self._reasoning: _Open | None = None
         self._calls: dict[int, _Call] = {}  # open calls by chat index
         self._pending: list[_Call] = []  # open calls replaced at their index (a new id reused the index)
+        self._made: list[_Call] = []  # every call, in the order it began (for `tool_ids`)
         self._finish_reason: str | None = None
         self._usage: dict[str, Any] | None = None
 
@@ -144,6 +145,11 @@ class ChatToResponsesStream:
         self._event(out, {"type": "response.failed", "response": response})
         return out
 
+    @property
+    def tool_ids(self) -> list[tuple[str, str]]:
+        """(upstream id or "", the call_id the client got) per call, in the order the calls began."""
+        return [(c.upstream_id or "", c.call_id) for c in self._made]
+
     # ------------------------------------------------------------------------------------------- deltas
 
     def _delta(self, delta: dict[str, Any], out: list[dict[str, Any]]) -> None:
@@ -206,6 +212,7 @@ class ChatToResponsesStream:
             if call is not None:
                 self._pending.append(call)
             call = self._calls[index] = _Call(upstream_id)
+            self._made.append(call)
         elif upstream_id and not call.upstream_id:
             call.upstream_id = call.call_id = upstream_id
         function = delta.get("function") or {}
