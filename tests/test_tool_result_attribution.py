@@ -10,6 +10,7 @@ translated route hands the client `toolu_...` for an upstream `call_...` (or the
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
@@ -246,6 +247,7 @@ def _run(
     )
     assert by_model["failure_rate"] == pytest.approx(1 / len(ids))
     assert rel["total"]["failed"] == 1
+    assert dashboard.tiles(core.db, since=time.time() - 3600)["tool_failure_rate"] == pytest.approx(1 / len(ids))
     return seen
 
 
