@@ -43,14 +43,8 @@ class Client:
     """Talks to the proxy the way one API's clients do, and reads the tool-call id back as they would."""
 
     def __init__(self, proxy, token: str, api: str, model: str, stream: bool, custom: bool = False) -> None:  # type: ignore[no-untyped-def]
-        self.proxy, self.token, self.api, self.model, self.stream, self.custom = (
-            proxy,
-            token,
-            api,
-            model,
-            stream,
-            custom,
-        )
+        self.proxy, self.token = proxy, token
+        self.api, self.model, self.stream, self.custom = api, model, stream, custom
 
     def post(self, body: dict[str, Any]) -> httpx.Response:
         body = {"model": self.model, "stream": self.stream, **body}
@@ -247,7 +241,9 @@ def _run(
     )
     assert by_model["failure_rate"] == pytest.approx(1 / len(ids))
     assert rel["total"]["failed"] == 1
-    assert dashboard.tiles(core.db, since=time.time() - 3600)["tool_failure_rate"] == pytest.approx(1 / len(ids))
+    assert dashboard.tiles(core.db, since=time.time() - 3600)["tool_failure_rate"] == pytest.approx(
+        1 / len(ids)
+    )
     return seen
 
 
