@@ -1,0 +1,92 @@
+"""How the premium model's prompts split by cache status, measured on the user's own premium calls.
+
+The savings figure prices each cheap call's tokens on the premium model. Cache behaviour differs by
+provider (Anthropic caches only what the client marks, DeepSeek caches on its own, some hosts not at
+all), so the cheap call's own split of cache reads and writes can flatter or harm the premium side.
+When the log holds at least MIN_PREMIUM_CALLS successful calls served by the premium preset's models,
+their measured shares of cache reads and writes are used instead (`app.core.pricing.premium_tokens`).
+
+The proxy keeps running totals per (provider, model): seeded from the last LOOKBACK_DAYS of the log when
+it starts (one grouped query, before it serves), then one addition per settled call. One set of totals
+per process: the proxy that starts last seeds it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from sqlalchemy import Engine, text
+
+from app.core.config import Config
+from app.core.pricing import CacheSplit, Tokens
+
+MIN_PREMIUM_CALLS = 20
+LOOKBACK_DAYS = 30
+
+_lock = threading.Lock()
+_totals: dict[tuple[str, str], list[int]] = {}  # (provider, model) -> [calls, prompt, read, write, write_1h]
+
+
+def reset() -> None:
+    with _lock:
+        _totals.clear()
+
+
+def seed(engine: Engine, now: float | None = None) -> None:
+    """Start from the log's successful calls of the last LOOKBACK_DAYS (all models: the premium preset may
+    change while the proxy runs)."""
+    since = (time.time() if now is None else now) - LOOKBACK_DAYS * 86400
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT provider, upstream_model, count(*), total(input_tokens), total(cache_read_tokens),"
+                " total(cache_write_tokens), total(cache_write_1h_tokens) FROM calls"
+                " WHERE outcome = 'ok' AND started_at >= :s AND provider IS NOT NULL AND upstream_model IS NOT NULL"
+                " AND input_tokens + cache_read_tokens + cache_write_tokens + cache_write_1h_tokens > 0"
+                " GROUP BY provider, upstream_model"
+            ),
+            {"s": since},
+        ).all()
+    with _lock:
+        _totals.clear()
+        for provider, model, calls, inp, read, write, write_1h in rows:
+            _totals[(provider, model)] = [
+                int(calls),
+                int(inp + read + write + write_1h),
+                int(read),
+                int(write),
+                int(write_1h),
+            ]
+
+
+def observe(provider: str | None, model: str | None, tokens: Tokens) -> None:
+    """Count one successful call (a few additions: runs per call)."""
+    prompt = tokens.input + tokens.cache_read + tokens.cache_write + tokens.cache_write_1h
+    if not provider or not model or prompt <= 0:
+        return
+    with _lock:
+        row = _totals.setdefault((provider, model), [0, 0, 0, 0, 0])
+        row[0] += 1
+        row[1] += prompt
+        row[2] += tokens.cache_read
+        row[3] += tokens.cache_write
+        row[4] += tokens.cache_write_1h
+
+
+def split(config: Config) -> CacheSplit | None:
+    """The cache split measured on calls served by the premium preset's models, or None below MIN_PREMIUM_CALLS."""
+    premium = config.presets.get(config.premium)
+    if premium is None:
+        return None
+    keys = {(t.provider, t.model) for t in premium.roles.values()}
+    calls = prompt = read = write = write_1h = 0
+    with _lock:
+        for key in keys:
+            row = _totals.get(key)
+            if row is not None:
+                calls, prompt = calls + row[0], prompt + row[1]
+                read, write, write_1h = read + row[2], write + row[3], write_1h + row[4]
+    if calls < MIN_PREMIUM_CALLS or prompt <= 0:
+        return None
+    return CacheSplit(read / prompt, write / prompt, write_1h / prompt, calls)
