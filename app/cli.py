@@ -244,7 +244,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         return 2
     core = _core(args)
     data = summary(core.db, since=since)
-    data.update(analytics_cli.stats_extra(core.db, since))
+    data.update(analytics_cli.stats_extra(core.db, since, core.config))
     core.close()
     if args.json:
         _print_json(data)

@@ -33,10 +33,7 @@ def reset() -> None:
         _totals.clear()
 
 
-def seed(engine: Engine, now: float | None = None) -> None:
-    """Start from the log's successful calls of the last LOOKBACK_DAYS (all models: the premium preset may
-    change while the proxy runs)."""
-    since = (time.time() if now is None else now) - LOOKBACK_DAYS * 86400
+def _rows(engine: Engine, since: float) -> list[tuple[str, str, list[int]]]:
     with engine.connect() as conn:
         rows = conn.execute(
             text(
@@ -48,16 +45,54 @@ def seed(engine: Engine, now: float | None = None) -> None:
             ),
             {"s": since},
         ).all()
+    return [
+        (provider, model, [int(calls), int(inp + read + write + w1h), int(read), int(write), int(w1h)])
+        for provider, model, calls, inp, read, write, w1h in rows
+    ]
+
+
+def seed(engine: Engine, now: float | None = None) -> None:
+    """Start from the log's successful calls of the last LOOKBACK_DAYS (all models: the premium preset may
+    change while the proxy runs)."""
+    rows = _rows(engine, (time.time() if now is None else now) - LOOKBACK_DAYS * 86400)
     with _lock:
         _totals.clear()
-        for provider, model, calls, inp, read, write, write_1h in rows:
-            _totals[(provider, model)] = [
-                int(calls),
-                int(inp + read + write + write_1h),
-                int(read),
-                int(write),
-                int(write_1h),
-            ]
+        for provider, model, row in rows:
+            _totals[(provider, model)] = row
+
+
+def _premium_keys(config: Config) -> set[tuple[str, str]]:
+    premium = config.presets.get(config.premium)
+    return {(t.provider, t.model) for t in premium.roles.values()} if premium is not None else set()
+
+
+def _split(rows: list[list[int]]) -> tuple[CacheSplit | None, int]:
+    calls, prompt, read, write, write_1h = (sum(col) for col in zip(*rows, strict=True)) if rows else (0,) * 5
+    if calls < MIN_PREMIUM_CALLS or prompt <= 0:
+        return None, calls
+    return CacheSplit(read / prompt, write / prompt, write_1h / prompt, calls), calls
+
+
+def measured(engine: Engine, config: Config, now: float | None = None) -> tuple[CacheSplit | None, int]:
+    """From the log (for the dashboard and `stats`, which may run without the proxy): the premium split the
+    proxy uses now, and how many premium calls it was measured on."""
+    keys = _premium_keys(config)
+    rows = _rows(engine, (time.time() if now is None else now) - LOOKBACK_DAYS * 86400)
+    return _split([row for provider, model, row in rows if (provider, model) in keys])
+
+
+def describe(split: CacheSplit | None, calls: int) -> str:
+    """Which cache assumption the premium side uses now, in one sentence."""
+    if split is not None:
+        return (
+            f"Now: the premium side uses the cache split measured on {calls} premium calls "
+            f"({split.cache_read:.0%} of prompt tokens read from cache, "
+            f"{split.cache_write + split.cache_write_1h:.0%} written to it)."
+        )
+    return (
+        f"Now: each call's own cache split (the log holds {calls} of the {MIN_PREMIUM_CALLS} premium calls "
+        "needed to measure the premium model's)."
+    )
 
 
 def observe(provider: str | None, model: str | None, tokens: Tokens) -> None:
@@ -76,17 +111,7 @@ def observe(provider: str | None, model: str | None, tokens: Tokens) -> None:
 
 def split(config: Config) -> CacheSplit | None:
     """The cache split measured on calls served by the premium preset's models, or None below MIN_PREMIUM_CALLS."""
-    premium = config.presets.get(config.premium)
-    if premium is None:
-        return None
-    keys = {(t.provider, t.model) for t in premium.roles.values()}
-    calls = prompt = read = write = write_1h = 0
+    keys = _premium_keys(config)
     with _lock:
-        for key in keys:
-            row = _totals.get(key)
-            if row is not None:
-                calls, prompt = calls + row[0], prompt + row[1]
-                read, write, write_1h = read + row[2], write + row[3], write_1h + row[4]
-    if calls < MIN_PREMIUM_CALLS or prompt <= 0:
-        return None
-    return CacheSplit(read / prompt, write / prompt, write_1h / prompt, calls)
+        rows = [list(_totals[key]) for key in keys if key in _totals]
+    return _split(rows)[0]
