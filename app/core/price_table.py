@@ -351,6 +351,14 @@ def lookup(model_name: str, provider_kind: str | None = None) -> PriceEntry | No
     return default_table().lookup(model_name, provider_kind)
 
 
+def table_origin() -> str:
+    """Which table `lookup` uses, in words: the packaged one or the refreshed user copy."""
+    table = default_table()
+    if table is _packaged:
+        return "packaged"
+    return "installed" if _pinned else f"refreshed ({user_copy_path()})"
+
+
 # --------------------------------------------------------------------------- OpenRouter refresh
 
 

@@ -238,3 +238,43 @@ def premium_cost(
         return 0.0
     price = resolve_price(config, provider, target.model).price
     return cost_at(premium_tokens(tokens, split), price) if price is not None else None
+
+
+# ------------------------------------------------------------------------------------------------ display
+
+
+def price_fields(price: PerMillion) -> dict[str, float | None]:
+    """The five per-million prices of any price object (table entry, listed price, config override)."""
+    return {name: getattr(price, name, None) for name in ("input", "output", "cache_read", "cache_write", "cache_write_1h")}
+
+
+def price_tiers(price: PerMillion) -> list[dict[str, float | int | None]]:
+    """Long-prompt tiers as plain dicts: `above` (prompt tokens) and the five prices."""
+    return [{"above": tier.above, **price_fields(tier)} for tier in getattr(price, "tiers", ())]
+
+
+def fmt_per_million(value: float | None) -> str:
+    """$0.30, $22.50, $0.028: two decimals, more only when the price has them."""
+    if value is None:
+        return "-"
+    text = f"{value:,.4f}".rstrip("0")
+    whole, _, frac = text.partition(".")
+    return f"${whole}.{frac.ljust(2, '0')}"
+
+
+def describe_price(price: PerMillion) -> str:
+    """`$3 in, $15 out, cache read $0.30, cache write $3.75 (1 h $6) per M tokens; above 200K prompt tokens...`"""
+
+    def one(p: PerMillion) -> str:
+        parts = [f"{fmt_per_million(p.input)} in", f"{fmt_per_million(p.output)} out"]
+        if p.cache_read is not None:
+            parts.append(f"cache read {fmt_per_million(p.cache_read)}")
+        if p.cache_write is not None:
+            one_hour = f" (1 h {fmt_per_million(p.cache_write_1h)})" if p.cache_write_1h is not None else ""
+            parts.append(f"cache write {fmt_per_million(p.cache_write)}{one_hour}")
+        return ", ".join(parts)
+
+    text = one(price) + " per M tokens"
+    for tier in getattr(price, "tiers", ()):
+        text += f"; above {tier.above // 1000}K prompt tokens {one(tier)}"
+    return text
