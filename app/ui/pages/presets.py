@@ -64,6 +64,19 @@ def probe_verdict(summary: dict[str, Any] | None, *, prefix: str = "probe: ") ->
     return f"{prefix}{calls - failed}/{calls} tool calls valid, {summary.get('passed') or 0}/{summary.get('probes') or 0} passed"
 
 
+def price_note(ctx: UiContext, provider: str, model: str) -> tuple[str, str]:
+    """What calls to provider/model are charged, short ("$3.00/$15.00 per M, price table") for the label and
+    long (every price, the source and its date) for the tooltip: the same rule as the proxy's."""
+    from app.core.pricing import SOURCE_LABELS, describe_price, fmt_per_million, resolve_price
+
+    config = ctx.core.config
+    resolved = resolve_price(config, config.providers.get(provider), model)
+    if resolved.price is None:
+        return "no known price", resolved.label
+    short = f"{fmt_per_million(resolved.price.input)}/{fmt_per_million(resolved.price.output)} per M"
+    return f"{short}, {SOURCE_LABELS[resolved.source]}", f"{describe_price(resolved.price)}\nfrom {resolved.label}"
+
+
 def known_models(ctx: UiContext, provider: str) -> list[str]:
     """Fetched models for `provider` plus the ones the config already names, sorted, no duplicates."""
     names = {m.id for m in ctx.models.models(provider)}
@@ -135,15 +148,22 @@ class TargetPicker(QWidget):
         name, text = self.provider.currentData(), self.model.currentText()
         self.model.blockSignals(True)
         for i in range(self.model.count()):
-            self.model.setItemData(i, probe_verdict(self.probes.get(f"{name}/{self.model.itemText(i)}")),
-                                   Qt.ItemDataRole.ToolTipRole)
+            model = self.model.itemText(i)
+            tip = f"{probe_verdict(self.probes.get(f'{name}/{model}'))}\n{price_note(self.ctx, name, model)[1]}"
+            self.model.setItemData(i, tip, Qt.ItemDataRole.ToolTipRole)
         self.model.setEditText(text)  # changed item data makes the combo copy its current item over the typed text
         self.model.blockSignals(False)
         self._show_verdict()
 
     def _show_verdict(self) -> None:
         name, model = self.provider.currentData(), self.model.currentText().strip()
-        self.verdict.setText(probe_verdict(self.probes.get(f"{name}/{model}")) if name and model else "")
+        if not (name and model):
+            self.verdict.setText("")
+            self.verdict.setToolTip("")
+            return
+        short, long = price_note(self.ctx, name, model)
+        self.verdict.setText(f"{probe_verdict(self.probes.get(f'{name}/{model}'))} · {short}")
+        self.verdict.setToolTip(long)
 
     def set_target(self, target: Target | None) -> None:
         self.provider.setCurrentIndex(max(self.provider.findData(target.provider if target else SAME_AS_DEFAULT), 0))
