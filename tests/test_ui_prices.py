@@ -73,8 +73,9 @@ def test_each_model_shows_the_price_calls_are_charged_and_its_source(
     presets = page(qtbot, PresetsPage, ctx)  # the pickers say the same
     picker = presets.pickers["default"]
     picker.set_target(Target("cheapco", "qwen/qwen3-coder"))
-    assert "$0.30/$1.20 per M, provider's model list" in picker.verdict.text()
-    assert "cheapco's model list" in picker.verdict.toolTip()
+    assert picker.price.text() == "$0.30/$1.20 (list)"
+    assert "cheapco's model list" in picker.price.toolTip() and "cache read $0.03" in picker.price.toolTip()
+    presets.grab().save(str(tmp_path / "presets-prices.png"))
 
 
 def test_a_price_overridden_inline_is_saved_and_charged(ctx, core, proxy, mock, token, qtbot) -> None:  # type: ignore[no-untyped-def]

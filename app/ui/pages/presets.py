@@ -64,17 +64,22 @@ def probe_verdict(summary: dict[str, Any] | None, *, prefix: str = "probe: ") ->
     return f"{prefix}{calls - failed}/{calls} tool calls valid, {summary.get('passed') or 0}/{summary.get('probes') or 0} passed"
 
 
+PICKER_SOURCE = {"override": "override", "listed": "list", "table": "table", "local": "local"}
+
+
 def price_note(ctx: UiContext, provider: str, model: str) -> tuple[str, str]:
-    """What calls to provider/model are charged, short ("$3.00/$15.00 per M, price table") for the label and
+    """What calls to provider/model are charged per M tokens, short ("$3.00/$15.00 (table)") for the label and
     long (every price, the source and its date) for the tooltip: the same rule as the proxy's."""
-    from app.core.pricing import SOURCE_LABELS, describe_price, fmt_per_million, resolve_price
+    from app.core.pricing import describe_price, fmt_per_million, resolve_price
 
     config = ctx.core.config
     resolved = resolve_price(config, config.providers.get(provider), model)
     if resolved.price is None:
-        return "no known price", resolved.label
-    short = f"{fmt_per_million(resolved.price.input)}/{fmt_per_million(resolved.price.output)} per M"
-    return f"{short}, {SOURCE_LABELS[resolved.source]}", f"{describe_price(resolved.price)}\nfrom {resolved.label}"
+        return "no price", resolved.label
+    short = f"{fmt_per_million(resolved.price.input)}/{fmt_per_million(resolved.price.output)}"
+    return f"{short} ({PICKER_SOURCE.get(resolved.source, resolved.source)})", (
+        f"{describe_price(resolved.price)}\nfrom {resolved.label}"
+    )
 
 
 def known_models(ctx: UiContext, provider: str) -> list[str]:
@@ -98,7 +103,7 @@ class TargetPicker(QWidget):
         self.model = QComboBox()
         self.model.setEditable(True)
         self.model.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        self.model.setMinimumContentsLength(28)
+        self.model.setMinimumContentsLength(22)  # leaves room for the price and the probe verdict
         self.model.lineEdit().setPlaceholderText("model name: pick or type")
         completer = QCompleter(self.model.model(), self.model)
         completer.setFilterMode(Qt.MatchFlag.MatchContains)
@@ -108,8 +113,11 @@ class TargetPicker(QWidget):
         self.probes: dict[str, dict[str, Any]] = {}  # latest_probes, set by the page
         self.verdict = QLabel()
         self.verdict.setAccessibleName("Tool-use probe verdict")
+        self.price = QLabel()
+        self.price.setAccessibleName("Price per million tokens, in and out, and its source")
         layout.addWidget(self.provider)
         layout.addWidget(self.model, 1)
+        layout.addWidget(self.price)
         layout.addWidget(self.verdict)
         self.provider.currentIndexChanged.connect(self._provider_changed)
         self.model.editTextChanged.connect(lambda _: self._show_verdict())
@@ -159,11 +167,13 @@ class TargetPicker(QWidget):
         name, model = self.provider.currentData(), self.model.currentText().strip()
         if not (name and model):
             self.verdict.setText("")
-            self.verdict.setToolTip("")
+            self.price.setText("")
+            self.price.setToolTip("")
             return
         short, long = price_note(self.ctx, name, model)
-        self.verdict.setText(f"{probe_verdict(self.probes.get(f'{name}/{model}'))} · {short}")
-        self.verdict.setToolTip(long)
+        self.verdict.setText(probe_verdict(self.probes.get(f"{name}/{model}")))
+        self.price.setText(short)
+        self.price.setToolTip(long)
 
     def set_target(self, target: Target | None) -> None:
         self.provider.setCurrentIndex(max(self.provider.findData(target.provider if target else SAME_AS_DEFAULT), 0))
