@@ -28,9 +28,14 @@ _lock = threading.Lock()
 _totals: dict[tuple[str, str], list[int]] = {}  # (provider, model) -> [calls, prompt, read, write, write_1h]
 
 
+_cached: tuple[Config, CacheSplit | None] | None = None  # the last split and the config it was for
+
+
 def reset() -> None:
+    global _cached
     with _lock:
         _totals.clear()
+        _cached = None
 
 
 def _rows(engine: Engine, since: float) -> list[tuple[str, str, list[int]]]:
@@ -54,16 +59,27 @@ def _rows(engine: Engine, since: float) -> list[tuple[str, str, list[int]]]:
 def seed(engine: Engine, now: float | None = None) -> None:
     """Start from the log's successful calls of the last LOOKBACK_DAYS (all models: the premium preset may
     change while the proxy runs)."""
+    global _cached
     rows = _rows(engine, (time.time() if now is None else now) - LOOKBACK_DAYS * 86400)
     with _lock:
         _totals.clear()
+        _cached = None
         for provider, model, row in rows:
             _totals[(provider, model)] = row
 
 
-def _premium_keys(config: Config) -> set[tuple[str, str]]:
-    premium = config.presets.get(config.premium)
-    return {(t.provider, t.model) for t in premium.roles.values()} if premium is not None else set()
+_keys: tuple[Config | None, tuple[tuple[str, str], ...]] = (None, ())
+
+
+def _premium_keys(config: Config) -> tuple[tuple[str, str], ...]:
+    """The premium preset's (provider, model) targets; remembered for the current config (a reload is a new
+    object), since the proxy asks on every call."""
+    global _keys
+    if _keys[0] is not config:
+        premium = config.presets.get(config.premium)
+        targets = {(t.provider, t.model) for t in premium.roles.values()} if premium is not None else set()
+        _keys = (config, tuple(sorted(targets)))
+    return _keys[1]
 
 
 def _split(rows: list[list[int]]) -> tuple[CacheSplit | None, int]:
@@ -97,10 +113,13 @@ def describe(split: CacheSplit | None, calls: int) -> str:
 
 def observe(provider: str | None, model: str | None, tokens: Tokens) -> None:
     """Count one successful call (a few additions: runs per call)."""
+    global _cached
     prompt = tokens.input + tokens.cache_read + tokens.cache_write + tokens.cache_write_1h
     if not provider or not model or prompt <= 0:
         return
     with _lock:
+        if (provider, model) in _keys[1]:
+            _cached = None  # a premium call: the split moves
         row = _totals.setdefault((provider, model), [0, 0, 0, 0, 0])
         row[0] += 1
         row[1] += prompt
@@ -111,7 +130,13 @@ def observe(provider: str | None, model: str | None, tokens: Tokens) -> None:
 
 def split(config: Config) -> CacheSplit | None:
     """The cache split measured on calls served by the premium preset's models, or None below MIN_PREMIUM_CALLS."""
+    global _cached
+    cached = _cached
+    if cached is not None and cached[0] is config:
+        return cached[1]
     keys = _premium_keys(config)
     with _lock:
         rows = [list(_totals[key]) for key in keys if key in _totals]
-    return _split(rows)[0]
+        result = _split(rows)[0]
+        _cached = (config, result)
+    return result

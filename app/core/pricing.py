@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from app.core import listed_prices, price_table
 from app.core.config import Config, Provider
 
 SOURCES = ("provider", "override", "listed", "table", "local", "unpriced")
@@ -157,13 +158,9 @@ def resolve_price(config: Config, provider: Provider | None, model: str) -> Reso
         )
         return Resolved(override, "override", "", f'[prices."{key}"] in the config')
     if provider is not None:
-        from app.core import listed_prices
-
         listed = listed_prices.lookup(provider.name, model)
         if listed is not None:
             return Resolved(listed, "listed", listed.date, f"{provider.name}'s model list")
-    from app.core import price_table
-
     entry = price_table.lookup(model, price_kind(provider))
     if entry is None:
         return Resolved(None, "unpriced")
@@ -245,7 +242,10 @@ def premium_cost(
 
 def price_fields(price: PerMillion) -> dict[str, float | None]:
     """The five per-million prices of any price object (table entry, listed price, config override)."""
-    return {name: getattr(price, name, None) for name in ("input", "output", "cache_read", "cache_write", "cache_write_1h")}
+    return {
+        name: getattr(price, name, None)
+        for name in ("input", "output", "cache_read", "cache_write", "cache_write_1h")
+    }
 
 
 def price_tiers(price: PerMillion) -> list[dict[str, float | int | None]]:

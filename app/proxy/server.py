@@ -384,6 +384,9 @@ class ProxyThread:
             from app.core import premium_split
 
             premium_split.seed(self.core.db)
+            from app.core import listed_prices
+
+            listed_prices.lookup("", "")  # read the model lists' prices now, not on the first call
         except Exception:  # savings use each call's own split until the log can be read
             log.warning("the premium cache split could not be read from the log", exc_info=True)
         self._thread.start()
