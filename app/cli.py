@@ -258,7 +258,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(f"since {_when(since) if since else 'the beginning'}: {t['calls']} calls, {t['errors']} failed, "
           f"${t['cost_usd']:.4f}, tool-call failure rate {rate}")
     if t["unpriced_calls"]:
-        print(f"  {t['unpriced_calls']} calls have no known price and are not in the total (see `downshift prices`)")
+        print(f"  {t['unpriced_calls']} calls have no known price and are not in the total (`downshift prices show PROVIDER/MODEL` says why)")
     rows = [{**m, "rate": None if m["tool_failure_rate"] is None else f"{m['tool_failure_rate']:.1%}",
              "cost": f"${m['cost_usd']:.4f}"} for m in data["models"]]
     print(table(rows, [("provider", "PROVIDER"), ("model", "MODEL"), ("calls", "CALLS"), ("errors", "FAILED"),

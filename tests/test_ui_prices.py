@@ -143,3 +143,18 @@ def test_a_local_providers_prices_cannot_be_edited(ctx, core, qtbot) -> None:  #
     item = p.models.topLevelItem(0)
     assert item.text(SOURCE_COLUMN) == "local" and item.text(2) == "$0.00"
     assert not item.flags() & Qt.ItemFlag.ItemIsEditable
+
+
+def test_the_savings_tile_states_the_method_and_the_assumption_in_use(ctx, core, qtbot) -> None:  # type: ignore[no-untyped-def]
+    from app.ui.pages.dashboard import RANGES, DashboardPage, snapshot
+
+    dash = page(qtbot, DashboardPage, ctx)
+    tip = dash.tiles["savings"].toolTip()
+    assert "premium preset's model for the same role" in tip and "measured on your own premium calls" in tip
+    assert "hourly_cost" in tip
+    data = snapshot(core.db, RANGES[0], "model", time.time(), core.config)
+    dash._applied(data)
+    assert (
+        "Now: each call's own cache split (the log holds 0 of the 20 premium calls"
+        in dash.tiles["savings"].toolTip()
+    )
