@@ -224,12 +224,16 @@ def cmd_calls(args: argparse.Namespace) -> int:
         return 0
     for r in rows:
         r["when"] = _when(r["started_at"])
-        r["tokens"] = f"{r['input_tokens'] + r['cache_read_tokens'] + r['cache_write_tokens']}/{r['output_tokens']}"
+        prompt = r["input_tokens"] + r["cache_read_tokens"] + r["cache_write_tokens"] + r["cache_write_1h_tokens"]
+        r["tokens"] = f"{prompt}/{r['output_tokens']}"
+        cache = (r["cache_read_tokens"], r["cache_write_tokens"], r["cache_write_1h_tokens"])
+        r["cache"] = "/".join(str(n) for n in cache) if any(cache) else None
         r["cost"] = None if r["cost_usd"] is None else f"${r['cost_usd']:.5f}"
         r["ms"] = None if r["duration_ms"] is None else f"{r['duration_ms']:.0f}"
         r["target"] = f"{r['provider']}/{r['upstream_model']}" if r["provider"] else None
     print(table(rows, [("when", "WHEN"), ("client_api", "API"), ("requested_model", "ASKED"), ("target", "SERVED BY"),
-                       ("outcome", "OUTCOME"), ("status", "HTTP"), ("tokens", "IN/OUT"), ("cost", "COST"), ("ms", "MS"),
+                       ("outcome", "OUTCOME"), ("status", "HTTP"), ("tokens", "IN/OUT"),
+                       ("cache", "CACHE R/W/W1H"), ("cost", "COST"), ("ms", "MS"),
                        ("tool_failures", "TOOL FAIL")]))
     return 0
 
@@ -244,7 +248,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         return 2
     core = _core(args)
     data = summary(core.db, since=since)
-    data.update(analytics_cli.stats_extra(core.db, since))
+    data.update(analytics_cli.stats_extra(core.db, since, core.config))
     core.close()
     if args.json:
         _print_json(data)
@@ -254,7 +258,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(f"since {_when(since) if since else 'the beginning'}: {t['calls']} calls, {t['errors']} failed, "
           f"${t['cost_usd']:.4f}, tool-call failure rate {rate}")
     if t["unpriced_calls"]:
-        print(f"  {t['unpriced_calls']} calls have no known price and are not in the total (see `downshift prices`)")
+        print(f"  {t['unpriced_calls']} calls have no known price and are not in the total (`downshift prices show PROVIDER/MODEL` says why)")
     rows = [{**m, "rate": None if m["tool_failure_rate"] is None else f"{m['tool_failure_rate']:.1%}",
              "cost": f"${m['cost_usd']:.4f}"} for m in data["models"]]
     print(table(rows, [("provider", "PROVIDER"), ("model", "MODEL"), ("calls", "CALLS"), ("errors", "FAILED"),
@@ -291,6 +295,86 @@ def cmd_export(args: argparse.Namespace) -> int:
         core.close()
     if args.out:
         print(f"{count} calls written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_prices(args: argparse.Namespace) -> int:
+    """`prices` (list the table), `prices show PROVIDER/MODEL`, `prices refresh`."""
+    if args.action == "refresh":
+        return cmd_prices_refresh(args)
+    if args.action == "show":
+        return _prices_show(args)
+    return _prices_list(args)
+
+
+def _prices_list(args: argparse.Namespace) -> int:
+    from app.core import price_table
+    from app.core.pricing import fmt_per_million, price_fields, price_tiers
+
+    table_ = price_table.default_table()
+    where = price_table.table_origin()
+    needle = (args.target or "").lower()
+    rows: list[dict[str, Any]] = []
+    for model_id, entry in sorted(table_.models.items()):
+        if needle and needle not in model_id.lower() and not any(needle in a.lower() for a in entry.aliases):
+            continue
+        for host, sub in (("", entry), *sorted(entry.providers.items())):
+            rows.append({"model": model_id, "on": host or None, **price_fields(sub), "tiers": price_tiers(sub),
+                         "source": sub.source, "date": sub.date, "aliases": list(entry.aliases) if not host else []})
+    if args.json:
+        _print_json({"updated": table_.updated, "table": where, "unit": "USD per 1M tokens", "models": rows})
+        return 0
+    for r in rows:
+        for key in ("input", "output", "cache_read", "cache_write", "cache_write_1h"):
+            r[key + "_"] = None if r[key] is None else fmt_per_million(r[key])
+        r["long"] = "; ".join(f">{t['above'] // 1000}K {fmt_per_million(t['input'])}/{fmt_per_million(t['output'])}"
+                              for t in r["tiers"]) or None
+        r["model_"] = r["model"] if not r["on"] else f"  on {r['on']}"
+        r["source_"] = r["source"][:60] + ("…" if len(r["source"]) > 60 else "")
+    print(table(rows, [("model_", "MODEL"), ("input_", "IN $/M"), ("output_", "OUT $/M"), ("cache_read_", "CACHE READ"),
+                       ("cache_write_", "CACHE WRITE"), ("cache_write_1h_", "1H WRITE"), ("long", "LONG PROMPTS"),
+                       ("date", "READ"), ("source_", "SOURCE")]))
+    print(f"{len(rows)} prices from the {where} table of {table_.updated}. Which one a call is charged: "
+          "`downshift prices show PROVIDER/MODEL`.")
+    return 0
+
+
+def _prices_show(args: argparse.Namespace) -> int:
+    from app.core.config import Target
+    from app.core.pricing import SOURCE_LABELS, describe_price, price_fields, price_tiers, resolve_price
+
+    if not args.target:
+        print("downshift: usage: downshift prices show PROVIDER/MODEL", file=sys.stderr)
+        return 2
+    try:
+        target = Target.parse(args.target)
+    except ValueError as exc:
+        print(f"downshift: {exc}", file=sys.stderr)
+        return 2
+    config = _store(args).current()
+    provider = config.providers.get(target.provider)
+    if provider is None:
+        known = ", ".join(config.providers) or "none configured"
+        print(f"downshift: no provider named {target.provider!r} (known: {known})", file=sys.stderr)
+        return 2
+    resolved = resolve_price(config, provider, target.model)
+    billed_first = resolved.source not in ("override", "local")
+    if args.json:
+        _print_json({"target": str(target), "source": resolved.source, "date": resolved.date or None,
+                     "detail": resolved.detail or None,
+                     "price": price_fields(resolved.price) if resolved.price is not None else None,
+                     "tiers": price_tiers(resolved.price) if resolved.price is not None else [],
+                     "billed_cost_first": billed_first})
+        return 0
+    if resolved.price is None:
+        print(f"{target}: no known price. Calls are logged as unpriced (left out of totals) unless the provider "
+              f'bills them; set one with [prices."{target}"] input = ..., output = ... in the config.')
+        return 0
+    print(f"{target}: {describe_price(resolved.price)}")
+    print(f"source: {resolved.label}")
+    if billed_first:
+        print(f"a call's cost: what {provider.name} bills for it when its answer reports a cost (OpenRouter does), "
+              f"else this price ({SOURCE_LABELS[resolved.source]})")
     return 0
 
 
@@ -384,9 +468,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("csv", "json"), default="csv")
     p.add_argument("--out", metavar="FILE")
     p.add_argument("--since")
-    p = add("prices", cmd_prices_refresh, "refresh the price table from a provider that publishes prices (OpenRouter)")
-    p.add_argument("action", choices=("refresh",))
-    p.add_argument("--provider", default="openrouter")
+    p = add("prices", cmd_prices, "the price table: list it, show which price a model is charged at, or refresh it "
+                                  "from a provider that publishes prices (OpenRouter)")
+    p.add_argument("action", nargs="?", choices=("list", "show", "refresh"), default="list")
+    p.add_argument("target", nargs="?", help="show: PROVIDER/MODEL; list: only models whose name contains this")
+    p.add_argument("--provider", default="openrouter", help="refresh: the provider whose model list to read")
+    p.add_argument("--json", action="store_true")
     p = add("demo", cmd_demo, "the app on a simulated provider and scripted agents, in a throw-away config and log")
     p.add_argument("--headless", action="store_true", help="no window: run the traffic, then print a summary")
     p.add_argument("--seconds", type=float, help="stop after this long (default: 20 headless, until quit with a window)")

@@ -38,17 +38,23 @@ def _core(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 # ----------------------------------------------------------------------------------------------- stats
 
 
-def stats_extra(engine: Engine, since: float | None) -> dict[str, Any]:
-    """Keys `stats --json` adds to the summary: tool-call reliability by kind, savings, cost per finished task."""
-    from app.core.queries.dashboard import reliability, savings
+def stats_extra(engine: Engine, since: float | None, config: Any = None) -> dict[str, Any]:
+    """Keys `stats --json` adds to the summary: tool-call reliability by kind, savings (net of local providers'
+    hourly cost, with the cache assumption used), cost per finished task."""
+    from app.core import premium_split
+    from app.core.queries.dashboard import hourly_rates, reliability, savings
     from app.core.queries.tasks import cost_per_task
 
     start = since or 0.0
     per_task = cost_per_task(engine, since=start)["by_outcome"]
     finished = per_task.get("finished")
+    saved = savings(engine, since=start, by="model", hourly=hourly_rates(config) if config is not None else None)
+    if config is not None:
+        split, calls = premium_split.measured(engine, config)
+        saved["method"] = premium_split.describe(split, calls)
     return {
         "tools": reliability(engine, since=start),
-        "savings": savings(engine, since=start, by="model"),
+        "savings": saved,
         "cost_per_finished_task": finished["mean"] if finished else None,
         "tasks_by_outcome": per_task,
     }
@@ -62,6 +68,12 @@ def print_stats_extra(data: dict[str, Any]) -> None:
               f" incl. failed results) - {kinds}")
     s = data["savings"]["total"]
     print(f"savings against premium: {_money(s['savings_usd'])} (premium equivalent {_money(s['premium_usd'])})")
+    if s.get("hourly_cost_usd"):
+        hours = ", ".join(f"{name} {v['hours']} h x ${v['hourly_cost']:.2f}" for name, v in data["savings"]["hourly"].items())
+        print(f"  less local providers' hourly cost {_money(s['hourly_cost_usd'])} ({hours}):"
+              f" net {_money(s['net_savings_usd'])}")
+    if data["savings"].get("method"):
+        print(f"  {data['savings']['method']}")
     print(f"cost per finished task: {_money(data['cost_per_finished_task'])}")
 
 

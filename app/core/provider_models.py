@@ -34,6 +34,8 @@ class ModelInfo:
     context_length: int | None = None
     input_per_m: float | None = None  # USD per million tokens, when the listing says
     output_per_m: float | None = None
+    cache_read_per_m: float | None = None
+    cache_write_per_m: float | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,9 @@ def parse_models(data: Any) -> tuple[ModelInfo, ...]:
         pricing = item.get("pricing") if isinstance(item.get("pricing"), Mapping) else {}
         ctx = item.get("context_length") or item.get("max_context_length")
         models.append(ModelInfo(model_id, ctx if isinstance(ctx, int) else None,
-                                _per_million(pricing.get("prompt")), _per_million(pricing.get("completion"))))
+                                _per_million(pricing.get("prompt")), _per_million(pricing.get("completion")),
+                                _per_million(pricing.get("input_cache_read")),
+                                _per_million(pricing.get("input_cache_write"))))
     return tuple(sorted(models, key=lambda m: m.id.lower()))
 
 
@@ -129,12 +133,17 @@ def fetch_models(provider: Provider, key: str | None, *, timeout: float = 15.0,
     return ModelListing(provider.name, parse_models(data), latency, time.time())
 
 
+def default_cache_path() -> Path:
+    """Where the model lists are kept (the proxy reads their prices from here: app.core.listed_prices)."""
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)) / "models.json"
+
+
 class ModelCache:
     """Model lists per provider, in one JSON file in the user cache folder; written from worker threads
     (right after a fetch) and read from the GUI, hence the lock."""
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path or Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)) / "models.json"
+        self.path = path or default_cache_path()
         self._data: dict[str, dict[str, Any]] | None = None
         self._lock = threading.RLock()
 
@@ -156,6 +165,9 @@ class ModelCache:
     def _save(self, data: dict[str, dict[str, Any]]) -> None:
         with contextlib.suppress(OSError):  # the cache is a convenience; the listing is still in memory
             atomic_write(self.path, json.dumps(data).encode(), mode=0o644)
+        from app.core import listed_prices
+
+        listed_prices.invalidate()  # a proxy in this process prices the next call from the new list
 
     def models(self, provider: str) -> list[ModelInfo]:
         with self._lock:

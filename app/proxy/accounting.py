@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from app.core import toolcheck
+from app.core import premium_split, toolcheck
 from app.core.config import Config, Provider
 from app.core.pricing import premium_cost, price_call
 from app.core.records import CallRecord, ToolCallResult
@@ -102,7 +102,9 @@ def _settle(
     priced = price_call(usage, config, provider, rec.upstream_model or "")
     rec.cost_usd, rec.cost_source = priced.cost, priced.source
     rec.billed_cost_usd, rec.estimated_cost_usd = priced.billed, priced.estimated
-    rec.premium_cost_usd = premium_cost(usage, config)
+    rec.premium_cost_usd = premium_cost(usage, config, rec.role, premium_split.split(config))
+    if rec.outcome == "ok":
+        premium_split.observe(rec.provider, rec.upstream_model, usage)
     calls = [toolcheck.ToolCall(i, n, a) for i, n, a in observer.tool_calls()]
     if calls or declared:
         rec.tool_calls = [

@@ -380,6 +380,15 @@ class ProxyThread:
             price_table.default_table()
         except Exception:  # pricing says `unpriced` and tries again on the next call
             log.warning("the price table could not be loaded", exc_info=True)
+        try:  # the premium model's measured cache split, for the savings of every call
+            from app.core import premium_split
+
+            premium_split.seed(self.core.db)
+            from app.core import listed_prices
+
+            listed_prices.lookup("", "")  # read the model lists' prices now, not on the first call
+        except Exception:  # savings use each call's own split until the log can be read
+            log.warning("the premium cache split could not be read from the log", exc_info=True)
         self._thread.start()
         if not self._ready.wait(timeout):
             raise TimeoutError("the proxy did not start in time")

@@ -93,6 +93,7 @@ def detail_html(d: dict[str, Any]) -> str:
     cost_rows = [("cost", _esc(fmt_money(d.get("cost_usd"), unpriced=bool(d.get("unpriced"))))),
                  ("source", _esc({"provider": "billed by the provider", "table": "price table",
                                   "override": "price override in config", "local": "local (hourly cost)",
+                                  "listed": "the provider's listed price",
                                   "unpriced": "no known price"}.get(d.get("cost_source") or "", d.get("cost_source"))))]
     if d.get("billed_cost_usd") is not None:
         cost_rows.append(("billed", _esc(fmt_money(d["billed_cost_usd"]))))
