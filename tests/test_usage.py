@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -48,8 +49,34 @@ def test_openrouter_cache_write_and_cost() -> None:
         }
     )
     assert (usage.input, usage.cache_write, usage.cache_read, usage.output) == (94, 100, 0, 2)
-    assert usage.cost == 0.95
+    # OpenRouter's documented example: upstream_inference_cost is set only with the user's own provider key
+    # (BYOK), where `cost` is OpenRouter's fee and the provider bills the upstream cost on top
+    assert usage.cost == pytest.approx(0.95 + 19)
     assert usage.cost_details == {"upstream_inference_cost": 19}
+
+
+@pytest.mark.parametrize(
+    ("is_byok", "upstream", "expected"),
+    [
+        (True, 0.002, 0.0001 + 0.002),  # BYOK: fee + the provider's charge
+        (False, 0.0009, 0.0001),  # not BYOK: the upstream share is already inside `cost`
+        (False, None, 0.0001),  # not BYOK, as OpenRouter sends it: upstream_inference_cost null
+        (True, None, 0.0001),  # BYOK on a free upstream
+    ],
+)
+def test_openrouter_byok_cost_is_fee_plus_upstream(
+    is_byok: bool, upstream: float | None, expected: float
+) -> None:
+    usage = normalize_openai(
+        {
+            "prompt_tokens": 10,
+            "completion_tokens": 2,
+            "cost": 0.0001,
+            "is_byok": is_byok,
+            "cost_details": {"upstream_inference_cost": upstream},
+        }
+    )
+    assert usage.cost == pytest.approx(expected)
 
 
 def test_deepseek_hit_and_miss() -> None:

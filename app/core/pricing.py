@@ -3,7 +3,8 @@
 Sources, in order: the cost the provider billed (OpenRouter's `usage.cost`), a user override in the config,
 the bundled (or refreshed) price table. A local provider costs 0 per token. A call no source can price is
 marked `unpriced` and left out of totals, never counted as $0. When the provider billed and a price is also
-known, both are kept so mismatches show.
+known, both are kept so mismatches show. A call whose provider reported no usage is priced on estimated
+tokens and its source says `estimated` (set where the tokens are settled, app.proxy.accounting).
 """
 
 from __future__ import annotations
@@ -34,9 +35,13 @@ class Tokens(Protocol):
 @dataclass(frozen=True, slots=True)
 class Priced:
     cost: float | None
-    source: str  # provider | override | table | local | unpriced
+    source: str  # provider | override | table | local | unpriced (| estimated, see ESTIMATED)
     billed: float | None
     estimated: float | None
+
+
+ESTIMATED = "estimated"
+"""cost_source of a call priced on estimated tokens: the provider reported no usage, or only part of it."""
 
 
 def cost_at(tokens: Tokens, price: PerMillion) -> float:

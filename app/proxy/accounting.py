@@ -15,7 +15,7 @@ from typing import Any
 
 from app.core import toolcheck
 from app.core.config import Config, Provider
-from app.core.pricing import premium_cost, price_call
+from app.core.pricing import ESTIMATED, Priced, premium_cost, price_call
 from app.core.records import CallRecord, ToolCallResult
 from app.core.usage import Usage, normalize_anthropic, normalize_openai
 from app.proxy.observe import AnthropicObserver, OpenAIObserver
@@ -69,7 +69,9 @@ def settle(
 ) -> None:
     """Fill in tokens, cost and tool-call verdicts. A failure here is a bug of ours: it is logged and the
     call keeps its row (without those figures) rather than failing an answer the client already has.
-    A failed or cancelled answer gets the usage seen so far (see `estimate_partial`)."""
+    An answer whose provider reported no usage (or only part: a stream cut short, a cancelled call, a stream
+    without its usage chunk) gets estimated tokens (see `estimate_partial`) and is marked estimated: its
+    cost says `estimated`, never a price-table figure passed off as known."""
     try:
         _settle(rec, observer, upstream_body, provider, config, payload_len)
     except Exception:
@@ -91,8 +93,10 @@ def _settle(
     else:
         usage = normalize_openai(observer.usage or {}, provider.kind)
         declared = toolcheck.declared_openai(upstream_body)
-    if rec.outcome != "ok":
-        estimate_partial(observer, usage, payload_len)
+    estimated = False
+    if rec.outcome != "ok" or not observer.usage_complete:
+        estimated = estimate_partial(observer, usage, payload_len)
+    rec.usage_estimated = estimated
     rec.input_tokens = usage.input
     rec.output_tokens = usage.output
     rec.cache_read_tokens = usage.cache_read
@@ -100,7 +104,7 @@ def _settle(
     rec.cache_write_1h_tokens = usage.cache_write_1h
     rec.reasoning_tokens = usage.reasoning
     priced = price_call(usage, config, provider, rec.upstream_model or "")
-    rec.cost_usd, rec.cost_source = priced.cost, priced.source
+    rec.cost_usd, rec.cost_source = priced.cost, cost_source(priced, estimated)
     rec.billed_cost_usd, rec.estimated_cost_usd = priced.billed, priced.estimated
     rec.premium_cost_usd = premium_cost(usage, config)
     calls = [toolcheck.ToolCall(i, n, a) for i, n, a in observer.tool_calls()]
@@ -111,24 +115,36 @@ def _settle(
         ]
 
 
+def cost_source(priced: Priced, estimated: bool) -> str:
+    """`estimated` for a cost computed from guessed tokens; a billed, local or unpriced figure keeps its
+    source (the provider's own bill stands; a local call costs 0 whatever its tokens; no price is no price)."""
+    if estimated and priced.billed is None and priced.cost is not None and priced.source != "local":
+        return ESTIMATED
+    return priced.source
+
+
 # ------------------------------------------------------------------------------------------- partial usage
 
 
-def estimate_partial(observer: OpenAIObserver | AnthropicObserver, usage: Usage, payload_len: int) -> None:
-    """Fill in the tokens of an answer that broke off or was abandoned, from what was seen of it.
+def estimate_partial(observer: OpenAIObserver | AnthropicObserver, usage: Usage, payload_len: int) -> bool:
+    """Fill in the tokens the provider did not report, from what was seen of the answer; True when any
+    figure is a guess.
 
     A provider bills a stream it started even when it never got to report usage (OpenAI-format streams
-    report it only in the last chunk; Anthropic's `message_start` has the input but not the final
-    output). Input tokens the provider did not report are estimated from the request size (~4 bytes per
-    token); output tokens are counted from the text and tool-call arguments that went by. Runs only for
-    failed and cancelled answers."""
+    report it only in the last chunk, and some servers not at all; Anthropic's `message_start` has the
+    input but not the final output). Input tokens the provider did not report are estimated from the
+    request size (~4 bytes per token); output tokens are counted from the text and tool-call arguments
+    that went by."""
+    guessed = False
     if usage.prompt == 0 and payload_len > 0:
         usage.input = max(1, payload_len // 4)
-    complete = bool(observer.usage) if isinstance(observer, OpenAIObserver) else observer.finish_reason is not None
-    if not complete:
+        guessed = True
+    if not observer.usage_complete:
+        guessed = True
         seen = _count_tokens(observer.text) + sum(_count_tokens(args) for _, _, args in observer.tool_calls())
         if seen > usage.output:
             usage.output = seen
+    return guessed
 
 
 def _count_tokens(text: str) -> int:

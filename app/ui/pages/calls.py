@@ -82,7 +82,10 @@ def detail_html(d: dict[str, Any]) -> str:
         ("streamed", "yes" if d.get("streamed") else "no"),
         ("attempts", _esc(d.get("attempts"))),
     ]))
-    parts.append("<h4>Tokens</h4>" + _table([
+    guessed = bool(d.get("usage_estimated"))
+    parts.append("<h4>Tokens</h4>" + ("<p>" + _bad("~ estimated") + ": the provider reported no usage (or only part"
+                                      " of it); input from the request size, output from the text that went by</p>"
+                                      if guessed else "") + _table([
         ("input (fresh)", _esc(d["input_tokens"])),
         ("cache read", _esc(d["cache_read_tokens"])),
         ("cache write", _esc(d["cache_write_tokens"] + d["cache_write_1h_tokens"])),
@@ -90,10 +93,12 @@ def detail_html(d: dict[str, Any]) -> str:
         ("of which reasoning", _esc(d["reasoning_tokens"])),
         ("total", _esc(fmt_tokens(input_tokens(d) + d["output_tokens"]))),
     ]))
-    cost_rows = [("cost", _esc(fmt_money(d.get("cost_usd"), unpriced=bool(d.get("unpriced"))))),
+    cost_rows = [("cost", _esc(fmt_money(d.get("cost_usd"), unpriced=bool(d.get("unpriced")), estimated=guessed))),
                  ("source", _esc({"provider": "billed by the provider", "table": "price table",
                                   "override": "price override in config", "local": "local (hourly cost)",
-                                  "unpriced": "no known price"}.get(d.get("cost_source") or "", d.get("cost_source"))))]
+                                  "unpriced": "no known price",
+                                  "estimated": "estimated tokens x price (no usage reported)"}
+                                 .get(d.get("cost_source") or "", d.get("cost_source"))))]
     if d.get("billed_cost_usd") is not None:
         cost_rows.append(("billed", _esc(fmt_money(d["billed_cost_usd"]))))
     if d.get("estimated_cost_usd") is not None:
