@@ -63,7 +63,7 @@ default = "moonshot/m-moonshot"
 fallback = ["groq/m-groq"]
 
 [routing]
-active = "shapes"
+active = "gateway"
 premium = "shapes"
 
 {prices}"""
@@ -255,3 +255,56 @@ def test_codex_on_kimi_or_groq_is_told_the_reported_usage(proxy, mock, token, co
         done["response"]["usage"]["input_tokens"] == 12_000
         and done["response"]["usage"]["output_tokens"] == 300
     )
+
+
+# ----------------------------------------------------------------------------------------------- failed attempts
+
+
+def test_an_attempt_that_began_answering_then_failed_is_costed_and_counted(proxy, mock, token, core) -> None:  # type: ignore[no-untyped-def]
+    """Moonshot starts answering (three chunks) then sends an error event in the same read, before any byte
+    reached the client: Groq serves the call. Moonshot bills the partial answer: the call's cost includes it."""
+    words = " ".join(f"w{i}" for i in range(40))
+    mock.enqueue(
+        Fault("error_event", after_chunks=3, reply=Reply(text=words, usage=USAGE, usage_shape="moonshot")),
+        Reply(text=TEXT, usage=USAGE, usage_shape="groq"),
+    )
+    body = {"model": "default", "max_tokens": 500, "messages": MESSAGES, "stream": True}
+    with httpx.stream(
+        "POST", f"{proxy.url}/v1/messages", json=body, headers={"x-api-key": token}, timeout=20
+    ) as r:
+        r.read()
+    from app.core.queries.calls import call_detail
+
+    (row,) = logged_calls(core)
+    assert (row["outcome"], row["provider"], row["attempts"]) == ("ok", "groq", 2)
+    first, second = call_detail(core.db, row["call_id"])["fallback"]
+    assert first["target"] == "moonshot/m-moonshot" and first["error_kind"] == "upstream_stream_error"
+    assert first["cost_source"] == "estimated" and first["output_tokens"] >= 2
+    sent = len(mock.requests[0].body)
+    assert first["input_tokens"] == sent // 4
+    first_cost = (first["input_tokens"] * P_IN + first["output_tokens"] * P_OUT) / 1e6
+    assert first["cost_usd"] == pytest.approx(first_cost, rel=1e-9)
+    assert "cost_usd" not in second  # the serving attempt's figures are the call's own
+    # the call: Groq's reported usage, plus the failed attempt's estimate, marked as such
+    assert (row["input_tokens"], row["cache_read_tokens"], row["output_tokens"]) == (8_000, 4_000, 300)
+    assert row["cost_usd"] == pytest.approx(EXPECTED_COST + first_cost, rel=1e-9)
+    assert row["usage_estimated"] and row["cost_source"] == "estimated"
+
+
+def test_a_call_whose_every_attempt_broke_after_answering_costs_what_they_were_billed(
+    proxy, mock, token, core
+) -> None:  # type: ignore[no-untyped-def]
+    words = " ".join(f"w{i}" for i in range(40))
+    broken = Fault("error_event", after_chunks=3, reply=Reply(text=words, usage=USAGE))
+    mock.enqueue(broken, broken)
+    body = {"model": "default", "max_tokens": 500, "messages": MESSAGES, "stream": True}
+    with httpx.stream(
+        "POST", f"{proxy.url}/v1/messages", json=body, headers={"x-api-key": token}, timeout=20
+    ) as r:
+        r.read()
+    (row,) = logged_calls(core)
+    assert row["outcome"] == "error" and row["attempts"] == 2
+    assert row["usage_estimated"] and row["cost_source"] == "estimated"
+    assert row["output_tokens"] >= 4 and row["input_tokens"] > 0
+    hand = (row["input_tokens"] * P_IN + row["output_tokens"] * P_OUT) / 1e6
+    assert row["cost_usd"] == pytest.approx(hand, rel=1e-9)

@@ -16,7 +16,7 @@ from typing import Any
 from app.core import toolcheck
 from app.core.config import Config, Provider
 from app.core.pricing import ESTIMATED, Priced, premium_cost, price_call
-from app.core.records import CallRecord, ToolCallResult
+from app.core.records import Attempt, CallRecord, ToolCallResult
 from app.core.usage import Usage, normalize_anthropic, normalize_openai
 from app.proxy.observe import AnthropicObserver, OpenAIObserver
 
@@ -107,12 +107,66 @@ def _settle(
     rec.cost_usd, rec.cost_source = priced.cost, cost_source(priced, estimated)
     rec.billed_cost_usd, rec.estimated_cost_usd = priced.billed, priced.estimated
     rec.premium_cost_usd = premium_cost(usage, config)
+    _add_failed_attempts(rec, rec.attempts[:-1])
     calls = [toolcheck.ToolCall(i, n, a) for i, n, a in observer.tool_calls()]
     if calls or declared:
         rec.tool_calls = [
             ToolCallResult(c.call_id or "", c.name, c.kind, c.detail)
             for c in toolcheck.check_calls(declared, calls, observer.text)
         ]
+
+
+def cost_attempt(
+    attempt: Attempt,
+    observer: OpenAIObserver | AnthropicObserver,
+    provider: Provider,
+    config: Config,
+    model: str,
+    payload_len: int,
+) -> None:
+    """Cost an attempt that began answering and then failed before a byte reached the client (the next
+    target then served the call): the provider bills what it generated, so the call's cost includes it.
+    Its usage is what went by, estimated where the provider did not report it (it rarely got to)."""
+    try:
+        raw = observer.usage or {}
+        usage = normalize_anthropic(raw) if provider.api == "anthropic" else normalize_openai(raw, provider.kind)
+        estimated = estimate_partial(observer, usage, payload_len)
+        priced = price_call(usage, config, provider, model)
+        attempt.cost_usd, attempt.cost_source = priced.cost, cost_source(priced, estimated)
+        attempt.input_tokens, attempt.output_tokens = usage.prompt, usage.output
+    except Exception:  # a bug of ours must not stop the fallback
+        log.exception("could not cost a failed attempt on %s", provider.name)
+
+
+def settle_failed_attempts(rec: CallRecord) -> None:
+    """A call no target could serve still costs what its attempts that began answering were billed."""
+    try:
+        _add_failed_attempts(rec, rec.attempts)
+    except Exception:
+        log.exception("could not account for the attempts of call %s", rec.call_id)
+
+
+def _add_failed_attempts(rec: CallRecord, attempts: list[Attempt]) -> None:
+    """Add the cost of attempts that were billed for a partial answer to the call's cost. Such a figure is
+    nearly always an estimate, and the call then says so; a call left without a serving attempt takes the
+    attempts' tokens as its own."""
+    costed = [a for a in attempts if a.cost_source is not None]
+    if not costed:
+        return
+    known = [a.cost_usd for a in costed if a.cost_usd is not None]
+    if rec.cost_source is None:  # nothing served the call: its figures are the attempts'
+        rec.input_tokens = sum(a.input_tokens for a in costed)
+        rec.output_tokens = sum(a.output_tokens for a in costed)
+        rec.cost_usd = sum(known) if known else None
+        rec.cost_source = ESTIMATED if known else "unpriced"
+        rec.usage_estimated = True
+        return
+    if rec.cost_usd is not None and known:
+        rec.cost_usd += sum(known)
+    if any(a.cost_source == ESTIMATED for a in costed):
+        rec.usage_estimated = True
+        if rec.cost_source not in ("unpriced", "local"):
+            rec.cost_source = ESTIMATED
 
 
 def cost_source(priced: Priced, estimated: bool) -> str:

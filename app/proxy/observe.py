@@ -77,6 +77,10 @@ class OpenAIObserver:
         """The provider reported the call's usage (an OpenAI-format answer reports it whole, once)."""
         return bool(self.usage)
 
+    def began(self) -> bool:
+        """The provider started answering (and so bills for what it generated)."""
+        return bool(self._text or self._calls or self.usage)
+
     def on_response(self, data: dict[str, Any]) -> None:
         self.usage = data.get("usage") or {}
         if not self.usage:
@@ -160,6 +164,10 @@ class AnthropicObserver:
     @property
     def text(self) -> str:
         return "".join(self._text)
+
+    def began(self) -> bool:
+        """The provider started answering: message_start (with the input it bills) or any content."""
+        return bool(self.usage or self._text or self._blocks)
 
     def tool_calls(self) -> list[tuple[str, str, str]]:
         return [(b[0], b[1], "".join(b[2:]) or "{}") for _, b in sorted(self._blocks.items())]

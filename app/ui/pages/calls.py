@@ -128,6 +128,10 @@ def detail_html(d: dict[str, Any]) -> str:
         for a in d["fallback"]:
             how = f"HTTP {a['status']}" if a.get("status") else _esc(a.get("error_kind"))
             extra = f" – {_esc(a['error_message'])}" if a.get("error_message") else ""
+            if a.get("cost_source"):  # began answering before it failed: billed, and in the call's cost
+                billed = fmt_money(a.get("cost_usd"), unpriced=a["cost_source"] == "unpriced",
+                                   estimated=a["cost_source"] == "estimated")
+                extra += f" – {_esc(billed)} for {_esc(a.get('output_tokens'))} tokens it produced"
             items.append(f"<li>{_esc(a.get('target'))}: {how}{extra} ({_esc(fmt_ms(a.get('duration_ms')))})</li>")
         parts.append("<h4>Fallback chain</h4><ol>" + "".join(items) + "</ol>")
     task = d.get("task")
