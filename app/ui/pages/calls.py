@@ -83,9 +83,12 @@ def detail_html(d: dict[str, Any]) -> str:
         ("attempts", _esc(d.get("attempts"))),
     ]))
     guessed = bool(d.get("usage_estimated"))
+    # an attempt that failed after it began answering is billed too: its estimate is in the cost, not the tokens
+    partial = [a for a in d.get("fallback") or [] if a.get("cost_source")]
+    tokens_note = guessed and not any(a["cost_source"] == "estimated" for a in partial)
     parts.append("<h4>Tokens</h4>" + ("<p>" + _bad("~ estimated") + ": the provider reported no usage (or only part"
                                       " of it); input from the request size, output from the text that went by</p>"
-                                      if guessed else "") + _table([
+                                      if tokens_note else "") + _table([
         ("input (fresh)", _esc(d["input_tokens"])),
         ("cache read", _esc(d["cache_read_tokens"])),
         ("cache write", _esc(d["cache_write_tokens"] + d["cache_write_1h_tokens"])),
@@ -99,6 +102,10 @@ def detail_html(d: dict[str, Any]) -> str:
                                   "unpriced": "no known price",
                                   "estimated": "estimated tokens x price (no usage reported)"}
                                  .get(d.get("cost_source") or "", d.get("cost_source"))))]
+    if partial:
+        billed = sum(a.get("cost_usd") or 0.0 for a in partial)
+        cost_rows.append(("of which failed attempts", _esc(fmt_money(billed, estimated=any(
+            a["cost_source"] == "estimated" for a in partial))) + " (began answering, then failed: see the fallback chain)"))
     if d.get("billed_cost_usd") is not None:
         cost_rows.append(("billed", _esc(fmt_money(d["billed_cost_usd"]))))
     if d.get("estimated_cost_usd") is not None:

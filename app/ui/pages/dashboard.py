@@ -310,7 +310,8 @@ class DashboardPage(QWidget):
         self.tiles["failure"].set(fmt_rate(rate), "no tool calls" if rate is None else span)
         per_task = t["cost_per_finished_task"]
         task_unpriced, task_guessed = t.get("finished_task_unpriced_calls", 0), t.get("finished_task_estimated_calls", 0)
-        caveats = ", ".join(x for x in (f"{task_unpriced} calls unpriced" if task_unpriced else "",
+        caveats = ", ".join(x for x in (f"{task_unpriced} call{'s' if task_unpriced != 1 else ''} unpriced"
+                                        if task_unpriced else "",
                                         f"{task_guessed} estimated" if task_guessed else "") if x)
         self.tiles["per_task"].set(fmt_money(per_task, estimated=bool(task_guessed)),
                                    "no finished tasks" if per_task is None else caveats or span)
