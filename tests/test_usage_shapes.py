@@ -174,14 +174,25 @@ def test_claude_code_on_kimi_or_groq_logs_the_reported_usage(proxy, mock, token,
 # ----------------------------------------------------------------------------------------------- whole answers
 
 
-@pytest.mark.parametrize("kind", [*STREAM_SHAPES, "openrouter"])
+@pytest.mark.parametrize("kind", [*STREAM_SHAPES, "openrouter", "lmstudio"])
 def test_whole_answer_usage(proxy, mock, token, core, kind) -> None:  # type: ignore[no-untyped-def]
-    shape = STREAM_SHAPES.get(kind, "openrouter")
-    mock.enqueue(
-        Reply(text=TEXT, usage=USAGE, usage_shape=shape, cost=0.05 if kind == "openrouter" else None)
-    )  # type: ignore[arg-type]
+    shape = {"openrouter": "openrouter", "lmstudio": "openai"}.get(kind) or STREAM_SHAPES[kind]
+    cost = 0.05 if kind == "openrouter" else None
+    mock.enqueue(Reply(text=TEXT, usage=USAGE, usage_shape=shape, cost=cost))  # type: ignore[arg-type]
     assert chat(proxy, token, kind, stream=False)[0] == 200
-    assert_reported(logged_calls(core)[0], cost=0.05 if kind == "openrouter" else EXPECTED_COST)
+    assert_reported(logged_calls(core)[0], cost=cost or EXPECTED_COST)
+
+
+def test_anthropic_whole_answer_usage(proxy, mock, token, core) -> None:  # type: ignore[no-untyped-def]
+    mock.enqueue(Reply(text=TEXT, usage=USAGE))
+    body = {"model": "anthropic/m-anthropic", "max_tokens": 500, "messages": MESSAGES}
+    assert (
+        httpx.post(
+            f"{proxy.url}/v1/messages", json=body, headers={"x-api-key": token}, timeout=20
+        ).status_code
+        == 200
+    )
+    assert_reported(logged_calls(core)[0])
 
 
 # ----------------------------------------------------------------------------------------------- estimated
