@@ -319,3 +319,22 @@ def test_a_call_whose_every_attempt_broke_after_answering_costs_what_they_were_b
     assert row["output_tokens"] >= 4 and row["input_tokens"] > 0
     hand = (row["input_tokens"] * P_IN + row["output_tokens"] * P_OUT) / 1e6
     assert row["cost_usd"] == pytest.approx(hand, rel=1e-9)
+
+
+def test_a_cancelled_call_is_estimated(proxy, mock, token, core) -> None:  # type: ignore[no-untyped-def]
+    """The user hits Esc a few words in: the provider bills what it generated until then, never reported."""
+    words = " ".join(f"w{i}" for i in range(60))
+    mock.enqueue(Reply(text=words, usage=USAGE, stream_chunks=60, chunk_delay=0.05))
+    body = {"model": "openai/m-openai", "messages": MESSAGES, "stream": True}
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.stream(
+        "POST", f"{proxy.url}/v1/chat/completions", json=body, headers=headers, timeout=20
+    ) as r:
+        for line in r.iter_lines():
+            if "w3" in line:
+                break
+    (row,) = logged_calls(core)
+    assert row["outcome"] == "cancelled" and row["usage_estimated"] and row["cost_source"] == "estimated"
+    assert row["output_tokens"] >= 1  # counted in the few words that went by
+    hand = (row["input_tokens"] * P_IN + row["output_tokens"] * P_OUT) / 1e6
+    assert row["cost_usd"] == pytest.approx(hand, rel=1e-9)
