@@ -315,3 +315,30 @@ def test_responses_stream_completed_event() -> None:
         }
     )
     assert acc.result() == Usage(input=44, cache_read=256, output=40, reasoning=16)
+
+
+def test_observer_reads_usage_outside_the_top_level_of_a_whole_answer() -> None:
+    """A whole answer with no top-level usage but one on its choice or in x_groq (as their streams carry it)."""
+    from app.proxy.observe import OpenAIObserver
+
+    on_choice = {
+        "choices": [
+            {
+                "index": 0,
+                "message": {"content": "ok"},
+                "finish_reason": "stop",
+                "usage": {"prompt_tokens": 10, "completion_tokens": 2},
+            }
+        ]
+    }
+    in_groq = {
+        "choices": [{"index": 0, "message": {"content": "ok"}, "finish_reason": "stop"}],
+        "x_groq": {"id": "req_1", "usage": {"prompt_tokens": 10, "completion_tokens": 2}},
+    }
+    for data in (on_choice, in_groq):
+        observer = OpenAIObserver()
+        observer.on_response(data)
+        assert observer.usage_complete and normalize_openai(observer.usage).total == 12
+    bare = OpenAIObserver()
+    bare.on_response({"choices": [{"index": 0, "message": {"content": "ok"}, "finish_reason": "stop"}]})
+    assert not bare.usage_complete

@@ -200,6 +200,10 @@ def _merge(into: dict[str, Any], update: Mapping[str, Any]) -> None:
 class StreamUsage:
     """Collects usage spread over a stream's events; feed each parsed SSE `data` object in order.
 
+    For callers holding parsed events (tests, tools). The proxy reads the same places in its stream
+    observers (app.proxy.observe), which look beyond a chunk's top level only on the few chunks that can
+    carry usage there, to keep the per-chunk cost down.
+
     `api` is "anthropic", "openai" (chat completions) or "responses". `result()` is None when the
     stream carried no usage at all (e.g. the client did not ask for `stream_options.include_usage`).
     """
