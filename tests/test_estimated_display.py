@@ -178,3 +178,16 @@ def test_call_detail_lists_what_a_failed_attempt_cost(proxy, mock, token, core, 
     view.setHtml(html)
     view.show()
     assert view.grab().save("/tmp/h13u-detail-fallback.png")
+
+
+def test_tasks_page_marks_an_estimated_cost(log, qtbot, ctx) -> None:  # type: ignore[no-untyped-def]
+    from app.ui.pages.tasks import TASK_COLUMNS, TasksPage
+
+    page = TasksPage(ctx)
+    qtbot.addWidget(page)
+    page.resize(1280, 600)
+    page.show()
+    qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=5000)
+    col = [c.key for c in TASK_COLUMNS].index("cost_usd")
+    assert page.model.index(0, col).data().startswith("~$")
+    assert "~$" in page.summary.text()
