@@ -223,12 +223,13 @@ def cmd_calls(args: argparse.Namespace) -> int:
         _print_json(rows)
         return 0
     for r in rows:
+        guess = "~" if r["usage_estimated"] else ""  # the provider reported no usage: tokens and cost are estimates
         r["when"] = _when(r["started_at"])
         prompt = r["input_tokens"] + r["cache_read_tokens"] + r["cache_write_tokens"] + r["cache_write_1h_tokens"]
-        r["tokens"] = f"{prompt}/{r['output_tokens']}"
+        r["tokens"] = f"{guess}{prompt}/{r['output_tokens']}"
         cache = (r["cache_read_tokens"], r["cache_write_tokens"], r["cache_write_1h_tokens"])
         r["cache"] = "/".join(str(n) for n in cache) if any(cache) else None
-        r["cost"] = None if r["cost_usd"] is None else f"${r['cost_usd']:.5f}"
+        r["cost"] = ("unpriced" if r["unpriced"] else None) if r["cost_usd"] is None else f"{guess}${r['cost_usd']:.5f}"
         r["ms"] = None if r["duration_ms"] is None else f"{r['duration_ms']:.0f}"
         r["target"] = f"{r['provider']}/{r['upstream_model']}" if r["provider"] else None
     print(table(rows, [("when", "WHEN"), ("client_api", "API"), ("requested_model", "ASKED"), ("target", "SERVED BY"),
@@ -256,11 +257,14 @@ def cmd_stats(args: argparse.Namespace) -> int:
     t = data["total"]
     rate = "-" if t["tool_failure_rate"] is None else f"{t['tool_failure_rate']:.1%}"
     print(f"since {_when(since) if since else 'the beginning'}: {t['calls']} calls, {t['errors']} failed, "
-          f"${t['cost_usd']:.4f}, tool-call failure rate {rate}")
+          f"{'~' if t['estimated_calls'] else ''}${t['cost_usd']:.4f}, tool-call failure rate {rate}")
     if t["unpriced_calls"]:
         print(f"  {t['unpriced_calls']} calls have no known price and are not in the total (`downshift prices show PROVIDER/MODEL` says why)")
+    if t["estimated_calls"]:
+        print(f"  ~ {t['estimated_calls']} calls' tokens are estimated (the provider reported no usage): "
+              "their cost is an estimate")
     rows = [{**m, "rate": None if m["tool_failure_rate"] is None else f"{m['tool_failure_rate']:.1%}",
-             "cost": f"${m['cost_usd']:.4f}"} for m in data["models"]]
+             "cost": f"{'~' if m['estimated_calls'] else ''}${m['cost_usd']:.4f}"} for m in data["models"]]
     print(table(rows, [("provider", "PROVIDER"), ("model", "MODEL"), ("calls", "CALLS"), ("errors", "FAILED"),
                        ("input_tokens", "IN TOK"), ("output_tokens", "OUT TOK"), ("cost", "COST"), ("tool_calls", "TOOL CALLS"),
                        ("rate", "TOOL FAIL %")]))

@@ -25,8 +25,17 @@ def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
 
 
-def _money(value: float | None) -> str:
-    return "-" if value is None else f"${value:.4f}"
+def _money(value: float | None, estimated: int = 0) -> str:
+    """Dollars; "~" in front when `estimated` calls of the figure were priced on estimated tokens."""
+    return "-" if value is None else f"{'~' if estimated else ''}${value:.4f}"
+
+
+def _caveats(unpriced: int, estimated: int) -> str:
+    """What a cost figure leaves out or guesses, e.g. " (2 calls unpriced, 1 estimated)"; "" when nothing."""
+    parts = [f"{unpriced} call{'s' if unpriced != 1 else ''} unpriced" if unpriced else "",
+             f"{estimated} estimated" if estimated else ""]
+    said = ", ".join(p for p in parts if p)
+    return f" ({said})" if said else ""
 
 
 def _core(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -56,6 +65,8 @@ def stats_extra(engine: Engine, since: float | None, config: Any = None) -> dict
         "tools": reliability(engine, since=start),
         "savings": saved,
         "cost_per_finished_task": finished["mean"] if finished else None,
+        "cost_per_finished_task_unpriced_calls": finished["unpriced_calls"] if finished else 0,
+        "cost_per_finished_task_estimated_calls": finished["estimated_calls"] if finished else 0,
         "tasks_by_outcome": per_task,
     }
 
@@ -74,7 +85,8 @@ def print_stats_extra(data: dict[str, Any]) -> None:
               f" net {_money(s['net_savings_usd'])}")
     if data["savings"].get("method"):
         print(f"  {data['savings']['method']}")
-    print(f"cost per finished task: {_money(data['cost_per_finished_task'])}")
+    unpriced, estimated = data["cost_per_finished_task_unpriced_calls"], data["cost_per_finished_task_estimated_calls"]
+    print(f"cost per finished task: {_money(data['cost_per_finished_task'], estimated)}{_caveats(unpriced, estimated)}")
 
 
 # ----------------------------------------------------------------------------------------------- tasks
@@ -100,7 +112,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
     for r in rows:
         r["when"] = _when(r["started_at"])
-        r["cost"] = _money(r["cost_usd"])
+        r["cost"] = _money(r["cost_usd"], r["estimated_calls"]) + _caveats(r["unpriced_calls"], r["estimated_calls"])
         r["dur"] = f"{r['duration_s'] / 60:.1f}m"
         r["fails"] = f"{r['tool_failures']}/{r['tool_calls']}"
         r["name"] = r["label"] or r["key"][:24]

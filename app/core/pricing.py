@@ -9,7 +9,10 @@ table. A local provider costs 0 per token. A call no source can price is marked 
 of totals, never counted as $0. When the provider billed and a price is also known, both are kept so
 mismatches show.
 
-Every `cost_source` value is produced here: provider | override | listed | table | local | unpriced.
+A call whose provider reported no usage is priced on estimated tokens and its source says `estimated`
+(chosen where the tokens are settled, app.proxy.accounting, through `ESTIMATED`).
+
+Every `cost_source` value is named here: provider | override | listed | table | local | unpriced | estimated.
 """
 
 from __future__ import annotations
@@ -53,9 +56,13 @@ class Tokens(Protocol):
 @dataclass(frozen=True, slots=True)
 class Priced:
     cost: float | None
-    source: str  # provider | override | listed | table | local | unpriced
+    source: str  # provider | override | listed | table | local | unpriced (| estimated, see ESTIMATED)
     billed: float | None
     estimated: float | None
+
+
+ESTIMATED = "estimated"
+"""cost_source of a call priced on estimated tokens: the provider reported no usage, or only part of it."""
 
 
 @dataclass(frozen=True, slots=True)

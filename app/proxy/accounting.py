@@ -15,8 +15,8 @@ from typing import Any
 
 from app.core import premium_split, toolcheck
 from app.core.config import Config, Provider
-from app.core.pricing import premium_cost, price_call
-from app.core.records import CallRecord, ToolCallResult
+from app.core.pricing import ESTIMATED, Priced, premium_cost, price_call
+from app.core.records import Attempt, CallRecord, ToolCallResult
 from app.core.usage import Usage, normalize_anthropic, normalize_openai
 from app.proxy.observe import AnthropicObserver, OpenAIObserver
 
@@ -69,7 +69,9 @@ def settle(
 ) -> None:
     """Fill in tokens, cost and tool-call verdicts. A failure here is a bug of ours: it is logged and the
     call keeps its row (without those figures) rather than failing an answer the client already has.
-    A failed or cancelled answer gets the usage seen so far (see `estimate_partial`)."""
+    An answer whose provider reported no usage (or only part: a stream cut short, a cancelled call, a stream
+    without its usage chunk) gets estimated tokens (see `estimate_partial`) and is marked estimated: its
+    cost says `estimated`, never a price-table figure passed off as known."""
     try:
         _settle(rec, observer, upstream_body, provider, config, payload_len)
     except Exception:
@@ -91,8 +93,10 @@ def _settle(
     else:
         usage = normalize_openai(observer.usage or {}, provider.kind)
         declared = toolcheck.declared_openai(upstream_body)
-    if rec.outcome != "ok":
-        estimate_partial(observer, usage, payload_len)
+    estimated = False
+    if rec.outcome != "ok" or not observer.usage_complete:
+        estimated = estimate_partial(observer, usage, payload_len)
+    rec.usage_estimated = estimated
     rec.input_tokens = usage.input
     rec.output_tokens = usage.output
     rec.cache_read_tokens = usage.cache_read
@@ -100,11 +104,12 @@ def _settle(
     rec.cache_write_1h_tokens = usage.cache_write_1h
     rec.reasoning_tokens = usage.reasoning
     priced = price_call(usage, config, provider, rec.upstream_model or "")
-    rec.cost_usd, rec.cost_source = priced.cost, priced.source
+    rec.cost_usd, rec.cost_source = priced.cost, cost_source(priced, estimated)
     rec.billed_cost_usd, rec.estimated_cost_usd = priced.billed, priced.estimated
     rec.premium_cost_usd = premium_cost(usage, config, rec.role, premium_split.split(config))
-    if rec.outcome == "ok":
+    if rec.outcome == "ok" and not estimated:  # guessed tokens carry no cache split: they would skew the share
         premium_split.observe(rec.provider, rec.upstream_model, usage)
+    _add_failed_attempts(rec, rec.attempts[:-1])
     calls = [toolcheck.ToolCall(i, n, a) for i, n, a in observer.tool_calls()]
     if calls or declared:
         rec.tool_calls = [
@@ -113,24 +118,89 @@ def _settle(
         ]
 
 
+def cost_attempt(
+    attempt: Attempt,
+    observer: OpenAIObserver | AnthropicObserver,
+    provider: Provider,
+    config: Config,
+    model: str,
+    payload_len: int,
+) -> None:
+    """Cost an attempt that began answering and then failed before a byte reached the client (the next
+    target then served the call): the provider bills what it generated, so the call's cost includes it.
+    Its usage is what went by, estimated where the provider did not report it (it rarely got to)."""
+    try:
+        raw = observer.usage or {}
+        usage = normalize_anthropic(raw) if provider.api == "anthropic" else normalize_openai(raw, provider.kind)
+        estimated = estimate_partial(observer, usage, payload_len)
+        priced = price_call(usage, config, provider, model)
+        attempt.cost_usd, attempt.cost_source = priced.cost, cost_source(priced, estimated)
+        attempt.input_tokens, attempt.output_tokens = usage.prompt, usage.output
+    except Exception:  # a bug of ours must not stop the fallback
+        log.exception("could not cost a failed attempt on %s", provider.name)
+
+
+def settle_failed_attempts(rec: CallRecord) -> None:
+    """A call no target could serve still costs what its attempts that began answering were billed."""
+    try:
+        _add_failed_attempts(rec, rec.attempts)
+    except Exception:
+        log.exception("could not account for the attempts of call %s", rec.call_id)
+
+
+def _add_failed_attempts(rec: CallRecord, attempts: list[Attempt]) -> None:
+    """Add the cost of attempts that were billed for a partial answer to the call's cost. Such a figure is
+    nearly always an estimate, and the call then says so; a call left without a serving attempt takes the
+    attempts' tokens as its own."""
+    costed = [a for a in attempts if a.cost_source is not None]
+    if not costed:
+        return
+    known = [a.cost_usd for a in costed if a.cost_usd is not None]
+    if rec.cost_source is None:  # nothing served the call: its figures are the attempts'
+        rec.input_tokens = sum(a.input_tokens for a in costed)
+        rec.output_tokens = sum(a.output_tokens for a in costed)
+        rec.cost_usd = sum(known) if known else None
+        rec.cost_source = ESTIMATED if known else "unpriced"
+        rec.usage_estimated = True
+        return
+    if rec.cost_usd is not None and known:
+        rec.cost_usd += sum(known)
+    if any(a.cost_source == ESTIMATED for a in costed):
+        rec.usage_estimated = True
+        if rec.cost_source not in ("unpriced", "local"):
+            rec.cost_source = ESTIMATED
+
+
+def cost_source(priced: Priced, estimated: bool) -> str:
+    """`estimated` for a cost computed from guessed tokens; a billed, local or unpriced figure keeps its
+    source (the provider's own bill stands; a local call costs 0 whatever its tokens; no price is no price)."""
+    if estimated and priced.billed is None and priced.cost is not None and priced.source != "local":
+        return ESTIMATED
+    return priced.source
+
+
 # ------------------------------------------------------------------------------------------- partial usage
 
 
-def estimate_partial(observer: OpenAIObserver | AnthropicObserver, usage: Usage, payload_len: int) -> None:
-    """Fill in the tokens of an answer that broke off or was abandoned, from what was seen of it.
+def estimate_partial(observer: OpenAIObserver | AnthropicObserver, usage: Usage, payload_len: int) -> bool:
+    """Fill in the tokens the provider did not report, from what was seen of the answer; True when any
+    figure is a guess.
 
     A provider bills a stream it started even when it never got to report usage (OpenAI-format streams
-    report it only in the last chunk; Anthropic's `message_start` has the input but not the final
-    output). Input tokens the provider did not report are estimated from the request size (~4 bytes per
-    token); output tokens are counted from the text and tool-call arguments that went by. Runs only for
-    failed and cancelled answers."""
+    report it only in the last chunk, and some servers not at all; Anthropic's `message_start` has the
+    input but not the final output). Input tokens the provider did not report are estimated from the
+    request size (~4 bytes per token); output tokens are counted from the text and tool-call arguments
+    that went by."""
+    guessed = False
     if usage.prompt == 0 and payload_len > 0:
         usage.input = max(1, payload_len // 4)
-    complete = bool(observer.usage) if isinstance(observer, OpenAIObserver) else observer.finish_reason is not None
-    if not complete:
+        guessed = True
+    if not observer.usage_complete:
+        guessed = True
         seen = _count_tokens(observer.text) + sum(_count_tokens(args) for _, _, args in observer.tool_calls())
         if seen > usage.output:
             usage.output = seen
+    return guessed
 
 
 def _count_tokens(text: str) -> int:

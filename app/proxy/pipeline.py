@@ -247,6 +247,7 @@ class Pipeline:
                     resp.release()
                 else:  # broken, abandoned or cancelled: drop the connection so the provider stops generating
                     resp.close()
+        accounting.settle_failed_attempts(rec)  # no target served the call: what its attempts were billed
         if last_error is not None:
             status, body, headers = last_error
             rec.error_kind = f"upstream_{status}"
@@ -445,6 +446,9 @@ class Pipeline:
             rec.finish("ok", 200)
         except UpstreamFailure as exc:
             if not prepared:
+                if observer.began():  # billed for what it generated, though the next target serves the call
+                    accounting.cost_attempt(rec.attempts[-1], observer, provider, config, rec.upstream_model or "",
+                                            payload_len)
                 raise _Retry(exc) from None
             rec.error_kind, rec.error_message = exc.kind, exc.message
             tail = self._stream_error(adapter, translator, exc, finished)

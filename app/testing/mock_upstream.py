@@ -399,6 +399,9 @@ class MockUpstream:
         for i in range(len(events) + 1):
             if i == cut:
                 assert fault is not None
+                if fault.kind == "error_event":  # the error goes out with the events before it, as one write
+                    await resp.write_eof(b"".join(buf) + wire.stream_error_event(api))
+                    return resp
                 if buf:
                     await resp.write(b"".join(buf))
                     buf.clear()
@@ -410,9 +413,6 @@ class MockUpstream:
                     return resp
                 if fault.kind == "truncate":
                     await resp.write_eof()
-                    return resp
-                if fault.kind == "error_event":
-                    await resp.write_eof(wire.stream_error_event(api))
                     return resp
                 if fault.kind == "stall_mid_stream":
                     await asyncio.sleep(fault.duration)

@@ -66,7 +66,8 @@ class BatchTotals:
         u = self.usage[usage_key(rec.started_at, rec.provider, rec.upstream_model, rec.role)]
         priced = rec.cost_usd or 0.0
         premium = rec.premium_cost_usd if rec.cost_usd is not None and rec.premium_cost_usd is not None else None
-        unpriced = rec.cost_source == "unpriced" and rec.outcome == "ok"
+        unpriced = rec.cost_source == "unpriced"  # failed and cancelled calls are billed for what they produced
+        estimated = rec.usage_estimated
         u["calls"] += 1
         u["errors"] += rec.outcome != "ok"
         u["input_tokens"] += rec.input_tokens
@@ -75,6 +76,7 @@ class BatchTotals:
         u["cache_write_tokens"] += rec.cache_write_tokens + rec.cache_write_1h_tokens
         u["cost_usd"] += priced
         u["unpriced_calls"] += unpriced
+        u["estimated_calls"] += estimated
         u["escalated"] += rec.escalated
         u["duration_ms"] += rec.duration_ms or 0.0
         u["tool_calls"] += len(rec.tool_calls)
@@ -94,6 +96,7 @@ class BatchTotals:
         t["output_tokens"] += rec.output_tokens
         t["cost_usd"] += priced
         t["unpriced_calls"] += unpriced
+        t["estimated_calls"] += estimated
         t["tool_calls"] += len(rec.tool_calls)
         t["tool_failures"] += rec.tool_failures
         t["escalated"] += rec.escalated

@@ -77,7 +77,8 @@ def summary(engine: Engine, *, since: float | None = None) -> dict[str, Any]:
         func.coalesce(func.sum(Call.input_tokens + Call.cache_read_tokens + Call.cache_write_tokens + Call.cache_write_1h_tokens), 0).label("input_tokens"),
         func.coalesce(func.sum(Call.output_tokens), 0).label("output_tokens"),
         cost.label("cost_usd"),
-        func.sum(case((Call.unpriced & (Call.outcome == "ok"), 1), else_=0)).label("unpriced_calls"),
+        func.sum(case((Call.unpriced, 1), else_=0)).label("unpriced_calls"),  # failed calls are billed too
+        func.sum(case((Call.usage_estimated, 1), else_=0)).label("estimated_calls"),
         func.coalesce(func.sum(Call.tool_calls), 0).label("tool_calls"),
         func.coalesce(func.sum(Call.tool_failures), 0).label("tool_failures"),
     )
@@ -95,6 +96,7 @@ def summary(engine: Engine, *, since: float | None = None) -> dict[str, Any]:
     for row in [total, *per_model]:
         row["errors"] = int(row["errors"] or 0)
         row["unpriced_calls"] = int(row["unpriced_calls"] or 0)
+        row["estimated_calls"] = int(row["estimated_calls"] or 0)
         row["tool_failure_rate"] = (row["tool_failures"] / row["tool_calls"]) if row["tool_calls"] else None
     return {"since": since, "total": total, "models": per_model}
 
@@ -106,7 +108,7 @@ LIST_COLUMNS = [
     "id", "call_id", "started_at", "ttfb_ms", "duration_ms", "client_api", "requested_model", "role", "provider",
     "upstream_model", "streamed", "status", "outcome", "error_kind", "input_tokens", "output_tokens",
     "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens", "cost_usd", "cost_source", "unpriced",
-    "attempts", "task_id", "tool_calls", "tool_failures",
+    "usage_estimated", "attempts", "task_id", "tool_calls", "tool_failures",
 ]
 _LIST = [Call.__table__.c[name] for name in LIST_COLUMNS]
 _DETAIL = [c for c in Call.__table__.columns if c.name not in ("request_body", "response_body")]

@@ -36,7 +36,8 @@ _CALL_MEASURES = {
     "cache_read_tokens": "total(cache_read_tokens)",
     "cache_write_tokens": "total(cache_write_tokens + cache_write_1h_tokens)",
     "cost_usd": "total(cost_usd)",
-    "unpriced_calls": "sum(unpriced AND outcome = 'ok')",
+    "unpriced_calls": "sum(unpriced)",
+    "estimated_calls": "sum(usage_estimated)",
     "premium_usd": "total(CASE WHEN cost_usd IS NOT NULL THEN premium_cost_usd END)",
     "savings_usd": "total(premium_cost_usd - cost_usd)",
     "escalated": "sum(escalated)",
@@ -198,26 +199,34 @@ def tiles(
     `savings_range` is net of the hourly cost of local providers (`hourly`: provider -> USD per hour)."""
     now = time.time() if now is None else now
     until = now + 1e-6
-    measures = ["calls", "cost_usd", "unpriced_calls", "savings_usd", "tool_calls", *FAILURE_COLUMNS]
+    measures = ["calls", "cost_usd", "unpriced_calls", "estimated_calls", "savings_usd", "tool_calls", *FAILURE_COLUMNS]
     with engine.connect() as conn:
         total = collect(conn, since, until, measures).get((None, None)) or dict.fromkeys(measures, 0)
         boxes = hourly_costs(conn, since, until, hourly or {})
-        today = collect(conn, _day_start(now), until, ["cost_usd"]).get((None, None), {"cost_usd": 0.0})
-        month = collect(conn, _month_start(now), until, ["cost_usd"]).get((None, None), {"cost_usd": 0.0})
-        finished = conn.execute(text(
-            "SELECT avg(tt.cost_usd) FROM tasks t JOIN task_totals tt ON tt.task_id = t.id"
-            " WHERE t.outcome = 'finished' AND t.started_at >= :s AND t.started_at < :u"), {"s": since, "u": until}).scalar()
+        spend = ["cost_usd", "estimated_calls"]
+        today = collect(conn, _day_start(now), until, spend).get((None, None)) or dict.fromkeys(spend, 0)
+        month = collect(conn, _month_start(now), until, spend).get((None, None)) or dict.fromkeys(spend, 0)
+        finished, finished_unpriced, finished_estimated = conn.execute(text(
+            "SELECT avg(tt.cost_usd), total(tt.unpriced_calls), total(tt.estimated_calls)"
+            " FROM tasks t JOIN task_totals tt ON tt.task_id = t.id"
+            " WHERE t.outcome = 'finished' AND t.started_at >= :s AND t.started_at < :u"), {"s": since, "u": until}).one()
     return {
         "spend_today": today["cost_usd"],
         "spend_month": month["cost_usd"],
+        "spend_today_estimated_calls": int(today["estimated_calls"]),  # calls in the figure priced on guessed tokens
+        "spend_month_estimated_calls": int(month["estimated_calls"]),
         "spend_range": total["cost_usd"],
         "savings_range": total["savings_usd"] - boxes["usd"],
         "savings_gross": total["savings_usd"],
         "hourly_cost_usd": boxes["usd"],
         "tool_failure_rate": failures(total) / total["tool_calls"] if total["tool_calls"] else None,
         "cost_per_finished_task": finished,
+        # calls of those tasks left out of the average (no price) or priced on estimated tokens
+        "finished_task_unpriced_calls": int(finished_unpriced or 0),
+        "finished_task_estimated_calls": int(finished_estimated or 0),
         "calls": int(total["calls"]),
         "unpriced_calls": int(total["unpriced_calls"]),
+        "estimated_calls": int(total["estimated_calls"]),
     }
 
 

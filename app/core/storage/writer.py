@@ -95,6 +95,7 @@ def call_row(rec: CallRecord, bodies: bool = True) -> dict[str, object]:
         "estimated_cost_usd": rec.estimated_cost_usd,
         "premium_cost_usd": rec.premium_cost_usd,
         "unpriced": rec.cost_source == "unpriced",
+        "usage_estimated": rec.usage_estimated,
         "fallback_chain": orjson.dumps([a.as_json() for a in rec.attempts]).decode() if rec.attempts else None,
         "attempts": max(1, len(rec.attempts)),
         "bytes_in": rec.bytes_in,

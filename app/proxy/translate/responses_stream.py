@@ -101,7 +101,7 @@ class ChatToResponsesStream:
             else:
                 kind, message = "server_error", error
             return out + self.error(kind, str(message or "the upstream reported an error"))
-        usage = chunk.get("usage")
+        usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")  # Groq: in x_groq
         if usage:
             self._usage = usage
         for choice in chunk.get("choices") or ():
@@ -113,6 +113,8 @@ class ChatToResponsesStream:
             finish = choice.get("finish_reason")
             if finish:
                 self._finish_reason = finish
+                if choice.get("usage"):  # Moonshot puts the final usage on the choice
+                    self._usage = choice["usage"]
                 self._close_all(out)
         return out
 

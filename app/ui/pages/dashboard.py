@@ -32,7 +32,7 @@ from app.core.config import Config
 from app.core.queries import dashboard, tasks
 from app.ui import startup
 from app.ui.context import UiContext
-from app.ui.models import fmt_money, fmt_rate
+from app.ui.models import estimated_note, fmt_money, fmt_rate
 from app.ui.pages import MessageLine, heading
 from app.ui.throttle import SingleFlight, Throttle
 
@@ -320,16 +320,26 @@ class DashboardPage(QWidget):
 
     def _apply_tiles(self, t: dict[str, Any], rng: TimeRange) -> None:
         span = rng.label.lower()
-        self.tiles["today"].set(fmt_money(t["spend_today"] or 0.0))
-        self.tiles["month"].set(fmt_money(t["spend_month"] or 0.0))
+        today, month = t.get("spend_today_estimated_calls", 0), t.get("spend_month_estimated_calls", 0)
+        self.tiles["today"].set(fmt_money(t["spend_today"] or 0.0, estimated=bool(today)), estimated_note(today))
+        self.tiles["month"].set(fmt_money(t["spend_month"] or 0.0, estimated=bool(month)), estimated_note(month))
         spent, saved = t["spend_range"] or 0.0, t["savings_range"]
         hourly = t.get("hourly_cost_usd") or 0.0
         premium = spent + (t.get("savings_gross", saved) or 0.0)
-        note = f"{fmt_money(spent)} spent" + (f" + {fmt_money(hourly)} hourly" if hourly else "")
-        self.tiles["savings"].set(fmt_money(saved), "" if saved is None else f"{note}, premium {fmt_money(premium)}")
+        guessed = t.get("estimated_calls", 0)
+        note = f"{fmt_money(spent, estimated=bool(guessed))} spent" + (f" + {fmt_money(hourly)} hourly" if hourly else "")
+        self.tiles["savings"].set(fmt_money(saved, estimated=bool(guessed)),
+                                  "" if saved is None else f"{note}, premium {fmt_money(premium)}")
         rate = t["tool_failure_rate"]
         self.tiles["failure"].set(fmt_rate(rate), "no tool calls" if rate is None else span)
         per_task = t["cost_per_finished_task"]
-        self.tiles["per_task"].set(fmt_money(per_task), "no finished tasks" if per_task is None else span)
+        task_unpriced, task_guessed = t.get("finished_task_unpriced_calls", 0), t.get("finished_task_estimated_calls", 0)
+        caveats = ", ".join(x for x in (f"{task_unpriced} call{'s' if task_unpriced != 1 else ''} unpriced"
+                                        if task_unpriced else "",
+                                        f"{task_guessed} estimated" if task_guessed else "") if x)
+        self.tiles["per_task"].set(fmt_money(per_task, estimated=bool(task_guessed)),
+                                   "no finished tasks" if per_task is None else caveats or span)
         unpriced = t["unpriced_calls"]
-        self.tiles["calls"].set(f"{t['calls']:,}", f"{unpriced} without a known price" if unpriced else span)
+        notes = ", ".join(x for x in (f"{unpriced} without a known price" if unpriced else "",
+                                      f"~ {guessed} estimated" if guessed else "") if x)
+        self.tiles["calls"].set(f"{t['calls']:,}", notes or span)
