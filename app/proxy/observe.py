@@ -20,11 +20,12 @@ import orjson
 class OpenAIObserver:
     """For chat-completion answers, streamed (chunk by chunk) or whole."""
 
-    __slots__ = ("usage", "_calls", "_text", "finish_reason", "model", "error")
+    __slots__ = ("usage", "_calls", "_open", "_text", "finish_reason", "model", "error")
 
     def __init__(self) -> None:
         self.usage: dict[str, Any] = {}
-        self._calls: dict[int, list[str]] = {}  # index -> [id, name, arguments...]
+        self._calls: list[list[str]] = []  # [id, name, arguments...] per call, in the order they began
+        self._open: dict[int, list[str]] = {}  # stream index -> the call currently at that index
         self._text: list[str] = []
         self.finish_reason: str | None = None
         self.model: str | None = None
@@ -48,11 +49,14 @@ class OpenAIObserver:
                 if content:
                     self._text.append(content)
                 for tc in delta.get("tool_calls") or ():
-                    entry = self._calls.get(tc.get("index", 0))
-                    if entry is None:
-                        entry = self._calls[tc.get("index", 0)] = ["", ""]
-                    if tc.get("id"):
-                        entry[0] = tc["id"]
+                    index, call_id = tc.get("index", 0), tc.get("id")
+                    entry = self._open.get(index)
+                    # a new id at an index already in use is a new call (some providers number every call 0)
+                    if entry is None or (call_id and entry[0] and call_id != entry[0]):
+                        entry = self._open[index] = ["", ""]
+                        self._calls.append(entry)
+                    if call_id:
+                        entry[0] = call_id
                     fn = tc.get("function") or {}
                     if fn.get("name"):
                         entry[1] = fn["name"]
@@ -87,13 +91,13 @@ class OpenAIObserver:
             choices = data.get("choices")
             self._odd_usage(data, choices[0] if isinstance(choices, list) and choices else None)
         self.model = data.get("model")
-        for i, choice in enumerate(data.get("choices") or ()):
+        for choice in data.get("choices") or ():
             message = choice.get("message") or {}
             if isinstance(message.get("content"), str):
                 self._text.append(message["content"])
-            for j, tc in enumerate(message.get("tool_calls") or ()):
+            for tc in message.get("tool_calls") or ():
                 fn = tc.get("function") or {}
-                self._calls[i * 1000 + j] = [tc.get("id", ""), fn.get("name", ""), fn.get("arguments") or ""]
+                self._calls.append([tc.get("id", ""), fn.get("name", ""), fn.get("arguments") or ""])
             self.finish_reason = choice.get("finish_reason") or self.finish_reason
 
     @property
@@ -102,7 +106,7 @@ class OpenAIObserver:
 
     def tool_calls(self) -> list[tuple[str, str, str]]:
         """(id, name, raw arguments) in the order the model emitted them."""
-        return [(e[0], e[1], "".join(e[2:])) for _, e in sorted(self._calls.items())]
+        return [(e[0], e[1], "".join(e[2:])) for e in self._calls]
 
 
 class AnthropicObserver:
