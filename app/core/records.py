@@ -91,7 +91,7 @@ class CallRecord:
 
     @property
     def tool_failures(self) -> int:
-        return sum(1 for t in self.tool_calls if t.kind != "ok")
+        return sum(1 for t in self.tool_calls if t.kind not in ("ok", "unchecked"))  # unchecked: not the model's fault
 
     @property
     def total_tokens(self) -> int:

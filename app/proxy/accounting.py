@@ -59,6 +59,26 @@ def note_tool_results(rec: CallRecord, data: dict[str, Any], client_api: str, co
         rec.failed_results = found
 
 
+async def prepare_checks(
+    observer: OpenAIObserver | AnthropicObserver, upstream_body: dict[str, Any], provider: Provider
+) -> None:
+    """Compile the schemas of the tools the model called, off the event loop and time-capped (tool schemas are
+    untrusted input, see app.core.toolcheck), so that `settle` finds them. No work when nothing was called."""
+    calls = observer.tool_calls()
+    if not calls:
+        return
+    try:
+        if provider.api == "anthropic":
+            declared = toolcheck.declared_anthropic(upstream_body)
+        else:
+            declared = toolcheck.declared_openai(upstream_body)
+        schemas = toolcheck.called_schemas(declared, (name for _, name, _ in calls))
+        if schemas:
+            await toolcheck.prepare(schemas)
+    except Exception:  # settle reports these calls "unchecked"; the call is not affected
+        log.exception("could not prepare the tool checks of a call")
+
+
 def settle(
     rec: CallRecord,
     observer: OpenAIObserver | AnthropicObserver,
@@ -107,7 +127,7 @@ def _settle(
     if calls or declared:
         rec.tool_calls = [
             ToolCallResult(c.call_id or "", c.name, c.kind, c.detail)
-            for c in toolcheck.check_calls(declared, calls, observer.text)
+            for c in toolcheck.check_calls(declared, calls, observer.text, compile=False)
         ]
 
 

@@ -352,6 +352,8 @@ class Pipeline:
             log.warning("unreadable answer from %s for call %s", provider.name, rec.call_id, exc_info=True)
             raise _Retry(UpstreamFailure("bad_upstream_json", f"{provider.name} returned an answer Downshift cannot read "
                                          f"({type(exc).__name__})")) from None
+        # before the answer goes out: a client that has it all hangs up, which would cancel the wait
+        await accounting.prepare_checks(observer, upstream_body, provider)
         response = web.Response(status=200, body=out, content_type="application/json")
         await response.prepare(request)
         await response.write_eof()
@@ -385,6 +387,7 @@ class Pipeline:
         sent = 0
         finished = False
         prepared = False
+        checks_ready = False  # the called tools' schemas are compiled (app.core.toolcheck.prepare)
         try:
             async for chunk in iter_body(resp, provider.timeouts.idle):
                 rec.mark_first_byte()
@@ -419,6 +422,9 @@ class Pipeline:
                     raise UpstreamFailure("bad_upstream_sse", f"the provider sent a stream event over {MAX_EVENT_BYTES} bytes")
                 if not prepared and observer.error is not None:
                     raise UpstreamFailure("upstream_stream_error", _error_text(observer.error))
+                if finished and not checks_ready:  # before the last event goes out (see _relay_whole)
+                    checks_ready = True
+                    await accounting.prepare_checks(observer, upstream_body, provider)
                 if out:
                     data = b"".join(out)
                     if not prepared:
@@ -432,6 +438,9 @@ class Pipeline:
                 finished = True  # a complete answer from a provider that does not send [DONE]
             if not finished:
                 raise UpstreamFailure("truncated", "the provider's stream ended before it was complete")
+            if not checks_ready:
+                checks_ready = True
+                await accounting.prepare_checks(observer, upstream_body, provider)
             tail = adapter.encode(translator.finish()) + adapter.done() if translator is not None else b""
             if not prepared:
                 await response.prepare(request)

@@ -117,7 +117,7 @@ def _args(call: toolcheck.ToolCall) -> dict[str, Any]:
 def _first_problem(turn: Turn) -> str | None:
     if not turn.checks:
         return "no tool call" + (f" (answered: {turn.text[:80]!r})" if turn.text else "")
-    bad = [c for c in turn.checks if c.kind != "ok"]
+    bad = [c for c in turn.checks if c.kind not in toolcheck.NOT_FAILURES]
     return f"{bad[0].kind}: {bad[0].name}: {bad[0].detail}" if bad else None
 
 
@@ -145,7 +145,7 @@ def _multi_turn(turns: list[Turn]) -> str | None:
     if len(turns) < 2:
         return "no second turn"
     second = turns[1]
-    bad = [c for c in second.checks if c.kind != "ok"]
+    bad = [c for c in second.checks if c.kind not in toolcheck.NOT_FAILURES]
     if bad:
         return f"turn 2: {bad[0].kind}: {bad[0].detail}"
     return None if SECRET in second.text or second.calls else f"turn 2 ignored the tool result ({second.text[:80]!r})"
@@ -231,7 +231,7 @@ class ProbeClient:
         except (httpx.HTTPError, ValueError) as exc:
             problem = f"request failed: {exc}"
         checks = [c for t in turns for c in t.checks]
-        kinds = Counter(c.kind for c in checks if c.kind != "ok")
+        kinds = Counter(c.kind for c in checks if c.kind not in toolcheck.NOT_FAILURES)
         costs = [t.cost for t in turns]
         return ProbeOutcome(
             probe=probe.name, passed=problem is None and bool(turns), tool_calls=len(checks),
