@@ -26,7 +26,7 @@ class Attempt:
 class ToolCallResult:
     tool_call_id: str
     name: str
-    kind: str  # ok | invalid_json | unknown_tool | schema | text_form
+    kind: str  # ok | unchecked | invalid_json | unknown_tool | schema | text_form
     detail: str = ""
 
 
