@@ -213,3 +213,20 @@ def test_redaction_stays_off_the_success_path(proxy, mock, token, core, monkeypa
         assert scrub_known(body, secrets) is body  # nothing to mask: the same bytes, no copy
     per_64k_us = (time.perf_counter() - start) / 200 * 1e6
     assert per_64k_us < 150, per_64k_us  # ~50 us on the shared 2-core machine; a typical 4 KB answer: ~3 us
+
+
+def test_redaction_lives_in_the_core() -> None:
+    """The log writer (core) masks with the core's module, not the proxy's (layering; the old path still works)."""
+    import ast
+
+    from app.core import redact as core_redact
+    from app.proxy import accounting
+
+    root = Path(__file__).resolve().parent.parent
+    for module in ("app/core/redact.py", "app/core/storage/writer.py", "app/core/provider_models.py"):
+        tree = ast.parse((root / module).read_text())
+        imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        assert not [m for m in imported if m.startswith("app.proxy")], module
+    assert accounting.redact is core_redact.redact and accounting.redact_text is core_redact.redact_text
+    assert accounting.REDACTED == core_redact.REDACTED == b"[REDACTED]"

@@ -250,8 +250,9 @@ def schema_key(schema: Mapping[str, Any]) -> tuple[bytes, bytes | None]:
         canonical = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
     except (orjson.JSONEncodeError, TypeError):
         return b"unserialisable", None
-    key = hashlib.blake2b(canonical, digest_size=16).digest()
-    return key, canonical if len(canonical) <= SCHEMA_MAX_BYTES else None
+    if len(canonical) > SCHEMA_MAX_BYTES:
+        return b"oversize", None
+    return hashlib.blake2b(canonical, digest_size=16).digest(), canonical
 
 
 def _lookup(schema: Mapping[str, Any]) -> tuple[bytes, bytes | None, Validator | None]:
