@@ -208,11 +208,13 @@ def test_redaction_stays_off_the_success_path(proxy, mock, token, core, monkeypa
     assert 60_000 < len(body) < 70_000
     secrets = known_secrets([KEYS["cheapco"].encode(), token.encode()])
     assert scrub_known(body.replace(b"def f", KEYS["cheapco"].encode()), secrets).count(b"[REDACTED]") == 1800
-    start = time.perf_counter()
-    for _ in range(200):
+    timings = []
+    for _ in range(200):  # the fastest of many runs: what it costs, not how busy the shared machine is
+        start = time.perf_counter()
         assert scrub_known(body, secrets) is body  # nothing to mask: the same bytes, no copy
-    per_64k_us = (time.perf_counter() - start) / 200 * 1e6
-    assert per_64k_us < 150, per_64k_us  # ~50 us on the shared 2-core machine; a typical 4 KB answer: ~3 us
+        timings.append(time.perf_counter() - start)
+    per_64k_us = min(timings) * 1e6
+    assert per_64k_us < 100, per_64k_us  # ~30 us on the shared 2-core machine (orjson.loads of it: ~25 us)
 
 
 def test_redaction_lives_in_the_core() -> None:

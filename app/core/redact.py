@@ -11,8 +11,8 @@ Two kinds of masking, both to `[REDACTED]`:
   (sk-, sk-ant-, gsk_, AIza...), for keys Downshift does not hold (an agent pasting its .env).
 
 Cost: the pattern search costs milliseconds on a 64 KB body, so it runs on error text and on the log
-writer's thread, never on the proxy's success path. The success path only uses `scrub_known`, a few
-`bytes in` searches (memchr speed: ~1 us per 64 KB per form) for the literal forms of the exact values.
+writer's thread, never on the proxy's success path. The success path only uses `scrub_known`, a `bytes in`
+search per literal form of the exact values (~0.5 us per KB of answer in all, on a shared 2-core machine).
 """
 
 from __future__ import annotations
@@ -195,19 +195,17 @@ def mask_secrets(data: bytes, secrets: Iterable[bytes | str]) -> bytes:
 
 
 def scrub_known(data: bytes, secrets: tuple[bytes, ...]) -> bytes:
-    """For the success path (every answer's bytes): a few `in` searches for the literal forms of the exact
-    secrets (raw, escaped slashes, all-\\u-escaped), the full masking only when one is present. A key spelled
-    in mixed escapes inside a successful answer is masked in the stored copy (the log writer), not here."""
+    """For the success path (every answer's bytes): a `bytes in` search (~0.15 us per KB) for each literal form
+    of the exact secrets (as sent, and with escaped slashes, PHP's default), the full masking only when one is
+    present. JSON encoders do not escape plain ASCII, so a key \\u-escaped inside a successful answer is not
+    looked for here; the stored copy is masked in every spelling by the log writer."""
     if not secrets:
         return data
-    literal, escaped, pattern = _compiled(secrets)
+    literal, _escaped, pattern = _compiled(secrets)
     for form in literal:
         if form in data:
             assert pattern is not None
             return pattern.sub(REDACTED, data)
-    for form in escaped:  # the first four characters, \\u-escaped (a long needle searches fastest)
-        if form[:24] in data:
-            return mask_secrets(data, secrets)
     return data
 
 

@@ -129,6 +129,8 @@ class Pipeline:
             if resp.status >= 400:
                 raw = accounting.redact(raw, self._secrets(provider))
                 rec.error_kind, rec.error_message = f"upstream_{resp.status}", upstream_error_message(raw)
+            else:
+                raw = scrub_known(raw, self._known(provider))
             rec.finish("ok" if resp.status < 400 else "error", resp.status)
             return web.Response(status=resp.status, body=raw, content_type="application/json")
         if not accounting.tokenizer_ready():  # loading takes ~0.3-1 s of CPU: never on the event loop
