@@ -260,3 +260,19 @@ def test_compilation_has_a_time_cap_and_is_cached() -> None:
     assert ready is not None and toolcheck.unusable_reason(ready) is None
     assert ready({"p5": 1}) is not None and ready({"p5": 5}) is None
     assert toolcheck.validator_for(schema) is ready
+
+
+def test_a_backtracking_pattern_is_not_run(proxy, mock, token, core) -> None:  # type: ignore[no-untyped-def]
+    """Python's regex engine holds the GIL while matching: `^(a+)+$` against 'aaa...!' would freeze the proxy
+    for seconds (doubling with each character), and no thread or timeout can stop it. Such a schema is not
+    checked; ordinary patterns still are."""
+    evil = {"type": "object", "properties": {"q": {"type": "string", "pattern": "^(a+)+$"}}}
+    fine = {"type": "object", "properties": {"q": {"type": "string", "pattern": "^INC-[0-9]+$"}}}
+    with HealthWatch(proxy.url) as watch:
+        assert _call_with_schema(proxy, mock, token, evil, {"q": "a" * 26 + "!"}).status_code == 200
+        assert _call_with_schema(proxy, mock, token, fine, {"q": "INC-x"}).status_code == 200
+        time.sleep(0.2)
+    assert watch.answers > 0 and watch.slowest < HEALTH_BUDGET_S, watch.slowest
+    (_, kind, detail), (_, kind2, detail2) = _verdicts(core)
+    assert kind == "unchecked" and "exponential" in detail, detail
+    assert kind2 == "schema", detail2

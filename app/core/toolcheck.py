@@ -73,14 +73,19 @@ class CallCheck:
 # Tool schemas come from the agent's request, and agents load them from any MCP server: they are untrusted
 # input. Only local `#...` references are resolved; nothing is ever fetched (fastjsonschema's default would
 # fetch a `$ref` with urllib: SSRF, local file reads, an event loop frozen on a slow URL or a FIFO). A schema
-# over SCHEMA_MAX_BYTES is not compiled (compiling costs ~5 us per byte), compilation runs on a worker thread
-# and is waited for at most COMPILE_TIMEOUT_S, and a schema that cannot be used gives the verdict
-# "unchecked", never a failure of the model.
+# over SCHEMA_MAX_BYTES is not compiled, one over FAST_MAX_BYTES goes to jsonschema (see there), compilation
+# runs on a worker thread and is waited for at most COMPILE_TIMEOUT_S, a `pattern` that could backtrack
+# catastrophically is never run, and a schema that cannot be used gives the verdict "unchecked", never a
+# failure of the model.
 
 
 Validator = Callable[[Any], str | None]  # returns None when valid, else a short detail
 
 SCHEMA_MAX_BYTES = 256 * 1024
+FAST_MAX_BYTES = 8 * 1024
+"""fastjsonschema turns a schema into ~24x its size of Python source and exec()s it, and CPython compiles
+source holding the GIL (~0.1 s for 13 KB of schema on a busy 2-core machine): a thread cannot keep that off
+the event loop. Larger schemas use jsonschema's interpreter (pure Python: the loop keeps running)."""
 COMPILE_TIMEOUT_S = 2.0
 _CACHE_MAX = 512
 _cache: OrderedDict[bytes, Validator] = OrderedDict()
@@ -224,6 +229,64 @@ def _external_ref(schema: Any) -> str | None:
     return None
 
 
+_PATTERN_MAX = 1000
+
+
+def _backtracking_pattern(schema: Any) -> str | None:
+    """The first `pattern` (or `patternProperties` key) that could backtrack catastrophically: a repetition
+    inside a repetition, or an alternation inside one (`(a+)+`, `(a|a)*`). Python's regex engine holds the
+    GIL while it matches, so no thread or timeout could stop it: such a schema is not checked at all."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            candidates = []
+            if isinstance(node.get("pattern"), str):
+                candidates.append(node["pattern"])
+            if isinstance(node.get("patternProperties"), dict):
+                candidates.extend(k for k in node["patternProperties"] if isinstance(k, str))
+            for pattern in candidates:
+                if len(pattern) > _PATTERN_MAX or _nested_repeat(pattern):
+                    return pattern
+            stack.extend(v for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, dict | list))
+    return None
+
+
+def _nested_repeat(pattern: str) -> bool:
+    from re import _constants as sre  # type: ignore[attr-defined]
+    from re import _parser  # type: ignore[attr-defined]
+
+    try:
+        parsed = _parser.parse(pattern)
+    except Exception:  # noqa: BLE001 - an invalid pattern: the compiler reports it
+        return False
+    repeats = {sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", sre.MAX_REPEAT)}
+
+    def walk(items: Any, inside_repeat: bool) -> bool:
+        for op, av in items:
+            children: list[Any] = []
+            inside = inside_repeat
+            if op in repeats:
+                if inside_repeat and av[1] > 1:
+                    return True
+                children, inside = [av[2]], inside_repeat or av[1] > 1
+            elif op is sre.BRANCH:
+                if inside_repeat:
+                    return True
+                children = av[1]
+            elif op is sre.SUBPATTERN:
+                children = [av[3]]
+            elif op in (sre.ASSERT, sre.ASSERT_NOT):
+                children = [av[1]]
+            if any(walk(child, inside) for child in children):
+                return True
+        return False
+
+    return walk(parsed, False)
+
+
 def _build(canonical: bytes) -> Validator:
     """Compile a schema from its canonical bytes (a private copy: fastjsonschema rewrites `$ref`s in place)."""
     schema = orjson.loads(canonical)
@@ -232,12 +295,16 @@ def _build(canonical: bytes) -> Validator:
     ref = _external_ref(schema)
     if ref is not None:
         return _unusable_schema(f"the schema refers to {ref[:100]!r}, which is not fetched")
-    try:
-        return _fast_validator(schema)
-    except RemoteRefError as exc:  # a `#` reference made remote by an `$id`
-        return _unusable_schema(f"the schema {exc}")
-    except Exception:  # noqa: BLE001 - fastjsonschema raises assorted errors on drafts it lacks
-        pass
+    pattern = _backtracking_pattern(schema)
+    if pattern is not None:
+        return _unusable_schema(f"the pattern {pattern[:60]!r} could take exponential time to match")
+    if len(canonical) <= FAST_MAX_BYTES:
+        try:
+            return _fast_validator(schema)
+        except RemoteRefError as exc:  # a `#` reference made remote by an `$id`
+            return _unusable_schema(f"the schema {exc}")
+        except Exception:  # noqa: BLE001 - fastjsonschema raises assorted errors on drafts it lacks
+            pass
     try:
         return _slow_validator(orjson.loads(canonical))
     except Exception as exc:  # noqa: BLE001 - the client's schema is broken: nothing to check against
