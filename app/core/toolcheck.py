@@ -7,7 +7,7 @@ schema's canonical bytes: a 40-tool request compiles each schema once, not once 
 
 Validation uses fastjsonschema (compiled to Python code: 1-10 us per check against 18-320 us for
 jsonschema's interpreter on Claude Code's tool schemas), falling back to jsonschema for schemas it
-cannot compile. String `format`s are not enforced: providers do not enforce them either, so a
+cannot compile and for schemas over FAST_MAX_BYTES. Schemas are untrusted input: see "validators" below. String `format`s are not enforced: providers do not enforce them either, so a
 "uri" that is a relative path is not counted as a model failure.
 
 Text-form detection flags a tool call the model wrote into its message text instead of emitting a
