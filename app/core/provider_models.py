@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import platformdirs
 
 from app.core.config import Provider, atomic_write
+from app.core.redact import redact_text
 from app.paths import APP_NAME
 
 if TYPE_CHECKING:  # imported when a provider is asked, not when the app's pages load
@@ -92,20 +93,30 @@ def parse_models(data: Any) -> tuple[ModelInfo, ...]:
     return tuple(sorted(models, key=lambda m: m.id.lower()))
 
 
-def _error_detail(response: httpx.Response) -> str:
+def _error_detail(response: httpx.Response, key: str | None) -> str:
+    """The provider's own words, decoded then masked (some echo the key they refused), then cut."""
     try:
         body = response.json()
     except ValueError:
-        return response.text.strip()[:200]
-    err = body.get("error") if isinstance(body, Mapping) else None
-    if isinstance(err, Mapping):
-        return str(err.get("message") or err)[:200]
-    return str(err or body)[:200]
+        text = response.text.strip()
+    else:
+        err = body.get("error") if isinstance(body, Mapping) else None
+        text = str(err.get("message") or err) if isinstance(err, Mapping) else str(err or body)
+    return (redact_text(text, [key] if key else []) or "")[:200]
 
 
 def fetch_models(provider: Provider, key: str | None, *, timeout: float = 15.0,
                  transport: httpx.BaseTransport | None = None) -> ModelListing:
-    """GET {base_url}/models with the account's key; raises ProviderCheckError with a readable reason."""
+    """GET {base_url}/models with the account's key; raises ProviderCheckError with a readable reason (the key
+    masked in every spelling: the reason is shown on the Providers page)."""
+    try:
+        return _fetch_models(provider, key, timeout, transport)
+    except ProviderCheckError as exc:
+        raise ProviderCheckError(redact_text(str(exc), [key] if key else []) or "") from None
+
+
+def _fetch_models(provider: Provider, key: str | None, timeout: float,
+                  transport: httpx.BaseTransport | None) -> ModelListing:
     import httpx
 
     url = provider.base_url.rstrip("/") + "/models"
@@ -123,9 +134,9 @@ def fetch_models(provider: Provider, key: str | None, *, timeout: float = 15.0,
     latency = (time.perf_counter() - start) * 1000
     if response.status_code in (401, 403):
         what = "no key is set" if not key else "the key was refused"
-        raise ProviderCheckError(f"{provider.name}: {what} (HTTP {response.status_code}: {_error_detail(response)})")
+        raise ProviderCheckError(f"{provider.name}: {what} (HTTP {response.status_code}: {_error_detail(response, key)})")
     if response.status_code >= 400:
-        raise ProviderCheckError(f"{url} answered HTTP {response.status_code}: {_error_detail(response)}")
+        raise ProviderCheckError(f"{url} answered HTTP {response.status_code}: {_error_detail(response, key)}")
     try:
         data = response.json()
     except ValueError:

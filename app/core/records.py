@@ -36,7 +36,7 @@ class Attempt:
 class ToolCallResult:
     tool_call_id: str
     name: str
-    kind: str  # ok | invalid_json | unknown_tool | schema | text_form
+    kind: str  # ok | unchecked | invalid_json | unknown_tool | schema | text_form
     detail: str = ""
 
 
@@ -102,7 +102,7 @@ class CallRecord:
 
     @property
     def tool_failures(self) -> int:
-        return sum(1 for t in self.tool_calls if t.kind != "ok")
+        return sum(1 for t in self.tool_calls if t.kind not in ("ok", "unchecked"))  # unchecked: not the model's fault
 
     @property
     def total_tokens(self) -> int:

@@ -6,17 +6,16 @@ Runs once per call after the answer has gone to the client, so none of it adds t
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
 from typing import Any
 
 from app.core import premium_split, toolcheck
 from app.core.config import Config, Provider
 from app.core.pricing import ESTIMATED, Priced, premium_cost, price_call
 from app.core.records import Attempt, CallRecord, ToolCallResult
+from app.core.redact import REDACTED, redact, redact_text  # noqa: F401 - moved to the core; the old path still works
 from app.core.usage import Usage, normalize_anthropic, normalize_openai
 from app.proxy.observe import AnthropicObserver, OpenAIObserver
 
@@ -57,6 +56,26 @@ def note_tool_results(rec: CallRecord, data: dict[str, Any], client_api: str, co
     found = toolcheck.failed_results(data, client_api, patterns, fresh=seen.first)
     if found:
         rec.failed_results = found
+
+
+async def prepare_checks(
+    observer: OpenAIObserver | AnthropicObserver, upstream_body: dict[str, Any], provider: Provider
+) -> None:
+    """Compile the schemas of the tools the model called, off the event loop and time-capped (tool schemas are
+    untrusted input, see app.core.toolcheck), so that `settle` finds them. No work when nothing was called."""
+    calls = observer.tool_calls()
+    if not calls:
+        return
+    try:
+        if provider.api == "anthropic":
+            declared = toolcheck.declared_anthropic(upstream_body)
+        else:
+            declared = toolcheck.declared_openai(upstream_body)
+        schemas = toolcheck.called_schemas(declared, (name for _, name, _ in calls))
+        if schemas:
+            await toolcheck.prepare(schemas)
+    except Exception:  # settle reports these calls "unchecked"; the call is not affected
+        log.exception("could not prepare the tool checks of a call")
 
 
 def settle(
@@ -114,7 +133,7 @@ def _settle(
     if calls or declared:
         rec.tool_calls = [
             ToolCallResult(c.call_id or "", c.name, c.kind, c.detail)
-            for c in toolcheck.check_calls(declared, calls, observer.text)
+            for c in toolcheck.check_calls(declared, calls, observer.text, compile=False)
         ]
 
 
@@ -245,97 +264,6 @@ def _load_tokenizer_soon() -> None:
 
     _tokenizer_loader = threading.Thread(target=run, name="downshift-tokenizer", daemon=True)
     _tokenizer_loader.start()
-
-
-# ------------------------------------------------------------------------------------------- redaction
-
-REDACTED = b"[REDACTED]"
-_NAMES = (
-    rb"authorization|proxy-authorization|x-api-key|api[_-]?key|apikey|access[_-]?token|auth[_-]?token"
-    rb"|refresh[_-]?token|id[_-]?token|token|password|passwd|secret|client[_-]?secret|private[_-]?key"
-)
-_KEY_PREFIXES = rb"sk-(?:ant-|or-|proj-)?|ds-|gsk_|xai-|hf_|ghp_|gho_|github_pat_|AIza|AKIA|fw_|nvapi-|pplx-|r8_"
-_SECRET_RE = re.compile(
-    # "authorization": "Bearer x", "api_key": "x", also inside JSON-in-a-string (\"token\": \"x\")
-    rb"(?P<kv>\\?[\"'](?i:" + _NAMES + rb")\\?[\"']\s*:\s*\\?[\"'](?:[Bb]earer\s+)?)(?P<v1>[^\"'\\\s,}]+)"
-    # OPENAI_API_KEY=value (env files); Authorization: Bearer x, x-api-key: x (headers written out as text)
-    rb"|(?P<env>(?:API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD)=[\"']?"
-    rb"|(?i:authorization|x-api-key|api-key):[ \t]*(?:[Bb]earer[ \t]+)?)(?P<v2>[A-Za-z0-9._~+/\-]{8,})"
-    rb"|(?P<bearer>\b[Bb](?:earer|EARER)[ \t]+)(?P<v3>[A-Za-z0-9._~+/\-]{8,}=*)"
-    rb"|(?P<pfx>\b(?:" + _KEY_PREFIXES + rb"))(?P<v4>[A-Za-z0-9_\-]{16,})"
-)
-# Every pattern above contains one of these (lower-cased): only the text around them is searched.
-_TRIGGERS = (b"sk-", b"ds-", b"bearer", b"authorization", b"api_key", b"api-key", b"apikey", b'token"', b"token'",
-             b'token\\"', b"token=", b"secret", b"passw", b"private_key", b"private-key", b"aiza", b"akia", b"gsk_",
-             b"xai-", b"hf_", b"ghp_", b"gho_", b"github_pat_", b"fw_", b"nvapi-", b"pplx-", b"r8_")
-_BEFORE, _AFTER = 48, 160  # the longest field name + separators fits before a trigger, a key-ish run after
-_DELIMS = frozenset(b"\"' \t\r\n,{}[]\\")
-
-
-def _mask(match: re.Match[bytes]) -> bytes:
-    for prefix, value in (("kv", "v1"), ("env", "v2"), ("bearer", "v3"), ("pfx", "v4")):
-        head = match.group(prefix)
-        if head is not None:
-            return head + REDACTED if match.group(value) is not None else match.group(0)
-    return match.group(0)
-
-
-def redact(data: bytes, secrets: Iterable[bytes] = (), *, pause: Callable[[], None] | None = None) -> bytes:
-    """`data` with known secrets (exact values) and key-like values (Authorization-like fields, Bearer
-    tokens, sk-/sk-ant-/sk-or-/ds-/gsk_/AIza... keys) replaced by [REDACTED].
-
-    A regex over a whole 64 KB body costs milliseconds, so the body is searched for a few literal
-    triggers (fast) and the patterns run only on the text around them, cut at characters no key or
-    field name contains. Bodies are redacted on the log writer's thread, never on the event loop;
-    `pause` (time.sleep(0)) hands the GIL back between triggers' regions."""
-    for secret in secrets:
-        if len(secret) >= 8 and secret in data:
-            data = data.replace(secret, REDACTED)
-    n = len(data)
-    if n <= _BEFORE + _AFTER:
-        return _SECRET_RE.sub(_mask, data)
-    lowered = data.lower()
-    hits: list[int] = []
-    for trigger in _TRIGGERS:
-        at = lowered.find(trigger)
-        while at >= 0:
-            hits.append(at)
-            at = lowered.find(trigger, at + len(trigger))
-    if not hits:
-        return data
-    hits.sort()
-    regions: list[list[int]] = []
-    for at in hits:
-        lo, hi = max(0, at - _BEFORE), min(n, at + _AFTER)
-        if regions and lo <= regions[-1][1]:
-            regions[-1][1] = max(regions[-1][1], hi)
-        else:
-            regions.append([lo, hi])
-    out: list[bytes] = []
-    done = 0
-    for lo, hi in regions:
-        lo = max(lo, done)
-        while lo > done and data[lo - 1] not in _DELIMS:  # start and end where no match can be cut in two
-            lo -= 1
-        while hi < n and data[hi] not in _DELIMS:
-            hi += 1
-        out.append(data[done:lo])
-        out.append(_SECRET_RE.sub(_mask, data[lo:hi]))
-        done = hi
-        if pause is not None:
-            pause()
-    out.append(data[done:])
-    return b"".join(out)
-
-
-def redact_text(text: str | None, secrets: Iterable[str] = ()) -> str | None:
-    """`redact` for short strings (error messages): cheap enough for any thread."""
-    if not text:
-        return text
-    for secret in secrets:
-        if secret and len(secret) >= 8 and secret in text:
-            text = text.replace(secret, "[REDACTED]")
-    return redact(text.encode("utf-8", "surrogateescape")).decode("utf-8", "surrogateescape")
 
 
 def clip_body(body: bytes, limit: int) -> bytes:

@@ -250,7 +250,7 @@ class ProxyServer:
                 raise
             except Exception as exc:  # a bug must still produce an answer and a row
                 log.exception("unexpected failure serving %s", endpoint)
-                message = accounting.redact_text(f"{type(exc).__name__}: {exc}") or ""
+                message = accounting.redact_text(f"{type(exc).__name__}: {exc}", self._secret_values()) or ""
                 rec.error_kind, rec.error_message = "internal_error", message
                 rec.finish("error", 500)
                 return web.Response(

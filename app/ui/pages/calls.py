@@ -40,6 +40,7 @@ TIME_FILTERS = (("All time", None), ("Last hour", 3600.0), ("Last 24 hours", 864
 OUTCOMES = ("ok", "error", "cancelled", "interrupted", "in_flight")
 CHECK_LABELS = {
     "ok": "valid",
+    "unchecked": "not checked (the tool's schema could not be used)",
     "invalid_json": "arguments are not valid JSON",
     "unknown_tool": "the tool was not declared",
     "schema": "arguments violate the tool's schema",
@@ -120,13 +121,13 @@ def detail_html(d: dict[str, Any]) -> str:
         body = []
         for t in tools:
             check = CHECK_LABELS.get(t["kind"], t["kind"])
-            check = check if t["kind"] == "ok" else _bad(_esc(check))
+            check = _esc(check) if t["kind"] in ("ok", "unchecked") else _bad(_esc(check))
             if t.get("detail"):
                 check += f"<br><small>{_esc(t['detail'])}</small>"
             result = _bad("failed") + f"<br><small>{_esc(t.get('result_reason'))}</small>" if t.get("result_failed") else "–"
             body.append(f"<tr><td valign='top'>{_esc(t['name'])}<br><small>{_esc(t['tool_call_id'])}</small></td>"
                         f"<td valign='top'>{check}</td><td valign='top'>{result}</td></tr>")
-        failed = sum(1 for t in tools if t["kind"] != "ok" or t.get("result_failed"))
+        failed = sum(1 for t in tools if t["kind"] not in ("ok", "unchecked") or t.get("result_failed"))
         parts.append(f"<h4>Tool calls ({len(tools)}, {failed} failed)</h4>"
                      f"<table cellspacing='0' cellpadding='3' width='100%'>{head}{''.join(body)}</table>")
     elif d.get("tool_calls"):
