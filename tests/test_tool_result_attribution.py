@@ -42,8 +42,17 @@ def _sse(response: httpx.Response) -> list[dict[str, Any]]:
 class Client:
     """Talks to the proxy the way one API's clients do, and reads the tool-call id back as they would."""
 
-    def __init__(self, proxy, token: str, api: str, model: str, stream: bool, custom: bool = False) -> None:  # type: ignore[no-untyped-def]
-        self.proxy, self.token = proxy, token
+    def __init__(
+        self,
+        proxy,
+        token: str,
+        api: str,
+        model: str,
+        stream: bool,
+        custom: bool = False,
+        params: dict[str, Any] = PARAMS,
+    ) -> None:  # type: ignore[no-untyped-def]
+        self.proxy, self.token, self.params = proxy, token, params
         self.api, self.model, self.stream, self.custom = api, model, stream, custom
 
     def post(self, body: dict[str, Any]) -> httpx.Response:
@@ -65,7 +74,7 @@ class Client:
 
     def tools(self) -> list[dict[str, Any]]:
         if self.api == "anthropic":
-            return [{"name": "read_file", "input_schema": PARAMS}]
+            return [{"name": "read_file", "input_schema": self.params}]
         if self.api == "responses":
             if self.custom:
                 return [
@@ -76,8 +85,8 @@ class Client:
                         "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/s"},
                     }
                 ]
-            return [{"type": "function", "name": "read_file", "parameters": PARAMS}]
-        return [{"type": "function", "function": {"name": "read_file", "parameters": PARAMS}}]
+            return [{"type": "function", "name": "read_file", "parameters": self.params}]
+        return [{"type": "function", "function": {"name": "read_file", "parameters": self.params}}]
 
     def first_turn(self) -> list[str]:
         """Ask; return the tool-call ids the client was given."""
@@ -204,11 +213,13 @@ def _run(
     custom: bool = False,  # type: ignore[no-untyped-def]
     ids: tuple[str | None, ...] = (None,),
     failing: int = 0,
+    params: dict[str, Any] = PARAMS,
+    kind: str = "ok",
 ) -> list[str]:
     """Turn 1 makes one tool call per entry of `ids` (None: the upstream's own style of id, "": an empty
     id), turn 2 reports the result of call `failing` as failed. Returns the ids the client saw."""
     model, upstream_model = UPSTREAMS[upstream]
-    client = Client(proxy, token, ingress, model, stream, custom)
+    client = Client(proxy, token, ingress, model, stream, custom, params)
     if custom:
         calls = [ToolCall("apply_patch", {"input": PATCH}, id=i) for i in ids]
     else:
@@ -224,7 +235,7 @@ def _run(
     rows = settled(core)
     assert len(rows) == 2 and all(r["outcome"] == "ok" for r in rows), rows
     tool_rows = call_detail(core.db, rows[0]["call_id"])["tool_call_rows"]
-    assert [t["kind"] for t in tool_rows] == ["ok"] * len(ids)
+    assert [t["kind"] for t in tool_rows] == [kind] * len(ids)
     marked = [t["tool_call_id"] for t in tool_rows if t["result_failed"]]
     assert marked, (
         f"turn 1's call was not marked failed (client saw {seen}, log holds {[t['tool_call_id'] for t in tool_rows]})"
@@ -281,3 +292,11 @@ def test_calls_the_upstream_left_unnamed_get_the_minted_ids(
     log keeps those, so a failure reported under one is still attributed."""
     seen = _run(proxy, mock, token, core, ingress, "chat", stream, ids=("", ""), failing=1)
     assert mock.requests[0].json["model"] == "qwen/qwen3-coder" and len(set(seen)) == 2
+
+
+@pytest.mark.parametrize("ingress", ["openai", "anthropic"])
+def test_a_failed_result_counts_against_an_unchecked_call(proxy, mock, token, core, ingress) -> None:  # type: ignore[no-untyped-def]
+    """A tool whose schema could not be checked (here it refers outside itself) is "unchecked", not failed;
+    when its result then comes back failed, that failure is the model's call failing like any other."""
+    remote = {"type": "object", "properties": {"path": {"$ref": "http://127.0.0.1:9/path.json"}}}
+    _run(proxy, mock, token, core, ingress, "chat", False, params=remote, kind="unchecked")

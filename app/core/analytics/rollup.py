@@ -23,6 +23,7 @@ from sqlalchemy import Connection
 
 from app.core.records import CallRecord
 from app.core.storage.models import TaskTotals, UsageSlot
+from app.core.toolcheck import NOT_FAILURES
 
 KIND_COLUMNS = {
     "invalid_json": "tool_invalid_json",
@@ -166,10 +167,10 @@ def attribute_failed_results(conn: Connection, ends: Sequence[CallRecord], total
             continue  # the writer's second update for this id finds nothing left to mark
         marked.add(tcid)
         for kind, started_at, provider, model, role, task_id in cur.execute(_STORED_CALLS, (tcid,)):
-            if kind == "ok":
+            if kind in NOT_FAILURES:  # a valid (or unchecked) call whose result came back failed
                 totals.add_result_failure(usage_key(started_at, provider, model, role), task_id)
         for rec, kind in in_batch.get(tcid, ()):
-            if kind == "ok":
+            if kind in NOT_FAILURES:  # a valid (or unchecked) call whose result came back failed
                 totals.add_result_failure(usage_key(rec.started_at, rec.provider, rec.upstream_model, rec.role), rec.task_id)
     cur.close()
 

@@ -46,7 +46,7 @@ _CALL_MEASURES = {
 _TOOL_MEASURES = {
     "tool_calls": "count(*)",
     **{column: f"sum(t.kind = '{kind}')" for kind, column in KIND_COLUMNS.items()},
-    "tool_result_failed": "sum(t.kind = 'ok' AND t.result_failed)",
+    "tool_result_failed": "sum(t.kind IN ('ok', 'unchecked') AND t.result_failed)",  # toolcheck.NOT_FAILURES
 }
 _ENDED = "outcome NOT IN ('in_flight', 'interrupted')"
 
