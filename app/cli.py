@@ -49,6 +49,17 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (model names and user agents are the client's
+    choice) gets a leading apostrophe, which spreadsheets show as text; numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from app import paths
     from app.core.config import ConfigStore, default_config, save_config
@@ -277,7 +288,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             writer.writeheader()
             count = 0
             for count, row in enumerate(rows, 1):  # noqa: B007 - count is reported below
-                writer.writerow(row)
+                writer.writerow({k: _csv_safe(v) for k, v in row.items()})
         else:
             out.write("[")
             count = 0

@@ -30,13 +30,15 @@ from app.core.records import CallRecord
 from app.core.secrets import SecretStoreError
 from app.proxy import accounting
 from app.proxy.errors import ProxyError, error_json
+from app.proxy.guard import BodyTimeout, ConnectionGuard, Refusals
 from app.proxy.pipeline import Pipeline
 from app.proxy.upstream import UpstreamClient
 
 log = logging.getLogger(__name__)
 
 _KNOWN_ENDPOINTS = frozenset({"/v1/chat/completions", "/chat/completions", "/v1/messages", "/v1/messages/count_tokens",
-                              "/v1/responses", "/responses", "/v1/models", "/health"})
+                              "/v1/responses", "/responses", "/v1/models", "/health", "/downshift/status"})
+STATUS_PATH = "/downshift/status"  # refusal counts for `downshift doctor`; behind the token
 _SAME_SITE = frozenset({"none", "same-origin"})
 _CORS_HEADERS = "authorization, x-api-key, content-type, anthropic-version, anthropic-beta, openai-beta"
 _NO_LIMIT = 1 << 40  # aiohttp's own body limit is off: `_read_body` applies the configured one, live
@@ -58,6 +60,8 @@ class ProxyServer:
         self._token_recheck_at = 0.0
         self._token_refreshing = False
         self._hosts: dict[str, bool] = {}
+        self.refusals = Refusals()
+        self.guard = ConnectionGuard()
         self.app = web.Application(client_max_size=_NO_LIMIT)
         self.app.router.add_post("/v1/chat/completions", self._endpoint("openai", "/v1/chat/completions"))
         self.app.router.add_post("/chat/completions", self._endpoint("openai", "/v1/chat/completions"))
@@ -67,6 +71,7 @@ class ProxyServer:
         self.app.router.add_post("/responses", self._endpoint("responses", "/v1/responses"))
         self.app.router.add_get("/v1/models", self._models)
         self.app.router.add_get("/health", self._health)
+        self.app.router.add_get(STATUS_PATH, self._status)
         self.app.router.add_route("*", "/{tail:.*}", self._endpoint("openai", "unknown"))
         self.app.on_response_prepare.append(self._cors)
         self.app.on_cleanup.append(self._cleanup)
@@ -186,6 +191,21 @@ class ProxyServer:
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Vary"] = "Origin"
 
+    def _preflight(self, request: web.Request) -> web.StreamResponse:
+        """A CORS preflight: 204 for an allowed Origin, refused (counted) otherwise. Not a call: no row."""
+        self._check_origin(request)
+        if request.headers.get("Origin") is None:
+            raise ProxyError(403, "forbidden_origin", "CORS preflight without an Origin is refused")
+        return web.Response(status=204, headers={
+            "Access-Control-Allow-Methods": "GET, POST", "Access-Control-Allow-Headers": _CORS_HEADERS,
+            "Access-Control-Max-Age": "600"})
+
+    def _refuse(self, shape: str, exc: ProxyError) -> web.StreamResponse:
+        """A 401/403 from the gate: counted by reason in memory, answered in the caller's shape, not logged."""
+        self.refusals.add(exc.kind)
+        return web.Response(status=exc.status, body=error_json(shape, exc.status, exc.message, code=exc.kind),
+                            content_type="application/json", headers=exc.headers)
+
     # ------------------------------------------------------------------------------------------- handlers
 
     def _endpoint(self, api: str, endpoint: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -198,6 +218,16 @@ class ProxyServer:
 
         async def serve(request: web.Request) -> web.StreamResponse:
             shape = "anthropic" if api == "anthropic" or request.path.startswith("/v1/messages") else "openai"
+            gate_error: ProxyError | None = None
+            try:  # the gate first: a refused request is counted, never logged (a web page could write rows)
+                if endpoint == "unknown" and request.method == "OPTIONS":
+                    return self._preflight(request)
+                await self._check_access(request)
+            except ProxyError as exc:
+                if exc.status not in (401, 403):
+                    gate_error = exc  # the token store failed: a call we cannot judge, logged
+                else:
+                    return self._refuse(shape, exc)
             rec = CallRecord(client_api=api if endpoint != "unknown" else shape, endpoint=endpoint)
             rec.user_agent = request.headers.get("User-Agent", "")[:200] or None
             writer = self.core.writer
@@ -205,15 +235,8 @@ class ProxyServer:
             try:
                 if endpoint == "unknown":
                     rec.endpoint = request.path[:64]
-                    if request.method == "OPTIONS":  # a CORS preflight: only for an allowed Origin
-                        self._check_origin(request)
-                        if request.headers.get("Origin") is None:
-                            raise ProxyError(403, "forbidden_origin", "CORS preflight without an Origin is refused")
-                        rec.finish("ok", 204)
-                        return web.Response(status=204, headers={
-                            "Access-Control-Allow-Methods": "GET, POST", "Access-Control-Allow-Headers": _CORS_HEADERS,
-                            "Access-Control-Max-Age": "600"})
-                await self._check_access(request)
+                if gate_error is not None:
+                    raise gate_error
                 if self.paused and endpoint != "unknown":
                     raise ProxyError(503, "paused", "Downshift is paused; resume it from the tray or `downshift serve`")
                 body = await _read_body(request, self._max_body())
@@ -221,7 +244,7 @@ class ProxyServer:
                 if endpoint == "unknown":
                     if request.path in _KNOWN_ENDPOINTS:
                         raise ProxyError(405, "method_not_allowed", f"{request.method} is not allowed on {request.path}",
-                                         headers={"Allow": "GET" if request.path in ("/v1/models", "/health") else "POST"})
+                                         headers={"Allow": "GET" if request.path in ("/v1/models", "/health", STATUS_PATH) else "POST"})
                     raise ProxyError(404, "unknown_endpoint", f"{request.method} {request.path[:200]} is not an endpoint of "
                                      "Downshift (it serves /v1/chat/completions, /v1/messages, /v1/responses, /v1/models)")
                 if endpoint == "/v1/messages/count_tokens":
@@ -274,8 +297,7 @@ class ProxyServer:
         try:
             await self._check_access(request)
         except ProxyError as exc:
-            return web.Response(status=exc.status, body=error_json("openai", exc.status, exc.message, code=exc.kind),
-                                content_type="application/json")
+            return self._refuse("openai", exc) if exc.status in (401, 403) else _error_response("openai", exc)
         config = self.core.config
         created = int(time.time())
         data = []
@@ -297,9 +319,22 @@ class ProxyServer:
         try:
             self._check_origin(request)
         except ProxyError as exc:
-            return web.Response(status=exc.status, body=error_json("openai", exc.status, exc.message, code=exc.kind),
-                                content_type="application/json")
+            return self._refuse("openai", exc)
         return web.Response(body=orjson.dumps({"status": "ok", "paused": self.paused}), content_type="application/json")
+
+    async def _status(self, request: web.Request) -> web.StreamResponse:
+        """What `downshift doctor` shows about a running proxy: refused requests by reason, connections. Needs the token."""
+        try:
+            await self._check_access(request)
+        except ProxyError as exc:
+            return self._refuse("openai", exc) if exc.status in (401, 403) else _error_response("openai", exc)
+        return web.Response(body=orjson.dumps({"refused": self.refusals.snapshot(), "connections": self.guard.snapshot()}),
+                            content_type="application/json")
+
+
+def _error_response(shape: str, exc: ProxyError) -> web.Response:
+    return web.Response(status=exc.status, body=error_json(shape, exc.status, exc.message, code=exc.kind),
+                        content_type="application/json", headers=exc.headers)
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
@@ -314,7 +349,11 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     size = 0
     content = request.content
     while True:
-        chunk = await content.readany()
+        try:
+            chunk = await content.readany()
+        except BodyTimeout as exc:
+            raise ProxyError(408, "body_timeout", f"the request body stopped arriving: {exc}",
+                             headers={"Connection": "close"}) from None
         if not chunk:
             break
         size += len(chunk)
@@ -413,12 +452,16 @@ class ProxyThread:
         self._stop_event = asyncio.Event()
         self._runner = web.AppRunner(self.server.app, handler_cancellation=True, access_log=None, shutdown_timeout=5.0)
         await self._runner.setup()
+        self.server.guard.install(self._runner.server)
         site = web.TCPSite(self._runner, self.host, self.requested_port, reuse_address=True, backlog=1024)
         await site.start()
         sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
         self.port = sockets[0].getsockname()[1] if sockets else self.requested_port
         self._ready.set()
-        await self._stop_event.wait()
+        try:
+            await self._stop_event.wait()
+        finally:
+            self.server.guard.stop()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Thread-safe: in-flight calls get `shutdown_timeout` to finish, then are logged as cancelled."""
