@@ -10,8 +10,8 @@ Connections are watched by one sweep a second over the open ones, so a call pays
   answer) is closed: idle sockets and headers dripped a byte at a time;
 - a request body that stops arriving for BODY_IDLE_S makes the read fail, and the call ends with a 408;
 - at most `cap` connections per peer address (and never more than the file-descriptor limit allows): a new
-  one closes that peer's longest-idle connection, or a stalled upload, and is refused only when every
-  connection is busy with a request.
+  one closes the most suspect of that peer's connections (one that never sent a request head, a stalled
+  upload, a long-idle keep-alive one: see `_victim`); it is refused only when every one is busy.
 The answer side is never timed here: a long streamed answer keeps its connection as long as it runs.
 aiohttp offers only a keep-alive timeout (which does not bound a dripped request head on older versions)
 and no read timeout on request bodies, hence this sweep; it reads two attributes of aiohttp's
@@ -81,6 +81,7 @@ def fd_connection_cap(reserve: int = FD_RESERVE) -> int | None:
 @dataclass
 class _Conn:
     peer: str
+    opened: float
     idle_since: float
     requests: int = 0
     body_bytes: int = -1
@@ -91,6 +92,7 @@ class ConnectionGuard:
     HEADER_TIMEOUT_S = 15.0
     BODY_IDLE_S = 20.0
     MAX_PER_PEER = 256
+    GRACE_S = 0.1  # a new connection is given up for another last, until it had this long to send its head
     SWEEP_S = 1.0
 
     def __init__(self) -> None:
@@ -133,15 +135,16 @@ class ConnectionGuard:
     def _admit(self, handler: Any, transport: Any) -> None:
         peername = transport.get_extra_info("peername")
         peer = str(peername[0]) if isinstance(peername, tuple) and peername else "local"
+        now = time.monotonic()
         if self._per_peer.get(peer, 0) >= self.cap:
-            victim = self._victim(peer)
+            victim = self._victim(peer, now)
             if victim is None:
                 self.closed["refused"] += 1
                 transport.abort()
                 return
             self.closed["evicted"] += 1
             self._close(victim)
-        self._conns[handler] = _Conn(peer, time.monotonic())
+        self._conns[handler] = _Conn(peer, now, now)
         self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
 
     def _forget(self, handler: Any) -> None:
@@ -153,21 +156,38 @@ class ConnectionGuard:
             else:
                 self._per_peer.pop(conn.peer, None)
 
-    def _victim(self, peer: str) -> Any:
-        """The peer's connection to give up: the longest idle one, else the upload stalled the longest."""
-        idle, stalled = None, None
+    def _victim(self, peer: str, now: float) -> Any:
+        """The peer's connection to give up, most suspect first (the longest-standing first within each):
+        0. one that never sent a whole request head although it had GRACE_S to;
+        1. an upload the sweep saw stalled; 2. any other unfinished upload (on loopback an agent's body takes
+        milliseconds); 3. a keep-alive connection idle since before the last sweep;
+        4. one that connected less than GRACE_S ago (an agent sends its head at once: it gets that chance
+        while anything else can go). Connections busy with a request whose body has arrived, or used since
+        the last sweep, are never chosen."""
+        best, best_key = None, None
         for handler, conn in self._conns.items():
             if conn.peer != peer:
                 continue
             request = getattr(handler, "_current_request", None)
+            count = getattr(handler, "_request_count", 0)
             if request is None:
-                if idle is None or conn.idle_since < self._conns[idle].idle_since:
-                    idle = handler
-            elif not request.content.is_eof() and (
-                stalled is None or conn.body_progress_at < self._conns[stalled].body_progress_at
-            ):
-                stalled = handler
-        return idle if idle is not None else stalled
+                if count == 0:
+                    key = (0 if now - conn.opened >= self.GRACE_S else 4, conn.opened)
+                elif count == conn.requests and now - conn.idle_since >= self.SWEEP_S:
+                    key = (3, conn.idle_since)
+                else:
+                    continue  # it answered a request moments ago: its client is likely to send the next
+            else:
+                content = request.content
+                if content.is_eof():
+                    continue
+                if content.total_bytes == conn.body_bytes and now - conn.body_progress_at >= self.SWEEP_S:
+                    key = (1, conn.body_progress_at)
+                else:
+                    key = (2, conn.opened)
+            if best_key is None or key < best_key:
+                best, best_key = handler, key
+        return best
 
     def _close(self, handler: Any) -> None:
         self._forget(handler)

@@ -253,7 +253,7 @@ class ProxyServer:
                     response = await self.pipeline.handle(request, api, body, rec)
             except ProxyError as exc:
                 rec.error_kind, rec.error_message = exc.kind, exc.message
-                rec.finish("error", exc.status)
+                rec.finish("cancelled" if exc.status == 499 else "error", exc.status)
                 return web.Response(
                     status=exc.status,
                     body=error_json(shape, exc.status, exc.message, code=exc.kind, param=exc.param),
@@ -351,6 +351,8 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     while True:
         try:
             chunk = await content.readany()
+        except RuntimeError as exc:  # aiohttp's "Connection closed.": the client went away mid-body
+            raise ProxyError(499, "client_disconnected", "the client closed the connection") from exc
         except BodyTimeout as exc:
             raise ProxyError(408, "body_timeout", f"the request body stopped arriving: {exc}",
                              headers={"Connection": "close"}) from None
