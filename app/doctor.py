@@ -89,8 +89,12 @@ def check_database(url: str) -> Check:
     from sqlalchemy import create_engine, inspect, text
     from sqlalchemy.exc import SQLAlchemyError
 
-    from app.core.storage.db import head_revision, sqlite_path
+    from app.core.storage.db import DatabaseOpenError, check_url, head_revision, sqlite_path
 
+    try:
+        check_url(url)
+    except DatabaseOpenError as exc:
+        return Check("database", "fail", str(exc), "pass --db sqlite:///path/to/file.db (or leave it out)", {"url": url})
     path = sqlite_path(url)
     if path is not None and not path.exists():
         return Check("database", "ok", f"{path} will be created on first start", None, {"url": url, "exists": False})
