@@ -19,10 +19,12 @@ import hmac
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import web, web_response
 
 from app.core.config import ROLES, is_loopback_host
 from app.core.engine import CALL_CONFIG, Core
@@ -35,6 +37,10 @@ from app.proxy.pipeline import Pipeline
 from app.proxy.upstream import UpstreamClient
 
 log = logging.getLogger(__name__)
+
+# aiohttp sends `Server: Python/3.x aiohttp/3.y` on every answer, its own 400s for malformed HTTP included;
+# a version tells an attacker which advisories to try. The module global is what it falls back on.
+web_response.SERVER_SOFTWARE = "Downshift"
 
 _KNOWN_ENDPOINTS = frozenset({"/v1/chat/completions", "/chat/completions", "/v1/messages", "/v1/messages/count_tokens",
                               "/v1/responses", "/responses", "/v1/models", "/health", "/downshift/status"})
@@ -363,7 +369,45 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
             raise ProxyError(413, "too_large", f"the request body is over the {limit} byte limit (proxy.max_body_mb)",
                              headers={"Connection": "close"})
         chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    encoding = request.headers.get("Content-Encoding")
+    return body if encoding is None else _decode_body(body, encoding, limit)
+
+
+def _decode_body(body: bytes, header: str, limit: int) -> bytes:
+    """A compressed request body, decoded here rather than by aiohttp so that a body that does not decode,
+    or an encoding we cannot read, is a 400/415 in the caller's shape (aiohttp answers those with a 500 or
+    a plain-text 400); the decoded size is held to the same limit as a plain body (no zip bombs)."""
+    for name in reversed([part.strip().lower() for part in header.split(",") if part.strip()]):
+        if name == "identity":
+            continue
+        if name in ("gzip", "x-gzip"):
+            decoders = [lambda: zlib.decompressobj(16 + zlib.MAX_WBITS)]
+        elif name == "deflate":  # zlib-wrapped as the RFC says, or raw deflate as some clients send
+            decoders = [zlib.decompressobj, lambda: zlib.decompressobj(-zlib.MAX_WBITS)]
+        else:
+            raise ProxyError(415, "unsupported_encoding", f"Content-Encoding {name[:50]!r} is not supported: send the "
+                             "body uncompressed, or gzip or deflate")
+        body = _inflate(body, name, decoders, limit)
+    return body
+
+
+def _inflate(body: bytes, name: str, decoders: list[Callable[[], Any]], limit: int) -> bytes:
+    problem = "no data"
+    for make in decoders:
+        decoder = make()
+        try:
+            out = decoder.decompress(body, limit + 1)
+        except zlib.error as exc:
+            problem = str(exc)
+            continue
+        if len(out) > limit or decoder.unconsumed_tail:
+            raise ProxyError(413, "too_large", f"the decoded request body is over the {limit} byte limit "
+                             "(proxy.max_body_mb)", headers={"Connection": "close"})
+        if decoder.eof:
+            return out
+        problem = "the compressed data ends early"
+    raise ProxyError(400, "bad_encoding", f"the request body does not decode as {name} (Content-Encoding): {problem}")
 
 
 def _host_name(host: str) -> str:
@@ -452,7 +496,8 @@ class ProxyThread:
 
     async def _serve(self) -> None:
         self._stop_event = asyncio.Event()
-        self._runner = web.AppRunner(self.server.app, handler_cancellation=True, access_log=None, shutdown_timeout=5.0)
+        self._runner = web.AppRunner(self.server.app, handler_cancellation=True, access_log=None, shutdown_timeout=5.0,
+                                     auto_decompress=False)  # `_read_body` decodes, answering errors in the caller's shape
         await self._runner.setup()
         self.server.guard.install(self._runner.server)
         site = web.TCPSite(self._runner, self.host, self.requested_port, reuse_address=True, backlog=1024)
