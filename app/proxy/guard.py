@@ -107,6 +107,14 @@ class ConnectionGuard:
 
     def install(self, server: Any) -> None:
         """Hook an aiohttp `web.Server` (the protocol factory) and start the sweep on the running loop."""
+        from aiohttp.web_protocol import RequestHandler
+
+        if not {"_current_request", "_request_count"} <= set(getattr(RequestHandler, "__slots__", ())):
+            # an aiohttp that renamed them: every connection would look idle, busy ones included
+            log.warning(
+                "this aiohttp version hides what the connection guard reads: idle-socket limits are off"
+            )
+            return
         made, lost = server.connection_made, server.connection_lost
 
         def connection_made(handler: Any, transport: Any) -> None:
