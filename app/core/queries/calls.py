@@ -27,12 +27,15 @@ def parse_since(text: str | None, now: float | None = None) -> float | None:
     now = time.time() if now is None else now
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     if text[-1:] in units and text[:-1].replace(".", "", 1).isdigit():
-        return now - float(text[:-1]) * units[text[-1]]
+        since = now - float(text[:-1]) * units[text[-1]]
+        if not since >= 0:  # also NaN and -inf: before 1970 there is no call, and no date to show
+            raise ValueError(f"{text!r} reaches back before 1970: use a smaller value, e.g. 30d or 52w")
+        return since
     from datetime import datetime
 
     try:
         return datetime.fromisoformat(text).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         raise ValueError(f"cannot read {text!r} as a time: use e.g. 1h, 24h, 7d or 2026-11-01") from None
 
 
