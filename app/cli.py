@@ -115,7 +115,23 @@ def cmd_env(args: argparse.Namespace) -> int:
 
     config = _store(args).current()
     base = proxy_base_url(config.host, config.port)
-    sys.stdout.write(export_text(args.agent, args.format, base, local_token(_secrets())))
+    token = local_token(_secrets())
+    if args.write:
+        from app.core.agent_config import write_agent_config
+        from app.core.envexport import FILE_AGENTS
+
+        if args.agent not in FILE_AGENTS:
+            print(f"downshift: --write is for agents configured by a file ({', '.join(FILE_AGENTS)}); "
+                  f"{args.agent} takes variables: eval \"$(downshift env --agent {args.agent})\"", file=sys.stderr)
+            return 2
+        try:
+            written = write_agent_config(args.agent, base, token)
+        except (OSError, ValueError) as exc:
+            print(f"downshift: {exc}", file=sys.stderr)
+            return 1
+        kept = f" (the old file is kept as {written.backup})" if written.backup else ""
+        print(f"{args.agent}: wrote {written.path}{kept}", file=sys.stderr)
+    sys.stdout.write(export_text(args.agent, args.format, base, token))
     return 0
 
 
@@ -361,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("env", cmd_env, "print the variables that point an agent at the proxy: eval \"$(downshift env)\"")
     p.add_argument("--format", choices=FORMATS, default="bash")
     p.add_argument("--agent", choices=AGENTS, default="generic")
+    p.add_argument("--write", action="store_true",
+                   help="cline, continue: write (merge into) the agent's config file, backing up the old one")
     p = add("use", cmd_use, "switch the active routing preset (applies to the next request)")
     p.add_argument("preset")
     p = add("presets", cmd_presets, "list routing presets")
