@@ -378,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, default="bash")
     p.add_argument("--agent", choices=AGENTS, default="generic")
     p.add_argument("--write", action="store_true",
-                   help="cline, continue: write (merge into) the agent's config file, backing up the old one")
+                   help="qwen-code, cline, continue: write (merge into) the agent's settings file, backing up the old one")
     p = add("use", cmd_use, "switch the active routing preset (applies to the next request)")
     p.add_argument("preset")
     p = add("presets", cmd_presets, "list routing presets")

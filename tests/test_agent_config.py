@@ -97,7 +97,18 @@ def test_continue_write_is_a_file_of_its_own(capsys, config_path: Path, core, is
     assert backup.read_text() == "name: an older downshift.yaml\n"
 
 
-@pytest.mark.parametrize("agent", ["opencode", "qwen-code", "codex"])
+def test_qwen_write_turns_usage_statistics_off(capsys, config_path: Path, core, isolated_home: Path) -> None:  # type: ignore[no-untyped-def]
+    path = isolated_home / ".qwen" / "settings.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"privacy": {"other": 1}, "ui": {"theme": "dark"}}))
+    assert cli(["env", "--config", str(config_path), "--agent", "qwen-code", "--write"]) == 0
+    assert "export OPENAI_MODEL='default'" in capsys.readouterr().out
+    assert json.loads(path.read_text()) == {"privacy": {"other": 1, "usageStatisticsEnabled": False}, "ui": {"theme": "dark"}}
+    (backup,) = path.parent.glob("settings.json.bak-*")
+    assert json.loads(backup.read_text())["ui"] == {"theme": "dark"}
+
+
+@pytest.mark.parametrize("agent", ["opencode", "aider", "codex"])
 def test_write_is_only_for_file_agents(capsys, config_path: Path, core, agent: str) -> None:  # type: ignore[no-untyped-def]
     assert cli(["env", "--config", str(config_path), "--agent", agent, "--write"]) == 2
     assert "--write is for agents configured by a file" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""Config files for agents that take their provider from a file, not from variables (Cline's CLI, Continue's CLI).
+"""Config files for agents that take their provider from a file, not from variables (Cline's CLI, Continue's CLI),
+and Qwen Code's settings file, the only place its usage statistics (sent to Alibaba Cloud) can be turned off.
 
 `downshift env --agent NAME --write` writes the file. An existing file is merged where it holds other
 settings (Cline keeps one entry per provider) and always backed up first when its content changes, so a
@@ -38,6 +39,20 @@ def continue_config_path(env: Mapping[str, str] | None = None) -> Path:
     """A file of Downshift's own beside Continue's config.yaml (never that file): `cn --config PATH`."""
     env = os.environ if env is None else env
     return Path(env.get("CONTINUE_GLOBAL_DIR", "").strip() or Path.home() / ".continue") / "downshift.yaml"
+
+
+def qwen_settings_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get("HOME", "").strip() or Path.home()) / ".qwen" / "settings.json"
+
+
+def merged_qwen_settings(existing: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The user's settings with usage statistics off (the rest kept): Qwen Code reads no variable for it."""
+    data = dict(existing or {})
+    privacy = dict(data.get("privacy") or {})
+    privacy["usageStatisticsEnabled"] = False
+    data["privacy"] = privacy
+    return data
 
 
 def cline_provider(base_url: str, token: str) -> dict[str, Any]:
@@ -85,19 +100,23 @@ def continue_yaml(base_url: str, token: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        existing = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); fix or move it, then run this again") from exc
+    if not isinstance(existing, dict):
+        raise ValueError(f"{path} does not hold a JSON object; fix or move it, then run this again")
+    return existing
+
+
 def _text(agent: str, base_url: str, token: str, path: Path) -> str:
     if agent == "cline":
-        try:
-            existing = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            existing = None
-        except ValueError as exc:
-            raise ValueError(
-                f"{path} is not valid JSON ({exc}); fix or move it, then run this again"
-            ) from exc
-        if existing is not None and not isinstance(existing, dict):
-            raise ValueError(f"{path} does not hold a JSON object; fix or move it, then run this again")
-        return json.dumps(merged_cline_settings(existing, base_url, token), indent=2) + "\n"
+        return json.dumps(merged_cline_settings(_read_json(path), base_url, token), indent=2) + "\n"
+    if agent == "qwen-code":
+        return json.dumps(merged_qwen_settings(_read_json(path)), indent=2) + "\n"
     if agent == "continue":
         return continue_yaml(base_url, token)
     raise ValueError(f"{agent} is configured by variables, not a file")
@@ -108,6 +127,8 @@ def config_path(agent: str, env: Mapping[str, str] | None = None) -> Path:
         return cline_settings_path(env)
     if agent == "continue":
         return continue_config_path(env)
+    if agent == "qwen-code":
+        return qwen_settings_path(env)
     raise ValueError(f"{agent} is configured by variables, not a file")
 
 
@@ -143,6 +164,12 @@ def write_agent_config(
 
 def config_note(agent: str, base_url: str, token: str) -> str:
     """What the printed snippet says for a file-configured agent: the command that writes it, and its content."""
+    if agent == "qwen-code":
+        return (
+            "Qwen Code sends usage statistics to Alibaba Cloud unless ~/.qwen/settings.json says\n"
+            '{"privacy": {"usageStatisticsEnabled": false}}: `downshift env --agent qwen-code --write` merges that\n'
+            "into it (the old file is backed up). Then these variables:"
+        )
     if agent == "cline":
         return (
             "Cline CLI reads its provider from ~/.cline/data/settings/providers.json.\n"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 AGENTS = ("claude-code", "codex", "aider", "opencode", "qwen-code", "cline", "continue", "generic")
-FILE_AGENTS = ("cline", "continue")
+FILE_AGENTS = ("qwen-code", "cline", "continue")
 """Agents configured by a file rather than variables: `downshift env --agent NAME --write` writes it
 (see app/core/agent_config.py); without --write the file's content is printed as a comment."""
 FORMATS = ("bash", "fish", "powershell", "dotenv", "json")
