@@ -64,6 +64,8 @@ def cline_provider(base_url: str, token: str) -> dict[str, Any]:
             "model": "default",
             "baseUrl": f"{base_url}/v1",
         },
+        # Cline drops an entry without updatedAt (and rewrites the file with its own default provider)
+        "updatedAt": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
         "tokenSource": "manual",
     }
 

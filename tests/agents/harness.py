@@ -186,6 +186,24 @@ def downshift_env(agent: str, config_path: Path, proxy_url: str, token: str, *, 
     return {str(k): str(v) for k, v in variables.items()}
 
 
+def stop_cline_hubs(workdir: Path) -> list[int]:
+    """Kill the hub daemons a Cline run in `workdir` left behind (`cline --cline-hub-daemon --cwd WORKDIR`):
+    they detach into a session of their own and outlive the CLI. Only those, by pid."""
+    killed = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--cline-hub-daemon" in args and str(workdir).encode() in args:
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+                killed.append(int(proc.name))
+            except ProcessLookupError:
+                pass
+    return killed
+
+
 # ------------------------------------------------------------------------------------------- network
 
 _ENDPOINT = re.compile(r'sin6?_port=htons\((\d+)\).*?(?:inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)")')
