@@ -76,7 +76,10 @@ def merged_cline_settings(existing: Mapping[str, Any] | None, base_url: str, tok
     data = dict(existing or {})
     data.setdefault("version", 1)
     providers = dict(data.get("providers") or {})
-    providers[CLINE_PROVIDER] = cline_provider(base_url, token)
+    entry = cline_provider(base_url, token)
+    current = providers.get(CLINE_PROVIDER)
+    if not (isinstance(current, dict) and current.get("settings") == entry["settings"]):
+        providers[CLINE_PROVIDER] = entry  # (an unchanged entry keeps its updatedAt: no rewrite, no backup)
     data["providers"] = providers
     data["lastUsedProvider"] = CLINE_PROVIDER
     data.setdefault("modes", {})
