@@ -331,6 +331,31 @@ def cmd_prices_refresh(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_statusline(args: argparse.Namespace) -> int:
+    if args.action is None:
+        from app.statusline import main as show
+
+        return show()
+    from app import statusline_install
+
+    try:
+        if args.action == "install":
+            written = statusline_install.install()
+            kept = f" (the old file is kept as {written.backup})" if written.backup else ""
+            print(f"Claude Code status line installed in {written.path}{kept}")
+        else:
+            done = statusline_install.uninstall()
+            if done is None:
+                print(f"no Downshift status line in {statusline_install.settings_path()}: nothing to do")
+            else:
+                kept = f" (the old file is kept as {done.backup})" if done.backup else ""
+                print(f"Claude Code status line removed from {done.path}{kept}")
+    except (OSError, ValueError) as exc:
+        print(f"downshift: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from app.demo import run
 
@@ -405,6 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("prices", cmd_prices_refresh, "refresh the price table from a provider that publishes prices (OpenRouter)")
     p.add_argument("action", choices=("refresh",))
     p.add_argument("--provider", default="openrouter")
+    p = add("statusline", cmd_statusline, "one status line for Claude Code (reads its status JSON on stdin); "
+            "`install` / `uninstall` set it in Claude Code's settings.json")
+    p.add_argument("action", choices=("install", "uninstall"), nargs="?")
     p = add("demo", cmd_demo, "the app on a simulated provider and scripted agents, in a throw-away config and log")
     p.add_argument("--headless", action="store_true", help="no window: run the traffic, then print a summary")
     p.add_argument("--seconds", type=float, help="stop after this long (default: 20 headless, until quit with a window)")

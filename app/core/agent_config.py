@@ -142,7 +142,12 @@ def write_agent_config(
 ) -> Written:
     """Write (or merge into) the agent's file; the old content, when different, goes to `NAME.bak-STAMP` first."""
     path = config_path(agent, env)
-    text = _text(agent, base_url, token, path)
+    return write_with_backup(path, _text(agent, base_url, token, path))
+
+
+def write_with_backup(path: Path, text: str) -> Written:
+    """Replace `path` with `text` atomically (owner-only); a different old content is copied to
+    `NAME.bak-STAMP` first. Unchanged content is not rewritten."""
     backup = None
     try:
         old = path.read_bytes()

@@ -1,0 +1,242 @@
+"""`downshift statusline`: one line for Claude Code's status bar, from the call log, after every message.
+
+Claude Code runs the command with its status-line JSON on stdin (`session_id`, `model`, `workspace`, `cost`,
+...) and shows the first line printed. This prints the active preset, the model that served this session's
+last call, the session's cost and what it saved against the premium preset, today's spend, and a warning
+mark when the session's tool calls fail often or a budget is near.
+
+It runs after every message, so it is a hot read: plain sqlite3 on the log opened read-only, a handful of
+indexed look-ups on the rollup tables the writer keeps (tasks by key, task_totals, usage_slots by slot),
+and no SQLAlchemy, no Qt, no config validation. It never fails the agent: any problem prints a short
+line and the exit status is 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+FAILURE_WARN = 0.25  # a session's share of failed tool calls that earns the mark...
+FAILURE_MIN_CALLS = 4  # ...once it has made at least this many
+BUDGET_NEAR = 0.8  # share of a budget's limit spent that earns the mark
+WARN = "⚠"
+
+
+class Status:
+    """The figures of one line (a plain class: `dataclasses` alone costs 5 ms of import on this path)."""
+
+    def __init__(self, preset: str | None = None, note: str | None = None) -> None:
+        self.preset = preset
+        self.model: str | None = None  # provider/model that served the session's last call
+        self.session_cost: float | None = None
+        self.session_savings: float | None = None
+        self.today: float | None = None
+        self.tool_calls = 0
+        self.tool_failures = 0
+        self.warnings: list[str] = []
+        self.note = note  # why figures are missing (no log yet, log unreadable)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def _user_dir(kind: str) -> Path:
+    """Downshift's config or data folder. On Linux the XDG rule directly (platformdirs costs 5 ms to import,
+    a tenth of the budget); elsewhere platformdirs through app.paths."""
+    if sys.platform.startswith("linux"):
+        var, default = (
+            ("XDG_CONFIG_HOME", ".config") if kind == "config" else ("XDG_DATA_HOME", ".local/share")
+        )
+        base = os.environ.get(var, "").strip()
+        return Path(base if base and os.path.isabs(base) else Path.home() / default) / "downshift"
+    from app import paths
+
+    return paths.config_dir() if kind == "config" else paths.data_dir()
+
+
+# ----------------------------------------------------------------------------------------------- inputs
+
+
+def read_input(stream: TextIO) -> dict[str, Any]:
+    """Claude Code's JSON, or {} for anything else (a status line must not fail on odd input)."""
+    try:
+        data = json.loads(stream.read() or "{}")
+    except (ValueError, OSError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _config(env: Mapping[str, str]) -> dict[str, Any]:
+    chosen = env.get("DOWNSHIFT_CONFIG")
+    path = Path(chosen).expanduser() if chosen else _user_dir("config") / "config.toml"
+    try:
+        import tomllib
+
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def _db_path(env: Mapping[str, str], config: Mapping[str, Any]) -> Path | None:
+    """The same choice as engine.database_url: $DOWNSHIFT_DB_URL, else [ui] database, else the data dir.
+    None when the log is not a SQLite file (a status line reads only those)."""
+    url = env.get("DOWNSHIFT_DB_URL")
+    if not url:
+        chosen = (config.get("ui") or {}).get("database")
+        if isinstance(chosen, str) and chosen:
+            return Path(chosen).expanduser()
+        return _user_dir("data") / "downshift.db"
+    prefix = "sqlite:///"
+    return Path(url[len(prefix) :]) if url.startswith(prefix) else None
+
+
+def _proxy_up(config: Mapping[str, Any]) -> bool:
+    """A connect to the proxy's port: refused at once when nothing listens, so it costs well under 1 ms."""
+    proxy = config.get("proxy") or {}
+    host = proxy.get("host") or "127.0.0.1"
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    port = proxy.get("port", 8765)
+    if not isinstance(port, int) or port <= 0:
+        return True  # port 0 (picked at start): nothing to check against
+    try:
+        with socket.create_connection((host, port), timeout=0.05):
+            return True
+    except OSError:
+        return False
+
+
+# ----------------------------------------------------------------------------------------------- the log
+
+
+def _period_start(period: str, now: float) -> float:
+    t = time.localtime(now)
+    day = 1 if period == "month" else t.tm_mday
+    return time.mktime((t.tm_year, t.tm_mon, day, 0, 0, 0, 0, 0, -1))
+
+
+def read_status(
+    db: Path, session_id: str | None, config: Mapping[str, Any], now: float | None = None
+) -> Status:
+    now = time.time() if now is None else now
+    status = Status((config.get("routing") or {}).get("active"))
+    if not db.exists():
+        status.note = "no calls logged yet"
+        return status
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.2)
+    try:
+        cur = conn.cursor()
+        if session_id:
+            ids = [
+                r[0] for r in cur.execute("SELECT id FROM tasks WHERE key = ?", (f"session:{session_id}",))
+            ]
+            if ids:
+                marks = ",".join("?" * len(ids))
+                row = cur.execute(
+                    f"SELECT SUM(cost_usd), SUM(savings_usd), SUM(tool_calls), SUM(tool_failures) FROM task_totals"
+                    f" WHERE task_id IN ({marks})",
+                    ids,
+                ).fetchone()
+                status.session_cost, status.session_savings = row[0] or 0.0, row[1] or 0.0
+                status.tool_calls, status.tool_failures = int(row[2] or 0), int(row[3] or 0)
+                last = cur.execute(
+                    f"SELECT provider, upstream_model FROM calls WHERE task_id IN ({marks})"
+                    " AND upstream_model IS NOT NULL ORDER BY started_at DESC LIMIT 1",
+                    ids,
+                ).fetchone()
+                if last:
+                    status.model = f"{last[0]}/{last[1]}" if last[0] else last[1]
+        day = _period_start("day", now)
+        status.today = cur.execute(
+            "SELECT COALESCE(SUM(cost_usd), 0) FROM usage_slots WHERE slot >= ?", (day,)
+        ).fetchone()[0]
+        for budget in config.get("budgets") or ():
+            warning = _budget_warning(cur, budget, now)
+            if warning:
+                status.warnings.append(warning)
+    finally:
+        conn.close()
+    if status.tool_calls >= FAILURE_MIN_CALLS and status.tool_failures / status.tool_calls >= FAILURE_WARN:
+        status.warnings.insert(0, f"tool calls failing {status.tool_failures / status.tool_calls:.0%}")
+    return status
+
+
+def _budget_warning(cur: sqlite3.Cursor, budget: Any, now: float) -> str | None:
+    if not isinstance(budget, dict):
+        return None
+    period, limit = budget.get("period"), budget.get("limit_usd")
+    if period not in ("day", "month") or not isinstance(limit, (int, float)) or limit <= 0:
+        return None
+    sql = "SELECT COALESCE(SUM(cost_usd), 0) FROM usage_slots WHERE slot >= ?"
+    params: list[Any] = [_period_start(period, now)]
+    if budget.get("provider"):
+        sql += " AND provider = ?"
+        params.append(budget["provider"])
+    spent = cur.execute(sql, params).fetchone()[0]
+    if spent < BUDGET_NEAR * limit:
+        return None
+    scope = f" {budget['provider']}" if budget.get("provider") else ""
+    return f"{'daily' if period == 'day' else 'monthly'}{scope} budget {spent / limit:.0%}"
+
+
+# ----------------------------------------------------------------------------------------------- output
+
+
+def _usd(value: float) -> str:
+    return f"${value:.2f}" if abs(value) >= 1 else f"${value:.3f}"
+
+
+def render(status: Status) -> str:
+    parts = [f"⇣ {status.preset or 'no preset'}"]
+    if status.model:
+        parts.append(status.model)
+    if status.session_cost is not None:
+        saved = f" (saved {_usd(status.session_savings)})" if status.session_savings else ""
+        parts.append(f"session {_usd(status.session_cost)}{saved}")
+    if status.today is not None:
+        parts.append(f"today {_usd(status.today)}")
+    if status.note:
+        parts.append(status.note)
+    line = " · ".join(parts)
+    if status.warnings:
+        line += f" {WARN} " + ", ".join(status.warnings)
+    return line
+
+
+def status_line(
+    data: Mapping[str, Any], env: Mapping[str, str] | None = None, now: float | None = None
+) -> str:
+    env = os.environ if env is None else env
+    config = _config(env)
+    session = data.get("session_id")
+    db = _db_path(env, config)
+    if db is None:
+        status = Status((config.get("routing") or {}).get("active"), "log is not a SQLite file")
+    else:
+        try:
+            status = read_status(db, session if isinstance(session, str) else None, config, now)
+        except sqlite3.Error as exc:
+            status = Status((config.get("routing") or {}).get("active"), f"log unreadable ({exc})")
+    if not _proxy_up(config):
+        status.warnings.append("proxy not running")
+    return render(status)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the line; whatever happens, exit 0 (a failing status command blanks Claude Code's bar)."""
+    try:
+        print(status_line(read_input(sys.stdin)), flush=True)
+    except Exception as exc:  # noqa: BLE001 - the agent's bar must show something, never a traceback
+        print(f"⇣ downshift: status unavailable ({type(exc).__name__})", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
