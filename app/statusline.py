@@ -5,7 +5,8 @@ Claude Code runs the command with its status-line JSON on stdin (`session_id`, `
 last call, the session's cost and what it saved against the premium preset, today's spend, and a warning
 mark when the session's tool calls fail often or a budget is near.
 
-It runs after every message, so it is a hot read: plain sqlite3 on the log opened read-only, a handful of
+Installed, it runs under `python -I -S` on Linux: standard library only, nothing else from the `app`
+package, no site-packages (see statusline_install.command). It runs after every message, so it is a hot read: plain sqlite3 on the log opened read-only, a handful of
 indexed look-ups on the rollup tables the writer keeps (tasks by key, task_totals, usage_slots by slot),
 and no SQLAlchemy, no Qt, no config validation. It never fails the agent: any problem prints a short
 line and the exit status is 0.
@@ -13,15 +14,17 @@ line and the exit status is 0.
 
 from __future__ import annotations
 
+import _socket  # socket.py would pull in selectors and more: a connect is all this needs
 import json
 import os
-import socket
 import sqlite3
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any, TextIO
+
+TYPE_CHECKING = False  # typing, pathlib, collections.abc: ~10 ms of imports for annotations only
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any, TextIO
 
 FAILURE_WARN = 0.25  # a session's share of failed tool calls that earns the mark...
 FAILURE_MIN_CALLS = 4  # ...once it has made at least this many
@@ -47,7 +50,7 @@ class Status:
         return dict(vars(self))
 
 
-def _user_dir(kind: str) -> Path:
+def _user_dir(kind: str) -> str:
     """Downshift's config or data folder. On Linux the XDG rule directly (platformdirs costs 5 ms to import,
     a tenth of the budget); elsewhere platformdirs through app.paths."""
     if sys.platform.startswith("linux"):
@@ -55,10 +58,11 @@ def _user_dir(kind: str) -> Path:
             ("XDG_CONFIG_HOME", ".config") if kind == "config" else ("XDG_DATA_HOME", ".local/share")
         )
         base = os.environ.get(var, "").strip()
-        return Path(base if base and os.path.isabs(base) else Path.home() / default) / "downshift"
+        root = base if base and os.path.isabs(base) else os.path.join(os.path.expanduser("~"), default)
+        return os.path.join(root, "downshift")
     from app import paths
 
-    return paths.config_dir() if kind == "config" else paths.data_dir()
+    return str(paths.config_dir() if kind == "config" else paths.data_dir())
 
 
 # ----------------------------------------------------------------------------------------------- inputs
@@ -75,7 +79,7 @@ def read_input(stream: TextIO) -> dict[str, Any]:
 
 def _config(env: Mapping[str, str]) -> dict[str, Any]:
     chosen = env.get("DOWNSHIFT_CONFIG")
-    path = Path(chosen).expanduser() if chosen else _user_dir("config") / "config.toml"
+    path = os.path.expanduser(chosen) if chosen else os.path.join(_user_dir("config"), "config.toml")
     try:
         import tomllib
 
@@ -85,17 +89,17 @@ def _config(env: Mapping[str, str]) -> dict[str, Any]:
         return {}
 
 
-def _db_path(env: Mapping[str, str], config: Mapping[str, Any]) -> Path | None:
+def _db_path(env: Mapping[str, str], config: Mapping[str, Any]) -> str | None:
     """The same choice as engine.database_url: $DOWNSHIFT_DB_URL, else [ui] database, else the data dir.
     None when the log is not a SQLite file (a status line reads only those)."""
     url = env.get("DOWNSHIFT_DB_URL")
     if not url:
         chosen = (config.get("ui") or {}).get("database")
         if isinstance(chosen, str) and chosen:
-            return Path(chosen).expanduser()
-        return _user_dir("data") / "downshift.db"
+            return os.path.expanduser(chosen)
+        return os.path.join(_user_dir("data"), "downshift.db")
     prefix = "sqlite:///"
-    return Path(url[len(prefix) :]) if url.startswith(prefix) else None
+    return url[len(prefix) :] if url.startswith(prefix) else None
 
 
 def _proxy_up(config: Mapping[str, Any]) -> bool:
@@ -106,11 +110,15 @@ def _proxy_up(config: Mapping[str, Any]) -> bool:
     port = proxy.get("port", 8765)
     if not isinstance(port, int) or port <= 0:
         return True  # port 0 (picked at start): nothing to check against
+    sock = _socket.socket(_socket.AF_INET6 if ":" in host else _socket.AF_INET, _socket.SOCK_STREAM)
     try:
-        with socket.create_connection((host, port), timeout=0.05):
-            return True
+        sock.settimeout(0.05)
+        sock.connect((host, port))
+        return True
     except OSError:
         return False
+    finally:
+        sock.close()
 
 
 # ----------------------------------------------------------------------------------------------- the log
@@ -123,11 +131,11 @@ def _period_start(period: str, now: float) -> float:
 
 
 def read_status(
-    db: Path, session_id: str | None, config: Mapping[str, Any], now: float | None = None
+    db: str, session_id: str | None, config: Mapping[str, Any], now: float | None = None
 ) -> Status:
     now = time.time() if now is None else now
     status = Status((config.get("routing") or {}).get("active"))
-    if not db.exists():
+    if not os.path.exists(db):
         status.note = "no calls logged yet"
         return status
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.2)

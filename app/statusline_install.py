@@ -29,16 +29,28 @@ def settings_path(env: Mapping[str, str] | None = None) -> Path:
 
 
 def command() -> str:
-    """The fastest way to start this installation's status line: `python -m app statusline` from a source or
-    wheel install (skips the full CLI's imports), the executable itself in a frozen build."""
+    """The fastest way to start this installation's status line. On Linux `python -I -S -c` importing
+    app.statusline from this installation's folder: no site-packages scan (12 ms of a venv's start-up here,
+    a quarter of the budget) and a cached .pyc (a script given by path is compiled on every run).
+    Elsewhere `python -m app statusline` (it finds its folders through platformdirs); the executable itself
+    in a frozen build."""
     if getattr(sys, "frozen", False):
         return f"{shlex.quote(sys.executable)} statusline"
+    if sys.platform.startswith("linux"):
+        root = str(Path(__file__).resolve().parent.parent)
+        code = f"import sys;sys.path.insert(0,{json.dumps(root)});from app.statusline import main;main()"
+        return f"{shlex.quote(sys.executable)} -I -S -c {shlex.quote(code)}"
     return f"{shlex.quote(sys.executable)} -m app statusline"
 
 
 def is_ours(entry: Any) -> bool:
     cmd = entry.get("command") if isinstance(entry, dict) else None
-    return isinstance(cmd, str) and cmd.rstrip().endswith(MARK) and ("app " in cmd or "downshift" in cmd)
+    if not isinstance(cmd, str):
+        return False
+    cmd = cmd.rstrip()
+    return (
+        cmd.endswith(MARK) and ("app " in cmd or "downshift" in cmd)
+    ) or "from app.statusline import main" in cmd
 
 
 def _previous_path() -> Path:

@@ -172,16 +172,18 @@ def test_install_merges_backs_up_and_uninstall_restores(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     installed = json.loads(settings.read_text())
     assert {k: installed[k] for k in ("model", "permissions")} == {k: mine[k] for k in ("model", "permissions")}
-    assert installed["statusLine"] == {"type": "command", "command": f"{sys.executable} -m app statusline", "padding": 0}
+    code = f'import sys;sys.path.insert(0,"{REPO}");from app.statusline import main;main()'
+    assert installed["statusLine"] == {"type": "command", "command": f"{sys.executable} -I -S -c '{code}'",
+                                       "padding": 0}
     (backup,) = settings.parent.glob("settings.json.bak-*")
     assert json.loads(backup.read_text()) == mine
     assert run_cli("install", home=home, data=data).returncode == 0  # again: unchanged, no second backup
     assert len(list(settings.parent.glob("settings.json.bak-*"))) == 1
 
-    # the installed command is a working status line
+    # the installed command is a working status line, with no help from PYTHONPATH or site-packages
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DOWNSHIFT_CONFIG", "DOWNSHIFT_DB_URL")}
     line = subprocess.run(installed["statusLine"]["command"], shell=True, input=json.dumps(FIXTURE), text=True,
-                          capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO), "HOME": str(home)},
-                          timeout=30, check=False)
+                          capture_output=True, env={**env, "HOME": str(home)}, timeout=30, check=False)
     assert line.returncode == 0 and line.stdout.startswith("⇣ "), line
 
     done = run_cli("uninstall", home=home, data=data)
