@@ -95,18 +95,30 @@ def test_failing_tool_calls_and_a_near_budget_raise_the_mark(served, mock, core,
 
 
 def test_line_reads_the_log_without_sqlalchemy(served, core, config_path: Path, token: str) -> None:  # type: ignore[no-untyped-def]
-    """The hot path imports neither SQLAlchemy nor Qt (either would cost more than the whole budget)."""
+    """The hot path imports neither SQLAlchemy nor Qt (either would cost more than the whole budget), and
+    once the config's settings are cached, neither tomllib nor json."""
     agent_turns(served, token, SESSION, ["ok"])
     logged_calls(core)
     env = {**os.environ, "DOWNSHIFT_CONFIG": str(config_path), "DOWNSHIFT_DB_URL": core.db_url, "PYTHONPATH": str(REPO)}
     probe = ("import sys, runpy; sys.argv = ['app', 'statusline']\n"
              "try:\n    runpy.run_module('app', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'PySide6', 'app')))")
-    done = subprocess.run([sys.executable, "-c", probe], input=json.dumps(FIXTURE), env=env, capture_output=True,
-                          text=True, timeout=30, check=True)
-    first, modules = done.stdout.splitlines()
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'PySide6', 'app', 'tomllib')))")
+
+    def run() -> tuple[str, str]:
+        done = subprocess.run([sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
+                               + probe], input=json.dumps(FIXTURE), env=env, capture_output=True, text=True,
+                              timeout=30, check=True)
+        first, modules = done.stdout.splitlines()
+        return first, modules
+
+    first, modules = run()  # the first run parses the config and caches what it needs
+    assert first.startswith("⇣ cheap · cheapco/qwen/qwen3-coder") and "tomllib" in modules
+    first, modules = run()
     assert first.startswith("⇣ cheap · cheapco/qwen/qwen3-coder")
     assert modules == "['app', 'app.statusline']"
+    config_path.write_text(config_path.read_text().replace('active = "cheap"', 'active = "premium"'))
+    first, modules = run()  # a changed config is read again
+    assert first.startswith("⇣ premium · ") and "tomllib" in modules
 
 
 @pytest.mark.parametrize("stdin", ["", "not json", "[1, 2]", '{"session_id": 42}', "\udcff"])
