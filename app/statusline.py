@@ -320,6 +320,28 @@ def _budget_warning(cur: sqlite3.Cursor, budget: Any, now: float) -> str | None:
 # ----------------------------------------------------------------------------------------------- output
 
 
+def session_figures(
+    db: str, session_id: str, config: Mapping[str, Any], now: float | None = None
+) -> dict[str, Any]:
+    """The line's figures as JSON (GET /downshift/session/{id}), for status bars that are not Claude Code's."""
+    status = read_status(db, session_id, config, now)
+    rate = status.tool_failures / status.tool_calls if status.tool_calls else None
+    return {
+        "session_id": session_id,
+        "preset": status.preset,
+        "model": status.model,
+        "session_cost_usd": status.session_cost,
+        "session_savings_usd": status.session_savings,
+        "today_usd": status.today,
+        "tool_calls": status.tool_calls,
+        "tool_failures": status.tool_failures,
+        "tool_failure_rate": rate,
+        "warnings": status.warnings,
+        "note": status.note,
+        "line": render(status),
+    }
+
+
 def _usd(value: float) -> str:
     return f"${value:.2f}" if abs(value) >= 1 else f"${value:.3f}"
 

@@ -221,3 +221,28 @@ def test_install_refuses_a_broken_settings_file(tmp_path: Path) -> None:
     done = run_cli("install", home=home, data=tmp_path / "data")
     assert done.returncode == 1 and "is not valid JSON" in done.stderr
     assert settings.read_text() == "{broken"
+
+
+# ----------------------------------------------------------------------------------------------- the endpoint
+
+
+def test_session_endpoint_gives_the_same_figures(served, core, config_path: Path, token: str) -> None:  # type: ignore[no-untyped-def]
+    """GET /downshift/session/{id}: the line's figures as JSON for other status bars, token required."""
+    agent_turns(served, token, SESSION, ["bash: make: command not found", "ok"])
+    rows = [r for r in logged_calls(core) if r["session_key"] == f"session:{SESSION}"]
+
+    with httpx.Client(base_url=served.url, timeout=10) as client:
+        assert client.get(f"/downshift/session/{SESSION}").status_code == 401
+        assert client.get(f"/downshift/session/{SESSION}", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        r = client.get(f"/downshift/session/{SESSION}", headers={"Authorization": f"Bearer {token}"})
+        unknown = client.get("/downshift/session/nobody", headers={"Authorization": f"Bearer {token}"}).json()
+    assert r.status_code == 200, r.text
+    figures = r.json()
+    assert figures["preset"] == "cheap" and figures["model"] == "cheapco/qwen/qwen3-coder"
+    assert figures["session_cost_usd"] == pytest.approx(sum(x["cost_usd"] for x in rows))
+    assert (figures["tool_calls"], figures["tool_failures"]) == (3, 1)
+    assert figures["session_savings_usd"] > 0 and figures["today_usd"] >= figures["session_cost_usd"]
+    line = statusline(json.dumps(FIXTURE), config_path, core.db_url).stdout.strip()
+    assert figures["line"] == line.split(" ⚠")[0]  # the same line, less the proxy check the CLI adds
+    assert (unknown["model"], unknown["session_cost_usd"]) == (None, None)
+    assert len(logged_calls(core)) == 3  # polling is not logged as calls

@@ -67,6 +67,7 @@ class ProxyServer:
         self.app.router.add_post("/responses", self._endpoint("responses", "/v1/responses"))
         self.app.router.add_get("/v1/models", self._models)
         self.app.router.add_get("/health", self._health)
+        self.app.router.add_get("/downshift/session/{session_id}", self._session)
         self.app.router.add_route("*", "/{tail:.*}", self._endpoint("openai", "unknown"))
         self.app.on_response_prepare.append(self._cors)
         self.app.on_cleanup.append(self._cleanup)
@@ -291,6 +292,34 @@ class ProxyServer:
                     seen.add(str(target))
                     data.append({"id": str(target), "object": "model", "created": created, "owned_by": target.provider})
         return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json")
+
+    async def _session(self, request: web.Request) -> web.StreamResponse:
+        """The status line's figures for one agent session, for other status bars to poll (tmux, prompts,
+        editors). Token required; not logged as a call (a bar polls it every few seconds). Read off the
+        event loop: it is a few indexed reads of the log."""
+        try:
+            await self._check_access(request)
+            db_url = self.core.db_url
+            if not db_url.startswith("sqlite:///"):
+                raise ProxyError(501, "unsupported", "session figures are read from a SQLite call log only")
+        except ProxyError as exc:
+            return web.Response(status=exc.status, body=error_json("openai", exc.status, exc.message, code=exc.kind),
+                                content_type="application/json")
+        from app import statusline
+
+        config = self.core.config
+        settings = {"routing": {"active": config.active},
+                    "budgets": [{"period": b.period, "limit_usd": b.limit_usd, "provider": b.provider}
+                                for b in config.budgets]}
+        session_id = request.match_info["session_id"]
+        try:
+            figures = await asyncio.get_running_loop().run_in_executor(
+                None, statusline.session_figures, db_url[len("sqlite:///"):], session_id, settings)
+        except Exception as exc:  # a locked or half-migrated log: say so in the API's shape
+            message = f"the call log cannot be read: {type(exc).__name__}: {exc}"
+            return web.Response(status=503, body=error_json("openai", 503, message, code="log_unavailable"),
+                                content_type="application/json")
+        return web.Response(body=orjson.dumps(figures), content_type="application/json")
 
     async def _health(self, request: web.Request) -> web.StreamResponse:
         """Liveness without the token (used by `downshift doctor`, the demo, benchmarks); Host/Origin still apply."""
