@@ -115,6 +115,10 @@ def cmd_env(args: argparse.Namespace) -> int:
 
     config = _store(args).current()
     base = proxy_base_url(config.host, config.port)
+    if args.debug:
+        from app.core.envexport import DEBUG_PREFIX
+
+        base += DEBUG_PREFIX  # the same endpoints, whose answers name the preset, role and model (X-Downshift-*)
     token = local_token(_secrets())
     if args.write:
         from app.core.agent_config import write_agent_config
@@ -402,6 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("env", cmd_env, "print the variables that point an agent at the proxy: eval \"$(downshift env)\"")
     p.add_argument("--format", choices=FORMATS, default="bash")
     p.add_argument("--agent", choices=AGENTS, default="generic")
+    p.add_argument("--debug", action="store_true",
+                   help="point the agent at the proxy's /debug endpoints: answers carry X-Downshift-Preset/Role/Model")
     p.add_argument("--write", action="store_true",
                    help="qwen-code, cline, continue: write (merge into) the agent's settings file, backing up the old one")
     p = add("use", cmd_use, "switch the active routing preset (applies to the next request)")

@@ -12,6 +12,9 @@ AGENTS = ("claude-code", "codex", "aider", "opencode", "qwen-code", "cline", "co
 FILE_AGENTS = ("qwen-code", "cline", "continue")
 """Agents configured by a file rather than variables: `downshift env --agent NAME --write` writes it
 (see app/core/agent_config.py); without --write the file's content is printed as a comment."""
+DEBUG_PREFIX = "/debug"
+"""`downshift env --debug` puts this after the proxy's address: the proxy serves the same endpoints there, and
+its answers name the preset, role and model that served them (X-Downshift-* headers)."""
 FORMATS = ("bash", "fish", "powershell", "dotenv", "json")
 
 

@@ -26,6 +26,7 @@ from aiohttp import web
 
 from app.core.config import ROLES, is_loopback_host
 from app.core.engine import CALL_CONFIG, Core
+from app.core.envexport import DEBUG_PREFIX
 from app.core.records import CallRecord
 from app.core.secrets import SecretStoreError
 from app.proxy import accounting
@@ -35,6 +36,7 @@ from app.proxy.upstream import UpstreamClient
 
 log = logging.getLogger(__name__)
 
+DEBUG_KEY = web.RequestKey("downshift_debug_record", CallRecord)
 _KNOWN_ENDPOINTS = frozenset({"/v1/chat/completions", "/chat/completions", "/v1/messages", "/v1/messages/count_tokens",
                               "/v1/responses", "/responses", "/v1/models", "/health"})
 _SAME_SITE = frozenset({"none", "same-origin"})
@@ -68,6 +70,16 @@ class ProxyServer:
         self.app.router.add_get("/v1/models", self._models)
         self.app.router.add_get("/health", self._health)
         self.app.router.add_get("/downshift/session/{session_id}", self._session)
+        # The same endpoints under /debug (`downshift env --debug`): answers name the preset, role and model
+        # that served them (X-Downshift-*). Off by default: some agents echo or log response headers.
+        for path, api, endpoint in (("/v1/chat/completions", "openai", "/v1/chat/completions"),
+                                    ("/chat/completions", "openai", "/v1/chat/completions"),
+                                    ("/v1/messages", "anthropic", "/v1/messages"),
+                                    ("/v1/messages/count_tokens", "anthropic", "/v1/messages/count_tokens"),
+                                    ("/v1/responses", "responses", "/v1/responses"),
+                                    ("/responses", "responses", "/v1/responses")):
+            self.app.router.add_post(DEBUG_PREFIX + path, self._endpoint(api, endpoint, debug=True))
+        self.app.router.add_get(DEBUG_PREFIX + "/v1/models", self._models)
         self.app.router.add_route("*", "/{tail:.*}", self._endpoint("openai", "unknown"))
         self.app.on_response_prepare.append(self._cors)
         self.app.on_cleanup.append(self._cleanup)
@@ -182,6 +194,14 @@ class ProxyServer:
         raise ProxyError(401, "bad_token", "invalid Downshift token (see `downshift env` or the Export page)")
 
     async def _cors(self, request: web.Request, response: web.StreamResponse) -> None:
+        """Every answer's last headers: CORS for an allowed Origin, and on /debug routes the route taken."""
+        rec = request.get(DEBUG_KEY)
+        if rec is not None:
+            headers = response.headers
+            for name, value in (("X-Downshift-Preset", rec.preset), ("X-Downshift-Role", rec.role),
+                                ("X-Downshift-Provider", rec.provider), ("X-Downshift-Model", rec.upstream_model)):
+                if value:
+                    headers[name] = value
         origin = request.headers.get("Origin")
         if origin is not None and origin in self.core.config.allowed_origins:
             response.headers["Access-Control-Allow-Origin"] = origin
@@ -189,7 +209,8 @@ class ProxyServer:
 
     # ------------------------------------------------------------------------------------------- handlers
 
-    def _endpoint(self, api: str, endpoint: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def _endpoint(self, api: str, endpoint: str, *, debug: bool = False
+                  ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handler(request: web.Request) -> web.StreamResponse:
             pinned = CALL_CONFIG.set(self.core.config_store.current())  # the call's config: one stat per call
             try:
@@ -201,6 +222,8 @@ class ProxyServer:
             shape = "anthropic" if api == "anthropic" or request.path.startswith("/v1/messages") else "openai"
             rec = CallRecord(client_api=api if endpoint != "unknown" else shape, endpoint=endpoint)
             rec.user_agent = request.headers.get("User-Agent", "")[:200] or None
+            if debug:
+                request[DEBUG_KEY] = rec  # read by _cors when the answer's headers go out
             writer = self.core.writer
             writer.started(rec)
             try:
