@@ -183,17 +183,15 @@ def config_note(agent: str, base_url: str, token: str) -> str:
     if agent == "cline":
         return (
             "Cline CLI reads its provider from ~/.cline/data/settings/providers.json.\n"
-            "Run `downshift env --agent cline --write` to merge this entry into it (the old file is backed up),\n"
-            "or `cline auth -p openai-compatible -k <token> -m default -b "
+            "Run `downshift env --agent cline --write` to make this its provider (other providers kept, the old\n"
+            "file backed up), or `cline auth -p openai-compatible -k <token> -m default -b "
             + base_url
-            + "/v1`:\n"
-            + json.dumps(
-                {
-                    "providers": {CLINE_PROVIDER: cline_provider(base_url, token)},
-                    "lastUsedProvider": CLINE_PROVIDER,
-                },
-                indent=2,
-            )
+            + "/v1`.\n"
+            "The entry: providers."
+            + CLINE_PROVIDER
+            + ".settings = "
+            + json.dumps(cline_provider(base_url, token)["settings"])
+            + "\nThen export this variable (no hub daemon left running after each run):"
         )
     return (
         "Continue CLI: run `downshift env --agent continue --write` to write ~/.continue/downshift.yaml\n"
