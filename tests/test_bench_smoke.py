@@ -68,6 +68,9 @@ def test_smoke_run_writes_well_formed_results(tmp_path: Path) -> None:
         _check_run(s["direct"], stream)
         _check_run(s["downshift"], stream)
 
+    assert results["statusline"] is not None, skipped  # the status line over a small log
+    assert results["statusline"]["process_ms"]["p50"] > 0 and "## Status line" in docs.read_text()
+
     assert results["logging"] is not None, skipped
     for mode in ("core", "writer"):  # the writer as the proxy runs it, and bare
         log = results["logging"][mode]
