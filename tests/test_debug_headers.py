@@ -37,8 +37,18 @@ def test_debug_endpoint_names_the_route(proxy, mock, core, token: str, stream: b
         plain = client.post("/v1/chat/completions", json=body)
         background = client.post("/debug/v1/chat/completions", json={**body, "model": "background"})
     assert debug.status_code == plain.status_code == 200
-    assert [debug.headers.get(h) for h in DEBUG_HEADERS] == ["cheap", "default", "cheapco", "qwen/qwen3-coder"]
-    assert [background.headers.get(h) for h in DEBUG_HEADERS] == ["cheap", "background", "cheapco", "qwen/qwen3-coder-30b"]
+    assert [debug.headers.get(h) for h in DEBUG_HEADERS] == [
+        "cheap",
+        "default",
+        "cheapco",
+        "qwen/qwen3-coder",
+    ]
+    assert [background.headers.get(h) for h in DEBUG_HEADERS] == [
+        "cheap",
+        "background",
+        "cheapco",
+        "qwen/qwen3-coder-30b",
+    ]
     assert not any(h in plain.headers for h in DEBUG_HEADERS)  # off by default
     rows = logged_calls(core)
     assert [r["endpoint"] for r in rows] == ["/v1/chat/completions"] * 3  # logged as the endpoint it is
@@ -46,7 +56,12 @@ def test_debug_endpoint_names_the_route(proxy, mock, core, token: str, stream: b
 
 def test_debug_anthropic_stream_and_errors(proxy, mock, core, token: str) -> None:  # type: ignore[no-untyped-def]
     mock.default = Reply(text="hi")
-    body = {"model": "default", "max_tokens": 100, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    body = {
+        "model": "default",
+        "max_tokens": 100,
+        "stream": True,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
     headers = {"x-api-key": token, "anthropic-version": "2023-06-01"}
     with httpx.Client(base_url=proxy.url, headers=headers, timeout=10) as client:
         ok = client.post("/debug/v1/messages?beta=true", json=body)
@@ -54,6 +69,8 @@ def test_debug_anthropic_stream_and_errors(proxy, mock, core, token: str) -> Non
         failed = client.post("/debug/v1/messages", json=body)
         refused = client.post("/debug/v1/messages", json=body, headers={"x-api-key": "wrong"})
     assert ok.status_code == 200 and "message_stop" in ok.text
-    assert ok.headers["x-downshift-model"] == "qwen/qwen3-coder" and ok.headers["x-downshift-role"] == "default"
+    assert (
+        ok.headers["x-downshift-model"] == "qwen/qwen3-coder" and ok.headers["x-downshift-role"] == "default"
+    )
     assert failed.status_code == 400 and failed.headers["x-downshift-provider"] == "cheapco"
     assert refused.status_code == 401 and "x-downshift-model" not in refused.headers  # nothing routed yet

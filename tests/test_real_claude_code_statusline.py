@@ -40,24 +40,49 @@ def plain(screen: bytes) -> str:
     return _ESCAPE.sub(b"", _COLUMN.sub(b" ", screen)).decode("utf-8", "replace")
 
 
-def test_claude_code_draws_the_downshift_line(tmp_path: Path, proxy, mock, core, config_path: Path, token: str) -> None:  # type: ignore[no-untyped-def]
+def test_claude_code_draws_the_downshift_line(
+    tmp_path: Path, proxy, mock, core, config_path: Path, token: str
+) -> None:  # type: ignore[no-untyped-def]
     binary = require("Claude Code (npm @anthropic-ai/claude-code)", claude_binary())
     home, work = tmp_path / "home", tmp_path / "work"
     work.mkdir()
     variables = downshift_env("claude-code", config_path, proxy.url, token)
-    env = sealed_env(home, {**variables, "TERM": "xterm-256color", "DISABLE_AUTOUPDATER": "1",
-                            "DOWNSHIFT_CONFIG": str(config_path), "DOWNSHIFT_DB_URL": core.db_url})
-    installed = subprocess.run([sys.executable, "-m", "app", "statusline", "install"], env={**env, "PYTHONPATH": str(REPO)},
-                               capture_output=True, text=True, timeout=60, check=False)
+    env = sealed_env(
+        home,
+        {
+            **variables,
+            "TERM": "xterm-256color",
+            "DISABLE_AUTOUPDATER": "1",
+            "DOWNSHIFT_CONFIG": str(config_path),
+            "DOWNSHIFT_DB_URL": core.db_url,
+        },
+    )
+    installed = subprocess.run(
+        [sys.executable, "-m", "app", "statusline", "install"],
+        env={**env, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert installed.returncode == 0, installed.stderr
     # skip the first-run screens (theme, trust) the way a user who answered them once would
-    (home / ".claude.json").write_text(json.dumps({"hasCompletedOnboarding": True, "theme": "dark",
-                                                   "projects": {str(work): {"hasTrustDialogAccepted": True}}}))
+    (home / ".claude.json").write_text(
+        json.dumps(
+            {
+                "hasCompletedOnboarding": True,
+                "theme": "dark",
+                "projects": {str(work): {"hasTrustDialogAccepted": True}},
+            }
+        )
+    )
     # one earlier call of this session, as Claude Code itself would have made it
     mock.default = Reply(text="hi", usage=Usage(prompt=3000, completion=30))
-    r = httpx.post(f"{proxy.url}/v1/messages", headers={"Authorization": f"Bearer {token}",
-                                                         "X-Claude-Code-Session-Id": SESSION},
-                   json={"model": "default", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]})
+    r = httpx.post(
+        f"{proxy.url}/v1/messages",
+        headers={"Authorization": f"Bearer {token}", "X-Claude-Code-Session-Id": SESSION},
+        json={"model": "default", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert r.status_code == 200, r.text
     (row,) = logged_calls(core)
 

@@ -74,8 +74,10 @@ def test_editor_tool_loop_offline(cline, mock, core, proxy, tmp_path: Path) -> N
     destinations are DNS look-ups of Cline's own telemetry hosts."""
     target = cline.workdir / "out.txt"
     mock.default = tool_round_trip(
-        Reply(tool_calls=[ToolCall("editor", {"path": str(target), "new_text": "hello\n"})],
-              usage=Usage(prompt=1000, completion=20)),
+        Reply(
+            tool_calls=[ToolCall("editor", {"path": str(target), "new_text": "hello\n"})],
+            usage=Usage(prompt=1000, completion=20),
+        ),
         Reply(text="Wrote hello to out.txt.", usage=Usage(prompt=1200, completion=6)),
     )
     log = tmp_path / "strace.log"
@@ -100,7 +102,10 @@ def test_editor_tool_loop_offline(cline, mock, core, proxy, tmp_path: Path) -> N
 
     rows = logged_calls(core)
     assert [(r["outcome"], r["role"], r["client_api"]) for r in rows] == [("ok", "default", "openai")] * 2
-    assert [(r["input_tokens"], r["output_tokens"], r["tool_calls"]) for r in rows] == [(1000, 20, 1), (1200, 6, 0)]
+    assert [(r["input_tokens"], r["output_tokens"], r["tool_calls"]) for r in rows] == [
+        (1000, 20, 1),
+        (1200, 6, 0),
+    ]
     assert all(r["cost_usd"] > 0 and r["session_key"] is None for r in rows)
     assert rows[0]["user_agent"].startswith("ai-sdk/openai-compatible/")
     (task,) = task_rows(core)
@@ -128,7 +133,8 @@ def test_invalid_arguments_answer_is_attributed(cline, mock, core) -> None:  # t
     """A call missing a required argument comes back as `{"error": ...}` alone. The schema check already counts
     the call as a failure; the result's error is recorded on the same row."""
     mock.default = tool_round_trip(
-        Reply(tool_calls=[ToolCall("editor", {"path": "out.txt"})]), Reply(text="Giving up."))
+        Reply(tool_calls=[ToolCall("editor", {"path": "out.txt"})]), Reply(text="Giving up.")
+    )
     run = cline("Write out.txt")
 
     assert run.returncode == 0, run.report()

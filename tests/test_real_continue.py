@@ -67,8 +67,10 @@ def test_installed_continue_cli_is_the_pinned_version(tmp_path: Path) -> None:
 def test_write_tool_loop_offline(cn, mock, core, proxy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     target = cn.workdir / "out.txt"
     mock.default = tool_round_trip(
-        Reply(tool_calls=[ToolCall("Write", {"filepath": str(target), "content": "hello\n"})],
-              usage=Usage(prompt=1000, completion=20)),
+        Reply(
+            tool_calls=[ToolCall("Write", {"filepath": str(target), "content": "hello\n"})],
+            usage=Usage(prompt=1000, completion=20),
+        ),
         Reply(text="Wrote hello to out.txt.", usage=Usage(prompt=1200, completion=6)),
     )
     log = tmp_path / "strace.log"
@@ -88,7 +90,10 @@ def test_write_tool_loop_offline(cn, mock, core, proxy, tmp_path: Path) -> None:
 
     rows = logged_calls(core)
     assert [(r["outcome"], r["role"], r["client_api"]) for r in rows] == [("ok", "default", "openai")] * 2
-    assert [(r["input_tokens"], r["output_tokens"], r["tool_calls"]) for r in rows] == [(1000, 20, 1), (1200, 6, 0)]
+    assert [(r["input_tokens"], r["output_tokens"], r["tool_calls"]) for r in rows] == [
+        (1000, 20, 1),
+        (1200, 6, 0),
+    ]
     assert all(r["cost_usd"] > 0 and r["session_key"] is None for r in rows)
     (task,) = task_rows(core)
     assert task["source"] == "fingerprint" and {r["task_id"] for r in rows} == {task["id"]}
@@ -98,7 +103,9 @@ def test_write_tool_loop_offline(cn, mock, core, proxy, tmp_path: Path) -> None:
 def test_failed_command_is_attributed(cn, mock, core) -> None:  # type: ignore[no-untyped-def]
     """Continue answers a failed tool with `Error executing tool Bash: Error (exit code 1): ...`."""
     mock.default = tool_round_trip(
-        Reply(tool_calls=[ToolCall("Bash", {"command": "cat missing.txt"})]), Reply(text="The file does not exist."))
+        Reply(tool_calls=[ToolCall("Bash", {"command": "cat missing.txt"})]),
+        Reply(text="The file does not exist."),
+    )
     run = cn("Show missing.txt")
 
     assert run.returncode == 0, run.report()

@@ -77,8 +77,10 @@ def test_write_tool_loop_offline(opencode, mock, core, proxy, tmp_path: Path) ->
     shows the proxy as the only destination."""
     target = opencode.workdir / "out.txt"
     mock.default = tool_round_trip(
-        Reply(tool_calls=[ToolCall("write", {"filePath": str(target), "content": "hello\n"})],
-              usage=Usage(prompt=1000, completion=20)),
+        Reply(
+            tool_calls=[ToolCall("write", {"filePath": str(target), "content": "hello\n"})],
+            usage=Usage(prompt=1000, completion=20),
+        ),
         Reply(text="Wrote hello to out.txt.", usage=Usage(prompt=1200, completion=6)),
         side=Reply(text="Writing hello", usage=Usage(prompt=50, completion=3)),
     )
@@ -103,7 +105,9 @@ def test_write_tool_loop_offline(opencode, mock, core, proxy, tmp_path: Path) ->
     assert "Wrote file successfully" in result["content"]
 
     rows = logged_calls(core)
-    assert len(rows) == 3 and all((r["outcome"], r["status"], r["client_api"]) == ("ok", 200, "openai") for r in rows)
+    assert len(rows) == 3 and all(
+        (r["outcome"], r["status"], r["client_api"]) == ("ok", 200, "openai") for r in rows
+    )
     assert sorted(r["role"] for r in rows) == ["background", "default", "default"]
     assert all(r["user_agent"].startswith(f"opencode/{OPENCODE_VERSION}") for r in rows)
     assert all(r["cost_usd"] > 0 for r in rows if r["role"] == "default")
@@ -118,7 +122,9 @@ def test_failed_command_is_attributed(opencode, mock, core) -> None:  # type: ig
     """OpenCode returns a failed command's stderr as it came (`cat: missing.txt: No such file or directory`):
     the result marks the bash call that asked for it."""
     mock.default = tool_round_trip(
-        Reply(tool_calls=[ToolCall("bash", {"command": "cat missing.txt", "description": "Show missing.txt"})]),
+        Reply(
+            tool_calls=[ToolCall("bash", {"command": "cat missing.txt", "description": "Show missing.txt"})]
+        ),
         Reply(text="The file does not exist."),
         side=Reply(text="A title"),
     )

@@ -69,8 +69,10 @@ def test_write_file_tool_loop_offline(qwen, mock, core, proxy, tmp_path: Path) -
     file it also looks up an Alibaba Cloud RUM host for usage statistics)."""
     target = qwen.workdir / "out.txt"
     mock.default = tool_round_trip(
-        Reply(tool_calls=[ToolCall("write_file", {"file_path": str(target), "content": "hello\n"})],
-              usage=Usage(prompt=1000, completion=20)),
+        Reply(
+            tool_calls=[ToolCall("write_file", {"file_path": str(target), "content": "hello\n"})],
+            usage=Usage(prompt=1000, completion=20),
+        ),
         Reply(text="Wrote hello to out.txt.", usage=Usage(prompt=1200, completion=6)),
     )
     log = tmp_path / "strace.log"
@@ -84,14 +86,19 @@ def test_write_file_tool_loop_offline(qwen, mock, core, proxy, tmp_path: Path) -
     first, second = generation_requests(mock.requests)
     assert first.model == "qwen/qwen3-coder" and first.stream
     assert first.json["max_tokens"] == 8000 and first.json["messages"][0]["role"] == "system"
-    assert {"write_file", "run_shell_command", "read_file"} <= {t["function"]["name"] for t in first.json["tools"]}
+    assert {"write_file", "run_shell_command", "read_file"} <= {
+        t["function"]["name"] for t in first.json["tools"]
+    }
     call, result = second.json["messages"][-2:]
     assert result["role"] == "tool" and result["tool_call_id"] == call["tool_calls"][0]["id"]
     assert isinstance(result["content"], list) and result["content"][0]["type"] == "text"  # an array of parts
 
     rows = logged_calls(core)
     assert [(r["outcome"], r["role"], r["client_api"]) for r in rows] == [("ok", "default", "openai")] * 2
-    assert [(r["input_tokens"], r["output_tokens"], r["tool_calls"]) for r in rows] == [(1000, 20, 1), (1200, 6, 0)]
+    assert [(r["input_tokens"], r["output_tokens"], r["tool_calls"]) for r in rows] == [
+        (1000, 20, 1),
+        (1200, 6, 0),
+    ]
     assert all(r["cost_usd"] > 0 and r["session_key"] is None for r in rows)  # no session id is sent
     assert rows[0]["user_agent"].startswith(f"QwenCode/{QWEN_CODE_VERSION}")
     (task,) = task_rows(core)
@@ -116,7 +123,8 @@ def test_failed_command_is_attributed(qwen, mock, core) -> None:  # type: ignore
 
 def test_successful_command_is_not_a_failure(qwen, mock, core) -> None:  # type: ignore[no-untyped-def]
     mock.default = tool_round_trip(
-        Reply(tool_calls=[ToolCall("run_shell_command", {"command": "echo fine"})]), Reply(text="Done."))
+        Reply(tool_calls=[ToolCall("run_shell_command", {"command": "echo fine"})]), Reply(text="Done.")
+    )
     run = qwen("Say fine")
 
     assert run.returncode == 0, run.report()

@@ -24,43 +24,73 @@ from app.testing.script import Reply, ToolCall, Usage
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = json.loads((REPO / "tests" / "golden" / "claude_code_statusline.json").read_text())
 SESSION = FIXTURE["session_id"]
-BASH = {"type": "function", "function": {"name": "Bash", "parameters": {
-    "type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}}
+BASH = {
+    "type": "function",
+    "function": {
+        "name": "Bash",
+        "parameters": {
+            "type": "object",
+            "properties": {"command": {"type": "string"}},
+            "required": ["command"],
+        },
+    },
+}
 
 
-def statusline(stdin: str | bytes, config: Path, db_url: str, *, home: Path | None = None) -> subprocess.CompletedProcess[str]:
+def statusline(
+    stdin: str | bytes, config: Path, db_url: str, *, home: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """The command exactly as Claude Code runs it (`python -m app statusline`, JSON on stdin)."""
     env = {**os.environ, "DOWNSHIFT_CONFIG": str(config), "DOWNSHIFT_DB_URL": db_url, "PYTHONPATH": str(REPO)}
     if home is not None:
         env["HOME"] = str(home)
     data = stdin if isinstance(stdin, str) else stdin.decode("latin-1")
-    return subprocess.run([sys.executable, "-m", "app", "statusline"], input=data, env=env, capture_output=True,
-                          text=True, timeout=30, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "app", "statusline"],
+        input=data,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
 
 def agent_turns(proxy, token: str, session: str, results: list[str]) -> None:  # type: ignore[no-untyped-def]
     """A tool loop as Claude Code's session would send it: one call per entry, each after the previous tool's
     result (`results`: the text each tool returned)."""
     headers = {"Authorization": f"Bearer {token}", "X-Claude-Code-Session-Id": session}
-    messages: list[dict] = [{"role": "system", "content": "You are an agent."}, {"role": "user", "content": "go"}]
+    messages: list[dict] = [
+        {"role": "system", "content": "You are an agent."},
+        {"role": "user", "content": "go"},
+    ]
     with httpx.Client(base_url=proxy.url, headers=headers, timeout=30) as client:
         for i, result in enumerate([*results, None]):
-            r = client.post("/v1/chat/completions", json={"model": "default", "messages": messages, "tools": [BASH]})
+            r = client.post(
+                "/v1/chat/completions", json={"model": "default", "messages": messages, "tools": [BASH]}
+            )
             assert r.status_code == 200, r.text
             if result is None:
                 break
             call = r.json()["choices"][0]["message"]
-            messages += [call, {"role": "tool", "tool_call_id": call["tool_calls"][0]["id"], "content": result}]
+            messages += [
+                call,
+                {"role": "tool", "tool_call_id": call["tool_calls"][0]["id"], "content": result},
+            ]
             assert i < 10
 
 
 @pytest.fixture
 def served(mock, proxy, core, token: str):  # type: ignore[no-untyped-def]
-    mock.default = Reply(tool_calls=[ToolCall("Bash", {"command": "make"})], usage=Usage(prompt=2000, completion=40))
+    mock.default = Reply(
+        tool_calls=[ToolCall("Bash", {"command": "make"})], usage=Usage(prompt=2000, completion=40)
+    )
     return proxy
 
 
-def test_real_claude_code_json_gives_the_session_line(served, mock, core, config_path: Path, tmp_path: Path, token: str) -> None:  # type: ignore[no-untyped-def]
+def test_real_claude_code_json_gives_the_session_line(
+    served, mock, core, config_path: Path, tmp_path: Path, token: str
+) -> None:  # type: ignore[no-untyped-def]
     agent_turns(served, token, SESSION, ["ok", "ok"])
     agent_turns(served, token, "another-session", ["ok"])  # today's spend counts it, the session does not
     rows = logged_calls(core)
@@ -79,12 +109,16 @@ def test_real_claude_code_json_gives_the_session_line(served, mock, core, config
     assert "⚠" not in line  # port 0 in the config: the running proxy's port is unknown, so not checked
 
 
-def test_failing_tool_calls_and_a_near_budget_raise_the_mark(served, mock, core, tmp_path: Path, token: str) -> None:  # type: ignore[no-untyped-def]
+def test_failing_tool_calls_and_a_near_budget_raise_the_mark(
+    served, mock, core, tmp_path: Path, token: str
+) -> None:  # type: ignore[no-untyped-def]
     agent_turns(served, token, SESSION, ["bash: make: command not found"] * 3 + ["ok"])
     config = tmp_path / "statusline.toml"
     port = int(served.url.rsplit(":", 1)[1])
-    config.write_text(proxy_config_text(mock.base_url).replace("port = 0", f"port = {port}")
-                      + '\n[[budgets]]\nperiod = "day"\nlimit_usd = 0.001\n')
+    config.write_text(
+        proxy_config_text(mock.base_url).replace("port = 0", f"port = {port}")
+        + '\n[[budgets]]\nperiod = "day"\nlimit_usd = 0.001\n'
+    )
     logged_calls(core)
 
     (line,) = statusline(json.dumps(FIXTURE), config, core.db_url).stdout.splitlines()
@@ -99,15 +133,28 @@ def test_line_reads_the_log_without_sqlalchemy(served, core, config_path: Path, 
     once the config's settings are cached, neither tomllib nor json."""
     agent_turns(served, token, SESSION, ["ok"])
     logged_calls(core)
-    env = {**os.environ, "DOWNSHIFT_CONFIG": str(config_path), "DOWNSHIFT_DB_URL": core.db_url, "PYTHONPATH": str(REPO)}
-    probe = ("import sys, runpy; sys.argv = ['app', 'statusline']\n"
-             "try:\n    runpy.run_module('app', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'PySide6', 'app', 'tomllib')))")
+    env = {
+        **os.environ,
+        "DOWNSHIFT_CONFIG": str(config_path),
+        "DOWNSHIFT_DB_URL": core.db_url,
+        "PYTHONPATH": str(REPO),
+    }
+    probe = (
+        "import sys, runpy; sys.argv = ['app', 'statusline']\n"
+        "try:\n    runpy.run_module('app', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'PySide6', 'app', 'tomllib')))"
+    )
 
     def run() -> tuple[str, str]:
-        done = subprocess.run([sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
-                               + probe], input=json.dumps(FIXTURE), env=env, capture_output=True, text=True,
-                              timeout=30, check=True)
+        done = subprocess.run(
+            [sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(REPO)!r})\n" + probe],
+            input=json.dumps(FIXTURE),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
         first, modules = done.stdout.splitlines()
         return first, modules
 
@@ -123,7 +170,9 @@ def test_line_reads_the_log_without_sqlalchemy(served, core, config_path: Path, 
 
 @pytest.mark.parametrize("stdin", ["", "not json", "[1, 2]", '{"session_id": 42}', "\udcff"])
 def test_odd_input_still_prints_a_line(stdin: str, config_path: Path, tmp_path: Path) -> None:
-    done = statusline(stdin.encode("utf-8", "surrogateescape"), config_path, f"sqlite:///{tmp_path / 'none.db'}")
+    done = statusline(
+        stdin.encode("utf-8", "surrogateescape"), config_path, f"sqlite:///{tmp_path / 'none.db'}"
+    )
     assert done.returncode == 0 and done.stdout.startswith("⇣ cheap"), (done.stdout, done.stderr)
 
 
@@ -156,9 +205,14 @@ def test_log_of_an_older_schema(tmp_path: Path, config_path: Path) -> None:
 def test_session_without_calls_and_fresh_log(tmp_path: Path) -> None:
     engine = open_database(f"sqlite:///{tmp_path / 'log.db'}")
     engine.dispose()
-    line = status_line({"session_id": "never-seen"}, env={"DOWNSHIFT_CONFIG": str(tmp_path / "c.toml"),
-                                                         "DOWNSHIFT_DB_URL": f"sqlite:///{tmp_path / 'log.db'}"},
-                       now=time.time())
+    line = status_line(
+        {"session_id": "never-seen"},
+        env={
+            "DOWNSHIFT_CONFIG": str(tmp_path / "c.toml"),
+            "DOWNSHIFT_DB_URL": f"sqlite:///{tmp_path / 'log.db'}",
+        },
+        now=time.time(),
+    )
     assert line.startswith("⇣ no preset · today $0.000"), line
 
 
@@ -168,34 +222,58 @@ def test_session_without_calls_and_fresh_log(tmp_path: Path) -> None:
 def run_cli(*args: str, home: Path, data: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(data), "PYTHONPATH": str(REPO)}
     env.pop("CLAUDE_CONFIG_DIR", None)
-    return subprocess.run([sys.executable, "-m", "app", "statusline", *args], env=env, capture_output=True, text=True,
-                          timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "app", "statusline", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_install_merges_backs_up_and_uninstall_restores(tmp_path: Path) -> None:
     home, data = tmp_path / "home", tmp_path / "data"
     settings = home / ".claude" / "settings.json"
     settings.parent.mkdir(parents=True)
-    mine = {"model": "opusplan", "permissions": {"allow": ["Bash(ls)"]},
-            "statusLine": {"type": "command", "command": "~/.claude/my-line.sh"}}
+    mine = {
+        "model": "opusplan",
+        "permissions": {"allow": ["Bash(ls)"]},
+        "statusLine": {"type": "command", "command": "~/.claude/my-line.sh"},
+    }
     settings.write_text(json.dumps(mine))
 
     done = run_cli("install", home=home, data=data)
     assert done.returncode == 0, done.stderr
     installed = json.loads(settings.read_text())
-    assert {k: installed[k] for k in ("model", "permissions")} == {k: mine[k] for k in ("model", "permissions")}
+    assert {k: installed[k] for k in ("model", "permissions")} == {
+        k: mine[k] for k in ("model", "permissions")
+    }
     code = f'import sys;sys.path.insert(0,"{REPO}");from app.statusline import main;main()'
-    assert installed["statusLine"] == {"type": "command", "command": f"{sys.executable} -I -S -c '{code}'",
-                                       "padding": 0}
+    assert installed["statusLine"] == {
+        "type": "command",
+        "command": f"{sys.executable} -I -S -c '{code}'",
+        "padding": 0,
+    }
     (backup,) = settings.parent.glob("settings.json.bak-*")
     assert json.loads(backup.read_text()) == mine
     assert run_cli("install", home=home, data=data).returncode == 0  # again: unchanged, no second backup
     assert len(list(settings.parent.glob("settings.json.bak-*"))) == 1
 
     # the installed command is a working status line, with no help from PYTHONPATH or site-packages
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DOWNSHIFT_CONFIG", "DOWNSHIFT_DB_URL")}
-    line = subprocess.run(installed["statusLine"]["command"], shell=True, input=json.dumps(FIXTURE), text=True,
-                          capture_output=True, env={**env, "HOME": str(home)}, timeout=30, check=False)
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DOWNSHIFT_CONFIG", "DOWNSHIFT_DB_URL")
+    }
+    line = subprocess.run(
+        installed["statusLine"]["command"],
+        shell=True,
+        input=json.dumps(FIXTURE),
+        text=True,
+        capture_output=True,
+        env={**env, "HOME": str(home)},
+        timeout=30,
+        check=False,
+    )
     assert line.returncode == 0 and line.stdout.startswith("⇣ "), line
 
     done = run_cli("uninstall", home=home, data=data)
@@ -233,7 +311,10 @@ def test_session_endpoint_gives_the_same_figures(served, core, config_path: Path
 
     with httpx.Client(base_url=served.url, timeout=10) as client:
         assert client.get(f"/downshift/session/{SESSION}").status_code == 401
-        assert client.get(f"/downshift/session/{SESSION}", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert (
+            client.get(f"/downshift/session/{SESSION}", headers={"Authorization": "Bearer wrong"}).status_code
+            == 401
+        )
         r = client.get(f"/downshift/session/{SESSION}", headers={"Authorization": f"Bearer {token}"})
         unknown = client.get("/downshift/session/nobody", headers={"Authorization": f"Bearer {token}"}).json()
     assert r.status_code == 200, r.text
