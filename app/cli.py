@@ -139,7 +139,27 @@ def cmd_env(args: argparse.Namespace) -> int:
 
     config = _store(args).current()
     base = proxy_base_url(config.host, config.port)
-    sys.stdout.write(export_text(args.agent, args.format, base, local_token(_secrets())))
+    if args.debug:
+        from app.core.envexport import DEBUG_PREFIX
+
+        base += DEBUG_PREFIX  # the same endpoints, whose answers name the preset, role and model (X-Downshift-*)
+    token = local_token(_secrets())
+    if args.write:
+        from app.core.agent_config import write_agent_config
+        from app.core.envexport import FILE_AGENTS
+
+        if args.agent not in FILE_AGENTS:
+            print(f"downshift: --write is for agents configured by a file ({', '.join(FILE_AGENTS)}); "
+                  f"{args.agent} takes variables: eval \"$(downshift env --agent {args.agent})\"", file=sys.stderr)
+            return 2
+        try:
+            written = write_agent_config(args.agent, base, token)
+        except (OSError, ValueError) as exc:
+            print(f"downshift: {exc}", file=sys.stderr)
+            return 1
+        kept = f" (the old file is kept as {written.backup})" if written.backup else ""
+        print(f"{args.agent}: wrote {written.path}{kept}", file=sys.stderr)
+    sys.stdout.write(export_text(args.agent, args.format, base, token))
     return 0
 
 
@@ -454,6 +474,31 @@ def cmd_prices_refresh(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_statusline(args: argparse.Namespace) -> int:
+    if args.action is None:
+        from app.statusline import main as show
+
+        return show()
+    from app import statusline_install
+
+    try:
+        if args.action == "install":
+            written = statusline_install.install()
+            kept = f" (the old file is kept as {written.backup})" if written.backup else ""
+            print(f"Claude Code status line installed in {written.path}{kept}")
+        else:
+            done = statusline_install.uninstall()
+            if done is None:
+                print(f"no Downshift status line in {statusline_install.settings_path()}: nothing to do")
+            else:
+                kept = f" (the old file is kept as {done.backup})" if done.backup else ""
+                print(f"Claude Code status line removed from {done.path}{kept}")
+    except (OSError, ValueError) as exc:
+        print(f"downshift: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from app.demo import run
 
@@ -538,6 +583,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("env", cmd_env, "print the variables that point an agent at the proxy: eval \"$(downshift env)\"")
     p.add_argument("--format", choices=FORMATS, default="bash")
     p.add_argument("--agent", choices=AGENTS, default="generic")
+    p.add_argument("--debug", action="store_true",
+                   help="point the agent at the proxy's /debug endpoints: answers carry X-Downshift-Preset/Role/Model")
+    p.add_argument("--write", action="store_true",
+                   help="qwen-code, cline, continue: write (merge into) the agent's settings file, backing up the old one")
     p = add("use", cmd_use, "switch the active routing preset (applies to the next request)")
     p.add_argument("preset")
     p = add("presets", cmd_presets, "list routing presets")
@@ -567,6 +616,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", nargs="?", help="show: PROVIDER/MODEL; list: only models whose name contains this")
     p.add_argument("--provider", default="openrouter", help="refresh: the provider whose model list to read")
     p.add_argument("--json", action="store_true")
+    p = add("statusline", cmd_statusline, "one status line for Claude Code (reads its status JSON on stdin); "
+            "`install` / `uninstall` set it in Claude Code's settings.json")
+    p.add_argument("action", choices=("install", "uninstall"), nargs="?")
     p = add("demo", cmd_demo, "the app on a simulated provider and scripted agents, in a throw-away config and log")
     p.add_argument("--headless", action="store_true", help="no window: run the traffic, then print a summary")
     p.add_argument("--seconds", type=positive_number(86_400), help="stop after this long (default: 20 headless, until quit with a window)")

@@ -441,6 +441,26 @@ def markdown(results: dict[str, Any], notes: Path | None = None) -> str:
         out.append("Not measured in this run.")
     out.append("")
 
+    sl = results.get("statusline")
+    out += ["## Status line", ""]
+    if sl:
+        out.append(f"`downshift statusline` as Claude Code runs it after every message: Claude Code's real status JSON "
+                   f"on stdin, a log of {sl['calls']:,} calls ({sl['db_mb']:,.0f} MB, a session of "
+                   f"{sl['session_calls']} calls), {sl['runs']} runs, wall time per process (start-up included) "
+                   f"and its CPU time. Budget: {sl['budget_ms']:.0f} ms p99.")
+        out.append("")
+        names = [("process_ms", f"installed command (`{sl['command'][:60]}...`)"),
+                 ("python_m_app_ms", "`python -m app statusline`"),
+                 ("python_I_S_startup_ms", "bare `python -I -S -c pass`"), ("python_startup_ms", "bare `python -c pass`")]
+        rows = [[label, f"{sl[k]['p50']:.1f}", f"**{sl[k]['p99']:.1f}**" if k == "process_ms" else f"{sl[k]['p99']:.1f}",
+                 f"{sl[k].get('cpu_p50', 0):.1f}"] for k, label in names if k in sl]
+        rows.append(["the line's own work, in-process", f"{sl['in_process_ms']['p50']:.1f}",
+                     f"{sl['in_process_ms']['p99']:.1f}", "–"])
+        out += _table(["command", "p50 ms", "p99 ms", "CPU p50 ms"], rows)
+    else:
+        out.append("Not measured in this run.")
+    out.append("")
+
     if results.get("skips"):
         out += ["## Skipped", ""]
         out += [f"- **{s['what']}**: {s['reason'][:400]}" for s in results["skips"]]

@@ -557,6 +557,19 @@ def run_logging(h: Harness, results: dict[str, Any]) -> None:
     results["logging"] = out or None
 
 
+def run_statusline(h: Harness, results: dict[str, Any], smoke: bool) -> None:
+    """`downshift statusline` as Claude Code runs it after every message, over a 1,000,000-call log (bench/statusline.py)."""
+    cmd = [PYTHON, "-m", "bench.statusline", "--json", "--db", str(h.work / "statusline.db"),
+           "--calls", "2000" if smoke else "1000000", "--runs", "5" if smoke else "300"]
+    proc = popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=h.env, cwd=ROOT)
+    stdout, stderr = proc.communicate(timeout=1800)
+    if proc.returncode != 0:
+        results["skips"].append(asdict(Skip("statusline", f"bench.statusline failed: {stderr.strip()[-600:]}")))
+        return
+    sl = results["statusline"] = json.loads(stdout)
+    log(f"statusline over {sl['calls']:,} calls: p50 {sl['process_ms']['p50']:.1f} ms, p99 {sl['process_ms']['p99']:.1f} ms")
+
+
 def _gui_launch(h: Harness, cfg: Path, port: int, label: str, results: dict[str, Any]) -> dict[str, Any] | None:
     """One launch of the desktop app (offscreen, pinned like the proxy): time to its window, to its proxy's
     /health, and its resident memory once idle; None (and a skip noted) when it did not start."""
@@ -686,7 +699,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="markdown report to write (default docs/benchmarks.md for a full run; none for --smoke)")
     parser.add_argument("--ablate", action="store_true",
                         help="also measure serve with parts switched off (analytics hooks, the log, GIL switch interval)")
-    parser.add_argument("--only", action="append", choices=("proxy", "compare", "ablate", "logging", "startup"),
+    parser.add_argument("--only", action="append", choices=("proxy", "compare", "ablate", "logging", "startup", "statusline"),
                         help="run only these parts (repeatable)")
     parser.add_argument("--nice", type=int, default=None, metavar="N",
                         help="run the measured processes at this niceness (e.g. -10 as root on a shared machine)")
@@ -710,7 +723,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (ROOT / "bench" / "out" / ("smoke" if args.smoke else ""))
     out.mkdir(parents=True, exist_ok=True)
     docs = args.docs if args.docs is not None else (None if args.smoke else ROOT / "docs" / "benchmarks.md")
-    parts = set(args.only or ["proxy", "logging", "startup"] + (["compare"] if args.compare else [])
+    parts = set(args.only or ["proxy", "logging", "startup", "statusline"] + (["compare"] if args.compare else [])
                 + (["ablate"] if args.ablate else []))
     pin_self(DRIVER_CPU)
     if args.nice is not None:
@@ -732,6 +745,7 @@ def main(argv: list[str] | None = None) -> int:
         "ablation": [],
         "logging": None,
         "startup": None,
+        "statusline": None,
         "downshift": None,
         "skips": [],
     }
@@ -749,6 +763,8 @@ def main(argv: list[str] | None = None) -> int:
             run_startup(h, results)
     if "logging" in parts:
         run_logging(h, results)
+    if "statusline" in parts:
+        run_statusline(h, results, args.smoke)
     results["elapsed_s"] = time.monotonic() - t_start
     results["targets"] = report.evaluate(results)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

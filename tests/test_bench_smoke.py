@@ -68,6 +68,9 @@ def test_smoke_run_writes_well_formed_results(tmp_path: Path) -> None:
         _check_run(s["direct"], stream)
         _check_run(s["downshift"], stream)
 
+    assert results["statusline"] is not None, skipped  # the status line over a small log
+    assert results["statusline"]["process_ms"]["p50"] > 0 and "## Status line" in docs.read_text()
+
     assert results["logging"] is not None, skipped
     for mode in ("core", "writer"):  # the writer as the proxy runs it, and bare
         log = results["logging"][mode]
@@ -86,3 +89,17 @@ def test_smoke_run_writes_well_formed_results(tmp_path: Path) -> None:
     for heading in ("# Benchmarks", "## Machine", "## Targets", "## Call log writer", "## Start-up and memory",
                     "## Method"):
         assert heading in text
+
+
+def test_statusline_bench_runs_on_a_small_log(tmp_path: Path) -> None:
+    """bench/statusline.py end to end on 2,000 calls: the installed command answers for the newest session."""
+    done = subprocess.run([sys.executable, "-m", "bench.statusline", "--calls", "2000", "--runs", "3", "--json",
+                           "--db", str(tmp_path / "log.db")], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["calls"] == 2000 and result["session_calls"] >= 1
+    assert result["command"].split()[1:3] == ["-I", "-S"]
+    for name in ("process_ms", "python_m_app_ms", "in_process_ms", "python_startup_ms"):
+        assert all(_number(result[name][k]) for k in ("p50", "p99", "max")), name
+    assert result["line"].startswith("⇣ cheap · ") and " · session $" in result["line"], result["line"]

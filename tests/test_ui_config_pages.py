@@ -402,3 +402,18 @@ def test_screenshots_of_every_config_page_and_the_tray_menu(gui, core, proxy, to
 
     for name in ("providers", "providers-dark", "presets", "budgets", "export", "settings", "tray-menu"):
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 5000
+
+
+def test_export_lists_the_newer_agents(ctx, proxy, token, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """OpenCode, Qwen Code, Cline CLI and Continue CLI are on the list; the file-configured ones show how
+    `--write` sets them up and what it writes."""
+    p = page(qtbot, ExportPage, ctx)
+    qtbot.waitUntil(lambda: p.copy_button.isEnabled(), timeout=3000)
+    labels = {p.agent.itemData(i): p.agent.itemText(i) for i in range(p.agent.count())}
+    assert {k: labels[k] for k in ("opencode", "qwen-code", "cline", "continue")} == {
+        "opencode": "OpenCode", "qwen-code": "Qwen Code", "cline": "Cline CLI", "continue": "Continue CLI (cn)"}
+    p.agent.setCurrentIndex(p.agent.findData("cline"))
+    text = p.snippet.toPlainText()
+    assert "downshift env --agent cline --write" in text and "export CLINE_SESSION_BACKEND_MODE='local'" in text
+    assert text == export_text("cline", "bash", proxy.url, token)
+    p.grab().save("/tmp/h17/export-cline.png")

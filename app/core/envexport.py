@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import json
 
-AGENTS = ("claude-code", "codex", "aider", "cline", "opencode", "continue", "generic")
+AGENTS = ("claude-code", "codex", "aider", "opencode", "qwen-code", "cline", "continue", "generic")
+FILE_AGENTS = ("qwen-code", "cline", "continue")
+"""Agents configured by a file rather than variables: `downshift env --agent NAME --write` writes it
+(see app/core/agent_config.py); without --write the file's content is printed as a comment."""
+DEBUG_PREFIX = "/debug"
+"""`downshift env --debug` puts this after the proxy's address: the proxy serves the same endpoints there, and
+its answers name the preset, role and model that served them (X-Downshift-* headers)."""
 FORMATS = ("bash", "fish", "powershell", "dotenv", "json")
 
 
@@ -34,6 +40,24 @@ def agent_env(agent: str, base_url: str, token: str) -> dict[str, str]:
         return {"DOWNSHIFT_API_KEY": token, "OPENAI_BASE_URL": v1}
     if agent == "aider":
         return {"OPENAI_API_BASE": v1, "OPENAI_API_KEY": token, "AIDER_MODEL": "openai/default", "AIDER_WEAK_MODEL": "openai/background"}
+    if agent == "opencode":
+        # The whole provider block inline (OpenCode layers it over ~/.config/opencode/opencode.json), the
+        # key read from a variable so the JSON holds no secret. The two switches stop a models-catalogue
+        # fetch and the self-update check.
+        return {
+            "OPENCODE_CONFIG_CONTENT": json.dumps(opencode_config(base_url), separators=(",", ":")),
+            "DOWNSHIFT_API_KEY": token,
+            "OPENCODE_DISABLE_MODELS_FETCH": "1",
+            "OPENCODE_DISABLE_AUTOUPDATE": "1",
+        }
+    if agent == "qwen-code":  # Qwen Code needs all three, or it asks for a login
+        return {"OPENAI_BASE_URL": v1, "OPENAI_API_KEY": token, "OPENAI_MODEL": "default"}
+    if agent == "cline":
+        # The provider lives in ~/.cline/data/settings/providers.json (`--write`). Without this variable
+        # every run also starts a detached hub daemon on 127.0.0.1:25463 that outlives the CLI.
+        return {"CLINE_SESSION_BACKEND_MODE": "local"}
+    if agent == "continue":
+        return {}  # everything is in the YAML file `cn --config` reads
     if agent not in AGENTS:
         raise ValueError(f"unknown agent {agent!r}; choose one of {', '.join(AGENTS)}")
     return {
@@ -43,6 +67,26 @@ def agent_env(agent: str, base_url: str, token: str) -> dict[str, str]:
         "OPENAI_MODEL": "default",
         "ANTHROPIC_BASE_URL": base_url,
         "ANTHROPIC_AUTH_TOKEN": token,
+    }
+
+
+def opencode_config(base_url: str) -> dict[str, object]:
+    """OpenCode's config: an OpenAI-compatible provider `downshift` whose models are Downshift roles (the
+    title and summary calls go to `small_model`, the `background` role)."""
+    return {
+        "$schema": "https://opencode.ai/config.json",
+        "autoupdate": False,
+        "share": "disabled",
+        "provider": {
+            "downshift": {
+                "npm": "@ai-sdk/openai-compatible",
+                "name": "Downshift",
+                "options": {"baseURL": f"{base_url}/v1", "apiKey": "{env:DOWNSHIFT_API_KEY}"},
+                "models": {"default": {"name": "default"}, "plan": {"name": "plan"}, "background": {"name": "background"}},
+            }
+        },
+        "model": "downshift/default",
+        "small_model": "downshift/background",
     }
 
 
@@ -88,6 +132,10 @@ def export_text(agent: str, fmt: str, base_url: str, token: str) -> str:
     note = None
     if agent == "codex" and fmt != "json":
         note = "Codex CLI: put these lines in $CODEX_HOME/config.toml (~/.codex/config.toml):\n" + codex_config(base_url)
+    if agent in FILE_AGENTS and fmt != "json":
+        from app.core.agent_config import config_note
+
+        note = config_note(agent, base_url, token)
     return render(agent_env(agent, base_url, token), fmt, note=note)
 
 

@@ -714,6 +714,7 @@ DEFAULT_ERROR_PATTERNS: tuple[str, ...] = (
     "no such file or directory",
     "permission denied",
     "<tool_use_error>",
+    "error executing tool",  # Continue's CLI
 )
 ERROR_WINDOW = 300
 
@@ -736,6 +737,13 @@ def failed_results(
     `failed: 0`) reports success and does not count. Without `fresh`, every result is returned; with it,
     only results whose id `fresh(id)` accepts are read at all (the proxy passes the ids it has not judged
     yet: agents resend the whole history every turn).
+
+    Three agent shapes are read before the text rule: a result that is JSON carrying `success` (Cline's
+    CLI: an object, or a list of them for several commands; `success: false` fails, `true` succeeds
+    whatever the text says) or only an `error` string (Cline's invalid-arguments answer); Qwen Code's
+    shell report (`Command: ...` with an `Exit Code: N` line after the output, however long, and an
+    `Error: (none)` line that is not an error); and a Unix diagnostic `prog: [arg: ]message` ending its
+    line (`cat: x: No such file or directory`, as OpenCode returns a failed command's stderr).
     """
     if api == "anthropic":
         return _failed_anthropic(request_body, fresh)
@@ -751,7 +759,7 @@ def failed_results(
                 call_id = str(item.get("call_id") or "")
                 if fresh is not None and not fresh(call_id):
                     continue
-                reason = _text_failure(_as_text(item.get("output")), matcher, window)
+                reason = _result_failure(_as_text(item.get("output")), matcher, window)
                 if reason:
                     found.append((call_id, reason))
         return found
@@ -760,7 +768,7 @@ def failed_results(
             call_id = str(message.get("tool_call_id") or "")
             if fresh is not None and not fresh(call_id):
                 continue
-            reason = _text_failure(_as_text(message.get("content")), matcher, window)
+            reason = _result_failure(_as_text(message.get("content")), matcher, window)
             if reason:
                 found.append((call_id, reason))
     return found
@@ -816,11 +824,61 @@ def _line_start_matcher(patterns: tuple[str, ...]) -> re.Pattern[str]:
 
 
 _ZERO = re.compile(r"^[\s:=]*0\b")
+_NONE = re.compile(r"^[\s:=]*\(?none\)?\s*$")  # "Error: (none)": a field saying there was no error
+_SHELL_DIAGNOSTIC = re.compile(
+    r"^[ \t]*[\w.\-/]+: (?:[^\n]{1,200}?: )?(no such file or directory|permission denied|command not found)[ \t]*$",
+    re.M,
+)
+_QWEN_EXIT = re.compile(r"\nExit Code: (-?\d+)\n")
+_JSON_HINTS = ('"success"', '"error"')
+
+
+def _result_failure(text: str, matcher: re.Pattern[str], window: int) -> str | None:
+    """A tool result's failure reason, or None; the agent shapes first (see `failed_results`)."""
+    start = text[:1]
+    if start in ("{", "[") and any(hint in text[:window] for hint in _JSON_HINTS):
+        verdict = _json_failure(text)
+        if verdict is not None:
+            return verdict or None  # "": the JSON said it succeeded
+    if text.startswith("Command: "):  # Qwen Code's shell tool: the exit code decides
+        tail = text[-window:]
+        m = _QWEN_EXIT.search(tail)
+        if m:
+            return None if m.group(1) == "0" else _short(f"matched 'exit code': Exit Code: {m.group(1)}")
+    return _text_failure(text, matcher, window)
+
+
+def _json_failure(text: str) -> str | None:
+    """For JSON tool results: a reason on failure, "" on success, None when the JSON says neither."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    items = value if isinstance(value, list) else [value]
+    if not items or not all(isinstance(item, dict) for item in items):
+        return None
+    if all(isinstance(item.get("success"), bool) for item in items):
+        for item in items:
+            if item["success"] is False:
+                error = item.get("error")
+                return _short("success: false" + (f": {error}" if isinstance(error, str) and error else ""))
+        return ""
+    if isinstance(value, dict) and set(value) == {"error"} and isinstance(value["error"], str):
+        first = value["error"].strip().splitlines()
+        return _short("error: " + (first[0] if first else ""))
+    return None
 
 
 def _text_failure(text: str, matcher: re.Pattern[str], window: int) -> str | None:
     head = text[:window].lower()
-    m = matcher.search(head)  # the first indicator decides: "exit code: 0" up front means success
-    if m is None or _ZERO.match(m.group("rest")):
-        return None
-    return _short(f"matched {m.group(1)!r}: {text[m.start(1) : m.end()].strip()}")
+    for m in matcher.finditer(head):  # the first indicator decides: "exit code: 0" up front means success
+        rest = m.group("rest")
+        if _NONE.match(rest):
+            continue  # "Error: (none)" names a field, not a failure: read on
+        if _ZERO.match(rest):
+            return None
+        return _short(f"matched {m.group(1)!r}: {text[m.start(1) : m.end()].strip()}")
+    m = _SHELL_DIAGNOSTIC.search(head)
+    if m:
+        return _short(f"matched {m.group(1)!r}: {text[m.start() : m.end()].strip()}")
+    return None

@@ -549,7 +549,8 @@ def session_key(request: web.Request, data: dict[str, Any]) -> str | None:
     explicit = headers.get("X-Downshift-Task")
     if explicit:
         return f"task:{explicit}"
-    for name in ("x-claude-code-session-id", "session-id", "session_id", "thread-id"):
+    # Claude Code, Codex (session-id, thread-id), OpenCode (x-session-id: ses_..., one per run)
+    for name in ("x-claude-code-session-id", "session-id", "session_id", "thread-id", "x-session-id"):
         value = headers.get(name)
         if value:
             return f"session:{value}"

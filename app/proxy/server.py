@@ -28,6 +28,7 @@ from aiohttp import web, web_response
 
 from app.core.config import ROLES, is_loopback_host
 from app.core.engine import CALL_CONFIG, Core
+from app.core.envexport import DEBUG_PREFIX
 from app.core.records import CallRecord
 from app.core.secrets import SecretStoreError
 from app.proxy import accounting
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 # a version tells an attacker which advisories to try. The module global is what it falls back on.
 web_response.SERVER_SOFTWARE = "Downshift"
 
+DEBUG_KEY = web.RequestKey("downshift_debug_record", CallRecord)
 _KNOWN_ENDPOINTS = frozenset({"/v1/chat/completions", "/chat/completions", "/v1/messages", "/v1/messages/count_tokens",
                               "/v1/responses", "/responses", "/v1/models", "/health", "/downshift/status"})
 STATUS_PATH = "/downshift/status"  # refusal counts for `downshift doctor`; behind the token
@@ -78,6 +80,17 @@ class ProxyServer:
         self.app.router.add_get("/v1/models", self._models)
         self.app.router.add_get("/health", self._health)
         self.app.router.add_get(STATUS_PATH, self._status)
+        self.app.router.add_get("/downshift/session/{session_id}", self._session)
+        # The same endpoints under /debug (`downshift env --debug`): answers name the preset, role and model
+        # that served them (X-Downshift-*). Off by default: some agents echo or log response headers.
+        for path, api, endpoint in (("/v1/chat/completions", "openai", "/v1/chat/completions"),
+                                    ("/chat/completions", "openai", "/v1/chat/completions"),
+                                    ("/v1/messages", "anthropic", "/v1/messages"),
+                                    ("/v1/messages/count_tokens", "anthropic", "/v1/messages/count_tokens"),
+                                    ("/v1/responses", "responses", "/v1/responses"),
+                                    ("/responses", "responses", "/v1/responses")):
+            self.app.router.add_post(DEBUG_PREFIX + path, self._endpoint(api, endpoint, debug=True))
+        self.app.router.add_get(DEBUG_PREFIX + "/v1/models", self._models)
         self.app.router.add_route("*", "/{tail:.*}", self._endpoint("openai", "unknown"))
         self.app.on_response_prepare.append(self._cors)
         self.app.on_cleanup.append(self._cleanup)
@@ -192,6 +205,14 @@ class ProxyServer:
         raise ProxyError(401, "bad_token", "invalid Downshift token (see `downshift env` or the Export page)")
 
     async def _cors(self, request: web.Request, response: web.StreamResponse) -> None:
+        """Every answer's last headers: CORS for an allowed Origin, and on /debug routes the route taken."""
+        rec = request.get(DEBUG_KEY)
+        if rec is not None:
+            headers = response.headers
+            for name, value in (("X-Downshift-Preset", rec.preset), ("X-Downshift-Role", rec.role),
+                                ("X-Downshift-Provider", rec.provider), ("X-Downshift-Model", rec.upstream_model)):
+                if value:
+                    headers[name] = value
         origin = request.headers.get("Origin")
         if origin is not None and origin in self.core.config.allowed_origins:
             response.headers["Access-Control-Allow-Origin"] = origin
@@ -214,7 +235,8 @@ class ProxyServer:
 
     # ------------------------------------------------------------------------------------------- handlers
 
-    def _endpoint(self, api: str, endpoint: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def _endpoint(self, api: str, endpoint: str, *, debug: bool = False
+                  ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handler(request: web.Request) -> web.StreamResponse:
             pinned = CALL_CONFIG.set(self.core.config_store.current())  # the call's config: one stat per call
             try:
@@ -236,6 +258,8 @@ class ProxyServer:
                     return self._refuse(shape, exc)
             rec = CallRecord(client_api=api if endpoint != "unknown" else shape, endpoint=endpoint)
             rec.user_agent = request.headers.get("User-Agent", "")[:200] or None
+            if debug:
+                request[DEBUG_KEY] = rec  # read by _cors when the answer's headers go out
             writer = self.core.writer
             writer.started(rec)
             try:
@@ -319,6 +343,33 @@ class ProxyServer:
                     seen.add(str(target))
                     data.append({"id": str(target), "object": "model", "created": created, "owned_by": target.provider})
         return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json")
+
+    async def _session(self, request: web.Request) -> web.StreamResponse:
+        """The status line's figures for one agent session, for other status bars to poll (tmux, prompts,
+        editors). Token required; not logged as a call (a bar polls it every few seconds). Read off the
+        event loop: it is a few indexed reads of the log."""
+        try:
+            await self._check_access(request)
+            db_url = self.core.db_url
+            if not db_url.startswith("sqlite:///"):
+                raise ProxyError(501, "unsupported", "session figures are read from a SQLite call log only")
+        except ProxyError as exc:
+            return self._refuse("openai", exc) if exc.status in (401, 403) else _error_response("openai", exc)
+        from app import statusline
+
+        config = self.core.config
+        settings = {"routing": {"active": config.active},
+                    "budgets": [{"period": b.period, "limit_usd": b.limit_usd, "provider": b.provider}
+                                for b in config.budgets]}
+        session_id = request.match_info["session_id"]
+        try:
+            figures = await asyncio.get_running_loop().run_in_executor(
+                None, statusline.session_figures, db_url[len("sqlite:///"):], session_id, settings)
+        except Exception as exc:  # a locked or half-migrated log: say so in the API's shape
+            message = f"the call log cannot be read: {type(exc).__name__}: {exc}"
+            return web.Response(status=503, body=error_json("openai", 503, message, code="log_unavailable"),
+                                content_type="application/json")
+        return web.Response(body=orjson.dumps(figures), content_type="application/json")
 
     async def _health(self, request: web.Request) -> web.StreamResponse:
         """Liveness without the token (used by `downshift doctor`, the demo, benchmarks); Host/Origin still apply."""

@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # the HTTP client loads when a key is tested, not with the ap
 
 DONE_KEY = "first_run_done"  # in the config's [ui] table
 AGENT_LABELS = {"claude-code": "Claude Code", "codex": "Codex CLI", "aider": "Aider", "cline": "Cline",
-                "opencode": "OpenCode", "continue": "Continue", "generic": "Another OpenAI- or Anthropic-format tool"}
+                "opencode": "OpenCode", "qwen-code": "Qwen Code", "continue": "Continue", "generic": "Another OpenAI- or Anthropic-format tool"}
 # Sensible picks when the provider lists them, best first; otherwise the first listed model.
 CHEAP_PICKS = ("qwen/qwen3-coder", "deepseek/deepseek-chat-v3.1", "deepseek-chat", "moonshotai/kimi-k2",
                "kimi-k2-0905-preview", "devstral-medium-latest", "openai/gpt-oss-120b", "gpt-5-mini",

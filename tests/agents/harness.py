@@ -19,6 +19,7 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -27,7 +28,7 @@ import tomli_w
 from app.testing.script import RecordedRequest, Reply
 
 AGENTS_DIR = Path(__file__).resolve().parent
-NODE_DIR = AGENTS_DIR / "node"  # package.json + package-lock.json pin Codex CLI and Claude Code
+NODE_DIR = AGENTS_DIR / "node"  # package.json + package-lock.json pin the npm agents (Codex, Claude Code, OpenCode, ...)
 AIDER_VENV = AGENTS_DIR / "aider-venv"  # aider pins ~100 packages of its own: never in the project's venv
 REPO = AGENTS_DIR.parent.parent
 REQUIRE_ENV = "DOWNSHIFT_REQUIRE_AGENTS"  # set in CI: a missing agent fails instead of skipping
@@ -66,12 +67,44 @@ def claude_binary() -> Path | None:
     return None
 
 
+def opencode_binary() -> Path | None:
+    """The native executable of OpenCode's platform package (the wrapper's bin/opencode.exe is a placeholder
+    until its postinstall script runs). The AVX2 build first, the baseline build on older CPUs."""
+    arch = {"x86_64": "x64", "aarch64": "arm64", "arm64": "arm64"}.get(os.uname().machine, os.uname().machine)
+    for variant in ("", "-baseline"):
+        path = NODE_DIR / "node_modules" / f"opencode-linux-{arch}{variant}" / "bin" / "opencode"
+        if os.access(path, os.X_OK) and (variant or _has_avx2()):
+            return path
+    return None
+
+
+def _has_avx2() -> bool:
+    try:
+        return " avx2" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+def cline_binary() -> Path | None:
+    """Cline's compiled binary (Bun embedded) from its platform package; the bin/cline wrapper only finds it."""
+    arch = {"x86_64": "x64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+    path = NODE_DIR / "node_modules" / "@cline" / f"cli-linux-{arch}" / "bin" / "cline"
+    return path if os.access(path, os.X_OK) else None
+
+
+def node_script(package: str, script: str) -> list[str | Path] | None:
+    """`node <package>/<script>` for agents shipped as JavaScript (Qwen Code, Continue's CLI), or None."""
+    node = shutil.which("node")
+    path = NODE_DIR / "node_modules" / package / script
+    return [node, path] if node and path.exists() else None
+
+
 def aider_binary() -> Path | None:
     path = AIDER_VENV / ("Scripts/aider.exe" if os.name == "nt" else "bin/aider")
     return path if path.exists() else None
 
 
-def require(name: str, binary: Path | None) -> Path:
+def require(name: str, binary: Any) -> Any:
     """The agent's binary, or a skip that says how to install it (a failure when $DOWNSHIFT_REQUIRE_AGENTS
     is set, so CI cannot go green by silently skipping after a broken install)."""
     if binary is not None:
@@ -132,22 +165,43 @@ def run_agent(argv: Sequence[str | Path], *, cwd: Path, env: Mapping[str, str], 
     return AgentRun([str(a) for a in argv], proc.returncode, out, err, time.monotonic() - started)
 
 
-def downshift_env(agent: str, config_path: Path, proxy_url: str, token: str) -> dict[str, str]:
+def downshift_env(agent: str, config_path: Path, proxy_url: str, token: str, *, write_home: Path | None = None
+                  ) -> dict[str, str]:
     """What `downshift env --agent AGENT --format json` prints for the running proxy, from the real CLI, so
-    the tests configure each agent exactly as a user following the README would."""
+    the tests configure each agent exactly as a user following the README would. With `write_home`, the
+    command also gets `--write` and that folder as HOME: the agent's settings file is written there."""
     config = tomllib.loads(config_path.read_text())
     config.setdefault("proxy", {})["port"] = urlsplit(proxy_url).port
     cli_config = config_path.with_name(f"cli-{config_path.name}")
     cli_config.write_text(tomli_w.dumps(config))
-    done = subprocess.run(
-        [sys.executable, "-m", "app", "env", "--config", str(cli_config), "--agent", agent, "--format", "json"],
-        cwd=REPO, env={**os.environ, "DOWNSHIFT_TOKEN": token}, capture_output=True, text=True, timeout=60,
-        check=False,
-    )
+    argv = [sys.executable, "-m", "app", "env", "--config", str(cli_config), "--agent", agent, "--format", "json"]
+    env = {**os.environ, "DOWNSHIFT_TOKEN": token}
+    if write_home is not None:
+        argv.append("--write")
+        env.update(HOME=str(write_home), USERPROFILE=str(write_home))
+    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, f"downshift env failed: {done.stderr}"
     variables = json.loads(done.stdout)
     assert isinstance(variables, dict)
     return {str(k): str(v) for k, v in variables.items()}
+
+
+def stop_cline_hubs(workdir: Path) -> list[int]:
+    """Kill the hub daemons a Cline run in `workdir` left behind (`cline --cline-hub-daemon --cwd WORKDIR`):
+    they detach into a session of their own and outlive the CLI. Only those, by pid."""
+    killed = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--cline-hub-daemon" in args and str(workdir).encode() in args:
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+                killed.append(int(proc.name))
+            except ProcessLookupError:
+                pass
+    return killed
 
 
 # ------------------------------------------------------------------------------------------- network
@@ -162,7 +216,8 @@ def traced(argv: Sequence[str | Path], log: Path) -> list[str] | None:
     strace = shutil.which("strace")
     if strace is None:
         return None
-    return [strace, "-f", "-qq", "-e", "trace=connect,sendto,sendmsg,sendmmsg", "-o", str(log), *map(str, argv)]
+    return [strace, "-f", "-qq", "-s", "256", "-e", "trace=connect,sendto,sendmsg,sendmmsg", "-o", str(log),
+            *map(str, argv)]
 
 
 def remote_endpoints(log: Path) -> set[tuple[str, int]]:
@@ -172,6 +227,84 @@ def remote_endpoints(log: Path) -> set[tuple[str, int]]:
         for match in _ENDPOINT.finditer(line):
             found.add((match.group(2) or match.group(3), int(match.group(1))))
     return found
+
+
+_PAYLOAD = re.compile(r'(?:iov_base=|sendto\(\d+, )"((?:[^"\\]|\\.)*)"')
+
+
+def dns_names(log: Path) -> set[str]:
+    """Host names the traced process looked up: the question of every DNS query in the strace log (its
+    payloads are C-escaped strings; a query is a 12-byte header with one question, then the name)."""
+    names: set[str] = set()
+    for line in log.read_text(errors="replace").splitlines():
+        for match in _PAYLOAD.finditer(line):
+            data = _unescape(match.group(1))
+            if len(data) < 17 or data[4:6] != b"\x00\x01":
+                continue
+            labels, i = [], 12
+            while i < len(data) and 0 < data[i] < 64:
+                label = data[i + 1 : i + 1 + data[i]]
+                if not label.isascii():
+                    break
+                labels.append(label.decode())
+                i += 1 + data[i]
+            if labels and i < len(data) and data[i] == 0:
+                names.add(".".join(labels))
+    return names
+
+
+def _unescape(text: str) -> bytes:
+    out = bytearray()
+    i = 0
+    simple = {"n": 10, "t": 9, "r": 13, "v": 11, "f": 12, "\\": 92, '"': 34}
+    while i < len(text):
+        ch = text[i]
+        if ch != "\\":
+            out += ch.encode("utf-8", "replace")
+            i += 1
+            continue
+        nxt = text[i + 1 : i + 2]
+        if nxt in simple:
+            out.append(simple[nxt])
+            i += 2
+        elif nxt == "x":
+            out.append(int(text[i + 2 : i + 4], 16))
+            i += 4
+        else:
+            j = i + 1
+            while j < min(i + 4, len(text)) and text[j] in "01234567":
+                j += 1
+            out.append(int(text[i + 1 : j] or "0", 8) & 0xFF)
+            i = max(j, i + 2)
+    return bytes(out)
+
+
+def outside_destinations(log: Path, proxy_url: str) -> set[tuple[str, int]]:
+    """Every socket destination that is not the proxy (DNS servers included)."""
+    port = int(proxy_url.rsplit(":", 1)[1])
+    return {(host, p) for host, p in remote_endpoints(log) if not (host in LOOPBACK and p == port)}
+
+
+# ------------------------------------------------------------------------------------------- the log
+
+
+def tool_call_rows(core: Any) -> list[dict[str, Any]]:
+    """The tool_calls table (a failed tool result marks the row of the call that asked for it)."""
+    from sqlalchemy import text
+
+    core.writer.flush()
+    with core.db.connect() as conn:
+        rows = conn.execute(text("SELECT call_id, tool_call_id, name, kind, result_failed, result_reason "
+                                 "FROM tool_calls ORDER BY id"))
+        return [dict(r._mapping) for r in rows]
+
+
+def task_rows(core: Any) -> list[dict[str, Any]]:
+    from sqlalchemy import text
+
+    core.writer.flush()
+    with core.db.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(text("SELECT id, key, source FROM tasks ORDER BY id"))]
 
 
 # ------------------------------------------------------------------------------------------- the model

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the pinned real agents that tests/test_real_*.py drive: Codex CLI and Claude Code from npm
+# Install the pinned real agents that tests/test_real_*.py drive: Codex CLI, Claude Code, OpenCode, Qwen Code,
+# Cline CLI and Continue CLI from npm
 # (tests/agents/node, exactly as package-lock.json says) and aider in a venv of its own (tests/agents/aider-venv,
 # from aider-requirements.txt). Idempotent and cheap on a second run: each part is redone only when its pin
 # file changed since the last successful install. Needs node/npm and python3 (3.10 to 3.12 for aider).

@@ -4,7 +4,9 @@ Rules, first match wins (the key is chosen in the proxy, the task row in the log
 
 1. header: `X-Downshift-Task: NAME` -> key `task:NAME`, labelled NAME;
 2. session: the agent's own session id (Claude Code's `x-claude-code-session-id` / `metadata.user_id`,
-   Codex's `session-id` / `thread-id`) -> key `session:ID`;
+   Codex's `session-id` / `thread-id`, OpenCode's `x-session-id`) -> key `session:ID`; Qwen Code, Cline's
+   and Continue's CLIs send none, and their calls fall to the fingerprint rule (their system prompt and
+   first user turn are byte-identical across the calls of a run);
 3. manual: the newest open task started by hand (`downshift task new`) takes every call that has no
    header or session id, while it is open and has been active within the idle gap;
 4. side call: a call routed to the `background` or `subagent` role with no header or session id joins

@@ -31,9 +31,10 @@ AGENT_LABELS = {
     "claude-code": "Claude Code",
     "codex": "Codex CLI",
     "aider": "aider",
-    "cline": "Cline",
-    "opencode": "opencode",
-    "continue": "Continue",
+    "opencode": "OpenCode",
+    "qwen-code": "Qwen Code",
+    "cline": "Cline CLI",
+    "continue": "Continue CLI (cn)",
     "generic": "Any OpenAI / Anthropic client",
 }
 FORMAT_LABELS = {"bash": "bash / zsh", "fish": "fish", "powershell": "PowerShell", "dotenv": ".env file", "json": "JSON"}
