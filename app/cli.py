@@ -20,6 +20,7 @@ from typing import Any
 
 from app import __version__
 from app import cli_analytics as analytics_cli
+from app import cli_executors as executors_cli
 from app.cli_analytics import _core, _print_json  # one of each for every command
 
 Handler = Callable[[argparse.Namespace], int]
@@ -399,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true", help="do not contact the providers")
     p.add_argument("--no-qt", action="store_true", help="do not probe Qt (it starts a child process)")
     analytics_cli.register(add)
+    executors_cli.register(add)
     return parser
 
 

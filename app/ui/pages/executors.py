@@ -1,0 +1,280 @@
+"""The Executors page: which model can run your loop, up to what prompt size, at what cost per finished task.
+
+A thin view over `app.core.queries.executors.scorecard`: the table (one row per model), the selected
+model's verdict with its evidence, and a chart of failure rate against prompt size. The query runs on the
+background pool (SingleFlight: never two at once), on show, on a range change, and at most every
+REFRESH_MS while calls are being logged.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QHideEvent, QPalette, QShowEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.queries.executors import scorecard
+from app.ui.context import UiContext
+from app.ui.executor_chart import ContextFailureChart
+from app.ui.models import fmt_money, fmt_ms, fmt_rate
+from app.ui.pages import MessageLine, heading
+from app.ui.throttle import SingleFlight, Throttle
+
+RANGES = (
+    ("Last 7 days", 7 * 86400),
+    ("Last 30 days", 30 * 86400),
+    ("Last 90 days", 90 * 86400),
+    ("All time", None),
+)
+REFRESH_MS = 5000
+COLUMNS = (
+    "Model",
+    "Calls",
+    "Tool calls",
+    "Valid",
+    "Fail <16K",
+    "Fail 16-64K",
+    "Fail 64-128K",
+    "Fail >128K",
+    "$ / finished task",
+    "p50",
+    "p95",
+    "Escalated",
+    "Probe",
+    "Verdict",
+)
+VERDICT_COLUMN = len(COLUMNS) - 1
+
+
+def snapshot(engine: Any, span_s: float | None, now: float) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    data = scorecard(engine, since=0.0 if span_s is None else now - span_s, until=now + 1e-6)
+    data["query_ms"] = (time.perf_counter() - t0) * 1000
+    data["span_s"] = span_s
+    return data
+
+
+def _cells(m: dict[str, Any]) -> list[str]:
+    probe = m["probe"]
+    return [
+        m["target"],
+        f"{m['calls']:,}",
+        f"{m['tool_calls']:,}",
+        fmt_rate(m["validity"]),
+        *(fmt_rate(b["failure_rate"]) for b in m["buckets"]),
+        fmt_money(m["cost_per_finished_task"]),
+        fmt_ms(m["latency"]["p50_ms"]),
+        fmt_ms(m["latency"]["p95_ms"]),
+        str(m["escalated_tasks"]),
+        "–" if probe is None else f"{probe['passed']}/{probe['probes']} passed",
+        m["verdict"]["text"],
+    ]
+
+
+class ExecutorsPage(QWidget):
+    def __init__(self, ctx: UiContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.flight = SingleFlight(ctx.background, self)
+        self.data: dict[str, Any] | None = None
+        self.refreshes = 0
+
+        self.range_box = QComboBox()
+        self.range_box.setAccessibleName("Time range")
+        for label, span in RANGES:
+            self.range_box.addItem(label, span)
+        self.range_box.setCurrentIndex(1)
+        self.updated = QLabel()
+        self.updated.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Range:"))
+        bar.addWidget(self.range_box)
+        bar.addStretch(1)
+        bar.addWidget(self.updated)
+
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setAccessibleName("Executor scorecard")
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().hide()
+        self.table.setAlternatingRowColors(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(VERDICT_COLUMN, QHeaderView.ResizeMode.Stretch)
+        self.table.itemSelectionChanged.connect(self._selected)
+
+        self.detail_title = QLabel()
+        font = self.detail_title.font()
+        font.setBold(True)
+        self.detail_title.setFont(font)
+        self.verdict = QLabel("Select a model to see its verdict and the evidence behind it.")
+        self.verdict.setWordWrap(True)
+        self.verdict.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.evidence = QLabel()
+        self.evidence.setWordWrap(True)
+        self.evidence.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.evidence.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.shadow = QLabel()
+        self.shadow.setWordWrap(True)
+        self.shadow.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.fix_button = QPushButton()
+        self.fix_button.hide()
+        self.fix_button.clicked.connect(self._apply_fix)
+        self.message = MessageLine()
+        detail = QGroupBox("Verdict")
+        detail.setMinimumWidth(420)
+        dl = QVBoxLayout(detail)
+        for w in (self.detail_title, self.verdict, self.evidence, self.shadow):
+            dl.addWidget(w)
+        fix_row = QHBoxLayout()
+        fix_row.addWidget(self.fix_button)
+        fix_row.addStretch(1)
+        dl.addLayout(fix_row)
+        dl.addWidget(self.message)
+        dl.addStretch(1)
+        self.extra = QVBoxLayout()  # panels added by later features (replay)
+        dl.addLayout(self.extra)
+
+        self.chart = ContextFailureChart()
+        lower = QSplitter(Qt.Orientation.Horizontal)
+        lower.addWidget(detail)
+        lower.addWidget(self.chart)
+        lower.setStretchFactor(0, 2)
+        lower.setStretchFactor(1, 3)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.table)
+        split.addWidget(lower)
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 3)
+        split.setSizes([240, 520])
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(
+            heading(
+                "Executors",
+                "Which model can run your loop, up to what prompt size, and at what cost "
+                "per finished task, from your own calls. Failure rate counts tool calls "
+                "that failed the checks or whose result came back failed.",
+            )
+        )
+        layout.addLayout(bar)
+        layout.addWidget(split, 1)
+
+        self._soon = Throttle(self.refresh, REFRESH_MS, self)
+        self.range_box.currentIndexChanged.connect(lambda _i: self.refresh(force=True))
+        ctx.bridge.callsLogged.connect(lambda _r: self._soon() if self.isVisible() else None)
+
+    # ---- querying
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.refresh(force=True)
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        self._soon.cancel()
+        super().hideEvent(event)
+
+    def refresh(self, force: bool = False) -> None:
+        if not self.isVisible() and not force:
+            return
+        span, engine = self.range_box.currentData(), self.ctx.core.db
+        self.flight.run(
+            lambda: snapshot(engine, span, time.time()), self.apply, self._failed, queue_latest=force
+        )
+
+    def _failed(self, exc: Exception) -> None:
+        self.message.error(f"Could not read the scorecard: {exc}")
+
+    # ---- showing
+    def apply(self, data: dict[str, Any]) -> None:
+        if data["span_s"] != self.range_box.currentData():
+            return  # the range changed while this ran; its own query is queued
+        selected = self.selected_target()
+        self.data = data
+        self.refreshes += 1
+        models = data["models"]
+        self.table.setRowCount(len(models))
+        for row, m in enumerate(models):
+            for col, text in enumerate(_cells(m)):
+                item = QTableWidgetItem(text)
+                if 0 < col < VERDICT_COLUMN:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if col == VERDICT_COLUMN:
+                    item.setToolTip(text)
+                self.table.setItem(row, col, item)
+        self.chart.set_models(models)
+        self.updated.setText(f"Updated {time.strftime('%H:%M:%S')} · {data['query_ms']:.0f} ms")
+        targets = [m["target"] for m in models]
+        if selected in targets:
+            self.table.selectRow(targets.index(selected))
+        elif models:
+            worst = max(
+                range(len(models)),
+                key=lambda i: (models[i]["verdict"]["climbs_with_context"], models[i]["calls"]),
+            )
+            self.table.selectRow(worst)
+        else:
+            self.verdict.setText(
+                "No calls in this range yet: route your agent through Downshift and the scorecard "
+                "fills in from its own work."
+            )
+        self._selected()
+
+    def selected_target(self) -> str | None:
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        if not rows or self.data is None:
+            return None
+        return self.data["models"][rows[0].row()]["target"]
+
+    def model_row(self, target: str) -> dict[str, Any] | None:
+        if self.data is None:
+            return None
+        return next((m for m in self.data["models"] if m["target"] == target), None)
+
+    def _selected(self) -> None:
+        target = self.selected_target()
+        m = self.model_row(target) if target else None
+        if m is None:
+            return
+        v = m["verdict"]
+        self.detail_title.setText(target)
+        self.verdict.setText(v["text"][:1].upper() + v["text"][1:] + ".")
+        lat = m["latency"]
+        self.evidence.setText(
+            f"{m['calls']:,} calls, {m['tool_calls']:,} tool calls ({fmt_rate(m['validity'])} valid, "
+            f"{fmt_rate(m['failure_rate'])} failed incl. failed results). Cost per finished task "
+            f"{fmt_money(m['cost_per_finished_task'])} over {m['finished_tasks']} tasks; latency p50 {fmt_ms(lat['p50_ms'])}, "
+            f"p95 {fmt_ms(lat['p95_ms'])} (latest {lat['sample']} calls). No verdict under {v['min_tool_calls']} tool calls."
+        )
+        lines = [
+            f"As a shadow of {s['served']}: {s['runs']} runs, valid {fmt_rate(s['valid_rate'])} (served "
+            f"{fmt_rate(s['served_valid_rate'])}), same tool {fmt_rate(s['same_tool_rate'])}, arguments valid "
+            f"{fmt_rate(s['args_valid_rate'])}, evaluation spend {fmt_money(s['cost_usd'])}"
+            for s in m["shadow"]
+        ]
+        self.shadow.setText("<br>".join(lines))
+        self.shadow.setVisible(bool(lines))
+        self._offer_fix(m)
+
+    # ---- the one-click fix (see app.core.long_context)
+    def _offer_fix(self, m: dict[str, Any]) -> None:
+        self.fix_button.hide()
+
+    def _apply_fix(self) -> None:
+        pass

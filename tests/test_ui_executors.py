@@ -1,0 +1,124 @@
+"""The Executors page offscreen with pytest-qt over a real core and a generated call log: the table, the
+verdict with its evidence, the failure-rate-by-prompt-size chart, and a screenshot for the README."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from analytics_support import generated_call, write_log
+
+from app.ui.background import Background
+from app.ui.bridge import CoreBridge
+from app.ui.context import UiContext
+from app.ui.pages.executors import VERDICT_COLUMN, ExecutorsPage
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+T0 = time.time() - 3 * 86400
+
+
+def history(core) -> None:  # type: ignore[no-untyped-def]
+    """Three models: one that climbs with prompt size, one that holds, one with too few calls to judge."""
+    recs = []
+    plan = [
+        ("cheapco/qwen/qwen3-coder", 10_000, 400, 0.02),
+        ("cheapco/qwen/qwen3-coder", 40_000, 200, 0.03),
+        ("cheapco/qwen/qwen3-coder", 70_000, 120, 0.06),
+        ("cheapco/qwen/qwen3-coder", 100_000, 100, 0.18),
+        ("cheapco/qwen/qwen3-coder", 140_000, 60, 0.3),
+        ("backup/deepseek/deepseek-chat", 12_000, 200, 0.02),
+        ("backup/deepseek/deepseek-chat", 90_000, 100, 0.03),
+        ("backup/deepseek/deepseek-chat", 150_000, 60, 0.03),
+        ("premium/claude-sonnet-4-6", 30_000, 12, 0.0),
+    ]
+    at = T0
+    for target, prompt, n, rate in plan:
+        bad = round(n * rate)
+        for i in range(n):
+            at += 5
+            failed = (i * bad) // n != ((i + 1) * bad) // n  # spread evenly over the bin
+            recs.append(
+                generated_call(
+                    target,
+                    prompt + (i * 37) % 7000,
+                    ["schema" if failed else "ok"],
+                    at=at,
+                    duration_ms=800.0 + (i * 53) % 4000,
+                    cost=0.002 + prompt / 1e8,
+                    task=f"{target}-{i // 40}",
+                )
+            )
+    write_log(core, recs)
+    from app.core.queries.tasks import list_tasks, set_outcome
+
+    for i, task in enumerate(list_tasks(core.db)):
+        set_outcome(core.db, task["id"], "finished" if i % 3 else "abandoned")
+
+
+@pytest.fixture
+def ctx(core):  # type: ignore[no-untyped-def]
+    c = UiContext(core, None, CoreBridge(core.events), Background())
+    yield c
+    c.background.wait(10_000)
+    c.bridge.close()
+
+
+def open_page(qtbot: Any, ctx: UiContext) -> ExecutorsPage:
+    page = ExecutorsPage(ctx)
+    qtbot.addWidget(page)
+    page.resize(1400, 860)
+    page.show()
+    qtbot.waitUntil(lambda: page.refreshes >= 1, timeout=10_000)
+    return page
+
+
+def test_table_verdict_and_chart(qtbot: Any, ctx: UiContext) -> None:
+    history(ctx.core)
+    page = open_page(qtbot, ctx)
+    targets = [page.table.item(r, 0).text() for r in range(page.table.rowCount())]
+    assert targets == [
+        "backup/deepseek/deepseek-chat",
+        "cheapco/qwen/qwen3-coder",
+        "premium/claude-sonnet-4-6",
+    ]
+    qwen = targets.index("cheapco/qwen/qwen3-coder")
+    assert page.table.item(qwen, 1).text() == "880"
+    assert page.table.item(qwen, VERDICT_COLUMN).text().startswith("holds up to ")
+    assert "no verdict yet: 12 tool calls" in page.table.item(2, VERDICT_COLUMN).text()
+    assert (
+        page.selected_target() == "cheapco/qwen/qwen3-coder"
+    )  # the model whose failures climb is shown first
+    assert page.verdict.text().startswith("Holds up to ") and "fails" in page.verdict.text()
+    assert "880 calls" in page.evidence.text()
+    assert set(page.chart.points) == set(targets)
+    assert len(page.chart.points["premium/claude-sonnet-4-6"]) == 1  # 12 calls, all in one bin
+    qwen_points = page.chart.points["cheapco/qwen/qwen3-coder"]
+    assert qwen_points[0][1] < 5 and qwen_points[-1][1] > 20  # the back half of the session, made visible
+    page.table.selectRow(0)
+    assert page.detail_title.text() == "backup/deepseek/deepseek-chat"
+    assert page.verdict.text().startswith("Holds up across every prompt size seen")
+
+
+def test_the_range_box_requeries(qtbot: Any, ctx: UiContext) -> None:
+    history(ctx.core)
+    page = open_page(qtbot, ctx)
+    before = page.refreshes
+    page.range_box.setCurrentIndex(0)  # last 7 days: the history is 3 days old, still in
+    qtbot.waitUntil(lambda: page.refreshes > before and not page.flight.running, timeout=5000)
+    assert page.table.rowCount() == 3
+
+
+def test_empty_log_says_what_to_do(qtbot: Any, ctx: UiContext) -> None:
+    page = open_page(qtbot, ctx)
+    assert page.table.rowCount() == 0 and "No calls in this range" in page.verdict.text()
+
+
+def test_render_executors_page_to_png(qtbot: Any, ctx: UiContext) -> None:
+    history(ctx.core)
+    page = open_page(qtbot, ctx)
+    qtbot.wait(200)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    assert page.grab().save(str(SCREENSHOTS / "executors.png"))
+    assert (SCREENSHOTS / "executors.png").stat().st_size > 20_000
