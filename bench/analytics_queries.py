@@ -211,6 +211,12 @@ def hot_path(db_url: str, n: int = 20_000) -> dict[str, float]:
         with core.db.begin() as conn:
             core.policy.writer_hook(conn, batch)
         out["writer hook, batch of 1000 (us/call)"] = (time.perf_counter() - t0) / len(batch) * 1e6
+        from app.core.analytics import executors as executor_totals
+
+        t0 = time.perf_counter()
+        with core.db.begin() as conn:
+            executor_totals.writer_hook(conn, batch)
+        out["executor totals hook, batch of 1000 (us/call)"] = (time.perf_counter() - t0) / len(batch) * 1e6
         core.close()
     return out
 

@@ -122,3 +122,27 @@ def test_render_executors_page_to_png(qtbot: Any, ctx: UiContext) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     assert page.grab().save(str(SCREENSHOTS / "executors.png"))
     assert (SCREENSHOTS / "executors.png").stat().st_size > 20_000
+
+
+def test_one_click_fix_writes_the_long_context_rule(qtbot: Any, ctx: UiContext) -> None:
+    """The conftest config's active preset 'cheap' runs its loop on cheapco/qwen/qwen3-coder, whose failures
+    climb with prompt size here; one click adds the rule, and the proxy's next call applies it."""
+    history(ctx.core)
+    page = open_page(qtbot, ctx)
+    assert page.selected_target() == "cheapco/qwen/qwen3-coder"
+    assert page.fix_button.isVisible() and page.fix_button.isEnabled()
+    assert (
+        page.fix_button.text()
+        == "Send prompts over 96K tokens to backup/deepseek/deepseek-chat (preset 'cheap')"
+    )
+    page.fix_button.click()
+    qtbot.waitUntil(lambda: page.message.kind == "ok", timeout=5000)
+    rule = ctx.core.config.presets["cheap"].long_context
+    assert rule is not None and (rule.above_tokens, rule.role) == (96_000, "plan")
+    assert "long_context" in ctx.core.config_path.read_text()
+    assert not page.fix_button.isVisible()
+    page.refresh(force=True)
+    qtbot.waitUntil(lambda: page.refreshes >= 2, timeout=5000)
+    assert not page.fix_button.isVisible() and "already sends prompts over 96K" in page.message.text()
+    page.table.selectRow(0)  # deepseek holds up: nothing to offer
+    assert not page.fix_button.isVisible()

@@ -24,6 +24,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from app.core import long_context
 from app.core.config import Config, Provider, Target
 from app.core.engine import Core
 from app.core.records import Attempt, CallRecord
@@ -75,6 +76,8 @@ class Pipeline:
         if config.store_bodies:
             rec.request_body = accounting.clip_body(body, config.body_max_bytes)  # redacted by the log writer
         forced = self._policy_before(rec, data, config)
+        if forced is None:
+            forced = await self._long_context(rec, data, len(body), client_api, config)
         try:
             chosen = route(config, rec.requested_model, force_role=forced)
         except RoutingError as exc:
@@ -96,6 +99,22 @@ class Pipeline:
         except Exception:  # a bug in the analytics must not stop the call
             log.exception("call policy failed for call %s; serving it without", rec.call_id)
             return None
+
+    async def _long_context(self, rec: CallRecord, data: dict[str, Any], body_len: int, client_api: str,
+                            config: Config) -> str | None:
+        """The role a preset's long-context rule sends this call to, or None. Decided by the body's length for
+        most calls; a body that may be over the limit is counted on a worker thread (app.core.long_context)."""
+        preset = config.active_preset
+        rule = preset.long_context if preset is not None else None
+        if rule is None or not long_context.may_exceed(rule, body_len) or not long_context.rule_for(config, rec.requested_model):
+            return None
+        try:
+            loop = asyncio.get_running_loop()
+            if await loop.run_in_executor(None, long_context.is_long, rule, data, body_len, client_api):
+                return rule.role
+        except Exception:  # an odd body the counter cannot read keeps its normal route
+            log.warning("could not count the prompt of call %s", rec.call_id, exc_info=True)
+        return None
 
     async def count_tokens(self, request: web.Request, body: bytes, rec: CallRecord) -> web.StreamResponse:
         """Anthropic `count_tokens`: asked of the target when it speaks Messages, else counted locally.

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core import long_context
 from app.core.queries.executors import scorecard
 from app.ui.context import UiContext
 from app.ui.executor_chart import ContextFailureChart
@@ -93,6 +94,7 @@ class ExecutorsPage(QWidget):
         self.flight = SingleFlight(ctx.background, self)
         self.data: dict[str, Any] | None = None
         self.refreshes = 0
+        self.fix: dict[str, Any] | None = None
 
         self.range_box = QComboBox()
         self.range_box.setAccessibleName("Time range")
@@ -274,7 +276,61 @@ class ExecutorsPage(QWidget):
 
     # ---- the one-click fix (see app.core.long_context)
     def _offer_fix(self, m: dict[str, Any]) -> None:
+        """When a model's failures climb with prompt size, offer the long-context rule on the preset whose loop
+        runs it: prompts over the size it holds up to go to the preset's plan model."""
+        self.fix = None
         self.fix_button.hide()
+        if self.message.kind != "ok":
+            self.message.clear()
+        v = m["verdict"]
+        if not v["climbs_with_context"] or not v["suggest_above_tokens"]:
+            return
+        fix = long_context.fix_for(self.ctx.core.config, m["target"], int(v["suggest_above_tokens"]))
+        if fix is None:
+            return
+        above = f"{fix['above_tokens'] // 1000}K"
+        if fix["already"]:
+            self.message.info(
+                f"Preset '{fix['preset']}' already sends prompts over "
+                f"{self.ctx.core.config.presets[fix['preset']].long_context.above_tokens // 1000}K tokens "  # type: ignore[union-attr]
+                f"to its {fix['role']} model."
+            )
+            return
+        self.fix = fix
+        self.fix_button.setText(
+            f"Send prompts over {above} tokens to {fix['to'] or 'the ' + fix['role'] + ' role'}"
+            f" (preset '{fix['preset']}')"
+        )
+        self.fix_button.setEnabled(fix["usable"])
+        self.fix_button.setToolTip(
+            f'Adds long_context = {{ above_tokens = {fix["above_tokens"]}, role = "{fix["role"]}" }}'
+            f" to the preset"
+            if fix["usable"]
+            else fix["why"]
+        )
+        self.fix_button.show()
+        if not fix["usable"]:
+            self.message.info(
+                f"No one-click fix: {fix['why']}. Add a {fix['role']} model to preset '{fix['preset']}' "
+                "on the Presets page."
+            )
 
     def _apply_fix(self) -> None:
-        pass
+        fix = self.fix
+        if fix is None:
+            return
+        self.fix_button.setEnabled(False)
+
+        def done(_config: object) -> None:
+            self.message.ok(
+                f"Preset '{fix['preset']}' now sends prompts over {fix['above_tokens'] // 1000}K tokens to "
+                f"{fix['to']}; the next call applies it."
+            )
+            self.fix_button.hide()
+
+        def failed(exc: Exception) -> None:
+            self.fix_button.setEnabled(True)
+            self.message.error(f"Could not save the rule: {exc}")
+
+        preset, above, role = fix["preset"], fix["above_tokens"], fix["role"]
+        self.ctx.update_config(lambda c: long_context.with_rule(c, preset, above, role), done, failed)

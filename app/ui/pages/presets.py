@@ -440,7 +440,8 @@ class PresetsPage(QWidget):
                 patterns[glob] = combo.currentText() if isinstance(combo, QComboBox) else "default"
         fallback = tuple(Target.parse(self.fallback.item(i).text()) for i in range(self.fallback.count()))
         old = self.ctx.core.config.presets.get(self.editing) if self.editing else None
-        return Preset(name, roles, patterns, fallback, self.description.text().strip(), old.escalate if old else None)
+        return Preset(name, roles, patterns, fallback, self.description.text().strip(), old.escalate if old else None,
+                      old.long_context if old else None, old.shadow if old else None)  # rules the form does not edit
 
     # ------------------------------------------------------------------------------------------- actions
 
