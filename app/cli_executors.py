@@ -89,6 +89,67 @@ def cmd_executors(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from app.core.queries.replay import replay
+
+    since = _since(args.since)
+    if since is None:
+        return 2
+    core = _core(args)
+    try:
+        core.writer.flush()
+        data = replay(core.db, core.config, args.preset, since=since)
+    except KeyError as exc:
+        print(f"downshift: {exc.args[0]}", file=sys.stderr)
+        return 2
+    finally:
+        core.close()
+    if args.json:
+        _print_json(data)
+        return 0
+    from app.cli import table
+
+    rows = [
+        {
+            **r,
+            "served": ", ".join(r["served_by"][:2])
+            + (f" +{len(r['served_by']) - 2}" if len(r["served_by"]) > 2 else ""),
+            "actual": _money(r["actual_cost_usd"]),
+            "replay": _money(r["replay_cost_usd"])
+            + (f" ({r['replay_unpriced_calls']} unpriced)" if r["replay_unpriced_calls"] else ""),
+        }
+        for r in data["roles"]
+    ]
+    print(
+        table(
+            rows,
+            [
+                ("role", "ROLE"),
+                ("calls", "CALLS"),
+                ("served", "SERVED BY"),
+                ("actual", "COST"),
+                ("target", f"ON {args.preset.upper()}"),
+                ("replay", "WOULD COST"),
+            ],
+        )
+    )
+    diff = data["difference_usd"]
+    print(
+        f"\n{data['calls']:,} calls since {args.since}: {_money(data['actual_cost_usd'])} as served, "
+        f"{_money(data['replay_cost_usd'])} on preset {args.preset!r} ({'+' if diff >= 0 else '-'}{_money(abs(diff))})"
+    )
+    if not data["complete"]:
+        print(
+            f"  {data['replay_unpriced_calls']} calls have no known price on {args.preset!r} and are not in its total"
+        )
+    if data["actual_unpriced_calls"]:
+        print(
+            f"  {data['actual_unpriced_calls']} served calls had no known price and are not in the served total"
+        )
+    print(f"  {data['caveat']}")
+    return 0
+
+
 def register(add: AddCommand) -> None:
     p = add(
         "executors",
@@ -101,3 +162,11 @@ def register(add: AddCommand) -> None:
     p.add_argument(
         "--min-tool-calls", type=int, default=50, help="no verdict on fewer tool calls (default: 50)"
     )
+    p = add(
+        "replay",
+        cmd_replay,
+        "what another preset would have cost on the calls already logged (no call is sent)",
+    )
+    p.add_argument("--preset", required=True, help="the preset to price the logged calls on")
+    p.add_argument("--since", default="7d", help="e.g. 24h, 7d, 2026-11-01 (default: 7d)")
+    p.add_argument("--json", action="store_true")

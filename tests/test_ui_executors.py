@@ -118,6 +118,8 @@ def test_empty_log_says_what_to_do(qtbot: Any, ctx: UiContext) -> None:
 def test_render_executors_page_to_png(qtbot: Any, ctx: UiContext) -> None:
     history(ctx.core)
     page = open_page(qtbot, ctx)
+    page.run_replay()
+    qtbot.waitUntil(lambda: page.replay_data is not None, timeout=5000)
     qtbot.wait(200)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     assert page.grab().save(str(SCREENSHOTS / "executors.png"))
@@ -131,9 +133,10 @@ def test_one_click_fix_writes_the_long_context_rule(qtbot: Any, ctx: UiContext) 
     page = open_page(qtbot, ctx)
     assert page.selected_target() == "cheapco/qwen/qwen3-coder"
     assert page.fix_button.isVisible() and page.fix_button.isEnabled()
+    assert page.fix_button.text() == "Route prompts over 96K tokens to plan"
     assert (
-        page.fix_button.text()
-        == "Send prompts over 96K tokens to backup/deepseek/deepseek-chat (preset 'cheap')"
+        "to preset 'cheap'" in page.fix_note.text()
+        and "go to backup/deepseek/deepseek-chat" in page.fix_note.text()
     )
     page.fix_button.click()
     qtbot.waitUntil(lambda: page.message.kind == "ok", timeout=5000)
@@ -146,3 +149,16 @@ def test_one_click_fix_writes_the_long_context_rule(qtbot: Any, ctx: UiContext) 
     assert not page.fix_button.isVisible() and "already sends prompts over 96K" in page.message.text()
     page.table.selectRow(0)  # deepseek holds up: nothing to offer
     assert not page.fix_button.isVisible()
+
+
+def test_replay_panel_prices_the_range_on_another_preset(qtbot: Any, ctx: UiContext) -> None:
+    history(ctx.core)
+    page = open_page(qtbot, ctx)
+    assert page.replay_box.currentText() == "premium"  # the premium preset first: "what would premium cost?"
+    page.run_replay()
+    qtbot.waitUntil(lambda: page.replay_data is not None, timeout=5000)
+    data = page.replay_data
+    assert data is not None and data["preset"] == "premium" and data["calls"] == 1252
+    text = page.replay_result.text()
+    assert "1,252 calls" in text and "on premium" in text and "No call was sent." in text
+    assert "default: 1,252 calls" in text and "premium/claude-sonnet-4-6" in text

@@ -138,12 +138,15 @@ class ExecutorsPage(QWidget):
         self.shadow.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.fix_button = QPushButton()
         self.fix_button.hide()
+        self.fix_note = QLabel()
+        self.fix_note.setWordWrap(True)
+        self.fix_note.hide()
         self.fix_button.clicked.connect(self._apply_fix)
         self.message = MessageLine()
         detail = QGroupBox("Verdict")
         detail.setMinimumWidth(420)
         dl = QVBoxLayout(detail)
-        for w in (self.detail_title, self.verdict, self.evidence, self.shadow):
+        for w in (self.detail_title, self.verdict, self.evidence, self.shadow, self.fix_note):
             dl.addWidget(w)
         fix_row = QHBoxLayout()
         fix_row.addWidget(self.fix_button)
@@ -151,8 +154,7 @@ class ExecutorsPage(QWidget):
         dl.addLayout(fix_row)
         dl.addWidget(self.message)
         dl.addStretch(1)
-        self.extra = QVBoxLayout()  # panels added by later features (replay)
-        dl.addLayout(self.extra)
+        dl.addWidget(self._replay_panel())
 
         self.chart = ContextFailureChart()
         lower = QSplitter(Qt.Orientation.Horizontal)
@@ -274,12 +276,88 @@ class ExecutorsPage(QWidget):
         self.shadow.setVisible(bool(lines))
         self._offer_fix(m)
 
+    # ---- replay (see app.core.queries.replay)
+    def _replay_panel(self) -> QWidget:
+        box = QGroupBox("What would another preset have cost?")
+        layout = QVBoxLayout(box)
+        row = QHBoxLayout()
+        self.replay_box = QComboBox()
+        self.replay_box.setAccessibleName("Preset to replay on")
+        self.replay_button = QPushButton("Replay the range")
+        self.replay_button.clicked.connect(self.run_replay)
+        row.addWidget(QLabel("Preset:"))
+        row.addWidget(self.replay_box, 1)
+        row.addWidget(self.replay_button)
+        layout.addLayout(row)
+        self.replay_result = QLabel(
+            "Prices this range's calls on another preset's models, from their logged "
+            "token counts. No call is sent."
+        )
+        self.replay_result.setWordWrap(True)
+        self.replay_result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.replay_result)
+        self.replay_data: dict[str, Any] | None = None
+        self._fill_presets()
+        self.ctx.bridge.configChanged.connect(lambda _c: self._fill_presets())
+        return box
+
+    def _fill_presets(self) -> None:
+        config = self.ctx.core.config
+        current = self.replay_box.currentText()
+        names = [n for n in config.presets if n != config.active] or list(config.presets)
+        self.replay_box.blockSignals(True)
+        self.replay_box.clear()
+        self.replay_box.addItems(names)
+        if current in names:
+            self.replay_box.setCurrentText(current)
+        elif config.premium in names:
+            self.replay_box.setCurrentText(config.premium)
+        self.replay_box.blockSignals(False)
+
+    def run_replay(self) -> None:
+        from app.core.queries.replay import replay
+
+        preset = self.replay_box.currentText()
+        if not preset:
+            return
+        span, engine, config = self.range_box.currentData(), self.ctx.core.db, self.ctx.core.config
+        since = 0.0 if span is None else time.time() - span
+        self.replay_button.setEnabled(False)
+        self.replay_result.setText(f"Pricing the range on {preset}…")
+
+        def done(data: dict[str, Any]) -> None:
+            self.replay_button.setEnabled(True)
+            self.replay_data = data
+            diff = data["difference_usd"]
+            sign = "more" if diff > 0 else "less"
+            lines = [
+                f"<b>{data['calls']:,} calls: {fmt_money(data['actual_cost_usd'])} as served, "
+                f"{fmt_money(data['replay_cost_usd'])} on {preset}</b> ({fmt_money(abs(diff))} {sign})."
+            ]
+            for r in data["roles"]:
+                extra = (
+                    f", {r['replay_unpriced_calls']} without a price" if r["replay_unpriced_calls"] else ""
+                )
+                lines.append(
+                    f"{r['role']}: {r['calls']:,} calls {fmt_money(r['actual_cost_usd'])} → {r['target']} "
+                    f"{fmt_money(r['replay_cost_usd'])}{extra}"
+                )
+            lines.append(f"<i>{data['caveat']}</i>")
+            self.replay_result.setText("<br>".join(lines))
+
+        def failed(exc: Exception) -> None:
+            self.replay_button.setEnabled(True)
+            self.replay_result.setText(f"Could not replay: {exc}")
+
+        self.ctx.background.run(lambda: replay(engine, config, preset, since=since), done, failed)
+
     # ---- the one-click fix (see app.core.long_context)
     def _offer_fix(self, m: dict[str, Any]) -> None:
         """When a model's failures climb with prompt size, offer the long-context rule on the preset whose loop
         runs it: prompts over the size it holds up to go to the preset's plan model."""
         self.fix = None
         self.fix_button.hide()
+        self.fix_note.hide()
         if self.message.kind != "ok":
             self.message.clear()
         v = m["verdict"]
@@ -297,10 +375,13 @@ class ExecutorsPage(QWidget):
             )
             return
         self.fix = fix
-        self.fix_button.setText(
-            f"Send prompts over {above} tokens to {fix['to'] or 'the ' + fix['role'] + ' role'}"
-            f" (preset '{fix['preset']}')"
-        )
+        self.fix_button.setText(f"Route prompts over {above} tokens to {fix['role']}")
+        if fix["usable"]:
+            self.fix_note.setText(
+                f'One click adds long_context = {{ above_tokens = {fix["above_tokens"]}, role = "{fix["role"]}" }} '
+                f"to preset '{fix['preset']}': its loop calls over {above} prompt tokens then go to {fix['to']}."
+            )
+            self.fix_note.show()
         self.fix_button.setEnabled(fix["usable"])
         self.fix_button.setToolTip(
             f'Adds long_context = {{ above_tokens = {fix["above_tokens"]}, role = "{fix["role"]}" }}'
@@ -327,6 +408,7 @@ class ExecutorsPage(QWidget):
                 f"{fix['to']}; the next call applies it."
             )
             self.fix_button.hide()
+            self.fix_note.hide()
 
         def failed(exc: Exception) -> None:
             self.fix_button.setEnabled(True)
