@@ -27,7 +27,7 @@ def _rate(value: float | None) -> str:
 
 
 def cmd_executors(args: argparse.Namespace) -> int:
-    from app.core.queries.executors import scorecard
+    from app.core.queries.executors import evaluation_spend, scorecard
 
     since = _since(args.since)
     if since is None:
@@ -35,6 +35,7 @@ def cmd_executors(args: argparse.Namespace) -> int:
     core = _core(args)
     core.writer.flush()
     data = scorecard(core.db, since=since, min_tool_calls=args.min_tool_calls)
+    data["evaluation_spend"] = evaluation_spend(core.db, since=since)
     core.close()
     if args.json:
         _print_json(data)
@@ -86,6 +87,11 @@ def cmd_executors(args: argparse.Namespace) -> int:
             )
     if not data["models"]:
         print("no calls in this range")
+    ev = data["evaluation_spend"]
+    if ev["runs"]:
+        print(
+            f"evaluation spend (shadow runs, never in spend totals): {_money(ev['cost_usd'])} over {ev['runs']} runs"
+        )
     return 0
 
 

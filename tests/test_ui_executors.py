@@ -19,6 +19,48 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 T0 = time.time() - 3 * 86400
 
 
+def shadow_history(core, n: int = 40) -> None:  # type: ignore[no-untyped-def]
+    """A candidate shadowing the loop model: valid 9 times in 10, the same tool 7 times in 10."""
+    from sqlalchemy import insert
+
+    from app.core.storage.models import ShadowCall
+
+    rows = [
+        {
+            "call_id": f"c{i}",
+            "started_at": T0 + i,
+            "preset": "cheap",
+            "served_provider": "cheapco",
+            "served_model": "qwen/qwen3-coder",
+            "provider": "cheapco",
+            "model": "moonshotai/kimi-k2",
+            "prompt_tokens": 20_000,
+            "outcome": "ok",
+            "latency_ms": 1500.0,
+            "served_latency_ms": 2000.0,
+            "input_tokens": 20_000,
+            "output_tokens": 200,
+            "cache_read_tokens": 0,
+            "cost_usd": 0.004,
+            "cost_source": "table",
+            "served_cost_usd": 0.003,
+            "tool_calls": 1,
+            "tool_failures": int(i % 10 == 0),
+            "served_tool_calls": 1,
+            "served_tool_failures": 0,
+            "valid": i % 10 != 0,
+            "served_valid": True,
+            "same_tool": i % 10 < 7,
+            "args_valid": i % 10 != 0,
+            "served_tool": "read_file",
+            "shadow_tool": "read_file",
+        }
+        for i in range(n)
+    ]
+    with core.db.begin() as conn:
+        conn.execute(insert(ShadowCall), rows)
+
+
 def history(core) -> None:  # type: ignore[no-untyped-def]
     """Three models: one that climbs with prompt size, one that holds, one with too few calls to judge."""
     recs = []
@@ -101,6 +143,24 @@ def test_table_verdict_and_chart(qtbot: Any, ctx: UiContext) -> None:
     assert page.verdict.text().startswith("Holds up across every prompt size seen")
 
 
+def test_shadow_comparisons_and_evaluation_spend(qtbot: Any, ctx: UiContext) -> None:
+    history(ctx.core)
+    shadow_history(ctx.core)
+    page = open_page(qtbot, ctx)
+    assert (
+        page.evaluation.text() == "Evaluation spend (shadow runs, not in spend totals): $0.160 over 40 runs"
+    )
+    targets = [page.table.item(r, 0).text() for r in range(page.table.rowCount())]
+    page.table.selectRow(targets.index("cheapco/moonshotai/kimi-k2"))
+    assert page.table.item(targets.index("cheapco/moonshotai/kimi-k2"), 1).text() == "0"  # it served nothing
+    assert page.shadow.isVisible()
+    assert page.verdict.text().startswith("Candidate only (served no calls): 40 shadow runs against")
+    assert page.shadow.text() == (
+        "As a shadow of cheapco/qwen/qwen3-coder: 40 runs, valid 90.0% (served 100.0%), same "
+        "tool 70.0%, arguments valid 90.0%, evaluation spend $0.160"
+    )
+
+
 def test_the_range_box_requeries(qtbot: Any, ctx: UiContext) -> None:
     history(ctx.core)
     page = open_page(qtbot, ctx)
@@ -117,13 +177,19 @@ def test_empty_log_says_what_to_do(qtbot: Any, ctx: UiContext) -> None:
 
 def test_render_executors_page_to_png(qtbot: Any, ctx: UiContext) -> None:
     history(ctx.core)
+    shadow_history(ctx.core)
     page = open_page(qtbot, ctx)
     page.run_replay()
     qtbot.waitUntil(lambda: page.replay_data is not None, timeout=5000)
     qtbot.wait(200)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     assert page.grab().save(str(SCREENSHOTS / "executors.png"))
-    assert (SCREENSHOTS / "executors.png").stat().st_size > 20_000
+    targets = [page.table.item(r, 0).text() for r in range(page.table.rowCount())]
+    page.table.selectRow(targets.index("cheapco/moonshotai/kimi-k2"))
+    qtbot.wait(100)
+    assert page.grab().save(str(SCREENSHOTS / "executors-shadow.png"))
+    for name in ("executors", "executors-shadow"):
+        assert (SCREENSHOTS / f"{name}.png").stat().st_size > 20_000
 
 
 def test_one_click_fix_writes_the_long_context_rule(qtbot: Any, ctx: UiContext) -> None:
@@ -162,3 +228,37 @@ def test_replay_panel_prices_the_range_on_another_preset(qtbot: Any, ctx: UiCont
     text = page.replay_result.text()
     assert "1,252 calls" in text and "on premium" in text and "No call was sent." in text
     assert "default: 1,252 calls" in text and "premium/claude-sonnet-4-6" in text
+
+
+def test_presets_page_says_plainly_when_shadow_runs_are_on(qtbot: Any, ctx: UiContext) -> None:
+    from dataclasses import replace
+
+    from app.core.config import LongContext, Shadow, Target
+    from app.ui.pages.presets import PresetsPage
+
+    shadow = Shadow(Target("backup", "cand"), 0.25, 1.5)
+    ctx.core.config_store.update(
+        lambda c: replace(
+            c,
+            presets={
+                **c.presets,
+                "cheap": replace(c.presets["cheap"], shadow=shadow, long_context=LongContext(64_000, "plan")),
+            },
+        )
+    )
+    page = PresetsPage(ctx)
+    qtbot.addWidget(page)
+    page.show()
+    page.show_preset("cheap")
+    assert page.rules_note.isVisible()
+    assert page.rules_note.text() == (
+        "Shadow runs on: 25% of loop calls are also sent to backup/cand for evaluation "
+        "(up to $1.50 a day). Loop calls over 64,000 prompt tokens go to the plan role."
+    )
+    page.show_preset("premium")
+    assert not page.rules_note.isVisible()
+    page.show_preset("cheap")
+    page.save()  # saving the form keeps the rules it does not edit
+    qtbot.waitUntil(lambda: page.message.kind == "ok", timeout=5000)
+    assert ctx.core.config.presets["cheap"].shadow == shadow
+    assert ctx.core.config.presets["cheap"].long_context == LongContext(64_000, "plan")

@@ -33,6 +33,7 @@ from app.proxy import accounting, sse, tool_ids
 from app.proxy.adapters import Adapter, Context, adapter_for
 from app.proxy.errors import ProxyError, error_json, upstream_error_message
 from app.proxy.observe import observer_for
+from app.proxy.shadow import ShadowRunner
 from app.proxy.translate.errors import TranslationError
 from app.proxy.upstream import UpstreamClient, UpstreamFailure, iter_body, read_body
 
@@ -62,6 +63,7 @@ class Pipeline:
         self.core = core
         self.client = client
         self.seen = accounting.SeenIds()
+        self.shadow = ShadowRunner(core)  # off unless the preset has a shadow rule; threads start on first use
         self.local_token: str | None = None  # kept current by the server, masked wherever text is echoed
 
     # ------------------------------------------------------------------------------------------- entry
@@ -255,6 +257,7 @@ class Pipeline:
                 else:
                     answer = await self._relay_whole(request, adapter, ctx, resp, provider, upstream_body, len(payload), rec, config)
                 clean = True
+                self.shadow.offer(rec, upstream_body, provider.api, config)  # the answer is out: evaluation only
                 return answer
             except _Retry as exc:
                 attempt.error_kind, attempt.error_message = exc.failure.kind, exc.failure.message

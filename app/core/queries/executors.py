@@ -158,6 +158,27 @@ def verdict(bins: list[dict[str, float]], *, min_tool_calls: int = MIN_TOOL_CALL
     return out
 
 
+def _candidate_verdict(comparisons: list[dict[str, Any]]) -> dict[str, Any]:
+    """A model seen only as a shadow candidate: no verdict of its own, its comparisons in words."""
+    parts = [
+        f"{c['runs']} shadow runs against {c['served']}: valid {_pct(c['valid_rate'])}, same tool "
+        f"{_pct(c['same_tool_rate'])}"
+        if c["valid_rate"] is not None and c["same_tool_rate"] is not None
+        else f"{c['runs']} shadow runs against {c['served']}"
+        for c in comparisons
+    ]
+    return {
+        "level": None,
+        "text": "candidate only (served no calls): " + "; ".join(parts),
+        "tool_calls": 0,
+        "min_tool_calls": MIN_TOOL_CALLS,
+        "holds_up_to": None,
+        "fails_above": None,
+        "climbs_with_context": False,
+        "suggest_above_tokens": None,
+    }
+
+
 # ---------------------------------------------------------------------------------------------- queries
 
 
@@ -368,7 +389,9 @@ def scorecard(
                     "at": probe["started_at"],
                 },
                 "shadow": shadows.get(target, []),
-                "verdict": verdict(b, min_tool_calls=min_tool_calls),
+                "verdict": _candidate_verdict(shadows[target])
+                if not calls and target in shadows
+                else verdict(b, min_tool_calls=min_tool_calls),
             }
         )
     return {

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core import long_context
-from app.core.queries.executors import scorecard
+from app.core.queries.executors import evaluation_spend, scorecard
 from app.ui.context import UiContext
 from app.ui.executor_chart import ContextFailureChart
 from app.ui.models import fmt_money, fmt_ms, fmt_rate
@@ -64,7 +64,9 @@ VERDICT_COLUMN = len(COLUMNS) - 1
 
 def snapshot(engine: Any, span_s: float | None, now: float) -> dict[str, Any]:
     t0 = time.perf_counter()
-    data = scorecard(engine, since=0.0 if span_s is None else now - span_s, until=now + 1e-6)
+    since = 0.0 if span_s is None else now - span_s
+    data = scorecard(engine, since=since, until=now + 1e-6)
+    data["evaluation"] = evaluation_spend(engine, since=since, until=now + 1e-6)
     data["query_ms"] = (time.perf_counter() - t0) * 1000
     data["span_s"] = span_s
     return data
@@ -107,6 +109,13 @@ class ExecutorsPage(QWidget):
         bar.addWidget(QLabel("Range:"))
         bar.addWidget(self.range_box)
         bar.addStretch(1)
+        self.evaluation = QLabel()
+        self.evaluation.setToolTip(
+            "What shadow runs cost: evaluation of candidate models, never part of the spend "
+            "totals, budgets or savings"
+        )
+        bar.addWidget(self.evaluation)
+        bar.addSpacing(12)
         bar.addWidget(self.updated)
 
         self.table = QTableWidget(0, len(COLUMNS))
@@ -223,6 +232,13 @@ class ExecutorsPage(QWidget):
                     item.setToolTip(text)
                 self.table.setItem(row, col, item)
         self.chart.set_models(models)
+        ev = data.get("evaluation") or {"runs": 0, "cost_usd": 0.0}
+        self.evaluation.setText(
+            f"Evaluation spend (shadow runs, not in spend totals): {fmt_money(ev['cost_usd'])} over "
+            f"{ev['runs']:,} runs"
+            if ev["runs"]
+            else ""
+        )
         self.updated.setText(f"Updated {time.strftime('%H:%M:%S')} · {data['query_ms']:.0f} ms")
         targets = [m["target"] for m in models]
         if selected in targets:
