@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import time
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,98 @@ def count_costs(n: int = 200) -> dict[str, float]:
     return out
 
 
+def shadow_costs(n: int = 2000, calls: int = 100) -> dict[str, float]:
+    """In-process: what `ShadowRunner.offer` costs the proxy's event loop per served call (shadow off, on but not
+    sampled, sampled and queued), and the CPU a worker thread spends per shadow call (prepare, send, parse,
+    check, compare; measured with the thread's own CPU clock against the project's mock upstream)."""
+    import random
+    import tempfile
+
+    import httpx
+
+    from app.core.config import parse_config
+    from app.core.engine import Core
+    from app.core.records import CallRecord, ToolCallResult
+    from app.proxy.shadow import ShadowRunner
+    from app.testing.agent_traffic import openai_agent_request
+    from app.testing.mock_upstream import MockUpstream
+    from app.testing.script import Reply, ToolCall, Usage
+
+    out: dict[str, float] = {}
+    body = openai_agent_request(30, 10, 12, False)
+    with (
+        MockUpstream(
+            default=Reply(
+                tool_calls=[ToolCall("read_file", {"path": "a.py"})], usage=Usage(prompt=8000, completion=60)
+            )
+        ) as mock,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+
+        def config(share: float):  # type: ignore[no-untyped-def]
+            return parse_config(
+                {
+                    "providers": [{"name": "cheap", "base_url": f"{mock.base_url}/v1"}],
+                    "presets": [
+                        {"name": "off", "default": "cheap/m"},
+                        {
+                            "name": "on",
+                            "default": "cheap/m",
+                            "shadow": {"target": "cheap/cand", "share": share},
+                        },
+                    ],
+                    "prices": {"cheap/cand": {"input": 1.0, "output": 2.0}},
+                }
+            )
+
+        core = Core(Path(tmp) / "c.toml", f"sqlite:///{Path(tmp) / 'log.db'}")
+
+        def rec(preset: str, task: str) -> CallRecord:
+            r = CallRecord(client_api="openai", endpoint="/v1/chat/completions")
+            r.preset, r.role, r.outcome, r.task_key, r.provider, r.upstream_model = (
+                preset,
+                "default",
+                "ok",
+                task,
+                "cheap",
+                "m",
+            )
+            r.tool_calls = [ToolCallResult("call_1", "read_file", "ok")]
+            return r
+
+        for label, preset, share, workers in (
+            ("shadow off", "off", 0.1, 0),
+            ("shadow on, not sampled", "on", 1e-12, 0),
+            ("shadow on, sampled and queued", "on", 1.0, 0),
+        ):
+            runner = ShadowRunner(core, rng=random.Random(1), workers=workers, queue_max=n + 1)
+            cfg = config(share)
+            recs = [rec(preset, f"t{i}") for i in range(n)]
+            t0 = time.perf_counter()
+            for r in recs:
+                runner.offer(r, body, "openai", cfg)
+            out[f"offer, {label} (us/call)"] = (time.perf_counter() - t0) / n * 1e6
+        runner = ShadowRunner(core, workers=0)
+        job_rec = rec("on", "w")
+        runner.offer(job_rec, body, "openai", config(1.0))
+        job = runner._queue.get_nowait()
+        with httpx.Client() as http:
+            runner.shadow_call(job, http)  # warm: imports, connection
+            cpu = time.thread_time()
+            wall = time.perf_counter()
+            for _ in range(calls):
+                row = runner.shadow_call(job, http)
+            out["shadow call on its worker thread, 30 KB turn (CPU ms/call)"] = (
+                (time.thread_time() - cpu) / calls * 1000
+            )
+            out["shadow call, wall (ms/call, mock answers at once)"] = (
+                (time.perf_counter() - wall) / calls * 1000
+            )
+            assert row["outcome"] == "ok" and row["same_tool"], row
+        core.close()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="openai-30k-ns-c1,gateway-30k-ns-c1")
@@ -96,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         "--counts-only", action="store_true", help="only the in-process pre-check and count costs"
     )
     args = parser.parse_args(argv)
-    counts = count_costs()
+    counts = {**count_costs(), **shadow_costs()}
     if args.counts_only:
         print(json.dumps(counts, indent=1))
         return 0
