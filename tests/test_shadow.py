@@ -480,3 +480,37 @@ def test_cli_and_page_show_evaluation_spend_apart(
     ) in out
     assert "  shadowing cheapco/qwen/qwen3-coder: 1 runs, valid 100.0% (served 100.0%), same tool 0.0%" in out
     assert "evaluation spend (shadow runs, never in spend totals): $0.0012 over 1 runs" in out
+
+
+def test_the_cap_holds_across_a_restart(mock, candidate, proxy, token, core, config_path) -> None:  # type: ignore[no-untyped-def]
+    """Today's evaluation spend is read back from the log, so a restarted proxy does not start the day afresh."""
+    from sqlalchemy import insert
+
+    from app.core.storage.models import ShadowCall
+
+    config_path.write_text(shadow_config(mock.base_url, candidate.base_url, cap=0.01))
+    with core.db.begin() as conn:
+        conn.execute(
+            insert(ShadowCall).values(
+                call_id="earlier",
+                started_at=time.time() - 60,
+                preset="shadowed",
+                provider="shadowco",
+                model="cand-model",
+                prompt_tokens=0,
+                outcome="ok",
+                input_tokens=0,
+                output_tokens=0,
+                cache_read_tokens=0,
+                cost_usd=0.02,
+                tool_calls=0,
+                tool_failures=0,
+                served_tool_calls=0,
+                served_tool_failures=0,
+            )
+        )
+    mock.enqueue(Reply(text="ok"))
+    send(proxy, token)
+    assert runner(proxy).wait_idle()
+    assert len(shadow_rows(core)) == 1 and candidate.requests == []
+    assert runner(proxy).stats["dropped_cap"] == 1

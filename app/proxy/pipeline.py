@@ -78,7 +78,7 @@ class Pipeline:
         if config.store_bodies:
             rec.request_body = accounting.clip_body(body, config.body_max_bytes)  # redacted by the log writer
         forced = self._policy_before(rec, data, config)
-        if forced is None:
+        if forced is None and (preset := config.active_preset) is not None and preset.long_context is not None:
             forced = await self._long_context(rec, data, len(body), client_api, config)
         try:
             chosen = route(config, rec.requested_model, force_role=forced)
@@ -106,8 +106,7 @@ class Pipeline:
                             config: Config) -> str | None:
         """The role a preset's long-context rule sends this call to, or None. Decided by the body's length for
         most calls; a body that may be over the limit is counted on a worker thread (app.core.long_context)."""
-        preset = config.active_preset
-        rule = preset.long_context if preset is not None else None
+        rule = config.active_preset.long_context if config.active_preset is not None else None
         if rule is None or not long_context.may_exceed(rule, body_len) or not long_context.rule_for(config, rec.requested_model):
             return None
         try:
