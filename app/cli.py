@@ -143,6 +143,8 @@ def cmd_presets(args: argparse.Namespace) -> int:
             "patterns": dict(p.patterns),
             "fallback": [str(t) for t in p.fallback],
             "description": p.description,
+            "long_context": None if p.long_context is None else vars(p.long_context),
+            "shadow": None if p.shadow is None else {**vars(p.shadow), "target": str(p.shadow.target)},
         }
         for p in config.presets.values()
     ]
@@ -156,6 +158,12 @@ def cmd_presets(args: argparse.Namespace) -> int:
     ]
     print(table(flat, [("active", ""), ("name", "PRESET"), ("default", "DEFAULT"), ("plan", "PLAN"),
                        ("background", "BACKGROUND"), ("fallback", "FALLBACK")]))
+    from app.core.shadow_info import describe as describe_shadow
+
+    for p in config.presets.values():  # a shadow run sends code to one more provider: say so
+        notice = describe_shadow(p)
+        if notice:
+            print(f"{p.name}: {notice}")
     return 0
 
 

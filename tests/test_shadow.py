@@ -514,3 +514,23 @@ def test_the_cap_holds_across_a_restart(mock, candidate, proxy, token, core, con
     assert runner(proxy).wait_idle()
     assert len(shadow_rows(core)) == 1 and candidate.requests == []
     assert runner(proxy).stats["dropped_cap"] == 1
+
+
+def test_presets_command_says_when_shadow_runs_are_on(shadowed, config_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from app.cli import main as cli
+
+    assert cli(["presets", "--config", str(config_path)]) == 0
+    assert (
+        "shadowed: Shadow runs on: 100% of loop calls are also sent to shadowco/cand-model for evaluation"
+        " (up to $1.00 a day)"
+    ) in capsys.readouterr().out
+    assert cli(["presets", "--json", "--config", str(config_path)]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["shadowed"]["shadow"] == {
+        "target": "shadowco/cand-model",
+        "share": 1.0,
+        "max_usd_per_day": 1.0,
+    }
+    assert rows["cheap"]["shadow"] is None and rows["cheap"]["long_context"] is None
