@@ -124,3 +124,24 @@ def test_the_one_click_fix_targets_the_preset_whose_loop_runs_the_model() -> Non
     assert long_context.fix_for(fixed, "cheapco/q", 64_000)["already"]  # type: ignore[index]
     with pytest.raises(KeyError):
         long_context.with_rule(config, "nope", 1)
+
+
+def test_a_block_budget_on_the_long_context_provider_applies(proxy, mock, token, core, config_path) -> None:  # type: ignore[no-untyped-def]
+    """The rule sends long prompts to another provider; a used-up block budget on that provider refuses them."""
+    config_path.write_text(
+        proxy_config_text(mock.base_url, active="long")
+        + LONG
+        + """
+[[budgets]]
+period = "day"
+limit_usd = 0.0
+provider = "backup"
+action = "block"
+"""
+    )
+    mock.enqueue(Reply(text="ok"))
+    assert chat(proxy, token, user("short question"), tools=TOOLS).status_code == 200  # cheapco: not blocked
+    big = "def handler(request):\\n    return render(request, 'index.html', context)\\n" * 400
+    refused = chat(proxy, token, user(big), tools=TOOLS)
+    assert refused.status_code == 402 and refused.json()["error"]["code"] == "budget_exceeded"
+    assert [r.model for r in mock.requests] == ["qwen/qwen3-coder"]

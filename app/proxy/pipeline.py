@@ -111,10 +111,14 @@ class Pipeline:
             return None
         try:
             loop = asyncio.get_running_loop()
-            if await loop.run_in_executor(None, long_context.is_long, rule, data, body_len, client_api):
-                return rule.role
+            long = await loop.run_in_executor(None, long_context.is_long, rule, data, body_len, client_api)
         except Exception:  # an odd body the counter cannot read keeps its normal route
             log.warning("could not count the prompt of call %s", rec.call_id, exc_info=True)
+            return None
+        if long:  # a provider's block budget applies to the provider the rule sends the call to
+            self.core.policy.budgets.check(config, rec.started_at,
+                                           lambda: route(config, rec.requested_model, force_role=rule.role).targets[0].provider)
+            return rule.role
         return None
 
     async def count_tokens(self, request: web.Request, body: bytes, rec: CallRecord) -> web.StreamResponse:
