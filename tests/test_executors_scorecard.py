@@ -267,15 +267,56 @@ def test_an_upgraded_log_scores_its_whole_history(tmp_path) -> None:  # type: ig
     with engine.begin() as conn:
         for rec in recs:
             row = call_row(rec)
-            conn.execute(text(f"INSERT INTO calls ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})"), row)
+            conn.execute(
+                text(f"INSERT INTO calls ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})"), row
+            )
             for t in rec.tool_calls:
-                conn.execute(text("INSERT INTO tool_calls (call_id, tool_call_id, name, kind, result_failed, started_at,"
-                                  " upstream_model) VALUES (:c, :t, 'read_file', :k, :f, :s, 'qwen')"),
-                             {"c": rec.call_id, "t": t.tool_call_id, "k": t.kind, "s": rec.started_at,
-                              "f": rec is recs[-1]})  # one valid call's result came back failed
+                conn.execute(
+                    text(
+                        "INSERT INTO tool_calls (call_id, tool_call_id, name, kind, result_failed, started_at,"
+                        " upstream_model) VALUES (:c, :t, 'read_file', :k, :f, :s, 'qwen')"
+                    ),
+                    {
+                        "c": rec.call_id,
+                        "t": t.tool_call_id,
+                        "k": t.kind,
+                        "s": rec.started_at,
+                        "f": rec is recs[-1],
+                    },
+                )  # one valid call's result came back failed
     engine.dispose()
     upgraded = open_database(url)
     m = model(scorecard(upgraded, since=0), "cheapco/qwen")
     upgraded.dispose()
     assert [(b["bucket"], b["calls"], b["failed"]) for b in m["buckets"]] == [
-        ("<16K", 30, 3), ("16-64K", 0, 0), ("64-128K", 20, 3), (">128K", 0, 0)]
+        ("<16K", 30, 3),
+        ("16-64K", 0, 0),
+        ("64-128K", 20, 3),
+        (">128K", 0, 0),
+    ]
+
+
+def test_proxied_calls_land_in_the_bucket_of_their_prompt_size(proxy, mock, token, core) -> None:  # type: ignore[no-untyped-def]
+    """Through the real proxy: the provider's reported prompt tokens (cache reads included) pick the bucket."""
+    from analytics_support import TOOLS, chat, settled, user
+
+    from app.testing.script import Reply, ToolCall, Usage
+
+    mock.enqueue(
+        Reply(tool_calls=[ToolCall("read_file", {"path": "a.py"})], usage=Usage(prompt=5_000, completion=20)),
+        Reply(
+            tool_calls=[ToolCall("read_file", '{"path": ')],
+            usage=Usage(prompt=100_000, completion=20, cached=80_000),
+        ),
+        Reply(tool_calls=[ToolCall("read_file", {"path": 7})], usage=Usage(prompt=140_000, completion=20)),
+    )
+    for stream in (False, True, False):
+        assert chat(proxy, token, user("go"), tools=TOOLS, stream=stream).status_code == 200
+    settled(core)
+    m = model(scorecard(core.db, since=0), "cheapco/qwen/qwen3-coder")
+    assert [(b["bucket"], b["calls"], b["failed"]) for b in m["buckets"]] == [
+        ("<16K", 1, 0),
+        ("16-64K", 0, 0),
+        ("64-128K", 1, 1),
+        (">128K", 1, 1),
+    ]
