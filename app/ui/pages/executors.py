@@ -281,11 +281,15 @@ class ExecutorsPage(QWidget):
             f"{fmt_rate(m['failure_rate'])} failed incl. failed results). Cost per finished task "
             f"{fmt_money(m['cost_per_finished_task'])} over {m['finished_tasks']} tasks; latency p50 {fmt_ms(lat['p50_ms'])}, "
             f"p95 {fmt_ms(lat['p95_ms'])} (latest {lat['sample']} calls). No verdict under {v['min_tool_calls']} tool calls."
+            if m["calls"]
+            else "It served no calls in this range: shadow runs compare it with the model that did."
         )
         lines = [
             f"As a shadow of {s['served']}: {s['runs']} runs, valid {fmt_rate(s['valid_rate'])} (served "
             f"{fmt_rate(s['served_valid_rate'])}), same tool {fmt_rate(s['same_tool_rate'])}, arguments valid "
-            f"{fmt_rate(s['args_valid_rate'])}, evaluation spend {fmt_money(s['cost_usd'])}"
+            f"{fmt_rate(s['args_valid_rate'])}, latency {fmt_ms(s['latency_ms'])} (served {fmt_ms(s['served_latency_ms'])}),"
+            f" evaluation spend {fmt_money(s['cost_usd'])} (served {fmt_money(s['served_cost_usd'])})"
+            + (f", {s['timeouts']} timed out" if s["timeouts"] else "")
             for s in m["shadow"]
         ]
         self.shadow.setText("<br>".join(lines))
