@@ -534,3 +534,35 @@ def test_presets_command_says_when_shadow_runs_are_on(shadowed, config_path, cap
         "max_usd_per_day": 1.0,
     }
     assert rows["cheap"]["shadow"] is None and rows["cheap"]["long_context"] is None
+
+
+def test_retention_prunes_old_shadow_runs(core) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import insert
+
+    from app.core.analytics.retention import prune
+    from app.core.storage.models import ShadowCall
+
+    row = {
+        "preset": "p",
+        "provider": "c",
+        "model": "m",
+        "prompt_tokens": 0,
+        "outcome": "ok",
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cache_read_tokens": 0,
+        "tool_calls": 0,
+        "tool_failures": 0,
+        "served_tool_calls": 0,
+        "served_tool_failures": 0,
+    }
+    with core.db.begin() as conn:
+        conn.execute(
+            insert(ShadowCall),
+            [
+                {**row, "call_id": "old", "started_at": time.time() - 100 * 86400},
+                {**row, "call_id": "new", "started_at": time.time() - 3600},
+            ],
+        )
+    prune(core.db, 90)
+    assert [r["call_id"] for r in shadow_rows(core)] == ["new"]
