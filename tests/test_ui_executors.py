@@ -154,7 +154,10 @@ def test_shadow_comparisons_and_evaluation_spend(qtbot: Any, ctx: UiContext) -> 
     page.table.selectRow(targets.index("cheapco/moonshotai/kimi-k2"))
     assert page.table.item(targets.index("cheapco/moonshotai/kimi-k2"), 1).text() == "0"  # it served nothing
     assert page.shadow.isVisible()
-    assert page.evidence.text() == "It served no calls in this range: shadow runs compare it with the model that did."
+    assert (
+        page.evidence.text()
+        == "It served no calls in this range: shadow runs compare it with the model that did."
+    )
     assert page.verdict.text().startswith("Candidate only (served no calls): 40 shadow runs against")
     assert page.shadow.text() == (
         "As a shadow of cheapco/qwen/qwen3-coder: 40 runs, valid 90.0% (served 100.0%), same "
