@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 
 from app import __version__
 from app import cli_analytics as analytics_cli
+from app import cli_executors as executors_cli
 from app.cli_analytics import _core, _print_json  # one of each for every command
 
 Handler = Callable[[argparse.Namespace], int]
@@ -186,6 +187,8 @@ def cmd_presets(args: argparse.Namespace) -> int:
             "patterns": dict(p.patterns),
             "fallback": [str(t) for t in p.fallback],
             "description": p.description,
+            "long_context": None if p.long_context is None else vars(p.long_context),
+            "shadow": None if p.shadow is None else {**vars(p.shadow), "target": str(p.shadow.target)},
         }
         for p in config.presets.values()
     ]
@@ -199,6 +202,12 @@ def cmd_presets(args: argparse.Namespace) -> int:
     ]
     print(table(flat, [("active", ""), ("name", "PRESET"), ("default", "DEFAULT"), ("plan", "PLAN"),
                        ("background", "BACKGROUND"), ("fallback", "FALLBACK")]))
+    from app.core.shadow_info import describe as describe_shadow
+
+    for p in config.presets.values():  # a shadow run sends code to one more provider: say so
+        notice = describe_shadow(p)
+        if notice:
+            print(f"{p.name}: {notice}")
     return 0
 
 
@@ -631,6 +640,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true", help="do not contact the providers")
     p.add_argument("--no-qt", action="store_true", help="do not probe Qt (it starts a child process)")
     analytics_cli.register(add)
+    executors_cli.register(add)
     return parser
 
 

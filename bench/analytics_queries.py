@@ -25,8 +25,11 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
+from app.core.analytics.executors import ExecutorTotals
+from app.core.analytics.executors import key_of as executor_key
+from app.core.analytics.executors import prompt_tokens as prompt_of
 from app.core.analytics.rollup import BatchTotals
-from app.core.queries import dashboard
+from app.core.queries import dashboard, executors
 from app.core.queries import tasks as task_queries
 from app.core.records import CallRecord, ToolCallResult
 from app.core.storage.db import open_database
@@ -86,7 +89,7 @@ def fill(engine: Engine, calls: int, days: float, now: float, seed: int = 1) -> 
             rec.provider, rec.upstream_model, rec.role, rec.preset = provider, model, role, "cheap"
             rec.requested_model, rec.session_key, rec.task_id = "default", f"session:{task_id}", task_id
             rec.input_tokens = rng.randrange(200, 4000)
-            rec.cache_read_tokens = rng.randrange(0, 60_000)
+            rec.cache_read_tokens = rng.randrange(0, 60_000) if rng.random() < 0.8 else rng.randrange(60_000, 200_000)
             rec.output_tokens = rng.randrange(20, 1500)
             rec.duration_ms = rng.uniform(300, 20_000)
             rec.ttfb_ms = rec.duration_ms * 0.2
@@ -104,15 +107,17 @@ def fill(engine: Engine, calls: int, days: float, now: float, seed: int = 1) -> 
         tool_rows = [{"call_id": r.call_id, "tool_call_id": tc.tool_call_id, "name": tc.name, "kind": tc.kind, "detail": None,
                       "result_failed": tc.kind == "ok" and rng.random() < 0.04, "result_reason": None,
                       "started_at": r.started_at, "upstream_model": r.upstream_model} for r in recs for tc in r.tool_calls]
-        totals = BatchTotals()
+        totals, by_context = BatchTotals(), ExecutorTotals()
         for r in recs:
             totals.add_call(r)
+            by_context.add_call(r)
         by_call = {r.call_id: r for r in recs}
         for row in tool_rows:
             if row["result_failed"]:  # as the writer hook counts a failed result reported later
                 r = by_call[row["call_id"]]
                 totals.add_result_failure((int(r.started_at // 3600) * 3600, r.provider or "", r.upstream_model or "",
                                            r.role or ""), r.task_id)
+                by_context.add_result_failure(executor_key(r.started_at, r.provider, r.upstream_model, prompt_of(r)))
         with engine.begin() as conn:
             raw = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             raw.executemany(_insert("tasks", task_rows[0], "OR REPLACE"), task_rows)
@@ -121,6 +126,7 @@ def fill(engine: Engine, calls: int, days: float, now: float, seed: int = 1) -> 
             if tool_rows:
                 raw.executemany(_insert("tool_calls", tool_rows[0]), tool_rows)
             totals.write(conn)
+            by_context.write(conn)
     with engine.begin() as conn:
         for _name, sql in indexes:
             conn.execute(text(sql))
@@ -165,6 +171,9 @@ def queries(engine: Engine, now: float) -> list[tuple[str, Callable[[], Any]]]:
         ("cost_per_task 30d", lambda: task_queries.cost_per_task(engine, since=now - 30 * d)),
         ("list_tasks (500)", lambda: task_queries.list_tasks(engine)),
         ("task_calls (largest task)", lambda: task_queries.task_calls(engine, int(some_task or 0))),
+        ("executor scorecard 30d", lambda: executors.scorecard(engine, since=now - 30 * d, until=now)),
+        ("executor scorecard 7d", lambda: executors.scorecard(engine, since=now - 7 * d, until=now)),
+        ("evaluation spend 30d", lambda: executors.evaluation_spend(engine, since=now - 30 * d, until=now)),
     ]
 
 
@@ -202,6 +211,12 @@ def hot_path(db_url: str, n: int = 20_000) -> dict[str, float]:
         with core.db.begin() as conn:
             core.policy.writer_hook(conn, batch)
         out["writer hook, batch of 1000 (us/call)"] = (time.perf_counter() - t0) / len(batch) * 1e6
+        from app.core.analytics import executors as executor_totals
+
+        t0 = time.perf_counter()
+        with core.db.begin() as conn:
+            executor_totals.writer_hook(conn, batch)
+        out["executor totals hook, batch of 1000 (us/call)"] = (time.perf_counter() - t0) / len(batch) * 1e6
         core.close()
     return out
 

@@ -58,3 +58,37 @@ def settled(core) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
         if core.writer.stats.written >= count or time.monotonic() > deadline:
             return list(reversed(recent_calls(core.db, 10_000)))
         time.sleep(0.01)
+
+
+# ----------------------------------------------------------------------------------------------- generated logs
+
+
+def generated_call(target: str, prompt_tokens: int, kinds: list[str] | tuple[str, ...] = (), *, at: float,
+                   cost: float | None = 0.001, duration_ms: float = 1000.0, role: str = "default", task: str = "gen",
+                   outcome: str = "ok", escalated: bool = False):  # type: ignore[no-untyped-def]
+    """A finished call as the proxy would hand it to the log writer: `target` served it with a prompt of
+    `prompt_tokens` (split into fresh input and cache reads) and emitted one tool call per entry of `kinds`."""
+    import uuid
+
+    from app.core.records import CallRecord, ToolCallResult
+
+    provider, _, model = target.partition("/")
+    rec = CallRecord(client_api="openai", endpoint="/v1/chat/completions", started_at=at)
+    rec.provider, rec.upstream_model, rec.upstream_api, rec.role, rec.preset = provider, model, "openai", role, "cheap"
+    rec.requested_model, rec.task_key, rec.session_key = "default", f"task:{task}", f"task:{task}"
+    rec.input_tokens = prompt_tokens // 4
+    rec.cache_read_tokens = prompt_tokens - rec.input_tokens
+    rec.output_tokens = 100
+    rec.cost_usd, rec.cost_source = cost, ("table" if cost is not None else "unpriced")
+    rec.escalated = escalated
+    rec.tool_calls = [ToolCallResult(f"call_{uuid.uuid4().hex[:12]}", "read_file", kind) for kind in kinds]
+    rec.finish(outcome, 200 if outcome == "ok" else 502)
+    rec.duration_ms = duration_ms
+    return rec
+
+
+def write_log(core, records) -> None:  # type: ignore[no-untyped-def]
+    """Hand records to the real log writer (its hooks keep every total) and wait until they are written."""
+    for rec in records:
+        core.writer.finished(rec)
+    assert core.writer.flush()

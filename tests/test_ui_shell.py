@@ -146,6 +146,19 @@ def test_tray_menu_is_rebuilt_from_current_state(chat, gui, core, proxy, token, 
     assert "over 3 calls" in tray.icon.toolTip() and "Downshift: cheap (cheap models)" in tray.icon.toolTip()
 
 
+def test_tray_tooltip_says_when_shadow_runs_are_on(gui, core, qtbot) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from app.core.config import Shadow, Target
+
+    gui.tray.refresh_tooltip()
+    assert "Shadow runs" not in gui.tray.icon.toolTip()
+    shadow = Shadow(Target("backup", "cand"), 0.1, 2.0)
+    core.config_store.update(lambda c: replace(c, presets={**c.presets, "cheap": replace(c.presets["cheap"], shadow=shadow)}))
+    qtbot.waitUntil(lambda: "Shadow runs on: 10% of loop calls are also sent to backup/cand for evaluation (up to $2.00 a day)"
+                    in gui.tray.icon.toolTip(), timeout=3000)
+
+
 def test_tray_switches_preset_and_the_next_call_uses_it(chat, gui, core, proxy, token, mock, qtbot) -> None:  # type: ignore[no-untyped-def]
     gui.tray.rebuild()
     gui.tray.preset_actions["premium"].trigger()
@@ -232,7 +245,7 @@ def test_shortcuts_switch_pages_and_the_last_page_and_geometry_are_remembered(gu
     window = gui.window
     assert window.current_page() == "providers"  # from the settings fixture
     activate(qtbot, window)
-    QTest.keyClick(window, Qt.Key.Key_5, Qt.KeyboardModifier.ControlModifier)
+    QTest.keyClick(window, Qt.Key.Key_6, Qt.KeyboardModifier.ControlModifier)
     assert window.current_page() == "presets"
     window.page_actions["export"].trigger()
     assert window.current_page() == "export"

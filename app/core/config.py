@@ -100,6 +100,24 @@ class Escalation:
 
 
 @dataclass(frozen=True)
+class LongContext:
+    """Send loop calls whose prompt is over `above_tokens` to `role` (see app.core.long_context)."""
+
+    above_tokens: int
+    role: str = "plan"
+
+
+@dataclass(frozen=True)
+class Shadow:
+    """Also send a sampled `share` of loop calls to `target`, after the agent had its answer, for evaluation;
+    stopped for the day once shadow calls cost `max_usd_per_day` (see app.proxy.shadow)."""
+
+    target: Target
+    share: float = 0.1
+    max_usd_per_day: float = 2.0
+
+
+@dataclass(frozen=True)
 class Preset:
     name: str
     roles: Mapping[str, Target]
@@ -107,6 +125,8 @@ class Preset:
     fallback: tuple[Target, ...] = ()
     description: str = ""
     escalate: Escalation | None = None
+    long_context: LongContext | None = None
+    shadow: Shadow | None = None
 
     @property
     def default(self) -> Target:
@@ -258,9 +278,39 @@ def _preset(path: Path | None, index: int, raw: Any, providers: Mapping[str, Pro
         e = _Reader(path, raw_esc, r.key("escalate"))
         escalate = Escalation(e.get("threshold", float, 0.3), e.get("window", int, 10), e.get("role", str, "plan"))
         e.finish()
-    preset = Preset(name, roles, dict(patterns), fallback, r.get("description", str, ""), escalate)
+    preset = Preset(name, roles, dict(patterns), fallback, r.get("description", str, ""), escalate,
+                    _long_context(path, r, r.get("long_context", dict)), _shadow(path, r, r.get("shadow", dict), providers))
     r.finish()
     return preset
+
+
+def _long_context(path: Path | None, preset: _Reader, raw: Any) -> LongContext | None:
+    if raw is None:
+        return None
+    r = _Reader(path, raw, preset.key("long_context"))
+    above = r.get("above_tokens", int, required=True)
+    if above < 1:
+        raise ConfigError(path, r.key("above_tokens"), f"must be a whole number of tokens above 0, got {above}")
+    role = r.get("role", str, "plan")
+    if role not in ROLES:
+        raise ConfigError(path, r.key("role"), f"must be one of {', '.join(ROLES)}, got {role!r}")
+    r.finish()
+    return LongContext(above, role)
+
+
+def _shadow(path: Path | None, preset: _Reader, raw: Any, providers: Mapping[str, Provider]) -> Shadow | None:
+    if raw is None:
+        return None
+    r = _Reader(path, raw, preset.key("shadow"))
+    target = _target(path, r.key("target"), r.get("target", str, required=True), providers)
+    share = r.get("share", float, 0.1)
+    if not 0.0 < share <= 1.0:
+        raise ConfigError(path, r.key("share"), f"must be a fraction above 0 and at most 1 (0.1 = one call in ten), got {share}")
+    cap = r.get("max_usd_per_day", float, 2.0)
+    if cap < 0:
+        raise ConfigError(path, r.key("max_usd_per_day"), f"must be 0 or more, got {cap}")
+    r.finish()
+    return Shadow(target, share, cap)
 
 
 def _price(path: Path | None, key: str, raw: Any) -> Price:
@@ -419,6 +469,11 @@ def to_toml_dict(config: Config) -> dict[str, Any]:
             d["fallback"] = [_target_text(t) for t in pr.fallback]
         if pr.escalate:
             d["escalate"] = {"threshold": pr.escalate.threshold, "window": pr.escalate.window, "role": pr.escalate.role}
+        if pr.long_context:
+            d["long_context"] = {"above_tokens": pr.long_context.above_tokens, "role": pr.long_context.role}
+        if pr.shadow:
+            d["shadow"] = {"target": str(pr.shadow.target), "share": pr.shadow.share,
+                           "max_usd_per_day": pr.shadow.max_usd_per_day}
         presets.append(d)
     if presets:
         out["presets"] = presets

@@ -12,6 +12,7 @@ from contextvars import ContextVar
 from pathlib import Path
 
 from app import paths
+from app.core.analytics import executors as executor_totals
 from app.core.analytics.policy import CallPolicy
 from app.core.config import Config, ConfigError, ConfigStore, default_config, save_config
 from app.core.events import EventBus
@@ -57,6 +58,7 @@ class Core:
         self.writer = LogWriter(self.db, on_written=lambda recs: self.events.emit("calls_logged", recs))
         self.policy = CallPolicy(self)  # tasks, budgets, escalation (app.core.analytics)
         self.writer.hooks.append(self.policy.writer_hook)
+        self.writer.hooks.append(executor_totals.writer_hook)  # failure rate by prompt size (scorecard)
         self._keys: dict[str, str | None] = {}
         self._keys_lock = threading.Lock()
 

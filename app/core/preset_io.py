@@ -83,7 +83,8 @@ def merge_presets(config: Config, text: str, source: str = "the file") -> Import
     for name, pr in incoming.presets.items():
         new_name = name if name not in presets else unique_name(f"{name} (imported)", presets)
         presets[new_name] = Preset(new_name, {r: follow(t) for r, t in pr.roles.items()}, dict(pr.patterns),
-                                   tuple(follow(t) for t in pr.fallback), pr.description, pr.escalate)
+                                   tuple(follow(t) for t in pr.fallback), pr.description, pr.escalate, pr.long_context,
+                                   replace(pr.shadow, target=follow(pr.shadow.target)) if pr.shadow else None)
         imported.append(new_name)
     merged = replace(config, providers=providers, presets=presets, active=config.active or imported[0])
     parse_config(to_toml_dict(merged), Path(source))  # the merged whole must still be a valid config

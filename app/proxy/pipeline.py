@@ -24,6 +24,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from app.core import long_context
 from app.core.config import Config, Provider, Target
 from app.core.engine import Core
 from app.core.records import Attempt, CallRecord
@@ -33,6 +34,7 @@ from app.proxy import accounting, sse, tool_ids
 from app.proxy.adapters import Adapter, Context, adapter_for
 from app.proxy.errors import ProxyError, error_json, upstream_error_message
 from app.proxy.observe import observer_for
+from app.proxy.shadow import ShadowRunner
 from app.proxy.translate.errors import TranslationError
 from app.proxy.upstream import UpstreamClient, UpstreamFailure, iter_body, read_body
 
@@ -62,6 +64,7 @@ class Pipeline:
         self.core = core
         self.client = client
         self.seen = accounting.SeenIds()
+        self.shadow = ShadowRunner(core)  # off unless the preset has a shadow rule; threads start on first use
         self.local_token: str | None = None  # kept current by the server, masked wherever text is echoed
 
     # ------------------------------------------------------------------------------------------- entry
@@ -76,6 +79,8 @@ class Pipeline:
         if config.store_bodies:
             rec.request_body = accounting.clip_body(body, config.body_max_bytes)  # redacted by the log writer
         forced = self._policy_before(rec, data, config)
+        if forced is None and (preset := config.active_preset) is not None and preset.long_context is not None:
+            forced = await self._long_context(rec, data, len(body), client_api, config)
         try:
             chosen = route(config, rec.requested_model, force_role=forced)
         except RoutingError as exc:
@@ -97,6 +102,25 @@ class Pipeline:
         except Exception:  # a bug in the analytics must not stop the call
             log.exception("call policy failed for call %s; serving it without", rec.call_id)
             return None
+
+    async def _long_context(self, rec: CallRecord, data: dict[str, Any], body_len: int, client_api: str,
+                            config: Config) -> str | None:
+        """The role a preset's long-context rule sends this call to, or None. Decided by the body's length for
+        most calls; a body that may be over the limit is counted on a worker thread (app.core.long_context)."""
+        rule = config.active_preset.long_context if config.active_preset is not None else None
+        if rule is None or not long_context.may_exceed(rule, body_len) or not long_context.rule_for(config, rec.requested_model):
+            return None
+        try:
+            loop = asyncio.get_running_loop()
+            long = await loop.run_in_executor(None, long_context.is_long, rule, data, body_len, client_api)
+        except Exception:  # an odd body the counter cannot read keeps its normal route
+            log.warning("could not count the prompt of call %s", rec.call_id, exc_info=True)
+            return None
+        if long:  # a provider's block budget applies to the provider the rule sends the call to
+            self.core.policy.budgets.check(config, rec.started_at,
+                                           lambda: route(config, rec.requested_model, force_role=rule.role).targets[0].provider)
+            return rule.role
+        return None
 
     async def count_tokens(self, request: web.Request, body: bytes, rec: CallRecord) -> web.StreamResponse:
         """Anthropic `count_tokens`: asked of the target when it speaks Messages, else counted locally.
@@ -239,6 +263,7 @@ class Pipeline:
                 else:
                     answer = await self._relay_whole(request, adapter, ctx, resp, provider, upstream_body, len(payload), rec, config)
                 clean = True
+                self.shadow.offer(rec, upstream_body, provider.api, config)  # the answer is out: evaluation only
                 return answer
             except _Retry as exc:
                 attempt.error_kind, attempt.error_message = exc.failure.kind, exc.failure.message

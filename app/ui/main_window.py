@@ -43,6 +43,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("dashboard", "Dashboard", "app.ui.pages.dashboard", "DashboardPage"),
     PageSpec("calls", "Calls", "app.ui.pages.calls", "CallsPage"),
     PageSpec("tasks", "Tasks", "app.ui.pages.tasks", "TasksPage"),
+    PageSpec("executors", "Executors", "app.ui.pages.executors", "ExecutorsPage"),
     PageSpec("providers", "Providers", "app.ui.pages.providers", "ProvidersPage"),
     PageSpec("presets", "Presets", "app.ui.pages.presets", "PresetsPage"),
     PageSpec("export", "Export", "app.ui.pages.export", "ExportPage"),

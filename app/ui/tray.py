@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from app.core.preset_tier import preset_tier
 from app.core.queries import summary
+from app.core.shadow_info import active_notice
 from app.core.ui_prefs import pref
 from app.ui.context import UiContext
 from app.ui.icons import app_icon, tray_icon
@@ -163,10 +164,12 @@ class Tray(QObject):
     def tooltip(self) -> str:
         config = self.ctx.core.config
         state = "paused" if self.ctx.paused else f"on {self.ctx.base_url}"
+        shadow = active_notice(config)  # a shadow run sends code to one more provider: say so while it is on
         return "\n".join([
             f"Downshift: {config.active or 'no preset'} ({TIER_LABELS[self.tier()]})",
             self.stats.spend_text(),
             f"Proxy {state}",
+            *([shadow] if shadow else []),
         ])
 
     def refresh_tooltip(self) -> None:

@@ -1,4 +1,4 @@
-"""Retention: detail rows (calls, tool calls) older than `retention_days` are pruned; totals stay.
+"""Retention: detail rows (calls, tool calls, shadow runs) older than `retention_days` are pruned; totals stay.
 
 Nothing needs rolling up at pruning time, because `usage_slots` and `task_totals` already hold every
 ended call's figures (see `rollup`). Pruning records the cutoff first (`analytics_meta.pruned_before`),
@@ -34,7 +34,7 @@ def prune_chunk(conn: Connection, cutoff: int, limit: int = CHUNK) -> int:
     counts = [
         conn.execute(text(f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE started_at < :c LIMIT :n)"),
                      {"c": cutoff, "n": limit}).rowcount
-        for table in ("tool_calls", "calls")
+        for table in ("tool_calls", "calls", "shadow_calls")  # shadow runs are detail too (app.proxy.shadow)
     ]
     return max(counts)
 

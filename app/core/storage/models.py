@@ -206,3 +206,80 @@ Index("ix_tasks_source", Task.source, Task.id)
 Index("ix_tasks_started_cover", Task.started_at, Task.id, Task.outcome, Task.label)
 # Sub-slot failure-rate charts and retention read tool calls by time; covering, so no table look-ups.
 Index("ix_tool_calls_time", ToolCallRow.started_at, ToolCallRow.upstream_model, ToolCallRow.kind, ToolCallRow.result_failed)
+
+
+
+# ---------------------------------------------------------------------------------------------- executors (0003)
+
+
+class ExecutorSlot(Base):
+    """Per (UTC) day, model and prompt-size bin: calls and tool-call outcomes, kept by the writer hook.
+
+    The executor scorecard asks "up to what prompt size does this model drive the tools cleanly?", which
+    needs failure rates by context size over weeks of calls; these totals answer it from a few thousand
+    rows instead of a million, and survive retention pruning. `ctx` is the index of the prompt-size bin
+    (`app.core.analytics.executors.CTX_EDGES`); prompt tokens = input + cache read + cache writes.
+    """
+
+    __tablename__ = "executor_slots"
+
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)  # unix seconds of the UTC day's start
+    provider: Mapped[str] = mapped_column(String(100), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    ctx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    errors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tool_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tool_invalid: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # failed validation
+    tool_result_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # valid, result failed
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    escalated: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class ShadowCall(Base):
+    """One shadow run: a served loop call sent again to a candidate model after the agent had its answer.
+
+    Kept apart from `calls` on purpose: a shadow call is evaluation, never part of the agent's work, so no
+    spend total, budget, task or savings figure can count it by accident. Its cost is "evaluation spend".
+    """
+
+    __tablename__ = "shadow_calls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(32))  # the served call it shadows
+    started_at: Mapped[float] = mapped_column(Float)
+    preset: Mapped[str | None] = mapped_column(String(100))
+    served_provider: Mapped[str | None] = mapped_column(String(100))
+    served_model: Mapped[str | None] = mapped_column(String(200))
+    provider: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(String(200))
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)  # the served call's prompt size
+    outcome: Mapped[str] = mapped_column(String(16))  # ok | error | timeout
+    status: Mapped[int | None] = mapped_column(Integer)
+    error_kind: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    served_latency_ms: Mapped[float | None] = mapped_column(Float)
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    cost_source: Mapped[str | None] = mapped_column(String(16))
+    served_cost_usd: Mapped[float | None] = mapped_column(Float)
+    tool_calls: Mapped[int] = mapped_column(Integer, default=0)
+    tool_failures: Mapped[int] = mapped_column(Integer, default=0)
+    served_tool_calls: Mapped[int] = mapped_column(Integer, default=0)
+    served_tool_failures: Mapped[int] = mapped_column(Integer, default=0)
+    valid: Mapped[bool | None] = mapped_column(Boolean)  # every shadow tool call passed the checks
+    served_valid: Mapped[bool | None] = mapped_column(Boolean)
+    same_tool: Mapped[bool | None] = mapped_column(Boolean)  # same tool names chosen (None: neither called one)
+    args_valid: Mapped[bool | None] = mapped_column(Boolean)  # the shadow's arguments fit the declared schemas
+    served_tool: Mapped[str | None] = mapped_column(String(200))
+    shadow_tool: Mapped[str | None] = mapped_column(String(200))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_shadow_time", "started_at"),
+        Index("ix_shadow_target", "provider", "model", "started_at"),
+    )

@@ -41,6 +41,7 @@ from app.core.config import ROLES, Budget, Config, ConfigError, Preset, Target
 from app.core.config_edit import duplicate_preset, put_preset, remove_preset, set_budgets
 from app.core.preset_io import ImportResult, export_preset, import_presets
 from app.core.preset_tier import preset_tier
+from app.core.shadow_info import describe as describe_shadow
 from app.ui import dialogs
 from app.ui.context import UiContext
 from app.ui.icons import tray_icon
@@ -247,6 +248,8 @@ class PresetsPage(QWidget):
         top.addRow("&Name:", self.name)
         top.addRow("&Description:", self.description)
         right.addLayout(top)
+        self.rules_note = MessageLine()  # shadow runs and the long-context rule, set in the config file
+        right.addWidget(self.rules_note)
 
         roles_box = QGroupBox("Targets")
         roles_layout = QFormLayout(roles_box)
@@ -404,11 +407,27 @@ class PresetsPage(QWidget):
             self.add_pattern(glob, role)
         self.fallback.clear()
         self.fallback.addItems([str(t) for t in preset.fallback])
+        self.show_rules(preset)
         self.message.clear()
         self._update_buttons()
 
+    def show_rules(self, preset: Preset | None) -> None:
+        """Shadow runs (they send code to one more provider) and the long-context rule, said plainly."""
+        lines = []
+        shadow = describe_shadow(preset) if preset is not None else None
+        if shadow:
+            lines.append(shadow + ".")
+        if preset is not None and preset.long_context is not None:
+            lc = preset.long_context
+            lines.append(f"Loop calls over {lc.above_tokens:,} prompt tokens go to the {lc.role} role.")
+        if lines:
+            self.rules_note.show_message("info" if not shadow else "error", " ".join(lines))
+        else:
+            self.rules_note.clear()
+
     def new_preset(self) -> None:
         self.editing = None
+        self.rules_note.clear()
         self.list.clearSelection()
         self.name.setText("")
         self.description.setText("")
@@ -470,7 +489,8 @@ class PresetsPage(QWidget):
                 patterns[glob] = combo.currentText() if isinstance(combo, QComboBox) else "default"
         fallback = tuple(Target.parse(self.fallback.item(i).text()) for i in range(self.fallback.count()))
         old = self.ctx.core.config.presets.get(self.editing) if self.editing else None
-        return Preset(name, roles, patterns, fallback, self.description.text().strip(), old.escalate if old else None)
+        return Preset(name, roles, patterns, fallback, self.description.text().strip(), old.escalate if old else None,
+                      old.long_context if old else None, old.shadow if old else None)  # rules the form does not edit
 
     # ------------------------------------------------------------------------------------------- actions
 
