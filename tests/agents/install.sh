@@ -20,7 +20,11 @@ for part in "${parts[@]}"; do
     node)
       lock="$here/node/package-lock.json"; mark="$here/node/node_modules/.downshift-installed"
       if current "$lock" "$mark"; then echo "agents: node packages current"; continue; fi
-      npm ci --prefix "$here/node" --no-audit --no-fund --loglevel=error
+      # `npm install` of the lock, not `npm ci`: npm writes no entries for other platforms' optional binaries
+      # (opencode-darwin-*, @cline/cli-windows-* ...) into a lock made on Linux, and `npm ci` then refuses
+      # the lock as out of sync. `--no-save` keeps the lock as committed; versions come from it.
+      rm -rf "$here/node/node_modules"
+      npm install --prefix "$here/node" --no-save --no-audit --no-fund --loglevel=error
       stamp "$lock" "$mark"
       ;;
     aider)
