@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 _KNOWN_ENDPOINTS = frozenset({"/v1/chat/completions", "/chat/completions", "/v1/messages", "/v1/messages/count_tokens",
                               "/v1/responses", "/responses", "/v1/models", "/health"})
 _SAME_SITE = frozenset({"none", "same-origin"})
-_CORS_HEADERS = "authorization, x-api-key, content-type, anthropic-version, anthropic-beta, openai-beta"
+_CORS_HEADERS = "authorization, x-api-key, x-goog-api-key, content-type, anthropic-version, anthropic-beta, openai-beta"
 _NO_LIMIT = 1 << 40  # aiohttp's own body limit is off: `_read_body` applies the configured one, live
 
 
@@ -65,6 +65,8 @@ class ProxyServer:
         self.app.router.add_post("/v1/messages/count_tokens", self._endpoint("anthropic", "/v1/messages/count_tokens"))
         self.app.router.add_post("/v1/responses", self._endpoint("responses", "/v1/responses"))
         self.app.router.add_post("/responses", self._endpoint("responses", "/v1/responses"))
+        for version in ("/v1beta", "/v1"):  # the Gemini API: model and method in the path
+            self.app.router.add_post(version + "/models/{target:.+}", self._endpoint("gemini", version + "/models"))
         self.app.router.add_get("/v1/models", self._models)
         self.app.router.add_get("/health", self._health)
         self.app.router.add_route("*", "/{tail:.*}", self._endpoint("openai", "unknown"))
@@ -156,12 +158,14 @@ class ProxyServer:
         elif headers.get("Sec-Fetch-Site", "none") not in _SAME_SITE:
             raise ProxyError(403, "forbidden_origin", "cross-site requests from web pages are refused")
 
-    async def _check_access(self, request: web.Request) -> None:
-        """Loopback Host only (DNS rebinding), no foreign browser Origin, and the local token."""
+    async def _check_access(self, request: web.Request, google: bool = False) -> None:
+        """Loopback Host only (DNS rebinding), no foreign browser Origin, and the local token (for the Gemini
+        API, `google`, also where Google's clients put their key: `x-goog-api-key` or `?key=`)."""
         self._check_origin(request)
-        presented = _presented_token(request)
+        presented = _presented_token(request, google)
         if presented is None:
-            raise ProxyError(401, "missing_token", "missing token: send the Downshift token as 'Authorization: Bearer' or 'x-api-key'")
+            where = "'x-goog-api-key'" if google else "'Authorization: Bearer' or 'x-api-key'"
+            raise ProxyError(401, "missing_token", f"missing token: send the Downshift token as {where}")
         try:
             token = await self._current_token()
         except SecretStoreError as exc:
@@ -189,6 +193,9 @@ class ProxyServer:
     # ------------------------------------------------------------------------------------------- handlers
 
     def _endpoint(self, api: str, endpoint: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        known_shape = None if endpoint == "unknown" else api if api in ("anthropic", "gemini") else "openai"
+        google = api == "gemini"
+
         async def handler(request: web.Request) -> web.StreamResponse:
             pinned = CALL_CONFIG.set(self.core.config_store.current())  # the call's config: one stat per call
             try:
@@ -197,7 +204,7 @@ class ProxyServer:
                 CALL_CONFIG.reset(pinned)
 
         async def serve(request: web.Request) -> web.StreamResponse:
-            shape = "anthropic" if api == "anthropic" or request.path.startswith("/v1/messages") else "openai"
+            shape = known_shape or _shape_of(request.path)
             rec = CallRecord(client_api=api if endpoint != "unknown" else shape, endpoint=endpoint)
             rec.user_agent = request.headers.get("User-Agent", "")[:200] or None
             writer = self.core.writer
@@ -213,7 +220,7 @@ class ProxyServer:
                         return web.Response(status=204, headers={
                             "Access-Control-Allow-Methods": "GET, POST", "Access-Control-Allow-Headers": _CORS_HEADERS,
                             "Access-Control-Max-Age": "600"})
-                await self._check_access(request)
+                await self._check_access(request, google or shape == "gemini")
                 if self.paused and endpoint != "unknown":
                     raise ProxyError(503, "paused", "Downshift is paused; resume it from the tray or `downshift serve`")
                 body = await _read_body(request, self._max_body())
@@ -223,9 +230,12 @@ class ProxyServer:
                         raise ProxyError(405, "method_not_allowed", f"{request.method} is not allowed on {request.path}",
                                          headers={"Allow": "GET" if request.path in ("/v1/models", "/health") else "POST"})
                     raise ProxyError(404, "unknown_endpoint", f"{request.method} {request.path[:200]} is not an endpoint of "
-                                     "Downshift (it serves /v1/chat/completions, /v1/messages, /v1/responses, /v1/models)")
+                                     "Downshift (it serves /v1/chat/completions, /v1/messages, /v1/responses, /v1/models, "
+                                     "/v1beta/models/MODEL:generateContent)")
                 if endpoint == "/v1/messages/count_tokens":
                     response = await self.pipeline.count_tokens(request, body, rec)
+                elif google:
+                    response = await self.pipeline.handle_gemini(request, body, rec)
                 else:
                     response = await self.pipeline.handle(request, api, body, rec)
             except ProxyError as exc:
@@ -335,13 +345,22 @@ def _host_name(host: str) -> str:
     return host
 
 
-def _presented_token(request: web.Request) -> str | None:
+def _shape_of(path: str) -> str:
+    """The API shape of an error for a path that is no endpoint (the client's API, guessed from the path)."""
+    if path.startswith("/v1/messages"):
+        return "anthropic"
+    return "gemini" if path.startswith("/v1beta/") else "openai"
+
+
+def _presented_token(request: web.Request, google: bool = False) -> str | None:
     auth = request.headers.get("Authorization")
     if auth:
         scheme, _, value = auth.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
     key = request.headers.get("x-api-key")
+    if not key and google:  # Google's clients: the header, or the `key` query parameter
+        key = request.headers.get("x-goog-api-key") or request.query.get("key")
     return key.strip() if key else None
 
 
