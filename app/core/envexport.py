@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-AGENTS = ("claude-code", "codex", "aider", "cline", "opencode", "continue", "generic")
+AGENTS = ("claude-code", "codex", "aider", "cline", "opencode", "continue", "gemini", "generic")
 FORMATS = ("bash", "fish", "powershell", "dotenv", "json")
 
 
@@ -34,6 +34,8 @@ def agent_env(agent: str, base_url: str, token: str) -> dict[str, str]:
         return {"DOWNSHIFT_API_KEY": token, "OPENAI_BASE_URL": v1}
     if agent == "aider":
         return {"OPENAI_API_BASE": v1, "OPENAI_API_KEY": token, "AIDER_MODEL": "openai/default", "AIDER_WEAK_MODEL": "openai/background"}
+    if agent == "gemini":  # Gemini CLI appends /v1beta/models/...; it also needs ~/.gemini/settings.json (the note)
+        return {"GOOGLE_GEMINI_BASE_URL": base_url, "GEMINI_API_KEY": token}
     if agent not in AGENTS:
         raise ValueError(f"unknown agent {agent!r}; choose one of {', '.join(AGENTS)}")
     return {
@@ -88,6 +90,10 @@ def export_text(agent: str, fmt: str, base_url: str, token: str) -> str:
     note = None
     if agent == "codex" and fmt != "json":
         note = "Codex CLI: put these lines in $CODEX_HOME/config.toml (~/.codex/config.toml):\n" + codex_config(base_url)
+    if agent == "gemini" and fmt != "json":
+        from app.core.gemini_settings import settings_note
+
+        note = settings_note()
     return render(agent_env(agent, base_url, token), fmt, note=note)
 
 
