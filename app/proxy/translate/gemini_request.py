@@ -404,7 +404,9 @@ def _tools(tools: Any, profile: Profile, names: dict[str, str]) -> list[dict[str
     for k, tool in enumerate(tools if isinstance(tools, list) else ()):
         if not isinstance(tool, Mapping):
             raise TranslationError("every tool must be an object", f"tools[{k}]")
-        declarations = tool.get("functionDeclarations") or ()
+        declarations = tool.get("functionDeclarations")
+        if declarations is None:
+            continue  # a Google-hosted tool (HOSTED_TOOLS): dropped
         if not isinstance(declarations, list):
             raise TranslationError("'functionDeclarations' must be a list", f"tools[{k}]")
         for d, decl in enumerate(declarations):
@@ -426,7 +428,6 @@ def _tools(tools: Any, profile: Profile, names: dict[str, str]) -> list[dict[str
                 schema = openapi_to_json_schema(decl["parameters"])
             function["parameters"] = schema if isinstance(schema, Mapping) and schema else _EMPTY_SCHEMA
             out.append({"type": "function", "function": function})
-        # every other key of a Tool is a Google-hosted tool (HOSTED_TOOLS): dropped
     return out
 
 
