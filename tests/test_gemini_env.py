@@ -22,12 +22,13 @@ WANTED = {"security": {"auth": {"selectedType": "gemini-api-key"}}, "privacy": {
 def test_variables_and_note() -> None:
     assert "gemini" in AGENTS
     assert agent_env("gemini", "http://127.0.0.1:8765", "ds-tok") == {
-        "GOOGLE_GEMINI_BASE_URL": "http://127.0.0.1:8765", "GEMINI_API_KEY": "ds-tok"}  # fmt: skip
+        "GOOGLE_GEMINI_BASE_URL": "http://127.0.0.1:8765", "GEMINI_API_KEY": "ds-tok", "GEMINI_MODEL": "default"}  # fmt: skip
     text = export_text("gemini", "bash", "http://127.0.0.1:8765", "ds-tok")
     assert "export GOOGLE_GEMINI_BASE_URL='http://127.0.0.1:8765'" in text and "export GEMINI_API_KEY='ds-tok'" in text
     commented = "\n".join(line[2:] for line in text.splitlines() if line.startswith("# "))
     assert '"selectedType": "gemini-api-key"' in commented and "settings.json" in commented
-    assert json.loads(export_text("gemini", "json", "http://x", "t")) == {"GOOGLE_GEMINI_BASE_URL": "http://x", "GEMINI_API_KEY": "t"}
+    assert json.loads(export_text("gemini", "json", "http://x", "t")) == {
+        "GOOGLE_GEMINI_BASE_URL": "http://x", "GEMINI_API_KEY": "t", "GEMINI_MODEL": "default"}  # fmt: skip
 
 
 def test_cli_prints_them(tmp_path: Path) -> None:

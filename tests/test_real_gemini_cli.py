@@ -49,11 +49,12 @@ def gemini(tmp_path: Path, proxy, config_path: Path, token: str):  # type: ignor
     workdir.mkdir()
     env = sealed_env(tmp_path / "home", downshift_env("gemini", config_path, proxy.url, token))
 
-    def run(prompt: str, *, settings: bool = True, strace_log: Path | None = None) -> AgentRun:
+    def run(prompt: str, *extra: str, settings: bool = True, strace_log: Path | None = None) -> AgentRun:
         if settings:
             write_gemini_settings(env)
-        # --yolo: run tools without asking; --skip-trust: the temp workdir is not a trusted folder yet.
-        argv: list[str | Path] = [binary, "--yolo", "--skip-trust", "-m", "default", "-p", prompt]
+        # --yolo: run tools without asking; --skip-trust: the temp workdir is not a trusted folder yet. No -m:
+        # GEMINI_MODEL=default from `downshift env` names the model.
+        argv: list[str | Path] = [binary, "--yolo", "--skip-trust", *extra, "-p", prompt]
         if strace_log is not None:
             argv = traced(argv, strace_log) or pytest.skip("strace is not installed")
         return run_agent(argv, cwd=workdir, env=env, timeout=120)
@@ -158,6 +159,17 @@ def test_tool_loop_through_an_anthropic_upstream(gemini, mock, core) -> None:  #
     rows = logged_calls(core)
     assert [(r["upstream_api"], r["input_tokens"], r["output_tokens"], r["tool_calls"]) for r in rows] == [
         ("anthropic", 900, 15, 1), ("anthropic", 950, 2, 0)]  # fmt: skip
+
+
+def test_model_names_route_like_role_names(gemini, mock, core) -> None:  # type: ignore[no-untyped-def]
+    """`-m plan` picks the plan role; a Gemini model name (what Gemini CLI asks for when no model is set)
+    takes the preset's default route (or the role a preset pattern gives it)."""
+    mock.default = Reply(text="ok")
+    assert gemini("Say ok", "-m", "plan").returncode == 0
+    assert gemini("Say ok", "-m", "gemini-2.5-flash-lite").returncode == 0
+    rows = logged_calls(core)
+    assert [(r["requested_model"], r["role"], r["upstream_model"]) for r in rows] == [
+        ("plan", "plan", "deepseek/deepseek-chat"), ("gemini-2.5-flash-lite", "default", "qwen/qwen3-coder")]  # fmt: skip
 
 
 def test_an_upstream_error_reaches_gemini_cli(gemini, mock, core) -> None:  # type: ignore[no-untyped-def]

@@ -35,7 +35,7 @@ def agent_env(agent: str, base_url: str, token: str) -> dict[str, str]:
     if agent == "aider":
         return {"OPENAI_API_BASE": v1, "OPENAI_API_KEY": token, "AIDER_MODEL": "openai/default", "AIDER_WEAK_MODEL": "openai/background"}
     if agent == "gemini":  # Gemini CLI appends /v1beta/models/...; it also needs ~/.gemini/settings.json (the note)
-        return {"GOOGLE_GEMINI_BASE_URL": base_url, "GEMINI_API_KEY": token}
+        return {"GOOGLE_GEMINI_BASE_URL": base_url, "GEMINI_API_KEY": token, "GEMINI_MODEL": "default"}
     if agent not in AGENTS:
         raise ValueError(f"unknown agent {agent!r}; choose one of {', '.join(AGENTS)}")
     return {

@@ -82,5 +82,6 @@ def settings_note() -> str:
         'Gemini CLI also needs ~/.gemini/settings.json to select API-key auth (else: "Invalid auth method\n'
         'selected") and, to stay off play.googleapis.com, usage statistics off. Merge this into it:\n'
         + json.dumps(merged_gemini_settings(None), indent=2)
-        + "\nThen: gemini -m default (any model name routes; role names pick Downshift roles)"
+        + "\nGEMINI_MODEL=default skips its router call; `gemini -m plan` picks another role, and any\n"
+        "Gemini model name routes (the active preset's patterns, else its default role)."
     )

@@ -21,7 +21,8 @@ the routed target's name as `model`); everything else is in the body. Target fie
   temperature, top_p, stop, seed, presence_penalty, frequency_penalty <- temperature, topP, stopSequences,
                            seed, presencePenalty, frequencyPenalty; top_k <- topK where profile.top_k
   response_format       <- responseMimeType application/json with responseJsonSchema (or the OpenAPI
-                           responseSchema) -> json_schema, without a schema -> json_object
+                           responseSchema; either with upper-case types lower-cased) -> json_schema,
+                           without a schema -> json_object
   reasoning_effort      <- thinkingConfig.thinkingLevel, or thinkingBudget (0 = none, -1 = the model's
                            own choice, nothing sent), where profile.reasoning_efforts lists what it takes
   thinking              <- {"type": "enabled" | "disabled"} where profile.thinking_toggle (DeepSeek)
@@ -512,8 +513,10 @@ def _response_format(config: Mapping[str, Any]) -> dict[str, Any] | None:
     schema = config.get("responseJsonSchema")
     if schema is None:
         schema = config.get("_responseJsonSchema")  # the JS SDK's name for it in some versions
-    if schema is None and config.get("responseSchema") is not None:
-        schema = openapi_to_json_schema(config["responseSchema"])
+    if schema is None:
+        schema = config.get("responseSchema")
+    if schema is not None:  # Gemini CLI writes even its JSON Schema with OpenAPI's upper-case types
+        schema = openapi_to_json_schema(schema)
     mime = str(config.get("responseMimeType") or "").lower()
     if schema is not None and mime in ("application/json", ""):
         return {"type": "json_schema", "json_schema": {"name": "response", "schema": schema}}
