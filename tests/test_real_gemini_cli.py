@@ -9,6 +9,7 @@ so every turn crosses the translation both ways. Configured as docs/agents.md sa
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -170,6 +171,31 @@ def test_model_names_route_like_role_names(gemini, mock, core) -> None:  # type:
     rows = logged_calls(core)
     assert [(r["requested_model"], r["role"], r["upstream_model"]) for r in rows] == [
         ("plan", "plan", "deepseek/deepseek-chat"), ("gemini-2.5-flash-lite", "default", "qwen/qwen3-coder")]  # fmt: skip
+
+
+def test_web_search_side_call_goes_to_background_and_joins_the_task(gemini, mock, core) -> None:  # type: ignore[no-untyped-def]
+    """google_web_search asks a Gemini model (by its Gemini name, with the hosted googleSearch tool, which is
+    dropped) for the answer. A preset pattern `gemini-*` = background (as docs/agents.md suggests) sends such
+    side calls to the cheap model, and the side-call rule puts them in the loop's task."""
+    def with_pattern(config):  # type: ignore[no-untyped-def]
+        cheap = replace(config.presets["cheap"], patterns={"gemini-*": "background"})
+        return replace(config, presets={**config.presets, "cheap": cheap})
+
+    core.config_store.update(with_pattern)
+    mock.default = tool_round_trip(
+        Reply(tool_calls=[ToolCall("google_web_search", {"query": "capital of France"})]),
+        Reply(text="It is Paris."),
+        side=Reply(text="Paris is the capital of France."),
+    )
+    run = gemini("What is the capital of France? Search the web.")
+
+    assert run.returncode == 0 and run.stdout.strip() == "It is Paris.", run.report()
+    main, side, final = generation_requests(mock.requests)
+    assert "tools" not in side.json and side.model == "qwen/qwen3-coder-30b"  # googleSearch dropped, background role
+    assert "Paris is the capital of France." in final.json["messages"][-1]["content"]
+    rows = logged_calls(core)
+    assert [r["role"] for r in rows] == ["default", "background", "default"]
+    assert rows[1]["requested_model"].startswith("gemini-") and len({r["task_id"] for r in rows}) == 1
 
 
 def test_an_upstream_error_reaches_gemini_cli(gemini, mock, core) -> None:  # type: ignore[no-untyped-def]
