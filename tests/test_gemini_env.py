@@ -72,3 +72,15 @@ def test_write_refuses_a_broken_file(isolated_home: Path) -> None:
     assert path.read_text() == "{not json"
     assert merged_gemini_settings({"privacy": {"usageStatisticsEnabled": True, "x": 1}})["privacy"] == {
         "usageStatisticsEnabled": False, "x": 1}  # fmt: skip
+
+
+def test_direct_variant_says_it_needs_downshift() -> None:
+    """Gemini CLI cannot talk to an OpenAI- or Anthropic-format provider itself: the direct snippet says so
+    rather than printing OPENAI_* variables it would ignore."""
+    from app.core.config import Provider
+    from app.core.direct_env import DirectEnvError, direct_env
+
+    for api in ("openai", "anthropic"):
+        provider = Provider(name="cheapco", base_url="https://example.com/v1", api=api)
+        with pytest.raises(DirectEnvError, match="only reach this provider through Downshift"):
+            direct_env("gemini", provider, "sk-x", None)

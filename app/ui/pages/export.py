@@ -34,6 +34,7 @@ AGENT_LABELS = {
     "cline": "Cline",
     "opencode": "opencode",
     "continue": "Continue",
+    "gemini": "Gemini CLI",
     "generic": "Any OpenAI / Anthropic client",
 }
 FORMAT_LABELS = {"bash": "bash / zsh", "fish": "fish", "powershell": "PowerShell", "dotenv": ".env file", "json": "JSON"}
