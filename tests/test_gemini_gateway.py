@@ -274,7 +274,7 @@ def test_proxy_errors_in_googles_shape(proxy, token, core) -> None:  # type: ign
     assert len(rows) == len(cases) and all(r["outcome"] == "error" for r in rows)
 
 
-def test_key_as_query_parameter_and_json_array_stream(proxy, token, mock) -> None:  # type: ignore[no-untyped-def]
+def test_key_as_query_parameter_and_json_array_stream(proxy, token, mock, core) -> None:  # type: ignore[no-untyped-def]
     """`?key=` is how Google's REST examples pass the key; streamGenerateContent without alt=sse answers
     with one JSON array."""
     mock.enqueue(Reply(text="hello back"))
@@ -284,6 +284,13 @@ def test_key_as_query_parameter_and_json_array_stream(proxy, token, mock) -> Non
     (only,) = r.json()
     assert only["candidates"][0]["content"]["parts"] == [{"text": "hello back"}]
     assert "key" not in mock.requests[-1].path and mock.requests[-1].json["messages"] == [{"role": "user", "content": "hi"}]
+    # an explicit provider/model target, slashes and all, in the path
+    mock.enqueue(Reply(text="from the small model"))
+    r = httpx.post(f"{proxy.url}/v1beta/models/cheapco/qwen/qwen3-coder-30b:generateContent", params={"key": token}, json=body)
+    assert r.status_code == 200 and mock.requests[-1].model == "qwen/qwen3-coder-30b"
+    rows = logged_calls(core)
+    assert [r["requested_model"] for r in rows] == ["default", "cheapco/qwen/qwen3-coder-30b"]
+    assert all(token not in str(row) for row in rows)  # the ?key= never reaches the log
     # the ?key= form is for the Gemini endpoints only
     other = httpx.post(f"{proxy.url}/v1/chat/completions", params={"key": token},
                        json={"model": "default", "messages": [{"role": "user", "content": "x"}]})  # fmt: skip
