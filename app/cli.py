@@ -6,17 +6,19 @@ Human output is aligned tables; `--json` output is stable and documented in READ
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import gc
 import getpass
 import json
 import logging
+import math
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from app import __version__
 from app import cli_analytics as analytics_cli
@@ -46,7 +48,29 @@ def _cell(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.4f}" if abs(value) < 100 else f"{value:.0f}"
-    return str(value)
+    return printable(str(value))
+
+
+# C0 and C1 controls (escape sequences that recolour, move the cursor or retitle the terminal; newlines and
+# tabs that break the table) and the bidirectional overrides that reorder what is shown
+_UNPRINTABLE = {c: "?" for c in (*range(0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+
+
+def printable(text: str) -> str:
+    """`text` fit for a terminal: client-chosen strings (model names, labels, user agents) can hold escape
+    sequences; each control character becomes '?'."""
+    return text.translate(_UNPRINTABLE)
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (model names and user agents are the client's
+    choice) gets a leading apostrophe, which spreadsheets show as text; numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -223,13 +247,18 @@ def cmd_calls(args: argparse.Namespace) -> int:
         _print_json(rows)
         return 0
     for r in rows:
+        guess = "~" if r["usage_estimated"] else ""  # the provider reported no usage: tokens and cost are estimates
         r["when"] = _when(r["started_at"])
-        r["tokens"] = f"{r['input_tokens'] + r['cache_read_tokens'] + r['cache_write_tokens']}/{r['output_tokens']}"
-        r["cost"] = None if r["cost_usd"] is None else f"${r['cost_usd']:.5f}"
+        prompt = r["input_tokens"] + r["cache_read_tokens"] + r["cache_write_tokens"] + r["cache_write_1h_tokens"]
+        r["tokens"] = f"{guess}{prompt}/{r['output_tokens']}"
+        cache = (r["cache_read_tokens"], r["cache_write_tokens"], r["cache_write_1h_tokens"])
+        r["cache"] = "/".join(str(n) for n in cache) if any(cache) else None
+        r["cost"] = ("unpriced" if r["unpriced"] else None) if r["cost_usd"] is None else f"{guess}${r['cost_usd']:.5f}"
         r["ms"] = None if r["duration_ms"] is None else f"{r['duration_ms']:.0f}"
         r["target"] = f"{r['provider']}/{r['upstream_model']}" if r["provider"] else None
     print(table(rows, [("when", "WHEN"), ("client_api", "API"), ("requested_model", "ASKED"), ("target", "SERVED BY"),
-                       ("outcome", "OUTCOME"), ("status", "HTTP"), ("tokens", "IN/OUT"), ("cost", "COST"), ("ms", "MS"),
+                       ("outcome", "OUTCOME"), ("status", "HTTP"), ("tokens", "IN/OUT"),
+                       ("cache", "CACHE R/W/W1H"), ("cost", "COST"), ("ms", "MS"),
                        ("tool_failures", "TOOL FAIL")]))
     return 0
 
@@ -244,7 +273,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         return 2
     core = _core(args)
     data = summary(core.db, since=since)
-    data.update(analytics_cli.stats_extra(core.db, since))
+    data.update(analytics_cli.stats_extra(core.db, since, core.config))
     core.close()
     if args.json:
         _print_json(data)
@@ -252,11 +281,14 @@ def cmd_stats(args: argparse.Namespace) -> int:
     t = data["total"]
     rate = "-" if t["tool_failure_rate"] is None else f"{t['tool_failure_rate']:.1%}"
     print(f"since {_when(since) if since else 'the beginning'}: {t['calls']} calls, {t['errors']} failed, "
-          f"${t['cost_usd']:.4f}, tool-call failure rate {rate}")
+          f"{'~' if t['estimated_calls'] else ''}${t['cost_usd']:.4f}, tool-call failure rate {rate}")
     if t["unpriced_calls"]:
-        print(f"  {t['unpriced_calls']} calls have no known price and are not in the total (see `downshift prices`)")
+        print(f"  {t['unpriced_calls']} calls have no known price and are not in the total (`downshift prices show PROVIDER/MODEL` says why)")
+    if t["estimated_calls"]:
+        print(f"  ~ {t['estimated_calls']} calls' tokens are estimated (the provider reported no usage): "
+              "their cost is an estimate")
     rows = [{**m, "rate": None if m["tool_failure_rate"] is None else f"{m['tool_failure_rate']:.1%}",
-             "cost": f"${m['cost_usd']:.4f}"} for m in data["models"]]
+             "cost": f"{'~' if m['estimated_calls'] else ''}${m['cost_usd']:.4f}"} for m in data["models"]]
     print(table(rows, [("provider", "PROVIDER"), ("model", "MODEL"), ("calls", "CALLS"), ("errors", "FAILED"),
                        ("input_tokens", "IN TOK"), ("output_tokens", "OUT TOK"), ("cost", "COST"), ("tool_calls", "TOOL CALLS"),
                        ("rate", "TOOL FAIL %")]))
@@ -267,31 +299,138 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from app.core.queries import EXPORT_COLUMNS, iter_calls, parse_since
 
-    core = _core(args)
-    core.writer.flush()
-    rows: Iterable[dict[str, Any]] = iter_calls(core.db, since=parse_since(args.since))
-    out = open(args.out, "w", newline="", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
     try:
+        since = parse_since(args.since)
+    except ValueError as exc:
+        print(f"downshift: {exc}", file=sys.stderr)
+        return 2
+    try:
+        out = open(args.out, "w", newline="", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
+    except OSError as exc:
+        print(f"downshift: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    core = _core(args)
+    count = 0
+    try:
+        core.writer.flush()
+        rows: Iterable[dict[str, Any]] = iter_calls(core.db, since=since)
         if args.format == "csv":
             writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS)
             writer.writeheader()
-            count = 0
             for count, row in enumerate(rows, 1):  # noqa: B007 - count is reported below
-                writer.writerow(row)
+                writer.writerow({k: _csv_safe(v) for k, v in row.items()})
         else:
             out.write("[")
-            count = 0
             for row in rows:
                 out.write(("," if count else "") + "\n  " + json.dumps(row, default=str))
                 count += 1
             out.write("\n]\n")
-    finally:
+        out.flush()
         if args.out:
             out.close()
+    except OSError as exc:  # a full disk, a device that refuses the write: say so, keep no half file
+        if args.out:
+            with contextlib.suppress(OSError):
+                out.close()
+            _remove_partial(args.out)
+        print(f"downshift: cannot write {args.out or 'the output'}: {exc.strerror or exc}; nothing exported",
+              file=sys.stderr)
+        return 2
+    finally:
         core.close()
     if args.out:
         print(f"{count} calls written to {args.out}", file=sys.stderr)
     return 0
+
+
+def cmd_prices(args: argparse.Namespace) -> int:
+    """`prices` (list the table), `prices show PROVIDER/MODEL`, `prices refresh`."""
+    if args.action == "refresh":
+        return cmd_prices_refresh(args)
+    if args.action == "show":
+        return _prices_show(args)
+    return _prices_list(args)
+
+
+def _prices_list(args: argparse.Namespace) -> int:
+    from app.core import price_table
+    from app.core.pricing import fmt_per_million, price_fields, price_tiers
+
+    table_ = price_table.default_table()
+    where = price_table.table_origin()
+    needle = (args.target or "").lower()
+    rows: list[dict[str, Any]] = []
+    for model_id, entry in sorted(table_.models.items()):
+        if needle and needle not in model_id.lower() and not any(needle in a.lower() for a in entry.aliases):
+            continue
+        for host, sub in (("", entry), *sorted(entry.providers.items())):
+            rows.append({"model": model_id, "on": host or None, **price_fields(sub), "tiers": price_tiers(sub),
+                         "source": sub.source, "date": sub.date, "aliases": list(entry.aliases) if not host else []})
+    if args.json:
+        _print_json({"updated": table_.updated, "table": where, "unit": "USD per 1M tokens", "models": rows})
+        return 0
+    for r in rows:
+        for key in ("input", "output", "cache_read", "cache_write", "cache_write_1h"):
+            r[key + "_"] = None if r[key] is None else fmt_per_million(r[key])
+        r["long"] = "; ".join(f">{t['above'] // 1000}K {fmt_per_million(t['input'])}/{fmt_per_million(t['output'])}"
+                              for t in r["tiers"]) or None
+        r["model_"] = r["model"] if not r["on"] else f"  on {r['on']}"
+        r["source_"] = r["source"][:60] + ("…" if len(r["source"]) > 60 else "")
+    print(table(rows, [("model_", "MODEL"), ("input_", "IN $/M"), ("output_", "OUT $/M"), ("cache_read_", "CACHE READ"),
+                       ("cache_write_", "CACHE WRITE"), ("cache_write_1h_", "1H WRITE"), ("long", "LONG PROMPTS"),
+                       ("date", "READ"), ("source_", "SOURCE")]))
+    print(f"{len(rows)} prices from the {where} table of {table_.updated}. Which one a call is charged: "
+          "`downshift prices show PROVIDER/MODEL`.")
+    return 0
+
+
+def _prices_show(args: argparse.Namespace) -> int:
+    from app.core.config import Target
+    from app.core.pricing import SOURCE_LABELS, describe_price, price_fields, price_tiers, resolve_price
+
+    if not args.target:
+        print("downshift: usage: downshift prices show PROVIDER/MODEL", file=sys.stderr)
+        return 2
+    try:
+        target = Target.parse(args.target)
+    except ValueError as exc:
+        print(f"downshift: {exc}", file=sys.stderr)
+        return 2
+    config = _store(args).current()
+    provider = config.providers.get(target.provider)
+    if provider is None:
+        known = ", ".join(config.providers) or "none configured"
+        print(f"downshift: no provider named {target.provider!r} (known: {known})", file=sys.stderr)
+        return 2
+    resolved = resolve_price(config, provider, target.model)
+    billed_first = resolved.source not in ("override", "local")
+    if args.json:
+        _print_json({"target": str(target), "source": resolved.source, "date": resolved.date or None,
+                     "detail": resolved.detail or None,
+                     "price": price_fields(resolved.price) if resolved.price is not None else None,
+                     "tiers": price_tiers(resolved.price) if resolved.price is not None else [],
+                     "billed_cost_first": billed_first})
+        return 0
+    if resolved.price is None:
+        print(f"{target}: no known price. Calls are logged as unpriced (left out of totals) unless the provider "
+              f'bills them; set one with [prices."{target}"] input = ..., output = ... in the config.')
+        return 0
+    print(f"{target}: {describe_price(resolved.price)}")
+    print(f"source: {resolved.label}")
+    if billed_first:
+        print(f"a call's cost: what {provider.name} bills for it when its answer reports a cost (OpenRouter does), "
+              f"else this price ({SOURCE_LABELS[resolved.source]})")
+    return 0
+
+
+def _remove_partial(name: str) -> None:
+    """Remove a half-written export, if it is a regular file (never /dev/full or a pipe)."""
+    import os
+    import stat
+
+    with contextlib.suppress(OSError):
+        if stat.S_ISREG(os.stat(name).st_mode):
+            os.unlink(name)
 
 
 def cmd_prices_refresh(args: argparse.Namespace) -> int:
@@ -330,6 +469,44 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------- parser
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: a mistyped value gets one clear line and exit code 2, no usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is out of range: use {low} to {high:,}")
+        return value
+
+    parse.__name__ = "whole number"
+    return parse
+
+
+def positive_number(high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (math.isfinite(value) and 0 < value <= high):
+            raise argparse.ArgumentTypeError(f"{text} is out of range: use a number above 0, at most {high:g}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+LIMIT = whole_number(1, 1_000_000)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from app.core.envexport import AGENTS, FORMATS
 
@@ -343,8 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     common = options(argparse.SUPPRESS)
-    parser = argparse.ArgumentParser(prog="downshift", description="Route your coding agent's loop to a cheaper model.",
-                                     parents=[options(None)])
+    parser = Parser(prog="downshift", description="Route your coding agent's loop to a cheaper model.",
+                    parents=[options(None)])
     parser.add_argument("--version", action="version", version=f"downshift {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     parser.set_defaults(handler=cmd_gui)
@@ -357,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("serve", cmd_serve, "run the proxy headless (no window)")
     p.add_argument("--host", help="address to listen on (default from config: 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (default from config: 8765; 0 picks a free one)")
+    p.add_argument("--port", type=whole_number(0, 65535), help="port (default from config: 8765; 0 picks a free one)")
     p = add("env", cmd_env, "print the variables that point an agent at the proxy: eval \"$(downshift env)\"")
     p.add_argument("--format", choices=FORMATS, default="bash")
     p.add_argument("--agent", choices=AGENTS, default="generic")
@@ -374,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=("show", "rotate"), nargs="?", default="show")
     p = add("calls", cmd_calls, "recent calls from the log")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=LIMIT, default=20)
     p.add_argument("--failures", action="store_true", help="only failed calls and calls with tool-call failures")
     p = add("stats", cmd_stats, "spend, tokens and tool-call failure rate, per model")
     p.add_argument("--json", action="store_true")
@@ -384,18 +561,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("csv", "json"), default="csv")
     p.add_argument("--out", metavar="FILE")
     p.add_argument("--since")
-    p = add("prices", cmd_prices_refresh, "refresh the price table from a provider that publishes prices (OpenRouter)")
-    p.add_argument("action", choices=("refresh",))
-    p.add_argument("--provider", default="openrouter")
+    p = add("prices", cmd_prices, "the price table: list it, show which price a model is charged at, or refresh it "
+                                  "from a provider that publishes prices (OpenRouter)")
+    p.add_argument("action", nargs="?", choices=("list", "show", "refresh"), default="list")
+    p.add_argument("target", nargs="?", help="show: PROVIDER/MODEL; list: only models whose name contains this")
+    p.add_argument("--provider", default="openrouter", help="refresh: the provider whose model list to read")
+    p.add_argument("--json", action="store_true")
     p = add("demo", cmd_demo, "the app on a simulated provider and scripted agents, in a throw-away config and log")
     p.add_argument("--headless", action="store_true", help="no window: run the traffic, then print a summary")
-    p.add_argument("--seconds", type=float, help="stop after this long (default: 20 headless, until quit with a window)")
-    p.add_argument("--speed", type=float, default=1.0, help="run the simulation this many times faster")
+    p.add_argument("--seconds", type=positive_number(86_400), help="stop after this long (default: 20 headless, until quit with a window)")
+    p.add_argument("--speed", type=positive_number(1_000), default=1.0, help="run the simulation this many times faster")
     p.add_argument("--keep", action="store_true", help="keep the demo's config and call log, and print where")
     p.add_argument("--json", action="store_true", help="with --headless: the summary as JSON")
     p = add("doctor", cmd_doctor, "check config, keyring, database, port, providers and Qt, and say what to fix")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each provider (default: 5)")
+    p.add_argument("--timeout", type=positive_number(600), default=5.0, help="seconds to wait for each provider (default: 5)")
     p.add_argument("--offline", action="store_true", help="do not contact the providers")
     p.add_argument("--no-qt", action="store_true", help="do not probe Qt (it starts a child process)")
     analytics_cli.register(add)
@@ -404,7 +584,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a bad value (already said in one line)
+        return exc.code if isinstance(exc.code, int) else 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from app.core.config import ConfigError
     from app.core.secrets import SecretStoreError
@@ -419,6 +602,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, DatabaseOpenError, SecretStoreError) as exc:  # the user's to fix: one line, no traceback
         print(f"downshift: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file or folder the command needs: which, and why
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"downshift:{where} {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: still one line (the traceback with --verbose)
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        print(f"downshift: unexpected error: {type(exc).__name__}: {exc} (run with -v for the details)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -25,8 +26,17 @@ def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
 
 
-def _money(value: float | None) -> str:
-    return "-" if value is None else f"${value:.4f}"
+def _money(value: float | None, estimated: int = 0) -> str:
+    """Dollars; "~" in front when `estimated` calls of the figure were priced on estimated tokens."""
+    return "-" if value is None else f"{'~' if estimated else ''}${value:.4f}"
+
+
+def _caveats(unpriced: int, estimated: int) -> str:
+    """What a cost figure leaves out or guesses, e.g. " (2 calls unpriced, 1 estimated)"; "" when nothing."""
+    parts = [f"{unpriced} call{'s' if unpriced != 1 else ''} unpriced" if unpriced else "",
+             f"{estimated} estimated" if estimated else ""]
+    said = ", ".join(p for p in parts if p)
+    return f" ({said})" if said else ""
 
 
 def _core(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -38,18 +48,26 @@ def _core(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 # ----------------------------------------------------------------------------------------------- stats
 
 
-def stats_extra(engine: Engine, since: float | None) -> dict[str, Any]:
-    """Keys `stats --json` adds to the summary: tool-call reliability by kind, savings, cost per finished task."""
-    from app.core.queries.dashboard import reliability, savings
+def stats_extra(engine: Engine, since: float | None, config: Any = None) -> dict[str, Any]:
+    """Keys `stats --json` adds to the summary: tool-call reliability by kind, savings (net of local providers'
+    hourly cost, with the cache assumption used), cost per finished task."""
+    from app.core import premium_split
+    from app.core.queries.dashboard import hourly_rates, reliability, savings
     from app.core.queries.tasks import cost_per_task
 
     start = since or 0.0
     per_task = cost_per_task(engine, since=start)["by_outcome"]
     finished = per_task.get("finished")
+    saved = savings(engine, since=start, by="model", hourly=hourly_rates(config) if config is not None else None)
+    if config is not None:
+        split, calls = premium_split.measured(engine, config)
+        saved["method"] = premium_split.describe(split, calls)
     return {
         "tools": reliability(engine, since=start),
-        "savings": savings(engine, since=start, by="model"),
+        "savings": saved,
         "cost_per_finished_task": finished["mean"] if finished else None,
+        "cost_per_finished_task_unpriced_calls": finished["unpriced_calls"] if finished else 0,
+        "cost_per_finished_task_estimated_calls": finished["estimated_calls"] if finished else 0,
         "tasks_by_outcome": per_task,
     }
 
@@ -62,7 +80,14 @@ def print_stats_extra(data: dict[str, Any]) -> None:
               f" incl. failed results) - {kinds}")
     s = data["savings"]["total"]
     print(f"savings against premium: {_money(s['savings_usd'])} (premium equivalent {_money(s['premium_usd'])})")
-    print(f"cost per finished task: {_money(data['cost_per_finished_task'])}")
+    if s.get("hourly_cost_usd"):
+        hours = ", ".join(f"{name} {v['hours']} h x ${v['hourly_cost']:.2f}" for name, v in data["savings"]["hourly"].items())
+        print(f"  less local providers' hourly cost {_money(s['hourly_cost_usd'])} ({hours}):"
+              f" net {_money(s['net_savings_usd'])}")
+    if data["savings"].get("method"):
+        print(f"  {data['savings']['method']}")
+    unpriced, estimated = data["cost_per_finished_task_unpriced_calls"], data["cost_per_finished_task_estimated_calls"]
+    print(f"cost per finished task: {_money(data['cost_per_finished_task'], estimated)}{_caveats(unpriced, estimated)}")
 
 
 # ----------------------------------------------------------------------------------------------- tasks
@@ -88,7 +113,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
     for r in rows:
         r["when"] = _when(r["started_at"])
-        r["cost"] = _money(r["cost_usd"])
+        r["cost"] = _money(r["cost_usd"], r["estimated_calls"]) + _caveats(r["unpriced_calls"], r["estimated_calls"])
         r["dur"] = f"{r['duration_s'] / 60:.1f}m"
         r["fails"] = f"{r['tool_failures']}/{r['tool_calls']}"
         r["name"] = r["label"] or r["key"][:24]
@@ -108,14 +133,19 @@ def cmd_task(args: argparse.Namespace) -> int:
         if args.action == "new":
             label = " ".join(args.arg) or None
             task_id = new_manual_task(core.db, label)
-            print(f"task {task_id} started{f' ({label})' if label else ''}: calls without a task header or session"
+            from app.cli import printable
+
+            print(f"task {task_id} started{f' ({printable(label)})' if label else ''}: calls without a task header or session"
                   f" id join it until you mark it done or it is idle for {core.config.task_idle_minutes:g} minutes")
             return 0
-        if len(args.arg) != 1 or not args.arg[0].isdigit():
+        if len(args.arg) != 1 or not args.arg[0].isascii() or not args.arg[0].isdigit():
             print(f"downshift: usage: downshift task {args.action} ID", file=sys.stderr)
             return 2
+        task_id = int(args.arg[0])
+        if task_id > MAX_ID:  # SQLite's largest integer: no such task, rather than an overflow
+            raise KeyError(f"no task with id {task_id}")
         outcome = {"done": "finished", "abandon": "abandoned", "reopen": None}[args.action]
-        set_outcome(core.db, int(args.arg[0]), outcome)
+        set_outcome(core.db, task_id, outcome)
         print(f"task {args.arg[0]}: {outcome or 'open'}")
         return 0
     except KeyError as exc:
@@ -169,18 +199,57 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_rollup(args: argparse.Namespace) -> int:
-    from app.core.analytics.retention import prune
+    """Prune call detail older than N days. More than a day's worth of calls goes only with --yes or a typed
+    'yes': a slip (`--days 0.01` for `--days 100`) must not cost the log its detail."""
+    from app.core.analytics.retention import cutoff_for, prune
 
     core = _core(args)
-    core.writer.flush()
-    days = args.days if args.days is not None else core.config.retention_days
-    result = prune(core.db, days)
-    core.close()
+    try:
+        days = args.days if args.days is not None else core.config.retention_days
+        if not days > 0:
+            print("downshift: retention is off (logging.retention_days = 0): pass --days N to prune call detail "
+                  "older than N days", file=sys.stderr)
+            return 2
+        core.writer.flush()
+        cutoff = cutoff_for(time.time(), days)
+        count, first, last = _prunable(core.db, cutoff)
+        if count and last - first > DAY and not args.yes and not _confirmed(count, first, last):
+            return 2
+        result = prune(core.db, days)
+    finally:
+        core.close()
     if args.json:
         _print_json(result)
     else:
         print(f"{result['calls_pruned']} calls older than {_when(result['cutoff'])} pruned; their totals stay in the charts")
     return 0
+
+
+DAY = 86_400
+MAX_ID = 2**63 - 1
+
+
+def _prunable(engine: Engine, cutoff: float) -> tuple[int, float, float]:
+    """How many calls a prune at `cutoff` removes, and the first and last start time among them."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        count, first, last = conn.execute(text("SELECT count(*), min(started_at), max(started_at) FROM calls"
+                                               " WHERE started_at < :c"), {"c": cutoff}).one()
+    return int(count or 0), float(first or 0), float(last or 0)
+
+
+def _confirmed(count: int, first: float, last: float) -> bool:
+    what = (f"the detail of {count} calls from {_when(first)} to {_when(last)} ({(last - first) / DAY:.1f} days;"
+            " their totals stay in the charts)")
+    if not sys.stdin or not sys.stdin.isatty():
+        print(f"downshift: this would prune {what}; run it again with --yes to confirm", file=sys.stderr)
+        return False
+    answer = input(f"Prune {what}? Type yes to go on: ").strip().lower()
+    if answer != "yes":
+        print("downshift: nothing pruned", file=sys.stderr)
+        return False
+    return True
 
 
 def cmd_breakeven(args: argparse.Namespace) -> int:
@@ -216,19 +285,22 @@ def cmd_breakeven(args: argparse.Namespace) -> int:
 
 
 def register(add: AddCommand) -> None:
+    from app.cli import LIMIT, positive_number
+
     p = add("tasks", cmd_tasks, "tasks (units of agent work) with their calls, cost, tool failures and outcome")
     p.add_argument("--json", action="store_true")
     p.add_argument("--since", help="e.g. 24h, 7d (default: all time)")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=LIMIT, default=50)
     p = add("task", cmd_task, "start a task by hand, or mark one done / abandoned")
     p.add_argument("action", choices=("new", "done", "abandon", "reopen"))
     p.add_argument("arg", nargs="*", help="new: an optional label; done/abandon/reopen: the task id")
     p = add("probe", cmd_probe, "run the tool-use probes against PROVIDER/MODEL (direct to the provider)")
     p.add_argument("target", metavar="PROVIDER/MODEL")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--timeout", type=float, help="seconds per request (default: the provider's first_byte timeout)")
+    p.add_argument("--timeout", type=positive_number(600), help="seconds per request (default: the provider's first_byte timeout)")
     p = add("rollup", cmd_rollup, "apply retention now: prune call detail older than logging.retention_days")
-    p.add_argument("--days", type=float, help="override retention_days for this run")
+    p.add_argument("--days", type=positive_number(36_500), help="override retention_days for this run (above 0)")
+    p.add_argument("--yes", action="store_true", help="prune without asking, even more than a day's worth of calls")
     p.add_argument("--json", action="store_true")
     p = add("breakeven", cmd_breakeven, "self-hosting break-even for providers with an hourly_cost")
     p.add_argument("provider", nargs="?")

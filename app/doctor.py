@@ -89,8 +89,12 @@ def check_database(url: str) -> Check:
     from sqlalchemy import create_engine, inspect, text
     from sqlalchemy.exc import SQLAlchemyError
 
-    from app.core.storage.db import head_revision, sqlite_path
+    from app.core.storage.db import DatabaseOpenError, check_url, head_revision, sqlite_path
 
+    try:
+        check_url(url)
+    except DatabaseOpenError as exc:
+        return Check("database", "fail", str(exc), "pass --db sqlite:///path/to/file.db (or leave it out)", {"url": url})
     path = sqlite_path(url)
     if path is not None and not path.exists():
         return Check("database", "ok", f"{path} will be created on first start", None, {"url": url, "exists": False})
@@ -140,6 +144,33 @@ def check_port(host: str, port: int, timeout: float = 2.0) -> Check:
     return Check("port", "fail", f"{host}:{port} is in use by another program",
                  f"stop that program, or choose another port: [proxy] port = {port + 1} (or `downshift serve --port`)",
                  details | {"running": False})
+
+
+def check_refusals(host: str, port: int, token: str | None, timeout: float = 2.0) -> Check:
+    """Requests the running proxy refused (no token, a wrong one, a web page), counted in its memory: they
+    are never calls in the log, so this is where a page or a misconfigured program trying the proxy shows."""
+    from app.proxy.guard import describe_refusals
+    from app.proxy.server import STATUS_PATH
+
+    if token is None:
+        return Check("refused", "skip", "the local token cannot be read, so the running proxy was not asked")
+    try:
+        response = httpx.get(f"http://{_url_host(host)}:{port}{STATUS_PATH}", timeout=timeout,
+                             headers={"Authorization": f"Bearer {token}"})
+        data = response.json() if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        data = None
+    if not isinstance(data, dict) or not isinstance(data.get("refused"), dict):
+        return Check("refused", "skip", "the running proxy did not report its refusals (an older Downshift?)")
+    refused = data["refused"]
+    details = {"refused": refused, "connections": data.get("connections")}
+    since = time.strftime("%Y-%m-%d %H:%M", time.localtime(refused.get("since") or time.time()))
+    summary = f"{describe_refusals(refused)} since {since}"
+    if not refused.get("total"):
+        return Check("refused", "ok", summary, None, details)
+    return Check("refused", "warn", summary,
+                 "a program without the token (or with an old one) or a web page tried the proxy; if it is your agent, "
+                 "re-export its environment: `downshift env`", details)
 
 
 def _url_host(host: str) -> str:
@@ -284,7 +315,10 @@ def run_checks(config_override: str | None = None, db_override: str | None = Non
     if effective is None:
         checks.append(Check("port", "skip", "the config is invalid", "fix the config first"))
     else:
-        checks.append(check_port(effective.host, effective.port))
+        port_check = check_port(effective.host, effective.port)
+        checks.append(port_check)
+        if port_check.details.get("running"):
+            checks.append(check_refusals(effective.host, effective.port, _token_for_doctor(fallback, keyring_check)))
     if config is not None and network:
         store = SecretStore(fallback) if keyring_check.status != "fail" else None
 
@@ -301,6 +335,20 @@ def run_checks(config_override: str | None = None, db_override: str | None = Non
     if qt:
         checks.append(check_qt())
     return checks
+
+
+def _token_for_doctor(fallback: Path, keyring_check: Check) -> str | None:
+    """The local token if there is one (never created here: doctor only looks)."""
+    from app.core.secrets import SecretStore, local_token
+
+    if os.environ.get("DOWNSHIFT_TOKEN"):
+        return os.environ["DOWNSHIFT_TOKEN"]
+    if keyring_check.status == "fail":
+        return None
+    try:
+        return local_token(SecretStore(fallback), create=False)
+    except Exception:  # no token yet, or a broken backend (which raises its own types)
+        return None
 
 
 def render(checks: list[Check]) -> str:

@@ -44,6 +44,10 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
         monkeypatch.setenv(var, str(home / sub))
     for var in ("DOWNSHIFT_TOKEN", "DOWNSHIFT_CONFIG", "DOWNSHIFT_DB_URL", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
         monkeypatch.delenv(var, raising=False)
+    from app.core import listed_prices, premium_split
+
+    listed_prices.invalidate()  # the proxy's copy of the model lists' prices belongs to the previous test's home
+    premium_split.reset()  # and so do the premium calls counted for the savings' cache split
     previous = keyring.get_keyring()
     backend = MemoryKeyring()
     keyring.set_keyring(backend)

@@ -58,3 +58,29 @@ def test_failed_tool_results_count_toward_escalation(proxy, mock, token, core, c
     chat(proxy, token, user("go"), headers=session, tools=TOOLS)
     assert mock.requests[-1].model == "deepseek/deepseek-chat"
     assert settled(core)[-1]["escalated"]
+
+
+def test_failed_tool_results_escalate_a_messages_client_on_a_chat_model(proxy, mock, token, core, config_path) -> None:  # type: ignore[no-untyped-def]
+    """Claude Code on a cheap chat model: the client reports failures under the toolu_ ids it was given
+    (the provider sent call_a, call_b), and those failures still count toward escalation."""
+    from analytics_support import ANTHROPIC_TOOLS, messages_api
+
+    _write(config_path, mock)
+    session = {"x-claude-code-session-id": "cc-results-fail"}
+    mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"path": "a"}, id="call_a")]),
+                 Reply(tool_calls=[ToolCall("read_file", {"path": "b"}, id="call_b")]))
+    first = messages_api(proxy, token, user("go"), headers=session, tools=ANTHROPIC_TOOLS).json()
+    (use,) = [b for b in first["content"] if b["type"] == "tool_use"]
+    assert use["id"] == "toolu_a"
+    settled(core)
+    follow = [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": [use]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use["id"], "is_error": True,
+                                      "content": "Exit code 1"}]},
+    ]
+    messages_api(proxy, token, follow, headers=session, tools=ANTHROPIC_TOOLS)
+    settled(core)
+    messages_api(proxy, token, user("go"), headers=session, tools=ANTHROPIC_TOOLS)
+    assert [r.model for r in mock.requests] == ["qwen/qwen3-coder", "qwen/qwen3-coder", "deepseek/deepseek-chat"]
+    assert settled(core)[-1]["escalated"]

@@ -45,6 +45,7 @@ def _records(now: float, n: int = 600, seed: int = 7) -> list[CallRecord]:
         ok_ids += [t.tool_call_id for t in rec.tool_calls if t.kind == "ok"]
         if i % 7 == 0 and ok_ids:
             rec.failed_results = [(ok_ids[-rng.randrange(1, min(5, len(ok_ids)) + 1)], "exit code 1")]
+        rec.usage_estimated = i % 13 == 0
         rec.finish("error" if i % 31 == 0 else "ok", 500 if i % 31 == 0 else 200)
         out.append(rec)
     return out
@@ -83,6 +84,8 @@ def test_figures_identical_before_and_after_pruning(core) -> None:  # type: igno
     all_time = dashboard.tiles(core.db, since=0, now=now)
     assert all_time["calls"] == len(recs)
     assert all_time["spend_range"] == pytest.approx(sum(r.cost_usd or 0 for r in recs))
+    assert all_time["unpriced_calls"] == sum(r.cost_source == "unpriced" for r in recs)  # failed ones included
+    assert all_time["estimated_calls"] == sum(r.usage_estimated for r in recs) > 0
     assert before["tiles"]["calls"] == sum(1 for r in recs if r.started_at >= slot_of(now - 9 * 86400))
     # failed results counted by the hook = the rows the writer marked (a failed call is not counted twice)
     failed_rows = _count(core, "SELECT count(*) FROM tool_calls WHERE kind != 'ok' OR result_failed")
@@ -133,7 +136,22 @@ def test_plan_covers_the_range_once_and_never_reads_pruned_detail(since, length,
         assert pieces == []
 
 
-def test_upgrade_from_0001_fills_the_totals_from_the_existing_log(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def _write_like_an_older_version(monkeypatch, engine) -> None:  # type: ignore[no-untyped-def]
+    """Point the writer at the call columns an older log has: the rows an older version wrote."""
+    from app.core.storage import writer as writer_mod
+
+    with engine.connect() as conn:
+        present = {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(calls)")}
+    columns = [c for c in writer_mod._CALL_COLUMNS if c in present]
+    update = [c for c in columns if c not in ("call_id", "started_at")]
+    insert = f"INSERT INTO calls ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+    monkeypatch.setattr(writer_mod, "_CALL_COLUMNS", columns)
+    monkeypatch.setattr(writer_mod, "_SQL_START", insert + " ON CONFLICT (call_id) DO NOTHING")
+    monkeypatch.setattr(writer_mod, "_SQL_END", insert + " ON CONFLICT (call_id) DO UPDATE SET "
+                        + ", ".join(f"{c} = excluded.{c}" for c in update))
+
+
+def test_upgrade_from_0001_fills_the_totals_from_the_existing_log(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from alembic import command
 
     from app.core.storage.db import _alembic_config, create_db_engine, open_database
@@ -153,17 +171,23 @@ def test_upgrade_from_0001_fills_the_totals_from_the_existing_log(tmp_path) -> N
                          {"i": i + 1})
     for i, rec in enumerate(recs):
         rec.task_id = i // 20 + 1
-    writer = LogWriter(engine, interval=0.01)  # 0001's writer: no analytics hook
-    for rec in recs:
-        writer.finished(rec)
-    assert writer.flush()
-    writer.close()
+    with monkeypatch.context() as patch:
+        _write_like_an_older_version(patch, engine)
+        writer = LogWriter(engine, interval=0.01)  # 0001's writer: no analytics hook
+        for rec in recs:
+            writer.finished(rec)
+        assert writer.flush()
+        writer.close()
     engine.dispose()
 
     upgraded = open_database(url)  # migrates to head, filling the totals
     try:
         tiles = dashboard.tiles(upgraded, since=0, now=now)
         assert tiles["calls"] == len(recs)
+        # every unpriced call counts, failed ones too (0002 left them out); older calls are not known estimates
+        assert tiles["unpriced_calls"] == sum(r.cost_source == "unpriced" for r in recs)
+        assert any(r.cost_source == "unpriced" and r.outcome != "ok" for r in recs)
+        assert tiles["estimated_calls"] == 0
         assert tiles["spend_range"] == pytest.approx(sum(r.cost_usd or 0 for r in recs))
         emitted = sum(len(r.tool_calls) for r in recs)
         with upgraded.connect() as conn:

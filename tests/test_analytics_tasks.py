@@ -133,7 +133,8 @@ def test_cost_per_finished_task(proxy, mock, token, core, config_path, capsys) -
     with pytest.raises(ValueError):
         set_outcome(core.db, by_label["c"], "won")
     result = cost_per_task(core.db, since=0)
-    assert result["by_outcome"]["finished"] == {"count": 2, "mean": pytest.approx(0.04), "median": pytest.approx(0.04)}
+    assert result["by_outcome"]["finished"] == {"count": 2, "mean": pytest.approx(0.04), "median": pytest.approx(0.04),
+                                                "unpriced_calls": 0, "estimated_calls": 0}
     assert result["by_outcome"]["abandoned"]["mean"] == pytest.approx(0.3)
     assert dashboard.tiles(core.db, since=0)["cost_per_finished_task"] == pytest.approx(0.04)
     capsys.readouterr()

@@ -204,8 +204,9 @@ def test_demo_traffic_drives_the_live_dashboard(qtbot, tmp_path: Path) -> None: 
             assert agents.stats.switches[:2] == ["plan-high", "premium"]
             assert agents.stats.outcomes["finished"] >= 1
             assert dash.tiles["failure"].value.text() not in ("–", "0%", "0.0%")
-            assert dash.tiles["per_task"].value.text().startswith("$")  # tasks the agents marked finished
-            assert dash.tiles["savings"].value.text().startswith("$")
+            assert dash.tiles["per_task"].value.text().lstrip("~").startswith("$")  # tasks the agents marked finished
+                # ("~": the demo breaks some streams, whose usage is estimated)
+            assert dash.tiles["savings"].value.text().lstrip("~").startswith("$")
             qtbot.wait(500)  # the charts are drawn one per event-loop turn after the tiles
             assert app.window.grab().save(str(shots / "demo_dashboard.png"))
         finally:

@@ -270,8 +270,8 @@ def test_proxy_errors_in_googles_shape(proxy, token, core) -> None:  # type: ign
         error = response.json()["error"]
         assert (response.status_code, error["code"], error["status"]) == (status, status, name), error
         assert words.lower() in error["message"].lower()
-    rows = logged_calls(core)
-    assert len(rows) == len(cases) and all(r["outcome"] == "error" for r in rows)
+    rows = logged_calls(core)  # the two refusals (no token, a wrong one) are counted, not logged
+    assert len(rows) == len(cases) - 2 and all(r["outcome"] == "error" and r["status"] != 401 for r in rows)
 
 
 def test_key_as_query_parameter_and_json_array_stream(proxy, token, mock, core) -> None:  # type: ignore[no-untyped-def]
@@ -309,3 +309,31 @@ def test_sse_events_are_data_lines(proxy, token, mock) -> None:  # type: ignore[
     assert "".join(p["text"] for c in chunks for p in c["candidates"][0]["content"]["parts"]) == "a b"
     assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
     assert chunks[-1]["usageMetadata"] == {"promptTokenCount": 5, "candidatesTokenCount": 2, "totalTokenCount": 7}
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_parallel_and_unnamed_calls_are_attributed(gemini, mock, core, upstream, streamed) -> None:  # type: ignore[no-untyped-def]
+    """Two calls the upstream left without an id: the client gets an id minted for each, reports the second
+    one's failure under it, and the log marks exactly that call."""
+    from app.core.queries.calls import call_detail
+
+    args = [{"file_path": f"{n}.txt", "content": n} for n in ("a", "b")]
+    mock.enqueue(Reply(tool_calls=[ToolCall("write_file", a, id="") for a in args], stream_chunks=3), Reply(text="ok"))
+    config = types.GenerateContentConfig(tools=TOOLS, automatic_function_calling=NO_AFC)
+    if streamed:
+        chunks = list(gemini.models.generate_content_stream(model="default", contents="write both", config=config))
+        calls = [fc for c in chunks for fc in c.function_calls or ()]
+    else:
+        calls = gemini.models.generate_content(model="default", contents="write both", config=config).function_calls
+    ids = [c.id for c in calls]
+    assert [c.args for c in calls] == args and all(ids) and len(set(ids)) == 2, ids
+    responses = [types.Part(function_response=types.FunctionResponse(
+        id=c.id, name="write_file", response={"error": "disk full"} if k else {"output": "ok"})) for k, c in enumerate(calls)]  # fmt: skip
+    gemini.models.generate_content(model="default", config=config, contents=[
+        types.Content(role="user", parts=[types.Part(text="write both")]),
+        types.Content(role="model", parts=[types.Part(function_call=c) for c in calls]),
+        types.Content(role="user", parts=responses)])  # fmt: skip
+    rows = logged_calls(core)
+    tool_rows = call_detail(core.db, rows[0]["call_id"])["tool_call_rows"]
+    assert [t["tool_call_id"] for t in tool_rows] == ids  # the log holds the ids the client was given
+    assert [t["tool_call_id"] for t in tool_rows if t["result_failed"]] == [ids[1]]

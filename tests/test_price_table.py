@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -202,19 +203,48 @@ def test_refresh_from_openrouter_merges(table: price_table.PriceTable) -> None:
         OPENROUTER_MODELS, table, source="https://x/api/v1/models", today="2026-11-26"
     )
     chat = merged.models["deepseek/deepseek-chat"]
-    assert (chat.input, chat.output, chat.cache_read) == (0.3, 0.85, 0.03)
-    assert chat.source == "https://x/api/v1/models" and chat.date == "2026-11-26"
     assert chat.aliases == table.models["deepseek/deepseek-chat"].aliases  # kept
-    first_party = merged.lookup("deepseek-chat", "deepseek")  # provider prices survive a refresh
-    assert first_party is not None and first_party.output == 0.42
-    sonnet = merged.models["anthropic/claude-sonnet-4.5"]
-    assert sonnet.cache_write_1h == 6  # OpenRouter has no 1h price: ours is kept
     assert "acme/new-coder" in merged.models and merged.lookup("new-coder") is not None
+    assert merged.models["acme/new-coder"].source == "https://x/api/v1/models"
     assert "openrouter/auto" not in merged.models and "broken/model" not in merged.models
-    assert PriceChange("deepseek/deepseek-chat", "output", 0.42, 0.85) in changes
+    assert PriceChange("deepseek/deepseek-chat (openrouter)", "added", None, 0.3) in changes
     assert PriceChange("acme/new-coder", "added", None, 0.1) in changes
-    assert not [c for c in changes if c.model == "anthropic/claude-sonnet-4.5"]  # same prices: no change
     assert table.models["deepseek/deepseek-chat"].output == 0.42  # the base table is untouched
+
+
+def test_refresh_never_overwrites_a_direct_providers_price(table: price_table.PriceTable) -> None:
+    """DeepSeek's and Anthropic's own prices stay the reference; OpenRouter's go under its own key."""
+    merged, _ = refresh_from_openrouter(OPENROUTER_MODELS, table, source="https://x/api/v1/models", today="2026-11-26")
+    chat = merged.models["deepseek/deepseek-chat"]
+    assert (chat.input, chat.output, chat.cache_read) == (0.28, 0.42, 0.028)
+    assert chat.source == table.models["deepseek/deepseek-chat"].source and chat.date != "2026-11-26"
+    via = merged.lookup("deepseek/deepseek-chat", "openrouter")
+    assert via is not None and via.provider == "openrouter" and (via.input, via.output, via.cache_read) == (0.3, 0.85, 0.03)
+    assert via.source == "https://x/api/v1/models" and via.date == "2026-11-26"
+    direct = merged.lookup("deepseek-chat", "deepseek")  # provider prices survive a refresh
+    assert direct is not None and direct.output == 0.42
+    sonnet = merged.lookup("claude-sonnet-4-5-20250929", "anthropic")
+    assert sonnet == replace(table.models["anthropic/claude-sonnet-4.5"], providers=sonnet.providers)  # tiers and all
+
+
+def test_refresh_never_mixes_sources_under_one_label(table: price_table.PriceTable) -> None:
+    # OpenRouter lists no 1-hour cache write for Sonnet: its entry has none, rather than Anthropic's $6
+    merged, _ = refresh_from_openrouter(OPENROUTER_MODELS, table, today="2026-11-26")
+    via = merged.models["anthropic/claude-sonnet-4.5"].providers["openrouter"]
+    assert (via.cache_read, via.cache_write, via.cache_write_1h) == (0.3, 3.75, None) and not via.tiers
+    # a reference price that was read from OpenRouter is replaced whole: no cache price of ours survives
+    ours = table.models["qwen/qwen3-coder"]
+    assert "openrouter" in ours.source.lower()
+    listing = {"data": [{"id": "qwen/qwen3-coder", "pricing": {"prompt": "0.00000025", "completion": "0.000001"}}]}
+    seeded = replace(table, models={**table.models, "qwen/qwen3-coder": replace(ours, cache_read=0.05)})
+    seeded.reindex()
+    merged, _ = refresh_from_openrouter(listing, seeded, source="https://openrouter.ai/api/v1/models", today="2026-11-26")
+    qwen = merged.models["qwen/qwen3-coder"]
+    assert (qwen.input, qwen.output, qwen.cache_read, qwen.date) == (0.25, 1.0, None, "2026-11-26")
+    for entry in merged.models.values():  # every entry's prices come from the one source it names
+        for sub in (entry, *entry.providers.values()):
+            if "openrouter.ai/api" in sub.source:
+                assert sub.date == "2026-11-26"
 
 
 def test_refresh_fetches_merges_and_writes_atomically(tmp_path: Path, table: price_table.PriceTable) -> None:
@@ -233,7 +263,7 @@ def test_refresh_fetches_merges_and_writes_atomically(tmp_path: Path, table: pri
     assert seen[0].headers["authorization"] == "Bearer sk-or-test"
     assert changes
     reloaded = load_table(dest)
-    assert reloaded.models["deepseek/deepseek-chat"].source == "https://openrouter.ai/api/v1/models"
+    assert reloaded.models["deepseek/deepseek-chat"].providers["openrouter"].source == "https://openrouter.ai/api/v1/models"
     assert reloaded.lookup("claude-sonnet-4-5-20250929") == merged.lookup("claude-sonnet-4-5-20250929")
     assert [p.name for p in dest.parent.iterdir()] == ["prices.json"]  # no temp file left behind
 

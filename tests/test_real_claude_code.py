@@ -126,6 +126,30 @@ def test_bash_tool_loop(claude: Claude, mock, core) -> None:  # type: ignore[no-
     assert rows[0]["user_agent"].startswith(f"claude-cli/{CLAUDE_CODE_VERSION}")
 
 
+def test_failed_bash_call_counts_against_the_model(claude: Claude, mock, core) -> None:  # type: ignore[no-untyped-def]
+    """The main route: Claude Code over a chat-completions model. A Bash command that fails comes back as a
+    tool_result with is_error under the toolu_ id Claude Code was given; the log marks the call that made it
+    and the model's tool failure rate counts it."""
+    from app.core.queries import dashboard
+    from app.core.queries.calls import call_detail
+
+    mock.default = tool_round_trip(
+        Reply(tool_calls=[ToolCall("Bash", {"command": "ls /no/such/dir", "description": "List a missing dir"})]),
+        Reply(text="That directory does not exist."),
+    )
+    run, result = claude("List /no/such/dir", "--allowedTools", "Bash")
+
+    assert run.returncode == 0 and result["result"] == "That directory does not exist.", run.report()
+    _first, second = generation_requests(mock.requests)
+    tool_message = second.json["messages"][-1]
+    assert tool_message["role"] == "tool" and text_of(tool_message["content"]).startswith("[tool error]")  # is_error
+    rows = logged_calls(core)
+    (tool_row,) = call_detail(core.db, rows[0]["call_id"])["tool_call_rows"]
+    assert tool_row["tool_call_id"].startswith("toolu_") and tool_row["result_failed"], tool_row
+    model = dashboard.reliability(core.db)["models"]["qwen/qwen3-coder"]
+    assert (model["tool_calls"], model["failed"], model["by_kind"]["result_failed"]) == (1, 1, 1)
+
+
 def test_write_tool_creates_a_file(claude: Claude, mock) -> None:  # type: ignore[no-untyped-def]
     target = claude.workdir / "notes.md"
     mock.default = tool_round_trip(

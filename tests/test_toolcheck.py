@@ -144,7 +144,8 @@ def test_nothing_declared_and_no_calls_is_no_work() -> None:
 
 def test_broken_declared_schema_never_blames_the_model() -> None:
     broken = {"type": "object", "properties": {"a": {"type": "no-such-type"}}}
-    assert check_calls({"t": broken}, [ToolCall("1", "t", '{"a": 1}')])[0].kind == "ok"
+    verdict = check_calls({"t": broken}, [ToolCall("1", "t", '{"a": 1}')])[0]
+    assert verdict.kind == "unchecked" and verdict.detail.startswith("not checked")
 
 
 def test_2020_12_schema_with_defs_is_checked() -> None:

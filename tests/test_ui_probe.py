@@ -69,7 +69,7 @@ def providers_page(qtbot, ctx):  # type: ignore[no-untyped-def]
     page.show_provider("cheapco")
     assert page.models.topLevelItemCount() == 2
     # the probe column reads the stored verdicts in the background: nothing probed yet
-    qtbot.waitUntil(lambda: page.models.topLevelItem(0).text(4) == "not probed", timeout=5000)
+    qtbot.waitUntil(lambda: page.models.topLevelItem(0).text(5) == "not probed", timeout=5000)
     assert not page.probe_button.isEnabled()  # no model selected yet
     page.models.setCurrentItem(page.models.topLevelItem(0))
     assert page.probe_button.isEnabled()
@@ -89,7 +89,7 @@ def run_probe(qtbot, page, mock, script: Callable[[RecordedRequest], Reply]) -> 
     # busy while the battery runs: button off, status and column say so
     assert not page.probe_button.isEnabled()
     assert page.probe_status.text().startswith(f"Probing {TARGET}: 6 tool-use probes")
-    assert page.models.topLevelItem(0).text(4) == "probing…"
+    assert page.models.topLevelItem(0).text(5) == "probing…"
     qtbot.waitUntil(lambda: page.probing is None, timeout=20000)
     assert page.probe_button.isEnabled()
     assert seen_threads and gui_thread not in seen_threads  # the mock runs on its own loop; GUI never blocked on it
@@ -107,14 +107,14 @@ def test_probe_a_good_model_from_the_providers_page(ctx, core, mock, qtbot) -> N
     assert all(r.api_key == PROVIDER_KEY and r.path == "/v1/chat/completions" for r in mock.requests)
     assert status.startswith(f"{TARGET}: 8/8 tool calls valid, 6/6 passed; ") and " ms; cost $0.0070." in status
     assert "Failed" not in status
-    assert page.models.topLevelItem(0).text(4) == "8/8 tool calls valid, 6/6 passed"
-    assert page.models.topLevelItem(1).text(4) == "not probed"
+    assert page.models.topLevelItem(0).text(5) == "8/8 tool calls valid, 6/6 passed"
+    assert page.models.topLevelItem(1).text(5) == "not probed"
 
     # a fresh model list (another provider and back) reads the verdict from the database again
     page.probes = {}
     page.show_provider("backup")
     page.show_provider("cheapco")
-    qtbot.waitUntil(lambda: page.models.topLevelItem(0).text(4) == "8/8 tool calls valid, 6/6 passed", timeout=5000)
+    qtbot.waitUntil(lambda: page.models.topLevelItem(0).text(5) == "8/8 tool calls valid, 6/6 passed", timeout=5000)
 
     # the Presets page shows the verdict beside the picked model, "not probed" beside the others
     presets = PresetsPage(ctx)
@@ -130,7 +130,7 @@ def test_probe_a_good_model_from_the_providers_page(ctx, core, mock, qtbot) -> N
     background.model.setEditText("qwen/qwen3-coder")
     assert background.verdict.text() == "probe: 8/8 tool calls valid, 6/6 passed"
     i = background.model.findText("qwen/qwen3-coder")
-    assert background.model.itemData(i, Qt.ItemDataRole.ToolTipRole) == "probe: 8/8 tool calls valid, 6/6 passed"
+    assert background.model.itemData(i, Qt.ItemDataRole.ToolTipRole).startswith("probe: 8/8 tool calls valid, 6/6 passed\n")
 
 
 def test_probe_a_model_with_broken_tool_calls_shows_the_failures(ctx, core, mock, qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -149,7 +149,7 @@ def test_probe_a_model_with_broken_tool_calls_shows_the_failures(ctx, core, mock
     assert status.startswith(f"{TARGET}: 0/4 tool calls valid, 0/6 passed; ")
     assert "Failed: single (invalid_json" in status and "enum_required (schema" in status
     assert "long_context (text_form" in status and "multi_turn (turn 1: no tool call" in status
-    assert page.models.topLevelItem(0).text(4) == "0/4 tool calls valid, 0/6 passed"
+    assert page.models.topLevelItem(0).text(5) == "0/4 tool calls valid, 0/6 passed"
 
     presets = PresetsPage(ctx)
     qtbot.addWidget(presets)

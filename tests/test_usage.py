@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -48,8 +49,34 @@ def test_openrouter_cache_write_and_cost() -> None:
         }
     )
     assert (usage.input, usage.cache_write, usage.cache_read, usage.output) == (94, 100, 0, 2)
-    assert usage.cost == 0.95
+    # OpenRouter's documented example: upstream_inference_cost is set only with the user's own provider key
+    # (BYOK), where `cost` is OpenRouter's fee and the provider bills the upstream cost on top
+    assert usage.cost == pytest.approx(0.95 + 19)
     assert usage.cost_details == {"upstream_inference_cost": 19}
+
+
+@pytest.mark.parametrize(
+    ("is_byok", "upstream", "expected"),
+    [
+        (True, 0.002, 0.0001 + 0.002),  # BYOK: fee + the provider's charge
+        (False, 0.0009, 0.0001),  # not BYOK: the upstream share is already inside `cost`
+        (False, None, 0.0001),  # not BYOK, as OpenRouter sends it: upstream_inference_cost null
+        (True, None, 0.0001),  # BYOK on a free upstream
+    ],
+)
+def test_openrouter_byok_cost_is_fee_plus_upstream(
+    is_byok: bool, upstream: float | None, expected: float
+) -> None:
+    usage = normalize_openai(
+        {
+            "prompt_tokens": 10,
+            "completion_tokens": 2,
+            "cost": 0.0001,
+            "is_byok": is_byok,
+            "cost_details": {"upstream_inference_cost": upstream},
+        }
+    )
+    assert usage.cost == pytest.approx(expected)
 
 
 def test_deepseek_hit_and_miss() -> None:
@@ -288,3 +315,30 @@ def test_responses_stream_completed_event() -> None:
         }
     )
     assert acc.result() == Usage(input=44, cache_read=256, output=40, reasoning=16)
+
+
+def test_observer_reads_usage_outside_the_top_level_of_a_whole_answer() -> None:
+    """A whole answer with no top-level usage but one on its choice or in x_groq (as their streams carry it)."""
+    from app.proxy.observe import OpenAIObserver
+
+    on_choice = {
+        "choices": [
+            {
+                "index": 0,
+                "message": {"content": "ok"},
+                "finish_reason": "stop",
+                "usage": {"prompt_tokens": 10, "completion_tokens": 2},
+            }
+        ]
+    }
+    in_groq = {
+        "choices": [{"index": 0, "message": {"content": "ok"}, "finish_reason": "stop"}],
+        "x_groq": {"id": "req_1", "usage": {"prompt_tokens": 10, "completion_tokens": 2}},
+    }
+    for data in (on_choice, in_groq):
+        observer = OpenAIObserver()
+        observer.on_response(data)
+        assert observer.usage_complete and normalize_openai(observer.usage).total == 12
+    bare = OpenAIObserver()
+    bare.on_response({"choices": [{"index": 0, "message": {"content": "ok"}, "finish_reason": "stop"}]})
+    assert not bare.usage_complete

@@ -463,8 +463,43 @@ def save_config(config: Config, path: Path) -> Path | None:
     data = to_toml_dict(config)
     parse_config(data, path)  # never write a file we would refuse to read
     aside = keep_aside_if_damaged(path)
-    atomic_write(path, tomli_w.dumps(data).encode())
+    old = None if aside is not None else _read_text(path)
+    if old is None:
+        text = tomli_w.dumps(data)
+    else:  # a file that loads: change only what differs, keeping the user's comments and layout
+        from app.core.config_layout import preserving_dumps
+
+        effective = to_toml_dict(load_config(path))
+        text = preserving_dumps(old, data, lambda written: _reads_back(written, config, path), effective)
+        if text == old:
+            return None
+    try:
+        if old is not None:
+            atomic_write(backup_path(path), old.encode())
+        atomic_write(path, text.encode())
+    except OSError as exc:
+        raise ConfigError(path, "", f"cannot be written: {exc.strerror or exc} (is its folder read-only?); "
+                          "nothing was changed") from None
     return aside
+
+
+def backup_path(path: Path) -> Path:
+    """Where the file a save replaced is kept (one generation): `config.toml.bak`."""
+    return path.with_name(path.name + ".bak")
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _reads_back(data: dict[str, Any], config: Config, path: Path) -> bool:
+    try:
+        return parse_config(data, path) == config
+    except ConfigError:
+        return False
 
 
 def keep_aside_if_damaged(path: Path) -> Path | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from app.core.config import Budget, Config, ConfigError, Preset, Provider, Target
+from app.core.config import Budget, Config, ConfigError, Preset, Price, Provider, Target
 
 
 def provider_users(config: Config, name: str) -> list[str]:
@@ -102,3 +102,11 @@ def remove_preset(config: Config, name: str) -> Config:
 
 def set_budgets(config: Config, budgets: list[Budget]) -> Config:
     return replace(config, budgets=tuple(budgets))
+
+
+def set_price_override(config: Config, key: str, price: Price | None) -> Config:
+    """Set (or with None, remove) the `[prices."provider/model"]` override for `key`."""
+    prices = {k: v for k, v in config.prices.items() if k != key}
+    if price is not None:
+        prices[key] = price
+    return replace(config, prices=prices)

@@ -4,7 +4,12 @@ Prices are USD per million tokens: `input` (uncached), `output`, `cache_read`, `
 5-minute or only cache-write tier) and `cache_write_1h`; a missing cache price is None, meaning the
 provider has no such tier (the cost module then bills those tokens as `input`). Every entry names its
 `source` and the `date` it was read, and may carry per-provider overrides (`providers`) because the
-same open-weight model costs different amounts on Groq, Together or Fireworks.
+same open-weight model costs different amounts on Groq, Together or Fireworks. Every price of an entry
+comes from its one source: a refresh never leaves one provider's cache price under another's label.
+
+Some models cost more per token once a prompt is long (Claude Sonnet 4/4.5 above 200K input tokens,
+Gemini 2.5 Pro above 200K, Qwen3 Coder Plus on DashScope from 32K): `tiers` lists those prices, each
+applying to the whole call when the prompt (input + cache reads + cache writes) is above its `above`.
 
 Lookup runs on every proxied call, so all names are normalised into one dict when the table loads and
 a lookup is a few dict probes (results memoised). Normalisation: lowercase; strip `provider/` routing
@@ -42,6 +47,18 @@ PACKAGED_NAME = "prices.json"
 
 
 @dataclass(frozen=True, slots=True)
+class PriceTier:
+    """The prices of a call whose prompt is longer than `above` tokens (the whole call is billed at them)."""
+
+    above: int
+    input: float
+    output: float
+    cache_read: float | None = None
+    cache_write: float | None = None
+    cache_write_1h: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PriceEntry:
     """One model's prices (USD per million tokens) and where they came from."""
 
@@ -57,6 +74,7 @@ class PriceEntry:
     note: str = ""
     provider: str | None = None  # set when these are one provider's prices for the model
     providers: Mapping[str, PriceEntry] = field(default_factory=dict)
+    tiers: tuple[PriceTier, ...] = ()  # long-prompt prices, by ascending `above`
 
     def for_provider(self, provider_kind: str | None) -> PriceEntry:
         """This model's prices on `provider_kind`, or the model's reference prices."""
@@ -78,19 +96,23 @@ class PriceTable:
         self.reindex()
 
     def reindex(self) -> None:
-        """Rebuild the name index: canonical ids first, aliases next, bare tails (after the last /) last."""
+        """Rebuild the name index: canonical ids first, aliases next, then bare tails (after a /), and only
+        then the stripped forms, so a dated entry (`gpt-4o-2024-05-13`) never claims its base name."""
         index: dict[str, str] = {}
         for model_id in self.models:
             index.setdefault(_clean(model_id), model_id)
         for model_id, entry in self.models.items():
             for alias in entry.aliases:
                 index.setdefault(_clean(alias), model_id)
-        for model_id in self.models:
-            for key in _variants(model_id):
+        names = [
+            (model_id, name) for model_id, entry in self.models.items() for name in (model_id, *entry.aliases)
+        ]
+        for model_id, name in names:
+            for key in _tails(name):
                 index.setdefault(key, model_id)
-            for alias in self.models[model_id].aliases:
-                for key in _variants(alias):
-                    index.setdefault(key, model_id)
+        for model_id, name in names:
+            for key in _tails(name):
+                index.setdefault(_strip(key), model_id)
         self._index = index
         self._memo = {}
 
@@ -139,23 +161,22 @@ def _clean(name: str) -> str:
     return name.strip().lower()
 
 
-def _variants(name: str) -> list[str]:
-    """Keys to probe for `name`, most specific first (see the module docstring)."""
+def _tails(name: str) -> list[str]:
+    """`name` cleaned, then without its routing prefixes one segment at a time."""
     base = _clean(name)
     if base.startswith("accounts/") and "/models/" in base:
         base = base.split("/models/", 1)[1]
-    out: list[str] = []
-
-    def push(key: str) -> None:
-        if key and key not in out:
-            out.append(key)
-
     segments = base.split("/")
-    for start in range(len(segments)):
-        tail = "/".join(segments[start:])
-        push(tail)
-        stripped = _strip(tail)
-        push(stripped)
+    return ["/".join(segments[start:]) for start in range(len(segments))]
+
+
+def _variants(name: str) -> list[str]:
+    """Keys to probe for `name`, most specific first (see the module docstring)."""
+    out: list[str] = []
+    for tail in _tails(name):
+        for key in (tail, _strip(tail)):
+            if key and key not in out:
+                out.append(key)
     return out
 
 
@@ -183,6 +204,17 @@ def _num(value: Any) -> float | None:
     return float(value)
 
 
+def _tier(raw: Mapping[str, Any]) -> PriceTier:
+    return PriceTier(
+        int(raw["above"]),
+        float(raw["input"]),
+        float(raw["output"]),
+        _num(raw.get("cache_read")),
+        _num(raw.get("cache_write")),
+        _num(raw.get("cache_write_1h")),
+    )
+
+
 def _entry(model_id: str, raw: Mapping[str, Any], provider: str | None = None) -> PriceEntry:
     providers = {
         kind.lower(): _entry(model_id, {**sub, "aliases": []}, kind.lower())
@@ -201,6 +233,7 @@ def _entry(model_id: str, raw: Mapping[str, Any], provider: str | None = None) -
         note=str(raw.get("note") or ""),
         provider=provider,
         providers=providers,
+        tiers=tuple(sorted((_tier(t) for t in raw.get("tiers") or ()), key=lambda t: t.above)),
     )
 
 
@@ -212,6 +245,10 @@ def _entry_json(entry: PriceEntry) -> dict[str, Any]:
         out["aliases"] = list(entry.aliases)
     if entry.note:
         out["note"] = entry.note
+    if entry.tiers:
+        out["tiers"] = [
+            {"above": t.above, **{name: getattr(t, name) for name in PRICE_FIELDS}} for t in entry.tiers
+        ]
     if entry.providers:
         out["providers"] = {kind: _entry_json(sub) for kind, sub in entry.providers.items()}
     return out
@@ -314,6 +351,14 @@ def lookup(model_name: str, provider_kind: str | None = None) -> PriceEntry | No
     return default_table().lookup(model_name, provider_kind)
 
 
+def table_origin() -> str:
+    """Which table `lookup` uses, in words: the packaged one or the refreshed user copy."""
+    table = default_table()
+    if table is _packaged:
+        return "packaged"
+    return "installed" if _pinned else f"refreshed ({user_copy_path()})"
+
+
 # --------------------------------------------------------------------------- OpenRouter refresh
 
 
@@ -336,6 +381,11 @@ def _per_million(value: Any) -> float | None:
     return round(number * 1_000_000, 6)
 
 
+def is_openrouter_source(source: str) -> bool:
+    """Whether a price was read from OpenRouter (its page or its model list) rather than the model's maker."""
+    return "openrouter" in source.lower()
+
+
 def refresh_from_openrouter(
     models_json: Mapping[str, Any],
     base: PriceTable | None = None,
@@ -345,9 +395,13 @@ def refresh_from_openrouter(
 ) -> tuple[PriceTable, list[PriceChange]]:
     """Merge OpenRouter's `/models` list into a copy of `base` (default: the packaged table).
 
-    A listed model whose id (or an alias) is already in the table gets its reference prices replaced,
-    keeping its aliases, note and per-provider prices; others are added. Models without a fixed
-    prompt and completion price (routers, variable pricing) are skipped.
+    OpenRouter's price is what a call through OpenRouter costs, not what the model's own provider
+    charges, so it never replaces a direct provider's price: for a known model whose reference price
+    came from its maker (Anthropic's page, DeepSeek's...), OpenRouter's prices go to the entry's
+    `providers["openrouter"]`; a known model whose reference price was read from OpenRouter gets all
+    its prices replaced; others are added. Either way every price under the OpenRouter label is
+    OpenRouter's (a cache price it does not list is left empty, never borrowed from another source).
+    Models without a fixed prompt and completion price (routers, variable pricing) are skipped.
     """
     base = base if base is not None else load_table()
     date = today or _dt.date.today().isoformat()
@@ -365,30 +419,41 @@ def refresh_from_openrouter(
         completion = _per_million(pricing.get("completion"))
         if prompt is None or completion is None:
             continue
-        fresh = {
+        fresh: dict[str, Any] = {
             "input": prompt,
             "output": completion,
             "cache_read": _per_million(pricing.get("input_cache_read")),
             "cache_write": _per_million(pricing.get("input_cache_write")),
+            "cache_write_1h": None,
         }
         known = exact.get(_clean(item["id"]))
         if known is None:
             slug = item.get("canonical_slug")
             aliases = (slug,) if isinstance(slug, str) and slug != item["id"] else ()
-            models[item["id"]] = PriceEntry(id=item["id"], source=source, date=date, aliases=aliases, **fresh)  # type: ignore[arg-type]
+            models[item["id"]] = PriceEntry(id=item["id"], source=source, date=date, aliases=aliases, **fresh)
             exact[_clean(item["id"])] = item["id"]
             changes.append(PriceChange(item["id"], "added", None, prompt))
             continue
         old = models[known]
-        updates: dict[str, Any] = {"source": source, "date": date}
-        for name, value in fresh.items():
-            if value is None and name.startswith("cache"):
-                continue  # OpenRouter omits cache prices it does not know: keep ours
-            if value != getattr(old, name):
-                changes.append(PriceChange(known, name, getattr(old, name), value))
-            updates[name] = value
-        models[known] = replace(old, **updates)
+        if is_openrouter_source(old.source):
+            _diff(changes, known, old, fresh)
+            models[known] = replace(old, source=source, date=date, tiers=(), **fresh)
+            continue
+        previous = old.providers.get("openrouter")
+        label = f"{known} (openrouter)"
+        if previous is None:
+            changes.append(PriceChange(label, "added", None, prompt))
+        else:
+            _diff(changes, label, previous, fresh)
+        sub = PriceEntry(id=known, source=source, date=date, provider="openrouter", **fresh)
+        models[known] = replace(old, providers={**old.providers, "openrouter": sub})
     return PriceTable(updated=date, models=models), changes
+
+
+def _diff(changes: list[PriceChange], label: str, old: PriceEntry, fresh: Mapping[str, Any]) -> None:
+    for name, value in fresh.items():
+        if value != getattr(old, name):
+            changes.append(PriceChange(label, name, getattr(old, name), value))
 
 
 def refresh(

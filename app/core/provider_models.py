@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import platformdirs
 
 from app.core.config import Provider, atomic_write
+from app.core.redact import redact_text
 from app.paths import APP_NAME
 
 if TYPE_CHECKING:  # imported when a provider is asked, not when the app's pages load
@@ -34,6 +35,8 @@ class ModelInfo:
     context_length: int | None = None
     input_per_m: float | None = None  # USD per million tokens, when the listing says
     output_per_m: float | None = None
+    cache_read_per_m: float | None = None
+    cache_write_per_m: float | None = None
 
 
 @dataclass(frozen=True)
@@ -84,24 +87,36 @@ def parse_models(data: Any) -> tuple[ModelInfo, ...]:
         pricing = item.get("pricing") if isinstance(item.get("pricing"), Mapping) else {}
         ctx = item.get("context_length") or item.get("max_context_length")
         models.append(ModelInfo(model_id, ctx if isinstance(ctx, int) else None,
-                                _per_million(pricing.get("prompt")), _per_million(pricing.get("completion"))))
+                                _per_million(pricing.get("prompt")), _per_million(pricing.get("completion")),
+                                _per_million(pricing.get("input_cache_read")),
+                                _per_million(pricing.get("input_cache_write"))))
     return tuple(sorted(models, key=lambda m: m.id.lower()))
 
 
-def _error_detail(response: httpx.Response) -> str:
+def _error_detail(response: httpx.Response, key: str | None) -> str:
+    """The provider's own words, decoded then masked (some echo the key they refused), then cut."""
     try:
         body = response.json()
     except ValueError:
-        return response.text.strip()[:200]
-    err = body.get("error") if isinstance(body, Mapping) else None
-    if isinstance(err, Mapping):
-        return str(err.get("message") or err)[:200]
-    return str(err or body)[:200]
+        text = response.text.strip()
+    else:
+        err = body.get("error") if isinstance(body, Mapping) else None
+        text = str(err.get("message") or err) if isinstance(err, Mapping) else str(err or body)
+    return (redact_text(text, [key] if key else []) or "")[:200]
 
 
 def fetch_models(provider: Provider, key: str | None, *, timeout: float = 15.0,
                  transport: httpx.BaseTransport | None = None) -> ModelListing:
-    """GET {base_url}/models with the account's key; raises ProviderCheckError with a readable reason."""
+    """GET {base_url}/models with the account's key; raises ProviderCheckError with a readable reason (the key
+    masked in every spelling: the reason is shown on the Providers page)."""
+    try:
+        return _fetch_models(provider, key, timeout, transport)
+    except ProviderCheckError as exc:
+        raise ProviderCheckError(redact_text(str(exc), [key] if key else []) or "") from None
+
+
+def _fetch_models(provider: Provider, key: str | None, timeout: float,
+                  transport: httpx.BaseTransport | None) -> ModelListing:
     import httpx
 
     url = provider.base_url.rstrip("/") + "/models"
@@ -119,9 +134,9 @@ def fetch_models(provider: Provider, key: str | None, *, timeout: float = 15.0,
     latency = (time.perf_counter() - start) * 1000
     if response.status_code in (401, 403):
         what = "no key is set" if not key else "the key was refused"
-        raise ProviderCheckError(f"{provider.name}: {what} (HTTP {response.status_code}: {_error_detail(response)})")
+        raise ProviderCheckError(f"{provider.name}: {what} (HTTP {response.status_code}: {_error_detail(response, key)})")
     if response.status_code >= 400:
-        raise ProviderCheckError(f"{url} answered HTTP {response.status_code}: {_error_detail(response)}")
+        raise ProviderCheckError(f"{url} answered HTTP {response.status_code}: {_error_detail(response, key)}")
     try:
         data = response.json()
     except ValueError:
@@ -129,12 +144,17 @@ def fetch_models(provider: Provider, key: str | None, *, timeout: float = 15.0,
     return ModelListing(provider.name, parse_models(data), latency, time.time())
 
 
+def default_cache_path() -> Path:
+    """Where the model lists are kept (the proxy reads their prices from here: app.core.listed_prices)."""
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)) / "models.json"
+
+
 class ModelCache:
     """Model lists per provider, in one JSON file in the user cache folder; written from worker threads
     (right after a fetch) and read from the GUI, hence the lock."""
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path or Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)) / "models.json"
+        self.path = path or default_cache_path()
         self._data: dict[str, dict[str, Any]] | None = None
         self._lock = threading.RLock()
 
@@ -156,6 +176,9 @@ class ModelCache:
     def _save(self, data: dict[str, dict[str, Any]]) -> None:
         with contextlib.suppress(OSError):  # the cache is a convenience; the listing is still in memory
             atomic_write(self.path, json.dumps(data).encode(), mode=0o644)
+        from app.core import listed_prices
+
+        listed_prices.invalidate()  # a proxy in this process prices the next call from the new list
 
     def models(self, provider: str) -> list[ModelInfo]:
         with self._lock:

@@ -17,16 +17,26 @@ class Attempt:
     error_kind: str | None = None
     error_message: str | None = None
     duration_ms: float | None = None
+    # an attempt that produced part of an answer before failing is billed for it: its own cost (None when it
+    # cost nothing or no price is known), the source of that figure, and its tokens
+    cost_usd: float | None = None
+    cost_source: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
 
     def as_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("target", "status", "error_kind", "error_message", "duration_ms")}
+        out = {k: getattr(self, k) for k in ("target", "status", "error_kind", "error_message", "duration_ms")}
+        if self.cost_source is not None:  # only attempts that were costed carry the figures
+            out.update(cost_usd=self.cost_usd, cost_source=self.cost_source, input_tokens=self.input_tokens,
+                       output_tokens=self.output_tokens)
+        return out
 
 
 @dataclass(slots=True)
 class ToolCallResult:
     tool_call_id: str
     name: str
-    kind: str  # ok | invalid_json | unknown_tool | schema | text_form
+    kind: str  # ok | unchecked | invalid_json | unknown_tool | schema | text_form
     detail: str = ""
 
 
@@ -59,10 +69,11 @@ class CallRecord:
     cache_write_1h_tokens: int = 0
     reasoning_tokens: int = 0
     cost_usd: float | None = None
-    cost_source: str | None = None  # provider | table | override | local | unpriced
+    cost_source: str | None = None  # provider | table | override | local | unpriced | estimated
     billed_cost_usd: float | None = None
     estimated_cost_usd: float | None = None
     premium_cost_usd: float | None = None
+    usage_estimated: bool = False  # the provider reported no usage (or only part of it): tokens are a guess
     attempts: list[Attempt] = field(default_factory=list)
     bytes_in: int = 0
     bytes_out: int = 0
@@ -91,7 +102,7 @@ class CallRecord:
 
     @property
     def tool_failures(self) -> int:
-        return sum(1 for t in self.tool_calls if t.kind != "ok")
+        return sum(1 for t in self.tool_calls if t.kind not in ("ok", "unchecked"))  # unchecked: not the model's fault
 
     @property
     def total_tokens(self) -> int:

@@ -7,7 +7,7 @@ schema's canonical bytes: a 40-tool request compiles each schema once, not once 
 
 Validation uses fastjsonschema (compiled to Python code: 1-10 us per check against 18-320 us for
 jsonschema's interpreter on Claude Code's tool schemas), falling back to jsonschema for schemas it
-cannot compile. String `format`s are not enforced: providers do not enforce them either, so a
+cannot compile and for schemas over FAST_MAX_BYTES. Schemas are untrusted input: see "validators" below. String `format`s are not enforced: providers do not enforce them either, so a
 "uri" that is a relative path is not counted as a model failure.
 
 Text-form detection flags a tool call the model wrote into its message text instead of emitting a
@@ -27,6 +27,8 @@ model's template. Formats recognised (see the vLLM / llama.cpp tool parsers for 
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import hashlib
 import json
 import re
@@ -39,7 +41,9 @@ from typing import Any, Literal
 import fastjsonschema
 import orjson
 
-Kind = Literal["ok", "invalid_json", "unknown_tool", "schema", "text_form"]
+Kind = Literal["ok", "unchecked", "invalid_json", "unknown_tool", "schema", "text_form"]
+NOT_FAILURES = frozenset({"ok", "unchecked"})
+"""`unchecked`: the call's schema could not be used (remote `$ref`, too large, broken, too slow to compile)."""
 
 DETAIL_MAX = 200
 """Details are stored per call: keep them short and never echo a whole argument payload."""
@@ -65,13 +69,30 @@ class CallCheck:
 
 
 # --------------------------------------------------------------------------- validators
+#
+# Tool schemas come from the agent's request, and agents load them from any MCP server: they are untrusted
+# input. Only local `#...` references are resolved; nothing is ever fetched (fastjsonschema's default would
+# fetch a `$ref` with urllib: SSRF, local file reads, an event loop frozen on a slow URL or a FIFO). A schema
+# over SCHEMA_MAX_BYTES is not compiled, one over FAST_MAX_BYTES goes to jsonschema (see there), compilation
+# runs on a worker thread and is waited for at most COMPILE_TIMEOUT_S, a `pattern` that could backtrack
+# catastrophically is never run, and a schema that cannot be used gives the verdict "unchecked", never a
+# failure of the model.
 
 
 Validator = Callable[[Any], str | None]  # returns None when valid, else a short detail
 
+SCHEMA_MAX_BYTES = 256 * 1024
+FAST_MAX_BYTES = 8 * 1024
+"""fastjsonschema turns a schema into ~24x its size of Python source and exec()s it, and CPython compiles
+source holding the GIL (~0.1 s for 13 KB of schema on a busy 2-core machine): a thread cannot keep that off
+the event loop. Larger schemas use jsonschema's interpreter (pure Python: the loop keeps running)."""
+COMPILE_TIMEOUT_S = 2.0
 _CACHE_MAX = 512
 _cache: OrderedDict[bytes, Validator] = OrderedDict()
 _cache_lock = threading.Lock()
+_compiling: dict[bytes, concurrent.futures.Future[Validator]] = {}
+_compiler: concurrent.futures.ThreadPoolExecutor | None = None
+_REF_KEYS = ("$ref", "$dynamicRef", "$recursiveRef")
 
 # fastjsonschema enforces string formats by default; accept every known one instead.
 _ANY_FORMAT = {
@@ -100,12 +121,34 @@ _ANY_FORMAT = {
 }
 
 
+class RemoteRefError(Exception):
+    """A schema asked for a document outside itself; it is never fetched."""
+
+
+def _refuse(uri: str) -> Any:
+    raise RemoteRefError(f"refers to {uri[:100]!r}, which is not fetched")
+
+
+class _NoFetch(dict):  # type: ignore[type-arg]
+    """fastjsonschema's `handlers`: it fetches with urllib any scheme without a handler, so this one claims
+    every scheme (http, https, file, ftp, data, none) and refuses them all."""
+
+    def __contains__(self, _scheme: object) -> bool:
+        return True
+
+    def __getitem__(self, _scheme: str) -> Callable[[str], Any]:
+        return _refuse
+
+
+_NO_FETCH = _NoFetch()
+
+
 def _short(text: str) -> str:
     return text if len(text) <= DETAIL_MAX else text[: DETAIL_MAX - 1] + "…"
 
 
 def _fast_validator(schema: Mapping[str, Any]) -> Validator:
-    compiled = fastjsonschema.compile(dict(schema), formats=_ANY_FORMAT, use_default=False)
+    compiled = fastjsonschema.compile(schema, handlers=_NO_FETCH, formats=_ANY_FORMAT, use_default=False)
 
     def validate(instance: Any) -> str | None:
         try:
@@ -136,10 +179,14 @@ def _fast_detail(exc: fastjsonschema.JsonSchemaValueException) -> str:
 
 def _slow_validator(schema: Mapping[str, Any]) -> Validator:
     import jsonschema  # the fallback: imported for the first schema fastjsonschema cannot compile (~2 MB)
+    from jsonschema_specifications import REGISTRY as SPECIFICATIONS
+    from referencing import Registry
 
+    # jsonschema's default registry still fetches unknown URIs with urllib (deprecated, but on): never.
+    registry = SPECIFICATIONS.combine(Registry(retrieve=_refuse))  # type: ignore[call-arg]
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     cls.check_schema(schema)
-    validator = cls(schema)
+    validator = cls(schema, registry=registry)
 
     def validate(instance: Any) -> str | None:
         error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
@@ -157,37 +204,219 @@ def _unusable_schema(reason: str) -> Validator:
     def validate(_instance: Any) -> str | None:
         return None
 
-    validate.unusable = reason  # type: ignore[attr-defined]
+    validate.unusable = _short(reason)  # type: ignore[attr-defined]
     return validate
 
 
-def validator_for(schema: Mapping[str, Any]) -> Validator:
-    """A cached validator for `schema`; a schema no validator accepts checks nothing (never blames the model)."""
-    key = hashlib.blake2b(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+def unusable_reason(validator: Validator) -> str | None:
+    """Why a validator checks nothing (the schema could not be used), or None for a working one."""
+    return getattr(validator, "unusable", None)
+
+
+def _external_ref(schema: Any) -> str | None:
+    """The first reference that is not local (`#...`): such a schema is not checked at all."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in _REF_KEYS and isinstance(value, str) and not value.startswith("#"):
+                    return value
+                if isinstance(value, dict | list):
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, dict | list))
+    return None
+
+
+_PATTERN_MAX = 1000
+
+
+def _backtracking_pattern(schema: Any) -> str | None:
+    """The first `pattern` (or `patternProperties` key) that could backtrack catastrophically: a repetition
+    inside a repetition, or an alternation inside one (`(a+)+`, `(a|a)*`). Python's regex engine holds the
+    GIL while it matches, so no thread or timeout could stop it: such a schema is not checked at all."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            candidates = []
+            if isinstance(node.get("pattern"), str):
+                candidates.append(node["pattern"])
+            if isinstance(node.get("patternProperties"), dict):
+                candidates.extend(k for k in node["patternProperties"] if isinstance(k, str))
+            for pattern in candidates:
+                if len(pattern) > _PATTERN_MAX or _nested_repeat(pattern):
+                    return pattern
+            stack.extend(v for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, dict | list))
+    return None
+
+
+def _nested_repeat(pattern: str) -> bool:
+    from re import _constants as sre  # type: ignore[attr-defined]
+    from re import _parser  # type: ignore[attr-defined]
+
+    try:
+        parsed = _parser.parse(pattern)
+    except Exception:  # noqa: BLE001 - an invalid pattern: the compiler reports it
+        return False
+    repeats = {sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", sre.MAX_REPEAT)}
+
+    def walk(items: Any, inside_repeat: bool) -> bool:
+        for op, av in items:
+            children: list[Any] = []
+            inside = inside_repeat
+            if op in repeats:
+                if inside_repeat and av[1] > 1:
+                    return True
+                children, inside = [av[2]], inside_repeat or av[1] > 1
+            elif op is sre.BRANCH:
+                if inside_repeat:
+                    return True
+                children = av[1]
+            elif op is sre.SUBPATTERN:
+                children = [av[3]]
+            elif op in (sre.ASSERT, sre.ASSERT_NOT):
+                children = [av[1]]
+            if any(walk(child, inside) for child in children):
+                return True
+        return False
+
+    return walk(parsed, False)
+
+
+def _build(canonical: bytes) -> Validator:
+    """Compile a schema from its canonical bytes (a private copy: fastjsonschema rewrites `$ref`s in place)."""
+    schema = orjson.loads(canonical)
+    if not isinstance(schema, dict):
+        return _unusable_schema("the schema is not a JSON object")
+    ref = _external_ref(schema)
+    if ref is not None:
+        return _unusable_schema(f"the schema refers to {ref[:100]!r}, which is not fetched")
+    pattern = _backtracking_pattern(schema)
+    if pattern is not None:
+        return _unusable_schema(f"the pattern {pattern[:60]!r} could take exponential time to match")
+    if len(canonical) <= FAST_MAX_BYTES:
+        try:
+            return _fast_validator(schema)
+        except RemoteRefError as exc:  # a `#` reference made remote by an `$id`
+            return _unusable_schema(f"the schema {exc}")
+        except Exception:  # noqa: BLE001 - fastjsonschema raises assorted errors on drafts it lacks
+            pass
+    try:
+        return _slow_validator(orjson.loads(canonical))
+    except Exception as exc:  # noqa: BLE001 - the client's schema is broken: nothing to check against
+        return _unusable_schema(f"the schema cannot be used: {exc}")
+
+
+def schema_key(schema: Mapping[str, Any]) -> tuple[bytes, bytes | None]:
+    """(cache key, canonical bytes); the bytes are None when the schema is too large or not serialisable."""
+    try:
+        canonical = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONEncodeError, TypeError):
+        return b"unserialisable", None
+    if len(canonical) > SCHEMA_MAX_BYTES:
+        return b"oversize", None
+    return hashlib.blake2b(canonical, digest_size=16).digest(), canonical
+
+
+def _lookup(schema: Mapping[str, Any]) -> tuple[bytes, bytes | None, Validator | None]:
+    key, canonical = schema_key(schema)
+    if canonical is None:
+        return key, None, _unusable_schema(f"the schema is over {SCHEMA_MAX_BYTES // 1024} KB or not JSON")
     with _cache_lock:
         found = _cache.get(key)
         if found is not None:
             _cache.move_to_end(key)
-            return found
-    try:
-        built = _fast_validator(schema)
-    except Exception:  # noqa: BLE001 - fastjsonschema raises assorted errors on drafts it lacks
-        try:
-            built = _slow_validator(schema)
-        except Exception as exc:  # noqa: BLE001 - the client's schema is broken: nothing to check against
-            built = _unusable_schema(str(exc))
+    return key, canonical, found
+
+
+def cached_validator(schema: Mapping[str, Any]) -> Validator | None:
+    """The validator for `schema` if it is ready, without compiling anything (safe on the event loop)."""
+    return _lookup(schema)[2]
+
+
+def _compile_soon(key: bytes, canonical: bytes) -> concurrent.futures.Future[Validator]:
+    """The compilation of one schema on the compiler threads (one at a time per schema), cached when done."""
+    global _compiler
     with _cache_lock:
-        _cache[key] = built
-        if len(_cache) > _CACHE_MAX:
-            _cache.popitem(last=False)
-    return built
+        future = _compiling.get(key)
+        if future is not None:
+            return future
+        if _compiler is None:
+            _compiler = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="downshift-schema")
+        future = _compiler.submit(_build, canonical)
+        _compiling[key] = future
+
+    def done(f: concurrent.futures.Future[Validator]) -> None:
+        try:
+            built = f.result()
+        except Exception as exc:  # noqa: BLE001 - _build catches what schemas raise; this is a last guard
+            built = _unusable_schema(f"the schema cannot be used: {exc}")
+        with _cache_lock:
+            _compiling.pop(key, None)
+            _cache[key] = built
+            _cache.move_to_end(key)
+            if len(_cache) > _CACHE_MAX:
+                _cache.popitem(last=False)
+
+    future.add_done_callback(done)
+    return future
+
+
+def _timed_out() -> Validator:
+    return _unusable_schema(f"the schema took over {COMPILE_TIMEOUT_S:g} s to compile")
+
+
+def validator_for(schema: Mapping[str, Any], timeout: float | None = None) -> Validator:
+    """A cached validator for `schema`, compiled on a worker thread and waited for at most `timeout`
+    (COMPILE_TIMEOUT_S). Blocking: the proxy calls `prepare` instead. A schema that cannot be used gives
+    a validator that checks nothing (see `unusable_reason`): it never blames the model."""
+    key, canonical, found = _lookup(schema)
+    if found is not None:
+        return found
+    assert canonical is not None
+    future = _compile_soon(key, canonical)
+    try:
+        return future.result(COMPILE_TIMEOUT_S if timeout is None else timeout)
+    except concurrent.futures.TimeoutError:
+        return _timed_out()  # not cached: the compilation goes on and is used when it ends
+
+
+async def prepare(schemas: Iterable[Mapping[str, Any]], timeout: float | None = None) -> None:
+    """Compile the schemas not cached yet off the event loop, waiting at most `timeout` in all: afterwards
+    `check_calls(..., compile=False)` finds them (or reports "unchecked")."""
+    waits = []
+    for schema in schemas:
+        key, canonical, found = _lookup(schema)
+        if found is None and canonical is not None:
+            waits.append(asyncio.wrap_future(_compile_soon(key, canonical)))
+    if waits:
+        await asyncio.wait(waits, timeout=COMPILE_TIMEOUT_S if timeout is None else timeout)
+
+
+def called_schemas(
+    declared: Mapping[str, Mapping[str, Any] | None], names: Iterable[str]
+) -> list[Mapping[str, Any]]:
+    """The schemas of the declared tools among `names` (only called tools are ever compiled)."""
+    out = []
+    for name in set(names):
+        schema = declared.get(name)
+        if schema:
+            out.append(schema)
+    return out
 
 
 # --------------------------------------------------------------------------- structured calls
 
 
-def check_call(declared: Mapping[str, Mapping[str, Any] | None], call: ToolCall) -> CallCheck:
-    """Classify one structured call. A declared tool whose schema is None (server tools) is name-checked only."""
+def check_call(
+    declared: Mapping[str, Mapping[str, Any] | None], call: ToolCall, *, compile: bool = True
+) -> CallCheck:
+    """Classify one structured call. A declared tool whose schema is None (server tools) is name-checked only.
+    With `compile=False` (on the event loop) a schema not compiled yet gives "unchecked"."""
     if call.name not in declared:
         return CallCheck("unknown_tool", call.name, call.id, _short(f"'{call.name}' is not a declared tool"))
     text = call.arguments.strip()
@@ -208,7 +437,16 @@ def check_call(declared: Mapping[str, Mapping[str, Any] | None], call: ToolCall)
         )
     schema = declared[call.name]
     if schema:
-        problem = validator_for(schema)(args)
+        validator = validator_for(schema) if compile else cached_validator(schema)
+        if validator is None:
+            return CallCheck("unchecked", call.name, call.id, "not checked: the schema was not compiled in time")
+        reason = unusable_reason(validator)
+        if reason:
+            return CallCheck("unchecked", call.name, call.id, _short(f"not checked: {reason}"))
+        try:
+            problem = validator(args)
+        except Exception as exc:  # noqa: BLE001 - e.g. an unresolvable local reference met while validating
+            return CallCheck("unchecked", call.name, call.id, _short(f"not checked: {type(exc).__name__}: {exc}"))
         if problem:
             return CallCheck("schema", call.name, call.id, problem)
     return CallCheck("ok", call.name, call.id)
@@ -218,11 +456,13 @@ def check_calls(
     declared: Mapping[str, Mapping[str, Any] | None],
     calls: Sequence[ToolCall],
     content: str | None = None,
+    *,
+    compile: bool = True,
 ) -> list[CallCheck]:
     """Verdicts for every structured call, then one `text_form` verdict per tool call found in `content`."""
     if not declared and not calls:
         return []
-    results = [check_call(declared, call) for call in calls]
+    results = [check_call(declared, call, compile=compile) for call in calls]
     if content and declared:
         results.extend(detect_text_form(content, declared.keys()))
     return results

@@ -10,7 +10,9 @@ Provider shapes covered (all read from whatever is present, no provider switch n
   (reasoning is part of `completion_tokens`). Responses API: `input_tokens`, `output_tokens`,
   `input_tokens_details.cached_tokens`, `output_tokens_details.reasoning_tokens`.
 - OpenRouter: the above plus `prompt_tokens_details.cache_write_tokens`, `cost` (USD billed) and
-  `cost_details` (e.g. `upstream_inference_cost`).
+  `cost_details` (e.g. `upstream_inference_cost`). With the user's own provider key (BYOK, `is_byok`),
+  `cost` is only OpenRouter's fee and the provider bills `cost_details.upstream_inference_cost` on top:
+  the call cost the sum.
 - DeepSeek: `prompt_cache_hit_tokens` / `prompt_cache_miss_tokens` (hit + miss = prompt).
 - Moonshot/Kimi: `cached_tokens` at the top level of `usage`; streams put usage in `choices[0].usage`.
 - Groq: streamed usage in `x_groq.usage` of the last chunk.
@@ -116,7 +118,7 @@ def normalize_openai(usage: Mapping[str, Any] | None, profile_hint: str | None =
         output = completion + reasoning
     reasoning = min(reasoning, output)
 
-    cost = _float(usage.get("cost"))
+    cost = billed_cost(usage)
     if cost is None and usage.get("cost_in_usd_ticks") is not None:
         ticks = _float(usage.get("cost_in_usd_ticks"))
         cost = ticks / USD_TICKS if ticks is not None else None
@@ -130,6 +132,22 @@ def normalize_openai(usage: Mapping[str, Any] | None, profile_hint: str | None =
         cost=cost,
         cost_details=dict(details) if isinstance(details, Mapping) else None,
     )
+
+
+def billed_cost(usage: Mapping[str, Any]) -> float | None:
+    """What the call cost the user by the provider's own account: `cost`, plus, on OpenRouter with the
+    user's own provider key (BYOK), the provider's charge `cost_details.upstream_inference_cost` (OpenRouter
+    then bills only its fee in `cost`). Without BYOK that field is null, or is the share of `cost` paid on to
+    the provider (`is_byok` false): never added twice."""
+    cost = _float(usage.get("cost"))
+    if cost is None:
+        return None
+    details = usage.get("cost_details")
+    if isinstance(details, Mapping) and usage.get("is_byok") is not False:
+        upstream = _float(details.get("upstream_inference_cost"))
+        if upstream:
+            cost += upstream
+    return cost
 
 
 def _reasoning_outside(
@@ -163,7 +181,7 @@ def normalize_anthropic(usage: Mapping[str, Any] | None) -> Usage:
         cache_write=five_min,
         cache_write_1h=one_hour,
         output=_int(usage.get("output_tokens")),
-        cost=_float(usage.get("cost")),
+        cost=billed_cost(usage),
         cost_details=dict(details) if isinstance(details, Mapping) else None,
     )
 
@@ -181,6 +199,10 @@ def _merge(into: dict[str, Any], update: Mapping[str, Any]) -> None:
 
 class StreamUsage:
     """Collects usage spread over a stream's events; feed each parsed SSE `data` object in order.
+
+    For callers holding parsed events (tests, tools). The proxy reads the same places in its stream
+    observers (app.proxy.observe), which look beyond a chunk's top level only on the few chunks that can
+    carry usage there, to keep the per-chunk cost down.
 
     `api` is "anthropic", "openai" (chat completions) or "responses". `result()` is None when the
     stream carried no usage at all (e.g. the client did not ask for `stream_options.include_usage`).

@@ -6,17 +6,16 @@ Runs once per call after the answer has gone to the client, so none of it adds t
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
 from typing import Any
 
-from app.core import toolcheck
+from app.core import premium_split, toolcheck
 from app.core.config import Config, Provider
-from app.core.pricing import premium_cost, price_call
-from app.core.records import CallRecord, ToolCallResult
+from app.core.pricing import ESTIMATED, Priced, premium_cost, price_call
+from app.core.records import Attempt, CallRecord, ToolCallResult
+from app.core.redact import REDACTED, redact, redact_text  # noqa: F401 - moved to the core; the old path still works
 from app.core.usage import Usage, normalize_anthropic, normalize_openai
 from app.proxy.observe import AnthropicObserver, OpenAIObserver
 
@@ -59,6 +58,26 @@ def note_tool_results(rec: CallRecord, data: dict[str, Any], client_api: str, co
         rec.failed_results = found
 
 
+async def prepare_checks(
+    observer: OpenAIObserver | AnthropicObserver, upstream_body: dict[str, Any], provider: Provider
+) -> None:
+    """Compile the schemas of the tools the model called, off the event loop and time-capped (tool schemas are
+    untrusted input, see app.core.toolcheck), so that `settle` finds them. No work when nothing was called."""
+    calls = observer.tool_calls()
+    if not calls:
+        return
+    try:
+        if provider.api == "anthropic":
+            declared = toolcheck.declared_anthropic(upstream_body)
+        else:
+            declared = toolcheck.declared_openai(upstream_body)
+        schemas = toolcheck.called_schemas(declared, (name for _, name, _ in calls))
+        if schemas:
+            await toolcheck.prepare(schemas)
+    except Exception:  # settle reports these calls "unchecked"; the call is not affected
+        log.exception("could not prepare the tool checks of a call")
+
+
 def settle(
     rec: CallRecord,
     observer: OpenAIObserver | AnthropicObserver,
@@ -69,7 +88,9 @@ def settle(
 ) -> None:
     """Fill in tokens, cost and tool-call verdicts. A failure here is a bug of ours: it is logged and the
     call keeps its row (without those figures) rather than failing an answer the client already has.
-    A failed or cancelled answer gets the usage seen so far (see `estimate_partial`)."""
+    An answer whose provider reported no usage (or only part: a stream cut short, a cancelled call, a stream
+    without its usage chunk) gets estimated tokens (see `estimate_partial`) and is marked estimated: its
+    cost says `estimated`, never a price-table figure passed off as known."""
     try:
         _settle(rec, observer, upstream_body, provider, config, payload_len)
     except Exception:
@@ -91,8 +112,10 @@ def _settle(
     else:
         usage = normalize_openai(observer.usage or {}, provider.kind)
         declared = toolcheck.declared_openai(upstream_body)
-    if rec.outcome != "ok":
-        estimate_partial(observer, usage, payload_len)
+    estimated = False
+    if rec.outcome != "ok" or not observer.usage_complete:
+        estimated = estimate_partial(observer, usage, payload_len)
+    rec.usage_estimated = estimated
     rec.input_tokens = usage.input
     rec.output_tokens = usage.output
     rec.cache_read_tokens = usage.cache_read
@@ -100,35 +123,103 @@ def _settle(
     rec.cache_write_1h_tokens = usage.cache_write_1h
     rec.reasoning_tokens = usage.reasoning
     priced = price_call(usage, config, provider, rec.upstream_model or "")
-    rec.cost_usd, rec.cost_source = priced.cost, priced.source
+    rec.cost_usd, rec.cost_source = priced.cost, cost_source(priced, estimated)
     rec.billed_cost_usd, rec.estimated_cost_usd = priced.billed, priced.estimated
-    rec.premium_cost_usd = premium_cost(usage, config)
+    rec.premium_cost_usd = premium_cost(usage, config, rec.role, premium_split.split(config))
+    if rec.outcome == "ok" and not estimated:  # guessed tokens carry no cache split: they would skew the share
+        premium_split.observe(rec.provider, rec.upstream_model, usage)
+    _add_failed_attempts(rec, rec.attempts[:-1])
     calls = [toolcheck.ToolCall(i, n, a) for i, n, a in observer.tool_calls()]
     if calls or declared:
         rec.tool_calls = [
             ToolCallResult(c.call_id or "", c.name, c.kind, c.detail)
-            for c in toolcheck.check_calls(declared, calls, observer.text)
+            for c in toolcheck.check_calls(declared, calls, observer.text, compile=False)
         ]
+
+
+def cost_attempt(
+    attempt: Attempt,
+    observer: OpenAIObserver | AnthropicObserver,
+    provider: Provider,
+    config: Config,
+    model: str,
+    payload_len: int,
+) -> None:
+    """Cost an attempt that began answering and then failed before a byte reached the client (the next
+    target then served the call): the provider bills what it generated, so the call's cost includes it.
+    Its usage is what went by, estimated where the provider did not report it (it rarely got to)."""
+    try:
+        raw = observer.usage or {}
+        usage = normalize_anthropic(raw) if provider.api == "anthropic" else normalize_openai(raw, provider.kind)
+        estimated = estimate_partial(observer, usage, payload_len)
+        priced = price_call(usage, config, provider, model)
+        attempt.cost_usd, attempt.cost_source = priced.cost, cost_source(priced, estimated)
+        attempt.input_tokens, attempt.output_tokens = usage.prompt, usage.output
+    except Exception:  # a bug of ours must not stop the fallback
+        log.exception("could not cost a failed attempt on %s", provider.name)
+
+
+def settle_failed_attempts(rec: CallRecord) -> None:
+    """A call no target could serve still costs what its attempts that began answering were billed."""
+    try:
+        _add_failed_attempts(rec, rec.attempts)
+    except Exception:
+        log.exception("could not account for the attempts of call %s", rec.call_id)
+
+
+def _add_failed_attempts(rec: CallRecord, attempts: list[Attempt]) -> None:
+    """Add the cost of attempts that were billed for a partial answer to the call's cost. Such a figure is
+    nearly always an estimate, and the call then says so; a call left without a serving attempt takes the
+    attempts' tokens as its own."""
+    costed = [a for a in attempts if a.cost_source is not None]
+    if not costed:
+        return
+    known = [a.cost_usd for a in costed if a.cost_usd is not None]
+    if rec.cost_source is None:  # nothing served the call: its figures are the attempts'
+        rec.input_tokens = sum(a.input_tokens for a in costed)
+        rec.output_tokens = sum(a.output_tokens for a in costed)
+        rec.cost_usd = sum(known) if known else None
+        rec.cost_source = ESTIMATED if known else "unpriced"
+        rec.usage_estimated = True
+        return
+    if rec.cost_usd is not None and known:
+        rec.cost_usd += sum(known)
+    if any(a.cost_source == ESTIMATED for a in costed):
+        rec.usage_estimated = True
+        if rec.cost_source not in ("unpriced", "local"):
+            rec.cost_source = ESTIMATED
+
+
+def cost_source(priced: Priced, estimated: bool) -> str:
+    """`estimated` for a cost computed from guessed tokens; a billed, local or unpriced figure keeps its
+    source (the provider's own bill stands; a local call costs 0 whatever its tokens; no price is no price)."""
+    if estimated and priced.billed is None and priced.cost is not None and priced.source != "local":
+        return ESTIMATED
+    return priced.source
 
 
 # ------------------------------------------------------------------------------------------- partial usage
 
 
-def estimate_partial(observer: OpenAIObserver | AnthropicObserver, usage: Usage, payload_len: int) -> None:
-    """Fill in the tokens of an answer that broke off or was abandoned, from what was seen of it.
+def estimate_partial(observer: OpenAIObserver | AnthropicObserver, usage: Usage, payload_len: int) -> bool:
+    """Fill in the tokens the provider did not report, from what was seen of the answer; True when any
+    figure is a guess.
 
     A provider bills a stream it started even when it never got to report usage (OpenAI-format streams
-    report it only in the last chunk; Anthropic's `message_start` has the input but not the final
-    output). Input tokens the provider did not report are estimated from the request size (~4 bytes per
-    token); output tokens are counted from the text and tool-call arguments that went by. Runs only for
-    failed and cancelled answers."""
+    report it only in the last chunk, and some servers not at all; Anthropic's `message_start` has the
+    input but not the final output). Input tokens the provider did not report are estimated from the
+    request size (~4 bytes per token); output tokens are counted from the text and tool-call arguments
+    that went by."""
+    guessed = False
     if usage.prompt == 0 and payload_len > 0:
         usage.input = max(1, payload_len // 4)
-    complete = bool(observer.usage) if isinstance(observer, OpenAIObserver) else observer.finish_reason is not None
-    if not complete:
+        guessed = True
+    if not observer.usage_complete:
+        guessed = True
         seen = _count_tokens(observer.text) + sum(_count_tokens(args) for _, _, args in observer.tool_calls())
         if seen > usage.output:
             usage.output = seen
+    return guessed
 
 
 def _count_tokens(text: str) -> int:
@@ -173,97 +264,6 @@ def _load_tokenizer_soon() -> None:
 
     _tokenizer_loader = threading.Thread(target=run, name="downshift-tokenizer", daemon=True)
     _tokenizer_loader.start()
-
-
-# ------------------------------------------------------------------------------------------- redaction
-
-REDACTED = b"[REDACTED]"
-_NAMES = (
-    rb"authorization|proxy-authorization|x-api-key|api[_-]?key|apikey|access[_-]?token|auth[_-]?token"
-    rb"|refresh[_-]?token|id[_-]?token|token|password|passwd|secret|client[_-]?secret|private[_-]?key"
-)
-_KEY_PREFIXES = rb"sk-(?:ant-|or-|proj-)?|ds-|gsk_|xai-|hf_|ghp_|gho_|github_pat_|AIza|AKIA|fw_|nvapi-|pplx-|r8_"
-_SECRET_RE = re.compile(
-    # "authorization": "Bearer x", "api_key": "x", also inside JSON-in-a-string (\"token\": \"x\")
-    rb"(?P<kv>\\?[\"'](?i:" + _NAMES + rb")\\?[\"']\s*:\s*\\?[\"'](?:[Bb]earer\s+)?)(?P<v1>[^\"'\\\s,}]+)"
-    # OPENAI_API_KEY=value (env files); Authorization: Bearer x, x-api-key: x (headers written out as text)
-    rb"|(?P<env>(?:API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD)=[\"']?"
-    rb"|(?i:authorization|x-api-key|api-key):[ \t]*(?:[Bb]earer[ \t]+)?)(?P<v2>[A-Za-z0-9._~+/\-]{8,})"
-    rb"|(?P<bearer>\b[Bb](?:earer|EARER)[ \t]+)(?P<v3>[A-Za-z0-9._~+/\-]{8,}=*)"
-    rb"|(?P<pfx>\b(?:" + _KEY_PREFIXES + rb"))(?P<v4>[A-Za-z0-9_\-]{16,})"
-)
-# Every pattern above contains one of these (lower-cased): only the text around them is searched.
-_TRIGGERS = (b"sk-", b"ds-", b"bearer", b"authorization", b"api_key", b"api-key", b"apikey", b'token"', b"token'",
-             b'token\\"', b"token=", b"secret", b"passw", b"private_key", b"private-key", b"aiza", b"akia", b"gsk_",
-             b"xai-", b"hf_", b"ghp_", b"gho_", b"github_pat_", b"fw_", b"nvapi-", b"pplx-", b"r8_")
-_BEFORE, _AFTER = 48, 160  # the longest field name + separators fits before a trigger, a key-ish run after
-_DELIMS = frozenset(b"\"' \t\r\n,{}[]\\")
-
-
-def _mask(match: re.Match[bytes]) -> bytes:
-    for prefix, value in (("kv", "v1"), ("env", "v2"), ("bearer", "v3"), ("pfx", "v4")):
-        head = match.group(prefix)
-        if head is not None:
-            return head + REDACTED if match.group(value) is not None else match.group(0)
-    return match.group(0)
-
-
-def redact(data: bytes, secrets: Iterable[bytes] = (), *, pause: Callable[[], None] | None = None) -> bytes:
-    """`data` with known secrets (exact values) and key-like values (Authorization-like fields, Bearer
-    tokens, sk-/sk-ant-/sk-or-/ds-/gsk_/AIza... keys) replaced by [REDACTED].
-
-    A regex over a whole 64 KB body costs milliseconds, so the body is searched for a few literal
-    triggers (fast) and the patterns run only on the text around them, cut at characters no key or
-    field name contains. Bodies are redacted on the log writer's thread, never on the event loop;
-    `pause` (time.sleep(0)) hands the GIL back between triggers' regions."""
-    for secret in secrets:
-        if len(secret) >= 8 and secret in data:
-            data = data.replace(secret, REDACTED)
-    n = len(data)
-    if n <= _BEFORE + _AFTER:
-        return _SECRET_RE.sub(_mask, data)
-    lowered = data.lower()
-    hits: list[int] = []
-    for trigger in _TRIGGERS:
-        at = lowered.find(trigger)
-        while at >= 0:
-            hits.append(at)
-            at = lowered.find(trigger, at + len(trigger))
-    if not hits:
-        return data
-    hits.sort()
-    regions: list[list[int]] = []
-    for at in hits:
-        lo, hi = max(0, at - _BEFORE), min(n, at + _AFTER)
-        if regions and lo <= regions[-1][1]:
-            regions[-1][1] = max(regions[-1][1], hi)
-        else:
-            regions.append([lo, hi])
-    out: list[bytes] = []
-    done = 0
-    for lo, hi in regions:
-        lo = max(lo, done)
-        while lo > done and data[lo - 1] not in _DELIMS:  # start and end where no match can be cut in two
-            lo -= 1
-        while hi < n and data[hi] not in _DELIMS:
-            hi += 1
-        out.append(data[done:lo])
-        out.append(_SECRET_RE.sub(_mask, data[lo:hi]))
-        done = hi
-        if pause is not None:
-            pause()
-    out.append(data[done:])
-    return b"".join(out)
-
-
-def redact_text(text: str | None, secrets: Iterable[str] = ()) -> str | None:
-    """`redact` for short strings (error messages): cheap enough for any thread."""
-    if not text:
-        return text
-    for secret in secrets:
-        if secret and len(secret) >= 8 and secret in text:
-            text = text.replace(secret, "[REDACTED]")
-    return redact(text.encode("utf-8", "surrogateescape")).decode("utf-8", "surrogateescape")
 
 
 def clip_body(body: bytes, limit: int) -> bytes:

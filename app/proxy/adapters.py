@@ -51,6 +51,11 @@ class StreamTranslator(Protocol):
     def finish(self) -> list[dict[str, Any]]: ...
     def error(self, kind: str, message: str) -> list[dict[str, Any]]: ...
 
+    @property
+    def tool_ids(self) -> list[tuple[str, str]]:
+        """(upstream id, id the client got) per tool call so far: the log keeps the client's (see tool_ids)."""
+        ...
+
 
 @dataclass(slots=True)
 class Context:
@@ -228,6 +233,12 @@ class _AnthropicToResponsesStream:
     def error(self, kind: str, message: str) -> list[dict[str, Any]]:
         return self._responses.error(kind, message)
 
+    @property
+    def tool_ids(self) -> list[tuple[str, str]]:
+        """Anthropic id -> chat id (first translator) -> the client's call_id (second)."""
+        to_client = dict(self._responses.tool_ids)
+        return [(upstream, to_client.get(chat, chat)) for upstream, chat in self._chat.tool_ids]
+
 
 def _responses_error_from_anthropic(status: int, body: bytes) -> dict[str, Any]:
     return chat_error_to_responses(status, anthropic_error_to_openai(status, body))
@@ -281,6 +292,12 @@ class _AnthropicToGeminiStream:
 
     def error(self, kind: str, message: str) -> list[dict[str, Any]]:
         return self._gemini.error(kind, message)
+
+    @property
+    def tool_ids(self) -> list[tuple[str, str]]:
+        """Anthropic id (first translator) -> the client's id (second), call by call: both list the calls in
+        the order they opened, and an id-less call's chat id need not be unique."""
+        return [(up, client) for (up, _), (_, client) in zip(self._chat.tool_ids, self._gemini.tool_ids, strict=False)]
 
 
 _ADAPTERS: dict[tuple[str, str], Adapter] = {

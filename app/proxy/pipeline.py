@@ -27,8 +27,9 @@ from aiohttp import web
 from app.core.config import Config, Provider, Target
 from app.core.engine import Core
 from app.core.records import Attempt, CallRecord
+from app.core.redact import known_secrets, mask_secrets, redact_text, scrub_known
 from app.core.routing import Route, RoutingError, route
-from app.proxy import accounting, gemini_api, sse
+from app.proxy import accounting, gemini_api, sse, tool_ids
 from app.proxy.adapters import Adapter, Context, adapter_for
 from app.proxy.errors import ProxyError, error_json, upstream_error_message
 from app.proxy.observe import observer_for
@@ -136,6 +137,8 @@ class Pipeline:
             if resp.status >= 400:
                 raw = accounting.redact(raw, self._secrets(provider))
                 rec.error_kind, rec.error_message = f"upstream_{resp.status}", upstream_error_message(raw)
+            else:
+                raw = scrub_known(raw, self._known(provider))
             rec.finish("ok" if resp.status < 400 else "error", resp.status)
             return web.Response(status=resp.status, body=raw, content_type="application/json")
         if not accounting.tokenizer_ready():  # loading takes ~0.3-1 s of CPU: never on the event loop
@@ -292,6 +295,7 @@ class Pipeline:
                     resp.release()
                 else:  # broken, abandoned or cancelled: drop the connection so the provider stops generating
                     resp.close()
+        accounting.settle_failed_attempts(rec)  # no target served the call: what its attempts were billed
         if last_error is not None:
             status, body, headers = last_error
             rec.error_kind = f"upstream_{status}"
@@ -326,10 +330,12 @@ class Pipeline:
             err_body = b""
         finally:
             resp.release()
-        err_body = accounting.redact(err_body, self._secrets(provider))
+        secrets = self._secrets(provider)
+        err_body = accounting.redact(err_body, secrets)  # every spelling of the key: the message is decoded below
         attempt.error_kind = f"http_{resp.status}"
         attempt.error_message = upstream_error_message(err_body)
-        headers = {k: v for k, v in resp.headers.items() if k.lower() in ("retry-after", "retry-after-ms")}
+        headers = {k: redact_text(v, secrets) or "" for k, v in resp.headers.items()
+                   if k.lower() in ("retry-after", "retry-after-ms")}
         if resp.status in (401, 403) and not provider.local and self.core.provider_key(provider.name) is None:
             hint = f"{provider.name} refused the call and Downshift has no key for it: `downshift key set {provider.name}`"
             attempt.error_message = f"{hint} ({attempt.error_message})"
@@ -345,6 +351,10 @@ class Pipeline:
         if self.local_token:
             out.append(self.local_token.encode())
         return out
+
+    def _known(self, provider: Provider) -> tuple[bytes, ...]:
+        """`_secrets` in the form the success path's `scrub_known` takes."""
+        return known_secrets(self._secrets(provider))
 
     @staticmethod
     def _set_target(rec: CallRecord, provider: Provider, target: Target) -> None:
@@ -390,19 +400,25 @@ class Pipeline:
             if type(data) is not dict:
                 raise TypeError("not an object")
             observer.on_response(data)
-            out = raw if adapter.passthrough else orjson.dumps(adapter.respond(data, ctx))  # type: ignore[misc]
+            answer = None if adapter.passthrough else adapter.respond(data, ctx)  # type: ignore[misc]
+            out = raw if answer is None else orjson.dumps(answer)
         except orjson.JSONDecodeError:
             raise _Retry(UpstreamFailure("bad_upstream_json", f"{provider.name} returned an answer that is not valid JSON")) from None
         except Exception as exc:  # valid JSON of an unexpected shape
             log.warning("unreadable answer from %s for call %s", provider.name, rec.call_id, exc_info=True)
             raise _Retry(UpstreamFailure("bad_upstream_json", f"{provider.name} returned an answer Downshift cannot read "
                                          f"({type(exc).__name__})")) from None
+        # before the answer goes out: a client that has it all hangs up, which would cancel the wait
+        await accounting.prepare_checks(observer, upstream_body, provider)
+        out = scrub_known(out, self._known(provider))  # a provider echoing its key: literal forms only
         response = web.Response(status=200, body=out, content_type="application/json")
         await response.prepare(request)
         await response.write_eof()
         rec.bytes_out = len(out)
         rec.finish("ok", 200)
         accounting.settle(rec, observer, upstream_body, provider, config, payload_len)
+        if answer is not None and rec.tool_calls:
+            tool_ids.relabel(rec.tool_calls, tool_ids.whole_pairs(provider.api, data, adapter.client_api, answer))
         if config.store_bodies:
             rec.response_body = accounting.clip_body(out, config.body_max_bytes)  # redacted by the log writer
         return response
@@ -430,6 +446,8 @@ class Pipeline:
         sent = 0
         finished = False
         prepared = False
+        checks_ready = False  # the called tools' schemas are compiled (app.core.toolcheck.prepare)
+        known = self._known(provider)
         try:
             async for chunk in iter_body(resp, provider.timeouts.idle):
                 rec.mark_first_byte()
@@ -462,22 +480,31 @@ class Pipeline:
                         finished = True
                 if len(parser.pending()) > MAX_EVENT_BYTES:  # no event boundary in sight: not a stream we can relay
                     raise UpstreamFailure("bad_upstream_sse", f"the provider sent a stream event over {MAX_EVENT_BYTES} bytes")
-                if not prepared and observer.error is not None:
-                    raise UpstreamFailure("upstream_stream_error", _error_text(observer.error))
+                if observer.error is not None:
+                    if not prepared:
+                        raise UpstreamFailure("upstream_stream_error", _error_text(observer.error, known))
+                    out = [mask_secrets(b"".join(out), known)]  # the provider's error event, passed on below
+                if finished and not checks_ready:  # before the last event goes out (see _relay_whole)
+                    checks_ready = True
+                    await accounting.prepare_checks(observer, upstream_body, provider)
                 if out:
-                    data = b"".join(out)
+                    data = scrub_known(b"".join(out), known)  # a provider echoing its key: literal forms only
                     if not prepared:
                         await response.prepare(request)
                         prepared = True
                     await response.write(data)
                     sent += len(data)
             if observer.error is not None:
-                raise UpstreamFailure("upstream_stream_error", _error_text(observer.error))
+                raise UpstreamFailure("upstream_stream_error", _error_text(observer.error, known))
             if not finished and upstream_is_openai and observer.finish_reason is not None:
                 finished = True  # a complete answer from a provider that does not send [DONE]
             if not finished:
                 raise UpstreamFailure("truncated", "the provider's stream ended before it was complete")
+            if not checks_ready:
+                checks_ready = True
+                await accounting.prepare_checks(observer, upstream_body, provider)
             tail = adapter.encode(translator.finish()) + adapter.done() if translator is not None else b""
+            tail = scrub_known(tail, known)  # a Responses stream repeats the whole text in its last event
             if not prepared:
                 await response.prepare(request)
                 prepared = True
@@ -487,9 +514,12 @@ class Pipeline:
             rec.finish("ok", 200)
         except UpstreamFailure as exc:
             if not prepared:
+                if observer.began():  # billed for what it generated, though the next target serves the call
+                    accounting.cost_attempt(rec.attempts[-1], observer, provider, config, rec.upstream_model or "",
+                                            payload_len)
                 raise _Retry(exc) from None
             rec.error_kind, rec.error_message = exc.kind, exc.message
-            tail = self._stream_error(adapter, translator, exc, finished)
+            tail = scrub_known(self._stream_error(adapter, translator, exc, finished), known)
             with contextlib.suppress(ConnectionError, aiohttp.ClientConnectionResetError):
                 await response.write(tail)
                 sent += len(tail)
@@ -499,11 +529,15 @@ class Pipeline:
             rec.finish("cancelled", 499)
             rec.bytes_out = sent
             accounting.settle(rec, observer, upstream_body, provider, config, payload_len)
+            if translator is not None:
+                tool_ids.relabel(rec.tool_calls, translator.tool_ids)
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return response
         rec.bytes_out = sent
         accounting.settle(rec, observer, upstream_body, provider, config, payload_len)
+        if translator is not None:
+            tool_ids.relabel(rec.tool_calls, translator.tool_ids)
         with contextlib.suppress(ConnectionError, aiohttp.ClientConnectionResetError):
             await response.write_eof()
         return response
@@ -527,9 +561,10 @@ def _all_dicts(items: list[Any]) -> bool:
     return not items or (type(items[0]) is dict and type(items[-1]) is dict)
 
 
-def _error_text(error: dict[str, Any]) -> str:
+def _error_text(error: dict[str, Any], secrets: tuple[bytes, ...]) -> str:
+    """A mid-stream error event's message, decoded then masked (before it is cut: no half key survives)."""
     message = error.get("message") if isinstance(error, dict) else None
-    return str(message or error)[:500]
+    return (redact_text(str(message or error), secrets) or "")[:500]
 
 
 def retry_after(headers: Any) -> float | None:

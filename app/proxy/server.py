@@ -19,10 +19,12 @@ import hmac
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import web, web_response
 
 from app.core.config import ROLES, is_loopback_host
 from app.core.engine import CALL_CONFIG, Core
@@ -30,13 +32,19 @@ from app.core.records import CallRecord
 from app.core.secrets import SecretStoreError
 from app.proxy import accounting
 from app.proxy.errors import ProxyError, error_json
+from app.proxy.guard import BodyTimeout, ConnectionGuard, Refusals
 from app.proxy.pipeline import Pipeline
 from app.proxy.upstream import UpstreamClient
 
 log = logging.getLogger(__name__)
 
+# aiohttp sends `Server: Python/3.x aiohttp/3.y` on every answer, its own 400s for malformed HTTP included;
+# a version tells an attacker which advisories to try. The module global is what it falls back on.
+web_response.SERVER_SOFTWARE = "Downshift"
+
 _KNOWN_ENDPOINTS = frozenset({"/v1/chat/completions", "/chat/completions", "/v1/messages", "/v1/messages/count_tokens",
-                              "/v1/responses", "/responses", "/v1/models", "/health"})
+                              "/v1/responses", "/responses", "/v1/models", "/health", "/downshift/status"})
+STATUS_PATH = "/downshift/status"  # refusal counts for `downshift doctor`; behind the token
 _SAME_SITE = frozenset({"none", "same-origin"})
 _CORS_HEADERS = "authorization, x-api-key, x-goog-api-key, content-type, anthropic-version, anthropic-beta, openai-beta"
 _NO_LIMIT = 1 << 40  # aiohttp's own body limit is off: `_read_body` applies the configured one, live
@@ -58,6 +66,8 @@ class ProxyServer:
         self._token_recheck_at = 0.0
         self._token_refreshing = False
         self._hosts: dict[str, bool] = {}
+        self.refusals = Refusals()
+        self.guard = ConnectionGuard()
         self.app = web.Application(client_max_size=_NO_LIMIT)
         self.app.router.add_post("/v1/chat/completions", self._endpoint("openai", "/v1/chat/completions"))
         self.app.router.add_post("/chat/completions", self._endpoint("openai", "/v1/chat/completions"))
@@ -69,6 +79,7 @@ class ProxyServer:
             self.app.router.add_post(version + "/models/{target:.+}", self._endpoint("gemini", version + "/models"))
         self.app.router.add_get("/v1/models", self._models)
         self.app.router.add_get("/health", self._health)
+        self.app.router.add_get(STATUS_PATH, self._status)
         self.app.router.add_route("*", "/{tail:.*}", self._endpoint("openai", "unknown"))
         self.app.on_response_prepare.append(self._cors)
         self.app.on_cleanup.append(self._cleanup)
@@ -190,6 +201,21 @@ class ProxyServer:
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Vary"] = "Origin"
 
+    def _preflight(self, request: web.Request) -> web.StreamResponse:
+        """A CORS preflight: 204 for an allowed Origin, refused (counted) otherwise. Not a call: no row."""
+        self._check_origin(request)
+        if request.headers.get("Origin") is None:
+            raise ProxyError(403, "forbidden_origin", "CORS preflight without an Origin is refused")
+        return web.Response(status=204, headers={
+            "Access-Control-Allow-Methods": "GET, POST", "Access-Control-Allow-Headers": _CORS_HEADERS,
+            "Access-Control-Max-Age": "600"})
+
+    def _refuse(self, shape: str, exc: ProxyError) -> web.StreamResponse:
+        """A 401/403 from the gate: counted by reason in memory, answered in the caller's shape, not logged."""
+        self.refusals.add(exc.kind)
+        return web.Response(status=exc.status, body=error_json(shape, exc.status, exc.message, code=exc.kind),
+                            content_type="application/json", headers=exc.headers)
+
     # ------------------------------------------------------------------------------------------- handlers
 
     def _endpoint(self, api: str, endpoint: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -205,6 +231,16 @@ class ProxyServer:
 
         async def serve(request: web.Request) -> web.StreamResponse:
             shape = known_shape or _shape_of(request.path)
+            gate_error: ProxyError | None = None
+            try:  # the gate first: a refused request is counted, never logged (a web page could write rows)
+                if endpoint == "unknown" and request.method == "OPTIONS":
+                    return self._preflight(request)
+                await self._check_access(request, google or shape == "gemini")
+            except ProxyError as exc:
+                if exc.status not in (401, 403):
+                    gate_error = exc  # the token store failed: a call we cannot judge, logged
+                else:
+                    return self._refuse(shape, exc)
             rec = CallRecord(client_api=api if endpoint != "unknown" else shape, endpoint=endpoint)
             rec.user_agent = request.headers.get("User-Agent", "")[:200] or None
             writer = self.core.writer
@@ -212,15 +248,8 @@ class ProxyServer:
             try:
                 if endpoint == "unknown":
                     rec.endpoint = request.path[:64]
-                    if request.method == "OPTIONS":  # a CORS preflight: only for an allowed Origin
-                        self._check_origin(request)
-                        if request.headers.get("Origin") is None:
-                            raise ProxyError(403, "forbidden_origin", "CORS preflight without an Origin is refused")
-                        rec.finish("ok", 204)
-                        return web.Response(status=204, headers={
-                            "Access-Control-Allow-Methods": "GET, POST", "Access-Control-Allow-Headers": _CORS_HEADERS,
-                            "Access-Control-Max-Age": "600"})
-                await self._check_access(request, google or shape == "gemini")
+                if gate_error is not None:
+                    raise gate_error
                 if self.paused and endpoint != "unknown":
                     raise ProxyError(503, "paused", "Downshift is paused; resume it from the tray or `downshift serve`")
                 body = await _read_body(request, self._max_body())
@@ -228,7 +257,7 @@ class ProxyServer:
                 if endpoint == "unknown":
                     if request.path in _KNOWN_ENDPOINTS:
                         raise ProxyError(405, "method_not_allowed", f"{request.method} is not allowed on {request.path}",
-                                         headers={"Allow": "GET" if request.path in ("/v1/models", "/health") else "POST"})
+                                         headers={"Allow": "GET" if request.path in ("/v1/models", "/health", STATUS_PATH) else "POST"})
                     raise ProxyError(404, "unknown_endpoint", f"{request.method} {request.path[:200]} is not an endpoint of "
                                      "Downshift (it serves /v1/chat/completions, /v1/messages, /v1/responses, /v1/models, "
                                      "/v1beta/models/MODEL:generateContent)")
@@ -240,7 +269,7 @@ class ProxyServer:
                     response = await self.pipeline.handle(request, api, body, rec)
             except ProxyError as exc:
                 rec.error_kind, rec.error_message = exc.kind, exc.message
-                rec.finish("error", exc.status)
+                rec.finish("cancelled" if exc.status == 499 else "error", exc.status)
                 return web.Response(
                     status=exc.status,
                     body=error_json(shape, exc.status, exc.message, code=exc.kind, param=exc.param),
@@ -260,7 +289,7 @@ class ProxyServer:
                 raise
             except Exception as exc:  # a bug must still produce an answer and a row
                 log.exception("unexpected failure serving %s", endpoint)
-                message = accounting.redact_text(f"{type(exc).__name__}: {exc}") or ""
+                message = accounting.redact_text(f"{type(exc).__name__}: {exc}", self._secret_values()) or ""
                 rec.error_kind, rec.error_message = "internal_error", message
                 rec.finish("error", 500)
                 return web.Response(
@@ -284,8 +313,7 @@ class ProxyServer:
         try:
             await self._check_access(request)
         except ProxyError as exc:
-            return web.Response(status=exc.status, body=error_json("openai", exc.status, exc.message, code=exc.kind),
-                                content_type="application/json")
+            return self._refuse("openai", exc) if exc.status in (401, 403) else _error_response("openai", exc)
         config = self.core.config
         created = int(time.time())
         data = []
@@ -307,9 +335,22 @@ class ProxyServer:
         try:
             self._check_origin(request)
         except ProxyError as exc:
-            return web.Response(status=exc.status, body=error_json("openai", exc.status, exc.message, code=exc.kind),
-                                content_type="application/json")
+            return self._refuse("openai", exc)
         return web.Response(body=orjson.dumps({"status": "ok", "paused": self.paused}), content_type="application/json")
+
+    async def _status(self, request: web.Request) -> web.StreamResponse:
+        """What `downshift doctor` shows about a running proxy: refused requests by reason, connections. Needs the token."""
+        try:
+            await self._check_access(request)
+        except ProxyError as exc:
+            return self._refuse("openai", exc) if exc.status in (401, 403) else _error_response("openai", exc)
+        return web.Response(body=orjson.dumps({"refused": self.refusals.snapshot(), "connections": self.guard.snapshot()}),
+                            content_type="application/json")
+
+
+def _error_response(shape: str, exc: ProxyError) -> web.Response:
+    return web.Response(status=exc.status, body=error_json(shape, exc.status, exc.message, code=exc.kind),
+                        content_type="application/json", headers=exc.headers)
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
@@ -324,7 +365,13 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     size = 0
     content = request.content
     while True:
-        chunk = await content.readany()
+        try:
+            chunk = await content.readany()
+        except RuntimeError as exc:  # aiohttp's "Connection closed.": the client went away mid-body
+            raise ProxyError(499, "client_disconnected", "the client closed the connection") from exc
+        except BodyTimeout as exc:
+            raise ProxyError(408, "body_timeout", f"the request body stopped arriving: {exc}",
+                             headers={"Connection": "close"}) from None
         if not chunk:
             break
         size += len(chunk)
@@ -332,7 +379,45 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
             raise ProxyError(413, "too_large", f"the request body is over the {limit} byte limit (proxy.max_body_mb)",
                              headers={"Connection": "close"})
         chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    encoding = request.headers.get("Content-Encoding")
+    return body if encoding is None else _decode_body(body, encoding, limit)
+
+
+def _decode_body(body: bytes, header: str, limit: int) -> bytes:
+    """A compressed request body, decoded here rather than by aiohttp so that a body that does not decode,
+    or an encoding we cannot read, is a 400/415 in the caller's shape (aiohttp answers those with a 500 or
+    a plain-text 400); the decoded size is held to the same limit as a plain body (no zip bombs)."""
+    for name in reversed([part.strip().lower() for part in header.split(",") if part.strip()]):
+        if name == "identity":
+            continue
+        if name in ("gzip", "x-gzip"):
+            decoders = [lambda: zlib.decompressobj(16 + zlib.MAX_WBITS)]
+        elif name == "deflate":  # zlib-wrapped as the RFC says, or raw deflate as some clients send
+            decoders = [zlib.decompressobj, lambda: zlib.decompressobj(-zlib.MAX_WBITS)]
+        else:
+            raise ProxyError(415, "unsupported_encoding", f"Content-Encoding {name[:50]!r} is not supported: send the "
+                             "body uncompressed, or gzip or deflate")
+        body = _inflate(body, name, decoders, limit)
+    return body
+
+
+def _inflate(body: bytes, name: str, decoders: list[Callable[[], Any]], limit: int) -> bytes:
+    problem = "no data"
+    for make in decoders:
+        decoder = make()
+        try:
+            out = decoder.decompress(body, limit + 1)
+        except zlib.error as exc:
+            problem = str(exc)
+            continue
+        if len(out) > limit or decoder.unconsumed_tail:
+            raise ProxyError(413, "too_large", f"the decoded request body is over the {limit} byte limit "
+                             "(proxy.max_body_mb)", headers={"Connection": "close"})
+        if decoder.eof:
+            return out
+        problem = "the compressed data ends early"
+    raise ProxyError(400, "bad_encoding", f"the request body does not decode as {name} (Content-Encoding): {problem}")
 
 
 def _host_name(host: str) -> str:
@@ -399,6 +484,15 @@ class ProxyThread:
             price_table.default_table()
         except Exception:  # pricing says `unpriced` and tries again on the next call
             log.warning("the price table could not be loaded", exc_info=True)
+        try:  # the premium model's measured cache split, for the savings of every call
+            from app.core import premium_split
+
+            premium_split.seed(self.core.db)
+            from app.core import listed_prices
+
+            listed_prices.lookup("", "")  # read the model lists' prices now, not on the first call
+        except Exception:  # savings use each call's own split until the log can be read
+            log.warning("the premium cache split could not be read from the log", exc_info=True)
         self._thread.start()
         if not self._ready.wait(timeout):
             raise TimeoutError("the proxy did not start in time")
@@ -430,14 +524,19 @@ class ProxyThread:
 
     async def _serve(self) -> None:
         self._stop_event = asyncio.Event()
-        self._runner = web.AppRunner(self.server.app, handler_cancellation=True, access_log=None, shutdown_timeout=5.0)
+        self._runner = web.AppRunner(self.server.app, handler_cancellation=True, access_log=None, shutdown_timeout=5.0,
+                                     auto_decompress=False)  # `_read_body` decodes, answering errors in the caller's shape
         await self._runner.setup()
+        self.server.guard.install(self._runner.server)
         site = web.TCPSite(self._runner, self.host, self.requested_port, reuse_address=True, backlog=1024)
         await site.start()
         sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
         self.port = sockets[0].getsockname()[1] if sockets else self.requested_port
         self._ready.set()
-        await self._stop_event.wait()
+        try:
+            await self._stop_event.wait()
+        finally:
+            self.server.guard.stop()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Thread-safe: in-flight calls get `shutdown_timeout` to finish, then are logged as cancelled."""

@@ -30,8 +30,8 @@ from aiohttp import web
 from app.testing import wire
 from app.testing.script import FAULT_KINDS, Fault, RecordedRequest, Reply, Script, ToolCall, Usage
 
-__all__ = ["DEFAULT_MODELS", "FAULT_KINDS", "Fault", "MockUpstream", "RecordedRequest", "Reply", "ToolCall",
-           "Usage", "main"]
+__all__ = ["DEFAULT_MODELS", "ECHO_KEY_MODES", "FAULT_KINDS", "Fault", "MockUpstream", "RecordedRequest", "Reply",
+           "ToolCall", "Usage", "main"]
 
 DEFAULT_MODELS = wire.DEFAULT_MODELS
 GENERATION_PATHS = frozenset({"/v1/chat/completions", "/v1/messages"})
@@ -40,6 +40,17 @@ _MID_STREAM = frozenset({"reset_mid_stream", "close_mid_stream", "truncate", "st
 _JSON = "application/json"
 _SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
 _Answer = Callable[[web.Request, RecordedRequest, int], Awaitable[web.StreamResponse]]
+# A provider that echoes the key it was sent (several do, in error messages), in every spelling and position.
+ECHO_KEY_MODES = (
+    "error_raw",  # 401, JSON error message and a field holding the key as sent
+    "error_unicode",  # 401, the key written as JSON \u00XX escapes
+    "error_slashes",  # 500 (retryable: the fallback is tried too), the key with its slashes escaped (\/)
+    "error_mixed",  # 403, escaped and plain characters mixed, and the key inside a JSON string inside the JSON
+    "error_text",  # 502, a text/plain body with the key as sent
+    "headers",  # 429, the key in Retry-After and other response headers
+    "sse_error",  # a stream that starts, then an error event quoting the key (\u-escaped and as sent)
+    "text",  # a 200 answer whose text quotes the key
+)
 _BROKEN_EVENT = {
     "openai": b'data: {"id":"chatcmpl-broken","choices":[{"index":0,"delta":{"content":"unterminat\n\n',
     "anthropic": b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"ty\n\n',
@@ -61,6 +72,7 @@ class MockUpstream:
         models: Iterable[Mapping[str, Any]] | None = None,
         always_stream_usage: bool = False,
         max_recorded: int | None = 1000,
+        echo_key: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -69,6 +81,7 @@ class MockUpstream:
         self.models: list[Mapping[str, Any]] = list(DEFAULT_MODELS if models is None else models)
         self.always_stream_usage = always_stream_usage  # OpenRouter-style: usage chunk even if not asked
         self.errors: list[BaseException] = []  # exceptions raised by scripted callables
+        self.echo_key = echo_key  # one of ECHO_KEY_MODES: every request is answered echoing its key (None: off)
         self._cond = threading.Condition()
         self._queue: deque[tuple[str | None, Script]] = deque()
         self._requests: deque[RecordedRequest] = deque(maxlen=max_recorded)
@@ -260,10 +273,60 @@ class MockUpstream:
                 await asyncio.sleep(self.latency)
             if self.require_key is not None and rec.api_key != self.require_key:
                 return self._json(401, wire.error_body(api, 401, None, _request_id(seq)), api, seq, {})
+            mode = self.echo_key
+            if mode is not None and rec.api_key:
+                return await self._echo_key(request, rec, seq, mode)
             return await answer(request, rec, seq)
         finally:
             if task is not None:
                 self._tasks.discard(task)
+
+    async def _echo_key(self, request: web.Request, rec: RecordedRequest, seq: int, mode: str) -> web.StreamResponse:
+        """Answer with the credential that came in, spelled and placed the way `mode` says (ECHO_KEY_MODES)."""
+        if mode not in ECHO_KEY_MODES:
+            raise ValueError(f"unknown echo_key mode {mode!r} (one of {', '.join(ECHO_KEY_MODES)})")
+        key, api = rec.api_key or "", rec.api
+        headers = {"x-echo-key": key, "www-authenticate": f'Bearer realm="api", error="invalid_token {key}"'}
+        generation = rec.path in GENERATION_PATHS
+        if mode == "text" and generation:
+            reply = Reply(text=f"The key you sent is {key} and escaped {_slashes(key)}", headers=headers)
+            return await self._respond(request, rec, seq, reply, None, *self._renderers(rec, reply, seq))
+        if mode == "sse_error" and generation and rec.stream:
+            reply = Reply(text="partial answer before the error", headers=headers)
+            event = _echo_error_event(api, f"invalid key {_unicode(key)} (sent: {key})")
+            _, events = self._renderers(rec, reply, seq)
+            assert events is not None
+            return await self._stream(request, api, seq, reply, Fault("error_event", after_chunks=2), events(),
+                                      error_event=event)
+        message = "Incorrect API key provided: @KEY@. You can find your API key at https://example.com."
+        status = {"error_raw": 401, "error_unicode": 401, "error_slashes": 500, "error_mixed": 403,
+                  "error_text": 502, "headers": 429}.get(mode, 401)
+        if mode == "error_text":
+            text = f"upstream rejected the key {key}"
+            return web.Response(status=status, text=text, content_type="text/plain", headers=headers)
+        if mode == "headers":
+            headers = {**headers, "retry-after": key, "retry-after-ms": key}
+            message = "rate limited"
+        body = wire.error_body(api, status, message, _request_id(seq))
+        if mode == "error_raw":
+            data = orjson.loads(body)
+            data["key"] = key
+            body = orjson.dumps(data)
+        if mode == "error_mixed":
+            inner = orjson.dumps({"error": {"message": "@KEY@"}}).decode()
+            body = wire.error_body(api, status, f"{message} upstream said: {inner}", _request_id(seq))
+        spelled = {"error_unicode": _unicode(key), "error_slashes": _slashes(key), "error_mixed": _mixed(key)}.get(mode, key)
+        body = body.replace(b"@KEY@", spelled.encode())
+        return self._json(status, body, api, seq, headers)
+
+    def _renderers(self, rec: RecordedRequest, reply: Reply, seq: int
+                   ) -> tuple[Callable[[], bytes], Callable[[], list[wire.Event]] | None]:
+        p = wire.plan(reply, rec, seq)
+        if rec.api == "anthropic":
+            return (lambda: wire.anthropic_body(p)), (lambda: wire.anthropic_events(p))
+        opts = rec.json.get("stream_options") if isinstance(rec.json, dict) else None
+        usage = self.always_stream_usage or (isinstance(opts, dict) and bool(opts.get("include_usage")))
+        return (lambda: wire.openai_body(p)), (lambda: wire.openai_events(p, usage))
 
     async def _answer_count(self, request: web.Request, rec: RecordedRequest, seq: int) -> web.StreamResponse:
         body = orjson.dumps({"input_tokens": max(1, len(rec.body) // 4)})
@@ -389,7 +452,7 @@ class MockUpstream:
         return resp
 
     async def _stream(self, request: web.Request, api: str, seq: int, reply: Reply, fault: Fault | None,
-                      events: list[wire.Event]) -> web.StreamResponse:
+                      events: list[wire.Event], error_event: bytes | None = None) -> web.StreamResponse:
         resp = web.StreamResponse(headers={**_SSE_HEADERS, _id_header(api): _request_id(seq), **reply.headers})
         await resp.prepare(request)
         await _delay(reply.first_byte_delay)
@@ -399,6 +462,9 @@ class MockUpstream:
         for i in range(len(events) + 1):
             if i == cut:
                 assert fault is not None
+                if fault.kind == "error_event":  # the error goes out with the events before it, as one write
+                    await resp.write_eof(b"".join(buf) + (error_event or wire.stream_error_event(api)))
+                    return resp
                 if buf:
                     await resp.write(b"".join(buf))
                     buf.clear()
@@ -410,9 +476,6 @@ class MockUpstream:
                     return resp
                 if fault.kind == "truncate":
                     await resp.write_eof()
-                    return resp
-                if fault.kind == "error_event":
-                    await resp.write_eof(wire.stream_error_event(api))
                     return resp
                 if fault.kind == "stall_mid_stream":
                     await asyncio.sleep(fault.duration)
@@ -452,6 +515,31 @@ class MockUpstream:
             self._requests.append(rec)
             self._cond.notify_all()
         return rec
+
+
+def _unicode(text: str) -> str:
+    """Every character as a JSON \\u escape (valid inside a JSON string)."""
+    return "".join(f"\\u{ord(c):04x}" for c in text)
+
+
+def _slashes(text: str) -> str:
+    return text.replace("/", "\\/")
+
+
+def _mixed(text: str) -> str:
+    """Escaped and plain characters alternating, slashes escaped, upper-case hex; inside a JSON string that is
+    itself inside a JSON string, so every backslash is doubled."""
+    spelled = "".join(f"\\u{ord(c):04X}" if i % 2 else ("\\/" if c == "/" else c) for i, c in enumerate(text))
+    return spelled.replace("\\", "\\\\")
+
+
+def _echo_error_event(api: str, message: str) -> bytes:
+    """A mid-stream error event; `message` is already JSON-escaped text (may hold \\u escapes)."""
+    if api == "anthropic":
+        return (b'event: error\ndata: {"type":"error","error":{"type":"authentication_error","message":"'
+                + message.encode() + b'"}}\n\n')
+    return (b'data: {"error":{"message":"' + message.encode()
+            + b'","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}\n\n')
 
 
 async def _delay(seconds: float) -> None:

@@ -20,7 +20,7 @@ class ToolCall:
 
     name: str
     arguments: Mapping[str, Any] | str = field(default_factory=dict)
-    id: str | None = None  # None: an id in the API's own style (call_..., toolu_...)
+    id: str | None = None  # None: an id in the API's own style (call_..., toolu_...); "": an empty id
 
     def arguments_json(self) -> str:
         if isinstance(self.arguments, str):
@@ -42,6 +42,18 @@ class Usage:
     reasoning: int | None = None  # completion_tokens_details.reasoning_tokens; None: words of `reasoning`
 
 
+UsageShape = Literal[
+    "openai",  # usage object; streamed as a last chunk with empty `choices`, only if stream_options asks
+    "openrouter",  # as openai plus cost, is_byok, cost_details; streamed whether asked or not
+    "deepseek",  # prompt_cache_hit_tokens / prompt_cache_miss_tokens instead of prompt_tokens_details
+    "groq",  # streamed in `x_groq.usage` of the finishing chunk, whether asked or not
+    "moonshot",  # top-level `cached_tokens`; streamed in `choices[0].usage` of the finishing chunk
+    "finish_chunk",  # streamed at the top level of the finishing chunk, unasked (Together, Fireworks, Mistral)
+    "none",  # streams carry no usage at all (LM Studio before stream_options, servers that ignore it)
+]
+USAGE_SHAPES: frozenset[str] = frozenset(get_args(UsageShape))
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     """One scripted upstream answer; rendered in the wire format of the endpoint that was called.
@@ -58,6 +70,10 @@ class Reply:
     finish: str | None = None  # either API's vocabulary; translated for the other
     usage: Usage | None = None
     cost: float | None = None  # OpenRouter-style usage.cost in USD
+    upstream_cost: float | None = (
+        None  # OpenRouter BYOK: usage.cost_details.upstream_inference_cost (is_byok true)
+    )
+    usage_shape: UsageShape = "openai"  # where an OpenAI-format answer carries its usage (see USAGE_SHAPES)
     status: int = 200
     error: str | Mapping[str, Any] | bytes | None = None  # message, or a whole body to send as-is
     headers: Mapping[str, str] = field(default_factory=dict)

@@ -61,6 +61,8 @@ class Plan:
     finish: str | None  # as scripted; translated per API
     counts: Counts
     cost: float | None
+    upstream_cost: float | None
+    usage_shape: str
     stream_chunks: int | None
     args_chunk_chars: int
     reasoning_field: str
@@ -77,7 +79,7 @@ class Plan:
 
     def tool_id(self, i: int, prefix: str) -> str:
         given = self.tool_calls[i].id
-        return given if given else f"{prefix}_mock_{self.seq:06d}_{i}"
+        return given if given is not None else f"{prefix}_mock_{self.seq:06d}_{i}"
 
 
 def plan(reply: Reply, req: RecordedRequest, seq: int) -> Plan:
@@ -101,6 +103,8 @@ def plan(reply: Reply, req: RecordedRequest, seq: int) -> Plan:
         finish=reply.finish,
         counts=_counts(reply, len(req.body), text, reasoning, tools),
         cost=reply.cost,
+        upstream_cost=reply.upstream_cost,
+        usage_shape=reply.usage_shape,
         stream_chunks=reply.stream_chunks,
         args_chunk_chars=max(1, reply.args_chunk_chars),
         reasoning_field=reply.reasoning_field,
@@ -172,6 +176,7 @@ def signature(thinking: str) -> str:
 
 
 def openai_usage(p: Plan) -> dict[str, Any]:
+    """The `usage` object in the dialect of `p.usage_shape` (the counts are the same in every dialect)."""
     c = p.counts
     prompt_details: dict[str, int] = {"cached_tokens": c.cached, "audio_tokens": 0}
     if c.cache_write_5m or c.cache_write_1h:
@@ -188,9 +193,32 @@ def openai_usage(p: Plan) -> dict[str, Any]:
             "rejected_prediction_tokens": 0,
         },
     }
-    if p.cost is not None:
-        usage["cost"] = p.cost
+    shape = p.usage_shape
+    if shape == "deepseek":  # DeepSeek: hit + miss = prompt, no prompt_tokens_details
+        del usage["prompt_tokens_details"]
+        usage["prompt_cache_hit_tokens"] = c.cached
+        usage["prompt_cache_miss_tokens"] = c.prompt - c.cached
+    elif shape == "moonshot":  # Moonshot: cached_tokens at the top level of usage
+        del usage["prompt_tokens_details"], usage["completion_tokens_details"]
+        usage["cached_tokens"] = c.cached
+    elif shape in ("groq", "finish_chunk"):  # plain counts (Groq adds its timings)
+        del usage["prompt_tokens_details"], usage["completion_tokens_details"]
+        if c.cached:
+            usage["prompt_tokens_details"] = {"cached_tokens": c.cached}
+        if shape == "groq":
+            usage.update(queue_time=0.02, prompt_time=0.01, completion_time=0.05, total_time=0.06)
+    if p.cost is not None or shape == "openrouter":
+        usage["cost"] = p.cost if p.cost is not None else 0.0
+        usage["is_byok"] = p.upstream_cost is not None
+        usage["cost_details"] = {"upstream_inference_cost": p.upstream_cost}
     return usage
+
+
+def _streams_usage(p: Plan, asked: bool) -> bool:
+    """Whether a stream of this shape carries usage: some servers send it unasked, some never."""
+    if p.usage_shape == "none":
+        return False
+    return asked or p.usage_shape != "openai"
 
 
 def openai_id(p: Plan) -> str:
@@ -220,12 +248,17 @@ def openai_body(p: Plan) -> bytes:
 
 
 def openai_events(p: Plan, include_usage: bool) -> list[Event]:
-    """Chunks in the order OpenAI-compatible servers send them, ending with `data: [DONE]`."""
+    """Chunks in the order OpenAI-compatible servers send them, ending with `data: [DONE]`. Where the usage
+    goes depends on `p.usage_shape`: a last chunk with empty `choices` (OpenAI, OpenRouter, DeepSeek), the
+    finishing chunk's `x_groq` (Groq), its `choices[0]` (Moonshot) or its top level (Together...)."""
+    include_usage = _streams_usage(p, include_usage)
+    shape = p.usage_shape
+    separate = include_usage and shape in ("openai", "openrouter", "deepseek")
     head = (b'data: {"id":"' + openai_id(p).encode() + b'","object":"chat.completion.chunk","created":'
             + str(p.created).encode() + b',"model":' + orjson.dumps(p.model)
             + b',"system_fingerprint":"' + _FINGERPRINT.encode() + b'","choices":')
     open_choice = head + b'[{"index":0,"delta":'
-    usage_null = b',"usage":null' if include_usage else b""
+    usage_null = b',"usage":null' if separate or (include_usage and shape == "finish_chunk") else b""
     tail = b',"logprobs":null,"finish_reason":null}]' + usage_null + b"}\n\n"
 
     # Tool-only answers open with content null, as OpenAI's do; text answers with an empty string.
@@ -245,10 +278,19 @@ def openai_events(p: Plan, include_usage: bool) -> list[Event]:
         for piece in split_every(t.arguments_json(), p.args_chunk_chars):
             delta = {"tool_calls": [{"index": i, "function": {"arguments": piece}}]}
             events.append((open_choice + orjson.dumps(delta) + tail, content()))
-    events.append((open_choice + b'{},"logprobs":null,"finish_reason":' + orjson.dumps(p.finish_openai())
-                   + b"}]" + usage_null + b"}\n\n", False))
-    if include_usage:
-        events.append((head + b'[],"usage":' + orjson.dumps(openai_usage(p)) + b"}\n\n", False))
+    finish = open_choice + b'{},"logprobs":null,"finish_reason":' + orjson.dumps(p.finish_openai())
+    usage = orjson.dumps(openai_usage(p)) if include_usage else b""
+    if include_usage and shape == "moonshot":
+        events.append((finish + b',"usage":' + usage + b"}]}\n\n", False))
+    elif include_usage and shape == "groq":
+        x_groq = b',"x_groq":{"id":"req_mock' + str(p.seq).encode() + b'","usage":' + usage + b"}"
+        events.append((finish + b"}]" + x_groq + b"}\n\n", False))
+    elif include_usage and shape == "finish_chunk":
+        events.append((finish + b'}],"usage":' + usage + b"}\n\n", False))
+    else:
+        events.append((finish + b"}]" + usage_null + b"}\n\n", False))
+    if separate:
+        events.append((head + b'[],"usage":' + usage + b"}\n\n", False))
     events.append((b"data: [DONE]\n\n", False))
     return events
 

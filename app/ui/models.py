@@ -32,19 +32,26 @@ LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 
 # ------------------------------------------------------------------------------------------ formatting
 
-def fmt_money(value: float | None, *, unpriced: bool = False) -> str:
-    """Dollars with enough digits to tell cheap calls apart ($0.00042), and no false zero for unpriced."""
+def fmt_money(value: float | None, *, unpriced: bool = False, estimated: bool = False) -> str:
+    """Dollars with enough digits to tell cheap calls apart ($0.00042), and no false zero for unpriced.
+    `estimated`: the figure rests on tokens the provider did not report, shown as "~$0.00042"."""
     if value is None:
         return "unpriced" if unpriced else "–"
+    guess = "~" if estimated else ""
     if value == 0:
-        return "$0"
+        return f"{guess}$0"
     if abs(value) >= 100:
-        return f"${value:,.0f}"
+        return f"{guess}${value:,.0f}"
     if abs(value) >= 1:
-        return f"${value:,.2f}"
+        return f"{guess}${value:,.2f}"
     if abs(value) >= 0.01:
-        return f"${value:.3f}"
-    return f"${value:.5f}"
+        return f"{guess}${value:.3f}"
+    return f"{guess}${value:.5f}"
+
+
+def estimated_note(count: int) -> str:
+    """How a figure says that some of its calls were priced on estimated tokens; "" when none were."""
+    return f"~ {count:,} estimated (no usage reported)" if count else ""
 
 
 def fmt_tokens(n: int | None) -> str:
@@ -133,6 +140,10 @@ def _tools(row: Row) -> str:
     return f"{n} ({bad} failed)" if bad else str(n)
 
 
+def _guess(row: dict[str, Any]) -> str:
+    return "~" if row.get("usage_estimated") else ""
+
+
 CALL_COLUMNS: tuple[Column, ...] = (
     Column("started_at", "Time", lambda r: fmt_time(r["started_at"]),
            tooltip=lambda r: time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(r["started_at"]))),
@@ -140,11 +151,14 @@ CALL_COLUMNS: tuple[Column, ...] = (
     Column("served_by", "Served by", _served_by, tooltip=lambda r: f"role: {r.get('role') or '–'}, "
            f"{r.get('attempts', 1)} attempt(s)"),
     Column("outcome", "Outcome", _outcome, tooltip=lambda r: r.get("error_kind")),
-    Column("input", "In", lambda r: fmt_tokens(input_tokens(r)), RIGHT,
-           tooltip=lambda r: f"{r.get('input_tokens', 0)} fresh, {r.get('cache_read_tokens', 0)} cached"),
-    Column("output_tokens", "Out", lambda r: fmt_tokens(r.get("output_tokens")), RIGHT),
-    Column("cost_usd", "Cost", lambda r: fmt_money(r.get("cost_usd"), unpriced=bool(r.get("unpriced"))), RIGHT,
-           tooltip=lambda r: f"source: {r.get('cost_source') or '–'}"),
+    Column("input", "In", lambda r: _guess(r) + fmt_tokens(input_tokens(r)), RIGHT,
+           tooltip=lambda r: f"{r.get('input_tokens', 0)} fresh, {r.get('cache_read_tokens', 0)} cached"
+           + (" (estimated: the provider reported no usage)" if r.get("usage_estimated") else "")),
+    Column("output_tokens", "Out", lambda r: _guess(r) + fmt_tokens(r.get("output_tokens")), RIGHT),
+    Column("cost_usd", "Cost", lambda r: fmt_money(r.get("cost_usd"), unpriced=bool(r.get("unpriced")),
+                                                   estimated=bool(r.get("usage_estimated"))), RIGHT,
+           tooltip=lambda r: f"source: {r.get('cost_source') or '–'}"
+           + (" (tokens estimated: the provider reported no usage)" if r.get("usage_estimated") else "")),
     Column("duration_ms", "Duration", lambda r: fmt_ms(r.get("duration_ms")), RIGHT,
            tooltip=lambda r: f"first byte after {fmt_ms(r.get('ttfb_ms'))}"),
     Column("tools", "Tool calls", _tools, RIGHT),

@@ -2,7 +2,8 @@
 
 A local or rented-GPU provider (`hourly_cost` USD per hour, token price 0) costs the same whatever it
 serves; an API target costs per token. With the token mix the local provider actually served (input,
-cache reads and writes, output; 3:1 input:output when it served nothing yet), the API's price per token
+cache reads, 5-minute and 1-hour cache writes each at their own price, output; 3:1 input:output when it
+served nothing yet), the API's price per token
 of that mix gives the break-even: hourly_cost / price per token = tokens per hour above which the box
 is cheaper. The observed volume over the range says on which side of it the user is.
 """
@@ -13,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from app.core.config import Config, Target
 from app.core.pricing import cost_at, find_price
@@ -56,14 +57,22 @@ def break_even(engine: Engine, config: Config, provider_name: str, *, against: T
     measures = ["calls", "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens"]
     with engine.connect() as conn:
         rows = collect(conn, since, now, measures, dim="provider")
+        # the slot totals keep all cache writes together: the 1-hour ones come from the call rows (kept for
+        # the retention period; writes of pruned days are priced at the 5-minute rate)
+        write_1h = int(conn.execute(text(
+            "SELECT total(cache_write_1h_tokens) FROM calls WHERE provider = :p AND started_at >= :s"
+            " AND started_at < :u AND outcome NOT IN ('in_flight', 'interrupted')"),
+            {"p": provider_name, "s": since, "u": now}).scalar() or 0)
     served = next((v for (_b, p), v in rows.items() if p == provider_name), dict.fromkeys(measures, 0))
-    mix = tuple(served[m] for m in measures[1:]) if any(served[m] for m in measures[1:]) else DEFAULT_MIX
-    tokens = _Tokens(*(int(x) for x in mix))
-    total = sum(mix)
-    usd_per_token = cost_at(tokens, price) / total if total else 0.0
+    counts = [int(served[m]) for m in measures[1:]]  # input, cache_read, cache_write (both tiers), output
+    write_1h = min(write_1h, counts[2])
+    served_mix = _Tokens(counts[0], counts[1], counts[2] - write_1h, counts[3], write_1h)
+    mix = served_mix if any(counts) else _Tokens(*(int(x) for x in DEFAULT_MIX))
+    total = mix.input + mix.cache_read + mix.cache_write + mix.output + mix.cache_write_1h
+    usd_per_token = cost_at(mix, price) / total if total else 0.0
     hours = max((now - since) / 3600, 1e-9)
-    served_tokens = sum(int(served[m]) for m in measures[1:])
-    api_usd = cost_at(_Tokens(*(int(served[m]) for m in measures[1:])), price)
+    served_tokens = sum(counts)
+    api_usd = cost_at(served_mix, price)
     return {
         "provider": provider_name,
         "hourly_cost": provider.hourly_cost,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from app.core.config import Escalation
 from app.core.records import CallRecord
+from app.core.toolcheck import NOT_FAILURES
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class EscalationTracker:
             if entry is not None:
                 entry.failed += 1
         if rec.role == LOOP_ROLE and not rec.escalated and rec.tool_calls:
-            ok_ids = [t.tool_call_id for t in rec.tool_calls if t.kind == "ok" and t.tool_call_id]
+            ok_ids = [t.tool_call_id for t in rec.tool_calls if t.kind in NOT_FAILURES and t.tool_call_id]
             entry = _Entry(len(rec.tool_calls), rec.tool_failures, ok_ids)
             state.entries.append(entry)
             for tcid in ok_ids:

@@ -24,6 +24,7 @@ from sqlalchemy import Engine, insert
 from app.core import toolcheck
 from app.core.config import Config, Provider, Target
 from app.core.pricing import price_call
+from app.core.redact import redact_text
 from app.core.storage.models import ProbeResult
 from app.core.usage import normalize_anthropic, normalize_openai
 
@@ -117,7 +118,7 @@ def _args(call: toolcheck.ToolCall) -> dict[str, Any]:
 def _first_problem(turn: Turn) -> str | None:
     if not turn.checks:
         return "no tool call" + (f" (answered: {turn.text[:80]!r})" if turn.text else "")
-    bad = [c for c in turn.checks if c.kind != "ok"]
+    bad = [c for c in turn.checks if c.kind not in toolcheck.NOT_FAILURES]
     return f"{bad[0].kind}: {bad[0].name}: {bad[0].detail}" if bad else None
 
 
@@ -145,7 +146,7 @@ def _multi_turn(turns: list[Turn]) -> str | None:
     if len(turns) < 2:
         return "no second turn"
     second = turns[1]
-    bad = [c for c in second.checks if c.kind != "ok"]
+    bad = [c for c in second.checks if c.kind not in toolcheck.NOT_FAILURES]
     if bad:
         return f"turn 2: {bad[0].kind}: {bad[0].detail}"
     return None if SECRET in second.text or second.calls else f"turn 2 ignored the tool result ({second.text[:80]!r})"
@@ -178,6 +179,9 @@ class ProbeClient:
 
         return {"Content-Type": "application/json", **auth_headers(self.provider, self.key)}
 
+    def _secrets(self) -> list[str]:
+        return [self.key] if self.key else []
+
     def body(self, probe: Probe, history: list[dict[str, Any]]) -> dict[str, Any]:
         if self.provider.api == "anthropic":
             tools = [{"name": t["name"], "description": t["description"], "input_schema": t["parameters"]} for t in probe.tools]
@@ -192,8 +196,9 @@ class ProbeClient:
         started = time.perf_counter()
         resp = self.http.post(self.provider.base_url + path, content=orjson.dumps(body), headers=self._headers())
         latency = (time.perf_counter() - started) * 1000
-        if resp.status_code >= 400:
-            raise httpx.HTTPStatusError(f"HTTP {resp.status_code}: {resp.text[:300]}", request=resp.request, response=resp)
+        if resp.status_code >= 400:  # masked before it is cut: no half key survives
+            text = redact_text(resp.text, self._secrets()) or ""
+            raise httpx.HTTPStatusError(f"HTTP {resp.status_code}: {text[:300]}", request=resp.request, response=resp)
         data = resp.json()
         declared = {t["name"]: t["parameters"] for t in probe.tools}
         if self.provider.api == "anthropic":
@@ -204,6 +209,7 @@ class ProbeClient:
             message = (data.get("choices") or [{}])[0].get("message") or {}
             calls, text = toolcheck.calls_openai(message), message.get("content") or ""
             usage = normalize_openai(data.get("usage") or {}, self.provider.kind)
+        text = redact_text(text, self._secrets()) or ""  # quoted (cut) in details: masked before it is cut
         cost = price_call(usage, self.config, self.provider, self.model).cost
         checks = toolcheck.check_calls(declared, calls, text)
         return Turn(checks, calls, text, latency, usage.prompt, usage.output, cost)
@@ -230,8 +236,10 @@ class ProbeClient:
             problem = probe.judge(turns)
         except (httpx.HTTPError, ValueError) as exc:
             problem = f"request failed: {exc}"
+        if problem:  # stored and printed: a provider's text (an error, an answer echoing the key) is masked
+            problem = redact_text(problem, self._secrets())
         checks = [c for t in turns for c in t.checks]
-        kinds = Counter(c.kind for c in checks if c.kind != "ok")
+        kinds = Counter(c.kind for c in checks if c.kind not in toolcheck.NOT_FAILURES)
         costs = [t.cost for t in turns]
         return ProbeOutcome(
             probe=probe.name, passed=problem is None and bool(turns), tool_calls=len(checks),

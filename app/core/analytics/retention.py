@@ -28,7 +28,8 @@ def _mark(conn: Connection, cutoff: int) -> None:
 
 
 def prune_chunk(conn: Connection, cutoff: int, limit: int = CHUNK) -> int:
-    """Delete up to `limit` calls and `limit` tool calls started before `cutoff`; returns the larger count."""
+    """Delete up to `limit` calls and `limit` tool calls started before `cutoff`; returns the larger count. The
+    connections run with `secure_delete` on (app.core.storage.db): the pruned rows' text is overwritten."""
     _mark(conn, cutoff)
     counts = [
         conn.execute(text(f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE started_at < :c LIMIT :n)"),
@@ -47,6 +48,8 @@ def prune(engine: Engine, retention_days: float, now: float | None = None) -> di
         with engine.begin() as conn:
             if prune_chunk(conn, cutoff) < CHUNK:
                 break
+    with engine.connect() as conn:  # the WAL still holds the pages as they were written: fold it in, empty it
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     return {"cutoff": cutoff, "calls_pruned": int(calls)}
 
 

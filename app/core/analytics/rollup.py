@@ -23,6 +23,7 @@ from sqlalchemy import Connection
 
 from app.core.records import CallRecord
 from app.core.storage.models import TaskTotals, UsageSlot
+from app.core.toolcheck import NOT_FAILURES
 
 KIND_COLUMNS = {
     "invalid_json": "tool_invalid_json",
@@ -66,7 +67,8 @@ class BatchTotals:
         u = self.usage[usage_key(rec.started_at, rec.provider, rec.upstream_model, rec.role)]
         priced = rec.cost_usd or 0.0
         premium = rec.premium_cost_usd if rec.cost_usd is not None and rec.premium_cost_usd is not None else None
-        unpriced = rec.cost_source == "unpriced" and rec.outcome == "ok"
+        unpriced = rec.cost_source == "unpriced"  # failed and cancelled calls are billed for what they produced
+        estimated = rec.usage_estimated
         u["calls"] += 1
         u["errors"] += rec.outcome != "ok"
         u["input_tokens"] += rec.input_tokens
@@ -75,6 +77,7 @@ class BatchTotals:
         u["cache_write_tokens"] += rec.cache_write_tokens + rec.cache_write_1h_tokens
         u["cost_usd"] += priced
         u["unpriced_calls"] += unpriced
+        u["estimated_calls"] += estimated
         u["escalated"] += rec.escalated
         u["duration_ms"] += rec.duration_ms or 0.0
         u["tool_calls"] += len(rec.tool_calls)
@@ -94,6 +97,7 @@ class BatchTotals:
         t["output_tokens"] += rec.output_tokens
         t["cost_usd"] += priced
         t["unpriced_calls"] += unpriced
+        t["estimated_calls"] += estimated
         t["tool_calls"] += len(rec.tool_calls)
         t["tool_failures"] += rec.tool_failures
         t["escalated"] += rec.escalated
@@ -163,10 +167,10 @@ def attribute_failed_results(conn: Connection, ends: Sequence[CallRecord], total
             continue  # the writer's second update for this id finds nothing left to mark
         marked.add(tcid)
         for kind, started_at, provider, model, role, task_id in cur.execute(_STORED_CALLS, (tcid,)):
-            if kind == "ok":
+            if kind in NOT_FAILURES:  # a valid (or unchecked) call whose result came back failed
                 totals.add_result_failure(usage_key(started_at, provider, model, role), task_id)
         for rec, kind in in_batch.get(tcid, ()):
-            if kind == "ok":
+            if kind in NOT_FAILURES:  # a valid (or unchecked) call whose result came back failed
                 totals.add_result_failure(usage_key(rec.started_at, rec.provider, rec.upstream_model, rec.role), rec.task_id)
     cur.close()
 

@@ -27,12 +27,15 @@ def parse_since(text: str | None, now: float | None = None) -> float | None:
     now = time.time() if now is None else now
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     if text[-1:] in units and text[:-1].replace(".", "", 1).isdigit():
-        return now - float(text[:-1]) * units[text[-1]]
+        since = now - float(text[:-1]) * units[text[-1]]
+        if not since >= 0:  # also NaN and -inf: before 1970 there is no call, and no date to show
+            raise ValueError(f"{text!r} reaches back before 1970: use a smaller value, e.g. 30d or 52w")
+        return since
     from datetime import datetime
 
     try:
         return datetime.fromisoformat(text).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         raise ValueError(f"cannot read {text!r} as a time: use e.g. 1h, 24h, 7d or 2026-11-01") from None
 
 
@@ -77,7 +80,8 @@ def summary(engine: Engine, *, since: float | None = None) -> dict[str, Any]:
         func.coalesce(func.sum(Call.input_tokens + Call.cache_read_tokens + Call.cache_write_tokens + Call.cache_write_1h_tokens), 0).label("input_tokens"),
         func.coalesce(func.sum(Call.output_tokens), 0).label("output_tokens"),
         cost.label("cost_usd"),
-        func.sum(case((Call.unpriced & (Call.outcome == "ok"), 1), else_=0)).label("unpriced_calls"),
+        func.sum(case((Call.unpriced, 1), else_=0)).label("unpriced_calls"),  # failed calls are billed too
+        func.sum(case((Call.usage_estimated, 1), else_=0)).label("estimated_calls"),
         func.coalesce(func.sum(Call.tool_calls), 0).label("tool_calls"),
         func.coalesce(func.sum(Call.tool_failures), 0).label("tool_failures"),
     )
@@ -95,6 +99,7 @@ def summary(engine: Engine, *, since: float | None = None) -> dict[str, Any]:
     for row in [total, *per_model]:
         row["errors"] = int(row["errors"] or 0)
         row["unpriced_calls"] = int(row["unpriced_calls"] or 0)
+        row["estimated_calls"] = int(row["estimated_calls"] or 0)
         row["tool_failure_rate"] = (row["tool_failures"] / row["tool_calls"]) if row["tool_calls"] else None
     return {"since": since, "total": total, "models": per_model}
 
@@ -106,7 +111,7 @@ LIST_COLUMNS = [
     "id", "call_id", "started_at", "ttfb_ms", "duration_ms", "client_api", "requested_model", "role", "provider",
     "upstream_model", "streamed", "status", "outcome", "error_kind", "input_tokens", "output_tokens",
     "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens", "cost_usd", "cost_source", "unpriced",
-    "attempts", "task_id", "tool_calls", "tool_failures",
+    "usage_estimated", "attempts", "task_id", "tool_calls", "tool_failures",
 ]
 _LIST = [Call.__table__.c[name] for name in LIST_COLUMNS]
 _DETAIL = [c for c in Call.__table__.columns if c.name not in ("request_body", "response_body")]

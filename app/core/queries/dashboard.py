@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +36,8 @@ _CALL_MEASURES = {
     "cache_read_tokens": "total(cache_read_tokens)",
     "cache_write_tokens": "total(cache_write_tokens + cache_write_1h_tokens)",
     "cost_usd": "total(cost_usd)",
-    "unpriced_calls": "sum(unpriced AND outcome = 'ok')",
+    "unpriced_calls": "sum(unpriced)",
+    "estimated_calls": "sum(usage_estimated)",
     "premium_usd": "total(CASE WHEN cost_usd IS NOT NULL THEN premium_cost_usd END)",
     "savings_usd": "total(premium_cost_usd - cost_usd)",
     "escalated": "sum(escalated)",
@@ -44,7 +46,7 @@ _CALL_MEASURES = {
 _TOOL_MEASURES = {
     "tool_calls": "count(*)",
     **{column: f"sum(t.kind = '{kind}')" for kind, column in KIND_COLUMNS.items()},
-    "tool_result_failed": "sum(t.kind = 'ok' AND t.result_failed)",
+    "tool_result_failed": "sum(t.kind IN ('ok', 'unchecked') AND t.result_failed)",  # toolcheck.NOT_FAILURES
 }
 _ENDED = "outcome NOT IN ('in_flight', 'interrupted')"
 
@@ -165,27 +167,66 @@ def spend_by_provider(conn: Connection, since: float, until: float) -> dict[str 
     return out
 
 
-def tiles(engine: Engine, *, since: float, now: float | None = None) -> dict[str, Any]:
-    """The dashboard's headline figures for [since, now]; spend today/month count from local midnight / the 1st."""
+HOUR = 3600
+
+
+def hourly_costs(conn: Connection, since: float, until: float, rates: Mapping[str, float]) -> dict[str, Any]:
+    """What local providers with an `hourly_cost` cost over [since, until): their rate for every clock hour
+    in which they served at least one call (a box costs its rate while it runs, whatever it serves; the
+    hours it served in are the ones the log can vouch for). Per-call figures leave it out (a local call
+    costs $0 per token), so the savings totals subtract it."""
+    rates = {name: rate for name, rate in rates.items() if rate}
+    if not rates:
+        return {"usd": 0.0, "providers": {}}
+    rows = collect(conn, since, until, ["calls"], bucket_s=HOUR, dim="provider")
+    hours: dict[str, int] = {}
+    for (_bucket, provider), row in rows.items():
+        if provider in rates and row["calls"]:
+            hours[provider] = hours.get(provider, 0) + 1
+    providers = {p: {"hours": h, "hourly_cost": rates[p], "usd": h * rates[p]} for p, h in sorted(hours.items())}
+    return {"usd": sum(v["usd"] for v in providers.values()), "providers": providers}
+
+
+def hourly_rates(config: Any) -> dict[str, float]:
+    """`hourly_cost` of every provider that has one (local boxes, rented GPUs)."""
+    return {p.name: p.hourly_cost for p in config.providers.values() if p.hourly_cost}
+
+
+def tiles(
+    engine: Engine, *, since: float, now: float | None = None, hourly: Mapping[str, float] | None = None
+) -> dict[str, Any]:
+    """The dashboard's headline figures for [since, now]; spend today/month count from local midnight / the 1st.
+    `savings_range` is net of the hourly cost of local providers (`hourly`: provider -> USD per hour)."""
     now = time.time() if now is None else now
     until = now + 1e-6
-    measures = ["calls", "cost_usd", "unpriced_calls", "savings_usd", "tool_calls", *FAILURE_COLUMNS]
+    measures = ["calls", "cost_usd", "unpriced_calls", "estimated_calls", "savings_usd", "tool_calls", *FAILURE_COLUMNS]
     with engine.connect() as conn:
         total = collect(conn, since, until, measures).get((None, None)) or dict.fromkeys(measures, 0)
-        today = collect(conn, _day_start(now), until, ["cost_usd"]).get((None, None), {"cost_usd": 0.0})
-        month = collect(conn, _month_start(now), until, ["cost_usd"]).get((None, None), {"cost_usd": 0.0})
-        finished = conn.execute(text(
-            "SELECT avg(tt.cost_usd) FROM tasks t JOIN task_totals tt ON tt.task_id = t.id"
-            " WHERE t.outcome = 'finished' AND t.started_at >= :s AND t.started_at < :u"), {"s": since, "u": until}).scalar()
+        boxes = hourly_costs(conn, since, until, hourly or {})
+        spend = ["cost_usd", "estimated_calls"]
+        today = collect(conn, _day_start(now), until, spend).get((None, None)) or dict.fromkeys(spend, 0)
+        month = collect(conn, _month_start(now), until, spend).get((None, None)) or dict.fromkeys(spend, 0)
+        finished, finished_unpriced, finished_estimated = conn.execute(text(
+            "SELECT avg(tt.cost_usd), total(tt.unpriced_calls), total(tt.estimated_calls)"
+            " FROM tasks t JOIN task_totals tt ON tt.task_id = t.id"
+            " WHERE t.outcome = 'finished' AND t.started_at >= :s AND t.started_at < :u"), {"s": since, "u": until}).one()
     return {
         "spend_today": today["cost_usd"],
         "spend_month": month["cost_usd"],
+        "spend_today_estimated_calls": int(today["estimated_calls"]),  # calls in the figure priced on guessed tokens
+        "spend_month_estimated_calls": int(month["estimated_calls"]),
         "spend_range": total["cost_usd"],
-        "savings_range": total["savings_usd"],
+        "savings_range": total["savings_usd"] - boxes["usd"],
+        "savings_gross": total["savings_usd"],
+        "hourly_cost_usd": boxes["usd"],
         "tool_failure_rate": failures(total) / total["tool_calls"] if total["tool_calls"] else None,
         "cost_per_finished_task": finished,
+        # calls of those tasks left out of the average (no price) or priced on estimated tokens
+        "finished_task_unpriced_calls": int(finished_unpriced or 0),
+        "finished_task_estimated_calls": int(finished_estimated or 0),
         "calls": int(total["calls"]),
         "unpriced_calls": int(total["unpriced_calls"]),
+        "estimated_calls": int(total["estimated_calls"]),
     }
 
 
@@ -261,11 +302,19 @@ def reliability(engine: Engine, *, since: float | None = None, until: float | No
     return {"total": shape(total), "models": models}
 
 
-def savings(engine: Engine, *, since: float, until: float | None = None, by: str = "day") -> dict[str, Any]:
+def savings(
+    engine: Engine,
+    *,
+    since: float,
+    until: float | None = None,
+    by: str = "day",
+    hourly: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
     """Actual spend against the premium preset's price for the same tokens, per day, provider, model or role.
 
     `savings_usd` = premium equivalent - actual cost, over calls for which both are known; `cost_usd` is
-    the whole spend (calls with no premium price included).
+    the whole spend (calls with no premium price included). The total also gives the hourly cost of local
+    providers (`hourly_costs`) and `net_savings_usd`, the savings once it is paid.
     """
     if by not in (*DIMS, "day"):
         raise ValueError(f"by must be day, provider, model or role, got {by!r}")
@@ -281,5 +330,8 @@ def savings(engine: Engine, *, since: float, until: float | None = None, by: str
         key: Any = datetime.fromtimestamp(bucket).date().isoformat() if by == "day" and bucket is not None else (name or "(none)")
         out.append({"key": key, "calls": int(row["calls"]), "cost_usd": row["cost_usd"], "premium_usd": row["premium_usd"],
                     "savings_usd": row["savings_usd"]})
-    total = {m: sum(r[m] for r in out) for m in ("calls", "cost_usd", "premium_usd", "savings_usd")}
-    return {"since": since, "until": until, "by": by, "rows": out, "total": total}
+    total: dict[str, Any] = {m: sum(r[m] for r in out) for m in ("calls", "cost_usd", "premium_usd", "savings_usd")}
+    with engine.connect() as conn:
+        boxes = hourly_costs(conn, since, until, hourly or {})
+    total.update(hourly_cost_usd=boxes["usd"], net_savings_usd=total["savings_usd"] - boxes["usd"])
+    return {"since": since, "until": until, "by": by, "rows": out, "total": total, "hourly": boxes["providers"]}

@@ -17,7 +17,8 @@ from app.core.storage.models import Task
 _TASK_COLUMNS = """
     t.id, t.label, t.source, t.key, t.started_at, t.last_at, t.outcome,
     coalesce(tt.calls, 0) AS calls, coalesce(tt.errors, 0) AS errors, coalesce(tt.cost_usd, 0.0) AS cost_usd,
-    coalesce(tt.unpriced_calls, 0) AS unpriced_calls, coalesce(tt.savings_usd, 0.0) AS savings_usd,
+    coalesce(tt.unpriced_calls, 0) AS unpriced_calls, coalesce(tt.estimated_calls, 0) AS estimated_calls,
+    coalesce(tt.savings_usd, 0.0) AS savings_usd,
     coalesce(tt.input_tokens, 0) AS input_tokens, coalesce(tt.output_tokens, 0) AS output_tokens,
     coalesce(tt.tool_calls, 0) AS tool_calls, coalesce(tt.tool_failures, 0) AS tool_failures,
     coalesce(tt.escalated, 0) AS escalated, coalesce(tt.models, '') AS models
@@ -50,8 +51,8 @@ def get_task(engine: Engine, task_id: int) -> dict[str, Any] | None:
 def task_calls(engine: Engine, task_id: int) -> list[dict[str, Any]]:
     """The task's calls still in the log, oldest first."""
     sql = ("SELECT call_id, started_at, duration_ms, requested_model, role, provider, upstream_model, outcome, status,"
-           " input_tokens, output_tokens, cache_read_tokens, cost_usd, premium_cost_usd, tool_calls, tool_failures,"
-           " escalated, session_key FROM calls WHERE task_id = :id ORDER BY started_at")
+           " input_tokens, output_tokens, cache_read_tokens, cost_usd, cost_source, usage_estimated, premium_cost_usd,"
+           " tool_calls, tool_failures, escalated, session_key FROM calls WHERE task_id = :id ORDER BY started_at")
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(text(sql), {"id": task_id})]
 
@@ -67,18 +68,21 @@ def set_outcome(engine: Engine, task_id: int, outcome: str | None) -> None:
 
 def cost_per_task(engine: Engine, *, since: float) -> dict[str, Any]:
     """Cost of each task started since `since` (tasks with at least one call), and per outcome its count,
-    mean and median; open tasks are grouped under "open"."""
-    sql = ("SELECT t.id, t.label, t.outcome, tt.calls, tt.cost_usd, tt.unpriced_calls FROM tasks t"
+    mean and median, and how many of those tasks' calls had no price (left out of the cost) or were priced
+    on estimated tokens; open tasks are grouped under "open"."""
+    sql = ("SELECT t.id, t.label, t.outcome, tt.calls, tt.cost_usd, tt.unpriced_calls, tt.estimated_calls FROM tasks t"
            " JOIN task_totals tt ON tt.task_id = t.id WHERE t.started_at >= :since AND tt.calls > 0 ORDER BY t.started_at")
     with engine.connect() as conn:
         result = conn.execute(text(sql), {"since": since})
         keys = list(result.keys())
         tasks = [dict(zip(keys, row, strict=True)) for row in result.fetchall()]  # 20k rows: skip Row._mapping
-    groups: dict[str, list[float]] = {}
+    groups: dict[str, list[dict[str, Any]]] = {}
     for task in tasks:
-        groups.setdefault(task["outcome"] or "open", []).append(task["cost_usd"])
-    by_outcome = {
-        outcome: {"count": len(costs), "mean": statistics.fmean(costs), "median": statistics.median(costs)}
-        for outcome, costs in sorted(groups.items())
-    }
+        groups.setdefault(task["outcome"] or "open", []).append(task)
+    by_outcome = {}
+    for outcome, members in sorted(groups.items()):
+        costs = [t["cost_usd"] for t in members]
+        by_outcome[outcome] = {"count": len(costs), "mean": statistics.fmean(costs), "median": statistics.median(costs),
+                               "unpriced_calls": sum(t["unpriced_calls"] for t in members),
+                               "estimated_calls": sum(t["estimated_calls"] for t in members)}
     return {"tasks": tasks, "by_outcome": by_outcome}

@@ -47,6 +47,9 @@ def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=5000")
     cur.execute("PRAGMA foreign_keys=ON")
+    # Deleted and rewritten rows are overwritten with zeros, so pruned calls' text (bodies, errors) does not
+    # linger in free pages. Debian's SQLite has it on by default (every benchmark ran so); python.org's is off.
+    cur.execute("PRAGMA secure_delete=ON")
     cur.close()
 
 
@@ -66,7 +69,29 @@ def make_private(path: Path) -> None:
         os.close(fd)
 
 
+def check_url(url: str) -> None:
+    """The call log is a SQLite file (its queries use SQLite's SQL): any other URL is refused in one line."""
+    if not url.startswith(("sqlite:", "sqlite+")):
+        raise DatabaseOpenError(f"unsupported database URL {url[:200]!r}: the call log is a SQLite file, "
+                                "e.g. --db sqlite:///path/to/downshift.db")
+
+
+def _read_only_reason(path: Path | None) -> str | None:
+    """Why the log's folder or file cannot be written, or None: a read-only folder is not a damaged log."""
+    if path is None:
+        return None
+    folder = path.parent
+    if not folder.is_dir():
+        return f"its folder {folder} does not exist and cannot be created"
+    if not os.access(folder, os.W_OK):
+        return f"its folder {folder} is read-only (SQLite needs to create the -wal and -shm files next to it)"
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"the file {path} is read-only"
+    return None
+
+
 def create_db_engine(url: str) -> Engine:
+    check_url(url)
     path = sqlite_path(url)
     if path is not None:
         with contextlib.suppress(OSError):
@@ -198,6 +223,12 @@ def open_database(url: str) -> Engine:
     except DatabaseError as exc:
         engine.dispose()
         where = sqlite_path(url) or url
+        read_only = _read_only_reason(sqlite_path(url))
+        if read_only is not None:
+            raise DatabaseOpenError(
+                f"The call log {where} cannot be written: {read_only}. Nothing was changed; make it writable "
+                f"or pass --db with another location."
+            ) from exc
         raise DatabaseOpenError(
             f"The call log {where} cannot be opened ({exc.orig}). It is left untouched; move it aside "
             f"or pass --db with another location."

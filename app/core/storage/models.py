@@ -57,6 +57,8 @@ class Call(Base):
     escalated: Mapped[bool] = mapped_column(Boolean, default=False)
     request_body: Mapped[bytes | None] = mapped_column(LargeBinary)
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # the provider reported no usage (or only part): the tokens, and so the cost, are an estimate
+    usage_estimated: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     __table_args__ = (
         Index("ix_calls_started_at", "started_at"),
@@ -142,6 +144,7 @@ class UsageSlot(Base):
     tool_schema: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     tool_text_form: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     tool_result_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # valid calls whose result failed
+    estimated_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # usage estimated, not reported
 
 
 class TaskTotals(Base):
@@ -162,6 +165,7 @@ class TaskTotals(Base):
     tool_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # validation failures + failed results
     escalated: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     models: Mapped[str] = mapped_column(Text, default="", server_default="")  # "provider/model" joined by "\n", first use first
+    estimated_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # usage estimated, not reported
 
 
 class AnalyticsMeta(Base):

@@ -31,6 +31,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.core.records import CallRecord
+from app.core.redact import redact, redact_text
 from app.core.storage.models import Call
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ def call_row(rec: CallRecord, bodies: bool = True) -> dict[str, object]:
         "estimated_cost_usd": rec.estimated_cost_usd,
         "premium_cost_usd": rec.premium_cost_usd,
         "unpriced": rec.cost_source == "unpriced",
+        "usage_estimated": rec.usage_estimated,
         "fallback_chain": orjson.dumps([a.as_json() for a in rec.attempts]).decode() if rec.attempts else None,
         "attempts": max(1, len(rec.attempts)),
         "bytes_in": rec.bytes_in,
@@ -305,8 +307,9 @@ class LogWriter:
         self._tell("Call log writing again", f"The call log is being written again after {time.time() - since:.0f} s{lost}.")
 
     def _redact(self, work: list[tuple[int, object]]) -> None:
-        """Mask keys in stored bodies and error messages (once per call, even when the batch is retried).
-        The proxy already masks the keys it knows in error messages; this is the safety net."""
+        """Mask keys in stored bodies, error messages and tool-call details (once per call, even when the batch
+        is retried): the exact values Downshift holds in every spelling, and key-like values. The proxy already
+        masks the keys it knows in what it passes on; this is the safety net for what is stored."""
         secrets: list[bytes] | None = None
         for kind, item in work:
             if kind != _END:
@@ -314,27 +317,30 @@ class LogWriter:
             rec: CallRecord = item  # type: ignore[assignment]
             if rec.call_id in self._redacted:
                 continue
-            if rec.error_message or rec.attempts and any(a.error_message for a in rec.attempts):
-                from app.proxy.accounting import redact_text
-
-                rec.error_message = redact_text(rec.error_message)
-                for attempt in rec.attempts:
-                    attempt.error_message = redact_text(attempt.error_message)
-            if rec.request_body is None and rec.response_body is None:
+            texts = rec.error_message or any(a.error_message for a in rec.attempts) or any(t.detail for t in rec.tool_calls)
+            if not texts and rec.request_body is None and rec.response_body is None:
                 continue
-            from app.proxy.accounting import redact
-
             if secrets is None:
-                try:
-                    secrets = list(self.secrets()) if self.secrets is not None else []
-                except Exception:  # the keyring went away: the patterns still apply
-                    log.exception("could not read the secrets to mask in stored bodies")
-                    secrets = []
+                secrets = self._secret_values()
+            if texts:
+                rec.error_message = redact_text(rec.error_message, secrets)
+                for attempt in rec.attempts:
+                    attempt.error_message = redact_text(attempt.error_message, secrets)
+                for check in rec.tool_calls:
+                    if check.detail:
+                        check.detail = redact_text(check.detail, secrets) or ""
             if rec.request_body is not None:
                 rec.request_body = redact(rec.request_body, secrets, pause=_yield)
             if rec.response_body is not None:
                 rec.response_body = redact(rec.response_body, secrets, pause=_yield)
             self._redacted.add(rec.call_id)
+
+    def _secret_values(self) -> list[bytes]:
+        try:
+            return list(self.secrets()) if self.secrets is not None else []
+        except Exception:  # the keyring went away: the patterns still apply
+            log.exception("could not read the secrets to mask in stored bodies")
+            return []
 
     def _take(self) -> list[tuple[int, object]]:
         """Up to a batch of queued items, oldest first, ending at the first flush request."""

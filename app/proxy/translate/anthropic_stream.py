@@ -46,7 +46,7 @@ class OpenAIToAnthropicStream:
 
     __slots__ = (
         "_model", "_id", "_names", "_started", "_done", "_open", "_index", "_tools", "_current_tool",
-        "_pending", "_details", "_finish", "_matched", "_usage", "_saw_tools", "_last_key",
+        "_pending", "_details", "_finish", "_matched", "_usage", "_saw_tools", "_last_key", "tool_ids",
     )  # fmt: skip
 
     def __init__(
@@ -68,6 +68,7 @@ class OpenAIToAnthropicStream:
         self._usage: Mapping[str, Any] | None = None
         self._saw_tools = False
         self._last_key: Any = 0
+        self.tool_ids: list[tuple[str, str]] = []  # (upstream id or "", id the client got) per call opened
 
     # ------------------------------------------------------------------------------------- public
 
@@ -224,6 +225,7 @@ class OpenAIToAnthropicStream:
             "name": self._names.get(name, name),
             "input": {},
         }
+        self.tool_ids.append((pending["id"] or "", block["id"]))
         self._open_block(out, "tool", block)
         self._tools.add(key)
         self._current_tool = key
@@ -243,7 +245,7 @@ class AnthropicToOpenAIStream:
 
     __slots__ = (
         "_model", "_include_usage", "_names", "_created", "_id", "_usage", "_tool_index", "_reasoning_index", "_formatted",
-        "_finished", "_done", "_started",
+        "_finished", "_done", "_started", "tool_ids",
     )  # fmt: skip
 
     def __init__(
@@ -266,6 +268,7 @@ class AnthropicToOpenAIStream:
         self._finished = False  # finish_reason sent
         self._done = False
         self._started = False
+        self.tool_ids: list[tuple[str, str]] = []  # (upstream id, id the client got) per call opened
 
     def feed(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
         if self._done:
@@ -344,12 +347,14 @@ class AnthropicToOpenAIStream:
         if kind == "tool_use":
             position = self._tool_index[index] = len(self._tool_index)
             name = block.get("name") or ""
+            upstream_id = str(block.get("id") or "")
             call = {
                 "index": position,
-                "id": openai_tool_id(str(block.get("id") or "")),
+                "id": openai_tool_id(upstream_id),
                 "type": "function",
                 "function": {"name": self._names.get(name, name), "arguments": ""},
             }
+            self.tool_ids.append((upstream_id, call["id"]))
             return [self._chunk({"tool_calls": [call]})]
         if kind == "thinking":
             self._reasoning_index[index] = len(self._reasoning_index)

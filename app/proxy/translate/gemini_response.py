@@ -16,7 +16,12 @@ from typing import Any
 
 from app.core.usage import normalize_openai
 from app.proxy.errors import google_error
-from app.proxy.translate.anthropic_response import anthropic_tool_id, decode_tool_arguments
+from app.proxy.translate.anthropic_response import (
+    CALL_ID_PREFIX,
+    TOOL_ID_PREFIX,
+    anthropic_tool_id,
+    decode_tool_arguments,
+)
 from app.proxy.translate.errors import error_message
 from app.proxy.translate.gemini_request import GeminiContext
 
@@ -72,12 +77,25 @@ def response_id() -> str:
     return os.urandom(12).hex()
 
 
-def function_call_part(call_id: str | None, name: str, arguments: Any, ctx: GeminiContext) -> dict[str, Any]:
-    call: dict[str, Any] = {"name": ctx.names.get(name, name), "args": decode_tool_arguments(arguments)}
-    if call_id:
-        # an Anthropic target's own id (toolu_), so the failed results the client reports match its calls
-        call["id"] = anthropic_tool_id(call_id, call_id) if ctx.anthropic_ids else call_id
-    return {"functionCall": call}
+def client_id(call_id: str | None, ctx: GeminiContext) -> str:
+    """The id a client gets for an upstream tool call: the upstream's own (through an Anthropic target its
+    toolu_ form, not the chat pivot's call_ one), or one minted here when the upstream sent none, so the
+    client has an id to report the result under."""
+    if ctx.anthropic_ids:
+        rest = call_id[len(CALL_ID_PREFIX) :] if call_id and call_id.startswith(CALL_ID_PREFIX) else call_id
+        return anthropic_tool_id(call_id, "") if rest else f"{TOOL_ID_PREFIX}{os.urandom(12).hex()}"
+    return call_id or f"{CALL_ID_PREFIX}{os.urandom(12).hex()}"
+
+
+def function_call_part(call_id: str, name: str, arguments: Any, ctx: GeminiContext) -> dict[str, Any]:
+    """A functionCall part; `call_id` is the client's (see `client_id`)."""
+    return {
+        "functionCall": {
+            "name": ctx.names.get(name, name),
+            "args": decode_tool_arguments(arguments),
+            "id": call_id,
+        }
+    }
 
 
 def chunk(
@@ -125,9 +143,8 @@ def chat_to_gemini_response(resp: Mapping[str, Any], ctx: GeminiContext) -> dict
         parts.append({"text": text})
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
-        parts.append(
-            function_call_part(call.get("id"), function.get("name") or "", function.get("arguments"), ctx)
-        )
+        name = function.get("name") or ""
+        parts.append(function_call_part(client_id(call.get("id"), ctx), name, function.get("arguments"), ctx))
     rid = resp.get("id")
     return chunk(
         ctx,

@@ -14,6 +14,7 @@ from typing import Any
 from app.proxy.translate.gemini_request import GeminiContext
 from app.proxy.translate.gemini_response import (
     chunk,
+    client_id,
     finish_reason,
     function_call_part,
     gemini_error,
@@ -24,12 +25,13 @@ from app.proxy.translate.gemini_response import (
 
 
 class _Call:
-    __slots__ = ("call_id", "name", "args")
+    __slots__ = ("call_id", "name", "args", "client_id")
 
     def __init__(self, call_id: str | None) -> None:
         self.call_id = call_id
         self.name = ""
         self.args: list[str] = []
+        self.client_id = ""  # the id the client got, once the call went out
 
 
 class ChatToGeminiStream:
@@ -79,8 +81,16 @@ class ChatToGeminiStream:
         if self._done:
             return []
         self._done = True
-        parts = [function_call_part(c.call_id, c.name, "".join(c.args), self.ctx) for c in self._order]
+        parts = []
+        for call in self._order:
+            call.client_id = client_id(call.call_id, self.ctx)
+            parts.append(function_call_part(call.client_id, call.name, "".join(call.args), self.ctx))
         return [chunk(self.ctx, self.rid, parts, finish_reason(self._finish), usage_to_gemini(self._usage))]
+
+    @property
+    def tool_ids(self) -> list[tuple[str, str]]:
+        """(upstream id or "", id the client got) per call sent: the log keeps the client's."""
+        return [(call.call_id or "", call.client_id) for call in self._order if call.client_id]
 
     def error(self, kind: str, message: str) -> list[dict[str, Any]]:
         """Google's error body as a stream event; the google-genai SDKs raise it as an APIError."""

@@ -70,6 +70,7 @@ class ChatToResponsesStream:
         self._reasoning: _Open | None = None
         self._calls: dict[int, _Call] = {}  # open calls by chat index
         self._pending: list[_Call] = []  # open calls replaced at their index (a new id reused the index)
+        self._made: list[_Call] = []  # every call, in the order it began (for `tool_ids`)
         self._finish_reason: str | None = None
         self._usage: dict[str, Any] | None = None
 
@@ -100,7 +101,7 @@ class ChatToResponsesStream:
             else:
                 kind, message = "server_error", error
             return out + self.error(kind, str(message or "the upstream reported an error"))
-        usage = chunk.get("usage")
+        usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")  # Groq: in x_groq
         if usage:
             self._usage = usage
         for choice in chunk.get("choices") or ():
@@ -112,6 +113,8 @@ class ChatToResponsesStream:
             finish = choice.get("finish_reason")
             if finish:
                 self._finish_reason = finish
+                if choice.get("usage"):  # Moonshot puts the final usage on the choice
+                    self._usage = choice["usage"]
                 self._close_all(out)
         return out
 
@@ -143,6 +146,11 @@ class ChatToResponsesStream:
         response["error"] = failed_error(kind, message)
         self._event(out, {"type": "response.failed", "response": response})
         return out
+
+    @property
+    def tool_ids(self) -> list[tuple[str, str]]:
+        """(upstream id or "", the call_id the client got) per call, in the order the calls began."""
+        return [(c.upstream_id or "", c.call_id) for c in self._made]
 
     # ------------------------------------------------------------------------------------------- deltas
 
@@ -206,6 +214,7 @@ class ChatToResponsesStream:
             if call is not None:
                 self._pending.append(call)
             call = self._calls[index] = _Call(upstream_id)
+            self._made.append(call)
         elif upstream_id and not call.upstream_id:
             call.upstream_id = call.call_id = upstream_id
         function = delta.get("function") or {}

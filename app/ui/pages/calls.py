@@ -40,6 +40,7 @@ TIME_FILTERS = (("All time", None), ("Last hour", 3600.0), ("Last 24 hours", 864
 OUTCOMES = ("ok", "error", "cancelled", "interrupted", "in_flight")
 CHECK_LABELS = {
     "ok": "valid",
+    "unchecked": "not checked (the tool's schema could not be used)",
     "invalid_json": "arguments are not valid JSON",
     "unknown_tool": "the tool was not declared",
     "schema": "arguments violate the tool's schema",
@@ -82,7 +83,13 @@ def detail_html(d: dict[str, Any]) -> str:
         ("streamed", "yes" if d.get("streamed") else "no"),
         ("attempts", _esc(d.get("attempts"))),
     ]))
-    parts.append("<h4>Tokens</h4>" + _table([
+    guessed = bool(d.get("usage_estimated"))
+    # an attempt that failed after it began answering is billed too: its estimate is in the cost, not the tokens
+    partial = [a for a in d.get("fallback") or [] if a.get("cost_source")]
+    tokens_note = guessed and not any(a["cost_source"] == "estimated" for a in partial)
+    parts.append("<h4>Tokens</h4>" + ("<p>" + _bad("~ estimated") + ": the provider reported no usage (or only part"
+                                      " of it); input from the request size, output from the text that went by</p>"
+                                      if tokens_note else "") + _table([
         ("input (fresh)", _esc(d["input_tokens"])),
         ("cache read", _esc(d["cache_read_tokens"])),
         ("cache write", _esc(d["cache_write_tokens"] + d["cache_write_1h_tokens"])),
@@ -90,10 +97,17 @@ def detail_html(d: dict[str, Any]) -> str:
         ("of which reasoning", _esc(d["reasoning_tokens"])),
         ("total", _esc(fmt_tokens(input_tokens(d) + d["output_tokens"]))),
     ]))
-    cost_rows = [("cost", _esc(fmt_money(d.get("cost_usd"), unpriced=bool(d.get("unpriced"))))),
+    cost_rows = [("cost", _esc(fmt_money(d.get("cost_usd"), unpriced=bool(d.get("unpriced")), estimated=guessed))),
                  ("source", _esc({"provider": "billed by the provider", "table": "price table",
                                   "override": "price override in config", "local": "local (hourly cost)",
-                                  "unpriced": "no known price"}.get(d.get("cost_source") or "", d.get("cost_source"))))]
+                                  "listed": "the provider's listed price",
+                                  "unpriced": "no known price",
+                                  "estimated": "estimated tokens x price (no usage reported)"}
+                                 .get(d.get("cost_source") or "", d.get("cost_source"))))]
+    if partial:
+        billed = sum(a.get("cost_usd") or 0.0 for a in partial)
+        cost_rows.append(("of which failed attempts", _esc(fmt_money(billed, estimated=any(
+            a["cost_source"] == "estimated" for a in partial))) + " (began answering, then failed: see the fallback chain)"))
     if d.get("billed_cost_usd") is not None:
         cost_rows.append(("billed", _esc(fmt_money(d["billed_cost_usd"]))))
     if d.get("estimated_cost_usd") is not None:
@@ -107,13 +121,13 @@ def detail_html(d: dict[str, Any]) -> str:
         body = []
         for t in tools:
             check = CHECK_LABELS.get(t["kind"], t["kind"])
-            check = check if t["kind"] == "ok" else _bad(_esc(check))
+            check = _esc(check) if t["kind"] in ("ok", "unchecked") else _bad(_esc(check))
             if t.get("detail"):
                 check += f"<br><small>{_esc(t['detail'])}</small>"
             result = _bad("failed") + f"<br><small>{_esc(t.get('result_reason'))}</small>" if t.get("result_failed") else "–"
             body.append(f"<tr><td valign='top'>{_esc(t['name'])}<br><small>{_esc(t['tool_call_id'])}</small></td>"
                         f"<td valign='top'>{check}</td><td valign='top'>{result}</td></tr>")
-        failed = sum(1 for t in tools if t["kind"] != "ok" or t.get("result_failed"))
+        failed = sum(1 for t in tools if t["kind"] not in ("ok", "unchecked") or t.get("result_failed"))
         parts.append(f"<h4>Tool calls ({len(tools)}, {failed} failed)</h4>"
                      f"<table cellspacing='0' cellpadding='3' width='100%'>{head}{''.join(body)}</table>")
     elif d.get("tool_calls"):
@@ -123,6 +137,10 @@ def detail_html(d: dict[str, Any]) -> str:
         for a in d["fallback"]:
             how = f"HTTP {a['status']}" if a.get("status") else _esc(a.get("error_kind"))
             extra = f" – {_esc(a['error_message'])}" if a.get("error_message") else ""
+            if a.get("cost_source"):  # began answering before it failed: billed, and in the call's cost
+                billed = fmt_money(a.get("cost_usd"), unpriced=a["cost_source"] == "unpriced",
+                                   estimated=a["cost_source"] == "estimated")
+                extra += f" – {_esc(billed)} for {_esc(a.get('output_tokens'))} tokens it produced"
             items.append(f"<li>{_esc(a.get('target'))}: {how}{extra} ({_esc(fmt_ms(a.get('duration_ms')))})</li>")
         parts.append("<h4>Fallback chain</h4><ol>" + "".join(items) + "</ol>")
     task = d.get("task")

@@ -27,10 +27,12 @@ from PySide6.QtWidgets import (
 )
 from sqlalchemy import Engine
 
+from app.core import premium_split
+from app.core.config import Config
 from app.core.queries import dashboard, tasks
 from app.ui import startup
 from app.ui.context import UiContext
-from app.ui.models import fmt_money, fmt_rate
+from app.ui.models import estimated_note, fmt_money, fmt_rate
 from app.ui.pages import MessageLine, heading
 from app.ui.throttle import SingleFlight, Throttle
 
@@ -58,16 +60,31 @@ REFRESH_MS = 1000
 STALE_S = 15.0  # re-query at least this often, for calls logged by another process and the moving window
 
 
-def snapshot(engine: Engine, rng: TimeRange, by: str, now: float) -> dict[str, Any]:
+SAVINGS_METHOD = (
+    "Each call's tokens are priced on the premium preset's model for the same role (a background call on its "
+    "background model, a plan call on its plan model), minus what the call cost. The premium side's prompt is "
+    "split between cache reads, writes and plain input as measured on your own premium calls once the log holds "
+    "{min_calls} of them, and as the call's own split before that."
+)
+LOCAL_NOTE = (
+    "Local providers cost $0 per token; one with an hourly_cost has its rate subtracted for every clock hour "
+    "in which it served a call (see `downshift breakeven`)."
+)
+
+
+def snapshot(engine: Engine, rng: TimeRange, by: str, now: float, config: Config | None = None) -> dict[str, Any]:
     """Every figure the page shows, in one background job."""
     t0 = time.perf_counter()
     since = now - rng.span_s
+    hourly = dashboard.hourly_rates(config) if config is not None else None
     data = {
-        "tiles": dashboard.tiles(engine, since=since, now=now),
+        "tiles": dashboard.tiles(engine, since=since, now=now, hourly=hourly),
         "spend": dashboard.spend_over_time(engine, since=since, until=now, bucket_s=rng.bucket_s, by=by),
         "failures": dashboard.failure_rate_over_time(engine, since=since, until=now, bucket_s=rng.bucket_s),
         "tasks": tasks.cost_per_task(engine, since=since),
     }
+    if config is not None:
+        data["savings_method"] = premium_split.describe(*premium_split.measured(engine, config, now))
     data.update(since=since, now=now, range=rng, by=by, query_ms=(time.perf_counter() - t0) * 1000)
     return data
 
@@ -138,6 +155,7 @@ class DashboardPage(QWidget):
             "per_task": Tile("Cost per finished task"),
             "calls": Tile("Calls"),
         }
+        self.tiles["savings"].setToolTip(f"{SAVINGS_METHOD.format(min_calls=premium_split.MIN_PREMIUM_CALLS)} {LOCAL_NOTE}")
         tiles = QGridLayout()
         tiles.setSpacing(8)
         for i, tile in enumerate(self.tiles.values()):
@@ -252,8 +270,8 @@ class DashboardPage(QWidget):
         since_last = time.monotonic() - self.last_query
         if not force and (since_last < REFRESH_MS / 1000 * 0.8 or (not self.dirty and since_last < STALE_S)):
             return  # at most about one refresh a second, however the timer and new calls interleave
-        rng, by, engine = self.time_range, self.by_box.currentData(), self.ctx.core.db
-        if self.flight.run(lambda: snapshot(engine, rng, by, time.time()), self.apply, self._failed):
+        rng, by, engine, config = self.time_range, self.by_box.currentData(), self.ctx.core.db, self.ctx.core.config
+        if self.flight.run(lambda: snapshot(engine, rng, by, time.time(), config), self.apply, self._failed):
             self.dirty = False
             self.last_query = time.monotonic()
 
@@ -292,6 +310,9 @@ class DashboardPage(QWidget):
 
     def _applied(self, data: dict[str, Any]) -> None:
         self.last_data = data
+        method = SAVINGS_METHOD.format(min_calls=premium_split.MIN_PREMIUM_CALLS)
+        now_used = data.get("savings_method")
+        self.tiles["savings"].setToolTip(f"{method} {LOCAL_NOTE}" + (f"\n\n{now_used}" if now_used else ""))
         self.refreshes += 1
         startup.mark("dashboard-figures")
         self.updated.setText(f"Updated {time.strftime('%H:%M:%S', time.localtime(data['now']))}"
@@ -299,14 +320,26 @@ class DashboardPage(QWidget):
 
     def _apply_tiles(self, t: dict[str, Any], rng: TimeRange) -> None:
         span = rng.label.lower()
-        self.tiles["today"].set(fmt_money(t["spend_today"] or 0.0))
-        self.tiles["month"].set(fmt_money(t["spend_month"] or 0.0))
+        today, month = t.get("spend_today_estimated_calls", 0), t.get("spend_month_estimated_calls", 0)
+        self.tiles["today"].set(fmt_money(t["spend_today"] or 0.0, estimated=bool(today)), estimated_note(today))
+        self.tiles["month"].set(fmt_money(t["spend_month"] or 0.0, estimated=bool(month)), estimated_note(month))
         spent, saved = t["spend_range"] or 0.0, t["savings_range"]
-        self.tiles["savings"].set(fmt_money(saved), "" if saved is None else
-                                  f"{fmt_money(spent)} spent, premium {fmt_money(spent + saved)}")
+        hourly = t.get("hourly_cost_usd") or 0.0
+        premium = spent + (t.get("savings_gross", saved) or 0.0)
+        guessed = t.get("estimated_calls", 0)
+        note = f"{fmt_money(spent, estimated=bool(guessed))} spent" + (f" + {fmt_money(hourly)} hourly" if hourly else "")
+        self.tiles["savings"].set(fmt_money(saved, estimated=bool(guessed)),
+                                  "" if saved is None else f"{note}, premium {fmt_money(premium)}")
         rate = t["tool_failure_rate"]
         self.tiles["failure"].set(fmt_rate(rate), "no tool calls" if rate is None else span)
         per_task = t["cost_per_finished_task"]
-        self.tiles["per_task"].set(fmt_money(per_task), "no finished tasks" if per_task is None else span)
+        task_unpriced, task_guessed = t.get("finished_task_unpriced_calls", 0), t.get("finished_task_estimated_calls", 0)
+        caveats = ", ".join(x for x in (f"{task_unpriced} call{'s' if task_unpriced != 1 else ''} unpriced"
+                                        if task_unpriced else "",
+                                        f"{task_guessed} estimated" if task_guessed else "") if x)
+        self.tiles["per_task"].set(fmt_money(per_task, estimated=bool(task_guessed)),
+                                   "no finished tasks" if per_task is None else caveats or span)
         unpriced = t["unpriced_calls"]
-        self.tiles["calls"].set(f"{t['calls']:,}", f"{unpriced} without a known price" if unpriced else span)
+        notes = ", ".join(x for x in (f"{unpriced} without a known price" if unpriced else "",
+                                      f"~ {guessed} estimated" if guessed else "") if x)
+        self.tiles["calls"].set(f"{t['calls']:,}", notes or span)

@@ -64,6 +64,24 @@ def probe_verdict(summary: dict[str, Any] | None, *, prefix: str = "probe: ") ->
     return f"{prefix}{calls - failed}/{calls} tool calls valid, {summary.get('passed') or 0}/{summary.get('probes') or 0} passed"
 
 
+PICKER_SOURCE = {"override": "override", "listed": "list", "table": "table", "local": "local"}
+
+
+def price_note(ctx: UiContext, provider: str, model: str) -> tuple[str, str]:
+    """What calls to provider/model are charged per M tokens, short ("$3.00/$15.00 (table)") for the label and
+    long (every price, the source and its date) for the tooltip: the same rule as the proxy's."""
+    from app.core.pricing import describe_price, fmt_per_million, resolve_price
+
+    config = ctx.core.config
+    resolved = resolve_price(config, config.providers.get(provider), model)
+    if resolved.price is None:
+        return "no price", resolved.label
+    short = f"{fmt_per_million(resolved.price.input)}/{fmt_per_million(resolved.price.output)}"
+    return f"{short} ({PICKER_SOURCE.get(resolved.source, resolved.source)})", (
+        f"{describe_price(resolved.price)}\nfrom {resolved.label}"
+    )
+
+
 def known_models(ctx: UiContext, provider: str) -> list[str]:
     """Fetched models for `provider` plus the ones the config already names, sorted, no duplicates."""
     names = {m.id for m in ctx.models.models(provider)}
@@ -85,7 +103,7 @@ class TargetPicker(QWidget):
         self.model = QComboBox()
         self.model.setEditable(True)
         self.model.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        self.model.setMinimumContentsLength(28)
+        self.model.setMinimumContentsLength(22)  # leaves room for the price and the probe verdict
         self.model.lineEdit().setPlaceholderText("model name: pick or type")
         completer = QCompleter(self.model.model(), self.model)
         completer.setFilterMode(Qt.MatchFlag.MatchContains)
@@ -95,8 +113,11 @@ class TargetPicker(QWidget):
         self.probes: dict[str, dict[str, Any]] = {}  # latest_probes, set by the page
         self.verdict = QLabel()
         self.verdict.setAccessibleName("Tool-use probe verdict")
+        self.price = QLabel()
+        self.price.setAccessibleName("Price per million tokens, in and out, and its source")
         layout.addWidget(self.provider)
         layout.addWidget(self.model, 1)
+        layout.addWidget(self.price)
         layout.addWidget(self.verdict)
         self.provider.currentIndexChanged.connect(self._provider_changed)
         self.model.editTextChanged.connect(lambda _: self._show_verdict())
@@ -135,15 +156,24 @@ class TargetPicker(QWidget):
         name, text = self.provider.currentData(), self.model.currentText()
         self.model.blockSignals(True)
         for i in range(self.model.count()):
-            self.model.setItemData(i, probe_verdict(self.probes.get(f"{name}/{self.model.itemText(i)}")),
-                                   Qt.ItemDataRole.ToolTipRole)
+            model = self.model.itemText(i)
+            tip = f"{probe_verdict(self.probes.get(f'{name}/{model}'))}\n{price_note(self.ctx, name, model)[1]}"
+            self.model.setItemData(i, tip, Qt.ItemDataRole.ToolTipRole)
         self.model.setEditText(text)  # changed item data makes the combo copy its current item over the typed text
         self.model.blockSignals(False)
         self._show_verdict()
 
     def _show_verdict(self) -> None:
         name, model = self.provider.currentData(), self.model.currentText().strip()
-        self.verdict.setText(probe_verdict(self.probes.get(f"{name}/{model}")) if name and model else "")
+        if not (name and model):
+            self.verdict.setText("")
+            self.price.setText("")
+            self.price.setToolTip("")
+            return
+        short, long = price_note(self.ctx, name, model)
+        self.verdict.setText(probe_verdict(self.probes.get(f"{name}/{model}")))
+        self.price.setText(short)
+        self.price.setToolTip(long)
 
     def set_target(self, target: Target | None) -> None:
         self.provider.setCurrentIndex(max(self.provider.findData(target.provider if target else SAME_AS_DEFAULT), 0))

@@ -30,8 +30,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.config import APIS, Config, ConfigError, Provider, Target
-from app.core.config_edit import remove_provider, upsert_provider
+from app.core.config import APIS, Config, ConfigError, Price, Provider, Target
+from app.core.config_edit import remove_provider, set_price_override, upsert_provider
+from app.core.pricing import Resolved, describe_price, fmt_per_million, resolve_price
 from app.core.provider_models import ModelInfo, ModelListing, fetch_models
 from app.core.provider_templates import (
     TEMPLATES,
@@ -46,9 +47,31 @@ from app.ui.context import UiContext
 from app.ui.pages import MessageLine, buddy_label, heading
 from app.ui.pages.presets import probe_verdict
 
+PRICE_COLUMNS = {2: "input", 3: "output"}
+SOURCE_COLUMN, PROBE_COLUMN = 4, 5
+SOURCE_SHORT = {"override": "your override", "listed": "provider's list", "table": "price table",
+                "local": "local", "unpriced": "no known price"}
+
+
+def source_text(resolved: Resolved) -> str:
+    """The "Price from" cell: the source and, when it has one, the date it was read ("price table, 2026-11")."""
+    short = SOURCE_SHORT.get(resolved.source, resolved.source)
+    return f"{short}, {resolved.date}" if resolved.date else short
+
 
 def _price(value: float | None) -> str:
-    return "" if value is None else f"${value:.2f}"
+    return "" if value is None else fmt_per_million(value)
+
+
+def parse_price(text: str) -> float | None:
+    """A price typed in a cell: "2.5", "$2.50", "1,200"; empty for none. Raises ValueError on anything else."""
+    cleaned = text.strip().replace("$", "").replace(",", "")
+    if not cleaned:
+        return None
+    value = float(cleaned)
+    if value < 0 or value != value:
+        raise ValueError(f"{text!r} is not a price")
+    return value
 
 
 def probe_report(result: dict[str, Any]) -> str:
@@ -174,14 +197,25 @@ class ProvidersPage(QWidget):
         self.models_label = QLabel("Models")
         right_layout.addWidget(self.models_label)
         self.models = QTreeWidget()
-        self.models.setHeaderLabels(["Model", "Context", "Input $/M", "Output $/M", "Tool-use probe"])
+        self.models.setHeaderLabels(["Model", "Context", "Input $/M", "Output $/M", "Price from", "Tool-use probe"])
+        self.models.headerItem().setToolTip(2, "What calls to this model are charged per million input tokens. "
+                                               "Double-click to override it in the config; clear it to remove "
+                                               "the override.")
+        self.models.headerItem().setToolTip(3, self.models.headerItem().toolTip(2).replace("input", "output"))
+        self.models.headerItem().setToolTip(SOURCE_COLUMN, "Where the price comes from: your override in the "
+                                            "config, the provider's own model list, or the built-in price table. "
+                                            "A provider that reports a call's cost (OpenRouter) is charged that.")
+        self.models.setEditTriggers(QTreeWidget.EditTrigger.NoEditTriggers)  # only the price cells, below
+        self.models.itemDoubleClicked.connect(self._edit_price)
+        self.models.itemChanged.connect(self._price_edited)
+        self._filling = False
         self.models.setRootIsDecorated(False)
         self.models.setAlternatingRowColors(True)
         self.models.setAccessibleName("Models this provider serves")
         header = self.models.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col in (1, 2, 3, 4):
+        for col in (1, 2, 3, SOURCE_COLUMN, PROBE_COLUMN):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.models.currentItemChanged.connect(lambda *_: self._update_probe_button())
         right_layout.addWidget(self.models, 1)
@@ -453,15 +487,27 @@ class ProvidersPage(QWidget):
         self.message.error(f"Connection failed: {exc}")
 
     def show_models(self, name: str | None, models: list[ModelInfo]) -> None:
+        self._filling = True
         self.models.clear()
         self.models_provider = name
+        config = self.ctx.core.config
+        provider = config.providers.get(name) if name else None
         for m in models:
+            resolved = self._resolved(provider, m)
+            price = resolved.price
             item = QTreeWidgetItem([m.id, f"{m.context_length:,}" if m.context_length else "",
-                                    _price(m.input_per_m), _price(m.output_per_m), ""])
+                                    _price(price.input if price else None), _price(price.output if price else None),
+                                    source_text(resolved), ""])
             item.setData(0, Qt.ItemDataRole.UserRole, m.id)
+            tip = f"{describe_price(price)}\nfrom {resolved.label}" if price else resolved.label
+            for col in (2, 3, SOURCE_COLUMN):
+                item.setToolTip(col, tip)
+            if provider is not None and not provider.local:
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
             for col in (1, 2, 3):
                 item.setTextAlignment(col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.models.addTopLevelItem(item)
+        self._filling = False
         self._show_probe_column()
         self._update_probe_button()
         if name and models:
@@ -473,6 +519,60 @@ class ProvidersPage(QWidget):
             self.models_label.setText("Models: not fetched yet; use Test connection")
         else:
             self.models_label.setText("Models")
+
+    def _resolved(self, provider: Provider | None, m: ModelInfo) -> Resolved:
+        """The price calls to `m` are charged (one rule for the proxy and this page); for an account not saved
+        yet, the price its list gives."""
+        if provider is not None:
+            return resolve_price(self.ctx.core.config, provider, m.id)
+        if m.input_per_m is not None and m.output_per_m is not None:
+            listed = Price(m.input_per_m, m.output_per_m, m.cache_read_per_m, m.cache_write_per_m)
+            return Resolved(listed, "listed", "", "this account's model list (save the account to keep it)")
+        return resolve_price(self.ctx.core.config, None, m.id)
+
+    # ------------------------------------------------------------------------------------------- price override
+
+    def _edit_price(self, item: QTreeWidgetItem, column: int) -> None:
+        if column in PRICE_COLUMNS and item.flags() & Qt.ItemFlag.ItemIsEditable:
+            self.models.editItem(item, column)
+
+    def _price_edited(self, item: QTreeWidgetItem, column: int) -> None:
+        """A price cell was edited: write the config override for this model from the two price cells, or,
+        when both are cleared, remove it."""
+        name = self.models_provider
+        if self._filling or column not in PRICE_COLUMNS or not name:
+            return
+        model = item.data(0, Qt.ItemDataRole.UserRole)
+        key = f"{name}/{model}"
+        config = self.ctx.core.config
+        try:
+            values = {field: parse_price(item.text(col)) for col, field in PRICE_COLUMNS.items()}
+        except ValueError:
+            self.message.error(f"{item.text(column)!r} is not a price: type USD per million tokens, e.g. 2.50")
+            self.show_models(name, self.ctx.models.models(name))
+            return
+        if values["input"] is None and values["output"] is None:
+            if key in config.prices:
+                self.ctx.update_config(lambda c: set_price_override(c, key, None),
+                                       lambda _: self.message.ok(f"Removed the price override of {key}."),
+                                       lambda exc: self.message.error(f"Not saved: {exc}"))
+            else:
+                self.show_models(name, self.ctx.models.models(name))
+            return
+        if values["input"] is None or values["output"] is None:
+            missing = "input" if values["input"] is None else "output"
+            self.message.info(f"Now the {missing} price of {model}: an override needs both.")
+            return
+        current = resolve_price(config, config.providers.get(name), model)
+        base = current.price
+        price = Price(values["input"], values["output"], base.cache_read if base else None,
+                      base.cache_write if base else None, base.cache_write_1h if base else None)
+        copied = ""
+        if base is not None and current.source != "override" and base.cache_read is not None:
+            copied = f" (cache prices from the {current.label})"
+        self.ctx.update_config(lambda c: set_price_override(c, key, price),
+                               lambda _: self.message.ok(f'Saved [prices."{key}"]: {describe_price(price)}{copied}.'),
+                               lambda exc: self.message.error(f"Not saved: {exc}"))
 
     # ------------------------------------------------------------------------------------------- probes
 
@@ -497,10 +597,10 @@ class ProvidersPage(QWidget):
             item = self.models.topLevelItem(i)
             target = f"{name}/{item.data(0, Qt.ItemDataRole.UserRole)}"
             if target == self.probing:
-                item.setText(4, "probing…")
+                item.setText(PROBE_COLUMN, "probing…")
             elif name:
                 summary = self.probes.get(target)
-                item.setText(4, probe_verdict(summary, prefix="") if summary else "not probed")
+                item.setText(PROBE_COLUMN, probe_verdict(summary, prefix="") if summary else "not probed")
 
     def _selected_target(self) -> Target | None:
         item = self.models.currentItem()

@@ -10,7 +10,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -33,6 +33,7 @@ from app.core.envexport import AGENTS, FORMATS
 from app.core.secrets import rotate_token
 from app.core.storage.db import sqlite_path
 from app.core.ui_prefs import THEMES, pref, with_prefs
+from app.proxy.guard import describe_refusals
 from app.ui import dialogs
 from app.ui.context import UiContext
 from app.ui.pages import MessageLine, buddy_label, heading
@@ -115,6 +116,12 @@ class SettingsPage(QWidget):
             note = "The token comes from $DOWNSHIFT_TOKEN; change it there (rotation is off)."
             self.rotate_button.setEnabled(False)
         form.addRow("", _muted(note))
+        self.refused = _muted("")
+        self.refused.setAccessibleName("Refused requests")
+        form.addRow("Refused:", self.refused)
+        self._refused_timer = QTimer(self)  # a dict read every 2 s: the count lives in the proxy's memory
+        self._refused_timer.timeout.connect(self.load_refusals)
+        self._refused_timer.start(2000)
         return box
 
     def _storage_box(self) -> QGroupBox:
@@ -195,6 +202,7 @@ class SettingsPage(QWidget):
             self.listening.setText(f"Listening on {self.ctx.base_url}.")
         else:
             self.listening.setText("The proxy is not running in this window.")
+        self.load_refusals()
         self.database.setText(self.current_database())
         chosen = pref(config, "database")
         if chosen and Path(chosen).expanduser() != Path(self.current_database()):
@@ -207,6 +215,17 @@ class SettingsPage(QWidget):
         self.minimised.setChecked(pref(config, "start_minimised"))
         for combo, key in ((self.theme, "theme"), (self.agent, "agent"), (self.shell, "shell")):
             combo.setCurrentIndex(max(combo.findData(pref(config, key)), 0))
+
+    def load_refusals(self) -> None:
+        proxy = self.ctx.proxy
+        if proxy is None:
+            self.refused.setText("The proxy is not running in this window.")
+            return
+        snapshot = proxy.server.refusals.snapshot()
+        text = describe_refusals(snapshot).capitalize() + " since the proxy started"
+        if snapshot["total"]:
+            text += ": programs without the token or web pages tried the proxy. They are counted here, not logged as calls"
+        self.refused.setText(text + ".")
 
     def current_database(self) -> str:
         path = sqlite_path(self.ctx.core.db_url)

@@ -59,7 +59,11 @@ TASK_COLUMNS: tuple[Column, ...] = (
     Column("started_at", "Started", lambda r: fmt_time(r.get("started_at"))),
     Column("duration_s", "Duration", lambda r: fmt_duration(r.get("duration_s")), RIGHT),
     Column("calls", "Calls", lambda r: f"{r.get('calls') or 0:,}", RIGHT),
-    Column("cost_usd", "Cost", lambda r: fmt_money(r.get("cost_usd")), RIGHT,
+    Column("cost_usd", "Cost", lambda r: fmt_money(r.get("cost_usd"), estimated=bool(r.get("estimated_calls"))), RIGHT,
+           tooltip=lambda r: ", ".join(x for x in (
+               f"{r['unpriced_calls']} calls without a known price (not in the cost)" if r.get("unpriced_calls") else "",
+               f"~ {r['estimated_calls']} calls priced on estimated tokens" if r.get("estimated_calls") else "") if x)
+           or None,
            sort=lambda r: r.get("cost_usd") or 0.0),
     Column("tool_failures", "Tool failures", _failures, RIGHT,
            sort=lambda r: (r.get("tool_failures") or 0) / (r.get("tool_calls") or 1)),
@@ -226,7 +230,8 @@ class TasksPage(QWidget):
             self._sync_outcome(None)
         cost = sum(r.get("cost_usd") or 0.0 for r in rows)
         finished = [r for r in rows if r.get("outcome") == "finished"]
-        self.summary.setText(f"{len(rows):,} tasks · {fmt_money(cost)} · {len(finished):,} finished")
+        guessed = any(r.get("estimated_calls") for r in rows)
+        self.summary.setText(f"{len(rows):,} tasks · {fmt_money(cost, estimated=guessed)} · {len(finished):,} finished")
 
     def _failed(self, exc: Exception) -> None:
         self.dirty = True
