@@ -254,3 +254,12 @@ def test_bad_shapes_are_translation_errors_naming_where() -> None:
     for body, where in cases:
         with pytest.raises(TranslationError, match=where):
             api.gemini_to_chat_request(body, model="m", profile=PLAIN)
+
+
+def test_an_empty_model_turn_is_not_sent() -> None:
+    """A model turn with only empty text or thoughts (Gemini CLI keeps some) would be an empty assistant
+    message, which several chat servers refuse."""
+    body = _turns({"parts": [{"text": "hi"}]}, {"role": "model", "parts": [{"text": ""}, {"text": "hmm", "thought": True}]},
+                  {"parts": [{"text": "again"}]})  # fmt: skip
+    chat, _ = api.gemini_to_chat_request(body, model="m", profile=PLAIN)
+    assert [m["role"] for m in chat["messages"]] == ["user", "user"]

@@ -208,9 +208,10 @@ class _Messages:
                 (thoughts if part.get("thought") is True else texts).append(part["text"])
             elif not _ignorable(part):
                 raise TranslationError(f"model part {_kind(part)!r} is not supported", f"parts[{j}]")
-        if not texts and not calls:
+        text = "".join(texts)
+        if not text and not calls:
             return  # an empty model turn (or thoughts alone) carries nothing a chat target can take
-        message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
+        message: dict[str, Any] = {"role": "assistant", "content": text or None}
         if calls:
             message["tool_calls"] = calls
         field_name = self.profile.reasoning_field
