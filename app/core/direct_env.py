@@ -32,6 +32,10 @@ def direct_env(agent: str, provider: Provider, key: str, preset: Preset | None) 
     models = _models(provider, preset)
     main = models.get("default") or next(iter(models.values()), None)
     anthropic = provider.api == "anthropic"
+    if agent == "gemini":  # no provider kind Downshift knows serves the Gemini API
+        raise DirectEnvError(
+            f"Gemini CLI speaks only the Gemini API, which {provider.name} does not: "
+            "it can only reach this provider through Downshift")
     if agent == "claude-code":
         if not anthropic:
             raise DirectEnvError(

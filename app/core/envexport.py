@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-AGENTS = ("claude-code", "codex", "aider", "opencode", "qwen-code", "cline", "continue", "generic")
+AGENTS = ("claude-code", "codex", "aider", "opencode", "qwen-code", "cline", "continue", "gemini", "generic")
 FILE_AGENTS = ("qwen-code", "cline", "continue")
 """Agents configured by a file rather than variables: `downshift env --agent NAME --write` writes it
 (see app/core/agent_config.py); without --write the file's content is printed as a comment."""
@@ -58,6 +58,8 @@ def agent_env(agent: str, base_url: str, token: str) -> dict[str, str]:
         return {"CLINE_SESSION_BACKEND_MODE": "local"}
     if agent == "continue":
         return {}  # everything is in the YAML file `cn --config` reads
+    if agent == "gemini":  # Gemini CLI appends /v1beta/models/...; it also needs ~/.gemini/settings.json (the note)
+        return {"GOOGLE_GEMINI_BASE_URL": base_url, "GEMINI_API_KEY": token, "GEMINI_MODEL": "default"}
     if agent not in AGENTS:
         raise ValueError(f"unknown agent {agent!r}; choose one of {', '.join(AGENTS)}")
     return {
@@ -136,6 +138,10 @@ def export_text(agent: str, fmt: str, base_url: str, token: str) -> str:
         from app.core.agent_config import config_note
 
         note = config_note(agent, base_url, token)
+    elif agent == "gemini" and fmt != "json":
+        from app.core.gemini_settings import settings_note
+
+        note = settings_note()
     return render(agent_env(agent, base_url, token), fmt, note=note)
 
 

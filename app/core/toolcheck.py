@@ -728,7 +728,9 @@ def failed_results(
 ) -> list[tuple[str, str]]:
     """(tool_call_id, reason) for each tool result in the request that reports a failure.
 
-    Anthropic (`api="anthropic"`): a `tool_result` block with `is_error: true`, and nothing else.
+    Anthropic (`api="anthropic"`): a `tool_result` block with `is_error: true`, and nothing else. Gemini
+    (`"gemini"`): a `functionResponse` whose `response` has an `error` key (how Gemini clients report a
+    failed call), else the text rule below on its `output`.
     OpenAI chat (`"openai"`, `role: tool` messages) and Responses (`"responses"`, `function_call_output`
     and `custom_tool_call_output` items) carry no error flag, so a text rule decides, chosen to avoid
     false positives: only the first `window` characters are read, case-insensitively, and a pattern
@@ -748,6 +750,8 @@ def failed_results(
     if api == "anthropic":
         return _failed_anthropic(request_body, fresh)
     matcher = _line_start_matcher(tuple(patterns))
+    if api == "gemini":
+        return _failed_gemini(request_body, matcher, window, fresh)
     found: list[tuple[str, str]] = []
     if api == "responses":
         items = request_body.get("input")
@@ -797,6 +801,46 @@ def _failed_anthropic(body: Mapping[str, Any], fresh: Callable[[str], bool] | No
                     )
                 )
     return found
+
+
+def _failed_gemini(
+    body: Mapping[str, Any], matcher: re.Pattern[str], window: int, fresh: Callable[[str], bool] | None
+) -> list[tuple[str, str]]:
+    found = []
+    for content in body.get("contents") or ():
+        parts = content.get("parts") if isinstance(content, dict) and content.get("role") != "model" else None
+        for part in parts if isinstance(parts, list) else ():
+            result = part.get("functionResponse") if isinstance(part, dict) else None
+            if not isinstance(result, dict):
+                continue
+            call_id = gemini_call_id(result.get("id"), result.get("name"))
+            if fresh is not None and not fresh(call_id):
+                continue
+            response = result.get("response")
+            if not isinstance(response, dict):
+                continue
+            error = response.get("error")
+            if error not in (None, ""):
+                first = (error if isinstance(error, str) else json.dumps(error)).strip().splitlines()
+                found.append((call_id, _short("error" + (f": {first[0]}" if first else ""))))
+                continue
+            output = response.get("output", response)
+            text = output if isinstance(output, str) else _as_text(output) or json.dumps(output, default=str)
+            reason = _text_failure(text, matcher, window)
+            if reason:
+                found.append((call_id, reason))
+    return found
+
+
+def gemini_call_id(given: Any, name: Any) -> str:
+    """A functionResponse id as the provider issued it: Gemini CLI puts `NAME__` before ids it was given
+    (the proxy's translator takes it off the same way, so both sides agree)."""
+    if not isinstance(given, str):
+        return ""
+    prefix = f"{name.strip()}__" if isinstance(name, str) and name else None
+    if prefix and given.startswith(prefix) and len(given) > len(prefix):
+        return given[len(prefix) :]
+    return given
 
 
 def _as_text(content: Any) -> str:

@@ -16,7 +16,7 @@ import orjson
 from app.core.config import Provider
 from app.proxy import sse
 from app.proxy.errors import error_body, upstream_error_message
-from app.proxy.profiles import Profile, profile_for
+from app.proxy.profiles import EFFORTS, Profile, profile_for
 from app.proxy.translate.anthropic import (
     AnthropicToOpenAIStream,
     OpenAIToAnthropicStream,
@@ -28,6 +28,13 @@ from app.proxy.translate.anthropic import (
     openai_to_anthropic_request,
     openai_to_anthropic_response,
     tool_name_map,
+)
+from app.proxy.translate.gemini import (
+    ChatToGeminiStream,
+    GeminiContext,
+    chat_error_to_gemini,
+    chat_to_gemini_response,
+    gemini_to_chat_request,
 )
 from app.proxy.translate.response_memory import MEMORY
 from app.proxy.translate.responses import (
@@ -65,7 +72,7 @@ class Adapter:
     client_api: str
     upstream_api: str
     prepare: Callable[[dict[str, Any], str, Provider, Context], dict[str, Any]]
-    respond: Callable[[dict[str, Any], Context], dict[str, Any]] | None = None  # None: pass bytes through
+    respond: Callable[[dict[str, Any], Context], Any] | None = None  # None: pass bytes through
     stream: Callable[[Context], StreamTranslator] | None = None  # None: pass events through
     error: Callable[[int, bytes], dict[str, Any]] | None = None  # upstream error -> client's shape
     path: str = field(default="")
@@ -79,7 +86,7 @@ class Adapter:
         return self.path or ("/messages" if self.upstream_api == "anthropic" else "/chat/completions")
 
     def encode(self, events: list[dict[str, Any]]) -> bytes:
-        if self.client_api in ("openai",):
+        if self.client_api in ("openai", "gemini"):  # `data:` lines only, no event names
             return sse.encode_openai(events)
         return sse.encode_typed(events)
 
@@ -237,6 +244,62 @@ def _responses_error_from_anthropic(status: int, body: bytes) -> dict[str, Any]:
     return chat_error_to_responses(status, anthropic_error_to_openai(status, body))
 
 
+# ---------------------------------------------------------------------------------------------- Gemini
+
+# The chat request on its way to an Anthropic target: it keeps everything the Anthropic translator reads
+# (effort, top_k, documents); that translator then fits it to the real target's profile.
+_GEMINI_PIVOT = Profile(reasoning_field=None, reasoning_efforts=EFFORTS, top_k=True, pdf=True)
+
+
+def _prepare_gemini_chat(body: dict[str, Any], model: str, provider: Provider, ctx: Context) -> dict[str, Any]:
+    chat, ctx.extra = gemini_to_chat_request(body, model=model, profile=_profile(provider), max_tokens_cap=provider.max_tokens)
+    return chat
+
+
+def _prepare_gemini_anthropic(body: dict[str, Any], model: str, provider: Provider, ctx: Context) -> dict[str, Any]:
+    chat, gemini = gemini_to_chat_request(body, model=model, profile=_GEMINI_PIVOT)
+    gemini.anthropic_ids = True
+    ctx.extra = gemini  # tool names were made valid for any target on the way to chat: nothing more to map
+    return openai_to_anthropic_request(chat, model=model, profile=_profile(provider), max_tokens_cap=provider.max_tokens)
+
+
+def _gemini_answer(chat: dict[str, Any], gemini: GeminiContext) -> Any:
+    out = chat_to_gemini_response(chat, gemini)
+    return [out] if gemini.array else out
+
+
+class _AnthropicToGeminiStream:
+    """Anthropic events -> chat chunks -> Gemini chunks: the two translators chained, nothing buffered."""
+
+    __slots__ = ("_chat", "_gemini")
+
+    def __init__(self, ctx: Context) -> None:
+        gemini: GeminiContext = ctx.extra
+        self._chat = AnthropicToOpenAIStream(model=gemini.model, include_usage=True)
+        self._gemini = ChatToGeminiStream(gemini)
+
+    def _relay(self, chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for chunk in chunks:
+            out += self._gemini.feed(chunk)
+        return out
+
+    def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        return self._relay(self._chat.feed(event))
+
+    def finish(self) -> list[dict[str, Any]]:
+        return self._relay(self._chat.finish()) + self._gemini.finish()
+
+    def error(self, kind: str, message: str) -> list[dict[str, Any]]:
+        return self._gemini.error(kind, message)
+
+    @property
+    def tool_ids(self) -> list[tuple[str, str]]:
+        """Anthropic id (first translator) -> the client's id (second), call by call: both list the calls in
+        the order they opened, and an id-less call's chat id need not be unique."""
+        return [(up, client) for (up, _), (_, client) in zip(self._chat.tool_ids, self._gemini.tool_ids, strict=False)]
+
+
 _ADAPTERS: dict[tuple[str, str], Adapter] = {
     ("openai", "openai"): Adapter("openai", "openai", _prepare_openai),
     ("anthropic", "anthropic"): Adapter("anthropic", "anthropic", _prepare_anthropic),
@@ -276,6 +339,22 @@ _ADAPTERS: dict[tuple[str, str], Adapter] = {
         ),
         stream=_AnthropicToResponsesStream,
         error=_responses_error_from_anthropic,
+    ),
+    ("gemini", "openai"): Adapter(
+        "gemini",
+        "openai",
+        _prepare_gemini_chat,
+        respond=lambda data, ctx: _gemini_answer(data, ctx.extra),
+        stream=lambda ctx: ChatToGeminiStream(ctx.extra),
+        error=chat_error_to_gemini,
+    ),
+    ("gemini", "anthropic"): Adapter(
+        "gemini",
+        "anthropic",
+        _prepare_gemini_anthropic,
+        respond=lambda data, ctx: _gemini_answer(anthropic_to_openai_response(data, model=ctx.extra.model), ctx.extra),
+        stream=_AnthropicToGeminiStream,
+        error=chat_error_to_gemini,
     ),
 }
 

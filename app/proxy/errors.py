@@ -1,4 +1,4 @@
-"""Errors in the caller's own API shape: OpenAI (chat completions and Responses) or Anthropic."""
+"""Errors in the caller's own API shape: OpenAI (chat completions and Responses), Anthropic or Gemini."""
 
 from __future__ import annotations
 
@@ -31,6 +31,27 @@ _OPENAI_TYPES = {
     429: "rate_limit_error",
 }
 
+# HTTP status -> the google.rpc status name Google's error bodies carry (`{"error": {"code", "message", "status"}}`).
+GOOGLE_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "UNIMPLEMENTED",
+    408: "DEADLINE_EXCEEDED",
+    409: "ABORTED",
+    413: "INVALID_ARGUMENT",
+    415: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+    529: "UNAVAILABLE",
+}
+
 
 class ProxyError(Exception):
     """A failure to report to the client with `status`; `kind` goes to the call log."""
@@ -47,9 +68,17 @@ def error_type(api: str, status: int) -> str:
     return _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
 
 
+def google_error(status: int, message: str) -> dict[str, Any]:
+    """Google's error body, as the Gemini API sends it."""
+    name = GOOGLE_STATUS.get(status) or ("INTERNAL" if status >= 500 else "INVALID_ARGUMENT")
+    return {"error": {"code": status, "message": message, "status": name}}
+
+
 def error_body(api: str, status: int, message: str, *, code: str | None = None, param: str | None = None) -> dict[str, Any]:
     if api == "anthropic":
         return {"type": "error", "error": {"type": error_type(api, status), "message": message}}
+    if api == "gemini":
+        return google_error(status, message)
     return {"error": {"message": message, "type": error_type(api, status), "param": param, "code": code}}
 
 

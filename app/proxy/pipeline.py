@@ -30,12 +30,14 @@ from app.core.engine import Core
 from app.core.records import Attempt, CallRecord
 from app.core.redact import known_secrets, mask_secrets, redact_text, scrub_known
 from app.core.routing import Route, RoutingError, route
-from app.proxy import accounting, sse, tool_ids
+from app.proxy import accounting, gemini_api, sse, tool_ids
 from app.proxy.adapters import Adapter, Context, adapter_for
 from app.proxy.errors import ProxyError, error_json, upstream_error_message
 from app.proxy.observe import observer_for
+from app.proxy.profiles import Profile
 from app.proxy.shadow import ShadowRunner
 from app.proxy.translate.errors import TranslationError
+from app.proxy.translate.gemini import gemini_to_chat_request
 from app.proxy.upstream import UpstreamClient, UpstreamFailure, iter_body, read_body
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,8 @@ MAX_MODEL_CHARS = 256
 MAX_EVENT_BYTES = 16 * 1024 * 1024  # one upstream SSE event larger than this is a provider gone wrong
 _TOKEN_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 _SLOW_FAILURES = frozenset({"timeout", "stalled"})
+# countTokens counts the request as a target that takes everything would get it (images, PDFs, thoughts).
+GEMINI_COUNT_PROFILE = Profile(pdf=True)
 # Client headers worth passing to a same-format upstream; never the client's credentials.
 _FORWARD_HEADERS = ("anthropic-version", "anthropic-beta", "openai-beta")
 
@@ -69,10 +73,14 @@ class Pipeline:
 
     # ------------------------------------------------------------------------------------------- entry
 
-    async def handle(self, request: web.Request, client_api: str, body: bytes, rec: CallRecord) -> web.StreamResponse:
-        """Serve one call whose body is already read and authenticated. `rec` is logged by the caller."""
+    async def handle(
+        self, request: web.Request, client_api: str, body: bytes, rec: CallRecord, data: dict[str, Any] | None = None
+    ) -> web.StreamResponse:
+        """Serve one call whose body is already read and authenticated (and parsed, when `data` is given).
+        `rec` is logged by the caller."""
         config = self.core.config
-        data = self._parse(body, client_api)
+        if data is None:
+            data = self._parse(body, client_api)
         rec.requested_model = data["model"]
         rec.streamed = data.get("stream") is True
         rec.session_key = session_key(request, data)
@@ -168,6 +176,43 @@ class Pipeline:
             raise ProxyError(400, "bad_request", f"the request could not be read: {exc}") from None
         rec.finish("ok", 200)
         return web.Response(body=orjson.dumps({"input_tokens": counted}), content_type="application/json")
+
+    async def handle_gemini(self, request: web.Request, body: bytes, rec: CallRecord) -> web.StreamResponse:
+        """A Gemini API call: the model and the method come from the path (`models/{model}:{method}`)."""
+        model, method = gemini_api.split_target(request.match_info["target"])
+        rec.endpoint = f"{request.path[: request.path.index('/models/')]}/models/{{model}}:{method}"
+        if method == "countTokens":
+            return await self.count_gemini_tokens(body, model, rec)
+        stream = method == "streamGenerateContent"
+        array = stream and request.query.get("alt") != "sse"  # Google's other stream form: one JSON array
+        data = gemini_api.parse_body(body, model, stream=stream and not array, array=array)
+        return await self.handle(request, "gemini", body, rec, data)
+
+    async def count_gemini_tokens(self, body: bytes, model: str, rec: CallRecord) -> web.StreamResponse:
+        """Gemini `countTokens`, counted locally on the request as the routed target would get it (no
+        provider has this endpoint); Gemini CLI reads it to decide when to compress the history."""
+        data = gemini_api.parse_body(body, model, count=True)
+        rec.requested_model = model
+        try:
+            chosen = route(self.core.config, model)
+        except RoutingError as exc:
+            raise ProxyError(400, "no_route", str(exc)) from None
+        rec.preset, rec.role = chosen.preset, chosen.role
+        target = chosen.targets[0]
+        provider = self.core.config.providers.get(target.provider)
+        if provider is not None:
+            self._set_target(rec, provider, target)
+        try:
+            chat, _ = gemini_to_chat_request(data, model=target.model, profile=GEMINI_COUNT_PROFILE)
+        except TranslationError as exc:
+            raise ProxyError(400, "unsupported", str(exc)) from None
+        if not accounting.tokenizer_ready():  # loading takes ~0.3-1 s of CPU: never on the event loop
+            await asyncio.get_running_loop().run_in_executor(None, accounting.load_tokenizer)
+        from app.core.tokens import count_openai_request
+
+        counted = count_openai_request(chat)
+        rec.finish("ok", 200)
+        return web.Response(body=orjson.dumps({"totalTokens": counted}), content_type="application/json")
 
     def _parse(self, body: bytes, client_api: str, *, count: bool = False) -> dict[str, Any]:
         """The request as a dict, with the mistakes every API refuses turned into a clear 400."""

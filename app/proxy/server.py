@@ -48,7 +48,7 @@ _KNOWN_ENDPOINTS = frozenset({"/v1/chat/completions", "/chat/completions", "/v1/
                               "/v1/responses", "/responses", "/v1/models", "/health", "/downshift/status"})
 STATUS_PATH = "/downshift/status"  # refusal counts for `downshift doctor`; behind the token
 _SAME_SITE = frozenset({"none", "same-origin"})
-_CORS_HEADERS = "authorization, x-api-key, content-type, anthropic-version, anthropic-beta, openai-beta"
+_CORS_HEADERS = "authorization, x-api-key, x-goog-api-key, content-type, anthropic-version, anthropic-beta, openai-beta"
 _NO_LIMIT = 1 << 40  # aiohttp's own body limit is off: `_read_body` applies the configured one, live
 
 
@@ -77,6 +77,8 @@ class ProxyServer:
         self.app.router.add_post("/v1/messages/count_tokens", self._endpoint("anthropic", "/v1/messages/count_tokens"))
         self.app.router.add_post("/v1/responses", self._endpoint("responses", "/v1/responses"))
         self.app.router.add_post("/responses", self._endpoint("responses", "/v1/responses"))
+        for version in ("/v1beta", "/v1"):  # the Gemini API: model and method in the path
+            self.app.router.add_post(version + "/models/{target:.+}", self._endpoint("gemini", version + "/models"))
         self.app.router.add_get("/v1/models", self._models)
         self.app.router.add_get("/health", self._health)
         self.app.router.add_get(STATUS_PATH, self._status)
@@ -90,6 +92,9 @@ class ProxyServer:
                                     ("/v1/responses", "responses", "/v1/responses"),
                                     ("/responses", "responses", "/v1/responses")):
             self.app.router.add_post(DEBUG_PREFIX + path, self._endpoint(api, endpoint, debug=True))
+        for version in ("/v1beta", "/v1"):
+            self.app.router.add_post(DEBUG_PREFIX + version + "/models/{target:.+}",
+                                     self._endpoint("gemini", version + "/models", debug=True))
         self.app.router.add_get(DEBUG_PREFIX + "/v1/models", self._models)
         self.app.router.add_route("*", "/{tail:.*}", self._endpoint("openai", "unknown"))
         self.app.on_response_prepare.append(self._cors)
@@ -180,12 +185,14 @@ class ProxyServer:
         elif headers.get("Sec-Fetch-Site", "none") not in _SAME_SITE:
             raise ProxyError(403, "forbidden_origin", "cross-site requests from web pages are refused")
 
-    async def _check_access(self, request: web.Request) -> None:
-        """Loopback Host only (DNS rebinding), no foreign browser Origin, and the local token."""
+    async def _check_access(self, request: web.Request, google: bool = False) -> None:
+        """Loopback Host only (DNS rebinding), no foreign browser Origin, and the local token (for the Gemini
+        API, `google`, also where Google's clients put their key: `x-goog-api-key` or `?key=`)."""
         self._check_origin(request)
-        presented = _presented_token(request)
+        presented = _presented_token(request, google)
         if presented is None:
-            raise ProxyError(401, "missing_token", "missing token: send the Downshift token as 'Authorization: Bearer' or 'x-api-key'")
+            where = "'x-goog-api-key'" if google else "'Authorization: Bearer' or 'x-api-key'"
+            raise ProxyError(401, "missing_token", f"missing token: send the Downshift token as {where}")
         try:
             token = await self._current_token()
         except SecretStoreError as exc:
@@ -237,6 +244,9 @@ class ProxyServer:
 
     def _endpoint(self, api: str, endpoint: str, *, debug: bool = False
                   ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        known_shape = None if endpoint == "unknown" else api if api in ("anthropic", "gemini") else "openai"
+        google = api == "gemini"
+
         async def handler(request: web.Request) -> web.StreamResponse:
             pinned = CALL_CONFIG.set(self.core.config_store.current())  # the call's config: one stat per call
             try:
@@ -245,12 +255,12 @@ class ProxyServer:
                 CALL_CONFIG.reset(pinned)
 
         async def serve(request: web.Request) -> web.StreamResponse:
-            shape = "anthropic" if api == "anthropic" or request.path.startswith("/v1/messages") else "openai"
+            shape = known_shape or _shape_of(request.path)
             gate_error: ProxyError | None = None
             try:  # the gate first: a refused request is counted, never logged (a web page could write rows)
                 if endpoint == "unknown" and request.method == "OPTIONS":
                     return self._preflight(request)
-                await self._check_access(request)
+                await self._check_access(request, google or shape == "gemini")
             except ProxyError as exc:
                 if exc.status not in (401, 403):
                     gate_error = exc  # the token store failed: a call we cannot judge, logged
@@ -276,9 +286,12 @@ class ProxyServer:
                         raise ProxyError(405, "method_not_allowed", f"{request.method} is not allowed on {request.path}",
                                          headers={"Allow": "GET" if request.path in ("/v1/models", "/health", STATUS_PATH) else "POST"})
                     raise ProxyError(404, "unknown_endpoint", f"{request.method} {request.path[:200]} is not an endpoint of "
-                                     "Downshift (it serves /v1/chat/completions, /v1/messages, /v1/responses, /v1/models)")
+                                     "Downshift (it serves /v1/chat/completions, /v1/messages, /v1/responses, /v1/models, "
+                                     "/v1beta/models/MODEL:generateContent)")
                 if endpoint == "/v1/messages/count_tokens":
                     response = await self.pipeline.count_tokens(request, body, rec)
+                elif google:
+                    response = await self.pipeline.handle_gemini(request, body, rec)
                 else:
                     response = await self.pipeline.handle(request, api, body, rec)
             except ProxyError as exc:
@@ -471,13 +484,22 @@ def _host_name(host: str) -> str:
     return host
 
 
-def _presented_token(request: web.Request) -> str | None:
+def _shape_of(path: str) -> str:
+    """The API shape of an error for a path that is no endpoint (the client's API, guessed from the path)."""
+    if path.startswith("/v1/messages"):
+        return "anthropic"
+    return "gemini" if path.startswith("/v1beta/") else "openai"
+
+
+def _presented_token(request: web.Request, google: bool = False) -> str | None:
     auth = request.headers.get("Authorization")
     if auth:
         scheme, _, value = auth.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
     key = request.headers.get("x-api-key")
+    if not key and google:  # Google's clients: the header, or the `key` query parameter
+        key = request.headers.get("x-goog-api-key") or request.query.get("key")
     return key.strip() if key else None
 
 

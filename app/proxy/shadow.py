@@ -212,8 +212,8 @@ class ShadowRunner:
         import httpx
 
         from app.core.provider_models import auth_headers
-        from app.core.usage import normalize_anthropic, normalize_openai
         from app.core.redact import redact_text
+        from app.core.usage import normalize_anthropic, normalize_openai
         from app.proxy.adapters import Context, adapter_for
         from app.proxy.errors import upstream_error_message
         from app.proxy.observe import observer_for

@@ -22,13 +22,22 @@ from app.core.records import ToolCallResult
 
 
 def whole_pairs(
-    upstream_api: str, upstream: Mapping[str, Any], client_api: str, answer: Mapping[str, Any]
+    upstream_api: str, upstream: Mapping[str, Any], client_api: str, answer: Mapping[str, Any] | list[Any]
 ) -> list[tuple[str, str]]:
     """(upstream id, client id) for each tool call of a whole translated answer, in order."""
     return list(zip(_ids(upstream_api, upstream), _ids(client_api, answer), strict=False))
 
 
-def _ids(api: str, body: Mapping[str, Any]) -> list[str]:
+def _ids(api: str, body: Mapping[str, Any] | list[Any]) -> list[str]:
+    if api == "gemini":  # a candidate's functionCall parts (the JSON-array form holds one whole answer)
+        answer = body[0] if isinstance(body, list) and body and isinstance(body[0], dict) else body
+        candidates = answer.get("candidates") if isinstance(answer, dict) else None
+        first = candidates[0] if isinstance(candidates, list) and candidates and isinstance(candidates[0], dict) else {}
+        content = first.get("content")
+        parts = content.get("parts") if isinstance(content, dict) else None
+        return [str((p.get("functionCall") or {}).get("id") or "") for p in _dicts(parts) if isinstance(p.get("functionCall"), dict)]
+    if not isinstance(body, Mapping):
+        return []
     if api == "anthropic":
         return [str(b.get("id") or "") for b in _dicts(body.get("content")) if b.get("type") == "tool_use"]
     if api == "responses":

@@ -5,7 +5,7 @@ Rules, first match wins (the key is chosen in the proxy, the task row in the log
 1. header: `X-Downshift-Task: NAME` -> key `task:NAME`, labelled NAME;
 2. session: the agent's own session id (Claude Code's `x-claude-code-session-id` / `metadata.user_id`,
    Codex's `session-id` / `thread-id`, OpenCode's `x-session-id`) -> key `session:ID`; Qwen Code, Cline's
-   and Continue's CLIs send none, and their calls fall to the fingerprint rule (their system prompt and
+   and Continue's CLIs and Gemini CLI send none, and their calls fall to the fingerprint rule (their system prompt and
    first user turn are byte-identical across the calls of a run);
 3. manual: the newest open task started by hand (`downshift task new`) takes every call that has no
    header or session id, while it is open and has been active within the idle gap;
@@ -50,6 +50,13 @@ def fingerprint(data: dict[str, Any], client_api: str) -> str | None:
         messages = data.get("input")
         if isinstance(messages, str):
             first_user, messages = messages, None
+    elif client_api == "gemini":  # no role is a user turn there; parts stand for content
+        system = data.get("systemInstruction")
+        messages = None
+        for c in data.get("contents") or ():
+            if isinstance(c, dict) and c.get("role") in (None, "user"):
+                first_user = c.get("parts")
+                break
     else:
         messages = data.get("messages")
     for m in messages if isinstance(messages, list) else ():

@@ -96,6 +96,11 @@ def _decode_error(
     )
 
 
+def error_message(status: int, body: Mapping[str, Any] | bytes | str | None) -> str:
+    """The human message of an upstream error body, whatever its dialect."""
+    return _decode_error(status, body)[0]
+
+
 def _validation_item(item: Any) -> str:
     if not isinstance(item, dict):
         return str(item)

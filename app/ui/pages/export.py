@@ -35,6 +35,7 @@ AGENT_LABELS = {
     "qwen-code": "Qwen Code",
     "cline": "Cline CLI",
     "continue": "Continue CLI (cn)",
+    "gemini": "Gemini CLI",
     "generic": "Any OpenAI / Anthropic client",
 }
 FORMAT_LABELS = {"bash": "bash / zsh", "fish": "fish", "powershell": "PowerShell", "dotenv": ".env file", "json": "JSON"}
