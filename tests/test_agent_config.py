@@ -132,6 +132,24 @@ def test_qwen_write_turns_usage_statistics_off(capsys, config_path: Path, core, 
     assert json.loads(backup.read_text())["ui"] == {"theme": "dark"}
 
 
+def test_gemini_write_selects_api_key_auth(capsys, config_path: Path, core, isolated_home: Path) -> None:  # type: ignore[no-untyped-def]
+    """Gemini CLI refuses the variables alone (exit 41) until its settings file selects API-key auth."""
+    path = isolated_home / ".gemini" / "settings.json"
+    path.parent.mkdir()
+    path.write_text(
+        json.dumps({"ui": {"theme": "GitHub"}, "security": {"auth": {"selectedType": "oauth-personal"}}})
+    )
+    assert cli(["env", "--config", str(config_path), "--agent", "gemini", "--write"]) == 0
+    assert "export GOOGLE_GEMINI_BASE_URL=" in capsys.readouterr().out
+    assert json.loads(path.read_text()) == {
+        "ui": {"theme": "GitHub"},
+        "security": {"auth": {"selectedType": "gemini-api-key"}},
+        "privacy": {"usageStatisticsEnabled": False},
+    }
+    (backup,) = path.parent.glob("settings.json.bak-*")
+    assert json.loads(backup.read_text())["security"]["auth"]["selectedType"] == "oauth-personal"
+
+
 @pytest.mark.parametrize("agent", ["opencode", "aider", "codex"])
 def test_write_is_only_for_file_agents(capsys, config_path: Path, core, agent: str) -> None:  # type: ignore[no-untyped-def]
     assert cli(["env", "--config", str(config_path), "--agent", agent, "--write"]) == 2

@@ -107,9 +107,13 @@ def continue_yaml(base_url: str, token: str) -> str:
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        existing = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
+    if not text.strip():
+        return None  # an empty file: nothing to keep
+    try:
+        existing = json.loads(text)
     except ValueError as exc:
         raise ValueError(f"{path} is not valid JSON ({exc}); fix or move it, then run this again") from exc
     if not isinstance(existing, dict):
@@ -118,6 +122,10 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _text(agent: str, base_url: str, token: str, path: Path) -> str:
+    if agent == "gemini":
+        from app.core.gemini_settings import merged_gemini_settings
+
+        return json.dumps(merged_gemini_settings(_read_json(path)), indent=2) + "\n"
     if agent == "cline":
         return json.dumps(merged_cline_settings(_read_json(path), base_url, token), indent=2) + "\n"
     if agent == "qwen-code":
@@ -128,6 +136,10 @@ def _text(agent: str, base_url: str, token: str, path: Path) -> str:
 
 
 def config_path(agent: str, env: Mapping[str, str] | None = None) -> Path:
+    if agent == "gemini":
+        from app.core.gemini_settings import gemini_settings_path
+
+        return gemini_settings_path(env)
     if agent == "cline":
         return cline_settings_path(env)
     if agent == "continue":
@@ -174,6 +186,10 @@ def write_with_backup(path: Path, text: str) -> Written:
 
 def config_note(agent: str, base_url: str, token: str) -> str:
     """What the printed snippet says for a file-configured agent: the command that writes it, and its content."""
+    if agent == "gemini":
+        from app.core.gemini_settings import settings_note
+
+        return settings_note()
     if agent == "qwen-code":
         return (
             "Qwen Code sends usage statistics to Alibaba Cloud unless ~/.qwen/settings.json says\n"

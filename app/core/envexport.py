@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 AGENTS = ("claude-code", "codex", "aider", "opencode", "qwen-code", "cline", "continue", "gemini", "generic")
-FILE_AGENTS = ("qwen-code", "cline", "continue")
+FILE_AGENTS = ("qwen-code", "cline", "continue", "gemini")
 """Agents configured by a file rather than variables: `downshift env --agent NAME --write` writes it
 (see app/core/agent_config.py); without --write the file's content is printed as a comment."""
 DEBUG_PREFIX = "/debug"
@@ -138,10 +138,6 @@ def export_text(agent: str, fmt: str, base_url: str, token: str) -> str:
         from app.core.agent_config import config_note
 
         note = config_note(agent, base_url, token)
-    elif agent == "gemini" and fmt != "json":
-        from app.core.gemini_settings import settings_note
-
-        note = settings_note()
     return render(agent_env(agent, base_url, token), fmt, note=note)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,47 +39,20 @@ def merged_gemini_settings(existing: Mapping[str, Any] | None) -> dict[str, Any]
 
 
 def write_gemini_settings(env: Mapping[str, str] | None = None) -> tuple[Path, Path | None]:
-    """Merge the settings into the file; returns (path, backup of the old file or None when there was none
-    or it already said this). A file that is not a JSON object is left alone: a ValueError says so."""
-    path = gemini_settings_path(env)
-    try:
-        old: bytes | None = path.read_bytes()
-    except FileNotFoundError:
-        old = None
-    existing = None
-    if old is not None and old.strip():
-        try:
-            existing = json.loads(old)
-        except ValueError as exc:
-            raise ValueError(
-                f"{path} is not valid JSON ({exc}); fix or move it, then run this again"
-            ) from exc
-        if not isinstance(existing, dict):
-            raise ValueError(f"{path} does not hold a JSON object; fix or move it, then run this again")
-    text = json.dumps(merged_gemini_settings(existing), indent=2) + "\n"
-    if old == text.encode():
-        return path, None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    backup = None
-    if old is not None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        backup = path.with_name(f"{path.name}.bak-{stamp}")
-        n = 1
-        while backup.exists():
-            backup = path.with_name(f"{path.name}.bak-{stamp}-{n}")
-            n += 1
-        backup.write_bytes(old)
-    tmp = path.with_name(f".{path.name}.downshift-tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path, backup
+    """Merge the settings into the file (`downshift env --agent gemini --write`); returns (path, backup of the
+    old file or None when there was none or it already said this). A file that is not a JSON object is left
+    alone: a ValueError says so."""
+    from app.core.agent_config import write_agent_config
+
+    written = write_agent_config("gemini", "", "", env)
+    return written.path, written.backup
 
 
 def settings_note() -> str:
     """What `downshift env --agent gemini` prints above the variables."""
     return (
         'Gemini CLI also needs ~/.gemini/settings.json to select API-key auth (else: "Invalid auth method\n'
-        'selected") and, to stay off play.googleapis.com, usage statistics off. Merge this into it:\n'
+        'selected") and, to stay off play.googleapis.com, usage statistics off (`--write` merges it in):\n'
         + json.dumps(merged_gemini_settings(None), indent=2)
         + "\nGEMINI_MODEL=default skips its router call; `gemini -m plan` picks another role, and any\n"
         "Gemini model name routes (the active preset's patterns, else its default role)."
