@@ -302,17 +302,26 @@ def test_compilation_has_a_time_cap_and_is_cached() -> None:
     assert toolcheck.validator_for(schema) is ready
 
 
-def test_a_backtracking_pattern_is_not_run(proxy, mock, token, core) -> None:  # type: ignore[no-untyped-def]
-    """Python's regex engine holds the GIL while matching: `^(a+)+$` against 'aaa...!' would freeze the proxy
-    for seconds (doubling with each character), and no thread or timeout can stop it. Such a schema is not
-    checked; ordinary patterns still are."""
-    evil = {"type": "object", "properties": {"q": {"type": "string", "pattern": "^(a+)+$"}}}
-    fine = {"type": "object", "properties": {"q": {"type": "string", "pattern": "^INC-[0-9]+$"}}}
+def test_patterns_are_never_run(proxy, mock, token, core) -> None:  # type: ignore[no-untyped-def]
+    """Python's regex engine holds the GIL while matching and cannot be time-limited: `^(a+)+$` against
+    'aaa...!' doubles with each character, and a pattern with no nesting at all, `^a*a*a*a*a*a*a*a*a*$`, is
+    polynomial (16 s for 41 characters). A tool's patterns are never run; the rest of its schema still is."""
+    nested = {"type": "object", "properties": {"q": {"type": "string", "pattern": "^(a+)+$"}}}
+    flat = {"type": "object", "properties": {"q": {"type": "string", "pattern": "^" + "a*" * 9 + "$"}}}
+    typed = {
+        "type": "object",
+        "properties": {"q": {"type": "string", "pattern": "^INC-[0-9]+$"}},
+        "required": ["q"],
+    }
     with HealthWatch(proxy.url) as watch:
-        assert _call_with_schema(proxy, mock, token, evil, {"q": "a" * 26 + "!"}).status_code == 200
-        assert _call_with_schema(proxy, mock, token, fine, {"q": "INC-x"}).status_code == 200
+        assert _call_with_schema(proxy, mock, token, nested, {"q": "a" * 26 + "!"}).status_code == 200
+        assert _call_with_schema(proxy, mock, token, flat, {"q": "a" * 41 + "!"}).status_code == 200
+        assert _call_with_schema(proxy, mock, token, typed, {"q": 7}).status_code == 200
         time.sleep(0.2)
     watch.check()
-    (_, kind, detail), (_, kind2, detail2) = _verdicts(core)
-    assert kind == "unchecked" and "exponential" in detail, detail
-    assert kind2 == "schema", detail2
+    (_, kind, detail), (_, kind2, detail2), (_, kind3, detail3) = _verdicts(core)
+    assert (kind, kind2) == ("ok", "ok"), (detail, detail2)  # the pattern is not enforced
+    assert kind3 == "schema", detail3  # the type still is
+    props = {"type": "object", "patternProperties": {"^x": {"type": "string"}}, "additionalProperties": False}
+    verdict = toolcheck.check_calls({"t": props}, [toolcheck.ToolCall("1", "t", '{"x1": "a"}')])[0]
+    assert verdict.kind == "unchecked" and "patternProperties" in verdict.detail

@@ -232,3 +232,54 @@ def test_redaction_lives_in_the_core() -> None:
         assert not [m for m in imported if m.startswith("app.proxy")], module
     assert accounting.redact is core_redact.redact and accounting.redact_text is core_redact.redact_text
     assert accounting.REDACTED == core_redact.REDACTED == b"[REDACTED]"
+
+
+def test_a_failed_tool_results_reason_is_stored_masked(echo_core, proxy, mock, token) -> None:  # type: ignore[no-untyped-def]
+    """A failing tool's output is kept as the reason its call failed: `env` or a curl error can print the
+    local token or a provider key there (Claude Code's shell has ANTHROPIC_AUTH_TOKEN in its environment)."""
+    from app.testing.script import Reply, ToolCall
+
+    headers = {"x-api-key": token, "anthropic-version": "2023-06-01"}
+    tool = {"name": "bash", "input_schema": {"type": "object", "properties": {"cmd": {"type": "string"}}}}
+    mock.enqueue(Reply(tool_calls=[ToolCall("bash", {"cmd": "env"})]), Reply(text="done"))
+    first = httpx.post(
+        f"{proxy.url}/v1/messages",
+        headers=headers,
+        timeout=20,
+        json={
+            "model": "default",
+            "max_tokens": 100,
+            "tools": [tool],
+            "messages": [{"role": "user", "content": "env"}],
+        },
+    )
+    use = next(b for b in first.json()["content"] if b["type"] == "tool_use")
+    output = f"env: exited 1: ANTHROPIC_AUTH_TOKEN={token} CHEAPCO={KEYS['cheapco']}"
+    messages = [
+        {"role": "user", "content": "env"},
+        {"role": "assistant", "content": [use]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": use["id"], "is_error": True, "content": output}
+            ],
+        },
+    ]
+    assert (
+        httpx.post(
+            f"{proxy.url}/v1/messages",
+            headers=headers,
+            timeout=20,
+            json={"model": "default", "max_tokens": 100, "tools": [tool], "messages": messages},
+        ).status_code
+        == 200
+    )
+    logged_calls(echo_core)
+    echo_core.writer.flush()
+    with echo_core.db.connect() as conn:
+        from sqlalchemy import text
+
+        reasons = [
+            r for (r,) in conn.execute(text("SELECT result_reason FROM tool_calls WHERE result_failed"))
+        ]
+    assert reasons and all(token not in r and not leaked(r) for r in reasons), reasons

@@ -229,62 +229,27 @@ def _external_ref(schema: Any) -> str | None:
     return None
 
 
-_PATTERN_MAX = 1000
+def _without_patterns(schema: Any) -> tuple[Any, bool]:
+    """The schema with its `pattern` keywords taken out, and whether it has `patternProperties`.
 
-
-def _backtracking_pattern(schema: Any) -> str | None:
-    """The first `pattern` (or `patternProperties` key) that could backtrack catastrophically: a repetition
-    inside a repetition, or an alternation inside one (`(a+)+`, `(a|a)*`). Python's regex engine holds the
-    GIL while it matches, so no thread or timeout could stop it: such a schema is not checked at all."""
-    stack = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            candidates = []
-            if isinstance(node.get("pattern"), str):
-                candidates.append(node["pattern"])
-            if isinstance(node.get("patternProperties"), dict):
-                candidates.extend(k for k in node["patternProperties"] if isinstance(k, str))
-            for pattern in candidates:
-                if len(pattern) > _PATTERN_MAX or _nested_repeat(pattern):
-                    return pattern
-            stack.extend(v for v in node.values() if isinstance(v, dict | list))
-        elif isinstance(node, list):
-            stack.extend(v for v in node if isinstance(v, dict | list))
-    return None
-
-
-def _nested_repeat(pattern: str) -> bool:
-    from re import _constants as sre  # type: ignore[attr-defined]
-    from re import _parser  # type: ignore[attr-defined]
-
-    try:
-        parsed = _parser.parse(pattern)
-    except Exception:  # noqa: BLE001 - an invalid pattern: the compiler reports it
-        return False
-    repeats = {sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", sre.MAX_REPEAT)}
-
-    def walk(items: Any, inside_repeat: bool) -> bool:
-        for op, av in items:
-            children: list[Any] = []
-            inside = inside_repeat
-            if op in repeats:
-                if inside_repeat and av[1] > 1:
-                    return True
-                children, inside = [av[2]], inside_repeat or av[1] > 1
-            elif op is sre.BRANCH:
-                if inside_repeat:
-                    return True
-                children = av[1]
-            elif op is sre.SUBPATTERN:
-                children = [av[3]]
-            elif op in (sre.ASSERT, sre.ASSERT_NOT):
-                children = [av[1]]
-            if any(walk(child, inside) for child in children):
-                return True
-        return False
-
-    return walk(parsed, False)
+    Python's regex engine holds the GIL while it matches and cannot be time-limited, and not only nested
+    repetitions are slow: `^a*a*a*a*a*$` is polynomial, and an unanchored search is quadratic on a long
+    argument. A hostile tool's pattern could freeze every agent's calls, so patterns are never run: the rest
+    of the schema is checked without them. `patternProperties` decide which properties are allowed, so a
+    schema with them cannot be checked without them (it is reported unchecked)."""
+    if isinstance(schema, dict):
+        has_pattern_props = "patternProperties" in schema
+        out = {}
+        for key, value in schema.items():
+            if key == "pattern" and isinstance(value, str):
+                continue  # the keyword (a property named "pattern" has a schema, a dict, as its value)
+            out[key], inner = _without_patterns(value)
+            has_pattern_props |= inner
+        return out, has_pattern_props
+    if isinstance(schema, list):
+        items = [_without_patterns(v) for v in schema]
+        return [v for v, _ in items], any(flag for _, flag in items)
+    return schema, False
 
 
 def _build(canonical: bytes) -> Validator:
@@ -295,9 +260,9 @@ def _build(canonical: bytes) -> Validator:
     ref = _external_ref(schema)
     if ref is not None:
         return _unusable_schema(f"the schema refers to {ref[:100]!r}, which is not fetched")
-    pattern = _backtracking_pattern(schema)
-    if pattern is not None:
-        return _unusable_schema(f"the pattern {pattern[:60]!r} could take exponential time to match")
+    schema, has_pattern_props = _without_patterns(schema)
+    if has_pattern_props:
+        return _unusable_schema("the schema's patternProperties need its regular expressions, which are never run")
     if len(canonical) <= FAST_MAX_BYTES:
         try:
             return _fast_validator(schema)
@@ -306,7 +271,7 @@ def _build(canonical: bytes) -> Validator:
         except Exception:  # noqa: BLE001 - fastjsonschema raises assorted errors on drafts it lacks
             pass
     try:
-        return _slow_validator(orjson.loads(canonical))
+        return _slow_validator(_without_patterns(orjson.loads(canonical))[0])  # a fresh copy: see above
     except Exception as exc:  # noqa: BLE001 - the client's schema is broken: nothing to check against
         return _unusable_schema(f"the schema cannot be used: {exc}")
 

@@ -312,12 +312,19 @@ class LogWriter:
         masks the keys it knows in what it passes on; this is the safety net for what is stored."""
         secrets: list[bytes] | None = None
         for kind, item in work:
+            if kind == _FAILED_RESULTS:  # a failing tool's output (`env` printing the token, a curl error...)
+                results: list[tuple[str, str]] = item  # type: ignore[assignment]
+                if results:
+                    secrets = self._secret_values() if secrets is None else secrets
+                    results[:] = _redacted_results(results, secrets)
+                continue
             if kind != _END:
                 continue
             rec: CallRecord = item  # type: ignore[assignment]
             if rec.call_id in self._redacted:
                 continue
-            texts = rec.error_message or any(a.error_message for a in rec.attempts) or any(t.detail for t in rec.tool_calls)
+            texts = (rec.error_message or any(a.error_message for a in rec.attempts) or any(t.detail for t in rec.tool_calls)
+                     or rec.failed_results)
             if not texts and rec.request_body is None and rec.response_body is None:
                 continue
             if secrets is None:
@@ -329,6 +336,8 @@ class LogWriter:
                 for check in rec.tool_calls:
                     if check.detail:
                         check.detail = redact_text(check.detail, secrets) or ""
+                if rec.failed_results:
+                    rec.failed_results = _redacted_results(rec.failed_results, secrets)
             if rec.request_body is not None:
                 rec.request_body = redact(rec.request_body, secrets, pause=_yield)
             if rec.response_body is not None:
@@ -410,6 +419,10 @@ class LogWriter:
                 self._on_written(ends)
             except Exception:  # a listener's bug must not stop the log
                 log.exception("call log listener failed")
+
+
+def _redacted_results(results: Sequence[tuple[str, str]], secrets: list[bytes]) -> list[tuple[str, str]]:
+    return [(tool_call_id, redact_text(reason, secrets) or "") for tool_call_id, reason in results]
 
 
 def _yield() -> None:
