@@ -16,6 +16,8 @@ from app.core.queries import dashboard
 from app.core.queries import tasks as task_queries
 from app.core.records import CallRecord, ToolCallResult
 
+pytestmark = pytest.mark.both_backends  # on SQLite and on PostgreSQL (tests/conftest.py)
+
 KINDS = ["ok", "ok", "ok", "ok", "invalid_json", "unknown_tool", "schema", "text_form"]
 TARGETS = [("cheapco", "qwen/qwen3-coder", "default"), ("backup", "deepseek/deepseek-chat", "plan"),
            ("cheapco", "qwen/qwen3-coder-30b", "background")]

@@ -25,8 +25,9 @@ def test_schema_migrated_wal_and_head(tmp_path: Path) -> None:
     open_database(url).dispose()  # opening again is a no-op migration
 
 
-def test_quick_call_is_one_row_and_in_flight_rows_become_interrupted(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'log.db'}"
+@pytest.mark.both_backends
+def test_quick_call_is_one_row_and_in_flight_rows_become_interrupted(db_url: str) -> None:
+    url = db_url
     engine = open_database(url)
     writer = LogWriter(engine, interval=0.01)
     quick = CallRecord(client_api="openai", endpoint="/v1/chat/completions")
@@ -119,3 +120,23 @@ def test_a_new_log_gets_the_schema_the_migrations_build(tmp_path: Path) -> None:
     assert sorted(got) == sorted(expected)
     for table in expected:
         assert got[table] == expected[table], table
+
+
+def test_the_migrations_build_the_models_schema_on_postgresql(pg_server) -> None:  # type: ignore[no-untyped-def]
+    """One set of migrations builds both schemas: on PostgreSQL (always built by Alembic) the tables, columns,
+    types, defaults and indexes match the models, as Alembic's own comparison sees them."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from app.core.storage.models import Base
+
+    url = pg_server.create_database()
+    engine = open_database(url)
+    try:
+        with engine.connect() as conn:
+            assert rows(engine, "SELECT version_num FROM alembic_version") == [(head_revision(),)]
+            context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+            assert compare_metadata(context, Base.metadata) == []
+    finally:
+        engine.dispose()
+        pg_server.drop_database(url)

@@ -24,14 +24,15 @@ def cutoff_for(now: float, retention_days: float) -> int:
 def _mark(conn: Connection, cutoff: int) -> None:
     conn.execute(text(
         "INSERT INTO analytics_meta (key, value) VALUES ('pruned_before', :v) ON CONFLICT(key) DO UPDATE SET value ="
-        " CASE WHEN CAST(value AS REAL) < CAST(excluded.value AS REAL) THEN excluded.value ELSE value END"), {"v": str(cutoff)})
+        " CASE WHEN CAST(analytics_meta.value AS DOUBLE PRECISION) < CAST(excluded.value AS DOUBLE PRECISION)"
+        " THEN excluded.value ELSE analytics_meta.value END"), {"v": str(cutoff)})
 
 
 def prune_chunk(conn: Connection, cutoff: int, limit: int = CHUNK) -> int:
     """Delete up to `limit` calls and `limit` tool calls started before `cutoff`; returns the larger count."""
     _mark(conn, cutoff)
     counts = [
-        conn.execute(text(f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE started_at < :c LIMIT :n)"),
+        conn.execute(text(f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE started_at < :c LIMIT :n)"),
                      {"c": cutoff, "n": limit}).rowcount
         for table in ("tool_calls", "calls")
     ]

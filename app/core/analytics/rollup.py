@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import Connection
 
 from app.core.records import CallRecord
+from app.core.storage.dialect import is_postgres, pg
 from app.core.storage.models import TaskTotals, UsageSlot
 
 KIND_COLUMNS = {
@@ -112,31 +113,52 @@ class BatchTotals:
         """Plain SQL on the driver's cursor: this runs once per writer batch, which at agent pace is once per
         call, and building SQLAlchemy upserts cost ~2 ms a batch where these cost microseconds."""
         cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        if not is_postgres(conn):
+            if self.usage:
+                cur.executemany(_USAGE_UPSERT, [(*k, *(v[m] for m in USAGE_MEASURES)) for k, v in self.usage.items()])
+            if self.tasks:
+                cur.executemany(_TASK_UPSERT, [(k, "", *(v[m] for m in TASK_MEASURES)) for k, v in self.tasks.items()])
+            if self.task_models:
+                cur.executemany(_ADD_MODEL_SQL, [(m, m, m, t) for t, m in self.task_models])
+            return
+        # PostgreSQL, several writers at once: each upsert adds to the row atomically (ON CONFLICT DO UPDATE
+        # locks it), and rows are taken in key order so two writers' batches never deadlock on each other.
         if self.usage:
-            cur.executemany(_USAGE_UPSERT, [(*k, *(v[m] for m in USAGE_MEASURES)) for k, v in self.usage.items()])
+            cur.executemany(_PG_USAGE_UPSERT, [(*k, *(v[m] for m in USAGE_MEASURES)) for k, v in sorted(self.usage.items())])
         if self.tasks:
-            cur.executemany(_TASK_UPSERT, [(k, "", *(v[m] for m in TASK_MEASURES)) for k, v in self.tasks.items()])
+            cur.executemany(_PG_TASK_UPSERT, [(k, "", *(v[m] for m in TASK_MEASURES)) for k, v in sorted(self.tasks.items())])
         if self.task_models:
-            cur.executemany(_ADD_MODEL_SQL, [(m, m, m, t) for t, m in self.task_models])
+            cur.executemany(_PG_ADD_MODEL_SQL, [(m, m, m, t) for t, m in self.task_models])
 
 
-def _upsert_sql(table: str, keys: tuple[str, ...], extra: tuple[str, ...], measures: tuple[str, ...]) -> str:
+def _upsert_sql(table: str, keys: tuple[str, ...], extra: tuple[str, ...], measures: tuple[str, ...],
+                qualify: str = "") -> str:
     columns = (*keys, *extra, *measures)
     return (
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
-        + ", ".join(f"{m} = {m} + excluded.{m}" for m in measures)
+        + ", ".join(f"{m} = {qualify}{m} + excluded.{m}" for m in measures)
     )
 
 
 _USAGE_UPSERT = _upsert_sql("usage_slots", ("slot", "provider", "model", "role"), (), USAGE_MEASURES)
 _TASK_UPSERT = _upsert_sql("task_totals", ("task_id",), ("models",), TASK_MEASURES)
+# PostgreSQL wants the stored row named in DO UPDATE (a bare column is ambiguous with `excluded`)
+_PG_USAGE_UPSERT = pg(_upsert_sql("usage_slots", ("slot", "provider", "model", "role"), (), USAGE_MEASURES, "usage_slots."))
+_PG_TASK_UPSERT = pg(_upsert_sql("task_totals", ("task_id",), ("models",), TASK_MEASURES, "task_totals."))
 _ADD_MODEL_SQL = (
     "UPDATE task_totals SET models = CASE"
     " WHEN models = '' THEN ?"
     " WHEN instr(char(10) || models || char(10), char(10) || ? || char(10)) > 0 THEN models"
     " ELSE models || char(10) || ? END"
     " WHERE task_id = ?"
+)
+_PG_ADD_MODEL_SQL = (
+    "UPDATE task_totals SET models = CASE"
+    " WHEN models = '' THEN %s"
+    " WHEN strpos(chr(10) || models || chr(10), chr(10) || %s || chr(10)) > 0 THEN models"
+    " ELSE models || chr(10) || %s END"
+    " WHERE task_id = %s"
 )
 
 
@@ -158,11 +180,12 @@ def attribute_failed_results(conn: Connection, ends: Sequence[CallRecord], total
             in_batch[t.tool_call_id].append((rec, t.kind))
     marked: set[str] = set()
     cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    stored_calls = _PG_STORED_CALLS if is_postgres(conn) else _STORED_CALLS
     for tcid in failed:
         if tcid in marked:
             continue  # the writer's second update for this id finds nothing left to mark
         marked.add(tcid)
-        for kind, started_at, provider, model, role, task_id in cur.execute(_STORED_CALLS, (tcid,)):
+        for kind, started_at, provider, model, role, task_id in cur.execute(stored_calls, (tcid,)).fetchall():
             if kind == "ok":
                 totals.add_result_failure(usage_key(started_at, provider, model, role), task_id)
         for rec, kind in in_batch.get(tcid, ()):
@@ -175,3 +198,4 @@ _STORED_CALLS = (
     "SELECT t.kind, c.started_at, c.provider, c.upstream_model, c.role, c.task_id FROM tool_calls t"
     " JOIN calls c ON c.call_id = t.call_id WHERE t.tool_call_id = ? AND NOT t.result_failed"
 )
+_PG_STORED_CALLS = pg(_STORED_CALLS)

@@ -28,6 +28,7 @@ import orjson
 from sqlalchemy import Connection, Engine, insert
 
 from app.core.records import CallRecord
+from app.core.storage.dialect import is_postgres, pg
 from app.core.storage.models import Task
 
 SIDE_ROLES = frozenset({"background", "subagent"})
@@ -95,34 +96,50 @@ class TaskGrouper:
 
     def assign(self, conn: Connection, records: list[CallRecord], idle_s: float) -> None:
         cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        sql = _PG_SQL if is_postgres(conn) else _SQLITE_SQL
+        if sql is _PG_SQL:
+            # Several writers share a PostgreSQL ledger: two batches with calls of one key must not both find
+            # no open task and open two. A lock per key, held to the end of the transaction, taken in a
+            # fixed order (no deadlock), makes the second batch wait and then see the first one's task.
+            keys = sorted({r.task_key or IDLE_KEY for r in records if r.task_key is not None})
+            for key in keys:
+                cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
         # the open manual and most recent tasks matter only to calls without a session id or task header
         loose = any(r.task_key is not None and source_of(r.task_key or IDLE_KEY) in ("fingerprint", IDLE_KEY) for r in records)
-        batch = _Batch(cur, idle_s, loose)
+        batch = _Batch(cur, idle_s, loose, sql)
         for rec in sorted(records, key=lambda r: r.started_at):
             if rec.task_key is None:  # refused before the proxy read the request: no task to speak of
                 continue
             task = batch.task_for(rec)
             rec.task_id = task[0]
             batch.touch(task, rec.started_at + (rec.duration_ms or 0.0) / 1000.0)
-        cur.executemany("UPDATE tasks SET last_at = ? WHERE id = ? AND last_at < ?",
-                        [(t[1], t[0], t[1]) for t in batch.touched.values()])
+        cur.executemany(sql["touch"], [(t[1], t[0], t[1]) for _id, t in sorted(batch.touched.items())])
         cur.close()
 
 
 _OPEN = "SELECT id, last_at FROM tasks WHERE outcome IS NULL"
+_SQLITE_SQL = {
+    "manual": f"{_OPEN} AND source = 'manual' ORDER BY id DESC LIMIT 1",
+    "recent": f"{_OPEN} ORDER BY last_at DESC LIMIT 1",
+    "by_key": f"{_OPEN} AND key = ? ORDER BY id DESC LIMIT 1",
+    "insert": "INSERT INTO tasks (key, source, label, started_at, last_at) VALUES (?, ?, ?, ?, ?)",
+    "touch": "UPDATE tasks SET last_at = ? WHERE id = ? AND last_at < ?",
+}
+_PG_SQL = {name: pg(sql) for name, sql in _SQLITE_SQL.items()}
+_PG_SQL["insert"] += " RETURNING id"  # psycopg has no lastrowid for PostgreSQL
 
 
 class _Batch:
     """Open tasks as this batch sees them: [id, last_at] lists, shared so updates show everywhere."""
 
-    def __init__(self, cur: Any, idle_s: float, loose: bool) -> None:
-        self.cur, self.idle_s = cur, idle_s
+    def __init__(self, cur: Any, idle_s: float, loose: bool, sql: dict[str, str]) -> None:
+        self.cur, self.idle_s, self.sql = cur, idle_s, sql
         self.by_key: dict[str, list[Any] | None] = {}
         self.touched: dict[int, list[Any]] = {}
         self.manual = self.recent = None  # read only for loose calls (fingerprint or idle keys)
         if loose:
-            self.manual = self._one(f"{_OPEN} AND source = 'manual' ORDER BY id DESC LIMIT 1", ())
-            self.recent = self._one(f"{_OPEN} ORDER BY last_at DESC LIMIT 1", ())
+            self.manual = self._one(sql["manual"], ())
+            self.recent = self._one(sql["recent"], ())
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> list[Any] | None:
         row = self.cur.execute(sql, params).fetchone()
@@ -140,13 +157,13 @@ class _Batch:
             if rec.role in SIDE_ROLES and self._fresh(self.recent, rec.started_at):
                 return self.recent  # type: ignore[return-value]
         if key not in self.by_key:
-            self.by_key[key] = self._one(f"{_OPEN} AND key = ? ORDER BY id DESC LIMIT 1", (key,))
+            self.by_key[key] = self._one(self.sql["by_key"], (key,))
         task = self.by_key[key]
         if task is None or not self._fresh(task, rec.started_at):
             label = key[5:] if source == "header" else None
-            self.cur.execute("INSERT INTO tasks (key, source, label, started_at, last_at) VALUES (?, ?, ?, ?, ?)",
-                             (key, source, label, rec.started_at, rec.started_at))
-            task = [self.cur.lastrowid, rec.started_at]
+            self.cur.execute(self.sql["insert"], (key, source, label, rec.started_at, rec.started_at))
+            task_id = self.cur.fetchone()[0] if self.sql is _PG_SQL else self.cur.lastrowid
+            task = [task_id, rec.started_at]
             self.by_key[key] = task
         return task
 

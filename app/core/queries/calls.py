@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from sqlalchemy import ColumnElement, Connection, Engine, and_, case, func, or_, select, true, tuple_
 
+from app.core.storage.dialect import contains_text
 from app.core.storage.models import Call, Task, ToolCallRow
 
 # Columns shown by `downshift calls` and exported; bodies are never exported.
@@ -149,7 +150,7 @@ class CallFilter:
             cond.append(or_(Call.outcome != "ok", Call.tool_failures > 0))
         if self.search:
             escaped = self.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            cond.append(Call.requested_model.like(f"%{escaped}%", escape="\\"))  # SQLite: ASCII case-insensitive
+            cond.append(contains_text(Call.requested_model, f"%{escaped}%"))  # ASCII case-insensitive
         return cond
 
 

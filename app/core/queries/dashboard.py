@@ -25,27 +25,29 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from app.core.analytics.rollup import FAILURE_COLUMNS, KIND_COLUMNS, SLOT
+from app.core.storage.dialect import floor_bucket
 
 DIMS = {"model": "model", "provider": "provider", "role": "role"}
 _DETAIL_COL = {"model": "upstream_model", "provider": "provider", "role": "role"}
+# Portable SQL (SQLite and PostgreSQL): coalesce(sum()) for SQLite's total(), CASE for summed booleans.
 _CALL_MEASURES = {
     "calls": "count(*)",
-    "errors": "sum(outcome != 'ok')",
-    "input_tokens": "total(input_tokens)",
-    "output_tokens": "total(output_tokens)",
-    "cache_read_tokens": "total(cache_read_tokens)",
-    "cache_write_tokens": "total(cache_write_tokens + cache_write_1h_tokens)",
-    "cost_usd": "total(cost_usd)",
-    "unpriced_calls": "sum(unpriced AND outcome = 'ok')",
-    "premium_usd": "total(CASE WHEN cost_usd IS NOT NULL THEN premium_cost_usd END)",
-    "savings_usd": "total(premium_cost_usd - cost_usd)",
-    "escalated": "sum(escalated)",
-    "duration_ms": "total(duration_ms)",
+    "errors": "sum(CASE WHEN outcome != 'ok' THEN 1 ELSE 0 END)",
+    "input_tokens": "coalesce(sum(input_tokens), 0)",
+    "output_tokens": "coalesce(sum(output_tokens), 0)",
+    "cache_read_tokens": "coalesce(sum(cache_read_tokens), 0)",
+    "cache_write_tokens": "coalesce(sum(cache_write_tokens + cache_write_1h_tokens), 0)",
+    "cost_usd": "coalesce(sum(cost_usd), 0.0)",
+    "unpriced_calls": "sum(CASE WHEN unpriced AND outcome = 'ok' THEN 1 ELSE 0 END)",
+    "premium_usd": "coalesce(sum(CASE WHEN cost_usd IS NOT NULL THEN premium_cost_usd END), 0.0)",
+    "savings_usd": "coalesce(sum(premium_cost_usd - cost_usd), 0.0)",
+    "escalated": "sum(CASE WHEN escalated THEN 1 ELSE 0 END)",
+    "duration_ms": "coalesce(sum(duration_ms), 0.0)",
 }
 _TOOL_MEASURES = {
     "tool_calls": "count(*)",
-    **{column: f"sum(t.kind = '{kind}')" for kind, column in KIND_COLUMNS.items()},
-    "tool_result_failed": "sum(t.kind = 'ok' AND t.result_failed)",
+    **{column: f"sum(CASE WHEN t.kind = '{kind}' THEN 1 ELSE 0 END)" for kind, column in KIND_COLUMNS.items()},
+    "tool_result_failed": "sum(CASE WHEN t.kind = 'ok' AND t.result_failed THEN 1 ELSE 0 END)",
 }
 _ENDED = "outcome NOT IN ('in_flight', 'interrupted')"
 
@@ -111,12 +113,12 @@ def collect(
                 slot[name] += value or 0
 
     def group(time_col: str, dim_expr: str | None) -> tuple[str, str]:
-        bucket = f"CAST(({time_col} + :off) / :b AS INTEGER) * :b - :off" if bucket_s else "NULL"
+        bucket = floor_bucket(conn, time_col) if bucket_s else "NULL"
         return f"{bucket} AS bucket, {dim_expr or 'NULL'} AS dim", "GROUP BY bucket, dim"
 
     if slots is not None:
         head, tail = group("slot", DIMS[dim] if dim else None)
-        cols = ", ".join(f"total({m})" for m in measures)
+        cols = ", ".join(f"coalesce(sum({m}), 0)" for m in measures)
         add(conn.execute(text(f"SELECT {head}, {cols} FROM usage_slots WHERE slot >= :s0 AND slot < :s1 {tail}"),
                          {**params, "s0": slots[0], "s1": slots[1]}), measures)
     call_measures = [m for m in measures if m in _CALL_MEASURES]

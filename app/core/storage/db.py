@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DatabaseError
 
+from app.core.storage.dialect import display_url, is_postgres, normalize_url
+
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
@@ -67,6 +69,11 @@ def make_private(path: Path) -> None:
 
 
 def create_db_engine(url: str) -> Engine:
+    url = normalize_url(url)
+    if not url.startswith("sqlite"):
+        # A team ledger: a connection checked before use survives a server restart; libpq takes the password
+        # from PGPASSWORD or ~/.pgpass when the URL has none (never from the config file).
+        return create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=8)
     path = sqlite_path(url)
     if path is not None:
         with contextlib.suppress(OSError):
@@ -150,7 +157,7 @@ def create_at_head(engine: Engine, head: str) -> None:
         Base.metadata.create_all(conn)
         conn.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
                              "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))")
-        conn.exec_driver_sql("INSERT INTO alembic_version (version_num) VALUES (?)", (head,))
+        conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": head})
 
 
 def migrate(engine: Engine, url: str) -> None:
@@ -179,6 +186,10 @@ def migrate(engine: Engine, url: str) -> None:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         shutil.copy2(path, backup)
     with engine.begin() as conn:
+        if is_postgres(conn):  # several instances starting at once on one ledger: one migrates, the others wait
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7261847309)")
+            if MigrationContext.configure(conn).get_current_revision() == head:
+                return
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
@@ -197,7 +208,7 @@ def open_database(url: str) -> Engine:
             conn.execute(text("UPDATE calls SET outcome = 'interrupted' WHERE outcome = 'in_flight'"))
     except DatabaseError as exc:
         engine.dispose()
-        where = sqlite_path(url) or url
+        where = sqlite_path(url) or display_url(url)
         raise DatabaseOpenError(
             f"The call log {where} cannot be opened ({exc.orig}). It is left untouched; move it aside "
             f"or pass --db with another location."
@@ -207,7 +218,7 @@ def open_database(url: str) -> Engine:
             raise
         # a revision this version does not know: written by a newer Downshift
         engine.dispose()
-        where = sqlite_path(url) or url
+        where = sqlite_path(url) or display_url(url)
         raise DatabaseOpenError(
             f"The call log {where} was written by a newer version of Downshift ({exc}). It is left untouched; "
             f"update Downshift or pass --db with another location."

@@ -31,6 +31,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.core.records import CallRecord
+from app.core.storage.dialect import pg
 from app.core.storage.models import Call
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,30 @@ _TOOL_COLUMNS = ("call_id", "tool_call_id", "name", "kind", "detail", "result_fa
                  "upstream_model")
 _SQL_TOOL = f"INSERT INTO tool_calls ({', '.join(_TOOL_COLUMNS)}) VALUES ({', '.join('?' for _ in _TOOL_COLUMNS)})"
 _SQL_RESULT_FAILED = "UPDATE tool_calls SET result_failed = 1, result_reason = ? WHERE tool_call_id = ? AND result_failed IS 0"
+
+
+@dataclass(frozen=True)
+class _Statements:
+    start: str
+    end: str
+    tool: str
+    result_failed: str
+
+
+_SQLITE_SQL = _Statements(_SQL_START, _SQL_END, _SQL_TOOL, _SQL_RESULT_FAILED)
+# PostgreSQL: psycopg's placeholders, real booleans (executemany runs in pipeline mode: one round trip a batch)
+_PG_SQL = _Statements(pg(_SQL_START), pg(_SQL_END), pg(_SQL_TOOL),
+                      "UPDATE tool_calls SET result_failed = true, result_reason = %s WHERE tool_call_id = %s"
+                      " AND NOT result_failed")
+
+
+def _db_errors(engine: Engine) -> tuple[type[BaseException], ...]:
+    """What a database in trouble raises on this engine's driver (hooks use its cursor directly)."""
+    if engine.dialect.name == "sqlite":
+        return _DB_ERRORS
+    import psycopg
+
+    return (SQLAlchemyError, psycopg.Error)
 
 
 @dataclass
@@ -132,6 +157,9 @@ class LogWriter:
         notify: Callable[[str, str], None] | None = None,
     ) -> None:
         self.engine = engine
+        # the one branch on the database: SQLite keeps its statements, PostgreSQL gets its own (chosen here once)
+        self._sql = _SQLITE_SQL if engine.dialect.name == "sqlite" else _PG_SQL
+        self._db_errors = _db_errors(engine)
         self.stats = WriterStats()
         self.hooks: list[BatchHook] = []
         # (title, message) for the user when writing stops, resumes, or rows are dropped; set by the proxy
@@ -229,7 +257,7 @@ class LogWriter:
             wrote = False
             try:
                 wrote = self._attempt(work, everything=bool(flushes))
-            except _DB_ERRORS as exc:  # locked, disk full, I/O: keep the batch and retry
+            except self._db_errors as exc:  # locked, disk full, I/O, server gone: keep the batch and retry
                 self._failed(exc, len(work))
                 carry = work + [(_FLUSH, f) for f in flushes]
                 time.sleep(min(2.0, 0.05 * self._consecutive_failures))
@@ -261,7 +289,7 @@ class LogWriter:
         self._redact(work)
         try:
             self._write(work, hooks=not self._skip_hooks, everything=everything)
-        except _DB_ERRORS:
+        except self._db_errors:
             raise
         except Exception:
             if self._skip_hooks:
@@ -372,15 +400,16 @@ class LogWriter:
         self._starts = starts
         ends = list(ended.values())
         failed += [r for rec in ends for r in rec.failed_results]
+        sql = self._sql
         with self.engine.begin() as conn:
             for hook in self.hooks if hooks else ():
                 hook(conn, ends)
             cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             try:
                 if starts:
-                    cur.executemany(_SQL_START, [_row_values(r, in_flight=True) for r in starts])
+                    cur.executemany(sql.start, [_row_values(r, in_flight=True) for r in starts])
                 if ends:
-                    cur.executemany(_SQL_END, [_row_values(r) for r in ends])
+                    cur.executemany(sql.end, [_row_values(r) for r in ends])
                     tool_rows = [
                         (r.call_id, t.tool_call_id, t.name, t.kind, t.detail or None, False, None, r.started_at,
                          r.upstream_model)
@@ -388,9 +417,9 @@ class LogWriter:
                         for t in r.tool_calls
                     ]
                     if tool_rows:
-                        cur.executemany(_SQL_TOOL, tool_rows)
+                        cur.executemany(sql.tool, tool_rows)
                 if failed:
-                    cur.executemany(_SQL_RESULT_FAILED, [(reason[:500], tool_call_id) for tool_call_id, reason in failed])
+                    cur.executemany(sql.result_failed, [(reason[:500], tool_call_id) for tool_call_id, reason in failed])
             finally:
                 cur.close()
         running = self._running
