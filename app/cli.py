@@ -217,7 +217,7 @@ def cmd_calls(args: argparse.Namespace) -> int:
     from app.core.queries import recent_calls
 
     core = _core(args)
-    rows = recent_calls(core.db, args.limit, failures_only=args.failures)
+    rows = recent_calls(core.db, args.limit, failures_only=args.failures, member=args.member)
     core.close()
     if args.json:
         _print_json(rows)
@@ -247,8 +247,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(f"downshift: {exc}", file=sys.stderr)
         return 2
     core = _core(args)
-    data = summary(core.db, since=since)
-    data.update(analytics_cli.stats_extra(core.db, since, core.config))
+    data = summary(core.db, since=since, member=args.member)
+    data.update(analytics_cli.stats_extra(core.db, since, core.config, member=args.member))
     core.close()
     if args.json:
         _print_json(data)
@@ -268,12 +268,16 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_member_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--member", metavar="NAME", help="team mode: only this member's calls")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from app.core.queries import EXPORT_COLUMNS, iter_calls, parse_since
 
     core = _core(args)
     core.writer.flush()
-    rows: Iterable[dict[str, Any]] = iter_calls(core.db, since=parse_since(args.since))
+    rows: Iterable[dict[str, Any]] = iter_calls(core.db, since=parse_since(args.since), member=args.member)
     out = open(args.out, "w", newline="", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
     try:
         if args.format == "csv":
@@ -460,14 +464,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--failures", action="store_true", help="only failed calls and calls with tool-call failures")
-    p = add("stats", cmd_stats, "spend, tokens and tool-call failure rate, per model")
+    _add_member_option(p)
+    p = add("stats", cmd_stats, "spend, tokens and tool-call failure rate, per model (and per member on a team ledger)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--since", help="e.g. 1h, 24h, 7d, 2026-11-01 (default: all time)")
+    _add_member_option(p)
     p = add("export", cmd_export, "export the call log")
     p.add_argument("what", choices=("calls",))
     p.add_argument("--format", choices=("csv", "json"), default="csv")
     p.add_argument("--out", metavar="FILE")
     p.add_argument("--since")
+    _add_member_option(p)
     p = add("prices", cmd_prices, "the price table: list it, show which price a model is charged at, or refresh it "
                                   "from a provider that publishes prices (OpenRouter)")
     p.add_argument("action", nargs="?", choices=("list", "show", "refresh"), default="list")

@@ -63,6 +63,7 @@ def test_flush_writes_a_start_row_for_every_running_call(db_url: str) -> None:
     url = db_url
     engine = open_database(url)
     writer = LogWriter(engine, interval=0.05)
+    writer.machine = "box-1"  # on a shared PostgreSQL ledger only this machine's next start marks its calls
     running = [CallRecord(client_api="openai", endpoint="/v1/chat/completions") for _ in range(3)]
     for rec in running:
         writer.started(rec)
@@ -72,7 +73,7 @@ def test_flush_writes_a_start_row_for_every_running_call(db_url: str) -> None:
     writer.finished(running[0])
     writer.close()
     engine.dispose()
-    engine = open_database(url)  # the process "died" with two calls running
+    engine = open_database(url, machine="box-1")  # the process "died" with two calls running
     assert outcomes(engine) == {running[0].call_id: "cancelled", running[1].call_id: "interrupted",
                                 running[2].call_id: "interrupted"}
     engine.dispose()

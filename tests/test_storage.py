@@ -30,6 +30,7 @@ def test_quick_call_is_one_row_and_in_flight_rows_become_interrupted(db_url: str
     url = db_url
     engine = open_database(url)
     writer = LogWriter(engine, interval=0.01)
+    writer.machine = "box-1"
     quick = CallRecord(client_api="openai", endpoint="/v1/chat/completions")
     writer.started(quick)
     quick.tool_calls.append(ToolCallResult("call_1", "read_file", "ok"))
@@ -45,8 +46,13 @@ def test_quick_call_is_one_row_and_in_flight_rows_become_interrupted(db_url: str
     assert rows(engine, "SELECT result_failed, result_reason FROM tool_calls") == [(1, "exit code 1")]
     writer.close()
     engine.dispose()
-    # the process "died" with `slow` in flight: the next start marks it
-    engine = open_database(url)
+    # the process "died" with `slow` in flight: the next start marks it (on a shared PostgreSQL ledger only a
+    # proxy on the same machine does; a reader, or another machine's proxy, leaves other proxies' calls alone)
+    if engine.url.get_backend_name() == "postgresql":
+        for other in (open_database(url), open_database(url, machine="box-2")):
+            assert rows(other, f"SELECT outcome FROM calls WHERE call_id = '{slow.call_id}'") == [("in_flight",)]
+            other.dispose()
+    engine = open_database(url, machine="box-1")
     assert rows(engine, f"SELECT outcome FROM calls WHERE call_id = '{slow.call_id}'") == [("interrupted",)]
     engine.dispose()
 

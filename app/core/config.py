@@ -128,6 +128,15 @@ class Price:
 
 
 @dataclass(frozen=True)
+class Team:
+    """Team mode (`[team]`): who this proxy's calls belong to, and the team's ledger to ship them to."""
+
+    member: str = ""  # '' logs calls without a member (a single user)
+    machine: str = ""  # '' is this computer's host name
+    ledger: str = ""  # postgresql://user@host:port/db (shape 1); its password comes from the keyring or PGPASSWORD
+
+
+@dataclass(frozen=True)
 class Config:
     host: str = "127.0.0.1"
     port: int = 8765
@@ -147,6 +156,7 @@ class Config:
     tool_failure_patterns: tuple[str, ...] = ()  # empty: toolcheck.DEFAULT_ERROR_PATTERNS
     budgets: tuple[Budget, ...] = ()
     ui: Mapping[str, Any] = field(default_factory=dict)
+    team: Team = field(default_factory=Team)
 
     @property
     def active_preset(self) -> Preset | None:
@@ -319,6 +329,14 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
     prices = {model: _price(path, f"prices.{model}", raw) for model, raw in prices_raw.items()}
     logging_ = _Reader(path, top.get("logging", dict, {}), "logging")
     tasks = _Reader(path, top.get("tasks", dict, {}), "tasks")
+    team_ = _Reader(path, top.get("team", dict, {}), "team")
+    team = Team(member=team_.get("member", str, "").strip(), machine=team_.get("machine", str, "").strip(),
+                ledger=team_.get("ledger", str, "").strip())
+    if team.ledger and not team.ledger.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        raise ConfigError(path, "team.ledger", f"must be a postgresql:// URL, got {team.ledger!r}")
+    if ":" in team.ledger.split("://", 1)[-1].split("@", 1)[0] and "@" in team.ledger:
+        raise ConfigError(path, "team.ledger", "holds a password; keep it in PGPASSWORD or ~/.pgpass, "
+                          "never in the config file")
     budgets = tuple(_budget(path, i, raw, presets, providers) for i, raw in enumerate(top.get("budgets", list, [])))
     port = proxy.get("port", int, 8765)
     if not 0 <= port <= 65535:
@@ -347,8 +365,9 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         tool_failure_patterns=tuple(tasks.get("tool_failure_patterns", list, [])),
         budgets=budgets,
         ui=dict(top.get("ui", dict, {})),
+        team=team,
     )
-    for reader in (proxy, routing, logging_, tasks, top):
+    for reader in (proxy, routing, logging_, tasks, team_, top):
         reader.finish()
     return config
 
@@ -438,6 +457,8 @@ def to_toml_dict(config: Config) -> dict[str, Any]:
         ]
     if config.ui:
         out["ui"] = dict(config.ui)
+    if config.team != Team():
+        out["team"] = {k: v for k, v in vars(config.team).items() if v}
     return out
 
 

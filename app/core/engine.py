@@ -36,6 +36,13 @@ def database_url(explicit: str | None, config: Config | None) -> str:
     return f"sqlite:///{Path(chosen).expanduser()}" if isinstance(chosen, str) and chosen else paths.db_url()
 
 
+def team_machine(config: Config | None) -> str:
+    """The name this proxy's rows carry as their machine: `[team] machine`, else the host name."""
+    import socket
+
+    return (config.team.machine if config is not None else "") or socket.gethostname()
+
+
 class Core:
     def __init__(
         self,
@@ -53,12 +60,24 @@ class Core:
         self.config_store.subscribe(lambda cfg: self.events.emit("config_changed", cfg))
         self.secrets = secrets or SecretStore(paths.data_dir() / "secrets.json")
         self.db_url = database_url(db_url, self.config_store.current())
-        self.db = open_database(self.db_url)
+        self.machine = team_machine(self.config_store.current())
+        self.db = open_database(self.db_url, machine=self.machine)
         self.writer = LogWriter(self.db, on_written=lambda recs: self.events.emit("calls_logged", recs))
+        self._apply_team(self.config_store.current())
+        self.config_store.subscribe(self._apply_team)
         self.policy = CallPolicy(self)  # tasks, budgets, escalation (app.core.analytics)
         self.writer.hooks.append(self.policy.writer_hook)
         self._keys: dict[str, str | None] = {}
         self._keys_lock = threading.Lock()
+
+    def _apply_team(self, config: Config | None) -> None:
+        """Team mode (a [team] member, or a shared PostgreSQL ledger): rows carry member and machine. A single
+        user's SQLite log leaves both empty, as before."""
+        if config is None:
+            return
+        team_mode = bool(config.team.member) or self.db.dialect.name != "sqlite"
+        self.writer.member = config.team.member or None
+        self.writer.machine = self.machine if team_mode else None
 
     def _config_error(self, exc: ConfigError) -> None:
         log.error("config not applied, keeping the last good one: %s", exc)

@@ -32,12 +32,11 @@ KIND_COLUMNS = {
     "text_form": "tool_text_form",
 }
 FAILURE_COLUMNS = (*KIND_COLUMNS.values(), "tool_result_failed")
-USAGE_MEASURES = tuple(
-    c.name for c in UsageSlot.__table__.columns if c.name not in ("slot", "provider", "model", "role")
-)
+USAGE_KEYS = ("slot", "provider", "model", "role", "member")
+USAGE_MEASURES = tuple(c.name for c in UsageSlot.__table__.columns if c.name not in USAGE_KEYS)
 TASK_MEASURES = tuple(c.name for c in TaskTotals.__table__.columns if c.name not in ("task_id", "models"))
 
-UsageKey = tuple[int, str, str, str]
+UsageKey = tuple[int, str, str, str, str]
 
 
 SLOT = 900  # seconds; see UsageSlot
@@ -47,8 +46,9 @@ def slot_of(t: float) -> int:
     return int(t // SLOT) * SLOT
 
 
-def usage_key(started_at: float, provider: str | None, model: str | None, role: str | None) -> UsageKey:
-    return (slot_of(started_at), provider or "", model or "", role or "")
+def usage_key(started_at: float, provider: str | None, model: str | None, role: str | None,
+              member: str | None = None) -> UsageKey:
+    return (slot_of(started_at), provider or "", model or "", role or "", member or "")
 
 
 def _zero(measures: Iterable[str]) -> dict[str, float]:
@@ -64,7 +64,7 @@ class BatchTotals:
         self.task_models: dict[tuple[int, str], None] = {}  # ordered set: first use first
 
     def add_call(self, rec: CallRecord) -> None:
-        u = self.usage[usage_key(rec.started_at, rec.provider, rec.upstream_model, rec.role)]
+        u = self.usage[usage_key(rec.started_at, rec.provider, rec.upstream_model, rec.role, rec.member)]
         priced = rec.cost_usd or 0.0
         premium = rec.premium_cost_usd if rec.cost_usd is not None and rec.premium_cost_usd is not None else None
         unpriced = rec.cost_source == "unpriced" and rec.outcome == "ok"
@@ -141,10 +141,10 @@ def _upsert_sql(table: str, keys: tuple[str, ...], extra: tuple[str, ...], measu
     )
 
 
-_USAGE_UPSERT = _upsert_sql("usage_slots", ("slot", "provider", "model", "role"), (), USAGE_MEASURES)
+_USAGE_UPSERT = _upsert_sql("usage_slots", USAGE_KEYS, (), USAGE_MEASURES)
 _TASK_UPSERT = _upsert_sql("task_totals", ("task_id",), ("models",), TASK_MEASURES)
 # PostgreSQL wants the stored row named in DO UPDATE (a bare column is ambiguous with `excluded`)
-_PG_USAGE_UPSERT = pg(_upsert_sql("usage_slots", ("slot", "provider", "model", "role"), (), USAGE_MEASURES, "usage_slots."))
+_PG_USAGE_UPSERT = pg(_upsert_sql("usage_slots", USAGE_KEYS, (), USAGE_MEASURES, "usage_slots."))
 _PG_TASK_UPSERT = pg(_upsert_sql("task_totals", ("task_id",), ("models",), TASK_MEASURES, "task_totals."))
 _ADD_MODEL_SQL = (
     "UPDATE task_totals SET models = CASE"
@@ -185,17 +185,18 @@ def attribute_failed_results(conn: Connection, ends: Sequence[CallRecord], total
         if tcid in marked:
             continue  # the writer's second update for this id finds nothing left to mark
         marked.add(tcid)
-        for kind, started_at, provider, model, role, task_id in cur.execute(stored_calls, (tcid,)).fetchall():
+        for kind, started_at, provider, model, role, member, task_id in cur.execute(stored_calls, (tcid,)).fetchall():
             if kind == "ok":
-                totals.add_result_failure(usage_key(started_at, provider, model, role), task_id)
+                totals.add_result_failure(usage_key(started_at, provider, model, role, member), task_id)
         for rec, kind in in_batch.get(tcid, ()):
             if kind == "ok":
-                totals.add_result_failure(usage_key(rec.started_at, rec.provider, rec.upstream_model, rec.role), rec.task_id)
+                totals.add_result_failure(usage_key(rec.started_at, rec.provider, rec.upstream_model, rec.role, rec.member),
+                                          rec.task_id)
     cur.close()
 
 
 _STORED_CALLS = (
-    "SELECT t.kind, c.started_at, c.provider, c.upstream_model, c.role, c.task_id FROM tool_calls t"
+    "SELECT t.kind, c.started_at, c.provider, c.upstream_model, c.role, c.member, c.task_id FROM tool_calls t"
     " JOIN calls c ON c.call_id = t.call_id WHERE t.tool_call_id = ? AND NOT t.result_failed"
 )
 _PG_STORED_CALLS = pg(_STORED_CALLS)

@@ -27,8 +27,8 @@ from sqlalchemy import Connection, Engine, text
 from app.core.analytics.rollup import FAILURE_COLUMNS, KIND_COLUMNS, SLOT
 from app.core.storage.dialect import floor_bucket
 
-DIMS = {"model": "model", "provider": "provider", "role": "role"}
-_DETAIL_COL = {"model": "upstream_model", "provider": "provider", "role": "role"}
+DIMS = {"model": "model", "provider": "provider", "role": "role", "member": "member"}
+_DETAIL_COL = {"model": "upstream_model", "provider": "provider", "role": "role", "member": "member"}
 # Portable SQL (SQLite and PostgreSQL): coalesce(sum()) for SQLite's total(), CASE for summed booleans.
 _CALL_MEASURES = {
     "calls": "count(*)",
@@ -99,12 +99,19 @@ def collect(
     bucket_s: int | None = None,
     offset: int = 0,
     dim: str | None = None,
+    member: str | None = None,
 ) -> dict[Key, dict[str, float]]:
-    """Sum `measures` (columns of usage_slots) over [since, until), grouped by bucket and/or dimension."""
+    """Sum `measures` (columns of usage_slots) over [since, until), grouped by bucket and/or dimension; only
+    `member`'s calls when given (team mode; '' is the calls logged without a member)."""
     whole = bucket_s is None or (bucket_s % SLOT == 0 and offset % SLOT == 0)
     slots, detail = plan(since, until, pruned_before(conn), whole)
     out: dict[Key, dict[str, float]] = defaultdict(lambda: dict.fromkeys(measures, 0))
-    params: dict[str, Any] = {"b": bucket_s or 1, "off": offset}
+    params: dict[str, Any] = {"b": bucket_s or 1, "off": offset, "member": member}
+
+    def of_member(col: str) -> str:  # call rows of a single user have no member (NULL), slots have ''
+        if member is None:
+            return ""
+        return f" AND coalesce({col}, '') = :member" if member == "" else f" AND {col} = :member"
 
     def add(rows: Any, names: list[str]) -> None:
         for row in rows:
@@ -119,7 +126,7 @@ def collect(
     if slots is not None:
         head, tail = group("slot", DIMS[dim] if dim else None)
         cols = ", ".join(f"coalesce(sum({m}), 0)" for m in measures)
-        add(conn.execute(text(f"SELECT {head}, {cols} FROM usage_slots WHERE slot >= :s0 AND slot < :s1 {tail}"),
+        add(conn.execute(text(f"SELECT {head}, {cols} FROM usage_slots WHERE slot >= :s0 AND slot < :s1{of_member('member')} {tail}"),
                          {**params, "s0": slots[0], "s1": slots[1]}), measures)
     call_measures = [m for m in measures if m in _CALL_MEASURES]
     tool_measures = [m for m in measures if m in _TOOL_MEASURES]
@@ -129,15 +136,15 @@ def collect(
             head, tail = group("started_at", f"coalesce({_DETAIL_COL[dim]}, '')" if dim else None)
             cols = ", ".join(_CALL_MEASURES[m] for m in call_measures)
             add(conn.execute(text(f"SELECT {head}, {cols} FROM calls WHERE started_at >= :a AND started_at < :b0"
-                                  f" AND {_ENDED} {tail}"), p), call_measures)
+                                  f" AND {_ENDED}{of_member('member')} {tail}"), p), call_measures)
         if tool_measures:
             cols = ", ".join(_TOOL_MEASURES[m] for m in tool_measures)
-            # tool_calls rows carry the model; provider and role need their call
-            table = "t" if dim in (None, "model") else "c"
-            head, tail = group("t.started_at", f"coalesce({table}.{_DETAIL_COL[dim]}, '')" if dim else None)
+            # tool_calls rows carry the model; provider, role and member need their call
+            table = "t" if dim in (None, "model") and member is None else "c"
+            head, tail = group("t.started_at", f"coalesce({'t' if dim == 'model' else table}.{_DETAIL_COL[dim]}, '')" if dim else None)
             source = "tool_calls t" if table == "t" else "tool_calls t JOIN calls c ON c.call_id = t.call_id"
             add(conn.execute(text(f"SELECT {head}, {cols} FROM {source} WHERE t.started_at >= :a AND t.started_at < :b0"
-                                  f" {tail}"), p), tool_measures)
+                                  f"{of_member('c.member')} {tail}"), p), tool_measures)
     return out
 
 
@@ -171,7 +178,8 @@ def spend_by_provider(conn: Connection, since: float, until: float) -> dict[str 
 HOUR = 3600
 
 
-def hourly_costs(conn: Connection, since: float, until: float, rates: Mapping[str, float]) -> dict[str, Any]:
+def hourly_costs(conn: Connection, since: float, until: float, rates: Mapping[str, float],
+                 member: str | None = None) -> dict[str, Any]:
     """What local providers with an `hourly_cost` cost over [since, until): their rate for every clock hour
     in which they served at least one call (a box costs its rate while it runs, whatever it serves; the
     hours it served in are the ones the log can vouch for). Per-call figures leave it out (a local call
@@ -179,7 +187,7 @@ def hourly_costs(conn: Connection, since: float, until: float, rates: Mapping[st
     rates = {name: rate for name, rate in rates.items() if rate}
     if not rates:
         return {"usd": 0.0, "providers": {}}
-    rows = collect(conn, since, until, ["calls"], bucket_s=HOUR, dim="provider")
+    rows = collect(conn, since, until, ["calls"], bucket_s=HOUR, dim="provider", member=member)
     hours: dict[str, int] = {}
     for (_bucket, provider), row in rows.items():
         if provider in rates and row["calls"]:
@@ -194,21 +202,24 @@ def hourly_rates(config: Any) -> dict[str, float]:
 
 
 def tiles(
-    engine: Engine, *, since: float, now: float | None = None, hourly: Mapping[str, float] | None = None
+    engine: Engine, *, since: float, now: float | None = None, hourly: Mapping[str, float] | None = None,
+    member: str | None = None,
 ) -> dict[str, Any]:
     """The dashboard's headline figures for [since, now]; spend today/month count from local midnight / the 1st.
-    `savings_range` is net of the hourly cost of local providers (`hourly`: provider -> USD per hour)."""
+    `savings_range` is net of the hourly cost of local providers (`hourly`: provider -> USD per hour). With
+    `member`, only that member's calls and tasks (a local box's hours: those it served that member in)."""
     now = time.time() if now is None else now
     until = now + 1e-6
     measures = ["calls", "cost_usd", "unpriced_calls", "savings_usd", "tool_calls", *FAILURE_COLUMNS]
     with engine.connect() as conn:
-        total = collect(conn, since, until, measures).get((None, None)) or dict.fromkeys(measures, 0)
-        boxes = hourly_costs(conn, since, until, hourly or {})
-        today = collect(conn, _day_start(now), until, ["cost_usd"]).get((None, None), {"cost_usd": 0.0})
-        month = collect(conn, _month_start(now), until, ["cost_usd"]).get((None, None), {"cost_usd": 0.0})
+        total = collect(conn, since, until, measures, member=member).get((None, None)) or dict.fromkeys(measures, 0)
+        boxes = hourly_costs(conn, since, until, hourly or {}, member)
+        today = collect(conn, _day_start(now), until, ["cost_usd"], member=member).get((None, None), {"cost_usd": 0.0})
+        month = collect(conn, _month_start(now), until, ["cost_usd"], member=member).get((None, None), {"cost_usd": 0.0})
         finished = conn.execute(text(
             "SELECT avg(tt.cost_usd) FROM tasks t JOIN task_totals tt ON tt.task_id = t.id"
-            " WHERE t.outcome = 'finished' AND t.started_at >= :s AND t.started_at < :u"), {"s": since, "u": until}).scalar()
+            " WHERE t.outcome = 'finished' AND t.started_at >= :s AND t.started_at < :u"
+            + ("" if member is None else " AND t.member = :m")), {"s": since, "u": until, "m": member}).scalar()
     return {
         "spend_today": today["cost_usd"],
         "spend_month": month["cost_usd"],
@@ -245,39 +256,42 @@ def _check_bucket(bucket_s: int) -> None:
 
 
 def spend_over_time(
-    engine: Engine, *, since: float, until: float | None = None, bucket_s: int, by: str = "model"
+    engine: Engine, *, since: float, until: float | None = None, bucket_s: int, by: str = "model",
+    member: str | None = None,
 ) -> dict[str, Any]:
-    """Spend (USD) per bucket, one series per model, provider or role."""
+    """Spend (USD) per bucket, one series per model, provider, role or member."""
     if by not in DIMS:
         raise ValueError(f"by must be one of {', '.join(DIMS)}, got {by!r}")
     _check_bucket(bucket_s)
     until = time.time() if until is None else until
     offset = local_offset(until)
     with engine.connect() as conn:
-        rows = collect(conn, since, until, ["cost_usd"], bucket_s=bucket_s, offset=offset, dim=by)
+        rows = collect(conn, since, until, ["cost_usd"], bucket_s=bucket_s, offset=offset, dim=by, member=member)
     buckets = _buckets(since, until, bucket_s, offset)
     return {"buckets": buckets, "series": _series(rows, buckets, lambda r: r["cost_usd"], 0.0)}
 
 
-def failure_rate_over_time(engine: Engine, *, since: float, until: float | None = None, bucket_s: int) -> dict[str, Any]:
+def failure_rate_over_time(engine: Engine, *, since: float, until: float | None = None, bucket_s: int,
+                           member: str | None = None) -> dict[str, Any]:
     """Tool-call failure rate (failed / emitted) per bucket and model; None where a model emitted nothing."""
     _check_bucket(bucket_s)
     until = time.time() if until is None else until
     offset = local_offset(until)
     measures = ["tool_calls", *FAILURE_COLUMNS]
     with engine.connect() as conn:
-        rows = collect(conn, since, until, measures, bucket_s=bucket_s, offset=offset, dim="model")
+        rows = collect(conn, since, until, measures, bucket_s=bucket_s, offset=offset, dim="model", member=member)
     rows = {k: v for k, v in rows.items() if v["tool_calls"]}
     buckets = _buckets(since, until, bucket_s, offset)
     return {"buckets": buckets, "series": _series(rows, buckets, lambda r: failures(r) / r["tool_calls"], None)}
 
 
-def reliability(engine: Engine, *, since: float | None = None, until: float | None = None) -> dict[str, Any]:
+def reliability(engine: Engine, *, since: float | None = None, until: float | None = None,
+                member: str | None = None) -> dict[str, Any]:
     """Tool calls emitted and failed, by kind, overall and per model (the exact definition: see rollup)."""
     until = time.time() + 1e-6 if until is None else until
     measures = ["tool_calls", *FAILURE_COLUMNS]
     with engine.connect() as conn:
-        rows = collect(conn, since or 0.0, until, measures, dim="model")
+        rows = collect(conn, since or 0.0, until, measures, dim="model", member=member)
 
     def shape(row: dict[str, float]) -> dict[str, Any]:
         failed = failures(row)
@@ -302,6 +316,7 @@ def savings(
     until: float | None = None,
     by: str = "day",
     hourly: Mapping[str, float] | None = None,
+    member: str | None = None,
 ) -> dict[str, Any]:
     """Actual spend against the premium preset's price for the same tokens, per day, provider, model or role.
 
@@ -310,14 +325,14 @@ def savings(
     providers (`hourly_costs`) and `net_savings_usd`, the savings once it is paid.
     """
     if by not in (*DIMS, "day"):
-        raise ValueError(f"by must be day, provider, model or role, got {by!r}")
+        raise ValueError(f"by must be day, provider, model, role or member, got {by!r}")
     until = time.time() + 1e-6 if until is None else until
     measures = ["calls", "cost_usd", "premium_usd", "savings_usd"]
     with engine.connect() as conn:
         if by == "day":
-            rows = collect(conn, since, until, measures, bucket_s=86400, offset=local_offset(until))
+            rows = collect(conn, since, until, measures, bucket_s=86400, offset=local_offset(until), member=member)
         else:
-            rows = collect(conn, since, until, measures, dim=by)
+            rows = collect(conn, since, until, measures, dim=by, member=member)
     out = []
     for (bucket, name), row in sorted(rows.items(), key=lambda kv: (kv[0][0] or 0, kv[0][1] or "")):
         key: Any = datetime.fromtimestamp(bucket).date().isoformat() if by == "day" and bucket is not None else (name or "(none)")
@@ -325,6 +340,32 @@ def savings(
                     "savings_usd": row["savings_usd"]})
     total: dict[str, Any] = {m: sum(r[m] for r in out) for m in ("calls", "cost_usd", "premium_usd", "savings_usd")}
     with engine.connect() as conn:
-        boxes = hourly_costs(conn, since, until, hourly or {})
+        boxes = hourly_costs(conn, since, until, hourly or {}, member)
     total.update(hourly_cost_usd=boxes["usd"], net_savings_usd=total["savings_usd"] - boxes["usd"])
     return {"since": since, "until": until, "by": by, "rows": out, "total": total, "hourly": boxes["providers"]}
+
+
+def members(engine: Engine, *, since: float, until: float | None = None) -> list[dict[str, Any]]:
+    """The per-member table of a team ledger: calls, spend, savings, tool-call failure rate and cost per
+    finished task of each member over [since, until), biggest spender first ('' is calls without a member)."""
+    until = time.time() + 1e-6 if until is None else until
+    measures = ["calls", "errors", "cost_usd", "unpriced_calls", "savings_usd", "tool_calls", *FAILURE_COLUMNS]
+    with engine.connect() as conn:
+        rows = collect(conn, since, until, measures, dim="member")
+        finished = dict(conn.execute(text(
+            "SELECT t.member, avg(tt.cost_usd) FROM tasks t JOIN task_totals tt ON tt.task_id = t.id"
+            " WHERE t.outcome = 'finished' AND t.started_at >= :s AND t.started_at < :u GROUP BY t.member"),
+            {"s": since, "u": until}).all())
+    out = []
+    for (_bucket, name), row in rows.items():
+        if not row["calls"]:
+            continue
+        failed = failures(row)
+        out.append({
+            "member": name or "", "calls": int(row["calls"]), "errors": int(row["errors"]), "cost_usd": row["cost_usd"],
+            "unpriced_calls": int(row["unpriced_calls"]), "savings_usd": row["savings_usd"],
+            "tool_calls": int(row["tool_calls"]), "tool_failures": int(failed),
+            "tool_failure_rate": failed / row["tool_calls"] if row["tool_calls"] else None,
+            "cost_per_finished_task": finished.get(name or ""),
+        })
+    return sorted(out, key=lambda r: (-r["cost_usd"], r["member"]))

@@ -199,13 +199,19 @@ def _is_alembic_command_error(exc: BaseException) -> bool:
     return util is not None and isinstance(exc, util.CommandError)
 
 
-def open_database(url: str) -> Engine:
-    """An engine on an up-to-date schema; calls left in flight by a crash are marked interrupted."""
+def open_database(url: str, machine: str | None = None) -> Engine:
+    """An engine on an up-to-date schema; calls left in flight by a crash are marked interrupted. A shared
+    PostgreSQL ledger has other proxies' calls in flight: only this machine's are marked, and only by a proxy
+    (`machine` given), never by a reader such as the desktop app opening the ledger."""
     engine = create_db_engine(url)
     try:
         migrate(engine, url)
         with engine.begin() as conn:
-            conn.execute(text("UPDATE calls SET outcome = 'interrupted' WHERE outcome = 'in_flight'"))
+            if not is_postgres(conn):
+                conn.execute(text("UPDATE calls SET outcome = 'interrupted' WHERE outcome = 'in_flight'"))
+            elif machine:
+                conn.execute(text("UPDATE calls SET outcome = 'interrupted' WHERE outcome = 'in_flight' AND machine = :m"),
+                             {"m": machine})
     except DatabaseError as exc:
         engine.dispose()
         where = sqlite_path(url) or display_url(url)

@@ -57,6 +57,8 @@ class Call(Base):
     escalated: Mapped[bool] = mapped_column(Boolean, default=False)
     request_body: Mapped[bytes | None] = mapped_column(LargeBinary)
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    member: Mapped[str | None] = mapped_column(String(100))  # team mode: whose call (config or member token)
+    machine: Mapped[str | None] = mapped_column(String(100))  # team mode: which proxy logged it
 
     __table_args__ = (
         Index("ix_calls_started_at", "started_at"),
@@ -64,6 +66,7 @@ class Call(Base):
         Index("ix_calls_provider_time", "provider", "started_at"),
         Index("ix_calls_task", "task_id"),
         Index("ix_calls_outcome", "outcome"),
+        Index("ix_calls_member_time", "member", "started_at"),
     )
 
 
@@ -102,6 +105,7 @@ class Task(Base):
     started_at: Mapped[float] = mapped_column(Float)
     last_at: Mapped[float] = mapped_column(Float)
     outcome: Mapped[str | None] = mapped_column(String(16))  # finished | abandoned | None (open)
+    member: Mapped[str] = mapped_column(String(100), default="", server_default="")  # team mode; '' for none
 
     __table_args__ = (Index("ix_tasks_key", "key"), Index("ix_tasks_started", "started_at"))
 
@@ -124,6 +128,7 @@ class UsageSlot(Base):
     provider: Mapped[str] = mapped_column(String(100), primary_key=True)
     model: Mapped[str] = mapped_column(String(200), primary_key=True)
     role: Mapped[str] = mapped_column(String(32), primary_key=True)
+    member: Mapped[str] = mapped_column(String(100), primary_key=True, server_default="")  # team mode; '' for none
     calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     errors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     input_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

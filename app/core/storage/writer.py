@@ -132,6 +132,8 @@ def call_row(rec: CallRecord, bodies: bool = True) -> dict[str, object]:
         "escalated": rec.escalated,
         "request_body": rec.request_body if bodies else None,
         "response_body": rec.response_body if bodies else None,
+        "member": rec.member,
+        "machine": rec.machine,
     }
 
 
@@ -167,6 +169,9 @@ class LogWriter:
         # exact secret values (provider keys, the local token) to mask in stored bodies; set by the proxy
         self.secrets: Callable[[], Iterable[bytes]] | None = None
         self.max_pending = max_pending
+        # team mode: who and where, for rows whose call did not say (a member token does); set by Core
+        self.member: str | None = None
+        self.machine: str | None = None
         self._consecutive_failures = 0
         self._dropped_at_outage = 0
         self._last_drop_notice = 0.0
@@ -399,6 +404,10 @@ class LogWriter:
                     starts.append(rec)
         self._starts = starts
         ends = list(ended.values())
+        if self.member is not None or self.machine is not None:  # team mode only: a single user's rows stay NULL
+            for rec in (*starts, *ends):
+                rec.member = rec.member or self.member
+                rec.machine = rec.machine or self.machine
         failed += [r for rec in ends for r in rec.failed_results]
         sql = self._sql
         with self.engine.begin() as conn:
