@@ -80,6 +80,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from app.core.storage.dialect import display_url
     from app.proxy.server import ProxyThread
 
     core = _core(args)
@@ -98,7 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"downshift: WARNING: listening on {proxy.host}, reachable from other machines", file=sys.stderr)
     gc.freeze()  # start-up objects live forever: keep them out of every later collection's scan
     print(f"Downshift {__version__} proxy on {proxy.url} (preset: {core.config.active or 'none'})", flush=True)
-    print(f"  config: {core.config_path}\n  log:    {core.db_url}", flush=True)
+    print(f"  config: {core.config_path}\n  log:    {display_url(core.db_url)}", flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -493,6 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true", help="do not contact the providers")
     p.add_argument("--no-qt", action="store_true", help="do not probe Qt (it starts a child process)")
     analytics_cli.register(add)
+    from app import cli_team
+
+    cli_team.register(add)
     return parser
 
 

@@ -134,6 +134,7 @@ class Team:
     member: str = ""  # '' logs calls without a member (a single user)
     machine: str = ""  # '' is this computer's host name
     ledger: str = ""  # postgresql://user@host:port/db (shape 1); its password comes from the keyring or PGPASSWORD
+    rate_per_minute: float = 600.0  # a shared gateway's limit per member token (0: none)
 
 
 @dataclass(frozen=True)
@@ -331,7 +332,9 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
     tasks = _Reader(path, top.get("tasks", dict, {}), "tasks")
     team_ = _Reader(path, top.get("team", dict, {}), "team")
     team = Team(member=team_.get("member", str, "").strip(), machine=team_.get("machine", str, "").strip(),
-                ledger=team_.get("ledger", str, "").strip())
+                ledger=team_.get("ledger", str, "").strip(), rate_per_minute=team_.get("rate_per_minute", float, 600.0))
+    if team.rate_per_minute < 0:
+        raise ConfigError(path, "team.rate_per_minute", f"must be 0 (no limit) or more, got {team.rate_per_minute:g}")
     if team.ledger and not team.ledger.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         raise ConfigError(path, "team.ledger", f"must be a postgresql:// URL, got {team.ledger!r}")
     if ":" in team.ledger.split("://", 1)[-1].split("@", 1)[0] and "@" in team.ledger:
@@ -458,7 +461,7 @@ def to_toml_dict(config: Config) -> dict[str, Any]:
     if config.ui:
         out["ui"] = dict(config.ui)
     if config.team != Team():
-        out["team"] = {k: v for k, v in vars(config.team).items() if v}
+        out["team"] = {k: v for k, v in vars(config.team).items() if v != getattr(Team(), k)}
     return out
 
 

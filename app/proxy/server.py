@@ -30,6 +30,7 @@ from app.core.records import CallRecord
 from app.core.secrets import SecretStoreError
 from app.proxy import accounting
 from app.proxy.errors import ProxyError, error_json
+from app.proxy.member_gate import MemberGate
 from app.proxy.pipeline import Pipeline
 from app.proxy.upstream import UpstreamClient
 
@@ -58,6 +59,7 @@ class ProxyServer:
         self._token_recheck_at = 0.0
         self._token_refreshing = False
         self._hosts: dict[str, bool] = {}
+        self.members = MemberGate(core)  # team gateway: member tokens (app.proxy.member_gate)
         self.app = web.Application(client_max_size=_NO_LIMIT)
         self.app.router.add_post("/v1/chat/completions", self._endpoint("openai", "/v1/chat/completions"))
         self.app.router.add_post("/chat/completions", self._endpoint("openai", "/v1/chat/completions"))
@@ -156,19 +158,22 @@ class ProxyServer:
         elif headers.get("Sec-Fetch-Site", "none") not in _SAME_SITE:
             raise ProxyError(403, "forbidden_origin", "cross-site requests from web pages are refused")
 
-    async def _check_access(self, request: web.Request) -> None:
-        """Loopback Host only (DNS rebinding), no foreign browser Origin, and the local token."""
+    async def _check_access(self, request: web.Request) -> str | None:
+        """Loopback Host only (DNS rebinding), no foreign browser Origin, and the local token or a member token
+        (a team gateway; returns the member's name)."""
         self._check_origin(request)
         presented = _presented_token(request)
         if presented is None:
             raise ProxyError(401, "missing_token", "missing token: send the Downshift token as 'Authorization: Bearer' or 'x-api-key'")
+        if self.members.applies(presented):
+            return await self.members.check(presented)
         try:
             token = await self._current_token()
         except SecretStoreError as exc:
             raise ProxyError(503, "token_unavailable", f"Downshift cannot read its local token: {exc}") from None
         given = presented.encode("utf-8", "surrogateescape")
         if hmac.compare_digest(given, token.encode()):
-            return
+            return None
         now = time.monotonic()
         if now - self._token_recheck_at >= self.TOKEN_RECHECK_S:  # rotated since we last looked?
             self._token_recheck_at = now
@@ -177,7 +182,7 @@ class ProxyServer:
             except SecretStoreError as exc:
                 raise ProxyError(503, "token_unavailable", f"Downshift cannot read its local token: {exc}") from None
             if hmac.compare_digest(given, token.encode()):
-                return
+                return None
         raise ProxyError(401, "bad_token", "invalid Downshift token (see `downshift env` or the Export page)")
 
     async def _cors(self, request: web.Request, response: web.StreamResponse) -> None:
@@ -213,7 +218,7 @@ class ProxyServer:
                         return web.Response(status=204, headers={
                             "Access-Control-Allow-Methods": "GET, POST", "Access-Control-Allow-Headers": _CORS_HEADERS,
                             "Access-Control-Max-Age": "600"})
-                await self._check_access(request)
+                rec.member = await self._check_access(request)
                 if self.paused and endpoint != "unknown":
                     raise ProxyError(503, "paused", "Downshift is paused; resume it from the tray or `downshift serve`")
                 body = await _read_body(request, self._max_body())

@@ -200,6 +200,22 @@ class ProbeResult(Base):
 
     __table_args__ = (Index("ix_probe_target", "target", "started_at"),)
 
+# ------------------------------------------------------------------------------------------- team mode (0003)
+
+
+class MemberToken(Base):
+    """A member of a shared team gateway and their token, stored hashed (see app.core.members)."""
+
+    __tablename__ = "member_tokens"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    token_id: Mapped[str] = mapped_column(String(32), unique=True)
+    salt: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float)
+
+
 # Task look-ups done by the writer hook and the task list (the tasks table itself is from 0001).
 Index("ix_tasks_last", Task.last_at)
 Index("ix_tasks_source", Task.source, Task.id)

@@ -1,4 +1,5 @@
-"""Team mode: every call row, task and 15-minute slot carries the member (and the call its machine).
+"""Team mode: every call row, task and 15-minute slot carries the member (and the call its machine);
+member tokens of a shared gateway, stored hashed.
 
 Calls and tasks get nullable/empty `member` columns (a single user's log leaves them empty). `usage_slots`
 gets `member` in its primary key, so the dashboard can filter and group by member from the totals; SQLite
@@ -79,9 +80,19 @@ def upgrade() -> None:
     op.create_index("ix_calls_member_time", "calls", ["member", "started_at"])
     op.add_column("tasks", sa.Column("member", sa.String(100), nullable=False, server_default=""))
     _rebuild_slots(with_member=True)
+    op.create_table(
+        "member_tokens",
+        sa.Column("name", sa.String(100), primary_key=True),
+        sa.Column("token_id", sa.String(32), nullable=False, unique=True),
+        sa.Column("salt", sa.String(64), nullable=False),
+        sa.Column("token_hash", sa.String(128), nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("revoked_at", sa.Float),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("member_tokens")
     _rebuild_slots(with_member=False)  # a downgrade adds the members' slots of one key together
     op.drop_column("tasks", "member")
     op.drop_index("ix_calls_member_time", "calls")
