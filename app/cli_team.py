@@ -78,7 +78,41 @@ def cmd_member(args: argparse.Namespace) -> int:
         engine.dispose()
 
 
+def cmd_team(args: argparse.Namespace) -> int:
+    """`downshift team password`: the team ledger's database password, into the keyring (never the config)."""
+    import getpass
+
+    from app.core.secrets import SecretStore
+    from app.core.team_ship import LEDGER_PASSWORD
+    from app.paths import data_dir
+
+    store = SecretStore(data_dir() / "secrets.json")
+    if args.delete:
+        store.delete(LEDGER_PASSWORD)
+        print("team ledger password removed")
+        return 0
+    password = (
+        sys.stdin.readline().rstrip("\n")
+        if not sys.stdin.isatty()
+        else getpass.getpass("team ledger password: ")
+    )
+    if not password:
+        print("downshift: no password given", file=sys.stderr)
+        return 2
+    store.set(LEDGER_PASSWORD, password)
+    print(f"team ledger password stored in the {store.describe()}; the proxy uses it from its next start")
+    return 0
+
+
 def register(add: AddCommand) -> None:
+    p = add(
+        "team",
+        cmd_team,
+        "team ledger settings kept outside the config file: `team password` stores the "
+        "ledger's database password in the keyring",
+    )
+    p.add_argument("action", choices=("password",))
+    p.add_argument("--delete", action="store_true", help="forget the stored password")
     p = add(
         "member",
         cmd_member,

@@ -337,8 +337,10 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         raise ConfigError(path, "team.rate_per_minute", f"must be 0 (no limit) or more, got {team.rate_per_minute:g}")
     if team.ledger and not team.ledger.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         raise ConfigError(path, "team.ledger", f"must be a postgresql:// URL, got {team.ledger!r}")
+    if team.ledger and not team.member:
+        raise ConfigError(path, "team.member", "is required with team.ledger: the name your calls carry in the team ledger")
     if ":" in team.ledger.split("://", 1)[-1].split("@", 1)[0] and "@" in team.ledger:
-        raise ConfigError(path, "team.ledger", "holds a password; keep it in PGPASSWORD or ~/.pgpass, "
+        raise ConfigError(path, "team.ledger", "holds a password; keep it in the keyring (downshift team password), PGPASSWORD or ~/.pgpass, "
                           "never in the config file")
     budgets = tuple(_budget(path, i, raw, presets, providers) for i, raw in enumerate(top.get("budgets", list, [])))
     port = proxy.get("port", int, 8765)

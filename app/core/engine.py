@@ -10,6 +10,7 @@ import os
 import threading
 from contextvars import ContextVar
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app import paths
 from app.core.analytics.policy import CallPolicy
@@ -18,6 +19,9 @@ from app.core.events import EventBus
 from app.core.secrets import SecretStore, local_token, provider_key, provider_key_name
 from app.core.storage.db import open_database
 from app.core.storage.writer import LogWriter
+
+if TYPE_CHECKING:
+    from app.core.team_ship import TeamShipper
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,7 @@ class Core:
         self.writer = LogWriter(self.db, on_written=lambda recs: self.events.emit("calls_logged", recs))
         self._apply_team(self.config_store.current())
         self.config_store.subscribe(self._apply_team)
+        self.shipper: TeamShipper | None = None  # shape 1: started by the proxy (start_team_shipping)
         self.policy = CallPolicy(self)  # tasks, budgets, escalation (app.core.analytics)
         self.writer.hooks.append(self.policy.writer_hook)
         self._keys: dict[str, str | None] = {}
@@ -78,6 +83,20 @@ class Core:
         team_mode = bool(config.team.member) or self.db.dialect.name != "sqlite"
         self.writer.member = config.team.member or None
         self.writer.machine = self.machine if team_mode else None
+
+    def start_team_shipping(self) -> None:
+        """Ship finished calls to `[team] ledger` (a proxy per developer, one team ledger). Called by the proxy
+        when it starts; a change of the ledger setting applies at the next start."""
+        config = self.config_store.current()
+        if self.shipper is not None or config is None or not config.team.ledger:
+            return
+        from app.core.team_ship import TeamShipper, ledger_url
+
+        self.shipper = TeamShipper(self.db, ledger_url(config.team.ledger, self.secrets),
+                                   idle_s=lambda: self.config.task_idle_minutes * 60.0,
+                                   notify=lambda title, message: self.events.emit("notice", (title, message)))
+        self.writer.hooks.append(self.shipper.outbox_hook)
+        self.shipper.start()
 
     def _config_error(self, exc: ConfigError) -> None:
         log.error("config not applied, keeping the last good one: %s", exc)
@@ -117,4 +136,6 @@ class Core:
 
     def close(self) -> None:
         self.writer.close()
+        if self.shipper is not None:
+            self.shipper.close()
         self.db.dispose()

@@ -216,6 +216,17 @@ class MemberToken(Base):
     revoked_at: Mapped[float | None] = mapped_column(Float)
 
 
+class OutboxRow(Base):
+    """A finished call waiting to be shipped to the team ledger (shape 1; see app.core.team_ship)."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
 # Task look-ups done by the writer hook and the task list (the tasks table itself is from 0001).
 Index("ix_tasks_last", Task.last_at)
 Index("ix_tasks_source", Task.source, Task.id)

@@ -1,5 +1,5 @@
 """Team mode: every call row, task and 15-minute slot carries the member (and the call its machine);
-member tokens of a shared gateway, stored hashed.
+member tokens of a shared gateway, stored hashed; the outbox of calls waiting to be shipped to a team ledger.
 
 Calls and tasks get nullable/empty `member` columns (a single user's log leaves them empty). `usage_slots`
 gets `member` in its primary key, so the dashboard can filter and group by member from the totals; SQLite
@@ -91,7 +91,17 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("call_id", sa.String(32), nullable=False),
+        sa.Column("payload", sa.LargeBinary, nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+    )
+
+
 def downgrade() -> None:
+    op.drop_table("outbox")
     op.drop_table("member_tokens")
     _rebuild_slots(with_member=False)  # a downgrade adds the members' slots of one key together
     op.drop_column("tasks", "member")
