@@ -230,3 +230,15 @@ def open_database(url: str, machine: str | None = None) -> Engine:
             f"update Downshift or pass --db with another location."
         ) from exc
     return engine
+
+
+def open_read_only(url: str) -> Engine:
+    """A team ledger opened for reading only (the desktop app's Team page): PostgreSQL refuses every write on
+    these connections (`default_transaction_read_only`), and nothing is migrated or marked. The schema must
+    already be there: a proxy or `downshift member list` against the ledger creates it."""
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        path = sqlite_path(url)
+        return create_engine(f"sqlite:///file:{path}?mode=ro&uri=true" if path else url)
+    return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2,
+                         connect_args={"options": "-c default_transaction_read_only=on"})
