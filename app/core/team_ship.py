@@ -149,6 +149,7 @@ class TeamShipper:
         self.local, self.ledger_url = local, ledger_url
         self.idle_s, self.max_rows, self.batch, self.interval = idle_s, max_rows, batch, interval
         self.notify = notify
+        self.on_shipped: Callable[[list[str], float], None] | None = None  # (call ids, commit time): benchmarks
         self.stats = ShipStats()
         self._ledger: Engine | None = None
         self._grouper = TaskGrouper()
@@ -288,6 +289,8 @@ class TeamShipper:
             conn.exec_driver_sql("DELETE FROM outbox WHERE id <= ?", (rows[-1][0],))
         self.stats.shipped += len(new)
         self.stats.skipped += len(by_id) - len(new)
+        if self.on_shipped is not None:
+            self.on_shipped(list(by_id), done)
         lags = self.stats.lags
         lags.extend(done - at for _id, _p, at in rows)
         if len(lags) > 10_000:
