@@ -242,3 +242,19 @@ def test_two_gateway_instances_on_one_ledger_count_every_call_once_and_survive_l
     finally:
         engine.dispose()
         pg_server.drop_database(url)
+
+
+def test_a_member_budget_blocks_only_that_member(core, proxy, config_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config_path.write_text(config_path.read_text() + '\n[[budgets]]\nperiod = "day"\nlimit_usd = 0.000001\n'
+                           'action = "block"\nmember = "ann"\n')
+    ann, bob = add_member(core.db, "ann"), add_member(core.db, "bob")
+    assert _chat(proxy.url, ann).status_code == 200  # this call's cost reaches ann's limit
+    blocked = _chat(proxy.url, ann)
+    assert blocked.status_code == 402 and "member ann" in blocked.json()["error"]["message"]
+    assert _chat(proxy.url, bob).status_code == 200 and _chat(proxy.url, core.token()).status_code == 200
+    (status,) = core.policy.budgets.status()
+    assert status["member"] == "ann" and status["reached"]
+    core.writer.flush()
+    core.policy.budgets._by_member.clear()  # as after a restart: the member's spend is read back from the log
+    core.policy.budgets.load(core.config, time.time())
+    assert _chat(proxy.url, ann).status_code == 402 and _chat(proxy.url, bob).status_code == 200

@@ -88,6 +88,7 @@ class Budget:
     action: str = "warn"  # "warn" | "switch" | "block"
     provider: str | None = None
     switch_to: str | None = None
+    member: str | None = None  # team mode: only this member's calls count (and, for block, are refused)
 
 
 @dataclass(frozen=True)
@@ -301,7 +302,10 @@ def _budget(path: Path | None, index: int, raw: Any, presets: Mapping[str, Prese
     switch_to = r.get("switch_to", str)
     if action == "switch" and switch_to not in presets:
         raise ConfigError(path, r.key("switch_to"), f"must name a preset to switch to, got {switch_to!r}")
-    budget = Budget(period, r.get("limit_usd", float, required=True), action, provider, switch_to)
+    member = r.get("member", str)
+    if member is not None and provider is not None:
+        raise ConfigError(path, r.key("member"), "a budget is per provider or per member, not both")
+    budget = Budget(period, r.get("limit_usd", float, required=True), action, provider, switch_to, member)
     r.finish()
     return budget
 

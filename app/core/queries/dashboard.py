@@ -165,6 +165,12 @@ def period_start(period: str, now: float) -> float:
     return _day_start(now) if period == "day" else _month_start(now)
 
 
+def spend_by_member(conn: Connection, since: float, until: float) -> dict[str, float]:
+    """Spend per member ('' for calls without one): what per-member budgets count from."""
+    rows = collect(conn, since, until, ["cost_usd"], dim="member")
+    return {member or "": v["cost_usd"] for (_b, member), v in rows.items()}
+
+
 def spend_by_provider(conn: Connection, since: float, until: float) -> dict[str | None, float]:
     """Spend per provider ('' for none) plus the overall total under None."""
     rows = collect(conn, since, until, ["cost_usd"], dim="provider")
