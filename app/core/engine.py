@@ -65,7 +65,7 @@ class Core:
         self.secrets = secrets or SecretStore(paths.data_dir() / "secrets.json")
         self.db_url = database_url(db_url, self.config_store.current())
         self.machine = team_machine(self.config_store.current())
-        self.db = open_database(self.db_url, machine=self.machine)
+        self.db = open_database(self.db_url)  # a shared ledger's in-flight rows: see serving()
         self.writer = LogWriter(self.db, on_written=lambda recs: self.events.emit("calls_logged", recs))
         self._apply_team(self.config_store.current())
         self.config_store.subscribe(self._apply_team)
@@ -83,6 +83,18 @@ class Core:
         team_mode = bool(config.team.member) or self.db.dialect.name != "sqlite"
         self.writer.member = config.team.member or None
         self.writer.machine = self.machine if team_mode else None
+
+    def serving(self) -> None:
+        """The proxy starts on this core. On a shared PostgreSQL ledger, this machine's calls left in flight by
+        a crash are marked interrupted now (not by every CLI command that opens the ledger, which would mark a
+        running gateway's live calls); then shipping to `[team] ledger` starts, if set."""
+        if self.db.dialect.name == "postgresql":
+            from sqlalchemy import text
+
+            with self.db.begin() as conn:
+                conn.execute(text("UPDATE calls SET outcome = 'interrupted' WHERE outcome = 'in_flight' AND machine = :m"),
+                             {"m": self.machine})
+        self.start_team_shipping()
 
     def start_team_shipping(self) -> None:
         """Ship finished calls to `[team] ledger` (a proxy per developer, one team ledger). Called by the proxy

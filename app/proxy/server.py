@@ -77,7 +77,7 @@ class ProxyServer:
         writer = core.writer
         writer.notify = lambda title, message: core.events.emit("notice", (title, message))
         writer.secrets = self._secret_values
-        core.start_team_shipping()  # shape 1: finished calls also go to [team] ledger, from a thread of its own
+        core.serving()  # team mode: this machine's crashed calls marked; shipping to [team] ledger started
 
     def _max_body(self) -> int:
         return int(self.core.config.max_body_mb * 1024 * 1024)
