@@ -210,6 +210,7 @@ def dashboard_queries(server: Any, rows: int) -> dict[str, Any]:
                 sum(output_tokens), sum(cost_usd), 0, sum(premium_cost_usd), sum(premium_cost_usd - cost_usd),
                 sum(tool_calls), sum(tool_failures), 0, '' FROM calls GROUP BY task_id""")
         conn.execute("VACUUM ANALYZE")
+        size = conn.execute("SELECT pg_total_relation_size('calls') + pg_total_relation_size('tool_calls')").fetchone()
     fill_s = time.perf_counter() - began
     day, hour = 86400, 3600
     until = now
@@ -236,7 +237,7 @@ def dashboard_queries(server: Any, rows: int) -> dict[str, Any]:
         best = min(_timed(run) for _ in range(3))
         timings[name] = round(best * 1000, 1)
     engine.dispose()
-    return {"rows": rows, "fill_s": round(fill_s, 1), "ms": timings, "slowest_ms": max(timings.values())}
+    return {"rows": rows, "fill_s": round(fill_s, 1), "bytes_per_call": round(size[0] / rows), "ms": timings, "slowest_ms": max(timings.values())}
 
 
 def _timed(run: Any) -> float:

@@ -101,6 +101,13 @@ def record(data: dict[str, Any]) -> CallRecord:
     return rec
 
 
+SLICE = 25  # records handled between two hand-backs of the GIL
+
+
+def _yield() -> None:
+    time.sleep(0)  # let the proxy's event loop have the GIL between slices of a batch
+
+
 LEDGER_PASSWORD = "team-ledger-password"  # the keyring entry `downshift team password` sets
 
 
@@ -233,50 +240,49 @@ class TeamShipper:
         return self._ledger
 
     def ship_once(self) -> int:
-        """Send up to one batch; returns how many outbox rows it took."""
+        """Send up to one batch; returns how many outbox rows it took. The Python work is done in slices with
+        the GIL handed back in between (`_yield`), so the proxy's event loop in the same process is not kept
+        waiting for a whole batch (the default switch interval is 5 ms)."""
         with self.local.connect() as conn:
-            rows = conn.exec_driver_sql(
-                "SELECT id, payload, created_at FROM outbox ORDER BY id LIMIT ?", (self.batch,)
-            ).all()
+            rows = conn.exec_driver_sql("SELECT id, payload, created_at FROM outbox ORDER BY id LIMIT ?",
+                                        (self.batch,)).all()
         if not rows:
             return 0
         ledger = self._engine()
-        records = [record(orjson.loads(p)) for _id, p, _at in rows]
-        by_id = {r.call_id: r for r in records}
+        payloads: dict[str, dict[str, Any]] = {}
+        records: dict[str, CallRecord] = {}
+        for n, (_id, raw, _at) in enumerate(rows):
+            data = orjson.loads(raw)
+            rec = record(data)
+            payloads[rec.call_id], records[rec.call_id] = data, rec
+            if n % SLICE == SLICE - 1:
+                _yield()
         with ledger.begin() as conn:
-            there = set(conn.execute(select(Call.call_id).where(Call.call_id.in_(list(by_id)))).scalars())
-            new = [r for r in by_id.values() if r.call_id not in there]
+            there = set(conn.execute(select(Call.call_id).where(Call.call_id.in_(list(records)))).scalars())
+            new = [r for r in records.values() if r.call_id not in there]
             if new:
                 self._grouper.assign(conn, new, self.idle_s())
+                _yield()
                 totals = BatchTotals()
                 for rec in new:
                     totals.add_call(rec)
                 attribute_failed_results(conn, new, totals)
                 totals.write(conn)
+                _yield()
                 rows_out = []
-                payloads = {r.call_id: orjson.loads(p) for (_i, p, _a), r in zip(rows, records, strict=True)}
-                for rec in new:
+                for n, rec in enumerate(new):
                     row = payloads[rec.call_id]["row"]
                     row["task_id"] = rec.task_id
                     rows_out.append(tuple(row[c] for c in _CALL_COLUMNS))
+                    if n % SLICE == SLICE - 1:
+                        _yield()
                 cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
                 try:
-                    cur.executemany(_LEDGER_CALLS, rows_out)
-                    tools = [
-                        (
-                            r.call_id,
-                            t.tool_call_id,
-                            t.name,
-                            t.kind,
-                            t.detail or None,
-                            False,
-                            None,
-                            r.started_at,
-                            r.upstream_model,
-                        )
-                        for r in new
-                        for t in r.tool_calls
-                    ]
+                    for i in range(0, len(rows_out), SLICE):
+                        cur.executemany(_LEDGER_CALLS, rows_out[i : i + SLICE])
+                        _yield()
+                    tools = [(r.call_id, t.tool_call_id, t.name, t.kind, t.detail or None, False, None, r.started_at,
+                              r.upstream_model) for r in new for t in r.tool_calls]
                     if tools:
                         cur.executemany(_LEDGER_TOOLS, tools)
                     failed = [(reason[:500], tcid) for r in new for tcid, reason in r.failed_results]
@@ -288,9 +294,9 @@ class TeamShipper:
         with self.local.begin() as conn:
             conn.exec_driver_sql("DELETE FROM outbox WHERE id <= ?", (rows[-1][0],))
         self.stats.shipped += len(new)
-        self.stats.skipped += len(by_id) - len(new)
+        self.stats.skipped += len(records) - len(new)
         if self.on_shipped is not None:
-            self.on_shipped(list(by_id), done)
+            self.on_shipped(list(records), done)
         lags = self.stats.lags
         lags.extend(done - at for _id, _p, at in rows)
         if len(lags) > 10_000:
