@@ -89,7 +89,9 @@ def test_rate_limit_per_member_token(core, proxy, config_path: Path) -> None:  #
     codes = [_chat(proxy.url, ann).status_code for _ in range(3)]
     assert codes == [200, 429, 429]
     limited = _chat(proxy.url, ann)
-    assert limited.json()["error"]["code"] == "rate_limited" and 1 <= int(limited.headers["Retry-After"]) <= 10
+    assert (
+        limited.json()["error"]["code"] == "rate_limited" and 1 <= int(limited.headers["Retry-After"]) <= 10
+    )
     assert _chat(proxy.url, bob).status_code == 200  # another member's budget is their own
 
 
@@ -122,13 +124,16 @@ def test_member_cli_prints_the_token_once_and_lists_without_it(core, config_path
 # ----------------------------------------------------------------------------------- two gateway instances
 
 
-def _serve(workdir: Path, name: str, mock_url: str, url: str) -> tuple[subprocess.Popen[str], str]:
+def serve(
+    workdir: Path, name: str, mock_url: str, url: str, team: str = ""
+) -> tuple[subprocess.Popen[str], str]:
+    """`downshift serve` in a process of its own, logging to `url`, with `team` added to its [team] table."""
     from bench.soak import KEYS, TOKEN, config_text
 
     home = workdir / name
     home.mkdir()
     config = home / "config.toml"
-    config.write_text(config_text(mock_url) + f'\n[team]\nmachine = "{name}"\nrate_per_minute = 0\n')
+    config.write_text(config_text(mock_url) + f'\n[team]\nmachine = "{name}"\nrate_per_minute = 0\n{team}')
     env = {
         **os.environ,
         **KEYS,
@@ -168,8 +173,8 @@ def test_two_gateway_instances_on_one_ledger_count_every_call_once_and_survive_l
     engine = open_database(url)
     tokens = {name: add_member(engine, name) for name in ("ann", "bob", "cem")}
     with MockUpstream() as mock:
-        a, a_url = _serve(tmp_path, "gw-a", mock.base_url, url)
-        b, b_url = _serve(tmp_path, "gw-b", mock.base_url, url)
+        a, a_url = serve(tmp_path, "gw-a", mock.base_url, url)
+        b, b_url = serve(tmp_path, "gw-b", mock.base_url, url)
         ok: dict[str, int] = dict.fromkeys(tokens, 0)
         answered_by_b_after_stop = 0
         stopped = threading.Event()
@@ -251,8 +256,10 @@ def test_two_gateway_instances_on_one_ledger_count_every_call_once_and_survive_l
 
 
 def test_a_member_budget_blocks_only_that_member(core, proxy, config_path: Path) -> None:  # type: ignore[no-untyped-def]
-    config_path.write_text(config_path.read_text() + '\n[[budgets]]\nperiod = "day"\nlimit_usd = 0.000001\n'
-                           'action = "block"\nmember = "ann"\n')
+    config_path.write_text(
+        config_path.read_text() + '\n[[budgets]]\nperiod = "day"\nlimit_usd = 0.000001\n'
+        'action = "block"\nmember = "ann"\n'
+    )
     ann, bob = add_member(core.db, "ann"), add_member(core.db, "bob")
     assert _chat(proxy.url, ann).status_code == 200  # this call's cost reaches ann's limit
     blocked = _chat(proxy.url, ann)
@@ -276,11 +283,15 @@ def test_only_a_starting_proxy_marks_its_own_machine_s_calls_interrupted(pg_serv
     gateway = Core(tmp_path / "gw.toml", url)
     with gateway.db.begin() as conn:
         for call_id, machine in (("mine", socket.gethostname()), ("theirs", "gw-2")):
-            conn.execute(text("INSERT INTO calls (call_id, started_at, client_api, endpoint, streamed, outcome, input_tokens,"
-                              " output_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, reasoning_tokens,"
-                              " unpriced, attempts, bytes_in, bytes_out, tool_calls, tool_failures, escalated, machine) VALUES"
-                              " (:c, 1, 'openai', '/x', false, 'in_flight', 0, 0, 0, 0, 0, 0, false, 1, 0, 0, 0, 0, false, :m)"),
-                         {"c": call_id, "m": machine})
+            conn.execute(
+                text(
+                    "INSERT INTO calls (call_id, started_at, client_api, endpoint, streamed, outcome, input_tokens,"
+                    " output_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, reasoning_tokens,"
+                    " unpriced, attempts, bytes_in, bytes_out, tool_calls, tool_failures, escalated, machine) VALUES"
+                    " (:c, 1, 'openai', '/x', false, 'in_flight', 0, 0, 0, 0, 0, 0, false, 1, 0, 0, 0, 0, false, :m)"
+                ),
+                {"c": call_id, "m": machine},
+            )
     cli_like = Core(tmp_path / "gw.toml", url)  # what `downshift stats --db ...` opens
     outcomes = "SELECT call_id, outcome FROM calls ORDER BY call_id"
     with cli_like.db.connect() as conn:

@@ -194,3 +194,60 @@ def test_a_real_proxy_ships_its_calls_without_their_bodies(
         for r in rows
     )
     core.close()
+
+
+@pytest.mark.timeout(120)
+def test_two_shipping_proxy_processes_fill_one_ledger_exactly(pg_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Two developers' `downshift serve` processes, each with its own local log, ship to one ledger while their
+    agents call them concurrently: the ledger's totals equal the calls each answered, per member."""
+    import signal
+
+    from app.testing.mock_upstream import MockUpstream
+    from bench.soak import TOKEN
+    from tests.test_team_gateway import serve
+
+    ledger = pg_server.create_database()
+    open_database(ledger).dispose()
+    answered: dict[str, int] = {}
+    with MockUpstream() as mock:
+        procs = {
+            m: serve(
+                tmp_path,
+                m,
+                mock.base_url,
+                f"sqlite:///{tmp_path / m}.db",
+                f'member = "{m}"\nledger = "{ledger}"\n',
+            )
+            for m in ("ann", "bob")
+        }
+
+        def agent(member: str) -> None:
+            url = procs[member][1]
+            with httpx.Client(timeout=20) as client:
+                n = 0
+                for i in range(120):
+                    r = client.post(
+                        f"{url}/v1/chat/completions",
+                        headers={"Authorization": f"Bearer {TOKEN}"},
+                        json={"model": "default", "messages": user(f"{member} {i}")},
+                    )
+                    n += r.status_code == 200
+            answered[member] = n
+
+        threads = [threading.Thread(target=agent, args=(m,)) for m in procs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        deadline = time.monotonic() + 30
+        while _ledger_counts(ledger)[0] != answered and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for proc, _url in procs.values():
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+    calls, slots, distinct, in_tasks = _ledger_counts(ledger)
+    assert answered == {"ann": 120, "bob": 120}
+    assert calls == answered and slots == answered and distinct == in_tasks == 240
