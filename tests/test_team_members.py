@@ -160,7 +160,9 @@ def test_upgrading_a_log_keeps_its_slot_totals_with_no_member(tmp_path: Path) ->
     try:
         with upgraded.connect() as conn:
             rows = conn.execute(
-                text("SELECT slot, member, calls, cost_usd, tool_calls, estimated_calls FROM usage_slots ORDER BY slot")
+                text(
+                    "SELECT slot, member, calls, cost_usd, tool_calls, estimated_calls FROM usage_slots ORDER BY slot"
+                )
             ).all()
         assert rows == [(900, "", 7, 1.25, 3, 2), (1800, "", 2, 0.5, 0, 0)]
         tiles = dashboard.tiles(upgraded, since=0, now=3600)
@@ -175,7 +177,9 @@ def test_upgrading_a_log_keeps_its_slot_totals_with_no_member(tmp_path: Path) ->
             cfg.attributes["connection"] = conn
             command.downgrade(cfg, "0004")
             rows = conn.execute(
-                text("SELECT slot, calls, cost_usd, tool_calls, estimated_calls FROM usage_slots ORDER BY slot")
+                text(
+                    "SELECT slot, calls, cost_usd, tool_calls, estimated_calls FROM usage_slots ORDER BY slot"
+                )
             ).all()
         assert rows == [(900, 8, 1.5, 4, 3), (1800, 2, 0.5, 0, 0)]
     finally:

@@ -94,8 +94,12 @@ class Core:
             from sqlalchemy import text
 
             with self.db.begin() as conn:
-                conn.execute(text("UPDATE calls SET outcome = 'interrupted' WHERE outcome = 'in_flight' AND machine = :m"),
-                             {"m": self.machine})
+                conn.execute(
+                    text(
+                        "UPDATE calls SET outcome = 'interrupted' WHERE outcome = 'in_flight' AND machine = :m"
+                    ),
+                    {"m": self.machine},
+                )
         self.start_team_shipping()
 
     def start_team_shipping(self) -> None:
@@ -106,9 +110,12 @@ class Core:
             return
         from app.core.team_ship import TeamShipper, ledger_url
 
-        self.shipper = TeamShipper(self.db, ledger_url(config.team.ledger, self.secrets),
-                                   idle_s=lambda: self.config.task_idle_minutes * 60.0,
-                                   notify=lambda title, message: self.events.emit("notice", (title, message)))
+        self.shipper = TeamShipper(
+            self.db,
+            ledger_url(config.team.ledger, self.secrets),
+            idle_s=lambda: self.config.task_idle_minutes * 60.0,
+            notify=lambda title, message: self.events.emit("notice", (title, message)),
+        )
         self.writer.hooks.append(self.shipper.outbox_hook)
         self.shipper.start()
 

@@ -106,7 +106,9 @@ class ExecutorTotals:
             return
         cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         if is_postgres(conn):  # several writers on one ledger: rows taken in key order, so no deadlock
-            cur.executemany(_PG_UPSERT, [(*k, *(v[m] for m in MEASURES)) for k, v in sorted(self.rows.items())])
+            cur.executemany(
+                _PG_UPSERT, [(*k, *(v[m] for m in MEASURES)) for k, v in sorted(self.rows.items())]
+            )
         else:
             cur.executemany(_UPSERT, [(*k, *(v[m] for m in MEASURES)) for k, v in self.rows.items()])
         cur.close()
