@@ -129,6 +129,47 @@ def test_a_batch_sent_again_after_a_lost_acknowledgement_adds_nothing(
     core.close()
 
 
+def test_the_ledger_gets_the_estimated_counts_and_the_executor_totals_the_local_log_has(
+    pg_server, tmp_path: Path, config_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """What main added to the totals since team mode was built travels too: estimated calls per slot and
+    task, and the scorecard's totals by prompt size, so the ledger's figures equal the local log's."""
+    from app.core.queries import dashboard
+    from app.core.queries.executors import scorecard
+
+    ledger = pg_server.create_database()
+    core = Core(
+        _config(tmp_path / "c.toml", config_path.read_text(), "ann", ledger), f"sqlite:///{tmp_path / 'c.db'}"
+    )
+    core.start_team_shipping()
+    assert core.shipper is not None
+    recs = [make_record(0, i, slot_of(time.time()) - 900, "ann") for i in range(30)]
+    for rec in recs[::3]:
+        rec.usage_estimated, rec.cost_source = True, "estimated"
+    for rec in recs:
+        core.writer.finished(rec)
+    assert core.writer.flush() and core.shipper.wait_empty()
+    engine = open_database(ledger)
+    try:
+        local, shipped = (dashboard.tiles(db, since=0) for db in (core.db, engine))
+        assert shipped["estimated_calls"] == local["estimated_calls"] == 10
+        assert (shipped["calls"], shipped["spend_range"]) == (
+            local["calls"],
+            pytest.approx(local["spend_range"]),
+        )
+
+        def card(db):  # type: ignore[no-untyped-def]
+            return {
+                m["target"]: [(b["calls"], b["failed"]) for b in m["buckets"]]
+                for m in scorecard(db, since=0)["models"]
+            }
+
+        assert card(engine) == card(core.db) and sum(c for b in card(engine).values() for c, _f in b) == 30
+    finally:
+        engine.dispose()
+        core.close()
+
+
 def _payload(rec) -> bytes:  # type: ignore[no-untyped-def]
     from app.core.team_ship import payload
 
