@@ -105,6 +105,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from app.core.storage.dialect import display_url
     from app.proxy.server import ProxyThread
 
     core = _core(args)
@@ -123,7 +124,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"downshift: WARNING: listening on {proxy.host}, reachable from other machines", file=sys.stderr)
     gc.freeze()  # start-up objects live forever: keep them out of every later collection's scan
     print(f"Downshift {__version__} proxy on {proxy.url} (preset: {core.config.active or 'none'})", flush=True)
-    print(f"  config: {core.config_path}\n  log:    {core.db_url}", flush=True)
+    print(f"  config: {core.config_path}\n  log:    {display_url(core.db_url)}", flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -270,7 +271,7 @@ def cmd_calls(args: argparse.Namespace) -> int:
     from app.core.queries import recent_calls
 
     core = _core(args)
-    rows = recent_calls(core.db, args.limit, failures_only=args.failures)
+    rows = recent_calls(core.db, args.limit, failures_only=args.failures, member=args.member)
     core.close()
     if args.json:
         _print_json(rows)
@@ -301,8 +302,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(f"downshift: {exc}", file=sys.stderr)
         return 2
     core = _core(args)
-    data = summary(core.db, since=since)
-    data.update(analytics_cli.stats_extra(core.db, since, core.config))
+    data = summary(core.db, since=since, member=args.member)
+    data.update(analytics_cli.stats_extra(core.db, since, core.config, member=args.member))
     core.close()
     if args.json:
         _print_json(data)
@@ -325,6 +326,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_member_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--member", metavar="NAME", help="team mode: only this member's calls")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from app.core.queries import EXPORT_COLUMNS, iter_calls, parse_since
 
@@ -342,7 +347,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     count = 0
     try:
         core.writer.flush()
-        rows: Iterable[dict[str, Any]] = iter_calls(core.db, since=since)
+        rows: Iterable[dict[str, Any]] = iter_calls(core.db, since=since, member=args.member)
         if args.format == "csv":
             writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS)
             writer.writeheader()
@@ -611,14 +616,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--limit", type=LIMIT, default=20)
     p.add_argument("--failures", action="store_true", help="only failed calls and calls with tool-call failures")
-    p = add("stats", cmd_stats, "spend, tokens and tool-call failure rate, per model")
+    _add_member_option(p)
+    p = add("stats", cmd_stats, "spend, tokens and tool-call failure rate, per model (and per member on a team ledger)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--since", help="e.g. 1h, 24h, 7d, 2026-11-01 (default: all time)")
+    _add_member_option(p)
     p = add("export", cmd_export, "export the call log")
     p.add_argument("what", choices=("calls",))
     p.add_argument("--format", choices=("csv", "json"), default="csv")
     p.add_argument("--out", metavar="FILE")
     p.add_argument("--since")
+    _add_member_option(p)
     p = add("prices", cmd_prices, "the price table: list it, show which price a model is charged at, or refresh it "
                                   "from a provider that publishes prices (OpenRouter)")
     p.add_argument("action", nargs="?", choices=("list", "show", "refresh"), default="list")
@@ -641,6 +649,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-qt", action="store_true", help="do not probe Qt (it starts a child process)")
     analytics_cli.register(add)
     executors_cli.register(add)
+    from app import cli_team
+
+    cli_team.register(add)
     return parser
 
 

@@ -48,22 +48,26 @@ def _core(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 # ----------------------------------------------------------------------------------------------- stats
 
 
-def stats_extra(engine: Engine, since: float | None, config: Any = None) -> dict[str, Any]:
+def stats_extra(engine: Engine, since: float | None, config: Any = None, member: str | None = None) -> dict[str, Any]:
     """Keys `stats --json` adds to the summary: tool-call reliability by kind, savings (net of local providers'
-    hourly cost, with the cache assumption used), cost per finished task."""
+    hourly cost, with the cache assumption used), cost per finished task, and on a team ledger the per-member
+    table (`members`: calls, spend, savings, tool-call failure rate, cost per finished task)."""
     from app.core import premium_split
-    from app.core.queries.dashboard import hourly_rates, reliability, savings
+    from app.core.queries.dashboard import hourly_rates, members, reliability, savings
     from app.core.queries.tasks import cost_per_task
 
     start = since or 0.0
-    per_task = cost_per_task(engine, since=start)["by_outcome"]
+    per_task = cost_per_task(engine, since=start, member=member)["by_outcome"]
     finished = per_task.get("finished")
-    saved = savings(engine, since=start, by="model", hourly=hourly_rates(config) if config is not None else None)
+    saved = savings(engine, since=start, by="model", hourly=hourly_rates(config) if config is not None else None,
+                    member=member)
     if config is not None:
         split, calls = premium_split.measured(engine, config)
         saved["method"] = premium_split.describe(split, calls)
+    team = [m for m in members(engine, since=start) if member is None or m["member"] == member]
     return {
-        "tools": reliability(engine, since=start),
+        "members": team if any(m["member"] for m in team) else [],
+        "tools": reliability(engine, since=start, member=member),
         "savings": saved,
         "cost_per_finished_task": finished["mean"] if finished else None,
         "cost_per_finished_task_unpriced_calls": finished["unpriced_calls"] if finished else 0,
@@ -88,6 +92,14 @@ def print_stats_extra(data: dict[str, Any]) -> None:
         print(f"  {data['savings']['method']}")
     unpriced, estimated = data["cost_per_finished_task_unpriced_calls"], data["cost_per_finished_task_estimated_calls"]
     print(f"cost per finished task: {_money(data['cost_per_finished_task'], estimated)}{_caveats(unpriced, estimated)}")
+    if data.get("members"):
+        from app.cli import table
+
+        rows = [{**m, "member": m["member"] or "(none)", "cost": _money(m["cost_usd"]), "saved": _money(m["savings_usd"]),
+                 "rate": "-" if m["tool_failure_rate"] is None else f"{m['tool_failure_rate']:.1%}",
+                 "per_task": _money(m["cost_per_finished_task"])} for m in data["members"]]
+        print(table(rows, [("member", "MEMBER"), ("calls", "CALLS"), ("errors", "FAILED"), ("cost", "SPEND"),
+                           ("saved", "SAVED"), ("rate", "TOOL FAIL %"), ("per_task", "PER FINISHED TASK")]))
 
 
 # ----------------------------------------------------------------------------------------------- tasks
@@ -104,7 +116,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         return 2
     core = _core(args)
     core.writer.flush()
-    rows = list_tasks(core.db, since=since, limit=args.limit)
+    rows = list_tasks(core.db, since=since, limit=args.limit, member=args.member)
     core.close()
     if args.json:
         _print_json(rows)
@@ -291,6 +303,7 @@ def register(add: AddCommand) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--since", help="e.g. 24h, 7d (default: all time)")
     p.add_argument("--limit", type=LIMIT, default=50)
+    p.add_argument("--member", metavar="NAME", help="team mode: only this member's tasks")
     p = add("task", cmd_task, "start a task by hand, or mark one done / abandoned")
     p.add_argument("action", choices=("new", "done", "abandon", "reopen"))
     p.add_argument("arg", nargs="*", help="new: an optional label; done/abandon/reopen: the task id")

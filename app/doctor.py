@@ -90,17 +90,19 @@ def check_database(url: str) -> Check:
     from sqlalchemy.exc import SQLAlchemyError
 
     from app.core.storage.db import DatabaseOpenError, check_url, head_revision, sqlite_path
+    from app.core.storage.dialect import display_url, normalize_url
 
+    shown = display_url(url)  # a team ledger's URL may hold a password
     try:
         check_url(url)
     except DatabaseOpenError as exc:
-        return Check("database", "fail", str(exc), "pass --db sqlite:///path/to/file.db (or leave it out)", {"url": url})
+        return Check("database", "fail", str(exc), "pass --db sqlite:///path/to/file.db (or leave it out)", {"url": shown})
     path = sqlite_path(url)
     if path is not None and not path.exists():
-        return Check("database", "ok", f"{path} will be created on first start", None, {"url": url, "exists": False})
-    where = str(path or url)
-    details: dict[str, Any] = {"url": url, "exists": True}
-    engine = create_engine(url)
+        return Check("database", "ok", f"{path} will be created on first start", None, {"url": shown, "exists": False})
+    where = str(path or shown)
+    details: dict[str, Any] = {"url": shown, "exists": True}
+    engine = create_engine(normalize_url(url))
     try:
         with engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_revision()

@@ -134,11 +134,52 @@ def config_path(tmp_path: Path, mock) -> Path:  # type: ignore[no-untyped-def]
     return path
 
 
+# ----------------------------------------------------------------------------------------------- databases
+# Tests marked `both_backends` run once on SQLite and once on PostgreSQL (a throw-away server per test session,
+# a fresh database per test): every fixture that builds a call log takes its URL from `db_url`.
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "db_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_backends"):
+        metafunc.parametrize("db_backend", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server():  # type: ignore[no-untyped-def]
+    """A PostgreSQL 15 server for the session; skipped only off CI when the binaries are not installed."""
+    from app.testing.pgserver import PgServer, find_bin_dir
+
+    if find_bin_dir() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL server binaries are missing on CI (.ci/run installs postgresql-15)")
+        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql-15); CI runs these tests")
+    server = PgServer().start()
+    yield server
+    server.close()
+
+
 @pytest.fixture
-def core(tmp_path: Path, config_path: Path):  # type: ignore[no-untyped-def]
+def db_backend(request: pytest.FixtureRequest) -> str:
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def db_url(db_backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The call log's URL: a file in the test's folder, or a new database on the session's PostgreSQL."""
+    if db_backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'log.db'}"
+        return
+    server = request.getfixturevalue("pg_server")
+    url = server.create_database()
+    yield url
+    server.drop_database(url)
+
+
+@pytest.fixture
+def core(tmp_path: Path, config_path: Path, db_url: str):  # type: ignore[no-untyped-def]
     from app.core.engine import Core
 
-    c = Core(config_path, f"sqlite:///{tmp_path / 'log.db'}")
+    c = Core(config_path, db_url)
     c.set_provider_key("cheapco", PROVIDER_KEY)
     c.set_provider_key("backup", BACKUP_KEY)
     c.set_provider_key("premium", PREMIUM_KEY)

@@ -11,6 +11,8 @@ from app.core.engine import Core
 from app.proxy.server import ProxyThread
 from app.testing.script import Reply
 
+pytestmark = pytest.mark.both_backends  # on SQLite and on PostgreSQL (tests/conftest.py)
+
 COST = 0.004  # per call, billed by the mock; the limits below are reached by the 3rd call (0.012)
 
 THRIFTY = """

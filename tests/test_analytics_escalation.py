@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from analytics_support import TOOLS, chat, settled, tool_turn, user
 from conftest import proxy_config_text
 
 from app.core.queries import dashboard
 from app.testing.script import Reply, ToolCall
+
+pytestmark = pytest.mark.both_backends  # on SQLite and on PostgreSQL (tests/conftest.py)
 
 ESCALATING = """
 [[presets]]

@@ -14,6 +14,8 @@ from app.core.analytics.breakeven import break_even
 from app.core.queries import dashboard
 from app.testing.script import Reply, Usage
 
+pytestmark = pytest.mark.both_backends  # on SQLite and on PostgreSQL (tests/conftest.py)
+
 PRICED = """
 [[presets]]
 name = "reference"

@@ -13,6 +13,8 @@ from app.core.config import Target
 from app.core.queries.probes import latest_probes, probe_results
 from app.testing.script import Reply, ToolCall
 
+pytestmark = pytest.mark.both_backends  # on SQLite and on PostgreSQL (tests/conftest.py)
+
 EVENT = {"title": "Design review", "time": {"start": "10:00", "end": "11:00"},
          "attendees": [{"name": "Ana", "email": "ana@example.com"}, {"name": "Bo", "email": "bo@example.com"}]}
 

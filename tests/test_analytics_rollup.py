@@ -16,6 +16,8 @@ from app.core.queries import dashboard
 from app.core.queries import tasks as task_queries
 from app.core.records import CallRecord, ToolCallResult
 
+pytestmark = pytest.mark.both_backends  # on SQLite and on PostgreSQL (tests/conftest.py)
+
 KINDS = ["ok", "ok", "ok", "ok", "invalid_json", "unknown_tool", "schema", "text_form"]
 TARGETS = [("cheapco", "qwen/qwen3-coder", "default"), ("backup", "deepseek/deepseek-chat", "plan"),
            ("cheapco", "qwen/qwen3-coder-30b", "background")]
@@ -136,26 +138,12 @@ def test_plan_covers_the_range_once_and_never_reads_pruned_detail(since, length,
         assert pieces == []
 
 
-def _write_like_an_older_version(monkeypatch, engine) -> None:  # type: ignore[no-untyped-def]
-    """Point the writer at the call columns an older log has: the rows an older version wrote."""
-    from app.core.storage import writer as writer_mod
-
-    with engine.connect() as conn:
-        present = {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(calls)")}
-    columns = [c for c in writer_mod._CALL_COLUMNS if c in present]
-    update = [c for c in columns if c not in ("call_id", "started_at")]
-    insert = f"INSERT INTO calls ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
-    monkeypatch.setattr(writer_mod, "_CALL_COLUMNS", columns)
-    monkeypatch.setattr(writer_mod, "_SQL_START", insert + " ON CONFLICT (call_id) DO NOTHING")
-    monkeypatch.setattr(writer_mod, "_SQL_END", insert + " ON CONFLICT (call_id) DO UPDATE SET "
-                        + ", ".join(f"{c} = excluded.{c}" for c in update))
-
-
-def test_upgrade_from_0001_fills_the_totals_from_the_existing_log(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_upgrade_from_0001_fills_the_totals_from_the_existing_log(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sqlalchemy as sa
     from alembic import command
 
     from app.core.storage.db import _alembic_config, create_db_engine, open_database
-    from app.core.storage.writer import LogWriter
+    from app.core.storage.writer import call_row
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = create_db_engine(url)
@@ -171,13 +159,19 @@ def test_upgrade_from_0001_fills_the_totals_from_the_existing_log(tmp_path, monk
                          {"i": i + 1})
     for i, rec in enumerate(recs):
         rec.task_id = i // 20 + 1
-    with monkeypatch.context() as patch:
-        _write_like_an_older_version(patch, engine)
-        writer = LogWriter(engine, interval=0.01)  # 0001's writer: no analytics hook
+    # rows as 0001's writer left them (its columns only, no analytics hook)
+    old_columns = {c["name"] for c in sa.inspect(engine).get_columns("calls")} - {"id"}
+    with engine.begin() as conn:
+        conn.execute(sa.table("calls", *map(sa.column, old_columns)).insert(),
+                     [{k: v for k, v in call_row(rec).items() if k in old_columns} for rec in recs])
+        conn.execute(text("INSERT INTO tool_calls (call_id, tool_call_id, name, kind, result_failed, started_at,"
+                          " upstream_model) VALUES (:c, :t, :n, :k, 0, :s, :m)"),
+                     [{"c": r.call_id, "t": t.tool_call_id, "n": t.name, "k": t.kind, "s": r.started_at, "m": r.upstream_model}
+                      for r in recs for t in r.tool_calls])
         for rec in recs:
-            writer.finished(rec)
-        assert writer.flush()
-        writer.close()
+            for tool_call_id, reason in rec.failed_results:
+                conn.execute(text("UPDATE tool_calls SET result_failed = 1, result_reason = :r WHERE tool_call_id = :t"
+                                  " AND result_failed = 0"), {"r": reason, "t": tool_call_id})
     engine.dispose()
 
     upgraded = open_database(url)  # migrates to head, filling the totals

@@ -15,6 +15,8 @@ from app.core.queries import dashboard
 from app.core.queries.tasks import cost_per_task, list_tasks, set_outcome, task_calls
 from app.testing.script import Reply
 
+pytestmark = pytest.mark.both_backends  # on SQLite and on PostgreSQL (tests/conftest.py)
+
 
 def _tasks(core) -> dict[int, dict]:  # type: ignore[no-untyped-def]
     settled(core)

@@ -12,6 +12,8 @@ from app.cli import main as cli
 from app.core.queries import dashboard
 from app.testing.script import Reply, ToolCall
 
+pytestmark = pytest.mark.both_backends  # on SQLite and on PostgreSQL (tests/conftest.py)
+
 
 def _inject_every_kind(proxy, mock, token) -> None:  # type: ignore[no-untyped-def]
     good = [ToolCall("read_file", {"path": f"f{i}.py"}, id=f"call_ok{i}") for i in range(5)]

@@ -171,7 +171,10 @@ def test_use_keeps_comments_layout_and_a_backup(tmp_path: Path) -> None:
         (["export", "calls", "--out", "/dev/full"], ["cannot write /dev/full", "No space left"]),
         (["export", "calls", "--format", "json", "--out", "/dev/full"], ["No space left"]),
         (["rollup", "--days", "nan"], ["--days"]),
-        (["calls", "--db", "postgresql://localhost/downshift"], ["unsupported database URL", "SQLite"]),
+        (
+            ["calls", "--db", "mysql://localhost/downshift"],
+            ["unsupported database URL", "SQLite", "PostgreSQL"],
+        ),
         (["calls", "--db", "bogus"], ["unsupported database URL"]),
         (["serve", "--port", "70000"], ["--port"]),
         (["doctor", "--timeout", "nan"], ["--timeout"]),

@@ -4,13 +4,15 @@ for `start_row_after` seconds (crash evidence), `flush()` writes a row for every
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from app.core.records import CallRecord, ToolCallResult
 from app.core.storage.db import open_database
 from app.core.storage.writer import LogWriter
+
+pytestmark = pytest.mark.both_backends  # on SQLite and on PostgreSQL (tests/conftest.py)
 
 
 def outcomes(engine) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -25,8 +27,8 @@ def wait_for(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untype
         time.sleep(0.01)
 
 
-def test_quick_call_never_gets_a_start_row_long_call_does(tmp_path: Path) -> None:
-    engine = open_database(f"sqlite:///{tmp_path / 'log.db'}")
+def test_quick_call_never_gets_a_start_row_long_call_does(db_url: str) -> None:
+    engine = open_database(db_url)
     writer = LogWriter(engine, interval=0.01)
     writer.start_row_after = 0.4
     batches: list[int] = []
@@ -57,10 +59,11 @@ def test_quick_call_never_gets_a_start_row_long_call_does(tmp_path: Path) -> Non
     engine.dispose()
 
 
-def test_flush_writes_a_start_row_for_every_running_call(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'log.db'}"
+def test_flush_writes_a_start_row_for_every_running_call(db_url: str) -> None:
+    url = db_url
     engine = open_database(url)
     writer = LogWriter(engine, interval=0.05)
+    writer.machine = "box-1"  # on a shared PostgreSQL ledger only this machine's next start marks its calls
     running = [CallRecord(client_api="openai", endpoint="/v1/chat/completions") for _ in range(3)]
     for rec in running:
         writer.started(rec)
@@ -70,14 +73,14 @@ def test_flush_writes_a_start_row_for_every_running_call(tmp_path: Path) -> None
     writer.finished(running[0])
     writer.close()
     engine.dispose()
-    engine = open_database(url)  # the process "died" with two calls running
+    engine = open_database(url, machine="box-1")  # the process "died" with two calls running
     assert outcomes(engine) == {running[0].call_id: "cancelled", running[1].call_id: "interrupted",
                                 running[2].call_id: "interrupted"}
     engine.dispose()
 
 
-def test_handing_over_never_blocks_and_the_bound_counts_drops(tmp_path: Path) -> None:
-    engine = open_database(f"sqlite:///{tmp_path / 'log.db'}")
+def test_handing_over_never_blocks_and_the_bound_counts_drops(db_url: str) -> None:
+    engine = open_database(db_url)
     writer = LogWriter(engine, interval=10.0, max_pending=5)  # the writer sleeps: nothing is drained
     time.sleep(0.05)
     recs = [CallRecord(client_api="openai", endpoint="/x") for _ in range(8)]

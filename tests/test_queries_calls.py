@@ -45,9 +45,9 @@ def record(n: int, at: float, *, model: str = "qwen/qwen3-coder", provider: str 
     return rec
 
 
-def make_log(path: Path) -> Engine:
+def make_log(url: str) -> Engine:
     """Six calls and two tasks covering every filter, written through the real log writer."""
-    engine = open_database(f"sqlite:///{path}")
+    engine = open_database(url)
     with engine.begin() as conn:
         conn.execute(Task.__table__.insert(), [
             {"id": 1, "key": "task:1", "source": "header", "label": "fix the bug", "started_at": T0, "last_at": T0 + 20,
@@ -76,18 +76,34 @@ def make_log(path: Path) -> Engine:
     return engine
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """Shared by the tests that only read; once on SQLite, once on PostgreSQL."""
+    if request.param == "sqlite":
+        engine = make_log(f"sqlite:///{tmp_path_factory.mktemp('calls') / 'q.db'}")
+        yield engine
+        engine.dispose()
+        return
+    server = request.getfixturevalue("pg_server")
+    url = server.create_database()
+    engine = make_log(url)
+    yield engine
+    engine.dispose()
+    server.drop_database(url)
+
+
 @pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    """Shared by the tests that only read."""
-    engine = make_log(tmp_path_factory.mktemp("calls") / "q.db")
+def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """For the SQLite query-plan tests."""
+    engine = make_log(f"sqlite:///{tmp_path_factory.mktemp('plans') / 'q.db'}")
     yield engine
     engine.dispose()
 
 
 @pytest.fixture
-def own_db(tmp_path: Path) -> Iterator[Engine]:
+def own_db(db_url: str) -> Iterator[Engine]:
     """For a test that changes the log."""
-    engine = make_log(tmp_path / "q.db")
+    engine = make_log(db_url)
     yield engine
     engine.dispose()
 
@@ -116,6 +132,7 @@ def test_keyset_pages_cover_everything_once_even_across_a_tie(db: Engine) -> Non
     assert ids(calls_page(db, before_id=c3["id"], before_started_at=c3["started_at"])) == ["c2", "c1"]
 
 
+@pytest.mark.both_backends
 def test_a_cursor_row_that_was_pruned_falls_back_to_id_order(own_db: Engine) -> None:
     with own_db.begin() as conn:
         conn.exec_driver_sql("DELETE FROM calls WHERE call_id = 'c4'")
@@ -202,6 +219,7 @@ def test_detail_of_a_missing_call_says_so(db: Engine) -> None:
         call_detail(db, 999)
 
 
+@pytest.mark.both_backends
 def test_a_corrupt_fallback_chain_is_reported_not_raised(own_db: Engine) -> None:
     with own_db.begin() as conn:
         conn.exec_driver_sql("UPDATE calls SET fallback_chain = '[{oops' WHERE call_id = 'c1'")
@@ -237,14 +255,16 @@ def plans(engine: Engine, run) -> list[str]:  # type: ignore[no-untyped-def]
     CallFilter(outcome="ok"), CallFilter(failures_only=True), CallFilter(search="haiku"),
     CallFilter(model="qwen/qwen3-coder", outcome="ok", since=T0),
 ], ids=repr)
-def test_pages_are_read_from_an_index_in_order_never_sorted(db: Engine, flt: CallFilter) -> None:
+def test_pages_are_read_from_an_index_in_order_never_sorted(sqlite_db: Engine, flt: CallFilter) -> None:
     """A sort would read every matching row for each page: seconds at a million rows."""
+    db = sqlite_db
     (plan,) = plans(db, lambda: calls_page(db, flt, before_id=4))
     assert "TEMP B-TREE" not in plan, plan
     assert "INDEX" in plan, plan
 
 
-def test_rare_outcomes_use_their_index_and_common_ones_the_time_index(db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rare_outcomes_use_their_index_and_common_ones_the_time_index(sqlite_db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = sqlite_db
     (plan,) = plans(db, lambda: calls_page(db, CallFilter(outcome="error")))
     assert "ix_calls_outcome" in plan  # one error: read it from its index, sorting one row is free
     monkeypatch.setattr(q, "RARE_OUTCOME_ROWS", 0)  # as if errors were a large part of the log

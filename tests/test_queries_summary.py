@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pathlib import Path
+import pytest
 
 from app.core.queries import iter_calls, summary
 from app.core.records import CallRecord
@@ -8,8 +8,9 @@ from app.core.storage.db import open_database
 from app.core.storage.writer import LogWriter
 
 
-def test_summary_counts_errors_and_unpriced_per_model_and_export_is_in_start_order(tmp_path: Path) -> None:
-    engine = open_database(f"sqlite:///{tmp_path / 'log.db'}")
+@pytest.mark.both_backends
+def test_summary_counts_errors_and_unpriced_per_model_and_export_is_in_start_order(db_url: str) -> None:
+    engine = open_database(db_url)
     writer = LogWriter(engine, interval=0.01)
     recs = []
     for i, (outcome, cost) in enumerate([("ok", 0.1), ("error", None), ("error", None), ("ok", None), ("cancelled", None)]):

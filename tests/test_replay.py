@@ -11,6 +11,8 @@ from conftest import proxy_config_text
 
 from app.core.queries.replay import CAVEAT, replay
 
+pytestmark = pytest.mark.both_backends  # on SQLite and on PostgreSQL (tests/conftest.py)
+
 PRICES = """
 [[presets]]
 name = "mystery"

@@ -22,6 +22,8 @@ from app.proxy.shadow import ShadowRunner, compare
 from app.testing.mock_upstream import MockUpstream
 from app.testing.script import Reply, ToolCall, Usage
 
+pytestmark = pytest.mark.both_backends  # on SQLite and on PostgreSQL (tests/conftest.py)
+
 TOOLS = [
     {
         "type": "function",

@@ -25,10 +25,12 @@ def test_schema_migrated_wal_and_head(tmp_path: Path) -> None:
     open_database(url).dispose()  # opening again is a no-op migration
 
 
-def test_quick_call_is_one_row_and_in_flight_rows_become_interrupted(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'log.db'}"
+@pytest.mark.both_backends
+def test_quick_call_is_one_row_and_in_flight_rows_become_interrupted(db_url: str) -> None:
+    url = db_url
     engine = open_database(url)
     writer = LogWriter(engine, interval=0.01)
+    writer.machine = "box-1"
     quick = CallRecord(client_api="openai", endpoint="/v1/chat/completions")
     writer.started(quick)
     quick.tool_calls.append(ToolCallResult("call_1", "read_file", "ok"))
@@ -44,8 +46,13 @@ def test_quick_call_is_one_row_and_in_flight_rows_become_interrupted(tmp_path: P
     assert rows(engine, "SELECT result_failed, result_reason FROM tool_calls") == [(1, "exit code 1")]
     writer.close()
     engine.dispose()
-    # the process "died" with `slow` in flight: the next start marks it
-    engine = open_database(url)
+    # the process "died" with `slow` in flight: the next start marks it (on a shared PostgreSQL ledger only a
+    # proxy on the same machine does; a reader, or another machine's proxy, leaves other proxies' calls alone)
+    if engine.url.get_backend_name() == "postgresql":
+        for other in (open_database(url), open_database(url, machine="box-2")):
+            assert rows(other, f"SELECT outcome FROM calls WHERE call_id = '{slow.call_id}'") == [("in_flight",)]
+            other.dispose()
+    engine = open_database(url, machine="box-1")
     assert rows(engine, f"SELECT outcome FROM calls WHERE call_id = '{slow.call_id}'") == [("interrupted",)]
     engine.dispose()
 
@@ -119,3 +126,23 @@ def test_a_new_log_gets_the_schema_the_migrations_build(tmp_path: Path) -> None:
     assert sorted(got) == sorted(expected)
     for table in expected:
         assert got[table] == expected[table], table
+
+
+def test_the_migrations_build_the_models_schema_on_postgresql(pg_server) -> None:  # type: ignore[no-untyped-def]
+    """One set of migrations builds both schemas: on PostgreSQL (always built by Alembic) the tables, columns,
+    types, defaults and indexes match the models, as Alembic's own comparison sees them."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from app.core.storage.models import Base
+
+    url = pg_server.create_database()
+    engine = open_database(url)
+    try:
+        with engine.connect() as conn:
+            assert rows(engine, "SELECT version_num FROM alembic_version") == [(head_revision(),)]
+            context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+            assert compare_metadata(context, Base.metadata) == []
+    finally:
+        engine.dispose()
+        pg_server.drop_database(url)

@@ -88,6 +88,7 @@ class Budget:
     action: str = "warn"  # "warn" | "switch" | "block"
     provider: str | None = None
     switch_to: str | None = None
+    member: str | None = None  # team mode: only this member's calls count (and, for block, are refused)
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,16 @@ class Price:
 
 
 @dataclass(frozen=True)
+class Team:
+    """Team mode (`[team]`): who this proxy's calls belong to, and the team's ledger to ship them to."""
+
+    member: str = ""  # '' logs calls without a member (a single user)
+    machine: str = ""  # '' is this computer's host name
+    ledger: str = ""  # postgresql://user@host:port/db (shape 1); its password comes from the keyring or PGPASSWORD
+    rate_per_minute: float = 600.0  # a shared gateway's limit per member token (0: none)
+
+
+@dataclass(frozen=True)
 class Config:
     host: str = "127.0.0.1"
     port: int = 8765
@@ -167,6 +178,7 @@ class Config:
     tool_failure_patterns: tuple[str, ...] = ()  # empty: toolcheck.DEFAULT_ERROR_PATTERNS
     budgets: tuple[Budget, ...] = ()
     ui: Mapping[str, Any] = field(default_factory=dict)
+    team: Team = field(default_factory=Team)
 
     @property
     def active_preset(self) -> Preset | None:
@@ -340,7 +352,10 @@ def _budget(path: Path | None, index: int, raw: Any, presets: Mapping[str, Prese
     switch_to = r.get("switch_to", str)
     if action == "switch" and switch_to not in presets:
         raise ConfigError(path, r.key("switch_to"), f"must name a preset to switch to, got {switch_to!r}")
-    budget = Budget(period, r.get("limit_usd", float, required=True), action, provider, switch_to)
+    member = r.get("member", str)
+    if member is not None and provider is not None:
+        raise ConfigError(path, r.key("member"), "a budget is per provider or per member, not both")
+    budget = Budget(period, r.get("limit_usd", float, required=True), action, provider, switch_to, member)
     r.finish()
     return budget
 
@@ -369,6 +384,18 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
     prices = {model: _price(path, f"prices.{model}", raw) for model, raw in prices_raw.items()}
     logging_ = _Reader(path, top.get("logging", dict, {}), "logging")
     tasks = _Reader(path, top.get("tasks", dict, {}), "tasks")
+    team_ = _Reader(path, top.get("team", dict, {}), "team")
+    team = Team(member=team_.get("member", str, "").strip(), machine=team_.get("machine", str, "").strip(),
+                ledger=team_.get("ledger", str, "").strip(), rate_per_minute=team_.get("rate_per_minute", float, 600.0))
+    if team.rate_per_minute < 0:
+        raise ConfigError(path, "team.rate_per_minute", f"must be 0 (no limit) or more, got {team.rate_per_minute:g}")
+    if team.ledger and not team.ledger.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        raise ConfigError(path, "team.ledger", f"must be a postgresql:// URL, got {team.ledger!r}")
+    if team.ledger and not team.member:
+        raise ConfigError(path, "team.member", "is required with team.ledger: the name your calls carry in the team ledger")
+    if ":" in team.ledger.split("://", 1)[-1].split("@", 1)[0] and "@" in team.ledger:
+        raise ConfigError(path, "team.ledger", "holds a password; keep it in the keyring (downshift team password), PGPASSWORD or ~/.pgpass, "
+                          "never in the config file")
     budgets = tuple(_budget(path, i, raw, presets, providers) for i, raw in enumerate(top.get("budgets", list, [])))
     port = proxy.get("port", int, 8765)
     if not 0 <= port <= 65535:
@@ -397,8 +424,9 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         tool_failure_patterns=tuple(tasks.get("tool_failure_patterns", list, [])),
         budgets=budgets,
         ui=dict(top.get("ui", dict, {})),
+        team=team,
     )
-    for reader in (proxy, routing, logging_, tasks, top):
+    for reader in (proxy, routing, logging_, tasks, team_, top):
         reader.finish()
     return config
 
@@ -493,6 +521,8 @@ def to_toml_dict(config: Config) -> dict[str, Any]:
         ]
     if config.ui:
         out["ui"] = dict(config.ui)
+    if config.team != Team():
+        out["team"] = {k: v for k, v in vars(config.team).items() if v != getattr(Team(), k)}
     return out
 
 

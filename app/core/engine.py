@@ -10,6 +10,7 @@ import os
 import threading
 from contextvars import ContextVar
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app import paths
 from app.core.analytics import executors as executor_totals
@@ -19,6 +20,9 @@ from app.core.events import EventBus
 from app.core.secrets import SecretStore, local_token, provider_key, provider_key_name
 from app.core.storage.db import open_database
 from app.core.storage.writer import LogWriter
+
+if TYPE_CHECKING:
+    from app.core.team_ship import TeamShipper
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,13 @@ def database_url(explicit: str | None, config: Config | None) -> str:
         return paths.db_url(explicit)
     chosen = config.ui.get("database")
     return f"sqlite:///{Path(chosen).expanduser()}" if isinstance(chosen, str) and chosen else paths.db_url()
+
+
+def team_machine(config: Config | None) -> str:
+    """The name this proxy's rows carry as their machine: `[team] machine`, else the host name."""
+    import socket
+
+    return (config.team.machine if config is not None else "") or socket.gethostname()
 
 
 class Core:
@@ -54,13 +65,59 @@ class Core:
         self.config_store.subscribe(lambda cfg: self.events.emit("config_changed", cfg))
         self.secrets = secrets or SecretStore(paths.data_dir() / "secrets.json")
         self.db_url = database_url(db_url, self.config_store.current())
-        self.db = open_database(self.db_url)
+        self.machine = team_machine(self.config_store.current())
+        self.db = open_database(self.db_url)  # a shared ledger's in-flight rows: see serving()
         self.writer = LogWriter(self.db, on_written=lambda recs: self.events.emit("calls_logged", recs))
+        self._apply_team(self.config_store.current())
+        self.config_store.subscribe(self._apply_team)
+        self.shipper: TeamShipper | None = None  # shape 1: started by the proxy (start_team_shipping)
         self.policy = CallPolicy(self)  # tasks, budgets, escalation (app.core.analytics)
         self.writer.hooks.append(self.policy.writer_hook)
         self.writer.hooks.append(executor_totals.writer_hook)  # failure rate by prompt size (scorecard)
         self._keys: dict[str, str | None] = {}
         self._keys_lock = threading.Lock()
+
+    def _apply_team(self, config: Config | None) -> None:
+        """Team mode (a [team] member, or a shared PostgreSQL ledger): rows carry member and machine. A single
+        user's SQLite log leaves both empty, as before."""
+        if config is None:
+            return
+        team_mode = bool(config.team.member) or self.db.dialect.name != "sqlite"
+        self.writer.member = config.team.member or None
+        self.writer.machine = self.machine if team_mode else None
+
+    def serving(self) -> None:
+        """The proxy starts on this core. On a shared PostgreSQL ledger, this machine's calls left in flight by
+        a crash are marked interrupted now (not by every CLI command that opens the ledger, which would mark a
+        running gateway's live calls); then shipping to `[team] ledger` starts, if set."""
+        if self.db.dialect.name == "postgresql":
+            from sqlalchemy import text
+
+            with self.db.begin() as conn:
+                conn.execute(
+                    text(
+                        "UPDATE calls SET outcome = 'interrupted' WHERE outcome = 'in_flight' AND machine = :m"
+                    ),
+                    {"m": self.machine},
+                )
+        self.start_team_shipping()
+
+    def start_team_shipping(self) -> None:
+        """Ship finished calls to `[team] ledger` (a proxy per developer, one team ledger). Called by the proxy
+        when it starts; a change of the ledger setting applies at the next start."""
+        config = self.config_store.current()
+        if self.shipper is not None or config is None or not config.team.ledger:
+            return
+        from app.core.team_ship import TeamShipper, ledger_url
+
+        self.shipper = TeamShipper(
+            self.db,
+            ledger_url(config.team.ledger, self.secrets),
+            idle_s=lambda: self.config.task_idle_minutes * 60.0,
+            notify=lambda title, message: self.events.emit("notice", (title, message)),
+        )
+        self.writer.hooks.append(self.shipper.outbox_hook)
+        self.shipper.start()
 
     def _config_error(self, exc: ConfigError) -> None:
         log.error("config not applied, keeping the last good one: %s", exc)
@@ -100,4 +157,6 @@ class Core:
 
     def close(self) -> None:
         self.writer.close()
+        if self.shipper is not None:
+            self.shipper.close()
         self.db.dispose()

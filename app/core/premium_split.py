@@ -42,8 +42,8 @@ def _rows(engine: Engine, since: float) -> list[tuple[str, str, list[int]]]:
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT provider, upstream_model, count(*), total(input_tokens), total(cache_read_tokens),"
-                " total(cache_write_tokens), total(cache_write_1h_tokens) FROM calls"
+                "SELECT provider, upstream_model, count(*), coalesce(sum(input_tokens), 0), coalesce(sum(cache_read_tokens), 0),"
+                " coalesce(sum(cache_write_tokens), 0), coalesce(sum(cache_write_1h_tokens), 0) FROM calls"
                 " WHERE outcome = 'ok' AND started_at >= :s AND provider IS NOT NULL AND upstream_model IS NOT NULL"
                 " AND input_tokens + cache_read_tokens + cache_write_tokens + cache_write_1h_tokens > 0"
                 " GROUP BY provider, upstream_model"

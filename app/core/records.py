@@ -86,6 +86,8 @@ class CallRecord:
     escalated: bool = False
     request_body: bytes | None = None
     response_body: bytes | None = None
+    member: str | None = None  # team mode: set by a member token; else the log writer's [team] member
+    machine: str | None = None  # team mode: the proxy that served it (the log writer fills it in)
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.t0) * 1000.0

@@ -56,10 +56,12 @@ GOOGLE_STATUS = {
 class ProxyError(Exception):
     """A failure to report to the client with `status`; `kind` goes to the call log."""
 
-    def __init__(self, status: int, kind: str, message: str, *, param: str | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, kind: str, message: str, *, param: str | None = None, headers: dict[str, str] | None = None,
+                 member: str | None = None) -> None:
         super().__init__(message)
         self.status, self.kind, self.message, self.param = status, kind, message, param
         self.headers = headers or {}
+        self.member = member  # team gateway: the member a refused-but-logged call (429) belongs to
 
 
 def error_type(api: str, status: int) -> str:

@@ -34,6 +34,7 @@ from app.core.secrets import SecretStoreError
 from app.proxy import accounting
 from app.proxy.errors import ProxyError, error_json
 from app.proxy.guard import BodyTimeout, ConnectionGuard, Refusals
+from app.proxy.member_gate import MemberGate
 from app.proxy.pipeline import Pipeline
 from app.proxy.upstream import UpstreamClient
 
@@ -70,6 +71,7 @@ class ProxyServer:
         self._hosts: dict[str, bool] = {}
         self.refusals = Refusals()
         self.guard = ConnectionGuard()
+        self.members = MemberGate(core)  # team gateway: member tokens (app.proxy.member_gate)
         self.app = web.Application(client_max_size=_NO_LIMIT)
         self.app.router.add_post("/v1/chat/completions", self._endpoint("openai", "/v1/chat/completions"))
         self.app.router.add_post("/chat/completions", self._endpoint("openai", "/v1/chat/completions"))
@@ -104,6 +106,7 @@ class ProxyServer:
         writer = core.writer
         writer.notify = lambda title, message: core.events.emit("notice", (title, message))
         writer.secrets = self._secret_values
+        core.serving()  # team mode: this machine's crashed calls marked; shipping to [team] ledger started
 
     def _max_body(self) -> int:
         return int(self.core.config.max_body_mb * 1024 * 1024)
@@ -185,21 +188,24 @@ class ProxyServer:
         elif headers.get("Sec-Fetch-Site", "none") not in _SAME_SITE:
             raise ProxyError(403, "forbidden_origin", "cross-site requests from web pages are refused")
 
-    async def _check_access(self, request: web.Request, google: bool = False) -> None:
-        """Loopback Host only (DNS rebinding), no foreign browser Origin, and the local token (for the Gemini
-        API, `google`, also where Google's clients put their key: `x-goog-api-key` or `?key=`)."""
+    async def _check_access(self, request: web.Request, google: bool = False) -> str | None:
+        """Loopback Host only (DNS rebinding), no foreign browser Origin, and the local token or a member token
+        (a team gateway; returns the member's name). For the Gemini API (`google`) the token is also taken
+        where Google's clients put their key: `x-goog-api-key` or `?key=`."""
         self._check_origin(request)
         presented = _presented_token(request, google)
         if presented is None:
             where = "'x-goog-api-key'" if google else "'Authorization: Bearer' or 'x-api-key'"
             raise ProxyError(401, "missing_token", f"missing token: send the Downshift token as {where}")
+        if self.members.applies(presented):
+            return await self.members.check(presented)
         try:
             token = await self._current_token()
         except SecretStoreError as exc:
             raise ProxyError(503, "token_unavailable", f"Downshift cannot read its local token: {exc}") from None
         given = presented.encode("utf-8", "surrogateescape")
         if hmac.compare_digest(given, token.encode()):
-            return
+            return None
         now = time.monotonic()
         if now - self._token_recheck_at >= self.TOKEN_RECHECK_S:  # rotated since we last looked?
             self._token_recheck_at = now
@@ -208,7 +214,7 @@ class ProxyServer:
             except SecretStoreError as exc:
                 raise ProxyError(503, "token_unavailable", f"Downshift cannot read its local token: {exc}") from None
             if hmac.compare_digest(given, token.encode()):
-                return
+                return None
         raise ProxyError(401, "bad_token", "invalid Downshift token (see `downshift env` or the Export page)")
 
     async def _cors(self, request: web.Request, response: web.StreamResponse) -> None:
@@ -257,16 +263,19 @@ class ProxyServer:
         async def serve(request: web.Request) -> web.StreamResponse:
             shape = known_shape or _shape_of(request.path)
             gate_error: ProxyError | None = None
+            member: str | None = None
             try:  # the gate first: a refused request is counted, never logged (a web page could write rows)
                 if endpoint == "unknown" and request.method == "OPTIONS":
                     return self._preflight(request)
-                await self._check_access(request, google or shape == "gemini")
+                member = await self._check_access(request, google or shape == "gemini")
             except ProxyError as exc:
                 if exc.status not in (401, 403):
-                    gate_error = exc  # the token store failed: a call we cannot judge, logged
+                    # the token store or the ledger failed, or a member is over their rate: logged (the member's)
+                    gate_error, member = exc, exc.member
                 else:
                     return self._refuse(shape, exc)
             rec = CallRecord(client_api=api if endpoint != "unknown" else shape, endpoint=endpoint)
+            rec.member = member
             rec.user_agent = request.headers.get("User-Agent", "")[:200] or None
             if debug:
                 request[DEBUG_KEY] = rec  # read by _cors when the answer's headers go out

@@ -350,7 +350,7 @@ class ShadowRunner:
                 spent = (
                     conn.execute(
                         text(
-                            "SELECT total(cost_usd) FROM shadow_calls WHERE preset = :p AND started_at >= :m"
+                            "SELECT coalesce(sum(cost_usd), 0.0) FROM shadow_calls WHERE preset = :p AND started_at >= :m"
                         ),
                         {"p": preset, "m": _midnight()},
                     ).scalar()

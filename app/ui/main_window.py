@@ -48,6 +48,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("presets", "Presets", "app.ui.pages.presets", "PresetsPage"),
     PageSpec("export", "Export", "app.ui.pages.export", "ExportPage"),
     PageSpec("settings", "Settings", "app.ui.pages.settings", "SettingsPage"),
+    PageSpec("team", "Team", "app.ui.pages.team", "TeamPage"),
 )
 
 

@@ -60,7 +60,7 @@ def break_even(engine: Engine, config: Config, provider_name: str, *, against: T
         # the slot totals keep all cache writes together: the 1-hour ones come from the call rows (kept for
         # the retention period; writes of pruned days are priced at the 5-minute rate)
         write_1h = int(conn.execute(text(
-            "SELECT total(cache_write_1h_tokens) FROM calls WHERE provider = :p AND started_at >= :s"
+            "SELECT coalesce(sum(cache_write_1h_tokens), 0) FROM calls WHERE provider = :p AND started_at >= :s"
             " AND started_at < :u AND outcome NOT IN ('in_flight', 'interrupted')"),
             {"p": provider_name, "s": since, "u": now}).scalar() or 0)
     served = next((v for (_b, p), v in rows.items() if p == provider_name), dict.fromkeys(measures, 0))

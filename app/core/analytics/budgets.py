@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from app.core.config import Budget, Config, ConfigError
-from app.core.queries.dashboard import period_start, spend_by_provider
+from app.core.queries.dashboard import period_start, spend_by_member, spend_by_provider
 from app.core.records import CallRecord
 from app.proxy.errors import ProxyError
 
@@ -39,7 +39,7 @@ def _next_start(period: str, start: float) -> float:
 
 
 def describe(b: Budget) -> str:
-    scope = f" for {b.provider}" if b.provider else ""
+    scope = f" for {b.provider}" if b.provider else f" of member {b.member}" if b.member else ""
     return f"{'daily' if b.period == 'day' else 'monthly'} budget of ${b.limit_usd:.2f}{scope}"
 
 
@@ -49,6 +49,7 @@ class BudgetGuard:
         self._start: dict[str, float] = {}
         self._end: dict[str, float] = {}
         self._spent: dict[tuple[str, str | None], float] = {}  # (period, provider or None for all) -> USD
+        self._by_member: dict[tuple[str, str], float] = {}  # (period, member) -> USD (team mode)
         self._budgets: tuple[Budget, ...] = ()
         self._done: set[Budget] = set()  # warned or switched in the current period
 
@@ -57,6 +58,10 @@ class BudgetGuard:
         with self.core.db.connect() as conn:
             for period in PERIODS:
                 self._roll(period, now, read=lambda s, e: spend_by_provider(conn, s, e))
+                if any(b.member for b in config.budgets):
+                    start = self._start[period]
+                    for member, usd in spend_by_member(conn, start, now + 1e-6).items():
+                        self._by_member[(period, member)] = usd
         self._adopt(config)
 
     def _roll(self, period: str, now: float, read: Callable[[float, float], dict[str | None, float]] | None = None) -> None:
@@ -64,6 +69,8 @@ class BudgetGuard:
         self._start[period], self._end[period] = start, _next_start(period, start)
         for key in [k for k in self._spent if k[0] == period]:
             del self._spent[key]
+        for mkey in [k for k in self._by_member if k[0] == period]:
+            del self._by_member[mkey]
         self._done = {b for b in self._done if b.period != period}
         if read is not None:
             for provider, usd in read(start, now + 1e-6).items():
@@ -76,11 +83,13 @@ class BudgetGuard:
         self._done.update(b for b in config.budgets if b.action != "block" and self.spent(b) >= b.limit_usd)
 
     def spent(self, b: Budget) -> float:
+        if b.member is not None:
+            return self._by_member.get((b.period, b.member), 0.0)
         return self._spent.get((b.period, b.provider), 0.0)
 
     def status(self) -> list[dict[str, object]]:
         """Each configured budget with its spend this period (for the GUI and `serve`'s notices)."""
-        return [{"period": b.period, "provider": b.provider, "limit_usd": b.limit_usd, "action": b.action,
+        return [{"period": b.period, "provider": b.provider, "member": b.member, "limit_usd": b.limit_usd, "action": b.action,
                  "switch_to": b.switch_to, "spent_usd": self.spent(b), "reached": self.spent(b) >= b.limit_usd,
                  "period_start": self._start.get(b.period)} for b in self._budgets]
 
@@ -91,12 +100,15 @@ class BudgetGuard:
         if config.budgets is not self._budgets:
             self._adopt(config)
 
-    def check(self, config: Config, now: float, provider: Callable[[], str | None]) -> None:
-        """Raise the client-facing error when a block budget is used up; `provider` routes lazily."""
+    def check(self, config: Config, now: float, provider: Callable[[], str | None], member: str | None = None) -> None:
+        """Raise the client-facing error when a block budget is used up; `provider` routes lazily; a member's
+        budget blocks only that member's calls."""
         if not config.budgets:
             return
         self._tick(config, now)
         for b in config.budgets:
+            if b.member is not None and b.member != member:
+                continue
             if b.action == "block" and self.spent(b) >= b.limit_usd and (b.provider is None or b.provider == provider()):
                 raise ProxyError(
                     BLOCK_STATUS, "budget_exceeded",
@@ -114,7 +126,12 @@ class BudgetGuard:
         for period in PERIODS:
             for key in ((period, None), (period, rec.provider or "")):
                 self._spent[key] = self._spent.get(key, 0.0) + rec.cost_usd
+            if rec.member:
+                mkey = (period, rec.member)
+                self._by_member[mkey] = self._by_member.get(mkey, 0.0) + rec.cost_usd
         for b in config.budgets:
+            if b.member is not None and b.member != rec.member:
+                continue
             if b.action != "block" and b not in self._done and self.spent(b) >= b.limit_usd:
                 self._done.add(b)
                 self._act(b)

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from sqlalchemy import Connection
 
 from app.core.records import CallRecord
+from app.core.storage.dialect import is_postgres, pg
 from app.core.toolcheck import NOT_FAILURES
 
 SLOT = 86400  # a (UTC) day: 30 days of 10 models over ~20 bins are a few thousand rows, read in milliseconds
@@ -104,21 +105,35 @@ class ExecutorTotals:
         if not self.rows:
             return
         cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cur.executemany(_UPSERT, [(*k, *(v[m] for m in MEASURES)) for k, v in self.rows.items()])
+        if is_postgres(conn):  # several writers on one ledger: rows taken in key order, so no deadlock
+            cur.executemany(
+                _PG_UPSERT, [(*k, *(v[m] for m in MEASURES)) for k, v in sorted(self.rows.items())]
+            )
+        else:
+            cur.executemany(_UPSERT, [(*k, *(v[m] for m in MEASURES)) for k, v in self.rows.items()])
         cur.close()
 
 
 _COLUMNS = ("slot", "provider", "model", "ctx", *MEASURES)
-_UPSERT = (
-    f"INSERT INTO executor_slots ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
-    " ON CONFLICT (slot, provider, model, ctx) DO UPDATE SET "
-    + ", ".join(f"{m} = {m} + excluded.{m}" for m in MEASURES)
-)
+
+
+def _upsert(qualify: str = "") -> str:
+    return (
+        f"INSERT INTO executor_slots ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+        " ON CONFLICT (slot, provider, model, ctx) DO UPDATE SET "
+        + ", ".join(f"{m} = {qualify}{m} + excluded.{m}" for m in MEASURES)
+    )
+
+
+_UPSERT = _upsert()
+# PostgreSQL wants the stored row named in DO UPDATE (a bare column is ambiguous with `excluded`)
+_PG_UPSERT = pg(_upsert("executor_slots."))
 _STORED_CALLS = (
     "SELECT t.kind, c.started_at, c.provider, c.upstream_model,"
     " c.input_tokens + c.cache_read_tokens + c.cache_write_tokens + c.cache_write_1h_tokens FROM tool_calls t"
     " JOIN calls c ON c.call_id = t.call_id WHERE t.tool_call_id = ? AND NOT t.result_failed"
 )
+_PG_STORED_CALLS = pg(_STORED_CALLS)
 
 
 def writer_hook(conn: Connection, ends: Sequence[CallRecord]) -> None:
@@ -136,8 +151,9 @@ def writer_hook(conn: Connection, ends: Sequence[CallRecord]) -> None:
             for t in rec.tool_calls:
                 in_batch[t.tool_call_id].append((rec, t.kind))
         cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        stored_calls = _PG_STORED_CALLS if is_postgres(conn) else _STORED_CALLS
         for tcid in dict.fromkeys(failed):  # an id reported twice is marked once
-            for kind, started_at, provider, model, tokens in cur.execute(_STORED_CALLS, (tcid,)).fetchall():
+            for kind, started_at, provider, model, tokens in cur.execute(stored_calls, (tcid,)).fetchall():
                 if kind in NOT_FAILURES:
                     totals.add_result_failure(key_of(started_at, provider, model, tokens or 0))
             for rec, kind in in_batch.get(tcid, ()):

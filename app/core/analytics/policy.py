@@ -44,7 +44,7 @@ class CallPolicy:
         """Set the task key, enforce block budgets, and return the role to force when the task escalated."""
         rec.task_key = rec.session_key or fingerprint(data, rec.client_api) or ""
         forced = self._escalation_role(rec, config)
-        self.budgets.check(config, rec.started_at, lambda: self._provider(config, rec.requested_model, forced))
+        self.budgets.check(config, rec.started_at, lambda: self._provider(config, rec.requested_model, forced), rec.member)
         return forced
 
     def _escalation_role(self, rec: CallRecord, config: Config) -> str | None:

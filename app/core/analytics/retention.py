@@ -24,7 +24,8 @@ def cutoff_for(now: float, retention_days: float) -> int:
 def _mark(conn: Connection, cutoff: int) -> None:
     conn.execute(text(
         "INSERT INTO analytics_meta (key, value) VALUES ('pruned_before', :v) ON CONFLICT(key) DO UPDATE SET value ="
-        " CASE WHEN CAST(value AS REAL) < CAST(excluded.value AS REAL) THEN excluded.value ELSE value END"), {"v": str(cutoff)})
+        " CASE WHEN CAST(analytics_meta.value AS DOUBLE PRECISION) < CAST(excluded.value AS DOUBLE PRECISION)"
+        " THEN excluded.value ELSE analytics_meta.value END"), {"v": str(cutoff)})
 
 
 def prune_chunk(conn: Connection, cutoff: int, limit: int = CHUNK) -> int:
@@ -32,7 +33,7 @@ def prune_chunk(conn: Connection, cutoff: int, limit: int = CHUNK) -> int:
     connections run with `secure_delete` on (app.core.storage.db): the pruned rows' text is overwritten."""
     _mark(conn, cutoff)
     counts = [
-        conn.execute(text(f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE started_at < :c LIMIT :n)"),
+        conn.execute(text(f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE started_at < :c LIMIT :n)"),
                      {"c": cutoff, "n": limit}).rowcount
         for table in ("tool_calls", "calls", "shadow_calls")  # shadow runs are detail too (app.proxy.shadow)
     ]
@@ -48,8 +49,9 @@ def prune(engine: Engine, retention_days: float, now: float | None = None) -> di
         with engine.begin() as conn:
             if prune_chunk(conn, cutoff) < CHUNK:
                 break
-    with engine.connect() as conn:  # the WAL still holds the pages as they were written: fold it in, empty it
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    if engine.dialect.name == "sqlite":  # the WAL still holds the pages as they were written: fold it in, empty it
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     return {"cutoff": cutoff, "calls_pruned": int(calls)}
 
 

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import Connection
 
 from app.core.records import CallRecord
+from app.core.storage.dialect import is_postgres, pg
 from app.core.storage.models import TaskTotals, UsageSlot
 from app.core.toolcheck import NOT_FAILURES
 
@@ -32,12 +33,11 @@ KIND_COLUMNS = {
     "text_form": "tool_text_form",
 }
 FAILURE_COLUMNS = (*KIND_COLUMNS.values(), "tool_result_failed")
-USAGE_MEASURES = tuple(
-    c.name for c in UsageSlot.__table__.columns if c.name not in ("slot", "provider", "model", "role")
-)
+USAGE_KEYS = ("slot", "provider", "model", "role", "member")
+USAGE_MEASURES = tuple(c.name for c in UsageSlot.__table__.columns if c.name not in USAGE_KEYS)
 TASK_MEASURES = tuple(c.name for c in TaskTotals.__table__.columns if c.name not in ("task_id", "models"))
 
-UsageKey = tuple[int, str, str, str]
+UsageKey = tuple[int, str, str, str, str]
 
 
 SLOT = 900  # seconds; see UsageSlot
@@ -47,8 +47,9 @@ def slot_of(t: float) -> int:
     return int(t // SLOT) * SLOT
 
 
-def usage_key(started_at: float, provider: str | None, model: str | None, role: str | None) -> UsageKey:
-    return (slot_of(started_at), provider or "", model or "", role or "")
+def usage_key(started_at: float, provider: str | None, model: str | None, role: str | None,
+              member: str | None = None) -> UsageKey:
+    return (slot_of(started_at), provider or "", model or "", role or "", member or "")
 
 
 def _zero(measures: Iterable[str]) -> dict[str, float]:
@@ -64,7 +65,7 @@ class BatchTotals:
         self.task_models: dict[tuple[int, str], None] = {}  # ordered set: first use first
 
     def add_call(self, rec: CallRecord) -> None:
-        u = self.usage[usage_key(rec.started_at, rec.provider, rec.upstream_model, rec.role)]
+        u = self.usage[usage_key(rec.started_at, rec.provider, rec.upstream_model, rec.role, rec.member)]
         priced = rec.cost_usd or 0.0
         premium = rec.premium_cost_usd if rec.cost_usd is not None and rec.premium_cost_usd is not None else None
         unpriced = rec.cost_source == "unpriced"  # failed and cancelled calls are billed for what they produced
@@ -116,31 +117,52 @@ class BatchTotals:
         """Plain SQL on the driver's cursor: this runs once per writer batch, which at agent pace is once per
         call, and building SQLAlchemy upserts cost ~2 ms a batch where these cost microseconds."""
         cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        if not is_postgres(conn):
+            if self.usage:
+                cur.executemany(_USAGE_UPSERT, [(*k, *(v[m] for m in USAGE_MEASURES)) for k, v in self.usage.items()])
+            if self.tasks:
+                cur.executemany(_TASK_UPSERT, [(k, "", *(v[m] for m in TASK_MEASURES)) for k, v in self.tasks.items()])
+            if self.task_models:
+                cur.executemany(_ADD_MODEL_SQL, [(m, m, m, t) for t, m in self.task_models])
+            return
+        # PostgreSQL, several writers at once: each upsert adds to the row atomically (ON CONFLICT DO UPDATE
+        # locks it), and rows are taken in key order so two writers' batches never deadlock on each other.
         if self.usage:
-            cur.executemany(_USAGE_UPSERT, [(*k, *(v[m] for m in USAGE_MEASURES)) for k, v in self.usage.items()])
+            cur.executemany(_PG_USAGE_UPSERT, [(*k, *(v[m] for m in USAGE_MEASURES)) for k, v in sorted(self.usage.items())])
         if self.tasks:
-            cur.executemany(_TASK_UPSERT, [(k, "", *(v[m] for m in TASK_MEASURES)) for k, v in self.tasks.items()])
+            cur.executemany(_PG_TASK_UPSERT, [(k, "", *(v[m] for m in TASK_MEASURES)) for k, v in sorted(self.tasks.items())])
         if self.task_models:
-            cur.executemany(_ADD_MODEL_SQL, [(m, m, m, t) for t, m in self.task_models])
+            cur.executemany(_PG_ADD_MODEL_SQL, [(m, m, m, t) for t, m in self.task_models])
 
 
-def _upsert_sql(table: str, keys: tuple[str, ...], extra: tuple[str, ...], measures: tuple[str, ...]) -> str:
+def _upsert_sql(table: str, keys: tuple[str, ...], extra: tuple[str, ...], measures: tuple[str, ...],
+                qualify: str = "") -> str:
     columns = (*keys, *extra, *measures)
     return (
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
-        + ", ".join(f"{m} = {m} + excluded.{m}" for m in measures)
+        + ", ".join(f"{m} = {qualify}{m} + excluded.{m}" for m in measures)
     )
 
 
-_USAGE_UPSERT = _upsert_sql("usage_slots", ("slot", "provider", "model", "role"), (), USAGE_MEASURES)
+_USAGE_UPSERT = _upsert_sql("usage_slots", USAGE_KEYS, (), USAGE_MEASURES)
 _TASK_UPSERT = _upsert_sql("task_totals", ("task_id",), ("models",), TASK_MEASURES)
+# PostgreSQL wants the stored row named in DO UPDATE (a bare column is ambiguous with `excluded`)
+_PG_USAGE_UPSERT = pg(_upsert_sql("usage_slots", USAGE_KEYS, (), USAGE_MEASURES, "usage_slots."))
+_PG_TASK_UPSERT = pg(_upsert_sql("task_totals", ("task_id",), ("models",), TASK_MEASURES, "task_totals."))
 _ADD_MODEL_SQL = (
     "UPDATE task_totals SET models = CASE"
     " WHEN models = '' THEN ?"
     " WHEN instr(char(10) || models || char(10), char(10) || ? || char(10)) > 0 THEN models"
     " ELSE models || char(10) || ? END"
     " WHERE task_id = ?"
+)
+_PG_ADD_MODEL_SQL = (
+    "UPDATE task_totals SET models = CASE"
+    " WHEN models = '' THEN %s"
+    " WHEN strpos(chr(10) || models || chr(10), chr(10) || %s || chr(10)) > 0 THEN models"
+    " ELSE models || chr(10) || %s END"
+    " WHERE task_id = %s"
 )
 
 
@@ -162,20 +184,23 @@ def attribute_failed_results(conn: Connection, ends: Sequence[CallRecord], total
             in_batch[t.tool_call_id].append((rec, t.kind))
     marked: set[str] = set()
     cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    stored_calls = _PG_STORED_CALLS if is_postgres(conn) else _STORED_CALLS
     for tcid in failed:
         if tcid in marked:
             continue  # the writer's second update for this id finds nothing left to mark
         marked.add(tcid)
-        for kind, started_at, provider, model, role, task_id in cur.execute(_STORED_CALLS, (tcid,)):
+        for kind, started_at, provider, model, role, member, task_id in cur.execute(stored_calls, (tcid,)).fetchall():
             if kind in NOT_FAILURES:  # a valid (or unchecked) call whose result came back failed
-                totals.add_result_failure(usage_key(started_at, provider, model, role), task_id)
+                totals.add_result_failure(usage_key(started_at, provider, model, role, member), task_id)
         for rec, kind in in_batch.get(tcid, ()):
             if kind in NOT_FAILURES:  # a valid (or unchecked) call whose result came back failed
-                totals.add_result_failure(usage_key(rec.started_at, rec.provider, rec.upstream_model, rec.role), rec.task_id)
+                totals.add_result_failure(usage_key(rec.started_at, rec.provider, rec.upstream_model, rec.role, rec.member),
+                                          rec.task_id)
     cur.close()
 
 
 _STORED_CALLS = (
-    "SELECT t.kind, c.started_at, c.provider, c.upstream_model, c.role, c.task_id FROM tool_calls t"
+    "SELECT t.kind, c.started_at, c.provider, c.upstream_model, c.role, c.member, c.task_id FROM tool_calls t"
     " JOIN calls c ON c.call_id = t.call_id WHERE t.tool_call_id = ? AND NOT t.result_failed"
 )
+_PG_STORED_CALLS = pg(_STORED_CALLS)

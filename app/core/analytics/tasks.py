@@ -30,6 +30,7 @@ import orjson
 from sqlalchemy import Connection, Engine, insert
 
 from app.core.records import CallRecord
+from app.core.storage.dialect import is_postgres, pg
 from app.core.storage.models import Task
 
 SIDE_ROLES = frozenset({"background", "subagent"})
@@ -104,34 +105,49 @@ class TaskGrouper:
 
     def assign(self, conn: Connection, records: list[CallRecord], idle_s: float) -> None:
         cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        # the open manual and most recent tasks matter only to calls without a session id or task header
-        loose = any(r.task_key is not None and source_of(r.task_key or IDLE_KEY) in ("fingerprint", IDLE_KEY) for r in records)
-        batch = _Batch(cur, idle_s, loose)
+        sql = _PG_SQL if is_postgres(conn) else _SQLITE_SQL
+        if sql is _PG_SQL:
+            # Several writers share a PostgreSQL ledger: two batches with calls of one key must not both find
+            # no open task and open two. A lock per key, held to the end of the transaction, taken in a
+            # fixed order (no deadlock), makes the second batch wait and then see the first one's task.
+            keys = sorted({f"{r.member or ''}\n{r.task_key or IDLE_KEY}" for r in records if r.task_key is not None})
+            for key in keys:
+                cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+        batch = _Batch(cur, idle_s, sql)
         for rec in sorted(records, key=lambda r: r.started_at):
             if rec.task_key is None:  # refused before the proxy read the request: no task to speak of
                 continue
             task = batch.task_for(rec)
             rec.task_id = task[0]
-            batch.touch(task, rec.started_at + (rec.duration_ms or 0.0) / 1000.0)
-        cur.executemany("UPDATE tasks SET last_at = ? WHERE id = ? AND last_at < ?",
-                        [(t[1], t[0], t[1]) for t in batch.touched.values()])
+            batch.touch(task, rec.member or "", rec.started_at + (rec.duration_ms or 0.0) / 1000.0)
+        cur.executemany(sql["touch"], [(t[1], t[0], t[1]) for _id, t in sorted(batch.touched.items())])
         cur.close()
 
 
-_OPEN = "SELECT id, last_at FROM tasks WHERE outcome IS NULL"
+# Tasks are per member (team mode; '' for a single user): one member's calls never join another's task.
+_OPEN = "SELECT id, last_at FROM tasks WHERE outcome IS NULL AND member = ?"
+_SQLITE_SQL = {
+    "manual": f"{_OPEN} AND source = 'manual' ORDER BY id DESC LIMIT 1",
+    "recent": f"{_OPEN} ORDER BY last_at DESC LIMIT 1",
+    "by_key": f"{_OPEN} AND key = ? ORDER BY id DESC LIMIT 1",
+    "insert": "INSERT INTO tasks (key, source, label, started_at, last_at, member) VALUES (?, ?, ?, ?, ?, ?)",
+    "touch": "UPDATE tasks SET last_at = ? WHERE id = ? AND last_at < ?",
+}
+_PG_SQL = {name: pg(sql) for name, sql in _SQLITE_SQL.items()}
+_PG_SQL["insert"] += " RETURNING id"  # psycopg has no lastrowid for PostgreSQL
 
 
 class _Batch:
-    """Open tasks as this batch sees them: [id, last_at] lists, shared so updates show everywhere."""
+    """Open tasks as this batch sees them: [id, last_at] lists, shared so updates show everywhere. The open
+    manual and most recent tasks of a member are read only for that member's loose calls (fingerprint or
+    idle keys), once per batch."""
 
-    def __init__(self, cur: Any, idle_s: float, loose: bool) -> None:
-        self.cur, self.idle_s = cur, idle_s
-        self.by_key: dict[str, list[Any] | None] = {}
+    def __init__(self, cur: Any, idle_s: float, sql: dict[str, str]) -> None:
+        self.cur, self.idle_s, self.sql = cur, idle_s, sql
+        self.by_key: dict[tuple[str, str], list[Any] | None] = {}
         self.touched: dict[int, list[Any]] = {}
-        self.manual = self.recent = None  # read only for loose calls (fingerprint or idle keys)
-        if loose:
-            self.manual = self._one(f"{_OPEN} AND source = 'manual' ORDER BY id DESC LIMIT 1", ())
-            self.recent = self._one(f"{_OPEN} ORDER BY last_at DESC LIMIT 1", ())
+        self.manual: dict[str, list[Any] | None] = {}
+        self.recent: dict[str, list[Any] | None] = {}
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> list[Any] | None:
         row = self.cur.execute(sql, params).fetchone()
@@ -142,26 +158,34 @@ class _Batch:
 
     def task_for(self, rec: CallRecord) -> list[Any]:
         key = rec.task_key or IDLE_KEY
+        member = rec.member or ""
         source = source_of(key)
         if source in ("fingerprint", IDLE_KEY):
-            if self._fresh(self.manual, rec.started_at):
-                return self.manual  # type: ignore[return-value]
-            if rec.role in SIDE_ROLES and self._fresh(self.recent, rec.started_at):
-                return self.recent  # type: ignore[return-value]
-        if key not in self.by_key:
-            self.by_key[key] = self._one(f"{_OPEN} AND key = ? ORDER BY id DESC LIMIT 1", (key,))
-        task = self.by_key[key]
+            if member not in self.manual:
+                self.manual[member] = self._one(self.sql["manual"], (member,))
+                stored, touched = self._one(self.sql["recent"], (member,)), self.recent.get(member)
+                if touched is None or stored is not None and stored[0] != touched[0] and stored[1] > touched[1]:
+                    self.recent[member] = stored
+            manual, recent = self.manual[member], self.recent[member]
+            if self._fresh(manual, rec.started_at):
+                return manual  # type: ignore[return-value]
+            if rec.role in SIDE_ROLES and self._fresh(recent, rec.started_at):
+                return recent  # type: ignore[return-value]
+        if (member, key) not in self.by_key:
+            self.by_key[(member, key)] = self._one(self.sql["by_key"], (member, key))
+        task = self.by_key[(member, key)]
         if task is None or not self._fresh(task, rec.started_at):
             label = key[5:] if source == "header" else None
-            self.cur.execute("INSERT INTO tasks (key, source, label, started_at, last_at) VALUES (?, ?, ?, ?, ?)",
-                             (key, source, label, rec.started_at, rec.started_at))
-            task = [self.cur.lastrowid, rec.started_at]
-            self.by_key[key] = task
+            self.cur.execute(self.sql["insert"], (key, source, label, rec.started_at, rec.started_at, member))
+            task_id = self.cur.fetchone()[0] if self.sql is _PG_SQL else self.cur.lastrowid
+            task = [task_id, rec.started_at]
+            self.by_key[(member, key)] = task
         return task
 
-    def touch(self, task: list[Any], end: float) -> None:
+    def touch(self, task: list[Any], member: str, end: float) -> None:
         if end > task[1]:
             task[1] = end
         self.touched[task[0]] = task
-        if self.recent is None or task[1] >= self.recent[1]:
-            self.recent = task
+        recent = self.recent.get(member)
+        if recent is None or task[1] >= recent[1]:
+            self.recent[member] = task

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from sqlalchemy import ColumnElement, Connection, Engine, and_, case, func, or_, select, true, tuple_
 
+from app.core.storage.dialect import contains_text
 from app.core.storage.models import Call, Task, ToolCallRow
 
 # Columns shown by `downshift calls` and exported; bodies are never exported.
@@ -39,9 +40,17 @@ def parse_since(text: str | None, now: float | None = None) -> float | None:
         raise ValueError(f"cannot read {text!r} as a time: use e.g. 1h, 24h, 7d or 2026-11-01") from None
 
 
-def recent_calls(engine: Engine, limit: int = 50, *, since: float | None = None, failures_only: bool = False) -> list[dict[str, Any]]:
+def _of_member(member: str | None) -> list[ColumnElement[bool]]:
+    """Only `member`'s calls (team mode); '' is the calls logged without a member."""
+    if member is None:
+        return []
+    return [Call.member.is_(None) | (Call.member == "")] if member == "" else [Call.member == member]
+
+
+def recent_calls(engine: Engine, limit: int = 50, *, since: float | None = None, failures_only: bool = False,
+                 member: str | None = None) -> list[dict[str, Any]]:
     cols = [Call.__table__.c[name] for name in EXPORT_COLUMNS]
-    stmt = select(*cols).order_by(Call.started_at.desc()).limit(limit)
+    stmt = select(*cols).where(and_(true(), *_of_member(member))).order_by(Call.started_at.desc()).limit(limit)
     if since is not None:
         stmt = stmt.where(Call.started_at >= since)
     if failures_only:
@@ -50,7 +59,7 @@ def recent_calls(engine: Engine, limit: int = 50, *, since: float | None = None,
         return [dict(row._mapping) for row in conn.execute(stmt)]
 
 
-def iter_calls(engine: Engine, *, since: float | None = None, batch: int = 5000):  # type: ignore[no-untyped-def]
+def iter_calls(engine: Engine, *, since: float | None = None, batch: int = 5000, member: str | None = None):  # type: ignore[no-untyped-def]
     """All calls oldest first (by start time), streamed in keyset batches so an export of millions of rows
     stays small in memory. Row ids are not call order: a long call's row may be written before a quick one."""
     cols = [Call.__table__.c[name] for name in EXPORT_COLUMNS]
@@ -58,7 +67,7 @@ def iter_calls(engine: Engine, *, since: float | None = None, batch: int = 5000)
     while True:
         stmt = (
             select(*cols)
-            .where(tuple_(Call.started_at, Call.id) > tuple_(*after))
+            .where(tuple_(Call.started_at, Call.id) > tuple_(*after), *_of_member(member))
             .order_by(Call.started_at, Call.id)
             .limit(batch)
         )
@@ -70,9 +79,10 @@ def iter_calls(engine: Engine, *, since: float | None = None, batch: int = 5000)
         after = (rows[-1]["started_at"], rows[-1]["id"])
 
 
-def summary(engine: Engine, *, since: float | None = None) -> dict[str, Any]:
+def summary(engine: Engine, *, since: float | None = None, member: str | None = None) -> dict[str, Any]:
     """Totals and a per-model breakdown: calls, errors, tokens, cost, tool calls and their failure rate."""
     cond = [Call.started_at >= since] if since is not None else []
+    cond += _of_member(member)
     cost = func.coalesce(func.sum(Call.cost_usd), 0.0)
     fields = (
         func.count().label("calls"),
@@ -131,6 +141,7 @@ class CallFilter:
     task_id: int | None = None
     failures_only: bool = False  # outcome not ok, or at least one failed tool call
     search: str | None = None  # substring of the requested model, case-insensitive
+    member: str | None = None  # team mode: only this member's calls
 
     def conditions(self, *, outcome_index: bool = True) -> list[ColumnElement[bool]]:
         """SQL conditions. `outcome_index=False` keeps SQLite off the outcome index (see `calls_page`)."""
@@ -152,9 +163,10 @@ class CallFilter:
             cond.append(Call.task_id == self.task_id)
         if self.failures_only:
             cond.append(or_(Call.outcome != "ok", Call.tool_failures > 0))
+        cond += _of_member(self.member)
         if self.search:
             escaped = self.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            cond.append(Call.requested_model.like(f"%{escaped}%", escape="\\"))  # SQLite: ASCII case-insensitive
+            cond.append(contains_text(Call.requested_model, f"%{escaped}%"))  # ASCII case-insensitive
         return cond
 
 

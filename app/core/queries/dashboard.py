@@ -25,28 +25,31 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from app.core.analytics.rollup import FAILURE_COLUMNS, KIND_COLUMNS, SLOT
+from app.core.storage.dialect import floor_bucket
 
-DIMS = {"model": "model", "provider": "provider", "role": "role"}
-_DETAIL_COL = {"model": "upstream_model", "provider": "provider", "role": "role"}
+DIMS = {"model": "model", "provider": "provider", "role": "role", "member": "member"}
+_DETAIL_COL = {"model": "upstream_model", "provider": "provider", "role": "role", "member": "member"}
+# Portable SQL (SQLite and PostgreSQL): coalesce(sum()) for SQLite's total(), CASE for summed booleans.
 _CALL_MEASURES = {
     "calls": "count(*)",
-    "errors": "sum(outcome != 'ok')",
-    "input_tokens": "total(input_tokens)",
-    "output_tokens": "total(output_tokens)",
-    "cache_read_tokens": "total(cache_read_tokens)",
-    "cache_write_tokens": "total(cache_write_tokens + cache_write_1h_tokens)",
-    "cost_usd": "total(cost_usd)",
-    "unpriced_calls": "sum(unpriced)",
-    "estimated_calls": "sum(usage_estimated)",
-    "premium_usd": "total(CASE WHEN cost_usd IS NOT NULL THEN premium_cost_usd END)",
-    "savings_usd": "total(premium_cost_usd - cost_usd)",
-    "escalated": "sum(escalated)",
-    "duration_ms": "total(duration_ms)",
+    "errors": "sum(CASE WHEN outcome != 'ok' THEN 1 ELSE 0 END)",
+    "input_tokens": "coalesce(sum(input_tokens), 0)",
+    "output_tokens": "coalesce(sum(output_tokens), 0)",
+    "cache_read_tokens": "coalesce(sum(cache_read_tokens), 0)",
+    "cache_write_tokens": "coalesce(sum(cache_write_tokens + cache_write_1h_tokens), 0)",
+    "cost_usd": "coalesce(sum(cost_usd), 0.0)",
+    "unpriced_calls": "sum(CASE WHEN unpriced THEN 1 ELSE 0 END)",
+    "estimated_calls": "sum(CASE WHEN usage_estimated THEN 1 ELSE 0 END)",
+    "premium_usd": "coalesce(sum(CASE WHEN cost_usd IS NOT NULL THEN premium_cost_usd END), 0.0)",
+    "savings_usd": "coalesce(sum(premium_cost_usd - cost_usd), 0.0)",
+    "escalated": "sum(CASE WHEN escalated THEN 1 ELSE 0 END)",
+    "duration_ms": "coalesce(sum(duration_ms), 0.0)",
 }
 _TOOL_MEASURES = {
     "tool_calls": "count(*)",
-    **{column: f"sum(t.kind = '{kind}')" for kind, column in KIND_COLUMNS.items()},
-    "tool_result_failed": "sum(t.kind IN ('ok', 'unchecked') AND t.result_failed)",  # toolcheck.NOT_FAILURES
+    **{column: f"sum(CASE WHEN t.kind = '{kind}' THEN 1 ELSE 0 END)" for kind, column in KIND_COLUMNS.items()},
+    # toolcheck.NOT_FAILURES
+    "tool_result_failed": "sum(CASE WHEN t.kind IN ('ok', 'unchecked') AND t.result_failed THEN 1 ELSE 0 END)",
 }
 _ENDED = "outcome NOT IN ('in_flight', 'interrupted')"
 
@@ -98,12 +101,19 @@ def collect(
     bucket_s: int | None = None,
     offset: int = 0,
     dim: str | None = None,
+    member: str | None = None,
 ) -> dict[Key, dict[str, float]]:
-    """Sum `measures` (columns of usage_slots) over [since, until), grouped by bucket and/or dimension."""
+    """Sum `measures` (columns of usage_slots) over [since, until), grouped by bucket and/or dimension; only
+    `member`'s calls when given (team mode; '' is the calls logged without a member)."""
     whole = bucket_s is None or (bucket_s % SLOT == 0 and offset % SLOT == 0)
     slots, detail = plan(since, until, pruned_before(conn), whole)
     out: dict[Key, dict[str, float]] = defaultdict(lambda: dict.fromkeys(measures, 0))
-    params: dict[str, Any] = {"b": bucket_s or 1, "off": offset}
+    params: dict[str, Any] = {"b": bucket_s or 1, "off": offset, "member": member}
+
+    def of_member(col: str) -> str:  # call rows of a single user have no member (NULL), slots have ''
+        if member is None:
+            return ""
+        return f" AND coalesce({col}, '') = :member" if member == "" else f" AND {col} = :member"
 
     def add(rows: Any, names: list[str]) -> None:
         for row in rows:
@@ -112,13 +122,13 @@ def collect(
                 slot[name] += value or 0
 
     def group(time_col: str, dim_expr: str | None) -> tuple[str, str]:
-        bucket = f"CAST(({time_col} + :off) / :b AS INTEGER) * :b - :off" if bucket_s else "NULL"
+        bucket = floor_bucket(conn, time_col) if bucket_s else "NULL"
         return f"{bucket} AS bucket, {dim_expr or 'NULL'} AS dim", "GROUP BY bucket, dim"
 
     if slots is not None:
         head, tail = group("slot", DIMS[dim] if dim else None)
-        cols = ", ".join(f"total({m})" for m in measures)
-        add(conn.execute(text(f"SELECT {head}, {cols} FROM usage_slots WHERE slot >= :s0 AND slot < :s1 {tail}"),
+        cols = ", ".join(f"coalesce(sum({m}), 0)" for m in measures)
+        add(conn.execute(text(f"SELECT {head}, {cols} FROM usage_slots WHERE slot >= :s0 AND slot < :s1{of_member('member')} {tail}"),
                          {**params, "s0": slots[0], "s1": slots[1]}), measures)
     call_measures = [m for m in measures if m in _CALL_MEASURES]
     tool_measures = [m for m in measures if m in _TOOL_MEASURES]
@@ -128,15 +138,15 @@ def collect(
             head, tail = group("started_at", f"coalesce({_DETAIL_COL[dim]}, '')" if dim else None)
             cols = ", ".join(_CALL_MEASURES[m] for m in call_measures)
             add(conn.execute(text(f"SELECT {head}, {cols} FROM calls WHERE started_at >= :a AND started_at < :b0"
-                                  f" AND {_ENDED} {tail}"), p), call_measures)
+                                  f" AND {_ENDED}{of_member('member')} {tail}"), p), call_measures)
         if tool_measures:
             cols = ", ".join(_TOOL_MEASURES[m] for m in tool_measures)
-            # tool_calls rows carry the model; provider and role need their call
-            table = "t" if dim in (None, "model") else "c"
-            head, tail = group("t.started_at", f"coalesce({table}.{_DETAIL_COL[dim]}, '')" if dim else None)
+            # tool_calls rows carry the model; provider, role and member need their call
+            table = "t" if dim in (None, "model") and member is None else "c"
+            head, tail = group("t.started_at", f"coalesce({'t' if dim == 'model' else table}.{_DETAIL_COL[dim]}, '')" if dim else None)
             source = "tool_calls t" if table == "t" else "tool_calls t JOIN calls c ON c.call_id = t.call_id"
             add(conn.execute(text(f"SELECT {head}, {cols} FROM {source} WHERE t.started_at >= :a AND t.started_at < :b0"
-                                  f" {tail}"), p), tool_measures)
+                                  f"{of_member('c.member')} {tail}"), p), tool_measures)
     return out
 
 
@@ -157,6 +167,12 @@ def period_start(period: str, now: float) -> float:
     return _day_start(now) if period == "day" else _month_start(now)
 
 
+def spend_by_member(conn: Connection, since: float, until: float) -> dict[str, float]:
+    """Spend per member ('' for calls without one): what per-member budgets count from."""
+    rows = collect(conn, since, until, ["cost_usd"], dim="member")
+    return {member or "": v["cost_usd"] for (_b, member), v in rows.items()}
+
+
 def spend_by_provider(conn: Connection, since: float, until: float) -> dict[str | None, float]:
     """Spend per provider ('' for none) plus the overall total under None."""
     rows = collect(conn, since, until, ["cost_usd"], dim="provider")
@@ -170,7 +186,8 @@ def spend_by_provider(conn: Connection, since: float, until: float) -> dict[str 
 HOUR = 3600
 
 
-def hourly_costs(conn: Connection, since: float, until: float, rates: Mapping[str, float]) -> dict[str, Any]:
+def hourly_costs(conn: Connection, since: float, until: float, rates: Mapping[str, float],
+                 member: str | None = None) -> dict[str, Any]:
     """What local providers with an `hourly_cost` cost over [since, until): their rate for every clock hour
     in which they served at least one call (a box costs its rate while it runs, whatever it serves; the
     hours it served in are the ones the log can vouch for). Per-call figures leave it out (a local call
@@ -178,7 +195,7 @@ def hourly_costs(conn: Connection, since: float, until: float, rates: Mapping[st
     rates = {name: rate for name, rate in rates.items() if rate}
     if not rates:
         return {"usd": 0.0, "providers": {}}
-    rows = collect(conn, since, until, ["calls"], bucket_s=HOUR, dim="provider")
+    rows = collect(conn, since, until, ["calls"], bucket_s=HOUR, dim="provider", member=member)
     hours: dict[str, int] = {}
     for (_bucket, provider), row in rows.items():
         if provider in rates and row["calls"]:
@@ -193,23 +210,26 @@ def hourly_rates(config: Any) -> dict[str, float]:
 
 
 def tiles(
-    engine: Engine, *, since: float, now: float | None = None, hourly: Mapping[str, float] | None = None
+    engine: Engine, *, since: float, now: float | None = None, hourly: Mapping[str, float] | None = None,
+    member: str | None = None,
 ) -> dict[str, Any]:
     """The dashboard's headline figures for [since, now]; spend today/month count from local midnight / the 1st.
-    `savings_range` is net of the hourly cost of local providers (`hourly`: provider -> USD per hour)."""
+    `savings_range` is net of the hourly cost of local providers (`hourly`: provider -> USD per hour). With
+    `member`, only that member's calls and tasks (a local box's hours: those it served that member in)."""
     now = time.time() if now is None else now
     until = now + 1e-6
     measures = ["calls", "cost_usd", "unpriced_calls", "estimated_calls", "savings_usd", "tool_calls", *FAILURE_COLUMNS]
     with engine.connect() as conn:
-        total = collect(conn, since, until, measures).get((None, None)) or dict.fromkeys(measures, 0)
-        boxes = hourly_costs(conn, since, until, hourly or {})
+        total = collect(conn, since, until, measures, member=member).get((None, None)) or dict.fromkeys(measures, 0)
+        boxes = hourly_costs(conn, since, until, hourly or {}, member)
         spend = ["cost_usd", "estimated_calls"]
-        today = collect(conn, _day_start(now), until, spend).get((None, None)) or dict.fromkeys(spend, 0)
-        month = collect(conn, _month_start(now), until, spend).get((None, None)) or dict.fromkeys(spend, 0)
+        today = collect(conn, _day_start(now), until, spend, member=member).get((None, None)) or dict.fromkeys(spend, 0)
+        month = collect(conn, _month_start(now), until, spend, member=member).get((None, None)) or dict.fromkeys(spend, 0)
         finished, finished_unpriced, finished_estimated = conn.execute(text(
-            "SELECT avg(tt.cost_usd), total(tt.unpriced_calls), total(tt.estimated_calls)"
+            "SELECT avg(tt.cost_usd), coalesce(sum(tt.unpriced_calls), 0), coalesce(sum(tt.estimated_calls), 0)"
             " FROM tasks t JOIN task_totals tt ON tt.task_id = t.id"
-            " WHERE t.outcome = 'finished' AND t.started_at >= :s AND t.started_at < :u"), {"s": since, "u": until}).one()
+            " WHERE t.outcome = 'finished' AND t.started_at >= :s AND t.started_at < :u"
+            + ("" if member is None else " AND t.member = :m")), {"s": since, "u": until, "m": member}).one()
     return {
         "spend_today": today["cost_usd"],
         "spend_month": month["cost_usd"],
@@ -252,39 +272,42 @@ def _check_bucket(bucket_s: int) -> None:
 
 
 def spend_over_time(
-    engine: Engine, *, since: float, until: float | None = None, bucket_s: int, by: str = "model"
+    engine: Engine, *, since: float, until: float | None = None, bucket_s: int, by: str = "model",
+    member: str | None = None,
 ) -> dict[str, Any]:
-    """Spend (USD) per bucket, one series per model, provider or role."""
+    """Spend (USD) per bucket, one series per model, provider, role or member."""
     if by not in DIMS:
         raise ValueError(f"by must be one of {', '.join(DIMS)}, got {by!r}")
     _check_bucket(bucket_s)
     until = time.time() if until is None else until
     offset = local_offset(until)
     with engine.connect() as conn:
-        rows = collect(conn, since, until, ["cost_usd"], bucket_s=bucket_s, offset=offset, dim=by)
+        rows = collect(conn, since, until, ["cost_usd"], bucket_s=bucket_s, offset=offset, dim=by, member=member)
     buckets = _buckets(since, until, bucket_s, offset)
     return {"buckets": buckets, "series": _series(rows, buckets, lambda r: r["cost_usd"], 0.0)}
 
 
-def failure_rate_over_time(engine: Engine, *, since: float, until: float | None = None, bucket_s: int) -> dict[str, Any]:
+def failure_rate_over_time(engine: Engine, *, since: float, until: float | None = None, bucket_s: int,
+                           member: str | None = None) -> dict[str, Any]:
     """Tool-call failure rate (failed / emitted) per bucket and model; None where a model emitted nothing."""
     _check_bucket(bucket_s)
     until = time.time() if until is None else until
     offset = local_offset(until)
     measures = ["tool_calls", *FAILURE_COLUMNS]
     with engine.connect() as conn:
-        rows = collect(conn, since, until, measures, bucket_s=bucket_s, offset=offset, dim="model")
+        rows = collect(conn, since, until, measures, bucket_s=bucket_s, offset=offset, dim="model", member=member)
     rows = {k: v for k, v in rows.items() if v["tool_calls"]}
     buckets = _buckets(since, until, bucket_s, offset)
     return {"buckets": buckets, "series": _series(rows, buckets, lambda r: failures(r) / r["tool_calls"], None)}
 
 
-def reliability(engine: Engine, *, since: float | None = None, until: float | None = None) -> dict[str, Any]:
+def reliability(engine: Engine, *, since: float | None = None, until: float | None = None,
+                member: str | None = None) -> dict[str, Any]:
     """Tool calls emitted and failed, by kind, overall and per model (the exact definition: see rollup)."""
     until = time.time() + 1e-6 if until is None else until
     measures = ["tool_calls", *FAILURE_COLUMNS]
     with engine.connect() as conn:
-        rows = collect(conn, since or 0.0, until, measures, dim="model")
+        rows = collect(conn, since or 0.0, until, measures, dim="model", member=member)
 
     def shape(row: dict[str, float]) -> dict[str, Any]:
         failed = failures(row)
@@ -309,6 +332,7 @@ def savings(
     until: float | None = None,
     by: str = "day",
     hourly: Mapping[str, float] | None = None,
+    member: str | None = None,
 ) -> dict[str, Any]:
     """Actual spend against the premium preset's price for the same tokens, per day, provider, model or role.
 
@@ -317,14 +341,14 @@ def savings(
     providers (`hourly_costs`) and `net_savings_usd`, the savings once it is paid.
     """
     if by not in (*DIMS, "day"):
-        raise ValueError(f"by must be day, provider, model or role, got {by!r}")
+        raise ValueError(f"by must be day, provider, model, role or member, got {by!r}")
     until = time.time() + 1e-6 if until is None else until
     measures = ["calls", "cost_usd", "premium_usd", "savings_usd"]
     with engine.connect() as conn:
         if by == "day":
-            rows = collect(conn, since, until, measures, bucket_s=86400, offset=local_offset(until))
+            rows = collect(conn, since, until, measures, bucket_s=86400, offset=local_offset(until), member=member)
         else:
-            rows = collect(conn, since, until, measures, dim=by)
+            rows = collect(conn, since, until, measures, dim=by, member=member)
     out = []
     for (bucket, name), row in sorted(rows.items(), key=lambda kv: (kv[0][0] or 0, kv[0][1] or "")):
         key: Any = datetime.fromtimestamp(bucket).date().isoformat() if by == "day" and bucket is not None else (name or "(none)")
@@ -332,6 +356,32 @@ def savings(
                     "savings_usd": row["savings_usd"]})
     total: dict[str, Any] = {m: sum(r[m] for r in out) for m in ("calls", "cost_usd", "premium_usd", "savings_usd")}
     with engine.connect() as conn:
-        boxes = hourly_costs(conn, since, until, hourly or {})
+        boxes = hourly_costs(conn, since, until, hourly or {}, member)
     total.update(hourly_cost_usd=boxes["usd"], net_savings_usd=total["savings_usd"] - boxes["usd"])
     return {"since": since, "until": until, "by": by, "rows": out, "total": total, "hourly": boxes["providers"]}
+
+
+def members(engine: Engine, *, since: float, until: float | None = None) -> list[dict[str, Any]]:
+    """The per-member table of a team ledger: calls, spend, savings, tool-call failure rate and cost per
+    finished task of each member over [since, until), biggest spender first ('' is calls without a member)."""
+    until = time.time() + 1e-6 if until is None else until
+    measures = ["calls", "errors", "cost_usd", "unpriced_calls", "savings_usd", "tool_calls", *FAILURE_COLUMNS]
+    with engine.connect() as conn:
+        rows = collect(conn, since, until, measures, dim="member")
+        finished = dict(conn.execute(text(
+            "SELECT t.member, avg(tt.cost_usd) FROM tasks t JOIN task_totals tt ON tt.task_id = t.id"
+            " WHERE t.outcome = 'finished' AND t.started_at >= :s AND t.started_at < :u GROUP BY t.member"),
+            {"s": since, "u": until}).all())
+    out = []
+    for (_bucket, name), row in rows.items():
+        if not row["calls"]:
+            continue
+        failed = failures(row)
+        out.append({
+            "member": name or "", "calls": int(row["calls"]), "errors": int(row["errors"]), "cost_usd": row["cost_usd"],
+            "unpriced_calls": int(row["unpriced_calls"]), "savings_usd": row["savings_usd"],
+            "tool_calls": int(row["tool_calls"]), "tool_failures": int(failed),
+            "tool_failure_rate": failed / row["tool_calls"] if row["tool_calls"] else None,
+            "cost_per_finished_task": finished.get(name or ""),
+        })
+    return sorted(out, key=lambda r: (-r["cost_usd"], r["member"]))

@@ -186,7 +186,7 @@ def _bins(conn: Connection, since: float, until: float) -> dict[str, list[dict[s
     rows = conn.execute(
         text(
             "SELECT provider, model, ctx, sum(calls), sum(errors), sum(tool_calls), sum(tool_invalid),"
-            " sum(tool_result_failed), total(cost_usd), sum(escalated), sum(prompt_tokens)"
+            " sum(tool_result_failed), coalesce(sum(cost_usd), 0.0), sum(escalated), sum(prompt_tokens)"
             " FROM executor_slots WHERE slot >= :s AND slot < :u GROUP BY provider, model, ctx"
         ),
         {"s": int(since // SLOT) * SLOT, "u": until},
@@ -276,12 +276,15 @@ def shadow_comparisons(conn: Connection, since: float, until: float) -> dict[str
     rows = conn.execute(
         text(
             "SELECT provider || '/' || model AS target, coalesce(served_provider, '') || '/' || coalesce(served_model, '') AS served,"
-            " count(*) AS runs, sum(outcome = 'ok') AS answered, sum(outcome = 'timeout') AS timeouts,"
-            " sum(outcome = 'ok' AND valid) AS valid, sum(served_valid) AS served_valid,"
-            " sum(outcome = 'ok' AND same_tool) AS same_tool, sum(outcome = 'ok' AND same_tool IS NOT NULL) AS compared,"
-            " sum(outcome = 'ok' AND args_valid) AS args_valid, sum(outcome = 'ok' AND args_valid IS NOT NULL) AS with_args,"
+            " count(*) AS runs, sum(CASE WHEN outcome = 'ok' THEN 1 ELSE 0 END) AS answered, sum(CASE WHEN outcome = 'timeout' THEN 1 ELSE 0 END) AS timeouts,"
+            " sum(CASE WHEN outcome = 'ok' AND valid THEN 1 ELSE 0 END) AS valid, sum(CASE WHEN served_valid THEN 1 ELSE 0 END) AS served_valid,"
+            " sum(CASE WHEN outcome = 'ok' AND same_tool THEN 1 ELSE 0 END) AS same_tool,"
+            " sum(CASE WHEN outcome = 'ok' AND same_tool IS NOT NULL THEN 1 ELSE 0 END) AS compared,"
+            " sum(CASE WHEN outcome = 'ok' AND args_valid THEN 1 ELSE 0 END) AS args_valid,"
+            " sum(CASE WHEN outcome = 'ok' AND args_valid IS NOT NULL THEN 1 ELSE 0 END) AS with_args,"
             " avg(CASE WHEN outcome = 'ok' THEN latency_ms END) AS latency_ms, avg(served_latency_ms) AS served_latency_ms,"
-            " total(cost_usd) AS cost_usd, total(served_cost_usd) AS served_cost_usd, sum(cost_usd IS NULL AND outcome = 'ok') AS unpriced"
+            " coalesce(sum(cost_usd), 0.0) AS cost_usd, coalesce(sum(served_cost_usd), 0.0) AS served_cost_usd,"
+            " sum(CASE WHEN cost_usd IS NULL AND outcome = 'ok' THEN 1 ELSE 0 END) AS unpriced"
             " FROM shadow_calls WHERE started_at >= :s AND started_at < :u GROUP BY 1, 2 ORDER BY 1, 2"
         ),
         {"s": since, "u": until},
@@ -304,7 +307,8 @@ def evaluation_spend(engine: Engine, *, since: float, until: float | None = None
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT provider || '/' || model, count(*), total(cost_usd), sum(cost_usd IS NULL) FROM shadow_calls"
+                "SELECT provider || '/' || model, count(*), coalesce(sum(cost_usd), 0.0),"
+                " sum(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END) FROM shadow_calls"
                 " WHERE started_at >= :s AND started_at < :u GROUP BY 1 ORDER BY 1"
             ),
             {"s": since, "u": until},

@@ -35,7 +35,7 @@ def probe_results(engine: Engine, target: str) -> dict[str, Any] | None:
 def latest_probes(engine: Engine) -> dict[str, dict[str, Any]]:
     """The latest run of every probed target, summed: what a model picker shows beside each model."""
     sql = (
-        "SELECT p.target, p.run_id, min(p.started_at) AS started_at, sum(p.passed) AS passed, count(*) AS probes,"
+        "SELECT p.target, p.run_id, min(p.started_at) AS started_at, sum(CASE WHEN p.passed THEN 1 ELSE 0 END) AS passed, count(*) AS probes,"
         " sum(p.tool_calls) AS tool_calls, sum(p.tool_failures) AS tool_failures, sum(p.cost_usd) AS cost_usd"
         " FROM probe_results p JOIN (SELECT target, max(started_at) AS at FROM probe_results GROUP BY target) last"
         " ON last.target = p.target AND last.at = p.started_at GROUP BY p.target, p.run_id"

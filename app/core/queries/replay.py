@@ -56,7 +56,7 @@ def _groups(engine: Engine, since: float, until: float) -> dict[Group, dict[str,
                 conn.execute(
                     text(
                         "SELECT provider, model, role, sum(calls), sum(input_tokens), sum(output_tokens), sum(cache_read_tokens),"
-                        " sum(cache_write_tokens), 0, total(cost_usd), sum(unpriced_calls) FROM usage_slots"
+                        " sum(cache_write_tokens), 0, coalesce(sum(cost_usd), 0.0), sum(unpriced_calls) FROM usage_slots"
                         " WHERE slot >= :a AND slot < :b GROUP BY 1, 2, 3"
                     ),
                     {"a": slots[0], "b": slots[1]},
@@ -67,8 +67,8 @@ def _groups(engine: Engine, since: float, until: float) -> dict[Group, dict[str,
                 conn.execute(
                     text(
                         "SELECT provider, upstream_model, role, count(*), sum(input_tokens), sum(output_tokens),"
-                        " sum(cache_read_tokens), sum(cache_write_tokens), sum(cache_write_1h_tokens), total(cost_usd),"
-                        f" sum(unpriced AND outcome = 'ok') FROM calls WHERE started_at >= :a AND started_at < :b AND {_ENDED}"
+                        " sum(cache_read_tokens), sum(cache_write_tokens), sum(cache_write_1h_tokens), coalesce(sum(cost_usd), 0.0),"
+                        f" sum(CASE WHEN unpriced AND outcome = 'ok' THEN 1 ELSE 0 END) FROM calls WHERE started_at >= :a AND started_at < :b AND {_ENDED}"
                         " GROUP BY 1, 2, 3"
                     ),
                     {"a": a, "b": b},

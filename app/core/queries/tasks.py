@@ -15,7 +15,7 @@ from app.core.analytics.tasks import OUTCOMES
 from app.core.storage.models import Task
 
 _TASK_COLUMNS = """
-    t.id, t.label, t.source, t.key, t.started_at, t.last_at, t.outcome,
+    t.id, t.label, t.source, t.key, t.started_at, t.last_at, t.outcome, t.member,
     coalesce(tt.calls, 0) AS calls, coalesce(tt.errors, 0) AS errors, coalesce(tt.cost_usd, 0.0) AS cost_usd,
     coalesce(tt.unpriced_calls, 0) AS unpriced_calls, coalesce(tt.estimated_calls, 0) AS estimated_calls,
     coalesce(tt.savings_usd, 0.0) AS savings_usd,
@@ -32,13 +32,14 @@ def _shape(row: Any) -> dict[str, Any]:
     return d
 
 
-def list_tasks(engine: Engine, *, since: float | None = None, limit: int = 500) -> list[dict[str, Any]]:
-    """Tasks active since `since`, most recently active first."""
-    where = "WHERE t.last_at >= :since" if since is not None else ""
+def list_tasks(engine: Engine, *, since: float | None = None, limit: int = 500, member: str | None = None) -> list[dict[str, Any]]:
+    """Tasks active since `since`, most recently active first; only `member`'s when given (team mode)."""
+    conds = (["t.last_at >= :since"] if since is not None else []) + (["t.member = :member"] if member is not None else [])
+    where = f"WHERE {' AND '.join(conds)}" if conds else ""
     sql = (f"SELECT {_TASK_COLUMNS} FROM tasks t LEFT JOIN task_totals tt ON tt.task_id = t.id {where}"
            " ORDER BY t.last_at DESC LIMIT :limit")
     with engine.connect() as conn:
-        return [_shape(r) for r in conn.execute(text(sql), {"since": since, "limit": limit})]
+        return [_shape(r) for r in conn.execute(text(sql), {"since": since, "limit": limit, "member": member})]
 
 
 def get_task(engine: Engine, task_id: int) -> dict[str, Any] | None:
@@ -66,14 +67,15 @@ def set_outcome(engine: Engine, task_id: int, outcome: str | None) -> None:
             raise KeyError(f"no task with id {task_id}")
 
 
-def cost_per_task(engine: Engine, *, since: float) -> dict[str, Any]:
+def cost_per_task(engine: Engine, *, since: float, member: str | None = None) -> dict[str, Any]:
     """Cost of each task started since `since` (tasks with at least one call), and per outcome its count,
     mean and median, and how many of those tasks' calls had no price (left out of the cost) or were priced
     on estimated tokens; open tasks are grouped under "open"."""
     sql = ("SELECT t.id, t.label, t.outcome, tt.calls, tt.cost_usd, tt.unpriced_calls, tt.estimated_calls FROM tasks t"
-           " JOIN task_totals tt ON tt.task_id = t.id WHERE t.started_at >= :since AND tt.calls > 0 ORDER BY t.started_at")
+           " JOIN task_totals tt ON tt.task_id = t.id WHERE t.started_at >= :since AND tt.calls > 0"
+           + ("" if member is None else " AND t.member = :member") + " ORDER BY t.started_at")
     with engine.connect() as conn:
-        result = conn.execute(text(sql), {"since": since})
+        result = conn.execute(text(sql), {"since": since, "member": member})
         keys = list(result.keys())
         tasks = [dict(zip(keys, row, strict=True)) for row in result.fetchall()]  # 20k rows: skip Row._mapping
     groups: dict[str, list[dict[str, Any]]] = {}

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DatabaseError
 
+from app.core.storage.dialect import display_url, is_postgres, normalize_url
+
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
@@ -70,10 +72,12 @@ def make_private(path: Path) -> None:
 
 
 def check_url(url: str) -> None:
-    """The call log is a SQLite file (its queries use SQLite's SQL): any other URL is refused in one line."""
-    if not url.startswith(("sqlite:", "sqlite+")):
-        raise DatabaseOpenError(f"unsupported database URL {url[:200]!r}: the call log is a SQLite file, "
-                                "e.g. --db sqlite:///path/to/downshift.db")
+    """The call log is a SQLite file or a team ledger on PostgreSQL (psycopg 3): any other URL is refused in
+    one line (shown with any password masked)."""
+    if not normalize_url(url).startswith(("sqlite:", "sqlite+", "postgresql+psycopg:")):
+        raise DatabaseOpenError(f"unsupported database URL {display_url(url)[:200]!r}: the call log is a SQLite "
+                                "file, e.g. --db sqlite:///path/to/downshift.db, or a PostgreSQL team ledger, "
+                                "e.g. --db postgresql://user@host:5432/db")
 
 
 def _read_only_reason(path: Path | None) -> str | None:
@@ -91,7 +95,12 @@ def _read_only_reason(path: Path | None) -> str | None:
 
 
 def create_db_engine(url: str) -> Engine:
+    url = normalize_url(url)
     check_url(url)
+    if not url.startswith("sqlite"):
+        # A team ledger: a connection checked before use survives a server restart; libpq takes the password
+        # from PGPASSWORD or ~/.pgpass when the URL has none (never from the config file).
+        return create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=8)
     path = sqlite_path(url)
     if path is not None:
         with contextlib.suppress(OSError):
@@ -175,7 +184,7 @@ def create_at_head(engine: Engine, head: str) -> None:
         Base.metadata.create_all(conn)
         conn.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
                              "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))")
-        conn.exec_driver_sql("INSERT INTO alembic_version (version_num) VALUES (?)", (head,))
+        conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": head})
 
 
 def migrate(engine: Engine, url: str) -> None:
@@ -204,6 +213,10 @@ def migrate(engine: Engine, url: str) -> None:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         shutil.copy2(path, backup)
     with engine.begin() as conn:
+        if is_postgres(conn):  # several instances starting at once on one ledger: one migrates, the others wait
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7261847309)")
+            if MigrationContext.configure(conn).get_current_revision() == head:
+                return
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
@@ -213,16 +226,22 @@ def _is_alembic_command_error(exc: BaseException) -> bool:
     return util is not None and isinstance(exc, util.CommandError)
 
 
-def open_database(url: str) -> Engine:
-    """An engine on an up-to-date schema; calls left in flight by a crash are marked interrupted."""
+def open_database(url: str, machine: str | None = None) -> Engine:
+    """An engine on an up-to-date schema; calls left in flight by a crash are marked interrupted. A shared
+    PostgreSQL ledger has other proxies' calls in flight: only this machine's are marked, and only by a proxy
+    (`machine` given), never by a reader such as the desktop app opening the ledger."""
     engine = create_db_engine(url)
     try:
         migrate(engine, url)
         with engine.begin() as conn:
-            conn.execute(text("UPDATE calls SET outcome = 'interrupted' WHERE outcome = 'in_flight'"))
+            if not is_postgres(conn):
+                conn.execute(text("UPDATE calls SET outcome = 'interrupted' WHERE outcome = 'in_flight'"))
+            elif machine:
+                conn.execute(text("UPDATE calls SET outcome = 'interrupted' WHERE outcome = 'in_flight' AND machine = :m"),
+                             {"m": machine})
     except DatabaseError as exc:
         engine.dispose()
-        where = sqlite_path(url) or url
+        where = sqlite_path(url) or display_url(url)
         read_only = _read_only_reason(sqlite_path(url))
         if read_only is not None:
             raise DatabaseOpenError(
@@ -238,9 +257,21 @@ def open_database(url: str) -> Engine:
             raise
         # a revision this version does not know: written by a newer Downshift
         engine.dispose()
-        where = sqlite_path(url) or url
+        where = sqlite_path(url) or display_url(url)
         raise DatabaseOpenError(
             f"The call log {where} was written by a newer version of Downshift ({exc}). It is left untouched; "
             f"update Downshift or pass --db with another location."
         ) from exc
     return engine
+
+
+def open_read_only(url: str) -> Engine:
+    """A team ledger opened for reading only (the desktop app's Team page): PostgreSQL refuses every write on
+    these connections (`default_transaction_read_only`), and nothing is migrated or marked. The schema must
+    already be there: a proxy or `downshift member list` against the ledger creates it."""
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        path = sqlite_path(url)
+        return create_engine(f"sqlite:///file:{path}?mode=ro&uri=true" if path else url)
+    return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2,
+                         connect_args={"options": "-c default_transaction_read_only=on"})

@@ -59,6 +59,8 @@ class Call(Base):
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
     # the provider reported no usage (or only part): the tokens, and so the cost, are an estimate
     usage_estimated: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    member: Mapped[str | None] = mapped_column(String(100))  # team mode: whose call (config or member token)
+    machine: Mapped[str | None] = mapped_column(String(100))  # team mode: which proxy logged it
 
     __table_args__ = (
         Index("ix_calls_started_at", "started_at"),
@@ -66,6 +68,7 @@ class Call(Base):
         Index("ix_calls_provider_time", "provider", "started_at"),
         Index("ix_calls_task", "task_id"),
         Index("ix_calls_outcome", "outcome"),
+        Index("ix_calls_member_time", "member", "started_at"),
     )
 
 
@@ -104,6 +107,7 @@ class Task(Base):
     started_at: Mapped[float] = mapped_column(Float)
     last_at: Mapped[float] = mapped_column(Float)
     outcome: Mapped[str | None] = mapped_column(String(16))  # finished | abandoned | None (open)
+    member: Mapped[str] = mapped_column(String(100), default="", server_default="")  # team mode; '' for none
 
     __table_args__ = (Index("ix_tasks_key", "key"), Index("ix_tasks_started", "started_at"))
 
@@ -126,6 +130,7 @@ class UsageSlot(Base):
     provider: Mapped[str] = mapped_column(String(100), primary_key=True)
     model: Mapped[str] = mapped_column(String(200), primary_key=True)
     role: Mapped[str] = mapped_column(String(32), primary_key=True)
+    member: Mapped[str] = mapped_column(String(100), primary_key=True, server_default="")  # team mode; '' for none
     calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     errors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     input_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -199,6 +204,33 @@ class ProbeResult(Base):
 
     __table_args__ = (Index("ix_probe_target", "target", "started_at"),)
 
+# ------------------------------------------------------------------------------------------- team mode (0005)
+
+
+class MemberToken(Base):
+    """A member of a shared team gateway and their token, stored hashed (see app.core.members)."""
+
+    __tablename__ = "member_tokens"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    token_id: Mapped[str] = mapped_column(String(32), unique=True)
+    salt: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float)
+
+
+class OutboxRow(Base):
+    """A finished call waiting to be shipped to the team ledger (shape 1; see app.core.team_ship)."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
 # Task look-ups done by the writer hook and the task list (the tasks table itself is from 0001).
 Index("ix_tasks_last", Task.last_at)
 Index("ix_tasks_source", Task.source, Task.id)
@@ -209,7 +241,7 @@ Index("ix_tool_calls_time", ToolCallRow.started_at, ToolCallRow.upstream_model, 
 
 
 
-# ---------------------------------------------------------------------------------------------- executors (0003)
+# ---------------------------------------------------------------------------------------------- executors (0004)
 
 
 class ExecutorSlot(Base):

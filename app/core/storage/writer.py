@@ -32,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.core.records import CallRecord
 from app.core.redact import redact, redact_text
+from app.core.storage.dialect import pg
 from app.core.storage.models import Call
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,30 @@ _TOOL_COLUMNS = ("call_id", "tool_call_id", "name", "kind", "detail", "result_fa
                  "upstream_model")
 _SQL_TOOL = f"INSERT INTO tool_calls ({', '.join(_TOOL_COLUMNS)}) VALUES ({', '.join('?' for _ in _TOOL_COLUMNS)})"
 _SQL_RESULT_FAILED = "UPDATE tool_calls SET result_failed = 1, result_reason = ? WHERE tool_call_id = ? AND result_failed IS 0"
+
+
+@dataclass(frozen=True)
+class _Statements:
+    start: str
+    end: str
+    tool: str
+    result_failed: str
+
+
+_SQLITE_SQL = _Statements(_SQL_START, _SQL_END, _SQL_TOOL, _SQL_RESULT_FAILED)
+# PostgreSQL: psycopg's placeholders, real booleans (executemany runs in pipeline mode: one round trip a batch)
+_PG_SQL = _Statements(pg(_SQL_START), pg(_SQL_END), pg(_SQL_TOOL),
+                      "UPDATE tool_calls SET result_failed = true, result_reason = %s WHERE tool_call_id = %s"
+                      " AND NOT result_failed")
+
+
+def _db_errors(engine: Engine) -> tuple[type[BaseException], ...]:
+    """What a database in trouble raises on this engine's driver (hooks use its cursor directly)."""
+    if engine.dialect.name == "sqlite":
+        return _DB_ERRORS
+    import psycopg
+
+    return (SQLAlchemyError, psycopg.Error)
 
 
 @dataclass
@@ -109,6 +134,8 @@ def call_row(rec: CallRecord, bodies: bool = True) -> dict[str, object]:
         "escalated": rec.escalated,
         "request_body": rec.request_body if bodies else None,
         "response_body": rec.response_body if bodies else None,
+        "member": rec.member,
+        "machine": rec.machine,
     }
 
 
@@ -134,6 +161,9 @@ class LogWriter:
         notify: Callable[[str, str], None] | None = None,
     ) -> None:
         self.engine = engine
+        # the one branch on the database: SQLite keeps its statements, PostgreSQL gets its own (chosen here once)
+        self._sql = _SQLITE_SQL if engine.dialect.name == "sqlite" else _PG_SQL
+        self._db_errors = _db_errors(engine)
         self.stats = WriterStats()
         self.hooks: list[BatchHook] = []
         # (title, message) for the user when writing stops, resumes, or rows are dropped; set by the proxy
@@ -141,6 +171,9 @@ class LogWriter:
         # exact secret values (provider keys, the local token) to mask in stored bodies; set by the proxy
         self.secrets: Callable[[], Iterable[bytes]] | None = None
         self.max_pending = max_pending
+        # team mode: who and where, for rows whose call did not say (a member token does); set by Core
+        self.member: str | None = None
+        self.machine: str | None = None
         self._consecutive_failures = 0
         self._dropped_at_outage = 0
         self._last_drop_notice = 0.0
@@ -231,7 +264,7 @@ class LogWriter:
             wrote = False
             try:
                 wrote = self._attempt(work, everything=bool(flushes))
-            except _DB_ERRORS as exc:  # locked, disk full, I/O: keep the batch and retry
+            except self._db_errors as exc:  # locked, disk full, I/O, server gone: keep the batch and retry
                 self._failed(exc, len(work))
                 carry = work + [(_FLUSH, f) for f in flushes]
                 time.sleep(min(2.0, 0.05 * self._consecutive_failures))
@@ -263,7 +296,7 @@ class LogWriter:
         self._redact(work)
         try:
             self._write(work, hooks=not self._skip_hooks, everything=everything)
-        except _DB_ERRORS:
+        except self._db_errors:
             raise
         except Exception:
             if self._skip_hooks:
@@ -386,16 +419,21 @@ class LogWriter:
                     starts.append(rec)
         self._starts = starts
         ends = list(ended.values())
+        if self.member is not None or self.machine is not None:  # team mode only: a single user's rows stay NULL
+            for rec in (*starts, *ends):
+                rec.member = rec.member or self.member
+                rec.machine = rec.machine or self.machine
         failed += [r for rec in ends for r in rec.failed_results]
+        sql = self._sql
         with self.engine.begin() as conn:
             for hook in self.hooks if hooks else ():
                 hook(conn, ends)
             cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             try:
                 if starts:
-                    cur.executemany(_SQL_START, [_row_values(r, in_flight=True) for r in starts])
+                    cur.executemany(sql.start, [_row_values(r, in_flight=True) for r in starts])
                 if ends:
-                    cur.executemany(_SQL_END, [_row_values(r) for r in ends])
+                    cur.executemany(sql.end, [_row_values(r) for r in ends])
                     tool_rows = [
                         (r.call_id, t.tool_call_id, t.name, t.kind, t.detail or None, False, None, r.started_at,
                          r.upstream_model)
@@ -403,9 +441,9 @@ class LogWriter:
                         for t in r.tool_calls
                     ]
                     if tool_rows:
-                        cur.executemany(_SQL_TOOL, tool_rows)
+                        cur.executemany(sql.tool, tool_rows)
                 if failed:
-                    cur.executemany(_SQL_RESULT_FAILED, [(reason[:500], tool_call_id) for tool_call_id, reason in failed])
+                    cur.executemany(sql.result_failed, [(reason[:500], tool_call_id) for tool_call_id, reason in failed])
             finally:
                 cur.close()
         running = self._running

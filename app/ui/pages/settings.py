@@ -229,7 +229,9 @@ class SettingsPage(QWidget):
 
     def current_database(self) -> str:
         path = sqlite_path(self.ctx.core.db_url)
-        return str(path) if path else self.ctx.core.db_url
+        from app.core.storage.dialect import display_url
+
+        return str(path) if path else display_url(self.ctx.core.db_url)
 
     def load_token(self) -> None:
         self.token_field.setText("")

@@ -81,7 +81,10 @@ def upgrade() -> None:
 
 
 def _backfill() -> None:
-    """Totals of the calls already logged, by the same definitions the writer hook applies."""
+    """Totals of the calls already logged, by the same definitions the writer hook applies. (SQLite only:
+    PostgreSQL came after this revision, so a PostgreSQL ledger has no call older than its totals.)"""
+    if op.get_bind().dialect.name != "sqlite":
+        return
     op.execute(f"""
         INSERT INTO usage_slots
         SELECT CAST(c.started_at / 900 AS INTEGER) * 900, coalesce(c.provider, ''), coalesce(c.upstream_model, ''),

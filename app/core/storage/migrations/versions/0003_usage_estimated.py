@@ -25,6 +25,14 @@ def upgrade() -> None:
     op.add_column("calls", sa.Column("usage_estimated", sa.Boolean, nullable=False, server_default="0"))
     op.add_column("usage_slots", sa.Column("estimated_calls", sa.Integer, nullable=False, server_default="0"))
     op.add_column("task_totals", sa.Column("estimated_calls", sa.Integer, nullable=False, server_default="0"))
+    _recount_failed_unpriced()
+
+
+def _recount_failed_unpriced() -> None:
+    """SQLite only: PostgreSQL ledgers came after this revision (0005), so none holds a call counted the old
+    way; and SQLite's CAST truncates where PostgreSQL's rounds, so this slot arithmetic is SQLite's."""
+    if op.get_bind().dialect.name != "sqlite":
+        return
     op.execute(f"""
         UPDATE usage_slots SET unpriced_calls = unpriced_calls + s.n
         FROM (

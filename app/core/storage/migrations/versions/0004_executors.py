@@ -109,6 +109,10 @@ def upgrade() -> None:
 
 
 def _backfill() -> None:
+    """SQLite only (total(), summed booleans, truncating CAST): PostgreSQL ledgers came after this revision
+    (0005), so a PostgreSQL log has no call older than its totals."""
+    if op.get_bind().dialect.name != "sqlite":
+        return
     op.execute(f"""
         INSERT INTO executor_slots
         SELECT CAST(c.started_at / 86400 AS INTEGER) * 86400, coalesce(c.provider, ''), coalesce(c.upstream_model, ''),
