@@ -112,6 +112,38 @@ def test_the_premium_side_uses_the_cache_split_measured_on_premium_calls(
     )
 
 
+def test_a_call_served_by_the_premium_model_saves_nothing(roles, proxy, mock, token, core) -> None:  # type: ignore[no-untyped-def]
+    """With a measured split of 80% cache reads, a premium call that read nothing from its cache must not be
+    re-priced on that split: it is the premium model's own call, so premium cost == cost, savings 0."""
+    _premium_calls(proxy, mock, token, premium_split.MIN_PREMIUM_CALLS)
+    mock.enqueue(Reply(text="p", usage=Usage(prompt=1000, completion=100)))
+    assert (
+        messages_api(proxy, token, user("premium, cold cache"), model="premium/claude-sonnet-4-6").status_code
+        == 200
+    )
+    rows = settled(core)
+    assert all(r["premium_cost_usd"] == pytest.approx(r["cost_usd"]) for r in rows)
+    assert rows[-1]["cost_usd"] == pytest.approx(SONNET)
+
+
+def test_guessed_calls_stay_out_of_the_measured_split(roles, proxy, mock, token, core) -> None:  # type: ignore[no-untyped-def]
+    """A call whose usage was estimated has no cache split: neither the live count nor the one read back from
+    the log (at start, and for the tooltip) counts it."""
+    from sqlalchemy import text
+
+    _premium_calls(proxy, mock, token, premium_split.MIN_PREMIUM_CALLS)
+    settled(core)
+    with core.db.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE calls SET usage_estimated = 1, cache_read_tokens = 0 WHERE call_id IN "
+                "(SELECT call_id FROM calls ORDER BY started_at LIMIT 5)"
+            )
+        )
+    split, calls = premium_split.measured(core.db, core.config)
+    assert split is None and calls == premium_split.MIN_PREMIUM_CALLS - 5
+
+
 def test_a_restarted_proxy_keeps_the_measured_split(roles, proxy, mock, token, core) -> None:  # type: ignore[no-untyped-def]
     from app.proxy.server import ProxyThread
 

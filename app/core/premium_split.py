@@ -44,7 +44,7 @@ def _rows(engine: Engine, since: float) -> list[tuple[str, str, list[int]]]:
             text(
                 "SELECT provider, upstream_model, count(*), coalesce(sum(input_tokens), 0), coalesce(sum(cache_read_tokens), 0),"
                 " coalesce(sum(cache_write_tokens), 0), coalesce(sum(cache_write_1h_tokens), 0) FROM calls"
-                " WHERE outcome = 'ok' AND started_at >= :s AND provider IS NOT NULL AND upstream_model IS NOT NULL"
+                " WHERE outcome = 'ok' AND NOT usage_estimated AND started_at >= :s AND provider IS NOT NULL AND upstream_model IS NOT NULL"
                 " AND input_tokens + cache_read_tokens + cache_write_tokens + cache_write_1h_tokens > 0"
                 " GROUP BY provider, upstream_model"
             ),

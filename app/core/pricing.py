@@ -244,6 +244,16 @@ def premium_cost(
     return cost_at(premium_tokens(tokens, split), price) if price is not None else None
 
 
+def served_by_premium(config: Config, role: str | None, provider: str | None, model: str | None) -> bool:
+    """The call ran on the premium preset's own target for its role: what premium would have cost is what it
+    cost (re-pricing it with another cache split would invent savings)."""
+    premium = config.presets.get(config.premium)
+    if premium is None or provider is None:
+        return False
+    target = premium.target_for(role or "default")
+    return target.provider == provider and target.model == model
+
+
 # ------------------------------------------------------------------------------------------------ display
 
 

@@ -22,7 +22,7 @@ def demo_summary(engine: Engine, stats: AgentStats) -> dict[str, Any]:
         kinds: dict[str, int] = {}
         if "tool_calls" in tables:
             kinds = {k: int(n) for k, n in conn.execute(text(
-                "SELECT kind, COUNT(*) FROM tool_calls WHERE kind != 'ok' GROUP BY kind ORDER BY kind"))}
+                "SELECT kind, COUNT(*) FROM tool_calls WHERE kind NOT IN ('ok', 'unchecked') GROUP BY kind ORDER BY kind"))}
         tasks = {str(k or "open"): int(n) for k, n in conn.execute(text(
             "SELECT outcome, COUNT(*) FROM tasks GROUP BY outcome ORDER BY outcome"))} if "tasks" in tables else {}
         clients = {k: int(n) for k, n in conn.execute(text(

@@ -13,7 +13,7 @@ from typing import Any
 
 from app.core import premium_split, toolcheck
 from app.core.config import Config, Provider
-from app.core.pricing import ESTIMATED, Priced, premium_cost, price_call
+from app.core.pricing import ESTIMATED, Priced, premium_cost, price_call, served_by_premium
 from app.core.records import Attempt, CallRecord, ToolCallResult
 from app.core.redact import REDACTED, redact, redact_text  # noqa: F401 - moved to the core; the old path still works
 from app.core.usage import Usage, normalize_anthropic, normalize_openai
@@ -125,7 +125,10 @@ def _settle(
     priced = price_call(usage, config, provider, rec.upstream_model or "")
     rec.cost_usd, rec.cost_source = priced.cost, cost_source(priced, estimated)
     rec.billed_cost_usd, rec.estimated_cost_usd = priced.billed, priced.estimated
-    rec.premium_cost_usd = premium_cost(usage, config, rec.role, premium_split.split(config))
+    if served_by_premium(config, rec.role, rec.provider, rec.upstream_model):
+        rec.premium_cost_usd = rec.cost_usd  # the premium model itself: nothing saved (no re-split of its cache)
+    else:
+        rec.premium_cost_usd = premium_cost(usage, config, rec.role, premium_split.split(config))
     if rec.outcome == "ok" and not estimated:  # guessed tokens carry no cache split: they would skew the share
         premium_split.observe(rec.provider, rec.upstream_model, usage)
     _add_failed_attempts(rec, rec.attempts[:-1])
