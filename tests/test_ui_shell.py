@@ -262,12 +262,77 @@ def test_closing_the_window_keeps_serving_and_quit_stops_the_proxy(chat, gui, pr
         httpx.get(f"{proxy.url}/health", timeout=2)
 
 
-def test_without_a_tray_closing_the_window_quits(gui, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_without_a_tray_closing_the_window_asks_and_can_keep_serving_in_the_background(
+        chat, gui, proxy, token, answers, qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     quits: list[bool] = []
     monkeypatch.setattr("app.ui.application.QApplication.quit", lambda: quits.append(True))
     monkeypatch.setattr(type(gui.tray), "available", staticmethod(lambda: False))
+    key = f"downshift-test-{id(gui)}"
+    gui.instance = SingleInstance(key)
+    gui.instance.messageReceived.connect(gui._message)
+    assert gui.instance.listen()
+    activate(qtbot, gui.window)
+    # Cancel: the window stays
+    answers.choice = None
+    QTest.keyClick(gui.window, Qt.Key.Key_W, Qt.KeyboardModifier.ControlModifier)
+    assert answers.asked[-1][0] == "choose" and "no system tray" in answers.asked[-1][1]
+    assert "downshift` again" in answers.asked[-1][1]
+    assert gui.window.isVisible() and quits == []
+    # Keep running: the window goes, the proxy keeps serving, a second `downshift` brings it back
+    answers.choice = 0
+    gui.window.close()
+    assert not gui.window.isVisible() and quits == []
+    assert chat(token).status_code == 200
+    assert SingleInstance(key).hand_over("show")
+    qtbot.waitUntil(gui.window.isVisible, timeout=3000)
+    # Quit: asked again, and this time it quits
+    answers.choice = 1
     gui.window.close()
     assert quits == [True]
+
+
+def test_with_a_tray_closing_the_window_asks_nothing(gui, answers, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("app.ui.application.QApplication.quit", lambda: None)
+    gui.window.close()
+    assert not gui.window.isVisible() and answers.asked == []
+
+
+def test_the_window_offers_everything_the_tray_does(chat, gui, core, proxy, token, mock, answers, qtbot) -> None:  # type: ignore[no-untyped-def]
+    quick = gui.window.quick
+    assert quick.isVisible()
+    texts = [quick.presets.itemText(i) for i in range(quick.presets.count())]
+    assert quick.current() == "cheap"
+    # each preset with its model and price per million tokens, and its shortcut
+    premium = core.config.presets["premium"]
+    assert any(t.startswith(f"premium: {premium.default.model} (") and "per M" in t and "Ctrl+Shift+" in t
+               for t in texts), texts
+    # Ctrl+Shift+n switches presets, and the next call follows
+    n = list(core.config.presets).index("premium") + 1
+    activate(qtbot, gui.window)
+    QTest.keyClick(gui.window, getattr(Qt.Key, f"Key_{n}"),
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: core.config.active == "premium", timeout=5000)
+    assert chat(token, anthropic=True).status_code == 200
+    assert mock.requests[-1].model == premium.default.model
+    qtbot.waitUntil(lambda: quick.current() == "premium", timeout=3000)
+    # picking from the combo
+    quick.presets.activated.emit(quick.presets.findData("cheap"))
+    qtbot.waitUntil(lambda: core.config.active == "cheap", timeout=5000)
+    # Pause, and the tray's pause follows (and back)
+    quick.pause.trigger()
+    assert proxy.server.paused and chat(token).status_code == 503
+    gui.tray.rebuild()
+    assert gui.tray.action("Pause proxy").isChecked()
+    gui.tray.action("Pause proxy").trigger()
+    assert not quick.pause.isChecked() and chat(token).status_code == 200
+    # Copy env and New task
+    QGuiApplication.clipboard().clear()
+    quick.copy_env.trigger()
+    qtbot.waitUntil(lambda: bool(QGuiApplication.clipboard().text()), timeout=5000)
+    assert QGuiApplication.clipboard().text() == export_text("claude-code", "bash", proxy.url, token)
+    answers.text = "from the window"
+    quick.new_task.trigger()
+    assert ("text", "New task") in answers.asked
 
 
 def test_start_minimised_shows_only_the_tray(core, proxy, settings, own_pages_only, monkeypatch, qtbot) -> None:  # type: ignore[no-untyped-def]

@@ -1,7 +1,9 @@
 """The running desktop app: one core, one proxy thread, the tray, the main window, and an orderly quit.
 
 Everything here is wiring; the work happens in the core and the proxy. The window is optional at any
-moment (start minimised, closed to the tray); when the desktop has no tray, closing it quits instead.
+moment (start minimised, closed to the tray). When the desktop has no tray, closing the window asks
+first: quit (agents lose their proxy) or keep serving in the background, where running `downshift`
+again brings the window back (the single-instance hand-over).
 """
 
 from __future__ import annotations
@@ -51,12 +53,18 @@ class DownshiftApp(QObject):
         self.tray = Tray(self, self.stats)
         self.window = MainWindow(self.ctx, settings, self.quit)
         self.window.closed.connect(self._window_closed)
+        self.window.may_close = self._may_close
+        self.window.quick.presetChosen.connect(self.activate_preset)
+        self.window.quick.newTaskRequested.connect(self.new_task)
+        self.window.quick.copyEnvRequested.connect(self.copy_env)
+        self.window.quick.new_task.setVisible(_manual_task_starter() is not None)
         bridge.configError.connect(lambda text: bridge.notice.emit("Config not applied", text))
         bridge.configChanged.connect(lambda cfg: apply_theme(pref(cfg, "theme")))
         if instance is not None:
             instance.messageReceived.connect(self._message)
         self._closed = False
         self.told_about_tray = False
+        self.background_mode = False  # no tray, and the user chose to keep serving with the window closed
 
     def start(self, minimised: bool | None = None) -> None:
         """Tray and window. What can wait (today's figures, the token cache, the first-run check) runs
@@ -117,9 +125,28 @@ class DownshiftApp(QObject):
         else:
             self.show_window()
 
+    def _may_close(self) -> bool:
+        """With no tray, closing the window would leave no visible sign the proxy runs: ask whether to
+        quit (agents' next calls are refused) or keep serving in the background."""
+        if self._closed or self.tray.available():
+            return True
+        answer = dialogs.choose(
+            self.window, "Quit Downshift?",
+            "There is no system tray here, so closing the window hides Downshift completely.",
+            ["Keep running in the background", "Quit Downshift"],
+            "Agents pointed at the proxy get \"connection refused\" once it quits. In the background the proxy "
+            "keeps serving; run `downshift` again to bring this window back.")
+        if answer is None:
+            return False
+        self.background_mode = answer == 0
+        return True
+
     def _window_closed(self) -> None:
         if not self.tray.available():
-            self.quit()  # no tray to come back from
+            if not self.background_mode:
+                self.quit()
+            else:
+                log.info("window closed; the proxy keeps serving in the background (run `downshift` to show it)")
         elif not self.told_about_tray:
             self.told_about_tray = True
             self.tray.notify("Downshift is still running", "The proxy keeps serving; quit from the tray menu.")
@@ -129,6 +156,7 @@ class DownshiftApp(QObject):
 
     def _message(self, message: str) -> None:
         if message == "show":
+            self.background_mode = False
             self.show_window()
 
     # ------------------------------------------------------------------------------------------- actions
@@ -136,7 +164,7 @@ class DownshiftApp(QObject):
     def activate_preset(self, name: str) -> None:
         """Make `name` active; the proxy reads the config per request, so the next call uses it."""
         self.ctx.update_config(lambda c: c.with_active(name), None,
-                               lambda exc: self.tray.notify("Preset not switched", str(exc)))
+                               lambda exc: (self.window.quick.refresh(), self.tray.notify("Preset not switched", str(exc))))
 
     def copy_env(self) -> None:
         config = self.core.config

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from app import __version__
 from app.ui.context import UiContext
 from app.ui.icons import app_icon
+from app.ui.quickbar import QuickBar
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,9 @@ def placeholder(text: str) -> QWidget:
 
 class MainWindow(QMainWindow):
     closed = Signal()  # the user closed the window (it is hidden, not destroyed)
+    # asked before the window closes: False keeps it open (the app asks "quit or keep running?" when no
+    # tray exists to come back from)
+    may_close: Callable[[], bool] | None = None
 
     def __init__(self, ctx: UiContext, settings: QSettings, on_quit: Callable[[], None],
                  parent: QWidget | None = None) -> None:
@@ -91,6 +95,9 @@ class MainWindow(QMainWindow):
         layout.addWidget(rule)
         layout.addWidget(self.stack, 1)
         self.setCentralWidget(central)
+        self.quick = QuickBar(ctx, self)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.quick)
+        self.addActions(self.quick.shortcut_actions())
         self._build_menus(on_quit)
         self.status = QLabel()
         self.statusBar().addPermanentWidget(self.status)
@@ -175,6 +182,7 @@ class MainWindow(QMainWindow):
         config = self.ctx.core.config
         proxy = "paused" if self.ctx.paused else self.ctx.base_url
         self.status.setText(f"Proxy: {proxy}   ·   Preset: {config.active or 'none'}")
+        self.quick.show_paused(self.ctx.paused)  # also enables Pause once the proxy is attached
 
     def restore_state(self) -> None:
         geometry = self.settings.value("window/geometry")
@@ -190,6 +198,9 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Closing hides the window; the tray app (and the proxy) keep running until Quit."""
+        if self.may_close is not None and not self.may_close():
+            event.ignore()
+            return
         self.save_state()
         event.ignore()
         self.hide()
