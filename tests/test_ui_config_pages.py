@@ -402,3 +402,82 @@ def test_screenshots_of_every_config_page_and_the_tray_menu(gui, core, proxy, to
 
     for name in ("providers", "providers-dark", "presets", "budgets", "export", "settings", "tray-menu"):
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 5000
+
+
+# ----------------------------------------------------------------------------------------------- unsaved edits
+
+
+def test_an_edited_preset_is_not_dropped_when_another_is_picked(ctx, core, answers, qtbot) -> None:  # type: ignore[no-untyped-def]
+    p = page(qtbot, PresetsPage, ctx)
+    p.select("cheap")
+    p.description.setText("edited, not saved")
+    assert p.has_unsaved_changes()
+    answers.choice = None  # Cancel: stay on the edited preset, the edit kept
+    p.select("premium")
+    assert answers.asked[-1][0] == "choose" and "The preset cheap has unsaved changes" in answers.asked[-1][1]
+    assert p.editing == "cheap" and p.description.text() == "edited, not saved"
+    assert p.list.currentItem().data(Qt.ItemDataRole.UserRole) == "cheap"
+    answers.choice = 0  # Save: saved, then the other preset shows
+    p.select("premium")
+    qtbot.waitUntil(lambda: p.editing == "premium", timeout=5000)
+    assert core.config.presets["cheap"].description == "edited, not saved"
+    p.description.setText("dropped on purpose")
+    answers.choice = 1  # Discard
+    p.select("cheap")
+    assert p.editing == "cheap" and core.config.presets["premium"].description != "dropped on purpose"
+    assert not p.has_unsaved_changes()
+    p.select("premium")  # nothing edited: no question
+    assert len([a for a in answers.asked if a[0] == "choose"]) == 3
+
+
+def test_leaving_a_page_with_unsaved_edits_asks_and_quit_too(gui, core, answers, qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    window = gui.window
+    presets = window.show_page("presets")
+    presets.select("cheap")
+    presets.description.setText("half done")
+    answers.choice = None
+    window.show_page("export")
+    assert window.current_page() == "presets" and presets.description.text() == "half done"
+    answers.choice = 1
+    window.show_page("export")
+    assert window.current_page() == "export" and not presets.has_unsaved_changes()
+    providers = window.show_page("providers")
+    providers.base_url.setText("http://127.0.0.1:1/v1")
+    providers.base_url.textEdited.emit("http://127.0.0.1:1/v1")
+    answers.choice = 0  # Save, then go
+    window.show_page("settings")
+    assert wait_message(qtbot, providers.message, "ok") == "Saved cheapco."
+    assert core.config.providers["cheapco"].base_url == "http://127.0.0.1:1/v1"
+    settings = window.page("settings")
+    assert window.current_page() == "settings"
+    settings.port.setValue(core.config.port + 1)  # typed, not applied
+    quits: list[bool] = []
+    monkeypatch.setattr("app.ui.application.QApplication.quit", lambda: quits.append(True))
+    answers.choice = None
+    next(a for a in window.actions() if a.text() == "&Quit").trigger()
+    assert quits == [] and "The port" in answers.asked[-1][1]
+    answers.choice = 1
+    gui.tray.rebuild()
+    gui.tray.action("Quit Downshift").trigger()
+    assert quits == [True]
+
+
+def test_save_and_revert_stay_in_view_and_save_keeps_the_scroll(ctx, core, qtbot) -> None:  # type: ignore[no-untyped-def]
+    p = page(qtbot, PresetsPage, ctx)
+    p.resize(900, 420)  # a short window: the form scrolls
+    p.select("premium")
+    qtbot.wait(50)
+    bar = p.scroll.verticalScrollBar()
+    assert bar.maximum() > 0
+    bar.setValue(bar.maximum())
+    for button in (p.save_button, p.revert_button):
+        assert button.isVisible() and button.visibleRegion().boundingRect().size() == button.size()
+    p.activate_button.click()
+    qtbot.waitUntil(lambda: p.message.kind == "ok", timeout=5000)
+    assert p.save_button.visibleRegion().boundingRect().size() == p.save_button.size()
+    before = bar.value()
+    p.description.setText("scroll stays")
+    p.save_button.click()
+    qtbot.waitUntil(lambda: p.message.kind == "ok" and "Saved" in p.message.text(), timeout=5000)
+    qtbot.wait(50)
+    assert bar.value() == before

@@ -51,7 +51,7 @@ class DownshiftApp(QObject):
         self.ctx = UiContext(core, proxy, bridge, Background(self))
         self.stats = TodayStats(self.ctx, self)
         self.tray = Tray(self, self.stats)
-        self.window = MainWindow(self.ctx, settings, self.quit)
+        self.window = MainWindow(self.ctx, settings, self.request_quit)
         self.window.closed.connect(self._window_closed)
         self.window.may_close = self._may_close
         self.window.quick.presetChosen.connect(self.activate_preset)
@@ -139,7 +139,7 @@ class DownshiftApp(QObject):
         if answer is None:
             return False
         self.background_mode = answer == 0
-        return True
+        return self.background_mode or self.window.confirm_leave()
 
     def _window_closed(self) -> None:
         if not self.tray.available():
@@ -192,6 +192,11 @@ class DownshiftApp(QObject):
                                 lambda exc: self.tray.notify("Task not started", str(exc)))
 
     # ------------------------------------------------------------------------------------------- quit
+
+    def request_quit(self) -> None:
+        """Quit from the menu or tray: edits not yet saved are offered for saving first."""
+        if self.window.confirm_leave():
+            self.quit()
 
     def quit(self) -> None:
         self.shutdown()

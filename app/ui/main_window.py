@@ -71,6 +71,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Downshift")
         self.setWindowIcon(app_icon())
         self.pages: dict[str, QWidget] = {}
+        self._row = -1  # the page shown
         self.nav = QListWidget()
         self.nav.setObjectName("pageList")
         self.nav.setAccessibleName("Pages")
@@ -163,15 +164,45 @@ class MainWindow(QMainWindow):
             return placeholder(f"The {spec.title} page could not be opened:\n{exc}")
 
     def _show_row(self, row: int) -> None:
-        if 0 <= row < len(PAGES):
-            self.page(PAGES[row].key)
-            self.stack.setCurrentIndex(row)
+        if not 0 <= row < len(PAGES):
+            return
+        if row != self._row and not self.confirm_leave(self._row):
+            self.nav.blockSignals(True)
+            self.nav.setCurrentRow(self._row)
+            self.nav.blockSignals(False)
+            return
+        self.page(PAGES[row].key)
+        self.stack.setCurrentIndex(row)
+        self._row = row
 
     def show_page(self, key: str) -> QWidget:
         row = next(i for i, s in enumerate(PAGES) if s.key == key)
-        self.nav.setCurrentRow(row)
-        self._show_row(row)
+        if self.nav.currentRow() != row:
+            self.nav.setCurrentRow(row)  # shows it through _show_row, unless unsaved edits keep the user
+        else:
+            self._show_row(row)
         return self.page(key)
+
+    def confirm_leave(self, row: int | None = None) -> bool:
+        """Before leaving a page with edits not yet saved (the Presets, Providers or Settings forms): Save,
+        Discard or stay. With `row` None, every built page is checked (before quitting)."""
+        keys = [s.key for s in PAGES] if row is None else [PAGES[row].key] if 0 <= row < len(PAGES) else []
+        for key in keys:
+            page = self.pages.get(key)
+            unsaved = getattr(page, "has_unsaved_changes", None)
+            if page is None or unsaved is None or not unsaved():
+                continue
+            from app.ui import dialogs
+
+            answer = dialogs.choose(self, "Unsaved changes", f"{page.unsaved_what()} has unsaved changes.",  # type: ignore[attr-defined]
+                                    ["Save", "Discard changes"], "Discarded changes are lost.")
+            if answer is None:
+                return False
+            if answer == 0:
+                page.save_changes()  # type: ignore[attr-defined]
+            else:
+                page.discard_changes()  # type: ignore[attr-defined]
+        return True
 
     def current_page(self) -> str:
         return PAGES[max(self.nav.currentRow(), 0)].key

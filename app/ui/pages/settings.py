@@ -246,6 +246,19 @@ class SettingsPage(QWidget):
                                       "then copy the env again from the Export page."),
             lambda exc: self.message.error(f"Port not saved: {exc}"))
 
+    # the main window's unsaved-changes guard (see MainWindow.confirm_leave): the port waits for Apply
+    def has_unsaved_changes(self) -> bool:
+        return self.port.value() != self.ctx.core.config.port
+
+    def unsaved_what(self) -> str:
+        return f"The port ({self.port.value() or 'any free port'})"
+
+    def save_changes(self) -> None:
+        self.save_port()
+
+    def discard_changes(self) -> None:
+        self.port.setValue(self.ctx.core.config.port)
+
     def save_retention(self) -> None:
         if self.retention.value() != self.ctx.core.config.retention_days:
             self.save_config("Retention", retention_days=self.retention.value())
