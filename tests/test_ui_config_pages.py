@@ -14,6 +14,7 @@ from conftest import BACKUP_KEY, PROVIDER_KEY
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 
 from app.core import autostart
 from app.core.config import Budget, Target
@@ -375,30 +376,25 @@ def test_screenshots_of_every_config_page_and_the_tray_menu(gui, core, proxy, to
     assert gui.tray.action("Tool-call failures: 16.7% of 6")
     assert menu.grab().save(str(SCREENSHOTS / "tray-menu.png"))
 
-    # a dark desktop theme: every colour comes from the palette, so the pages follow it as they are
-    from PySide6.QtGui import QColor, QPalette
-    from PySide6.QtWidgets import QApplication
+    # the Dark theme, as picked on the Settings page: offscreen there is no platform theme (like X11 with
+    # none), so the app's own Fusion dark palette is used; the pixels say it really changed
+    from app.ui.theme import apply_theme, is_dark
 
-    light = QApplication.palette()
-    dark = QPalette()
-    for role, colour in ((QPalette.ColorRole.Window, "#2b2d31"), (QPalette.ColorRole.WindowText, "#e6e6e6"),
-                         (QPalette.ColorRole.Base, "#1f2023"), (QPalette.ColorRole.AlternateBase, "#2a2c30"),
-                         (QPalette.ColorRole.Text, "#e6e6e6"), (QPalette.ColorRole.Button, "#35373c"),
-                         (QPalette.ColorRole.ButtonText, "#e6e6e6"), (QPalette.ColorRole.Highlight, "#3d7bd9"),
-                         (QPalette.ColorRole.HighlightedText, "#ffffff"), (QPalette.ColorRole.PlaceholderText, "#9a9ca3"),
-                         (QPalette.ColorRole.Link, "#7fb2ff"), (QPalette.ColorRole.ToolTipBase, "#35373c"),
-                         (QPalette.ColorRole.ToolTipText, "#e6e6e6")):
-        dark.setColor(role, QColor(colour))
-    dark.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text, QColor("#7a7c82"))
-    dark.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText, QColor("#7a7c82"))
-    dark.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText, QColor("#7a7c82"))
-    QApplication.setPalette(dark)
+    window.show_page("providers")
+    qtbot.wait(50)
+    light_shot = window.grab().toImage()
+    apply_theme("dark")
     try:
-        window.show_page("providers")
+        assert is_dark(QApplication.palette())
         qtbot.wait(50)
-        assert window.grab().save(str(SCREENSHOTS / "providers-dark.png"))
+        dark_shot = window.grab().toImage()
+        assert dark_shot.save(str(SCREENSHOTS / "providers-dark.png"))
     finally:
-        QApplication.setPalette(light)
+        apply_theme("system")
+    assert not is_dark(QApplication.palette())
+    for x, y in ((5, window.height() - 5), (window.width() // 2, window.height() // 2), (60, 300)):
+        light_px, dark_px = light_shot.pixelColor(x, y), dark_shot.pixelColor(x, y)
+        assert light_px.lightness() > 180 and dark_px.lightness() < 90, (x, y, light_px.name(), dark_px.name())
 
     for name in ("providers", "providers-dark", "presets", "budgets", "export", "settings", "tray-menu"):
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 5000
@@ -481,3 +477,24 @@ def test_save_and_revert_stay_in_view_and_save_keeps_the_scroll(ctx, core, qtbot
     qtbot.waitUntil(lambda: p.message.kind == "ok" and "Saved" in p.message.text(), timeout=5000)
     qtbot.wait(50)
     assert bar.value() == before
+
+
+def test_the_dark_theme_applies_without_a_platform_theme(gui, core, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Settings > Theme > Dark used to say "saved" and change nothing where no platform theme answers."""
+    from app.ui.theme import is_dark
+
+    settings = gui.window.show_page("settings")
+    assert not is_dark(QApplication.palette())
+    try:
+        settings.theme.setCurrentIndex(settings.theme.findData("dark"))
+        settings.theme.activated.emit(settings.theme.currentIndex())
+        qtbot.waitUntil(lambda: is_dark(QApplication.palette()), timeout=5000)
+        assert settings.palette().color(settings.backgroundRole()).lightness() < 90
+        settings.theme.setCurrentIndex(settings.theme.findData("light"))
+        settings.theme.activated.emit(settings.theme.currentIndex())
+        qtbot.waitUntil(lambda: not is_dark(QApplication.palette()), timeout=5000)
+    finally:
+        settings.theme.setCurrentIndex(settings.theme.findData("system"))
+        settings.theme.activated.emit(settings.theme.currentIndex())
+        qtbot.waitUntil(lambda: pref(core.config, "theme") == "system", timeout=5000)
+    assert not is_dark(QApplication.palette())

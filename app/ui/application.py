@@ -24,23 +24,13 @@ from app.ui.bridge import CoreBridge
 from app.ui.context import UiContext
 from app.ui.main_window import MainWindow
 from app.ui.single_instance import SingleInstance
+from app.ui.theme import apply_theme
 from app.ui.tray import TodayStats, Tray, _manual_task_starter
 
 if TYPE_CHECKING:  # the proxy's modules load after the window is up (see app.ui.startup)
     from app.proxy.server import ProxyThread
 
 log = logging.getLogger(__name__)
-
-_SCHEMES = {"system": Qt.ColorScheme.Unknown, "light": Qt.ColorScheme.Light, "dark": Qt.ColorScheme.Dark}
-
-
-def apply_theme(theme: str) -> None:
-    """'system' follows the desktop's light/dark setting; the others force it. Widgets take every colour
-    from the palette, so nothing else needs to change."""
-    hints = QGuiApplication.styleHints()
-    if hasattr(hints, "setColorScheme"):  # Qt 6.8+
-        hints.setColorScheme(_SCHEMES.get(theme, Qt.ColorScheme.Unknown))
-
 
 class DownshiftApp(QObject):
     def __init__(self, core: Core, proxy: ProxyThread | None, settings: QSettings,
