@@ -110,11 +110,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
+    from app.core import runtime
     from app.core.envexport import export_text, proxy_base_url
     from app.core.secrets import local_token
 
-    config = _store(args).current()
-    base = proxy_base_url(config.host, config.port)
+    store = _store(args)
+    config = store.current()
+    host, port = runtime.listening(store.path) or (config.host, config.port)  # where the proxy really is
+    base = proxy_base_url(host, port)
     sys.stdout.write(export_text(args.agent, args.format, base, local_token(_secrets())))
     return 0
 

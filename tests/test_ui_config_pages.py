@@ -275,10 +275,6 @@ def test_rotating_the_token_locks_out_the_old_one(ctx, core, proxy, token, chat,
 
 def test_settings_apply_and_say_when(ctx, core, isolated_home: Path, answers, tmp_path: Path, qtbot) -> None:  # type: ignore[no-untyped-def]
     p = page(qtbot, SettingsPage, ctx)
-    p.port.setValue(18765)
-    p.save_port()
-    assert "takes effect when Downshift restarts" in wait_message(qtbot, p.message, "ok")
-    assert core.config.port == 18765
     p.store_bodies.click()
     wait_text(qtbot, p.message, "Body logging: saved.")
     assert core.config.store_bodies
@@ -498,3 +494,51 @@ def test_the_dark_theme_applies_without_a_platform_theme(gui, core, qtbot) -> No
         settings.theme.activated.emit(settings.theme.currentIndex())
         qtbot.waitUntil(lambda: pref(core.config, "theme") == "system", timeout=5000)
     assert not is_dark(QApplication.palette())
+
+
+def test_apply_port_moves_the_running_proxy_and_env_prints_where_it_listens(ctx, core, proxy, token, chat, mock, capsys, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """"Apply" used to say "from the next start" while `downshift env` already printed the new port."""
+    from app.cli import main as cli
+    from app.ui.launch import free_port
+
+    old_url, new_port = proxy.url, free_port("127.0.0.1")
+    assert cli(["--config", str(core.config_path), "env"]) == 0
+    assert f"{old_url}" in capsys.readouterr().out  # the port the proxy really has, not the configured 0/default
+    mock.enqueue(Reply(text="slow", first_byte_delay=1.5))
+    import threading
+
+    slow: list[int] = []
+    caller = threading.Thread(target=lambda: slow.append(chat(token).status_code))
+    caller.start()  # a call in flight on the old port while the port changes
+    qtbot.waitUntil(lambda: len(mock.requests) >= 1, timeout=5000)
+    p = page(qtbot, SettingsPage, ctx)
+    p.port.setValue(new_port)
+    p.save_port()
+    try:
+        assert f"now listens on http://127.0.0.1:{new_port}" in wait_message(qtbot, p.message, "ok", timeout=10_000)
+        assert ctx.proxy is not proxy and ctx.proxy.port == new_port and core.config.port == new_port
+        assert f"Listening on http://127.0.0.1:{new_port}." == p.listening.text()
+        caller.join(10)
+        assert slow == [200]  # drained, not cut
+        qtbot.waitUntil(lambda: proxy._stopped.is_set(), timeout=10_000)
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{old_url}/health", timeout=2)
+        assert httpx.post(f"http://127.0.0.1:{new_port}/v1/chat/completions", headers={"Authorization": f"Bearer {token}"},
+                          json={"model": "default", "messages": [{"role": "user", "content": "hi"}]}, timeout=20).status_code == 200
+        assert cli(["--config", str(core.config_path), "env"]) == 0
+        assert f"http://127.0.0.1:{new_port}" in capsys.readouterr().out
+        # a port that is taken: the proxy stays where it is and says so
+        taken = ctx.proxy.port
+        blocker = __import__("socket").socket()
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        p.port.setValue(blocker.getsockname()[1])
+        p.save_port()
+        assert f"keeps serving on http://127.0.0.1:{taken}" in wait_message(qtbot, p.message, "error", timeout=10_000)
+        qtbot.waitUntil(lambda: core.config.port == taken, timeout=5000)
+        blocker.close()
+    finally:
+        ctx.wait()
+        ctx.proxy.stop()
+    assert cli(["--config", str(core.config_path), "env"]) == 0  # nothing runs: the configured port
+    assert f"http://127.0.0.1:{core.config.port}" in capsys.readouterr().out

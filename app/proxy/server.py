@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import orjson
 from aiohttp import web
 
+from app.core import runtime
 from app.core.config import ROLES, is_loopback_host
 from app.core.engine import CALL_CONFIG, Core
 from app.core.records import CallRecord
@@ -417,8 +418,12 @@ class ProxyThread:
         await site.start()
         sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
         self.port = sockets[0].getsockname()[1] if sockets else self.requested_port
+        runtime.record(self.core.config_path, self.host, self.port)
         self._ready.set()
-        await self._stop_event.wait()
+        try:
+            await self._stop_event.wait()
+        finally:
+            runtime.clear(self.core.config_path, self.port)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Thread-safe: in-flight calls get `shutdown_timeout` to finish, then are logged as cancelled."""

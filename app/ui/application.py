@@ -36,7 +36,7 @@ class DownshiftApp(QObject):
     def __init__(self, core: Core, proxy: ProxyThread | None, settings: QSettings,
                  instance: SingleInstance | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.core, self.proxy, self.settings, self.instance = core, proxy, settings, instance
+        self.core, self.settings, self.instance = core, settings, instance
         bridge = CoreBridge(core.events, self)
         self.ctx = UiContext(core, proxy, bridge, Background(self))
         self.stats = TodayStats(self.ctx, self)
@@ -50,11 +50,18 @@ class DownshiftApp(QObject):
         self.window.quick.new_task.setVisible(_manual_task_starter() is not None)
         bridge.configError.connect(lambda text: bridge.notice.emit("Config not applied", text))
         bridge.configChanged.connect(lambda cfg: apply_theme(pref(cfg, "theme")))
+        bridge.proxyChanged.connect(self.window.refresh_status)
+        bridge.proxyChanged.connect(self.tray.refresh_icon)
         if instance is not None:
             instance.messageReceived.connect(self._message)
         self._closed = False
         self.told_about_tray = False
         self.background_mode = False  # no tray, and the user chose to keep serving with the window closed
+
+    @property
+    def proxy(self) -> ProxyThread | None:
+        """The running proxy: the context holds it, as a port change restarts it in place."""
+        return self.ctx.proxy
 
     def start(self, minimised: bool | None = None) -> None:
         """Tray and window. What can wait (today's figures, the token cache, the first-run check) runs
@@ -83,7 +90,7 @@ class DownshiftApp(QObject):
 
     def attach_proxy(self, proxy: ProxyThread) -> None:
         """The proxy started after the window (see `launch.run_gui`): from now on the app drives it."""
-        self.proxy = self.ctx.proxy = proxy
+        self.ctx.proxy = proxy
         self.window.refresh_status()
         self.tray.refresh_icon()
         self._warm_token()
