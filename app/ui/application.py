@@ -76,6 +76,7 @@ class DownshiftApp(QObject):
         if not minimised or not self.tray.available():
             self.show_window()
         startup.after_start(self._check_keyring)
+        startup.after_start(self.window.check_health)
         startup.after_start(self._first_run)
 
     def _check_keyring(self) -> None:

@@ -21,12 +21,14 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMainWindow,
     QStackedWidget,
+    QVBoxLayout,
     QWidget,
 )
 
 from app import __version__
 from app.ui.context import UiContext
 from app.ui.icons import app_icon
+from app.ui.pages import MessageLine
 from app.ui.quickbar import QuickBar
 
 log = logging.getLogger(__name__)
@@ -95,7 +97,17 @@ class MainWindow(QMainWindow):
         rule.setFrameShadow(QFrame.Shadow.Sunken)
         layout.addWidget(rule)
         layout.addWidget(self.stack, 1)
-        self.setCentralWidget(central)
+        # a warning that stays in view while it holds: the active preset's local server is not running
+        self.health = MessageLine()
+        self.health.setObjectName("healthWarning")
+        outer = QWidget()
+        outer_layout = QVBoxLayout(outer)
+        outer_layout.setContentsMargins(0, 0, 0, 0)
+        outer_layout.setSpacing(0)
+        outer_layout.addWidget(self.health)
+        outer_layout.addWidget(central, 1)
+        self.health.setContentsMargins(12, 6, 12, 0)
+        self.setCentralWidget(outer)
         self.quick = QuickBar(ctx, self)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.quick)
         self.addActions(self.quick.shortcut_actions())
@@ -103,6 +115,7 @@ class MainWindow(QMainWindow):
         self.status = QLabel()
         self.statusBar().addPermanentWidget(self.status)
         ctx.bridge.configChanged.connect(self.refresh_status)
+        ctx.bridge.configChanged.connect(self.check_health)
         ctx.bridge.pausedChanged.connect(self.refresh_status)
         self.refresh_status()
         self.restore_state()
@@ -116,6 +129,11 @@ class MainWindow(QMainWindow):
         quit_ = QAction("&Quit", self, shortcut=QKeySequence("Ctrl+Q"))
         quit_.setMenuRole(QAction.MenuRole.QuitRole)
         quit_.triggered.connect(on_quit)
+        setup = QAction("Set up a &provider…", self)
+        setup.setToolTip("The first-run assistant: a provider, its key, a cheap and a premium model")
+        setup.triggered.connect(self.open_first_run)
+        app_menu.addAction(setup)
+        app_menu.addSeparator()
         app_menu.addActions([close, quit_])
         go = self.menuBar().addMenu("&Go")
         self.page_actions: dict[str, QAction] = {}
@@ -136,6 +154,24 @@ class MainWindow(QMainWindow):
                      "Routes coding agents to cheaper models through a local proxy, and measures what that costs "
                      f"and how reliable the tool calls are.\n\nConfig: {self.ctx.core.config_path}\n"
                      f"Keys: {self.ctx.core.secrets.describe()}")
+
+    def open_first_run(self) -> None:
+        from app.ui.first_run import open_first_run
+
+        open_first_run(self.ctx, self)
+
+    def check_health(self, *_: object) -> None:
+        """Off the GUI thread (a TCP connect): warn while the active preset's local server is down."""
+        from app.core.health import local_server_down
+
+        config = self.ctx.core.config
+        self.ctx.background.run(lambda: local_server_down(config), self._health_checked, lambda exc: None)
+
+    def _health_checked(self, problem: str | None) -> None:
+        if problem:
+            self.health.error(problem)
+        else:
+            self.health.clear()
 
     # ------------------------------------------------------------------------------------------- pages
 
