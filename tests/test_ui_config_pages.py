@@ -501,7 +501,10 @@ def test_apply_port_moves_the_running_proxy_and_env_prints_where_it_listens(ctx,
     from app.cli import main as cli
     from app.ui.launch import free_port
 
+    from app.core.connect import connect
+
     old_url, new_port = proxy.url, free_port("127.0.0.1")
+    connected = connect("codex", old_url)  # a connected agent's file follows the port
     assert cli(["--config", str(core.config_path), "env"]) == 0
     assert f"{old_url}" in capsys.readouterr().out  # the port the proxy really has, not the configured 0/default
     mock.enqueue(Reply(text="slow", first_byte_delay=1.5))
@@ -527,6 +530,8 @@ def test_apply_port_moves_the_running_proxy_and_env_prints_where_it_listens(ctx,
                           json={"model": "default", "messages": [{"role": "user", "content": "hi"}]}, timeout=20).status_code == 200
         assert cli(["--config", str(core.config_path), "env"]) == 0
         assert f"http://127.0.0.1:{new_port}" in capsys.readouterr().out
+        ctx.wait()
+        assert f'base_url = "http://127.0.0.1:{new_port}/v1"' in connected.path.read_text()
         # a port that is taken: the proxy stays where it is and says so
         taken = ctx.proxy.port
         blocker = __import__("socket").socket()
@@ -542,3 +547,42 @@ def test_apply_port_moves_the_running_proxy_and_env_prints_where_it_listens(ctx,
         ctx.proxy.stop()
     assert cli(["--config", str(core.config_path), "env"]) == 0  # nothing runs: the configured port
     assert f"http://127.0.0.1:{core.config.port}" in capsys.readouterr().out
+
+
+def test_connect_buttons_write_and_restore_each_agents_file(ctx, core, proxy, isolated_home: Path, qtbot) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from app.core.connect import CONNECTABLE, is_connected
+
+    settings_file = isolated_home / ".claude" / "settings.json"
+    settings_file.parent.mkdir()
+    settings_file.write_text(json.dumps({"theme": "dark"}))
+    p = page(qtbot, ExportPage, ctx)
+    assert set(p.connect_buttons) == set(CONNECTABLE)
+    assert all(b.text() == "Connect" for b in p.connect_buttons.values())
+    p.connect_buttons["claude-code"].click()
+    message = wait_message(qtbot, p.connect_message, "ok")
+    assert "Claude Code connected" in message and "settings.json.downshift-backup" in message
+    assert "$ANTHROPIC_AUTH_TOKEN" in message
+    assert p.connect_status["claude-code"].text() == "connected: ~/.claude/settings.json"
+    data = json.loads(settings_file.read_text())
+    assert data["theme"] == "dark" and data["env"]["ANTHROPIC_BASE_URL"] == proxy.url
+    assert "ANTHROPIC_AUTH_TOKEN" not in data["env"] and core.token() not in settings_file.read_text()
+    assert p.connect_buttons["claude-code"].text() == "Disconnect"
+    assert p.rc_line.text() == 'eval "$(downshift env --agent claude-code)"'
+    p.connect_buttons["aider"].click()
+    qtbot.waitUntil(lambda: "Aider connected" in p.connect_message.text(), timeout=5000)
+    assert 'model: "openai/default"' in (isolated_home / ".aider.conf.yml").read_text()
+    p.shell.setCurrentIndex(p.shell.findData("fish"))
+    assert p.rc_line.text().endswith("--format fish | source")
+    p.connect_buttons["claude-code"].click()  # Disconnect
+    qtbot.waitUntil(lambda: "Claude Code disconnected" in p.connect_message.text(), timeout=5000)
+    assert json.loads(settings_file.read_text()) == {"theme": "dark"} and not is_connected("claude-code")
+    p.connect_buttons["aider"].click()
+    qtbot.waitUntil(lambda: "Aider disconnected" in p.connect_message.text(), timeout=5000)
+    assert not (isolated_home / ".aider.conf.yml").exists()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    p.connect_buttons["codex"].click()
+    qtbot.waitUntil(lambda: "Codex CLI connected" in p.connect_message.text(), timeout=5000)
+    qtbot.wait(50)
+    assert p.grab().save(str(SCREENSHOTS / "export-connect.png"))

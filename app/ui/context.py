@@ -78,7 +78,11 @@ class UiContext:
             return new.start()
 
         def swap(new: Any) -> None:
+            from app.core.connect import reconnect_all
+
             self.proxy = new
+            base = self.base_url
+            self.write(lambda: reconnect_all(base), None, lambda exc: None)  # agents' files follow the port
             self.bridge.proxyChanged.emit()
             if old is not None:
                 self.background.run(old.stop, None, lambda exc: None)
