@@ -392,7 +392,23 @@ def test_screenshots_of_every_config_page_and_the_tray_menu(gui, core, proxy, to
         light_px, dark_px = light_shot.pixelColor(x, y), dark_shot.pixelColor(x, y)
         assert light_px.lightness() > 180 and dark_px.lightness() < 90, (x, y, light_px.name(), dark_px.name())
 
-    for name in ("providers", "providers-dark", "presets", "budgets", "export", "settings", "tray-menu"):
+    # the whole window at the smallest size it is made for and at a large one, light and dark
+    presets.tabs.setCurrentIndex(0)
+    for (width, height), key in (((900, 600), "export"), ((1400, 900), "presets")):
+        window.resize(width, height)
+        window.show_page(key)
+        for theme in ("light", "dark"):
+            apply_theme(theme)
+            try:
+                qtbot.wait(50)
+                shot = window.grab()
+                assert (shot.width(), shot.height()) == (width, height)  # nothing forces the window larger
+                assert shot.save(str(SCREENSHOTS / f"window-{width}x{height}-{theme}.png"))
+            finally:
+                apply_theme("system")
+
+    for name in ("providers", "providers-dark", "presets", "budgets", "export", "settings", "tray-menu",
+                 "window-900x600-light", "window-900x600-dark", "window-1400x900-light", "window-1400x900-dark"):
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 5000
 
 
@@ -499,9 +515,8 @@ def test_the_dark_theme_applies_without_a_platform_theme(gui, core, qtbot) -> No
 def test_apply_port_moves_the_running_proxy_and_env_prints_where_it_listens(ctx, core, proxy, token, chat, mock, capsys, qtbot) -> None:  # type: ignore[no-untyped-def]
     """"Apply" used to say "from the next start" while `downshift env` already printed the new port."""
     from app.cli import main as cli
-    from app.ui.launch import free_port
-
     from app.core.connect import connect
+    from app.ui.launch import free_port
 
     old_url, new_port = proxy.url, free_port("127.0.0.1")
     connected = connect("codex", old_url)  # a connected agent's file follows the port

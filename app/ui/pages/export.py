@@ -99,9 +99,9 @@ class ExportPage(QWidget):
         self.snippet.setAccessibleName("Env snippet")
         self.snippet.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.snippet.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        lines = 13  # most snippets; Codex's (its config.toml note plus its variables) scrolls a little
-        self.snippet.setFixedHeight(self.snippet.fontMetrics().lineSpacing() * lines + 12)
-        layout.addWidget(self.snippet)
+        lines = 6  # grows with the window; a short window (900x600) still shows the buttons below it
+        self.snippet.setMinimumHeight(self.snippet.fontMetrics().lineSpacing() * lines + 12)
+        layout.addWidget(self.snippet, 1)
         buttons = QHBoxLayout()
         self.copy_button = QPushButton("&Copy to clipboard")
         self.copy_button.setShortcut(QKeySequence("Ctrl+Shift+C"))
@@ -112,7 +112,6 @@ class ExportPage(QWidget):
         buttons.addWidget(self.result, 1)
         buttons.addStretch(0)  # keeps the button its natural size while no result is shown
         layout.addLayout(buttons)
-        layout.addStretch(1)
 
         config = ctx.core.config
         self.agent.setCurrentIndex(max(self.agent.findData(pref(config, "agent")), 0))

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -85,7 +86,7 @@ class TargetPicker(QWidget):
         self.model = QComboBox()
         self.model.setEditable(True)
         self.model.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        self.model.setMinimumContentsLength(28)
+        self.model.setMinimumContentsLength(18)  # fits a 900 px window
         self.model.lineEdit().setPlaceholderText("model name: pick or type")
         completer = QCompleter(self.model.model(), self.model)
         completer.setFilterMode(Qt.MatchFlag.MatchContains)
@@ -95,9 +96,12 @@ class TargetPicker(QWidget):
         self.probes: dict[str, dict[str, Any]] = {}  # latest_probes, set by the page
         self.verdict = QLabel()
         self.verdict.setAccessibleName("Tool-use probe verdict")
+        # the verdict gives way in a narrow window (its tooltip keeps the whole line) instead of widening it
+        self.verdict.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.verdict.setMinimumWidth(60)
         layout.addWidget(self.provider)
-        layout.addWidget(self.model, 1)
-        layout.addWidget(self.verdict)
+        layout.addWidget(self.model, 3)
+        layout.addWidget(self.verdict, 2)
         self.provider.currentIndexChanged.connect(self._provider_changed)
         self.model.editTextChanged.connect(lambda _: self._show_verdict())
         self.set_providers(list(ctx.core.config.providers))
@@ -144,6 +148,7 @@ class TargetPicker(QWidget):
     def _show_verdict(self) -> None:
         name, model = self.provider.currentData(), self.model.currentText().strip()
         self.verdict.setText(probe_verdict(self.probes.get(f"{name}/{model}")) if name and model else "")
+        self.verdict.setToolTip(self.verdict.text())
 
     def set_target(self, target: Target | None) -> None:
         self.provider.setCurrentIndex(max(self.provider.findData(target.provider if target else SAME_AS_DEFAULT), 0))
