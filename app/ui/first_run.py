@@ -607,7 +607,12 @@ def maybe_run_first_run(ctx: UiContext, parent: QWidget | None = None) -> bool:
 def open_first_run(ctx: UiContext, parent: QWidget | None = None) -> FirstRunWizard:
     """Open the assistant now (Downshift > Set up a provider…, after a Skip or to add another provider).
     The one already open is brought forward instead of opening a second."""
-    for wizard in _open:
+    from shiboken6 import isValid
+
+    for wizard in list(_open):
+        if not isValid(wizard):  # deleted with its parent window, without finishing
+            _open.discard(wizard)
+            continue
         wizard.raise_()
         wizard.activateWindow()
         return wizard

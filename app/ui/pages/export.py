@@ -99,7 +99,7 @@ class ExportPage(QWidget):
         self.snippet.setAccessibleName("Env snippet")
         self.snippet.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.snippet.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        lines = 6  # grows with the window; a short window (900x600) still shows the buttons below it
+        lines = 4  # grows with the window; a short window (900x600) still shows the buttons below it
         self.snippet.setMinimumHeight(self.snippet.fontMetrics().lineSpacing() * lines + 12)
         layout.addWidget(self.snippet, 1)
         buttons = QHBoxLayout()
