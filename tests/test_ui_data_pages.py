@@ -675,3 +675,26 @@ def _selected_row_stays(qtbot: Any, stack: Stack, QTest: Any) -> None:  # noqa: 
     page.table.setFocus()
     QTest.keySequence(page, QKeySequence(QKeySequence.StandardKey.Find))
     assert page.search_edit.hasFocus()
+
+
+def test_empty_states_say_what_to_do_next_and_go_away_with_the_first_call(
+        qtbot: Any, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    calls = stack.open(qtbot, CallsPage)
+    dash = stack.open(qtbot, DashboardPage)
+    qtbot.waitUntil(lambda: calls.empty.isVisible() and dash.empty.isVisible(), timeout=5000)
+    assert calls.empty.label.text().startswith("No calls yet: connect an agent")
+    assert "connect an agent" in dash.empty.label.text()
+    with qtbot.waitSignal(stack.ctx.bridge.navigate, timeout=2000) as nav:
+        calls.empty.button.click()
+    assert nav.args == ["export"]
+    with qtbot.waitSignal(stack.ctx.bridge.navigate, timeout=2000) as nav:
+        dash.empty.button.click()
+    assert nav.args == ["export"]
+    calls.failures_box.setChecked(True)  # filtered to nothing is not "no calls"
+    assert chat(stack.ctx).status_code == 200
+    stack.wait_logged(1)
+    qtbot.waitUntil(lambda: not dash.empty.isVisible(), timeout=10_000)
+    calls.failures_box.setChecked(False)
+    qtbot.waitUntil(lambda: calls.total == 1, timeout=5000)
+    assert not calls.empty.isVisible()
+    assert " ms" not in dash.updated.text()  # the query timing left the header (it is in the tooltip)

@@ -460,3 +460,9 @@ def test_first_run_assistant_opens_for_a_fresh_install(tmp_path: Path, settings,
     finally:
         app.shutdown()
         fresh.close()
+
+
+def test_a_page_can_send_the_user_to_another(gui, qtbot) -> None:  # type: ignore[no-untyped-def]
+    gui.window.show_page("settings")
+    gui.ctx.bridge.navigate.emit("export")  # the empty states' "Connect an agent…"
+    assert gui.window.current_page() == "export"

@@ -116,6 +116,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.status)
         ctx.bridge.configChanged.connect(self.refresh_status)
         ctx.bridge.configChanged.connect(self.check_health)
+        ctx.bridge.navigate.connect(self.show_page)
         ctx.bridge.pausedChanged.connect(self.refresh_status)
         self.refresh_status()
         self.restore_state()

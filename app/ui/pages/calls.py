@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 from app.core.queries.calls import CallFilter, call_detail, call_facets, count_calls
 from app.ui.context import UiContext
 from app.ui.models import CALL_COLUMNS, ERROR_COLOUR, CallsModel, fmt_money, fmt_ms, fmt_tokens, input_tokens
-from app.ui.pages import MessageLine, heading
+from app.ui.pages import EmptyState, MessageLine, heading
 from app.ui.throttle import SingleFlight, Throttle
 
 TIME_FILTERS = (("All time", None), ("Last hour", 3600.0), ("Last 24 hours", 86400.0), ("Last 7 days", 7 * 86400.0),
@@ -286,6 +286,10 @@ class CallsPage(QWidget):
                                           "details."))
         layout.addLayout(filters)
         layout.addWidget(self.message)
+        self.empty = EmptyState("No calls yet: connect an agent to Downshift, and its calls show here as they "
+                                "happen.", "Connect an agent…")
+        self.empty.button.clicked.connect(lambda: ctx.bridge.navigate.emit("export"))
+        layout.addWidget(self.empty)
         layout.addWidget(split, 1)
 
         self._apply_soon = Throttle(self.apply_filter, 300, self)
@@ -348,6 +352,7 @@ class CallsPage(QWidget):
         if flt == self.model.filter:
             self.total = n
             self.count_label.setText(f"{n:,} call{'s' if n != 1 else ''}")
+            self.empty.setVisible(n == 0 and flt == CallFilter())  # nothing logged at all, not just filtered out
 
     def _count_failed(self, exc: Exception) -> None:
         self.count_label.setText("")

@@ -31,7 +31,7 @@ from app.core.queries import dashboard, tasks
 from app.ui import startup
 from app.ui.context import UiContext
 from app.ui.models import fmt_money, fmt_rate
-from app.ui.pages import MessageLine, heading
+from app.ui.pages import EmptyState, MessageLine, heading
 from app.ui.throttle import SingleFlight, Throttle
 
 if TYPE_CHECKING:  # pyqtgraph and numpy load with the first chart, not with the page
@@ -166,6 +166,10 @@ class DashboardPage(QWidget):
         layout.addLayout(bar)
         layout.addLayout(tiles)
         layout.addWidget(self.message)
+        self.empty = EmptyState("No calls in this range yet: connect an agent to Downshift (or run `downshift "
+                                "demo` to see the dashboard at work).", "Connect an agent…")
+        self.empty.button.clicked.connect(lambda: ctx.bridge.navigate.emit("export"))
+        layout.addWidget(self.empty)
         layout.addLayout(charts, 1)
 
         self._steps: list[Callable[[], None]] = []
@@ -294,8 +298,8 @@ class DashboardPage(QWidget):
         self.last_data = data
         self.refreshes += 1
         startup.mark("dashboard-figures")
-        self.updated.setText(f"Updated {time.strftime('%H:%M:%S', time.localtime(data['now']))}"
-                             f" · {data['query_ms']:.0f} ms")
+        self.updated.setText(f"Updated {time.strftime('%H:%M:%S', time.localtime(data['now']))}")
+        self.updated.setToolTip(f"The figures took {data['query_ms']:.0f} ms to query")
 
     def _apply_tiles(self, t: dict[str, Any], rng: TimeRange) -> None:
         span = rng.label.lower()
@@ -309,4 +313,5 @@ class DashboardPage(QWidget):
         per_task = t["cost_per_finished_task"]
         self.tiles["per_task"].set(fmt_money(per_task), "no finished tasks" if per_task is None else span)
         unpriced = t["unpriced_calls"]
+        self.empty.setVisible(not t["calls"])
         self.tiles["calls"].set(f"{t['calls']:,}", f"{unpriced} without a known price" if unpriced else span)
