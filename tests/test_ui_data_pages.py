@@ -698,3 +698,37 @@ def test_empty_states_say_what_to_do_next_and_go_away_with_the_first_call(
     qtbot.waitUntil(lambda: calls.total == 1, timeout=5000)
     assert not calls.empty.isVisible()
     assert " ms" not in dash.updated.text()  # the query timing left the header (it is in the tooltip)
+
+
+def test_the_health_row_shows_errors_fallbacks_tool_failures_and_budgets_and_links_to_the_calls(
+        qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from app.core.config import Budget
+
+    stack.core.config_store.save(replace(stack.core.config, budgets=(Budget("day", 1.0),)))
+    mock.enqueue(Reply(status=500), Reply(tool_calls=[ToolCall("read_file", {"path": 5})]))
+    assert chat(stack.ctx, tools=True).status_code == 200  # served by the fallback, a schema failure
+    mock.enqueue(Reply(text="fine"))
+    assert chat(stack.ctx).status_code == 200
+    stack.wait_logged(2)
+    dash = stack.open(qtbot, DashboardPage)
+    qtbot.waitUntil(lambda: dash.health.errors.text() != "", timeout=10_000)
+    row = dash.health
+    assert row.errors.text() == "Errors 0.0%" and row.fallbacks.text() == "Fallbacks 50.0%"
+    assert row.kinds.text() == "Tool failures: schema 1"
+    assert "arguments violate the tool's schema" in row.kinds.toolTip()
+    assert len(row.budget_bars) == 1 and row.budget_bars[0].format().endswith("of $1.00")
+    assert "daily budget of $1.00" in row.budget_bars[0].toolTip()
+    with qtbot.waitSignal(stack.ctx.bridge.navigate, timeout=2000) as nav:
+        row.errors.click()
+    assert nav.args == ["calls?outcome=error"]
+    calls = stack.open(qtbot, CallsPage)
+    settle(qtbot, calls.model)
+    calls.apply_query("failures=1")
+    settle(qtbot, calls.model)
+    assert calls.failures_box.isChecked() and calls.model.rowCount() == 1
+    calls.apply_query("outcome=error")
+    settle(qtbot, calls.model)
+    assert calls.outcome_box.currentData() == "error" and not calls.failures_box.isChecked()
+    assert calls.model.rowCount() == 0

@@ -213,6 +213,13 @@ class MainWindow(QMainWindow):
         self._row = row
 
     def show_page(self, key: str) -> QWidget:
+        """Show a page; "calls?outcome=error" also hands the part after "?" to the page's `apply_query`."""
+        key, _, query = key.partition("?")
+        if query:
+            page = self.show_page(key)
+            if self.current_page() == key and hasattr(page, "apply_query"):
+                page.apply_query(query)
+            return page
         row = next(i for i, s in enumerate(PAGES) if s.key == key)
         if self.nav.currentRow() != row:
             self.nav.setCurrentRow(row)  # shows it through _show_row, unless unsaved edits keep the user

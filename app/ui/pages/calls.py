@@ -325,6 +325,19 @@ class CallsPage(QWidget):
         self.model.set_filter(self.current_filter())
         self.recount()
 
+    def apply_query(self, query: str) -> None:
+        """Filters from a link elsewhere (the dashboard's health row): "outcome=error", "failures=1"."""
+        from urllib.parse import parse_qs
+
+        params = {k: v[-1] for k, v in parse_qs(query).items()}
+        for box in (self.model_box, self.provider_box):
+            box.setCurrentIndex(0)
+        self.task_edit.clear()
+        self.search_edit.clear()
+        self.outcome_box.setCurrentIndex(max(0, self.outcome_box.findData(params.get("outcome"))))
+        self.failures_box.setChecked(params.get("failures") == "1")
+        self.apply_filter()
+
     def focus_filter(self) -> None:
         """Ctrl+F: straight to the text filter."""
         self.search_edit.setFocus(Qt.FocusReason.ShortcutFocusReason)

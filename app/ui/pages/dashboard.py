@@ -27,11 +27,13 @@ from PySide6.QtWidgets import (
 )
 from sqlalchemy import Engine
 
-from app.core.queries import dashboard, tasks
+from app.core.config import Budget
+from app.core.queries import dashboard, health, tasks
 from app.ui import startup
 from app.ui.context import UiContext
 from app.ui.models import fmt_money, fmt_rate
 from app.ui.pages import EmptyState, MessageLine, heading
+from app.ui.pages.health_row import HealthRow
 from app.ui.throttle import SingleFlight, Throttle
 
 if TYPE_CHECKING:  # pyqtgraph and numpy load with the first chart, not with the page
@@ -58,11 +60,12 @@ REFRESH_MS = 1000
 STALE_S = 15.0  # re-query at least this often, for calls logged by another process and the moving window
 
 
-def snapshot(engine: Engine, rng: TimeRange, by: str, now: float) -> dict[str, Any]:
+def snapshot(engine: Engine, rng: TimeRange, by: str, now: float, budgets: tuple[Budget, ...] = ()) -> dict[str, Any]:
     """Every figure the page shows, in one background job."""
     t0 = time.perf_counter()
     since = now - rng.span_s
     data = {
+        "health": health.health(engine, budgets, since=since, now=now),
         "tiles": dashboard.tiles(engine, since=since, now=now),
         "spend": dashboard.spend_over_time(engine, since=since, until=now, bucket_s=rng.bucket_s, by=by),
         "failures": dashboard.failure_rate_over_time(engine, since=since, until=now, bucket_s=rng.bucket_s),
@@ -165,6 +168,8 @@ class DashboardPage(QWidget):
                                               "models drive their tools."))
         layout.addLayout(bar)
         layout.addLayout(tiles)
+        self.health = HealthRow(ctx)
+        layout.addWidget(self.health)
         layout.addWidget(self.message)
         self.empty = EmptyState("No calls in this range yet: connect an agent to Downshift (or run `downshift "
                                 "demo` to see the dashboard at work).", "Connect an agent…")
@@ -256,8 +261,8 @@ class DashboardPage(QWidget):
         since_last = time.monotonic() - self.last_query
         if not force and (since_last < REFRESH_MS / 1000 * 0.8 or (not self.dirty and since_last < STALE_S)):
             return  # at most about one refresh a second, however the timer and new calls interleave
-        rng, by, engine = self.time_range, self.by_box.currentData(), self.ctx.core.db
-        if self.flight.run(lambda: snapshot(engine, rng, by, time.time()), self.apply, self._failed):
+        rng, by, engine, budgets = self.time_range, self.by_box.currentData(), self.ctx.core.db, self.ctx.core.config.budgets
+        if self.flight.run(lambda: snapshot(engine, rng, by, time.time(), budgets), self.apply, self._failed):
             self.dirty = False
             self.last_query = time.monotonic()
 
@@ -276,6 +281,7 @@ class DashboardPage(QWidget):
         if self.message.kind == "error":
             self.message.clear()
         self._apply_tiles(data["tiles"], data["range"])
+        self.health.set(data["health"])
         rng, since, now = data["range"], data["since"], data["now"]
         spend, failures = data["spend"], data["failures"]
         self._steps = [
