@@ -684,6 +684,8 @@ def test_empty_states_say_what_to_do_next_and_go_away_with_the_first_call(
     qtbot.waitUntil(lambda: calls.empty.isVisible() and dash.empty.isVisible(), timeout=5000)
     assert calls.empty.label.text().startswith("No calls yet: connect an agent")
     assert "connect an agent" in dash.empty.label.text()
+    qtbot.wait(100)
+    assert dash.grab().save(str(SCREENSHOTS / "empty-dashboard.png"))
     with qtbot.waitSignal(stack.ctx.bridge.navigate, timeout=2000) as nav:
         calls.empty.button.click()
     assert nav.args == ["export"]
