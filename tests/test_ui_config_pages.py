@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.core import autostart
 from app.core.config import Budget, Target
+from app.core.direct_env import mask_key
 from app.core.envexport import export_text
 from app.core.preset_io import preset_toml
 from app.core.ui_prefs import pref
@@ -224,7 +225,8 @@ def test_export_copies_the_exact_snippet(ctx, core, proxy, token, qtbot) -> None
     p.agent.setCurrentIndex(p.agent.findData("aider"))
     p.shell.setCurrentIndex(p.shell.findData("fish"))
     expected = export_text("aider", "fish", proxy.url, token)
-    assert p.snippet.toPlainText() == expected
+    assert p.snippet.toPlainText() == export_text("aider", "fish", proxy.url, mask_key(token))  # masked on screen
+    assert token not in p.snippet.toPlainText()
     QGuiApplication.clipboard().clear()
     qtbot.mouseClick(p.copy_button, Qt.MouseButton.LeftButton)
     assert QGuiApplication.clipboard().text() == expected
@@ -267,7 +269,7 @@ def test_rotating_the_token_locks_out_the_old_one(ctx, core, proxy, token, chat,
     assert new != token
     assert chat(token).status_code == 401
     assert chat(new).status_code == 200
-    qtbot.waitUntil(lambda: p.token_field.text() == new and new in export.snippet.toPlainText(), timeout=3000)
+    qtbot.waitUntil(lambda: p.token_field.text() == new and mask_key(new) in export.snippet.toPlainText(), timeout=3000)
     answers.confirm = False
     p.rotate()
     assert core.token() == new

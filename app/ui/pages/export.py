@@ -254,7 +254,8 @@ class ExportPage(QWidget):
         if not self.direct.isChecked():
             if self.token is None:
                 return None
-            return export_text(agent, fmt, self.ctx.base_url, self.token)
+            # on screen the token is masked, as on the Settings page; Copy puts the real one on the clipboard
+            return export_text(agent, fmt, self.ctx.base_url, self.token if reveal else mask_key(self.token))
         name = self.provider.currentData()
         provider = self.ctx.core.config.providers.get(name)
         if provider is None or self.keys.get(name) is None:
