@@ -120,6 +120,13 @@ def test_without_a_keyring_the_app_says_where_keys_are_kept(gui, core, tmp_path:
         gui.start(minimised=False)
     assert notice.args[0] == "No OS keyring"
     assert f"file readable only by you: {tmp_path / 'secrets.json'}" in notice.args[1]
+    qtbot.waitUntil(lambda: core.config.ui.get("keyring_notice_shown") is True, timeout=3000)
+    shown: list[object] = []
+    gui.ctx.bridge.notice.connect(lambda *a: shown.append(a))
+    gui._check_keyring()  # the next start: said once is enough
+    gui.ctx.wait()
+    qtbot.wait(50)
+    assert shown == []
     page = ProvidersPage(gui.ctx)  # pages read the store when built
     qtbot.addWidget(page)
     page_labels = " ".join(label.text() for label in page.findChildren(QLabel))

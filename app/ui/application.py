@@ -9,6 +9,7 @@ again brings the window back (the single-instance hand-over).
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QCoreApplication, QObject, QSettings, Qt
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # the proxy's modules load after the window is up (see app.ui
     from app.proxy.server import ProxyThread
 
 log = logging.getLogger(__name__)
+KEYRING_NOTICE_SHOWN = "keyring_notice_shown"  # in the config's [ui] table
 
 class DownshiftApp(QObject):
     def __init__(self, core: Core, proxy: ProxyThread | None, settings: QSettings,
@@ -84,8 +86,10 @@ class DownshiftApp(QObject):
         secrets = self.core.secrets
 
         def found(uses_keyring: object) -> None:
-            if not uses_keyring:
+            # said once (the Providers page keeps saying it); not at every start
+            if not uses_keyring and not self.core.config.ui.get(KEYRING_NOTICE_SHOWN):
                 self.ctx.bridge.notice.emit("No OS keyring", f"Provider keys are kept in a {secrets.describe()}")
+                self.ctx.update_config(lambda c: replace(c, ui={**c.ui, KEYRING_NOTICE_SHOWN: True}))
 
         self.ctx.background.run(lambda: secrets.uses_keyring, found, lambda exc: None)
 
