@@ -287,15 +287,26 @@ def test_without_a_tray_closing_the_window_asks_and_can_keep_serving_in_the_back
     assert gui.window.isVisible() and quits == []
     # Keep running: the window goes, the proxy keeps serving, a second `downshift` brings it back
     answers.choice = 0
-    gui.window.close()
+    gui.window.close_by_user()  # the Close Window menu entry
     assert not gui.window.isVisible() and quits == []
     assert chat(token).status_code == 200
     assert SingleInstance(key).hand_over("show")
     qtbot.waitUntil(gui.window.isVisible, timeout=3000)
     # Quit: asked again, and this time it quits
     answers.choice = 1
-    gui.window.close()
-    assert quits == [True]
+    asked = len(answers.asked)
+    gui.window.close_by_user()
+    assert quits == [True] and len(answers.asked) == asked + 1
+
+
+def test_without_a_tray_a_programmatic_quit_asks_nothing(gui, answers, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """QApplication.quit closes the windows first: a timed `downshift demo` offscreen must not wait on a
+    question nobody can answer."""
+    quits: list[bool] = []
+    monkeypatch.setattr("app.ui.application.QApplication.quit", lambda: quits.append(True))
+    monkeypatch.setattr(type(gui.tray), "available", staticmethod(lambda: False))
+    gui.window.close()  # what QApplication.quit does to each window
+    assert answers.asked == [] and quits == [True]
 
 
 def test_with_a_tray_closing_the_window_asks_nothing(gui, answers, monkeypatch) -> None:  # type: ignore[no-untyped-def]

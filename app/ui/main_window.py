@@ -126,7 +126,7 @@ class MainWindow(QMainWindow):
     def _build_menus(self, on_quit: Callable[[], None]) -> None:
         app_menu = self.menuBar().addMenu("&Downshift")
         close = QAction("&Close Window", self, shortcut=QKeySequence("Ctrl+W"))
-        close.triggered.connect(self.close)
+        close.triggered.connect(self.close_by_user)
         quit_ = QAction("&Quit", self, shortcut=QKeySequence("Ctrl+Q"))
         quit_.setMenuRole(QAction.MenuRole.QuitRole)
         quit_.triggered.connect(on_quit)
@@ -271,9 +271,20 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/page", self.current_page())
         self.settings.sync()
 
+    def close_by_user(self) -> None:
+        """Ctrl+W / Close Window: a close the user asked for, like the title bar's (see closeEvent)."""
+        self._user_close = True
+        try:
+            self.close()
+        finally:
+            self._user_close = False
+
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Closing hides the window; the tray app (and the proxy) keep running until Quit."""
-        if self.may_close is not None and not self.may_close():
+        """Closing hides the window; the tray app (and the proxy) keep running until Quit. Only a close the
+        user asked for (title bar, Ctrl+W) is questioned; one from QApplication.quit (a timed demo, the
+        session ending) goes through, or nothing could quit the app without a screen to answer on."""
+        user = event.spontaneous() or getattr(self, "_user_close", False)
+        if user and self.may_close is not None and not self.may_close():
             event.ignore()
             return
         self.save_state()
