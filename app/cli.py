@@ -136,11 +136,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    from app.core.envexport import export_text, proxy_base_url
+    from app.core.envexport import export_text
     from app.core.secrets import local_token
 
-    config = _store(args).current()
-    base = proxy_base_url(config.host, config.port)
+    base = _proxy_base(_store(args))  # where the proxy really is, else where the config says
     if args.debug:
         from app.core.envexport import DEBUG_PREFIX
 
@@ -162,6 +161,45 @@ def cmd_env(args: argparse.Namespace) -> int:
         kept = f" (the old file is kept as {written.backup})" if written.backup else ""
         print(f"{args.agent}: wrote {written.path}{kept}", file=sys.stderr)
     sys.stdout.write(export_text(args.agent, args.format, base, token))
+    return 0
+
+
+def _proxy_base(store) -> str:  # type: ignore[no-untyped-def]
+    """The proxy's root URL: where it listens now, else where the config says it will."""
+    from app.core import runtime
+    from app.core.envexport import proxy_base_url
+
+    config = store.current()
+    host, port = runtime.listening(store.path) or (config.host, config.port)
+    return proxy_base_url(host, port)
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    from app.core.connect import ConnectError, connect
+
+    try:
+        done = connect(args.agent, _proxy_base(_store(args)), args.shell)
+    except ConnectError as exc:
+        print(f"downshift: {exc}", file=sys.stderr)
+        return 1
+    backup = f" (the previous file is kept as {done.backup})" if done.backup else ""
+    print(f"connected {args.agent}: wrote Downshift's settings into {done.path}{backup}, no token in it.\n"
+          f"The agent reads the token from ${done.token_var}; add this line to your shell's rc file so every new "
+          f"shell has it (and follows a token rotation or a port change):\n\n    {done.rc_line}\n\n"
+          f"Undo with: downshift disconnect {args.agent}")
+    return 0
+
+
+def cmd_disconnect(args: argparse.Namespace) -> int:
+    from app.core.connect import ConnectError, disconnect
+
+    try:
+        path = disconnect(args.agent)
+    except ConnectError as exc:
+        print(f"downshift: {exc}", file=sys.stderr)
+        return 1
+    print(f"disconnected {args.agent}: {path} has its previous settings back. Remove the "
+          f"`downshift env --agent {args.agent}` line from your shell's rc file too.")
     return 0
 
 
@@ -601,6 +639,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="point the agent at the proxy's /debug endpoints: answers carry X-Downshift-Preset/Role/Model")
     p.add_argument("--write", action="store_true",
                    help="qwen-code, cline, continue: write (merge into) the agent's settings file, backing up the old one")
+    from app.core.connect import CONNECTABLE
+
+    p = add("connect", cmd_connect, "write Downshift into an agent's own settings file (merged, backed up, no token)")
+    p.add_argument("agent", choices=list(CONNECTABLE))
+    p.add_argument("--shell", choices=("bash", "fish", "powershell"), default="bash",
+                   help="the shell whose rc line to print")
+    p = add("disconnect", cmd_disconnect, "undo `downshift connect`: the agent's settings as they were")
+    p.add_argument("agent", choices=list(CONNECTABLE))
     p = add("use", cmd_use, "switch the active routing preset (applies to the next request)")
     p.add_argument("preset")
     p = add("presets", cmd_presets, "list routing presets")

@@ -221,3 +221,39 @@ def logged_count(core) -> int:  # type: ignore[no-untyped-def]
 
     with core.db.connect() as conn:
         return int(conn.execute(text("SELECT COUNT(*) FROM calls")).scalar_one())
+
+
+def test_a_preset_picked_by_hand_pauses_the_schedule_and_the_demo_says_so(tmp_path: Path) -> None:
+    """The schedule used to re-apply its phase every quarter second, flipping a user's pick straight back."""
+    import time
+
+    from app.core.config import ConfigStore
+    from app.core.engine import Core
+    from app.proxy.server import ProxyThread
+
+    provider = SimulatedProvider(speed=50)
+    provider.start()
+    workspace = DemoWorkspace.create(provider.mock.base_url, root=tmp_path / "demo")
+    said: list[str] = []
+    with workspace.activated():
+        core = Core(workspace.config_path, workspace.db_url)
+        proxy = ProxyThread(core, port=0).start()
+        agents = demo_agent.ScriptedAgents(proxy.url, workspace.token, workspace.config_path, workers=0,
+                                           cycle=3600, say=said.append)
+        try:
+            agents.start()
+            time.sleep(0.6)
+            assert ConfigStore(workspace.config_path).current().active == "cheap" and said == []
+            ConfigStore(workspace.config_path).update(lambda c: c.with_active("premium"))  # as the tray does
+            deadline = time.monotonic() + 5
+            while agents.paused_by is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.8)  # several turns of the schedule
+            assert ConfigStore(workspace.config_path).current().active == "premium"
+            assert agents.paused_by == "premium" and agents.stats.switches == []
+            assert said == ["preset switched by hand to premium: the demo's schedule pauses, your choice stays"]
+        finally:
+            agents.stop(drain=0.5)
+            proxy.stop()
+            core.close()
+            provider.stop()

@@ -240,3 +240,74 @@ def test_suggest_prefers_known_picks_then_the_first_model() -> None:
     assert suggest(["a", "DeepSeek-Chat", "b"], first_run.CHEAP_PICKS) == "DeepSeek-Chat"
     assert suggest(["zeta", "alpha"], first_run.CHEAP_PICKS) == "zeta"
     assert suggest([], first_run.CHEAP_PICKS) == ""
+
+
+def test_a_custom_anthropic_endpoint_with_steps_priced_lists_and_the_placeholder_gone(qtbot, ctx, keyed_mock) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    assert "ollama" in ctx.core.config.providers  # the fresh install's placeholder
+    wizard = FirstRunWizard(ctx)
+    qtbot.addWidget(wizard)
+    wizard.show()
+    assert [p.title().split(":")[0] for p in (wizard.provider_page, wizard.key_page, wizard.models_page,
+                                              wizard.agent_page)] == [f"Step {i} of 4" for i in (1, 2, 3, 4)]
+    page = wizard.provider_page
+    page.templates.setCurrentRow([t.id for t in TEMPLATES].index("custom"))
+    assert page.api.isEnabled()
+    page.api.setCurrentIndex(page.api.findData("anthropic"))
+    qtbot.keyClicks(page.base_url, keyed_mock.base_url + "/v1")
+    page.name.setText("claudeish")
+    _next(qtbot, wizard)
+    key_page = wizard.key_page
+    qtbot.keyClicks(key_page.key, GOOD_KEY)
+    qtbot.mouseClick(key_page.test_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(wizard.button(QWizard.WizardButton.NextButton).isEnabled, timeout=10_000)
+    assert keyed_mock.last_request.api == "anthropic"  # listed the Anthropic way (x-api-key)
+    _next(qtbot, wizard)
+    combo = wizard.models_page.cheap.combo
+    row = combo.findText("qwen/qwen3-coder")
+    option = QStyleOptionViewItem()
+    combo.itemDelegate().initStyleOption(option, combo.model().index(row, 0))
+    assert option.text == "qwen/qwen3-coder    $0.22 / $0.95 per M"  # the drop-down shows prices
+    assert combo.itemText(row) == "qwen/qwen3-coder"  # what gets picked stays the bare id
+    _next(qtbot, wizard)
+    qtbot.waitUntil(lambda: wizard.currentPage() is wizard.agent_page, timeout=10_000)
+    config = ctx.core.config_store.current()
+    assert config.providers["claudeish"].api == "anthropic"
+    assert list(config.providers) == ["claudeish"]  # the unused Ollama placeholder is gone
+
+
+def test_a_skipped_assistant_comes_back_from_the_menu_and_a_dead_ollama_is_flagged(qtbot, ctx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    from PySide6.QtCore import QSettings
+
+    from app.ui.main_window import MainWindow
+
+    with socket.socket() as probe:  # the placeholder points at 127.0.0.1:11434: nothing may listen there
+        if probe.connect_ex(("127.0.0.1", 11434)) == 0:
+            pytest.skip("something listens on Ollama's port on this machine")
+    settings = QSettings(str(tmp_path / "window.ini"), QSettings.Format.IniFormat)
+    settings.setValue("window/page", "export")
+    window = MainWindow(ctx, settings, lambda: None)
+    qtbot.addWidget(window)
+    window.show()
+    window.check_health()
+    qtbot.waitUntil(lambda: window.health.kind == "error", timeout=10_000)
+    assert "ollama at http://127.0.0.1:11434/v1, which is not answering" in window.health.text()
+    assert "Set up a provider" in window.health.text()
+
+    def open_wizards() -> list[FirstRunWizard]:
+        return [w for w in QApplication.topLevelWidgets() if isinstance(w, FirstRunWizard) and w.isVisible()]
+
+    assert maybe_run_first_run(ctx, window) is True
+    qtbot.waitUntil(lambda: len(open_wizards()) == 1, timeout=10_000)
+    open_wizards()[0].reject()  # Skip
+    assert ctx.wait(10_000)
+    assert maybe_run_first_run(ctx, window) is False  # it does not come back on its own...
+    qtbot.waitUntil(lambda: not open_wizards(), timeout=5000)
+    setup = next(a for m in window.menuBar().actions() for a in m.menu().actions() if a.text() == "Set up a &provider…")
+    setup.trigger()  # ...but the menu brings it back
+    qtbot.waitUntil(lambda: len(open_wizards()) == 1, timeout=5000)
+    open_wizards()[0].reject()
+    assert ctx.wait(10_000)

@@ -14,9 +14,11 @@ from conftest import BACKUP_KEY, PROVIDER_KEY
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 
 from app.core import autostart
 from app.core.config import Budget, Target
+from app.core.direct_env import mask_key
 from app.core.envexport import export_text
 from app.core.preset_io import preset_toml
 from app.core.ui_prefs import pref
@@ -223,7 +225,8 @@ def test_export_copies_the_exact_snippet(ctx, core, proxy, token, qtbot) -> None
     p.agent.setCurrentIndex(p.agent.findData("aider"))
     p.shell.setCurrentIndex(p.shell.findData("fish"))
     expected = export_text("aider", "fish", proxy.url, token)
-    assert p.snippet.toPlainText() == expected
+    assert p.snippet.toPlainText() == export_text("aider", "fish", proxy.url, mask_key(token))  # masked on screen
+    assert token not in p.snippet.toPlainText()
     QGuiApplication.clipboard().clear()
     qtbot.mouseClick(p.copy_button, Qt.MouseButton.LeftButton)
     assert QGuiApplication.clipboard().text() == expected
@@ -266,7 +269,7 @@ def test_rotating_the_token_locks_out_the_old_one(ctx, core, proxy, token, chat,
     assert new != token
     assert chat(token).status_code == 401
     assert chat(new).status_code == 200
-    qtbot.waitUntil(lambda: p.token_field.text() == new and new in export.snippet.toPlainText(), timeout=3000)
+    qtbot.waitUntil(lambda: p.token_field.text() == new and mask_key(new) in export.snippet.toPlainText(), timeout=3000)
     answers.confirm = False
     p.rotate()
     assert core.token() == new
@@ -274,10 +277,6 @@ def test_rotating_the_token_locks_out_the_old_one(ctx, core, proxy, token, chat,
 
 def test_settings_apply_and_say_when(ctx, core, isolated_home: Path, answers, tmp_path: Path, qtbot) -> None:  # type: ignore[no-untyped-def]
     p = page(qtbot, SettingsPage, ctx)
-    p.port.setValue(18765)
-    p.save_port()
-    assert "takes effect when Downshift restarts" in wait_message(qtbot, p.message, "ok")
-    assert core.config.port == 18765
     p.store_bodies.click()
     wait_text(qtbot, p.message, "Body logging: saved.")
     assert core.config.store_bodies
@@ -375,32 +374,43 @@ def test_screenshots_of_every_config_page_and_the_tray_menu(gui, core, proxy, to
     assert gui.tray.action("Tool-call failures: 16.7% of 6")
     assert menu.grab().save(str(SCREENSHOTS / "tray-menu.png"))
 
-    # a dark desktop theme: every colour comes from the palette, so the pages follow it as they are
-    from PySide6.QtGui import QColor, QPalette
-    from PySide6.QtWidgets import QApplication
+    # the Dark theme, as picked on the Settings page: offscreen there is no platform theme (like X11 with
+    # none), so the app's own Fusion dark palette is used; the pixels say it really changed
+    from app.ui.theme import apply_theme, is_dark
 
-    light = QApplication.palette()
-    dark = QPalette()
-    for role, colour in ((QPalette.ColorRole.Window, "#2b2d31"), (QPalette.ColorRole.WindowText, "#e6e6e6"),
-                         (QPalette.ColorRole.Base, "#1f2023"), (QPalette.ColorRole.AlternateBase, "#2a2c30"),
-                         (QPalette.ColorRole.Text, "#e6e6e6"), (QPalette.ColorRole.Button, "#35373c"),
-                         (QPalette.ColorRole.ButtonText, "#e6e6e6"), (QPalette.ColorRole.Highlight, "#3d7bd9"),
-                         (QPalette.ColorRole.HighlightedText, "#ffffff"), (QPalette.ColorRole.PlaceholderText, "#9a9ca3"),
-                         (QPalette.ColorRole.Link, "#7fb2ff"), (QPalette.ColorRole.ToolTipBase, "#35373c"),
-                         (QPalette.ColorRole.ToolTipText, "#e6e6e6")):
-        dark.setColor(role, QColor(colour))
-    dark.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text, QColor("#7a7c82"))
-    dark.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText, QColor("#7a7c82"))
-    dark.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText, QColor("#7a7c82"))
-    QApplication.setPalette(dark)
+    window.show_page("providers")
+    qtbot.wait(50)
+    light_shot = window.grab().toImage()
+    apply_theme("dark")
     try:
-        window.show_page("providers")
+        assert is_dark(QApplication.palette())
         qtbot.wait(50)
-        assert window.grab().save(str(SCREENSHOTS / "providers-dark.png"))
+        dark_shot = window.grab().toImage()
+        assert dark_shot.save(str(SCREENSHOTS / "providers-dark.png"))
     finally:
-        QApplication.setPalette(light)
+        apply_theme("system")
+    assert not is_dark(QApplication.palette())
+    for x, y in ((5, window.height() - 5), (window.width() // 2, window.height() // 2), (60, 300)):
+        light_px, dark_px = light_shot.pixelColor(x, y), dark_shot.pixelColor(x, y)
+        assert light_px.lightness() > 180 and dark_px.lightness() < 90, (x, y, light_px.name(), dark_px.name())
 
-    for name in ("providers", "providers-dark", "presets", "budgets", "export", "settings", "tray-menu"):
+    # the whole window at the smallest size it is made for and at a large one, light and dark
+    presets.tabs.setCurrentIndex(0)
+    for (width, height), key in (((900, 600), "export"), ((1400, 900), "presets")):
+        window.resize(width, height)
+        window.show_page(key)
+        for theme in ("light", "dark"):
+            apply_theme(theme)
+            try:
+                qtbot.wait(50)
+                shot = window.grab()
+                assert (shot.width(), shot.height()) == (width, height)  # nothing forces the window larger
+                assert shot.save(str(SCREENSHOTS / f"window-{width}x{height}-{theme}.png"))
+            finally:
+                apply_theme("system")
+
+    for name in ("providers", "providers-dark", "presets", "budgets", "export", "settings", "tray-menu",
+                 "window-900x600-light", "window-900x600-dark", "window-1400x900-light", "window-1400x900-dark"):
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 5000
 
 
@@ -417,3 +427,194 @@ def test_export_lists_the_newer_agents(ctx, proxy, token, qtbot) -> None:  # typ
     assert "downshift env --agent cline --write" in text and "export CLINE_SESSION_BACKEND_MODE='local'" in text
     assert text == export_text("cline", "bash", proxy.url, token)
     p.grab().save("/tmp/h17/export-cline.png")
+
+
+# ----------------------------------------------------------------------------------------------- unsaved edits
+
+
+def test_an_edited_preset_is_not_dropped_when_another_is_picked(ctx, core, answers, qtbot) -> None:  # type: ignore[no-untyped-def]
+    p = page(qtbot, PresetsPage, ctx)
+    p.select("cheap")
+    p.description.setText("edited, not saved")
+    assert p.has_unsaved_changes()
+    answers.choice = None  # Cancel: stay on the edited preset, the edit kept
+    p.select("premium")
+    assert answers.asked[-1][0] == "choose" and "The preset cheap has unsaved changes" in answers.asked[-1][1]
+    assert p.editing == "cheap" and p.description.text() == "edited, not saved"
+    assert p.list.currentItem().data(Qt.ItemDataRole.UserRole) == "cheap"
+    answers.choice = 0  # Save: saved, then the other preset shows
+    p.select("premium")
+    qtbot.waitUntil(lambda: p.editing == "premium", timeout=5000)
+    assert core.config.presets["cheap"].description == "edited, not saved"
+    p.description.setText("dropped on purpose")
+    answers.choice = 1  # Discard
+    p.select("cheap")
+    assert p.editing == "cheap" and core.config.presets["premium"].description != "dropped on purpose"
+    assert not p.has_unsaved_changes()
+    p.select("premium")  # nothing edited: no question
+    assert len([a for a in answers.asked if a[0] == "choose"]) == 3
+
+
+def test_leaving_a_page_with_unsaved_edits_asks_and_quit_too(gui, core, answers, qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    window = gui.window
+    presets = window.show_page("presets")
+    presets.select("cheap")
+    presets.description.setText("half done")
+    answers.choice = None
+    window.show_page("export")
+    assert window.current_page() == "presets" and presets.description.text() == "half done"
+    answers.choice = 1
+    window.show_page("export")
+    assert window.current_page() == "export" and not presets.has_unsaved_changes()
+    providers = window.show_page("providers")
+    providers.base_url.setText("http://127.0.0.1:1/v1")
+    providers.base_url.textEdited.emit("http://127.0.0.1:1/v1")
+    answers.choice = 0  # Save, then go
+    window.show_page("settings")
+    assert wait_message(qtbot, providers.message, "ok") == "Saved cheapco."
+    assert core.config.providers["cheapco"].base_url == "http://127.0.0.1:1/v1"
+    settings = window.page("settings")
+    assert window.current_page() == "settings"
+    settings.port.setValue(core.config.port + 1)  # typed, not applied
+    quits: list[bool] = []
+    monkeypatch.setattr("app.ui.application.QApplication.quit", lambda: quits.append(True))
+    answers.choice = None
+    next(a for a in window.actions() if a.text() == "&Quit").trigger()
+    assert quits == [] and "The port" in answers.asked[-1][1]
+    answers.choice = 1
+    gui.tray.rebuild()
+    gui.tray.action("Quit Downshift").trigger()
+    assert quits == [True]
+
+
+def test_save_and_revert_stay_in_view_and_save_keeps_the_scroll(ctx, core, qtbot) -> None:  # type: ignore[no-untyped-def]
+    p = page(qtbot, PresetsPage, ctx)
+    p.resize(900, 420)  # a short window: the form scrolls
+    p.select("premium")
+    qtbot.wait(50)
+    bar = p.scroll.verticalScrollBar()
+    assert bar.maximum() > 0
+    bar.setValue(bar.maximum())
+    for button in (p.save_button, p.revert_button):
+        assert button.isVisible() and button.visibleRegion().boundingRect().size() == button.size()
+    p.activate_button.click()
+    qtbot.waitUntil(lambda: p.message.kind == "ok", timeout=5000)
+    assert p.save_button.visibleRegion().boundingRect().size() == p.save_button.size()
+    before = bar.value()
+    p.description.setText("scroll stays")
+    p.save_button.click()
+    qtbot.waitUntil(lambda: p.message.kind == "ok" and "Saved" in p.message.text(), timeout=5000)
+    qtbot.wait(50)
+    assert bar.value() == before
+
+
+def test_the_dark_theme_applies_without_a_platform_theme(gui, core, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Settings > Theme > Dark used to say "saved" and change nothing where no platform theme answers."""
+    from app.ui.theme import is_dark
+
+    settings = gui.window.show_page("settings")
+    assert not is_dark(QApplication.palette())
+    try:
+        settings.theme.setCurrentIndex(settings.theme.findData("dark"))
+        settings.theme.activated.emit(settings.theme.currentIndex())
+        qtbot.waitUntil(lambda: is_dark(QApplication.palette()), timeout=5000)
+        assert settings.palette().color(settings.backgroundRole()).lightness() < 90
+        settings.theme.setCurrentIndex(settings.theme.findData("light"))
+        settings.theme.activated.emit(settings.theme.currentIndex())
+        qtbot.waitUntil(lambda: not is_dark(QApplication.palette()), timeout=5000)
+    finally:
+        settings.theme.setCurrentIndex(settings.theme.findData("system"))
+        settings.theme.activated.emit(settings.theme.currentIndex())
+        qtbot.waitUntil(lambda: pref(core.config, "theme") == "system", timeout=5000)
+    assert not is_dark(QApplication.palette())
+
+
+def test_apply_port_moves_the_running_proxy_and_env_prints_where_it_listens(ctx, core, proxy, token, chat, mock, capsys, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """"Apply" used to say "from the next start" while `downshift env` already printed the new port."""
+    from app.cli import main as cli
+    from app.core.connect import connect
+    from app.ui.launch import free_port
+
+    old_url, new_port = proxy.url, free_port("127.0.0.1")
+    connected = connect("codex", old_url)  # a connected agent's file follows the port
+    assert cli(["--config", str(core.config_path), "env"]) == 0
+    assert f"{old_url}" in capsys.readouterr().out  # the port the proxy really has, not the configured 0/default
+    mock.enqueue(Reply(text="slow", first_byte_delay=1.5))
+    import threading
+
+    slow: list[int] = []
+    caller = threading.Thread(target=lambda: slow.append(chat(token).status_code))
+    caller.start()  # a call in flight on the old port while the port changes
+    qtbot.waitUntil(lambda: len(mock.requests) >= 1, timeout=5000)
+    p = page(qtbot, SettingsPage, ctx)
+    p.port.setValue(new_port)
+    p.save_port()
+    try:
+        assert f"now listens on http://127.0.0.1:{new_port}" in wait_message(qtbot, p.message, "ok", timeout=10_000)
+        assert ctx.proxy is not proxy and ctx.proxy.port == new_port and core.config.port == new_port
+        assert f"Listening on http://127.0.0.1:{new_port}." == p.listening.text()
+        caller.join(10)
+        assert slow == [200]  # drained, not cut
+        qtbot.waitUntil(lambda: proxy._stopped.is_set(), timeout=10_000)
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{old_url}/health", timeout=2)
+        assert httpx.post(f"http://127.0.0.1:{new_port}/v1/chat/completions", headers={"Authorization": f"Bearer {token}"},
+                          json={"model": "default", "messages": [{"role": "user", "content": "hi"}]}, timeout=20).status_code == 200
+        assert cli(["--config", str(core.config_path), "env"]) == 0
+        assert f"http://127.0.0.1:{new_port}" in capsys.readouterr().out
+        ctx.wait()
+        assert f'base_url = "http://127.0.0.1:{new_port}/v1"' in connected.path.read_text()
+        # a port that is taken: the proxy stays where it is and says so
+        taken = ctx.proxy.port
+        blocker = __import__("socket").socket()
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        p.port.setValue(blocker.getsockname()[1])
+        p.save_port()
+        assert f"keeps serving on http://127.0.0.1:{taken}" in wait_message(qtbot, p.message, "error", timeout=10_000)
+        qtbot.waitUntil(lambda: core.config.port == taken, timeout=5000)
+        blocker.close()
+    finally:
+        ctx.wait()
+        ctx.proxy.stop()
+    assert cli(["--config", str(core.config_path), "env"]) == 0  # nothing runs: the configured port
+    assert f"http://127.0.0.1:{core.config.port}" in capsys.readouterr().out
+
+
+def test_connect_buttons_write_and_restore_each_agents_file(ctx, core, proxy, isolated_home: Path, qtbot) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from app.core.connect import CONNECTABLE, is_connected
+
+    settings_file = isolated_home / ".claude" / "settings.json"
+    settings_file.parent.mkdir()
+    settings_file.write_text(json.dumps({"theme": "dark"}))
+    p = page(qtbot, ExportPage, ctx)
+    assert set(p.connect_buttons) == set(CONNECTABLE)
+    assert all(b.text() == "Connect" for b in p.connect_buttons.values())
+    p.connect_buttons["claude-code"].click()
+    message = wait_message(qtbot, p.connect_message, "ok")
+    assert "Claude Code connected" in message and "settings.json.downshift-backup" in message
+    assert "$ANTHROPIC_AUTH_TOKEN" in message
+    assert p.connect_status["claude-code"].text() == "connected: ~/.claude/settings.json"
+    data = json.loads(settings_file.read_text())
+    assert data["theme"] == "dark" and data["env"]["ANTHROPIC_BASE_URL"] == proxy.url
+    assert "ANTHROPIC_AUTH_TOKEN" not in data["env"] and core.token() not in settings_file.read_text()
+    assert p.connect_buttons["claude-code"].text() == "Disconnect"
+    assert p.rc_line.text() == 'eval "$(downshift env --agent claude-code)"'
+    p.connect_buttons["aider"].click()
+    qtbot.waitUntil(lambda: "Aider connected" in p.connect_message.text(), timeout=5000)
+    assert 'model: "openai/default"' in (isolated_home / ".aider.conf.yml").read_text()
+    p.shell.setCurrentIndex(p.shell.findData("fish"))
+    assert p.rc_line.text().endswith("--format fish | source")
+    p.connect_buttons["claude-code"].click()  # Disconnect
+    qtbot.waitUntil(lambda: "Claude Code disconnected" in p.connect_message.text(), timeout=5000)
+    assert json.loads(settings_file.read_text()) == {"theme": "dark"} and not is_connected("claude-code")
+    p.connect_buttons["aider"].click()
+    qtbot.waitUntil(lambda: "Aider disconnected" in p.connect_message.text(), timeout=5000)
+    assert not (isolated_home / ".aider.conf.yml").exists()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    p.connect_buttons["codex"].click()
+    qtbot.waitUntil(lambda: "Codex CLI connected" in p.connect_message.text(), timeout=5000)
+    qtbot.wait(50)
+    assert p.grab().save(str(SCREENSHOTS / "export-connect.png"))

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 from conftest import BACKUP_KEY, PREMIUM_KEY, PROVIDER_KEY, proxy_config_text
-from PySide6.QtCore import QPointF
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QColor, QKeySequence, QPalette
 from PySide6.QtWidgets import QApplication, QMenu, QWidget
 from test_queries_calls import fill_synthetic_calls
 
@@ -608,3 +608,129 @@ def test_axis_tops_are_round_numbers() -> None:
 
     assert [nice_ceiling(v) for v in (0.756, 0.55, 13.2, 100, 0.0123, 7.9, 9.5, 0)] == \
         [0.8, 0.6, 15.0, 100, 0.015, 8, 10, 1.0]
+
+
+# ------------------------------------------------------------------------------------ calls page layout
+
+def _visible_columns(page: CallsPage) -> list[str]:
+    """Column titles whose whole section is inside the table's viewport."""
+    header, width = page.table.horizontalHeader(), page.table.viewport().width()
+    out = []
+    for logical in range(page.model.columnCount()):
+        x = header.sectionViewportPosition(logical)
+        if x >= 0 and x + header.sectionSize(logical) <= width:
+            out.append(page.model.headerData(logical, Qt.Orientation.Horizontal))
+    return out
+
+
+def test_calls_page_shows_what_matters_explains_red_rows_and_marks_fallbacks(
+        qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    page = stack.open(qtbot, CallsPage, size=(1100, 700))  # the window's default size, splitter as it comes
+    settle(qtbot, page.model)
+    assert {"Outcome", "Cost", "Duration", "Tool calls"} <= set(_visible_columns(page)), _visible_columns(page)
+    mock.enqueue(Reply(status=500), Reply(tool_calls=[ToolCall("read_file", {"path": 5})]))
+    assert chat(stack.ctx, tools=True).status_code == 200  # fallback served it; its tool call is broken
+    mock.enqueue(Reply(text="fine"))
+    assert chat(stack.ctx).status_code == 200
+    stack.wait_logged(2)
+    qtbot.waitUntil(lambda: page.model.rowCount() == 2, timeout=3000)
+    col = {page.model.headerData(c, Qt.Orientation.Horizontal): c for c in range(page.model.columnCount())}
+    red, fine = page.model.index(1, col["Outcome"]), page.model.index(0, col["Outcome"])
+    assert red.data() == "ok, 1 tool call failed" and fine.data() == "ok"
+    assert "tool call was broken" in red.data(Qt.ItemDataRole.ToolTipRole)
+    served = page.model.index(1, col["Served by"])
+    assert served.data().startswith("↪ backup/") and "fallback after 1 failed attempt" in served.data(
+        Qt.ItemDataRole.ToolTipRole)
+    assert not page.model.index(0, col["Served by"]).data().startswith("↪")
+
+
+def test_the_selected_call_stays_still_while_live_rows_arrive_and_ctrl_f_finds(
+        qtbot: Any, tmp_path: Path, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtTest import QTest
+
+    db = tmp_path / "log.db"
+    fill_synthetic_calls(db, 200, end=time.time() - 60, span=600.0)
+    stack = Stack(tmp_path, mock.base_url, db)
+    try:
+        _selected_row_stays(qtbot, stack, QTest)
+    finally:
+        stack.close()
+
+
+def _selected_row_stays(qtbot: Any, stack: Stack, QTest: Any) -> None:  # noqa: N803
+    page = stack.open(qtbot, CallsPage)
+    settle(qtbot, page.model)
+    assert page.table.verticalScrollBar().value() == 0
+    page.select_row(1)  # at the top of the list, reading the second call
+    chosen = page.model.row(1)["call_id"]
+    y = page.table.rowViewportPosition(1)
+    for _ in range(2):
+        assert chat(stack.ctx).status_code == 200
+    qtbot.waitUntil(lambda: page.model.rowCount() == 202, timeout=3000)
+    row = page.table.currentIndex().row()
+    assert page.model.row(row)["call_id"] == chosen
+    assert page.table.rowViewportPosition(row) == y  # not pushed down by the two new rows
+    page.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is page, timeout=3000)
+    page.table.setFocus()
+    QTest.keySequence(page, QKeySequence(QKeySequence.StandardKey.Find))
+    assert page.search_edit.hasFocus()
+
+
+def test_empty_states_say_what_to_do_next_and_go_away_with_the_first_call(
+        qtbot: Any, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    calls = stack.open(qtbot, CallsPage)
+    dash = stack.open(qtbot, DashboardPage)
+    qtbot.waitUntil(lambda: calls.empty.isVisible() and dash.empty.isVisible(), timeout=5000)
+    assert calls.empty.label.text().startswith("No calls yet: connect an agent")
+    assert "connect an agent" in dash.empty.label.text()
+    qtbot.wait(100)
+    assert dash.grab().save(str(SCREENSHOTS / "empty-dashboard.png"))
+    with qtbot.waitSignal(stack.ctx.bridge.navigate, timeout=2000) as nav:
+        calls.empty.button.click()
+    assert nav.args == ["export"]
+    with qtbot.waitSignal(stack.ctx.bridge.navigate, timeout=2000) as nav:
+        dash.empty.button.click()
+    assert nav.args == ["export"]
+    calls.failures_box.setChecked(True)  # filtered to nothing is not "no calls"
+    assert chat(stack.ctx).status_code == 200
+    stack.wait_logged(1)
+    qtbot.waitUntil(lambda: not dash.empty.isVisible(), timeout=10_000)
+    calls.failures_box.setChecked(False)
+    qtbot.waitUntil(lambda: calls.total == 1, timeout=5000)
+    assert not calls.empty.isVisible()
+    assert " ms" not in dash.updated.text()  # the query timing left the header (it is in the tooltip)
+
+
+def test_the_health_row_shows_errors_fallbacks_tool_failures_and_budgets_and_links_to_the_calls(
+        qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from app.core.config import Budget
+
+    stack.core.config_store.save(replace(stack.core.config, budgets=(Budget("day", 1.0),)))
+    mock.enqueue(Reply(status=500), Reply(tool_calls=[ToolCall("read_file", {"path": 5})]))
+    assert chat(stack.ctx, tools=True).status_code == 200  # served by the fallback, a schema failure
+    mock.enqueue(Reply(text="fine"))
+    assert chat(stack.ctx).status_code == 200
+    stack.wait_logged(2)
+    dash = stack.open(qtbot, DashboardPage)
+    qtbot.waitUntil(lambda: dash.health.errors.text() != "", timeout=10_000)
+    row = dash.health
+    assert row.errors.text() == "Errors 0.0%" and row.fallbacks.text() == "Fallbacks 50.0%"
+    assert row.kinds.text() == "Tool failures: schema 1"
+    assert "arguments violate the tool's schema" in row.kinds.toolTip()
+    assert len(row.budget_bars) == 1 and row.budget_bars[0].format().endswith("of $1.00")
+    assert "daily budget of $1.00" in row.budget_bars[0].toolTip()
+    with qtbot.waitSignal(stack.ctx.bridge.navigate, timeout=2000) as nav:
+        row.errors.click()
+    assert nav.args == ["calls?outcome=error"]
+    calls = stack.open(qtbot, CallsPage)
+    settle(qtbot, calls.model)
+    calls.apply_query("failures=1")
+    settle(qtbot, calls.model)
+    assert calls.failures_box.isChecked() and calls.model.rowCount() == 1
+    calls.apply_query("outcome=error")
+    settle(qtbot, calls.model)
+    assert calls.outcome_box.currentData() == "error" and not calls.failures_box.isChecked()
+    assert calls.model.rowCount() == 0

@@ -120,6 +120,13 @@ def test_without_a_keyring_the_app_says_where_keys_are_kept(gui, core, tmp_path:
         gui.start(minimised=False)
     assert notice.args[0] == "No OS keyring"
     assert f"file readable only by you: {tmp_path / 'secrets.json'}" in notice.args[1]
+    qtbot.waitUntil(lambda: core.config.ui.get("keyring_notice_shown") is True, timeout=3000)
+    shown: list[object] = []
+    gui.ctx.bridge.notice.connect(lambda *a: shown.append(a))
+    gui._check_keyring()  # the next start: said once is enough
+    gui.ctx.wait()
+    qtbot.wait(50)
+    assert shown == []
     page = ProvidersPage(gui.ctx)  # pages read the store when built
     qtbot.addWidget(page)
     page_labels = " ".join(label.text() for label in page.findChildren(QLabel))
@@ -275,12 +282,88 @@ def test_closing_the_window_keeps_serving_and_quit_stops_the_proxy(chat, gui, pr
         httpx.get(f"{proxy.url}/health", timeout=2)
 
 
-def test_without_a_tray_closing_the_window_quits(gui, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_without_a_tray_closing_the_window_asks_and_can_keep_serving_in_the_background(
+        chat, gui, proxy, token, answers, qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     quits: list[bool] = []
     monkeypatch.setattr("app.ui.application.QApplication.quit", lambda: quits.append(True))
     monkeypatch.setattr(type(gui.tray), "available", staticmethod(lambda: False))
+    key = f"downshift-test-{id(gui)}"
+    gui.instance = SingleInstance(key)
+    gui.instance.messageReceived.connect(gui._message)
+    assert gui.instance.listen()
+    activate(qtbot, gui.window)
+    # Cancel: the window stays
+    answers.choice = None
+    QTest.keyClick(gui.window, Qt.Key.Key_W, Qt.KeyboardModifier.ControlModifier)
+    assert answers.asked[-1][0] == "choose" and "no system tray" in answers.asked[-1][1]
+    assert "downshift` again" in answers.asked[-1][1]
+    assert gui.window.isVisible() and quits == []
+    # Keep running: the window goes, the proxy keeps serving, a second `downshift` brings it back
+    answers.choice = 0
+    gui.window.close_by_user()  # the Close Window menu entry
+    assert not gui.window.isVisible() and quits == []
+    assert chat(token).status_code == 200
+    assert SingleInstance(key).hand_over("show")
+    qtbot.waitUntil(gui.window.isVisible, timeout=3000)
+    # Quit: asked again, and this time it quits
+    answers.choice = 1
+    asked = len(answers.asked)
+    gui.window.close_by_user()
+    assert quits == [True] and len(answers.asked) == asked + 1
+
+
+def test_without_a_tray_a_programmatic_quit_asks_nothing(gui, answers, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """QApplication.quit closes the windows first: a timed `downshift demo` offscreen must not wait on a
+    question nobody can answer."""
+    quits: list[bool] = []
+    monkeypatch.setattr("app.ui.application.QApplication.quit", lambda: quits.append(True))
+    monkeypatch.setattr(type(gui.tray), "available", staticmethod(lambda: False))
+    gui.window.close()  # what QApplication.quit does to each window
+    assert answers.asked == [] and quits == [True]
+
+
+def test_with_a_tray_closing_the_window_asks_nothing(gui, answers, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("app.ui.application.QApplication.quit", lambda: None)
     gui.window.close()
-    assert quits == [True]
+    assert not gui.window.isVisible() and answers.asked == []
+
+
+def test_the_window_offers_everything_the_tray_does(chat, gui, core, proxy, token, mock, answers, qtbot) -> None:  # type: ignore[no-untyped-def]
+    quick = gui.window.quick
+    assert quick.isVisible()
+    texts = [quick.presets.itemText(i) for i in range(quick.presets.count())]
+    assert quick.current() == "cheap"
+    # each preset with its model and price per million tokens, and its shortcut
+    premium = core.config.presets["premium"]
+    assert any(t.startswith(f"premium: {premium.default.model} (") and "per M" in t and "Ctrl+Shift+" in t
+               for t in texts), texts
+    # Ctrl+Shift+n switches presets, and the next call follows
+    n = list(core.config.presets).index("premium") + 1
+    activate(qtbot, gui.window)
+    QTest.keyClick(gui.window, getattr(Qt.Key, f"Key_{n}"),
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: core.config.active == "premium", timeout=5000)
+    assert chat(token, anthropic=True).status_code == 200
+    assert mock.requests[-1].model == premium.default.model
+    qtbot.waitUntil(lambda: quick.current() == "premium", timeout=3000)
+    # picking from the combo
+    quick.presets.activated.emit(quick.presets.findData("cheap"))
+    qtbot.waitUntil(lambda: core.config.active == "cheap", timeout=5000)
+    # Pause, and the tray's pause follows (and back)
+    quick.pause.trigger()
+    assert proxy.server.paused and chat(token).status_code == 503
+    gui.tray.rebuild()
+    assert gui.tray.action("Pause proxy").isChecked()
+    gui.tray.action("Pause proxy").trigger()
+    assert not quick.pause.isChecked() and chat(token).status_code == 200
+    # Copy env and New task
+    QGuiApplication.clipboard().clear()
+    quick.copy_env.trigger()
+    qtbot.waitUntil(lambda: bool(QGuiApplication.clipboard().text()), timeout=5000)
+    assert QGuiApplication.clipboard().text() == export_text("claude-code", "bash", proxy.url, token)
+    answers.text = "from the window"
+    quick.new_task.trigger()
+    assert ("text", "New task") in answers.asked
 
 
 def test_start_minimised_shows_only_the_tray(core, proxy, settings, own_pages_only, monkeypatch, qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -408,3 +491,9 @@ def test_first_run_assistant_opens_for_a_fresh_install(tmp_path: Path, settings,
     finally:
         app.shutdown()
         fresh.close()
+
+
+def test_a_page_can_send_the_user_to_another(gui, qtbot) -> None:  # type: ignore[no-untyped-def]
+    gui.window.show_page("settings")
+    gui.ctx.bridge.navigate.emit("export")  # the empty states' "Connect an agent…"
+    assert gui.window.current_page() == "export"

@@ -22,6 +22,7 @@ class Answers:
     def __init__(self) -> None:
         self.confirm = True
         self.text: str | None = "label"
+        self.choice: int | None = 0  # for `dialogs.choose`: the option picked, None for Cancel
         self.open_path: Path | None = None
         self.save_path: Path | None = None
         self.asked: list[tuple[str, str]] = []
@@ -37,7 +38,12 @@ class Answers:
             self.asked.append(("text", title))
             return self.text
 
+        def choose(_parent: Any, title: str, text: str, options: list[str], detail: str = "") -> int | None:
+            self.asked.append(("choose", f"{title}: {text} [{' | '.join(options)}] {detail}"))
+            return self.choice
+
         monkeypatch.setattr(dialogs, "confirm", confirm)
+        monkeypatch.setattr(dialogs, "choose", choose)
         monkeypatch.setattr(dialogs, "ask_text", ask_text)
         monkeypatch.setattr(dialogs, "open_file", lambda *a, **k: self.open_path)
         monkeypatch.setattr(dialogs, "save_file", lambda *a, **k: self.save_path)

@@ -91,7 +91,7 @@ def _with_window(workspace: DemoWorkspace, args: argparse.Namespace, speed: floa
               "`downshift demo --headless` runs the same traffic and prints a summary", file=sys.stderr)
         return 2
     agents = ScriptedAgents(workspace.proxy_url, workspace.token, workspace.config_path, speed=speed,
-                            cycle=GUI_CYCLE, db_url=workspace.db_url).start()
+                            cycle=GUI_CYCLE, say=_say, db_url=workspace.db_url).start()
     print(f"Downshift demo: simulated provider and agents; config and log in {workspace.root} "
           f"({'kept' if args.keep else 'deleted on exit'})", flush=True)
     if args.seconds is not None:

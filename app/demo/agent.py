@@ -87,6 +87,7 @@ class ScriptedAgents:
         self.workers = workers
         self.cycle = cycle
         self.stats = AgentStats()
+        self.paused_by: str | None = None  # the preset a user picked by hand, which paused the schedule
         self.error: BaseException | None = None
         self._say = say or (lambda _text: None)
         self._rng = random.Random(seed)
@@ -172,14 +173,27 @@ class ScriptedAgents:
     # ------------------------------------------------------------------------------------------ presets
 
     async def _controller(self) -> None:
+        """Moves the preset only when the schedule's phase changes. A preset picked by hand (tray, window,
+        `downshift use`) is the user's: the schedule pauses for the rest of the demo and says so, instead
+        of switching it back a quarter second later."""
         started = time.monotonic()
+        phase: str | None = None  # the schedule's phase last acted on
+        applied: str | None = None  # the preset the schedule last left active
         while True:
-            fraction = (((time.monotonic() - started) * self.speed) % self.cycle) / self.cycle
-            wanted = phase_at(fraction)
-            if self.store.current().active != wanted and wanted in self.store.current().presets:
-                await asyncio.to_thread(self.store.update, lambda c, w=wanted: c.with_active(w))
-                self.stats.switches.append(wanted)
-                self._say(f"preset switched to {wanted}")
+            active = self.store.current().active
+            if self.paused_by is None and applied is not None and active != applied:
+                self.paused_by = active
+                self._say(f"preset switched by hand to {active}: the demo's schedule pauses, your choice stays")
+            if self.paused_by is None:
+                fraction = (((time.monotonic() - started) * self.speed) % self.cycle) / self.cycle
+                wanted = phase_at(fraction)
+                if wanted != phase:
+                    phase = wanted
+                    if active != wanted and wanted in self.store.current().presets:
+                        await asyncio.to_thread(self.store.update, lambda c, w=wanted: c.with_active(w))
+                        self.stats.switches.append(wanted)
+                        self._say(f"preset switched to {wanted}")
+                    applied = self.store.current().active
             if not await self._sleep(0.25):
                 return
 

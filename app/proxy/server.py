@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 from aiohttp import web, web_response
 
+from app.core import runtime
 from app.core.config import ROLES, is_loopback_host
 from app.core.engine import CALL_CONFIG, Core
 from app.core.envexport import DEBUG_PREFIX
@@ -595,11 +596,13 @@ class ProxyThread:
         await site.start()
         sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
         self.port = sockets[0].getsockname()[1] if sockets else self.requested_port
+        runtime.record(self.core.config_path, self.host, self.port)
         self._ready.set()
         try:
             await self._stop_event.wait()
         finally:
             self.server.guard.stop()
+            runtime.clear(self.core.config_path, self.port)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Thread-safe: in-flight calls get `shutdown_timeout` to finish, then are logged as cancelled."""

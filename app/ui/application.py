@@ -1,12 +1,15 @@
 """The running desktop app: one core, one proxy thread, the tray, the main window, and an orderly quit.
 
 Everything here is wiring; the work happens in the core and the proxy. The window is optional at any
-moment (start minimised, closed to the tray); when the desktop has no tray, closing it quits instead.
+moment (start minimised, closed to the tray). When the desktop has no tray, closing the window asks
+first: quit (agents lose their proxy) or keep serving in the background, where running `downshift`
+again brings the window back (the single-instance hand-over).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QCoreApplication, QObject, QSettings, Qt
@@ -22,41 +25,45 @@ from app.ui.bridge import CoreBridge
 from app.ui.context import UiContext
 from app.ui.main_window import MainWindow
 from app.ui.single_instance import SingleInstance
+from app.ui.theme import apply_theme
 from app.ui.tray import TodayStats, Tray, _manual_task_starter
 
 if TYPE_CHECKING:  # the proxy's modules load after the window is up (see app.ui.startup)
     from app.proxy.server import ProxyThread
 
 log = logging.getLogger(__name__)
-
-_SCHEMES = {"system": Qt.ColorScheme.Unknown, "light": Qt.ColorScheme.Light, "dark": Qt.ColorScheme.Dark}
-
-
-def apply_theme(theme: str) -> None:
-    """'system' follows the desktop's light/dark setting; the others force it. Widgets take every colour
-    from the palette, so nothing else needs to change."""
-    hints = QGuiApplication.styleHints()
-    if hasattr(hints, "setColorScheme"):  # Qt 6.8+
-        hints.setColorScheme(_SCHEMES.get(theme, Qt.ColorScheme.Unknown))
-
+KEYRING_NOTICE_SHOWN = "keyring_notice_shown"  # in the config's [ui] table
 
 class DownshiftApp(QObject):
     def __init__(self, core: Core, proxy: ProxyThread | None, settings: QSettings,
                  instance: SingleInstance | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.core, self.proxy, self.settings, self.instance = core, proxy, settings, instance
+        self.core, self.settings, self.instance = core, settings, instance
         bridge = CoreBridge(core.events, self)
         self.ctx = UiContext(core, proxy, bridge, Background(self))
         self.stats = TodayStats(self.ctx, self)
         self.tray = Tray(self, self.stats)
-        self.window = MainWindow(self.ctx, settings, self.quit)
+        self.window = MainWindow(self.ctx, settings, self.request_quit)
         self.window.closed.connect(self._window_closed)
+        self.window.may_close = self._may_close
+        self.window.quick.presetChosen.connect(self.activate_preset)
+        self.window.quick.newTaskRequested.connect(self.new_task)
+        self.window.quick.copyEnvRequested.connect(self.copy_env)
+        self.window.quick.new_task.setVisible(_manual_task_starter() is not None)
         bridge.configError.connect(lambda text: bridge.notice.emit("Config not applied", text))
         bridge.configChanged.connect(lambda cfg: apply_theme(pref(cfg, "theme")))
+        bridge.proxyChanged.connect(self.window.refresh_status)
+        bridge.proxyChanged.connect(self.tray.refresh_icon)
         if instance is not None:
             instance.messageReceived.connect(self._message)
         self._closed = False
         self.told_about_tray = False
+        self.background_mode = False  # no tray, and the user chose to keep serving with the window closed
+
+    @property
+    def proxy(self) -> ProxyThread | None:
+        """The running proxy: the context holds it, as a port change restarts it in place."""
+        return self.ctx.proxy
 
     def start(self, minimised: bool | None = None) -> None:
         """Tray and window. What can wait (today's figures, the token cache, the first-run check) runs
@@ -71,6 +78,7 @@ class DownshiftApp(QObject):
         if not minimised or not self.tray.available():
             self.show_window()
         startup.after_start(self._check_keyring)
+        startup.after_start(self.window.check_health)
         startup.after_start(self._first_run)
 
     def _check_keyring(self) -> None:
@@ -78,14 +86,16 @@ class DownshiftApp(QObject):
         secrets = self.core.secrets
 
         def found(uses_keyring: object) -> None:
-            if not uses_keyring:
+            # said once (the Providers page keeps saying it); not at every start
+            if not uses_keyring and not self.core.config.ui.get(KEYRING_NOTICE_SHOWN):
                 self.ctx.bridge.notice.emit("No OS keyring", f"Provider keys are kept in a {secrets.describe()}")
+                self.ctx.update_config(lambda c: replace(c, ui={**c.ui, KEYRING_NOTICE_SHOWN: True}))
 
         self.ctx.background.run(lambda: secrets.uses_keyring, found, lambda exc: None)
 
     def attach_proxy(self, proxy: ProxyThread) -> None:
         """The proxy started after the window (see `launch.run_gui`): from now on the app drives it."""
-        self.proxy = self.ctx.proxy = proxy
+        self.ctx.proxy = proxy
         self.window.refresh_status()
         self.tray.refresh_icon()
         self._warm_token()
@@ -117,9 +127,28 @@ class DownshiftApp(QObject):
         else:
             self.show_window()
 
+    def _may_close(self) -> bool:
+        """With no tray, closing the window would leave no visible sign the proxy runs: ask whether to
+        quit (agents' next calls are refused) or keep serving in the background."""
+        if self._closed or self.tray.available():
+            return True
+        answer = dialogs.choose(
+            self.window, "Quit Downshift?",
+            "There is no system tray here, so closing the window hides Downshift completely.",
+            ["Keep running in the background", "Quit Downshift"],
+            "Agents pointed at the proxy get \"connection refused\" once it quits. In the background the proxy "
+            "keeps serving; run `downshift` again to bring this window back.")
+        if answer is None:
+            return False
+        self.background_mode = answer == 0
+        return self.background_mode or self.window.confirm_leave()
+
     def _window_closed(self) -> None:
         if not self.tray.available():
-            self.quit()  # no tray to come back from
+            if not self.background_mode:
+                self.quit()
+            else:
+                log.info("window closed; the proxy keeps serving in the background (run `downshift` to show it)")
         elif not self.told_about_tray:
             self.told_about_tray = True
             self.tray.notify("Downshift is still running", "The proxy keeps serving; quit from the tray menu.")
@@ -129,6 +158,7 @@ class DownshiftApp(QObject):
 
     def _message(self, message: str) -> None:
         if message == "show":
+            self.background_mode = False
             self.show_window()
 
     # ------------------------------------------------------------------------------------------- actions
@@ -136,7 +166,7 @@ class DownshiftApp(QObject):
     def activate_preset(self, name: str) -> None:
         """Make `name` active; the proxy reads the config per request, so the next call uses it."""
         self.ctx.update_config(lambda c: c.with_active(name), None,
-                               lambda exc: self.tray.notify("Preset not switched", str(exc)))
+                               lambda exc: (self.window.quick.refresh(), self.tray.notify("Preset not switched", str(exc))))
 
     def copy_env(self) -> None:
         config = self.core.config
@@ -164,6 +194,11 @@ class DownshiftApp(QObject):
                                 lambda exc: self.tray.notify("Task not started", str(exc)))
 
     # ------------------------------------------------------------------------------------------- quit
+
+    def request_quit(self) -> None:
+        """Quit from the menu or tray: edits not yet saved are offered for saving first."""
+        if self.window.confirm_leave():
+            self.quit()
 
     def quit(self) -> None:
         self.shutdown()

@@ -24,7 +24,9 @@ class CoreBridge(QObject):
     configError = Signal(str)
     notice = Signal(str, str)  # (title, message) for tray notifications: budgets, failing providers
     pausedChanged = Signal(bool)  # the proxy was paused or resumed from the tray or the window
-    tokenChanged = Signal()  # the local token was rotated: snippets showing it are out of date
+    proxyChanged = Signal()  # the embedded proxy was restarted (a new port): addresses shown are out of date
+    tokenChanged = Signal()
+    navigate = Signal(str)  # a page asks the window to show another page ("export", ...)  # the local token was rotated: snippets showing it are out of date
 
     def __init__(self, events: EventBus, parent: QObject | None = None) -> None:
         super().__init__(parent)

@@ -62,6 +62,34 @@ class UiContext:
             self.proxy.server.paused = paused
             self.bridge.pausedChanged.emit(paused)
 
+    def restart_proxy(self, on_done: Callable[[Any], Any], on_error: Callable[[Exception], Any]) -> None:
+        """Move the embedded proxy to the port now in the config, without a gap: a new proxy starts on the
+        new port first (off the GUI thread); once it listens it takes over, and the old one stops taking
+        calls and drains the ones in flight (they finish, or are logged as cancelled) in the background.
+        If the new port cannot be had, the old proxy keeps serving and `on_error` says why."""
+        old, core = self.proxy, self.core
+        paused = bool(old and old.server.paused)
+
+        def start() -> Any:
+            from app.proxy.server import ProxyThread
+
+            new = ProxyThread(core)
+            new.server.paused = paused
+            return new.start()
+
+        def swap(new: Any) -> None:
+            from app.core.connect import reconnect_all
+
+            self.proxy = new
+            base = self.base_url
+            self.write(lambda: reconnect_all(base), None, lambda exc: None)  # agents' files follow the port
+            self.bridge.proxyChanged.emit()
+            if old is not None:
+                self.background.run(old.stop, None, lambda exc: None)
+            on_done(new)
+
+        self.background.run(start, swap, on_error)
+
     def write(self, job: Callable[[], Any], on_done: Callable[[Any], Any] | None = None,
               on_error: Callable[[Exception], Any] | None = None) -> None:
         """Run `job` (config saves, keyring writes) on the one writer thread, in submission order."""

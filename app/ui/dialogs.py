@@ -62,6 +62,20 @@ def confirm(parent: QWidget | None, title: str, text: str, ok_text: str, detail:
     return box.clickedButton() is ok
 
 
+def choose(parent: QWidget | None, title: str, text: str, options: list[str], detail: str = "") -> int | None:
+    """A question with several answers (plus Cancel): the index of the one picked, None for Cancel/Esc.
+    The first option is the default."""
+    box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.Cancel, parent)
+    if detail:
+        box.setInformativeText(detail)
+    buttons = [box.addButton(option, QMessageBox.ButtonRole.AcceptRole) for option in options]
+    box.setDefaultButton(buttons[0])
+    box.setEscapeButton(QMessageBox.StandardButton.Cancel)
+    box.exec()
+    clicked = box.clickedButton()
+    return next((i for i, b in enumerate(buttons) if b is clicked), None)
+
+
 def ask_text(parent: QWidget | None, title: str, label: str, text: str = "") -> str | None:
     value, ok = QInputDialog.getText(parent, title, label, QLineEdit.EchoMode.Normal, text)
     return value.strip() if ok and value.strip() else None

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -27,6 +27,8 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
     QWizard,
@@ -97,7 +99,23 @@ def apply_choices(config: Config, choices: Choices) -> Config:
     for preset in presets:
         config = put_preset(config, preset, old_name=preset.name if preset.name in config.presets else None)
     config = replace(config, active="cheap", cheap="cheap", premium="premium")
+    config = drop_placeholder(config, keep=name)
     return replace(config, ui={**config.ui, DONE_KEY: True})
+
+
+def drop_placeholder(config: Config, keep: str) -> Config:
+    """A fresh install's local Ollama entry is a placeholder: once another provider is set up, it goes,
+    so it neither lingers as the first choice in pickers nor routes calls to a server that is not there.
+    Kept when it was picked, edited, or is still used by a preset or budget."""
+    from app.core.config import default_config
+    from app.core.config_edit import provider_users
+
+    placeholder = default_config().providers["ollama"]
+    if keep == placeholder.name or config.providers.get(placeholder.name) != placeholder:
+        return config
+    if provider_users(config, placeholder.name):
+        return config
+    return replace(config, providers={k: v for k, v in config.providers.items() if k != placeholder.name})
 
 
 def suggest(ids: Sequence[str], picks: Sequence[str]) -> str:
@@ -147,7 +165,7 @@ class ProviderPage(QWizardPage):
         self.ctx = ctx
         self.setTitle("Where should your agent's calls go?")
         self.setSubTitle("Pick the provider you have an account with (or a local server). You can add more "
-                         "later on the Providers page, or skip this assistant altogether.")
+                         "later on the Providers page, or skip this assistant (Downshift > Set up a provider… brings it back).")
         self.templates = QListWidget()
         self.templates.setObjectName("templates")
         for tpl in TEMPLATES:
@@ -160,8 +178,14 @@ class ProviderPage(QWizardPage):
         self.name = QLineEdit()
         self.name.setObjectName("providerName")
         self.name.setPlaceholderText("a short name, e.g. work-vllm")
+        self.api = QComboBox()
+        self.api.setObjectName("apiFormat")
+        self.api.addItem("OpenAI format (/chat/completions)", "openai")
+        self.api.addItem("Anthropic format (/v1/messages)", "anthropic")
+        self.api.setToolTip("The wire format the server speaks; Downshift translates between it and the agent's")
         form = QFormLayout()
         form.addRow("Base URL", self.base_url)
+        form.addRow("API format", self.api)
         form.addRow("Name", self.name)
         layout = QVBoxLayout(self)
         layout.addWidget(self.templates, 1)
@@ -179,6 +203,8 @@ class ProviderPage(QWizardPage):
         self.base_url.setText(tpl.base_url)
         self.base_url.setReadOnly(bool(tpl.base_url) and not tpl.local)
         self.name.setText("" if tpl.id == "custom" else tpl.id)
+        self.api.setCurrentIndex(max(0, self.api.findData(tpl.api)))
+        self.api.setEnabled(tpl.id == "custom")  # the others speak the format their template says
         self.completeChanged.emit()
 
     def isComplete(self) -> bool:
@@ -186,7 +212,9 @@ class ProviderPage(QWizardPage):
 
     def provider(self) -> Provider:
         config = self.ctx.core.config
-        return provider_for(config, self.template, self.base_url.text(), self.name.text().strip() or None)
+        provider = provider_for(config, self.template, self.base_url.text(), self.name.text().strip() or None)
+        api = self.api.currentData()
+        return replace(provider, api=api) if self.template.id == "custom" and api != provider.api else provider
 
 
 class KeyPage(QWizardPage):
@@ -291,6 +319,33 @@ class KeyPage(QWizardPage):
         return self.listing is not None and self._tested_for == self._signature()
 
 
+class PricedItems(QStyledItemDelegate):
+    """Paints each model in the drop-down with its price beside it; the item text (the id) is unchanged,
+    so what is typed or picked stays a plain model id."""
+
+    def __init__(self, picker: ModelPicker) -> None:
+        super().__init__(picker.combo)
+        self.picker = picker
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:  # noqa: N802
+        super().initStyleOption(option, index)
+        model = str(index.data() or "")
+        price = short_price(model, self.picker.kind, self.picker.listed.get(model))
+        option.text = f"{model}    {price}" if price else model  # type: ignore[attr-defined]
+
+
+def short_price(model: str, provider_kind: str, listed: ModelInfo | None = None) -> str:
+    """'$0.30 / $1.20 per M' (input / output), or '' when unknown."""
+    from app.core.price_table import lookup
+
+    entry = lookup(model, provider_kind) if model else None
+    if entry is not None:
+        return f"{money(entry.input)} / {money(entry.output)} per M"
+    if listed is not None and listed.input_per_m is not None and listed.output_per_m is not None:
+        return f"{money(listed.input_per_m)} / {money(listed.output_per_m)} per M"
+    return ""
+
+
 class ModelPicker(QWidget):
     """An editable model list (type to filter) with the chosen model's price under it."""
 
@@ -310,6 +365,7 @@ class ModelPicker(QWidget):
         layout.addWidget(self.price)
         self.kind = "custom"
         self.listed: dict[str, ModelInfo] = {}
+        self.combo.setItemDelegate(PricedItems(self))
         self.combo.currentTextChanged.connect(self._show_price)
 
     def fill(self, listing: ModelListing, kind: str, chosen: str) -> None:
@@ -500,7 +556,9 @@ class FirstRunWizard(QWizard):
         self.key_page = KeyPage(ctx, self.provider_page)
         self.models_page = ModelsPage(ctx, self.provider_page, self.key_page)
         self.agent_page = AgentPage(ctx)
-        for page in (self.provider_page, self.key_page, self.models_page, self.agent_page):
+        pages = (self.provider_page, self.key_page, self.models_page, self.agent_page)
+        for i, page in enumerate(pages):
+            page.setTitle(f"Step {i + 1} of {len(pages)}: {page.title()}")
             self.addPage(page)
         self.setButtonText(QWizard.WizardButton.CancelButton, "Skip")
         self.resize(620, 460)
@@ -542,14 +600,26 @@ def maybe_run_first_run(ctx: UiContext, parent: QWidget | None = None) -> bool:
     def check() -> bool:
         return needs_first_run(core.config, lambda p: core.provider_key(p.name) is not None)
 
-    def open_if_needed(needed: bool) -> None:
-        if needed:
-            wizard = FirstRunWizard(ctx, parent)
-            _open.add(wizard)  # without a parent, only this reference keeps it alive
-            wizard.finished.connect(lambda _r: _open.discard(wizard))
-            wizard.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-            wizard.setWindowModality(Qt.WindowModality.WindowModal if parent else Qt.WindowModality.NonModal)
-            wizard.open()
-
-    ctx.background.run(check, open_if_needed)
+    ctx.background.run(check, lambda needed: open_first_run(ctx, parent) if needed else None)
     return True
+
+
+def open_first_run(ctx: UiContext, parent: QWidget | None = None) -> FirstRunWizard:
+    """Open the assistant now (Downshift > Set up a provider…, after a Skip or to add another provider).
+    The one already open is brought forward instead of opening a second."""
+    from shiboken6 import isValid
+
+    for wizard in list(_open):
+        if not isValid(wizard):  # deleted with its parent window, without finishing
+            _open.discard(wizard)
+            continue
+        wizard.raise_()
+        wizard.activateWindow()
+        return wizard
+    wizard = FirstRunWizard(ctx, parent)
+    _open.add(wizard)  # without a parent, only this reference keeps it alive
+    wizard.finished.connect(lambda _r: _open.discard(wizard))
+    wizard.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    wizard.setWindowModality(Qt.WindowModality.WindowModal if parent else Qt.WindowModality.NonModal)
+    wizard.open()
+    return wizard

@@ -21,12 +21,15 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMainWindow,
     QStackedWidget,
+    QVBoxLayout,
     QWidget,
 )
 
 from app import __version__
 from app.ui.context import UiContext
 from app.ui.icons import app_icon
+from app.ui.pages import MessageLine
+from app.ui.quickbar import QuickBar
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,9 @@ def placeholder(text: str) -> QWidget:
 
 class MainWindow(QMainWindow):
     closed = Signal()  # the user closed the window (it is hidden, not destroyed)
+    # asked before the window closes: False keeps it open (the app asks "quit or keep running?" when no
+    # tray exists to come back from)
+    may_close: Callable[[], bool] | None = None
 
     def __init__(self, ctx: UiContext, settings: QSettings, on_quit: Callable[[], None],
                  parent: QWidget | None = None) -> None:
@@ -69,6 +75,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Downshift")
         self.setWindowIcon(app_icon())
         self.pages: dict[str, QWidget] = {}
+        self._row = -1  # the page shown
         self.nav = QListWidget()
         self.nav.setObjectName("pageList")
         self.nav.setAccessibleName("Pages")
@@ -92,11 +99,26 @@ class MainWindow(QMainWindow):
         rule.setFrameShadow(QFrame.Shadow.Sunken)
         layout.addWidget(rule)
         layout.addWidget(self.stack, 1)
-        self.setCentralWidget(central)
+        # a warning that stays in view while it holds: the active preset's local server is not running
+        self.health = MessageLine()
+        self.health.setObjectName("healthWarning")
+        outer = QWidget()
+        outer_layout = QVBoxLayout(outer)
+        outer_layout.setContentsMargins(0, 0, 0, 0)
+        outer_layout.setSpacing(0)
+        outer_layout.addWidget(self.health)
+        outer_layout.addWidget(central, 1)
+        self.health.setContentsMargins(12, 6, 12, 0)
+        self.setCentralWidget(outer)
+        self.quick = QuickBar(ctx, self)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.quick)
+        self.addActions(self.quick.shortcut_actions())
         self._build_menus(on_quit)
         self.status = QLabel()
         self.statusBar().addPermanentWidget(self.status)
         ctx.bridge.configChanged.connect(self.refresh_status)
+        ctx.bridge.configChanged.connect(self.check_health)
+        ctx.bridge.navigate.connect(self.show_page)
         ctx.bridge.pausedChanged.connect(self.refresh_status)
         self.refresh_status()
         self.restore_state()
@@ -106,10 +128,15 @@ class MainWindow(QMainWindow):
     def _build_menus(self, on_quit: Callable[[], None]) -> None:
         app_menu = self.menuBar().addMenu("&Downshift")
         close = QAction("&Close Window", self, shortcut=QKeySequence("Ctrl+W"))
-        close.triggered.connect(self.close)
+        close.triggered.connect(self.close_by_user)
         quit_ = QAction("&Quit", self, shortcut=QKeySequence("Ctrl+Q"))
         quit_.setMenuRole(QAction.MenuRole.QuitRole)
         quit_.triggered.connect(on_quit)
+        setup = QAction("Set up a &provider…", self)
+        setup.setToolTip("The first-run assistant: a provider, its key, a cheap and a premium model")
+        setup.triggered.connect(self.open_first_run)
+        app_menu.addAction(setup)
+        app_menu.addSeparator()
         app_menu.addActions([close, quit_])
         go = self.menuBar().addMenu("&Go")
         self.page_actions: dict[str, QAction] = {}
@@ -130,6 +157,24 @@ class MainWindow(QMainWindow):
                      "Routes coding agents to cheaper models through a local proxy, and measures what that costs "
                      f"and how reliable the tool calls are.\n\nConfig: {self.ctx.core.config_path}\n"
                      f"Keys: {self.ctx.core.secrets.describe()}")
+
+    def open_first_run(self) -> None:
+        from app.ui.first_run import open_first_run
+
+        open_first_run(self.ctx, self)
+
+    def check_health(self, *_: object) -> None:
+        """Off the GUI thread (a TCP connect): warn while the active preset's local server is down."""
+        from app.core.health import local_server_down
+
+        config = self.ctx.core.config
+        self.ctx.background.run(lambda: local_server_down(config), self._health_checked, lambda exc: None)
+
+    def _health_checked(self, problem: str | None) -> None:
+        if problem:
+            self.health.error(problem)
+        else:
+            self.health.clear()
 
     # ------------------------------------------------------------------------------------------- pages
 
@@ -158,15 +203,52 @@ class MainWindow(QMainWindow):
             return placeholder(f"The {spec.title} page could not be opened:\n{exc}")
 
     def _show_row(self, row: int) -> None:
-        if 0 <= row < len(PAGES):
-            self.page(PAGES[row].key)
-            self.stack.setCurrentIndex(row)
+        if not 0 <= row < len(PAGES):
+            return
+        if row != self._row and not self.confirm_leave(self._row):
+            self.nav.blockSignals(True)
+            self.nav.setCurrentRow(self._row)
+            self.nav.blockSignals(False)
+            return
+        self.page(PAGES[row].key)
+        self.stack.setCurrentIndex(row)
+        self._row = row
 
     def show_page(self, key: str) -> QWidget:
+        """Show a page; "calls?outcome=error" also hands the part after "?" to the page's `apply_query`."""
+        key, _, query = key.partition("?")
+        if query:
+            page = self.show_page(key)
+            if self.current_page() == key and hasattr(page, "apply_query"):
+                page.apply_query(query)
+            return page
         row = next(i for i, s in enumerate(PAGES) if s.key == key)
-        self.nav.setCurrentRow(row)
-        self._show_row(row)
+        if self.nav.currentRow() != row:
+            self.nav.setCurrentRow(row)  # shows it through _show_row, unless unsaved edits keep the user
+        else:
+            self._show_row(row)
         return self.page(key)
+
+    def confirm_leave(self, row: int | None = None) -> bool:
+        """Before leaving a page with edits not yet saved (the Presets, Providers or Settings forms): Save,
+        Discard or stay. With `row` None, every built page is checked (before quitting)."""
+        keys = [s.key for s in PAGES] if row is None else [PAGES[row].key] if 0 <= row < len(PAGES) else []
+        for key in keys:
+            page = self.pages.get(key)
+            unsaved = getattr(page, "has_unsaved_changes", None)
+            if page is None or unsaved is None or not unsaved():
+                continue
+            from app.ui import dialogs
+
+            answer = dialogs.choose(self, "Unsaved changes", f"{page.unsaved_what()} has unsaved changes.",  # type: ignore[attr-defined]
+                                    ["Save", "Discard changes"], "Discarded changes are lost.")
+            if answer is None:
+                return False
+            if answer == 0:
+                page.save_changes()  # type: ignore[attr-defined]
+            else:
+                page.discard_changes()  # type: ignore[attr-defined]
+        return True
 
     def current_page(self) -> str:
         return PAGES[max(self.nav.currentRow(), 0)].key
@@ -177,6 +259,7 @@ class MainWindow(QMainWindow):
         config = self.ctx.core.config
         proxy = "paused" if self.ctx.paused else self.ctx.base_url
         self.status.setText(f"Proxy: {proxy}   ·   Preset: {config.active or 'none'}")
+        self.quick.show_paused(self.ctx.paused)  # also enables Pause once the proxy is attached
 
     def restore_state(self) -> None:
         geometry = self.settings.value("window/geometry")
@@ -190,8 +273,22 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/page", self.current_page())
         self.settings.sync()
 
+    def close_by_user(self) -> None:
+        """Ctrl+W / Close Window: a close the user asked for, like the title bar's (see closeEvent)."""
+        self._user_close = True
+        try:
+            self.close()
+        finally:
+            self._user_close = False
+
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Closing hides the window; the tray app (and the proxy) keep running until Quit."""
+        """Closing hides the window; the tray app (and the proxy) keep running until Quit. Only a close the
+        user asked for (title bar, Ctrl+W) is questioned; one from QApplication.quit (a timed demo, the
+        session ending) goes through, or nothing could quit the app without a screen to answer on."""
+        user = event.spontaneous() or getattr(self, "_user_close", False)
+        if user and self.may_close is not None and not self.may_close():
+            event.ignore()
+            return
         self.save_state()
         event.ignore()
         self.hide()

@@ -122,15 +122,41 @@ class Column:
     sort: Callable[[Row], Any] | None = None  # the value QSortFilterProxyModel compares
 
 
+FALLBACK_MARK = "↪ "  # before "Served by" when a fallback target answered
+
+
 def _served_by(row: Row) -> str:
     if not row.get("provider"):
         return "–"
-    return f"{row['provider']}/{row.get('upstream_model') or '?'}"
+    mark = FALLBACK_MARK if (row.get("attempts") or 1) > 1 else ""
+    return f"{mark}{row['provider']}/{row.get('upstream_model') or '?'}"
+
+
+def _served_by_tip(row: Row) -> str:
+    attempts = row.get("attempts") or 1
+    how = f"served by a fallback after {attempts - 1} failed attempt(s)" if attempts > 1 else "1 attempt"
+    return f"role: {row.get('role') or '–'}, {how}"
 
 
 def _outcome(row: Row) -> str:
-    status = row.get("status")
-    return f"{row.get('outcome')} {status}" if status and status != 200 else str(row.get("outcome"))
+    """The outcome, and for a red row why it is red: the error kind, or the failed tool calls."""
+    status, outcome = row.get("status"), str(row.get("outcome"))
+    text = f"{outcome} {status}" if status and status != 200 else outcome
+    if outcome not in ("ok", "in_flight") and row.get("error_kind"):
+        return f"{text}: {row['error_kind']}"
+    bad = row.get("tool_failures") or 0
+    if bad:
+        return f"{text}, {bad} tool call{'s' if bad != 1 else ''} failed"
+    return text
+
+
+def _outcome_tip(row: Row) -> str | None:
+    if row.get("outcome") not in ("ok", "in_flight"):
+        return f"The call failed ({row.get('error_kind') or 'no reason recorded'}); select it for the error message."
+    if row.get("tool_failures"):
+        return ("The call went through, but the model's tool call was broken (bad JSON, an unknown tool, arguments "
+                "against the schema) or its result reported a failure; select it for which and why.")
+    return None
 
 
 def _tools(row: Row) -> str:
@@ -148,9 +174,8 @@ CALL_COLUMNS: tuple[Column, ...] = (
     Column("started_at", "Time", lambda r: fmt_time(r["started_at"]),
            tooltip=lambda r: time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(r["started_at"]))),
     Column("requested_model", "Requested", lambda r: r.get("requested_model") or "–"),
-    Column("served_by", "Served by", _served_by, tooltip=lambda r: f"role: {r.get('role') or '–'}, "
-           f"{r.get('attempts', 1)} attempt(s)"),
-    Column("outcome", "Outcome", _outcome, tooltip=lambda r: r.get("error_kind")),
+    Column("served_by", "Served by", _served_by, tooltip=_served_by_tip),
+    Column("outcome", "Outcome", _outcome, tooltip=_outcome_tip),
     Column("input", "In", lambda r: _guess(r) + fmt_tokens(input_tokens(r)), RIGHT,
            tooltip=lambda r: f"{r.get('input_tokens', 0)} fresh, {r.get('cache_read_tokens', 0)} cached"
            + (" (estimated: the provider reported no usage)" if r.get("usage_estimated") else "")),

@@ -221,7 +221,7 @@ class Tray(QObject):
         pause.setChecked(self.ctx.paused)
         pause.toggled.connect(self.ctx.set_paused)
         menu.addSeparator()
-        menu.addAction("Quit Downshift", self.app.quit)
+        menu.addAction("Quit Downshift", self.app.request_quit)
 
     def action(self, text: str) -> QAction | None:
         """The menu entry whose text starts with `text` (for tests and screenshots)."""

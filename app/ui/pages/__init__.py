@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QStyle, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QStyle, QVBoxLayout, QWidget
 
 
 def money(usd: float | None) -> str:
@@ -97,3 +97,22 @@ class MessageLine(QWidget):
 
     def text(self) -> str:
         return self.label.text()
+
+
+class EmptyState(QWidget):
+    """What to do next when a page has nothing to show yet: a sentence and the button that does it."""
+
+    def __init__(self, text: str, button_text: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 4, 0, 4)
+        icon = QLabel()
+        size = self.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
+        icon.setPixmap(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxInformation).pixmap(size, size))
+        self.label = QLabel(text)
+        self.label.setWordWrap(True)
+        self.button = QPushButton(button_text)
+        layout.addWidget(icon)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.button)
+        self.hide()

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QIntValidator, QPalette, QShowEvent
+from PySide6.QtGui import QIntValidator, QKeySequence, QPalette, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -31,8 +31,8 @@ from PySide6.QtWidgets import (
 
 from app.core.queries.calls import CallFilter, call_detail, call_facets, count_calls
 from app.ui.context import UiContext
-from app.ui.models import ERROR_COLOUR, CallsModel, fmt_money, fmt_ms, fmt_tokens, input_tokens
-from app.ui.pages import MessageLine, heading
+from app.ui.models import CALL_COLUMNS, ERROR_COLOUR, CallsModel, fmt_money, fmt_ms, fmt_tokens, input_tokens
+from app.ui.pages import EmptyState, MessageLine, heading
 from app.ui.throttle import SingleFlight, Throttle
 
 TIME_FILTERS = (("All time", None), ("Last hour", 3600.0), ("Last 24 hours", 86400.0), ("Last 7 days", 7 * 86400.0),
@@ -48,7 +48,11 @@ CHECK_LABELS = {
 }
 FAILED_COLOUR = ERROR_COLOUR.name()  # "#dc463c"
 RECOUNT_MS = 3000
-CALL_COLUMN_WIDTHS = (70, 150, 215, 80, 50, 50, 75, 65, 85, 45)  # fit beside the detail pane at 1280 px
+CALL_COLUMN_WIDTHS = (70, 150, 215, 150, 50, 50, 75, 65, 85, 45)  # by the model's column order
+# what the columns show first, left to right, so a narrow table beside the detail pane still shows what
+# a call cost, took and did: the model's column keys in display order (the model's order is unchanged)
+CALL_COLUMN_ORDER = ("started_at", "outcome", "cost_usd", "duration_ms", "tools", "served_by", "requested_model",
+                     "input", "output_tokens", "task_id")
 
 
 # ------------------------------------------------------------------------------------------ detail html
@@ -195,14 +199,18 @@ class CallDetail(QTextBrowser):
 
 class LiveTableView(QTableView):
     """A table that keeps the top visible row in place when rows are inserted above it, so reading an
-    older call is not interrupted by new calls arriving at the top."""
+    older call (or the selected one, or the one under the pointer) is not interrupted by new calls
+    arriving at the top."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._anchor: QPersistentModelIndex | None = None
 
     def _about_to_insert(self, parent: QModelIndex, first: int, _last: int) -> None:
-        if not parent.isValid() and first == 0 and self.verticalScrollBar().value() > 0:
+        """Rows landing above the top: hold the view still when the user is scrolled down, has a row
+        selected (the detail pane shows it) or has the pointer over the table."""
+        reading = self.selectionModel() is not None and self.selectionModel().hasSelection()
+        if not parent.isValid() and first == 0 and (self.verticalScrollBar().value() > 0 or reading or self.underMouse()):
             top = self.indexAt(self.viewport().rect().topLeft())
             self._anchor = QPersistentModelIndex(top) if top.isValid() else None
 
@@ -277,6 +285,9 @@ class CallsPage(QWidget):
         header.setStretchLastSection(True)
         for col, width in enumerate(CALL_COLUMN_WIDTHS):
             self.table.setColumnWidth(col, width)
+        keys = [c.key for c in CALL_COLUMNS]
+        for visual, key in enumerate(CALL_COLUMN_ORDER):
+            header.moveSection(header.visualIndex(keys.index(key)), visual)
         self.detail = CallDetail(ctx)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.table)
@@ -284,6 +295,8 @@ class CallsPage(QWidget):
         split.setStretchFactor(0, 2)
         split.setStretchFactor(1, 1)
         split.setChildrenCollapsible(False)
+        find = QShortcut(QKeySequence(QKeySequence.StandardKey.Find), self)
+        find.activated.connect(self.focus_filter)
 
         self.message = MessageLine()
         layout = QVBoxLayout(self)
@@ -291,6 +304,10 @@ class CallsPage(QWidget):
                                           "details."))
         layout.addLayout(filters)
         layout.addWidget(self.message)
+        self.empty = EmptyState("No calls yet: connect an agent to Downshift, and its calls show here as they "
+                                "happen.", "Connect an agent…")
+        self.empty.button.clicked.connect(lambda: ctx.bridge.navigate.emit("export"))
+        layout.addWidget(self.empty)
         layout.addWidget(split, 1)
 
         self._apply_soon = Throttle(self.apply_filter, 300, self)
@@ -326,6 +343,24 @@ class CallsPage(QWidget):
         self.model.set_filter(self.current_filter())
         self.recount()
 
+    def apply_query(self, query: str) -> None:
+        """Filters from a link elsewhere (the dashboard's health row): "outcome=error", "failures=1"."""
+        from urllib.parse import parse_qs
+
+        params = {k: v[-1] for k, v in parse_qs(query).items()}
+        for box in (self.model_box, self.provider_box):
+            box.setCurrentIndex(0)
+        self.task_edit.clear()
+        self.search_edit.clear()
+        self.outcome_box.setCurrentIndex(max(0, self.outcome_box.findData(params.get("outcome"))))
+        self.failures_box.setChecked(params.get("failures") == "1")
+        self.apply_filter()
+
+    def focus_filter(self) -> None:
+        """Ctrl+F: straight to the text filter."""
+        self.search_edit.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search_edit.selectAll()
+
     def show_task(self, task_id: int) -> None:
         """Narrow the table to one task's calls (the Tasks page links here)."""
         self.task_edit.setText(str(task_id))
@@ -348,6 +383,7 @@ class CallsPage(QWidget):
         if flt == self.model.filter:
             self.total = n
             self.count_label.setText(f"{n:,} call{'s' if n != 1 else ''}")
+            self.empty.setVisible(n == 0 and flt == CallFilter())  # nothing logged at all, not just filtered out
 
     def _count_failed(self, exc: Exception) -> None:
         self.count_label.setText("")

@@ -29,11 +29,12 @@ from sqlalchemy import Engine
 
 from app.core import premium_split
 from app.core.config import Config
-from app.core.queries import dashboard, tasks
+from app.core.queries import dashboard, health, tasks
 from app.ui import startup
 from app.ui.context import UiContext
 from app.ui.models import estimated_note, fmt_money, fmt_rate
-from app.ui.pages import MessageLine, heading
+from app.ui.pages import EmptyState, MessageLine, heading
+from app.ui.pages.health_row import HealthRow
 from app.ui.throttle import SingleFlight, Throttle
 
 if TYPE_CHECKING:  # pyqtgraph and numpy load with the first chart, not with the page
@@ -78,6 +79,7 @@ def snapshot(engine: Engine, rng: TimeRange, by: str, now: float, config: Config
     since = now - rng.span_s
     hourly = dashboard.hourly_rates(config) if config is not None else None
     data = {
+        "health": health.health(engine, config.budgets if config is not None else (), since=since, now=now),
         "tiles": dashboard.tiles(engine, since=since, now=now, hourly=hourly),
         "spend": dashboard.spend_over_time(engine, since=since, until=now, bucket_s=rng.bucket_s, by=by),
         "failures": dashboard.failure_rate_over_time(engine, since=since, until=now, bucket_s=rng.bucket_s),
@@ -183,7 +185,13 @@ class DashboardPage(QWidget):
                                               "models drive their tools."))
         layout.addLayout(bar)
         layout.addLayout(tiles)
+        self.health = HealthRow(ctx)
+        layout.addWidget(self.health)
         layout.addWidget(self.message)
+        self.empty = EmptyState("No calls in this range yet: connect an agent to Downshift (or run `downshift "
+                                "demo` to see the dashboard at work).", "Connect an agent…")
+        self.empty.button.clicked.connect(lambda: ctx.bridge.navigate.emit("export"))
+        layout.addWidget(self.empty)
         layout.addLayout(charts, 1)
 
         self._steps: list[Callable[[], None]] = []
@@ -290,6 +298,7 @@ class DashboardPage(QWidget):
         if self.message.kind == "error":
             self.message.clear()
         self._apply_tiles(data["tiles"], data["range"])
+        self.health.set(data["health"])
         rng, since, now = data["range"], data["since"], data["now"]
         spend, failures = data["spend"], data["failures"]
         self._steps = [
@@ -315,8 +324,8 @@ class DashboardPage(QWidget):
         self.tiles["savings"].setToolTip(f"{method} {LOCAL_NOTE}" + (f"\n\n{now_used}" if now_used else ""))
         self.refreshes += 1
         startup.mark("dashboard-figures")
-        self.updated.setText(f"Updated {time.strftime('%H:%M:%S', time.localtime(data['now']))}"
-                             f" · {data['query_ms']:.0f} ms")
+        self.updated.setText(f"Updated {time.strftime('%H:%M:%S', time.localtime(data['now']))}")
+        self.updated.setToolTip(f"The figures took {data['query_ms']:.0f} ms to query")
 
     def _apply_tiles(self, t: dict[str, Any], rng: TimeRange) -> None:
         span = rng.label.lower()
@@ -340,6 +349,7 @@ class DashboardPage(QWidget):
         self.tiles["per_task"].set(fmt_money(per_task, estimated=bool(task_guessed)),
                                    "no finished tasks" if per_task is None else caveats or span)
         unpriced = t["unpriced_calls"]
+        self.empty.setVisible(not t["calls"])
         notes = ", ".join(x for x in (f"{unpriced} without a known price" if unpriced else "",
                                       f"~ {guessed} estimated" if guessed else "") if x)
         self.tiles["calls"].set(f"{t['calls']:,}", notes or span)

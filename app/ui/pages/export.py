@@ -6,12 +6,21 @@ real provider key, so the key is masked on screen and copying it asks first.
 
 from __future__ import annotations
 
-from PySide6.QtGui import QFontDatabase, QGuiApplication, QKeySequence
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontDatabase, QGuiApplication, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
     QFormLayout,
+    QGridLayout,
+    QGroupBox,
     QHBoxLayout,
+    QLabel,
+    QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QRadioButton,
@@ -20,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.config import Config
+from app.core.connect import CONNECTABLE, Connected, connect, disconnect, is_connected, rc_line
 from app.core.direct_env import DirectEnvError, direct_export_text, mask_key
 from app.core.envexport import AGENTS, FORMATS, export_text
 from app.core.ui_prefs import pref
@@ -41,6 +51,14 @@ AGENT_LABELS = {
 FORMAT_LABELS = {"bash": "bash / zsh", "fish": "fish", "powershell": "PowerShell", "dotenv": ".env file", "json": "JSON"}
 
 
+def _tilde(path: Path) -> str:
+    """A path under the home folder written as ~/…, as people read it."""
+    try:
+        return "~/" + str(path.relative_to(Path.home()))
+    except ValueError:
+        return str(path)
+
+
 class ExportPage(QWidget):
     def __init__(self, ctx: UiContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -49,8 +67,9 @@ class ExportPage(QWidget):
         self.token_error: str | None = None
         self.keys: dict[str, str | None] = {}
         layout = QVBoxLayout(self)
-        layout.addWidget(heading("Export", "Point a coding agent at Downshift: paste these lines into the shell "
-                                           "(or file) the agent starts from."))
+        layout.addWidget(heading("Export", "Point a coding agent at Downshift: connect it in one click, or paste "
+                                           "these lines into the shell (or file) the agent starts from."))
+        layout.addWidget(self._connect_box())
         form = QFormLayout()
         self.agent = QComboBox()
         for agent in AGENTS:
@@ -82,9 +101,9 @@ class ExportPage(QWidget):
         self.snippet.setAccessibleName("Env snippet")
         self.snippet.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.snippet.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        lines = 17  # the longest snippet: Codex's config.toml note plus its variables
-        self.snippet.setFixedHeight(self.snippet.fontMetrics().lineSpacing() * lines + 12)
-        layout.addWidget(self.snippet)
+        lines = 4  # grows with the window; a short window (900x600) still shows the buttons below it
+        self.snippet.setMinimumHeight(self.snippet.fontMetrics().lineSpacing() * lines + 12)
+        layout.addWidget(self.snippet, 1)
         buttons = QHBoxLayout()
         self.copy_button = QPushButton("&Copy to clipboard")
         self.copy_button.setShortcut(QKeySequence("Ctrl+Shift+C"))
@@ -95,7 +114,6 @@ class ExportPage(QWidget):
         buttons.addWidget(self.result, 1)
         buttons.addStretch(0)  # keeps the button its natural size while no result is shown
         layout.addLayout(buttons)
-        layout.addStretch(1)
 
         config = ctx.core.config
         self.agent.setCurrentIndex(max(self.agent.findData(pref(config, "agent")), 0))
@@ -103,10 +121,94 @@ class ExportPage(QWidget):
         self._fill_providers(config)
         for combo in (self.agent, self.shell, self.provider):
             combo.currentIndexChanged.connect(self.render)
+        self.shell.currentIndexChanged.connect(lambda _: self._show_connections())
         self.mode.buttonToggled.connect(lambda *_: self.render())
         ctx.bridge.configChanged.connect(self._config_changed)
         ctx.bridge.tokenChanged.connect(self.load_token)
         self.load_token()
+
+    # ------------------------------------------------------------------------------------------- connect
+
+    def _connect_box(self) -> QGroupBox:
+        """A button per agent that writes Downshift into the agent's own settings file (app.core.connect)."""
+        box = QGroupBox("Connect an agent: written into its own settings, backed up, undone with Disconnect")
+        grid = QGridLayout(box)
+        self.connect_buttons: dict[str, QPushButton] = {}
+        self.connect_status: dict[str, QLabel] = {}
+        for row, (agent, spec) in enumerate(CONNECTABLE.items()):
+            button = QPushButton()
+            button.setObjectName(f"connect-{agent}")
+            button.clicked.connect(lambda _=False, a=agent: self.toggle_connection(a))
+            status = QLabel()
+            status.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+            status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            grid.addWidget(QLabel(spec.label), row, 0)
+            grid.addWidget(button, row, 1)
+            grid.addWidget(status, row, 2)
+            self.connect_buttons[agent], self.connect_status[agent] = button, status
+        grid.setColumnStretch(2, 1)
+        rc_row = QHBoxLayout()
+        self.rc_line = QLineEdit()
+        self.rc_line.setReadOnly(True)
+        self.rc_line.setAccessibleName("Line for the shell's rc file")
+        self.rc_line.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        copy_rc = QPushButton("Copy line")
+        copy_rc.clicked.connect(lambda: (QGuiApplication.clipboard().setText(self.rc_line.text()),
+                                         self.connect_message.ok("Copied: add it to your shell's rc file.")))
+        rc_row.addWidget(QLabel("Shell rc line:"))
+        rc_row.addWidget(self.rc_line, 1)
+        rc_row.addWidget(copy_rc)
+        grid.addLayout(rc_row, len(CONNECTABLE), 0, 1, 3)
+        note = QLabel("No token goes into the agent's file: the agent reads it from the environment, which this "
+                      "line sets in every new shell, so a token rotation or a port change never breaks it.")
+        note.setWordWrap(True)
+        note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        grid.addWidget(note, len(CONNECTABLE) + 1, 0, 1, 3)
+        self.connect_message = MessageLine()
+        grid.addWidget(self.connect_message, len(CONNECTABLE) + 2, 0, 1, 3)
+        self._show_connections()
+        return box
+
+    def _rc_shell(self) -> str:
+        shell = self.shell.currentData() if hasattr(self, "shell") else "bash"
+        return shell if shell in ("fish", "powershell") else "bash"
+
+    def _show_connections(self, focus: str | None = None) -> None:
+        for agent, button in self.connect_buttons.items():
+            connected = is_connected(agent)  # one small file read each: cheap enough for the GUI thread
+            button.setText("Disconnect" if connected else "Connect")
+            button.setToolTip("Put back the settings this agent had before" if connected else
+                               f"Write Downshift into {CONNECTABLE[agent].file()}")
+            self.connect_status[agent].setText(f"connected: {_tilde(CONNECTABLE[agent].file())}" if connected
+                                               else "not connected")
+        agent = focus or next((a for a in self.connect_buttons if is_connected(a)), "claude-code")
+        self.rc_line.setText(rc_line(agent, self._rc_shell()))
+
+    def toggle_connection(self, agent: str) -> None:
+        """Connect or disconnect `agent`, off the GUI thread (it writes the agent's file)."""
+        base, shell, label = self.ctx.base_url, self._rc_shell(), CONNECTABLE[agent].label
+        self.connect_buttons[agent].setEnabled(False)
+        self.connect_message.clear()
+        if is_connected(agent):
+            job: Callable[[], Any] = lambda: disconnect(agent)  # noqa: E731
+        else:
+            job = lambda: connect(agent, base, shell)  # noqa: E731
+
+        def done(result: Any) -> None:
+            self.connect_buttons[agent].setEnabled(True)
+            self._show_connections(agent)
+            if isinstance(result, Connected):
+                backup = f" (old file kept as {result.backup.name})" if result.backup else ""
+                self.connect_message.ok(f"{label} connected{backup}. Add the rc line above to your shell: it sets "
+                                        f"${result.token_var}.")
+            else:
+                self.connect_message.ok(f"{label} disconnected: {_tilde(result)} is as it was.")
+
+        def failed(exc: Exception) -> None:
+            self.connect_buttons[agent].setEnabled(True)
+            self.connect_message.error(str(exc))
+
+        self.ctx.write(job, done, failed)
 
     # ------------------------------------------------------------------------------------------- data
 
@@ -154,7 +256,8 @@ class ExportPage(QWidget):
         if not self.direct.isChecked():
             if self.token is None:
                 return None
-            return export_text(agent, fmt, self.ctx.base_url, self.token)
+            # on screen the token is masked, as on the Settings page; Copy puts the real one on the clipboard
+            return export_text(agent, fmt, self.ctx.base_url, self.token if reveal else mask_key(self.token))
         name = self.provider.currentData()
         provider = self.ctx.core.config.providers.get(name)
         if provider is None or self.keys.get(name) is None:

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -104,7 +105,7 @@ class TargetPicker(QWidget):
         self.model = QComboBox()
         self.model.setEditable(True)
         self.model.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        self.model.setMinimumContentsLength(22)  # leaves room for the price and the probe verdict
+        self.model.setMinimumContentsLength(18)  # fits a 900 px window; the price and verdict sit beside it
         self.model.lineEdit().setPlaceholderText("model name: pick or type")
         completer = QCompleter(self.model.model(), self.model)
         completer.setFilterMode(Qt.MatchFlag.MatchContains)
@@ -116,10 +117,13 @@ class TargetPicker(QWidget):
         self.verdict.setAccessibleName("Tool-use probe verdict")
         self.price = QLabel()
         self.price.setAccessibleName("Price per million tokens, in and out, and its source")
+        # the verdict gives way in a narrow window (its tooltip keeps the whole line) instead of widening it
+        self.verdict.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.verdict.setMinimumWidth(60)
         layout.addWidget(self.provider)
-        layout.addWidget(self.model, 1)
+        layout.addWidget(self.model, 3)
         layout.addWidget(self.price)
-        layout.addWidget(self.verdict)
+        layout.addWidget(self.verdict, 2)
         self.provider.currentIndexChanged.connect(self._provider_changed)
         self.model.editTextChanged.connect(lambda _: self._show_verdict())
         self.set_providers(list(ctx.core.config.providers))
@@ -168,11 +172,13 @@ class TargetPicker(QWidget):
         name, model = self.provider.currentData(), self.model.currentText().strip()
         if not (name and model):
             self.verdict.setText("")
+            self.verdict.setToolTip("")
             self.price.setText("")
             self.price.setToolTip("")
             return
         short, long = price_note(self.ctx, name, model)
         self.verdict.setText(probe_verdict(self.probes.get(f"{name}/{model}")))
+        self.verdict.setToolTip(self.verdict.text())
         self.price.setText(short)
         self.price.setToolTip(long)
 
@@ -197,6 +203,8 @@ class PresetsPage(QWidget):
         super().__init__(parent)
         self.ctx = ctx
         self.editing: str | None = None
+        self._baseline: tuple[Any, ...] = ()  # the form as last loaded or saved (see has_unsaved_changes)
+        self._after_save: str | None = None  # the preset to show once a save asked for by the guard is done
         outer = QVBoxLayout(self)
         outer.addWidget(heading("Presets", "Which model serves each role. Switching the active preset "
                                            "applies to the very next request."))
@@ -227,7 +235,7 @@ class PresetsPage(QWidget):
             grid.addWidget(button, i // 2, i % 2)
         left_layout.addLayout(grid)
         self.activate_button.clicked.connect(self.activate_current)
-        self.new_button.clicked.connect(self.new_preset)
+        self.new_button.clicked.connect(lambda: self.confirm_leave() and self.new_preset())
         self.duplicate_button.clicked.connect(self.duplicate_current)
         self.remove_button.clicked.connect(self.remove_current)
         self.import_button.clicked.connect(self.import_file)
@@ -302,21 +310,29 @@ class PresetsPage(QWidget):
         fallback_layout.addLayout(row)
         right.addWidget(fallback_box)
 
+        right.addStretch(1)
+        scroll.setWidget(form_host)
+        self.scroll = scroll
+        # Save and Revert sit under the scrolled form, always in view however long the form gets
+        form_side = QWidget()
+        side = QVBoxLayout(form_side)
+        side.setContentsMargins(0, 0, 0, 0)
+        side.addWidget(scroll, 1)
         row = QHBoxLayout()
+        row.setContentsMargins(8, 0, 4, 0)
         self.save_button = QPushButton("&Save preset")
         self.save_button.setDefault(True)
         self.save_button.clicked.connect(self.save)
-        revert = QPushButton("Re&vert")
-        revert.clicked.connect(lambda: self.show_preset(self.editing) if self.editing else self.new_preset())
+        self.revert_button = QPushButton("Re&vert")
+        self.revert_button.clicked.connect(self.discard_changes)
         row.addWidget(self.save_button)
-        row.addWidget(revert)
+        row.addWidget(self.revert_button)
         row.addStretch(1)
-        right.addLayout(row)
+        side.addLayout(row)
         self.message = MessageLine()
-        right.addWidget(self.message)
-        right.addStretch(1)
-        scroll.setWidget(form_host)
-        split.addWidget(scroll)
+        self.message.setContentsMargins(8, 0, 4, 0)
+        side.addWidget(self.message)
+        split.addWidget(form_side)
         split.setStretchFactor(1, 1)
         split.setSizes([220, 760])
 
@@ -324,6 +340,7 @@ class PresetsPage(QWidget):
         ctx.bridge.configChanged.connect(self._config_changed)
         self.reload_list()
         config = ctx.core.config
+        self._mark_clean()
         self.select(config.active or next(iter(config.presets), ""))
         self.load_budgets(config)
         self.load_probes()
@@ -371,9 +388,66 @@ class PresetsPage(QWidget):
                 self.list.setCurrentRow(i)
                 return
 
-    def _selected(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
-        if current is not None:
-            self.show_preset(current.data(Qt.ItemDataRole.UserRole))
+    def _selected(self, current: QListWidgetItem | None, previous: QListWidgetItem | None) -> None:
+        if current is None:
+            return
+        name = current.data(Qt.ItemDataRole.UserRole)
+        if name == self.editing:
+            return
+        if not self.confirm_leave(then=name):
+            self.list.blockSignals(True)
+            self.list.setCurrentItem(previous)
+            self.list.blockSignals(False)
+            return
+        self.show_preset(name)
+
+    # ------------------------------------------------------------------------------------------- unsaved
+
+    def _form_state(self) -> tuple[Any, ...]:
+        """Everything the form shows, as plain values: compared with the last loaded or saved state."""
+        patterns = []
+        for row in range(self.patterns.rowCount()):
+            item, combo = self.patterns.item(row, 0), self.patterns.cellWidget(row, 1)
+            patterns.append((item.text() if item else "", combo.currentText() if isinstance(combo, QComboBox) else ""))
+        return (
+            self.name.text().strip(),
+            self.description.text().strip(),
+            tuple((p.provider.currentData(), p.model.currentText().strip()) for p in self.pickers.values()),
+            tuple(patterns),
+            tuple(self.fallback.item(i).text() for i in range(self.fallback.count())),
+        )
+
+    def _mark_clean(self) -> None:
+        self._baseline = self._form_state()
+
+    def has_unsaved_changes(self) -> bool:
+        return self._form_state() != self._baseline
+
+    def unsaved_what(self) -> str:
+        return f"The preset {self.editing}" if self.editing else "The new preset"
+
+    def save_changes(self) -> None:
+        self.save()
+
+    def discard_changes(self) -> None:
+        if self.editing:
+            self.show_preset(self.editing)
+        else:
+            self.new_preset()
+
+    def confirm_leave(self, then: str | None = None) -> bool:
+        """Before the form is replaced: True to go ahead (nothing to lose, or the edit was dropped). Save
+        starts the save and answers False; once it is saved, preset `then` is shown."""
+        if not self.has_unsaved_changes():
+            return True
+        answer = dialogs.choose(self, "Unsaved changes", f"{self.unsaved_what()} has unsaved changes.",
+                                ["Save", "Discard changes"], "Discarded changes are lost.")
+        if answer == 1:
+            return True
+        if answer == 0:
+            self._after_save = then
+            self.save()
+        return False
 
     def _update_buttons(self) -> None:
         config = self.ctx.core.config
@@ -410,6 +484,7 @@ class PresetsPage(QWidget):
         self.show_rules(preset)
         self.message.clear()
         self._update_buttons()
+        self._mark_clean()
 
     def show_rules(self, preset: Preset | None) -> None:
         """Shadow runs (they send code to one more provider) and the long-context rule, said plainly."""
@@ -439,6 +514,7 @@ class PresetsPage(QWidget):
         self.message.info("New preset: name it, choose its targets, then Save.")
         self.name.setFocus()
         self._update_buttons()
+        self._mark_clean()
 
     def add_pattern(self, glob: str, role: str, *, edit: bool = False) -> None:
         row = self.patterns.rowCount()
@@ -498,6 +574,7 @@ class PresetsPage(QWidget):
         try:
             preset = self.form_preset()
         except ValueError as exc:
+            self._after_save = None
             self.message.error(f"Not saved: {exc}.")
             return
         old = self.editing
@@ -509,13 +586,19 @@ class PresetsPage(QWidget):
     def _saved(self, name: str) -> None:
         self.save_button.setEnabled(True)
         self.editing = name
+        self._mark_clean()
         self.reload_list()
-        self.select(name)
+        then, self._after_save = self._after_save, None
+        if then and then in self.ctx.core.config.presets:
+            self.select(then)
+            self.message.ok(f"Saved {name}.")
+            return
         active = " It is active: the next request uses it." if name == self.ctx.core.config.active else ""
         self.message.ok(f"Saved {name}.{active}")
 
     def _failed(self, what: str):  # type: ignore[no-untyped-def]
         def show(exc: Exception) -> None:
+            self._after_save = None
             self.save_button.setEnabled(True)
             self.message.error(f"{what}: {exc}")
 
@@ -530,7 +613,7 @@ class PresetsPage(QWidget):
                                    self._failed("Not activated"))
 
     def duplicate_current(self) -> None:
-        if not self.editing:
+        if not self.editing or not self.confirm_leave():
             return
         name = self.editing
         result: dict[str, str] = {}
@@ -541,9 +624,9 @@ class PresetsPage(QWidget):
             return config
 
         def done(_: Config) -> None:
-            self.editing = result["name"]
             self.reload_list()
             self.select(result["name"])
+            self.show_preset(result["name"])
             self.message.ok(f"Copied {name} to {result['name']}; rename it and change what you need.")
 
         self.ctx.update_config(change, done, self._failed("Not duplicated"))

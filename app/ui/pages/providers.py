@@ -90,7 +90,8 @@ class ProvidersPage(QWidget):
         self.ctx = ctx
         self.editing: str | None = None  # provider shown in the form; None for a new account
         self.key_status: dict[str, bool] = {}
-        self.dirty = False
+        self.dirty = False  # the form differs from the saved account (a new account always does)
+        self.edited = False  # the user typed or picked something since the form was filled
         secrets = ctx.core.secrets
         layout = QVBoxLayout(self)
         layout.addWidget(heading("Providers", f"Accounts Downshift can route to. Keys are kept in the "
@@ -125,7 +126,7 @@ class ProvidersPage(QWidget):
         for tpl in TEMPLATES:
             action = self.add_menu.addAction(tpl.name)
             action.setData(tpl.id)
-            action.triggered.connect(lambda _=False, t=tpl.id: self.new_account(t))
+            action.triggered.connect(lambda _=False, t=tpl.id: self._add_account(t))
         self.add_button.setMenu(self.add_menu)
         self.remove_button = QPushButton("&Remove")
         self.remove_button.clicked.connect(self.remove_current)
@@ -293,7 +294,8 @@ class ProvidersPage(QWidget):
         name = current.data(0, Qt.ItemDataRole.UserRole)
         if name == self.editing:
             return
-        if self.dirty and not dialogs.confirm(self, "Discard changes?", "The account has unsaved changes.", "Discard"):
+        if self.edited and not dialogs.confirm(self, "Discard changes?", f"{self.unsaved_what()} has unsaved changes.",
+                                               "Discard"):
             self.list.blockSignals(True)
             self.list.setCurrentItem(previous)
             self.list.blockSignals(False)
@@ -322,7 +324,7 @@ class ProvidersPage(QWidget):
         self._docs_html = f'<a href="{tpl.docs_url}">{where}: {tpl.docs_url}</a>' if tpl.docs_url else ""
         self.docs.setText(self._docs_html)
         self._update_key_placeholder()
-        self.dirty = False
+        self.dirty = self.edited = False
         self.message.clear()
 
     def changeEvent(self, event: QEvent) -> None:
@@ -351,6 +353,12 @@ class ProvidersPage(QWidget):
         self.remove_button.setEnabled(True)
         self.show_models(name, self.ctx.models.models(name))
 
+    def _add_account(self, template_id: str) -> None:
+        if self.edited and not dialogs.confirm(self, "Discard changes?", f"{self.unsaved_what()} has unsaved changes.",
+                                               "Discard"):
+            return
+        self.new_account(template_id)
+
     def new_account(self, template_id: str) -> None:
         tpl = template(template_id)
         self.editing = None
@@ -370,8 +378,21 @@ class ProvidersPage(QWidget):
             self.new_account(self.template.currentData())
 
     def _edited(self, *_: object) -> None:
-        self.dirty = True
+        self.dirty = self.edited = True
         self._update_key_placeholder()
+
+    # the main window's unsaved-changes guard (see MainWindow.confirm_leave)
+    def has_unsaved_changes(self) -> bool:
+        return self.edited
+
+    def unsaved_what(self) -> str:
+        return f"The account {self.editing}" if self.editing else "The new account"
+
+    def save_changes(self) -> None:
+        self.save()
+
+    def discard_changes(self) -> None:
+        self.revert()
 
     def revert(self) -> None:
         self.dirty = False
@@ -416,7 +437,7 @@ class ProvidersPage(QWidget):
 
     def _saved(self, name: str, key_stored: bool) -> None:
         self.save_button.setEnabled(True)
-        self.dirty = False
+        self.dirty = self.edited = False
         self.editing = name
         self.key.clear()
         self.key_status.pop(name, None)

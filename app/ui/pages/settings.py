@@ -74,6 +74,7 @@ class SettingsPage(QWidget):
         self.at_login.setChecked(autostart.is_enabled())  # the file is the setting, not the config
         ctx.bridge.configChanged.connect(self.load)
         ctx.bridge.tokenChanged.connect(self.load_token)
+        ctx.bridge.proxyChanged.connect(lambda: self.load(ctx.core.config))
         self.load_token()
 
     # ------------------------------------------------------------------------------------------- build
@@ -257,15 +258,45 @@ class SettingsPage(QWidget):
                                lambda exc: self.message.error(f"{what} not saved: {exc}"))
 
     def save_port(self) -> None:
-        port = self.port.value()
-        if port == self.ctx.core.config.port:
+        """Save the port and move the running proxy to it at once (calls in flight finish on the old one),
+        so `downshift env` and the Export page never point agents at a port nobody listens on."""
+        port, previous = self.port.value(), self.ctx.core.config.port
+        if port == previous and (self.ctx.proxy is None or port in (0, self.ctx.proxy.port)):
             return
         self.message.clear()
-        self.ctx.update_config(
-            lambda c: replace(c, port=port),
-            lambda _: self.message.ok(f"Port {port or 'any free port'} saved. It takes effect when Downshift restarts; "
-                                      "then copy the env again from the Export page."),
-            lambda exc: self.message.error(f"Port not saved: {exc}"))
+        if self.ctx.proxy is None:
+            self.ctx.update_config(lambda c: replace(c, port=port),
+                                   lambda _: self.message.ok(f"Port {port or 'any free port'} saved."),
+                                   lambda exc: self.message.error(f"Port not saved: {exc}"))
+            return
+
+        def moved(proxy: object) -> None:
+            self.load(self.ctx.core.config)
+            self.message.ok(f"The proxy now listens on {self.ctx.base_url}; calls in flight finished on the old "
+                            "port. Agents started with the old env need it again: a new shell with "
+                            "eval \"$(downshift env)\" picks up the new port.")
+
+        def not_moved(exc: Exception) -> None:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            self.ctx.update_config(lambda c: replace(c, port=previous))
+            self.message.error(f"The proxy cannot listen on port {port or 'any free port'} ({reason}); "
+                               f"it keeps serving on {self.ctx.base_url}.")
+
+        self.ctx.update_config(lambda c: replace(c, port=port), lambda _: self.ctx.restart_proxy(moved, not_moved),
+                               lambda exc: self.message.error(f"Port not saved: {exc}"))
+
+    # the main window's unsaved-changes guard (see MainWindow.confirm_leave): the port waits for Apply
+    def has_unsaved_changes(self) -> bool:
+        return self.port.value() != self.ctx.core.config.port
+
+    def unsaved_what(self) -> str:
+        return f"The port ({self.port.value() or 'any free port'})"
+
+    def save_changes(self) -> None:
+        self.save_port()
+
+    def discard_changes(self) -> None:
+        self.port.setValue(self.ctx.core.config.port)
 
     def save_retention(self) -> None:
         if self.retention.value() != self.ctx.core.config.retention_days:
