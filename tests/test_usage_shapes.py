@@ -339,3 +339,27 @@ def test_a_cancelled_call_is_estimated(proxy, mock, token, core) -> None:  # typ
     assert row["output_tokens"] >= 1  # counted in the few words that went by
     hand = (row["input_tokens"] * P_IN + row["output_tokens"] * P_OUT) / 1e6
     assert row["cost_usd"] == pytest.approx(hand, rel=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["close_mid_stream", "truncate"])
+def test_a_whole_answer_that_broke_mid_read_is_billed_as_an_estimate(proxy, mock, token, core, kind) -> None:  # type: ignore[no-untyped-def]
+    """A non-streamed answer is generated before it is sent: one that arrived (200) but broke mid-read was
+    billed, though Groq then serves the call. Its output is unknown, so the attempt is an input-only estimate,
+    and the call says its cost is estimated."""
+    mock.enqueue(
+        Fault(kind, reply=Reply(text=TEXT, usage=USAGE, usage_shape="moonshot")),
+        Reply(text=TEXT, usage=USAGE, usage_shape="groq"),
+    )
+    body = {"model": "default", "max_tokens": 500, "messages": MESSAGES}
+    r = httpx.post(f"{proxy.url}/v1/messages", json=body, headers={"x-api-key": token}, timeout=20)
+    assert r.status_code == 200, r.text
+    from app.core.queries.calls import call_detail
+
+    (row,) = logged_calls(core)
+    assert (row["outcome"], row["provider"], row["attempts"]) == ("ok", "groq", 2)
+    first, _second = call_detail(core.db, row["call_id"])["fallback"]
+    assert first["cost_source"] == "estimated" and first["input_tokens"] == len(mock.requests[0].body) // 4
+    first_cost = first["input_tokens"] * P_IN / 1e6
+    assert first["cost_usd"] == pytest.approx(first_cost, rel=1e-9)
+    assert row["cost_usd"] == pytest.approx(EXPECTED_COST + first_cost, rel=1e-9)
+    assert row["usage_estimated"] and row["cost_source"] == "estimated"

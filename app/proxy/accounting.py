@@ -157,7 +157,7 @@ def cost_attempt(
         estimated = estimate_partial(observer, usage, payload_len)
         priced = price_call(usage, config, provider, model)
         attempt.cost_usd, attempt.cost_source = priced.cost, cost_source(priced, estimated)
-        attempt.input_tokens, attempt.output_tokens = usage.prompt, usage.output
+        attempt.input_tokens, attempt.output_tokens = usage.input, usage.output  # fresh input, like a call's
     except Exception:  # a bug of ours must not stop the fallback
         log.exception("could not cost a failed attempt on %s", provider.name)
 

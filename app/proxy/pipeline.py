@@ -402,6 +402,13 @@ class Pipeline:
 
     # ------------------------------------------------------------------------------------------- answers
 
+    @staticmethod
+    def _bill_broken_answer(rec: CallRecord, observer: Any, provider: Provider, config: Config, payload_len: int) -> None:
+        """A whole answer that arrived (status 200) but broke or could not be read was generated, and so
+        billed, though the next target serves the call: cost the attempt from its usage when the body was
+        readable, else as an estimate from the request (its output is unknown, and the figure says so)."""
+        accounting.cost_attempt(rec.attempts[-1], observer, provider, config, rec.upstream_model or "", payload_len)
+
     async def _relay_whole(
         self,
         request: web.Request,
@@ -414,12 +421,13 @@ class Pipeline:
         rec: CallRecord,
         config: Config,
     ) -> web.StreamResponse:
+        observer = observer_for(provider.api)
         try:
             raw = await read_body(resp, provider.timeouts.idle)
         except UpstreamFailure as exc:
+            self._bill_broken_answer(rec, observer, provider, config, payload_len)
             raise _Retry(exc) from None
         rec.mark_first_byte()
-        observer = observer_for(provider.api)
         try:
             data = orjson.loads(raw)
             if type(data) is not dict:
@@ -428,9 +436,11 @@ class Pipeline:
             answer = None if adapter.passthrough else adapter.respond(data, ctx)  # type: ignore[misc]
             out = raw if answer is None else orjson.dumps(answer)
         except orjson.JSONDecodeError:
+            self._bill_broken_answer(rec, observer, provider, config, payload_len)
             raise _Retry(UpstreamFailure("bad_upstream_json", f"{provider.name} returned an answer that is not valid JSON")) from None
         except Exception as exc:  # valid JSON of an unexpected shape
             log.warning("unreadable answer from %s for call %s", provider.name, rec.call_id, exc_info=True)
+            self._bill_broken_answer(rec, observer, provider, config, payload_len)
             raise _Retry(UpstreamFailure("bad_upstream_json", f"{provider.name} returned an answer Downshift cannot read "
                                          f"({type(exc).__name__})")) from None
         # before the answer goes out: a client that has it all hangs up, which would cancel the wait
