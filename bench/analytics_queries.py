@@ -28,7 +28,7 @@ from sqlalchemy import Engine, text
 from app.core.analytics.executors import ExecutorTotals
 from app.core.analytics.executors import key_of as executor_key
 from app.core.analytics.executors import prompt_tokens as prompt_of
-from app.core.analytics.rollup import BatchTotals
+from app.core.analytics.rollup import BatchTotals, usage_key
 from app.core.queries import dashboard, executors
 from app.core.queries import tasks as task_queries
 from app.core.records import CallRecord, ToolCallResult
@@ -115,8 +115,7 @@ def fill(engine: Engine, calls: int, days: float, now: float, seed: int = 1) -> 
         for row in tool_rows:
             if row["result_failed"]:  # as the writer hook counts a failed result reported later
                 r = by_call[row["call_id"]]
-                totals.add_result_failure((int(r.started_at // 3600) * 3600, r.provider or "", r.upstream_model or "",
-                                           r.role or ""), r.task_id)
+                totals.add_result_failure(usage_key(r.started_at, r.provider, r.upstream_model, r.role, r.member), r.task_id)
                 by_context.add_result_failure(executor_key(r.started_at, r.provider, r.upstream_model, prompt_of(r)))
         with engine.begin() as conn:
             raw = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.core.direct_env import mask_key
 from app.core.envexport import export_text
 from app.ui.pages.export import ExportPage
 
@@ -22,8 +23,9 @@ def test_gemini_snippet_and_direct_variant(ctx, proxy, token, qtbot) -> None:  #
     p.agent.setCurrentIndex(p.agent.findData("gemini"))
     assert p.agent.currentText() == "Gemini CLI"
     shown = p.snippet.toPlainText()
-    assert shown == export_text("gemini", "bash", proxy.url, token)
-    assert '"selectedType": "gemini-api-key"' in shown and f"export GEMINI_API_KEY='{token}'" in shown
+    masked = mask_key(token)  # on screen the token is masked; Copy puts the real one on the clipboard
+    assert shown == export_text("gemini", "bash", proxy.url, masked)
+    assert '"selectedType": "gemini-api-key"' in shown and f"export GEMINI_API_KEY='{masked}'" in shown
     spacing = p.snippet.fontMetrics().lineSpacing()
     assert shown.count("\n") * spacing <= p.snippet.height() - 12, "the snippet must fit without scrolling"
     p.grab().save("/tmp/h17g-export-gemini.png")

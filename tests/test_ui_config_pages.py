@@ -425,8 +425,7 @@ def test_export_lists_the_newer_agents(ctx, proxy, token, qtbot) -> None:  # typ
     p.agent.setCurrentIndex(p.agent.findData("cline"))
     text = p.snippet.toPlainText()
     assert "downshift env --agent cline --write" in text and "export CLINE_SESSION_BACKEND_MODE='local'" in text
-    assert text == export_text("cline", "bash", proxy.url, token)
-    p.grab().save("/tmp/h17/export-cline.png")
+    assert text == export_text("cline", "bash", proxy.url, mask_key(token))  # masked on screen
 
 
 # ----------------------------------------------------------------------------------------------- unsaved edits

@@ -82,7 +82,7 @@ def _opencode_settings(v1: str, base: str) -> dict[KeyPath, Any]:
         ("provider", "downshift"): {
             "npm": "@ai-sdk/openai-compatible",
             "name": "Downshift",
-            "options": {"baseURL": v1, "apiKey": "{env:OPENAI_API_KEY}"},
+            "options": {"baseURL": v1, "apiKey": "{env:DOWNSHIFT_API_KEY}"},
             "models": {role: {"name": role} for role in ("default", "plan", "background")},
         },
         ("model",): "downshift/default",
@@ -117,7 +117,7 @@ CONNECTABLE: dict[str, AgentFile] = {
             _claude_settings,
         ),
         AgentFile("codex", "Codex CLI", _codex_file, "toml", "DOWNSHIFT_API_KEY", _codex_settings),
-        AgentFile("opencode", "OpenCode", _opencode_file, "json", "OPENAI_API_KEY", _opencode_settings),
+        AgentFile("opencode", "OpenCode", _opencode_file, "json", "DOWNSHIFT_API_KEY", _opencode_settings),
         AgentFile(
             "aider", "Aider", lambda: _home() / ".aider.conf.yml", "yaml", "OPENAI_API_KEY", _aider_settings
         ),
