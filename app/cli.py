@@ -551,6 +551,12 @@ def cmd_statusline(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_codex_notify(args: argparse.Namespace) -> int:
+    from app.codex_notify import main as notify
+
+    return notify(args.payload)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from app.demo import run
 
@@ -682,6 +688,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("statusline", cmd_statusline, "one status line for Claude Code (reads its status JSON on stdin); "
             "`install` / `uninstall` set it in Claude Code's settings.json")
     p.add_argument("action", choices=("install", "uninstall"), nargs="?")
+    p = add("codex-notify", cmd_codex_notify, "Codex's notify program: this session's figures as a desktop "
+            "notification and in codex-status.txt (notify = [\"downshift\", \"codex-notify\"] in config.toml)")
+    p.add_argument("payload", nargs="*", help="the JSON Codex passes after a finished turn")
     p = add("demo", cmd_demo, "the app on a simulated provider and scripted agents, in a throw-away config and log")
     p.add_argument("--headless", action="store_true", help="no window: run the traffic, then print a summary")
     p.add_argument("--seconds", type=positive_number(86_400), help="stop after this long (default: 20 headless, until quit with a window)")

@@ -10,6 +10,8 @@ Configured as docs/agents.md says: $CODEX_HOME/config.toml from `codex_config()`
 from __future__ import annotations
 
 import re
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -186,3 +188,35 @@ def test_upstream_error_reaches_codex(codex, mock, core) -> None:  # type: ignor
     assert not (codex.workdir / "out.txt").exists()
     rows = logged_calls(core)
     assert rows and all((r["outcome"], r["status"]) == ("error", 400) for r in rows)
+
+
+def test_notify_shows_the_sessions_figures(tmp_path: Path, proxy, config_path: Path, token: str, mock, core) -> None:  # type: ignore[no-untyped-def]
+    """`notify = [..., "codex-notify"]`: after each finished turn Codex runs Downshift with its thread id (the
+    session id it sends), and the session's figures land in codex-status.txt for a status bar or prompt."""
+    binary = require("Codex CLI (npm @openai/codex)", codex_binary())
+    home = tmp_path / "codex-home"
+    home.mkdir()
+    notify = f'notify = ["{sys.executable}", "-m", "app", "codex-notify"]\n'
+    (home / "config.toml").write_text(notify + TEST_ROOT_KEYS + codex_config(proxy.url) + TEST_PROVIDER_KEYS + TEST_TABLES)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    variables = {
+        **downshift_env("codex", config_path, proxy.url, token),
+        "CODEX_HOME": str(home),
+        "DOWNSHIFT_CONFIG": str(config_path),
+        "DOWNSHIFT_DB_URL": core.db_url,
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
+    env = sealed_env(tmp_path / "home", variables)
+    mock.default = tool_round_trip(Reply(text="Hello.", usage=Usage(prompt=100_000, completion=2_000)), Reply(text="x"))
+    run = run_agent([binary, "exec", "--skip-git-repo-check", "say hello"], cwd=workdir, env=env)
+    assert run.returncode == 0, run.report()
+    (row,) = logged_calls(core)
+    assert row["session_key"] == f"session:{session_id(run)}" and row["cost_usd"] > 0
+    status = tmp_path / "home" / ".local" / "share" / "downshift" / "codex-status.txt"
+    deadline = time.monotonic() + 15
+    while not status.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert status.exists(), run.report()
+    line = status.read_text()
+    assert "cheap" in line and f"${row['cost_usd']:.2f}" in line, line

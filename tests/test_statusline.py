@@ -327,3 +327,16 @@ def test_session_endpoint_gives_the_same_figures(served, core, config_path: Path
     assert figures["line"] == line.split(" ⚠")[0]  # the same line, less the proxy check the CLI adds
     assert (unknown["model"], unknown["session_cost_usd"]) == (None, None)
     assert len(logged_calls(core)) == 3  # polling is not logged as calls
+
+
+def test_codex_notify_ignores_other_notifications_and_never_fails(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Codex's notify program must not break Codex: other notification types, garbage or a missing log give
+    exit 0 and no traceback."""
+    from app import codex_notify
+
+    env = {"XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config"), "PATH": ""}
+    assert codex_notify.main(['{"type": "approval-requested", "thread-id": "x"}'], env) == 0
+    assert codex_notify.main(["not json"], env) == 0
+    assert codex_notify.main([], env) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    assert not (tmp_path / "data" / "downshift" / "codex-status.txt").exists()
