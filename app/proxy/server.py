@@ -592,17 +592,19 @@ class ProxyThread:
                                      auto_decompress=False)  # `_read_body` decodes, answering errors in the caller's shape
         await self._runner.setup()
         self.server.guard.install(self._runner.server)
-        site = web.TCPSite(self._runner, self.host, self.requested_port, reuse_address=True, backlog=1024)
-        await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        self.port = sockets[0].getsockname()[1] if sockets else self.requested_port
-        runtime.record(self.core.config_path, self.host, self.port)
-        self._ready.set()
-        try:
-            await self._stop_event.wait()
+        try:  # the guard's sweep stops however this ends (a port already taken included)
+            site = web.TCPSite(self._runner, self.host, self.requested_port, reuse_address=True, backlog=1024)
+            await site.start()
+            sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+            self.port = sockets[0].getsockname()[1] if sockets else self.requested_port
+            runtime.record(self.core.config_path, self.host, self.port)
+            self._ready.set()
+            try:
+                await self._stop_event.wait()
+            finally:
+                runtime.clear(self.core.config_path, self.port)
         finally:
             self.server.guard.stop()
-            runtime.clear(self.core.config_path, self.port)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Thread-safe: in-flight calls get `shutdown_timeout` to finish, then are logged as cancelled."""
