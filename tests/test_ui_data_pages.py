@@ -351,11 +351,16 @@ def test_tasks_page_lists_tasks_shows_their_calls_and_sets_outcomes(
     row = page.proxy.mapFromSource(page.model.index(page.model.find(task_id), 0)).row()
     page._context_menu(page.table.visualRect(page.proxy.index(row, 0)).center())
     menu = page.findChildren(QMenu)[-1]
-    assert [a.text() for a in menu.actions()] == ["Reopen", "Mark finished", "Mark abandoned"]
-    assert [a.isChecked() for a in menu.actions()] == [False, True, False]
-    menu.actions()[0].trigger()
+    actions = [a for a in menu.actions() if not a.isSeparator()]
+    assert [a.text() for a in actions] == ["Rename…", "Reopen", "Mark finished", "Mark abandoned"]
+    assert [a.isChecked() for a in actions[1:]] == [False, True, False]
+    actions[1].trigger()
     qtbot.waitUntil(lambda: page.model.rows[page.model.find(task_id)]["outcome"] is None, timeout=3000)
     menu.close()
+
+    page.rename(task_id, "  Fix the   login page ")  # what Rename… (or a double-click on the name) saves
+    qtbot.waitUntil(lambda: page.model.rows[page.model.find(task_id)]["label"] == "Fix the login page", timeout=3000)
+    assert task_queries.get_task(stack.core.db, task_id)["label"] == "Fix the login page"
 
     page.set_outcome(by_label["add-export"]["id"], "abandoned")
     qtbot.waitUntil(lambda: page.model.rows[page.model.find(by_label["add-export"]["id"])]["outcome"] == "abandoned",

@@ -67,6 +67,14 @@ def set_outcome(engine: Engine, task_id: int, outcome: str | None) -> None:
             raise KeyError(f"no task with id {task_id}")
 
 
+def rename_task(engine: Engine, task_id: int, label: str) -> None:
+    """Give a task the user's own name (an empty name clears it: the task is shown by its id)."""
+    label = " ".join(label.split())[:200]
+    with engine.begin() as conn:
+        if conn.execute(update(Task).where(Task.id == task_id).values(label=label or None)).rowcount == 0:
+            raise KeyError(f"no task with id {task_id}")
+
+
 def cost_per_task(engine: Engine, *, since: float, member: str | None = None) -> dict[str, Any]:
     """Cost of each task started since `since` (tasks with at least one call), and per outcome its count,
     mean and median, and how many of those tasks' calls had no price (left out of the cost) or were priced

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QHeaderView,
+    QInputDialog,
     QLabel,
     QMenu,
     QSplitter,
@@ -127,6 +128,7 @@ class TasksPage(QWidget):
         for col, width in enumerate((220, 110, 100, 60, 80, 110, 90)):
             self.table.setColumnWidth(col, width)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.doubleClicked.connect(self._double_clicked)
 
         self.calls = CallsModel(ctx.core.db, ctx.background, flt=CallFilter(task_id=-1), parent=self)
         self.calls_table = QTableView()
@@ -281,6 +283,10 @@ class TasksPage(QWidget):
             return
         task = self.model.row(self.proxy.mapToSource(index).row())
         menu = QMenu(self)
+        rename = QAction("Rename…", menu)
+        rename.triggered.connect(lambda _=False, t=task: self._ask_rename(t))
+        menu.addAction(rename)
+        menu.addSeparator()
         for label, value in OUTCOMES:
             action = QAction("Reopen" if value is None else f"Mark {label.lower()}", menu)
             action.setCheckable(True)
@@ -288,6 +294,21 @@ class TasksPage(QWidget):
             action.triggered.connect(lambda _=False, v=value, t=task["id"]: self.set_outcome(t, v))
             menu.addAction(action)
         menu.popup(self.table.viewport().mapToGlobal(pos))
+
+    def _double_clicked(self, index: QModelIndex) -> None:
+        if index.column() == 0:  # the name column: rename, as in a file manager
+            self._ask_rename(self.model.row(self.proxy.mapToSource(index).row()))
+
+    def _ask_rename(self, task: Row) -> None:
+        label, ok = QInputDialog.getText(self, "Rename task", "Task name:", text=task.get("label") or "")
+        if ok:
+            self.rename(task["id"], label)
+
+    def rename(self, task_id: int, label: str) -> None:
+        """Save a task's new name in the background; the list refreshes when it is stored."""
+        engine = self.ctx.core.db
+        self.write_flight.run(lambda: tasks.rename_task(engine, task_id, label), self._outcome_saved,
+                              lambda exc: self.message.error(f"Could not rename the task: {exc}"), queue_latest=True)
 
     def set_outcome(self, task_id: int, outcome: str | None) -> None:
         engine = self.ctx.core.db
