@@ -380,6 +380,38 @@ def test_tasks_page_lists_tasks_shows_their_calls_and_sets_outcomes(
 
 # --------------------------------------------------------------------------------------- dashboard
 
+def test_tasks_page_compares_cost_per_finished_task_by_preset(
+        qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    """"cheap: $x per finished task at 50% tool failures; premium: $y at 0%": the preset choice in one line."""
+    mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"file": "a.py"})]))  # a schema failure
+    assert chat(stack.ctx, task="cheap-job", tools=True).status_code == 200
+    mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"path": "a.py"})]))
+    assert chat(stack.ctx, task="cheap-job", tools=True).status_code == 200
+    assert chat(stack.ctx, task="cheap-open").status_code == 200  # not finished: not counted
+    stack.wait_logged(3)
+    stack.core.config_store.update(lambda c: c.with_active("premium"))
+    mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"path": "a.py"})]))
+    assert chat(stack.ctx, task="premium-job", tools=True).status_code == 200
+    stack.wait_logged(4)
+    ids = {t["label"]: t["id"] for t in task_queries.list_tasks(stack.core.db)}
+    for label in ("cheap-job", "premium-job"):
+        task_queries.set_outcome(stack.core.db, ids[label], "finished")
+
+    rows = task_queries.finished_cost_by_preset(stack.core.db, since=0.0)
+    by = {r["preset"]: r for r in rows}
+    assert set(by) == {"cheap", "premium"}
+    assert (by["cheap"]["tasks"], by["cheap"]["tool_calls"], by["cheap"]["failure_rate"]) == (1, 2, 0.5)
+    assert (by["premium"]["tasks"], by["premium"]["failure_rate"]) == (1, 0.0)
+    assert by["premium"]["per_task"] > by["cheap"]["per_task"] > 0  # cheapest first
+    assert [r["preset"] for r in rows] == ["cheap", "premium"]
+
+    page = stack.open(qtbot, TasksPage)
+    qtbot.waitUntil(lambda: "premium:" in page.by_preset.text(), timeout=3000)
+    text = page.by_preset.text()
+    assert text.startswith("cheap: $") and " per finished task at 50% tool failures (1 task); premium: $" in text
+    assert text.endswith(" at 0% tool failures (1 task)")
+
+
 def test_dashboard_charts_update_in_place_switch_stacking_and_hover(
         qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
     assert chat(stack.ctx, "default").status_code == 200

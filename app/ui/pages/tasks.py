@@ -168,11 +168,16 @@ class TasksPage(QWidget):
         split.setStretchFactor(1, 1)
         split.setChildrenCollapsible(False)
 
+        self.by_preset = QLabel()
+        self.by_preset.setAccessibleName("Cost per finished task by preset")
+        self.by_preset.setWordWrap(True)
+        self.by_preset.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message = MessageLine()
         layout = QVBoxLayout(self)
         layout.addWidget(heading("Tasks", "Units of agent work. Mark a task finished or abandoned so the dashboard "
                                           "can show what a finished task costs."))
         layout.addLayout(bar)
+        layout.addWidget(self.by_preset)
         layout.addWidget(self.message)
         layout.addWidget(split, 1)
 
@@ -206,15 +211,18 @@ class TasksPage(QWidget):
     def refresh(self) -> None:
         span, engine = self.since_box.currentData(), self.ctx.core.db
         since = None if span is None else time.time() - span
-        def query() -> tuple[float | None, list[Row], list[list[QStandardItem]]]:
+        def query() -> tuple[float | None, list[Row], list[list[QStandardItem]], str]:
             rows = tasks.list_tasks(engine, since=since, limit=2000)
-            return span, rows, self.model.make_all(rows)  # cells built here, off the GUI thread
+            presets = tasks.finished_cost_by_preset(engine, since=since or 0.0)
+            compare = tasks.preset_comparison_text(presets, fmt_money)
+            return span, rows, self.model.make_all(rows), compare  # cells built here, off the GUI thread
 
         if self.flight.run(query, self._loaded, self._failed, queue_latest=True):
             self.dirty = False
 
-    def _loaded(self, result: tuple[float | None, list[Row], list[list[QStandardItem]]]) -> None:
-        span, rows, cells = result
+    def _loaded(self, result: tuple[float | None, list[Row], list[list[QStandardItem]], str]) -> None:
+        span, rows, cells, compare = result
+        self.by_preset.setText(compare or "Mark tasks finished to compare what a finished task costs per preset.")
         if span != self.since_box.currentData():
             return
         selected = self.selected_task()
