@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QApplication, QMenu, QWidget
 from test_queries_calls import fill_synthetic_calls
 
 from app.core.engine import Core
+from app.core.queries import dashboard as dashboard_queries
 from app.core.queries import tasks as task_queries
 from app.core.storage.db import MIGRATIONS
 from app.proxy.server import ProxyThread
@@ -30,7 +31,7 @@ from app.ui.bridge import CoreBridge
 from app.ui.context import UiContext
 from app.ui.models import fmt_money
 from app.ui.pages.calls import CallsPage
-from app.ui.pages.dashboard import DashboardPage
+from app.ui.pages.dashboard import DASHBOARD_RANGES, DashboardPage, fitting_range
 from app.ui.pages.tasks import TasksPage
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
@@ -419,7 +420,7 @@ def test_dashboard_charts_update_in_place_switch_stacking_and_hover(
     mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"path": 1})]))
     assert chat(stack.ctx, "default", tools=True).status_code == 200
     dash = stack.open(qtbot, DashboardPage)
-    dash.range_box.setCurrentIndex(0)  # last hour, minute buckets
+    dash.range_box.setCurrentIndex(1)  # last hour, minute buckets
     qtbot.waitUntil(lambda: dash.last_data is not None and dash.last_data["range"].span_s == 3600
                     and dash.tiles["calls"].value.text() == "3", timeout=5000)
     assert set(dash.spend.series) == {"qwen/qwen3-coder", "deepseek/deepseek-chat"}
@@ -447,9 +448,58 @@ def test_dashboard_charts_update_in_place_switch_stacking_and_hover(
     dash.spend.show_hover_at(QPointF(-50, -50))
     assert not dash.spend.hover.isVisible()
 
-    dash.range_box.setCurrentIndex(3)
+    dash.range_box.setCurrentIndex(4)
     qtbot.waitUntil(lambda: dash.last_data["range"].span_s == 30 * 86400, timeout=3000)
     assert dash.spend.bucket_s == 86400 and len(dash.spend.buckets) in (30, 31)
+
+
+def test_dashboard_range_fits_the_data_has_15_minutes_y_from_0_and_counts_in_tooltips(
+        qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    """A fresh install's first calls fill the chart (not a sliver at the right of 24 hours); the axes start at 0;
+    a bar's tooltip says how many calls it stands on, a failure-rate point how many tool calls."""
+    assert [dash_range.label for dash_range in DASHBOARD_RANGES][:2] == ["Last 15 minutes", "Last hour"]
+    assert fitting_range(None, 1e9) is None
+    assert [fitting_range(1e9 - age, 1e9) for age in (60, 1800, 3 * 3600, 3 * 86400, 90 * 86400)] == [0, 1, 2, 3, 4]
+
+    empty = stack.open(qtbot, DashboardPage)
+    qtbot.waitUntil(lambda: empty.last_data is not None, timeout=5000)
+    assert empty.time_range.span_s == 86400 and not empty.range_fitted  # no data: 24 hours, fitted later
+    for chart in (empty.spend, empty.failures, empty.cost_per_task):
+        assert chart.plotItem.vb.viewRange()[1][0] == 0, chart.title
+
+    mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"path": 1})]))
+    assert chat(stack.ctx, "default", tools=True).status_code == 200
+    mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"path": "a.py"})]))
+    assert chat(stack.ctx, "default", tools=True).status_code == 200
+    assert chat(stack.ctx, "default").status_code == 200
+    stack.wait_logged(3)
+    assert dashboard_queries.first_activity(stack.core.db, since=time.time() - 86400) > time.time() - 60
+
+    dash = stack.open(qtbot, DashboardPage)
+    qtbot.waitUntil(lambda: dash.last_data is not None and dash.last_data["range"].span_s == 900, timeout=5000)
+    assert dash.range_box.currentText() == "Last 15 minutes" and dash.spend.bucket_s == 30
+    for chart in (dash.spend, dash.failures, dash.cost_per_task):
+        assert chart.plotItem.vb.viewRange()[1][0] == 0, chart.title
+    dash.range_box.setCurrentIndex(1)  # a pick by hand stays
+    qtbot.waitUntil(lambda: dash.last_data["range"].span_s == 3600, timeout=3000)
+    assert dash.range_fitted
+
+    i = int((dash.last_data["now"] - dash.spend.buckets[0]) // dash.spend.bucket_s)
+    if sum(float(v[i]) for v in dash.spend.series.values()) == 0:
+        i -= 1  # the calls fell in the minute before
+    x = float(dash.spend.buckets[i] + dash.spend.bucket_s / 2)
+    dash.spend.show_hover_at(dash.spend.plotItem.vb.mapViewToScene(QPointF(x, 0)))
+    calls = dash.last_data["spend"]["calls"]
+    assert sum(calls) == 3 and calls[i] > 0
+    assert f"from {calls[i]} call" in dash.spend.hover.text(), dash.spend.hover.text()
+    counts = dash.last_data["failures"]["tool_calls"]["qwen/qwen3-coder"]
+    assert sum(counts) == 2
+    j = max(range(len(counts)), key=lambda k: counts[k])
+    x = float(dash.failures.buckets[j] + dash.failures.bucket_s / 2)
+    dash.failures.show_hover_at(dash.failures.plotItem.vb.mapViewToScene(QPointF(x, 0)))
+    rate = dash.failures.series["qwen/qwen3-coder"][j]
+    want = f"qwen/qwen3-coder: {rate:.1f}% of {counts[j]} tool call"
+    assert want in dash.failures.hover.text(), dash.failures.hover.text()
 
 
 def test_dashboard_queries_never_overlap(qtbot: Any, stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -459,12 +509,12 @@ def test_dashboard_queries_never_overlap(qtbot: Any, stack: Stack, monkeypatch: 
     running, most = [0], [0]
     real = dashboard_page.snapshot
 
-    def slow(*args: Any) -> dict[str, Any]:
+    def slow(*args: Any, **kwargs: Any) -> dict[str, Any]:
         running[0] += 1
         most[0] = max(most[0], running[0])
         time.sleep(0.35)
         try:
-            return real(*args)
+            return real(*args, **kwargs)
         finally:
             running[0] -= 1
 
