@@ -497,3 +497,33 @@ def test_a_page_can_send_the_user_to_another(gui, qtbot) -> None:  # type: ignor
     gui.window.show_page("settings")
     gui.ctx.bridge.navigate.emit("export")  # the empty states' "Connect an agent…"
     assert gui.window.current_page() == "export"
+
+
+def test_the_help_menu_opens_the_readme_at_its_sections(gui, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Each Help action opens README.md at the anchor of a heading the README really has."""
+    from PySide6.QtGui import QDesktopServices
+
+    from app.ui import help as help_menu
+
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    assert readme == help_menu.README
+    anchors = {help_menu.slug(line.lstrip("#").strip()) for line in readme.read_text().splitlines()
+               if line.startswith("#")}
+    assert help_menu.slug("Quick start (headless)") == "quick-start-headless"
+    assert help_menu.slug("One click: connect an agent") == "one-click-connect-an-agent"
+    menu = next(a.menu() for a in gui.window.menuBar().actions() if a.text() == "&Help")
+    titles = [a.text() for a in menu.actions() if not a.isSeparator()]
+    assert titles[0] == "&Read me" and titles[-1] == "&About Downshift" and "&Connect an agent" in titles
+
+    opened: list[str] = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", staticmethod(lambda url: opened.append(url.toString()) or True))
+    for action in gui.window.help_actions:
+        assert action.isEnabled()
+        action.trigger()
+    assert opened[0] == f"file://{readme}"
+    fragments = [u.split("#", 1)[1] for u in opened[1:]]
+    assert len(fragments) == len(help_menu.SECTIONS) and set(fragments) <= anchors, set(fragments) - anchors
+    assert "one-click-connect-an-agent" in fragments and "team-mode" in fragments
+
+    off = help_menu.add_help_actions(menu, Path("/nonexistent/README.md"))  # an installed copy has no README
+    assert not any(a.isEnabled() for a in off) and "is not there" in off[0].toolTip()

@@ -147,6 +147,9 @@ class MainWindow(QMainWindow):
             self.page_actions[spec.key] = action
         self.addActions([close, quit_, *self.page_actions.values()])  # shortcuts work with the menu bar hidden
         help_menu = self.menuBar().addMenu("&Help")
+        from app.ui.help import add_help_actions
+
+        self.help_actions = add_help_actions(help_menu)
         about = help_menu.addAction("&About Downshift")
         about.triggered.connect(self._about)
 
