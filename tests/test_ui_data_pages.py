@@ -821,3 +821,44 @@ def test_the_health_row_shows_errors_fallbacks_tool_failures_and_budgets_and_lin
     settle(qtbot, calls.model)
     assert calls.outcome_box.currentData() == "error" and not calls.failures_box.isChecked()
     assert calls.model.rowCount() == 0
+
+
+# ------------------------------------------------------------------------------------------- budgets
+
+def test_budgets_page_shows_progress_and_a_reached_limit_warns_until_dismissed(
+        qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    """Budgets apply to all presets: their own page, a bar per budget, and a warning that stays up once a
+    limit is reached, until dismissed (for that period)."""
+    from dataclasses import replace
+
+    from app.core.config import Budget
+    from app.ui.main_window import PAGES
+    from app.ui.pages.budgets import BudgetsPage
+
+    assert "budgets" in [p.key for p in PAGES]
+    page = stack.open(qtbot, BudgetsPage)
+    qtbot.waitUntil(lambda: page.empty.isVisible(), timeout=3000)
+    assert not page.bars and not page.warning.isVisible()
+
+    stack.core.config_store.update(lambda c: replace(c, budgets=(
+        Budget("day", 1000.0), Budget("month", 0.001, action="warn", provider="cheapco"))))
+    mock.enqueue(Reply(usage=Usage(1000, 100), cost=0.002))
+    assert chat(stack.ctx).status_code == 200
+    stack.wait_logged(1)
+    page.refresh()
+    qtbot.waitUntil(lambda: len(page.bars) == 2, timeout=3000)
+    daily, monthly = page.rows
+    assert daily["spent"] > 0 and not daily["reached"] and page.bars[0].value() == 0
+    assert page.bars[0].format().endswith(" of $1,000 (0%)")
+    assert monthly["reached"] and page.bars[1].value() == 100
+    assert page.warning.isVisible() and "Monthly budget of $0.00 for cheapco reached" in page.warning_text.label.text()
+
+    page.refresh()  # still reached on the next refresh: the warning stays
+    qtbot.waitUntil(lambda: page.flight.running is False, timeout=3000)
+    qtbot.wait(50)
+    assert page.warning.isVisible()
+    page.dismiss_button.click()
+    assert not page.warning.isVisible()
+    page.refresh()
+    qtbot.wait(200)
+    assert not page.warning.isVisible() and len(page.bars) == 2  # dismissed for this month

@@ -47,6 +47,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("calls", "Calls", "app.ui.pages.calls", "CallsPage"),
     PageSpec("tasks", "Tasks", "app.ui.pages.tasks", "TasksPage"),
     PageSpec("executors", "Executors", "app.ui.pages.executors", "ExecutorsPage"),
+    PageSpec("budgets", "Budgets", "app.ui.pages.budgets", "BudgetsPage"),
     PageSpec("providers", "Providers", "app.ui.pages.providers", "ProvidersPage"),
     PageSpec("presets", "Presets", "app.ui.pages.presets", "PresetsPage"),
     PageSpec("export", "Export", "app.ui.pages.export", "ExportPage"),
@@ -141,7 +142,9 @@ class MainWindow(QMainWindow):
         go = self.menuBar().addMenu("&Go")
         self.page_actions: dict[str, QAction] = {}
         for i, spec in enumerate(PAGES):
-            action = QAction(spec.title, self, shortcut=QKeySequence(f"Ctrl+{i + 1}"))
+            action = QAction(spec.title, self)
+            if i < 9:  # Ctrl+1..9; a tenth page is a click away
+                action.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
             action.triggered.connect(lambda _=False, k=spec.key: self.show_page(k))
             go.addAction(action)
             self.page_actions[spec.key] = action
