@@ -530,3 +530,22 @@ def test_the_help_menu_opens_the_readme_at_its_sections(gui, monkeypatch: pytest
 
     off = help_menu.add_help_actions(menu, Path("/nonexistent/README.md"))  # an installed copy has no README
     assert not any(a.isEnabled() for a in off) and "is not there" in off[0].toolTip()
+
+
+def test_a_reached_budget_stays_in_the_window_until_dismissed(chat, gui, core, token, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """The proxy's "Budget reached" notice becomes a banner above every page (a tray bubble fades; no tray,
+    no bubble), with a way to the Budgets page, until the user dismisses it."""
+    from app.core.config import Budget
+
+    window = gui.window
+    assert not window.budget_banner.isVisible()
+    core.config_store.update(lambda c: replace(c, budgets=(Budget("month", 1e-9, action="warn"),)))
+    qtbot.waitUntil(lambda: core.config.budgets != (), timeout=3000)
+    assert chat(token).status_code == 200
+    qtbot.waitUntil(window.budget_banner.isVisible, timeout=5000)
+    assert "monthly budget of $0.00 is reached" in window.budget_message.label.text()
+    window.show_page("calls")
+    qtbot.wait(50)
+    assert window.budget_banner.isVisible()  # whatever the page
+    window.budget_dismiss.click()
+    assert not window.budget_banner.isVisible()

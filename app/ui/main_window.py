@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QPushButton,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -108,6 +109,8 @@ class MainWindow(QMainWindow):
         outer_layout.setContentsMargins(0, 0, 0, 0)
         outer_layout.setSpacing(0)
         outer_layout.addWidget(self.health)
+        self.budget_banner = self._budget_banner()
+        outer_layout.addWidget(self.budget_banner)
         outer_layout.addWidget(central, 1)
         self.health.setContentsMargins(12, 6, 12, 0)
         self.setCentralWidget(outer)
@@ -123,6 +126,37 @@ class MainWindow(QMainWindow):
         ctx.bridge.pausedChanged.connect(self.refresh_status)
         self.refresh_status()
         self.restore_state()
+
+    # ------------------------------------------------------------------------------------------- budgets
+
+    def _budget_banner(self) -> QWidget:
+        """A reached budget (the proxy's "Budget reached" notice) stays in view, whatever the page, until
+        dismissed: a tray bubble fades, and a desktop without a tray shows none."""
+        banner = QFrame()
+        banner.setObjectName("budgetWarning")
+        banner.setFrameShape(QFrame.Shape.StyledPanel)
+        row = QHBoxLayout(banner)
+        row.setContentsMargins(12, 4, 12, 4)
+        self.budget_message = MessageLine()
+        show = QPushButton("&Budgets")
+        show.clicked.connect(lambda: self.show_page("budgets"))
+        dismiss = QPushButton("Dismiss")
+        dismiss.clicked.connect(banner.hide)
+        row.addWidget(self.budget_message, 1)
+        row.addWidget(show)
+        row.addWidget(dismiss)
+        self.budget_dismiss = dismiss
+        banner.hide()
+        self.ctx.bridge.notice.connect(self._notice)
+        return banner
+
+    def _notice(self, title: str, message: str) -> None:
+        if title != "Budget reached":
+            return
+        shown = self.budget_message.label.text() if self.budget_banner.isVisible() else ""
+        if message not in shown:  # several budgets reached: all of them, until dismissed
+            self.budget_message.show_message("error", f"{shown} {message}".strip())
+        self.budget_banner.show()
 
     # ------------------------------------------------------------------------------------------- actions
 
