@@ -320,7 +320,7 @@ def test_a_million_calls_open_at_once_and_scrolling_fetches_pages(
 # ------------------------------------------------------------------------------------------- tasks
 
 def test_tasks_page_lists_tasks_shows_their_calls_and_sets_outcomes(
-        qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
+        qtbot: Any, stack: Stack, mock: Any, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     for _ in range(3):
         mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"path": "a.py"})]))
         assert chat(stack.ctx, task="fix-login", tools=True).status_code == 200
@@ -359,7 +359,13 @@ def test_tasks_page_lists_tasks_shows_their_calls_and_sets_outcomes(
     qtbot.waitUntil(lambda: page.model.rows[page.model.find(task_id)]["outcome"] is None, timeout=3000)
     menu.close()
 
-    page.rename(task_id, "  Fix the   login page ")  # what Rename… (or a double-click on the name) saves
+    from app.ui import dialogs
+
+    asked: list[str] = []
+    monkeypatch.setattr(dialogs, "ask_text", lambda _p, _t, _l, text="": asked.append(text) or "  Fix the   login page ")
+    row = page.proxy.mapFromSource(page.model.index(page.model.find(task_id), 0)).row()
+    page.table.doubleClicked.emit(page.proxy.index(row, 0))  # a double-click on the name renames
+    assert asked == ["fix-login"]
     qtbot.waitUntil(lambda: page.model.rows[page.model.find(task_id)]["label"] == "Fix the login page", timeout=3000)
     assert task_queries.get_task(stack.core.db, task_id)["label"] == "Fix the login page"
 

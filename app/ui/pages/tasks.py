@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QHeaderView,
-    QInputDialog,
     QLabel,
     QMenu,
     QSplitter,
@@ -308,8 +307,10 @@ class TasksPage(QWidget):
             self._ask_rename(self.model.row(self.proxy.mapToSource(index).row()))
 
     def _ask_rename(self, task: Row) -> None:
-        label, ok = QInputDialog.getText(self, "Rename task", "Task name:", text=task.get("label") or "")
-        if ok:
+        from app.ui import dialogs
+
+        label = dialogs.ask_text(self, "Rename task", "Task name:", task.get("label") or "")
+        if label is not None:
             self.rename(task["id"], label)
 
     def rename(self, task_id: int, label: str) -> None:
