@@ -73,6 +73,7 @@ def test_a_task_is_labelled_from_its_first_prompt(proxy, token, core) -> None:  
     messages_api(proxy, token, later, model="premium/claude-sonnet-4-5", headers={"x-claude-code-session-id": "s-1"})
     chat(proxy, token, [{"role": "system", "content": "You are aider."}, {"role": "user", "content": "  add\n a test "}])
     chat(proxy, token, user("named anyway"), headers={"X-Downshift-Task": "release-1.2"})
+    chat(proxy, token, user("use sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123 to deploy"))
     ids = _task_of_each_call(core)
     tasks = _tasks(core)
     assert ids[0] == ids[1]
@@ -81,6 +82,7 @@ def test_a_task_is_labelled_from_its_first_prompt(proxy, token, core) -> None:  
     assert len(label) <= 60
     assert tasks[ids[2]]["label"] == "add a test"
     assert tasks[ids[3]]["label"] == "release-1.2"
+    assert "abcdefghij" not in tasks[ids[4]]["label"] and tasks[ids[4]]["label"].startswith("use sk-ant-")
 
 
 def test_idle_gap_starts_a_new_task(proxy, token, core, config_path, mock) -> None:  # type: ignore[no-untyped-def]

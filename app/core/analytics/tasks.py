@@ -30,6 +30,7 @@ import orjson
 from sqlalchemy import Connection, Engine, insert
 
 from app.core.records import CallRecord
+from app.core.redact import redact_text
 from app.core.storage.dialect import is_postgres, pg
 from app.core.storage.models import Task
 
@@ -222,7 +223,8 @@ class _Batch:
             self.by_key[(member, key)] = self._one(self.sql["by_key"], (member, key))
         task = self.by_key[(member, key)]
         if task is None or not self._fresh(task, rec.started_at):
-            label = key[5:] if source == "header" else rec.task_label
+            # a prompt may quote a key: the label is masked by the key patterns, once per new task
+            label = key[5:] if source == "header" else redact_text(rec.task_label, [])
             self.cur.execute(self.sql["insert"], (key, source, label, rec.started_at, rec.started_at, member))
             task_id = self.cur.fetchone()[0] if self.sql is _PG_SQL else self.cur.lastrowid
             task = [task_id, rec.started_at]
