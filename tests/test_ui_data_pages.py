@@ -630,7 +630,19 @@ def test_render_pages_to_png(qtbot: Any, tmp_path: Path, mock: Any) -> None:  # 
         tasks.calls_table.selectRow(0)
         qtbot.waitUntil(lambda: tasks.detail.data is not None, timeout=5000)
         assert tasks.grab().save(str(SCREENSHOTS / "tasks.png"))
-        for name in ("dashboard", "dashboard-dark", "calls", "tasks"):
+        from dataclasses import replace
+
+        from app.core.config import Budget
+        from app.ui.pages.budgets import BudgetsPage
+
+        s.core.config_store.update(lambda c: replace(c, budgets=(
+            Budget("day", 20.0, action="switch", switch_to="cheap"), Budget("month", 150.0),
+            Budget("day", 5.0, action="block", provider="premium"))))
+        budgets = s.open(qtbot, BudgetsPage, (900, 600))
+        qtbot.waitUntil(lambda: len(budgets.bars) == 3, timeout=5000)
+        qtbot.wait(100)
+        assert budgets.grab().save(str(SCREENSHOTS / "budgets-page.png"))
+        for name in ("dashboard", "dashboard-dark", "calls", "tasks", "budgets-page"):
             assert (SCREENSHOTS / f"{name}.png").stat().st_size > 20_000
     finally:
         s.close()
