@@ -114,9 +114,10 @@ def prompt_label(data: dict[str, Any], client_api: str) -> str | None:
         if not isinstance(m, dict) or m.get("role") != "user":
             continue
         for text in _texts(m.get("content")):
-            words = text.split()
-            if not words or words[0].startswith("<"):
+            text = text.lstrip()
+            if not text or text.startswith("<"):
                 continue
+            words = text[: LABEL_CHARS * 2].split()  # only the head: a pasted file costs nothing more
             label = " ".join(words)
             if len(label) <= LABEL_CHARS:
                 return label
