@@ -100,3 +100,32 @@ def test_unknown_provider_and_unreachable_model(core, config_path, capsys) -> No
     assert cli(["probe", "nobody/model", "--config", str(config_path), "--db", core.db_url]) == 2
     outcomes = run_probes(core.config, Target("deadco", "x"), None, timeout=2)
     assert not any(o.passed for o in outcomes) and "request failed" in outcomes[0].detail
+
+
+def test_the_battery_cost_is_estimated_before_anything_is_sent(core, mock) -> None:  # type: ignore[no-untyped-def]
+    """The estimate counts each probe's request offline (the long-context one is ~25k tokens) plus the multi-turn
+    follow-up, and prices them at the model's price; nothing reaches the provider."""
+    from app.core import tokens
+    from app.core.analytics.probe import MAX_TOKENS, PROBES, ProbeClient, estimate
+    from app.core.pricing import resolve_price
+
+    target = Target("cheapco", "qwen/qwen3-coder")
+    est = estimate(core.config, target)
+    assert mock.requests == []
+    provider = core.config.providers["cheapco"]
+    client = ProbeClient(core.config, provider, target.model, None, None)  # type: ignore[arg-type]
+    counts = [tokens.count_openai_request(client.body(p, [{"role": "user", "content": p.prompt}])) for p in PROBES]
+    assert est.requests == len(PROBES) + 1  # multi_turn sends a second request
+    assert est.input_tokens > sum(counts) > 20_000
+    price = resolve_price(core.config, provider, target.model).price
+    assert price is not None and est.price_source in ("listed", "table")
+    floor = (sum(counts) * price.input + est.requests * MAX_TOKENS * price.output) / 1e6
+    assert est.max_cost_usd is not None and est.max_cost_usd >= floor > 0
+    assert est.cost_usd is not None and 0 < est.cost_usd < est.max_cost_usd
+    text = est.describe()
+    assert text.startswith(f"6 probes, 7 requests, about {est.input_tokens:,} input") and "at most $" in text
+
+    unknown = estimate(core.config, Target("cheapco", "no-such/model-xyz"))
+    assert unknown.cost_usd is None and "cannot be estimated" in unknown.describe()
+    with pytest.raises(KeyError):
+        estimate(core.config, Target("nope", "m"))

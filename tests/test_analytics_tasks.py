@@ -62,6 +62,29 @@ def test_fingerprint_is_system_prompt_and_first_user_message(proxy, token, core)
     assert _tasks(core)[ids[0]]["source"] == "fingerprint"
 
 
+def test_a_task_is_labelled_from_its_first_prompt(proxy, token, core) -> None:  # type: ignore[no-untyped-def]
+    """The label is cut from the first user prompt of the call that opened the task, skipping the context blocks
+    agents send as user text; later calls of the task do not rename it; a header name wins."""
+    long = "Refactor the authentication module so that tokens are refreshed before they expire and add tests"
+    reminder = {"type": "text", "text": "<system-reminder>\nAs you answer, use this context\n</system-reminder>"}
+    first = [{"role": "user", "content": [reminder, {"type": "text", "text": long}]}]
+    messages_api(proxy, token, first, model="premium/claude-sonnet-4-5", headers={"x-claude-code-session-id": "s-1"})
+    later = [*first, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "now the docs"}]
+    messages_api(proxy, token, later, model="premium/claude-sonnet-4-5", headers={"x-claude-code-session-id": "s-1"})
+    chat(proxy, token, [{"role": "system", "content": "You are aider."}, {"role": "user", "content": "  add\n a test "}])
+    chat(proxy, token, user("named anyway"), headers={"X-Downshift-Task": "release-1.2"})
+    chat(proxy, token, user("use sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123 to deploy"))
+    ids = _task_of_each_call(core)
+    tasks = _tasks(core)
+    assert ids[0] == ids[1]
+    label = tasks[ids[0]]["label"]
+    assert label == "Refactor the authentication module so that tokens are…", label
+    assert len(label) <= 60
+    assert tasks[ids[2]]["label"] == "add a test"
+    assert tasks[ids[3]]["label"] == "release-1.2"
+    assert "abcdefghij" not in tasks[ids[4]]["label"] and tasks[ids[4]]["label"].startswith("use sk-ant-")
+
+
 def test_idle_gap_starts_a_new_task(proxy, token, core, config_path, mock) -> None:  # type: ignore[no-untyped-def]
     config_path.write_text(proxy_config_text(mock.base_url) + "\n[tasks]\nidle_minutes = 0.02\n")  # 1.2 s
     headers = {"X-Downshift-Task": "same-key"}

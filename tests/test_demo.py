@@ -194,7 +194,7 @@ def test_demo_traffic_drives_the_live_dashboard(qtbot, tmp_path: Path) -> None: 
             app.window.resize(1400, 900)
             app.show_window("dashboard")
             dash = app.window.pages["dashboard"]
-            dash.range_box.setCurrentIndex(0)  # the last hour: the demo's minutes fill it
+            dash.range_box.setCurrentIndex(1)  # the last hour: the demo's minutes fill it
             agents.start()
             qtbot.wait(int(seconds * 1000))
             agents.stop(drain=2.0)

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QApplication, QMenu, QWidget
 from test_queries_calls import fill_synthetic_calls
 
 from app.core.engine import Core
+from app.core.queries import dashboard as dashboard_queries
 from app.core.queries import tasks as task_queries
 from app.core.storage.db import MIGRATIONS
 from app.proxy.server import ProxyThread
@@ -30,7 +31,7 @@ from app.ui.bridge import CoreBridge
 from app.ui.context import UiContext
 from app.ui.models import fmt_money
 from app.ui.pages.calls import CallsPage
-from app.ui.pages.dashboard import DashboardPage
+from app.ui.pages.dashboard import DASHBOARD_RANGES, DashboardPage, fitting_range
 from app.ui.pages.tasks import TasksPage
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
@@ -319,7 +320,7 @@ def test_a_million_calls_open_at_once_and_scrolling_fetches_pages(
 # ------------------------------------------------------------------------------------------- tasks
 
 def test_tasks_page_lists_tasks_shows_their_calls_and_sets_outcomes(
-        qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
+        qtbot: Any, stack: Stack, mock: Any, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     for _ in range(3):
         mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"path": "a.py"})]))
         assert chat(stack.ctx, task="fix-login", tools=True).status_code == 200
@@ -351,11 +352,22 @@ def test_tasks_page_lists_tasks_shows_their_calls_and_sets_outcomes(
     row = page.proxy.mapFromSource(page.model.index(page.model.find(task_id), 0)).row()
     page._context_menu(page.table.visualRect(page.proxy.index(row, 0)).center())
     menu = page.findChildren(QMenu)[-1]
-    assert [a.text() for a in menu.actions()] == ["Reopen", "Mark finished", "Mark abandoned"]
-    assert [a.isChecked() for a in menu.actions()] == [False, True, False]
-    menu.actions()[0].trigger()
+    actions = [a for a in menu.actions() if not a.isSeparator()]
+    assert [a.text() for a in actions] == ["Rename…", "Reopen", "Mark finished", "Mark abandoned"]
+    assert [a.isChecked() for a in actions[1:]] == [False, True, False]
+    actions[1].trigger()
     qtbot.waitUntil(lambda: page.model.rows[page.model.find(task_id)]["outcome"] is None, timeout=3000)
     menu.close()
+
+    from app.ui import dialogs
+
+    asked: list[str] = []
+    monkeypatch.setattr(dialogs, "ask_text", lambda _p, _t, _l, text="": asked.append(text) or "  Fix the   login page ")
+    row = page.proxy.mapFromSource(page.model.index(page.model.find(task_id), 0)).row()
+    page.table.doubleClicked.emit(page.proxy.index(row, 0))  # a double-click on the name renames
+    assert asked == ["fix-login"]
+    qtbot.waitUntil(lambda: page.model.rows[page.model.find(task_id)]["label"] == "Fix the login page", timeout=3000)
+    assert task_queries.get_task(stack.core.db, task_id)["label"] == "Fix the login page"
 
     page.set_outcome(by_label["add-export"]["id"], "abandoned")
     qtbot.waitUntil(lambda: page.model.rows[page.model.find(by_label["add-export"]["id"])]["outcome"] == "abandoned",
@@ -375,6 +387,38 @@ def test_tasks_page_lists_tasks_shows_their_calls_and_sets_outcomes(
 
 # --------------------------------------------------------------------------------------- dashboard
 
+def test_tasks_page_compares_cost_per_finished_task_by_preset(
+        qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    """"cheap: $x per finished task at 50% tool failures; premium: $y at 0%": the preset choice in one line."""
+    mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"file": "a.py"})]))  # a schema failure
+    assert chat(stack.ctx, task="cheap-job", tools=True).status_code == 200
+    mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"path": "a.py"})]))
+    assert chat(stack.ctx, task="cheap-job", tools=True).status_code == 200
+    assert chat(stack.ctx, task="cheap-open").status_code == 200  # not finished: not counted
+    stack.wait_logged(3)
+    stack.core.config_store.update(lambda c: c.with_active("premium"))
+    mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"path": "a.py"})]))
+    assert chat(stack.ctx, task="premium-job", tools=True).status_code == 200
+    stack.wait_logged(4)
+    ids = {t["label"]: t["id"] for t in task_queries.list_tasks(stack.core.db)}
+    for label in ("cheap-job", "premium-job"):
+        task_queries.set_outcome(stack.core.db, ids[label], "finished")
+
+    rows = task_queries.finished_cost_by_preset(stack.core.db, since=0.0)
+    by = {r["preset"]: r for r in rows}
+    assert set(by) == {"cheap", "premium"}
+    assert (by["cheap"]["tasks"], by["cheap"]["tool_calls"], by["cheap"]["failure_rate"]) == (1, 2, 0.5)
+    assert (by["premium"]["tasks"], by["premium"]["failure_rate"]) == (1, 0.0)
+    assert by["premium"]["per_task"] > by["cheap"]["per_task"] > 0  # cheapest first
+    assert [r["preset"] for r in rows] == ["cheap", "premium"]
+
+    page = stack.open(qtbot, TasksPage)
+    qtbot.waitUntil(lambda: "premium:" in page.by_preset.text(), timeout=3000)
+    text = page.by_preset.text()
+    assert text.startswith("cheap: $") and " per finished task at 50% tool failures (1 task); premium: $" in text
+    assert text.endswith(" at 0% tool failures (1 task)")
+
+
 def test_dashboard_charts_update_in_place_switch_stacking_and_hover(
         qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
     assert chat(stack.ctx, "default").status_code == 200
@@ -382,7 +426,7 @@ def test_dashboard_charts_update_in_place_switch_stacking_and_hover(
     mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"path": 1})]))
     assert chat(stack.ctx, "default", tools=True).status_code == 200
     dash = stack.open(qtbot, DashboardPage)
-    dash.range_box.setCurrentIndex(0)  # last hour, minute buckets
+    dash.range_box.setCurrentIndex(1)  # last hour, minute buckets
     qtbot.waitUntil(lambda: dash.last_data is not None and dash.last_data["range"].span_s == 3600
                     and dash.tiles["calls"].value.text() == "3", timeout=5000)
     assert set(dash.spend.series) == {"qwen/qwen3-coder", "deepseek/deepseek-chat"}
@@ -410,9 +454,58 @@ def test_dashboard_charts_update_in_place_switch_stacking_and_hover(
     dash.spend.show_hover_at(QPointF(-50, -50))
     assert not dash.spend.hover.isVisible()
 
-    dash.range_box.setCurrentIndex(3)
+    dash.range_box.setCurrentIndex(4)
     qtbot.waitUntil(lambda: dash.last_data["range"].span_s == 30 * 86400, timeout=3000)
     assert dash.spend.bucket_s == 86400 and len(dash.spend.buckets) in (30, 31)
+
+
+def test_dashboard_range_fits_the_data_has_15_minutes_y_from_0_and_counts_in_tooltips(
+        qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    """A fresh install's first calls fill the chart (not a sliver at the right of 24 hours); the axes start at 0;
+    a bar's tooltip says how many calls it stands on, a failure-rate point how many tool calls."""
+    assert [dash_range.label for dash_range in DASHBOARD_RANGES][:2] == ["Last 15 minutes", "Last hour"]
+    assert fitting_range(None, 1e9) is None
+    assert [fitting_range(1e9 - age, 1e9) for age in (60, 1800, 3 * 3600, 3 * 86400, 90 * 86400)] == [0, 1, 2, 3, 4]
+
+    empty = stack.open(qtbot, DashboardPage)
+    qtbot.waitUntil(lambda: empty.last_data is not None, timeout=5000)
+    assert empty.time_range.span_s == 86400 and not empty.range_fitted  # no data: 24 hours, fitted later
+    for chart in (empty.spend, empty.failures, empty.cost_per_task):
+        assert chart.plotItem.vb.viewRange()[1][0] == 0, chart.title
+
+    mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"path": 1})]))
+    assert chat(stack.ctx, "default", tools=True).status_code == 200
+    mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"path": "a.py"})]))
+    assert chat(stack.ctx, "default", tools=True).status_code == 200
+    assert chat(stack.ctx, "default").status_code == 200
+    stack.wait_logged(3)
+    assert dashboard_queries.first_activity(stack.core.db, since=time.time() - 86400) > time.time() - 60
+
+    dash = stack.open(qtbot, DashboardPage)
+    qtbot.waitUntil(lambda: dash.last_data is not None and dash.last_data["range"].span_s == 900, timeout=5000)
+    assert dash.range_box.currentText() == "Last 15 minutes" and dash.spend.bucket_s == 30
+    for chart in (dash.spend, dash.failures, dash.cost_per_task):
+        assert chart.plotItem.vb.viewRange()[1][0] == 0, chart.title
+    dash.range_box.setCurrentIndex(1)  # a pick by hand stays
+    qtbot.waitUntil(lambda: dash.last_data["range"].span_s == 3600, timeout=3000)
+    assert dash.range_fitted
+
+    i = int((dash.last_data["now"] - dash.spend.buckets[0]) // dash.spend.bucket_s)
+    if sum(float(v[i]) for v in dash.spend.series.values()) == 0:
+        i -= 1  # the calls fell in the minute before
+    x = float(dash.spend.buckets[i] + dash.spend.bucket_s / 2)
+    dash.spend.show_hover_at(dash.spend.plotItem.vb.mapViewToScene(QPointF(x, 0)))
+    calls = dash.last_data["spend"]["calls"]
+    assert sum(calls) == 3 and calls[i] > 0
+    assert f"from {calls[i]} call" in dash.spend.hover.text(), dash.spend.hover.text()
+    counts = dash.last_data["failures"]["tool_calls"]["qwen/qwen3-coder"]
+    assert sum(counts) == 2
+    j = max(range(len(counts)), key=lambda k: counts[k])
+    x = float(dash.failures.buckets[j] + dash.failures.bucket_s / 2)
+    dash.failures.show_hover_at(dash.failures.plotItem.vb.mapViewToScene(QPointF(x, 0)))
+    rate = dash.failures.series["qwen/qwen3-coder"][j]
+    want = f"qwen/qwen3-coder: {rate:.1f}% of {counts[j]} tool call"
+    assert want in dash.failures.hover.text(), dash.failures.hover.text()
 
 
 def test_dashboard_queries_never_overlap(qtbot: Any, stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -422,12 +515,12 @@ def test_dashboard_queries_never_overlap(qtbot: Any, stack: Stack, monkeypatch: 
     running, most = [0], [0]
     real = dashboard_page.snapshot
 
-    def slow(*args: Any) -> dict[str, Any]:
+    def slow(*args: Any, **kwargs: Any) -> dict[str, Any]:
         running[0] += 1
         most[0] = max(most[0], running[0])
         time.sleep(0.35)
         try:
-            return real(*args)
+            return real(*args, **kwargs)
         finally:
             running[0] -= 1
 
@@ -537,7 +630,19 @@ def test_render_pages_to_png(qtbot: Any, tmp_path: Path, mock: Any) -> None:  # 
         tasks.calls_table.selectRow(0)
         qtbot.waitUntil(lambda: tasks.detail.data is not None, timeout=5000)
         assert tasks.grab().save(str(SCREENSHOTS / "tasks.png"))
-        for name in ("dashboard", "dashboard-dark", "calls", "tasks"):
+        from dataclasses import replace
+
+        from app.core.config import Budget
+        from app.ui.pages.budgets import BudgetsPage
+
+        s.core.config_store.update(lambda c: replace(c, budgets=(
+            Budget("day", 20.0, action="switch", switch_to="cheap"), Budget("month", 150.0),
+            Budget("day", 5.0, action="block", provider="premium"))))
+        budgets = s.open(qtbot, BudgetsPage, (900, 600))
+        qtbot.waitUntil(lambda: len(budgets.bars) == 3, timeout=5000)
+        qtbot.wait(100)
+        assert budgets.grab().save(str(SCREENSHOTS / "budgets-page.png"))
+        for name in ("dashboard", "dashboard-dark", "calls", "tasks", "budgets-page"):
             assert (SCREENSHOTS / f"{name}.png").stat().st_size > 20_000
     finally:
         s.close()
@@ -734,3 +839,44 @@ def test_the_health_row_shows_errors_fallbacks_tool_failures_and_budgets_and_lin
     settle(qtbot, calls.model)
     assert calls.outcome_box.currentData() == "error" and not calls.failures_box.isChecked()
     assert calls.model.rowCount() == 0
+
+
+# ------------------------------------------------------------------------------------------- budgets
+
+def test_budgets_page_shows_progress_and_a_reached_limit_warns_until_dismissed(
+        qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    """Budgets apply to all presets: their own page, a bar per budget, and a warning that stays up once a
+    limit is reached, until dismissed (for that period)."""
+    from dataclasses import replace
+
+    from app.core.config import Budget
+    from app.ui.main_window import PAGES
+    from app.ui.pages.budgets import BudgetsPage
+
+    assert "budgets" in [p.key for p in PAGES]
+    page = stack.open(qtbot, BudgetsPage)
+    qtbot.waitUntil(lambda: page.empty.isVisible(), timeout=3000)
+    assert not page.bars and not page.warning.isVisible()
+
+    stack.core.config_store.update(lambda c: replace(c, budgets=(
+        Budget("day", 1000.0), Budget("month", 0.001, action="warn", provider="cheapco"))))
+    mock.enqueue(Reply(usage=Usage(1000, 100), cost=0.002))
+    assert chat(stack.ctx).status_code == 200
+    stack.wait_logged(1)
+    page.refresh()
+    qtbot.waitUntil(lambda: len(page.bars) == 2, timeout=3000)
+    daily, monthly = page.rows
+    assert daily["spent"] > 0 and not daily["reached"] and page.bars[0].value() == 0
+    assert page.bars[0].format().endswith(" of $1,000 (0%)")
+    assert monthly["reached"] and page.bars[1].value() == 100
+    assert page.warning.isVisible() and "Monthly budget of $0.00 for cheapco reached" in page.warning_text.label.text()
+
+    page.refresh()  # still reached on the next refresh: the warning stays
+    qtbot.waitUntil(lambda: page.flight.running is False, timeout=3000)
+    qtbot.wait(50)
+    assert page.warning.isVisible()
+    page.dismiss_button.click()
+    assert not page.warning.isVisible()
+    page.refresh()
+    qtbot.wait(200)
+    assert not page.warning.isVisible() and len(page.bars) == 2  # dismissed for this month

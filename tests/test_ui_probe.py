@@ -76,7 +76,7 @@ def providers_page(qtbot, ctx):  # type: ignore[no-untyped-def]
     return page
 
 
-def run_probe(qtbot, page, mock, script: Callable[[RecordedRequest], Reply]) -> str:  # type: ignore[no-untyped-def]
+def run_probe(qtbot, page, mock, script: Callable[[RecordedRequest], Reply], answers) -> str:  # type: ignore[no-untyped-def]
     gui_thread = threading.get_ident()
     seen_threads: list[int] = []
 
@@ -85,7 +85,13 @@ def run_probe(qtbot, page, mock, script: Callable[[RecordedRequest], Reply]) -> 
         return script(request)
 
     mock.default = answer
+    asked = len(answers.asked)
     qtbot.mouseClick(page.probe_button, Qt.MouseButton.LeftButton)
+    assert not page.probe_button.isEnabled()  # estimating the cost, then asking
+    qtbot.waitUntil(lambda: len(answers.asked) > asked, timeout=10000)
+    kind, question = answers.asked[-1]
+    assert kind == "confirm" and question.startswith(f"Probe tool use: Probe {TARGET}?")
+    assert "6 probes, 7 requests, about " in question and "at most $" in question
     # busy while the battery runs: button off, status and column say so
     assert not page.probe_button.isEnabled()
     assert page.probe_status.text().startswith(f"Probing {TARGET}: 6 tool-use probes")
@@ -96,9 +102,9 @@ def run_probe(qtbot, page, mock, script: Callable[[RecordedRequest], Reply]) -> 
     return page.probe_status.text()
 
 
-def test_probe_a_good_model_from_the_providers_page(ctx, core, mock, qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_probe_a_good_model_from_the_providers_page(ctx, core, mock, qtbot, answers) -> None:  # type: ignore[no-untyped-def]
     page = providers_page(qtbot, ctx)
-    status = run_probe(qtbot, page, mock, good_model)
+    status = run_probe(qtbot, page, mock, good_model, answers)
 
     stored = probe_results(core.db, TARGET)
     assert stored is not None
@@ -133,9 +139,9 @@ def test_probe_a_good_model_from_the_providers_page(ctx, core, mock, qtbot) -> N
     assert background.model.itemData(i, Qt.ItemDataRole.ToolTipRole).startswith("probe: 8/8 tool calls valid, 6/6 passed\n")
 
 
-def test_probe_a_model_with_broken_tool_calls_shows_the_failures(ctx, core, mock, qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_probe_a_model_with_broken_tool_calls_shows_the_failures(ctx, core, mock, qtbot, answers) -> None:  # type: ignore[no-untyped-def]
     page = providers_page(qtbot, ctx)
-    status = run_probe(qtbot, page, mock, broken_model)
+    status = run_probe(qtbot, page, mock, broken_model, answers)
 
     stored = probe_results(core.db, TARGET)
     assert stored is not None and stored["passed"] == 0
@@ -158,8 +164,20 @@ def test_probe_a_model_with_broken_tool_calls_shows_the_failures(ctx, core, mock
                     timeout=5000)
 
 
-def test_a_probe_that_cannot_reach_the_provider_reports_it(ctx, core, mock, qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_a_probe_that_cannot_reach_the_provider_reports_it(ctx, core, mock, qtbot, answers) -> None:  # type: ignore[no-untyped-def]
     page = providers_page(qtbot, ctx)
-    status = run_probe(qtbot, page, mock, lambda _r: Reply(status=401, error="bad key"))
+    status = run_probe(qtbot, page, mock, lambda _r: Reply(status=401, error="bad key"), answers)
     assert status.startswith(f"{TARGET}: 0/0 tool calls valid, 0/6 passed") and "request failed: HTTP 401" in status
     assert probe_results(core.db, TARGET)["passed"] == 0
+
+
+def test_probe_says_what_it_will_cost_and_a_no_sends_nothing(ctx, core, mock, qtbot, answers) -> None:  # type: ignore[no-untyped-def]
+    page = providers_page(qtbot, ctx)
+    answers.confirm = False
+    qtbot.mouseClick(page.probe_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(answers.asked), timeout=10000)
+    assert "at most $" in answers.asked[-1][1]
+    qtbot.waitUntil(lambda: page.probe_button.isEnabled(), timeout=3000)
+    assert page.probe_status.text().startswith(f"Probe of {TARGET} cancelled: nothing was sent. 6 probes")
+    assert mock.requests == [] and probe_results(core.db, TARGET) is None
+    assert page.models.topLevelItem(0).text(5) == "not probed"

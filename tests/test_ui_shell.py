@@ -252,7 +252,7 @@ def test_shortcuts_switch_pages_and_the_last_page_and_geometry_are_remembered(gu
     window = gui.window
     assert window.current_page() == "providers"  # from the settings fixture
     activate(qtbot, window)
-    QTest.keyClick(window, Qt.Key.Key_6, Qt.KeyboardModifier.ControlModifier)
+    QTest.keyClick(window, Qt.Key.Key_7, Qt.KeyboardModifier.ControlModifier)
     assert window.current_page() == "presets"
     window.page_actions["export"].trigger()
     assert window.current_page() == "export"
@@ -465,7 +465,10 @@ def test_every_page_of_the_window_opens(core, proxy, settings, qtbot, monkeypatc
         app.start(minimised=False)
         activate(qtbot, app.window)
         for i, spec in enumerate(PAGES):
-            QTest.keyClick(app.window, Qt.Key(Qt.Key.Key_1 + i), Qt.KeyboardModifier.ControlModifier)
+            if i < 9:  # Ctrl+1..9; a tenth page is opened from the Go menu
+                QTest.keyClick(app.window, Qt.Key(Qt.Key.Key_1 + i), Qt.KeyboardModifier.ControlModifier)
+            else:
+                app.window.page_actions[spec.key].trigger()
             assert app.window.current_page() == spec.key
             shown = app.window.page(spec.key)
             assert not (isinstance(shown, QLabel) and "could not be opened" in shown.text()), shown.text()
@@ -497,3 +500,52 @@ def test_a_page_can_send_the_user_to_another(gui, qtbot) -> None:  # type: ignor
     gui.window.show_page("settings")
     gui.ctx.bridge.navigate.emit("export")  # the empty states' "Connect an agent…"
     assert gui.window.current_page() == "export"
+
+
+def test_the_help_menu_opens_the_readme_at_its_sections(gui, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Each Help action opens README.md at the anchor of a heading the README really has."""
+    from PySide6.QtGui import QDesktopServices
+
+    from app.ui import help as help_menu
+
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    assert readme == help_menu.README
+    anchors = {help_menu.slug(line.lstrip("#").strip()) for line in readme.read_text().splitlines()
+               if line.startswith("#")}
+    assert help_menu.slug("Quick start (headless)") == "quick-start-headless"
+    assert help_menu.slug("One click: connect an agent") == "one-click-connect-an-agent"
+    menu = next(a.menu() for a in gui.window.menuBar().actions() if a.text() == "&Help")
+    titles = [a.text() for a in menu.actions() if not a.isSeparator()]
+    assert titles[0] == "&Read me" and titles[-1] == "&About Downshift" and "&Connect an agent" in titles
+
+    opened: list[str] = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", staticmethod(lambda url: opened.append(url.toString()) or True))
+    for action in gui.window.help_actions:
+        assert action.isEnabled()
+        action.trigger()
+    assert opened[0] == f"file://{readme}"
+    fragments = [u.split("#", 1)[1] for u in opened[1:]]
+    assert len(fragments) == len(help_menu.SECTIONS) and set(fragments) <= anchors, set(fragments) - anchors
+    assert "one-click-connect-an-agent" in fragments and "team-mode" in fragments
+
+    off = help_menu.add_help_actions(menu, Path("/nonexistent/README.md"))  # an installed copy has no README
+    assert not any(a.isEnabled() for a in off) and "is not there" in off[0].toolTip()
+
+
+def test_a_reached_budget_stays_in_the_window_until_dismissed(chat, gui, core, token, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """The proxy's "Budget reached" notice becomes a banner above every page (a tray bubble fades; no tray,
+    no bubble), with a way to the Budgets page, until the user dismisses it."""
+    from app.core.config import Budget
+
+    window = gui.window
+    assert not window.budget_banner.isVisible()
+    core.config_store.update(lambda c: replace(c, budgets=(Budget("month", 1e-9, action="warn"),)))
+    qtbot.waitUntil(lambda: core.config.budgets != (), timeout=3000)
+    assert chat(token).status_code == 200
+    qtbot.waitUntil(window.budget_banner.isVisible, timeout=5000)
+    assert "monthly budget of $0.00 is reached" in window.budget_message.label.text()
+    window.show_page("calls")
+    qtbot.wait(50)
+    assert window.budget_banner.isVisible()  # whatever the page
+    window.budget_dismiss.click()
+    assert not window.budget_banner.isVisible()

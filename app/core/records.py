@@ -80,6 +80,7 @@ class CallRecord:
     session_key: str | None = None
     task_key: str | None = None
     task_id: int | None = None
+    task_label: str | None = None  # cut from the first user prompt; names the task if this call opens one
     user_agent: str | None = None
     tool_calls: list[ToolCallResult] = field(default_factory=list)
     failed_results: list[tuple[str, str]] = field(default_factory=list)  # (tool_call_id, reason) seen in the request

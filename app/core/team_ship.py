@@ -59,6 +59,7 @@ def payload(rec: CallRecord) -> bytes:
         {
             "row": row,
             "task_key": rec.task_key,
+            "task_label": rec.task_label,
             "tools": [[t.tool_call_id, t.name, t.kind, t.detail] for t in rec.tool_calls],
             "failed": rec.failed_results,
         }
@@ -96,6 +97,7 @@ def record(data: dict[str, Any]) -> CallRecord:
     ):
         setattr(rec, name, row[name])
     rec.task_key = data["task_key"]
+    rec.task_label = data.get("task_label")
     rec.tool_calls = [
         ToolCallResult(tcid, name, kind, detail or "") for tcid, name, kind, detail in data["tools"]
     ]

@@ -232,6 +232,7 @@ class SpendChart(BucketChart):
         self.buckets = np.zeros(0)
         self.bucket_s = 60.0
         self.series: dict[str, np.ndarray] = {}
+        self.calls: list[int] = []  # calls per bucket: what a bar stands on
 
     def _bar(self, name: str) -> pg.BarGraphItem:
         bar = self.bars.get(name)
@@ -247,7 +248,8 @@ class SpendChart(BucketChart):
             bar.setOpts(brush=self.colours.colour(name, dark=self.dark))
 
     def set_data(self, buckets: Sequence[float], series: Mapping[str, Sequence[float | None]], *,
-                 bucket_s: float, since: float, until: float) -> None:
+                 bucket_s: float, since: float, until: float, calls: Sequence[int] | None = None) -> None:
+        self.calls = list(calls or ())
         key = (tuple(buckets), bucket_s, tuple((n, tuple(v)) for n, v in sorted(series.items())))
         if key == self._shown:
             return
@@ -286,6 +288,9 @@ class SpendChart(BucketChart):
                 lines.append(f"{name}: {fmt_money(float(vals[i]))}")
                 total += float(vals[i])
         lines.append(f"total: {fmt_money(total)}" if total else "no spend")
+        if i < len(self.calls):
+            n = self.calls[i]
+            lines.append(f"from {n:,} call{'' if n == 1 else 's'}" if n else "no calls")
         return "<br>".join(lines)
 
 
@@ -298,6 +303,7 @@ class FailureRateChart(BucketChart):
         self.buckets = np.zeros(0)
         self.bucket_s = 60.0
         self.series: dict[str, np.ndarray] = {}
+        self.tool_calls: Mapping[str, Sequence[int]] = {}  # per model and bucket: what a point stands on
 
     def _curve(self, name: str) -> pg.PlotDataItem:
         curve = self.curves.get(name)
@@ -318,7 +324,9 @@ class FailureRateChart(BucketChart):
             self._style(name, curve)
 
     def set_data(self, buckets: Sequence[float], series: Mapping[str, Sequence[float | None]], *,
-                 bucket_s: float, since: float, until: float) -> None:
+                 bucket_s: float, since: float, until: float,
+                 tool_calls: Mapping[str, Sequence[int]] | None = None) -> None:
+        self.tool_calls = tool_calls or {}
         key = (tuple(buckets), bucket_s, tuple((n, tuple(v)) for n, v in sorted(series.items())))
         if key == self._shown:
             return
@@ -351,9 +359,17 @@ class FailureRateChart(BucketChart):
         i = self._bucket_at(x)
         if i is None:
             return None
-        rows = [f"{name}: {vals[i]:.1f}%" for name, vals in self.series.items() if not np.isnan(vals[i])]
+        rows = [f"{name}: {vals[i]:.1f}%{self._of(name, i)}" for name, vals in self.series.items()
+                if not np.isnan(vals[i])]
         head = f"<b>{_bucket_label(self.buckets[i], self.bucket_s)}</b>"
         return "<br>".join([head, *rows]) if rows else f"{head}<br>no tool calls"
+
+
+    def _of(self, name: str, i: int) -> str:
+        counts = self.tool_calls.get(name)
+        if counts is None or i >= len(counts):
+            return ""
+        return f" of {counts[i]:,} tool call{'' if counts[i] == 1 else 's'}"
 
 
 class CostPerTaskChart(Chart):

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QPushButton,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -47,6 +48,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("calls", "Calls", "app.ui.pages.calls", "CallsPage"),
     PageSpec("tasks", "Tasks", "app.ui.pages.tasks", "TasksPage"),
     PageSpec("executors", "Executors", "app.ui.pages.executors", "ExecutorsPage"),
+    PageSpec("budgets", "Budgets", "app.ui.pages.budgets", "BudgetsPage"),
     PageSpec("providers", "Providers", "app.ui.pages.providers", "ProvidersPage"),
     PageSpec("presets", "Presets", "app.ui.pages.presets", "PresetsPage"),
     PageSpec("export", "Export", "app.ui.pages.export", "ExportPage"),
@@ -107,6 +109,8 @@ class MainWindow(QMainWindow):
         outer_layout.setContentsMargins(0, 0, 0, 0)
         outer_layout.setSpacing(0)
         outer_layout.addWidget(self.health)
+        self.budget_banner = self._budget_banner()
+        outer_layout.addWidget(self.budget_banner)
         outer_layout.addWidget(central, 1)
         self.health.setContentsMargins(12, 6, 12, 0)
         self.setCentralWidget(outer)
@@ -122,6 +126,37 @@ class MainWindow(QMainWindow):
         ctx.bridge.pausedChanged.connect(self.refresh_status)
         self.refresh_status()
         self.restore_state()
+
+    # ------------------------------------------------------------------------------------------- budgets
+
+    def _budget_banner(self) -> QWidget:
+        """A reached budget (the proxy's "Budget reached" notice) stays in view, whatever the page, until
+        dismissed: a tray bubble fades, and a desktop without a tray shows none."""
+        banner = QFrame()
+        banner.setObjectName("budgetWarning")
+        banner.setFrameShape(QFrame.Shape.StyledPanel)
+        row = QHBoxLayout(banner)
+        row.setContentsMargins(12, 4, 12, 4)
+        self.budget_message = MessageLine()
+        show = QPushButton("&Budgets")
+        show.clicked.connect(lambda: self.show_page("budgets"))
+        dismiss = QPushButton("Dismiss")
+        dismiss.clicked.connect(banner.hide)
+        row.addWidget(self.budget_message, 1)
+        row.addWidget(show)
+        row.addWidget(dismiss)
+        self.budget_dismiss = dismiss
+        banner.hide()
+        self.ctx.bridge.notice.connect(self._notice)
+        return banner
+
+    def _notice(self, title: str, message: str) -> None:
+        if title != "Budget reached":
+            return
+        shown = self.budget_message.label.text() if self.budget_banner.isVisible() else ""
+        if message not in shown:  # several budgets reached: all of them, until dismissed
+            self.budget_message.show_message("error", f"{shown} {message}".strip())
+        self.budget_banner.show()
 
     # ------------------------------------------------------------------------------------------- actions
 
@@ -141,12 +176,17 @@ class MainWindow(QMainWindow):
         go = self.menuBar().addMenu("&Go")
         self.page_actions: dict[str, QAction] = {}
         for i, spec in enumerate(PAGES):
-            action = QAction(spec.title, self, shortcut=QKeySequence(f"Ctrl+{i + 1}"))
+            action = QAction(spec.title, self)
+            if i < 9:  # Ctrl+1..9; a tenth page is a click away
+                action.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
             action.triggered.connect(lambda _=False, k=spec.key: self.show_page(k))
             go.addAction(action)
             self.page_actions[spec.key] = action
         self.addActions([close, quit_, *self.page_actions.values()])  # shortcuts work with the menu bar hidden
         help_menu = self.menuBar().addMenu("&Help")
+        from app.ui.help import add_help_actions
+
+        self.help_actions = add_help_actions(help_menu)
         about = help_menu.addAction("&About Downshift")
         about.triggered.connect(self._about)
 

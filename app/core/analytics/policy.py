@@ -18,7 +18,7 @@ from app.core.analytics.budgets import BudgetGuard
 from app.core.analytics.escalation import LOOP_ROLE, EscalationTracker
 from app.core.analytics.retention import RetentionClock
 from app.core.analytics.rollup import BatchTotals, attribute_failed_results
-from app.core.analytics.tasks import TaskGrouper, fingerprint
+from app.core.analytics.tasks import TaskGrouper, fingerprint, prompt_label
 from app.core.config import Config
 from app.core.records import CallRecord
 from app.core.routing import RoutingError, route
@@ -43,6 +43,7 @@ class CallPolicy:
     def before(self, rec: CallRecord, data: dict[str, Any], config: Config) -> str | None:
         """Set the task key, enforce block budgets, and return the role to force when the task escalated."""
         rec.task_key = rec.session_key or fingerprint(data, rec.client_api) or ""
+        rec.task_label = prompt_label(data, rec.client_api)
         forced = self._escalation_role(rec, config)
         self.budgets.check(config, rec.started_at, lambda: self._provider(config, rec.requested_model, forced), rec.member)
         return forced

@@ -272,3 +272,73 @@ def store(engine: Engine, target: Target, outcomes: list[ProbeOutcome], started_
     with engine.begin() as conn:
         conn.execute(insert(ProbeResult), rows)
     return run_id
+
+
+TYPICAL_OUTPUT = 150  # tokens a probe answer takes (a tool call or two, a sentence): the estimate's output
+FOLLOW_UP_TOKENS = 120  # what a multi-turn probe's second request adds: the first turn's call and its result
+
+
+@dataclass(frozen=True, slots=True)
+class _Count:
+    input: int
+    output: int
+    cache_read: int = 0
+    cache_write: int = 0
+    cache_write_1h: int = 0
+    cost: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeEstimate:
+    """What the battery will cost before it runs: its prompt tokens counted offline, priced like a call."""
+
+    requests: int
+    input_tokens: int
+    output_tokens: int  # typical answers
+    max_output_tokens: int  # every answer at MAX_TOKENS
+    cost_usd: float | None  # None: no known price for the model
+    max_cost_usd: float | None
+    price_source: str  # resolve_price's source: override | listed | table | local | unpriced
+
+    def describe(self) -> str:
+        """"6 probes, 7 requests, about 26,100 input tokens: about $0.0081 (at most $0.015 ...)"."""
+        head = (f"{len(PROBES)} probes, {self.requests} requests, about {self.input_tokens:,} input and "
+                f"{self.output_tokens:,} output tokens")
+        if self.price_source == "local":
+            return f"{head}: free (a local model)."
+        if self.cost_usd is None or self.max_cost_usd is None:
+            return f"{head}: no price is known for this model, so the cost cannot be estimated."
+        return (f"{head}: about {_money(self.cost_usd)} (at most {_money(self.max_cost_usd)} if "
+                f"every answer runs to {MAX_TOKENS:,} tokens), at {self.price_source} prices.")
+
+
+def _money(value: float) -> str:
+    if value == 0:
+        return "$0"
+    return f"${value:,.2f}" if value >= 1 else f"${value:.3f}" if value >= 0.01 else f"${value:.5f}"
+
+
+def estimate(config: Config, target: Target) -> ProbeEstimate:
+    """The battery's cost at the model's price, before anything is sent. Blocking (the tokenizer): run it off
+    the GUI thread. A multi-turn probe counts its follow-up request too."""
+    from app.core import tokens
+    from app.core.pricing import cost_at, resolve_price
+
+    provider = config.providers.get(target.provider)
+    if provider is None:
+        raise KeyError(f"no provider named {target.provider!r} (have: {', '.join(config.providers)})")
+    client = ProbeClient(config, provider, target.model, None, None)  # type: ignore[arg-type]  # never sends
+    count = tokens.count_anthropic_request if provider.api == "anthropic" else tokens.count_openai_request
+    bodies = [(p, count(client.body(p, [{"role": "user", "content": p.prompt}]))) for p in PROBES]
+    per_request = [n for _p, n in bodies] + [n + FOLLOW_UP_TOKENS for p, n in bodies if p.tool_result is not None]
+    requests = len(per_request)
+    resolved = resolve_price(config, provider, target.model)
+    typical, worst = requests * TYPICAL_OUTPUT, requests * MAX_TOKENS
+
+    def cost(output_each: int) -> float | None:
+        if resolved.price is None:
+            return None
+        return sum(cost_at(_Count(n, output_each), resolved.price) for n in per_request)  # tiers apply per request
+
+    return ProbeEstimate(requests, sum(per_request), typical, worst, cost(TYPICAL_OUTPUT), cost(MAX_TOKENS),
+                         resolved.source)

@@ -30,6 +30,7 @@ import orjson
 from sqlalchemy import Connection, Engine, insert
 
 from app.core.records import CallRecord
+from app.core.redact import redact_text
 from app.core.storage.dialect import is_postgres, pg
 from app.core.storage.models import Task
 
@@ -75,6 +76,54 @@ def fingerprint(data: dict[str, Any], client_api: str) -> str | None:
     # the conversations active within one idle gap, not resist anyone)
     blob = orjson.dumps([system, first_user])
     return f"fp:{zlib.crc32(blob):08x}{len(blob):x}"
+
+
+LABEL_CHARS = 60
+_SCAN_MESSAGES = 8  # agents put their context blocks first; the prompt is within the first few messages
+
+
+def _texts(content: Any) -> list[str]:
+    """The text parts of one message's content, in any of the client APIs' shapes."""
+    if isinstance(content, str):
+        return [content]
+    if isinstance(content, dict):
+        content = [content]
+    if not isinstance(content, list):
+        return []
+    return [p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
+
+
+def prompt_label(data: dict[str, Any], client_api: str) -> str | None:
+    """A short task label cut from the first user prompt, so the Tasks page reads as work, not ids.
+
+    Context blocks the agents prepend as user text (`<system-reminder>`, Codex's `<environment_context>`)
+    are skipped. Only the first few messages are looked at: a few microseconds per call, on the event loop.
+    """
+    if client_api == "responses":
+        messages = data.get("input")
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+    elif client_api == "gemini":
+        messages = [{"role": c.get("role") or "user", "content": c.get("parts")}
+                    for c in (data.get("contents") or ())[:_SCAN_MESSAGES] if isinstance(c, dict)]
+    else:
+        messages = data.get("messages")
+    if not isinstance(messages, list):
+        return None
+    for m in messages[:_SCAN_MESSAGES]:
+        if not isinstance(m, dict) or m.get("role") != "user":
+            continue
+        for text in _texts(m.get("content")):
+            text = text.lstrip()
+            if not text or text.startswith("<"):
+                continue
+            words = text[: LABEL_CHARS * 2].split()  # only the head: a pasted file costs nothing more
+            label = " ".join(words)
+            if len(label) <= LABEL_CHARS:
+                return label
+            cut = label[: LABEL_CHARS - 1]
+            return (cut.rsplit(" ", 1)[0] if " " in cut[LABEL_CHARS // 2 :] else cut) + "…"
+    return None
 
 
 def source_of(key: str) -> str:
@@ -175,7 +224,8 @@ class _Batch:
             self.by_key[(member, key)] = self._one(self.sql["by_key"], (member, key))
         task = self.by_key[(member, key)]
         if task is None or not self._fresh(task, rec.started_at):
-            label = key[5:] if source == "header" else None
+            # a prompt may quote a key: the label is masked by the key patterns, once per new task
+            label = key[5:] if source == "header" else redact_text(rec.task_label, [])
             self.cur.execute(self.sql["insert"], (key, source, label, rec.started_at, rec.started_at, member))
             task_id = self.cur.fetchone()[0] if self.sql is _PG_SQL else self.cur.lastrowid
             task = [task_id, rec.started_at]

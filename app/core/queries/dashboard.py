@@ -282,9 +282,13 @@ def spend_over_time(
     until = time.time() if until is None else until
     offset = local_offset(until)
     with engine.connect() as conn:
-        rows = collect(conn, since, until, ["cost_usd"], bucket_s=bucket_s, offset=offset, dim=by, member=member)
+        rows = collect(conn, since, until, ["cost_usd", "calls"], bucket_s=bucket_s, offset=offset, dim=by,
+                       member=member)
     buckets = _buckets(since, until, bucket_s, offset)
-    return {"buckets": buckets, "series": _series(rows, buckets, lambda r: r["cost_usd"], 0.0)}
+    calls = [0] * len(buckets)  # what each bar stands on, for its tooltip
+    for n in _series(rows, buckets, lambda r: int(r["calls"]), 0).values():
+        calls = [a + b for a, b in zip(calls, n, strict=True)]
+    return {"buckets": buckets, "series": _series(rows, buckets, lambda r: r["cost_usd"], 0.0), "calls": calls}
 
 
 def failure_rate_over_time(engine: Engine, *, since: float, until: float | None = None, bucket_s: int,
@@ -298,7 +302,19 @@ def failure_rate_over_time(engine: Engine, *, since: float, until: float | None 
         rows = collect(conn, since, until, measures, bucket_s=bucket_s, offset=offset, dim="model", member=member)
     rows = {k: v for k, v in rows.items() if v["tool_calls"]}
     buckets = _buckets(since, until, bucket_s, offset)
-    return {"buckets": buckets, "series": _series(rows, buckets, lambda r: failures(r) / r["tool_calls"], None)}
+    return {"buckets": buckets, "series": _series(rows, buckets, lambda r: failures(r) / r["tool_calls"], None),
+            "tool_calls": _series(rows, buckets, lambda r: int(r["tool_calls"]), 0)}  # what each point stands on
+
+
+def first_activity(engine: Engine, *, since: float) -> float | None:
+    """When the oldest call since `since` started (None for none): the dashboard's default range fits it.
+    Usage slots outlive pruned call rows, so they are asked first (both reads are indexed)."""
+    with engine.connect() as conn:
+        slot = conn.execute(text("SELECT min(slot) FROM usage_slots WHERE slot >= :s"), {"s": since - SLOT}).scalar()
+        call = conn.execute(text("SELECT min(started_at) FROM calls WHERE started_at >= :s"), {"s": since}).scalar()
+    if call is not None and (slot is None or call < slot + SLOT):
+        return float(call)  # the exact time, where the oldest slot is the one holding the oldest call
+    return None if slot is None else max(float(slot), since)
 
 
 def reliability(engine: Engine, *, since: float | None = None, until: float | None = None,

@@ -10,11 +10,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from app.core.analytics.budgets import describe
 from app.core.config import Budget
-from app.core.queries.dashboard import period_start, spend_by_provider
+from app.core.queries.dashboard import period_start, spend_by_member, spend_by_provider
 
 
 def health(
@@ -37,9 +37,7 @@ def health(
             ),
             {"s": since, "u": until, "k": top_kinds},
         ).all()
-        spent: dict[str, dict[str | None, float]] = {}
-        for period in {b.period for b in budgets}:
-            spent[period] = spend_by_provider(conn, period_start(period, now), until)
+        rows = _budget_rows(conn, budgets, now, until)
     return {
         "calls": int(calls),
         "error_rate": errors / calls if calls else None,
@@ -47,13 +45,33 @@ def health(
         "errors": int(errors),
         "fallbacks": int(fallbacks),
         "tool_failure_kinds": [(kind, int(n)) for kind, n in kinds],
-        "budgets": [
-            {
-                "label": describe(b),
-                "limit": b.limit_usd,
-                "action": b.action,
-                "spent": spent[b.period].get(b.provider, 0.0) if b.provider else spent[b.period][None],
-            }
-            for b in budgets
-        ],
+        "budgets": rows,
     }
+
+
+def _budget_rows(conn: Connection, budgets: tuple[Budget, ...], now: float, until: float) -> list[dict[str, Any]]:
+    """Each budget's spend so far this day or month, counted as `BudgetGuard` counts it (a member's budget
+    from that member's calls only)."""
+    spent: dict[str, dict[str | None, float]] = {}
+    by_member: dict[str, dict[str, float]] = {}
+    rows = []
+    for b in budgets:
+        start = period_start(b.period, now)
+        if b.member:
+            if b.period not in by_member:
+                by_member[b.period] = spend_by_member(conn, start, until)
+            used = by_member[b.period].get(b.member, 0.0)
+        else:
+            if b.period not in spent:
+                spent[b.period] = spend_by_provider(conn, start, until)
+            used = spent[b.period].get(b.provider, 0.0) if b.provider else spent[b.period].get(None, 0.0)
+        rows.append({"label": describe(b), "limit": b.limit_usd, "action": b.action, "spent": used,
+                     "period": b.period, "period_start": start, "reached": used >= b.limit_usd})
+    return rows
+
+
+def budget_status(engine: Engine, budgets: tuple[Budget, ...], *, now: float | None = None) -> list[dict[str, Any]]:
+    """The Budgets page's figures: per budget its limit, spend this period, and whether it is reached."""
+    now = time.time() if now is None else now
+    with engine.connect() as conn:
+        return _budget_rows(conn, budgets, now, now + 1e-6)

@@ -67,6 +67,14 @@ def set_outcome(engine: Engine, task_id: int, outcome: str | None) -> None:
             raise KeyError(f"no task with id {task_id}")
 
 
+def rename_task(engine: Engine, task_id: int, label: str) -> None:
+    """Give a task the user's own name (an empty name clears it: the task is shown by its id)."""
+    label = " ".join(label.split())[:200]
+    with engine.begin() as conn:
+        if conn.execute(update(Task).where(Task.id == task_id).values(label=label or None)).rowcount == 0:
+            raise KeyError(f"no task with id {task_id}")
+
+
 def cost_per_task(engine: Engine, *, since: float, member: str | None = None) -> dict[str, Any]:
     """Cost of each task started since `since` (tasks with at least one call), and per outcome its count,
     mean and median, and how many of those tasks' calls had no price (left out of the cost) or were priced
@@ -88,3 +96,57 @@ def cost_per_task(engine: Engine, *, since: float, member: str | None = None) ->
                                "unpriced_calls": sum(t["unpriced_calls"] for t in members),
                                "estimated_calls": sum(t["estimated_calls"] for t in members)}
     return {"tasks": tasks, "by_outcome": by_outcome}
+
+
+def finished_cost_by_preset(engine: Engine, *, since: float, member: str | None = None) -> list[dict[str, Any]]:
+    """Per preset: finished tasks, mean cost per finished task and tool-failure rate, cheapest first.
+
+    This is the comparison a preset choice rests on ("cheap: $0.03 per finished task at 6% tool failures").
+    A task that ran under several presets counts under the one that served most of its calls, with all of
+    its cost. It reads the call rows (they carry the preset), so tasks whose calls were pruned drop out.
+    """
+    sql = (
+        "SELECT c.task_id, coalesce(c.preset, '') AS preset, count(*) AS calls, sum(coalesce(c.cost_usd, 0)) AS cost,"
+        " sum(CASE WHEN c.cost_usd IS NULL THEN 1 ELSE 0 END) AS unpriced,"
+        " sum(CASE WHEN c.usage_estimated OR c.cost_source = 'estimated' THEN 1 ELSE 0 END) AS estimated,"
+        " sum(c.tool_calls) AS tool_calls, sum(c.tool_failures) AS tool_failures"
+        " FROM calls c JOIN tasks t ON t.id = c.task_id"
+        " WHERE t.outcome = 'finished' AND t.started_at >= :since"
+        + ("" if member is None else " AND t.member = :member")
+        + " GROUP BY c.task_id, coalesce(c.preset, '')"
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(text(sql), {"since": since, "member": member}).all()
+    by_task: dict[int, list[Any]] = {}
+    for row in rows:
+        by_task.setdefault(row.task_id, []).append(row)
+    out: dict[str, dict[str, Any]] = {}
+    for parts in by_task.values():
+        preset = max(parts, key=lambda r: (r.calls, r.preset)).preset
+        agg = out.setdefault(preset, {"preset": preset or None, "tasks": 0, "cost_usd": 0.0, "tool_calls": 0,
+                                      "tool_failures": 0, "unpriced_calls": 0, "estimated_calls": 0})
+        agg["tasks"] += 1
+        for r in parts:
+            agg["cost_usd"] += r.cost or 0.0
+            agg["tool_calls"] += r.tool_calls or 0
+            agg["tool_failures"] += r.tool_failures or 0
+            agg["unpriced_calls"] += r.unpriced or 0
+            agg["estimated_calls"] += r.estimated or 0
+    for agg in out.values():
+        agg["per_task"] = agg["cost_usd"] / agg["tasks"]
+        agg["failure_rate"] = agg["tool_failures"] / agg["tool_calls"] if agg["tool_calls"] else None
+    return sorted(out.values(), key=lambda a: (a["per_task"], a["preset"] or ""))
+
+
+def preset_comparison_text(rows: list[dict[str, Any]], money: Any) -> str:
+    """One line comparing presets: "cheap: $0.030 per finished task at 6% tool failures; premium: $0.210 at 1%".
+
+    `money` formats a dollar figure (the UI's formatter, so an estimated cost keeps its "~")."""
+    parts = []
+    for i, r in enumerate(rows):
+        cost = money(r["per_task"], estimated=bool(r["estimated_calls"]))
+        rate = "no tool calls" if r["failure_rate"] is None else f"{r['failure_rate']:.0%} tool failures"
+        n = f" ({r['tasks']} task{'s' if r['tasks'] != 1 else ''})"
+        name = r["preset"] or "no preset"
+        parts.append(f"{name}: {cost} per finished task at {rate}{n}" if i == 0 else f"{name}: {cost} at {rate}{n}")
+    return "; ".join(parts)

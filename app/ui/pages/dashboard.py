@@ -56,6 +56,9 @@ RANGES: tuple[TimeRange, ...] = (
     TimeRange("Last 7 days", 7 * 86400, 3 * 3600),
     TimeRange("Last 30 days", 30 * 86400, 86400),
 )
+# The dashboard's ranges: a 15-minute one for watching a session live, then the ones the Team page shares.
+DASHBOARD_RANGES: tuple[TimeRange, ...] = (TimeRange("Last 15 minutes", 900, 30), *RANGES)
+DEFAULT_RANGE = 2  # last 24 hours, until the first figures say how old the data is
 STACK_BY = (("Model", "model"), ("Provider", "provider"), ("Role", "role"))
 REFRESH_MS = 1000
 STALE_S = 15.0  # re-query at least this often, for calls logged by another process and the moving window
@@ -73,8 +76,18 @@ LOCAL_NOTE = (
 )
 
 
-def snapshot(engine: Engine, rng: TimeRange, by: str, now: float, config: Config | None = None) -> dict[str, Any]:
-    """Every figure the page shows, in one background job."""
+def fitting_range(first: float | None, now: float) -> int | None:
+    """The smallest range that holds all the data (None: no data in 30 days), so a fresh install's hour of
+    calls fills the chart instead of being a sliver at the right edge of 24 hours."""
+    if first is None:
+        return None
+    age = now - first
+    return next((i for i, r in enumerate(DASHBOARD_RANGES) if r.span_s >= age), len(DASHBOARD_RANGES) - 1)
+
+
+def snapshot(engine: Engine, rng: TimeRange, by: str, now: float, config: Config | None = None, *,
+             fit: bool = False) -> dict[str, Any]:
+    """Every figure the page shows, in one background job (with `fit`, also the range that fits the data)."""
     t0 = time.perf_counter()
     since = now - rng.span_s
     hourly = dashboard.hourly_rates(config) if config is not None else None
@@ -85,6 +98,8 @@ def snapshot(engine: Engine, rng: TimeRange, by: str, now: float, config: Config
         "failures": dashboard.failure_rate_over_time(engine, since=since, until=now, bucket_s=rng.bucket_s),
         "tasks": tasks.cost_per_task(engine, since=since),
     }
+    if fit:
+        data["fit"] = fitting_range(dashboard.first_activity(engine, since=now - DASHBOARD_RANGES[-1].span_s), now)
     if config is not None:
         data["savings_method"] = premium_split.describe(*premium_split.measured(engine, config, now))
     data.update(since=since, now=now, range=rng, by=by, query_ms=(time.perf_counter() - t0) * 1000)
@@ -131,9 +146,10 @@ class DashboardPage(QWidget):
 
         self.range_box = QComboBox()
         self.range_box.setAccessibleName("Time range")
-        for r in RANGES:
+        for r in DASHBOARD_RANGES:
             self.range_box.addItem(r.label, r)
-        self.range_box.setCurrentIndex(1)
+        self.range_box.setCurrentIndex(DEFAULT_RANGE)
+        self.range_fitted = False  # the default range was fitted to the data (or the user picked one first)
         self.by_box = QComboBox()
         self.by_box.setAccessibleName("Stack spend by")
         for label, key in STACK_BY:
@@ -203,7 +219,7 @@ class DashboardPage(QWidget):
         self.timer.setInterval(REFRESH_MS)
         self.timer.timeout.connect(self.tick)
         self._tick_soon = Throttle(self.tick, REFRESH_MS, self)  # new calls: now, unless a query just ran
-        self.range_box.currentIndexChanged.connect(self.invalidate)
+        self.range_box.currentIndexChanged.connect(self._range_changed)
         self.by_box.currentIndexChanged.connect(self.invalidate)
         ctx.bridge.callsLogged.connect(self._calls_logged)
         self._started = not startup.held()
@@ -263,6 +279,10 @@ class DashboardPage(QWidget):
         self.dirty = True
         self._tick_soon()
 
+    def _range_changed(self) -> None:
+        self.range_fitted = True  # a range picked by hand (or by the fit) is never overridden
+        self.invalidate()
+
     def invalidate(self) -> None:
         """Settings changed: query now if possible (else on the next tick)."""
         self.dirty = True
@@ -279,7 +299,8 @@ class DashboardPage(QWidget):
         if not force and (since_last < REFRESH_MS / 1000 * 0.8 or (not self.dirty and since_last < STALE_S)):
             return  # at most about one refresh a second, however the timer and new calls interleave
         rng, by, engine, config = self.time_range, self.by_box.currentData(), self.ctx.core.db, self.ctx.core.config
-        if self.flight.run(lambda: snapshot(engine, rng, by, time.time(), config), self.apply, self._failed):
+        fit = not self.range_fitted
+        if self.flight.run(lambda: snapshot(engine, rng, by, time.time(), config, fit=fit), self.apply, self._failed):
             self.dirty = False
             self.last_query = time.monotonic()
 
@@ -295,6 +316,12 @@ class DashboardPage(QWidget):
         if data["range"] != self.time_range or data["by"] != self.by_box.currentData():
             self.dirty = True  # settings changed while this ran; the next tick brings the right figures
             return
+        fit = data.get("fit")
+        if not self.range_fitted and fit is not None:
+            if fit != self.range_box.currentIndex():
+                self.range_box.setCurrentIndex(fit)  # re-queries at once for the fitted range
+                return
+            self.range_fitted = True
         if self.message.kind == "error":
             self.message.clear()
         self._apply_tiles(data["tiles"], data["range"])
@@ -303,9 +330,9 @@ class DashboardPage(QWidget):
         spend, failures = data["spend"], data["failures"]
         self._steps = [
             lambda: self.spend.set_data(spend["buckets"], spend["series"], bucket_s=rng.bucket_s, since=since,
-                                        until=now),
+                                        until=now, calls=spend.get("calls")),
             lambda: self.failures.set_data(failures["buckets"], failures["series"], bucket_s=rng.bucket_s,
-                                           since=since, until=now),
+                                           since=since, until=now, tool_calls=failures.get("tool_calls")),
             lambda: self.cost_per_task.set_data(data["tasks"]["by_outcome"], data["tasks"]["tasks"]),
             lambda: self._applied(data),
         ]

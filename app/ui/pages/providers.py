@@ -634,9 +634,34 @@ class ProvidersPage(QWidget):
         self.probe_button.setEnabled(self.probing is None and self._selected_target() is not None)
 
     def probe_selected(self) -> None:
+        """Say what the battery will cost before it spends: estimate off the GUI thread, confirm, then run."""
         target = self._selected_target()
         if target is None or self.probing is not None:
             return
+        config = self.ctx.core.config
+        self.probing = str(target)
+        self._update_probe_button()
+        self.probe_status.setText(f"Estimating what probing {target} will cost…")
+
+        def job() -> Any:
+            from app.core.analytics.probe import estimate
+
+            return estimate(config, target)
+
+        self.ctx.background.run(job, lambda est: self._confirm_probe(target, est),
+                                lambda exc: self._probe_failed(str(target), exc))
+
+    def _confirm_probe(self, target: Target, est: Any) -> None:
+        self.probing = None
+        if not dialogs.confirm(self, "Probe tool use", f"Probe {target}? The probes go straight to the provider "
+                               "and are billed like any call.", "Run the probes", detail=est.describe()):
+            self.probe_status.setText(f"Probe of {target} cancelled: nothing was sent. {est.describe()}")
+            self._show_probe_column()
+            self._update_probe_button()
+            return
+        self._run_probe(target)
+
+    def _run_probe(self, target: Target) -> None:
         core = self.ctx.core
 
         def job() -> dict[str, Any]:

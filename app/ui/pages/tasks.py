@@ -127,6 +127,7 @@ class TasksPage(QWidget):
         for col, width in enumerate((220, 110, 100, 60, 80, 110, 90)):
             self.table.setColumnWidth(col, width)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.doubleClicked.connect(self._double_clicked)
 
         self.calls = CallsModel(ctx.core.db, ctx.background, flt=CallFilter(task_id=-1), parent=self)
         self.calls_table = QTableView()
@@ -166,11 +167,16 @@ class TasksPage(QWidget):
         split.setStretchFactor(1, 1)
         split.setChildrenCollapsible(False)
 
+        self.by_preset = QLabel()
+        self.by_preset.setAccessibleName("Cost per finished task by preset")
+        self.by_preset.setWordWrap(True)
+        self.by_preset.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message = MessageLine()
         layout = QVBoxLayout(self)
         layout.addWidget(heading("Tasks", "Units of agent work. Mark a task finished or abandoned so the dashboard "
                                           "can show what a finished task costs."))
         layout.addLayout(bar)
+        layout.addWidget(self.by_preset)
         layout.addWidget(self.message)
         layout.addWidget(split, 1)
 
@@ -204,15 +210,18 @@ class TasksPage(QWidget):
     def refresh(self) -> None:
         span, engine = self.since_box.currentData(), self.ctx.core.db
         since = None if span is None else time.time() - span
-        def query() -> tuple[float | None, list[Row], list[list[QStandardItem]]]:
+        def query() -> tuple[float | None, list[Row], list[list[QStandardItem]], str]:
             rows = tasks.list_tasks(engine, since=since, limit=2000)
-            return span, rows, self.model.make_all(rows)  # cells built here, off the GUI thread
+            presets = tasks.finished_cost_by_preset(engine, since=since or 0.0)
+            compare = tasks.preset_comparison_text(presets, fmt_money)
+            return span, rows, self.model.make_all(rows), compare  # cells built here, off the GUI thread
 
         if self.flight.run(query, self._loaded, self._failed, queue_latest=True):
             self.dirty = False
 
-    def _loaded(self, result: tuple[float | None, list[Row], list[list[QStandardItem]]]) -> None:
-        span, rows, cells = result
+    def _loaded(self, result: tuple[float | None, list[Row], list[list[QStandardItem]], str]) -> None:
+        span, rows, cells, compare = result
+        self.by_preset.setText(compare or "Mark tasks finished to compare what a finished task costs per preset.")
         if span != self.since_box.currentData():
             return
         selected = self.selected_task()
@@ -281,6 +290,10 @@ class TasksPage(QWidget):
             return
         task = self.model.row(self.proxy.mapToSource(index).row())
         menu = QMenu(self)
+        rename = QAction("Rename…", menu)
+        rename.triggered.connect(lambda _=False, t=task: self._ask_rename(t))
+        menu.addAction(rename)
+        menu.addSeparator()
         for label, value in OUTCOMES:
             action = QAction("Reopen" if value is None else f"Mark {label.lower()}", menu)
             action.setCheckable(True)
@@ -288,6 +301,23 @@ class TasksPage(QWidget):
             action.triggered.connect(lambda _=False, v=value, t=task["id"]: self.set_outcome(t, v))
             menu.addAction(action)
         menu.popup(self.table.viewport().mapToGlobal(pos))
+
+    def _double_clicked(self, index: QModelIndex) -> None:
+        if index.column() == 0:  # the name column: rename, as in a file manager
+            self._ask_rename(self.model.row(self.proxy.mapToSource(index).row()))
+
+    def _ask_rename(self, task: Row) -> None:
+        from app.ui import dialogs
+
+        label = dialogs.ask_text(self, "Rename task", "Task name:", task.get("label") or "")
+        if label is not None:
+            self.rename(task["id"], label)
+
+    def rename(self, task_id: int, label: str) -> None:
+        """Save a task's new name in the background; the list refreshes when it is stored."""
+        engine = self.ctx.core.db
+        self.write_flight.run(lambda: tasks.rename_task(engine, task_id, label), self._outcome_saved,
+                              lambda exc: self.message.error(f"Could not rename the task: {exc}"), queue_latest=True)
 
     def set_outcome(self, task_id: int, outcome: str | None) -> None:
         engine = self.ctx.core.db
