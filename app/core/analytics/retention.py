@@ -1,4 +1,5 @@
 """Retention: detail rows (calls, tool calls, shadow runs) older than `retention_days` are pruned; totals stay.
+The labels of tasks left without calls, cut from their first prompt, are cleared with them.
 
 Nothing needs rolling up at pruning time, because `usage_slots` and `task_totals` already hold every
 ended call's figures (see `rollup`). Pruning records the cutoff first (`analytics_meta.pruned_before`),
@@ -37,6 +38,11 @@ def prune_chunk(conn: Connection, cutoff: int, limit: int = CHUNK) -> int:
                      {"c": cutoff, "n": limit}).rowcount
         for table in ("tool_calls", "calls", "shadow_calls")  # shadow runs are detail too (app.proxy.shadow)
     ]
+    # A task's label is cut from its first prompt (app.core.analytics.tasks): once every call of the task is
+    # pruned, that prompt text goes too. The task and its totals stay, unnamed.
+    conn.execute(text(
+        "UPDATE tasks SET label = NULL WHERE label IS NOT NULL AND last_at < :c AND source != 'manual'"
+        " AND NOT EXISTS (SELECT 1 FROM calls WHERE calls.task_id = tasks.id)"), {"c": cutoff})
     return max(counts)
 
 
