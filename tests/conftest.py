@@ -3,6 +3,7 @@ mock upstream; a real proxy on 127.0.0.1 port 0 in front of it."""
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -213,3 +214,15 @@ def logged_calls(core) -> list[dict]:  # type: ignore[no-untyped-def]
         if all(r["outcome"] != "in_flight" for r in rows) or time.monotonic() > deadline:
             return rows
         time.sleep(0.02)
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_on_the_main_thread():  # type: ignore[no-untyped-def]
+    """app/ui/gc_main.py: a Qt object in a reference cycle, collected on a worker thread, can deadlock with the
+    GUI thread. Most tests build pages without the app (and its GUI-thread collector) and drop many widgets,
+    so automatic collection stays off and the main thread collects what is due after each test."""
+    from app.ui.gc_main import collect_due
+
+    gc.disable()
+    yield
+    collect_due()

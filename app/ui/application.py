@@ -23,6 +23,7 @@ from app.ui import dialogs, startup
 from app.ui.background import Background
 from app.ui.bridge import CoreBridge
 from app.ui.context import UiContext
+from app.ui.gc_main import GuiThreadCollector
 from app.ui.main_window import MainWindow
 from app.ui.single_instance import SingleInstance
 from app.ui.theme import apply_theme
@@ -39,6 +40,7 @@ class DownshiftApp(QObject):
                  instance: SingleInstance | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.core, self.settings, self.instance = core, settings, instance
+        self.collector = GuiThreadCollector(self)  # Qt objects are never destroyed on a worker thread
         bridge = CoreBridge(core.events, self)
         self.ctx = UiContext(core, proxy, bridge, Background(self))
         self.stats = TodayStats(self.ctx, self)
@@ -222,3 +224,4 @@ class DownshiftApp(QObject):
         QCoreApplication.sendPostedEvents()  # results of finished jobs reach their widgets while these live
         self.ctx.bridge.close()
         self.window.deleteLater()
+        self.collector.stop()  # the workers are done: automatic collection may run anywhere again
