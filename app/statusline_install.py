@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from app import paths
-from app.core.agent_config import Written, write_with_backup
+from app.core.agent_config import Written, read_json_object, write_with_backup
 
 MARK = "statusline"  # how `uninstall` recognises a statusLine command as Downshift's
 
@@ -58,15 +58,7 @@ def _previous_path() -> Path:
 
 
 def _load(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except ValueError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); fix it, then run this again") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} does not hold a JSON object; fix it, then run this again")
-    return data
+    return read_json_object(path) or {}
 
 
 def install(env: Mapping[str, str] | None = None) -> Written:

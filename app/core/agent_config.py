@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.core.config import atomic_write
+
 CLINE_PROVIDER = "openai-compatible"
 
 
@@ -105,7 +107,7 @@ def continue_yaml(base_url: str, token: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json_object(path: Path) -> dict[str, Any] | None:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -125,11 +127,11 @@ def _text(agent: str, base_url: str, token: str, path: Path) -> str:
     if agent == "gemini":
         from app.core.gemini_settings import merged_gemini_settings
 
-        return json.dumps(merged_gemini_settings(_read_json(path)), indent=2) + "\n"
+        return json.dumps(merged_gemini_settings(read_json_object(path)), indent=2) + "\n"
     if agent == "cline":
-        return json.dumps(merged_cline_settings(_read_json(path), base_url, token), indent=2) + "\n"
+        return json.dumps(merged_cline_settings(read_json_object(path), base_url, token), indent=2) + "\n"
     if agent == "qwen-code":
-        return json.dumps(merged_qwen_settings(_read_json(path)), indent=2) + "\n"
+        return json.dumps(merged_qwen_settings(read_json_object(path)), indent=2) + "\n"
     if agent == "continue":
         return continue_yaml(base_url, token)
     raise ValueError(f"{agent} is configured by variables, not a file")
@@ -167,8 +169,8 @@ def write_with_backup(path: Path, text: str) -> Written:
         old = None
     if old == text.encode("utf-8"):
         return Written(path, None)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if old is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
         backup = path.with_name(f"{path.name}.bak-{time.strftime('%Y%m%d-%H%M%S')}")
         n = 1
         while backup.exists():
@@ -176,11 +178,7 @@ def write_with_backup(path: Path, text: str) -> Written:
             n += 1
         backup.write_bytes(old)
         os.chmod(backup, 0o600)
-    tmp = path.with_name(f".{path.name}.downshift-tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, text.encode("utf-8"))  # owner-only, via a temp file and a rename
     return Written(path, backup)
 
 
