@@ -182,6 +182,15 @@ def _candidate_verdict(comparisons: list[dict[str, Any]]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- queries
 
 
+def _empty_bins() -> list[dict[str, float]]:
+    """One model's zeroed totals for every prompt-size bin."""
+    return [
+        dict.fromkeys(("calls", "errors", "tool_calls", "invalid", "failed", "escalated", "prompt_tokens"), 0)
+        | {"cost_usd": 0.0}
+        for _ in range(BINS)
+    ]
+
+
 def _bins(conn: Connection, since: float, until: float) -> dict[str, list[dict[str, float]]]:
     rows = conn.execute(
         text(
@@ -195,22 +204,7 @@ def _bins(conn: Connection, since: float, until: float) -> dict[str, list[dict[s
     for provider, model, ctx, calls, errors, n, invalid, result_failed, cost, escalated, prompt in rows:
         if not provider and not model:
             continue  # calls refused before routing: no model to score
-        bins = out.setdefault(
-            f"{provider}/{model}",
-            [
-                {
-                    "calls": 0,
-                    "errors": 0,
-                    "tool_calls": 0,
-                    "invalid": 0,
-                    "failed": 0,
-                    "cost_usd": 0.0,
-                    "escalated": 0,
-                    "prompt_tokens": 0,
-                }
-                for _ in range(BINS)
-            ],
-        )
+        bins = out.setdefault(f"{provider}/{model}", _empty_bins())
         b = bins[min(int(ctx), BINS - 1)]
         b["calls"] += calls
         b["errors"] += errors
@@ -334,19 +328,7 @@ def scorecard(
     probes = latest_probes(engine)
     models = []
     for target in sorted(set(bins) | set(shadows)):
-        b = bins.get(target) or [
-            {
-                "calls": 0,
-                "errors": 0,
-                "tool_calls": 0,
-                "invalid": 0,
-                "failed": 0,
-                "cost_usd": 0.0,
-                "escalated": 0,
-                "prompt_tokens": 0,
-            }
-            for _ in range(BINS)
-        ]
+        b = bins.get(target) or _empty_bins()
         calls = sum(x["calls"] for x in b)
         n = sum(x["tool_calls"] for x in b)
         invalid = sum(x["invalid"] for x in b)
