@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.core import price_table
+
 RECHECK_SECONDS = 5.0
 
 
@@ -41,14 +43,6 @@ def invalidate() -> None:
     """Look at the file again on the next lookup (this process has just written it)."""
     global _checked
     _checked = 0.0
-
-
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size
 
 
 def read_index(path: Path) -> dict[str, dict[str, ListedPrice]]:
@@ -94,7 +88,7 @@ def _current() -> dict[str, dict[str, ListedPrice]]:
         from app.core.provider_models import default_cache_path
 
         path = default_cache_path()
-        stamp = _stamp(path)
+        stamp = price_table.file_stamp(path)
         if _state != (path, stamp):
             _index = read_index(path) if stamp is not None else {}
             _state = (path, stamp)

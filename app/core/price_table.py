@@ -309,7 +309,8 @@ def user_copy_path() -> Path:
     return data_dir() / USER_COPY
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
+def file_stamp(path: Path) -> tuple[int, int] | None:
+    """(mtime_ns, size): whether a file changed since it was read, for one stat."""
     try:
         st = path.stat()
     except OSError:
@@ -327,7 +328,7 @@ def default_table() -> PriceTable:
         return _default
     _checked = time.monotonic()
     path = user_copy_path()
-    stamp = _stamp(path)
+    stamp = file_stamp(path)
     if _default is not None and stamp == _user_stamp:
         return _default
     if _packaged is None:

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from app import paths
+from app.core.config import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +43,8 @@ def record(config_path: Path, host: str, port: int) -> None:
     """Called by the proxy once it listens (and again after a restart on another port)."""
     path = runtime_file(config_path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps({"pid": os.getpid(), "host": host, "port": port, "config": str(config_path)})
-        )
-        os.replace(tmp, path)
+        data = {"pid": os.getpid(), "host": host, "port": port, "config": str(config_path)}
+        atomic_write(path, json.dumps(data).encode(), mode=0o644)
     except OSError as exc:  # `env` falls back to the configured port
         log.warning("cannot record the proxy's address in %s: %s", path, exc)
 

@@ -25,7 +25,7 @@ import orjson
 from aiohttp import web
 
 from app.core import long_context
-from app.core.config import Config, Provider, Target
+from app.core.config import Config, LongContext, Provider, Target
 from app.core.engine import Core
 from app.core.records import Attempt, CallRecord
 from app.core.redact import known_secrets, mask_secrets, redact_text, scrub_known
@@ -88,7 +88,7 @@ class Pipeline:
             rec.request_body = accounting.clip_body(body, config.body_max_bytes)  # redacted by the log writer
         forced = self._policy_before(rec, data, config)
         if forced is None and (preset := config.active_preset) is not None and preset.long_context is not None:
-            forced = await self._long_context(rec, data, len(body), client_api, config)
+            forced = await self._long_context(preset.long_context, rec, data, len(body), client_api, config)
         try:
             chosen = route(config, rec.requested_model, force_role=forced)
         except RoutingError as exc:
@@ -111,12 +111,11 @@ class Pipeline:
             log.exception("call policy failed for call %s; serving it without", rec.call_id)
             return None
 
-    async def _long_context(self, rec: CallRecord, data: dict[str, Any], body_len: int, client_api: str,
+    async def _long_context(self, rule: LongContext, rec: CallRecord, data: dict[str, Any], body_len: int, client_api: str,
                             config: Config) -> str | None:
         """The role a preset's long-context rule sends this call to, or None. Decided by the body's length for
         most calls; a body that may be over the limit is counted on a worker thread (app.core.long_context)."""
-        rule = config.active_preset.long_context if config.active_preset is not None else None
-        if rule is None or not long_context.may_exceed(rule, body_len) or not long_context.rule_for(config, rec.requested_model):
+        if not long_context.may_exceed(rule, body_len) or not long_context.rule_for(config, rec.requested_model):
             return None
         try:
             loop = asyncio.get_running_loop()

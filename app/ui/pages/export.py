@@ -174,14 +174,15 @@ class ExportPage(QWidget):
         return shell if shell in ("fish", "powershell") else "bash"
 
     def _show_connections(self, focus: str | None = None) -> None:
+        state = {agent: is_connected(agent) for agent in self.connect_buttons}  # one small file read each
         for agent, button in self.connect_buttons.items():
-            connected = is_connected(agent)  # one small file read each: cheap enough for the GUI thread
+            connected = state[agent]
             button.setText("Disconnect" if connected else "Connect")
             button.setToolTip("Put back the settings this agent had before" if connected else
                                f"Write Downshift into {CONNECTABLE[agent].file()}")
             self.connect_status[agent].setText(f"connected: {_tilde(CONNECTABLE[agent].file())}" if connected
                                                else "not connected")
-        agent = focus or next((a for a in self.connect_buttons if is_connected(a)), "claude-code")
+        agent = focus or next((a for a, connected in state.items() if connected), "claude-code")
         self.rc_line.setText(rc_line(agent, self._rc_shell()))
 
     def toggle_connection(self, agent: str) -> None:

@@ -33,6 +33,7 @@ from app.ui.context import UiContext
 from app.ui.models import fmt_money, fmt_rate
 from app.ui.pages import MessageLine, heading
 from app.ui.pages.dashboard import RANGES, Tile
+from app.ui.throttle import SingleFlight
 
 REFRESH_MS = 5000
 ALL = "All members"
@@ -54,7 +55,7 @@ class TeamPage(QWidget):
         super().__init__(parent)
         self.ctx = ctx
         self._engine: Engine | None = None
-        self._busy = False
+        self.flight = SingleFlight(ctx.background, self)  # one query at a time; a change while it runs is queued
         self.source = self._source()
         layout = QVBoxLayout(self)
         layout.addWidget(
@@ -150,20 +151,18 @@ class TeamPage(QWidget):
         return None if text == ALL else ("" if text == "(none)" else text)
 
     def refresh(self) -> None:
-        if self._busy or not self.source:
+        if not self.source:
             return
-        self._busy = True
         span, member = RANGES[self.range.currentIndex()].span_s, self.selected_member()
-        self.ctx.background.run(
-            lambda: team_snapshot(self.engine(), span, member, time.time()), self.apply, self._failed
+        self.flight.run(
+            lambda: team_snapshot(self.engine(), span, member, time.time()), self.apply, self._failed,
+            queue_latest=True,
         )
 
     def _failed(self, exc: Exception) -> None:
-        self._busy = False
         self.message.error(f"The team ledger cannot be read: {str(getattr(exc, 'orig', None) or exc)[:300]}")
 
     def apply(self, data: dict[str, Any]) -> None:
-        self._busy = False
         self.message.clear()
         t = data["tiles"]
         self.tiles["spend"].set(
