@@ -135,6 +135,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kept(written: Any) -> str:
+    """What the CLI says about a settings file it replaced (app.core.agent_config.Written)."""
+    return f" (the old file is kept as {written.backup})" if written.backup else ""
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     from app.core.envexport import export_text
     from app.core.secrets import local_token
@@ -158,7 +163,7 @@ def cmd_env(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             print(f"downshift: {exc}", file=sys.stderr)
             return 1
-        kept = f" (the old file is kept as {written.backup})" if written.backup else ""
+        kept = _kept(written)
         print(f"{args.agent}: wrote {written.path}{kept}", file=sys.stderr)
     sys.stdout.write(export_text(args.agent, args.format, base, token))
     return 0
@@ -536,14 +541,14 @@ def cmd_statusline(args: argparse.Namespace) -> int:
     try:
         if args.action == "install":
             written = statusline_install.install()
-            kept = f" (the old file is kept as {written.backup})" if written.backup else ""
+            kept = _kept(written)
             print(f"Claude Code status line installed in {written.path}{kept}")
         else:
             done = statusline_install.uninstall()
             if done is None:
                 print(f"no Downshift status line in {statusline_install.settings_path()}: nothing to do")
             else:
-                kept = f" (the old file is kept as {done.backup})" if done.backup else ""
+                kept = _kept(done)
                 print(f"Claude Code status line removed from {done.path}{kept}")
     except (OSError, ValueError) as exc:
         print(f"downshift: {exc}", file=sys.stderr)
