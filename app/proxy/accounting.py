@@ -58,6 +58,19 @@ def note_tool_results(rec: CallRecord, data: dict[str, Any], client_api: str, co
         rec.failed_results = found
 
 
+def _usage(observer: OpenAIObserver | AnthropicObserver, provider: Provider) -> Usage:
+    """The usage the upstream reported, in its own format (zeros where it reported none)."""
+    raw = observer.usage or {}
+    return normalize_anthropic(raw) if provider.api == "anthropic" else normalize_openai(raw, provider.kind)
+
+
+def _declared(upstream_body: dict[str, Any], provider: Provider) -> dict[str, dict[str, Any] | None]:
+    """The tools the request declared, read in the upstream's format."""
+    if provider.api == "anthropic":
+        return toolcheck.declared_anthropic(upstream_body)
+    return toolcheck.declared_openai(upstream_body)
+
+
 async def prepare_checks(
     observer: OpenAIObserver | AnthropicObserver, upstream_body: dict[str, Any], provider: Provider
 ) -> None:
@@ -67,11 +80,7 @@ async def prepare_checks(
     if not calls:
         return
     try:
-        if provider.api == "anthropic":
-            declared = toolcheck.declared_anthropic(upstream_body)
-        else:
-            declared = toolcheck.declared_openai(upstream_body)
-        schemas = toolcheck.called_schemas(declared, (name for _, name, _ in calls))
+        schemas = toolcheck.called_schemas(_declared(upstream_body, provider), (name for _, name, _ in calls))
         if schemas:
             await toolcheck.prepare(schemas)
     except Exception:  # settle reports these calls "unchecked"; the call is not affected
@@ -106,12 +115,8 @@ def _settle(
     config: Config,
     payload_len: int,
 ) -> None:
-    if provider.api == "anthropic":
-        usage = normalize_anthropic(observer.usage or {})
-        declared = toolcheck.declared_anthropic(upstream_body)
-    else:
-        usage = normalize_openai(observer.usage or {}, provider.kind)
-        declared = toolcheck.declared_openai(upstream_body)
+    usage = _usage(observer, provider)
+    declared = _declared(upstream_body, provider)
     estimated = False
     if rec.outcome != "ok" or not observer.usage_complete:
         estimated = estimate_partial(observer, usage, payload_len)
@@ -152,8 +157,7 @@ def cost_attempt(
     target then served the call): the provider bills what it generated, so the call's cost includes it.
     Its usage is what went by, estimated where the provider did not report it (it rarely got to)."""
     try:
-        raw = observer.usage or {}
-        usage = normalize_anthropic(raw) if provider.api == "anthropic" else normalize_openai(raw, provider.kind)
+        usage = _usage(observer, provider)
         estimated = estimate_partial(observer, usage, payload_len)
         priced = price_call(usage, config, provider, model)
         attempt.cost_usd, attempt.cost_source = priced.cost, cost_source(priced, estimated)
