@@ -33,9 +33,9 @@ def _money(value: float | None, estimated: int = 0) -> str:
 
 def _caveats(unpriced: int, estimated: int) -> str:
     """What a cost figure leaves out or guesses, e.g. " (2 calls unpriced, 1 estimated)"; "" when nothing."""
-    parts = [f"{unpriced} call{'s' if unpriced != 1 else ''} unpriced" if unpriced else "",
-             f"{estimated} estimated" if estimated else ""]
-    said = ", ".join(p for p in parts if p)
+    from app.core.pricing import caveat_text
+
+    said = caveat_text(unpriced, estimated)
     return f" ({said})" if said else ""
 
 

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from sqlalchemy import Engine
 
 from app.core import premium_split
+from app.core.pricing import caveat_text
 from app.core.config import Config
 from app.core.queries import dashboard, health, tasks
 from app.ui import startup
@@ -370,9 +371,7 @@ class DashboardPage(QWidget):
         self.tiles["failure"].set(fmt_rate(rate), "no tool calls" if rate is None else span)
         per_task = t["cost_per_finished_task"]
         task_unpriced, task_guessed = t.get("finished_task_unpriced_calls", 0), t.get("finished_task_estimated_calls", 0)
-        caveats = ", ".join(x for x in (f"{task_unpriced} call{'s' if task_unpriced != 1 else ''} unpriced"
-                                        if task_unpriced else "",
-                                        f"{task_guessed} estimated" if task_guessed else "") if x)
+        caveats = caveat_text(task_unpriced, task_guessed)
         self.tiles["per_task"].set(fmt_money(per_task, estimated=bool(task_guessed)),
                                    "no finished tasks" if per_task is None else caveats or span)
         unpriced = t["unpriced_calls"]
