@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
 from sqlalchemy import Engine
 
 from app.core import premium_split
-from app.core.pricing import caveat_text
 from app.core.config import Config
+from app.core.pricing import caveat_text
 from app.core.queries import dashboard, health, tasks
 from app.ui import startup
 from app.ui.context import UiContext
