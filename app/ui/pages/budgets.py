@@ -27,6 +27,7 @@ from app.core.queries.health import budget_status
 from app.ui.context import UiContext
 from app.ui.models import fmt_money
 from app.ui.pages import MessageLine, heading
+from app.ui.pages.health_row import budget_bar
 from app.ui.throttle import SingleFlight, Throttle
 
 ACTIONS = {"warn": "warns", "switch": "switches preset", "block": "blocks calls"}
@@ -101,11 +102,7 @@ class BudgetsPage(QWidget):
                 item.widget().deleteLater()
         self.bars = []
         for i, b in enumerate(rows):
-            share = b["spent"] / b["limit"] if b["limit"] else 0.0
-            bar = QProgressBar()
-            bar.setRange(0, 100)
-            bar.setValue(min(100, int(share * 100)))
-            bar.setFormat(f"{fmt_money(b['spent'])} of {fmt_money(b['limit'])} ({share:.0%})")
+            bar, _share = budget_bar(b, with_share=True)
             bar.setAccessibleName(b["label"])
             self.grid.addWidget(QLabel(b["label"][0].upper() + b["label"][1:]), i, 0)
             self.grid.addWidget(bar, i, 1)

@@ -61,12 +61,19 @@ class HealthRow(QWidget):
             bar.deleteLater()
         self.budget_bars = []
         for b in h["budgets"]:
-            bar = QProgressBar()
-            bar.setRange(0, 100)
-            share = b["spent"] / b["limit"] if b["limit"] else 0.0
-            bar.setValue(min(100, int(share * 100)))
-            bar.setFormat(f"{fmt_money(b['spent'])} of {fmt_money(b['limit'])}")
+            bar, share = budget_bar(b)
             bar.setToolTip(f"{b['label']}: {share:.0%} spent; at the limit it will {b['action']}")
             bar.setMaximumWidth(180)
             self._budget_layout.addWidget(bar)
             self.budget_bars.append(bar)
+
+
+def budget_bar(b: dict[str, Any], *, with_share: bool = False) -> tuple[QProgressBar, float]:
+    """A budget's progress bar ("$x of $y", with the share when asked) and the share it shows."""
+    share = b["spent"] / b["limit"] if b["limit"] else 0.0
+    bar = QProgressBar()
+    bar.setRange(0, 100)
+    bar.setValue(min(100, int(share * 100)))
+    text = f"{fmt_money(b['spent'])} of {fmt_money(b['limit'])}"
+    bar.setFormat(f"{text} ({share:.0%})" if with_share else text)
+    return bar, share
