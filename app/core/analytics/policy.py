@@ -43,7 +43,8 @@ class CallPolicy:
     def before(self, rec: CallRecord, data: dict[str, Any], config: Config) -> str | None:
         """Set the task key, enforce block budgets, and return the role to force when the task escalated."""
         rec.task_key = rec.session_key or fingerprint(data, rec.client_api) or ""
-        rec.task_label = prompt_label(data, rec.client_api)
+        if not rec.task_key.startswith("task:"):  # a header-named task is labelled with its name
+            rec.task_label = prompt_label(data, rec.client_api)
         forced = self._escalation_role(rec, config)
         self.budgets.check(config, rec.started_at, lambda: self._provider(config, rec.requested_model, forced), rec.member)
         return forced
