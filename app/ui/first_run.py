@@ -126,28 +126,32 @@ def suggest(ids: Sequence[str], picks: Sequence[str]) -> str:
     return ids[0] if ids else ""
 
 
-def price_text(model: str, provider_kind: str, listed: ModelInfo | None = None) -> str:
-    """Input and output price per million tokens: the price table first, then the provider's own list."""
+def in_out_price(model: str, provider_kind: str, listed: ModelInfo | None = None) -> tuple[float, float, bool] | None:
+    """(input, output) USD per million tokens and whether they come from the provider's own list: the price
+    table first, then that list; None when neither knows the model."""
     from app.core.price_table import lookup
 
     entry = lookup(model, provider_kind) if model else None
     if entry is not None:
-        return f"{money(entry.input)} in / {money(entry.output)} out per million tokens"
+        return entry.input, entry.output, False
     if listed is not None and listed.input_per_m is not None and listed.output_per_m is not None:
-        return f"{money(listed.input_per_m)} in / {money(listed.output_per_m)} out per million tokens (provider's list)"
-    return "price unknown: calls are logged as unpriced until you add one (Presets page)"
+        return listed.input_per_m, listed.output_per_m, True
+    return None
+
+
+def price_text(model: str, provider_kind: str, listed: ModelInfo | None = None) -> str:
+    """Input and output price per million tokens, and where it came from when that is the provider's list."""
+    found = in_out_price(model, provider_kind, listed)
+    if found is None:
+        return "price unknown: calls are logged as unpriced until you add one (Presets page)"
+    inp, out, from_list = found
+    return f"{money(inp)} in / {money(out)} out per million tokens" + (" (provider's list)" if from_list else "")
 
 
 def unit_price(model: str, provider_kind: str, listed: ModelInfo | None = None) -> float | None:
     """A blended USD per million tokens (3 in : 1 out, roughly an agent loop's mix), or None if unknown."""
-    from app.core.price_table import lookup
-
-    entry = lookup(model, provider_kind) if model else None
-    if entry is not None:
-        return (3 * entry.input + entry.output) / 4
-    if listed is not None and listed.input_per_m is not None and listed.output_per_m is not None:
-        return (3 * listed.input_per_m + listed.output_per_m) / 4
-    return None
+    found = in_out_price(model, provider_kind, listed)
+    return None if found is None else (3 * found[0] + found[1]) / 4
 
 
 def default_shell() -> str:
@@ -336,14 +340,8 @@ class PricedItems(QStyledItemDelegate):
 
 def short_price(model: str, provider_kind: str, listed: ModelInfo | None = None) -> str:
     """'$0.30 / $1.20 per M' (input / output), or '' when unknown."""
-    from app.core.price_table import lookup
-
-    entry = lookup(model, provider_kind) if model else None
-    if entry is not None:
-        return f"{money(entry.input)} / {money(entry.output)} per M"
-    if listed is not None and listed.input_per_m is not None and listed.output_per_m is not None:
-        return f"{money(listed.input_per_m)} / {money(listed.output_per_m)} per M"
-    return ""
+    found = in_out_price(model, provider_kind, listed)
+    return "" if found is None else f"{money(found[0])} / {money(found[1])} per M"
 
 
 class ModelPicker(QWidget):
