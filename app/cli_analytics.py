@@ -48,7 +48,9 @@ def _core(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 # ----------------------------------------------------------------------------------------------- stats
 
 
-def stats_extra(engine: Engine, since: float | None, config: Any = None, member: str | None = None) -> dict[str, Any]:
+def stats_extra(
+    engine: Engine, since: float | None, config: Any = None, member: str | None = None
+) -> dict[str, Any]:
     """Keys `stats --json` adds to the summary: tool-call reliability by kind, savings (net of local providers'
     hourly cost, with the cache assumption used), cost per finished task, and on a team ledger the per-member
     table (`members`: calls, spend, savings, tool-call failure rate, cost per finished task)."""
@@ -59,8 +61,13 @@ def stats_extra(engine: Engine, since: float | None, config: Any = None, member:
     start = since or 0.0
     per_task = cost_per_task(engine, since=start, member=member)["by_outcome"]
     finished = per_task.get("finished")
-    saved = savings(engine, since=start, by="model", hourly=hourly_rates(config) if config is not None else None,
-                    member=member)
+    saved = savings(
+        engine,
+        since=start,
+        by="model",
+        hourly=hourly_rates(config) if config is not None else None,
+        member=member,
+    )
     if config is not None:
         split, calls = premium_split.measured(engine, config)
         saved["method"] = premium_split.describe(split, calls)
@@ -80,26 +87,60 @@ def print_stats_extra(data: dict[str, Any]) -> None:
     tools = data["tools"]["total"]
     if tools["tool_calls"]:
         kinds = ", ".join(f"{k} {v}" for k, v in tools["by_kind"].items() if v) or "none"
-        print(f"tool calls: {tools['tool_calls']} emitted, {tools['failed']} failed ({tools['failure_rate']:.1%}"
-              f" incl. failed results) - {kinds}")
+        print(
+            f"tool calls: {tools['tool_calls']} emitted, {tools['failed']} failed ({tools['failure_rate']:.1%}"
+            f" incl. failed results) - {kinds}"
+        )
     s = data["savings"]["total"]
-    print(f"savings against premium: {_money(s['savings_usd'])} (premium equivalent {_money(s['premium_usd'])})")
+    print(
+        f"savings against premium: {_money(s['savings_usd'])} (premium equivalent {_money(s['premium_usd'])})"
+    )
     if s.get("hourly_cost_usd"):
-        hours = ", ".join(f"{name} {v['hours']} h x ${v['hourly_cost']:.2f}" for name, v in data["savings"]["hourly"].items())
-        print(f"  less local providers' hourly cost {_money(s['hourly_cost_usd'])} ({hours}):"
-              f" net {_money(s['net_savings_usd'])}")
+        hours = ", ".join(
+            f"{name} {v['hours']} h x ${v['hourly_cost']:.2f}"
+            for name, v in data["savings"]["hourly"].items()
+        )
+        print(
+            f"  less local providers' hourly cost {_money(s['hourly_cost_usd'])} ({hours}):"
+            f" net {_money(s['net_savings_usd'])}"
+        )
     if data["savings"].get("method"):
         print(f"  {data['savings']['method']}")
-    unpriced, estimated = data["cost_per_finished_task_unpriced_calls"], data["cost_per_finished_task_estimated_calls"]
-    print(f"cost per finished task: {_money(data['cost_per_finished_task'], estimated)}{_caveats(unpriced, estimated)}")
+    unpriced, estimated = (
+        data["cost_per_finished_task_unpriced_calls"],
+        data["cost_per_finished_task_estimated_calls"],
+    )
+    print(
+        f"cost per finished task: {_money(data['cost_per_finished_task'], estimated)}{_caveats(unpriced, estimated)}"
+    )
     if data.get("members"):
         from app.cli import table
 
-        rows = [{**m, "member": m["member"] or "(none)", "cost": _money(m["cost_usd"]), "saved": _money(m["savings_usd"]),
-                 "rate": "-" if m["tool_failure_rate"] is None else f"{m['tool_failure_rate']:.1%}",
-                 "per_task": _money(m["cost_per_finished_task"])} for m in data["members"]]
-        print(table(rows, [("member", "MEMBER"), ("calls", "CALLS"), ("errors", "FAILED"), ("cost", "SPEND"),
-                           ("saved", "SAVED"), ("rate", "TOOL FAIL %"), ("per_task", "PER FINISHED TASK")]))
+        rows = [
+            {
+                **m,
+                "member": m["member"] or "(none)",
+                "cost": _money(m["cost_usd"]),
+                "saved": _money(m["savings_usd"]),
+                "rate": "-" if m["tool_failure_rate"] is None else f"{m['tool_failure_rate']:.1%}",
+                "per_task": _money(m["cost_per_finished_task"]),
+            }
+            for m in data["members"]
+        ]
+        print(
+            table(
+                rows,
+                [
+                    ("member", "MEMBER"),
+                    ("calls", "CALLS"),
+                    ("errors", "FAILED"),
+                    ("cost", "SPEND"),
+                    ("saved", "SAVED"),
+                    ("rate", "TOOL FAIL %"),
+                    ("per_task", "PER FINISHED TASK"),
+                ],
+            )
+        )
 
 
 # ----------------------------------------------------------------------------------------------- tasks
@@ -125,14 +166,31 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
     for r in rows:
         r["when"] = _when(r["started_at"])
-        r["cost"] = _money(r["cost_usd"], r["estimated_calls"]) + _caveats(r["unpriced_calls"], r["estimated_calls"])
+        r["cost"] = _money(r["cost_usd"], r["estimated_calls"]) + _caveats(
+            r["unpriced_calls"], r["estimated_calls"]
+        )
         r["dur"] = f"{r['duration_s'] / 60:.1f}m"
         r["fails"] = f"{r['tool_failures']}/{r['tool_calls']}"
         r["name"] = r["label"] or r["key"][:24]
         more = len(r["models"]) - 2
         r["models_"] = ", ".join(r["models"][:2]) + (f" +{more}" if more > 0 else "")
-    print(table(rows, [("id", "ID"), ("when", "STARTED"), ("source", "BY"), ("name", "TASK"), ("outcome", "OUTCOME"),
-                       ("calls", "CALLS"), ("cost", "COST"), ("fails", "TOOL FAIL"), ("dur", "TIME"), ("models_", "MODELS")]))
+    print(
+        table(
+            rows,
+            [
+                ("id", "ID"),
+                ("when", "STARTED"),
+                ("source", "BY"),
+                ("name", "TASK"),
+                ("outcome", "OUTCOME"),
+                ("calls", "CALLS"),
+                ("cost", "COST"),
+                ("fails", "TOOL FAIL"),
+                ("dur", "TIME"),
+                ("models_", "MODELS"),
+            ],
+        )
+    )
     return 0
 
 
@@ -147,8 +205,10 @@ def cmd_task(args: argparse.Namespace) -> int:
             task_id = new_manual_task(core.db, label)
             from app.cli import printable
 
-            print(f"task {task_id} started{f' ({printable(label)})' if label else ''}: calls without a task header or session"
-                  f" id join it until you mark it done or it is idle for {core.config.task_idle_minutes:g} minutes")
+            print(
+                f"task {task_id} started{f' ({printable(label)})' if label else ''}: calls without a task header or session"
+                f" id join it until you mark it done or it is idle for {core.config.task_idle_minutes:g} minutes"
+            )
             return 0
         if len(args.arg) != 1 or not args.arg[0].isascii() or not args.arg[0].isdigit():
             print(f"downshift: usage: downshift task {args.action} ID", file=sys.stderr)
@@ -196,14 +256,34 @@ def cmd_probe(args: argparse.Namespace) -> int:
     else:
         from app.cli import table
 
-        rows = [{**r, "ok": "pass" if r["passed"] else "FAIL", "ms": None if r["latency_ms"] is None else f"{r['latency_ms']:.0f}",
-                 "cost": _money(r["cost_usd"]), "tools": f"{r['tool_calls'] - r['tool_failures']}/{r['tool_calls']}"}
-                for r in result["results"]]
-        print(table(rows, [("probe", "PROBE"), ("ok", "RESULT"), ("tools", "VALID CALLS"), ("ms", "MS"), ("cost", "COST"),
-                           ("detail", "WHY")]))
+        rows = [
+            {
+                **r,
+                "ok": "pass" if r["passed"] else "FAIL",
+                "ms": None if r["latency_ms"] is None else f"{r['latency_ms']:.0f}",
+                "cost": _money(r["cost_usd"]),
+                "tools": f"{r['tool_calls'] - r['tool_failures']}/{r['tool_calls']}",
+            }
+            for r in result["results"]
+        ]
+        print(
+            table(
+                rows,
+                [
+                    ("probe", "PROBE"),
+                    ("ok", "RESULT"),
+                    ("tools", "VALID CALLS"),
+                    ("ms", "MS"),
+                    ("cost", "COST"),
+                    ("detail", "WHY"),
+                ],
+            )
+        )
         validity = "-" if result["validity"] is None else f"{result['validity']:.0%}"
-        print(f"{target}: {result['passed']}/{result['probes']} probes passed, tool-call validity {validity},"
-              f" cost {_money(result['cost_usd'])}")
+        print(
+            f"{target}: {result['passed']}/{result['probes']} probes passed, tool-call validity {validity},"
+            f" cost {_money(result['cost_usd'])}"
+        )
     return 0 if result["passed"] == result["probes"] else 1
 
 
@@ -219,8 +299,11 @@ def cmd_rollup(args: argparse.Namespace) -> int:
     try:
         days = args.days if args.days is not None else core.config.retention_days
         if not days > 0:
-            print("downshift: retention is off (logging.retention_days = 0): pass --days N to prune call detail "
-                  "older than N days", file=sys.stderr)
+            print(
+                "downshift: retention is off (logging.retention_days = 0): pass --days N to prune call detail "
+                "older than N days",
+                file=sys.stderr,
+            )
             return 2
         core.writer.flush()
         cutoff = cutoff_for(time.time(), days)
@@ -233,7 +316,9 @@ def cmd_rollup(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(result)
     else:
-        print(f"{result['calls_pruned']} calls older than {_when(result['cutoff'])} pruned; their totals stay in the charts")
+        print(
+            f"{result['calls_pruned']} calls older than {_when(result['cutoff'])} pruned; their totals stay in the charts"
+        )
     return 0
 
 
@@ -246,14 +331,18 @@ def _prunable(engine: Engine, cutoff: float) -> tuple[int, float, float]:
     from sqlalchemy import text
 
     with engine.connect() as conn:
-        count, first, last = conn.execute(text("SELECT count(*), min(started_at), max(started_at) FROM calls"
-                                               " WHERE started_at < :c"), {"c": cutoff}).one()
+        count, first, last = conn.execute(
+            text("SELECT count(*), min(started_at), max(started_at) FROM calls WHERE started_at < :c"),
+            {"c": cutoff},
+        ).one()
     return int(count or 0), float(first or 0), float(last or 0)
 
 
 def _confirmed(count: int, first: float, last: float) -> bool:
-    what = (f"the detail of {count} calls from {_when(first)} to {_when(last)} ({(last - first) / DAY:.1f} days;"
-            " their totals stay in the charts)")
+    what = (
+        f"the detail of {count} calls from {_when(first)} to {_when(last)} ({(last - first) / DAY:.1f} days;"
+        " their totals stay in the charts)"
+    )
     if not sys.stdin or not sys.stdin.isatty():
         print(f"downshift: this would prune {what}; run it again with --yes to confirm", file=sys.stderr)
         return False
@@ -272,7 +361,9 @@ def cmd_breakeven(args: argparse.Namespace) -> int:
     core = _core(args)
     try:
         config = core.config
-        names = [args.provider] if args.provider else [p.name for p in config.providers.values() if p.hourly_cost]
+        names = (
+            [args.provider] if args.provider else [p.name for p in config.providers.values() if p.hourly_cost]
+        )
         if not names:
             print("downshift: no provider has an hourly_cost in the config", file=sys.stderr)
             return 2
@@ -289,17 +380,25 @@ def cmd_breakeven(args: argparse.Namespace) -> int:
         return 0
     for r in results:
         be = r["break_even_tokens_per_hour"]
-        print(f"{r['provider']} at ${r['hourly_cost']:.2f}/h vs {r['against']} (${r['usd_per_million_tokens']:.2f}/M tokens):"
-              f" break-even {be:,.0f} tokens/hour" if be else f"{r['provider']}: the API target costs nothing per token")
-        print(f"  served {r['observed_tokens_per_hour']:,.0f} tokens/hour since {_when(r['since'])}: self-hosted"
-              f" ${r['self_hosted_usd']:.2f} vs API ${r['api_equivalent_usd']:.2f} -> {r['cheaper']} is cheaper")
+        print(
+            f"{r['provider']} at ${r['hourly_cost']:.2f}/h vs {r['against']} (${r['usd_per_million_tokens']:.2f}/M tokens):"
+            f" break-even {be:,.0f} tokens/hour"
+            if be
+            else f"{r['provider']}: the API target costs nothing per token"
+        )
+        print(
+            f"  served {r['observed_tokens_per_hour']:,.0f} tokens/hour since {_when(r['since'])}: self-hosted"
+            f" ${r['self_hosted_usd']:.2f} vs API ${r['api_equivalent_usd']:.2f} -> {r['cheaper']} is cheaper"
+        )
     return 0
 
 
 def register(add: AddCommand) -> None:
     from app.cli import LIMIT, positive_number
 
-    p = add("tasks", cmd_tasks, "tasks (units of agent work) with their calls, cost, tool failures and outcome")
+    p = add(
+        "tasks", cmd_tasks, "tasks (units of agent work) with their calls, cost, tool failures and outcome"
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument("--since", help="e.g. 24h, 7d (default: all time)")
     p.add_argument("--limit", type=LIMIT, default=50)
@@ -310,14 +409,23 @@ def register(add: AddCommand) -> None:
     p = add("probe", cmd_probe, "run the tool-use probes against PROVIDER/MODEL (direct to the provider)")
     p.add_argument("target", metavar="PROVIDER/MODEL")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--timeout", type=positive_number(600), help="seconds per request (default: the provider's first_byte timeout)")
+    p.add_argument(
+        "--timeout",
+        type=positive_number(600),
+        help="seconds per request (default: the provider's first_byte timeout)",
+    )
     p = add("rollup", cmd_rollup, "apply retention now: prune call detail older than logging.retention_days")
-    p.add_argument("--days", type=positive_number(36_500), help="override retention_days for this run (above 0)")
-    p.add_argument("--yes", action="store_true", help="prune without asking, even more than a day's worth of calls")
+    p.add_argument(
+        "--days", type=positive_number(36_500), help="override retention_days for this run (above 0)"
+    )
+    p.add_argument(
+        "--yes", action="store_true", help="prune without asking, even more than a day's worth of calls"
+    )
     p.add_argument("--json", action="store_true")
     p = add("breakeven", cmd_breakeven, "self-hosting break-even for providers with an hourly_cost")
     p.add_argument("provider", nargs="?")
-    p.add_argument("--against", metavar="PROVIDER/MODEL", help="API target to compare with (default: the premium preset)")
+    p.add_argument(
+        "--against", metavar="PROVIDER/MODEL", help="API target to compare with (default: the premium preset)"
+    )
     p.add_argument("--since", default="30d")
     p.add_argument("--json", action="store_true")
-

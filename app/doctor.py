@@ -47,18 +47,36 @@ class Check:
 
 def check_config(path: Path) -> tuple[Check, Config | None]:
     if not path.exists():
-        return Check("config", "warn", f"{path} does not exist yet; built-in defaults apply",
-                     "start `downshift` once (or the first-run assistant) to create it", {"path": str(path)}), None
+        return Check(
+            "config",
+            "warn",
+            f"{path} does not exist yet; built-in defaults apply",
+            "start `downshift` once (or the first-run assistant) to create it",
+            {"path": str(path)},
+        ), None
     try:
         config = load_config(path)
     except ConfigError as exc:
-        return Check("config", "fail", str(exc), f"fix that key in {path}; a running proxy keeps the last good config",
-                     {"path": str(path)}), None
-    details = {"path": str(path), "providers": len(config.providers), "presets": len(config.presets),
-               "active": config.active}
+        return Check(
+            "config",
+            "fail",
+            str(exc),
+            f"fix that key in {path}; a running proxy keeps the last good config",
+            {"path": str(path)},
+        ), None
+    details = {
+        "path": str(path),
+        "providers": len(config.providers),
+        "presets": len(config.presets),
+        "active": config.active,
+    }
     if not config.presets:
-        return Check("config", "warn", f"{path}: no routing preset", "add one on the Presets page", details), config
-    summary = f"{path}: {len(config.providers)} providers, {len(config.presets)} presets, active {config.active!r}"
+        return Check(
+            "config", "warn", f"{path}: no routing preset", "add one on the Presets page", details
+        ), config
+    summary = (
+        f"{path}: {len(config.providers)} providers, {len(config.presets)} presets, active {config.active!r}"
+    )
     return Check("config", "ok", summary, None, details), config
 
 
@@ -69,19 +87,34 @@ def check_keyring(fallback: Path) -> Check:
         store = SecretStore(fallback)
         store.get(TOKEN_NAME)
     except SecretStoreError as exc:
-        return Check("keyring", "fail", str(exc), "unlock the keyring (log in to the desktop session) and retry")
+        return Check(
+            "keyring", "fail", str(exc), "unlock the keyring (log in to the desktop session) and retry"
+        )
     except Exception as exc:  # a broken keyring backend raises its own types
-        return Check("keyring", "fail", f"the keyring backend failed: {type(exc).__name__}: {exc}",
-                     "check the OS keyring (gnome-keyring, KWallet, Keychain, Credential Manager)")
+        return Check(
+            "keyring",
+            "fail",
+            f"the keyring backend failed: {type(exc).__name__}: {exc}",
+            "check the OS keyring (gnome-keyring, KWallet, Keychain, Credential Manager)",
+        )
     details = {"backend": store.describe(), "uses_keyring": store.uses_keyring}
     if store.uses_keyring:
         return Check("keyring", "ok", store.describe(), None, details)
     if fallback.exists() and not is_private_file(fallback):
-        return Check("keyring", "fail", f"{fallback} holds keys and is readable by other users",
-                     f"chmod 600 {fallback}", details)
-    return Check("keyring", "warn", f"no OS keyring: keys go to {fallback}, readable only by you",
-                 "install and unlock a Secret Service (gnome-keyring or KWallet) to keep keys in the OS keyring",
-                 details)
+        return Check(
+            "keyring",
+            "fail",
+            f"{fallback} holds keys and is readable by other users",
+            f"chmod 600 {fallback}",
+            details,
+        )
+    return Check(
+        "keyring",
+        "warn",
+        f"no OS keyring: keys go to {fallback}, readable only by you",
+        "install and unlock a Secret Service (gnome-keyring or KWallet) to keep keys in the OS keyring",
+        details,
+    )
 
 
 def check_database(url: str) -> Check:
@@ -96,20 +129,37 @@ def check_database(url: str) -> Check:
     try:
         check_url(url)
     except DatabaseOpenError as exc:
-        return Check("database", "fail", str(exc), "pass --db sqlite:///path/to/file.db (or leave it out)", {"url": shown})
+        return Check(
+            "database",
+            "fail",
+            str(exc),
+            "pass --db sqlite:///path/to/file.db (or leave it out)",
+            {"url": shown},
+        )
     path = sqlite_path(url)
     if path is not None and not path.exists():
-        return Check("database", "ok", f"{path} will be created on first start", None, {"url": shown, "exists": False})
+        return Check(
+            "database", "ok", f"{path} will be created on first start", None, {"url": shown, "exists": False}
+        )
     where = str(path or shown)
     details: dict[str, Any] = {"url": shown, "exists": True}
     engine = create_engine(normalize_url(url))
     try:
         with engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_revision()
-            rows = conn.execute(text("SELECT COUNT(*) FROM calls")).scalar_one() if inspect(conn).has_table("calls") else 0
+            rows = (
+                conn.execute(text("SELECT COUNT(*) FROM calls")).scalar_one()
+                if inspect(conn).has_table("calls")
+                else 0
+            )
     except SQLAlchemyError as exc:
-        return Check("database", "fail", f"{where} cannot be opened: {getattr(exc, 'orig', exc)}",
-                     "move the file aside (Downshift starts a new log) or pass --db with another location", details)
+        return Check(
+            "database",
+            "fail",
+            f"{where} cannot be opened: {getattr(exc, 'orig', exc)}",
+            "move the file aside (Downshift starts a new log) or pass --db with another location",
+            details,
+        )
     finally:
         engine.dispose()
     head = head_revision()
@@ -117,8 +167,13 @@ def check_database(url: str) -> Check:
     details |= {"revision": current, "head": head, "calls": rows, "bytes": size}
     sized = f", {size / 1e6:.1f} MB" if size is not None else ""
     if current != head:
-        return Check("database", "warn", f"{where}: schema {current or 'empty'}, this version needs {head}; {rows} calls{sized}",
-                     "it is upgraded at the next start (a copy is kept aside first)", details)
+        return Check(
+            "database",
+            "warn",
+            f"{where}: schema {current or 'empty'}, this version needs {head}; {rows} calls{sized}",
+            "it is upgraded at the next start (a copy is kept aside first)",
+            details,
+        )
     return Check("database", "ok", f"{where}: {rows} calls{sized}, schema up to date", None, details)
 
 
@@ -133,19 +188,33 @@ def check_port(host: str, port: int, timeout: float = 2.0) -> Check:
             return Check("port", "ok", f"{host}:{port} is free", None, details)
         except OSError as exc:
             if exc.errno not in (errno.EADDRINUSE, errno.EACCES):
-                return Check("port", "fail", f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-                             "set [proxy] host and port in the config to an address of this machine", details)
+                return Check(
+                    "port",
+                    "fail",
+                    f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                    "set [proxy] host and port in the config to an address of this machine",
+                    details,
+                )
     try:
         health = httpx.get(f"http://{_url_host(host)}:{port}/health", timeout=timeout).json()
     except (httpx.HTTPError, ValueError):
         health = None
     if isinstance(health, dict) and health.get("status") == "ok":
         paused = " (paused)" if health.get("paused") else ""
-        return Check("port", "ok", f"{host}:{port} is served by a running Downshift{paused}", None,
-                     details | {"running": True, "paused": bool(health.get("paused"))})
-    return Check("port", "fail", f"{host}:{port} is in use by another program",
-                 f"stop that program, or choose another port: [proxy] port = {port + 1} (or `downshift serve --port`)",
-                 details | {"running": False})
+        return Check(
+            "port",
+            "ok",
+            f"{host}:{port} is served by a running Downshift{paused}",
+            None,
+            details | {"running": True, "paused": bool(health.get("paused"))},
+        )
+    return Check(
+        "port",
+        "fail",
+        f"{host}:{port} is in use by another program",
+        f"stop that program, or choose another port: [proxy] port = {port + 1} (or `downshift serve --port`)",
+        details | {"running": False},
+    )
 
 
 def check_refusals(host: str, port: int, token: str | None, timeout: float = 2.0) -> Check:
@@ -157,8 +226,11 @@ def check_refusals(host: str, port: int, token: str | None, timeout: float = 2.0
     if token is None:
         return Check("refused", "skip", "the local token cannot be read, so the running proxy was not asked")
     try:
-        response = httpx.get(f"http://{_url_host(host)}:{port}{STATUS_PATH}", timeout=timeout,
-                             headers={"Authorization": f"Bearer {token}"})
+        response = httpx.get(
+            f"http://{_url_host(host)}:{port}{STATUS_PATH}",
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {token}"},
+        )
         data = response.json() if response.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
         data = None
@@ -170,9 +242,14 @@ def check_refusals(host: str, port: int, token: str | None, timeout: float = 2.0
     summary = f"{describe_refusals(refused)} since {since}"
     if not refused.get("total"):
         return Check("refused", "ok", summary, None, details)
-    return Check("refused", "warn", summary,
-                 "a program without the token (or with an old one) or a web page tried the proxy; if it is your agent, "
-                 "re-export its environment: `downshift env`", details)
+    return Check(
+        "refused",
+        "warn",
+        summary,
+        "a program without the token (or with an old one) or a web page tried the proxy; if it is your agent, "
+        "re-export its environment: `downshift env`",
+        details,
+    )
 
 
 def _url_host(host: str) -> str:
@@ -180,7 +257,9 @@ def _url_host(host: str) -> str:
     return f"[{shown}]" if ":" in shown else shown
 
 
-async def _probe_provider(client: httpx.AsyncClient, provider: Provider, key: str | None, timeout: float) -> Check:
+async def _probe_provider(
+    client: httpx.AsyncClient, provider: Provider, key: str | None, timeout: float
+) -> Check:
     from app.core.provider_models import auth_headers, parse_models
 
     name = f"provider {provider.name}"
@@ -193,27 +272,57 @@ async def _probe_provider(client: httpx.AsyncClient, provider: Provider, key: st
     try:
         response = await client.get(url, headers=auth_headers(provider, key), timeout=timeout)
     except httpx.TimeoutException:
-        return Check(name, "fail", f"{url} did not answer within {timeout:g} s",
-                     "check the network, or the base_url in the config", details)
+        return Check(
+            name,
+            "fail",
+            f"{url} did not answer within {timeout:g} s",
+            "check the network, or the base_url in the config",
+            details,
+        )
     except httpx.HTTPError as exc:
         if provider.local:
-            return Check(name, "warn", f"{url}: not running ({type(exc).__name__})",
-                         f"start the local server ({provider.kind}) if you route to it", details)
-        return Check(name, "fail", f"cannot reach {url}: {exc or type(exc).__name__}",
-                     "check the network, a proxy setting, or the base_url in the config", details)
+            return Check(
+                name,
+                "warn",
+                f"{url}: not running ({type(exc).__name__})",
+                f"start the local server ({provider.kind}) if you route to it",
+                details,
+            )
+        return Check(
+            name,
+            "fail",
+            f"cannot reach {url}: {exc or type(exc).__name__}",
+            "check the network, a proxy setting, or the base_url in the config",
+            details,
+        )
     latency = (time.perf_counter() - start) * 1000
     details |= {"status": response.status_code, "latency_ms": round(latency, 1)}
     if response.status_code in (401, 403):
-        return Check(name, "fail", f"the key was refused (HTTP {response.status_code})",
-                     f"downshift key set {provider.name}   # paste a valid key", details)
+        return Check(
+            name,
+            "fail",
+            f"the key was refused (HTTP {response.status_code})",
+            f"downshift key set {provider.name}   # paste a valid key",
+            details,
+        )
     if response.status_code >= 400:
-        return Check(name, "fail", f"{url} answered HTTP {response.status_code}",
-                     "check the base_url: it is the prefix of /chat/completions (or /messages)", details)
+        return Check(
+            name,
+            "fail",
+            f"{url} answered HTTP {response.status_code}",
+            "check the base_url: it is the prefix of /chat/completions (or /messages)",
+            details,
+        )
     try:
         count = len(parse_models(response.json()))
     except Exception:
-        return Check(name, "warn", f"{url} answered in {latency:.0f} ms but not with a model list",
-                     "check the base_url: it is the prefix of /chat/completions (or /messages)", details)
+        return Check(
+            name,
+            "warn",
+            f"{url} answered in {latency:.0f} ms but not with a model list",
+            "check the base_url: it is the prefix of /chat/completions (or /messages)",
+            details,
+        )
     details["models"] = count
     return Check(name, "ok", f"{count} models, {latency:.0f} ms", None, details)
 
@@ -227,21 +336,31 @@ def check_providers(config: Config, key_for: Callable[[Provider], str | None], t
         try:
             keys[p.name] = key_for(p)
         except Exception as exc:  # a keyring error belongs to this provider's line
-            failures.append(Check(f"provider {p.name}", "fail", f"its key cannot be read: {exc}",
-                                  "see the keyring line above"))
+            failures.append(
+                Check(
+                    f"provider {p.name}",
+                    "fail",
+                    f"its key cannot be read: {exc}",
+                    "see the keyring line above",
+                )
+            )
     readable = [p for p in providers if p.name in keys]
 
     async def probe_all() -> list[Check]:
         async with httpx.AsyncClient(follow_redirects=True) as client:
-            return list(await asyncio.gather(*(_probe_provider(client, p, keys[p.name], timeout) for p in readable)))
+            return list(
+                await asyncio.gather(*(_probe_provider(client, p, keys[p.name], timeout) for p in readable))
+            )
 
     probed = asyncio.run(probe_all()) if readable else []
     order = {p.name: i for i, p in enumerate(providers)}
     return sorted(probed + failures, key=lambda c: order.get(c.name.removeprefix("provider "), 0))
 
 
-_QT_PROBE = ("import sys\nfrom PySide6.QtGui import QGuiApplication\napp = QGuiApplication(sys.argv[:1])\n"
-             "print(app.platformName())\n")
+_QT_PROBE = (
+    "import sys\nfrom PySide6.QtGui import QGuiApplication\napp = QGuiApplication(sys.argv[:1])\n"
+    "print(app.platformName())\n"
+)
 
 
 def check_qt(timeout: float = 20.0) -> Check:
@@ -249,25 +368,43 @@ def check_qt(timeout: float = 20.0) -> Check:
         import PySide6
         from PySide6 import QtWidgets  # noqa: F401 - the import is the check (system libraries)
     except ImportError as exc:
-        return Check("qt", "fail", f"PySide6 cannot be imported: {exc}",
-                     "install Qt's system libraries: apt-get install libegl1 libgl1 libxkbcommon0 libfontconfig1 "
-                     "libdbus-1-3; or run headless: `downshift serve`")
+        return Check(
+            "qt",
+            "fail",
+            f"PySide6 cannot be imported: {exc}",
+            "install Qt's system libraries: apt-get install libegl1 libgl1 libxkbcommon0 libfontconfig1 "
+            "libdbus-1-3; or run headless: `downshift serve`",
+        )
     details: dict[str, Any] = {"pyside6": PySide6.__version__}
     display = _display_hint()
     if display is not None:
-        return Check("qt", "warn", f"PySide6 {PySide6.__version__}, but {display}",
-                     "run the proxy headless (`downshift serve`), or start the app in a desktop session", details)
+        return Check(
+            "qt",
+            "warn",
+            f"PySide6 {PySide6.__version__}, but {display}",
+            "run the proxy headless (`downshift serve`), or start the app in a desktop session",
+            details,
+        )
     if getattr(sys, "frozen", False):  # no interpreter to run the probe with; the import already worked
         return Check("qt", "ok", f"PySide6 {PySide6.__version__}", None, details)
     try:
-        done = subprocess.run([sys.executable, "-c", _QT_PROBE], capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            [sys.executable, "-c", _QT_PROBE], capture_output=True, text=True, timeout=timeout
+        )
     except subprocess.TimeoutExpired:
-        return Check("qt", "warn", f"Qt did not start within {timeout:g} s", "check the display connection", details)
+        return Check(
+            "qt", "warn", f"Qt did not start within {timeout:g} s", "check the display connection", details
+        )
     if done.returncode != 0:
         reason = (done.stderr.strip().splitlines() or ["no output"])[-1][:300]
-        return Check("qt", "fail", f"Qt cannot start a GUI here: {reason}",
-                     "install Qt's xcb libraries (apt-get install libxcb-cursor0 libxkbcommon-x11-0), "
-                     "or run headless: `downshift serve`", details)
+        return Check(
+            "qt",
+            "fail",
+            f"Qt cannot start a GUI here: {reason}",
+            "install Qt's xcb libraries (apt-get install libxcb-cursor0 libxkbcommon-x11-0), "
+            "or run headless: `downshift serve`",
+            details,
+        )
     details["platform"] = done.stdout.strip()
     return Check("qt", "ok", f"PySide6 {PySide6.__version__}, platform {details['platform']}", None, details)
 
@@ -293,16 +430,29 @@ def check_resources() -> Check:
         missing.append(str(MIGRATIONS))
     details = {"resources": str(root), "migrations": str(MIGRATIONS)}
     if missing:
-        return Check("resources", "fail", f"missing from this installation: {', '.join(missing)}", "reinstall Downshift",
-                     details)
-    return Check("resources", "ok", f"{root} (icons, price table, tokenizer) and the schema migrations", None, details)
+        return Check(
+            "resources",
+            "fail",
+            f"missing from this installation: {', '.join(missing)}",
+            "reinstall Downshift",
+            details,
+        )
+    return Check(
+        "resources", "ok", f"{root} (icons, price table, tokenizer) and the schema migrations", None, details
+    )
 
 
 # ------------------------------------------------------------------------------------------------ runner
 
 
-def run_checks(config_override: str | None = None, db_override: str | None = None, *, timeout: float = 5.0,
-               network: bool = True, qt: bool = True) -> list[Check]:
+def run_checks(
+    config_override: str | None = None,
+    db_override: str | None = None,
+    *,
+    timeout: float = 5.0,
+    network: bool = True,
+    qt: bool = True,
+) -> list[Check]:
     from app.core.secrets import SecretStore, provider_key
 
     config_file = paths.config_path(config_override)
@@ -320,7 +470,9 @@ def run_checks(config_override: str | None = None, db_override: str | None = Non
         port_check = check_port(effective.host, effective.port)
         checks.append(port_check)
         if port_check.details.get("running"):
-            checks.append(check_refusals(effective.host, effective.port, _token_for_doctor(fallback, keyring_check)))
+            checks.append(
+                check_refusals(effective.host, effective.port, _token_for_doctor(fallback, keyring_check))
+            )
     if config is not None and network:
         store = SecretStore(fallback) if keyring_check.status != "fail" else None
 
@@ -362,17 +514,25 @@ def render(checks: list[Check]) -> str:
             lines.append(f"  {' ' * 6} {' ' * width}  -> {c.fix}")
     failed = sum(c.status == "fail" for c in checks)
     warned = sum(c.status == "warn" for c in checks)
-    verdict = "everything looks fine" if not failed and not warned else f"{failed} to fix, {warned} to look at"
+    verdict = (
+        "everything looks fine" if not failed and not warned else f"{failed} to fix, {warned} to look at"
+    )
     lines.append(f"{verdict}.")
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of `downshift doctor`."""
-    checks = run_checks(args.config, args.db, timeout=args.timeout, network=not args.offline, qt=not args.no_qt)
+    checks = run_checks(
+        args.config, args.db, timeout=args.timeout, network=not args.offline, qt=not args.no_qt
+    )
     failed = any(c.status == "fail" for c in checks)
     if args.json:
-        print(json.dumps({"version": __version__, "ok": not failed, "checks": [asdict(c) for c in checks]}, indent=2))
+        print(
+            json.dumps(
+                {"version": __version__, "ok": not failed, "checks": [asdict(c) for c in checks]}, indent=2
+            )
+        )
     else:
         print(render(checks))
     return 1 if failed else 0

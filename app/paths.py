@@ -55,7 +55,9 @@ def resources_dir() -> Path:
         if (candidate / RESOURCE_MARKER).is_file():
             return candidate
     searched = ", ".join(str(c) for c in candidates)
-    raise FileNotFoundError(f"Downshift's resources folder is missing from this installation (looked in {searched})")
+    raise FileNotFoundError(
+        f"Downshift's resources folder is missing from this installation (looked in {searched})"
+    )
 
 
 def resource(name: str) -> Path:

@@ -68,8 +68,12 @@ def fill(engine: Engine, calls: int, days: float, now: float, seed: int = 1) -> 
     times.sort()
     started = time.perf_counter()
     with engine.begin() as conn:  # bulk load without the secondary indexes, then build them once, sorted
-        indexes = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
-                                    " AND tbl_name IN ('calls', 'tool_calls')")).all()
+        indexes = conn.execute(
+            text(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+                " AND tbl_name IN ('calls', 'tool_calls')"
+            )
+        ).all()
         for name, _sql in indexes:
             conn.execute(text(f"DROP INDEX {name}"))
     task_id, task_left, task_rows = 0, 0, []
@@ -80,8 +84,17 @@ def fill(engine: Engine, calls: int, days: float, now: float, seed: int = 1) -> 
             if task_left == 0:
                 task_id += 1
                 task_left = max(1, int(rng.expovariate(1 / 50)))
-                task_rows.append({"id": task_id, "key": f"session:{task_id}", "source": "session", "label": None,
-                                  "started_at": t, "last_at": t, "outcome": rng.choice(outcomes)})
+                task_rows.append(
+                    {
+                        "id": task_id,
+                        "key": f"session:{task_id}",
+                        "source": "session",
+                        "label": None,
+                        "started_at": t,
+                        "last_at": t,
+                        "outcome": rng.choice(outcomes),
+                    }
+                )
             task_left -= 1
             task_rows[-1]["last_at"] = t
             provider, model, role, _w, scale = rng.choices(TARGETS, cum_weights=cum)[0]
@@ -89,7 +102,9 @@ def fill(engine: Engine, calls: int, days: float, now: float, seed: int = 1) -> 
             rec.provider, rec.upstream_model, rec.role, rec.preset = provider, model, role, "cheap"
             rec.requested_model, rec.session_key, rec.task_id = "default", f"session:{task_id}", task_id
             rec.input_tokens = rng.randrange(200, 4000)
-            rec.cache_read_tokens = rng.randrange(0, 60_000) if rng.random() < 0.8 else rng.randrange(60_000, 200_000)
+            rec.cache_read_tokens = (
+                rng.randrange(0, 60_000) if rng.random() < 0.8 else rng.randrange(60_000, 200_000)
+            )
             rec.output_tokens = rng.randrange(20, 1500)
             rec.duration_ms = rng.uniform(300, 20_000)
             rec.ttfb_ms = rec.duration_ms * 0.2
@@ -101,12 +116,26 @@ def fill(engine: Engine, calls: int, days: float, now: float, seed: int = 1) -> 
             elif ok:
                 rec.cost_usd, rec.cost_source = (0.0, "local") if provider == "ollama" else (None, "unpriced")
             n_tools = rng.choice((0, 0, 1, 1, 1, 2, 2, 3)) if ok else 0
-            rec.tool_calls = [ToolCallResult(f"toolu_{t:.6f}_{j}", "bash", rng.choice(KINDS)) for j in range(n_tools)]
+            rec.tool_calls = [
+                ToolCallResult(f"toolu_{t:.6f}_{j}", "bash", rng.choice(KINDS)) for j in range(n_tools)
+            ]
             recs.append(rec)
         rows = [call_row(r) for r in recs]
-        tool_rows = [{"call_id": r.call_id, "tool_call_id": tc.tool_call_id, "name": tc.name, "kind": tc.kind, "detail": None,
-                      "result_failed": tc.kind == "ok" and rng.random() < 0.04, "result_reason": None,
-                      "started_at": r.started_at, "upstream_model": r.upstream_model} for r in recs for tc in r.tool_calls]
+        tool_rows = [
+            {
+                "call_id": r.call_id,
+                "tool_call_id": tc.tool_call_id,
+                "name": tc.name,
+                "kind": tc.kind,
+                "detail": None,
+                "result_failed": tc.kind == "ok" and rng.random() < 0.04,
+                "result_reason": None,
+                "started_at": r.started_at,
+                "upstream_model": r.upstream_model,
+            }
+            for r in recs
+            for tc in r.tool_calls
+        ]
         totals, by_context = BatchTotals(), ExecutorTotals()
         for r in recs:
             totals.add_call(r)
@@ -115,8 +144,12 @@ def fill(engine: Engine, calls: int, days: float, now: float, seed: int = 1) -> 
         for row in tool_rows:
             if row["result_failed"]:  # as the writer hook counts a failed result reported later
                 r = by_call[row["call_id"]]
-                totals.add_result_failure(usage_key(r.started_at, r.provider, r.upstream_model, r.role, r.member), r.task_id)
-                by_context.add_result_failure(executor_key(r.started_at, r.provider, r.upstream_model, prompt_of(r)))
+                totals.add_result_failure(
+                    usage_key(r.started_at, r.provider, r.upstream_model, r.role, r.member), r.task_id
+                )
+                by_context.add_result_failure(
+                    executor_key(r.started_at, r.provider, r.upstream_model, prompt_of(r))
+                )
         with engine.begin() as conn:
             raw = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             raw.executemany(_insert("tasks", task_rows[0], "OR REPLACE"), task_rows)
@@ -150,22 +183,47 @@ def queries(engine: Engine, now: float) -> list[tuple[str, Callable[[], Any]]]:
     return [
         ("tiles (24h)", lambda: dashboard.tiles(engine, since=now - d, now=now)),
         ("tiles (30d)", lambda: dashboard.tiles(engine, since=now - 30 * d, now=now)),
-        ("spend_over_time 1h / 1-min buckets", lambda: dashboard.spend_over_time(engine, since=now - h, until=now, bucket_s=60)),
-        ("spend_over_time 24h / 15-min", lambda: dashboard.spend_over_time(engine, since=now - d, until=now, bucket_s=900)),
-        ("spend_over_time 7d / hourly", lambda: dashboard.spend_over_time(engine, since=now - 7 * d, until=now, bucket_s=h)),
-        ("spend_over_time 30d / daily", lambda: dashboard.spend_over_time(engine, since=now - 30 * d, until=now, bucket_s=d)),
-        ("spend_over_time 30d / daily by role", lambda: dashboard.spend_over_time(engine, since=now - 30 * d, until=now,
-                                                                                 bucket_s=d, by="role")),
-        ("failure_rate_over_time 1h / 1-min", lambda: dashboard.failure_rate_over_time(engine, since=now - h, until=now,
-                                                                                      bucket_s=60)),
-        ("failure_rate_over_time 24h / 15-min", lambda: dashboard.failure_rate_over_time(engine, since=now - d, until=now,
-                                                                                        bucket_s=900)),
-        ("failure_rate_over_time 7d / hourly", lambda: dashboard.failure_rate_over_time(engine, since=now - 7 * d, until=now,
-                                                                                       bucket_s=h)),
-        ("failure_rate_over_time 30d / daily", lambda: dashboard.failure_rate_over_time(engine, since=now - 30 * d, until=now,
-                                                                                       bucket_s=d)),
+        (
+            "spend_over_time 1h / 1-min buckets",
+            lambda: dashboard.spend_over_time(engine, since=now - h, until=now, bucket_s=60),
+        ),
+        (
+            "spend_over_time 24h / 15-min",
+            lambda: dashboard.spend_over_time(engine, since=now - d, until=now, bucket_s=900),
+        ),
+        (
+            "spend_over_time 7d / hourly",
+            lambda: dashboard.spend_over_time(engine, since=now - 7 * d, until=now, bucket_s=h),
+        ),
+        (
+            "spend_over_time 30d / daily",
+            lambda: dashboard.spend_over_time(engine, since=now - 30 * d, until=now, bucket_s=d),
+        ),
+        (
+            "spend_over_time 30d / daily by role",
+            lambda: dashboard.spend_over_time(engine, since=now - 30 * d, until=now, bucket_s=d, by="role"),
+        ),
+        (
+            "failure_rate_over_time 1h / 1-min",
+            lambda: dashboard.failure_rate_over_time(engine, since=now - h, until=now, bucket_s=60),
+        ),
+        (
+            "failure_rate_over_time 24h / 15-min",
+            lambda: dashboard.failure_rate_over_time(engine, since=now - d, until=now, bucket_s=900),
+        ),
+        (
+            "failure_rate_over_time 7d / hourly",
+            lambda: dashboard.failure_rate_over_time(engine, since=now - 7 * d, until=now, bucket_s=h),
+        ),
+        (
+            "failure_rate_over_time 30d / daily",
+            lambda: dashboard.failure_rate_over_time(engine, since=now - 30 * d, until=now, bucket_s=d),
+        ),
         ("savings 30d by day", lambda: dashboard.savings(engine, since=now - 30 * d, until=now, by="day")),
-        ("savings 30d by model", lambda: dashboard.savings(engine, since=now - 30 * d, until=now, by="model")),
+        (
+            "savings 30d by model",
+            lambda: dashboard.savings(engine, since=now - 30 * d, until=now, by="model"),
+        ),
         ("reliability 30d", lambda: dashboard.reliability(engine, since=now - 30 * d, until=now)),
         ("cost_per_task 30d", lambda: task_queries.cost_per_task(engine, since=now - 30 * d)),
         ("list_tasks (500)", lambda: task_queries.list_tasks(engine)),
@@ -185,10 +243,18 @@ def hot_path(db_url: str, n: int = 20_000) -> dict[str, float]:
         config = core.config
         system = [{"type": "text", "text": "You are an agent. " * 300}]
         bodies = {
-            "session id (Claude Code)": lambda i: ({"model": "default", "system": system, "messages": [
-                {"role": "user", "content": "fix it"}]}, f"session:{i % 50}"),
-            "fingerprint (no session id)": lambda i: ({"model": "default", "system": system, "messages": [
-                {"role": "user", "content": f"job {i % 50}"}]}, None),
+            "session id (Claude Code)": lambda i: (
+                {"model": "default", "system": system, "messages": [{"role": "user", "content": "fix it"}]},
+                f"session:{i % 50}",
+            ),
+            "fingerprint (no session id)": lambda i: (
+                {
+                    "model": "default",
+                    "system": system,
+                    "messages": [{"role": "user", "content": f"job {i % 50}"}],
+                },
+                None,
+            ),
         }
         out: dict[str, float] = {}
         for label, make in bodies.items():
@@ -233,7 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=1_000_000)
     parser.add_argument("--days", type=float, default=30)
     parser.add_argument("--db", help="SQLite file to fill (default: a temporary one, deleted after)")
-    parser.add_argument("--reuse", action="store_true", help="time the queries on --db as it is, if it holds calls")
+    parser.add_argument(
+        "--reuse", action="store_true", help="time the queries on --db as it is, if it holds calls"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -248,11 +316,23 @@ def main(argv: list[str] | None = None) -> int:
         engine.dispose()
         hot = hot_path(f"sqlite:///{Path(tmp) / 'hot.db'}")
     if args.json:
-        print(json.dumps({"calls": args.calls, **info, "db_mb": size_mb, "hot_path": hot,
-                          "queries_ms": {name: {"median": med, "max": worst} for name, med, worst in results}}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "calls": args.calls,
+                    **info,
+                    "db_mb": size_mb,
+                    "hot_path": hot,
+                    "queries_ms": {name: {"median": med, "max": worst} for name, med, worst in results},
+                },
+                indent=2,
+            )
+        )
         return 0
-    print(f"{args.calls:,} calls, {info['tasks']:,} tasks over {args.days:g} days; filled in {info['fill_s']:.1f} s;"
-          f" database {size_mb:,.0f} MB")
+    print(
+        f"{args.calls:,} calls, {info['tasks']:,} tasks over {args.days:g} days; filled in {info['fill_s']:.1f} s;"
+        f" database {size_mb:,.0f} MB"
+    )
     width = max(len(r[0]) for r in results)
     print(f"{'query'.ljust(width)}  median ms  max ms")
     for name, med, worst in results:

@@ -22,8 +22,9 @@ def build_app(upstream: str, key: str) -> web.Application:
     async def on_startup(_app: web.Application) -> None:
         nonlocal session
         connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
-        session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None),
-                                        skip_auto_headers=("User-Agent",))
+        session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=None), skip_auto_headers=("User-Agent",)
+        )
 
     async def on_cleanup(_app: web.Application) -> None:
         if session is not None:
@@ -41,7 +42,9 @@ def build_app(upstream: str, key: str) -> web.Application:
         async with session.post(upstream + request.path, data=body, headers=headers) as up:
             ctype = up.headers.get("Content-Type", "application/json")
             if ctype.startswith("text/event-stream"):
-                resp = web.StreamResponse(status=up.status, headers={"Content-Type": ctype, "Cache-Control": "no-cache"})
+                resp = web.StreamResponse(
+                    status=up.status, headers={"Content-Type": ctype, "Cache-Control": "no-cache"}
+                )
                 await resp.prepare(request)
                 async for chunk in up.content.iter_any():
                     await resp.write(chunk)
@@ -74,8 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         pass
     print(json.dumps({"ok": True, "pid": os.getpid(), "port": args.port}), flush=True)
-    web.run_app(build_app(args.upstream.rstrip("/"), args.key), host="127.0.0.1", port=args.port, access_log=None,
-                print=None, handle_signals=True)
+    web.run_app(
+        build_app(args.upstream.rstrip("/"), args.key),
+        host="127.0.0.1",
+        port=args.port,
+        access_log=None,
+        print=None,
+        handle_signals=True,
+    )
     return 0
 
 

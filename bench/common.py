@@ -34,7 +34,11 @@ DRIVER_CPU = "1"
 
 
 def can_pin() -> bool:
-    return shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2 and sys.platform.startswith("linux")
+    return (
+        shutil.which("taskset") is not None
+        and (os.cpu_count() or 1) >= 2
+        and sys.platform.startswith("linux")
+    )
 
 
 # Scheduling priority of the measured processes (`--nice N`): on a shared machine a negative value (root only)
@@ -78,8 +82,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, timeout: float, proc: subprocess.Popen[Any] | None = None, interval: float = 0.005,
-              ok=lambda status: status < 500) -> float:
+def wait_http(
+    url: str,
+    timeout: float,
+    proc: subprocess.Popen[Any] | None = None,
+    interval: float = 0.005,
+    ok=lambda status: status < 500,
+) -> float:
     """Poll `url` until it answers; returns the monotonic time it first did. Raises on timeout or exit."""
     deadline = time.monotonic() + timeout
     while True:
@@ -147,12 +156,25 @@ def kill_tree(proc: subprocess.Popen[Any] | None, timeout: float = 5.0) -> None:
 class LineProcess:
     """A child speaking JSON lines on stdin/stdout (the load generator, the mock): call() is one round trip."""
 
-    def __init__(self, cmd: Sequence[str], *, env: dict[str, str] | None = None, name: str = "",
-                 stderr_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        cmd: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        name: str = "",
+        stderr_path: Path | None = None,
+    ) -> None:
         self.name = name or cmd[0]
         self._stderr = open(stderr_path, "ab") if stderr_path else subprocess.DEVNULL  # noqa: SIM115
-        self.proc = popen(list(cmd), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self._stderr, env=env, cwd=ROOT, bufsize=0)
+        self.proc = popen(
+            list(cmd),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=env,
+            cwd=ROOT,
+            bufsize=0,
+        )
         self._lock = threading.Lock()
         self.hello = self._read(60.0)
 

@@ -50,9 +50,26 @@ def start_relay(mock_url: str, work: Path, env: dict[str, str], key: str) -> Pee
 
     port = free_port()
     logf = open(work / "relay.log", "wb")  # noqa: SIM115
-    proc = popen(pinned([sys.executable, "-m", "bench.bare_relay", "--upstream", mock_url, "--port", str(port),
-                                    "--key", key], PROXY_CPU),
-                            stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    proc = popen(
+        pinned(
+            [
+                sys.executable,
+                "-m",
+                "bench.bare_relay",
+                "--upstream",
+                mock_url,
+                "--port",
+                str(port),
+                "--key",
+                key,
+            ],
+            PROXY_CPU,
+        ),
+        stdout=logf,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=ROOT,
+    )
     try:
         wait_http(f"http://127.0.0.1:{port}/health", 30, proc, interval=0.02, ok=lambda s: s == 200)
     except (TimeoutError, RuntimeError) as exc:
@@ -60,9 +77,14 @@ def start_relay(mock_url: str, work: Path, env: dict[str, str], key: str) -> Pee
         return Skip("bare relay", f"did not start: {exc}")
     version = f"aiohttp {importlib.metadata.version('aiohttp')}"
     none: dict[str, str] = {}
-    return Peer("bare aiohttp relay (floor)", version, f"http://127.0.0.1:{port}", proc,
-                headers={"openai": none, "anthropic": none},
-                paths={"openai": "/v1/chat/completions", "anthropic": "/v1/messages"})
+    return Peer(
+        "bare aiohttp relay (floor)",
+        version,
+        f"http://127.0.0.1:{port}",
+        proc,
+        headers={"openai": none, "anthropic": none},
+        paths={"openai": "/v1/chat/completions", "anthropic": "/v1/messages"},
+    )
 
 
 # ----------------------------------------------------------------------------------------------- LiteLLM
@@ -83,15 +105,18 @@ def ensure_litellm() -> tuple[Path, str] | Skip:
                 return Skip("litellm", f"venv creation failed: {r.stderr.strip()[-300:]}")
             r = _run([str(py), "-m", "pip", "install", "-q", "litellm[proxy]"], 1200)
             if r.returncode != 0 or not exe.exists():
-                return Skip("litellm", f"pip install 'litellm[proxy]' failed: {(r.stderr or r.stdout).strip()[-400:]}")
+                return Skip(
+                    "litellm", f"pip install 'litellm[proxy]' failed: {(r.stderr or r.stdout).strip()[-400:]}"
+                )
         r = _run([str(py), "-c", "import importlib.metadata as m; print(m.version('litellm'))"], 60)
         return exe, r.stdout.strip() or "unknown"
     except (OSError, subprocess.TimeoutExpired) as exc:
         return Skip("litellm", f"install failed: {exc}")
 
 
-def start_litellm(mock_url: str, work: Path, env: dict[str, str], upstream_model: str,
-                  models: dict[str, str]) -> Peer | Skip:
+def start_litellm(
+    mock_url: str, work: Path, env: dict[str, str], upstream_model: str, models: dict[str, str]
+) -> Peer | Skip:
     found = ensure_litellm()
     if isinstance(found, Skip):
         return found
@@ -101,32 +126,74 @@ def start_litellm(mock_url: str, work: Path, env: dict[str, str], upstream_model
     # (the same upstream model Downshift routes to); /v1/messages requests are translated by LiteLLM.
     lines = ["model_list:"]
     for requested in sorted(set(models.values())):
-        lines += [f'  - model_name: "{requested}"', "    litellm_params:",
-                  f'      model: "openai/{upstream_model}"', f'      api_base: "{mock_url}/v1"',
-                  '      api_key: "sk-mock-upstream-key"']
-    lines += ["litellm_settings:", "  drop_params: true", "  turn_off_message_logging: true",
-              "general_settings:", f'  master_key: "{LITELLM_KEY}"']
+        lines += [
+            f'  - model_name: "{requested}"',
+            "    litellm_params:",
+            f'      model: "openai/{upstream_model}"',
+            f'      api_base: "{mock_url}/v1"',
+            '      api_key: "sk-mock-upstream-key"',
+        ]
+    lines += [
+        "litellm_settings:",
+        "  drop_params: true",
+        "  turn_off_message_logging: true",
+        "general_settings:",
+        f'  master_key: "{LITELLM_KEY}"',
+    ]
     cfg = work / "litellm.yaml"
     cfg.write_text("\n".join(lines) + "\n")
-    penv = {**env, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR", "LITELLM_MODE": "PRODUCTION",
-            "DISABLE_ADMIN_UI": "True", "NO_DOCS": "True", "TOKENIZERS_PARALLELISM": "false",
-            # /v1/messages to an OpenAI deployment: chat completions (like the other proxies), not the Responses API
-            "LITELLM_USE_CHAT_COMPLETIONS_URL_FOR_ANTHROPIC_MESSAGES": "True"}
+    penv = {
+        **env,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_MODE": "PRODUCTION",
+        "DISABLE_ADMIN_UI": "True",
+        "NO_DOCS": "True",
+        "TOKENIZERS_PARALLELISM": "false",
+        # /v1/messages to an OpenAI deployment: chat completions (like the other proxies), not the Responses API
+        "LITELLM_USE_CHAT_COMPLETIONS_URL_FOR_ANTHROPIC_MESSAGES": "True",
+    }
     penv.pop("DATABASE_URL", None)
     logf = open(work / "litellm.log", "wb")  # noqa: SIM115
-    proc = popen(pinned([str(exe), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port),
-                                    "--num_workers", "1"], PROXY_CPU),
-                            stdout=logf, stderr=subprocess.STDOUT, env=penv, cwd=work, start_new_session=True)
+    proc = popen(
+        pinned(
+            [
+                str(exe),
+                "--config",
+                str(cfg),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--num_workers",
+                "1",
+            ],
+            PROXY_CPU,
+        ),
+        stdout=logf,
+        stderr=subprocess.STDOUT,
+        env=penv,
+        cwd=work,
+        start_new_session=True,
+    )
     try:
-        wait_http(f"http://127.0.0.1:{port}/health/liveliness", 120, proc, interval=0.1, ok=lambda s: s == 200)
+        wait_http(
+            f"http://127.0.0.1:{port}/health/liveliness", 120, proc, interval=0.1, ok=lambda s: s == 200
+        )
     except (TimeoutError, RuntimeError) as exc:
         kill_tree(proc)
         tail = (work / "litellm.log").read_text(errors="replace")[-400:]
         return Skip("litellm", f"LiteLLM {version} did not start: {exc}; log tail: {tail}")
     auth = {"Authorization": f"Bearer {LITELLM_KEY}"}
-    return Peer("LiteLLM", version, f"http://127.0.0.1:{port}", proc,
-                headers={"openai": auth, "gateway": {"x-api-key": LITELLM_KEY}},
-                paths={"openai": "/v1/chat/completions", "gateway": "/v1/messages"}, models=models)
+    return Peer(
+        "LiteLLM",
+        version,
+        f"http://127.0.0.1:{port}",
+        proc,
+        headers={"openai": auth, "gateway": {"x-api-key": LITELLM_KEY}},
+        paths={"openai": "/v1/chat/completions", "gateway": "/v1/messages"},
+        models=models,
+    )
 
 
 # ----------------------------------------------------------------------------------------------- claude-code-router
@@ -150,7 +217,9 @@ def ensure_ccr() -> tuple[Path, str] | Skip:
             prefix.mkdir(parents=True, exist_ok=True)
             r = _run([npm, "install", "--no-fund", "--no-audit", "--prefix", str(prefix), CCR_PACKAGE], 600)
             if r.returncode != 0 or not cli.exists():
-                return Skip("claude-code-router", f"npm install failed: {(r.stderr or r.stdout).strip()[-400:]}")
+                return Skip(
+                    "claude-code-router", f"npm install failed: {(r.stderr or r.stdout).strip()[-400:]}"
+                )
         version = json.loads((pkg / "package.json").read_text()).get("version", "unknown")
         return cli, version
     except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
@@ -172,24 +241,44 @@ def start_ccr(mock_url: str, work: Path, env: dict[str, str], upstream_model: st
         "APIKEY": CCR_KEY,
         "API_TIMEOUT_MS": 120000,
         "NON_INTERACTIVE_MODE": True,
-        "Providers": [{"name": "mock", "api_base_url": f"{mock_url}/v1/chat/completions",
-                       "api_key": "sk-mock-upstream-key", "models": [upstream_model]}],
+        "Providers": [
+            {
+                "name": "mock",
+                "api_base_url": f"{mock_url}/v1/chat/completions",
+                "api_key": "sk-mock-upstream-key",
+                "models": [upstream_model],
+            }
+        ],
         "Router": {"default": f"mock,{upstream_model}", "background": f"mock,{upstream_model}"},
     }
     (home / ".claude-code-router" / "config.json").write_text(json.dumps(config, indent=1))
     penv = {**env, "HOME": str(home), "NODE_ENV": "production"}
     logf = open(work / "ccr.log", "wb")  # noqa: SIM115
     node = shutil.which("node") or "node"
-    proc = popen(pinned([node, str(cli), "start"], PROXY_CPU), stdout=logf, stderr=subprocess.STDOUT,
-                            env=penv, cwd=home, start_new_session=True)
+    proc = popen(
+        pinned([node, str(cli), "start"], PROXY_CPU),
+        stdout=logf,
+        stderr=subprocess.STDOUT,
+        env=penv,
+        cwd=home,
+        start_new_session=True,
+    )
     try:
         wait_http(f"http://127.0.0.1:{port}/health", 60, proc, interval=0.05, ok=lambda s: s == 200)
     except (TimeoutError, RuntimeError) as exc:
         kill_tree(proc)
         tail = (work / "ccr.log").read_text(errors="replace")[-400:]
-        return Skip("claude-code-router", f"claude-code-router {version} did not start: {exc}; log tail: {tail}")
-    return Peer("claude-code-router", version, f"http://127.0.0.1:{port}", proc,
-                headers={"gateway": {"x-api-key": CCR_KEY}}, paths={"gateway": "/v1/messages"})
+        return Skip(
+            "claude-code-router", f"claude-code-router {version} did not start: {exc}; log tail: {tail}"
+        )
+    return Peer(
+        "claude-code-router",
+        version,
+        f"http://127.0.0.1:{port}",
+        proc,
+        headers={"gateway": {"x-api-key": CCR_KEY}},
+        paths={"gateway": "/v1/messages"},
+    )
 
 
 def node_version() -> str | None:

@@ -36,21 +36,44 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 TICK_MS = 10
-TOOLS = [{"type": "function", "function": {
-    "name": "read_file", "description": "Read a file",
-    "parameters": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "read_file",
+            "description": "Read a file",
+            "parameters": {
+                "type": "object",
+                "properties": {"path": {"type": "string"}},
+                "required": ["path"],
+            },
+        },
+    }
+]
 
 
 # ---------------------------------------------------------------------------------- the load process
+
 
 async def _load(url: str, token: str, seconds: float, concurrency: int) -> dict[str, Any]:
     import httpx
 
     bodies = [
-        {"model": "default", "messages": [{"role": "user", "content": "list the files in src"}], "tools": TOOLS},
-        {"model": "default", "stream": True, "messages": [{"role": "user", "content": "explain the bug in a few words"}]},
+        {
+            "model": "default",
+            "messages": [{"role": "user", "content": "list the files in src"}],
+            "tools": TOOLS,
+        },
+        {
+            "model": "default",
+            "stream": True,
+            "messages": [{"role": "user", "content": "explain the bug in a few words"}],
+        },
         {"model": "plan", "messages": [{"role": "user", "content": "plan the refactor step by step"}]},
-        {"model": "claude-3-5-haiku-latest", "messages": [{"role": "user", "content": "title for this chat"}]},
+        {
+            "model": "claude-3-5-haiku-latest",
+            "messages": [{"role": "user", "content": "title for this chat"}],
+        },
     ]
     headers = {"Authorization": f"Bearer {token}"}
     calls = errors = 0
@@ -66,12 +89,16 @@ async def _load(url: str, token: str, seconds: float, concurrency: int) -> dict[
             t = time.perf_counter()
             try:
                 if body.get("stream"):
-                    async with client.stream("POST", f"{url}/v1/chat/completions", json=body, headers=headers) as r:
+                    async with client.stream(
+                        "POST", f"{url}/v1/chat/completions", json=body, headers=headers
+                    ) as r:
                         async for _ in r.aiter_bytes():
                             pass
                         ok = r.status_code == 200
                 else:
-                    ok = (await client.post(f"{url}/v1/chat/completions", json=body, headers=headers)).status_code == 200
+                    ok = (
+                        await client.post(f"{url}/v1/chat/completions", json=body, headers=headers)
+                    ).status_code == 200
             except httpx.HTTPError:
                 ok = False
             latencies.append(time.perf_counter() - t)
@@ -82,9 +109,14 @@ async def _load(url: str, token: str, seconds: float, concurrency: int) -> dict[
     async with httpx.AsyncClient(timeout=10, limits=limits) as client:
         await asyncio.gather(*(worker(n, client) for n in range(concurrency)))
     latencies.sort()
-    return {"calls": calls, "errors": errors, "seconds": seconds, "rps": calls / seconds,
-            "p50_ms": 1000 * latencies[len(latencies) // 2] if latencies else None,
-            "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)] if latencies else None}
+    return {
+        "calls": calls,
+        "errors": errors,
+        "seconds": seconds,
+        "rps": calls / seconds,
+        "p50_ms": 1000 * latencies[len(latencies) // 2] if latencies else None,
+        "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)] if latencies else None,
+    }
 
 
 def load_child(args: argparse.Namespace) -> int:
@@ -127,9 +159,20 @@ premium = "premium"
 
 
 def start_mock() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "app.testing.mock_upstream", "--port", "0",
-                             "--text", "Here is the change, applied to src/app.py as asked."],
-                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "app.testing.mock_upstream",
+            "--port",
+            "0",
+            "--text",
+            "Here is the change, applied to src/app.py as asked.",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if "listening on" not in line:
@@ -159,7 +202,9 @@ class StallMeter:
         from PySide6.QtCore import Qt, QTimer
 
         self.gaps: list[float] = []
-        self.parts: list[tuple[float, float, float, float]] = []  # (gap, ran, waited for a CPU, blocked) in ms
+        self.parts: list[
+            tuple[float, float, float, float]
+        ] = []  # (gap, ran, waited for a CPU, blocked) in ms
         self._last = 0.0
         self._sched = (0, 0)
         self.timer = QTimer()
@@ -188,11 +233,24 @@ class StallMeter:
     def figures(self) -> dict[str, Any]:
         gaps = sorted(self.gaps) or [0.0]
         worst = sorted(self.parts, reverse=True)[:5]
-        return {"ticks": len(self.gaps), "max_gap_ms": gaps[-1], "p99_gap_ms": gaps[int(len(gaps) * 0.99)],
-                "p999_gap_ms": gaps[int(len(gaps) * 0.999)], "median_gap_ms": statistics.median(gaps),
-                "gaps_over_50ms": sum(g > 50 for g in gaps), "gaps_over_100ms": sum(g > 100 for g in gaps),
-                "worst_gaps": [{"gap_ms": round(g, 1), "ran_ms": round(r, 1), "waited_for_cpu_ms": round(w, 1),
-                                "blocked_ms": round(b, 1)} for g, r, w, b in worst]}
+        return {
+            "ticks": len(self.gaps),
+            "max_gap_ms": gaps[-1],
+            "p99_gap_ms": gaps[int(len(gaps) * 0.99)],
+            "p999_gap_ms": gaps[int(len(gaps) * 0.999)],
+            "median_gap_ms": statistics.median(gaps),
+            "gaps_over_50ms": sum(g > 50 for g in gaps),
+            "gaps_over_100ms": sum(g > 100 for g in gaps),
+            "worst_gaps": [
+                {
+                    "gap_ms": round(g, 1),
+                    "ran_ms": round(r, 1),
+                    "waited_for_cpu_ms": round(w, 1),
+                    "blocked_ms": round(b, 1),
+                }
+                for g, r, w, b in worst
+            ],
+        }
 
 
 class Machine:
@@ -217,8 +275,12 @@ class Machine:
         t0, busy0, ours0 = self.start
         t1, busy1, ours1 = self._sample()
         wall = max(t1 - t0, 1e-9)
-        return {"cpus": psutil.cpu_count() or 0, "busy_cores": (busy1 - busy0) / wall,
-                "ours_cores": (ours1 - ours0) / wall, "others_cores": max(0.0, (busy1 - busy0 - ours1 + ours0) / wall)}
+        return {
+            "cpus": psutil.cpu_count() or 0,
+            "busy_cores": (busy1 - busy0) / wall,
+            "ours_cores": (ours1 - ours0) / wall,
+            "others_cores": max(0.0, (busy1 - busy0 - ours1 + ours0) / wall),
+        }
 
 
 class Tracer:
@@ -243,7 +305,9 @@ class Tracer:
                 finally:
                     took = time.perf_counter() - t
                     if took > 0.03:
-                        tracer.events.append((t, f"{event.type().name} to {type(receiver).__name__}", took * 1000))
+                        tracer.events.append(
+                            (t, f"{event.type().name} to {type(receiver).__name__}", took * 1000)
+                        )
 
         return TracingApplication
 
@@ -254,18 +318,34 @@ class Tracer:
         if phase == "start":
             self._gc_started = now
         elif now - self._gc_started > 0.01:
-            self.collections.append((self._gc_started, threading.current_thread().name, info["generation"],
-                                     (now - self._gc_started) * 1000))
+            self.collections.append(
+                (
+                    self._gc_started,
+                    threading.current_thread().name,
+                    info["generation"],
+                    (now - self._gc_started) * 1000,
+                )
+            )
 
     def report(self, since: float) -> list[str]:
         lines = [f"  +{t - since:6.2f} s  {what}: {ms:.0f} ms" for t, what, ms in self.events if t >= since]
-        lines += [f"  +{t - since:6.2f} s  gc gen{gen} on {thread}: {ms:.0f} ms"
-                  for t, thread, gen, ms in self.collections if t >= since]
+        lines += [
+            f"  +{t - since:6.2f} s  gc gen{gen} on {thread}: {ms:.0f} ms"
+            for t, thread, gen, ms in self.collections
+            if t >= since
+        ]
         return sorted(lines)
 
 
-def run(seconds: float, concurrency: int, pages: list[str], prefill: int, *, tuning: bool = True,
-        tracer: Tracer | None = None) -> dict[str, Any]:
+def run(
+    seconds: float,
+    concurrency: int,
+    pages: list[str],
+    prefill: int,
+    *,
+    tuning: bool = True,
+    tracer: Tracer | None = None,
+) -> dict[str, Any]:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import gc
 
@@ -345,8 +425,23 @@ def run(seconds: float, concurrency: int, pages: list[str], prefill: int, *, tun
             gc.callbacks.append(tracer.gc_callback)
         meter = StallMeter()
         env = {**os.environ, "DOWNSHIFT_BENCH_TOKEN": core.token()}
-        load = subprocess.Popen([sys.executable, __file__, "--load-child", "--url", proxy.url, "--seconds", str(seconds),
-                                 "--concurrency", str(concurrency)], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        load = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--load-child",
+                "--url",
+                proxy.url,
+                "--seconds",
+                str(seconds),
+                "--concurrency",
+                str(concurrency),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         machine = Machine([os.getpid(), load.pid, mock.pid])
         meter.start()
         load_started = time.perf_counter()
@@ -368,14 +463,23 @@ def run(seconds: float, concurrency: int, pages: list[str], prefill: int, *, tun
         if tracer is not None:
             gc.callbacks.remove(tracer.gc_callback)
         return {
-            "seconds": seconds, "concurrency": concurrency, "pages": pages, "prefill": prefill, "tuning": tuning,
+            "seconds": seconds,
+            "concurrency": concurrency,
+            "pages": pages,
+            "prefill": prefill,
+            "tuning": tuning,
             "machine": busy,
             "trace": tracer.report(load_started) if tracer else None,
-            "load": served, "logged": logged[0], "writer_dropped": core.writer.stats.dropped,
+            "load": served,
+            "logged": logged[0],
+            "writer_dropped": core.writer.stats.dropped,
             "gui": meter.figures(),
-            "dashboard": {"refreshes": dash.refreshes - refreshes_before, "skipped_ticks": dash.flight.skipped - skipped_before,
-                          "query_ms_mean": statistics.fmean(query_ms) if query_ms else None,
-                          "query_ms_max": max(query_ms) if query_ms else None},
+            "dashboard": {
+                "refreshes": dash.refreshes - refreshes_before,
+                "skipped_ticks": dash.flight.skipped - skipped_before,
+                "query_ms_mean": statistics.fmean(query_ms) if query_ms else None,
+                "query_ms_max": max(query_ms) if query_ms else None,
+            },
         }
     finally:
         for page in shown:
@@ -405,14 +509,29 @@ def report(r: dict[str, Any]) -> str:
         f"p99.9 {g['p999_gap_ms']:.1f} ms, max {g['max_gap_ms']:.1f} ms; gaps > 50 ms: {g['gaps_over_50ms']}, "
         f"> 100 ms: {g['gaps_over_100ms']}",
         f"dashboard: {d['refreshes']} refreshes, {d['skipped_ticks']} ticks skipped while a query ran, query "
-        + (f"mean {d['query_ms_mean']:.0f} ms, max {d['query_ms_max']:.0f} ms" if d["query_ms_mean"] is not None else "-"),
+        + (
+            f"mean {d['query_ms_mean']:.0f} ms, max {d['query_ms_max']:.0f} ms"
+            if d["query_ms_mean"] is not None
+            else "-"
+        ),
         "worst gaps (ms: GUI thread ran + waited for a CPU + blocked, e.g. on the GIL): "
-        + ("; ".join(f"{w['gap_ms']:.0f} = {w['ran_ms']:.0f} + {w['waited_for_cpu_ms']:.0f} + {w['blocked_ms']:.0f}"
-                     for w in g.get("worst_gaps", [])) or "-"),
+        + (
+            "; ".join(
+                f"{w['gap_ms']:.0f} = {w['ran_ms']:.0f} + {w['waited_for_cpu_ms']:.0f} + {w['blocked_ms']:.0f}"
+                for w in g.get("worst_gaps", [])
+            )
+            or "-"
+        ),
         "machine: {busy_cores:.2f} of {cpus} cores busy, {ours_cores:.2f} by this run (GUI+proxy, load, mock), "
-        "{others_cores:.2f} elsewhere (other processes, the kernel: loopback networking, disk)".format(**r["machine"]),
-        "verdict: " + ("PASS (no stall over 100 ms)" if g["max_gap_ms"] <= 100 else
-                       f"FAIL (longest stall {g['max_gap_ms']:.0f} ms)"),
+        "{others_cores:.2f} elsewhere (other processes, the kernel: loopback networking, disk)".format(
+            **r["machine"]
+        ),
+        "verdict: "
+        + (
+            "PASS (no stall over 100 ms)"
+            if g["max_gap_ms"] <= 100
+            else f"FAIL (longest stall {g['max_gap_ms']:.0f} ms)"
+        ),
     ]
     if r["trace"] is not None:
         lines += ["trace (GUI events over 30 ms, collections over 10 ms):", *(r["trace"] or ["  nothing"])]
@@ -426,9 +545,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8, help="calls in flight (default 8)")
     parser.add_argument("--pages", default="dashboard", help="visible pages: dashboard[,calls]")
     parser.add_argument("--prefill", type=int, default=0, help="synthetic calls written first (e.g. 1000000)")
-    parser.add_argument("--no-tuning", action="store_true",
-                        help="skip what the app does once started (app.ui.startup.settle_memory: gc.freeze)")
-    parser.add_argument("--trace", action="store_true", help="list the long GUI events and garbage collections")
+    parser.add_argument(
+        "--no-tuning",
+        action="store_true",
+        help="skip what the app does once started (app.ui.startup.settle_memory: gc.freeze)",
+    )
+    parser.add_argument(
+        "--trace", action="store_true", help="list the long GUI events and garbage collections"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     parser.add_argument("--load-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -439,8 +563,14 @@ def main(argv: list[str] | None = None) -> int:
     pages = [p.strip() for p in args.pages.split(",") if p.strip()]
     if unknown := set(pages) - {"dashboard", "calls"}:
         parser.error(f"unknown page(s): {', '.join(sorted(unknown))}")
-    result = run(max(1.0, seconds), max(1, args.concurrency), pages, max(0, args.prefill), tuning=not args.no_tuning,
-                 tracer=Tracer() if args.trace else None)
+    result = run(
+        max(1.0, seconds),
+        max(1, args.concurrency),
+        pages,
+        max(0, args.prefill),
+        tuning=not args.no_tuning,
+        tracer=Tracer() if args.trace else None,
+    )
     print(json.dumps(result) if args.json else report(result), flush=True)
     return 0
 

@@ -80,7 +80,12 @@ def wrap() -> int:
 
         def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
             kind = event.type()
-            if self.window is None and kind == QEvent.Type.Show and isinstance(obj, QWidget) and obj.isWindow():
+            if (
+                self.window is None
+                and kind == QEvent.Type.Show
+                and isinstance(obj, QWidget)
+                and obj.isWindow()
+            ):
                 self.window = obj
                 seen.update(seconds=time.time() - t0, window=type(obj).__name__, title=obj.windowTitle())
                 write()
@@ -121,15 +126,32 @@ def one_run(root: Path, *, pin: int | None, idle: float, timeout: float = 30.0) 
         config = work / "config.toml"
         config.write_text(CONFIG)
         shown = work / "shown.json"
-        env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen"),
-               "DOWNSHIFT_STARTUP_PROBE": "1", "BENCH_GUI_OUT": str(shown), "BENCH_UPSTREAM_KEY": "sk-bench",
-               "DOWNSHIFT_TOKEN": "bench-token", "PYTHONPATH": str(root)}
-        for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data"), ("XDG_CACHE_HOME", "cache"),
-                         ("XDG_STATE_HOME", "state")):
+        env = {
+            **os.environ,
+            "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen"),
+            "DOWNSHIFT_STARTUP_PROBE": "1",
+            "BENCH_GUI_OUT": str(shown),
+            "BENCH_UPSTREAM_KEY": "sk-bench",
+            "DOWNSHIFT_TOKEN": "bench-token",
+            "PYTHONPATH": str(root),
+        }
+        for var, sub in (
+            ("XDG_CONFIG_HOME", "config"),
+            ("XDG_DATA_HOME", "data"),
+            ("XDG_CACHE_HOME", "cache"),
+            ("XDG_STATE_HOME", "state"),
+        ):
             env[var] = str(work / sub)
         env.pop("DOWNSHIFT_DB_URL", None)
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--wrap", "--config", str(config),
-               "--db", f"sqlite:///{work / 'log.db'}"]
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--wrap",
+            "--config",
+            str(config),
+            "--db",
+            f"sqlite:///{work / 'log.db'}",
+        ]
         if pin is not None and shutil.which("taskset"):
             cmd = ["taskset", "-c", str(pin), *cmd]
         err = open(work / "stderr.txt", "wb")  # noqa: SIM115
@@ -143,8 +165,10 @@ def one_run(root: Path, *, pin: int | None, idle: float, timeout: float = 30.0) 
             while not shown.exists() and time.monotonic() < deadline and proc.poll() is None:
                 time.sleep(0.005)
             if not shown.exists():
-                raise RuntimeError(f"no window within {timeout:.0f} s: "
-                                   + (work / "stderr.txt").read_text(errors="replace")[-800:])
+                raise RuntimeError(
+                    f"no window within {timeout:.0f} s: "
+                    + (work / "stderr.txt").read_text(errors="replace")[-800:]
+                )
             window = json.loads(shown.read_text())
             time.sleep(max(0.0, t0 + window["seconds"] + idle - time.time()))
             result["rss_mb"] = rss_mb(proc.pid)
@@ -174,9 +198,15 @@ def measure(root: Path, runs: int, *, pin: int | None = None, idle: float = 5.0)
         values = [v for v in values if v is not None]
         return statistics.median(values) if values else None
 
-    names = sorted({k for r in results for k in r["milestones"]}, key=lambda k: med([r["milestones"].get(k) for r in results]) or 0)
+    names = sorted(
+        {k for r in results for k in r["milestones"]},
+        key=lambda k: med([r["milestones"].get(k) for r in results]) or 0,
+    )
     return {
-        "root": str(root), "runs": runs, "pin": pin, "idle_s": idle,
+        "root": str(root),
+        "runs": runs,
+        "pin": pin,
+        "idle_s": idle,
         "shown_s": med([r.get("seconds") for r in results]),
         "painted_s": med([r.get("painted_seconds") for r in results]),
         "rss_mb": med([r.get("rss_mb") for r in results]),
@@ -187,16 +217,31 @@ def measure(root: Path, runs: int, *, pin: int | None = None, idle: float = 5.0)
 
 def report(m: dict[str, Any]) -> str:
     each = m["each"]
-    lines = [f"{m['root']}: {m['runs']} launches" + (f", pinned to CPU {m['pin']}" if m["pin"] is not None else "")
-             + " (median; each run in brackets)",
-             "  window shown      {:6.0f} ms  [{}]".format(1000 * m["shown_s"], ", ".join(f"{1000 * r['seconds']:.0f}" for r in each)),
-             "  first frame       {:6.0f} ms  [{}]".format(1000 * (m["painted_s"] or 0), ", ".join(f"{1000 * r.get('painted_seconds', 0):.0f}" for r in each))]
+    lines = [
+        f"{m['root']}: {m['runs']} launches"
+        + (f", pinned to CPU {m['pin']}" if m["pin"] is not None else "")
+        + " (median; each run in brackets)",
+        "  window shown      {:6.0f} ms  [{}]".format(
+            1000 * m["shown_s"], ", ".join(f"{1000 * r['seconds']:.0f}" for r in each)
+        ),
+        "  first frame       {:6.0f} ms  [{}]".format(
+            1000 * (m["painted_s"] or 0), ", ".join(f"{1000 * r.get('painted_seconds', 0):.0f}" for r in each)
+        ),
+    ]
     for name, value in m["milestones_s"].items():
         if name not in ("window-shown", "window-painted") and value is not None:
-            lines.append(f"  {name:<17s} {1000 * value:6.0f} ms  [" + ", ".join(
-                f"{1000 * r['milestones'][name]:.0f}" if name in r["milestones"] else "-" for r in each) + "]")
-    lines.append("  RSS {:.0f} s after shown {:4.0f} MB  [{}]".format(
-        m["idle_s"], m["rss_mb"] or 0, ", ".join(f"{r.get('rss_mb') or 0:.0f}" for r in each)))
+            lines.append(
+                f"  {name:<17s} {1000 * value:6.0f} ms  ["
+                + ", ".join(
+                    f"{1000 * r['milestones'][name]:.0f}" if name in r["milestones"] else "-" for r in each
+                )
+                + "]"
+            )
+    lines.append(
+        "  RSS {:.0f} s after shown {:4.0f} MB  [{}]".format(
+            m["idle_s"], m["rss_mb"] or 0, ", ".join(f"{r.get('rss_mb') or 0:.0f}" for r in each)
+        )
+    )
     return "\n".join(lines)
 
 
@@ -204,12 +249,20 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--wrap"]:
         return wrap_main(argv[1:])
-    if not argv or argv[0].startswith("--") and argv[0] in ("--runs", "--root", "--pin", "--idle", "--json", "-h", "--help"):
+    if (
+        not argv
+        or argv[0].startswith("--")
+        and argv[0] in ("--runs", "--root", "--pin", "--idle", "--json", "-h", "--help")
+    ):
         parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
         parser.add_argument("--runs", type=int, default=5)
-        parser.add_argument("--root", type=Path, default=ROOT, help="checkout whose app to launch (default: this one)")
+        parser.add_argument(
+            "--root", type=Path, default=ROOT, help="checkout whose app to launch (default: this one)"
+        )
         parser.add_argument("--pin", type=int, help="run the app on this CPU only (taskset)")
-        parser.add_argument("--idle", type=float, default=5.0, help="seconds after the window shows to read RSS")
+        parser.add_argument(
+            "--idle", type=float, default=5.0, help="seconds after the window shows to read RSS"
+        )
         parser.add_argument("--json", action="store_true")
         args = parser.parse_args(argv)
         m = measure(args.root.resolve(), max(1, args.runs), pin=args.pin, idle=args.idle)

@@ -100,8 +100,9 @@ class Sample:
         self.bytes = 0
 
 
-async def one_call(session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], stream: bool,
-                   api: str) -> Sample:
+async def one_call(
+    session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], stream: bool, api: str
+) -> Sample:
     s = Sample()
     t0 = perf()
     try:
@@ -135,7 +136,7 @@ async def one_call(session: aiohttp.ClientSession, url: str, body: bytes, header
                     s.bytes += len(chunk)
                     if not finished:
                         finished = done in tail + chunk
-                    tail = (tail + chunk)[-max(keep, 120):]
+                    tail = (tail + chunk)[-max(keep, 120) :]
                 end = perf()
                 s.ttfb = (first or end) - t0
                 if not finished:
@@ -146,8 +147,14 @@ async def one_call(session: aiohttp.ClientSession, url: str, body: bytes, header
     return s
 
 
-async def phase(session: aiohttp.ClientSession, spec: dict[str, Any], duration: float, min_calls: int,
-                max_calls: int | None, first_body: list[bytes] | None = None) -> tuple[list[Sample], float]:
+async def phase(
+    session: aiohttp.ClientSession,
+    spec: dict[str, Any],
+    duration: float,
+    min_calls: int,
+    max_calls: int | None,
+    first_body: list[bytes] | None = None,
+) -> tuple[list[Sample], float]:
     url, headers, stream, api = spec["url"], spec["headers"], bool(spec["stream"]), spec["api"]
     body: bytes = spec["_body"]
     started = 0
@@ -207,8 +214,9 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         await wait_quiet(target, poll)
         cpu0 = {name: (g.cpu(), g.sched()) for name, g in groups.items()}
         busy0, w0 = cores_busy(), perf()
-        samples, elapsed = await phase(session, spec, float(spec["duration_s"]), int(spec.get("min_calls", conc)),
-                                       spec.get("max_calls"))
+        samples, elapsed = await phase(
+            session, spec, float(spec["duration_s"]), int(spec.get("min_calls", conc)), spec.get("max_calls")
+        )
         rss = {name: g.rss() for name, g in groups.items()}
         await wait_quiet(target, poll)
         cpu1 = {name: (g.cpu(), g.sched()) for name, g in groups.items()}
@@ -224,7 +232,9 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         fine = None if a is None or b is None else b[0] - a[0]
         waited[name] = None if a is None or b is None else b[1] - a[1]
         # Trust the scheduler's figure unless it disagrees with psutil's beyond its tick granularity.
-        if fine is not None and abs(fine - coarse) <= max(0.02 * len(groups[name].procs) + 0.01, 0.1 * coarse):
+        if fine is not None and abs(fine - coarse) <= max(
+            0.02 * len(groups[name].procs) + 0.01, 0.1 * coarse
+        ):
             cpu[name], cpu_source[name] = fine, "schedstat"
         else:
             cpu[name], cpu_source[name] = coarse, "psutil"
@@ -263,10 +273,13 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         "rss_mb": {name: v / 2**20 for name, v in rss.items()},
         "foreign_load": foreign if placement else None,
         # Time our processes were ready to run but another process had the CPU, per call: interference.
-        "runqueue_wait_ms_per_call": {name: (v * ms / calls if (v is not None and calls) else None)
-                                      for name, v in waited.items()},
-        "runqueue_wait_share": {name: (v / (v + cpu[name]) if (v is not None and v + cpu[name] > 0) else None)
-                                for name, v in waited.items()},
+        "runqueue_wait_ms_per_call": {
+            name: (v * ms / calls if (v is not None and calls) else None) for name, v in waited.items()
+        },
+        "runqueue_wait_share": {
+            name: (v / (v + cpu[name]) if (v is not None and v + cpu[name] > 0) else None)
+            for name, v in waited.items()
+        },
         "loadavg": os.getloadavg()[0],
     }
 

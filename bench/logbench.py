@@ -32,9 +32,11 @@ from app.core.records import Attempt, CallRecord, ToolCallResult
 from app.core.storage.db import open_database
 from app.core.storage.writer import LogWriter
 
-_MODELS = (("openai", "/v1/chat/completions", "deepseek/deepseek-chat-v3.1", "qwen/qwen3-coder"),
-           ("anthropic", "/v1/messages", "claude-sonnet-4-6", "qwen/qwen3-coder"),
-           ("anthropic", "/v1/messages", "claude-haiku-4-5", "deepseek/deepseek-chat-v3.1"))
+_MODELS = (
+    ("openai", "/v1/chat/completions", "deepseek/deepseek-chat-v3.1", "qwen/qwen3-coder"),
+    ("anthropic", "/v1/messages", "claude-sonnet-4-6", "qwen/qwen3-coder"),
+    ("anthropic", "/v1/messages", "claude-haiku-4-5", "deepseek/deepseek-chat-v3.1"),
+)
 _TOOLS = ("read_file", "edit_file", "bash", "grep", "glob", "todo_write")
 
 
@@ -81,7 +83,9 @@ def _thread_cpu(native_id: int | None) -> float:
     return 0.0
 
 
-def run(db_dir: Path, burst: int, rate: int, seconds: float, inflight: int = 32, mode: str = "core") -> dict[str, Any]:
+def run(
+    db_dir: Path, burst: int, rate: int, seconds: float, inflight: int = 32, mode: str = "core"
+) -> dict[str, Any]:
     """`mode` "core": the writer as `Core` wires it for the proxy (analytics hooks: tasks, hourly and task
     totals, inside the writer's transaction); "writer": a bare LogWriter (just the call and tool rows)."""
     db_dir = db_dir / mode
@@ -223,18 +227,20 @@ def run(db_dir: Path, burst: int, rate: int, seconds: float, inflight: int = 32,
     if core is not None:
         core.close()
     engine.dispose()
-    out.update({
-        "submitted": submitted,
-        "rows": rows,
-        "ok_rows": ok_rows,
-        "in_flight_rows": in_flight,
-        "rows_lost": submitted - ok_rows,
-        "tool_rows_expected": tool_rows,
-        "tool_rows": tool_found,
-        "writer_dropped": writer.stats.dropped,
-        "writer_failures": writer.stats.failures,
-        "db_bytes": os.path.getsize(db_path),
-    })
+    out.update(
+        {
+            "submitted": submitted,
+            "rows": rows,
+            "ok_rows": ok_rows,
+            "in_flight_rows": in_flight,
+            "rows_lost": submitted - ok_rows,
+            "tool_rows_expected": tool_rows,
+            "tool_rows": tool_found,
+            "writer_dropped": writer.stats.dropped,
+            "writer_failures": writer.stats.failures,
+            "db_bytes": os.path.getsize(db_path),
+        }
+    )
     return out
 
 

@@ -20,8 +20,10 @@ from typing import Any
 
 from app.testing.mock_upstream import MockUpstream, Reply, ToolCall
 
-_SENTENCE = ("The failing case comes from the parser dropping the final event when the stream closes without "
-             "a blank line; the fix flushes the pending buffer on EOF and a regression test covers it. ")
+_SENTENCE = (
+    "The failing case comes from the parser dropping the final event when the stream closes without "
+    "a blank line; the fix flushes the pending buffer on EOF and a regression test covers it. "
+)
 
 
 def reply_text(chars: int) -> str:
@@ -32,8 +34,16 @@ def reply_text(chars: int) -> str:
 def make_reply(spec: dict[str, Any]) -> Reply:
     tools = ()
     if spec.get("tool_call"):
-        tools = (ToolCall("edit_file", {"path": "app/proxy/sse.py", "old_string": "    return events",
-                                         "new_string": "    events.extend(self._flush())\n    return events"}),)
+        tools = (
+            ToolCall(
+                "edit_file",
+                {
+                    "path": "app/proxy/sse.py",
+                    "old_string": "    return events",
+                    "new_string": "    events.extend(self._flush())\n    return events",
+                },
+            ),
+        )
     return Reply(
         text=reply_text(int(spec.get("text_chars", 1200))),
         tool_calls=tools,

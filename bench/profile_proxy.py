@@ -55,7 +55,9 @@ def _load(collapsed: Path) -> list[tuple[list[str], int]]:
     return stacks
 
 
-def _shares(stacks: list[tuple[list[str], int]], total: int, top: int, own_only: bool = False) -> tuple[list[str], list[str]]:
+def _shares(
+    stacks: list[tuple[list[str], int]], total: int, top: int, own_only: bool = False
+) -> tuple[list[str], list[str]]:
     self_t: Counter[str] = Counter()
     incl: Counter[str] = Counter()
     for frames, n in stacks:
@@ -81,20 +83,31 @@ def summarize(collapsed: Path, top: int = 30) -> str:
         share = sum(n for _, n in part) / total * 100
         _, own = _shares(part, total, top, own_only=True)
         self_part, _ = _shares(part, total, top)
-        out += ["", f"{title}: {share:.1f}% of busy samples", "  self time:", *self_part[: top // 2],
-                "  inclusive, Downshift's own functions:", *own]
+        out += [
+            "",
+            f"{title}: {share:.1f}% of busy samples",
+            "  self time:",
+            *self_part[: top // 2],
+            "  inclusive, Downshift's own functions:",
+            *own,
+        ]
     return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.profile_proxy", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.profile_proxy",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("scenario", help="e.g. openai-30k-ns-c1, openai-30k-s20-c1, anthropic-30k-s20-c8")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--rate", type=int, default=1000, help="py-spy samples per second")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "profile")
     parser.add_argument("--top", type=int, default=30)
-    parser.add_argument("--native", action="store_true", help="also sample C frames (uvloop, aiohttp's parsers)")
+    parser.add_argument(
+        "--native", action="store_true", help="also sample C frames (uvloop, aiohttp's parsers)"
+    )
     args = parser.parse_args(argv)
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(pyspy).exists():
@@ -111,15 +124,32 @@ def main(argv: list[str] | None = None) -> int:
             result: dict[str, object] = {}
 
             def drive() -> None:
-                result.update(h.measure(case, serve.url + PATHS[case.path]["url"], auth_headers(case.path), [serve.pid]))
+                result.update(
+                    h.measure(case, serve.url + PATHS[case.path]["url"], auth_headers(case.path), [serve.pid])
+                )
 
             t = threading.Thread(target=drive)
             t.start()
-            rec = subprocess.run([pyspy, "record", "--pid", str(serve.pid), "--duration", str(int(args.seconds)),
-                                  "--rate", str(args.rate), "--format", "raw", "--output", str(raw),
-                                  *([] if args.native else ["--nonblocking"]),
-                                  *(["--native"] if args.native else [])],
-                                 capture_output=True, text=True)
+            rec = subprocess.run(
+                [
+                    pyspy,
+                    "record",
+                    "--pid",
+                    str(serve.pid),
+                    "--duration",
+                    str(int(args.seconds)),
+                    "--rate",
+                    str(args.rate),
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(raw),
+                    *([] if args.native else ["--nonblocking"]),
+                    *(["--native"] if args.native else []),
+                ],
+                capture_output=True,
+                text=True,
+            )
             t.join()
             if rec.returncode != 0:
                 raise SystemExit(f"py-spy failed: {rec.stderr.strip()[-500:]}")
@@ -127,8 +157,10 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib_suppress():
                 _flamegraph(raw, svg)
             cpu = result.get("cpu_ms_per_call", {}).get("target")  # type: ignore[union-attr]
-            log(f"{case.key}: {result.get('calls')} calls ({result.get('errors')} errors: {result.get('first_error')}), "
-                f"CPU {cpu:.3f} ms/call (under the profiler: slower than in the suite)")
+            log(
+                f"{case.key}: {result.get('calls')} calls ({result.get('errors')} errors: {result.get('first_error')}), "
+                f"CPU {cpu:.3f} ms/call (under the profiler: slower than in the suite)"
+            )
             text = summarize(raw, args.top)
             (args.out / f"{case.key}.summary.txt").write_text(text)
             print(text)

@@ -61,10 +61,27 @@ def _scenario(results: dict[str, Any], key: str) -> dict[str, Any] | None:
     return None
 
 
-def _verdict(what: str, scenario: str, value: float | None, budget: float, unit: str, *, op: str = "<=",
-             aim: float | None = None, note: str = "") -> dict[str, Any]:
-    row: dict[str, Any] = {"what": what, "scenario": scenario, "value": value, "budget": budget, "unit": unit,
-                           "op": op, "aim": aim, "note": note}
+def _verdict(
+    what: str,
+    scenario: str,
+    value: float | None,
+    budget: float,
+    unit: str,
+    *,
+    op: str = "<=",
+    aim: float | None = None,
+    note: str = "",
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "what": what,
+        "scenario": scenario,
+        "value": value,
+        "budget": budget,
+        "unit": unit,
+        "op": op,
+        "aim": aim,
+        "note": note,
+    }
     if value is None:
         row.update(met=None, margin="not measured" + (f" ({note})" if note else ""))
         return row
@@ -75,14 +92,22 @@ def _verdict(what: str, scenario: str, value: float | None, budget: float, unit:
         met = value <= budget if op == "<=" else value < budget
         diff = budget - value
         pct = (value / budget * 100) if budget else 0
-        margin = (f"{diff:.2f} {unit} under ({pct:.0f}% of budget)" if met
-                  else f"{-diff:.2f} {unit} over (+{pct - 100:.0f}%)")
+        margin = (
+            f"{diff:.2f} {unit} under ({pct:.0f}% of budget)"
+            if met
+            else f"{-diff:.2f} {unit} over (+{pct - 100:.0f}%)"
+        )
         if aim is not None and met:
-            margin += f"; aim {aim:g} {unit} " + ("met" if value <= aim else f"missed by {value - aim:.2f} {unit}")
+            margin += f"; aim {aim:g} {unit} " + (
+                "met" if value <= aim else f"missed by {value - aim:.2f} {unit}"
+            )
     else:  # ">="
         met = value >= budget
-        margin = (f"{value - budget:,.0f} {unit} above" if met else f"{budget - value:,.0f} {unit} short "
-                  f"({value / budget * 100:.0f}% of target)")
+        margin = (
+            f"{value - budget:,.0f} {unit} above"
+            if met
+            else f"{budget - value:,.0f} {unit} short ({value / budget * 100:.0f}% of target)"
+        )
     row.update(met=met, margin=margin)
     return row
 
@@ -110,15 +135,25 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
             speed = speed_ref / ISSUE_RELAY_CPU["whole"]
             own, allowed = value - relay, (budget - issue_relay) * speed
             row.update(own_ms=own, own_allowed_ms=allowed, own_met=own <= allowed)
-            row["margin"] += (f". Own work (minus the bare relay's {relay:.2f} ms): {own:.2f} ms, against the "
-                              f"issue's {budget - issue_relay:.1f} ms x {speed:.1f} (this machine is {speed:.1f}x "
-                              f"slower on the relay) = {allowed:.1f} ms: " + ("met" if own <= allowed else "**not met**"))
+            row["margin"] += (
+                f". Own work (minus the bare relay's {relay:.2f} ms): {own:.2f} ms, against the "
+                f"issue's {budget - issue_relay:.1f} ms x {speed:.1f} (this machine is {speed:.1f}x "
+                f"slower on the relay) = {allowed:.1f} ms: " + ("met" if own <= allowed else "**not met**")
+            )
         rows.append(row)
 
     def added_row(what: str, key: str, metric: str, stat: str, budget: float, op: str = "<") -> None:
         s = _scenario(results, key)
-        rows.append(_verdict(what, key, added(s["direct"], s["downshift"], metric, stat) if s else None, budget, "ms",
-                             op=op))
+        rows.append(
+            _verdict(
+                what,
+                key,
+                added(s["direct"], s["downshift"], metric, stat) if s else None,
+                budget,
+                "ms",
+                op=op,
+            )
+        )
 
     cpu_row("CPU per non-streamed 30 KB call, c=1", "openai-30k-ns-c1", 1.5, aim=1.0)
     cpu_row("CPU per streamed call of 24 events, c=1", "openai-30k-s20-c1", 2.0)
@@ -131,13 +166,26 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     added_row("Added latency p99, c=1", "openai-30k-ns-c1", "latency_ms", "p99", 5.0)
     added_row("Added time to first byte (p50), streamed, c=1", "openai-30k-s20-c1", "ttfb_ms", "p50", 1.0)
     if _scenario(results, "gateway-30k-s20-c1"):
-        added_row("Added time to first byte (p50), gateway streamed, c=1", "gateway-30k-s20-c1", "ttfb_ms", "p50", 1.0)
+        added_row(
+            "Added time to first byte (p50), gateway streamed, c=1",
+            "gateway-30k-s20-c1",
+            "ttfb_ms",
+            "p50",
+            1.0,
+        )
     for key in ("openai-30k-s20-c1", "openai-30k-s200-c1"):
         s = _scenario(results, key)
         for stat in ("p50", "p99"):
             v = added(s["direct"], s["downshift"], "gap_ms", stat) if s else None
-            rows.append(_verdict(f"Inter-chunk delay {stat}: proxy vs direct, absolute difference", key,
-                                 None if v is None else abs(v), 1.0, "ms"))
+            rows.append(
+                _verdict(
+                    f"Inter-chunk delay {stat}: proxy vs direct, absolute difference",
+                    key,
+                    None if v is None else abs(v),
+                    1.0,
+                    "ms",
+                )
+            )
     for shape in ("ns", "s20"):
         a, b = _scenario(results, f"openai-30k-{shape}-c1"), _scenario(results, f"openai-30k-{shape}-c32")
         ratio = None
@@ -146,30 +194,83 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(_verdict("CPU per call at c=32 / at c=1", f"openai-30k-{shape}", ratio, 1.5, "x"))
     lg = _get(results, "logging", "core")
     note = skipped.get("logging (core)", "")[:120]
-    rows.append(_verdict("Call log rows per second, one producer flat out (writer as the proxy runs it)", "LogWriter + hooks",
-                         _get(lg, "burst", "rows_per_s"), 5000, "rows/s", op=">=", note=note))
+    rows.append(
+        _verdict(
+            "Call log rows per second, one producer flat out (writer as the proxy runs it)",
+            "LogWriter + hooks",
+            _get(lg, "burst", "rows_per_s"),
+            5000,
+            "rows/s",
+            op=">=",
+            note=note,
+        )
+    )
     target_rate = float(_get(lg, "paced", "target_rate") or 5000)
-    rows.append(_verdict(f"Call log paced at {target_rate:,.0f} calls/s: rows on disk per second", "LogWriter + hooks",
-                         _get(lg, "paced", "rows_per_s"), target_rate * 0.95, "rows/s", op=">=", note=note))
+    rows.append(
+        _verdict(
+            f"Call log paced at {target_rate:,.0f} calls/s: rows on disk per second",
+            "LogWriter + hooks",
+            _get(lg, "paced", "rows_per_s"),
+            target_rate * 0.95,
+            "rows/s",
+            op=">=",
+            note=note,
+        )
+    )
     lost = None if lg is None else lg["rows_lost"] + lg["writer_dropped"]
     rows.append(_verdict("Call log rows lost", "LogWriter + hooks", lost, 0, "rows", note=note))
     small, every = rss_under_load(results)
-    rows.append(_verdict("Headless serve resident memory under load, 30 KB bodies", "30 KB scenarios", small,
-                         100, "MB", op="<"))
-    rows.append(_verdict("Headless serve resident memory under load, 300 KB bodies x 32 included", "all scenarios",
-                         every, 100, "MB", op="<"))
+    rows.append(
+        _verdict(
+            "Headless serve resident memory under load, 30 KB bodies",
+            "30 KB scenarios",
+            small,
+            100,
+            "MB",
+            op="<",
+        )
+    )
+    rows.append(
+        _verdict(
+            "Headless serve resident memory under load, 300 KB bodies x 32 included",
+            "all scenarios",
+            every,
+            100,
+            "MB",
+            op="<",
+        )
+    )
     for key, when in (("gui", "first launch, creates the call log"), ("gui_again", "a later launch")):
         gui = _get(results, "startup", key)
         if key == "gui_again" and gui is None:
             continue  # results from before the suite launched the app twice
         scenario = f"python -m app, offscreen, {when}"
         if _get(gui, "seconds_to_window") is not None:
-            rows.append(_verdict("GUI window shown after launch", scenario, _get(gui, "seconds_to_window"), 1.5, "s"))
+            rows.append(
+                _verdict("GUI window shown after launch", scenario, _get(gui, "seconds_to_window"), 1.5, "s")
+            )
         else:
-            rows.append(_verdict("GUI start (stand-in: launch -> embedded proxy /health)", scenario,
-                                 _get(gui, "seconds_to_proxy_health"), 1.5, "s", note=skipped.get("gui start", "")[:160]))
-        rows.append(_verdict("GUI idle resident memory", scenario, _get(gui, "idle_rss_mb"), 200, "MB",
-                             op="<", note=skipped.get("gui start", "")[:160]))
+            rows.append(
+                _verdict(
+                    "GUI start (stand-in: launch -> embedded proxy /health)",
+                    scenario,
+                    _get(gui, "seconds_to_proxy_health"),
+                    1.5,
+                    "s",
+                    note=skipped.get("gui start", "")[:160],
+                )
+            )
+        rows.append(
+            _verdict(
+                "GUI idle resident memory",
+                scenario,
+                _get(gui, "idle_rss_mb"),
+                200,
+                "MB",
+                op="<",
+                note=skipped.get("gui start", "")[:160],
+            )
+        )
     return rows
 
 
@@ -195,8 +296,10 @@ def targets_text(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         mark = {True: "MET ", False: "MISS", None: "n/a "}[r["met"]]
         value = "–" if r["value"] is None else f"{r['value']:,.2f}"
-        lines.append(f"  {mark} {r['what']} [{r['scenario']}]: {value} {r['unit']} (budget {r['op']} {r['budget']:g}) "
-                     f"— {r['margin']}")
+        lines.append(
+            f"  {mark} {r['what']} [{r['scenario']}]: {value} {r['unit']} (budget {r['op']} {r['budget']:g}) "
+            f"— {r['margin']}"
+        )
     return "\n".join(lines)
 
 
@@ -216,8 +319,13 @@ def _pair(direct: dict[str, Any], proxied: dict[str, Any], metric: str, stat: st
     return f"{a:.2f} / {b:.2f} (**{b - a:+.2f}**)"
 
 
-SHAPE_TITLES = {"ns": "whole", "s20": "20 chunks", "s200": "200 chunks", "ns_tool": "whole + tool call",
-                "s20_tool": "20 chunks + tool call"}
+SHAPE_TITLES = {
+    "ns": "whole",
+    "s20": "20 chunks",
+    "s200": "200 chunks",
+    "ns_tool": "whole + tool call",
+    "s20_tool": "20 chunks + tool call",
+}
 
 
 def _scenario_rows(items: list[dict[str, Any]], proxied_key: str = "downshift") -> list[list[str]]:
@@ -226,26 +334,48 @@ def _scenario_rows(items: list[dict[str, Any]], proxied_key: str = "downshift") 
         c, d, p = s["case"], s["direct"], s[proxied_key]
         gap = "–"
         if _get(p, "gap_ms", "p50") is not None:
-            gap = (f"{f(_get(d, 'gap_ms', 'p50'))} / {f(_get(p, 'gap_ms', 'p50'))}; "
-                   f"{f(_get(d, 'gap_ms', 'p99'))} / {f(_get(p, 'gap_ms', 'p99'))}")
+            gap = (
+                f"{f(_get(d, 'gap_ms', 'p50'))} / {f(_get(p, 'gap_ms', 'p50'))}; "
+                f"{f(_get(d, 'gap_ms', 'p99'))} / {f(_get(p, 'gap_ms', 'p99'))}"
+            )
         errors = p.get("errors", 0) + d.get("errors", 0)
-        rows.append([
-            f"{c['size_kb']} KB", SHAPE_TITLES.get(c["shape"], c["shape"]), str(c["concurrency"]),
-            str(p["calls"]) + (f" ({errors} err)" if errors else ""),
-            f"{f(d.get('throughput_rps'), 0)} / {f(p.get('throughput_rps'), 0)}",
-            _pair(d, p, "latency_ms", "p50"), _pair(d, p, "latency_ms", "p99"), _pair(d, p, "ttfb_ms", "p50"), gap,
-            f"**{f(cpu_ms(p))}**", f"{f(_get(p, 'utilisation', 'target') and _get(p, 'utilisation', 'target') * 100, 0)}%",
-            f"{f(((_get(p, 'utilisation', 'mock') or 0) + (_get(p, 'utilisation', 'loadgen') or 0)) * 100, 0)}%",
-            f"{f(_get(d, 'cpu_ms_per_call', 'target'))} / {f(_get(p, 'cpu_ms_per_call', 'loadgen'))}",
-            noise(p),
-        ])
+        rows.append(
+            [
+                f"{c['size_kb']} KB",
+                SHAPE_TITLES.get(c["shape"], c["shape"]),
+                str(c["concurrency"]),
+                str(p["calls"]) + (f" ({errors} err)" if errors else ""),
+                f"{f(d.get('throughput_rps'), 0)} / {f(p.get('throughput_rps'), 0)}",
+                _pair(d, p, "latency_ms", "p50"),
+                _pair(d, p, "latency_ms", "p99"),
+                _pair(d, p, "ttfb_ms", "p50"),
+                gap,
+                f"**{f(cpu_ms(p))}**",
+                f"{f(_get(p, 'utilisation', 'target') and _get(p, 'utilisation', 'target') * 100, 0)}%",
+                f"{f(((_get(p, 'utilisation', 'mock') or 0) + (_get(p, 'utilisation', 'loadgen') or 0)) * 100, 0)}%",
+                f"{f(_get(d, 'cpu_ms_per_call', 'target'))} / {f(_get(p, 'cpu_ms_per_call', 'loadgen'))}",
+                noise(p),
+            ]
+        )
     return rows
 
 
-SCENARIO_HEADER = ["body", "answer", "c", "calls", "calls/s direct / proxy", "latency p50 ms: direct / proxy (added)",
-                   "p99 ms: direct / proxy (added)", "TTFB p50 ms: direct / proxy (added)",
-                   "inter-chunk p50; p99 ms: direct / proxy", "proxy CPU ms/call", "proxy core busy",
-                   "CPU-1 busy (mock+loadgen)", "mock / loadgen CPU ms/call", "waiting for a CPU: proxy / mock+loadgen"]
+SCENARIO_HEADER = [
+    "body",
+    "answer",
+    "c",
+    "calls",
+    "calls/s direct / proxy",
+    "latency p50 ms: direct / proxy (added)",
+    "p99 ms: direct / proxy (added)",
+    "TTFB p50 ms: direct / proxy (added)",
+    "inter-chunk p50; p99 ms: direct / proxy",
+    "proxy CPU ms/call",
+    "proxy core busy",
+    "CPU-1 busy (mock+loadgen)",
+    "mock / loadgen CPU ms/call",
+    "waiting for a CPU: proxy / mock+loadgen",
+]
 
 
 def noise(res: dict[str, Any] | None) -> str:
@@ -284,37 +414,69 @@ def markdown(results: dict[str, Any], notes: Path | None = None) -> str:
     ]
     pk = m.get("packages", {})
     vers = results.get("versions", {})
-    out += _table(["", ""], [
-        ["CPU", f"{m['cpu']}" + (f" ({m['cpu_mhz']} MHz)" if m.get("cpu_mhz") else "")],
-        ["cores", f"{m['cores']}; proxy pinned to CPU 0, mock + load generator to CPU 1"
-                  if m.get("pinned") else f"{m['cores']} (not pinned)"],
-        ["memory", f"{m['memory_gb']} GB"],
-        ["OS", m["os"]],
-        ["Python", m["python"]],
-        ["Downshift", f"{m['downshift']} (commit {_get(m, 'git', 'commit') or '?'}, "
-                      f"{_get(m, 'git', 'app_files_changed') or 0} uncommitted files under app/)"],
-        ["packages", ", ".join(f"{k} {v}" for k, v in pk.items() if v)],
-        *([["peers", ", ".join(f"{k} {v}" for k, v in vers.items() if v)]] if vers else []),
-        ["date", m["date"]],
-    ])
+    out += _table(
+        ["", ""],
+        [
+            ["CPU", f"{m['cpu']}" + (f" ({m['cpu_mhz']} MHz)" if m.get("cpu_mhz") else "")],
+            [
+                "cores",
+                f"{m['cores']}; proxy pinned to CPU 0, mock + load generator to CPU 1"
+                if m.get("pinned")
+                else f"{m['cores']} (not pinned)",
+            ],
+            ["memory", f"{m['memory_gb']} GB"],
+            ["OS", m["os"]],
+            ["Python", m["python"]],
+            [
+                "Downshift",
+                f"{m['downshift']} (commit {_get(m, 'git', 'commit') or '?'}, "
+                f"{_get(m, 'git', 'app_files_changed') or 0} uncommitted files under app/)",
+            ],
+            ["packages", ", ".join(f"{k} {v}" for k, v in pk.items() if v)],
+            *([["peers", ", ".join(f"{k} {v}" for k, v in vers.items() if v)]] if vers else []),
+            ["date", m["date"]],
+        ],
+    )
 
-    out += ["", "## Targets", "", "From issue 6. *Added* = through the proxy minus straight to the mock, same load "
-            "generator, same body, same run.", ""]
+    out += [
+        "",
+        "## Targets",
+        "",
+        "From issue 6. *Added* = through the proxy minus straight to the mock, same load "
+        "generator, same body, same run.",
+        "",
+    ]
     trows = []
     for r in results.get("targets", []):
         mark = {True: "met", False: "**not met**", None: "not measured"}[r["met"]]
-        value = "–" if r["value"] is None else (f"{r['value']:,.0f}" if r["unit"] in ("rows/s", "rows")
-                                               else f"{r['value']:.2f}")
-        trows.append([r["what"], f"`{r['scenario']}`", f"{value} {r['unit']}", f"{r['op']} {r['budget']:g} {r['unit']}",
-                      mark, r["margin"]])
+        value = (
+            "–"
+            if r["value"] is None
+            else (f"{r['value']:,.0f}" if r["unit"] in ("rows/s", "rows") else f"{r['value']:.2f}")
+        )
+        trows.append(
+            [
+                r["what"],
+                f"`{r['scenario']}`",
+                f"{value} {r['unit']}",
+                f"{r['op']} {r['budget']:g} {r['unit']}",
+                mark,
+                r["margin"],
+            ]
+        )
     out += _table(["target", "scenario", "measured", "budget", "verdict", "margin"], trows)
 
-    out += ["", "## Downshift against the mock upstream directly", "",
-            "Each row: the same scenario straight to the mock (*direct*) and through `python -m app serve` "
-            "(*proxy*). Latency is send to last byte; TTFB is send to the first body byte (streams: first event); "
-            "inter-chunk is the gap between body reads at the client. CPU is the proxy process's user+system "
-            "time over the measured calls (log writer thread included). *Core busy* is that CPU over wall time; "
-            "CPU-1 busy shows the driver side was not the bottleneck.", ""]
+    out += [
+        "",
+        "## Downshift against the mock upstream directly",
+        "",
+        "Each row: the same scenario straight to the mock (*direct*) and through `python -m app serve` "
+        "(*proxy*). Latency is send to last byte; TTFB is send to the first body byte (streams: first event); "
+        "inter-chunk is the gap between body reads at the client. CPU is the proxy process's user+system "
+        "time over the measured calls (log writer thread included). *Core busy* is that CPU over wall time; "
+        "CPU-1 busy shows the driver side was not the bottleneck.",
+        "",
+    ]
     by_path: dict[str, list[dict[str, Any]]] = {}
     for s in results.get("scenarios", []):
         by_path.setdefault(s["case"]["path"], []).append(s)
@@ -324,23 +486,41 @@ def markdown(results: dict[str, Any], notes: Path | None = None) -> str:
         out.append("")
 
     if results.get("comparisons"):
-        out += ["## Compared with a bare relay and other proxies", "",
-                "Same mock, same load generator, same bodies, same pinning; each proxy alone on CPU 0. The *bare "
-                "aiohttp relay* (`bench/bare_relay.py`: bytes in, bytes out, no parsing, no logging) is the floor "
-                "any aiohttp-based proxy pays on this machine; Downshift's own work is the difference.", ""]
+        out += [
+            "## Compared with a bare relay and other proxies",
+            "",
+            "Same mock, same load generator, same bodies, same pinning; each proxy alone on CPU 0. The *bare "
+            "aiohttp relay* (`bench/bare_relay.py`: bytes in, bytes out, no parsing, no logging) is the floor "
+            "any aiohttp-based proxy pays on this machine; Downshift's own work is the difference.",
+            "",
+        ]
         rows = []
         keyed = {s["key"]: s for s in results.get("scenarios", [])}
         for comp in results["comparisons"]:
             own = keyed.get(comp["key"])
-            entries = ([("Downshift", results["machine"]["downshift"], own["direct"], own["downshift"])] if own else [])
+            entries = (
+                [("Downshift", results["machine"]["downshift"], own["direct"], own["downshift"])]
+                if own
+                else []
+            )
             entries.append((comp["peer"], comp["version"], comp["direct"], comp["result"]))
             for name, version, d, p in entries:
                 c = comp["case"]
-                rows.append([f"{name} {version}", c["path"], SHAPE_TITLES.get(c["shape"], c["shape"]),
-                             str(c["concurrency"]), str(p["calls"]) + (f" ({p['errors']} err)" if p.get("errors") else ""),
-                             f(added(d, p, "latency_ms", "p50")), f(added(d, p, "latency_ms", "p99")),
-                             f(added(d, p, "ttfb_ms", "p50")), f"**{f(cpu_ms(p))}**", f(p.get("throughput_rps"), 0),
-                             f(_get(p, "rss_mb", "target"), 0)])
+                rows.append(
+                    [
+                        f"{name} {version}",
+                        c["path"],
+                        SHAPE_TITLES.get(c["shape"], c["shape"]),
+                        str(c["concurrency"]),
+                        str(p["calls"]) + (f" ({p['errors']} err)" if p.get("errors") else ""),
+                        f(added(d, p, "latency_ms", "p50")),
+                        f(added(d, p, "latency_ms", "p99")),
+                        f(added(d, p, "ttfb_ms", "p50")),
+                        f"**{f(cpu_ms(p))}**",
+                        f(p.get("throughput_rps"), 0),
+                        f(_get(p, "rss_mb", "target"), 0),
+                    ]
+                )
         seen: set[tuple[str, ...]] = set()
         uniq = []
         for r in rows:
@@ -348,16 +528,34 @@ def markdown(results: dict[str, Any], notes: Path | None = None) -> str:
             if k not in seen:
                 seen.add(k)
                 uniq.append(r)
-        out += _table(["proxy", "path", "answer", "c", "calls", "added p50 ms", "added p99 ms", "added TTFB ms",
-                       "CPU ms/call", "calls/s", "RSS MB"], uniq)
+        out += _table(
+            [
+                "proxy",
+                "path",
+                "answer",
+                "c",
+                "calls",
+                "added p50 ms",
+                "added p99 ms",
+                "added TTFB ms",
+                "CPU ms/call",
+                "calls/s",
+                "RSS MB",
+            ],
+            uniq,
+        )
         out.append("")
 
     if results.get("ablation"):
-        out += ["## What each part costs (ablation)", "",
-                "The same `serve`, with one part switched off by a wrapper (`bench/serve_variant.py`; the app's code "
-                "is unchanged): `no-hooks` = the log writer without the analytics hooks (tasks, usage and task "
-                "totals), `no-log` = no call log at all, `switch-0.5ms` = GIL handed over every 0.5 ms instead of 5 "
-                "ms. Proxy CPU ms per call; added p50 latency / added TTFB in brackets.", ""]
+        out += [
+            "## What each part costs (ablation)",
+            "",
+            "The same `serve`, with one part switched off by a wrapper (`bench/serve_variant.py`; the app's code "
+            "is unchanged): `no-hooks` = the log writer without the analytics hooks (tasks, usage and task "
+            "totals), `no-log` = no call log at all, `switch-0.5ms` = GIL handed over every 0.5 ms instead of 5 "
+            "ms. Proxy CPU ms per call; added p50 latency / added TTFB in brackets.",
+            "",
+        ]
         variants = list(dict.fromkeys(a["variant"] for a in results["ablation"]))
         keys = list(dict.fromkeys(a["key"] for a in results["ablation"]))
         cell = {(a["variant"], a["key"]): a for a in results["ablation"]}
@@ -369,17 +567,23 @@ def markdown(results: dict[str, Any], notes: Path | None = None) -> str:
                 if a is None:
                     row.append("–")
                     continue
-                row.append(f"**{f(cpu_ms(a['result']))}** ({f(added(a['direct'], a['result'], 'latency_ms', 'p50'))} / "
-                           f"{f(added(a['direct'], a['result'], 'ttfb_ms', 'p50'))})")
+                row.append(
+                    f"**{f(cpu_ms(a['result']))}** ({f(added(a['direct'], a['result'], 'latency_ms', 'p50'))} / "
+                    f"{f(added(a['direct'], a['result'], 'ttfb_ms', 'p50'))})"
+                )
             rows.append(row)
         out += _table(["scenario", *variants], rows)
         out.append("")
 
-    out += ["## Call log writer", "",
-            "`python -m bench.logbench`, pinned to CPU 0: realistic finished-call records (routed, priced, most "
-            "with a checked tool call, 32 in flight) through the real `LogWriter` into a fresh SQLite file. "
-            "*As the proxy runs it* is the writer `Core` builds, with its analytics hooks (tasks, hourly and "
-            "task totals) in the same transaction; *bare* is the writer alone.", ""]
+    out += [
+        "## Call log writer",
+        "",
+        "`python -m bench.logbench`, pinned to CPU 0: realistic finished-call records (routed, priced, most "
+        "with a checked tool call, 32 in flight) through the real `LogWriter` into a fresh SQLite file. "
+        "*As the proxy runs it* is the writer `Core` builds, with its analytics hooks (tasks, hourly and "
+        "task totals) in the same transaction; *bare* is the writer alone.",
+        "",
+    ]
     logs = results.get("logging") or {}
     if logs:
         modes = [m for m in ("core", "writer") if m in logs]
@@ -389,21 +593,61 @@ def markdown(results: dict[str, Any], notes: Path | None = None) -> str:
             return [fn(logs[m]) for m in modes]
 
         table = [
-            ["burst: calls handed over by one producer, then flush()", *col(lambda x: f"{x['burst']['calls']:,}")],
-            ["burst: rows per second, hand-over to on disk", *col(lambda x: f"**{x['burst']['rows_per_s']:,.0f}**")],
-            ["burst: writer thread CPU per 1,000 rows", *col(lambda x: f"{x['burst']['writer_cpu_ms_per_1000_rows']:.0f} ms")],
-            ["paced: calls per second asked, for seconds", *col(lambda x: f"{x['paced']['target_rate']:,} for "
-                                                               f"{x['paced']['seconds']:.1f} s")],
+            [
+                "burst: calls handed over by one producer, then flush()",
+                *col(lambda x: f"{x['burst']['calls']:,}"),
+            ],
+            [
+                "burst: rows per second, hand-over to on disk",
+                *col(lambda x: f"**{x['burst']['rows_per_s']:,.0f}**"),
+            ],
+            [
+                "burst: writer thread CPU per 1,000 rows",
+                *col(lambda x: f"{x['burst']['writer_cpu_ms_per_1000_rows']:.0f} ms"),
+            ],
+            [
+                "paced: calls per second asked, for seconds",
+                *col(lambda x: f"{x['paced']['target_rate']:,} for {x['paced']['seconds']:.1f} s"),
+            ],
             ["paced: rows per second on disk", *col(lambda x: f"**{x['paced']['rows_per_s']:,.0f}**")],
-            ["paced: max queue depth; mean over the last second",
-             *col(lambda x: f"{x['paced']['max_queue_depth']:,}; {x['paced']['mean_queue_depth_last_second']:,.0f}")],
-            ["paced: last row on disk after the last call", *col(lambda x: f"{x['paced']['drain_after_end_ms']:.0f} ms")],
-            ["paced: writer thread busy", *col(lambda x: f"{x['paced']['writer_utilisation'] * 100:.0f}% of a core")],
-            ["agent pace (one 40 ms call at a time, 20/s): writer thread CPU per call",
-             *col(lambda x: f"**{x['agent_pace']['writer_cpu_ms_per_call']:.2f} ms**" if x.get("agent_pace") else "–")],
-            ["rows submitted / found / **lost** / dropped by the writer",
-             *col(lambda x: f"{x['submitted']:,} / {x['ok_rows']:,} / **{x['rows_lost']}** / {x['writer_dropped']}")],
-            ["tool-call rows expected / found", *col(lambda x: f"{x['tool_rows_expected']:,} / {x['tool_rows']:,}")],
+            [
+                "paced: max queue depth; mean over the last second",
+                *col(
+                    lambda x: (
+                        f"{x['paced']['max_queue_depth']:,}; {x['paced']['mean_queue_depth_last_second']:,.0f}"
+                    )
+                ),
+            ],
+            [
+                "paced: last row on disk after the last call",
+                *col(lambda x: f"{x['paced']['drain_after_end_ms']:.0f} ms"),
+            ],
+            [
+                "paced: writer thread busy",
+                *col(lambda x: f"{x['paced']['writer_utilisation'] * 100:.0f}% of a core"),
+            ],
+            [
+                "agent pace (one 40 ms call at a time, 20/s): writer thread CPU per call",
+                *col(
+                    lambda x: (
+                        f"**{x['agent_pace']['writer_cpu_ms_per_call']:.2f} ms**"
+                        if x.get("agent_pace")
+                        else "–"
+                    )
+                ),
+            ],
+            [
+                "rows submitted / found / **lost** / dropped by the writer",
+                *col(
+                    lambda x: (
+                        f"{x['submitted']:,} / {x['ok_rows']:,} / **{x['rows_lost']}** / {x['writer_dropped']}"
+                    )
+                ),
+            ],
+            [
+                "tool-call rows expected / found",
+                *col(lambda x: f"{x['tool_rows_expected']:,} / {x['tool_rows']:,}"),
+            ],
         ]
         out += _table(["measure", *(title[m] for m in modes)], table)
     else:
@@ -415,26 +659,49 @@ def markdown(results: dict[str, Any], notes: Path | None = None) -> str:
     if st:
         rows = []
         if st.get("serve"):
-            rows.append(["`python -m app serve` spawn -> first 200 from /health (median; fresh DB each time)",
-                         f"{st['serve_start_s'] * 1000:.0f} ms (" + ", ".join(f"{x['seconds'] * 1000:.0f}"
-                                                                          for x in st["serve"]) + ")"])
-            rows.append(["serve resident memory, idle (3 s after start)", f"{st['serve_idle_rss_mb']:.0f} MB"])
+            rows.append(
+                [
+                    "`python -m app serve` spawn -> first 200 from /health (median; fresh DB each time)",
+                    f"{st['serve_start_s'] * 1000:.0f} ms ("
+                    + ", ".join(f"{x['seconds'] * 1000:.0f}" for x in st["serve"])
+                    + ")",
+                ]
+            )
+            rows.append(
+                ["serve resident memory, idle (3 s after start)", f"{st['serve_idle_rss_mb']:.0f} MB"]
+            )
         small, every = rss_under_load(results)
         if small is not None:
-            rows.append(["serve resident memory under load, 30 KB bodies (max before the first 300 KB scenario)",
-                         f"{small:.0f} MB"])
+            rows.append(
+                [
+                    "serve resident memory under load, 30 KB bodies (max before the first 300 KB scenario)",
+                    f"{small:.0f} MB",
+                ]
+            )
         if every is not None:
-            rows.append(["serve resident memory under load, all scenarios (300 KB bodies x 32 in flight included)",
-                         f"{every:.0f} MB"])
+            rows.append(
+                [
+                    "serve resident memory under load, all scenarios (300 KB bodies x 32 in flight included)",
+                    f"{every:.0f} MB",
+                ]
+            )
         for key, when in (("gui", "first launch, creates the call log"), ("gui_again", "a later launch")):
             g = st.get(key)
             if not g:
                 continue
             if g.get("seconds_to_window") is not None:
-                rows.append([f"GUI `python -m app` (offscreen, {when}) spawn -> first window shown ({g.get('window')})",
-                             f"{g['seconds_to_window'] * 1000:.0f} ms"])
-            rows.append([f"GUI `python -m app` (offscreen, {when}) spawn -> embedded proxy /health",
-                         f"{g['seconds_to_proxy_health'] * 1000:.0f} ms"])
+                rows.append(
+                    [
+                        f"GUI `python -m app` (offscreen, {when}) spawn -> first window shown ({g.get('window')})",
+                        f"{g['seconds_to_window'] * 1000:.0f} ms",
+                    ]
+                )
+            rows.append(
+                [
+                    f"GUI `python -m app` (offscreen, {when}) spawn -> embedded proxy /health",
+                    f"{g['seconds_to_proxy_health'] * 1000:.0f} ms",
+                ]
+            )
             rows.append([f"GUI resident memory, idle ({when})", f"{g['idle_rss_mb']:.0f} MB"])
         out += _table(["measure", "value"], rows)
     else:
@@ -444,18 +711,37 @@ def markdown(results: dict[str, Any], notes: Path | None = None) -> str:
     sl = results.get("statusline")
     out += ["## Status line", ""]
     if sl:
-        out.append(f"`downshift statusline` as Claude Code runs it after every message: Claude Code's real status JSON "
-                   f"on stdin, a log of {sl['calls']:,} calls ({sl['db_mb']:,.0f} MB, a session of "
-                   f"{sl['session_calls']} calls), {sl['runs']} runs, wall time per process (start-up included) "
-                   f"and its CPU time. Budget: {sl['budget_ms']:.0f} ms p99.")
+        out.append(
+            f"`downshift statusline` as Claude Code runs it after every message: Claude Code's real status JSON "
+            f"on stdin, a log of {sl['calls']:,} calls ({sl['db_mb']:,.0f} MB, a session of "
+            f"{sl['session_calls']} calls), {sl['runs']} runs, wall time per process (start-up included) "
+            f"and its CPU time. Budget: {sl['budget_ms']:.0f} ms p99."
+        )
         out.append("")
-        names = [("process_ms", f"installed command (`{sl['command'][:60]}...`)"),
-                 ("python_m_app_ms", "`python -m app statusline`"),
-                 ("python_I_S_startup_ms", "bare `python -I -S -c pass`"), ("python_startup_ms", "bare `python -c pass`")]
-        rows = [[label, f"{sl[k]['p50']:.1f}", f"**{sl[k]['p99']:.1f}**" if k == "process_ms" else f"{sl[k]['p99']:.1f}",
-                 f"{sl[k].get('cpu_p50', 0):.1f}"] for k, label in names if k in sl]
-        rows.append(["the line's own work, in-process", f"{sl['in_process_ms']['p50']:.1f}",
-                     f"{sl['in_process_ms']['p99']:.1f}", "–"])
+        names = [
+            ("process_ms", f"installed command (`{sl['command'][:60]}...`)"),
+            ("python_m_app_ms", "`python -m app statusline`"),
+            ("python_I_S_startup_ms", "bare `python -I -S -c pass`"),
+            ("python_startup_ms", "bare `python -c pass`"),
+        ]
+        rows = [
+            [
+                label,
+                f"{sl[k]['p50']:.1f}",
+                f"**{sl[k]['p99']:.1f}**" if k == "process_ms" else f"{sl[k]['p99']:.1f}",
+                f"{sl[k].get('cpu_p50', 0):.1f}",
+            ]
+            for k, label in names
+            if k in sl
+        ]
+        rows.append(
+            [
+                "the line's own work, in-process",
+                f"{sl['in_process_ms']['p50']:.1f}",
+                f"{sl['in_process_ms']['p99']:.1f}",
+                "–",
+            ]
+        )
         out += _table(["command", "p50 ms", "p99 ms", "CPU p50 ms"], rows)
     else:
         out.append("Not measured in this run.")

@@ -55,14 +55,30 @@ UPSTREAM_MODEL = "qwen/qwen3-coder"
 
 # Client paths: what the agent speaks, where it sends it, the model it asks for, how its stream ends.
 PATHS: dict[str, dict[str, str]] = {
-    "openai": {"api": "openai", "url": "/v1/chat/completions", "model": "deepseek/deepseek-chat-v3.1",
-               "title": "OpenAI chat completions -> OpenAI-format provider (passthrough)"},
-    "anthropic": {"api": "anthropic", "url": "/v1/messages", "model": "claude-sonnet-4-6",
-                  "title": "Anthropic Messages -> Anthropic-format provider (passthrough)"},
-    "gateway": {"api": "anthropic", "url": "/v1/messages", "model": "claude-haiku-4-5",
-                "title": "Anthropic Messages -> OpenAI-format provider (translated: Claude Code on a cheap model)"},
-    "responses": {"api": "responses", "url": "/v1/responses", "model": "gpt-5-codex",
-                  "title": "OpenAI Responses -> OpenAI-format provider (translated: Codex CLI on a cheap model)"},
+    "openai": {
+        "api": "openai",
+        "url": "/v1/chat/completions",
+        "model": "deepseek/deepseek-chat-v3.1",
+        "title": "OpenAI chat completions -> OpenAI-format provider (passthrough)",
+    },
+    "anthropic": {
+        "api": "anthropic",
+        "url": "/v1/messages",
+        "model": "claude-sonnet-4-6",
+        "title": "Anthropic Messages -> Anthropic-format provider (passthrough)",
+    },
+    "gateway": {
+        "api": "anthropic",
+        "url": "/v1/messages",
+        "model": "claude-haiku-4-5",
+        "title": "Anthropic Messages -> OpenAI-format provider (translated: Claude Code on a cheap model)",
+    },
+    "responses": {
+        "api": "responses",
+        "url": "/v1/responses",
+        "model": "gpt-5-codex",
+        "title": "OpenAI Responses -> OpenAI-format provider (translated: Codex CLI on a cheap model)",
+    },
 }
 # The direct baseline of each path: the mock in the client's own format (it renders the same reply).
 DIRECT_OF = {"openai": "openai", "anthropic": "anthropic", "gateway": "anthropic", "responses": "openai"}
@@ -85,6 +101,8 @@ def noise_of(res: dict[str, Any]) -> float:
     if vals:
         return max(vals)
     return max(res.get("foreign_load") or [0.0])
+
+
 SIZES = {30: {"tools": 10, "turns": 12}, 300: {"tools": 40, "turns": 60}}  # KiB -> agent_traffic knobs
 
 
@@ -113,10 +131,28 @@ class Settings:
     start_repeats: int
 
 
-FULL = Settings(smoke=False, warmup_s=0.4, duration_s={"ns": 2.0, "s20": 2.0, "s200": 3.0}, chunk_delay_ms=2.0,
-                quiet_poll_s=0.05, log_burst=30_000, log_rate=5_000, log_seconds=4.0, start_repeats=3)
-SMOKE = Settings(smoke=True, warmup_s=0.0, duration_s={"ns": 0.0, "s20": 0.0, "s200": 0.0}, chunk_delay_ms=0.1,
-                 quiet_poll_s=0.02, log_burst=400, log_rate=500, log_seconds=0.3, start_repeats=1)
+FULL = Settings(
+    smoke=False,
+    warmup_s=0.4,
+    duration_s={"ns": 2.0, "s20": 2.0, "s200": 3.0},
+    chunk_delay_ms=2.0,
+    quiet_poll_s=0.05,
+    log_burst=30_000,
+    log_rate=5_000,
+    log_seconds=4.0,
+    start_repeats=3,
+)
+SMOKE = Settings(
+    smoke=True,
+    warmup_s=0.0,
+    duration_s={"ns": 0.0, "s20": 0.0, "s200": 0.0},
+    chunk_delay_ms=0.1,
+    quiet_poll_s=0.02,
+    log_burst=400,
+    log_rate=500,
+    log_seconds=0.3,
+    start_repeats=1,
+)
 
 
 def cases(smoke: bool) -> list[Case]:
@@ -128,7 +164,10 @@ def cases(smoke: bool) -> list[Case]:
         for shape in ("ns", "s20"):
             out += [Case(path, 30, shape, c) for c in (1, 8, 32)]
         out += [Case(path, 30, "s200", 1), Case(path, 300, "ns", 1), Case(path, 300, "s20", 1)]
-    for shape in ("ns", "s20"):  # the Responses gateway (Codex CLI): not a target of issue 6 yet, measured anyway
+    for shape in (
+        "ns",
+        "s20",
+    ):  # the Responses gateway (Codex CLI): not a target of issue 6 yet, measured anyway
         out += [Case("responses", 30, shape, c) for c in (1, 8, 32)] + [Case("responses", 300, shape, 1)]
     for path in ("openai", "gateway"):
         out += [Case(path, 30, "ns_tool", 1), Case(path, 30, "s20_tool", 1)]
@@ -139,7 +178,9 @@ def cases(smoke: bool) -> list[Case]:
 
 
 # Comparison peers are measured on the cases that matter for an agent turn, where they serve the path.
-COMPARE_CASES = [Case(p, 30, s, c) for p in ("openai", "anthropic", "gateway") for c in (1, 32) for s in ("ns", "s20")]
+COMPARE_CASES = [
+    Case(p, 30, s, c) for p in ("openai", "anthropic", "gateway") for c in (1, 32) for s in ("ns", "s20")
+]
 SMOKE_COMPARE_CASES = [Case(p, 30, s, 1) for p in ("openai", "anthropic", "gateway") for s in ("ns", "s20")]
 
 
@@ -196,15 +237,34 @@ class Harness:
         self.work.mkdir(parents=True)
         home = self.work / "home"
         self.env = dict(os.environ)
-        for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data"), ("XDG_CACHE_HOME", "cache"),
-                         ("XDG_STATE_HOME", "state")):
+        for var, sub in (
+            ("XDG_CONFIG_HOME", "config"),
+            ("XDG_DATA_HOME", "data"),
+            ("XDG_CACHE_HOME", "cache"),
+            ("XDG_STATE_HOME", "state"),
+        ):
             (home / sub).mkdir(parents=True, exist_ok=True)
             self.env[var] = str(home / sub)
-        for var in ("DOWNSHIFT_CONFIG", "DOWNSHIFT_DB_URL", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy",
-                    "ALL_PROXY", "all_proxy"):
+        for var in (
+            "DOWNSHIFT_CONFIG",
+            "DOWNSHIFT_DB_URL",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+        ):
             self.env.pop(var, None)
-        self.env.update({"DOWNSHIFT_TOKEN": TOKEN, "BENCH_UPSTREAM_KEY": UPSTREAM_KEY, "PYTHONPATH": str(ROOT),
-                         "NO_PROXY": "127.0.0.1,localhost", "PYTHONDONTWRITEBYTECODE": "1"})
+        self.env.update(
+            {
+                "DOWNSHIFT_TOKEN": TOKEN,
+                "BENCH_UPSTREAM_KEY": UPSTREAM_KEY,
+                "PYTHONPATH": str(ROOT),
+                "NO_PROXY": "127.0.0.1,localhost",
+                "PYTHONDONTWRITEBYTECODE": "1",
+            }
+        )
         self.bodies: dict[tuple[str, int, bool], Path] = {}
         self.mock: LineProcess | None = None
         self.loadgen: LineProcess | None = None
@@ -213,11 +273,19 @@ class Harness:
         self.retry_budget = 0 if settings.smoke else 15
 
     def __enter__(self) -> Harness:
-        self.mock = LineProcess(pinned([PYTHON, "-m", "bench.mock_server"], DRIVER_CPU), env=self.env, name="mock",
-                                stderr_path=self.work / "mock.log")
+        self.mock = LineProcess(
+            pinned([PYTHON, "-m", "bench.mock_server"], DRIVER_CPU),
+            env=self.env,
+            name="mock",
+            stderr_path=self.work / "mock.log",
+        )
         self.mock_url = f"http://127.0.0.1:{self.mock.hello['port']}"
-        self.loadgen = LineProcess(pinned([PYTHON, "-m", "bench.loadgen"], DRIVER_CPU), env=self.env, name="loadgen",
-                                   stderr_path=self.work / "loadgen.log")
+        self.loadgen = LineProcess(
+            pinned([PYTHON, "-m", "bench.loadgen"], DRIVER_CPU),
+            env=self.env,
+            name="loadgen",
+            stderr_path=self.work / "loadgen.log",
+        )
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -237,7 +305,9 @@ class Harness:
             if PATHS[path]["api"] == "openai":
                 data = openai_agent_request(size_kb, knobs["tools"], knobs["turns"], stream, model=model)
             elif PATHS[path]["api"] == "responses":
-                data = responses_body(openai_agent_request(size_kb, knobs["tools"], knobs["turns"], stream), model)
+                data = responses_body(
+                    openai_agent_request(size_kb, knobs["tools"], knobs["turns"], stream), model
+                )
             else:
                 data = anthropic_agent_request(size_kb, knobs["tools"], knobs["turns"], stream, model=model)
             file = self.work / "bodies" / f"{path}-{size_kb}k-{'stream' if stream else 'whole'}.json"
@@ -248,15 +318,28 @@ class Harness:
 
     def set_reply(self, shape: str) -> None:
         spec = SHAPES[shape]
-        reply = {"cmd": "reply", "chunks": spec["chunks"], "tool_call": spec["tool_call"], "text_chars": 1200,
-                 "chunk_delay_ms": self.settings.chunk_delay_ms if spec["stream"] else 0.0}
+        reply = {
+            "cmd": "reply",
+            "chunks": spec["chunks"],
+            "tool_call": spec["tool_call"],
+            "text_chars": 1200,
+            "chunk_delay_ms": self.settings.chunk_delay_ms if spec["stream"] else 0.0,
+        }
         if reply != self._reply:
             assert self.mock is not None
             self.mock.call(reply)
             self._reply = reply
 
-    def measure(self, case: Case, url: str, headers: dict[str, str], target_pids: list[int],
-                body_path: str | None = None, direct: bool = False, warmup_s: float | None = None) -> dict[str, Any]:
+    def measure(
+        self,
+        case: Case,
+        url: str,
+        headers: dict[str, str],
+        target_pids: list[int],
+        body_path: str | None = None,
+        direct: bool = False,
+        warmup_s: float | None = None,
+    ) -> dict[str, Any]:
         """One scenario against one target (a proxy, or the mock itself for the direct baseline). A run
         during which other processes used much of our two cores is repeated (within a budget), and the
         quietest attempt kept; its `foreign_load` says how noisy it still was."""
@@ -288,8 +371,15 @@ class Harness:
             "max_calls": case.concurrency if s.smoke else None,
             "quiet_poll_s": s.quiet_poll_s,
             "pids": {"target": target_pids, "mock": [self.mock.pid]},
-            "cores": ({"target": int(DRIVER_CPU) if direct else int(PROXY_CPU), "mock": int(DRIVER_CPU),
-                       "loadgen": int(DRIVER_CPU)} if can_pin() else {}),
+            "cores": (
+                {
+                    "target": int(DRIVER_CPU) if direct else int(PROXY_CPU),
+                    "mock": int(DRIVER_CPU),
+                    "loadgen": int(DRIVER_CPU),
+                }
+                if can_pin()
+                else {}
+            ),
         }
         best: dict[str, Any] | None = None
         for attempt in range(1, 3):
@@ -302,8 +392,10 @@ class Harness:
             if s.smoke or noise <= NOISY or self.retry_budget <= 0 or case.concurrency > 1:
                 break
             self.retry_budget -= 1
-            log(f"  {case.key}: our processes waited {noise * 100:.0f}% of their time for a CPU (other jobs on "
-                "the machine); measuring again")
+            log(
+                f"  {case.key}: our processes waited {noise * 100:.0f}% of their time for a CPU (other jobs on "
+                "the machine); measuring again"
+            )
         assert best is not None
         return best
 
@@ -313,14 +405,23 @@ class Harness:
         api_path = DIRECT_OF[case.path]
         key = (api_path, case.size_kb, case.shape, case.concurrency)
         if key not in self.direct_cache:
-            headers = ({"Authorization": f"Bearer {UPSTREAM_KEY}"} if PATHS[api_path]["api"] == "openai"
-                       else {"x-api-key": UPSTREAM_KEY})
+            headers = (
+                {"Authorization": f"Bearer {UPSTREAM_KEY}"}
+                if PATHS[api_path]["api"] == "openai"
+                else {"x-api-key": UPSTREAM_KEY}
+            )
             # The direct call sends the client's own body (same bytes the proxy receives for this case); for
             # the Responses path, which the mock does not speak, the chat completions body it is translated to.
             same = PATHS[case.path]["api"] == PATHS[api_path]["api"]
             body = str(self.body(case.path if same else api_path, case.size_kb, SHAPES[case.shape]["stream"]))
-            self.direct_cache[key] = self.measure(case, self.mock_url + PATHS[api_path]["url"], headers,
-                                                  [self.mock.pid], body_path=body, direct=True)
+            self.direct_cache[key] = self.measure(
+                case,
+                self.mock_url + PATHS[api_path]["url"],
+                headers,
+                [self.mock.pid],
+                body_path=body,
+                direct=True,
+            )
         return self.direct_cache[key]
 
 
@@ -330,7 +431,9 @@ class Harness:
 class Serve:
     """`python -m app serve` pinned to the proxy's CPU, on the run's config, DB and token."""
 
-    def __init__(self, h: Harness, name: str = "serve", mock_url: str | None = None, variant: str | None = None) -> None:
+    def __init__(
+        self, h: Harness, name: str = "serve", mock_url: str | None = None, variant: str | None = None
+    ) -> None:
         self.h = h
         self.variant = variant
         self.port = free_port()
@@ -345,8 +448,20 @@ class Serve:
         """Start and wait for /health; returns seconds from spawn to the first good answer."""
         logf = open(self.log_path, "ab")  # noqa: SIM115
         entry = ["-m", "app"] if self.variant is None else ["-m", "bench.serve_variant", self.variant]
-        cmd = pinned([PYTHON, *entry, "serve", "--config", str(self.cfg), "--db", self.db_url,
-                      "--port", str(self.port)], PROXY_CPU)
+        cmd = pinned(
+            [
+                PYTHON,
+                *entry,
+                "serve",
+                "--config",
+                str(self.cfg),
+                "--db",
+                self.db_url,
+                "--port",
+                str(self.port),
+            ],
+            PROXY_CPU,
+        )
         t0 = time.monotonic()
         self.proc = popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=self.h.env, cwd=ROOT)
         logf.close()
@@ -388,22 +503,54 @@ def responses_body(chat: dict[str, Any], model: str) -> dict[str, Any]:
         if role == "system":
             instructions = m["content"]
         elif role == "user":
-            items.append({"type": "message", "role": "user", "content": [{"type": "input_text", "text": m["content"]}]})
+            items.append(
+                {"type": "message", "role": "user", "content": [{"type": "input_text", "text": m["content"]}]}
+            )
         elif role == "assistant":
             if m.get("content"):
-                items.append({"type": "message", "role": "assistant",
-                              "content": [{"type": "output_text", "text": m["content"], "annotations": []}]})
+                items.append(
+                    {
+                        "type": "message",
+                        "role": "assistant",
+                        "content": [{"type": "output_text", "text": m["content"], "annotations": []}],
+                    }
+                )
             for call in m.get("tool_calls") or []:
-                items.append({"type": "function_call", "call_id": call["id"], "name": call["function"]["name"],
-                              "arguments": call["function"]["arguments"]})
+                items.append(
+                    {
+                        "type": "function_call",
+                        "call_id": call["id"],
+                        "name": call["function"]["name"],
+                        "arguments": call["function"]["arguments"],
+                    }
+                )
         elif role == "tool":
-            items.append({"type": "function_call_output", "call_id": m["tool_call_id"], "output": m["content"]})
-    tools = [{"type": "function", "name": t["function"]["name"], "description": t["function"]["description"],
-              "parameters": t["function"]["parameters"], "strict": False} for t in chat["tools"]]
-    return {"model": model, "instructions": instructions, "input": items, "tools": tools, "tool_choice": "auto",
-            "parallel_tool_calls": False, "reasoning": {"effort": "medium", "summary": "auto"}, "store": False,
-            "stream": bool(chat.get("stream")), "include": ["reasoning.encrypted_content"],
-            "prompt_cache_key": "0198c1f2-bench-session"}
+            items.append(
+                {"type": "function_call_output", "call_id": m["tool_call_id"], "output": m["content"]}
+            )
+    tools = [
+        {
+            "type": "function",
+            "name": t["function"]["name"],
+            "description": t["function"]["description"],
+            "parameters": t["function"]["parameters"],
+            "strict": False,
+        }
+        for t in chat["tools"]
+    ]
+    return {
+        "model": model,
+        "instructions": instructions,
+        "input": items,
+        "tools": tools,
+        "tool_choice": "auto",
+        "parallel_tool_calls": False,
+        "reasoning": {"effort": "medium", "summary": "auto"},
+        "store": False,
+        "stream": bool(chat.get("stream")),
+        "include": ["reasoning.encrypted_content"],
+        "prompt_cache_key": "0198c1f2-bench-session",
+    }
 
 
 def probe(url: str, path: str, body: Path) -> str | None:
@@ -411,7 +558,9 @@ def probe(url: str, path: str, body: Path) -> str | None:
     import urllib.request
 
     headers = {"Content-Type": "application/json", "anthropic-version": "2023-06-01", **auth_headers(path)}
-    req = urllib.request.Request(url + PATHS[path]["url"], data=body.read_bytes(), headers=headers, method="POST")
+    req = urllib.request.Request(
+        url + PATHS[path]["url"], data=body.read_bytes(), headers=headers, method="POST"
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             resp.read()
@@ -436,7 +585,9 @@ def run_proxy_matrix(h: Harness, results: dict[str, Any], smoke: bool, globs: st
     try:
         serve.start()
     except (TimeoutError, RuntimeError) as exc:
-        results["skips"].append(asdict(Skip("downshift", f"`python -m app serve` did not start: {exc}; {serve.log_tail()}")))
+        results["skips"].append(
+            asdict(Skip("downshift", f"`python -m app serve` did not start: {exc}; {serve.log_tail()}"))
+        )
         return
     results["downshift"] = {"pid_cmd": "python -m app serve", "config": serve.cfg.read_text()}
     unavailable: dict[str, str] = {}
@@ -450,8 +601,12 @@ def run_proxy_matrix(h: Harness, results: dict[str, Any], smoke: bool, globs: st
         todo = [c for c in selected(cases(smoke), globs) if c.path not in unavailable]
         for i, case in enumerate(todo, 1):
             direct = h.direct(case)
-            proxied = h.measure(case, serve.url + PATHS[case.path]["url"], auth_headers(case.path), [serve.pid])
-            results["scenarios"].append({"case": asdict(case), "key": case.key, "direct": direct, "downshift": proxied})
+            proxied = h.measure(
+                case, serve.url + PATHS[case.path]["url"], auth_headers(case.path), [serve.pid]
+            )
+            results["scenarios"].append(
+                {"case": asdict(case), "key": case.key, "direct": direct, "downshift": proxied}
+            )
             log(f"[{i}/{len(todo)}] {case.key}: " + report.one_line(direct, proxied))
             if serve.proc is not None and serve.proc.poll() is not None:
                 raise RuntimeError(f"the proxy exited with {serve.proc.returncode}: {serve.log_tail()}")
@@ -460,7 +615,9 @@ def run_proxy_matrix(h: Harness, results: dict[str, Any], smoke: bool, globs: st
         serve.stop()
 
 
-def run_peers(h: Harness, results: dict[str, Any], smoke: bool, names: list[str], globs: str | None = None) -> None:
+def run_peers(
+    h: Harness, results: dict[str, Any], smoke: bool, names: list[str], globs: str | None = None
+) -> None:
     """Other proxies on CPU 0, one at a time, on the comparison cases they serve. `relay` is the in-repo
     bare aiohttp relay (the floor, always measured); `litellm` and `ccr` are installed on first use."""
     from bench import compare
@@ -493,20 +650,38 @@ def run_peers(h: Harness, results: dict[str, Any], smoke: bool, names: list[str]
                 url = peer.base_url + peer.paths[case.path]
                 try:
                     # Peers import lazily on their first calls: a longer warm-up so that is not measured.
-                    res = h.measure(case, url, peer.headers[case.path], [peer.proc.pid],
-                                    warmup_s=None if smoke else max(1.5, h.settings.warmup_s))
+                    res = h.measure(
+                        case,
+                        url,
+                        peer.headers[case.path],
+                        [peer.proc.pid],
+                        warmup_s=None if smoke else max(1.5, h.settings.warmup_s),
+                    )
                 except RuntimeError as exc:
                     results["skips"].append(asdict(Skip(f"{name} {case.key}", str(exc))))
                     continue
-                results["comparisons"].append({"peer": peer.name, "version": peer.version, "case": asdict(case),
-                                               "key": case.key, "direct": direct, "result": res})
+                results["comparisons"].append(
+                    {
+                        "peer": peer.name,
+                        "version": peer.version,
+                        "case": asdict(case),
+                        "key": case.key,
+                        "direct": direct,
+                        "result": res,
+                    }
+                )
                 log(f"{peer.name} {case.key}: " + report.one_line(direct, res))
         finally:
             peer.stop()
 
 
-ABLATE_CASES = [Case("openai", 30, "ns", 1), Case("openai", 30, "s20", 1), Case("openai", 30, "ns", 32),
-                Case("gateway", 30, "ns", 1), Case("gateway", 30, "s20", 1)]
+ABLATE_CASES = [
+    Case("openai", 30, "ns", 1),
+    Case("openai", 30, "s20", 1),
+    Case("openai", 30, "ns", 32),
+    Case("gateway", 30, "ns", 1),
+    Case("gateway", 30, "s20", 1),
+]
 
 
 def run_ablation(h: Harness, results: dict[str, Any], smoke: bool, globs: str | None = None) -> None:
@@ -526,9 +701,18 @@ def run_ablation(h: Harness, results: dict[str, Any], smoke: bool, globs: str | 
             for case in wanted:
                 if probe(serve.url, case.path, h.body(case.path, 30, False)) is not None:
                     continue
-                res = h.measure(case, serve.url + PATHS[case.path]["url"], auth_headers(case.path), [serve.pid])
-                results["ablation"].append({"variant": variant, "key": case.key, "case": asdict(case),
-                                            "direct": h.direct(case), "result": res})
+                res = h.measure(
+                    case, serve.url + PATHS[case.path]["url"], auth_headers(case.path), [serve.pid]
+                )
+                results["ablation"].append(
+                    {
+                        "variant": variant,
+                        "key": case.key,
+                        "case": asdict(case),
+                        "direct": h.direct(case),
+                        "result": res,
+                    }
+                )
                 log(f"ablation {variant} {case.key}: " + report.one_line(h.direct(case), res))
         finally:
             serve.stop()
@@ -542,35 +726,70 @@ def run_logging(h: Harness, results: dict[str, Any]) -> None:
     s = h.settings
     out: dict[str, Any] = {}
     for mode in ("core", "writer"):
-        cmd = pinned([PYTHON, "-m", "bench.logbench", "--db-dir", str(h.work / "logbench"), "--mode", mode,
-                      "--burst", str(s.log_burst), "--rate", str(s.log_rate), "--seconds", str(s.log_seconds)],
-                     PROXY_CPU)
+        cmd = pinned(
+            [
+                PYTHON,
+                "-m",
+                "bench.logbench",
+                "--db-dir",
+                str(h.work / "logbench"),
+                "--mode",
+                mode,
+                "--burst",
+                str(s.log_burst),
+                "--rate",
+                str(s.log_rate),
+                "--seconds",
+                str(s.log_seconds),
+            ],
+            PROXY_CPU,
+        )
         proc = popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=h.env, cwd=ROOT)
         stdout, stderr = proc.communicate(timeout=900)
         if proc.returncode != 0:
-            results["skips"].append(asdict(Skip(f"logging ({mode})", f"logbench failed: {stderr.strip()[-600:]}")))
+            results["skips"].append(
+                asdict(Skip(f"logging ({mode})", f"logbench failed: {stderr.strip()[-600:]}"))
+            )
             continue
         lg = out[mode] = json.loads(stdout.strip().splitlines()[-1])
-        log(f"log writer ({mode}): burst {lg['burst']['rows_per_s']:.0f} rows/s; paced {lg['paced']['target_rate']} "
+        log(
+            f"log writer ({mode}): burst {lg['burst']['rows_per_s']:.0f} rows/s; paced {lg['paced']['target_rate']} "
             f"calls/s -> {lg['paced']['rows_per_s']:.0f} rows/s (max queue {lg['paced']['max_queue_depth']}); "
-            f"lost {lg['rows_lost']}")
+            f"lost {lg['rows_lost']}"
+        )
     results["logging"] = out or None
 
 
 def run_statusline(h: Harness, results: dict[str, Any], smoke: bool) -> None:
     """`downshift statusline` as Claude Code runs it after every message, over a 1,000,000-call log (bench/statusline.py)."""
-    cmd = [PYTHON, "-m", "bench.statusline", "--json", "--db", str(h.work / "statusline.db"),
-           "--calls", "2000" if smoke else "1000000", "--runs", "5" if smoke else "300"]
+    cmd = [
+        PYTHON,
+        "-m",
+        "bench.statusline",
+        "--json",
+        "--db",
+        str(h.work / "statusline.db"),
+        "--calls",
+        "2000" if smoke else "1000000",
+        "--runs",
+        "5" if smoke else "300",
+    ]
     proc = popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=h.env, cwd=ROOT)
     stdout, stderr = proc.communicate(timeout=1800)
     if proc.returncode != 0:
-        results["skips"].append(asdict(Skip("statusline", f"bench.statusline failed: {stderr.strip()[-600:]}")))
+        results["skips"].append(
+            asdict(Skip("statusline", f"bench.statusline failed: {stderr.strip()[-600:]}"))
+        )
         return
     sl = results["statusline"] = json.loads(stdout)
-    log(f"statusline over {sl['calls']:,} calls: p50 {sl['process_ms']['p50']:.1f} ms, p99 {sl['process_ms']['p99']:.1f} ms")
+    log(
+        f"statusline over {sl['calls']:,} calls: p50 {sl['process_ms']['p50']:.1f} ms, p99 {sl['process_ms']['p99']:.1f} ms"
+    )
 
 
-def _gui_launch(h: Harness, cfg: Path, port: int, label: str, results: dict[str, Any]) -> dict[str, Any] | None:
+def _gui_launch(
+    h: Harness, cfg: Path, port: int, label: str, results: dict[str, Any]
+) -> dict[str, Any] | None:
     """One launch of the desktop app (offscreen, pinned like the proxy): time to its window, to its proxy's
     /health, and its resident memory once idle; None (and a skip noted) when it did not start."""
     import psutil
@@ -582,9 +801,16 @@ def _gui_launch(h: Harness, cfg: Path, port: int, label: str, results: dict[str,
     env = {**h.env, "QT_QPA_PLATFORM": "offscreen", "BENCH_GUI_OUT": str(shown)}
     env["BENCH_T0"] = repr(time.time())
     t0 = time.monotonic()
-    proc = popen(pinned([PYTHON, "-m", "bench.gui_start", "--config", str(cfg), "--db",
-                                    f"sqlite:///{h.work / 'gui.db'}"], PROXY_CPU),
-                            stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    proc = popen(
+        pinned(
+            [PYTHON, "-m", "bench.gui_start", "--config", str(cfg), "--db", f"sqlite:///{h.work / 'gui.db'}"],
+            PROXY_CPU,
+        ),
+        stdout=logf,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=ROOT,
+    )
     logf.close()
     try:
         t1 = wait_http(f"http://127.0.0.1:{port}/health", 30, proc, interval=0.005, ok=lambda s: s == 200)
@@ -595,15 +821,26 @@ def _gui_launch(h: Harness, cfg: Path, port: int, label: str, results: dict[str,
         rss = psutil.Process(proc.pid).memory_info().rss / 2**20
         window = json.loads(shown.read_text()) if shown.exists() else None
         if window is None:
-            results["skips"].append(asdict(Skip("gui window", f"{label}: no top-level window was shown within 15 s "
-                                                "of the proxy answering (started to the tray?); timed to /health only")))
-        return {"seconds_to_proxy_health": t1 - t0, "idle_rss_mb": rss,
-                "seconds_to_window": window["seconds"] if window else None,
-                "window": window["window"] if window else None}
+            results["skips"].append(
+                asdict(
+                    Skip(
+                        "gui window",
+                        f"{label}: no top-level window was shown within 15 s "
+                        "of the proxy answering (started to the tray?); timed to /health only",
+                    )
+                )
+            )
+        return {
+            "seconds_to_proxy_health": t1 - t0,
+            "idle_rss_mb": rss,
+            "seconds_to_window": window["seconds"] if window else None,
+            "window": window["window"] if window else None,
+        }
     except (TimeoutError, RuntimeError, psutil.Error) as exc:
         tail = logp.read_text(errors="replace").strip().splitlines()[-3:]
-        results["skips"].append(asdict(Skip("gui start", f"`python -m app` (offscreen, {label}): {exc}; "
-                                            f"{' | '.join(tail)}")))
+        results["skips"].append(
+            asdict(Skip("gui start", f"`python -m app` (offscreen, {label}): {exc}; {' | '.join(tail)}"))
+        )
         return None
     finally:
         stop_process(proc, 10)
@@ -636,8 +873,10 @@ def run_startup(h: Harness, results: dict[str, Any]) -> None:
         out[key] = _gui_launch(h, cfg, port, label, results)
     results["startup"] = out
     if out["serve"]:
-        log(f"serve start {out['serve_start_s'] * 1000:.0f} ms (median of {len(out['serve'])}), "
-            f"idle RSS {out['serve_idle_rss_mb']:.0f} MB")
+        log(
+            f"serve start {out['serve_start_s'] * 1000:.0f} ms (median of {len(out['serve'])}), "
+            f"idle RSS {out['serve_idle_rss_mb']:.0f} MB"
+        )
 
 
 # ----------------------------------------------------------------------------------------------- facts
@@ -657,17 +896,33 @@ def machine_facts() -> dict[str, Any]:
         f = psutil.cpu_freq()
         freq = round(f.current) if f else None
     packages = {}
-    for name in ("aiohttp", "uvloop", "orjson", "SQLAlchemy", "alembic", "multidict", "yarl", "httpx", "psutil"):
+    for name in (
+        "aiohttp",
+        "uvloop",
+        "orjson",
+        "SQLAlchemy",
+        "alembic",
+        "multidict",
+        "yarl",
+        "httpx",
+        "psutil",
+    ):
         try:
             packages[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             packages[name] = None
     git: dict[str, Any] = {}
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        git["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                       cwd=ROOT, timeout=10).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--", "app"], capture_output=True, text=True, cwd=ROOT,
-                                timeout=10).stdout
+        git["commit"] = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, timeout=10
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", "app"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=10,
+        ).stdout
         git["app_files_changed"] = len([x for x in status.splitlines() if x.strip()])
     from app import __version__
 
@@ -690,25 +945,53 @@ def machine_facts() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny counts, every scenario kind once (CI)")
     parser.add_argument("--compare", action="store_true", help="also measure LiteLLM and claude-code-router")
-    parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/out, smoke: bench/out/smoke)")
-    parser.add_argument("--docs", type=Path, default=None,
-                        help="markdown report to write (default docs/benchmarks.md for a full run; none for --smoke)")
-    parser.add_argument("--ablate", action="store_true",
-                        help="also measure serve with parts switched off (analytics hooks, the log, GIL switch interval)")
-    parser.add_argument("--only", action="append", choices=("proxy", "compare", "ablate", "logging", "startup", "statusline"),
-                        help="run only these parts (repeatable)")
-    parser.add_argument("--nice", type=int, default=None, metavar="N",
-                        help="run the measured processes at this niceness (e.g. -10 as root on a shared machine)")
-    parser.add_argument("--cases", default=None, metavar="GLOBS",
-                        help="only scenarios whose key matches one of these comma-separated globs, e.g. "
-                             "'openai-30k-*-c1,gateway-30k-s20-*' (keys: PATH-SIZEk-SHAPE-cN)")
-    parser.add_argument("--render", type=Path, default=None, metavar="RESULTS_JSON",
-                        help="measure nothing: re-write the markdown report from a results file (e.g. after editing "
-                             "bench/notes.md)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="results folder (default bench/out, smoke: bench/out/smoke)"
+    )
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        default=None,
+        help="markdown report to write (default docs/benchmarks.md for a full run; none for --smoke)",
+    )
+    parser.add_argument(
+        "--ablate",
+        action="store_true",
+        help="also measure serve with parts switched off (analytics hooks, the log, GIL switch interval)",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=("proxy", "compare", "ablate", "logging", "startup", "statusline"),
+        help="run only these parts (repeatable)",
+    )
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run the measured processes at this niceness (e.g. -10 as root on a shared machine)",
+    )
+    parser.add_argument(
+        "--cases",
+        default=None,
+        metavar="GLOBS",
+        help="only scenarios whose key matches one of these comma-separated globs, e.g. "
+        "'openai-30k-*-c1,gateway-30k-s20-*' (keys: PATH-SIZEk-SHAPE-cN)",
+    )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        default=None,
+        metavar="RESULTS_JSON",
+        help="measure nothing: re-write the markdown report from a results file (e.g. after editing "
+        "bench/notes.md)",
+    )
     args = parser.parse_args(argv)
 
     if args.render is not None:
@@ -723,8 +1006,12 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (ROOT / "bench" / "out" / ("smoke" if args.smoke else ""))
     out.mkdir(parents=True, exist_ok=True)
     docs = args.docs if args.docs is not None else (None if args.smoke else ROOT / "docs" / "benchmarks.md")
-    parts = set(args.only or ["proxy", "logging", "startup", "statusline"] + (["compare"] if args.compare else [])
-                + (["ablate"] if args.ablate else []))
+    parts = set(
+        args.only
+        or ["proxy", "logging", "startup", "statusline"]
+        + (["compare"] if args.compare else [])
+        + (["ablate"] if args.ablate else [])
+    )
     pin_self(DRIVER_CPU)
     if args.nice is not None:
         from bench import common
@@ -750,13 +1037,21 @@ def main(argv: list[str] | None = None) -> int:
         "skips": [],
     }
     if not can_pin():
-        results["skips"].append(asdict(Skip("pinning", "taskset or a second CPU is missing: processes are not pinned")))
+        results["skips"].append(
+            asdict(Skip("pinning", "taskset or a second CPU is missing: processes are not pinned"))
+        )
     log(f"{results['mode']} run: {', '.join(sorted(parts))}; results in {out}")
     with Harness(out, settings) as h:
         if "proxy" in parts:
             run_proxy_matrix(h, results, args.smoke, args.cases)
         if "proxy" in parts or "compare" in parts:
-            run_peers(h, results, args.smoke, ["relay"] + (["litellm", "ccr"] if "compare" in parts else []), args.cases)
+            run_peers(
+                h,
+                results,
+                args.smoke,
+                ["relay"] + (["litellm", "ccr"] if "compare" in parts else []),
+                args.cases,
+            )
         if "ablate" in parts:
             run_ablation(h, results, args.smoke, args.cases)
         if "startup" in parts:

@@ -47,7 +47,10 @@ from app.testing.mock_upstream import MockUpstream  # noqa: E402
 from app.testing.script import Fault, RecordedRequest, Reply, Usage  # noqa: E402
 
 TOKEN = "ds-soak-token-0123456789abcdefghijkl"
-KEYS = {"SOAK_CHEAP_KEY": "sk-soak-cheap-0123456789abcdef", "SOAK_BACKUP_KEY": "sk-soak-backup-0123456789abcdef"}
+KEYS = {
+    "SOAK_CHEAP_KEY": "sk-soak-cheap-0123456789abcdef",
+    "SOAK_BACKUP_KEY": "sk-soak-backup-0123456789abcdef",
+}
 WRITER_SLACK_S = 0.6  # the log writer commits every 0.1 s: a call finished this long before a kill is on disk
 
 # scenario -> (client api, streamed, the outcome its row must have)
@@ -100,8 +103,12 @@ active = "cheap"
 # ----------------------------------------------------------------------------------------------- the mock's script
 
 _OK = Reply(text="one two three four five six seven eight", usage=Usage(prompt=120, completion=8))
-_SLOW = Reply(text=" ".join(f"w{i}" for i in range(40)), stream_chunks=40, chunk_delay=0.05)  # 2 s if read to the end
-_RESET = Fault("reset_mid_stream", after_chunks=3, reply=Reply(text="one two three four five six", chunk_delay=0.01))
+_SLOW = Reply(
+    text=" ".join(f"w{i}" for i in range(40)), stream_chunks=40, chunk_delay=0.05
+)  # 2 s if read to the end
+_RESET = Fault(
+    "reset_mid_stream", after_chunks=3, reply=Reply(text="one two three four five six", chunk_delay=0.01)
+)
 _SLOW_CRASH = Reply(text=" ".join(f"s{i}" for i in range(200)), stream_chunks=200, chunk_delay=0.1)  # 20 s
 
 
@@ -131,6 +138,7 @@ def script(rec: RecordedRequest) -> Reply | Fault:
 
 # ----------------------------------------------------------------------------------------------- the proxy process
 
+
 @dataclass
 class Proxy:
     proc: subprocess.Popen[str]
@@ -146,13 +154,37 @@ def start_proxy(workdir: Path, mock_url: str, db: Path) -> Proxy:
     config = workdir / "config.toml"
     config.write_text(config_text(mock_url))
     home = workdir / "home"
-    env = {**os.environ, **KEYS, "DOWNSHIFT_TOKEN": TOKEN, "HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"),
-           "XDG_DATA_HOME": str(home / "data"), "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        **KEYS,
+        "DOWNSHIFT_TOKEN": TOKEN,
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_DATA_HOME": str(home / "data"),
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+        "PYTHONUNBUFFERED": "1",
+    }
     env.pop("DOWNSHIFT_DB_URL", None)
     env.pop("DOWNSHIFT_CONFIG", None)
-    proc = subprocess.Popen([sys.executable, "-m", "app", "serve", "--config", str(config), "--db", f"sqlite:///{db}",
-                             "--port", "0"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "app",
+            "serve",
+            "--config",
+            str(config),
+            "--db",
+            f"sqlite:///{db}",
+            "--port",
+            "0",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     found = re.search(r"proxy on (http://\S+)", line)
@@ -185,25 +217,43 @@ def db_rows(db: Path, prefix: str) -> list[tuple[str, str, int | None]]:
     """(user_agent, outcome, status) of the rows whose user agent starts with `prefix`."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
     try:
-        return conn.execute("SELECT user_agent, outcome, status FROM calls WHERE user_agent LIKE ?", (prefix + "%",)).fetchall()
+        return conn.execute(
+            "SELECT user_agent, outcome, status FROM calls WHERE user_agent LIKE ?", (prefix + "%",)
+        ).fetchall()
     finally:
         conn.close()
 
 
 # ----------------------------------------------------------------------------------------------- calls
 
+
 def _request(scenario: str) -> tuple[str, dict[str, str], bytes]:
     api, stream, _ = SCENARIOS[scenario]
     content = f"soak:{scenario}"
     if api == "anthropic":
-        body: dict[str, Any] = {"model": "default", "max_tokens": 256, "stream": stream,
-                                "messages": [{"role": "user", "content": content}]}
-        return "/v1/messages", {"x-api-key": TOKEN, "anthropic-version": "2023-06-01"}, json.dumps(body).encode()
+        body: dict[str, Any] = {
+            "model": "default",
+            "max_tokens": 256,
+            "stream": stream,
+            "messages": [{"role": "user", "content": content}],
+        }
+        return (
+            "/v1/messages",
+            {"x-api-key": TOKEN, "anthropic-version": "2023-06-01"},
+            json.dumps(body).encode(),
+        )
     if api == "responses":
-        return "/v1/responses", {"Authorization": f"Bearer {TOKEN}"}, json.dumps(
-            {"model": "default", "input": content, "stream": stream}).encode()
+        return (
+            "/v1/responses",
+            {"Authorization": f"Bearer {TOKEN}"},
+            json.dumps({"model": "default", "input": content, "stream": stream}).encode(),
+        )
     if scenario == "bad_json":
-        return "/v1/chat/completions", {"Authorization": f"Bearer {TOKEN}"}, b'{"model": "default", "messages": ['
+        return (
+            "/v1/chat/completions",
+            {"Authorization": f"Bearer {TOKEN}"},
+            b'{"model": "default", "messages": [',
+        )
     body = {"model": "default", "stream": stream, "messages": [{"role": "user", "content": content}]}
     return "/v1/chat/completions", {"Authorization": f"Bearer {TOKEN}"}, json.dumps(body).encode()
 
@@ -248,8 +298,12 @@ class SoakReport:
         return not self.problems
 
 
-async def _drive(base: str, scenarios: list[tuple[str, str]], concurrency: int,
-                 on_progress: Callable[[int], None] | None = None) -> tuple[dict[str, str], int]:
+async def _drive(
+    base: str,
+    scenarios: list[tuple[str, str]],
+    concurrency: int,
+    on_progress: Callable[[int], None] | None = None,
+) -> tuple[dict[str, str], int]:
     """Run calls at `concurrency` in flight; returns ua -> what the client saw, and client-side errors."""
     seen: dict[str, str] = {}
     errors = 0
@@ -277,8 +331,15 @@ async def _drive(base: str, scenarios: list[tuple[str, str]], concurrency: int,
     return seen, errors
 
 
-def run_soak(calls: int = 2000, concurrency: int = 64, workdir: Path | None = None, *,
-             rss_growth_limit_mb: float | None = None, fd_slack: int = 16, log: Callable[[str], None] = print) -> SoakReport:
+def run_soak(
+    calls: int = 2000,
+    concurrency: int = 64,
+    workdir: Path | None = None,
+    *,
+    rss_growth_limit_mb: float | None = None,
+    fd_slack: int = 16,
+    log: Callable[[str], None] = print,
+) -> SoakReport:
     report = SoakReport(calls, concurrency)
     with contextlib.ExitStack() as stack:
         if workdir is None:
@@ -306,8 +367,10 @@ def run_soak(calls: int = 2000, concurrency: int = 64, workdir: Path | None = No
             start = time.monotonic()
             seen, report.client_errors = asyncio.run(_drive(proxy.url, plan, concurrency, progress))
             report.seconds = round(time.monotonic() - start, 2)
-            log(f"soak: {calls} calls at concurrency {concurrency} in {report.seconds:.1f} s "
-                f"({calls / max(report.seconds, 1e-9):.0f} calls/s)")
+            log(
+                f"soak: {calls} calls at concurrency {concurrency} in {report.seconds:.1f} s "
+                f"({calls / max(report.seconds, 1e-9):.0f} calls/s)"
+            )
             deadline = time.monotonic() + 10  # upstream requests the proxy let go of end on the mock at once
             while mock._tasks and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -327,17 +390,23 @@ def run_soak(calls: int = 2000, concurrency: int = 64, workdir: Path | None = No
     report.duplicates = sum(n - 1 for n in by_agent.values() if n > 1)
     report.missing = sum(1 for ua, _ in plan if ua not in by_agent)
     report.in_flight_left = sum(1 for _, outcome, _ in rows if outcome == "in_flight")
-    report.wrong_outcome = sum(1 for ua, scenario in plan if ua in outcome_of and outcome_of[ua] != SCENARIOS[scenario][2])
+    report.wrong_outcome = sum(
+        1 for ua, scenario in plan if ua in outcome_of and outcome_of[ua] != SCENARIOS[scenario][2]
+    )
     report.outcomes = dict(Counter(outcome for _, outcome, _ in rows))
     _judge(report, rss_growth_limit_mb, fd_slack)
     return report
 
 
-def _settled_rows(db: Path, prefix: str, expected: int, timeout: float = 15.0) -> list[tuple[str, str, int | None]]:
+def _settled_rows(
+    db: Path, prefix: str, expected: int, timeout: float = 15.0
+) -> list[tuple[str, str, int | None]]:
     deadline = time.monotonic() + timeout
     while True:
         rows = db_rows(db, prefix)
-        if (len(rows) >= expected and not any(o == "in_flight" for _, o, _ in rows)) or time.monotonic() > deadline:
+        if (
+            len(rows) >= expected and not any(o == "in_flight" for _, o, _ in rows)
+        ) or time.monotonic() > deadline:
             return rows
         time.sleep(0.1)
 
@@ -345,7 +414,9 @@ def _settled_rows(db: Path, prefix: str, expected: int, timeout: float = 15.0) -
 def _judge(report: SoakReport, rss_growth_limit_mb: float | None, fd_slack: int) -> None:
     p = report.problems
     if report.missing or report.duplicates or report.rows != report.calls:
-        p.append(f"rows: {report.rows} for {report.calls} calls ({report.missing} missing, {report.duplicates} duplicated)")
+        p.append(
+            f"rows: {report.rows} for {report.calls} calls ({report.missing} missing, {report.duplicates} duplicated)"
+        )
     if report.wrong_outcome:
         p.append(f"{report.wrong_outcome} rows with an outcome their scenario does not imply")
     if report.in_flight_left:
@@ -354,7 +425,9 @@ def _judge(report: SoakReport, rss_growth_limit_mb: float | None, fd_slack: int)
         p.append(f"{report.client_errors} calls failed on the client side")
     limit = rss_growth_limit_mb if rss_growth_limit_mb is not None else max(8.0, report.calls / 1000)
     if report.rss_growth_mb > limit:
-        p.append(f"proxy RSS grew {report.rss_growth_mb} MB after warm-up (limit {limit} MB): {report.rss_mb}")
+        p.append(
+            f"proxy RSS grew {report.rss_growth_mb} MB after warm-up (limit {limit} MB): {report.rss_mb}"
+        )
     if report.fd_growth > fd_slack:
         p.append(f"proxy file descriptors grew by {report.fd_growth}: {report.fds}")
     if report.upstream_left_running:
@@ -364,6 +437,7 @@ def _judge(report: SoakReport, rss_growth_limit_mb: float | None, fd_slack: int)
 
 
 # ----------------------------------------------------------------------------------------------- crash
+
 
 @dataclass
 class CrashReport:
@@ -375,7 +449,9 @@ class CrashReport:
     slow_interrupted: int = 0
     missing: int = 0
     missing_in_flight_at_kill: int = 0
-    missing_answered_ms_before_kill: int = 0  # the oldest answer whose row was not on disk yet (writer batching)
+    missing_answered_ms_before_kill: int = (
+        0  # the oldest answer whose row was not on disk yet (writer batching)
+    )
     early_missing_or_wrong: int = 0
     integrity: str = ""
     in_flight_after_restart: int = 0
@@ -387,8 +463,12 @@ class CrashReport:
         return not self.problems
 
 
-def run_crash(slow_streams: int = 24, quick_concurrency: int = 8, workdir: Path | None = None,
-              log: Callable[[str], None] = print) -> CrashReport:
+def run_crash(
+    slow_streams: int = 24,
+    quick_concurrency: int = 8,
+    workdir: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> CrashReport:
     report = CrashReport(slow_streams)
     with contextlib.ExitStack() as stack:
         if workdir is None:
@@ -401,19 +481,29 @@ def run_crash(slow_streams: int = 24, quick_concurrency: int = 8, workdir: Path 
             kill_at = asyncio.run(_crash_load(proxy, db, slow_streams, quick_concurrency, timeline))
         finally:
             stop_proxy(proxy, signal.SIGKILL)
-        log(f"crash: SIGKILL with {slow_streams} streams in flight after {sum(1 for _, a in timeline.values() if a)} answers")
+        log(
+            f"crash: SIGKILL with {slow_streams} streams in flight after {sum(1 for _, a in timeline.values() if a)} answers"
+        )
         # restart the real thing on the same database: it must open cleanly and serve
         again = start_proxy(workdir, mock.base_url, db)
         try:
-            body = json.dumps({"model": "default", "messages": [{"role": "user", "content": "after the crash"}]}).encode()
+            body = json.dumps(
+                {"model": "default", "messages": [{"role": "user", "content": "after the crash"}]}
+            ).encode()
             report.restart_status = asyncio.run(_one_plain(again.url, body))
         finally:
             stop_proxy(again)
         conn = sqlite3.connect(db)
         try:
             report.integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
-            rows = dict(conn.execute("SELECT user_agent, outcome FROM calls WHERE user_agent LIKE 'crash/%'").fetchall())
-            report.in_flight_after_restart = conn.execute("SELECT count(*) FROM calls WHERE outcome = 'in_flight'").fetchone()[0]
+            rows = dict(
+                conn.execute(
+                    "SELECT user_agent, outcome FROM calls WHERE user_agent LIKE 'crash/%'"
+                ).fetchall()
+            )
+            report.in_flight_after_restart = conn.execute(
+                "SELECT count(*) FROM calls WHERE outcome = 'in_flight'"
+            ).fetchone()[0]
         finally:
             conn.close()
     report.rows = len(rows)
@@ -421,17 +511,25 @@ def run_crash(slow_streams: int = 24, quick_concurrency: int = 8, workdir: Path 
     slow = [ua for ua in timeline if ua.startswith("crash/slow/")]
     report.slow_interrupted = sum(1 for ua in slow if rows.get(ua) == "interrupted")
     quick = {ua: t for ua, t in timeline.items() if ua.startswith("crash/quick/")}
-    report.quick_finished = sum(1 for _, answered in quick.values() if answered is not None and answered <= kill_at)
-    early = [ua for ua, (_, answered) in quick.items() if answered is not None and answered < kill_at - WRITER_SLACK_S]
+    report.quick_finished = sum(
+        1 for _, answered in quick.values() if answered is not None and answered <= kill_at
+    )
+    early = [
+        ua
+        for ua, (_, answered) in quick.items()
+        if answered is not None and answered < kill_at - WRITER_SLACK_S
+    ]
     report.quick_finished_early = len(early)
     report.early_missing_or_wrong = sum(1 for ua in early if rows.get(ua) != "ok")
     missing = [ua for ua in timeline if ua not in rows]
     report.missing = len(missing)
     # a call may lack a row only if it was in flight at the kill or had just finished
     report.missing_in_flight_at_kill = sum(
-        1 for ua in missing if timeline[ua][1] is None or timeline[ua][1] >= kill_at - WRITER_SLACK_S)
+        1 for ua in missing if timeline[ua][1] is None or timeline[ua][1] >= kill_at - WRITER_SLACK_S
+    )
     report.missing_answered_ms_before_kill = max(
-        [round((kill_at - timeline[ua][1]) * 1000) for ua in missing if timeline[ua][1] is not None] or [0])
+        [round((kill_at - timeline[ua][1]) * 1000) for ua in missing if timeline[ua][1] is not None] or [0]
+    )
     p = report.problems
     if report.integrity != "ok":
         p.append(f"integrity check: {report.integrity}")
@@ -451,15 +549,25 @@ def run_crash(slow_streams: int = 24, quick_concurrency: int = 8, workdir: Path 
 
 
 async def _one_plain(base: str, body: bytes) -> int:
-    async with aiohttp.ClientSession() as session, session.post(
-            base + "/v1/chat/completions", data=body,
-            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            base + "/v1/chat/completions",
+            data=body,
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        ) as resp,
+    ):
         await resp.read()
         return resp.status
 
 
-async def _crash_load(proxy: Proxy, db: Path, slow_streams: int, quick_concurrency: int,
-                      timeline: dict[str, tuple[float, float | None]]) -> float:
+async def _crash_load(
+    proxy: Proxy,
+    db: Path,
+    slow_streams: int,
+    quick_concurrency: int,
+    timeline: dict[str, tuple[float, float | None]],
+) -> float:
     """Slow streams plus a steady flow of quick calls; SIGKILL once the streams' starts are on disk."""
     stop = asyncio.Event()
     counter = iter(range(10**9))
@@ -475,14 +583,20 @@ async def _crash_load(proxy: Proxy, db: Path, slow_streams: int, quick_concurren
                     timeline[ua] = (timeline[ua][0], time.monotonic())
 
     async def quick_worker() -> None:
-        body = json.dumps({"model": "default", "messages": [{"role": "user", "content": "soak:oa_whole"}]}).encode()
+        body = json.dumps(
+            {"model": "default", "messages": [{"role": "user", "content": "soak:oa_whole"}]}
+        ).encode()
         while not stop.is_set():
             await tracked(f"crash/quick/{next(counter)}", "oa_whole", body, False)
 
-    slow_body = json.dumps({"model": "default", "stream": True,
-                            "messages": [{"role": "user", "content": "soak:crash_slow"}]}).encode()
+    slow_body = json.dumps(
+        {"model": "default", "stream": True, "messages": [{"role": "user", "content": "soak:crash_slow"}]}
+    ).encode()
     workers = [asyncio.create_task(quick_worker()) for _ in range(quick_concurrency)]
-    streams = [asyncio.create_task(tracked(f"crash/slow/{i}", "crash_slow", slow_body, True)) for i in range(slow_streams)]
+    streams = [
+        asyncio.create_task(tracked(f"crash/slow/{i}", "crash_slow", slow_body, True))
+        for i in range(slow_streams)
+    ]
     started = time.monotonic()
     while True:  # the streams' start rows are committed, and quick calls have been going on for a while
         await asyncio.sleep(0.1)
@@ -502,10 +616,14 @@ async def _crash_load(proxy: Proxy, db: Path, slow_streams: int, quick_concurren
 
 # ----------------------------------------------------------------------------------------------- command line
 
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python bench/soak.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full", action="store_true", help="20,000 calls and a bigger crash (the issue's size)")
+    parser = argparse.ArgumentParser(
+        prog="python bench/soak.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--full", action="store_true", help="20,000 calls and a bigger crash (the issue's size)"
+    )
     parser.add_argument("--calls", type=int, help="soak calls (default 2,000; 20,000 with --full)")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--no-crash", action="store_true", help="skip the crash run")
@@ -520,17 +638,23 @@ def main(argv: list[str] | None = None) -> int:
         soak = run_soak(calls, args.concurrency, log=log)
         out["soak"] = asdict(soak)
         ok &= soak.ok
-        log(f"soak: {soak.rows} rows for {soak.calls} calls, outcomes {soak.outcomes}, RSS after warm-up "
+        log(
+            f"soak: {soak.rows} rows for {soak.calls} calls, outcomes {soak.outcomes}, RSS after warm-up "
             f"{soak.rss_mb[0]} -> {soak.rss_mb[-1]} MB (samples {soak.rss_mb}), fds {soak.fds[0]} -> {soak.fds[-1]}: "
-            f"{'OK' if soak.ok else 'FAILED: ' + '; '.join(soak.problems)}")
+            f"{'OK' if soak.ok else 'FAILED: ' + '; '.join(soak.problems)}"
+        )
     if not args.no_crash:
-        crash = run_crash(slow_streams=64 if args.full else 24, quick_concurrency=16 if args.full else 8, log=log)
+        crash = run_crash(
+            slow_streams=64 if args.full else 24, quick_concurrency=16 if args.full else 8, log=log
+        )
         out["crash"] = asdict(crash)
         ok &= crash.ok
-        log(f"crash: integrity {crash.integrity}, {crash.slow_interrupted}/{crash.slow_streams} streams interrupted, "
+        log(
+            f"crash: integrity {crash.integrity}, {crash.slow_interrupted}/{crash.slow_streams} streams interrupted, "
             f"{crash.quick_finished_early} calls finished before the kill all logged ok, {crash.missing} missing "
             f"(all in flight at the kill), restart answered {crash.restart_status}: "
-            f"{'OK' if crash.ok else 'FAILED: ' + '; '.join(crash.problems)}")
+            f"{'OK' if crash.ok else 'FAILED: ' + '; '.join(crash.problems)}"
+        )
     if args.json:
         print(json.dumps(out, indent=2))
     return 0 if ok else 1

@@ -41,12 +41,36 @@ def ingest(server: Any, writers: int, rows: int) -> dict[str, Any]:
     open_database(url).dispose()
     work = Path(tempfile.mkdtemp(prefix="ingest-"))
     start = work / "go"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(work), "XDG_DATA_HOME": str(work / "d"),
-           "XDG_CONFIG_HOME": str(work / "c"), "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HOME": str(work),
+        "XDG_DATA_HOME": str(work / "d"),
+        "XDG_CONFIG_HOME": str(work / "c"),
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
+    }
     t0 = slot_of(time.time()) - 6 * 3600
-    procs = [subprocess.Popen([sys.executable, "-m", "app.testing.ledger_load", url, str(w), str(rows), "--t0", str(t0),
-                               "--start-file", str(start)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
-             for w in range(writers)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "app.testing.ledger_load",
+                url,
+                str(w),
+                str(rows),
+                "--t0",
+                str(t0),
+                "--start-file",
+                str(start),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=ROOT,
+        )
+        for w in range(writers)
+    ]
     time.sleep(3.0)  # every writer started and waiting (imports, schema check)
     began = time.perf_counter()
     start.touch()
@@ -58,8 +82,13 @@ def ingest(server: Any, writers: int, rows: int) -> dict[str, Any]:
         outs.append(json.loads(out.splitlines()[-1]))
     wall = time.perf_counter() - began
     total = writers * rows
-    return {"writers": writers, "rows": total, "seconds": round(wall, 2), "rows_per_s": round(total / wall),
-            "per_writer_rows_per_s": [round(o["calls"] / o["seconds"]) for o in outs]}
+    return {
+        "writers": writers,
+        "rows": total,
+        "seconds": round(wall, 2),
+        "rows_per_s": round(total / wall),
+        "per_writer_rows_per_s": [round(o["calls"] / o["seconds"]) for o in outs],
+    }
 
 
 def shipping_lag(server: Any, rate: float, seconds: float) -> dict[str, Any]:
@@ -98,8 +127,14 @@ def shipping_lag(server: Any, rate: float, seconds: float) -> dict[str, Any]:
     core.close()
     lags.sort()
     q = statistics.quantiles(lags, n=100)
-    return {"rate_per_s": rate, "calls": n, "shipped": len(lags), "lag_p50_ms": round(q[49] * 1000),
-            "lag_p99_ms": round(q[98] * 1000), "lag_max_ms": round(lags[-1] * 1000)}
+    return {
+        "rate_per_s": rate,
+        "calls": n,
+        "shipped": len(lags),
+        "lag_p50_ms": round(q[49] * 1000),
+        "lag_p99_ms": round(q[98] * 1000),
+        "lag_max_ms": round(lags[-1] * 1000),
+    }
 
 
 def proxy_latency(server: Any, calls: int, rounds: int = 3) -> dict[str, Any]:
@@ -149,8 +184,12 @@ active = "cheap"
                 core.close()
     med = {m: statistics.median(v) * 1000 for m, v in results.items()}
     p90 = {m: statistics.quantiles(v, n=10)[8] * 1000 for m, v in results.items()}
-    return {"calls_per_mode": len(results["on"]), "median_ms": {m: round(v, 2) for m, v in med.items()},
-            "p90_ms": {m: round(v, 2) for m, v in p90.items()}, "median_ratio_on_off": round(med["on"] / med["off"], 3)}
+    return {
+        "calls_per_mode": len(results["on"]),
+        "median_ms": {m: round(v, 2) for m, v in med.items()},
+        "p90_ms": {m: round(v, 2) for m, v in p90.items()},
+        "median_ratio_on_off": round(med["on"] / med["off"], 3),
+    }
 
 
 _GENERATE = """
@@ -186,14 +225,19 @@ def dashboard_queries(server: Any, rows: int) -> dict[str, Any]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SET maintenance_work_mem = '256MB'")
         n_tasks = rows // 40 + 2
-        conn.execute("INSERT INTO tasks (id, key, source, started_at, last_at, outcome, member) "
-                     "SELECT t, 'session:' || t, 'session', %(t0)s + (t - 1) * 40 * %(step)s, %(t0)s + t * 40 * %(step)s,"
-                     " CASE WHEN t %% 3 = 0 THEN 'finished' END, (ARRAY['ann','bob','cem'])[1 + t %% 3]"
-                     " FROM generate_series(1, %(n)s) AS t", {"t0": t0, "step": span / rows, "n": n_tasks})
+        conn.execute(
+            "INSERT INTO tasks (id, key, source, started_at, last_at, outcome, member) "
+            "SELECT t, 'session:' || t, 'session', %(t0)s + (t - 1) * 40 * %(step)s, %(t0)s + t * 40 * %(step)s,"
+            " CASE WHEN t %% 3 = 0 THEN 'finished' END, (ARRAY['ann','bob','cem'])[1 + t %% 3]"
+            " FROM generate_series(1, %(n)s) AS t",
+            {"t0": t0, "step": span / rows, "n": n_tasks},
+        )
         conn.execute("SELECT setval('tasks_id_seq', %s)", (n_tasks,))
         chunk = 1_000_000
         for lo in range(0, rows, chunk):
-            conn.execute(_GENERATE, {"t0": t0, "step": span / rows, "lo": lo, "hi": min(rows, lo + chunk) - 1})
+            conn.execute(
+                _GENERATE, {"t0": t0, "step": span / rows, "lo": lo, "hi": min(rows, lo + chunk) - 1}
+            )
         conn.execute("""
             INSERT INTO usage_slots (slot, provider, model, role, member, calls, errors, input_tokens, output_tokens,
                 cache_read_tokens, cache_write_tokens, cost_usd, unpriced_calls, premium_usd, savings_usd, escalated,
@@ -210,19 +254,27 @@ def dashboard_queries(server: Any, rows: int) -> dict[str, Any]:
                 sum(output_tokens), sum(cost_usd), 0, sum(premium_cost_usd), sum(premium_cost_usd - cost_usd),
                 sum(tool_calls), sum(tool_failures), 0, '' FROM calls GROUP BY task_id""")
         conn.execute("VACUUM ANALYZE")
-        size = conn.execute("SELECT pg_total_relation_size('calls') + pg_total_relation_size('tool_calls')").fetchone()
+        size = conn.execute(
+            "SELECT pg_total_relation_size('calls') + pg_total_relation_size('tool_calls')"
+        ).fetchone()
     fill_s = time.perf_counter() - began
     day, hour = 86400, 3600
     until = now
     queries = {
         "tiles, 30 days": lambda: dashboard.tiles(engine, since=now - 30 * day, now=until),
         "tiles, 24 h, one member": lambda: dashboard.tiles(engine, since=now - day, now=until, member="bob"),
-        "spend by model, 30 days / day": lambda: dashboard.spend_over_time(engine, since=now - 30 * day, until=until, bucket_s=day),
-        "spend by member, 7 days / 3 h": lambda: dashboard.spend_over_time(engine, since=now - 7 * day, until=until,
-                                                                          bucket_s=3 * hour, by="member"),
-        "spend by model, 1 h / 1 min (detail rows)": lambda: dashboard.spend_over_time(engine, since=now - hour, until=until,
-                                                                                       bucket_s=60),
-        "failure rate, 24 h / 30 min": lambda: dashboard.failure_rate_over_time(engine, since=now - day, until=until, bucket_s=1800),
+        "spend by model, 30 days / day": lambda: dashboard.spend_over_time(
+            engine, since=now - 30 * day, until=until, bucket_s=day
+        ),
+        "spend by member, 7 days / 3 h": lambda: dashboard.spend_over_time(
+            engine, since=now - 7 * day, until=until, bucket_s=3 * hour, by="member"
+        ),
+        "spend by model, 1 h / 1 min (detail rows)": lambda: dashboard.spend_over_time(
+            engine, since=now - hour, until=until, bucket_s=60
+        ),
+        "failure rate, 24 h / 30 min": lambda: dashboard.failure_rate_over_time(
+            engine, since=now - day, until=until, bucket_s=1800
+        ),
         "reliability, 30 days": lambda: dashboard.reliability(engine, since=now - 30 * day, until=until),
         "savings by day, 30 days": lambda: dashboard.savings(engine, since=now - 30 * day, until=until),
         "members table, 30 days": lambda: dashboard.members(engine, since=now - 30 * day, until=until),
@@ -237,7 +289,13 @@ def dashboard_queries(server: Any, rows: int) -> dict[str, Any]:
         best = min(_timed(run) for _ in range(3))
         timings[name] = round(best * 1000, 1)
     engine.dispose()
-    return {"rows": rows, "fill_s": round(fill_s, 1), "bytes_per_call": round(size[0] / rows), "ms": timings, "slowest_ms": max(timings.values())}
+    return {
+        "rows": rows,
+        "fill_s": round(fill_s, 1),
+        "bytes_per_call": round(size[0] / rows),
+        "ms": timings,
+        "slowest_ms": max(timings.values()),
+    }
 
 
 def _timed(run: Any) -> float:

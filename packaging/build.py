@@ -70,11 +70,28 @@ def pyinstaller() -> float:
     try:
         import PyInstaller  # noqa: F401
     except ImportError:
-        raise SystemExit("build: PyInstaller is not installed here: python -m pip install pyinstaller") from None
+        raise SystemExit(
+            "build: PyInstaller is not installed here: python -m pip install pyinstaller"
+        ) from None
     started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
-                    "--distpath", str(DIST), "--workpath", str(BUILD / "pyinstaller"),
-                    str(PACKAGING / "downshift.spec")], check=True, cwd=ROOT)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "PyInstaller",
+            "--noconfirm",
+            "--clean",
+            "--log-level",
+            "WARN",
+            "--distpath",
+            str(DIST),
+            "--workpath",
+            str(BUILD / "pyinstaller"),
+            str(PACKAGING / "downshift.spec"),
+        ],
+        check=True,
+        cwd=ROOT,
+    )
     return time.monotonic() - started
 
 
@@ -84,7 +101,9 @@ def linux_desktop_files(app_dir: Path, icons: Path) -> None:
     (share / "applications").mkdir(parents=True, exist_ok=True)
     (share / "metainfo").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(PACKAGING / "linux" / "downshift.desktop", share / "applications" / "downshift.desktop")
-    shutil.copyfile(PACKAGING / "linux" / f"{APP_ID}.metainfo.xml", share / "metainfo" / f"{APP_ID}.metainfo.xml")
+    shutil.copyfile(
+        PACKAGING / "linux" / f"{APP_ID}.metainfo.xml", share / "metainfo" / f"{APP_ID}.metainfo.xml"
+    )
     shutil.copytree(icons / "hicolor", share / "icons" / "hicolor", dirs_exist_ok=True)
     shutil.copyfile(PACKAGING / "linux" / "install.sh", app_dir / "install.sh")
     (app_dir / "install.sh").chmod(0o755)
@@ -93,9 +112,13 @@ def linux_desktop_files(app_dir: Path, icons: Path) -> None:
 def validate_linux_files() -> list[str]:
     """Run the freedesktop validators that are installed; a missing tool is reported, not fatal."""
     notes = []
-    for tool, args in (("desktop-file-validate", [PACKAGING / "linux" / "downshift.desktop"]),
-                       ("appstreamcli", ["validate", "--no-net", "--pedantic",
-                                         PACKAGING / "linux" / f"{APP_ID}.metainfo.xml"])):
+    for tool, args in (
+        ("desktop-file-validate", [PACKAGING / "linux" / "downshift.desktop"]),
+        (
+            "appstreamcli",
+            ["validate", "--no-net", "--pedantic", PACKAGING / "linux" / f"{APP_ID}.metainfo.xml"],
+        ),
+    ):
         if shutil.which(tool) is None:
             notes.append(f"{tool} not installed: not validated")
             continue
@@ -112,7 +135,9 @@ def folder_size(path: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build Downshift with PyInstaller and smoke-test it.")
-    parser.add_argument("--skip-build", action="store_true", help="only smoke-test the existing dist/downshift")
+    parser.add_argument(
+        "--skip-build", action="store_true", help="only smoke-test the existing dist/downshift"
+    )
     parser.add_argument("--no-smoke", action="store_true", help="build only")
     args = parser.parse_args(argv)
     app_dir = DIST / "downshift"

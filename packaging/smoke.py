@@ -44,12 +44,24 @@ class SmokeError(AssertionError):
 def isolated_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The caller's environment with every user folder and Downshift setting pointed into `home`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DOWNSHIFT_", "PYTHON", "XDG_"))}
-    env.update({"HOME": str(home), "USERPROFILE": str(home), "APPDATA": str(home / "appdata"),
-                "LOCALAPPDATA": str(home / "localappdata"), "XDG_CONFIG_HOME": str(home / "config"),
-                "XDG_DATA_HOME": str(home / "data"), "XDG_CACHE_HOME": str(home / "cache"),
-                "DOWNSHIFT_TOKEN": TOKEN, KEY_ENV: "sk-smoke", "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"})
+    env.update(
+        {
+            "HOME": str(home),
+            "USERPROFILE": str(home),
+            "APPDATA": str(home / "appdata"),
+            "LOCALAPPDATA": str(home / "localappdata"),
+            "XDG_CONFIG_HOME": str(home / "config"),
+            "XDG_DATA_HOME": str(home / "data"),
+            "XDG_CACHE_HOME": str(home / "cache"),
+            "DOWNSHIFT_TOKEN": TOKEN,
+            KEY_ENV: "sk-smoke",
+            "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+        }
+    )
     env.update(extra or {})
-    home.mkdir(parents=True, exist_ok=True)  # also the working directory, so a checkout there is never imported
+    home.mkdir(
+        parents=True, exist_ok=True
+    )  # also the working directory, so a checkout there is never imported
     return env
 
 
@@ -71,10 +83,16 @@ default = "cheapco/qwen/qwen3-coder"
     return path
 
 
-def _run(command: Sequence[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(list(command), env=env, capture_output=True, text=True, timeout=timeout, cwd=env["HOME"])
+def _run(
+    command: Sequence[str], env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        list(command), env=env, capture_output=True, text=True, timeout=timeout, cwd=env["HOME"]
+    )
     if done.returncode != 0:
-        raise SmokeError(f"{' '.join(command)} exited {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+        raise SmokeError(
+            f"{' '.join(command)} exited {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+        )
     return done
 
 
@@ -87,8 +105,15 @@ def _lines(stream: IO[str], into: queue.Queue[str]) -> None:
 def serving(command: Sequence[str], env: dict[str, str], timeout: float = 90) -> Iterator[str]:
     """`downshift serve --port 0` in the background; yields its URL; stops it with SIGTERM (Ctrl-Break on Windows)."""
     flags = subprocess.CREATE_NEW_PROCESS_GROUP if sys.platform == "win32" else 0  # type: ignore[attr-defined]
-    proc = subprocess.Popen([*command, "serve", "--port", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, creationflags=flags, cwd=env["HOME"])
+    proc = subprocess.Popen(
+        [*command, "serve", "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        creationflags=flags,
+        cwd=env["HOME"],
+    )
     out: queue.Queue[str] = queue.Queue()
     threading.Thread(target=_lines, args=(proc.stdout, out), daemon=True).start()
     seen: list[str] = []
@@ -97,7 +122,9 @@ def serving(command: Sequence[str], env: dict[str, str], timeout: float = 90) ->
     try:
         while url is None:
             if proc.poll() is not None:
-                raise SmokeError(f"serve exited {proc.returncode}:\n{''.join(seen)}\n{proc.stderr.read() if proc.stderr else ''}")
+                raise SmokeError(
+                    f"serve exited {proc.returncode}:\n{''.join(seen)}\n{proc.stderr.read() if proc.stderr else ''}"
+                )
             if time.monotonic() > deadline:
                 raise SmokeError(f"serve did not report its address within {timeout:g} s:\n{''.join(seen)}")
             try:
@@ -116,22 +143,39 @@ def serving(command: Sequence[str], env: dict[str, str], timeout: float = 90) ->
             proc.kill()
             raise SmokeError("serve did not stop within 30 s of SIGTERM") from None
         if code != 0 and sys.platform != "win32":
-            raise SmokeError(f"serve stopped with exit code {code}: {proc.stderr.read() if proc.stderr else ''}")
+            raise SmokeError(
+                f"serve stopped with exit code {code}: {proc.stderr.read() if proc.stderr else ''}"
+            )
 
 
 def check_serve_and_call(command: Sequence[str], work: Path, upstream_url: str) -> str:
     config = smoke_config(work / "config.toml", upstream_url)
-    env = isolated_env(work / "home", {"DOWNSHIFT_CONFIG": str(config), "DOWNSHIFT_DB_URL": f"sqlite:///{work / 'log.db'}"})
+    env = isolated_env(
+        work / "home", {"DOWNSHIFT_CONFIG": str(config), "DOWNSHIFT_DB_URL": f"sqlite:///{work / 'log.db'}"}
+    )
     headers = {"Authorization": f"Bearer {TOKEN}"}
     with serving(command, env) as url:
-        chat = httpx.post(f"{url}/v1/chat/completions", headers=headers, timeout=30, json={
-            "model": "default", "messages": [{"role": "user", "content": "hello from the smoke test"}]})
+        chat = httpx.post(
+            f"{url}/v1/chat/completions",
+            headers=headers,
+            timeout=30,
+            json={"model": "default", "messages": [{"role": "user", "content": "hello from the smoke test"}]},
+        )
         if chat.status_code != 200 or "hello from the smoke test" not in chat.text:
             raise SmokeError(f"a call through serve failed: HTTP {chat.status_code} {chat.text[:500]}")
-        counted = httpx.post(f"{url}/v1/messages/count_tokens", headers=headers, timeout=30, json={
-            "model": "default", "messages": [{"role": "user", "content": "count these tokens, please"}]})
+        counted = httpx.post(
+            f"{url}/v1/messages/count_tokens",
+            headers=headers,
+            timeout=30,
+            json={
+                "model": "default",
+                "messages": [{"role": "user", "content": "count these tokens, please"}],
+            },
+        )
         if counted.status_code != 200 or not counted.json().get("input_tokens"):
-            raise SmokeError(f"count_tokens (the packaged tokenizer) failed: HTTP {counted.status_code} {counted.text[:500]}")
+            raise SmokeError(
+                f"count_tokens (the packaged tokenizer) failed: HTTP {counted.status_code} {counted.text[:500]}"
+            )
     calls = json.loads(_run([*command, "calls", "--json"], env).stdout)
     priced = [c for c in calls if c["endpoint"] == "/v1/chat/completions"]
     if not priced or priced[0]["cost_source"] != "table" or not priced[0]["cost_usd"]:
@@ -141,12 +185,20 @@ def check_serve_and_call(command: Sequence[str], work: Path, upstream_url: str) 
 
 def check_doctor(command: Sequence[str], work: Path) -> str:
     env = isolated_env(work / "home-doctor", {"DOWNSHIFT_DB_URL": f"sqlite:///{work / 'doctor.db'}"})
-    done = subprocess.run([*command, "doctor", "--json", "--offline", "--no-qt"], env=env, capture_output=True,
-                          text=True, timeout=120, cwd=env["HOME"])
+    done = subprocess.run(
+        [*command, "doctor", "--json", "--offline", "--no-qt"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=env["HOME"],
+    )
     try:
         report = json.loads(done.stdout)
     except ValueError:
-        raise SmokeError(f"doctor printed no JSON (exit {done.returncode}): {done.stdout[-1000:]}{done.stderr[-2000:]}") from None
+        raise SmokeError(
+            f"doctor printed no JSON (exit {done.returncode}): {done.stdout[-1000:]}{done.stderr[-2000:]}"
+        ) from None
     resources = next(c for c in report["checks"] if c["name"] == "resources")
     if resources["status"] != "ok":
         raise SmokeError(f"resources missing from the package: {resources['summary']}")
@@ -155,7 +207,9 @@ def check_doctor(command: Sequence[str], work: Path) -> str:
 
 def check_demo(command: Sequence[str], work: Path) -> str:
     env = isolated_env(work / "home-demo")
-    data = json.loads(_run([*command, "demo", "--headless", "--seconds", "4", "--speed", "8", "--json"], env).stdout)
+    data = json.loads(
+        _run([*command, "demo", "--headless", "--seconds", "4", "--speed", "8", "--json"], env).stdout
+    )
     if not data["total"]["calls"] or data["total"]["unpriced_calls"]:
         raise SmokeError(f"the headless demo logged nothing or left calls unpriced: {data['total']}")
     return f"headless demo: {data['total']['calls']} calls, ${data['total']['cost_usd']:.4f}"
@@ -171,8 +225,9 @@ def check_gui(command: Sequence[str], work: Path) -> str:
     return f"GUI offscreen: started, served the demo, quit after {time.monotonic() - started:.1f} s"
 
 
-def run_smoke(command: Sequence[str], *, demo: bool = True, gui: bool = False,
-              say: Callable[[str], None] = print) -> list[str]:
+def run_smoke(
+    command: Sequence[str], *, demo: bool = True, gui: bool = False, say: Callable[[str], None] = print
+) -> list[str]:
     """Run every step against `command` (e.g. ["dist/downshift/downshift"]); raises SmokeError on the first failure."""
     from app.testing.mock_upstream import MockUpstream
 
@@ -184,8 +239,10 @@ def run_smoke(command: Sequence[str], *, demo: bool = True, gui: bool = False,
     say(f"  ok  {passed[-1]}")
     with tempfile.TemporaryDirectory(prefix="downshift-smoke-") as tmp, MockUpstream() as upstream:
         work = Path(tmp)
-        steps: list[Callable[[], str]] = [lambda: check_doctor(command, work),
-                                          lambda: check_serve_and_call(command, work, upstream.base_url)]
+        steps: list[Callable[[], str]] = [
+            lambda: check_doctor(command, work),
+            lambda: check_serve_and_call(command, work, upstream.base_url),
+        ]
         if demo:
             steps.append(lambda: check_demo(command, work))
         if gui:

@@ -6,25 +6,59 @@ from typing import Any
 
 import httpx
 
-TOOLS = [{"type": "function", "function": {"name": "read_file", "parameters": {
-    "type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "read_file",
+            "parameters": {
+                "type": "object",
+                "properties": {"path": {"type": "string"}},
+                "required": ["path"],
+            },
+        },
+    }
+]
 ANTHROPIC_TOOLS = [{"name": "read_file", "input_schema": TOOLS[0]["function"]["parameters"]}]
 
 
-def chat(proxy, token: str, messages: list[dict[str, Any]], *, model: str = "default", headers: dict[str, str] | None = None,
-         tools: list[dict[str, Any]] | None = None, **extra: Any) -> httpx.Response:  # type: ignore[no-untyped-def]
+def chat(
+    proxy,
+    token: str,
+    messages: list[dict[str, Any]],
+    *,
+    model: str = "default",
+    headers: dict[str, str] | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    **extra: Any,
+) -> httpx.Response:  # type: ignore[no-untyped-def]
     body: dict[str, Any] = {"model": model, "messages": messages, **extra}
     if tools is not None:
         body["tools"] = tools
-    return httpx.post(f"{proxy.url}/v1/chat/completions", json=body, timeout=20,
-                      headers={"Authorization": f"Bearer {token}", **(headers or {})})
+    return httpx.post(
+        f"{proxy.url}/v1/chat/completions",
+        json=body,
+        timeout=20,
+        headers={"Authorization": f"Bearer {token}", **(headers or {})},
+    )
 
 
-def messages_api(proxy, token: str, messages: list[dict[str, Any]], *, model: str = "default",
-                 headers: dict[str, str] | None = None, **extra: Any) -> httpx.Response:  # type: ignore[no-untyped-def]
+def messages_api(
+    proxy,
+    token: str,
+    messages: list[dict[str, Any]],
+    *,
+    model: str = "default",
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> httpx.Response:  # type: ignore[no-untyped-def]
     body = {"model": model, "max_tokens": 1000, "messages": messages, **extra}
-    return httpx.post(f"{proxy.url}/v1/messages", json=body, timeout=20,
-                      headers={"x-api-key": token, "anthropic-version": "2023-06-01", **(headers or {})})
+    return httpx.post(
+        f"{proxy.url}/v1/messages",
+        json=body,
+        timeout=20,
+        headers={"x-api-key": token, "anthropic-version": "2023-06-01", **(headers or {})},
+    )
 
 
 def user(text: str) -> list[dict[str, Any]]:
@@ -35,8 +69,17 @@ def tool_turn(first: str, call_id: str, result: str) -> list[dict[str, Any]]:
     """A follow-up request: the user's message, the model's read_file call, and the tool's result."""
     return [
         {"role": "user", "content": first},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": call_id, "type": "function", "function": {"name": "read_file", "arguments": '{"path": "a.py"}'}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": "read_file", "arguments": '{"path": "a.py"}'},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": call_id, "content": result},
     ]
 
@@ -63,9 +106,19 @@ def settled(core) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
 # ----------------------------------------------------------------------------------------------- generated logs
 
 
-def generated_call(target: str, prompt_tokens: int, kinds: list[str] | tuple[str, ...] = (), *, at: float,
-                   cost: float | None = 0.001, duration_ms: float = 1000.0, role: str = "default", task: str = "gen",
-                   outcome: str = "ok", escalated: bool = False):  # type: ignore[no-untyped-def]
+def generated_call(
+    target: str,
+    prompt_tokens: int,
+    kinds: list[str] | tuple[str, ...] = (),
+    *,
+    at: float,
+    cost: float | None = 0.001,
+    duration_ms: float = 1000.0,
+    role: str = "default",
+    task: str = "gen",
+    outcome: str = "ok",
+    escalated: bool = False,
+):  # type: ignore[no-untyped-def]
     """A finished call as the proxy would hand it to the log writer: `target` served it with a prompt of
     `prompt_tokens` (split into fresh input and cache reads) and emitted one tool call per entry of `kinds`."""
     import uuid
@@ -74,7 +127,13 @@ def generated_call(target: str, prompt_tokens: int, kinds: list[str] | tuple[str
 
     provider, _, model = target.partition("/")
     rec = CallRecord(client_api="openai", endpoint="/v1/chat/completions", started_at=at)
-    rec.provider, rec.upstream_model, rec.upstream_api, rec.role, rec.preset = provider, model, "openai", role, "cheap"
+    rec.provider, rec.upstream_model, rec.upstream_api, rec.role, rec.preset = (
+        provider,
+        model,
+        "openai",
+        role,
+        "cheap",
+    )
     rec.requested_model, rec.task_key, rec.session_key = "default", f"task:{task}", f"task:{task}"
     rec.input_tokens = prompt_tokens // 4
     rec.cache_read_tokens = prompt_tokens - rec.input_tokens

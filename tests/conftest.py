@@ -39,11 +39,22 @@ class MemoryKeyring(keyring.backend.KeyringBackend):
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     home = tmp_path / "home"
-    for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data"), ("XDG_CACHE_HOME", "cache"),
-                     ("XDG_STATE_HOME", "state"), ("HOME", "")):
+    for var, sub in (
+        ("XDG_CONFIG_HOME", "config"),
+        ("XDG_DATA_HOME", "data"),
+        ("XDG_CACHE_HOME", "cache"),
+        ("XDG_STATE_HOME", "state"),
+        ("HOME", ""),
+    ):
         (home / sub).mkdir(parents=True, exist_ok=True)
         monkeypatch.setenv(var, str(home / sub))
-    for var in ("DOWNSHIFT_TOKEN", "DOWNSHIFT_CONFIG", "DOWNSHIFT_DB_URL", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+    for var in (
+        "DOWNSHIFT_TOKEN",
+        "DOWNSHIFT_CONFIG",
+        "DOWNSHIFT_DB_URL",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+    ):
         monkeypatch.delenv(var, raising=False)
     from app.core import listed_prices, premium_split
 
@@ -70,7 +81,9 @@ BACKUP_KEY = "sk-test-backup-abcdef0123456789"
 PREMIUM_KEY = "sk-ant-test-premium-0123456789abcdef"
 
 
-def proxy_config_text(mock_url: str, *, dead_url: str = "http://127.0.0.1:9/v1", active: str = "cheap") -> str:
+def proxy_config_text(
+    mock_url: str, *, dead_url: str = "http://127.0.0.1:9/v1", active: str = "cheap"
+) -> str:
     """A config whose providers all live on the mock upstream (plus one that refuses connections)."""
     return f"""
 [proxy]
@@ -153,7 +166,9 @@ def pg_server():  # type: ignore[no-untyped-def]
     if find_bin_dir() is None:
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL server binaries are missing on CI (.ci/run installs postgresql-15)")
-        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql-15); CI runs these tests")
+        pytest.skip(
+            "PostgreSQL server binaries not installed (apt-get install postgresql-15); CI runs these tests"
+        )
     server = PgServer().start()
     yield server
     server.close()

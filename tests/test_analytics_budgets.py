@@ -22,7 +22,9 @@ default = "backup/deepseek/deepseek-chat"
 """
 
 
-def _budget(action: str, *, provider: str | None = None, switch_to: str | None = None, period: str = "day") -> str:
+def _budget(
+    action: str, *, provider: str | None = None, switch_to: str | None = None, period: str = "day"
+) -> str:
     lines = ["[[budgets]]", f'period = "{period}"', "limit_usd = 0.01", f'action = "{action}"']
     if provider:
         lines.append(f'provider = "{provider}"')
@@ -64,7 +66,9 @@ def test_warn_notice_on_the_call_that_reaches_the_limit(budget_config, core, moc
     assert len(notices) == 1  # ...and warns once per period
 
 
-def test_switch_changes_the_active_preset_after_the_crossing_call(budget_config, core, mock, token, config_path) -> None:  # type: ignore[no-untyped-def]
+def test_switch_changes_the_active_preset_after_the_crossing_call(
+    budget_config, core, mock, token, config_path
+) -> None:  # type: ignore[no-untyped-def]
     budget_config(_budget("switch", switch_to="thrifty"))
     notices: list[tuple[str, str]] = []
     core.events.subscribe("notice", notices.append)

@@ -38,10 +38,19 @@ def test_failing_task_escalates_after_the_window_fills(proxy, mock, token, core,
     chat(proxy, token, user("go"), headers=session, tools=TOOLS)  # the window is not full yet: still cheap
     settled(core)
     chat(proxy, token, user("go"), headers=session, tools=TOOLS)  # escalated
-    chat(proxy, token, user("go"), headers={"session-id": "healthy-run"}, tools=TOOLS)  # another task: not escalated
-    chat(proxy, token, user("title?"), headers=session, model="claude-3-5-haiku-latest")  # side call keeps its route
+    chat(
+        proxy, token, user("go"), headers={"session-id": "healthy-run"}, tools=TOOLS
+    )  # another task: not escalated
+    chat(
+        proxy, token, user("title?"), headers=session, model="claude-3-5-haiku-latest"
+    )  # side call keeps its route
     assert [r.model for r in mock.requests] == [
-        "qwen/qwen3-coder", "qwen/qwen3-coder", "deepseek/deepseek-chat", "qwen/qwen3-coder", "qwen/qwen3-coder-30b"]
+        "qwen/qwen3-coder",
+        "qwen/qwen3-coder",
+        "deepseek/deepseek-chat",
+        "qwen/qwen3-coder",
+        "qwen/qwen3-coder-30b",
+    ]
     rows = settled(core)
     assert [r["escalated"] for r in rows] == [False, False, True, False, False]
     assert rows[2]["role"] == "plan"
@@ -51,27 +60,39 @@ def test_failing_task_escalates_after_the_window_fills(proxy, mock, token, core,
 def test_failed_tool_results_count_toward_escalation(proxy, mock, token, core, config_path) -> None:  # type: ignore[no-untyped-def]
     _write(config_path, mock)
     session = {"session-id": "results-fail"}
-    mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"path": "a"}, id="call_a")]),
-                 Reply(tool_calls=[ToolCall("read_file", {"path": "b"}, id="call_b")]))
+    mock.enqueue(
+        Reply(tool_calls=[ToolCall("read_file", {"path": "a"}, id="call_a")]),
+        Reply(tool_calls=[ToolCall("read_file", {"path": "b"}, id="call_b")]),
+    )
     chat(proxy, token, user("go"), headers=session, tools=TOOLS)
     settled(core)
     # every call was valid, but the first one's result came back failed: 1 of 2 failed > 0.4
-    chat(proxy, token, tool_turn("go", "call_a", "Traceback (most recent call last):\n  boom"), headers=session, tools=TOOLS)
+    chat(
+        proxy,
+        token,
+        tool_turn("go", "call_a", "Traceback (most recent call last):\n  boom"),
+        headers=session,
+        tools=TOOLS,
+    )
     settled(core)
     chat(proxy, token, user("go"), headers=session, tools=TOOLS)
     assert mock.requests[-1].model == "deepseek/deepseek-chat"
     assert settled(core)[-1]["escalated"]
 
 
-def test_failed_tool_results_escalate_a_messages_client_on_a_chat_model(proxy, mock, token, core, config_path) -> None:  # type: ignore[no-untyped-def]
+def test_failed_tool_results_escalate_a_messages_client_on_a_chat_model(
+    proxy, mock, token, core, config_path
+) -> None:  # type: ignore[no-untyped-def]
     """Claude Code on a cheap chat model: the client reports failures under the toolu_ ids it was given
     (the provider sent call_a, call_b), and those failures still count toward escalation."""
     from analytics_support import ANTHROPIC_TOOLS, messages_api
 
     _write(config_path, mock)
     session = {"x-claude-code-session-id": "cc-results-fail"}
-    mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"path": "a"}, id="call_a")]),
-                 Reply(tool_calls=[ToolCall("read_file", {"path": "b"}, id="call_b")]))
+    mock.enqueue(
+        Reply(tool_calls=[ToolCall("read_file", {"path": "a"}, id="call_a")]),
+        Reply(tool_calls=[ToolCall("read_file", {"path": "b"}, id="call_b")]),
+    )
     first = messages_api(proxy, token, user("go"), headers=session, tools=ANTHROPIC_TOOLS).json()
     (use,) = [b for b in first["content"] if b["type"] == "tool_use"]
     assert use["id"] == "toolu_a"
@@ -79,11 +100,19 @@ def test_failed_tool_results_escalate_a_messages_client_on_a_chat_model(proxy, m
     follow = [
         {"role": "user", "content": "go"},
         {"role": "assistant", "content": [use]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use["id"], "is_error": True,
-                                      "content": "Exit code 1"}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": use["id"], "is_error": True, "content": "Exit code 1"}
+            ],
+        },
     ]
     messages_api(proxy, token, follow, headers=session, tools=ANTHROPIC_TOOLS)
     settled(core)
     messages_api(proxy, token, user("go"), headers=session, tools=ANTHROPIC_TOOLS)
-    assert [r.model for r in mock.requests] == ["qwen/qwen3-coder", "qwen/qwen3-coder", "deepseek/deepseek-chat"]
+    assert [r.model for r in mock.requests] == [
+        "qwen/qwen3-coder",
+        "qwen/qwen3-coder",
+        "deepseek/deepseek-chat",
+    ]
     assert settled(core)[-1]["escalated"]

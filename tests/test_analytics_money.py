@@ -61,7 +61,9 @@ def test_savings_per_day_provider_model_and_role(priced, proxy, mock, token, cor
     since = time.time() - 86400
     by_role = {r["key"]: r["savings_usd"] for r in dashboard.savings(core.db, since=since, by="role")["rows"]}
     assert by_role == {"default": pytest.approx(2 * (0.013 - 0.0012)), "plan": pytest.approx(0.013 - 0.0006)}
-    by_provider = {r["key"]: r["cost_usd"] for r in dashboard.savings(core.db, since=since, by="provider")["rows"]}
+    by_provider = {
+        r["key"]: r["cost_usd"] for r in dashboard.savings(core.db, since=since, by="provider")["rows"]
+    }
     assert by_provider == {"backup": pytest.approx(0.0006), "cheapco": pytest.approx(0.0024)}
     by_model = dashboard.savings(core.db, since=since, by="model")
     assert by_model["total"]["premium_usd"] == pytest.approx(0.039)
@@ -69,12 +71,19 @@ def test_savings_per_day_provider_model_and_role(priced, proxy, mock, token, cor
     assert by_day["total"]["savings_usd"] == pytest.approx(total_savings)
     assert by_day["rows"][-1]["key"] == time.strftime("%Y-%m-%d")
     tiles = dashboard.tiles(core.db, since=since)
-    assert tiles["savings_range"] == pytest.approx(total_savings) and tiles["spend_today"] == pytest.approx(0.003)
+    assert tiles["savings_range"] == pytest.approx(total_savings) and tiles["spend_today"] == pytest.approx(
+        0.003
+    )
     series = dashboard.spend_over_time(core.db, since=since, bucket_s=3600, by="provider")["series"]
-    assert {k: sum(v) for k, v in series.items()} == {"backup": pytest.approx(0.0006), "cheapco": pytest.approx(0.0024)}
+    assert {k: sum(v) for k, v in series.items()} == {
+        "backup": pytest.approx(0.0006),
+        "cheapco": pytest.approx(0.0024),
+    }
     capsys.readouterr()
     assert cli(["stats", "--json", "--config", str(priced), "--db", core.db_url]) == 0
-    assert json.loads(capsys.readouterr().out)["savings"]["total"]["savings_usd"] == pytest.approx(total_savings)
+    assert json.loads(capsys.readouterr().out)["savings"]["total"]["savings_usd"] == pytest.approx(
+        total_savings
+    )
 
 
 def test_break_even_of_a_self_hosted_provider(priced, proxy, mock, token, core, capsys) -> None:  # type: ignore[no-untyped-def]

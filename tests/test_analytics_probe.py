@@ -15,8 +15,11 @@ from app.testing.script import Reply, ToolCall
 
 pytestmark = pytest.mark.both_backends  # on SQLite and on PostgreSQL (tests/conftest.py)
 
-EVENT = {"title": "Design review", "time": {"start": "10:00", "end": "11:00"},
-         "attendees": [{"name": "Ana", "email": "ana@example.com"}, {"name": "Bo", "email": "bo@example.com"}]}
+EVENT = {
+    "title": "Design review",
+    "time": {"start": "10:00", "end": "11:00"},
+    "attendees": [{"name": "Ana", "email": "ana@example.com"}, {"name": "Bo", "email": "bo@example.com"}],
+}
 
 
 def good_answers(cost: float = 0.001) -> list[Reply]:
@@ -28,14 +31,19 @@ def good_answers(cost: float = 0.001) -> list[Reply]:
         [ToolCall("lookup_ticket", {"ticket_id": NEEDLE})],
         [ToolCall("read_file", {"path": "notes.txt"})],
     ]
-    return [*(Reply(tool_calls=c, cost=cost) for c in calls), Reply(text=f"The secret word is {SECRET}.", cost=cost)]
+    return [
+        *(Reply(tool_calls=c, cost=cost) for c in calls),
+        Reply(text=f"The secret word is {SECRET}.", cost=cost),
+    ]
 
 
 def bad_answers() -> list[Reply]:
     return [
         Reply(tool_calls=[ToolCall("get_weather", '{"city": "Par')]),  # invalid JSON
         Reply(tool_calls=[ToolCall("get_weather", {"city": "Paris"})]),  # one call where three were asked
-        Reply(tool_calls=[ToolCall("create_event", {**EVENT, "attendees": [{"name": "Ana"}]})]),  # schema: nested required
+        Reply(
+            tool_calls=[ToolCall("create_event", {**EVENT, "attendees": [{"name": "Ana"}]})]
+        ),  # schema: nested required
         Reply(tool_calls=[ToolCall("set_mode", {"mode": "turbo", "reason": "why not"})]),  # schema: enum
         Reply(text="", text_tool_call=ToolCall("lookup_ticket", {"ticket_id": NEEDLE})),  # written as text
         Reply(tool_calls=[ToolCall("read_file", {"path": "notes.txt"})]),
@@ -45,19 +53,28 @@ def bad_answers() -> list[Reply]:
 
 def test_good_model_passes_every_probe_via_the_cli(core, mock, config_path, capsys) -> None:  # type: ignore[no-untyped-def]
     mock.enqueue(*good_answers())
-    assert cli(["probe", "cheapco/qwen/qwen3-coder", "--json", "--config", str(config_path), "--db", core.db_url]) == 0
+    assert (
+        cli(
+            ["probe", "cheapco/qwen/qwen3-coder", "--json", "--config", str(config_path), "--db", core.db_url]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert (result["passed"], result["probes"], result["tool_calls"], result["tool_failures"]) == (6, 6, 8, 0)
     assert result["validity"] == 1.0
     by_probe = {r["probe"]: r for r in result["results"]}
     assert list(by_probe) == ["single", "parallel", "nested", "enum_required", "long_context", "multi_turn"]
-    assert by_probe["multi_turn"]["cost_usd"] == pytest.approx(0.002) and by_probe["single"]["cost_usd"] == pytest.approx(0.001)
+    assert by_probe["multi_turn"]["cost_usd"] == pytest.approx(0.002) and by_probe["single"][
+        "cost_usd"
+    ] == pytest.approx(0.001)
     assert all(r["latency_ms"] > 0 for r in result["results"])
     sent = mock.requests
     assert all(r.path == "/v1/chat/completions" and r.api_key == PROVIDER_KEY for r in sent)
     assert sent[0].json["tools"][0]["function"]["name"] == "get_weather"
     assert len(sent[4].body) > 60_000  # the long-context probe
-    assert sent[6].json["messages"][-1]["role"] == "tool" and SECRET in sent[6].json["messages"][-1]["content"]
+    assert (
+        sent[6].json["messages"][-1]["role"] == "tool" and SECRET in sent[6].json["messages"][-1]["content"]
+    )
     # stored beside the model, and found again by the query the GUI uses
     assert probe_results(core.db, "cheapco/qwen/qwen3-coder")["passed"] == 6
     summary = latest_probes(core.db)["cheapco/qwen/qwen3-coder"]
@@ -114,7 +131,9 @@ def test_the_battery_cost_is_estimated_before_anything_is_sent(core, mock) -> No
     assert mock.requests == []
     provider = core.config.providers["cheapco"]
     client = ProbeClient(core.config, provider, target.model, None, None)  # type: ignore[arg-type]
-    counts = [tokens.count_openai_request(client.body(p, [{"role": "user", "content": p.prompt}])) for p in PROBES]
+    counts = [
+        tokens.count_openai_request(client.body(p, [{"role": "user", "content": p.prompt}])) for p in PROBES
+    ]
     assert est.requests == len(PROBES) + 1  # multi_turn sends a second request
     assert est.input_tokens > sum(counts) > 20_000
     price = resolve_price(core.config, provider, target.model).price

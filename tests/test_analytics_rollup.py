@@ -19,8 +19,11 @@ from app.core.records import CallRecord, ToolCallResult
 pytestmark = pytest.mark.both_backends  # on SQLite and on PostgreSQL (tests/conftest.py)
 
 KINDS = ["ok", "ok", "ok", "ok", "invalid_json", "unknown_tool", "schema", "text_form"]
-TARGETS = [("cheapco", "qwen/qwen3-coder", "default"), ("backup", "deepseek/deepseek-chat", "plan"),
-           ("cheapco", "qwen/qwen3-coder-30b", "background")]
+TARGETS = [
+    ("cheapco", "qwen/qwen3-coder", "default"),
+    ("backup", "deepseek/deepseek-chat", "plan"),
+    ("cheapco", "qwen/qwen3-coder-30b", "background"),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -36,14 +39,24 @@ def _records(now: float, n: int = 600, seed: int = 7) -> list[CallRecord]:
     ok_ids: list[str] = []
     for i in range(n):
         provider, model, role = TARGETS[rng.randrange(3)]
-        rec = CallRecord(client_api="openai", endpoint="/v1/chat/completions", started_at=now - 10 * 86400 + i * (10 * 86400 / n))
+        rec = CallRecord(
+            client_api="openai",
+            endpoint="/v1/chat/completions",
+            started_at=now - 10 * 86400 + i * (10 * 86400 / n),
+        )
         rec.provider, rec.upstream_model, rec.role = provider, model, role
         rec.task_key = f"session:s{i // 20}"
-        rec.input_tokens, rec.output_tokens, rec.cache_read_tokens = rng.randrange(5000), rng.randrange(800), rng.randrange(3000)
+        rec.input_tokens, rec.output_tokens, rec.cache_read_tokens = (
+            rng.randrange(5000),
+            rng.randrange(800),
+            rng.randrange(3000),
+        )
         rec.cost_usd = None if i % 50 == 0 else rng.random() / 100
         rec.cost_source = "unpriced" if rec.cost_usd is None else "provider"
         rec.premium_cost_usd = rng.random() / 20
-        rec.tool_calls = [ToolCallResult(f"t{i}_{j}", "read_file", rng.choice(KINDS)) for j in range(rng.randrange(4))]
+        rec.tool_calls = [
+            ToolCallResult(f"t{i}_{j}", "read_file", rng.choice(KINDS)) for j in range(rng.randrange(4))
+        ]
         ok_ids += [t.tool_call_id for t in rec.tool_calls if t.kind == "ok"]
         if i % 7 == 0 and ok_ids:
             rec.failed_results = [(ok_ids[-rng.randrange(1, min(5, len(ok_ids)) + 1)], "exit code 1")]
@@ -86,7 +99,9 @@ def test_figures_identical_before_and_after_pruning(core) -> None:  # type: igno
     all_time = dashboard.tiles(core.db, since=0, now=now)
     assert all_time["calls"] == len(recs)
     assert all_time["spend_range"] == pytest.approx(sum(r.cost_usd or 0 for r in recs))
-    assert all_time["unpriced_calls"] == sum(r.cost_source == "unpriced" for r in recs)  # failed ones included
+    assert all_time["unpriced_calls"] == sum(
+        r.cost_source == "unpriced" for r in recs
+    )  # failed ones included
     assert all_time["estimated_calls"] == sum(r.usage_estimated for r in recs) > 0
     assert before["tiles"]["calls"] == sum(1 for r in recs if r.started_at >= slot_of(now - 9 * 86400))
     # failed results counted by the hook = the rows the writer marked (a failed call is not counted twice)
@@ -116,10 +131,17 @@ def test_the_writer_prunes_on_its_own(core, config_path) -> None:  # type: ignor
     assert core.writer.flush()
     assert _count(core, f"SELECT count(*) FROM calls WHERE started_at < {now - 3 * 86400}") == 0
     after = dashboard.tiles(core.db, since=0, now=late.started_at + 1)
-    assert after["calls"] == before["calls"] + 1 and after["spend_range"] == pytest.approx(before["spend_range"])
+    assert after["calls"] == before["calls"] + 1 and after["spend_range"] == pytest.approx(
+        before["spend_range"]
+    )
 
 
-@given(since=st.floats(0, 100_000), length=st.floats(0, 100_000), cutoff_hours=st.integers(0, 40), whole=st.booleans())
+@given(
+    since=st.floats(0, 100_000),
+    length=st.floats(0, 100_000),
+    cutoff_hours=st.integers(0, 40),
+    whole=st.booleans(),
+)
 def test_plan_covers_the_range_once_and_never_reads_pruned_detail(since, length, cutoff_hours, whole) -> None:  # type: ignore[no-untyped-def]
     until = since + length
     cutoff = cutoff_hours * 3600
@@ -155,23 +177,48 @@ def test_upgrade_from_0001_fills_the_totals_from_the_existing_log(tmp_path) -> N
     recs = _records(now, n=200)
     with engine.begin() as conn:  # tasks as an older version would have left them: rows, no totals
         for i in range(10):
-            conn.execute(text("INSERT INTO tasks (id, key, source, started_at, last_at) VALUES (:i, 'k', 'session', 0, 0)"),
-                         {"i": i + 1})
+            conn.execute(
+                text(
+                    "INSERT INTO tasks (id, key, source, started_at, last_at) VALUES (:i, 'k', 'session', 0, 0)"
+                ),
+                {"i": i + 1},
+            )
     for i, rec in enumerate(recs):
         rec.task_id = i // 20 + 1
     # rows as 0001's writer left them (its columns only, no analytics hook)
     old_columns = {c["name"] for c in sa.inspect(engine).get_columns("calls")} - {"id"}
     with engine.begin() as conn:
-        conn.execute(sa.table("calls", *map(sa.column, old_columns)).insert(),
-                     [{k: v for k, v in call_row(rec).items() if k in old_columns} for rec in recs])
-        conn.execute(text("INSERT INTO tool_calls (call_id, tool_call_id, name, kind, result_failed, started_at,"
-                          " upstream_model) VALUES (:c, :t, :n, :k, 0, :s, :m)"),
-                     [{"c": r.call_id, "t": t.tool_call_id, "n": t.name, "k": t.kind, "s": r.started_at, "m": r.upstream_model}
-                      for r in recs for t in r.tool_calls])
+        conn.execute(
+            sa.table("calls", *map(sa.column, old_columns)).insert(),
+            [{k: v for k, v in call_row(rec).items() if k in old_columns} for rec in recs],
+        )
+        conn.execute(
+            text(
+                "INSERT INTO tool_calls (call_id, tool_call_id, name, kind, result_failed, started_at,"
+                " upstream_model) VALUES (:c, :t, :n, :k, 0, :s, :m)"
+            ),
+            [
+                {
+                    "c": r.call_id,
+                    "t": t.tool_call_id,
+                    "n": t.name,
+                    "k": t.kind,
+                    "s": r.started_at,
+                    "m": r.upstream_model,
+                }
+                for r in recs
+                for t in r.tool_calls
+            ],
+        )
         for rec in recs:
             for tool_call_id, reason in rec.failed_results:
-                conn.execute(text("UPDATE tool_calls SET result_failed = 1, result_reason = :r WHERE tool_call_id = :t"
-                                  " AND result_failed = 0"), {"r": reason, "t": tool_call_id})
+                conn.execute(
+                    text(
+                        "UPDATE tool_calls SET result_failed = 1, result_reason = :r WHERE tool_call_id = :t"
+                        " AND result_failed = 0"
+                    ),
+                    {"r": reason, "t": tool_call_id},
+                )
     engine.dispose()
 
     upgraded = open_database(url)  # migrates to head, filling the totals
@@ -185,7 +232,9 @@ def test_upgrade_from_0001_fills_the_totals_from_the_existing_log(tmp_path) -> N
         assert tiles["spend_range"] == pytest.approx(sum(r.cost_usd or 0 for r in recs))
         emitted = sum(len(r.tool_calls) for r in recs)
         with upgraded.connect() as conn:
-            failed = conn.execute(text("SELECT count(*) FROM tool_calls WHERE kind != 'ok' OR result_failed")).scalar()
+            failed = conn.execute(
+                text("SELECT count(*) FROM tool_calls WHERE kind != 'ok' OR result_failed")
+            ).scalar()
         total = dashboard.reliability(upgraded, since=0, until=now)["total"]
         assert (total["tool_calls"], total["failed"]) == (emitted, failed) and failed > 0
         listed = {t["id"]: t for t in task_queries.list_tasks(upgraded)}

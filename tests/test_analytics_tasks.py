@@ -29,7 +29,9 @@ def _task_of_each_call(core) -> list[int | None]:  # type: ignore[no-untyped-def
 
 def test_explicit_header_groups_whatever_the_prompt(proxy, token, core) -> None:  # type: ignore[no-untyped-def]
     for text in ("one", "two", "three"):
-        assert chat(proxy, token, user(text), headers={"X-Downshift-Task": "refactor-auth"}).status_code == 200
+        assert (
+            chat(proxy, token, user(text), headers={"X-Downshift-Task": "refactor-auth"}).status_code == 200
+        )
     chat(proxy, token, user("one"))  # same prompt, no header: not that task
     ids = _task_of_each_call(core)
     assert ids[0] == ids[1] == ids[2] != ids[3]
@@ -41,7 +43,9 @@ def test_session_ids_of_claude_code_and_codex(proxy, token, core) -> None:  # ty
     user_id = orjson.dumps({"device_id": "d", "account_uuid": "", "session_id": "5e55-a"}).decode()
     explicit = "premium/claude-sonnet-4-5"
     messages_api(proxy, token, user("hi"), model=explicit, metadata={"user_id": user_id})
-    messages_api(proxy, token, user("something else"), model=explicit, headers={"x-claude-code-session-id": "5e55-a"})
+    messages_api(
+        proxy, token, user("something else"), model=explicit, headers={"x-claude-code-session-id": "5e55-a"}
+    )
     chat(proxy, token, user("codex turn 1"), headers={"session-id": "c0de-1"})
     chat(proxy, token, user("codex turn 2"), headers={"session-id": "c0de-1"})
     ids = _task_of_each_call(core)
@@ -66,12 +70,23 @@ def test_a_task_is_labelled_from_its_first_prompt(proxy, token, core) -> None:  
     """The label is cut from the first user prompt of the call that opened the task, skipping the context blocks
     agents send as user text; later calls of the task do not rename it; a header name wins."""
     long = "Refactor the authentication module so that tokens are refreshed before they expire and add tests"
-    reminder = {"type": "text", "text": "<system-reminder>\nAs you answer, use this context\n</system-reminder>"}
+    reminder = {
+        "type": "text",
+        "text": "<system-reminder>\nAs you answer, use this context\n</system-reminder>",
+    }
     first = [{"role": "user", "content": [reminder, {"type": "text", "text": long}]}]
-    messages_api(proxy, token, first, model="premium/claude-sonnet-4-5", headers={"x-claude-code-session-id": "s-1"})
+    messages_api(
+        proxy, token, first, model="premium/claude-sonnet-4-5", headers={"x-claude-code-session-id": "s-1"}
+    )
     later = [*first, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "now the docs"}]
-    messages_api(proxy, token, later, model="premium/claude-sonnet-4-5", headers={"x-claude-code-session-id": "s-1"})
-    chat(proxy, token, [{"role": "system", "content": "You are aider."}, {"role": "user", "content": "  add\n a test "}])
+    messages_api(
+        proxy, token, later, model="premium/claude-sonnet-4-5", headers={"x-claude-code-session-id": "s-1"}
+    )
+    chat(
+        proxy,
+        token,
+        [{"role": "system", "content": "You are aider."}, {"role": "user", "content": "  add\n a test "}],
+    )
     chat(proxy, token, user("named anyway"), headers={"X-Downshift-Task": "release-1.2"})
     chat(proxy, token, user("use sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123 to deploy"))
     ids = _task_of_each_call(core)
@@ -111,15 +126,23 @@ def test_manual_task_takes_calls_without_header_or_session(proxy, token, core, c
     ids = _task_of_each_call(core)
     assert ids[3] != manual_id
     tasks = _tasks(core)
-    assert (tasks[manual_id]["label"], tasks[manual_id]["outcome"], tasks[manual_id]["calls"]) == ("Fix login", "finished", 2)
+    assert (tasks[manual_id]["label"], tasks[manual_id]["outcome"], tasks[manual_id]["calls"]) == (
+        "Fix login",
+        "finished",
+        2,
+    )
     assert cli(["task", "done", "99999", *args]) == 2
 
 
 def test_side_calls_join_the_task_that_caused_them(proxy, token, core) -> None:  # type: ignore[no-untyped-def]
     chat(proxy, token, [{"role": "system", "content": "agent"}, {"role": "user", "content": "build it"}])
     # a title / summary call on the background model (routed by the *haiku* pattern), with its own prompt
-    chat(proxy, token, [{"role": "system", "content": "Summarise."}, {"role": "user", "content": "..."}],
-         model="claude-3-5-haiku-latest")
+    chat(
+        proxy,
+        token,
+        [{"role": "system", "content": "Summarise."}, {"role": "user", "content": "..."}],
+        model="claude-3-5-haiku-latest",
+    )
     chat(proxy, token, [{"role": "system", "content": "agent"}, {"role": "user", "content": "build it"}])
     rows = settled(core)
     assert rows[1]["role"] == "background"
@@ -135,7 +158,9 @@ def test_a_task_total_is_the_sum_of_its_calls_once(proxy, mock, token, core) -> 
         model = "claude-3-5-haiku-latest" if i == 3 else "default"  # a side call in the header task
         assert chat(proxy, token, user(f"call {i}"), headers=headers, model=model).status_code == 200
     rows = settled(core)
-    assert all(r["task_id"] is not None for r in rows), [(r["task_id"], r["outcome"], r["error_message"], r["cost_usd"]) for r in rows]
+    assert all(r["task_id"] is not None for r in rows), [
+        (r["task_id"], r["outcome"], r["error_message"], r["cost_usd"]) for r in rows
+    ]
     tasks = _tasks(core)
     assert len(tasks) == 2
     for task_id, task in tasks.items():
@@ -158,8 +183,13 @@ def test_cost_per_finished_task(proxy, mock, token, core, config_path, capsys) -
     with pytest.raises(ValueError):
         set_outcome(core.db, by_label["c"], "won")
     result = cost_per_task(core.db, since=0)
-    assert result["by_outcome"]["finished"] == {"count": 2, "mean": pytest.approx(0.04), "median": pytest.approx(0.04),
-                                                "unpriced_calls": 0, "estimated_calls": 0}
+    assert result["by_outcome"]["finished"] == {
+        "count": 2,
+        "mean": pytest.approx(0.04),
+        "median": pytest.approx(0.04),
+        "unpriced_calls": 0,
+        "estimated_calls": 0,
+    }
     assert result["by_outcome"]["abandoned"]["mean"] == pytest.approx(0.3)
     assert dashboard.tiles(core.db, since=0)["cost_per_finished_task"] == pytest.approx(0.04)
     capsys.readouterr()

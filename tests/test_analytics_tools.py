@@ -18,8 +18,14 @@ pytestmark = pytest.mark.both_backends  # on SQLite and on PostgreSQL (tests/con
 def _inject_every_kind(proxy, mock, token) -> None:  # type: ignore[no-untyped-def]
     good = [ToolCall("read_file", {"path": f"f{i}.py"}, id=f"call_ok{i}") for i in range(5)]
     mock.enqueue(
-        Reply(tool_calls=[*good, ToolCall("read_file", '{"path": ', id="call_badjson"),
-                          ToolCall("rm_rf", {}, id="call_unknown"), ToolCall("read_file", {"file": 1}, id="call_schema")]),
+        Reply(
+            tool_calls=[
+                *good,
+                ToolCall("read_file", '{"path": ', id="call_badjson"),
+                ToolCall("rm_rf", {}, id="call_unknown"),
+                ToolCall("read_file", {"file": 1}, id="call_schema"),
+            ]
+        ),
         Reply(text="", text_tool_call=ToolCall("read_file", {"path": "b.py"})),
         Reply(text="done"),
     )
@@ -38,7 +44,12 @@ def test_each_failure_kind_is_counted_exactly(proxy, mock, token, core, config_p
     # emitted: 8 structured + 1 written as text; failed: 4 invalid + 1 valid call whose result failed
     for since in (0.0, time.time() - 60):  # whole slots from the totals / a partial slot from detail rows
         rel = dashboard.reliability(core.db, since=since)
-        assert rel["total"] == {"tool_calls": 9, "failed": 5, "failure_rate": pytest.approx(5 / 9), "by_kind": expected_kinds}
+        assert rel["total"] == {
+            "tool_calls": 9,
+            "failed": 5,
+            "failure_rate": pytest.approx(5 / 9),
+            "by_kind": expected_kinds,
+        }
         assert list(rel["models"]) == ["qwen/qwen3-coder"]
     tiles = dashboard.tiles(core.db, since=time.time() - 3600)
     assert tiles["tool_failure_rate"] == pytest.approx(5 / 9) and tiles["calls"] == 3
@@ -53,7 +64,9 @@ def test_stats_json_reports_the_same_counts(proxy, mock, token, core, config_pat
     capsys.readouterr()
     assert cli(["stats", "--json", "--config", str(config_path), "--db", core.db_url]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["total"]["tool_calls"] == 9 and data["total"]["tool_failures"] == 4  # unchanged key: validation only
+    assert (
+        data["total"]["tool_calls"] == 9 and data["total"]["tool_failures"] == 4
+    )  # unchanged key: validation only
     assert data["tools"]["total"]["failed"] == 5 and data["tools"]["total"]["by_kind"]["result_failed"] == 1
     assert data["tools"]["models"]["qwen/qwen3-coder"]["failure_rate"] == pytest.approx(5 / 9)
     assert cli(["stats", "--config", str(config_path), "--db", core.db_url]) == 0
@@ -65,13 +78,27 @@ def test_anthropic_is_error_result_is_attributed(proxy, mock, token, core) -> No
 
     mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"path": "x"}, id="toolu_1")]), Reply(text="ok"))
     explicit = "premium/claude-sonnet-4-5"  # Anthropic in, Anthropic out
-    assert messages_api(proxy, token, user("read x"), model=explicit, tools=ANTHROPIC_TOOLS).status_code == 200
+    assert (
+        messages_api(proxy, token, user("read x"), model=explicit, tools=ANTHROPIC_TOOLS).status_code == 200
+    )
     follow = [
         {"role": "user", "content": "read x"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "read_file", "input": {"path": "x"}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "is_error": True, "content": "ENOENT"}]},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "toolu_1", "name": "read_file", "input": {"path": "x"}}],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "is_error": True, "content": "ENOENT"}
+            ],
+        },
     ]
     assert messages_api(proxy, token, follow, model=explicit, tools=ANTHROPIC_TOOLS).status_code == 200
     settled(core)
     rel = dashboard.reliability(core.db)
-    assert (rel["total"]["tool_calls"], rel["total"]["failed"], rel["total"]["by_kind"]["result_failed"]) == (1, 1, 1)
+    assert (rel["total"]["tool_calls"], rel["total"]["failed"], rel["total"]["by_kind"]["result_failed"]) == (
+        1,
+        1,
+        1,
+    )

@@ -63,14 +63,16 @@ def bad_bodies(api: str) -> dict[str, bytes]:
         cases[f"{field}_an_object"] = orjson.dumps({**good, field: {"role": "user", "content": "hi"}})
     if api != "count_tokens":
         name = "max_output_tokens" if api == "responses" else "max_tokens"
-        cases.update({
-            "max_tokens_negative": orjson.dumps({**good, name: -1}),
-            "max_tokens_zero": orjson.dumps({**good, name: 0}),
-            "max_tokens_10e12": orjson.dumps({**good, name: 10**12}),
-            "max_tokens_string": orjson.dumps({**good, name: "100"}),
-            "max_tokens_float": orjson.dumps({**good, name: 1.5}),
-            "max_tokens_true": orjson.dumps({**good, name: True}),
-        })
+        cases.update(
+            {
+                "max_tokens_negative": orjson.dumps({**good, name: -1}),
+                "max_tokens_zero": orjson.dumps({**good, name: 0}),
+                "max_tokens_10e12": orjson.dumps({**good, name: 10**12}),
+                "max_tokens_string": orjson.dumps({**good, name: "100"}),
+                "max_tokens_float": orjson.dumps({**good, name: 1.5}),
+                "max_tokens_true": orjson.dumps({**good, name: True}),
+            }
+        )
     return cases
 
 
@@ -81,8 +83,15 @@ def shape_of(api: str) -> str:
 def assert_shape(shape: str, body: dict, status: int) -> None:
     if shape == "anthropic":
         assert body["type"] == "error", body
-        assert body["error"]["type"] in ("invalid_request_error", "request_too_large", "not_found_error",
-                                         "authentication_error", "permission_error", "api_error", "overloaded_error"), body
+        assert body["error"]["type"] in (
+            "invalid_request_error",
+            "request_too_large",
+            "not_found_error",
+            "authentication_error",
+            "permission_error",
+            "api_error",
+            "overloaded_error",
+        ), body
         assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     else:
         assert set(body) == {"error"}, body
@@ -106,7 +115,9 @@ def test_client_mistakes_are_a_400_in_the_callers_shape(proxy, mock, token, core
     rows = logged_calls(core)
     assert len(rows) == len(cases)
     assert {(row["outcome"], row["status"]) for row in rows} == {("error", 400)}
-    assert all(row["error_kind"] in ("bad_json", "bad_request") for row in rows), [r["error_kind"] for r in rows]
+    assert all(row["error_kind"] in ("bad_json", "bad_request") for row in rows), [
+        r["error_kind"] for r in rows
+    ]
     # and a good request still works after all that
     assert post(proxy, token, ENDPOINTS[api], orjson.dumps(GOOD[api])).status_code == 200
 
@@ -121,17 +132,31 @@ def test_messages_that_say_what_is_wrong(proxy, token) -> None:  # type: ignore[
     assert "'model' is required" in message({"messages": [{"role": "user", "content": "x"}]})
     assert "'max_tokens' must be a whole number from 1 to" in message({**GOOD["openai"], "max_tokens": -1})
     assert "'stream' must be true or false" in message({**GOOD["openai"], "stream": "yes"})
-    assert "'messages' must be a non-empty list" in message({**GOOD["anthropic"], "messages": "hi"}, "/v1/messages")
+    assert "'messages' must be a non-empty list" in message(
+        {**GOOD["anthropic"], "messages": "hi"}, "/v1/messages"
+    )
     r = post(proxy, token, "/v1/chat/completions", orjson.dumps({**GOOD["openai"], "max_tokens": 10**12}))
     assert r.json()["error"]["param"] == "max_tokens"
 
 
 @pytest.mark.parametrize("api", ["openai", "anthropic", "responses"])
 def test_wrong_content_type_is_a_415(proxy, mock, token, core, api) -> None:  # type: ignore[no-untyped-def]
-    r = post(proxy, token, ENDPOINTS[api], b"model=default", **{"Content-Type": "application/x-www-form-urlencoded"})
+    r = post(
+        proxy,
+        token,
+        ENDPOINTS[api],
+        b"model=default",
+        **{"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 415
     assert_shape(shape_of(api), r.json(), 415)
-    r = post(proxy, token, ENDPOINTS[api], orjson.dumps(GOOD[api]), **{"Content-Type": "multipart/form-data; boundary=x"})
+    r = post(
+        proxy,
+        token,
+        ENDPOINTS[api],
+        orjson.dumps(GOOD[api]),
+        **{"Content-Type": "multipart/form-data; boundary=x"},
+    )
     assert r.status_code == 415
     assert mock.requests == []
     assert [row["status"] for row in logged_calls(core)] == [415, 415]
@@ -139,13 +164,15 @@ def test_wrong_content_type_is_a_415(proxy, mock, token, core, api) -> None:  # 
 
 def test_json_variants_of_content_type_are_accepted(proxy, token) -> None:  # type: ignore[no-untyped-def]
     for ctype in ("application/json; charset=utf-8", "text/plain", "application/vnd.api+json"):
-        r = post(proxy, token, "/v1/chat/completions", orjson.dumps(GOOD["openai"]), **{"Content-Type": ctype})
+        r = post(
+            proxy, token, "/v1/chat/completions", orjson.dumps(GOOD["openai"]), **{"Content-Type": ctype}
+        )
         assert r.status_code == 200, (ctype, r.text)
 
 
 @pytest.fixture
 def small_limit(config_path: Path) -> Path:
-    config_path.write_text(config_path.read_text().replace('port = 0\n', 'port = 0\nmax_body_mb = 0.05\n', 1))
+    config_path.write_text(config_path.read_text().replace("port = 0\n", "port = 0\nmax_body_mb = 0.05\n", 1))
     return config_path
 
 
@@ -153,7 +180,9 @@ def small_limit(config_path: Path) -> Path:
 def test_body_over_the_limit_is_a_413(small_limit, proxy, mock, token, core, api) -> None:  # type: ignore[no-untyped-def]
     limit = int(0.05 * 1024 * 1024)
     big = dict(GOOD[api])
-    big[FIELD[api]] = [{"role": "user", "content": "x" * (limit + 100)}] if api != "responses" else "x" * (limit + 100)
+    big[FIELD[api]] = (
+        [{"role": "user", "content": "x" * (limit + 100)}] if api != "responses" else "x" * (limit + 100)
+    )
     content = orjson.dumps(big)
     r = post(proxy, token, ENDPOINTS[api], content)
     assert r.status_code == 413
@@ -162,23 +191,33 @@ def test_body_over_the_limit_is_a_413(small_limit, proxy, mock, token, core, api
 
     def chunked():  # no Content-Length: the limit is enforced while reading
         for i in range(0, len(content), 8192):
-            yield content[i:i + 8192]
+            yield content[i : i + 8192]
 
-    r = httpx.post(f"{proxy.url}{ENDPOINTS[api]}", content=chunked(), timeout=20,
-                   headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    r = httpx.post(
+        f"{proxy.url}{ENDPOINTS[api]}",
+        content=chunked(),
+        timeout=20,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     assert r.status_code == 413
     assert mock.requests == []
     # just under the limit is fine
     ok = dict(GOOD[api])
-    ok[FIELD[api]] = [{"role": "user", "content": "x" * (limit - 500)}] if api != "responses" else "x" * (limit - 500)
+    ok[FIELD[api]] = (
+        [{"role": "user", "content": "x" * (limit - 500)}] if api != "responses" else "x" * (limit - 500)
+    )
     assert post(proxy, token, ENDPOINTS[api], orjson.dumps(ok)).status_code == 200
     assert [row["status"] for row in logged_calls(core)] == [413, 413, 200]
 
 
-def test_body_limit_default_is_32_mb_and_follows_the_config_live(proxy, token, core, config_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_body_limit_default_is_32_mb_and_follows_the_config_live(
+    proxy, token, core, config_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     assert Config().max_body_mb == 32.0 and default_config().max_body_mb == 32.0
     assert proxy.server._max_body() == 32 * 1024 * 1024
-    body = orjson.dumps({**GOOD["openai"], "messages": [{"role": "user", "content": "x" * (33 * 1024 * 1024)}]})
+    body = orjson.dumps(
+        {**GOOD["openai"], "messages": [{"role": "user", "content": "x" * (33 * 1024 * 1024)}]}
+    )
     r = post(proxy, token, "/v1/chat/completions", body)
     assert r.status_code == 413
     core.config_store.update(lambda c: __import__("dataclasses").replace(c, max_body_mb=40.0))
@@ -220,10 +259,15 @@ def test_unknown_endpoints_and_methods(proxy, token, core) -> None:  # type: ign
     assert r.status_code == 405
     rows = logged_calls(core)
     assert [(x["endpoint"], x["status"]) for x in rows] == [
-        ("/v1/embeddings", 404), ("/v1/messages/batches", 404), ("/v1/chat/completions", 405), ("/v1/models", 405)]
+        ("/v1/embeddings", 404),
+        ("/v1/messages/batches", 404),
+        ("/v1/chat/completions", 405),
+        ("/v1/models", 405),
+    ]
 
 
 # ----------------------------------------------------------------------------------------------- config file
+
 
 def test_bad_config_file_is_a_clear_error_naming_the_file(tmp_path: Path) -> None:
     from app.core.engine import Core
@@ -278,6 +322,7 @@ def test_remote_bind_without_the_setting_is_a_config_error(tmp_path: Path) -> No
 
 # ----------------------------------------------------------------------------------------------- database
 
+
 def test_corrupted_database_pages_are_a_clear_error_and_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "log.db"
     engine = open_database(f"sqlite:///{path}")
@@ -287,7 +332,7 @@ def test_corrupted_database_pages_are_a_clear_error_and_left_alone(tmp_path: Pat
     data = bytearray(path.read_bytes())
     page = 4096
     for offset in range(page, len(data), page):  # keep the header, scramble every other page
-        data[offset:offset + page] = os.urandom(page)
+        data[offset : offset + page] = os.urandom(page)
     path.write_bytes(bytes(data))
     before = path.read_bytes()
     with pytest.raises(DatabaseOpenError) as info:
@@ -315,8 +360,24 @@ def test_serve_on_a_damaged_database_exits_with_a_message(tmp_path: Path, config
     db = tmp_path / "log.db"
     db.write_bytes(b"not a database at all" * 200)
     env = {**os.environ, "DOWNSHIFT_TOKEN": "ds-test-token-for-serve-0123456789"}
-    proc = subprocess.run([sys.executable, "-m", "app", "serve", "--config", str(config_path), "--db", f"sqlite:///{db}",
-                           "--port", "0"], capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app",
+            "serve",
+            "--config",
+            str(config_path),
+            "--db",
+            f"sqlite:///{db}",
+            "--port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "cannot be opened" in proc.stderr and str(db) in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -324,6 +385,7 @@ def test_serve_on_a_damaged_database_exits_with_a_message(tmp_path: Path, config
 
 
 # ----------------------------------------------------------------------------------------------- keyring
+
 
 class BrokenKeyring(keyring.backend.KeyringBackend):
     """A real backend that has gone away (locked collection, D-Bus gone)."""
@@ -340,7 +402,9 @@ class BrokenKeyring(keyring.backend.KeyringBackend):
         raise keyring.errors.KeyringLocked("the collection is locked")
 
 
-def test_no_keyring_backend_falls_back_to_a_private_file_and_serves(tmp_path: Path, mock, config_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_no_keyring_backend_falls_back_to_a_private_file_and_serves(
+    tmp_path: Path, mock, config_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     from keyring.backends import fail
 
     from app.core.engine import Core
@@ -366,7 +430,11 @@ def test_a_keyring_that_fails_is_a_503_not_a_crash(tmp_path: Path, mock, config_
     from app.core.secrets import SecretStore
     from app.proxy.server import ProxyThread
 
-    core = Core(config_path, f"sqlite:///{tmp_path / 'log.db'}", secrets=SecretStore(tmp_path / "s.json", backend=BrokenKeyring()))
+    core = Core(
+        config_path,
+        f"sqlite:///{tmp_path / 'log.db'}",
+        secrets=SecretStore(tmp_path / "s.json", backend=BrokenKeyring()),
+    )
     try:
         with ProxyThread(core, port=0) as proxy:  # starts although the token cannot be read yet
             for api in ("openai", "anthropic"):
@@ -382,13 +450,21 @@ def test_a_keyring_that_fails_is_a_503_not_a_crash(tmp_path: Path, mock, config_
     assert mock.requests == []
 
 
-def test_a_provider_key_that_cannot_be_read_is_a_503(tmp_path: Path, mock, config_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_provider_key_that_cannot_be_read_is_a_503(
+    tmp_path: Path, mock, config_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     from app.core.engine import Core
     from app.core.secrets import SecretStore
     from app.proxy.server import ProxyThread
 
-    monkeypatch.setenv("DOWNSHIFT_TOKEN", "ds-env-token-0123456789abcdef")  # the token comes from the environment
-    core = Core(config_path, f"sqlite:///{tmp_path / 'log.db'}", secrets=SecretStore(tmp_path / "s.json", backend=BrokenKeyring()))
+    monkeypatch.setenv(
+        "DOWNSHIFT_TOKEN", "ds-env-token-0123456789abcdef"
+    )  # the token comes from the environment
+    core = Core(
+        config_path,
+        f"sqlite:///{tmp_path / 'log.db'}",
+        secrets=SecretStore(tmp_path / "s.json", backend=BrokenKeyring()),
+    )
     try:
         with ProxyThread(core, port=0) as proxy:
             r = post(proxy, "ds-env-token-0123456789abcdef", "/v1/messages", orjson.dumps(GOOD["anthropic"]))

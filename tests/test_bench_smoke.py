@@ -41,8 +41,14 @@ def test_smoke_run_writes_well_formed_results(tmp_path: Path) -> None:
     out = tmp_path / "out"
     docs = tmp_path / "benchmarks.md"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--out", str(out), "--docs", str(docs)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=540)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(out), "--docs", str(docs)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     results = json.loads((out / "latest.json").read_text())
@@ -86,16 +92,39 @@ def test_smoke_run_writes_well_formed_results(tmp_path: Path) -> None:
     assert targets and all({"what", "value", "budget", "met", "margin"} <= set(t) for t in targets)
 
     text = docs.read_text()
-    for heading in ("# Benchmarks", "## Machine", "## Targets", "## Call log writer", "## Start-up and memory",
-                    "## Method"):
+    for heading in (
+        "# Benchmarks",
+        "## Machine",
+        "## Targets",
+        "## Call log writer",
+        "## Start-up and memory",
+        "## Method",
+    ):
         assert heading in text
 
 
 def test_statusline_bench_runs_on_a_small_log(tmp_path: Path) -> None:
     """bench/statusline.py end to end on 2,000 calls: the installed command answers for the newest session."""
-    done = subprocess.run([sys.executable, "-m", "bench.statusline", "--calls", "2000", "--runs", "3", "--json",
-                           "--db", str(tmp_path / "log.db")], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.statusline",
+            "--calls",
+            "2000",
+            "--runs",
+            "3",
+            "--json",
+            "--db",
+            str(tmp_path / "log.db"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["calls"] == 2000 and result["session_calls"] >= 1

@@ -21,18 +21,29 @@ def run(capsys, *args: str) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_version() -> None:
-    out = subprocess.run([sys.executable, "-m", "app", "--version"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "app", "--version"], capture_output=True, text=True, check=True
+    ).stdout
     assert out.startswith("downshift 0.")
 
 
 def test_env_formats_and_agents_never_print_provider_keys(capsys, config_path: Path, core) -> None:  # type: ignore[no-untyped-def]
     token = core.token()
     bash = run(capsys, "env", "--config", str(config_path))
-    assert f"export OPENAI_API_KEY='{token}'" in bash and "export OPENAI_BASE_URL='http://127.0.0.1:0/v1'" in bash
-    claude = json.loads(run(capsys, "--config", str(config_path), "env", "--agent", "claude-code", "--format", "json"))
+    assert (
+        f"export OPENAI_API_KEY='{token}'" in bash
+        and "export OPENAI_BASE_URL='http://127.0.0.1:0/v1'" in bash
+    )
+    claude = json.loads(
+        run(capsys, "--config", str(config_path), "env", "--agent", "claude-code", "--format", "json")
+    )
     assert claude["ANTHROPIC_AUTH_TOKEN"] == token and claude["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:0"
-    assert (claude["ANTHROPIC_DEFAULT_OPUS_MODEL"], claude["ANTHROPIC_DEFAULT_SONNET_MODEL"],
-            claude["ANTHROPIC_DEFAULT_HAIKU_MODEL"], claude["CLAUDE_CODE_SUBAGENT_MODEL"]) == ("plan", "default", "background", "subagent")
+    assert (
+        claude["ANTHROPIC_DEFAULT_OPUS_MODEL"],
+        claude["ANTHROPIC_DEFAULT_SONNET_MODEL"],
+        claude["ANTHROPIC_DEFAULT_HAIKU_MODEL"],
+        claude["CLAUDE_CODE_SUBAGENT_MODEL"],
+    ) == ("plan", "default", "background", "subagent")
     fish = run(capsys, "env", "--config", str(config_path), "--format", "fish", "--agent", "aider")
     assert f"set -gx OPENAI_API_KEY '{token}'" in fish
     ps = run(capsys, "env", "--config", str(config_path), "--format", "powershell")
@@ -45,8 +56,12 @@ def test_env_formats_and_agents_never_print_provider_keys(capsys, config_path: P
 
 def test_eval_env_in_a_real_shell(capsys, config_path: Path, core) -> None:  # type: ignore[no-untyped-def]
     script = run(capsys, "env", "--config", str(config_path), "--agent", "claude-code")
-    out = subprocess.run(["bash", "-c", script + '\necho "$ANTHROPIC_DEFAULT_HAIKU_MODEL|$ANTHROPIC_AUTH_TOKEN"'],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["bash", "-c", script + '\necho "$ANTHROPIC_DEFAULT_HAIKU_MODEL|$ANTHROPIC_AUTH_TOKEN"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.strip() == f"background|{core.token()}"
 
 
@@ -64,12 +79,22 @@ def test_use_presets_providers(capsys, config_path: Path, core) -> None:  # type
 
 
 def test_calls_stats_export(capsys, proxy, mock, token, core, config_path: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    mock.enqueue(Reply(text="hi", usage=Usage(prompt=500, completion=50)),
-                 Reply(tool_calls=[ToolCall("nope", {})], usage=Usage(prompt=400, completion=20)))
+    mock.enqueue(
+        Reply(text="hi", usage=Usage(prompt=500, completion=50)),
+        Reply(tool_calls=[ToolCall("nope", {})], usage=Usage(prompt=400, completion=20)),
+    )
     for _ in range(2):
-        httpx.post(f"{proxy.url}/v1/chat/completions", headers={"Authorization": f"Bearer {token}"},
-                   json={"model": "default", "messages": [{"role": "user", "content": "x"}],
-                         "tools": [{"type": "function", "function": {"name": "read", "parameters": {"type": "object"}}}]})
+        httpx.post(
+            f"{proxy.url}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {token}"},
+            json={
+                "model": "default",
+                "messages": [{"role": "user", "content": "x"}],
+                "tools": [
+                    {"type": "function", "function": {"name": "read", "parameters": {"type": "object"}}}
+                ],
+            },
+        )
     logged_calls(core)
     db = core.db_url
     common = ["--config", str(config_path), "--db", db]
@@ -77,7 +102,11 @@ def test_calls_stats_export(capsys, proxy, mock, token, core, config_path: Path,
     assert len(calls) == 2 and {c["upstream_model"] for c in calls} == {"qwen/qwen3-coder"}
     assert "SERVED BY" in run(capsys, "calls", *common)
     stats = json.loads(run(capsys, "stats", "--json", "--since", "1h", *common))
-    assert stats["total"]["calls"] == 2 and stats["total"]["tool_calls"] == 1 and stats["total"]["tool_failure_rate"] == 1.0
+    assert (
+        stats["total"]["calls"] == 2
+        and stats["total"]["tool_calls"] == 1
+        and stats["total"]["tool_failure_rate"] == 1.0
+    )
     assert stats["models"][0]["model"] == "qwen/qwen3-coder"
     assert "tool-call failure rate 100.0%" in run(capsys, "stats", *common)
     out = tmp_path / "calls.csv"
@@ -94,7 +123,9 @@ def test_bad_since_is_a_clear_error(capsys, config_path: Path) -> None:  # type:
     assert "cannot read 'yesterday-ish' as a time" in capsys.readouterr().err
 
 
-def test_key_set_reads_stdin_and_lands_in_keyring(monkeypatch, capsys, config_path: Path, memory_keyring) -> None:  # type: ignore[no-untyped-def]
+def test_key_set_reads_stdin_and_lands_in_keyring(
+    monkeypatch, capsys, config_path: Path, memory_keyring
+) -> None:  # type: ignore[no-untyped-def]
     import io
 
     monkeypatch.setattr(sys, "stdin", io.StringIO("sk-from-stdin-123\n"))
@@ -114,9 +145,24 @@ def test_serve_headless_subprocess(tmp_path: Path, mock, config_path: Path) -> N
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "DOWNSHIFT_TOKEN": "tok-serve-test-123"}
-    proc = subprocess.Popen([sys.executable, "-m", "app", "serve", "--config", str(config_path), "--db",
-                             f"sqlite:///{tmp_path / 'serve.db'}", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "app",
+            "serve",
+            "--config",
+            str(config_path),
+            "--db",
+            f"sqlite:///{tmp_path / 'serve.db'}",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         line = proc.stdout.readline()  # type: ignore[union-attr]
         assert f"proxy on http://127.0.0.1:{port}" in line
@@ -129,8 +175,11 @@ def test_serve_headless_subprocess(tmp_path: Path, mock, config_path: Path) -> N
                 assert time.time() < deadline
                 time.sleep(0.05)
         assert r.json()["status"] == "ok"
-        r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", headers={"Authorization": "Bearer tok-serve-test-123"},
-                       json={"model": "default", "messages": [{"role": "user", "content": "hi"}]})
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            headers={"Authorization": "Bearer tok-serve-test-123"},
+            json={"model": "default", "messages": [{"role": "user", "content": "hi"}]},
+        )
         assert r.status_code == 200
     finally:
         proc.terminate()
@@ -141,8 +190,21 @@ def test_bad_config_is_one_line_no_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[proxy\nport = 1\n")
     for command in (["serve", "--port", "0"], ["stats"], ["presets"], ["env"]):
-        run = subprocess.run([sys.executable, "-m", "app", *command, "--config", str(bad), "--db", f"sqlite:///{tmp_path / 'x.db'}"],
-                             capture_output=True, text=True, timeout=60)
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "app",
+                *command,
+                "--config",
+                str(bad),
+                "--db",
+                f"sqlite:///{tmp_path / 'x.db'}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert run.returncode == 2, (command, run.stderr)
         assert "Traceback" not in run.stderr and "is not valid TOML" in run.stderr and str(bad) in run.stderr
 
@@ -151,7 +213,13 @@ def test_prices_refresh_from_a_providers_model_list(capsys, mock, config_path: P
     from app import paths
     from app.core import price_table
 
-    mock.models = [{"id": "acme/coder-9000", "object": "model", "pricing": {"prompt": "0.0000005", "completion": "0.000002"}}]
+    mock.models = [
+        {
+            "id": "acme/coder-9000",
+            "object": "model",
+            "pricing": {"prompt": "0.0000005", "completion": "0.000002"},
+        }
+    ]
     try:
         out = run(capsys, "prices", "refresh", "--provider", "cheapco", "--config", str(config_path))
         assert "1 prices updated" in out and str(paths.data_dir() / "prices.json") in out

@@ -72,15 +72,29 @@ def test_issue_example_parses(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "key", "words"),
     [
-        (lambda t: t.replace('port = 8765', 'port = "x"'), "proxy.port", "must be int"),
-        (lambda t: t.replace('default = "openrouter/qwen/qwen3-coder"\n\n[[presets]]', 'default = "nowhere/x"\n\n[[presets]]'),
-         "presets[0].default", "unknown provider 'nowhere'"),
-        (lambda t: t.replace('name = "deepseek"\n', ''), "providers[1].name", "required but missing"),
-        (lambda t: t.replace('[routing]', 'colour = "blue"\n[routing]'), "presets[1].colour", "unknown key"),
-        (lambda t: t + '\n[logging]\nstore_bodys = true\n', "logging.store_bodys", "unknown key"),
-        (lambda t: t.replace('active = "cheap"', 'active = "nope"'), "routing.active", "no preset named 'nope'"),
+        (lambda t: t.replace("port = 8765", 'port = "x"'), "proxy.port", "must be int"),
+        (
+            lambda t: t.replace(
+                'default = "openrouter/qwen/qwen3-coder"\n\n[[presets]]',
+                'default = "nowhere/x"\n\n[[presets]]',
+            ),
+            "presets[0].default",
+            "unknown provider 'nowhere'",
+        ),
+        (lambda t: t.replace('name = "deepseek"\n', ""), "providers[1].name", "required but missing"),
+        (lambda t: t.replace("[routing]", 'colour = "blue"\n[routing]'), "presets[1].colour", "unknown key"),
+        (lambda t: t + "\n[logging]\nstore_bodys = true\n", "logging.store_bodys", "unknown key"),
+        (
+            lambda t: t.replace('active = "cheap"', 'active = "nope"'),
+            "routing.active",
+            "no preset named 'nope'",
+        ),
         (lambda t: t.replace('api = "anthropic"', 'api = "grpc"'), "providers[2].api", "must be one of"),
-        (lambda t: t.replace('"*haiku*" = "background"', '"*haiku*" = "cheapest"'), "presets[1].patterns.*haiku*", "role must be"),
+        (
+            lambda t: t.replace('"*haiku*" = "background"', '"*haiku*" = "cheapest"'),
+            "presets[1].patterns.*haiku*",
+            "role must be",
+        ),
     ],
 )
 def test_bad_config_names_file_key_and_problem(tmp_path: Path, change, key: str, words: str) -> None:  # type: ignore[no-untyped-def]

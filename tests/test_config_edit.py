@@ -76,7 +76,11 @@ def test_presets_add_rename_duplicate_remove(config: Config, tmp_path: Path) -> 
     config = set_budgets(config, [Budget("day", 1.0, action="switch", switch_to="cheap")])
     renamed = put_preset(config, replace(config.presets["cheap"], name="thrifty"), old_name="cheap")
     assert list(renamed.presets)[0] == "thrifty"
-    assert renamed.active == "thrifty" and renamed.cheap == "thrifty" and renamed.budgets[0].switch_to == "thrifty"
+    assert (
+        renamed.active == "thrifty"
+        and renamed.cheap == "thrifty"
+        and renamed.budgets[0].switch_to == "thrifty"
+    )
     saved(renamed, tmp_path)
     copy, name = duplicate_preset(renamed, "thrifty")
     assert name == "thrifty copy" and copy.presets[name].roles == renamed.presets["thrifty"].roles
@@ -95,18 +99,25 @@ def test_presets_add_rename_duplicate_remove(config: Config, tmp_path: Path) -> 
 def test_preset_tiers_drive_the_tray_icon(config: Config) -> None:
     assert preset_tier(config, config.presets["cheap"]) == "cheap"
     assert preset_tier(config, config.presets["premium"]) == "premium"  # an Anthropic-kind provider
-    mixed = Preset("mixed", {"default": Target("cheapco", "qwen/qwen3-coder"), "plan": Target("premium", "claude-opus-4-5")})
+    mixed = Preset(
+        "mixed",
+        {"default": Target("cheapco", "qwen/qwen3-coder"), "plan": Target("premium", "claude-opus-4-5")},
+    )
     assert preset_tier(config, mixed) == "mixed"
     assert preset_tier(config, None) == "cheap"
     # a premium preset on a provider of no frontier kind: its own targets count as premium...
-    custom = replace(config, providers={**config.providers, "premium": replace(config.providers["premium"], kind="custom")})
+    custom = replace(
+        config, providers={**config.providers, "premium": replace(config.providers["premium"], kind="custom")}
+    )
     premium_target = config.presets["premium"].default
     assert target_is_premium(custom, premium_target)
     assert not target_is_premium(custom, Target("premium", "another-model"))
     # ...unless the cheap preset runs on the very same target (the out-of-the-box Ollama config)
     same = replace(custom, presets={**custom.presets, "cheap": Preset("cheap", {"default": premium_target})})
     assert preset_tier(same, same.presets["premium"]) == "cheap"
-    local = replace(config, providers={**config.providers, "premium": replace(config.providers["premium"], local=True)})
+    local = replace(
+        config, providers={**config.providers, "premium": replace(config.providers["premium"], local=True)}
+    )
     assert not target_is_premium(local, Target("premium", "some-model"))
 
 
@@ -118,6 +129,10 @@ def test_ui_prefs_merge_defaults_and_ignore_bad_values(config: Config, tmp_path:
     assert "agent" not in with_prefs(changed, agent="claude-code").ui  # defaults are not written
     odd = replace(config, ui={"agent": "vim", "start_minimised": "yes", "theme": "dark", "other": 3})
     assert (pref(odd, "agent"), pref(odd, "start_minimised"), pref(odd, "theme"), pref(odd, "other")) == (
-        "claude-code", False, "dark", 3)
+        "claude-code",
+        False,
+        "dark",
+        3,
+    )
     with pytest.raises(ValueError, match="theme must be one of system, light, dark"):
         with_prefs(config, theme="blue")

@@ -92,7 +92,9 @@ def test_opencode_json_gets_a_provider_reading_the_token_from_the_environment(is
     data = json.loads(path.read_text())
     provider = data["provider"]["downshift"]
     assert provider["npm"] == "@ai-sdk/openai-compatible" and provider["options"]["baseURL"] == f"{BASE}/v1"
-    assert provider["options"]["apiKey"] == "{env:DOWNSHIFT_API_KEY}" and set(provider["models"]) >= {"default"}
+    assert provider["options"]["apiKey"] == "{env:DOWNSHIFT_API_KEY}" and set(provider["models"]) >= {
+        "default"
+    }
     assert data["model"] == "downshift/default" and data["small_model"] == "downshift/background"
     assert data["autoupdate"] is False
     disconnect("opencode")

@@ -60,8 +60,12 @@ def calls(proxy, token: str, n: int, **extra) -> list[float]:  # type: ignore[no
     latencies = []
     for i in range(n):
         start = time.monotonic()
-        r = httpx.post(f"{proxy.url}/v1/chat/completions", headers={"Authorization": f"Bearer {token}"},
-                       json={**CHAT, "stream": i % 3 == 0, **extra}, timeout=20)
+        r = httpx.post(
+            f"{proxy.url}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {token}"},
+            json={**CHAT, "stream": i % 3 == 0, **extra},
+            timeout=20,
+        )
         assert r.status_code == 200, r.text
         latencies.append(time.monotonic() - start)
     return latencies
@@ -153,7 +157,9 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     mount.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
     try:

@@ -71,8 +71,12 @@ def test_simulated_provider_breaks_tool_calls_in_every_detected_way(tmp_path: Pa
             with core.db.connect() as conn:
                 from sqlalchemy import text
 
-                kinds = Counter(k for (k,) in conn.execute(text("SELECT kind FROM tool_calls WHERE kind != 'ok'")))
-                rows = conn.execute(text("SELECT attempts, outcome, error_kind, provider, streamed FROM calls")).all()
+                kinds = Counter(
+                    k for (k,) in conn.execute(text("SELECT kind FROM tool_calls WHERE kind != 'ok'"))
+                )
+                rows = conn.execute(
+                    text("SELECT attempts, outcome, error_kind, provider, streamed FROM calls")
+                ).all()
             core.close()
     finally:
         provider.stop()
@@ -103,7 +107,13 @@ def test_personas_speak_their_wire_format() -> None:
 
 def test_schedule_switches_midway() -> None:
     assert [demo_agent.phase_at(f) for f in (0.0, 0.49, 0.5, 0.79, 0.8, 0.99)] == [
-        "cheap", "cheap", "plan-high", "plan-high", "premium", "premium"]
+        "cheap",
+        "cheap",
+        "plan-high",
+        "plan-high",
+        "premium",
+        "premium",
+    ]
 
 
 def test_headless_demo_end_to_end(capsys) -> None:  # type: ignore[no-untyped-def]
@@ -140,15 +150,36 @@ def test_demo_without_a_display_points_to_headless(capsys, monkeypatch: pytest.M
 def test_demo_with_a_window_runs_offscreen_and_quits_on_time(tmp_path: Path) -> None:
     """The real GUI (offscreen), fed by the agents through its own proxy, quits after --seconds."""
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-    done = subprocess.run([sys.executable, "-m", "app", "demo", "--seconds", "6", "--speed", "6", "--keep"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=80)
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "demo", "--seconds", "6", "--speed", "6", "--keep"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=80,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     kept = next(line for line in done.stderr.splitlines() if line.startswith("demo files kept in "))
     folder = Path(kept.removeprefix("demo files kept in ").split(" ")[0])
     try:
-        stats = subprocess.run([sys.executable, "-m", "app", "--config", str(folder / "config.toml"),
-                                "--db", f"sqlite:///{folder / 'demo.db'}", "stats", "--json"],
-                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        stats = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "app",
+                "--config",
+                str(folder / "config.toml"),
+                "--db",
+                f"sqlite:///{folder / 'demo.db'}",
+                "stats",
+                "--json",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert json.loads(stats.stdout)["total"]["calls"] >= 5, stats.stdout
         assert "Traceback" not in done.stderr
     finally:
@@ -187,8 +218,14 @@ def test_demo_traffic_drives_the_live_dashboard(qtbot, tmp_path: Path) -> None: 
         core = Core(workspace.config_path, workspace.db_url)
         proxy = ProxyThread(core, port=0).start()
         app = DownshiftApp(core, proxy, settings)
-        agents = ScriptedAgents(proxy.url, workspace.token, workspace.config_path, speed=speed,
-                                cycle=seconds * speed, db_url=workspace.db_url)
+        agents = ScriptedAgents(
+            proxy.url,
+            workspace.token,
+            workspace.config_path,
+            speed=speed,
+            cycle=seconds * speed,
+            db_url=workspace.db_url,
+        )
         try:
             app.start(minimised=False)
             app.window.resize(1400, 900)
@@ -204,8 +241,10 @@ def test_demo_traffic_drives_the_live_dashboard(qtbot, tmp_path: Path) -> None: 
             assert agents.stats.switches[:2] == ["plan-high", "premium"]
             assert agents.stats.outcomes["finished"] >= 1
             assert dash.tiles["failure"].value.text() not in ("–", "0%", "0.0%")
-            assert dash.tiles["per_task"].value.text().lstrip("~").startswith("$")  # tasks the agents marked finished
-                # ("~": the demo breaks some streams, whose usage is estimated)
+            assert (
+                dash.tiles["per_task"].value.text().lstrip("~").startswith("$")
+            )  # tasks the agents marked finished
+            # ("~": the demo breaks some streams, whose usage is estimated)
             assert dash.tiles["savings"].value.text().lstrip("~").startswith("$")
             qtbot.wait(500)  # the charts are drawn one per event-loop turn after the tiles
             assert app.window.grab().save(str(shots / "demo_dashboard.png"))
@@ -238,8 +277,9 @@ def test_a_preset_picked_by_hand_pauses_the_schedule_and_the_demo_says_so(tmp_pa
     with workspace.activated():
         core = Core(workspace.config_path, workspace.db_url)
         proxy = ProxyThread(core, port=0).start()
-        agents = demo_agent.ScriptedAgents(proxy.url, workspace.token, workspace.config_path, workers=0,
-                                           cycle=3600, say=said.append)
+        agents = demo_agent.ScriptedAgents(
+            proxy.url, workspace.token, workspace.config_path, workers=0, cycle=3600, say=said.append
+        )
         try:
             agents.start()
             time.sleep(0.6)
@@ -251,7 +291,9 @@ def test_a_preset_picked_by_hand_pauses_the_schedule_and_the_demo_says_so(tmp_pa
             time.sleep(0.8)  # several turns of the schedule
             assert ConfigStore(workspace.config_path).current().active == "premium"
             assert agents.paused_by == "premium" and agents.stats.switches == []
-            assert said == ["preset switched by hand to premium: the demo's schedule pauses, your choice stays"]
+            assert said == [
+                "preset switched by hand to premium: the demo's schedule pauses, your choice stays"
+            ]
         finally:
             agents.stop(drain=0.5)
             proxy.stop()

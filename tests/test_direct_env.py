@@ -9,14 +9,23 @@ from app.core.direct_env import DirectEnvError, direct_env, direct_export_text, 
 
 OR = Provider("or", "https://openrouter.ai/api/v1", kind="openrouter")
 ANT = Provider("ant", "https://api.anthropic.com/v1", api="anthropic", kind="anthropic")
-PRESET = Preset("p", {"default": Target("or", "qwen/qwen3-coder"), "plan": Target("ant", "claude-opus-4-5"),
-                      "background": Target("ant", "claude-haiku-4-5")})
+PRESET = Preset(
+    "p",
+    {
+        "default": Target("or", "qwen/qwen3-coder"),
+        "plan": Target("ant", "claude-opus-4-5"),
+        "background": Target("ant", "claude-haiku-4-5"),
+    },
+)
 
 
 def test_openai_format_provider_for_generic_and_aider() -> None:
     assert direct_env("generic", OR, "sk-or", PRESET) == {
-        "OPENAI_BASE_URL": "https://openrouter.ai/api/v1", "OPENAI_API_BASE": "https://openrouter.ai/api/v1",
-        "OPENAI_API_KEY": "sk-or", "OPENAI_MODEL": "qwen/qwen3-coder"}
+        "OPENAI_BASE_URL": "https://openrouter.ai/api/v1",
+        "OPENAI_API_BASE": "https://openrouter.ai/api/v1",
+        "OPENAI_API_KEY": "sk-or",
+        "OPENAI_MODEL": "qwen/qwen3-coder",
+    }
     assert direct_env("aider", OR, "sk-or", PRESET)["AIDER_MODEL"] == "openai/qwen/qwen3-coder"
     assert "OPENAI_MODEL" not in direct_env("generic", OR, "k", None)
 
@@ -29,7 +38,9 @@ def test_claude_code_direct_needs_an_anthropic_provider() -> None:
     assert env["ANTHROPIC_DEFAULT_OPUS_MODEL"] == "claude-opus-4-5"
     assert env["ANTHROPIC_DEFAULT_HAIKU_MODEL"] == "claude-haiku-4-5"
     assert "ANTHROPIC_DEFAULT_SONNET_MODEL" not in env
-    with pytest.raises(DirectEnvError, match="Claude Code speaks the Anthropic Messages API and or is OpenAI-format"):
+    with pytest.raises(
+        DirectEnvError, match="Claude Code speaks the Anthropic Messages API and or is OpenAI-format"
+    ):
         direct_env("claude-code", OR, "k", PRESET)
 
 

@@ -30,7 +30,9 @@ def upstream() -> Iterator[MockUpstream]:
 
 
 def write_config(path: Path, providers: str, port: int = 0) -> Path:
-    path.write_text(f"[proxy]\nport = {port}\n{providers}\n[[presets]]\nname = \"cheap\"\ndefault = \"good/qwen/qwen3-coder\"\n")
+    path.write_text(
+        f'[proxy]\nport = {port}\n{providers}\n[[presets]]\nname = "cheap"\ndefault = "good/qwen/qwen3-coder"\n'
+    )
     return path
 
 
@@ -59,47 +61,73 @@ def test_a_healthy_setup_passes_and_exits_zero(tmp_path: Path, upstream: MockUps
 
 
 def test_provider_problems_each_say_what_to_do(tmp_path: Path, upstream: MockUpstream, capsys) -> None:  # type: ignore[no-untyped-def]
-    providers = "".join([
-        provider_toml("good", upstream.base_url + "/v1"),
-        provider_toml("refused", upstream.base_url + "/v1"),
-        provider_toml("nokey", upstream.base_url + "/v1"),
-        provider_toml("gone", "http://127.0.0.1:9/v1"),
-        provider_toml("lab", "http://127.0.0.1:9/v1", "local = true"),
-        provider_toml("wrongurl", upstream.base_url + "/v2"),
-    ])
+    providers = "".join(
+        [
+            provider_toml("good", upstream.base_url + "/v1"),
+            provider_toml("refused", upstream.base_url + "/v1"),
+            provider_toml("nokey", upstream.base_url + "/v1"),
+            provider_toml("gone", "http://127.0.0.1:9/v1"),
+            provider_toml("lab", "http://127.0.0.1:9/v1", "local = true"),
+            provider_toml("wrongurl", upstream.base_url + "/v2"),
+        ]
+    )
     config = write_config(tmp_path / "config.toml", providers)
     for name in ("good", "gone", "wrongurl"):
         store_key(name, GOOD)
     store_key("refused", "sk-not-this-one")
-    code = main(["doctor", "--json", "--config", str(config), "--db", f"sqlite:///{tmp_path / 'log.db'}", "--no-qt"])
+    code = main(
+        ["doctor", "--json", "--config", str(config), "--db", f"sqlite:///{tmp_path / 'log.db'}", "--no-qt"]
+    )
     data = json.loads(capsys.readouterr().out)
     assert code == 1 and data["ok"] is False
     checks = {c["name"]: c for c in data["checks"]}
     assert checks["provider good"]["status"] == "ok" and checks["provider good"]["details"]["models"] == 5
-    assert checks["provider refused"]["status"] == "fail" and "refused (HTTP 401)" in checks["provider refused"]["summary"]
+    assert (
+        checks["provider refused"]["status"] == "fail"
+        and "refused (HTTP 401)" in checks["provider refused"]["summary"]
+    )
     assert checks["provider refused"]["fix"].startswith("downshift key set refused")
-    assert checks["provider nokey"]["status"] == "fail" and checks["provider nokey"]["fix"] == "downshift key set nokey"
-    assert checks["provider gone"]["status"] == "fail" and "cannot reach" in checks["provider gone"]["summary"]
+    assert (
+        checks["provider nokey"]["status"] == "fail"
+        and checks["provider nokey"]["fix"] == "downshift key set nokey"
+    )
+    assert (
+        checks["provider gone"]["status"] == "fail" and "cannot reach" in checks["provider gone"]["summary"]
+    )
     assert checks["provider lab"]["status"] == "warn" and "not running" in checks["provider lab"]["summary"]
-    assert checks["provider wrongurl"]["status"] == "fail" and "HTTP 404" in checks["provider wrongurl"]["summary"]
+    assert (
+        checks["provider wrongurl"]["status"] == "fail"
+        and "HTTP 404" in checks["provider wrongurl"]["summary"]
+    )
     assert [c["name"] for c in data["checks"] if c["name"].startswith("provider")] == [
-        "provider good", "provider refused", "provider nokey", "provider gone", "provider lab", "provider wrongurl"]
+        "provider good",
+        "provider refused",
+        "provider nokey",
+        "provider gone",
+        "provider lab",
+        "provider wrongurl",
+    ]
     for check in data["checks"]:  # the key never appears in what doctor prints
         assert GOOD not in json.dumps(check)
 
 
 def test_providers_are_asked_at_once_with_a_short_timeout(tmp_path: Path) -> None:
     with MockUpstream(latency=1.0) as slow, MockUpstream(latency=5.0) as stuck:
-        config = Config(providers={
-            "a": Provider("a", slow.base_url + "/v1", local=True),
-            "b": Provider("b", slow.base_url + "/v1", local=True),
-            "c": Provider("c", stuck.base_url + "/v1", local=True),
-        })
+        config = Config(
+            providers={
+                "a": Provider("a", slow.base_url + "/v1", local=True),
+                "b": Provider("b", slow.base_url + "/v1", local=True),
+                "c": Provider("c", stuck.base_url + "/v1", local=True),
+            }
+        )
         started = time.monotonic()
         checks = by_name(doctor.check_providers(config, lambda p: None, timeout=1.8))
         elapsed = time.monotonic() - started
     assert checks["provider a"].status == checks["provider b"].status == "ok"
-    assert checks["provider c"].status == "fail" and "did not answer within 1.8 s" in checks["provider c"].summary
+    assert (
+        checks["provider c"].status == "fail"
+        and "did not answer within 1.8 s" in checks["provider c"].summary
+    )
     assert elapsed < 3.0  # one timeout, not the sum of three waits
 
 
@@ -141,7 +169,9 @@ def test_database_states(tmp_path: Path, core) -> None:  # type: ignore[no-untyp
         conn.execute("CREATE TABLE calls (id INTEGER PRIMARY KEY)")
         conn.execute("INSERT INTO calls DEFAULT VALUES")
     behind = doctor.check_database(f"sqlite:///{old}")
-    assert behind.status == "warn" and "1 calls" in behind.summary and "upgraded at the next start" in behind.fix
+    assert (
+        behind.status == "warn" and "1 calls" in behind.summary and "upgraded at the next start" in behind.fix
+    )
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not a database" * 100)
     broken = doctor.check_database(f"sqlite:///{junk}")
@@ -161,7 +191,9 @@ def test_keyring_fallback_is_a_warning_and_a_readable_file_is_a_failure(tmp_path
     assert doctor.check_keyring(secrets).status == "warn"
 
 
-def test_a_keyring_that_errors_is_reported(tmp_path: Path, memory_keyring, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_keyring_that_errors_is_reported(
+    tmp_path: Path, memory_keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
     def locked(*_args: object) -> None:
         raise keyring.errors.KeyringLocked("the collection is locked")
 
@@ -187,7 +219,9 @@ def test_qt_without_a_display_is_a_warning(monkeypatch: pytest.MonkeyPatch) -> N
     assert check.status == "warn" and "no display" in check.summary and "downshift serve" in check.fix
 
 
-def test_resources_present_here_and_missing_when_the_folder_is_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resources_present_here_and_missing_when_the_folder_is_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert doctor.check_resources().status == "ok"
     monkeypatch.setattr(doctor.paths, "resources_dir", lambda: tmp_path)
     check = doctor.check_resources()
@@ -195,8 +229,12 @@ def test_resources_present_here_and_missing_when_the_folder_is_empty(tmp_path: P
 
 
 def test_render_lists_fixes_under_problems_only() -> None:
-    text = doctor.render([doctor.Check("config", "ok", "fine", "never shown"),
-                          doctor.Check("port", "fail", "taken", "use another")])
+    text = doctor.render(
+        [
+            doctor.Check("config", "ok", "fine", "never shown"),
+            doctor.Check("port", "fail", "taken", "use another"),
+        ]
+    )
     assert "never shown" not in text and "-> use another" in text and text.endswith("1 to fix, 0 to look at.")
 
 

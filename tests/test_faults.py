@@ -96,16 +96,26 @@ def use(core, preset: str) -> None:  # type: ignore[no-untyped-def]
 
 # ----------------------------------------------------------------------------------------------- clients
 
+
 def request(proxy, token: str, api: str, *, stream: bool, **extra):  # type: ignore[no-untyped-def]
     """(method, url, headers, json) for one call in the client's API."""
     if api == "anthropic":
-        return (f"{proxy.url}/v1/messages", {"x-api-key": token, "anthropic-version": "2023-06-01"},
-                {"model": "default", "max_tokens": 1024, "messages": MESSAGES, "stream": stream, **extra})
+        return (
+            f"{proxy.url}/v1/messages",
+            {"x-api-key": token, "anthropic-version": "2023-06-01"},
+            {"model": "default", "max_tokens": 1024, "messages": MESSAGES, "stream": stream, **extra},
+        )
     if api == "responses":
-        return (f"{proxy.url}/v1/responses", {"Authorization": f"Bearer {token}"},
-                {"model": "default", "input": "list the files", "stream": stream, **extra})
-    return (f"{proxy.url}/v1/chat/completions", {"Authorization": f"Bearer {token}"},
-            {"model": "default", "messages": MESSAGES, "stream": stream, **extra})
+        return (
+            f"{proxy.url}/v1/responses",
+            {"Authorization": f"Bearer {token}"},
+            {"model": "default", "input": "list the files", "stream": stream, **extra},
+        )
+    return (
+        f"{proxy.url}/v1/chat/completions",
+        {"Authorization": f"Bearer {token}"},
+        {"model": "default", "messages": MESSAGES, "stream": stream, **extra},
+    )
 
 
 def call(proxy, token: str, api: str, *, stream: bool = False) -> httpx.Response:  # type: ignore[no-untyped-def]
@@ -189,7 +199,12 @@ BEFORE_BYTES = {
     "stall_before_first_event": Fault("stall_mid_stream", after_chunks=0, duration=5),
     "error_event_first": Fault("error_event", after_chunks=0),
 }
-_STREAM_ONLY = {"reset_before_first_event", "malformed_first_event", "stall_before_first_event", "error_event_first"}
+_STREAM_ONLY = {
+    "reset_before_first_event",
+    "malformed_first_event",
+    "stall_before_first_event",
+    "error_event_first",
+}
 
 
 @pytest.mark.parametrize("api", ["openai", "anthropic"])
@@ -203,7 +218,9 @@ def test_fault_before_any_byte_falls_back(proxy, mock, token, core, api, stream,
         status, events = stream_events(proxy, token, api)
         assert status == 200, events
         assert text_of(api, events) == "from backup"
-        assert not any(isinstance(d, dict) and (d.get("error") or d.get("type") == "error") for _, d in events)
+        assert not any(
+            isinstance(d, dict) and (d.get("error") or d.get("type") == "error") for _, d in events
+        )
     else:
         r = call(proxy, token, api)
         assert r.status_code == 200, r.text
@@ -221,8 +238,10 @@ def test_anthropic_upstream_fault_falls_back_to_an_openai_target(proxy, mock, to
     mock.enqueue(Reply(status=529), Reply(text="from backup"))
     status, events = stream_events(proxy, token, "anthropic")
     assert status == 200 and text_of("anthropic", events) == "from backup"
-    assert [(r.path, r.model) for r in mock.requests] == [("/v1/messages", "claude-sonnet-4-6"),
-                                                          ("/v1/chat/completions", "deepseek/deepseek-chat")]
+    assert [(r.path, r.model) for r in mock.requests] == [
+        ("/v1/messages", "claude-sonnet-4-6"),
+        ("/v1/chat/completions", "deepseek/deepseek-chat"),
+    ]
     (row,) = logged_calls(core)
     assert row["outcome"] == "ok" and [a["error_kind"] for a in chain(row)] == ["http_529", None]
 
@@ -239,7 +258,9 @@ def test_every_target_failing_is_a_clear_error_in_the_client_shape(proxy, mock, 
     assert_error_shape(api, r.json())
     rows = logged_calls(core)
     assert [(x["outcome"], x["status"], x["error_kind"], x["attempts"]) for x in rows] == [
-        ("error", 502, "bad_upstream_json", 2), ("error", 504, "timeout", 2)]
+        ("error", 502, "bad_upstream_json", 2),
+        ("error", 504, "timeout", 2),
+    ]
 
 
 def test_refused_connection_on_the_only_target_is_a_502(proxy, token, core) -> None:  # type: ignore[no-untyped-def]
@@ -252,6 +273,7 @@ def test_refused_connection_on_the_only_target_is_a_502(proxy, token, core) -> N
 
 
 # ----------------------------------------------------------------------------------------------- Retry-After
+
 
 def test_short_retry_after_on_the_last_target_is_waited_once(proxy, mock, token, core) -> None:  # type: ignore[no-untyped-def]
     use(core, "solo")
@@ -322,7 +344,9 @@ MID_STREAM = {
 
 @pytest.mark.parametrize("api", ["openai", "anthropic", "responses"])
 @pytest.mark.parametrize("fault", list(MID_STREAM))
-def test_fault_after_bytes_ends_the_stream_with_an_error_in_the_client_protocol(proxy, mock, token, core, api, fault) -> None:  # type: ignore[no-untyped-def]
+def test_fault_after_bytes_ends_the_stream_with_an_error_in_the_client_protocol(
+    proxy, mock, token, core, api, fault
+) -> None:  # type: ignore[no-untyped-def]
     # words 50 ms apart, so the first ones reach the client before the fault (a fault that arrives in the
     # same read as the first events is found before any byte is sent, and falls back instead)
     reply = Reply(text=TEXT, usage=Usage(prompt=900, completion=12), chunk_delay=0.05)
@@ -356,8 +380,13 @@ def test_fault_after_bytes_ends_the_stream_with_an_error_in_the_client_protocol(
 
 def test_anthropic_passthrough_stream_break_keeps_the_reported_input(proxy, mock, token, core) -> None:  # type: ignore[no-untyped-def]
     use(core, "premium")
-    mock.enqueue(Fault("reset_mid_stream", after_chunks=5,
-                       reply=Reply(text=TEXT, usage=Usage(prompt=900, completion=12), chunk_delay=0.05)))
+    mock.enqueue(
+        Fault(
+            "reset_mid_stream",
+            after_chunks=5,
+            reply=Reply(text=TEXT, usage=Usage(prompt=900, completion=12), chunk_delay=0.05),
+        )
+    )
     status, events = stream_events(proxy, token, "anthropic")
     assert status == 200 and events[-1][0] == "error"
     (row,) = logged_calls(core)
@@ -377,17 +406,22 @@ def test_sdks_raise_on_a_broken_stream(proxy, mock, token) -> None:  # type: ign
             pass
     mock.enqueue(Fault("reset_mid_stream", after_chunks=4, reply=Reply(text=TEXT, chunk_delay=0.05)))
     claude = anthropic.Anthropic(base_url=proxy.url, api_key=token, max_retries=0)
-    with pytest.raises(anthropic.APIStatusError), \
-            claude.messages.stream(model="default", max_tokens=100, messages=MESSAGES) as s:  # type: ignore[arg-type]
+    with (
+        pytest.raises(anthropic.APIStatusError),
+        claude.messages.stream(model="default", max_tokens=100, messages=MESSAGES) as s,
+    ):  # type: ignore[arg-type]
         for _ in s:
             pass
 
 
 # ----------------------------------------------------------------------------------------------- client disconnects
 
+
 @pytest.mark.parametrize("api", ["openai", "anthropic"])
 def test_client_disconnect_cancels_the_upstream_and_logs_cancelled(proxy, mock, token, core, api) -> None:  # type: ignore[no-untyped-def]
-    mock.enqueue(Reply(text=" ".join(f"w{i}" for i in range(60)), stream_chunks=60, chunk_delay=0.1))  # ~6 s of answer
+    mock.enqueue(
+        Reply(text=" ".join(f"w{i}" for i in range(60)), stream_chunks=60, chunk_delay=0.1)
+    )  # ~6 s of answer
     url, headers, body = request(proxy, token, api, stream=True)
     with httpx.stream("POST", url, headers=headers, json=body, timeout=30) as r:
         assert r.status_code == 200
@@ -400,7 +434,9 @@ def test_client_disconnect_cancels_the_upstream_and_logs_cancelled(proxy, mock, 
         time.sleep(0.01)
     assert mock_busy(mock) == 0, "the upstream request is still running"
     stopped_after = time.monotonic() - hung_up
-    assert stopped_after < 1.0, stopped_after  # the answer had ~5 s to go: the provider stopped being read at once
+    assert stopped_after < 1.0, (
+        stopped_after
+    )  # the answer had ~5 s to go: the provider stopped being read at once
     (row,) = logged_calls(core)
     assert (row["outcome"], row["status"], row["error_kind"]) == ("cancelled", 499, "client_disconnected")
     assert row["output_tokens"] >= 2 and row["input_tokens"] > 0  # what was generated until then
@@ -423,6 +459,7 @@ def test_client_disconnect_while_waiting_for_headers(proxy, mock, token, core) -
 
 # ----------------------------------------------------------------------------------------------- a rogue provider
 
+
 class EndlessUpstream:
     """A provider that answers 200 and then never stops: SSE data without an event boundary, or a JSON
     body that goes on forever. Raw sockets, on its own thread."""
@@ -440,8 +477,12 @@ class EndlessUpstream:
             with contextlib.suppress(Exception):
                 await reader.readuntil(b"\r\n\r\n")
                 ctype = b"text/event-stream" if kind == "sse" else b"application/json"
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: " + ctype + b"\r\nTransfer-Encoding: chunked\r\n\r\n")
-                piece = (b'data: {"choices": [{"delta": {"content": "' if kind == "sse" else b'{"id": "') + b"x" * 8000
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: " + ctype + b"\r\nTransfer-Encoding: chunked\r\n\r\n"
+                )
+                piece = (
+                    b'data: {"choices": [{"delta": {"content": "' if kind == "sse" else b'{"id": "'
+                ) + b"x" * 8000
                 while True:
                     writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                     self.sent += len(piece)
@@ -454,7 +495,9 @@ class EndlessUpstream:
             self.port = self.server.sockets[0].getsockname()[1]
             ready.set()
 
-        self.thread = threading.Thread(target=lambda: (self.loop.run_until_complete(serve()), self.loop.run_forever()), daemon=True)
+        self.thread = threading.Thread(
+            target=lambda: (self.loop.run_until_complete(serve()), self.loop.run_forever()), daemon=True
+        )
         self.thread.start()
         ready.wait(5)
 

@@ -26,8 +26,10 @@ from app.ui.first_run import (
     suggest,
 )
 
-pytestmark = [pytest.mark.qt_log_level_fail("WARNING"),
-              pytest.mark.qt_log_ignore(r"This plugin does not support (propagateSizeHints|raise|grabWindow)")]
+pytestmark = [
+    pytest.mark.qt_log_level_fail("WARNING"),
+    pytest.mark.qt_log_ignore(r"This plugin does not support (propagateSizeHints|raise|grabWindow)"),
+]
 
 GOOD_KEY = "sk-mock-good-0123456789"
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
@@ -136,7 +138,9 @@ def test_the_assistant_sets_up_a_custom_provider_end_to_end(qtbot, ctx, keyed_mo
     assert core.secrets.get("provider:mockco") == GOOD_KEY  # the keyring, never the config file
     assert GOOD_KEY not in core.config_path.read_text()
     assert {n: str(p.roles["default"]) for n, p in config.presets.items() if n != "premium"} == {
-        "cheap": "mockco/qwen/qwen3-coder", "plan-high": "mockco/qwen/qwen3-coder"}
+        "cheap": "mockco/qwen/qwen3-coder",
+        "plan-high": "mockco/qwen/qwen3-coder",
+    }
     assert str(config.presets["premium"].default) == "mockco/anthropic/claude-sonnet-4.6"
     assert str(config.presets["plan-high"].roles["plan"]) == "mockco/anthropic/claude-sonnet-4.6"
     assert config.active == "cheap" and config.premium == "premium"
@@ -201,11 +205,15 @@ def test_it_opens_for_a_fresh_install_and_never_again(qtbot, ctx) -> None:  # ty
     assert maybe_run_first_run(ctx) is False
 
 
-def test_it_stays_closed_when_a_hosted_provider_has_a_key(qtbot, ctx, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_it_stays_closed_when_a_hosted_provider_has_a_key(
+    qtbot, ctx, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
     opened: list[object] = []
     monkeypatch.setattr(first_run, "FirstRunWizard", lambda *a: opened.append(a))
-    config = apply_choices(default_config(), Choices(
-        Provider("openrouter", "https://openrouter.ai/api/v1", kind="openrouter"), None, "a", "b"))
+    config = apply_choices(
+        default_config(),
+        Choices(Provider("openrouter", "https://openrouter.ai/api/v1", kind="openrouter"), None, "a", "b"),
+    )
     ctx.core.config_store.save(replace(config, ui={}))  # set up by hand, not by the assistant
     ctx.core.set_provider_key("openrouter", "sk-or-test")
     assert maybe_run_first_run(ctx) is True  # the key check runs in the background...
@@ -217,8 +225,15 @@ def test_it_stays_closed_when_a_hosted_provider_has_a_key(qtbot, ctx, monkeypatc
 def test_needs_first_run_rules() -> None:
     config = default_config()
     assert needs_first_run(config, lambda p: True)  # Ollama is local: its (absent) key does not count
-    hosted = apply_choices(config, Choices(Provider("deepseek", "https://api.deepseek.com/v1", kind="deepseek"),
-                                           None, "deepseek-chat", "deepseek-reasoner"))
+    hosted = apply_choices(
+        config,
+        Choices(
+            Provider("deepseek", "https://api.deepseek.com/v1", kind="deepseek"),
+            None,
+            "deepseek-chat",
+            "deepseek-reasoner",
+        ),
+    )
     fresh = replace(hosted, ui={})
     assert needs_first_run(fresh, lambda p: False)
     assert not needs_first_run(fresh, lambda p: p.name == "deepseek")
@@ -242,15 +257,19 @@ def test_suggest_prefers_known_picks_then_the_first_model() -> None:
     assert suggest([], first_run.CHEAP_PICKS) == ""
 
 
-def test_a_custom_anthropic_endpoint_with_steps_priced_lists_and_the_placeholder_gone(qtbot, ctx, keyed_mock) -> None:  # type: ignore[no-untyped-def]
+def test_a_custom_anthropic_endpoint_with_steps_priced_lists_and_the_placeholder_gone(
+    qtbot, ctx, keyed_mock
+) -> None:  # type: ignore[no-untyped-def]
     from PySide6.QtWidgets import QStyleOptionViewItem
 
     assert "ollama" in ctx.core.config.providers  # the fresh install's placeholder
     wizard = FirstRunWizard(ctx)
     qtbot.addWidget(wizard)
     wizard.show()
-    assert [p.title().split(":")[0] for p in (wizard.provider_page, wizard.key_page, wizard.models_page,
-                                              wizard.agent_page)] == [f"Step {i} of 4" for i in (1, 2, 3, 4)]
+    assert [
+        p.title().split(":")[0]
+        for p in (wizard.provider_page, wizard.key_page, wizard.models_page, wizard.agent_page)
+    ] == [f"Step {i} of 4" for i in (1, 2, 3, 4)]
     page = wizard.provider_page
     page.templates.setCurrentRow([t.id for t in TEMPLATES].index("custom"))
     assert page.api.isEnabled()
@@ -277,7 +296,9 @@ def test_a_custom_anthropic_endpoint_with_steps_priced_lists_and_the_placeholder
     assert list(config.providers) == ["claudeish"]  # the unused Ollama placeholder is gone
 
 
-def test_a_skipped_assistant_comes_back_from_the_menu_and_a_dead_ollama_is_flagged(qtbot, ctx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_skipped_assistant_comes_back_from_the_menu_and_a_dead_ollama_is_flagged(
+    qtbot, ctx, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     import socket
 
     from PySide6.QtCore import QSettings
@@ -306,7 +327,9 @@ def test_a_skipped_assistant_comes_back_from_the_menu_and_a_dead_ollama_is_flagg
     assert ctx.wait(10_000)
     assert maybe_run_first_run(ctx, window) is False  # it does not come back on its own...
     qtbot.waitUntil(lambda: not open_wizards(), timeout=5000)
-    setup = next(a for m in window.menuBar().actions() for a in m.menu().actions() if a.text() == "Set up a &provider…")
+    setup = next(
+        a for m in window.menuBar().actions() for a in m.menu().actions() if a.text() == "Set up a &provider…"
+    )
     setup.trigger()  # ...but the menu brings it back
     qtbot.waitUntil(lambda: len(open_wizards()) == 1, timeout=5000)
     open_wizards()[0].reject()

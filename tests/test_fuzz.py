@@ -27,26 +27,62 @@ EXAMPLES = int(os.environ.get("DOWNSHIFT_FUZZ_EXAMPLES", "120"))  # more: DOWNSH
 
 def _seeds() -> dict[str, list[dict[str, Any]]]:
     codex = json.loads((GOLDEN / "responses" / "codex_request.json").read_text())
-    openai = [openai_agent_request(size_kb=2, tools=3, turns=3, seed=1),
-              openai_agent_request(size_kb=2, tools=2, turns=2, stream=True, seed=2),
-              {"model": "default", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 50}]
-    anthropic = [anthropic_agent_request(size_kb=2, tools=3, turns=3, seed=3),
-                 anthropic_agent_request(size_kb=2, tools=2, turns=2, stream=True, seed=4),
-                 {"model": "claude-3-5-haiku-latest", "max_tokens": 64,
-                  "system": [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
-                  "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}]
-    responses = [codex, {"model": "default", "input": "hi", "stream": True},
-                 {"model": "default", "input": [{"role": "user", "content": [{"type": "input_text", "text": "hi"}]}]}]
-    return {"/v1/chat/completions": openai, "/v1/messages": anthropic, "/v1/responses": responses,
-            "/v1/messages/count_tokens": anthropic}
+    openai = [
+        openai_agent_request(size_kb=2, tools=3, turns=3, seed=1),
+        openai_agent_request(size_kb=2, tools=2, turns=2, stream=True, seed=2),
+        {"model": "default", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 50},
+    ]
+    anthropic = [
+        anthropic_agent_request(size_kb=2, tools=3, turns=3, seed=3),
+        anthropic_agent_request(size_kb=2, tools=2, turns=2, stream=True, seed=4),
+        {
+            "model": "claude-3-5-haiku-latest",
+            "max_tokens": 64,
+            "system": [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+        },
+    ]
+    responses = [
+        codex,
+        {"model": "default", "input": "hi", "stream": True},
+        {"model": "default", "input": [{"role": "user", "content": [{"type": "input_text", "text": "hi"}]}]},
+    ]
+    return {
+        "/v1/chat/completions": openai,
+        "/v1/messages": anthropic,
+        "/v1/responses": responses,
+        "/v1/messages/count_tokens": anthropic,
+    }
 
 
 SEEDS = _seeds()
 LEAVES = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**64 - 1),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20),
-    st.sampled_from(["", "default", "plan", "user", "assistant", "tool", "system", "text", "tool_use", "tool_result",
-                     "function", "image", "input_text", "function_call", "{", "[]", "null"]),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=20),
+    st.sampled_from(
+        [
+            "",
+            "default",
+            "plan",
+            "user",
+            "assistant",
+            "tool",
+            "system",
+            "text",
+            "tool_use",
+            "tool_result",
+            "function",
+            "image",
+            "input_text",
+            "function_call",
+            "{",
+            "[]",
+            "null",
+        ]
+    ),
 )
 
 
@@ -96,9 +132,25 @@ def mutated(draw: st.DrawFn, endpoint: str) -> bytes:
 
 
 def random_json() -> st.SearchStrategy[bytes]:
-    objects = st.dictionaries(st.sampled_from(["model", "messages", "input", "stream", "max_tokens", "tools", "system",
-                                               "tool_choice", "metadata", "temperature"]) | st.text(max_size=8),
-                              JSON, max_size=6)
+    objects = st.dictionaries(
+        st.sampled_from(
+            [
+                "model",
+                "messages",
+                "input",
+                "stream",
+                "max_tokens",
+                "tools",
+                "system",
+                "tool_choice",
+                "metadata",
+                "temperature",
+            ]
+        )
+        | st.text(max_size=8),
+        JSON,
+        max_size=6,
+    )
     return st.one_of(objects, JSON).map(lambda v: json.dumps(v).encode())
 
 
@@ -128,7 +180,10 @@ def test_fuzzed_requests_never_crash_and_are_all_logged(proxy, mock, token, core
         r = client.post(endpoint, content=body, headers=headers)
         sent[ua] = (endpoint, r.status_code, body)
         if r.status_code < 500:
-            assert r.status_code in (200, 400, 401, 402, 404, 413, 415, 422, 429) or r.status_code < 300, (r.status_code, body)
+            assert r.status_code in (200, 400, 401, 402, 404, 413, 415, 422, 429) or r.status_code < 300, (
+                r.status_code,
+                body,
+            )
         if r.status_code >= 400:  # every error in the caller's API shape
             error = r.json()
             if endpoint.startswith("/v1/messages"):
@@ -152,7 +207,10 @@ def test_fuzzed_requests_never_crash_and_are_all_logged(proxy, mock, token, core
         assert row["status"] == status, (endpoint, body, row)
         assert row["error_kind"] != "internal_error", (endpoint, body, row["error_message"])
         if status >= 500:  # only ever the provider's own failure, passed on and labelled as such
-            assert row["error_kind"].startswith("upstream_") or row["error_kind"] in ("bad_upstream_json", "connect_error"), row
+            assert row["error_kind"].startswith("upstream_") or row["error_kind"] in (
+                "bad_upstream_json",
+                "connect_error",
+            ), row
     assert not mock.errors
     if kind == "mutated":  # most edits leave a request the provider can serve: not everything was refused
         statuses = [status for _, status, _ in sent.values()]
@@ -169,7 +227,11 @@ def _lenient_default():  # type: ignore[no-untyped-def]
 def test_status_of_a_fuzzed_body_is_stable(proxy, token) -> None:  # type: ignore[no-untyped-def]
     """The same bad body twice gets the same refusal (no state leaks from one request into the next)."""
     body = b'{"model": "default", "messages": [{"role": "user", "content": {"x": [1, {"y": null}]}}], "tools": [{}]}'
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json", "anthropic-version": "2023-06-01"}
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/json",
+        "anthropic-version": "2023-06-01",
+    }
     for endpoint in ENDPOINTS:
         first = httpx.post(f"{proxy.url}{endpoint}", content=body, headers=headers).status_code
         second = httpx.post(f"{proxy.url}{endpoint}", content=body, headers=headers).status_code

@@ -16,7 +16,10 @@ from app.core.envexport import AGENTS, agent_env, export_text
 from app.core.gemini_settings import gemini_settings_path, merged_gemini_settings, write_gemini_settings
 
 REPO = Path(__file__).resolve().parent.parent
-WANTED = {"security": {"auth": {"selectedType": "gemini-api-key"}}, "privacy": {"usageStatisticsEnabled": False}}
+WANTED = {
+    "security": {"auth": {"selectedType": "gemini-api-key"}},
+    "privacy": {"usageStatisticsEnabled": False},
+}
 
 
 def test_variables_and_note() -> None:
@@ -24,7 +27,10 @@ def test_variables_and_note() -> None:
     assert agent_env("gemini", "http://127.0.0.1:8765", "ds-tok") == {
         "GOOGLE_GEMINI_BASE_URL": "http://127.0.0.1:8765", "GEMINI_API_KEY": "ds-tok", "GEMINI_MODEL": "default"}  # fmt: skip
     text = export_text("gemini", "bash", "http://127.0.0.1:8765", "ds-tok")
-    assert "export GOOGLE_GEMINI_BASE_URL='http://127.0.0.1:8765'" in text and "export GEMINI_API_KEY='ds-tok'" in text
+    assert (
+        "export GOOGLE_GEMINI_BASE_URL='http://127.0.0.1:8765'" in text
+        and "export GEMINI_API_KEY='ds-tok'" in text
+    )
     commented = "\n".join(line[2:] for line in text.splitlines() if line.startswith("# "))
     assert '"selectedType": "gemini-api-key"' in commented and "settings.json" in commented
     assert json.loads(export_text("gemini", "json", "http://x", "t")) == {

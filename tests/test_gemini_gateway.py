@@ -87,7 +87,9 @@ def test_stream_text_and_usage(gemini, mock, core, upstream) -> None:  # type: i
     assert (last.usage_metadata.prompt_token_count, last.usage_metadata.candidates_token_count) == (50, 3)
     assert mock.requests[-1].json["stream"] is True
     (row,) = logged_calls(core)
-    assert row["streamed"] and row["outcome"] == "ok" and (row["input_tokens"], row["output_tokens"]) == (50, 3)
+    assert (
+        row["streamed"] and row["outcome"] == "ok" and (row["input_tokens"], row["output_tokens"]) == (50, 3)
+    )
 
 
 def _agent(req: RecordedRequest) -> Reply:
@@ -111,10 +113,14 @@ def test_function_calling_round_trip(gemini, mock, core, upstream, streamed) -> 
     config = types.GenerateContentConfig(tools=TOOLS, automatic_function_calling=NO_AFC)
     contents: list[types.Content] = [types.Content(role="user", parts=[types.Part(text="write hello.txt")])]
     if streamed:
-        chunks = list(gemini.models.generate_content_stream(model="default", contents=contents, config=config))
+        chunks = list(
+            gemini.models.generate_content_stream(model="default", contents=contents, config=config)
+        )
         calls = [fc for c in chunks for fc in c.function_calls or ()]
     else:
-        calls = gemini.models.generate_content(model="default", contents=contents, config=config).function_calls
+        calls = gemini.models.generate_content(
+            model="default", contents=contents, config=config
+        ).function_calls
     (call,) = calls
     assert call.name == "write_file" and call.args == {"file_path": "hello.txt", "content": "hi"}
     assert call.id and call.id.startswith("toolu_" if upstream == "anthropic" else "call_")
@@ -138,8 +144,14 @@ def test_function_calling_round_trip(gemini, mock, core, upstream, streamed) -> 
     else:
         use = sent["messages"][-2]["content"][-1]
         result = sent["messages"][-1]["content"][0]
-        assert (use["type"], use["id"], use["input"]) == ("tool_use", call.id, {"file_path": "hello.txt", "content": "hi"})
-        assert (result["type"], result["tool_use_id"]) == ("tool_result", call.id) and not result.get("is_error")
+        assert (use["type"], use["id"], use["input"]) == (
+            "tool_use",
+            call.id,
+            {"file_path": "hello.txt", "content": "hi"},
+        )
+        assert (result["type"], result["tool_use_id"]) == ("tool_result", call.id) and not result.get(
+            "is_error"
+        )
     rows = logged_calls(core)
     assert [(r["tool_calls"], r["tool_failures"]) for r in rows] == [(1, 0), (0, 0)]
     assert rows[0]["task_id"] == rows[1]["task_id"]  # same system prompt and first user turn: one task
@@ -183,7 +195,10 @@ def test_any_gemini_model_name_routes_and_roles_route_by_name(gemini, mock, core
     gemini.models.generate_content(model="plan", contents="think")
     assert mock.requests[-1].model == "deepseek/deepseek-chat"
     rows = logged_calls(core)
-    assert [(r["requested_model"], r["role"]) for r in rows] == [("gemini-2.5-flash-lite", "default"), ("plan", "plan")]
+    assert [(r["requested_model"], r["role"]) for r in rows] == [
+        ("gemini-2.5-flash-lite", "default"),
+        ("plan", "plan"),
+    ]
 
 
 def test_thoughts_and_tool_config(gemini, mock) -> None:  # type: ignore[no-untyped-def]
@@ -192,7 +207,9 @@ def test_thoughts_and_tool_config(gemini, mock) -> None:  # type: ignore[no-unty
     mock.enqueue(Reply(text="{}", reasoning="let me think"))
     legacy = types.FunctionDeclaration(
         name="read",
-        parameters=types.Schema(type=types.Type.OBJECT, properties={"p": types.Schema(type=types.Type.STRING, nullable=True)}),
+        parameters=types.Schema(
+            type=types.Type.OBJECT, properties={"p": types.Schema(type=types.Type.STRING, nullable=True)}
+        ),
     )
     config = types.GenerateContentConfig(
         tools=[types.Tool(function_declarations=[WRITE_FILE, legacy])],
@@ -210,7 +227,10 @@ def test_thoughts_and_tool_config(gemini, mock) -> None:  # type: ignore[no-unty
     assert sent["tool_choice"] == {"type": "function", "function": {"name": "read"}}
     assert sent["tools"][1]["function"]["parameters"] == {
         "type": "object", "properties": {"p": {"type": ["string", "null"]}}}  # fmt: skip
-    assert sent["response_format"] == {"type": "json_schema", "json_schema": {"name": "response", "schema": {"type": "object"}}}
+    assert sent["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "response", "schema": {"type": "object"}},
+    }
     assert sent["reasoning_effort"] == "low"  # openrouter takes efforts; a 2048-token budget is a low one
 
 
@@ -279,14 +299,22 @@ def test_key_as_query_parameter_and_json_array_stream(proxy, token, mock, core) 
     with one JSON array."""
     mock.enqueue(Reply(text="hello back"))
     body = {"contents": [{"parts": [{"text": "hi"}]}]}
-    r = httpx.post(f"{proxy.url}/v1beta/models/default:streamGenerateContent", params={"key": token}, json=body)
+    r = httpx.post(
+        f"{proxy.url}/v1beta/models/default:streamGenerateContent", params={"key": token}, json=body
+    )
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
     (only,) = r.json()
     assert only["candidates"][0]["content"]["parts"] == [{"text": "hello back"}]
-    assert "key" not in mock.requests[-1].path and mock.requests[-1].json["messages"] == [{"role": "user", "content": "hi"}]
+    assert "key" not in mock.requests[-1].path and mock.requests[-1].json["messages"] == [
+        {"role": "user", "content": "hi"}
+    ]
     # an explicit provider/model target, slashes and all, in the path
     mock.enqueue(Reply(text="from the small model"))
-    r = httpx.post(f"{proxy.url}/v1beta/models/cheapco/qwen/qwen3-coder-30b:generateContent", params={"key": token}, json=body)
+    r = httpx.post(
+        f"{proxy.url}/v1beta/models/cheapco/qwen/qwen3-coder-30b:generateContent",
+        params={"key": token},
+        json=body,
+    )
     assert r.status_code == 200 and mock.requests[-1].model == "qwen/qwen3-coder-30b"
     rows = logged_calls(core)
     assert [r["requested_model"] for r in rows] == ["default", "cheapco/qwen/qwen3-coder-30b"]
@@ -308,7 +336,11 @@ def test_sse_events_are_data_lines(proxy, token, mock) -> None:  # type: ignore[
     chunks = [orjson.loads(e[6:]) for e in events]
     assert "".join(p["text"] for c in chunks for p in c["candidates"][0]["content"]["parts"]) == "a b"
     assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
-    assert chunks[-1]["usageMetadata"] == {"promptTokenCount": 5, "candidatesTokenCount": 2, "totalTokenCount": 7}
+    assert chunks[-1]["usageMetadata"] == {
+        "promptTokenCount": 5,
+        "candidatesTokenCount": 2,
+        "totalTokenCount": 7,
+    }
 
 
 @pytest.mark.parametrize("streamed", [False, True])
@@ -318,13 +350,19 @@ def test_parallel_and_unnamed_calls_are_attributed(gemini, mock, core, upstream,
     from app.core.queries.calls import call_detail
 
     args = [{"file_path": f"{n}.txt", "content": n} for n in ("a", "b")]
-    mock.enqueue(Reply(tool_calls=[ToolCall("write_file", a, id="") for a in args], stream_chunks=3), Reply(text="ok"))
+    mock.enqueue(
+        Reply(tool_calls=[ToolCall("write_file", a, id="") for a in args], stream_chunks=3), Reply(text="ok")
+    )
     config = types.GenerateContentConfig(tools=TOOLS, automatic_function_calling=NO_AFC)
     if streamed:
-        chunks = list(gemini.models.generate_content_stream(model="default", contents="write both", config=config))
+        chunks = list(
+            gemini.models.generate_content_stream(model="default", contents="write both", config=config)
+        )
         calls = [fc for c in chunks for fc in c.function_calls or ()]
     else:
-        calls = gemini.models.generate_content(model="default", contents="write both", config=config).function_calls
+        calls = gemini.models.generate_content(
+            model="default", contents="write both", config=config
+        ).function_calls
     ids = [c.id for c in calls]
     assert [c.args for c in calls] == args and all(ids) and len(set(ids)) == 2, ids
     responses = [types.Part(function_response=types.FunctionResponse(

@@ -11,8 +11,15 @@ from pathlib import Path
 import app
 
 ROOT = Path(__file__).resolve().parent.parent
-HEADLESS = ("app.core", "app.proxy", "app.testing", "app.demo.provider", "app.demo.agent", "app.doctor",
-            "app.cli_analytics")
+HEADLESS = (
+    "app.core",
+    "app.proxy",
+    "app.testing",
+    "app.demo.provider",
+    "app.demo.agent",
+    "app.doctor",
+    "app.cli_analytics",
+)
 
 
 def headless_modules() -> list[str]:
@@ -26,9 +33,11 @@ def headless_modules() -> list[str]:
 def test_core_and_proxy_import_no_qt() -> None:
     modules = headless_modules()
     assert "app.core.engine" in modules and "app.proxy.server" in modules and len(modules) > 40
-    code = ("import importlib, sys\n"
-            f"for name in {modules!r}: importlib.import_module(name)\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6', 'pyqtgraph')))")
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6', 'pyqtgraph')))"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

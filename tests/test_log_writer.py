@@ -53,7 +53,9 @@ def test_quick_call_never_gets_a_start_row_long_call_does(db_url: str) -> None:
     assert writer.flush()
     assert outcomes(engine) == {quick.call_id: "ok", slow.call_id: "ok"}
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT call_id, tool_call_id FROM tool_calls")).all() == [(slow.call_id, "toolu_1")]
+        assert conn.execute(text("SELECT call_id, tool_call_id FROM tool_calls")).all() == [
+            (slow.call_id, "toolu_1")
+        ]
     assert writer._running == {}
     writer.close()
     engine.dispose()
@@ -74,8 +76,11 @@ def test_flush_writes_a_start_row_for_every_running_call(db_url: str) -> None:
     writer.close()
     engine.dispose()
     engine = open_database(url, machine="box-1")  # the process "died" with two calls running
-    assert outcomes(engine) == {running[0].call_id: "cancelled", running[1].call_id: "interrupted",
-                                running[2].call_id: "interrupted"}
+    assert outcomes(engine) == {
+        running[0].call_id: "cancelled",
+        running[1].call_id: "interrupted",
+        running[2].call_id: "interrupted",
+    }
     engine.dispose()
 
 

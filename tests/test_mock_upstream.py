@@ -46,7 +46,9 @@ def oai_session() -> Iterator[openai.OpenAI]:
 
 @pytest.fixture(scope="session")
 def ant_session() -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url="http://127.0.0.1:9", api_key="sk-ant-test", max_retries=0, timeout=5) as c:
+    with anthropic.Anthropic(
+        base_url="http://127.0.0.1:9", api_key="sk-ant-test", max_retries=0, timeout=5
+    ) as c:
         yield c
 
 
@@ -100,8 +102,15 @@ def test_openai_default_echoes_and_records(mock: MockUpstream, oai: openai.OpenA
 
 
 def test_openai_usage_details_and_cost(mock: MockUpstream, oai: openai.OpenAI, http: httpx.Client) -> None:
-    mock.enqueue(Reply(text="done", reasoning="first think", usage=Usage(prompt=100, completion=20, cached=10,
-                                                                         reasoning=7), cost=0.00042, model="m2"))
+    mock.enqueue(
+        Reply(
+            text="done",
+            reasoning="first think",
+            usage=Usage(prompt=100, completion=20, cached=10, reasoning=7),
+            cost=0.00042,
+            model="m2",
+        )
+    )
     raw = http.post(mock.base_url + "/v1/chat/completions", json={"model": "m", "messages": MSGS}).json()
     usage = raw["usage"]
     assert usage["prompt_tokens"] == 100 and usage["completion_tokens"] == 20 and usage["total_tokens"] == 120
@@ -114,15 +123,21 @@ def test_openai_usage_details_and_cost(mock: MockUpstream, oai: openai.OpenAI, h
 
 def test_openai_stream_with_usage_chunk(mock: MockUpstream, oai: openai.OpenAI) -> None:
     mock.enqueue(Reply(text="one two three four five six", stream_chunks=4, usage=Usage(cached=3)))
-    stream = oai.chat.completions.create(model="m", messages=MSGS, stream=True,  # type: ignore[arg-type]
-                                         stream_options={"include_usage": True})
+    stream = oai.chat.completions.create(
+        model="m",
+        messages=MSGS,
+        stream=True,  # type: ignore[arg-type]
+        stream_options={"include_usage": True},
+    )
     chunks = list(stream)
     pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
     assert "".join(pieces) == "one two three four five six" and len(pieces) == 4
     assert chunks[-2].choices[0].finish_reason == "stop"
     last = chunks[-1]
     assert last.choices == [] and last.usage is not None
-    assert last.usage.prompt_tokens_details is not None and last.usage.prompt_tokens_details.cached_tokens == 3
+    assert (
+        last.usage.prompt_tokens_details is not None and last.usage.prompt_tokens_details.cached_tokens == 3
+    )
     assert all(c.usage is None for c in chunks[:-1])
     assert len({c.id for c in chunks}) == 1
 
@@ -139,14 +154,18 @@ def test_openai_stream_without_usage_option_has_no_usage(mock: MockUpstream, htt
 
 def test_openai_always_stream_usage_option(http: httpx.Client) -> None:
     with MockUpstream(always_stream_usage=True) as mock:
-        raw = post_stream(http, mock, "/v1/chat/completions", {"model": "m", "messages": MSGS, "stream": True})
+        raw = post_stream(
+            http, mock, "/v1/chat/completions", {"model": "m", "messages": MSGS, "stream": True}
+        )
     chunks = [orjson.loads(d) for _, d in sse_events(raw)[:-1]]
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["prompt_tokens"] > 0
 
 
 def test_openai_streamed_tool_calls(mock: MockUpstream, oai: openai.OpenAI, http: httpx.Client) -> None:
-    calls = [ToolCall("read_file", {"path": "src/app.py", "limit": 200}),
-             ToolCall("grep", {"pattern": "def main", "path": "src"})]
+    calls = [
+        ToolCall("read_file", {"path": "src/app.py", "limit": 200}),
+        ToolCall("grep", {"pattern": "def main", "path": "src"}),
+    ]
     mock.enqueue(Reply(text="Reading.", tool_calls=calls, args_chunk_chars=5))
     raw = post_stream(http, mock, "/v1/chat/completions", {"model": "m", "messages": MSGS, "stream": True})
     deltas = [orjson.loads(d)["choices"][0] for _, d in sse_events(raw)[:-1]]
@@ -179,16 +198,21 @@ def test_openai_reasoning_deltas_come_first(mock: MockUpstream, http: httpx.Clie
     mock.enqueue(Reply(text="answer", reasoning="step one then two"))
     raw = post_stream(http, mock, "/v1/chat/completions", {"model": "m", "messages": MSGS, "stream": True})
     deltas = [orjson.loads(d)["choices"][0]["delta"] for _, d in sse_events(raw)[:-1]]
-    kinds = [("r" if d.get("reasoning_content") else "c") for d in deltas if d.get("reasoning_content")
-             or d.get("content")]
+    kinds = [
+        ("r" if d.get("reasoning_content") else "c")
+        for d in deltas
+        if d.get("reasoning_content") or d.get("content")
+    ]
     assert kinds == ["r", "r", "r", "r", "c"]
     assert "".join(d.get("reasoning_content") or "" for d in deltas) == "step one then two"
 
 
-def test_text_tool_call_and_finish_translation(mock: MockUpstream, oai: openai.OpenAI,
-                                               ant: anthropic.Anthropic) -> None:
-    mock.enqueue(Reply(text="I will read it.", text_tool_call=ToolCall("read_file", {"path": "a.py"}),
-                       finish="length"))
+def test_text_tool_call_and_finish_translation(
+    mock: MockUpstream, oai: openai.OpenAI, ant: anthropic.Anthropic
+) -> None:
+    mock.enqueue(
+        Reply(text="I will read it.", text_tool_call=ToolCall("read_file", {"path": "a.py"}), finish="length")
+    )
     r = oai.chat.completions.create(model="m", messages=MSGS)  # type: ignore[arg-type]
     content = r.choices[0].message.content or ""
     assert r.choices[0].message.tool_calls is None and r.choices[0].finish_reason == "length"
@@ -204,8 +228,14 @@ def test_text_tool_call_and_finish_translation(mock: MockUpstream, oai: openai.O
 
 def test_anthropic_message_blocks_and_cache_usage(mock: MockUpstream, ant: anthropic.Anthropic) -> None:
     usage = Usage(prompt=1000, completion=50, cached=600, cache_write=100, cache_write_1h=50)
-    mock.enqueue(Reply(text="Let me look.", reasoning="The user wants a file.",
-                       tool_calls=[ToolCall("read_file", {"path": "a.py"}, id="toolu_fixed")], usage=usage))
+    mock.enqueue(
+        Reply(
+            text="Let me look.",
+            reasoning="The user wants a file.",
+            tool_calls=[ToolCall("read_file", {"path": "a.py"}, id="toolu_fixed")],
+            usage=usage,
+        )
+    )
     m = ant.messages.create(model="claude-sonnet-4-6", max_tokens=100, messages=MSGS)  # type: ignore[arg-type]
     assert [b.type for b in m.content] == ["thinking", "text", "tool_use"]
     thinking, text, tool = m.content
@@ -217,16 +247,27 @@ def test_anthropic_message_blocks_and_cache_usage(mock: MockUpstream, ant: anthr
     assert (u.input_tokens, u.output_tokens) == (250, 50)
     assert (u.cache_read_input_tokens, u.cache_creation_input_tokens) == (600, 150)
     assert u.cache_creation is not None
-    assert (u.cache_creation.ephemeral_5m_input_tokens, u.cache_creation.ephemeral_1h_input_tokens) == (100, 50)
+    assert (u.cache_creation.ephemeral_5m_input_tokens, u.cache_creation.ephemeral_1h_input_tokens) == (
+        100,
+        50,
+    )
     req = mock.last_request
     assert req is not None and req.api == "anthropic" and req.api_key == "sk-ant-test"
     assert req.headers["anthropic-version"]
 
 
 def test_anthropic_stream_event_sequence(mock: MockUpstream, http: httpx.Client) -> None:
-    mock.enqueue(Reply(text="hello there", reasoning="hmm", tool_calls=[ToolCall("bash", {"command": "ls -la"})],
-                       args_chunk_chars=4))
-    raw = post_stream(http, mock, "/v1/messages", {"model": "claude", "max_tokens": 5, "messages": MSGS, "stream": True})
+    mock.enqueue(
+        Reply(
+            text="hello there",
+            reasoning="hmm",
+            tool_calls=[ToolCall("bash", {"command": "ls -la"})],
+            args_chunk_chars=4,
+        )
+    )
+    raw = post_stream(
+        http, mock, "/v1/messages", {"model": "claude", "max_tokens": 5, "messages": MSGS, "stream": True}
+    )
     events = sse_events(raw)
     names = [n for n, _ in events]
     for name, data in events:
@@ -245,9 +286,15 @@ def test_anthropic_stream_event_sequence(mock: MockUpstream, http: httpx.Client)
 
 
 def test_anthropic_sdk_stream_accumulates(mock: MockUpstream, ant: anthropic.Anthropic) -> None:
-    mock.enqueue(Reply(text="alpha beta gamma", reasoning="think hard", stream_chunks=3,
-                       tool_calls=[ToolCall("edit_file", {"path": "x.py", "old": "a", "new": "b"})],
-                       usage=Usage(cached=40, cache_write=5)))
+    mock.enqueue(
+        Reply(
+            text="alpha beta gamma",
+            reasoning="think hard",
+            stream_chunks=3,
+            tool_calls=[ToolCall("edit_file", {"path": "x.py", "old": "a", "new": "b"})],
+            usage=Usage(cached=40, cache_write=5),
+        )
+    )
     with ant.messages.stream(model="claude", max_tokens=50, messages=MSGS) as s:  # type: ignore[arg-type]
         texts = list(s.text_stream)
         m = s.get_final_message()
@@ -259,7 +306,9 @@ def test_anthropic_sdk_stream_accumulates(mock: MockUpstream, ant: anthropic.Ant
     assert m.stop_reason == "tool_use"
 
 
-def test_count_tokens_and_models(mock: MockUpstream, ant: anthropic.Anthropic, oai: openai.OpenAI, http: httpx.Client) -> None:
+def test_count_tokens_and_models(
+    mock: MockUpstream, ant: anthropic.Anthropic, oai: openai.OpenAI, http: httpx.Client
+) -> None:
     mock.enqueue(Reply(text="not for count_tokens"))
     n = ant.messages.count_tokens(model="claude", messages=MSGS)  # type: ignore[arg-type]
     assert n.input_tokens == len(mock.last_request.body) // 4  # type: ignore[union-attr]
@@ -285,8 +334,9 @@ def test_endpoint_scoped_queue(mock: MockUpstream, oai: openai.OpenAI, http: htt
 # ---------------------------------------------------------------- auth and errors
 
 
-def test_required_key_answers_401_in_each_shape(oai_session: openai.OpenAI,
-                                                ant_session: anthropic.Anthropic) -> None:
+def test_required_key_answers_401_in_each_shape(
+    oai_session: openai.OpenAI, ant_session: anthropic.Anthropic
+) -> None:
     with MockUpstream(require_key="good") as mock:
         oai = oai_session.with_options(base_url=mock.base_url + "/v1", api_key="bad")
         with pytest.raises(openai.AuthenticationError) as e:
@@ -301,15 +351,20 @@ def test_required_key_answers_401_in_each_shape(oai_session: openai.OpenAI,
         assert [r.api_key for r in mock.requests] == ["bad", "bad", "good"]
 
 
-def test_429_with_retry_after(mock: MockUpstream, oai: openai.OpenAI, ant: anthropic.Anthropic, http: httpx.Client) -> None:
+def test_429_with_retry_after(
+    mock: MockUpstream, oai: openai.OpenAI, ant: anthropic.Anthropic, http: httpx.Client
+) -> None:
     mock.enqueue(Reply(status=429, headers={"Retry-After": "1"}), Reply(status=429, error="slow down"))
     r = http.post(mock.base_url + "/v1/chat/completions", json={"model": "m", "messages": MSGS})
     assert r.status_code == 429 and r.headers["retry-after"] == "1"
     assert r.json()["error"]["code"] == "rate_limit_exceeded"
     with pytest.raises(anthropic.RateLimitError) as e:
         ant.messages.create(model="c", max_tokens=5, messages=MSGS)  # type: ignore[arg-type]
-    assert e.value.body == {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"},
-                            "request_id": e.value.response.headers["request-id"]}
+    assert e.value.body == {
+        "type": "error",
+        "error": {"type": "rate_limit_error", "message": "slow down"},
+        "request_id": e.value.response.headers["request-id"],
+    }
 
 
 def test_sdk_retries_then_succeeds(mock: MockUpstream, ant: anthropic.Anthropic) -> None:
@@ -321,12 +376,19 @@ def test_sdk_retries_then_succeeds(mock: MockUpstream, ant: anthropic.Anthropic)
 # ---------------------------------------------------------------- faults
 
 
-def test_reset_mid_stream_raises_in_client(mock: MockUpstream, oai: openai.OpenAI, http: httpx.Client) -> None:
+def test_reset_mid_stream_raises_in_client(
+    mock: MockUpstream, oai: openai.OpenAI, http: httpx.Client
+) -> None:
     mock.enqueue(Fault("reset_mid_stream", after_chunks=3, reply=Reply(text="a b c d e f g h")))
     got: list[bytes] = []
-    with pytest.raises(httpx.HTTPError), http.stream(
-            "POST", mock.base_url + "/v1/chat/completions",
-            json={"model": "m", "messages": MSGS, "stream": True}) as r:
+    with (
+        pytest.raises(httpx.HTTPError),
+        http.stream(
+            "POST",
+            mock.base_url + "/v1/chat/completions",
+            json={"model": "m", "messages": MSGS, "stream": True},
+        ) as r,
+    ):
         for line in r.iter_lines():
             if line:
                 got.append(line.encode())
@@ -360,7 +422,9 @@ def test_close_and_truncate_mid_stream(mock: MockUpstream, http: httpx.Client) -
 
 def test_malformed_sse_and_json(mock: MockUpstream, http: httpx.Client) -> None:
     mock.enqueue(Fault("malformed_sse", after_chunks=2), Fault("malformed_json"))
-    events = sse_events(post_stream(http, mock, "/v1/chat/completions", {"model": "m", "messages": MSGS, "stream": True}))
+    events = sse_events(
+        post_stream(http, mock, "/v1/chat/completions", {"model": "m", "messages": MSGS, "stream": True})
+    )
     bad = []
     for _, data in events[:-1]:
         try:
@@ -388,8 +452,9 @@ def test_stalls(mock: MockUpstream, http: httpx.Client) -> None:
         http.post(mock.base_url + "/v1/chat/completions", json={"model": "m", "messages": MSGS}, timeout=0.1)
     mock.enqueue(Fault("stall_mid_stream", after_chunks=2, duration=0.2, reply=Reply(text="x y z")))
     t0, times = time.monotonic(), []
-    with http.stream("POST", mock.base_url + "/v1/chat/completions",
-                     json={"model": "m", "messages": MSGS, "stream": True}) as r:
+    with http.stream(
+        "POST", mock.base_url + "/v1/chat/completions", json={"model": "m", "messages": MSGS, "stream": True}
+    ) as r:
         for line in r.iter_lines():
             if line:
                 times.append(time.monotonic() - t0)
@@ -414,8 +479,9 @@ def test_chunk_delay_spreads_arrivals(mock: MockUpstream, http: httpx.Client) ->
     mock.enqueue(Reply(text="a b c d e f", stream_chunks=6, chunk_delay=0.03, first_byte_delay=0.06))
     t0 = time.monotonic()
     arrivals = []
-    with http.stream("POST", mock.base_url + "/v1/messages",
-                     json={"model": "c", "messages": MSGS, "stream": True}) as r:
+    with http.stream(
+        "POST", mock.base_url + "/v1/messages", json={"model": "c", "messages": MSGS, "stream": True}
+    ) as r:
         for line in r.iter_lines():
             if line.startswith("data: ") and '"text_delta"' in line:
                 arrivals.append(time.monotonic() - t0)
@@ -447,8 +513,10 @@ def test_callable_drives_an_agent_loop(mock: MockUpstream, oai: openai.OpenAI) -
     messages: list[dict[str, Any]] = list(MSGS)
     r = oai.chat.completions.create(model="m", messages=messages)  # type: ignore[arg-type]
     call = r.choices[0].message.tool_calls[0]  # type: ignore[index]
-    messages += [r.choices[0].message.model_dump(exclude_none=True),
-                 {"role": "tool", "tool_call_id": call.id, "content": "remember the milk"}]
+    messages += [
+        r.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "remember the milk"},
+    ]
     r = oai.chat.completions.create(model="m", messages=messages)  # type: ignore[arg-type]
     assert r.choices[0].message.content == "The file says: remember the milk"
 
@@ -463,8 +531,10 @@ def test_callable_drives_an_agent_loop(mock: MockUpstream, oai: openai.OpenAI) -
 def test_queue_order_and_wait_for_requests(mock: MockUpstream, http: httpx.Client) -> None:
     mock.enqueue(Reply(text="first"), Reply(text="second"))
     url = mock.base_url + "/v1/chat/completions?trace=1"
-    texts = [http.post(url, json={"model": "m", "messages": MSGS}).json()["choices"][0]["message"]["content"]
-             for _ in range(3)]
+    texts = [
+        http.post(url, json={"model": "m", "messages": MSGS}).json()["choices"][0]["message"]["content"]
+        for _ in range(3)
+    ]
     assert texts == ["first", "second", "Mock reply to: say hi"]
     reqs = mock.wait_for_requests(3, timeout=1)
     assert reqs[0].query == {"trace": "1"} and reqs[0].time <= reqs[2].time
@@ -495,8 +565,11 @@ def test_async_api() -> None:
 
 
 def test_cli_serves_until_stopped(http: httpx.Client) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "app.testing.mock_upstream", "--port", "0", "--text", "cli"],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.testing.mock_upstream", "--port", "0", "--text", "cli"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().split()[-1]
@@ -536,6 +609,8 @@ def test_agent_traffic_through_sdks(mock: MockUpstream, oai: openai.OpenAI, ant:
     r = oai.chat.completions.create(**openai_agent_request(size_kb=40))
     assert r.usage is not None and r.usage.prompt_tokens == len(mock.last_request.body) // 4  # type: ignore[union-attr]
     assert r.usage.prompt_tokens > 9000
-    with ant.messages.stream(**{k: v for k, v in anthropic_agent_request(size_kb=40).items() if k != "stream"}) as s:
+    with ant.messages.stream(
+        **{k: v for k, v in anthropic_agent_request(size_kb=40).items() if k != "stream"}
+    ) as s:
         m = s.get_final_message()
     assert m.usage.input_tokens > 9000 and mock.last_request.json["tools"]  # type: ignore[union-attr]

@@ -29,8 +29,10 @@ from smoke import run_smoke  # noqa: E402
 
 # Read before the autouse fixture points HOME and XDG folders into a temp dir: dependency wheels are kept
 # between runs here, because this machine's pip cannot cache downloads (see packaging/README.md).
-WHEELHOUSE = Path(os.environ.get("DOWNSHIFT_WHEELHOUSE")
-                  or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "downshift-tests" / "wheelhouse")
+WHEELHOUSE = Path(
+    os.environ.get("DOWNSHIFT_WHEELHOUSE")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "downshift-tests" / "wheelhouse"
+)
 FROZEN = Path(os.environ.get("DOWNSHIFT_FROZEN_APP") or ROOT / "dist" / "downshift" / "downshift")
 
 
@@ -44,10 +46,16 @@ def pyproject() -> dict[str, Any]:
 def test_every_package_is_listed_in_pyproject() -> None:
     setuptools = pyproject()["tool"]["setuptools"]
     listed = set(setuptools["packages"])
-    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "app").rglob("__init__.py")
-               if "__pycache__" not in p.parts}
-    resources = {"app.resources"} | {"app.resources." + ".".join(d.relative_to(ROOT / "resources").parts)
-                                     for d in (ROOT / "resources").rglob("*") if d.is_dir()}
+    on_disk = {
+        ".".join(p.parent.relative_to(ROOT).parts)
+        for p in (ROOT / "app").rglob("__init__.py")
+        if "__pycache__" not in p.parts
+    }
+    resources = {"app.resources"} | {
+        "app.resources." + ".".join(d.relative_to(ROOT / "resources").parts)
+        for d in (ROOT / "resources").rglob("*")
+        if d.is_dir()
+    }
     missing = (on_disk | resources) - listed
     assert not missing, f"add these to [tool.setuptools] packages in pyproject.toml: {sorted(missing)}"
     assert not listed - on_disk - resources, "pyproject lists packages that do not exist"
@@ -57,8 +65,9 @@ def test_every_package_is_listed_in_pyproject() -> None:
 # ------------------------------------------------------------------------------------------ resources
 
 
-def test_resources_are_found_in_a_checkout_a_wheel_and_a_frozen_build(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resources_are_found_in_a_checkout_a_wheel_and_a_frozen_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert paths.resources_dir() == ROOT / "resources"  # a checkout: the top-level folder
 
     def make(folder: Path) -> Path:
@@ -97,16 +106,23 @@ class _Recorder:
 
 
 def test_spec_collects_resources_migrations_and_every_app_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("PyInstaller", reason="PyInstaller is installed only to build: pip install pyinstaller")
+    pytest.importorskip(
+        "PyInstaller", reason="PyInstaller is installed only to build: pip install pyinstaller"
+    )
     _Recorder.calls = []
     spec = PACKAGING / "downshift.spec"
     names = {n: _Recorder(n) for n in ("Analysis", "PYZ", "EXE", "COLLECT", "BUNDLE")}
-    exec(compile(spec.read_text(), str(spec), "exec"), {"SPECPATH": str(PACKAGING), "__name__": "spec", **names})
+    exec(
+        compile(spec.read_text(), str(spec), "exec"),
+        {"SPECPATH": str(PACKAGING), "__name__": "spec", **names},
+    )
     analysis = next(kw for name, _a, kw in _Recorder.calls if name == "Analysis")
     targets = {Path(src).relative_to(ROOT).as_posix(): dest for src, dest in analysis["datas"]}
     assert targets["resources"] == "resources"  # where app.paths looks in a frozen build
     assert targets["app/core/storage/migrations"] == "app/core/storage/migrations"  # next to db.py
-    assert {"app.ui.pages.dashboard", "app.ui.first_run", "app.demo.agent", "app.doctor"} <= set(analysis["hiddenimports"])
+    assert {"app.ui.pages.dashboard", "app.ui.first_run", "app.demo.agent", "app.doctor"} <= set(
+        analysis["hiddenimports"]
+    )
     exes = [kw["name"] for name, _a, kw in _Recorder.calls if name == "EXE"]
     assert "downshift" in exes
     assert (PACKAGING / "entry.py").read_text().count("main()") == 1
@@ -136,10 +152,13 @@ def test_desktop_file_agrees_with_the_autostart_entry() -> None:
     assert f"## [{__version__}]" in (ROOT / "CHANGELOG.md").read_text()
 
 
-@pytest.mark.parametrize(("tool", "args", "target"), [
-    ("desktop-file-validate", [], "downshift.desktop"),
-    ("appstreamcli", ["validate", "--no-net", "--pedantic"], "io.downshift.Downshift.metainfo.xml"),
-])
+@pytest.mark.parametrize(
+    ("tool", "args", "target"),
+    [
+        ("desktop-file-validate", [], "downshift.desktop"),
+        ("appstreamcli", ["validate", "--no-net", "--pedantic"], "io.downshift.Downshift.metainfo.xml"),
+    ],
+)
 def test_linux_files_pass_the_freedesktop_validators(tool: str, args: list[str], target: str) -> None:
     if shutil.which(tool) is None:
         pytest.skip(f"{tool} is not installed (Debian: desktop-file-utils, appstream)")
@@ -148,16 +167,23 @@ def test_linux_files_pass_the_freedesktop_validators(tool: str, args: list[str],
 
 
 def test_install_script_is_valid_shell() -> None:
-    done = subprocess.run(["sh", "-n", str(PACKAGING / "linux" / "install.sh")], capture_output=True, text=True)
+    done = subprocess.run(
+        ["sh", "-n", str(PACKAGING / "linux" / "install.sh")], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
 
 
 # ------------------------------------------------------------------------------------------ wheel round trip
 
 REQUIRED_IN_WHEEL = (
-    "app/resources/prices.json", "app/resources/cl100k_base.tiktoken.gz", "app/resources/icons/downshift.svg",
-    "app/core/storage/migrations/env.py", "app/core/storage/migrations/script.py.mako",
-    "app/core/storage/migrations/versions/0001_initial.py", "app/testing/mock_upstream.py", "app/ui/first_run.py",
+    "app/resources/prices.json",
+    "app/resources/cl100k_base.tiktoken.gz",
+    "app/resources/icons/downshift.svg",
+    "app/core/storage/migrations/env.py",
+    "app/core/storage/migrations/script.py.mako",
+    "app/core/storage/migrations/versions/0001_initial.py",
+    "app/testing/mock_upstream.py",
+    "app/ui/first_run.py",
 )
 
 
@@ -166,13 +192,20 @@ def runtime_requirements(wheel: Path) -> list[str]:
     kept there would be reused by `pip download` with its old requirements."""
     with zipfile.ZipFile(wheel) as zf:
         metadata = zf.read(next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))).decode()
-    return [line.split(":", 1)[1].strip() for line in metadata.splitlines()
-            if line.startswith("Requires-Dist:") and "extra ==" not in line]
+    return [
+        line.split(":", 1)[1].strip()
+        for line in metadata.splitlines()
+        if line.startswith("Requires-Dist:") and "extra ==" not in line
+    ]
 
 
 def _pip(python: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(python), "-m", "pip", "--disable-pip-version-check", *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(python), "-m", "pip", "--disable-pip-version-check", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.timeout(900)
@@ -216,8 +249,10 @@ def test_wheel_round_trip_in_a_fresh_virtualenv(tmp_path: Path) -> None:
     passed = run_smoke([str(script)], demo=True, gui=False, say=lambda _line: None)
     timings["smoke"] = time.monotonic() - started
     assert passed[0] == f"downshift {__version__}"
-    print(f"wheel round trip: {', '.join(f'{k} {v:.0f} s' for k, v in timings.items())}; "
-          f"total {sum(timings.values()):.0f} s; " + "; ".join(passed))
+    print(
+        f"wheel round trip: {', '.join(f'{k} {v:.0f} s' for k, v in timings.items())}; "
+        f"total {sum(timings.values()):.0f} s; " + "; ".join(passed)
+    )
 
 
 # ------------------------------------------------------------------------------------------ frozen build
@@ -227,7 +262,9 @@ def test_wheel_round_trip_in_a_fresh_virtualenv(tmp_path: Path) -> None:
 def test_pyinstaller_build_smoke() -> None:
     """The one-folder build from `python packaging/build.py`, when it has been built on this machine."""
     if not FROZEN.exists():
-        pytest.skip(f"no PyInstaller build at {FROZEN}: run `python packaging/build.py` (takes about 3 minutes)")
+        pytest.skip(
+            f"no PyInstaller build at {FROZEN}: run `python packaging/build.py` (takes about 3 minutes)"
+        )
     passed = run_smoke([str(FROZEN)], demo=True, gui=True, say=lambda _line: None)
     assert any(step.startswith("GUI offscreen") for step in passed)
     assert "_internal/resources" in next(step for step in passed if step.startswith("doctor"))
@@ -238,17 +275,26 @@ def test_linux_install_script_installs_and_uninstalls_the_build(tmp_path: Path) 
     if not (FROZEN.parent / "install.sh").exists():
         pytest.skip(f"no PyInstaller build at {FROZEN.parent}: run `python packaging/build.py`")
     env = {**os.environ, "PREFIX": str(tmp_path / "prefix")}
-    done = subprocess.run(["sh", str(FROZEN.parent / "install.sh")], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        ["sh", str(FROZEN.parent / "install.sh")], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     prefix = tmp_path / "prefix"
-    version = subprocess.run([str(prefix / "bin" / "downshift"), "--version"], capture_output=True, text=True, timeout=60)
+    version = subprocess.run(
+        [str(prefix / "bin" / "downshift"), "--version"], capture_output=True, text=True, timeout=60
+    )
     assert version.stdout.strip() == f"downshift {__version__}"
     entry = _desktop((prefix / "share" / "applications" / "downshift.desktop").read_text())
     assert entry["Exec"] == f"{prefix}/bin/downshift"
     assert (prefix / "share" / "icons" / "hicolor" / "256x256" / "apps" / "downshift.png").is_file()
     assert (prefix / "share" / "metainfo" / "io.downshift.Downshift.metainfo.xml").is_file()
-    done = subprocess.run(["sh", str(prefix / "lib" / "downshift" / "install.sh"), "--uninstall"], env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["sh", str(prefix / "lib" / "downshift" / "install.sh"), "--uninstall"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert not (prefix / "bin" / "downshift").exists() and not (prefix / "lib" / "downshift").exists()
     assert not list((prefix / "share").rglob("downshift*"))
@@ -259,7 +305,9 @@ def test_icons_are_rendered_at_the_usual_sizes_from_the_svg(qapp, tmp_path: Path
 
     from PySide6.QtGui import QImage
 
-    spec = importlib.util.spec_from_file_location("downshift_build", PACKAGING / "build.py")  # not PyPA's `build`
+    spec = importlib.util.spec_from_file_location(
+        "downshift_build", PACKAGING / "build.py"
+    )  # not PyPA's `build`
     assert spec is not None and spec.loader is not None
     build = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build)
@@ -271,5 +319,6 @@ def test_icons_are_rendered_at_the_usual_sizes_from_the_svg(qapp, tmp_path: Path
         assert image.pixelColor(size // 2, size // 2).alpha() == 255  # drawn, not an empty canvas
         assert image.pixelColor(0, 0).alpha() < 255  # rounded corners stay transparent
     assert (tmp_path / "hicolor" / "scalable" / "apps" / "downshift.svg").read_bytes() == (
-        ROOT / "resources" / "icons" / "downshift.svg").read_bytes()
+        ROOT / "resources" / "icons" / "downshift.svg"
+    ).read_bytes()
     assert tmp_path / "downshift.ico" in written  # for the Windows build

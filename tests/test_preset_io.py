@@ -33,7 +33,9 @@ def test_export_holds_the_preset_and_only_the_providers_it_uses(config: Config, 
         preset_toml(config, "nope")
 
 
-def test_import_into_the_same_config_renames_the_preset_and_reuses_providers(config: Config, tmp_path: Path) -> None:
+def test_import_into_the_same_config_renames_the_preset_and_reuses_providers(
+    config: Config, tmp_path: Path
+) -> None:
     result = merge_presets(config, preset_toml(config, "cheap"))
     assert result.presets == ("cheap (imported)",) and result.new_providers == ()
     assert set(result.config.providers) == set(config.providers)
@@ -42,7 +44,9 @@ def test_import_into_the_same_config_renames_the_preset_and_reuses_providers(con
     save_config(result.config, tmp_path / "after.toml")  # still a valid config
 
 
-def test_import_into_another_config_adds_providers_and_follows_clashing_names(config: Config, tmp_path: Path) -> None:
+def test_import_into_another_config_adds_providers_and_follows_clashing_names(
+    config: Config, tmp_path: Path
+) -> None:
     text = preset_toml(config, "cheap")
     other = Config(providers={"backup": Provider("backup", "https://elsewhere.example/v1")})
     result = merge_presets(other, text, "team.toml")
@@ -61,12 +65,15 @@ def test_import_into_another_config_adds_providers_and_follows_clashing_names(co
     assert import_presets(other, path).presets == ("cheap",)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("not toml [", "is not valid TOML"),
-    ("[proxy]\nport = 1\n", "proxy: is not part of a preset file"),
-    ("", "presets: the file holds no preset"),
-    ('[[presets]]\nname = "x"\ndefault = "ghost/model"\n', "unknown provider 'ghost'"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("not toml [", "is not valid TOML"),
+        ("[proxy]\nport = 1\n", "proxy: is not part of a preset file"),
+        ("", "presets: the file holds no preset"),
+        ('[[presets]]\nname = "x"\ndefault = "ghost/model"\n', "unknown provider 'ghost'"),
+    ],
+)
 def test_bad_preset_files_are_refused_with_a_reason(config: Config, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         merge_presets(config, text, "shared.toml")

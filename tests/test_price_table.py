@@ -214,17 +214,25 @@ def test_refresh_from_openrouter_merges(table: price_table.PriceTable) -> None:
 
 def test_refresh_never_overwrites_a_direct_providers_price(table: price_table.PriceTable) -> None:
     """DeepSeek's and Anthropic's own prices stay the reference; OpenRouter's go under its own key."""
-    merged, _ = refresh_from_openrouter(OPENROUTER_MODELS, table, source="https://x/api/v1/models", today="2026-11-26")
+    merged, _ = refresh_from_openrouter(
+        OPENROUTER_MODELS, table, source="https://x/api/v1/models", today="2026-11-26"
+    )
     chat = merged.models["deepseek/deepseek-chat"]
     assert (chat.input, chat.output, chat.cache_read) == (0.28, 0.42, 0.028)
     assert chat.source == table.models["deepseek/deepseek-chat"].source and chat.date != "2026-11-26"
     via = merged.lookup("deepseek/deepseek-chat", "openrouter")
-    assert via is not None and via.provider == "openrouter" and (via.input, via.output, via.cache_read) == (0.3, 0.85, 0.03)
+    assert (
+        via is not None
+        and via.provider == "openrouter"
+        and (via.input, via.output, via.cache_read) == (0.3, 0.85, 0.03)
+    )
     assert via.source == "https://x/api/v1/models" and via.date == "2026-11-26"
     direct = merged.lookup("deepseek-chat", "deepseek")  # provider prices survive a refresh
     assert direct is not None and direct.output == 0.42
     sonnet = merged.lookup("claude-sonnet-4-5-20250929", "anthropic")
-    assert sonnet == replace(table.models["anthropic/claude-sonnet-4.5"], providers=sonnet.providers)  # tiers and all
+    assert sonnet == replace(
+        table.models["anthropic/claude-sonnet-4.5"], providers=sonnet.providers
+    )  # tiers and all
 
 
 def test_refresh_never_mixes_sources_under_one_label(table: price_table.PriceTable) -> None:
@@ -235,10 +243,14 @@ def test_refresh_never_mixes_sources_under_one_label(table: price_table.PriceTab
     # a reference price that was read from OpenRouter is replaced whole: no cache price of ours survives
     ours = table.models["qwen/qwen3-coder"]
     assert "openrouter" in ours.source.lower()
-    listing = {"data": [{"id": "qwen/qwen3-coder", "pricing": {"prompt": "0.00000025", "completion": "0.000001"}}]}
+    listing = {
+        "data": [{"id": "qwen/qwen3-coder", "pricing": {"prompt": "0.00000025", "completion": "0.000001"}}]
+    }
     seeded = replace(table, models={**table.models, "qwen/qwen3-coder": replace(ours, cache_read=0.05)})
     seeded.reindex()
-    merged, _ = refresh_from_openrouter(listing, seeded, source="https://openrouter.ai/api/v1/models", today="2026-11-26")
+    merged, _ = refresh_from_openrouter(
+        listing, seeded, source="https://openrouter.ai/api/v1/models", today="2026-11-26"
+    )
     qwen = merged.models["qwen/qwen3-coder"]
     assert (qwen.input, qwen.output, qwen.cache_read, qwen.date) == (0.25, 1.0, None, "2026-11-26")
     for entry in merged.models.values():  # every entry's prices come from the one source it names
@@ -263,7 +275,10 @@ def test_refresh_fetches_merges_and_writes_atomically(tmp_path: Path, table: pri
     assert seen[0].headers["authorization"] == "Bearer sk-or-test"
     assert changes
     reloaded = load_table(dest)
-    assert reloaded.models["deepseek/deepseek-chat"].providers["openrouter"].source == "https://openrouter.ai/api/v1/models"
+    assert (
+        reloaded.models["deepseek/deepseek-chat"].providers["openrouter"].source
+        == "https://openrouter.ai/api/v1/models"
+    )
     assert reloaded.lookup("claude-sonnet-4-5-20250929") == merged.lookup("claude-sonnet-4-5-20250929")
     assert [p.name for p in dest.parent.iterdir()] == ["prices.json"]  # no temp file left behind
 
@@ -302,8 +317,13 @@ def test_a_running_proxy_picks_up_a_refreshed_user_copy(monkeypatch: pytest.Monk
     try:
         monkeypatch.setattr(price_table, "RECHECK_SECONDS", 3600.0)
         assert lookup("acme/coder-9000") is None  # no user copy yet: the packaged table serves
-        newer = price_table.PriceTable(updated="2999-01-01", models={
-            **packaged.models, "acme/coder-9000": price_table.PriceEntry("acme/coder-9000", 0.5, 2.0)})
+        newer = price_table.PriceTable(
+            updated="2999-01-01",
+            models={
+                **packaged.models,
+                "acme/coder-9000": price_table.PriceEntry("acme/coder-9000", 0.5, 2.0),
+            },
+        )
         save_table(newer, price_table.user_copy_path())
         assert lookup("acme/coder-9000") is None  # within the interval the file is not even looked at
         monkeypatch.setattr(price_table, "RECHECK_SECONDS", 0.0)

@@ -13,8 +13,22 @@ from app.core.provider_templates import TEMPLATES, provider_from_template, templ
 from app.proxy.profiles import KINDS
 from app.testing.mock_upstream import MockUpstream
 
-REQUIRED = {"openrouter", "deepseek", "together", "fireworks", "groq", "mistral", "moonshot", "anthropic", "openai",
-            "ollama", "lmstudio", "vllm", "llamacpp", "custom"}
+REQUIRED = {
+    "openrouter",
+    "deepseek",
+    "together",
+    "fireworks",
+    "groq",
+    "mistral",
+    "moonshot",
+    "anthropic",
+    "openai",
+    "ollama",
+    "lmstudio",
+    "vllm",
+    "llamacpp",
+    "custom",
+}
 
 
 def test_every_required_template_exists_and_matches_a_proxy_profile() -> None:
@@ -52,7 +66,10 @@ def test_second_account_of_a_kind_gets_a_fresh_name() -> None:
     assert unique_name("openrouter", ["openrouter", "openrouter-2"]) == "openrouter-3"
     p = provider_from_template(template("openrouter"), taken={"openrouter": None})
     assert (p.name, p.kind, p.api_key_env) == ("openrouter-2", "openrouter", "OPENROUTER_API_KEY")
-    assert provider_from_template(template("vllm"), base_url=" http://gpu:8000/v1/ ").base_url == "http://gpu:8000/v1"
+    assert (
+        provider_from_template(template("vllm"), base_url=" http://gpu:8000/v1/ ").base_url
+        == "http://gpu:8000/v1"
+    )
 
 
 def test_fetch_models_lists_the_catalogue_with_prices_and_latency(mock) -> None:  # type: ignore[no-untyped-def]
@@ -68,7 +85,9 @@ def test_fetch_models_lists_the_catalogue_with_prices_and_latency(mock) -> None:
 
 
 def test_fetch_models_speaks_anthropic_headers(mock) -> None:  # type: ignore[no-untyped-def]
-    listing = fetch_models(Provider("ant", f"{mock.base_url}/v1", api="anthropic", kind="anthropic"), "sk-ant-x")
+    listing = fetch_models(
+        Provider("ant", f"{mock.base_url}/v1", api="anthropic", kind="anthropic"), "sk-ant-x"
+    )
     assert "anthropic/claude-sonnet-4.6" in listing.ids
     assert mock.requests[-1].api_key == "sk-ant-x"
 
@@ -81,7 +100,10 @@ def test_fetch_models_errors_are_sentences() -> None:
         with pytest.raises(ProviderCheckError, match="strict: no key is set"):
             fetch_models(provider, None)
         assert fetch_models(provider, "right").models
-    with pytest.raises(ProviderCheckError, match=r"cannot connect to http://127.0.0.1:9/v1/models.*Is the local server running\?"):
+    with pytest.raises(
+        ProviderCheckError,
+        match=r"cannot connect to http://127.0.0.1:9/v1/models.*Is the local server running\?",
+    ):
         fetch_models(Provider("dead", "http://127.0.0.1:9/v1", local=True), None, timeout=3)
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -97,7 +119,9 @@ def test_fetch_models_errors_are_sentences() -> None:
 
 
 def test_parse_models_reads_ollama_style_and_refuses_garbage() -> None:
-    models = parse_models({"models": [{"name": "qwen2.5-coder:7b"}, {"model": "llama3"}, {"nothing": 1}, "x"]})
+    models = parse_models(
+        {"models": [{"name": "qwen2.5-coder:7b"}, {"model": "llama3"}, {"nothing": 1}, "x"]}
+    )
     assert [m.id for m in models] == ["llama3", "qwen2.5-coder:7b"]
     with pytest.raises(ProviderCheckError, match="not a model list"):
         parse_models({"object": "error"})

@@ -63,7 +63,9 @@ def test_a_prune_leaves_no_pruned_text_in_the_database_file(  # type: ignore[no-
     with core.db.begin() as conn:  # those calls were made ten days ago
         conn.exec_driver_sql("UPDATE calls SET started_at = started_at - 10 * 86400")
         conn.exec_driver_sql("UPDATE tool_calls SET started_at = started_at - 10 * 86400")
-        conn.exec_driver_sql("UPDATE tasks SET started_at = started_at - 10 * 86400, last_at = last_at - 10 * 86400")
+        conn.exec_driver_sql(
+            "UPDATE tasks SET started_at = started_at - 10 * 86400, last_at = last_at - 10 * 86400"
+        )
     mock.enqueue(Reply(text=f"{KEEP} answer"))
     body = {"model": "default", "messages": [{"role": "user", "content": f"{KEEP} question"}]}
     assert httpx.post(f"{proxy.url}/v1/chat/completions", json=body, headers=h).status_code == 200

@@ -32,14 +32,40 @@ from app.core.storage.writer import LogWriter
 T0 = 1_700_000_000.0
 
 
-def record(n: int, at: float, *, model: str = "qwen/qwen3-coder", provider: str = "cheapco", outcome: str = "ok",
-           status: int = 200, requested: str = "claude-sonnet-4-5", task_id: int | None = None,
-           tools: tuple[ToolCallResult, ...] = (), attempts: tuple[Attempt, ...] = (), **extra: object) -> CallRecord:
-    rec = CallRecord(client_api="openai", endpoint="/v1/chat/completions", call_id=f"c{n}", started_at=at,
-                     requested_model=requested, provider=provider, upstream_model=model, upstream_api="openai",
-                     status=status, outcome=outcome, task_id=task_id, tool_calls=list(tools),
-                     attempts=list(attempts), input_tokens=100 * n, output_tokens=10 * n, cost_usd=0.001 * n,
-                     cost_source="table", duration_ms=100.0 * n)
+def record(
+    n: int,
+    at: float,
+    *,
+    model: str = "qwen/qwen3-coder",
+    provider: str = "cheapco",
+    outcome: str = "ok",
+    status: int = 200,
+    requested: str = "claude-sonnet-4-5",
+    task_id: int | None = None,
+    tools: tuple[ToolCallResult, ...] = (),
+    attempts: tuple[Attempt, ...] = (),
+    **extra: object,
+) -> CallRecord:
+    rec = CallRecord(
+        client_api="openai",
+        endpoint="/v1/chat/completions",
+        call_id=f"c{n}",
+        started_at=at,
+        requested_model=requested,
+        provider=provider,
+        upstream_model=model,
+        upstream_api="openai",
+        status=status,
+        outcome=outcome,
+        task_id=task_id,
+        tool_calls=list(tools),
+        attempts=list(attempts),
+        input_tokens=100 * n,
+        output_tokens=10 * n,
+        cost_usd=0.001 * n,
+        cost_source="table",
+        duration_ms=100.0 * n,
+    )
     for k, v in extra.items():
         setattr(rec, k, v)
     return rec
@@ -49,27 +75,79 @@ def make_log(url: str) -> Engine:
     """Six calls and two tasks covering every filter, written through the real log writer."""
     engine = open_database(url)
     with engine.begin() as conn:
-        conn.execute(Task.__table__.insert(), [
-            {"id": 1, "key": "task:1", "source": "header", "label": "fix the bug", "started_at": T0, "last_at": T0 + 20,
-             "outcome": "finished"},
-            {"id": 2, "key": "task:2", "source": "session", "label": None, "started_at": T0 + 30, "last_at": T0 + 30,
-             "outcome": None},
-        ])
+        conn.execute(
+            Task.__table__.insert(),
+            [
+                {
+                    "id": 1,
+                    "key": "task:1",
+                    "source": "header",
+                    "label": "fix the bug",
+                    "started_at": T0,
+                    "last_at": T0 + 20,
+                    "outcome": "finished",
+                },
+                {
+                    "id": 2,
+                    "key": "task:2",
+                    "source": "session",
+                    "label": None,
+                    "started_at": T0 + 30,
+                    "last_at": T0 + 30,
+                    "outcome": None,
+                },
+            ],
+        )
     writer = LogWriter(engine)
     writer.finished(record(1, T0 + 10, task_id=1, tools=(ToolCallResult("call_1", "read_file", "ok"),)))
-    writer.finished(record(2, T0 + 20, model="deepseek/deepseek-chat", provider="backup", outcome="error", status=429,
-                           requested="claude-3-5-haiku-latest", error_kind="rate_limited",
-                           error_message="slow down", attempts=(
-                               Attempt("cheapco/qwen/qwen3-coder", 429, None, None, 12.0),
-                               Attempt("backup/deepseek/deepseek-chat", 429, None, None, 8.0))))
-    writer.finished(record(3, T0 + 20, task_id=1, tools=(
-        ToolCallResult("call_3", "edit_file", "schema", "$.path: 5 is not of type 'string'"),),
-        attempts=(Attempt("cheapco/qwen/qwen3-coder", 200, None, None, 300.0),)))
-    writer.finished(record(4, T0 + 30, model="moonshotai/kimi-k2", provider="groq", outcome="cancelled", status=None,
-                           requested="claude-x", task_id=2))
+    writer.finished(
+        record(
+            2,
+            T0 + 20,
+            model="deepseek/deepseek-chat",
+            provider="backup",
+            outcome="error",
+            status=429,
+            requested="claude-3-5-haiku-latest",
+            error_kind="rate_limited",
+            error_message="slow down",
+            attempts=(
+                Attempt("cheapco/qwen/qwen3-coder", 429, None, None, 12.0),
+                Attempt("backup/deepseek/deepseek-chat", 429, None, None, 8.0),
+            ),
+        )
+    )
+    writer.finished(
+        record(
+            3,
+            T0 + 20,
+            task_id=1,
+            tools=(ToolCallResult("call_3", "edit_file", "schema", "$.path: 5 is not of type 'string'"),),
+            attempts=(Attempt("cheapco/qwen/qwen3-coder", 200, None, None, 300.0),),
+        )
+    )
+    writer.finished(
+        record(
+            4,
+            T0 + 30,
+            model="moonshotai/kimi-k2",
+            provider="groq",
+            outcome="cancelled",
+            status=None,
+            requested="claude-x",
+            task_id=2,
+        )
+    )
     writer.finished(record(5, T0 + 40, requested="my_model%x", request_body=b'{"x":1}'))
-    writer.finished(record(6, T0 + 50, model="deepseek/deepseek-chat", provider="backup", tools=(
-        ToolCallResult("call_6a", "bash", "ok"), ToolCallResult("call_6b", "bash", "ok"))))
+    writer.finished(
+        record(
+            6,
+            T0 + 50,
+            model="deepseek/deepseek-chat",
+            provider="backup",
+            tools=(ToolCallResult("call_6a", "bash", "ok"), ToolCallResult("call_6b", "bash", "ok")),
+        )
+    )
     writer.failed_results([("call_6b", "exit code 1")])
     assert writer.flush()
     writer.close()
@@ -139,25 +217,28 @@ def test_a_cursor_row_that_was_pruned_falls_back_to_id_order(own_db: Engine) -> 
     assert ids(calls_page(own_db, before_id=4)) == ["c3", "c2", "c1"]
 
 
-@pytest.mark.parametrize(("flt", "expected"), [
-    (CallFilter(since=T0 + 20), ["c6", "c5", "c4", "c3", "c2"]),
-    (CallFilter(until=T0 + 30), ["c3", "c2", "c1"]),
-    (CallFilter(since=T0 + 15, until=T0 + 45), ["c5", "c4", "c3", "c2"]),
-    (CallFilter(model="qwen/qwen3-coder"), ["c5", "c3", "c1"]),
-    (CallFilter(provider="backup"), ["c6", "c2"]),
-    (CallFilter(outcome="ok"), ["c6", "c5", "c3", "c1"]),
-    (CallFilter(outcome="error"), ["c2"]),
-    (CallFilter(outcome="interrupted"), []),
-    (CallFilter(status=429), ["c2"]),
-    (CallFilter(task_id=1), ["c3", "c1"]),
-    (CallFilter(failures_only=True), ["c4", "c3", "c2"]),
-    (CallFilter(search="HAIKU"), ["c2"]),
-    (CallFilter(search="l%x"), ["c5"]),  # % and _ are literal, not wildcards: "claude-x" does not match
-    (CallFilter(search="_"), ["c5"]),
-    (CallFilter(model="qwen/qwen3-coder", since=T0 + 15), ["c5", "c3"]),
-    (CallFilter(provider="backup", failures_only=True), ["c2"]),
-    (CallFilter(model="no/such-model"), []),
-])
+@pytest.mark.parametrize(
+    ("flt", "expected"),
+    [
+        (CallFilter(since=T0 + 20), ["c6", "c5", "c4", "c3", "c2"]),
+        (CallFilter(until=T0 + 30), ["c3", "c2", "c1"]),
+        (CallFilter(since=T0 + 15, until=T0 + 45), ["c5", "c4", "c3", "c2"]),
+        (CallFilter(model="qwen/qwen3-coder"), ["c5", "c3", "c1"]),
+        (CallFilter(provider="backup"), ["c6", "c2"]),
+        (CallFilter(outcome="ok"), ["c6", "c5", "c3", "c1"]),
+        (CallFilter(outcome="error"), ["c2"]),
+        (CallFilter(outcome="interrupted"), []),
+        (CallFilter(status=429), ["c2"]),
+        (CallFilter(task_id=1), ["c3", "c1"]),
+        (CallFilter(failures_only=True), ["c4", "c3", "c2"]),
+        (CallFilter(search="HAIKU"), ["c2"]),
+        (CallFilter(search="l%x"), ["c5"]),  # % and _ are literal, not wildcards: "claude-x" does not match
+        (CallFilter(search="_"), ["c5"]),
+        (CallFilter(model="qwen/qwen3-coder", since=T0 + 15), ["c5", "c3"]),
+        (CallFilter(provider="backup", failures_only=True), ["c2"]),
+        (CallFilter(model="no/such-model"), []),
+    ],
+)
 def test_filters_and_counts(db: Engine, flt: CallFilter, expected: list[str]) -> None:
     assert ids(calls_page(db, flt)) == expected
     assert count_calls(db, flt) == len(expected)
@@ -190,25 +271,42 @@ def test_facets_list_each_model_and_provider_once(db: Engine) -> None:
 def test_detail_has_tool_checks_task_and_parsed_fallback(db: Engine) -> None:
     c3 = call_detail(db, 3)
     assert c3["call_id"] == "c3" and c3["outcome"] == "ok" and c3["input_tokens"] == 300
-    assert c3["tool_call_rows"] == [{"tool_call_id": "call_3", "name": "edit_file", "kind": "schema",
-                                     "detail": "$.path: 5 is not of type 'string'", "result_failed": False,
-                                     "result_reason": None}]
+    assert c3["tool_call_rows"] == [
+        {
+            "tool_call_id": "call_3",
+            "name": "edit_file",
+            "kind": "schema",
+            "detail": "$.path: 5 is not of type 'string'",
+            "result_failed": False,
+            "result_reason": None,
+        }
+    ]
     assert c3["task"] == {"id": 1, "label": "fix the bug", "source": "header", "outcome": "finished"}
-    assert c3["fallback"] == [{"target": "cheapco/qwen/qwen3-coder", "status": 200, "error_kind": None,
-                               "error_message": None, "duration_ms": 300.0}]
+    assert c3["fallback"] == [
+        {
+            "target": "cheapco/qwen/qwen3-coder",
+            "status": 200,
+            "error_kind": None,
+            "error_message": None,
+            "duration_ms": 300.0,
+        }
+    ]
     assert "request_body" not in c3 and "response_body" not in c3
 
     c2 = call_detail(db, "c2")  # by call_id as well as by row id
     assert [(a["target"], a["status"]) for a in c2["fallback"]] == [
-        ("cheapco/qwen/qwen3-coder", 429), ("backup/deepseek/deepseek-chat", 429)]
+        ("cheapco/qwen/qwen3-coder", 429),
+        ("backup/deepseek/deepseek-chat", 429),
+    ]
     assert (c2["error_kind"], c2["error_message"], c2["attempts"]) == ("rate_limited", "slow down", 2)
     assert c2["task"] is None and c2["tool_call_rows"] == []
 
 
 def test_detail_shows_a_failed_tool_result_and_bodies_only_when_kept(db: Engine) -> None:
     c6 = call_detail(db, "c6")
-    assert [(t["tool_call_id"], t["kind"], t["result_failed"], t["result_reason"]) for t in c6["tool_call_rows"]] == [
-        ("call_6a", "ok", False, None), ("call_6b", "ok", True, "exit code 1")]
+    assert [
+        (t["tool_call_id"], t["kind"], t["result_failed"], t["result_reason"]) for t in c6["tool_call_rows"]
+    ] == [("call_6a", "ok", False, None), ("call_6b", "ok", True, "exit code 1")]
     c5 = call_detail(db, "c5")
     assert c5["request_body"] == '{"x":1}' and "response_body" not in c5
     assert c5["fallback"] == []
@@ -228,6 +326,7 @@ def test_a_corrupt_fallback_chain_is_reported_not_raised(own_db: Engine) -> None
 
 
 # --------------------------------------------------------------------------------------- query plans
+
 
 def plans(engine: Engine, run) -> list[str]:  # type: ignore[no-untyped-def]
     """The SQLite plan of every SELECT on `calls` that `run` executes."""
@@ -250,11 +349,20 @@ def plans(engine: Engine, run) -> list[str]:  # type: ignore[no-untyped-def]
     return out
 
 
-@pytest.mark.parametrize("flt", [
-    CallFilter(), CallFilter(since=T0), CallFilter(model="qwen/qwen3-coder"), CallFilter(provider="backup"),
-    CallFilter(outcome="ok"), CallFilter(failures_only=True), CallFilter(search="haiku"),
-    CallFilter(model="qwen/qwen3-coder", outcome="ok", since=T0),
-], ids=repr)
+@pytest.mark.parametrize(
+    "flt",
+    [
+        CallFilter(),
+        CallFilter(since=T0),
+        CallFilter(model="qwen/qwen3-coder"),
+        CallFilter(provider="backup"),
+        CallFilter(outcome="ok"),
+        CallFilter(failures_only=True),
+        CallFilter(search="haiku"),
+        CallFilter(model="qwen/qwen3-coder", outcome="ok", since=T0),
+    ],
+    ids=repr,
+)
 def test_pages_are_read_from_an_index_in_order_never_sorted(sqlite_db: Engine, flt: CallFilter) -> None:
     """A sort would read every matching row for each page: seconds at a million rows."""
     db = sqlite_db
@@ -263,7 +371,9 @@ def test_pages_are_read_from_an_index_in_order_never_sorted(sqlite_db: Engine, f
     assert "INDEX" in plan, plan
 
 
-def test_rare_outcomes_use_their_index_and_common_ones_the_time_index(sqlite_db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rare_outcomes_use_their_index_and_common_ones_the_time_index(
+    sqlite_db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = sqlite_db
     (plan,) = plans(db, lambda: calls_page(db, CallFilter(outcome="error")))
     assert "ix_calls_outcome" in plan  # one error: read it from its index, sorting one row is free
@@ -275,13 +385,25 @@ def test_rare_outcomes_use_their_index_and_common_ones_the_time_index(sqlite_db:
 
 # ------------------------------------------------------------------------------------ synthetic log
 
-_MODELS = (("cheapco", "qwen/qwen3-coder", 40), ("cheapco", "qwen/qwen3-coder-30b", 20),
-           ("backup", "deepseek/deepseek-chat", 20), ("groq", "moonshotai/kimi-k2", 10),
-           ("premium", "claude-sonnet-4-5", 9), ("local", "rare/model-x", 1))
+_MODELS = (
+    ("cheapco", "qwen/qwen3-coder", 40),
+    ("cheapco", "qwen/qwen3-coder-30b", 20),
+    ("backup", "deepseek/deepseek-chat", 20),
+    ("groq", "moonshotai/kimi-k2", 10),
+    ("premium", "claude-sonnet-4-5", 9),
+    ("local", "rare/model-x", 1),
+)
 
 
-def fill_synthetic_calls(path: Path, n: int, *, end: float, span: float = 30 * 86400, tasks: int | None = None,
-                         tool_rows: bool = False) -> None:
+def fill_synthetic_calls(
+    path: Path,
+    n: int,
+    *,
+    end: float,
+    span: float = 30 * 86400,
+    tasks: int | None = None,
+    tool_rows: bool = False,
+) -> None:
     """Create the call log at `path` (which must not exist) holding `n` realistic calls spread evenly over
     `span` seconds before `end`, a task per 50 calls and, with `tool_rows`, their tool-call rows.
 
@@ -315,18 +437,26 @@ def fill_synthetic_calls(path: Path, n: int, *, end: float, span: float = 30 * 8
         con.execute("PRAGMA journal_mode=DELETE")
         con.execute("PRAGMA journal_mode=OFF")
         con.execute("PRAGMA synchronous=OFF")
-        indexes = [sql for (sql,) in con.execute(
-            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('calls', 'tool_calls')"
-            " AND sql IS NOT NULL")]
+        indexes = [
+            sql
+            for (sql,) in con.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('calls', 'tool_calls')"
+                " AND sql IS NOT NULL"
+            )
+        ]
         for sql in indexes:
             con.execute("DROP INDEX " + sql.split()[2])
         params = {"n": n, "t": tasks, "t0": end - span, "span": span}
-        con.execute("""
+        con.execute(
+            """
             WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < :t)
             INSERT INTO tasks (id, key, source, label, started_at, last_at, outcome)
             SELECT i, 'synthetic-' || i, 'session', 'task ' || i, :t0 + (i - 1) * :span / :t, :t0 + i * :span / :t,
-                   CASE i % 4 WHEN 0 THEN 'abandoned' WHEN 1 THEN NULL ELSE 'finished' END FROM s""", params)
-        con.execute(f"""
+                   CASE i % 4 WHEN 0 THEN 'abandoned' WHEN 1 THEN NULL ELSE 'finished' END FROM s""",
+            params,
+        )
+        con.execute(
+            f"""
             WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < :n),
             h AS (SELECT i, (i * 2654435761) % 4294967296 AS x FROM s),
             r AS (SELECT i, x % 100 AS m, x / 100 % 1000 AS o, x / 100000 % 20 AS tc FROM h)
@@ -352,7 +482,9 @@ def fill_synthetic_calls(path: Path, n: int, *, end: float, span: float = 30 * 8
                 m = 99, 1, 2000 + o, 500 + o, 1 + (i - 1) * :t / :n,
                 CASE WHEN o < 45 OR tc < 12 THEN 0 WHEN tc < 18 THEN 1 ELSE 2 END,
                 CASE WHEN o >= 45 AND tc = 19 AND o % 3 = 0 THEN 1 ELSE 0 END, 0
-            FROM r""", params)
+            FROM r""",
+            params,
+        )
         if tool_rows:
             con.execute("""
                 INSERT INTO tool_calls (call_id, tool_call_id, name, kind, detail, result_failed, started_at,
@@ -380,17 +512,38 @@ def test_synthetic_log_is_consistent(tmp_path: Path) -> None:
         rows = calls_page(engine, limit=5000)
         assert len(rows) == count_calls(engine) == 2000
         assert rows[0]["started_at"] == T0 and rows[-1]["started_at"] == T0 - 1999
-        assert [count_calls(engine, CallFilter(outcome=o)) for o in ("ok", "error", "cancelled")] == [1914, 77, 9]
+        assert [count_calls(engine, CallFilter(outcome=o)) for o in ("ok", "error", "cancelled")] == [
+            1914,
+            77,
+            9,
+        ]
         assert all(r["cost_usd"] is None for r in calls_page(engine, CallFilter(outcome="error"), limit=5000))
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM tasks").scalar() == 40
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-            assert conn.exec_driver_sql("SELECT count(*) FROM calls WHERE task_id NOT IN (SELECT id FROM tasks)").scalar() == 0
-            emitted, failed = conn.exec_driver_sql("SELECT sum(tool_calls), sum(tool_failures) FROM calls").one()
-            assert conn.exec_driver_sql("SELECT count(*), sum(kind != 'ok') FROM tool_calls").one() == (emitted, failed)
+            assert (
+                conn.exec_driver_sql(
+                    "SELECT count(*) FROM calls WHERE task_id NOT IN (SELECT id FROM tasks)"
+                ).scalar()
+                == 0
+            )
+            emitted, failed = conn.exec_driver_sql(
+                "SELECT sum(tool_calls), sum(tool_failures) FROM calls"
+            ).one()
+            assert conn.exec_driver_sql("SELECT count(*), sum(kind != 'ok') FROM tool_calls").one() == (
+                emitted,
+                failed,
+            )
             assert 0 < failed < emitted
-            indexes = {r for (r,) in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='index'")}
-        assert {"ix_calls_started_at", "ix_calls_model_time", "ix_calls_outcome", "ix_tool_calls_call"} <= indexes
+            indexes = {
+                r for (r,) in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='index'")
+            }
+        assert {
+            "ix_calls_started_at",
+            "ix_calls_model_time",
+            "ix_calls_outcome",
+            "ix_tool_calls_call",
+        } <= indexes
         assert not list(tmp_path.glob("*.bak"))
     finally:
         engine.dispose()

@@ -13,7 +13,9 @@ def test_summary_counts_errors_and_unpriced_per_model_and_export_is_in_start_ord
     engine = open_database(db_url)
     writer = LogWriter(engine, interval=0.01)
     recs = []
-    for i, (outcome, cost) in enumerate([("ok", 0.1), ("error", None), ("error", None), ("ok", None), ("cancelled", None)]):
+    for i, (outcome, cost) in enumerate(
+        [("ok", 0.1), ("error", None), ("error", None), ("ok", None), ("cancelled", None)]
+    ):
         rec = CallRecord(client_api="openai", endpoint="/v1/chat/completions", started_at=1000.0 + i)
         rec.provider, rec.upstream_model = "p", "m"
         rec.cost_usd, rec.cost_source = cost, ("table" if cost else "unpriced")

@@ -37,8 +37,14 @@ AIDER_VERSION = "0.86.2"  # keep in step with tests/agents/aider-requirements.tx
 ORIGINAL = 'def greet():\n    print("hi")\n'
 EDITED = 'def greet():\n    print("hello from downshift")\n'
 # What aider should know about the role models it is pointed at (litellm's model-info format).
-ROLE_MODEL_INFO = {"max_input_tokens": 131072, "max_output_tokens": 8192, "input_cost_per_token": 0.0,
-                   "output_cost_per_token": 0.0, "litellm_provider": "openai", "mode": "chat"}
+ROLE_MODEL_INFO = {
+    "max_input_tokens": 131072,
+    "max_output_tokens": 8192,
+    "input_cost_per_token": 0.0,
+    "output_cost_per_token": 0.0,
+    "litellm_provider": "openai",
+    "mode": "chat",
+}
 OFFLINE_FLAGS = ("--no-check-update", "--analytics-disable", "--no-show-release-notes", "--map-tokens", "0")
 
 
@@ -51,12 +57,24 @@ def aider(tmp_path: Path, proxy, config_path: Path, token: str):  # type: ignore
     (workdir / "greet.py").write_text(ORIGINAL)
     variables = downshift_env("aider", config_path, proxy.url, token)
     metadata = tmp_path / "aider.model.metadata.json"
-    metadata.write_text(json.dumps({variables[key]: ROLE_MODEL_INFO for key in ("AIDER_MODEL", "AIDER_WEAK_MODEL")}))
+    metadata.write_text(
+        json.dumps({variables[key]: ROLE_MODEL_INFO for key in ("AIDER_MODEL", "AIDER_WEAK_MODEL")})
+    )
     env = sealed_env(tmp_path / "home", {**variables, "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
 
     def run(message: str, *extra: str, strace_log: Path | None = None) -> AgentRun:
-        argv: list[str | Path] = [binary, "--message", message, "--yes-always", "--no-git", *OFFLINE_FLAGS,
-                                  "--model-metadata-file", metadata, *extra, "greet.py"]
+        argv: list[str | Path] = [
+            binary,
+            "--message",
+            message,
+            "--yes-always",
+            "--no-git",
+            *OFFLINE_FLAGS,
+            "--model-metadata-file",
+            metadata,
+            *extra,
+            "greet.py",
+        ]
         if strace_log is not None:
             argv = traced(argv, strace_log) or pytest.skip("strace is not installed")
         return run_agent(argv, cwd=workdir, env=env, timeout=180)
@@ -75,7 +93,7 @@ def test_search_replace_edit(aider, mock, core, proxy, tmp_path: Path) -> None: 
     """aider's diff format: the model's SEARCH/REPLACE block lands in the file. Traced, to show aider with
     these settings opens no socket but the proxy's (no update check, analytics or price-list download)."""
     mock.default = Reply(
-        text=f'greet.py\n```python\n<<<<<<< SEARCH\n{ORIGINAL}=======\n{EDITED}>>>>>>> REPLACE\n```\n',
+        text=f"greet.py\n```python\n<<<<<<< SEARCH\n{ORIGINAL}=======\n{EDITED}>>>>>>> REPLACE\n```\n",
         usage=Usage(prompt=700, completion=40),
     )
     log = tmp_path / "strace.log"
@@ -95,8 +113,17 @@ def test_search_replace_edit(aider, mock, core, proxy, tmp_path: Path) -> None: 
     assert "Make greet say hello from downshift" in request.json["messages"][-1]["content"]
     (row,) = logged_calls(core)
     assert (row["client_api"], row["endpoint"], row["requested_model"], row["role"]) == (
-        "openai", "/v1/chat/completions", "default", "default")
-    assert (row["outcome"], row["streamed"], row["input_tokens"], row["output_tokens"]) == ("ok", True, 700, 40)
+        "openai",
+        "/v1/chat/completions",
+        "default",
+        "default",
+    )
+    assert (row["outcome"], row["streamed"], row["input_tokens"], row["output_tokens"]) == (
+        "ok",
+        True,
+        700,
+        40,
+    )
     assert row["cost_usd"] > 0 and row["user_agent"].startswith("OpenAI/Python")
 
 

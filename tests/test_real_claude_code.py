@@ -52,9 +52,19 @@ class Claude:
         self.binary, self.workdir, self.env = binary, workdir, env
         self.session = str(uuid.uuid4())
 
-    def __call__(self, prompt: str, *extra: str, strace_log: Path | None = None) -> tuple[AgentRun, dict[str, Any]]:
-        argv: list[str | Path] = [self.binary, "-p", prompt, "--output-format", "json", "--session-id", self.session,
-                                  *extra]
+    def __call__(
+        self, prompt: str, *extra: str, strace_log: Path | None = None
+    ) -> tuple[AgentRun, dict[str, Any]]:
+        argv: list[str | Path] = [
+            self.binary,
+            "-p",
+            prompt,
+            "--output-format",
+            "json",
+            "--session-id",
+            self.session,
+            *extra,
+        ]
         if strace_log is not None:
             argv = traced(argv, strace_log) or pytest.skip("strace is not installed")
         run = run_agent(argv, cwd=self.workdir, env=self.env)
@@ -90,15 +100,19 @@ def test_installed_claude_code_is_the_pinned_version(tmp_path: Path) -> None:
 def test_bash_tool_loop(claude: Claude, mock, core) -> None:  # type: ignore[no-untyped-def]
     """Claude Code asks the model, runs the Bash call it gets back, sends the tool_result, and finishes."""
     mock.default = tool_round_trip(
-        Reply(tool_calls=[ToolCall("Bash", {"command": "echo hi > f", "description": "Write hi to f"})],
-              usage=Usage(prompt=1000, completion=20)),
+        Reply(
+            tool_calls=[ToolCall("Bash", {"command": "echo hi > f", "description": "Write hi to f"})],
+            usage=Usage(prompt=1000, completion=20),
+        ),
         Reply(text="Wrote hi to f.", usage=Usage(prompt=1200, completion=6)),
     )
     run, result = claude("Write hi into the file f", "--allowedTools", "Bash")
 
     assert run.returncode == 0, run.report()
     assert (claude.workdir / "f").read_text() == "hi\n"
-    assert (result["subtype"], result["result"], result["num_turns"]) == ("success", "Wrote hi to f.", 2), run.report()
+    assert (result["subtype"], result["result"], result["num_turns"]) == ("success", "Wrote hi to f.", 2), (
+        run.report()
+    )
     # The usage Claude Code counted is what the provider reported, carried through the translation.
     assert (result["usage"]["input_tokens"], result["usage"]["output_tokens"]) == (2200, 26), result["usage"]
 
@@ -109,7 +123,11 @@ def test_bash_tool_loop(claude: Claude, mock, core) -> None:  # type: ignore[no-
     assert "thinking" not in first.json and "context_management" not in first.json  # Anthropic-only fields
     (bash,) = [t["function"] for t in first.json["tools"] if t["function"]["name"] == "Bash"]
     assert "command" in bash["parameters"]["properties"]
-    assert any(text_of(m["content"]).endswith("Write hi into the file f") for m in first.json["messages"] if m["role"] == "user")
+    assert any(
+        text_of(m["content"]).endswith("Write hi into the file f")
+        for m in first.json["messages"]
+        if m["role"] == "user"
+    )
     call, result_message = second.json["messages"][-2:]
     (tool_call,) = call["tool_calls"]
     assert tool_call["function"]["name"] == "Bash"
@@ -118,9 +136,15 @@ def test_bash_tool_loop(claude: Claude, mock, core) -> None:  # type: ignore[no-
     assert text_of(result_message["content"]) == "(Bash completed with no output)"
 
     rows = logged_calls(core)  # exactly the two calls: no refused first attempt, no side calls
-    assert [(r["client_api"], r["endpoint"], r["requested_model"], r["role"], r["outcome"]) for r in rows] == [
-        ("anthropic", "/v1/messages", "default", "default", "ok")] * 2  # opusplan outside plan mode: the sonnet slot
-    assert [(r["input_tokens"], r["output_tokens"], r["tool_calls"]) for r in rows] == [(1000, 20, 1), (1200, 6, 0)]
+    assert [
+        (r["client_api"], r["endpoint"], r["requested_model"], r["role"], r["outcome"]) for r in rows
+    ] == [
+        ("anthropic", "/v1/messages", "default", "default", "ok")
+    ] * 2  # opusplan outside plan mode: the sonnet slot
+    assert [(r["input_tokens"], r["output_tokens"], r["tool_calls"]) for r in rows] == [
+        (1000, 20, 1),
+        (1200, 6, 0),
+    ]
     assert all(r["streamed"] and r["provider"] == "cheapco" and r["cost_usd"] > 0 for r in rows)
     assert {r["session_key"] for r in rows} == {f"session:{claude.session}"}  # X-Claude-Code-Session-Id
     assert rows[0]["user_agent"].startswith(f"claude-cli/{CLAUDE_CODE_VERSION}")
@@ -134,7 +158,9 @@ def test_failed_bash_call_counts_against_the_model(claude: Claude, mock, core) -
     from app.core.queries.calls import call_detail
 
     mock.default = tool_round_trip(
-        Reply(tool_calls=[ToolCall("Bash", {"command": "ls /no/such/dir", "description": "List a missing dir"})]),
+        Reply(
+            tool_calls=[ToolCall("Bash", {"command": "ls /no/such/dir", "description": "List a missing dir"})]
+        ),
         Reply(text="That directory does not exist."),
     )
     run, result = claude("List /no/such/dir", "--allowedTools", "Bash")
@@ -142,7 +168,9 @@ def test_failed_bash_call_counts_against_the_model(claude: Claude, mock, core) -
     assert run.returncode == 0 and result["result"] == "That directory does not exist.", run.report()
     _first, second = generation_requests(mock.requests)
     tool_message = second.json["messages"][-1]
-    assert tool_message["role"] == "tool" and text_of(tool_message["content"]).startswith("[tool error]")  # is_error
+    assert tool_message["role"] == "tool" and text_of(tool_message["content"]).startswith(
+        "[tool error]"
+    )  # is_error
     rows = logged_calls(core)
     (tool_row,) = call_detail(core.db, rows[0]["call_id"])["tool_call_rows"]
     assert tool_row["tool_call_id"].startswith("toolu_") and tool_row["result_failed"], tool_row
@@ -153,7 +181,11 @@ def test_failed_bash_call_counts_against_the_model(claude: Claude, mock, core) -
 def test_write_tool_creates_a_file(claude: Claude, mock) -> None:  # type: ignore[no-untyped-def]
     target = claude.workdir / "notes.md"
     mock.default = tool_round_trip(
-        Reply(tool_calls=[ToolCall("Write", {"file_path": str(target), "content": "# Notes\n\nrouted by Downshift\n"})]),
+        Reply(
+            tool_calls=[
+                ToolCall("Write", {"file_path": str(target), "content": "# Notes\n\nrouted by Downshift\n"})
+            ]
+        ),
         Reply(text="Created notes.md."),
     )
     run, result = claude("Create notes.md", "--allowedTools", "Write")
@@ -185,7 +217,9 @@ def test_upstream_error_reaches_claude_code(claude: Claude, mock, core) -> None:
     assert run.returncode != 0, run.report()
     assert (result.get("is_error"), result.get("api_error_status")) == (True, 400), run.report()
     assert "unsupported parameter: top_k" in result["result"], run.report()
-    assert any((r["outcome"], r["status"], r["provider"]) == ("error", 400, "cheapco") for r in logged_calls(core))
+    assert any(
+        (r["outcome"], r["status"], r["provider"]) == ("error", 400, "cheapco") for r in logged_calls(core)
+    )
 
 
 def test_context_overflow_is_recognised_by_claude_code(claude: Claude, mock) -> None:  # type: ignore[no-untyped-def]

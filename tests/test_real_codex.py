@@ -66,7 +66,9 @@ def codex(tmp_path: Path, proxy, config_path: Path, token: str):  # type: ignore
     binary = require("Codex CLI (npm @openai/codex)", codex_binary())
     home = tmp_path / "codex-home"
     home.mkdir()
-    (home / "config.toml").write_text(TEST_ROOT_KEYS + codex_config(proxy.url) + TEST_PROVIDER_KEYS + TEST_TABLES)
+    (home / "config.toml").write_text(
+        TEST_ROOT_KEYS + codex_config(proxy.url) + TEST_PROVIDER_KEYS + TEST_TABLES
+    )
     workdir = tmp_path / "work"
     workdir.mkdir()
     variables = {**downshift_env("codex", config_path, proxy.url, token), "CODEX_HOME": str(home)}
@@ -98,7 +100,10 @@ def test_installed_codex_is_the_pinned_version(tmp_path: Path) -> None:
 def test_shell_tool_loop(codex, mock, core) -> None:  # type: ignore[no-untyped-def]
     """Codex asks the model, runs the exec_command it gets back, returns the output, and finishes."""
     mock.default = tool_round_trip(
-        Reply(tool_calls=[ToolCall("exec_command", {"cmd": "echo hello > out.txt"})], usage=Usage(prompt=1000, completion=20)),
+        Reply(
+            tool_calls=[ToolCall("exec_command", {"cmd": "echo hello > out.txt"})],
+            usage=Usage(prompt=1000, completion=20),
+        ),
         Reply(text="Wrote hello to out.txt.", usage=Usage(prompt=1200, completion=6)),
     )
     run = codex("Write hello into out.txt")
@@ -122,8 +127,12 @@ def test_shell_tool_loop(codex, mock, core) -> None:  # type: ignore[no-untyped-
 
     rows = logged_calls(core)
     assert [(r["client_api"], r["endpoint"], r["outcome"], r["status"]) for r in rows] == [
-        ("responses", "/v1/responses", "ok", 200)] * 2
-    assert [(r["input_tokens"], r["output_tokens"], r["tool_calls"]) for r in rows] == [(1000, 20, 1), (1200, 6, 0)]
+        ("responses", "/v1/responses", "ok", 200)
+    ] * 2
+    assert [(r["input_tokens"], r["output_tokens"], r["tool_calls"]) for r in rows] == [
+        (1000, 20, 1),
+        (1200, 6, 0),
+    ]
     assert all(r["streamed"] and r["role"] == "default" and r["provider"] == "cheapco" for r in rows)
     assert all(r["cost_usd"] > 0 and r["cost_source"] == "table" for r in rows)
     assert {r["session_key"] for r in rows} == {f"session:{session_id(run)}"}  # Codex's session-id header
@@ -156,13 +165,18 @@ def test_apply_patch_custom_tool_loop(codex, mock, core) -> None:  # type: ignor
     gateway bridges it to a function with one `input` string; the model's call comes back to Codex as a
     custom_tool_call that Codex applies, and its custom_tool_call_output goes up as a tool message."""
     mock.default = tool_round_trip(
-        Reply(tool_calls=[ToolCall("apply_patch", {"input": APPLY_PATCH})], usage=Usage(prompt=900, completion=40)),
+        Reply(
+            tool_calls=[ToolCall("apply_patch", {"input": APPLY_PATCH})],
+            usage=Usage(prompt=900, completion=40),
+        ),
         Reply(text="Added greet.py.", usage=Usage(prompt=1000, completion=4)),
     )
     run = codex("Add a greet function in greet.py", "--model", "gpt-5.5")
 
     assert run.returncode == 0, run.report()
-    assert (codex.workdir / "greet.py").read_text() == 'def greet(name: str) -> str:\n    return f"hello {name}"\n'
+    assert (
+        codex.workdir / "greet.py"
+    ).read_text() == 'def greet(name: str) -> str:\n    return f"hello {name}"\n'
     assert run.stdout.strip() == "Added greet.py.", run.report()
 
     first, second = generation_requests(mock.requests)
@@ -174,8 +188,13 @@ def test_apply_patch_custom_tool_loop(codex, mock, core) -> None:  # type: ignor
     assert "greet.py" in result["content"]
 
     rows = logged_calls(core)
-    assert [(r["requested_model"], r["role"], r["outcome"]) for r in rows] == [("gpt-5.5", "default", "ok")] * 2
-    assert [(r["input_tokens"], r["output_tokens"], r["tool_calls"]) for r in rows] == [(900, 40, 1), (1000, 4, 0)]
+    assert [(r["requested_model"], r["role"], r["outcome"]) for r in rows] == [
+        ("gpt-5.5", "default", "ok")
+    ] * 2
+    assert [(r["input_tokens"], r["output_tokens"], r["tool_calls"]) for r in rows] == [
+        (900, 40, 1),
+        (1000, 4, 0),
+    ]
 
 
 def test_upstream_error_reaches_codex(codex, mock, core) -> None:  # type: ignore[no-untyped-def]
@@ -190,14 +209,18 @@ def test_upstream_error_reaches_codex(codex, mock, core) -> None:  # type: ignor
     assert rows and all((r["outcome"], r["status"]) == ("error", 400) for r in rows)
 
 
-def test_notify_shows_the_sessions_figures(tmp_path: Path, proxy, config_path: Path, token: str, mock, core) -> None:  # type: ignore[no-untyped-def]
+def test_notify_shows_the_sessions_figures(
+    tmp_path: Path, proxy, config_path: Path, token: str, mock, core
+) -> None:  # type: ignore[no-untyped-def]
     """`notify = [..., "codex-notify"]`: after each finished turn Codex runs Downshift with its thread id (the
     session id it sends), and the session's figures land in codex-status.txt for a status bar or prompt."""
     binary = require("Codex CLI (npm @openai/codex)", codex_binary())
     home = tmp_path / "codex-home"
     home.mkdir()
     notify = f'notify = ["{sys.executable}", "-m", "app", "codex-notify"]\n'
-    (home / "config.toml").write_text(notify + TEST_ROOT_KEYS + codex_config(proxy.url) + TEST_PROVIDER_KEYS + TEST_TABLES)
+    (home / "config.toml").write_text(
+        notify + TEST_ROOT_KEYS + codex_config(proxy.url) + TEST_PROVIDER_KEYS + TEST_TABLES
+    )
     workdir = tmp_path / "work"
     workdir.mkdir()
     variables = {
@@ -208,7 +231,9 @@ def test_notify_shows_the_sessions_figures(tmp_path: Path, proxy, config_path: P
         "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
     }
     env = sealed_env(tmp_path / "home", variables)
-    mock.default = tool_round_trip(Reply(text="Hello.", usage=Usage(prompt=100_000, completion=2_000)), Reply(text="x"))
+    mock.default = tool_round_trip(
+        Reply(text="Hello.", usage=Usage(prompt=100_000, completion=2_000)), Reply(text="x")
+    )
     run = run_agent([binary, "exec", "--skip-git-repo-check", "say hello"], cwd=workdir, env=env)
     assert run.returncode == 0, run.report()
     (row,) = logged_calls(core)

@@ -96,12 +96,15 @@ def test_write_file_tool_loop(gemini, mock, core) -> None:  # type: ignore[no-un
     call, result = second.json["messages"][-2:]
     (tool_call,) = call["tool_calls"]
     assert tool_call["id"].startswith("call_") and tool_call["function"]["name"] == "write_file"
-    assert result["role"] == "tool" and result["tool_call_id"] == tool_call["id"]  # the provider's own id again
+    assert (
+        result["role"] == "tool" and result["tool_call_id"] == tool_call["id"]
+    )  # the provider's own id again
     assert "Successfully created and wrote" in result["content"]
 
     rows = logged_calls(core)
     assert [(r["client_api"], r["endpoint"], r["outcome"], r["status"]) for r in rows] == [
-        ("gemini", "/v1beta/models/{model}:streamGenerateContent", "ok", 200)] * 2
+        ("gemini", "/v1beta/models/{model}:streamGenerateContent", "ok", 200)
+    ] * 2
     assert [(r["input_tokens"], r["cache_read_tokens"], r["output_tokens"], r["tool_calls"]) for r in rows] == [
         (9000, 0, 20, 1), (1400, 8000, 6, 0)]  # fmt: skip
     assert all(r["streamed"] and r["role"] == "default" and r["requested_model"] == "default" for r in rows)
@@ -121,8 +124,15 @@ def test_failed_tool_results_are_attributed(gemini, mock, core) -> None:  # type
     run = gemini("Read missing.txt, list nothing-here and write ok.txt")
 
     assert run.returncode == 0, run.report()
-    results = {m["tool_call_id"]: m["content"] for m in generation_requests(mock.requests)[1].json["messages"] if m["role"] == "tool"}
-    assert len(results) == 3 and sum(text.startswith("[tool error] File not found") for text in results.values()) == 1
+    results = {
+        m["tool_call_id"]: m["content"]
+        for m in generation_requests(mock.requests)[1].json["messages"]
+        if m["role"] == "tool"
+    }
+    assert (
+        len(results) == 3
+        and sum(text.startswith("[tool error] File not found") for text in results.values()) == 1
+    )
     logged_calls(core)
     with core.db.connect() as conn:
         marked = dict(conn.exec_driver_sql("SELECT name, result_failed FROM tool_calls").all())
@@ -153,7 +163,11 @@ def test_tool_loop_through_an_anthropic_upstream(gemini, mock, core) -> None:  #
     assert run.returncode == 0, run.report()
     assert target.read_text() == "hi\n" and run.stdout.strip() == "Done."
     first, second = [r for r in mock.requests if r.path == "/v1/messages"]
-    assert first.model == "claude-sonnet-4-6" and first.json["stream"] is True and isinstance(first.json["system"], str)
+    assert (
+        first.model == "claude-sonnet-4-6"
+        and first.json["stream"] is True
+        and isinstance(first.json["system"], str)
+    )
     use = second.json["messages"][-2]["content"][-1]
     result = second.json["messages"][-1]["content"][0]
     assert use["type"] == "tool_use" and use["id"].startswith("toolu_") and result["tool_use_id"] == use["id"]
@@ -177,6 +191,7 @@ def test_web_search_side_call_goes_to_background_and_joins_the_task(gemini, mock
     """google_web_search asks a Gemini model (by its Gemini name, with the hosted googleSearch tool, which is
     dropped) for the answer. A preset pattern `gemini-*` = background (as docs/agents.md suggests) sends such
     side calls to the cheap model, and the side-call rule puts them in the loop's task."""
+
     def with_pattern(config):  # type: ignore[no-untyped-def]
         cheap = replace(config.presets["cheap"], patterns={"gemini-*": "background"})
         return replace(config, presets={**config.presets, "cheap": cheap})
@@ -191,7 +206,9 @@ def test_web_search_side_call_goes_to_background_and_joins_the_task(gemini, mock
 
     assert run.returncode == 0 and run.stdout.strip() == "It is Paris.", run.report()
     main, side, final = generation_requests(mock.requests)
-    assert "tools" not in side.json and side.model == "qwen/qwen3-coder-30b"  # googleSearch dropped, background role
+    assert (
+        "tools" not in side.json and side.model == "qwen/qwen3-coder-30b"
+    )  # googleSearch dropped, background role
     assert "Paris is the capital of France." in final.json["messages"][-1]["content"]
     rows = logged_calls(core)
     assert [r["role"] for r in rows] == ["default", "background", "default"]
@@ -204,7 +221,9 @@ def test_an_upstream_error_reaches_gemini_cli(gemini, mock, core) -> None:  # ty
     assert run.returncode != 0, run.report()
     assert "maximum context length" in run.stdout + run.stderr, run.report()
     rows = logged_calls(core)
-    assert rows and all((r["client_api"], r["status"], r["outcome"]) == ("gemini", 400, "error") for r in rows)
+    assert rows and all(
+        (r["client_api"], r["status"], r["outcome"]) == ("gemini", 400, "error") for r in rows
+    )
 
 
 def test_settings_file_is_required(gemini, mock) -> None:  # type: ignore[no-untyped-def]

@@ -11,8 +11,14 @@ from conftest import logged_calls
 
 from app.testing.script import Reply, ToolCall, Usage
 
-TOOLS = [{"type": "function", "name": "shell", "description": "Run a command",
-          "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}, "required": ["cmd"]}}]
+TOOLS = [
+    {
+        "type": "function",
+        "name": "shell",
+        "description": "Run a command",
+        "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}, "required": ["cmd"]},
+    }
+]
 
 
 @pytest.fixture
@@ -26,7 +32,10 @@ def test_create_non_streamed(client, mock, core) -> None:  # type: ignore[no-unt
     assert r.output_text == "All tests pass."
     assert r.usage.input_tokens == 200 and r.usage.input_tokens_details.cached_tokens == 50
     sent = mock.requests[-1].json
-    assert sent["model"] == "qwen/qwen3-coder" and sent["messages"][0] == {"role": "system", "content": "You are terse."}
+    assert sent["model"] == "qwen/qwen3-coder" and sent["messages"][0] == {
+        "role": "system",
+        "content": "You are terse.",
+    }
     (row,) = logged_calls(core)
     assert row["client_api"] == "responses" and row["endpoint"] == "/v1/responses"
     assert (row["input_tokens"], row["cache_read_tokens"], row["output_tokens"]) == (150, 50, 5)
@@ -50,11 +59,15 @@ def test_function_tool_loop(client, mock, core) -> None:  # type: ignore[no-unty
     (call,) = [item for item in final.output if item.type == "function_call"]
     assert call.name == "shell" and json.loads(call.arguments) == {"cmd": "pytest -q"}
     mock.enqueue(Reply(text="Fixed."))
-    r = client.responses.create(model="default", tools=TOOLS, input=[
-        {"role": "user", "content": "test it"},
-        {"type": "function_call", "call_id": call.call_id, "name": "shell", "arguments": call.arguments},
-        {"type": "function_call_output", "call_id": call.call_id, "output": "Error: 1 failed"},
-    ])
+    r = client.responses.create(
+        model="default",
+        tools=TOOLS,
+        input=[
+            {"role": "user", "content": "test it"},
+            {"type": "function_call", "call_id": call.call_id, "name": "shell", "arguments": call.arguments},
+            {"type": "function_call_output", "call_id": call.call_id, "output": "Error: 1 failed"},
+        ],
+    )
     assert r.output_text == "Fixed."
     messages = mock.requests[-1].json["messages"]
     assert messages[1]["tool_calls"][0]["id"] == call.call_id

@@ -48,7 +48,9 @@ def test_damaged_fallback_file_is_a_clear_error(tmp_path: Path) -> None:
         store.get("x")
 
 
-def test_local_token_created_once_env_overrides_rotation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_local_token_created_once_env_overrides_rotation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = SecretStore(tmp_path / "s.json")
     token = local_token(store)
     assert token.startswith("ds-") and local_token(store) == token

@@ -30,6 +30,7 @@ def auth(token: str) -> dict[str, str]:
 
 # ----------------------------------------------------------------------------------------------- binding
 
+
 def test_binds_loopback_by_default(proxy, core) -> None:  # type: ignore[no-untyped-def]
     assert Config().host == "127.0.0.1" and default_config().host == "127.0.0.1" and not Config().allow_remote
     assert proxy.host == "127.0.0.1"
@@ -67,10 +68,27 @@ def test_binding_elsewhere_needs_the_setting_and_warns(core, caplog) -> None:  #
 
 
 def test_loopback_names() -> None:
-    for host in ("127.0.0.1", "127.5.6.7", "::1", "[::1]", "localhost", "LOCALHOST", "localhost.", "app.localhost",
-                 "::ffff:127.0.0.1"):
+    for host in (
+        "127.0.0.1",
+        "127.5.6.7",
+        "::1",
+        "[::1]",
+        "localhost",
+        "LOCALHOST",
+        "localhost.",
+        "app.localhost",
+        "::ffff:127.0.0.1",
+    ):
         assert is_loopback_host(host), host
-    for host in ("0.0.0.0", "evil.example", "127.0.0.1.nip.io", "localhost.evil.example", "10.0.0.1", "", "::"):
+    for host in (
+        "0.0.0.0",
+        "evil.example",
+        "127.0.0.1.nip.io",
+        "localhost.evil.example",
+        "10.0.0.1",
+        "",
+        "::",
+    ):
         assert not is_loopback_host(host), host
 
 
@@ -90,8 +108,14 @@ ENDPOINTS = [
 
 @pytest.mark.parametrize("method,path,body", ENDPOINTS)
 def test_token_required_on_every_endpoint(proxy, mock, token, method, path, body) -> None:  # type: ignore[no-untyped-def]
-    for headers in ({}, auth("ds-wrong-token-0123456789abcdef"), {"x-api-key": "nope"}, {"Authorization": "Basic Zm9vOmJhcg=="},
-                    auth(token[:-1]), auth(token + "x")):
+    for headers in (
+        {},
+        auth("ds-wrong-token-0123456789abcdef"),
+        {"x-api-key": "nope"},
+        {"Authorization": "Basic Zm9vOmJhcg=="},
+        auth(token[:-1]),
+        auth(token + "x"),
+    ):
         r = httpx.request(method, f"{proxy.url}{path}", json=body, headers=headers)
         assert r.status_code == 401, (headers, r.text)
     assert mock.requests == []
@@ -120,7 +144,9 @@ def test_token_is_compared_in_constant_time(proxy, token, monkeypatch) -> None: 
         return real(a, b)
 
     monkeypatch.setattr(server.hmac, "compare_digest", spy)
-    assert httpx.post(f"{proxy.url}/v1/chat/completions", json=CHAT, headers=auth("ds-guess")).status_code == 401
+    assert (
+        httpx.post(f"{proxy.url}/v1/chat/completions", json=CHAT, headers=auth("ds-guess")).status_code == 401
+    )
     assert httpx.post(f"{proxy.url}/v1/chat/completions", json=CHAT, headers=auth(token)).status_code == 200
     assert calls and all(isinstance(a, bytes) and isinstance(b, bytes) for a, b in calls)
 
@@ -149,12 +175,25 @@ def test_old_token_stops_working_without_anyone_using_the_new_one(proxy, token) 
 
 # ----------------------------------------------------------------------------------------------- web pages
 
-@pytest.mark.parametrize("host", ["evil.example", "evil.example:8765", "127.0.0.1.nip.io", "localhost.evil.example",
-                                  "0.0.0.0:8765", "192.168.1.10", "[fe80::1]:8765"])
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evil.example",
+        "evil.example:8765",
+        "127.0.0.1.nip.io",
+        "localhost.evil.example",
+        "0.0.0.0:8765",
+        "192.168.1.10",
+        "[fe80::1]:8765",
+    ],
+)
 def test_dns_rebinding_host_is_refused_before_routing(proxy, mock, token, core, host) -> None:  # type: ignore[no-untyped-def]
     r = httpx.post(f"{proxy.url}/v1/chat/completions", json=CHAT, headers={**auth(token), "Host": host})
     assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden_host"
-    r = httpx.post(f"{proxy.url}/v1/messages", json={**CHAT, "max_tokens": 5}, headers={**auth(token), "Host": host})
+    r = httpx.post(
+        f"{proxy.url}/v1/messages", json={**CHAT, "max_tokens": 5}, headers={**auth(token), "Host": host}
+    )
     assert r.status_code == 403 and r.json()["type"] == "error"
     assert httpx.get(f"{proxy.url}/v1/models", headers={**auth(token), "Host": host}).status_code == 403
     assert mock.requests == []
@@ -164,18 +203,30 @@ def test_dns_rebinding_host_is_refused_before_routing(proxy, mock, token, core, 
 
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::1]", "127.0.0.2", "localhost."])
 def test_loopback_hosts_pass(proxy, token, host) -> None:  # type: ignore[no-untyped-def]
-    r = httpx.post(f"{proxy.url}/v1/chat/completions", json=CHAT, headers={**auth(token), "Host": f"{host}:{proxy.port}"})
+    r = httpx.post(
+        f"{proxy.url}/v1/chat/completions", json=CHAT, headers={**auth(token), "Host": f"{host}:{proxy.port}"}
+    )
     assert r.status_code == 200, r.text
 
 
 def test_browser_origins_are_refused(proxy, mock, token, core) -> None:  # type: ignore[no-untyped-def]
     url = f"{proxy.url}/v1/chat/completions"
-    for headers in ({"Origin": "https://evil.example"}, {"Origin": "null"}, {"Origin": f"http://127.0.0.1:{proxy.port}"},
-                    {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}):
+    for headers in (
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Origin": f"http://127.0.0.1:{proxy.port}"},
+        {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"},
+    ):
         r = httpx.post(url, json=CHAT, headers={**auth(token), **headers})
         assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden_origin", headers
-    r = httpx.options(url, headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST",
-                                    "Access-Control-Request-Headers": "authorization, content-type"})
+    r = httpx.options(
+        url,
+        headers={
+            "Origin": "https://evil.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
     assert r.status_code == 403 and "access-control-allow-origin" not in r.headers
     r = httpx.options(url)
     assert r.status_code == 403
@@ -188,7 +239,9 @@ def test_an_allowed_origin_gets_cors(proxy, token, core) -> None:  # type: ignor
 
     core.config_store.save(replace(core.config, allowed_origins=("https://my-agent-ui.example",)))
     url = f"{proxy.url}/v1/chat/completions"
-    r = httpx.options(url, headers={"Origin": "https://my-agent-ui.example", "Access-Control-Request-Method": "POST"})
+    r = httpx.options(
+        url, headers={"Origin": "https://my-agent-ui.example", "Access-Control-Request-Method": "POST"}
+    )
     assert r.status_code == 204 and r.headers["access-control-allow-origin"] == "https://my-agent-ui.example"
     assert "authorization" in r.headers["access-control-allow-headers"]
     r = httpx.post(url, json=CHAT, headers={**auth(token), "Origin": "https://my-agent-ui.example"})
@@ -199,13 +252,16 @@ def test_an_allowed_origin_gets_cors(proxy, token, core) -> None:  # type: ignor
 
 # ----------------------------------------------------------------------------------------------- keys nowhere
 
+
 @pytest.fixture
 def store_bodies(config_path: Path) -> Path:
     config_path.write_text(config_path.read_text() + "\n[logging]\nstore_bodies = true\n")
     return config_path
 
 
-def test_provider_keys_appear_nowhere(store_bodies, proxy, mock, token, core, tmp_path: Path, caplog, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_provider_keys_appear_nowhere(
+    store_bodies, proxy, mock, token, core, tmp_path: Path, caplog, capsys
+) -> None:  # type: ignore[no-untyped-def]
     caplog.set_level(logging.DEBUG)
     url = proxy.url
     echo = "Incorrect API key provided: {key}. You can find your API key at https://example.com."
@@ -213,7 +269,11 @@ def test_provider_keys_appear_nowhere(store_bodies, proxy, mock, token, core, tm
     mock.enqueue(Reply(status=401, error=echo.format(key=PROVIDER_KEY)))
     r = httpx.post(f"{url}/v1/chat/completions", json=CHAT, headers=auth(token))
     assert r.status_code == 401 and PROVIDER_KEY not in r.text  # not even to the agent
-    mock.enqueue(Reply(status=403, error={"error": {"message": f"key {PROVIDER_KEY} is disabled", "key": PROVIDER_KEY}}))
+    mock.enqueue(
+        Reply(
+            status=403, error={"error": {"message": f"key {PROVIDER_KEY} is disabled", "key": PROVIDER_KEY}}
+        )
+    )
     r = httpx.post(f"{url}/v1/messages", json={**CHAT, "max_tokens": 10}, headers={"x-api-key": token})
     assert r.status_code == 403 and PROVIDER_KEY not in r.text
     core.config_store.update(lambda c: c.with_active("premium"))
@@ -226,22 +286,74 @@ def test_provider_keys_appear_nowhere(store_bodies, proxy, mock, token, core, tm
     assert httpx.post(f"{url}/v1/chat/completions", json=CHAT, headers=auth(token)).status_code == 200
     # the agent pastes keys into its own conversation (a .env it read), streamed and not
     leak = f"here is my .env: OPENAI_API_KEY={PROVIDER_KEY} ANTHROPIC_API_KEY={PREMIUM_KEY} and {BACKUP_KEY} token {token}"
-    body = {"model": "default", "messages": [{"role": "user", "content": leak}], "metadata": {"api_key": BACKUP_KEY}}
-    assert httpx.post(f"{url}/v1/chat/completions", json=body, headers=auth(token)).status_code == 200  # echoed back
-    assert httpx.post(f"{url}/v1/chat/completions", json={**body, "stream": True}, headers=auth(token)).status_code == 200
-    assert httpx.post(f"{url}/v1/responses", json={"model": "default", "input": leak}, headers=auth(token)).status_code == 200
+    body = {
+        "model": "default",
+        "messages": [{"role": "user", "content": leak}],
+        "metadata": {"api_key": BACKUP_KEY},
+    }
+    assert (
+        httpx.post(f"{url}/v1/chat/completions", json=body, headers=auth(token)).status_code == 200
+    )  # echoed back
+    assert (
+        httpx.post(
+            f"{url}/v1/chat/completions", json={**body, "stream": True}, headers=auth(token)
+        ).status_code
+        == 200
+    )
+    assert (
+        httpx.post(
+            f"{url}/v1/responses", json={"model": "default", "input": leak}, headers=auth(token)
+        ).status_code
+        == 200
+    )
     assert all(req.api_key in KEYS for req in mock.requests)  # the keys did go where they belong
     assert len(logged_calls(core)) == 7
     assert _bodies(core)
 
     # every export
     exports: list[str] = []
-    assert cli(["export", "calls", "--format", "csv", "--out", str(tmp_path / "calls.csv"), "--config", str(core.config_path),
-                "--db", core.db_url]) == 0
-    assert cli(["export", "calls", "--format", "json", "--out", str(tmp_path / "calls.json"), "--config", str(core.config_path),
-                "--db", core.db_url]) == 0
+    assert (
+        cli(
+            [
+                "export",
+                "calls",
+                "--format",
+                "csv",
+                "--out",
+                str(tmp_path / "calls.csv"),
+                "--config",
+                str(core.config_path),
+                "--db",
+                core.db_url,
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli(
+            [
+                "export",
+                "calls",
+                "--format",
+                "json",
+                "--out",
+                str(tmp_path / "calls.json"),
+                "--config",
+                str(core.config_path),
+                "--db",
+                core.db_url,
+            ]
+        )
+        == 0
+    )
     exports += [(tmp_path / "calls.csv").read_text(), (tmp_path / "calls.json").read_text()]
-    for command in (["calls", "--json", "--limit", "100"], ["stats", "--json"], ["calls"], ["stats"], ["tasks", "--json"]):
+    for command in (
+        ["calls", "--json", "--limit", "100"],
+        ["stats", "--json"],
+        ["calls"],
+        ["stats"],
+        ["tasks", "--json"],
+    ):
         assert cli([*command, "--config", str(core.config_path), "--db", core.db_url]) == 0
         exports.append(capsys.readouterr().out)
     assert "Incorrect API key provided" in exports[0]  # the errors are there, the keys are not
@@ -278,11 +390,16 @@ def test_stored_bodies_are_redacted(store_bodies, proxy, mock, token, core) -> N
         "password": "correct-horse-battery",
         "mistral": "MiStRaLkEyWiThNoPrEfIx0123",
     }
-    content = (f"key {secrets['anthropic']}, router {secrets['openrouter']}, OPENAI_API_KEY={secrets['openai']}\n"
-               f"curl -H 'Authorization: Bearer {secrets['bearer']}' -H 'x-api-key: {secrets['mistral']}'\n"
-               f"token {secrets['downshift']}\n" + orjson.dumps({"password": secrets["password"]}).decode())
-    body = {"model": "default", "messages": [{"role": "user", "content": content}],
-            "metadata": {"authorization": f"Bearer {secrets['bearer']}"}}
+    content = (
+        f"key {secrets['anthropic']}, router {secrets['openrouter']}, OPENAI_API_KEY={secrets['openai']}\n"
+        f"curl -H 'Authorization: Bearer {secrets['bearer']}' -H 'x-api-key: {secrets['mistral']}'\n"
+        f"token {secrets['downshift']}\n" + orjson.dumps({"password": secrets["password"]}).decode()
+    )
+    body = {
+        "model": "default",
+        "messages": [{"role": "user", "content": content}],
+        "metadata": {"authorization": f"Bearer {secrets['bearer']}"},
+    }
     mock.enqueue(Reply(text=f"I see {secrets['anthropic']} and {secrets['openrouter']}"))
     r = httpx.post(f"{proxy.url}/v1/chat/completions", json=body, headers=auth(token))
     assert r.status_code == 200
@@ -308,15 +425,22 @@ def test_redaction_patterns() -> None:
     }
     for raw, expected in cases.items():
         assert redact(raw) == expected, raw
-    untouched = b'{"max_tokens": 1024, "input_tokens": 3, "model": "sk-mini", "text": "the desk-top app", "token": 5}'
+    untouched = (
+        b'{"max_tokens": 1024, "input_tokens": 3, "model": "sk-mini", "text": "the desk-top app", "token": 5}'
+    )
     assert redact(untouched) == untouched
     assert redact(b"my key is plainsecretvalue99 ok", [b"plainsecretvalue99"]) == b"my key is [REDACTED] ok"
     assert redact_text("refused key abcdefgh-1234", ["abcdefgh-1234"]) == "refused key [REDACTED]"
-    big = b'{"messages": [' + b'{"role": "user", "content": "max_tokens api token"},' * 4000 + b'"Bearer abcdefghijklmnop"]}'
+    big = (
+        b'{"messages": ['
+        + b'{"role": "user", "content": "max_tokens api token"},' * 4000
+        + b'"Bearer abcdefghijklmnop"]}'
+    )
     assert redact(big).endswith(b'"Bearer [REDACTED]"]}')
 
 
 # ----------------------------------------------------------------------------------------------- file modes
+
 
 def test_config_secrets_and_database_files_are_private(tmp_path: Path, memory_keyring) -> None:  # type: ignore[no-untyped-def]
     from keyring.backends import fail
@@ -326,7 +450,9 @@ def test_config_secrets_and_database_files_are_private(tmp_path: Path, memory_ke
 
     config = tmp_path / "cfg" / "config.toml"
     store = SecretStore(tmp_path / "data" / "secrets.json", backend=fail.Keyring())
-    core = Core(config, f"sqlite:///{tmp_path / 'data' / 'log.db'}", secrets=store)  # writes the default config
+    core = Core(
+        config, f"sqlite:///{tmp_path / 'data' / 'log.db'}", secrets=store
+    )  # writes the default config
     try:
         core.set_provider_key("ollama", "sk-test-private-0123456789")
         core.token()

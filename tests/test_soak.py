@@ -14,7 +14,9 @@ from bench.soak import SCENARIOS, run_soak
 
 @pytest.mark.timeout(180)
 def test_soak_every_call_one_row_flat_memory_no_fd_leak(tmp_path: Path) -> None:
-    report = run_soak(calls=2000, concurrency=64, workdir=tmp_path, rss_growth_limit_mb=8.0, fd_slack=16, log=print)
+    report = run_soak(
+        calls=2000, concurrency=64, workdir=tmp_path, rss_growth_limit_mb=8.0, fd_slack=16, log=print
+    )
     print(report)
     assert report.ok, report.problems
     assert report.rows == report.calls == 2000 and report.missing == report.duplicates == 0

@@ -39,7 +39,10 @@ def test_quick_call_is_one_row_and_in_flight_rows_become_interrupted(db_url: str
     slow = CallRecord(client_api="anthropic", endpoint="/v1/messages")
     writer.started(slow)
     assert writer.flush()
-    assert set(rows(engine, "SELECT call_id, outcome FROM calls")) == {(quick.call_id, "ok"), (slow.call_id, "in_flight")}
+    assert set(rows(engine, "SELECT call_id, outcome FROM calls")) == {
+        (quick.call_id, "ok"),
+        (slow.call_id, "in_flight"),
+    }
     assert rows(engine, "SELECT tool_call_id, kind FROM tool_calls") == [("call_1", "ok")]
     writer.failed_results([("call_1", "exit code 1")])
     assert writer.flush()
@@ -50,7 +53,9 @@ def test_quick_call_is_one_row_and_in_flight_rows_become_interrupted(db_url: str
     # proxy on the same machine does; a reader, or another machine's proxy, leaves other proxies' calls alone)
     if engine.url.get_backend_name() == "postgresql":
         for other in (open_database(url), open_database(url, machine="box-2")):
-            assert rows(other, f"SELECT outcome FROM calls WHERE call_id = '{slow.call_id}'") == [("in_flight",)]
+            assert rows(other, f"SELECT outcome FROM calls WHERE call_id = '{slow.call_id}'") == [
+                ("in_flight",)
+            ]
             other.dispose()
     engine = open_database(url, machine="box-1")
     assert rows(engine, f"SELECT outcome FROM calls WHERE call_id = '{slow.call_id}'") == [("interrupted",)]
@@ -93,11 +98,18 @@ def _schema(path: Path) -> dict[str, tuple]:
     conn = sqlite3.connect(path)
     try:
         out = {}
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
         for name in tables:
             cols = [tuple(r[1:]) for r in conn.execute(f"PRAGMA table_info('{name}')")]
-            indexes = sorted((r[1], r[2], tuple(c[2] for c in conn.execute(f"PRAGMA index_info('{r[1]}')")))
-                             for r in conn.execute(f"PRAGMA index_list('{name}')"))
+            indexes = sorted(
+                (r[1], r[2], tuple(c[2] for c in conn.execute(f"PRAGMA index_info('{r[1]}')")))
+                for r in conn.execute(f"PRAGMA index_list('{name}')")
+            )
             fks = sorted(tuple(r[2:]) for r in conn.execute(f"PRAGMA foreign_key_list('{name}')"))
             out[name] = (cols, indexes, fks)
         return out
@@ -141,7 +153,9 @@ def test_the_migrations_build_the_models_schema_on_postgresql(pg_server) -> None
     try:
         with engine.connect() as conn:
             assert rows(engine, "SELECT version_num FROM alembic_version") == [(head_revision(),)]
-            context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "compare_server_default": True}
+            )
             assert compare_metadata(context, Base.metadata) == []
     finally:
         engine.dispose()

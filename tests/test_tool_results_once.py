@@ -9,8 +9,15 @@ from app.proxy.accounting import SeenIds
 def _body(n: int, failing: set[int]) -> dict:
     messages = [{"role": "user", "content": "go"}]
     for i in range(n):
-        messages.append({"role": "assistant", "content": None,
-                         "tool_calls": [{"id": f"c{i}", "type": "function", "function": {"name": "bash", "arguments": "{}"}}]})
+        messages.append(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": f"c{i}", "type": "function", "function": {"name": "bash", "arguments": "{}"}}
+                ],
+            }
+        )
         text = "Exit code: 2\nboom" if i in failing else "ok\nall good"
         messages.append({"role": "tool", "tool_call_id": f"c{i}", "content": text})
     return {"model": "m", "messages": messages}
@@ -32,9 +39,17 @@ def test_only_new_results_are_read_and_each_failure_counts_once(monkeypatch) -> 
 
 def test_anthropic_and_responses_results_once() -> None:
     seen = SeenIds()
-    body = {"messages": [{"role": "user", "content": [
-        {"type": "tool_result", "tool_use_id": "t1", "is_error": True, "content": "Exit code 2"},
-        {"type": "tool_result", "tool_use_id": "", "is_error": True, "content": "no id"}]}]}
+    body = {
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "t1", "is_error": True, "content": "Exit code 2"},
+                    {"type": "tool_result", "tool_use_id": "", "is_error": True, "content": "no id"},
+                ],
+            }
+        ]
+    }
     assert toolcheck.failed_results(body, "anthropic", fresh=seen.first) == [("t1", "is_error: Exit code 2")]
     assert toolcheck.failed_results(body, "anthropic", fresh=seen.first) == []
     items = {"input": [{"type": "function_call_output", "call_id": "r1", "output": "Error: no such file"}]}

@@ -402,7 +402,10 @@ def test_anthropic_is_error_results() -> None:
         ("12 passed, failed: 0", False),
         ("bash: foo: command not found", True),  # a Unix diagnostic, `prog: [arg: ]message` ending its line
         ("cat: missing.txt: No such file or directory\n", True),  # OpenCode's bash tool: stderr as it came
-        ("Note: no such file or directory errors are retried", False),  # prose: the message does not end the line
+        (
+            "Note: no such file or directory errors are retried",
+            False,
+        ),  # prose: the message does not end the line
         ("see the log for: permission denied lines", False),
         ("def f():\n    raise ValueError('error: bad')", False),
         ("x = 1\n" * 80 + "Traceback (most recent call last):", False),  # beyond the 300-char window
@@ -424,21 +427,58 @@ QWEN_SHELL = "Command: {cmd}\nDirectory: (root)\nOutput: {out}\nError: (none)\nE
     ("content", "failed", "reason"),
     [
         # Cline's CLI: a JSON string per result, a list of them for run_commands, `success` says how it went
-        ('[{"query":"cat /nope","result":"[Command exited with code 1]\\n\\n[stderr]\\ncat: /nope: No such file",'
-         '"error":"Command exited with code 1","success":false}]', True, "Command exited with code 1"),
-        ('{"query":"edit:/w/out.txt","result":"File created successfully at: /w/out.txt","success":true}', False, None),
+        (
+            '[{"query":"cat /nope","result":"[Command exited with code 1]\\n\\n[stderr]\\ncat: /nope: No such file",'
+            '"error":"Command exited with code 1","success":false}]',
+            True,
+            "Command exited with code 1",
+        ),
+        (
+            '{"query":"edit:/w/out.txt","result":"File created successfully at: /w/out.txt","success":true}',
+            False,
+            None,
+        ),
         ('[{"query":"ls","result":"error: is a file name here","success":true}]', False, None),
-        ('{"error":"\u2716 Invalid input: expected string, received undefined\\n  \u2192 at new_text"}', True, "Invalid input"),
+        (
+            '{"error":"\u2716 Invalid input: expected string, received undefined\\n  \u2192 at new_text"}',
+            True,
+            "Invalid input",
+        ),
         ('{"result": "plain JSON a tool printed", "count": 2}', False, None),
         # Qwen Code's shell tool, as an array of text parts: "Error: (none)" is no error, the exit code decides
-        ([{"type": "text", "text": QWEN_SHELL.format(cmd="cat /nope", out="cat: /nope: No such file or directory", code=1)}],
-         True, "Exit Code: 1"),
-        ([{"type": "text", "text": QWEN_SHELL.format(cmd="ls", out="a.txt\nerror: listed", code=0)}], False, None),
-        ([{"type": "text", "text": QWEN_SHELL.format(cmd="seq 400", out="\n".join(map(str, range(400))), code=2)}],
-         True, "Exit Code: 2"),  # the exit code sits after the output, however long
+        (
+            [
+                {
+                    "type": "text",
+                    "text": QWEN_SHELL.format(
+                        cmd="cat /nope", out="cat: /nope: No such file or directory", code=1
+                    ),
+                }
+            ],
+            True,
+            "Exit Code: 1",
+        ),
+        (
+            [{"type": "text", "text": QWEN_SHELL.format(cmd="ls", out="a.txt\nerror: listed", code=0)}],
+            False,
+            None,
+        ),
+        (
+            [
+                {
+                    "type": "text",
+                    "text": QWEN_SHELL.format(cmd="seq 400", out="\n".join(map(str, range(400))), code=2),
+                }
+            ],
+            True,
+            "Exit Code: 2",
+        ),  # the exit code sits after the output, however long
         # Continue's CLI
-        ("Error executing tool Bash: Error (exit code 1): cat: /nope: No such file or directory\n", True,
-         "error executing tool"),
+        (
+            "Error executing tool Bash: Error (exit code 1): cat: /nope: No such file or directory\n",
+            True,
+            "error executing tool",
+        ),
     ],
 )
 def test_agent_tool_result_shapes(content: object, failed: bool, reason: str | None) -> None:

@@ -93,7 +93,9 @@ def run_case(case: dict[str, Any]) -> Any:
         out += translator.finish()
     elif end != "none":
         out += translator.error(end[1], end[2])
-    assert translator.finish() == [] and translator.error("server_error", "late") == [], "output after the end"
+    assert translator.finish() == [] and translator.error("server_error", "late") == [], (
+        "output after the end"
+    )
     return out
 
 
@@ -115,7 +117,12 @@ GOLDEN_FILES = sorted(GOLDEN.glob("*.json"))
 
 def test_golden_files_cover_every_mapping() -> None:
     calls = {orjson.loads(p.read_bytes())["call"] for p in GOLDEN_FILES}
-    assert calls == {"gemini_to_chat_request", "chat_to_gemini_response", "ChatToGeminiStream", "chat_error_to_gemini"}
+    assert calls == {
+        "gemini_to_chat_request",
+        "chat_to_gemini_response",
+        "ChatToGeminiStream",
+        "chat_error_to_gemini",
+    }
     assert len(GOLDEN_FILES) >= 20
 
 
@@ -158,7 +165,11 @@ def test_stream_and_whole_answer_agree() -> None:
     assert (thoughts, text) == (parts[0].text, parts[1].text) == ("Plan it.", "Two files.")
     assert [c.model_dump() for c in calls] == [p.function_call.model_dump() for p in parts[2:]]
     assert finish == whole.candidates[0].finish_reason == types.FinishReason.STOP
-    assert usage == whole.usage_metadata and usage.thoughts_token_count == 5 and usage.candidates_token_count == 55
+    assert (
+        usage == whole.usage_metadata
+        and usage.thoughts_token_count == 5
+        and usage.candidates_token_count == 55
+    )
 
 
 def test_proto_field_names_are_read_like_json_names() -> None:
@@ -192,7 +203,9 @@ def test_proto_field_names_are_read_like_json_names() -> None:
     }  # fmt: skip
     camel_case(snake)
     assert snake == camel
-    chat, ctx = api.gemini_to_chat_request({**snake, "model": "default"}, model="m", profile=profile_for("openrouter", "openai"))
+    chat, ctx = api.gemini_to_chat_request(
+        {**snake, "model": "default"}, model="m", profile=profile_for("openrouter", "openai")
+    )
     assert ctx.thoughts and chat["max_tokens"] == 50 and chat["reasoning_effort"] == "high"
     assert chat["tool_choice"] == {"type": "function", "function": {"name": "f"}}
 
@@ -203,24 +216,47 @@ def test_function_calls_come_back_in_history_as_the_same_tool_calls() -> None:
     calls = [{"id": "call_x1", "type": "function", "function": {"name": "mcp_files_read-file_0a40ebda", "arguments": '{"p":1}'}},
              {"id": "call_x2", "type": "function", "function": {"name": "run_shell_command", "arguments": '{"command":"ls"}'}}]  # fmt: skip
     tools = [{"functionDeclarations": [{"name": "mcp.files/read-file"}, {"name": "run_shell_command"}]}]
-    chat, ctx = api.gemini_to_chat_request(_turns({"parts": [{"text": "go"}]}, tools=tools), model="m", profile=PLAIN)
-    assert [t["function"]["name"] for t in chat["tools"]] == ["mcp_files_read-file_0a40ebda", "run_shell_command"]
+    chat, ctx = api.gemini_to_chat_request(
+        _turns({"parts": [{"text": "go"}]}, tools=tools), model="m", profile=PLAIN
+    )
+    assert [t["function"]["name"] for t in chat["tools"]] == [
+        "mcp_files_read-file_0a40ebda",
+        "run_shell_command",
+    ]
     answer = api.chat_to_gemini_response(
-        {"choices": [{"message": {"role": "assistant", "content": None, "tool_calls": calls}, "finish_reason": "tool_calls"}]}, ctx
+        {
+            "choices": [
+                {
+                    "message": {"role": "assistant", "content": None, "tool_calls": calls},
+                    "finish_reason": "tool_calls",
+                }
+            ]
+        },
+        ctx,
     )
     model_turn = answer["candidates"][0]["content"]
-    assert [p["functionCall"]["name"] for p in model_turn["parts"]] == ["mcp.files/read-file", "run_shell_command"]
+    assert [p["functionCall"]["name"] for p in model_turn["parts"]] == [
+        "mcp.files/read-file",
+        "run_shell_command",
+    ]
     results = {"role": "user", "parts": [{"functionResponse": {"id": p["functionCall"]["id"], "name": p["functionCall"]["name"],
                                                                "response": {"output": "ok"}}} for p in model_turn["parts"]]}  # fmt: skip
-    again, _ = api.gemini_to_chat_request(_turns({"parts": [{"text": "go"}]}, model_turn, results, tools=tools), model="m", profile=PLAIN)
+    again, _ = api.gemini_to_chat_request(
+        _turns({"parts": [{"text": "go"}]}, model_turn, results, tools=tools), model="m", profile=PLAIN
+    )
     assert again["messages"][1]["tool_calls"] == calls
-    assert [(m["tool_call_id"], m["content"]) for m in again["messages"][2:]] == [("call_x1", "ok"), ("call_x2", "ok")]
+    assert [(m["tool_call_id"], m["content"]) for m in again["messages"][2:]] == [
+        ("call_x1", "ok"),
+        ("call_x2", "ok"),
+    ]
 
 
 def test_thinking_budget_maps_to_the_nearest_effort_the_target_takes() -> None:
     def effort(kind: str, thinking: dict[str, Any]) -> Any:
         body = _turns({"parts": [{"text": "x"}]}, generationConfig={"thinkingConfig": thinking})
-        return api.gemini_to_chat_request(body, model="m", profile=profile_for(kind, "openai"))[0].get("reasoning_effort")
+        return api.gemini_to_chat_request(body, model="m", profile=profile_for(kind, "openai"))[0].get(
+            "reasoning_effort"
+        )
 
     assert effort("openrouter", {"thinkingBudget": 1024}) == "low"
     assert effort("openrouter", {"thinkingBudget": 8192}) == "medium"

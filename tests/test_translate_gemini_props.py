@@ -38,7 +38,9 @@ texts = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_siz
 )
 names = st.sampled_from(["write_file", "read_file", "run_shell_command", "mcp.files/read-file"])
 # the same tools as a chat provider knows them: the MCP name made valid for it
-upstream_names = st.sampled_from(["write_file", "read_file", "run_shell_command", "mcp_files_read-file_0a40ebda"])
+upstream_names = st.sampled_from(
+    ["write_file", "read_file", "run_shell_command", "mcp_files_read-file_0a40ebda"]
+)
 scalars = st.none() | st.booleans() | st.integers(-1000, 1000) | st.text(max_size=12)
 json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(ALNUM, min_size=1, max_size=6), inner, max_size=3), max_leaves=8)  # fmt: skip
 args = st.dictionaries(st.text(ALNUM, min_size=1, max_size=8), json_values, max_size=4)
@@ -56,7 +58,9 @@ def gemini_requests(draw: st.DrawFn) -> dict[str, Any]:
     for a call that had none, or absent)."""
     counter = iter(range(10_000))
     text_part = texts.map(lambda t: {"text": t})
-    contents: list[dict[str, Any]] = [{"role": "user", "parts": draw(st.lists(text_part, min_size=1, max_size=3))}]
+    contents: list[dict[str, Any]] = [
+        {"role": "user", "parts": draw(st.lists(text_part, min_size=1, max_size=3))}
+    ]
     for _ in range(draw(st.integers(0, 3))):
         calls = []
         for _ in range(draw(st.integers(0, 3))):
@@ -65,7 +69,9 @@ def gemini_requests(draw: st.DrawFn) -> dict[str, Any]:
                 call["id"] = f"call_{draw(st.text(ALNUM, min_size=1, max_size=8))}{next(counter)}"
             calls.append(call)
         said = draw(st.lists(text_part, max_size=2, min_size=0 if calls else 1))
-        contents.append({"role": "model", "parts": said + [{"functionCall": c, "thoughtSignature": "sig"} for c in calls]})
+        contents.append(
+            {"role": "model", "parts": said + [{"functionCall": c, "thoughtSignature": "sig"} for c in calls]}
+        )
         responses = []
         for call in calls:
             response: dict[str, Any] = {"name": call["name"]}
@@ -106,7 +112,10 @@ def chat_completions(draw: st.DrawFn) -> dict[str, Any]:
          "function": {"name": draw(upstream_names), "arguments": orjson.dumps(draw(args)).decode()}}
         for _ in range(draw(st.integers(0, 3)))
     ]  # fmt: skip
-    message: dict[str, Any] = {"role": "assistant", "content": draw(texts) if not calls or draw(st.booleans()) else None}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": draw(texts) if not calls or draw(st.booleans()) else None,
+    }
     if calls:
         message["tool_calls"] = calls
     if draw(st.booleans()):
@@ -133,7 +142,10 @@ def chat_meaning(chat: dict[str, Any]) -> list[tuple[Any, ...]]:
     out: list[tuple[Any, ...]] = []
     for m in chat["messages"]:
         if m["role"] == "assistant":
-            calls = [(c["id"], c["function"]["name"], orjson.loads(c["function"]["arguments"])) for c in m.get("tool_calls") or ()]
+            calls = [
+                (c["id"], c["function"]["name"], orjson.loads(c["function"]["arguments"]))
+                for c in m.get("tool_calls") or ()
+            ]
             out.append(("assistant", m.get("content") or None, calls))
         elif m["role"] == "tool":
             text = m["content"]
@@ -203,7 +215,9 @@ def test_anthropic_route_keeps_the_meaning_of_the_chat_route(body: dict[str, Any
 
 @SETTINGS
 @given(chat_completions(), st.booleans())
-def test_an_answer_comes_back_in_history_as_the_same_assistant_message(completion: dict[str, Any], thoughts: bool) -> None:
+def test_an_answer_comes_back_in_history_as_the_same_assistant_message(
+    completion: dict[str, Any], thoughts: bool
+) -> None:
     """The candidate's content, appended to the client's history, is the provider's assistant message again."""
     tools_body = {"model": "default", "contents": [{"parts": [{"text": "go"}]}], "tools": DECLARED}
     _, ctx = api.gemini_to_chat_request(tools_body, model="m", profile=PLAIN)
@@ -228,7 +242,10 @@ def test_an_answer_comes_back_in_history_as_the_same_assistant_message(completio
     assert usage.get("cachedContentTokenCount", 0) == counts["prompt_tokens_details"]["cached_tokens"]
     assert usage["totalTokenCount"] == counts["total_tokens"]
     finish = completion["choices"][0]["finish_reason"]
-    assert answer["candidates"][0]["finishReason"] == {"length": "MAX_TOKENS", "content_filter": "SAFETY"}.get(finish, "STOP")
+    assert answer["candidates"][0]["finishReason"] == {
+        "length": "MAX_TOKENS",
+        "content_filter": "SAFETY",
+    }.get(finish, "STOP")
 
 
 def _replayed(chunks: list[dict[str, Any]]) -> tuple[Any, ...]:
@@ -242,7 +259,9 @@ def _whole(answer: dict[str, Any]) -> tuple[Any, ...]:
 
 @SETTINGS
 @given(chat_completions(), cut_lists, st.booleans())
-def test_chat_stream_split_anywhere_equals_the_whole_answer(completion: dict[str, Any], cuts: list[int], thoughts: bool) -> None:
+def test_chat_stream_split_anywhere_equals_the_whole_answer(
+    completion: dict[str, Any], cuts: list[int], thoughts: bool
+) -> None:
     ctx = api.GeminiContext("default", thoughts=thoughts)
     whole = api.chat_to_gemini_response(completion, ctx)
     translator = api.ChatToGeminiStream(ctx)
@@ -255,12 +274,16 @@ def test_chat_stream_split_anywhere_equals_the_whole_answer(completion: dict[str
 
 @SETTINGS
 @given(anthropic_messages(), cut_lists)
-def test_anthropic_stream_split_anywhere_equals_the_whole_answer(message: dict[str, Any], cuts: list[int]) -> None:
+def test_anthropic_stream_split_anywhere_equals_the_whole_answer(
+    message: dict[str, Any], cuts: list[int]
+) -> None:
     """Through the adapter the proxy uses: Anthropic events -> chat chunks -> Gemini chunks, against the
     whole-answer path (Anthropic message -> chat completion -> Gemini response)."""
     adapter = adapter_for("gemini", "anthropic")
     assert adapter is not None and adapter.stream is not None and adapter.respond is not None
-    ctx = Context(requested_model="default", extra=api.GeminiContext("default", thoughts=True, anthropic_ids=True))
+    ctx = Context(
+        requested_model="default", extra=api.GeminiContext("default", thoughts=True, anthropic_ids=True)
+    )
     whole = adapter.respond(message, ctx)
     translator = adapter.stream(ctx)
     chunks: list[dict[str, Any]] = []

@@ -29,9 +29,13 @@ from app.ui.pages.providers import ProvidersPage
 from app.ui.pages.settings import SettingsPage
 
 pytest_plugins = ["ui_support"]
-pytestmark = [pytest.mark.qt_log_level_fail("WARNING"),
-              pytest.mark.qt_log_ignore(r"This plugin does not support (propagateSizeHints|raise|grabWindow)",
-                                        r"No such signal QPlatformNativeInterface::systemTrayWindowChanged")]
+pytestmark = [
+    pytest.mark.qt_log_level_fail("WARNING"),
+    pytest.mark.qt_log_ignore(
+        r"This plugin does not support (propagateSizeHints|raise|grabWindow)",
+        r"No such signal QPlatformNativeInterface::systemTrayWindowChanged",
+    ),
+]
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 NEW_KEY = "sk-test-myseek-fedcba9876543210"
@@ -57,7 +61,9 @@ def wait_text(qtbot, line, text: str, timeout: int = 5000) -> None:  # type: ign
 # ----------------------------------------------------------------------------------------------- providers
 
 
-def test_add_a_provider_from_a_template_key_goes_to_the_keyring_only(ctx, core, mock, memory_keyring, qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_add_a_provider_from_a_template_key_goes_to_the_keyring_only(
+    ctx, core, mock, memory_keyring, qtbot
+) -> None:  # type: ignore[no-untyped-def]
     p = page(qtbot, ProvidersPage, ctx)
     p.new_account("deepseek")
     assert p.name.text() == "deepseek" and p.base_url.text() == "https://api.deepseek.com/v1"
@@ -88,7 +94,9 @@ def test_add_a_provider_from_a_template_key_goes_to_the_keyring_only(ctx, core, 
     assert "moonshotai/kimi-k2" in offered and "qwen/qwen3-coder" in offered
 
 
-def test_rename_keeps_the_key_and_presets_and_removal_is_guarded(ctx, core, memory_keyring, answers, qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_rename_keeps_the_key_and_presets_and_removal_is_guarded(
+    ctx, core, memory_keyring, answers, qtbot
+) -> None:  # type: ignore[no-untyped-def]
     p = page(qtbot, ProvidersPage, ctx)
     p.show_provider("backup")
     p.name.setText("deep")
@@ -100,7 +108,10 @@ def test_rename_keeps_the_key_and_presets_and_removal_is_guarded(ctx, core, memo
     assert core.config.presets["cheap"].roles["plan"] == Target("deep", "deepseek/deepseek-chat")
     # in use: refused with the reason, before any question
     p.remove_current()
-    assert p.message.kind == "error" and "deep cannot be removed: it is still used by preset cheap, preset flaky" in p.message.text()
+    assert (
+        p.message.kind == "error"
+        and "deep cannot be removed: it is still used by preset cheap, preset flaky" in p.message.text()
+    )
     assert answers.asked == []
     # unused: asked, then removed with its key
     p.new_account("groq")
@@ -118,7 +129,9 @@ def test_connection_errors_are_shown_as_messages(ctx, qtbot) -> None:  # type: i
     p = page(qtbot, ProvidersPage, ctx)
     p.show_provider("deadco")
     p.test_connection()
-    assert "Connection failed: cannot connect to http://127.0.0.1:9/v1/models" in wait_message(qtbot, p.message, "error")
+    assert "Connection failed: cannot connect to http://127.0.0.1:9/v1/models" in wait_message(
+        qtbot, p.message, "error"
+    )
     p.new_account("custom")
     assert p.base_url.text() == ""
     p.save()
@@ -128,7 +141,9 @@ def test_connection_errors_are_shown_as_messages(ctx, qtbot) -> None:  # type: i
 # ----------------------------------------------------------------------------------------------- presets
 
 
-def test_edit_a_preset_then_activate_it_from_the_tray_and_the_next_call_follows(gui, core, mock, token, chat, qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_edit_a_preset_then_activate_it_from_the_tray_and_the_next_call_follows(
+    gui, core, mock, token, chat, qtbot
+) -> None:  # type: ignore[no-untyped-def]
     presets = gui.window.show_page("presets")
     presets.select("flaky")
     assert presets.name.text() == "flaky"
@@ -139,17 +154,24 @@ def test_edit_a_preset_then_activate_it_from_the_tray_and_the_next_call_follows(
     assert wait_message(qtbot, presets.message, "ok") == "Saved flaky."
     saved = core.config.presets["flaky"]
     assert saved.default == Target("backup", "deepseek/deepseek-v3.2-edited")
-    assert saved.patterns == {"*opus*": "plan"} and saved.fallback == (Target("backup", "deepseek/deepseek-chat"),)
+    assert saved.patterns == {"*opus*": "plan"} and saved.fallback == (
+        Target("backup", "deepseek/deepseek-chat"),
+    )
     assert core.config.active == "cheap"
 
     gui.tray.rebuild()
     gui.tray.preset_actions["flaky"].trigger()
     qtbot.waitUntil(lambda: core.config.active == "flaky", timeout=5000)
     assert chat(token).status_code == 200
-    assert (mock.requests[-1].model, mock.requests[-1].api_key) == ("deepseek/deepseek-v3.2-edited", BACKUP_KEY)
+    assert (mock.requests[-1].model, mock.requests[-1].api_key) == (
+        "deepseek/deepseek-v3.2-edited",
+        BACKUP_KEY,
+    )
     assert chat(token, "claude-opus-4-5").status_code == 200  # the new pattern sends it to the plan role
     assert (mock.requests[-1].model, mock.requests[-1].api_key) == ("qwen/qwen3-coder-plan", PROVIDER_KEY)
-    qtbot.waitUntil(lambda: "flaky   (active)" in [presets.list.item(i).text() for i in range(presets.list.count())])
+    qtbot.waitUntil(
+        lambda: "flaky   (active)" in [presets.list.item(i).text() for i in range(presets.list.count())]
+    )
     assert gui.tray.tier() == "cheap"
 
 
@@ -192,12 +214,17 @@ def test_duplicate_activate_remove_and_share_presets(ctx, core, answers, tmp_pat
     assert shared == preset_toml(core.config, "cheap copy") and PROVIDER_KEY not in shared
     answers.open_path = answers.save_path
     p.import_file()
-    assert wait_message(qtbot, p.message, "ok") == "Imported cheap copy (imported) from shared.downshift.toml."
+    assert (
+        wait_message(qtbot, p.message, "ok") == "Imported cheap copy (imported) from shared.downshift.toml."
+    )
     assert core.config.presets["cheap copy (imported)"].roles == core.config.presets["cheap copy"].roles
     answers.open_path = tmp_path / "broken.toml"
     answers.open_path.write_text("[[presets]]\nname = 'x'\ndefault = 'ghost/m'\n")
     p.import_file()
-    assert "Not imported: " in wait_message(qtbot, p.message, "error") and "unknown provider 'ghost'" in p.message.text()
+    assert (
+        "Not imported: " in wait_message(qtbot, p.message, "error")
+        and "unknown provider 'ghost'" in p.message.text()
+    )
 
 
 def test_budgets_are_edited_and_saved(ctx, core, qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -211,8 +238,15 @@ def test_budgets_are_edited_and_saved(ctx, core, qtbot) -> None:  # type: ignore
     p.budgets.cellWidget(1, 3).setCurrentIndex(p.budgets.cellWidget(1, 3).findData("premium"))
     p.save_budgets()
     assert wait_message(qtbot, p.budget_message, "ok") == "Saved 2 budgets."
-    assert core.config.budgets == (Budget("month", 40.0, "switch", None, "cheap"), Budget("day", 2.5, "warn", "premium", None))
-    assert tomllib.loads(core.config_path.read_text())["budgets"][1] == {"period": "day", "limit_usd": 2.5, "provider": "premium"}
+    assert core.config.budgets == (
+        Budget("month", 40.0, "switch", None, "cheap"),
+        Budget("day", 2.5, "warn", "premium", None),
+    )
+    assert tomllib.loads(core.config_path.read_text())["budgets"][1] == {
+        "period": "day",
+        "limit_usd": 2.5,
+        "provider": "premium",
+    }
 
 
 # ----------------------------------------------------------------------------------------------- export
@@ -225,7 +259,9 @@ def test_export_copies_the_exact_snippet(ctx, core, proxy, token, qtbot) -> None
     p.agent.setCurrentIndex(p.agent.findData("aider"))
     p.shell.setCurrentIndex(p.shell.findData("fish"))
     expected = export_text("aider", "fish", proxy.url, token)
-    assert p.snippet.toPlainText() == export_text("aider", "fish", proxy.url, mask_key(token))  # masked on screen
+    assert p.snippet.toPlainText() == export_text(
+        "aider", "fish", proxy.url, mask_key(token)
+    )  # masked on screen
     assert token not in p.snippet.toPlainText()
     QGuiApplication.clipboard().clear()
     qtbot.mouseClick(p.copy_button, Qt.MouseButton.LeftButton)
@@ -252,7 +288,9 @@ def test_direct_variant_masks_the_key_and_asks_before_copying_it(ctx, answers, q
     assert "real cheapco API key" in answers.asked[-1][1]
     # Claude Code cannot reach an OpenAI-format provider directly: said, not crashed
     p.agent.setCurrentIndex(p.agent.findData("claude-code"))
-    assert "Claude Code speaks the Anthropic Messages API" in p.warning.text() and not p.copy_button.isEnabled()
+    assert (
+        "Claude Code speaks the Anthropic Messages API" in p.warning.text() and not p.copy_button.isEnabled()
+    )
 
 
 # ----------------------------------------------------------------------------------------------- settings
@@ -269,7 +307,9 @@ def test_rotating_the_token_locks_out_the_old_one(ctx, core, proxy, token, chat,
     assert new != token
     assert chat(token).status_code == 401
     assert chat(new).status_code == 200
-    qtbot.waitUntil(lambda: p.token_field.text() == new and mask_key(new) in export.snippet.toPlainText(), timeout=3000)
+    qtbot.waitUntil(
+        lambda: p.token_field.text() == new and mask_key(new) in export.snippet.toPlainText(), timeout=3000
+    )
     answers.confirm = False
     p.rotate()
     assert core.token() == new
@@ -310,7 +350,9 @@ def test_settings_apply_and_say_when(ctx, core, isolated_home: Path, answers, tm
     assert core.config.store_bodies and core.config.retention_days == 30  # later saves kept earlier ones
 
 
-def test_the_chosen_database_is_used_from_the_next_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_chosen_database_is_used_from_the_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from app import paths
     from app.core.config import Config
     from app.core.engine import database_url
@@ -331,14 +373,31 @@ def test_the_chosen_database_is_used_from_the_next_start(tmp_path: Path, monkeyp
 def test_screenshots_of_every_config_page_and_the_tray_menu(gui, core, proxy, token, mock, qtbot) -> None:  # type: ignore[no-untyped-def]
     """Real data: calls through the proxy (so spend shows), models fetched from the mock upstream."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    tool = {"type": "function", "function": {"name": "read_file", "parameters": {
-        "type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}}}
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "read_file",
+            "parameters": {
+                "type": "object",
+                "properties": {"path": {"type": "string"}},
+                "required": ["path"],
+            },
+        },
+    }
     for i, model in enumerate(("default", "plan", "background", "default", "default", "default")):
         args: dict | str = "{'path': broken" if i == 4 else {"path": f"src/module_{i}.py"}
-        mock.enqueue(Reply(tool_calls=[ToolCall("read_file", args)],
-                           usage=Usage(prompt=24_000 + 3000 * i, completion=700, cached=16_000)))
-        r = httpx.post(f"{proxy.url}/v1/chat/completions", headers={"Authorization": f"Bearer {token}"}, timeout=20,
-                       json={"model": model, "tools": [tool], "messages": [{"role": "user", "content": "read it"}]})
+        mock.enqueue(
+            Reply(
+                tool_calls=[ToolCall("read_file", args)],
+                usage=Usage(prompt=24_000 + 3000 * i, completion=700, cached=16_000),
+            )
+        )
+        r = httpx.post(
+            f"{proxy.url}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=20,
+            json={"model": model, "tools": [tool], "messages": [{"role": "user", "content": "read it"}]},
+        )
         assert r.status_code == 200
     qtbot.waitUntil(lambda: gui.stats.total["calls"] == 6, timeout=5000)
     window = gui.window
@@ -392,7 +451,12 @@ def test_screenshots_of_every_config_page_and_the_tray_menu(gui, core, proxy, to
     assert not is_dark(QApplication.palette())
     for x, y in ((5, window.height() - 5), (window.width() // 2, window.height() // 2), (60, 300)):
         light_px, dark_px = light_shot.pixelColor(x, y), dark_shot.pixelColor(x, y)
-        assert light_px.lightness() > 180 and dark_px.lightness() < 90, (x, y, light_px.name(), dark_px.name())
+        assert light_px.lightness() > 180 and dark_px.lightness() < 90, (
+            x,
+            y,
+            light_px.name(),
+            dark_px.name(),
+        )
 
     # the whole window at the smallest size it is made for and at a large one, light and dark
     presets.tabs.setCurrentIndex(0)
@@ -409,8 +473,19 @@ def test_screenshots_of_every_config_page_and_the_tray_menu(gui, core, proxy, to
             finally:
                 apply_theme("system")
 
-    for name in ("providers", "providers-dark", "presets", "budgets", "export", "settings", "tray-menu",
-                 "window-900x600-light", "window-900x600-dark", "window-1400x900-light", "window-1400x900-dark"):
+    for name in (
+        "providers",
+        "providers-dark",
+        "presets",
+        "budgets",
+        "export",
+        "settings",
+        "tray-menu",
+        "window-900x600-light",
+        "window-900x600-dark",
+        "window-1400x900-light",
+        "window-1400x900-dark",
+    ):
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 5000
 
 
@@ -421,10 +496,16 @@ def test_export_lists_the_newer_agents(ctx, proxy, token, qtbot) -> None:  # typ
     qtbot.waitUntil(lambda: p.copy_button.isEnabled(), timeout=3000)
     labels = {p.agent.itemData(i): p.agent.itemText(i) for i in range(p.agent.count())}
     assert {k: labels[k] for k in ("opencode", "qwen-code", "cline", "continue")} == {
-        "opencode": "OpenCode", "qwen-code": "Qwen Code", "cline": "Cline CLI", "continue": "Continue CLI (cn)"}
+        "opencode": "OpenCode",
+        "qwen-code": "Qwen Code",
+        "cline": "Cline CLI",
+        "continue": "Continue CLI (cn)",
+    }
     p.agent.setCurrentIndex(p.agent.findData("cline"))
     text = p.snippet.toPlainText()
-    assert "downshift env --agent cline --write" in text and "export CLINE_SESSION_BACKEND_MODE='local'" in text
+    assert (
+        "downshift env --agent cline --write" in text and "export CLINE_SESSION_BACKEND_MODE='local'" in text
+    )
     assert text == export_text("cline", "bash", proxy.url, mask_key(token))  # masked on screen
 
 
@@ -528,8 +609,10 @@ def test_the_dark_theme_applies_without_a_platform_theme(gui, core, qtbot) -> No
     assert not is_dark(QApplication.palette())
 
 
-def test_apply_port_moves_the_running_proxy_and_env_prints_where_it_listens(ctx, core, proxy, token, chat, mock, capsys, qtbot) -> None:  # type: ignore[no-untyped-def]
-    """"Apply" used to say "from the next start" while `downshift env` already printed the new port."""
+def test_apply_port_moves_the_running_proxy_and_env_prints_where_it_listens(
+    ctx, core, proxy, token, chat, mock, capsys, qtbot
+) -> None:  # type: ignore[no-untyped-def]
+    """ "Apply" used to say "from the next start" while `downshift env` already printed the new port."""
     from app.cli import main as cli
     from app.core.connect import connect
     from app.ui.launch import free_port
@@ -537,7 +620,9 @@ def test_apply_port_moves_the_running_proxy_and_env_prints_where_it_listens(ctx,
     old_url, new_port = proxy.url, free_port("127.0.0.1")
     connected = connect("codex", old_url)  # a connected agent's file follows the port
     assert cli(["--config", str(core.config_path), "env"]) == 0
-    assert f"{old_url}" in capsys.readouterr().out  # the port the proxy really has, not the configured 0/default
+    assert (
+        f"{old_url}" in capsys.readouterr().out
+    )  # the port the proxy really has, not the configured 0/default
     mock.enqueue(Reply(text="slow", first_byte_delay=1.5))
     import threading
 
@@ -549,7 +634,9 @@ def test_apply_port_moves_the_running_proxy_and_env_prints_where_it_listens(ctx,
     p.port.setValue(new_port)
     p.save_port()
     try:
-        assert f"now listens on http://127.0.0.1:{new_port}" in wait_message(qtbot, p.message, "ok", timeout=10_000)
+        assert f"now listens on http://127.0.0.1:{new_port}" in wait_message(
+            qtbot, p.message, "ok", timeout=10_000
+        )
         assert ctx.proxy is not proxy and ctx.proxy.port == new_port and core.config.port == new_port
         assert f"Listening on http://127.0.0.1:{new_port}." == p.listening.text()
         caller.join(10)
@@ -557,8 +644,15 @@ def test_apply_port_moves_the_running_proxy_and_env_prints_where_it_listens(ctx,
         qtbot.waitUntil(lambda: proxy._stopped.is_set(), timeout=10_000)
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{old_url}/health", timeout=2)
-        assert httpx.post(f"http://127.0.0.1:{new_port}/v1/chat/completions", headers={"Authorization": f"Bearer {token}"},
-                          json={"model": "default", "messages": [{"role": "user", "content": "hi"}]}, timeout=20).status_code == 200
+        assert (
+            httpx.post(
+                f"http://127.0.0.1:{new_port}/v1/chat/completions",
+                headers={"Authorization": f"Bearer {token}"},
+                json={"model": "default", "messages": [{"role": "user", "content": "hi"}]},
+                timeout=20,
+            ).status_code
+            == 200
+        )
         assert cli(["--config", str(core.config_path), "env"]) == 0
         assert f"http://127.0.0.1:{new_port}" in capsys.readouterr().out
         ctx.wait()
@@ -570,7 +664,9 @@ def test_apply_port_moves_the_running_proxy_and_env_prints_where_it_listens(ctx,
         blocker.listen()
         p.port.setValue(blocker.getsockname()[1])
         p.save_port()
-        assert f"keeps serving on http://127.0.0.1:{taken}" in wait_message(qtbot, p.message, "error", timeout=10_000)
+        assert f"keeps serving on http://127.0.0.1:{taken}" in wait_message(
+            qtbot, p.message, "error", timeout=10_000
+        )
         qtbot.waitUntil(lambda: core.config.port == taken, timeout=5000)
         blocker.close()
     finally:
@@ -580,7 +676,9 @@ def test_apply_port_moves_the_running_proxy_and_env_prints_where_it_listens(ctx,
     assert f"http://127.0.0.1:{core.config.port}" in capsys.readouterr().out
 
 
-def test_connect_buttons_write_and_restore_each_agents_file(ctx, core, proxy, isolated_home: Path, qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_connect_buttons_write_and_restore_each_agents_file(
+    ctx, core, proxy, isolated_home: Path, qtbot
+) -> None:  # type: ignore[no-untyped-def]
     import json
 
     from app.core.connect import CONNECTABLE, is_connected

@@ -36,17 +36,41 @@ from app.ui.pages.tasks import TasksPage
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 TOOLS = [
-    {"type": "function", "function": {"name": "read_file", "description": "Read a file",
-                                      "parameters": {"type": "object", "properties": {"path": {"type": "string"}},
-                                                     "required": ["path"]}}},
-    {"type": "function", "function": {"name": "bash", "description": "Run a command",
-                                      "parameters": {"type": "object", "properties": {"command": {"type": "string"}},
-                                                     "required": ["command"]}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "read_file",
+            "description": "Read a file",
+            "parameters": {
+                "type": "object",
+                "properties": {"path": {"type": "string"}},
+                "required": ["path"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "bash",
+            "description": "Run a command",
+            "parameters": {
+                "type": "object",
+                "properties": {"command": {"type": "string"}},
+                "required": ["command"],
+            },
+        },
+    },
 ]
 
 
-def chat(ctx: UiContext, model: str = "default", *, task: str | None = None, tools: bool = False,
-         text: str = "list the files") -> httpx.Response:
+def chat(
+    ctx: UiContext,
+    model: str = "default",
+    *,
+    task: str | None = None,
+    tools: bool = False,
+    text: str = "list the files",
+) -> httpx.Response:
     body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": text}]}
     if tools:
         body["tools"] = TOOLS
@@ -117,8 +141,10 @@ def served_by(page: CallsPage) -> list[tuple[str, str]]:
 
 # ---------------------------------------------------------------------------------------------- live
 
+
 def test_a_proxied_call_shows_in_the_calls_table_and_the_dashboard_tiles_within_two_seconds(
-        qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    qtbot: Any, stack: Stack, mock: Any
+) -> None:  # type: ignore[no-untyped-def]
     calls = stack.open(qtbot, CallsPage)
     dash = stack.open(qtbot, DashboardPage)
     qtbot.waitUntil(lambda: not calls.model.loading and dash.refreshes >= 1, timeout=5000)
@@ -129,9 +155,13 @@ def test_a_proxied_call_shows_in_the_calls_table_and_the_dashboard_tiles_within_
     answered = time.monotonic()
     qtbot.waitUntil(lambda: calls.model.rowCount() == 1, timeout=2000)
     in_table = time.monotonic() - answered
-    qtbot.waitUntil(lambda: dash.tiles["calls"].value.text() == "1", timeout=max(1, int(2000 - in_table * 1000)))
+    qtbot.waitUntil(
+        lambda: dash.tiles["calls"].value.text() == "1", timeout=max(1, int(2000 - in_table * 1000))
+    )
     in_tiles = time.monotonic() - answered
-    print(f"\ncall visible in the Calls table after {in_table * 1000:.0f} ms, in the tiles after {in_tiles * 1000:.0f} ms")
+    print(
+        f"\ncall visible in the Calls table after {in_table * 1000:.0f} ms, in the tiles after {in_tiles * 1000:.0f} ms"
+    )
 
     row = calls.model.row(0)
     assert (row["provider"], row["upstream_model"], row["outcome"]) == ("cheapco", "qwen/qwen3-coder", "ok")
@@ -143,7 +173,8 @@ def test_a_proxied_call_shows_in_the_calls_table_and_the_dashboard_tiles_within_
 
 
 def test_new_calls_are_inserted_without_a_reset_and_the_row_being_read_stays_put(
-        qtbot: Any, tmp_path: Path, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    qtbot: Any, tmp_path: Path, mock: Any
+) -> None:  # type: ignore[no-untyped-def]
     db = tmp_path / "log.db"
     fill_synthetic_calls(db, 3000, end=time.time() - 60, span=3000.0)
     s = Stack(tmp_path, mock.base_url, db)
@@ -170,6 +201,7 @@ def test_new_calls_are_inserted_without_a_reset_and_the_row_being_read_stays_put
 
 
 # ------------------------------------------------------------------------------------------- filters
+
 
 def test_filters_narrow_the_table(qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
     assert chat(stack.ctx, "default").status_code == 200
@@ -216,17 +248,22 @@ def test_filters_narrow_the_table(qtbot: Any, stack: Stack, mock: Any) -> None: 
     check([("claude-3-5-haiku-latest", "qwen/qwen3-coder-30b")])
     page.search_edit.clear()
     page.time_box.setCurrentIndex(1)  # last hour: everything here is seconds old
-    qtbot.waitUntil(lambda: page.model.filter.since is not None and page.model.filter.search is None, timeout=2000)
+    qtbot.waitUntil(
+        lambda: page.model.filter.since is not None and page.model.filter.search is None, timeout=2000
+    )
     settle(qtbot, page.model)
     assert page.model.rowCount() == 5
 
 
 def test_the_detail_pane_explains_a_schema_failure_and_the_fallback(
-        qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    qtbot: Any, stack: Stack, mock: Any
+) -> None:  # type: ignore[no-untyped-def]
     page = stack.open(qtbot, CallsPage)
     settle(qtbot, page.model)
-    mock.enqueue(Reply(status=500), Reply(tool_calls=[ToolCall("read_file", {"path": 5}),
-                                                      ToolCall("bash", {"command": "ls"})]))
+    mock.enqueue(
+        Reply(status=500),
+        Reply(tool_calls=[ToolCall("read_file", {"path": 5}), ToolCall("bash", {"command": "ls"})]),
+    )
     assert chat(stack.ctx, tools=True).status_code == 200
     qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=3000)
     assert page.model.data(page.model.index(0, 8)) == "2 (1 failed)"
@@ -242,6 +279,7 @@ def test_the_detail_pane_explains_a_schema_failure_and_the_fallback(
 
 
 # ----------------------------------------------------------------------------------------- 1M rows
+
 
 def _synthetic_key() -> str:
     """Changes with the generator and with any schema migration (even one edited in place)."""
@@ -274,7 +312,8 @@ def million_row_log(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
 
 
 def test_a_million_calls_open_at_once_and_scrolling_fetches_pages(
-        qtbot: Any, tmp_path: Path, million_row_log: Path) -> None:
+    qtbot: Any, tmp_path: Path, million_row_log: Path
+) -> None:
     core = Core(tmp_path / "config.toml", f"sqlite:///{million_row_log}")
     ctx = UiContext(core, None, CoreBridge(core.events), Background())
     try:
@@ -306,8 +345,11 @@ def test_a_million_calls_open_at_once_and_scrolling_fetches_pages(
         filtered = time.perf_counter() - t
         assert page.model.rowCount() == 500
         assert all(r["outcome"] != "ok" or r["tool_failures"] for r in page.model.rows)
-        print(f"\n1M calls: first page shown {first_page * 1000:.0f} ms, counted {counted * 1000:.0f} ms, next pages "
-              + ", ".join(f"{p * 1000:.0f}" for p in pages) + f" ms, failures-only page {filtered * 1000:.0f} ms")
+        print(
+            f"\n1M calls: first page shown {first_page * 1000:.0f} ms, counted {counted * 1000:.0f} ms, next pages "
+            + ", ".join(f"{p * 1000:.0f}" for p in pages)
+            + f" ms, failures-only page {filtered * 1000:.0f} ms"
+        )
         # generous: a full load of the log takes tens of seconds, a page tens of milliseconds
         assert first_page < 3.0 and max(pages) < 3.0
         page.hide()
@@ -319,8 +361,10 @@ def test_a_million_calls_open_at_once_and_scrolling_fetches_pages(
 
 # ------------------------------------------------------------------------------------------- tasks
 
+
 def test_tasks_page_lists_tasks_shows_their_calls_and_sets_outcomes(
-        qtbot: Any, stack: Stack, mock: Any, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    qtbot: Any, stack: Stack, mock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
     for _ in range(3):
         mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"path": "a.py"})]))
         assert chat(stack.ctx, task="fix-login", tools=True).status_code == 200
@@ -362,16 +406,22 @@ def test_tasks_page_lists_tasks_shows_their_calls_and_sets_outcomes(
     from app.ui import dialogs
 
     asked: list[str] = []
-    monkeypatch.setattr(dialogs, "ask_text", lambda _p, _t, _l, text="": asked.append(text) or "  Fix the   login page ")
+    monkeypatch.setattr(
+        dialogs, "ask_text", lambda _p, _t, _l, text="": asked.append(text) or "  Fix the   login page "
+    )
     row = page.proxy.mapFromSource(page.model.index(page.model.find(task_id), 0)).row()
     page.table.doubleClicked.emit(page.proxy.index(row, 0))  # a double-click on the name renames
     assert asked == ["fix-login"]
-    qtbot.waitUntil(lambda: page.model.rows[page.model.find(task_id)]["label"] == "Fix the login page", timeout=3000)
+    qtbot.waitUntil(
+        lambda: page.model.rows[page.model.find(task_id)]["label"] == "Fix the login page", timeout=3000
+    )
     assert task_queries.get_task(stack.core.db, task_id)["label"] == "Fix the login page"
 
     page.set_outcome(by_label["add-export"]["id"], "abandoned")
-    qtbot.waitUntil(lambda: page.model.rows[page.model.find(by_label["add-export"]["id"])]["outcome"] == "abandoned",
-                    timeout=3000)
+    qtbot.waitUntil(
+        lambda: page.model.rows[page.model.find(by_label["add-export"]["id"])]["outcome"] == "abandoned",
+        timeout=3000,
+    )
     page.set_outcome(999_999, "finished")
     qtbot.waitUntil(lambda: page.message.kind == "error", timeout=3000)
     assert "no task with id 999999" in page.message.text()
@@ -387,9 +437,9 @@ def test_tasks_page_lists_tasks_shows_their_calls_and_sets_outcomes(
 
 # --------------------------------------------------------------------------------------- dashboard
 
-def test_tasks_page_compares_cost_per_finished_task_by_preset(
-        qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
-    """"cheap: $x per finished task at 50% tool failures; premium: $y at 0%": the preset choice in one line."""
+
+def test_tasks_page_compares_cost_per_finished_task_by_preset(qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    """ "cheap: $x per finished task at 50% tool failures; premium: $y at 0%": the preset choice in one line."""
     mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"file": "a.py"})]))  # a schema failure
     assert chat(stack.ctx, task="cheap-job", tools=True).status_code == 200
     mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"path": "a.py"})]))
@@ -415,20 +465,29 @@ def test_tasks_page_compares_cost_per_finished_task_by_preset(
     page = stack.open(qtbot, TasksPage)
     qtbot.waitUntil(lambda: "premium:" in page.by_preset.text(), timeout=3000)
     text = page.by_preset.text()
-    assert text.startswith("cheap: $") and " per finished task at 50% tool failures (1 task); premium: $" in text
+    assert (
+        text.startswith("cheap: $") and " per finished task at 50% tool failures (1 task); premium: $" in text
+    )
     assert text.endswith(" at 0% tool failures (1 task)")
 
 
 def test_dashboard_charts_update_in_place_switch_stacking_and_hover(
-        qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    qtbot: Any, stack: Stack, mock: Any
+) -> None:  # type: ignore[no-untyped-def]
     assert chat(stack.ctx, "default").status_code == 200
     assert chat(stack.ctx, "plan").status_code == 200
     mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"path": 1})]))
     assert chat(stack.ctx, "default", tools=True).status_code == 200
     dash = stack.open(qtbot, DashboardPage)
     dash.range_box.setCurrentIndex(1)  # last hour, minute buckets
-    qtbot.waitUntil(lambda: dash.last_data is not None and dash.last_data["range"].span_s == 3600
-                    and dash.tiles["calls"].value.text() == "3", timeout=5000)
+    qtbot.waitUntil(
+        lambda: (
+            dash.last_data is not None
+            and dash.last_data["range"].span_s == 3600
+            and dash.tiles["calls"].value.text() == "3"
+        ),
+        timeout=5000,
+    )
     assert set(dash.spend.series) == {"qwen/qwen3-coder", "deepseek/deepseek-chat"}
     bars = dict(dash.spend.bars)
     assert dash.tiles["failure"].value.text() == "100.0%"
@@ -436,7 +495,9 @@ def test_dashboard_charts_update_in_place_switch_stacking_and_hover(
 
     refreshes = dash.refreshes
     assert chat(stack.ctx, "default").status_code == 200
-    qtbot.waitUntil(lambda: dash.refreshes > refreshes and dash.tiles["calls"].value.text() == "4", timeout=3000)
+    qtbot.waitUntil(
+        lambda: dash.refreshes > refreshes and dash.tiles["calls"].value.text() == "4", timeout=3000
+    )
     assert dash.spend.bars == bars  # the same plot items, updated with setOpts
 
     dash.by_box.setCurrentIndex(dash.by_box.findData("provider"))
@@ -460,12 +521,19 @@ def test_dashboard_charts_update_in_place_switch_stacking_and_hover(
 
 
 def test_dashboard_range_fits_the_data_has_15_minutes_y_from_0_and_counts_in_tooltips(
-        qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    qtbot: Any, stack: Stack, mock: Any
+) -> None:  # type: ignore[no-untyped-def]
     """A fresh install's first calls fill the chart (not a sliver at the right of 24 hours); the axes start at 0;
     a bar's tooltip says how many calls it stands on, a failure-rate point how many tool calls."""
     assert [dash_range.label for dash_range in DASHBOARD_RANGES][:2] == ["Last 15 minutes", "Last hour"]
     assert fitting_range(None, 1e9) is None
-    assert [fitting_range(1e9 - age, 1e9) for age in (60, 1800, 3 * 3600, 3 * 86400, 90 * 86400)] == [0, 1, 2, 3, 4]
+    assert [fitting_range(1e9 - age, 1e9) for age in (60, 1800, 3 * 3600, 3 * 86400, 90 * 86400)] == [
+        0,
+        1,
+        2,
+        3,
+        4,
+    ]
 
     empty = stack.open(qtbot, DashboardPage)
     qtbot.waitUntil(lambda: empty.last_data is not None, timeout=5000)
@@ -482,7 +550,9 @@ def test_dashboard_range_fits_the_data_has_15_minutes_y_from_0_and_counts_in_too
     assert dashboard_queries.first_activity(stack.core.db, since=time.time() - 86400) > time.time() - 60
 
     dash = stack.open(qtbot, DashboardPage)
-    qtbot.waitUntil(lambda: dash.last_data is not None and dash.last_data["range"].span_s == 900, timeout=5000)
+    qtbot.waitUntil(
+        lambda: dash.last_data is not None and dash.last_data["range"].span_s == 900, timeout=5000
+    )
     assert dash.range_box.currentText() == "Last 15 minutes" and dash.spend.bucket_s == 30
     for chart in (dash.spend, dash.failures, dash.cost_per_task):
         assert chart.plotItem.vb.viewRange()[1][0] == 0, chart.title
@@ -537,6 +607,7 @@ def test_dashboard_queries_never_overlap(qtbot: Any, stack: Stack, monkeypatch: 
 
 # -------------------------------------------------------------------------------------- screenshots
 
+
 def drive_realistic_traffic(s: Stack, mock: Any) -> None:
     """A morning of three agent tasks through the real proxy: plans, edits, background titles, a flaky
     tool call or two, a rate limit answered by the fallback, and an upstream error."""
@@ -545,7 +616,12 @@ def drive_realistic_traffic(s: Stack, mock: Any) -> None:
     for i in range(6):
         mock.enqueue(Reply(tool_calls=[ToolCall("read_file", {"path": f"src/auth/login_{i}.py"})], usage=big))
         chat(ctx, "default", task="fix-login-redirect", tools=True)
-    mock.enqueue(Reply(text="Plan: 1. reproduce 2. fix the redirect 3. add a test", usage=Usage(prompt=9000, completion=900)))
+    mock.enqueue(
+        Reply(
+            text="Plan: 1. reproduce 2. fix the redirect 3. add a test",
+            usage=Usage(prompt=9000, completion=900),
+        )
+    )
     chat(ctx, "plan", task="fix-login-redirect")
     mock.enqueue(Reply(text_tool_call=ToolCall("bash", {"command": "pytest -q"}), usage=big))
     chat(ctx, "default", task="fix-login-redirect", tools=True)
@@ -565,8 +641,12 @@ def drive_realistic_traffic(s: Stack, mock: Any) -> None:
         chat(ctx, "plan", task="refactor-session-store")
     mock.enqueue(Reply(status=400, error="context length exceeded"))
     chat(ctx, "default", task="refactor-session-store")
-    mock.enqueue(Reply(tool_calls=[ToolCall("bash", {"command": "ls"}), ToolCall("read_file", {"path": "x.py"})],
-                       usage=big))
+    mock.enqueue(
+        Reply(
+            tool_calls=[ToolCall("bash", {"command": "ls"}), ToolCall("read_file", {"path": "x.py"})],
+            usage=big,
+        )
+    )
     chat(ctx, "default", task="refactor-session-store", tools=True)
     s.wait_logged(21)
 
@@ -574,12 +654,20 @@ def drive_realistic_traffic(s: Stack, mock: Any) -> None:
 def dark_palette() -> QPalette:
     """A dark theme as a desktop would set it: the charts must follow it without a restart."""
     pal = QPalette()
-    for role, colour in ((QPalette.ColorRole.Window, "#2b2b2b"), (QPalette.ColorRole.WindowText, "#e6e6e6"),
-                         (QPalette.ColorRole.Base, "#1e1e1e"), (QPalette.ColorRole.AlternateBase, "#262626"),
-                         (QPalette.ColorRole.Text, "#e6e6e6"), (QPalette.ColorRole.Button, "#353535"),
-                         (QPalette.ColorRole.ButtonText, "#e6e6e6"), (QPalette.ColorRole.Mid, "#5a5a5a"),
-                         (QPalette.ColorRole.Highlight, "#3d7ab8"), (QPalette.ColorRole.ToolTipBase, "#333333"),
-                         (QPalette.ColorRole.ToolTipText, "#e6e6e6"), (QPalette.ColorRole.PlaceholderText, "#9a9a9a")):
+    for role, colour in (
+        (QPalette.ColorRole.Window, "#2b2b2b"),
+        (QPalette.ColorRole.WindowText, "#e6e6e6"),
+        (QPalette.ColorRole.Base, "#1e1e1e"),
+        (QPalette.ColorRole.AlternateBase, "#262626"),
+        (QPalette.ColorRole.Text, "#e6e6e6"),
+        (QPalette.ColorRole.Button, "#353535"),
+        (QPalette.ColorRole.ButtonText, "#e6e6e6"),
+        (QPalette.ColorRole.Mid, "#5a5a5a"),
+        (QPalette.ColorRole.Highlight, "#3d7ab8"),
+        (QPalette.ColorRole.ToolTipBase, "#333333"),
+        (QPalette.ColorRole.ToolTipText, "#e6e6e6"),
+        (QPalette.ColorRole.PlaceholderText, "#9a9a9a"),
+    ):
         pal.setColor(role, QColor(colour))
     return pal
 
@@ -614,7 +702,8 @@ def test_render_pages_to_png(qtbot: Any, tmp_path: Path, mock: Any) -> None:  # 
         settle(qtbot, calls.model)
         with s.core.db.connect() as conn:
             schema_call = conn.exec_driver_sql(
-                "SELECT call_id FROM tool_calls WHERE kind = 'schema' AND call_id NOT LIKE 'syn%'").scalar()
+                "SELECT call_id FROM tool_calls WHERE kind = 'schema' AND call_id NOT LIKE 'syn%'"
+            ).scalar()
         calls.select_row(next(i for i, r in enumerate(calls.model.rows) if r["call_id"] == schema_call))
         qtbot.waitUntil(lambda: calls.detail.data is not None, timeout=5000)
         assert "arguments violate the tool's schema" in calls.detail.toPlainText()
@@ -635,9 +724,16 @@ def test_render_pages_to_png(qtbot: Any, tmp_path: Path, mock: Any) -> None:  # 
         from app.core.config import Budget
         from app.ui.pages.budgets import BudgetsPage
 
-        s.core.config_store.update(lambda c: replace(c, budgets=(
-            Budget("day", 20.0, action="switch", switch_to="cheap"), Budget("month", 150.0),
-            Budget("day", 5.0, action="block", provider="premium"))))
+        s.core.config_store.update(
+            lambda c: replace(
+                c,
+                budgets=(
+                    Budget("day", 20.0, action="switch", switch_to="cheap"),
+                    Budget("month", 150.0),
+                    Budget("day", 5.0, action="block", provider="premium"),
+                ),
+            )
+        )
         budgets = s.open(qtbot, BudgetsPage, (900, 600))
         qtbot.waitUntil(lambda: len(budgets.bars) == 3, timeout=5000)
         qtbot.wait(100)
@@ -650,6 +746,7 @@ def test_render_pages_to_png(qtbot: Any, tmp_path: Path, mock: Any) -> None:  # 
 
 # ------------------------------------------------------------------------------------------- bench
 
+
 def test_gui_responsiveness_bench_quick_run() -> None:
     """The benchmark's quick mode end to end (its own processes: mock, load, GUI). Timing is printed, not
     asserted (it says more about the machine than the code); that the load was served and logged and the
@@ -659,11 +756,15 @@ def test_gui_responsiveness_bench_quick_run() -> None:
     import sys
 
     bench = Path(__file__).resolve().parent.parent / "bench" / "gui_responsiveness.py"
-    done = subprocess.run([sys.executable, str(bench), "--quick", "--json"], capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [sys.executable, str(bench), "--quick", "--json"], capture_output=True, text=True, timeout=180
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"\nquick bench: {result['load']['calls']} calls, max GUI gap {result['gui']['max_gap_ms']:.0f} ms, "
-          f"p99 {result['gui']['p99_gap_ms']:.0f} ms, {result['dashboard']['refreshes']} dashboard refreshes")
+    print(
+        f"\nquick bench: {result['load']['calls']} calls, max GUI gap {result['gui']['max_gap_ms']:.0f} ms, "
+        f"p99 {result['gui']['p99_gap_ms']:.0f} ms, {result['dashboard']['refreshes']} dashboard refreshes"
+    )
     assert result["load"]["calls"] > 0 and result["load"]["errors"] == 0
     assert result["logged"] == result["load"]["calls"] and result["writer_dropped"] == 0
     assert result["dashboard"]["refreshes"] >= 2
@@ -671,6 +772,7 @@ def test_gui_responsiveness_bench_quick_run() -> None:
 
 
 # ------------------------------------------------------------------------------------------ pieces
+
 
 def test_throttle_runs_at_once_then_folds_calls_into_one_with_the_latest_arguments(qtbot: Any) -> None:
     from app.ui.throttle import Throttle
@@ -711,11 +813,20 @@ def test_single_flight_skips_or_queues_while_a_job_runs(qtbot: Any) -> None:
 def test_axis_tops_are_round_numbers() -> None:
     from app.ui.charts import nice_ceiling
 
-    assert [nice_ceiling(v) for v in (0.756, 0.55, 13.2, 100, 0.0123, 7.9, 9.5, 0)] == \
-        [0.8, 0.6, 15.0, 100, 0.015, 8, 10, 1.0]
+    assert [nice_ceiling(v) for v in (0.756, 0.55, 13.2, 100, 0.0123, 7.9, 9.5, 0)] == [
+        0.8,
+        0.6,
+        15.0,
+        100,
+        0.015,
+        8,
+        10,
+        1.0,
+    ]
 
 
 # ------------------------------------------------------------------------------------ calls page layout
+
 
 def _visible_columns(page: CallsPage) -> list[str]:
     """Column titles whose whole section is inside the table's viewport."""
@@ -729,10 +840,13 @@ def _visible_columns(page: CallsPage) -> list[str]:
 
 
 def test_calls_page_shows_what_matters_explains_red_rows_and_marks_fallbacks(
-        qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    qtbot: Any, stack: Stack, mock: Any
+) -> None:  # type: ignore[no-untyped-def]
     page = stack.open(qtbot, CallsPage, size=(1100, 700))  # the window's default size, splitter as it comes
     settle(qtbot, page.model)
-    assert {"Outcome", "Cost", "Duration", "Tool calls"} <= set(_visible_columns(page)), _visible_columns(page)
+    assert {"Outcome", "Cost", "Duration", "Tool calls"} <= set(_visible_columns(page)), _visible_columns(
+        page
+    )
     mock.enqueue(Reply(status=500), Reply(tool_calls=[ToolCall("read_file", {"path": 5})]))
     assert chat(stack.ctx, tools=True).status_code == 200  # fallback served it; its tool call is broken
     mock.enqueue(Reply(text="fine"))
@@ -745,12 +859,14 @@ def test_calls_page_shows_what_matters_explains_red_rows_and_marks_fallbacks(
     assert "tool call was broken" in red.data(Qt.ItemDataRole.ToolTipRole)
     served = page.model.index(1, col["Served by"])
     assert served.data().startswith("↪ backup/") and "fallback after 1 failed attempt" in served.data(
-        Qt.ItemDataRole.ToolTipRole)
+        Qt.ItemDataRole.ToolTipRole
+    )
     assert not page.model.index(0, col["Served by"]).data().startswith("↪")
 
 
 def test_the_selected_call_stays_still_while_live_rows_arrive_and_ctrl_f_finds(
-        qtbot: Any, tmp_path: Path, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    qtbot: Any, tmp_path: Path, mock: Any
+) -> None:  # type: ignore[no-untyped-def]
     from PySide6.QtTest import QTest
 
     db = tmp_path / "log.db"
@@ -782,8 +898,7 @@ def _selected_row_stays(qtbot: Any, stack: Stack, QTest: Any) -> None:  # noqa: 
     assert page.search_edit.hasFocus()
 
 
-def test_empty_states_say_what_to_do_next_and_go_away_with_the_first_call(
-        qtbot: Any, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+def test_empty_states_say_what_to_do_next_and_go_away_with_the_first_call(qtbot: Any, stack: Stack) -> None:  # type: ignore[no-untyped-def]
     calls = stack.open(qtbot, CallsPage)
     dash = stack.open(qtbot, DashboardPage)
     qtbot.waitUntil(lambda: calls.empty.isVisible() and dash.empty.isVisible(), timeout=5000)
@@ -808,7 +923,8 @@ def test_empty_states_say_what_to_do_next_and_go_away_with_the_first_call(
 
 
 def test_the_health_row_shows_errors_fallbacks_tool_failures_and_budgets_and_links_to_the_calls(
-        qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    qtbot: Any, stack: Stack, mock: Any
+) -> None:  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
     from app.core.config import Budget
@@ -843,8 +959,10 @@ def test_the_health_row_shows_errors_fallbacks_tool_failures_and_budgets_and_lin
 
 # ------------------------------------------------------------------------------------------- budgets
 
+
 def test_budgets_page_shows_progress_and_a_reached_limit_warns_until_dismissed(
-        qtbot: Any, stack: Stack, mock: Any) -> None:  # type: ignore[no-untyped-def]
+    qtbot: Any, stack: Stack, mock: Any
+) -> None:  # type: ignore[no-untyped-def]
     """Budgets apply to all presets: their own page, a bar per budget, and a warning that stays up once a
     limit is reached, until dismissed (for that period)."""
     from dataclasses import replace
@@ -858,8 +976,11 @@ def test_budgets_page_shows_progress_and_a_reached_limit_warns_until_dismissed(
     qtbot.waitUntil(lambda: page.empty.isVisible(), timeout=3000)
     assert not page.bars and not page.warning.isVisible()
 
-    stack.core.config_store.update(lambda c: replace(c, budgets=(
-        Budget("day", 1000.0), Budget("month", 0.001, action="warn", provider="cheapco"))))
+    stack.core.config_store.update(
+        lambda c: replace(
+            c, budgets=(Budget("day", 1000.0), Budget("month", 0.001, action="warn", provider="cheapco"))
+        )
+    )
     mock.enqueue(Reply(usage=Usage(1000, 100), cost=0.002))
     assert chat(stack.ctx).status_code == 200
     stack.wait_logged(1)
@@ -869,7 +990,10 @@ def test_budgets_page_shows_progress_and_a_reached_limit_warns_until_dismissed(
     assert daily["spent"] > 0 and not daily["reached"] and page.bars[0].value() == 0
     assert page.bars[0].format().endswith(" of $1,000 (0%)")
     assert monthly["reached"] and page.bars[1].value() == 100
-    assert page.warning.isVisible() and "Monthly budget of $0.00 for cheapco reached" in page.warning_text.label.text()
+    assert (
+        page.warning.isVisible()
+        and "Monthly budget of $0.00 for cheapco reached" in page.warning_text.label.text()
+    )
 
     page.refresh()  # still reached on the next refresh: the warning stays
     qtbot.waitUntil(lambda: page.flight.running is False, timeout=3000)

@@ -20,12 +20,17 @@ from app.ui.pages.presets import PresetsPage
 from app.ui.pages.providers import ProvidersPage
 
 pytest_plugins = ["ui_support"]
-pytestmark = [pytest.mark.qt_log_level_fail("WARNING"),
-              pytest.mark.qt_log_ignore(r"This plugin does not support (propagateSizeHints|raise|grabWindow)")]
+pytestmark = [
+    pytest.mark.qt_log_level_fail("WARNING"),
+    pytest.mark.qt_log_ignore(r"This plugin does not support (propagateSizeHints|raise|grabWindow)"),
+]
 
 TARGET = "cheapco/qwen/qwen3-coder"
-EVENT = {"title": "Design review", "time": {"start": "10:00", "end": "11:00"},
-         "attendees": [{"name": "Ana", "email": "ana@example.com"}, {"name": "Bo", "email": "bo@example.com"}]}
+EVENT = {
+    "title": "Design review",
+    "time": {"start": "10:00", "end": "11:00"},
+    "attendees": [{"name": "Ana", "email": "ana@example.com"}, {"name": "Bo", "email": "bo@example.com"}],
+}
 
 
 def _tool(request: RecordedRequest) -> str:
@@ -39,7 +44,8 @@ def good_model(request: RecordedRequest) -> Reply:
         return Reply(text=f"The secret word is {SECRET}.", cost=0.001)
     calls = {
         "get_weather": [ToolCall("get_weather", {"city": c}) for c in ("Paris", "Tokyo", "Lima")]
-        if "Tokyo" in messages[-1]["content"] else [ToolCall("get_weather", {"city": "Paris"})],
+        if "Tokyo" in messages[-1]["content"]
+        else [ToolCall("get_weather", {"city": "Paris"})],
         "create_event": [ToolCall("create_event", EVENT)],
         "set_mode": [ToolCall("set_mode", {"mode": "safe", "reason": "tests are failing"})],
         "lookup_ticket": [ToolCall("lookup_ticket", {"ticket_id": NEEDLE})],
@@ -61,7 +67,11 @@ def broken_model(request: RecordedRequest) -> Reply:
 
 
 def providers_page(qtbot, ctx):  # type: ignore[no-untyped-def]
-    ctx.models.put(ModelListing("cheapco", (ModelInfo("qwen/qwen3-coder"), ModelInfo("qwen/qwen3-coder-30b")), 5.0, time.time()))
+    ctx.models.put(
+        ModelListing(
+            "cheapco", (ModelInfo("qwen/qwen3-coder"), ModelInfo("qwen/qwen3-coder-30b")), 5.0, time.time()
+        )
+    )
     page = ProvidersPage(ctx)
     qtbot.addWidget(page)
     page.resize(980, 680)
@@ -98,7 +108,9 @@ def run_probe(qtbot, page, mock, script: Callable[[RecordedRequest], Reply], ans
     assert page.models.topLevelItem(0).text(5) == "probing…"
     qtbot.waitUntil(lambda: page.probing is None, timeout=20000)
     assert page.probe_button.isEnabled()
-    assert seen_threads and gui_thread not in seen_threads  # the mock runs on its own loop; GUI never blocked on it
+    assert (
+        seen_threads and gui_thread not in seen_threads
+    )  # the mock runs on its own loop; GUI never blocked on it
     return page.probe_status.text()
 
 
@@ -111,7 +123,9 @@ def test_probe_a_good_model_from_the_providers_page(ctx, core, mock, qtbot, answ
     assert (stored["passed"], stored["probes"], stored["tool_calls"], stored["tool_failures"]) == (6, 6, 8, 0)
     assert stored["cost_usd"] == pytest.approx(0.007)
     assert all(r.api_key == PROVIDER_KEY and r.path == "/v1/chat/completions" for r in mock.requests)
-    assert status.startswith(f"{TARGET}: 8/8 tool calls valid, 6/6 passed; ") and " ms; cost $0.0070." in status
+    assert (
+        status.startswith(f"{TARGET}: 8/8 tool calls valid, 6/6 passed; ") and " ms; cost $0.0070." in status
+    )
     assert "Failed" not in status
     assert page.models.topLevelItem(0).text(5) == "8/8 tool calls valid, 6/6 passed"
     assert page.models.topLevelItem(1).text(5) == "not probed"
@@ -120,7 +134,9 @@ def test_probe_a_good_model_from_the_providers_page(ctx, core, mock, qtbot, answ
     page.probes = {}
     page.show_provider("backup")
     page.show_provider("cheapco")
-    qtbot.waitUntil(lambda: page.models.topLevelItem(0).text(5) == "8/8 tool calls valid, 6/6 passed", timeout=5000)
+    qtbot.waitUntil(
+        lambda: page.models.topLevelItem(0).text(5) == "8/8 tool calls valid, 6/6 passed", timeout=5000
+    )
 
     # the Presets page shows the verdict beside the picked model, "not probed" beside the others
     presets = PresetsPage(ctx)
@@ -136,7 +152,9 @@ def test_probe_a_good_model_from_the_providers_page(ctx, core, mock, qtbot, answ
     background.model.setEditText("qwen/qwen3-coder")
     assert background.verdict.text() == "probe: 8/8 tool calls valid, 6/6 passed"
     i = background.model.findText("qwen/qwen3-coder")
-    assert background.model.itemData(i, Qt.ItemDataRole.ToolTipRole).startswith("probe: 8/8 tool calls valid, 6/6 passed\n")
+    assert background.model.itemData(i, Qt.ItemDataRole.ToolTipRole).startswith(
+        "probe: 8/8 tool calls valid, 6/6 passed\n"
+    )
 
 
 def test_probe_a_model_with_broken_tool_calls_shows_the_failures(ctx, core, mock, qtbot, answers) -> None:  # type: ignore[no-untyped-def]
@@ -160,14 +178,19 @@ def test_probe_a_model_with_broken_tool_calls_shows_the_failures(ctx, core, mock
     presets = PresetsPage(ctx)
     qtbot.addWidget(presets)
     presets.show()
-    qtbot.waitUntil(lambda: presets.pickers["default"].verdict.text() == "probe: 0/4 tool calls valid, 0/6 passed",
-                    timeout=5000)
+    qtbot.waitUntil(
+        lambda: presets.pickers["default"].verdict.text() == "probe: 0/4 tool calls valid, 0/6 passed",
+        timeout=5000,
+    )
 
 
 def test_a_probe_that_cannot_reach_the_provider_reports_it(ctx, core, mock, qtbot, answers) -> None:  # type: ignore[no-untyped-def]
     page = providers_page(qtbot, ctx)
     status = run_probe(qtbot, page, mock, lambda _r: Reply(status=401, error="bad key"), answers)
-    assert status.startswith(f"{TARGET}: 0/0 tool calls valid, 0/6 passed") and "request failed: HTTP 401" in status
+    assert (
+        status.startswith(f"{TARGET}: 0/0 tool calls valid, 0/6 passed")
+        and "request failed: HTTP 401" in status
+    )
     assert probe_results(core.db, TARGET)["passed"] == 0
 
 

@@ -27,9 +27,13 @@ from app.ui.single_instance import SingleInstance, instance_key
 
 pytest_plugins = ["ui_support"]
 # Qt warnings fail a test; the offscreen platform's notes about what it cannot do are not ours.
-pytestmark = [pytest.mark.qt_log_level_fail("WARNING"),
-              pytest.mark.qt_log_ignore(r"This plugin does not support (propagateSizeHints|raise|grabWindow)",
-                                          r"No such signal QPlatformNativeInterface::systemTrayWindowChanged")]
+pytestmark = [
+    pytest.mark.qt_log_level_fail("WARNING"),
+    pytest.mark.qt_log_ignore(
+        r"This plugin does not support (propagateSizeHints|raise|grabWindow)",
+        r"No such signal QPlatformNativeInterface::systemTrayWindowChanged",
+    ),
+]
 
 
 def activate(qtbot, window) -> None:  # type: ignore[no-untyped-def]
@@ -143,7 +147,11 @@ def test_tray_menu_is_rebuilt_from_current_state(chat, gui, core, proxy, token, 
     assert tray.tier() == "cheap"
     assert tray.action("Today: $0.00 over 0 calls")
     assert tray.action("Tool-call failures: no tool calls yet")
-    assert tray.action("Copy env for Claude Code") and tray.action("Open dashboard") and tray.action("Quit Downshift")
+    assert (
+        tray.action("Copy env for Claude Code")
+        and tray.action("Open dashboard")
+        and tray.action("Quit Downshift")
+    )
     assert tray.action(f"Downshift on {proxy.url}")
     for _ in range(3):
         assert chat(token).status_code == 200
@@ -161,16 +169,23 @@ def test_tray_tooltip_says_when_shadow_runs_are_on(gui, core, qtbot) -> None:  #
     gui.tray.refresh_tooltip()
     assert "Shadow runs" not in gui.tray.icon.toolTip()
     shadow = Shadow(Target("backup", "cand"), 0.1, 2.0)
-    core.config_store.update(lambda c: replace(c, presets={**c.presets, "cheap": replace(c.presets["cheap"], shadow=shadow)}))
-    qtbot.waitUntil(lambda: "Shadow runs on: 10% of loop calls are also sent to backup/cand for evaluation (up to $2.00 a day)"
-                    in gui.tray.icon.toolTip(), timeout=3000)
+    core.config_store.update(
+        lambda c: replace(c, presets={**c.presets, "cheap": replace(c.presets["cheap"], shadow=shadow)})
+    )
+    qtbot.waitUntil(
+        lambda: (
+            "Shadow runs on: 10% of loop calls are also sent to backup/cand for evaluation (up to $2.00 a day)"
+            in gui.tray.icon.toolTip()
+        ),
+        timeout=3000,
+    )
 
 
 def test_tray_switches_preset_and_the_next_call_uses_it(chat, gui, core, proxy, token, mock, qtbot) -> None:  # type: ignore[no-untyped-def]
     gui.tray.rebuild()
     gui.tray.preset_actions["premium"].trigger()
     qtbot.waitUntil(lambda: core.config.active == "premium", timeout=5000)
-    assert "active = \"premium\"" in core.config_path.read_text()
+    assert 'active = "premium"' in core.config_path.read_text()
     assert chat(token, anthropic=True).status_code == 200
     assert mock.requests[-1].model == core.config.presets["premium"].default.model
     assert mock.requests[-1].api_key == PREMIUM_KEY
@@ -211,7 +226,9 @@ def test_new_task_entry_only_when_the_analytics_have_it(gui, monkeypatch: pytest
     gui.tray.rebuild()
     assert gui.tray.action("New task") is None
     started: list[str] = []
-    monkeypatch.setattr(tray_module, "_manual_task_starter", lambda: lambda core, label: started.append(label))
+    monkeypatch.setattr(
+        tray_module, "_manual_task_starter", lambda: lambda core, label: started.append(label)
+    )
     monkeypatch.setattr("app.ui.application._manual_task_starter", tray_module._manual_task_starter)
     gui.tray.rebuild()
     gui.tray.action("New task").trigger()  # the dialog is answered with "label" by ui_support.Answers
@@ -246,7 +263,9 @@ def test_open_dashboard_from_the_tray_shows_a_placeholder_when_the_page_is_missi
     assert isinstance(page, QLabel) and "not part of this build" in page.text()
 
 
-def test_shortcuts_switch_pages_and_the_last_page_and_geometry_are_remembered(gui, settings: QSettings, qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_shortcuts_switch_pages_and_the_last_page_and_geometry_are_remembered(
+    gui, settings: QSettings, qtbot
+) -> None:  # type: ignore[no-untyped-def]
     from app.ui.main_window import MainWindow
 
     window = gui.window
@@ -266,7 +285,9 @@ def test_shortcuts_switch_pages_and_the_last_page_and_geometry_are_remembered(gu
     assert (again.width(), again.height()) == (790, 570)
 
 
-def test_closing_the_window_keeps_serving_and_quit_stops_the_proxy(chat, gui, proxy, token, qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_closing_the_window_keeps_serving_and_quit_stops_the_proxy(
+    chat, gui, proxy, token, qtbot, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     quits: list[bool] = []
     monkeypatch.setattr("app.ui.application.QApplication.quit", lambda: quits.append(True))
     gui.window.close()
@@ -283,7 +304,8 @@ def test_closing_the_window_keeps_serving_and_quit_stops_the_proxy(chat, gui, pr
 
 
 def test_without_a_tray_closing_the_window_asks_and_can_keep_serving_in_the_background(
-        chat, gui, proxy, token, answers, qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    chat, gui, proxy, token, answers, qtbot, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     quits: list[bool] = []
     monkeypatch.setattr("app.ui.application.QApplication.quit", lambda: quits.append(True))
     monkeypatch.setattr(type(gui.tray), "available", staticmethod(lambda: False))
@@ -328,20 +350,27 @@ def test_with_a_tray_closing_the_window_asks_nothing(gui, answers, monkeypatch) 
     assert not gui.window.isVisible() and answers.asked == []
 
 
-def test_the_window_offers_everything_the_tray_does(chat, gui, core, proxy, token, mock, answers, qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_the_window_offers_everything_the_tray_does(
+    chat, gui, core, proxy, token, mock, answers, qtbot
+) -> None:  # type: ignore[no-untyped-def]
     quick = gui.window.quick
     assert quick.isVisible()
     texts = [quick.presets.itemText(i) for i in range(quick.presets.count())]
     assert quick.current() == "cheap"
     # each preset with its model and price per million tokens, and its shortcut
     premium = core.config.presets["premium"]
-    assert any(t.startswith(f"premium: {premium.default.model} (") and "per M" in t and "Ctrl+Shift+" in t
-               for t in texts), texts
+    assert any(
+        t.startswith(f"premium: {premium.default.model} (") and "per M" in t and "Ctrl+Shift+" in t
+        for t in texts
+    ), texts
     # Ctrl+Shift+n switches presets, and the next call follows
     n = list(core.config.presets).index("premium") + 1
     activate(qtbot, gui.window)
-    QTest.keyClick(gui.window, getattr(Qt.Key, f"Key_{n}"),
-                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    QTest.keyClick(
+        gui.window,
+        getattr(Qt.Key, f"Key_{n}"),
+        Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
+    )
     qtbot.waitUntil(lambda: core.config.active == "premium", timeout=5000)
     assert chat(token, anthropic=True).status_code == 200
     assert mock.requests[-1].model == premium.default.model
@@ -366,7 +395,9 @@ def test_the_window_offers_everything_the_tray_does(chat, gui, core, proxy, toke
     assert ("text", "New task") in answers.asked
 
 
-def test_start_minimised_shows_only_the_tray(core, proxy, settings, own_pages_only, monkeypatch, qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_start_minimised_shows_only_the_tray(
+    core, proxy, settings, own_pages_only, monkeypatch, qtbot
+) -> None:  # type: ignore[no-untyped-def]
     from app.core.ui_prefs import with_prefs
     from app.ui.application import DownshiftApp
     from app.ui.tray import Tray
@@ -395,11 +426,18 @@ def test_start_minimised_shows_only_the_tray(core, proxy, settings, own_pages_on
 def test_core_notices_reach_the_user(gui, core, qtbot) -> None:  # type: ignore[no-untyped-def]
     shown: list[tuple[str, str]] = []
     gui.tray.icon.showMessage = lambda title, text, *_: shown.append((title, text))  # type: ignore[method-assign]
-    core.events.emit("notice", ("Budget", "80% of today's $5.00 is spent"))  # from the proxy thread in real use
+    core.events.emit(
+        "notice", ("Budget", "80% of today's $5.00 is spent")
+    )  # from the proxy thread in real use
     qtbot.waitUntil(lambda: bool(shown) or "80%" in gui.window.statusBar().currentMessage(), timeout=3000)
     core.events.emit("config_error", ValueError("config.toml: proxy.port: must be between 0 and 65535"))
-    qtbot.waitUntil(lambda: any("proxy.port" in t for _, t in shown)
-                    or "proxy.port" in gui.window.statusBar().currentMessage(), timeout=3000)
+    qtbot.waitUntil(
+        lambda: (
+            any("proxy.port" in t for _, t in shown)
+            or "proxy.port" in gui.window.statusBar().currentMessage()
+        ),
+        timeout=3000,
+    )
 
 
 def test_run_gui_hands_over_to_a_running_instance(config_path: Path, qtbot, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -416,7 +454,9 @@ def test_run_gui_hands_over_to_a_running_instance(config_path: Path, qtbot, caps
         running.close()
 
 
-def test_run_gui_starts_the_proxy_and_quit_stops_it(config_path: Path, tmp_path: Path, monkeypatch, qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_run_gui_starts_the_proxy_and_quit_stops_it(
+    config_path: Path, tmp_path: Path, monkeypatch, qtbot
+) -> None:  # type: ignore[no-untyped-def]
     import argparse
 
     from PySide6.QtCore import QTimer
@@ -477,7 +517,9 @@ def test_every_page_of_the_window_opens(core, proxy, settings, qtbot, monkeypatc
         app.shutdown()
 
 
-def test_first_run_assistant_opens_for_a_fresh_install(tmp_path: Path, settings, own_pages_only, qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_first_run_assistant_opens_for_a_fresh_install(
+    tmp_path: Path, settings, own_pages_only, qtbot, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     from PySide6.QtWidgets import QApplication, QWizard
 
     from app.core.engine import Core
@@ -485,12 +527,16 @@ def test_first_run_assistant_opens_for_a_fresh_install(tmp_path: Path, settings,
     from app.ui.tray import Tray
 
     monkeypatch.setattr(Tray, "available", staticmethod(lambda: True))
-    fresh = Core(tmp_path / "fresh.toml", f"sqlite:///{tmp_path / 'fresh.db'}")  # the default config: Ollama only
+    fresh = Core(
+        tmp_path / "fresh.toml", f"sqlite:///{tmp_path / 'fresh.db'}"
+    )  # the default config: Ollama only
     app = DownshiftApp(fresh, None, settings)
     try:
         app.start(minimised=False)
-        qtbot.waitUntil(lambda: any(isinstance(w, QWizard) and w.isVisible() for w in QApplication.topLevelWidgets()),
-                        timeout=5000)
+        qtbot.waitUntil(
+            lambda: any(isinstance(w, QWizard) and w.isVisible() for w in QApplication.topLevelWidgets()),
+            timeout=5000,
+        )
     finally:
         app.shutdown()
         fresh.close()
@@ -510,8 +556,11 @@ def test_the_help_menu_opens_the_readme_at_its_sections(gui, monkeypatch: pytest
 
     readme = Path(__file__).resolve().parent.parent / "README.md"
     assert readme == help_menu.README
-    anchors = {help_menu.slug(line.lstrip("#").strip()) for line in readme.read_text().splitlines()
-               if line.startswith("#")}
+    anchors = {
+        help_menu.slug(line.lstrip("#").strip())
+        for line in readme.read_text().splitlines()
+        if line.startswith("#")
+    }
     assert help_menu.slug("Quick start (headless)") == "quick-start-headless"
     assert help_menu.slug("One click: connect an agent") == "one-click-connect-an-agent"
     menu = next(a.menu() for a in gui.window.menuBar().actions() if a.text() == "&Help")
@@ -519,7 +568,9 @@ def test_the_help_menu_opens_the_readme_at_its_sections(gui, monkeypatch: pytest
     assert titles[0] == "&Read me" and titles[-1] == "&About Downshift" and "&Connect an agent" in titles
 
     opened: list[str] = []
-    monkeypatch.setattr(QDesktopServices, "openUrl", staticmethod(lambda url: opened.append(url.toString()) or True))
+    monkeypatch.setattr(
+        QDesktopServices, "openUrl", staticmethod(lambda url: opened.append(url.toString()) or True)
+    )
     for action in gui.window.help_actions:
         assert action.isEnabled()
         action.trigger()

@@ -25,9 +25,13 @@ from PySide6.QtWidgets import QApplication, QLabel
 from app.ui import launch, startup
 
 pytest_plugins = ["ui_support"]
-pytestmark = [pytest.mark.qt_log_level_fail("WARNING"),
-              pytest.mark.qt_log_ignore(r"This plugin does not support (propagateSizeHints|raise|grabWindow)",
-                                          r"No such signal QPlatformNativeInterface::systemTrayWindowChanged")]
+pytestmark = [
+    pytest.mark.qt_log_level_fail("WARNING"),
+    pytest.mark.qt_log_ignore(
+        r"This plugin does not support (propagateSizeHints|raise|grabWindow)",
+        r"No such signal QPlatformNativeInterface::systemTrayWindowChanged",
+    ),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -78,8 +82,13 @@ def test_preload_imports_off_the_gui_thread_and_the_idle_callback_waits_for_it(q
         return real_import(module)
 
     startup.hold(when_idle=lambda: idle.append(True))
-    startup.after_start(lambda: startup.preload(background, [name, "app.ui.no_such_module"],
-                                                lambda: then_on.append(threading.current_thread().name)))
+    startup.after_start(
+        lambda: startup.preload(
+            background,
+            [name, "app.ui.no_such_module"],
+            lambda: then_on.append(threading.current_thread().name),
+        )
+    )
     startup.importlib.import_module = spying_import  # type: ignore[assignment]
     try:
         startup.release()
@@ -113,7 +122,9 @@ def test_first_frame_fires_once_after_the_window_painted(qtbot) -> None:  # type
     assert fired == [True]
 
 
-def test_the_dashboard_builds_its_charts_after_start_up_and_shows_its_figures(ctx, qtbot, chat, token) -> None:  # type: ignore[no-untyped-def]
+def test_the_dashboard_builds_its_charts_after_start_up_and_shows_its_figures(
+    ctx, qtbot, chat, token
+) -> None:  # type: ignore[no-untyped-def]
     from app.ui.pages.dashboard import DashboardPage
 
     chat(token)
@@ -143,7 +154,9 @@ def test_a_held_dashboard_builds_its_charts_on_first_use(ctx, qtbot) -> None:  #
     assert page._charts is not None and page.spend is page._charts[0]
 
 
-def test_run_gui_shows_the_window_then_starts_the_proxy(config_path: Path, tmp_path: Path, monkeypatch, qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_run_gui_shows_the_window_then_starts_the_proxy(
+    config_path: Path, tmp_path: Path, monkeypatch, qtbot
+) -> None:  # type: ignore[no-untyped-def]
     from app.ui.application import DownshiftApp
     from app.ui.main_window import MainWindow
 
@@ -163,7 +176,9 @@ def test_run_gui_shows_the_window_then_starts_the_proxy(config_path: Path, tmp_p
     def check_then_quit() -> None:
         windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
         dash = windows[0].pages.get("dashboard") if windows else None
-        if not (windows and windows[0].ctx.proxy and dash is not None and dash.refreshes and gc.get_freeze_count()):
+        if not (
+            windows and windows[0].ctx.proxy and dash is not None and dash.refreshes and gc.get_freeze_count()
+        ):
             QTimer.singleShot(50, check_then_quit)
             return
         seen["health"] = httpx.get(f"{windows[0].ctx.proxy.url}/health", timeout=5).json()
@@ -186,7 +201,9 @@ def test_run_gui_shows_the_window_then_starts_the_proxy(config_path: Path, tmp_p
     assert not startup.held()
 
 
-def test_run_gui_with_the_port_taken_and_no_other_chosen_exits_1(config_path: Path, tmp_path: Path, monkeypatch, qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_run_gui_with_the_port_taken_and_no_other_chosen_exits_1(
+    config_path: Path, tmp_path: Path, monkeypatch, qtbot
+) -> None:  # type: ignore[no-untyped-def]
     from app.core.config import ConfigStore
     from app.ui import dialogs
 
@@ -204,7 +221,9 @@ def test_run_gui_with_the_port_taken_and_no_other_chosen_exits_1(config_path: Pa
     safety.start()
     started = time.monotonic()
     try:
-        args = argparse.Namespace(config=str(config_path), db=f"sqlite:///{tmp_path / 'gui.db'}", verbose=False)
+        args = argparse.Namespace(
+            config=str(config_path), db=f"sqlite:///{tmp_path / 'gui.db'}", verbose=False
+        )
         assert launch.run_gui(args) == 1
     finally:
         safety.stop()

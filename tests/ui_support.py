@@ -60,9 +60,16 @@ def own_pages_only(monkeypatch: pytest.MonkeyPatch) -> None:
     from app.ui import main_window
 
     data = {"dashboard", "calls", "tasks"}
-    monkeypatch.setattr(main_window, "PAGES", tuple(
-        main_window.PageSpec(s.key, s.title, "app.ui.pages._not_in_this_test", s.cls) if s.key in data else s
-        for s in main_window.PAGES))
+    monkeypatch.setattr(
+        main_window,
+        "PAGES",
+        tuple(
+            main_window.PageSpec(s.key, s.title, "app.ui.pages._not_in_this_test", s.cls)
+            if s.key in data
+            else s
+            for s in main_window.PAGES
+        ),
+    )
 
 
 @pytest.fixture
@@ -109,6 +116,8 @@ def chat(proxy):  # type: ignore[no-untyped-def]
     def post(token: str, model: str = "default", anthropic: bool = False) -> httpx.Response:
         body = {"model": model, "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
         path = "/v1/messages" if anthropic else "/v1/chat/completions"
-        return httpx.post(f"{proxy.url}{path}", headers={"Authorization": f"Bearer {token}"}, json=body, timeout=20)
+        return httpx.post(
+            f"{proxy.url}{path}", headers={"Authorization": f"Bearer {token}"}, json=body, timeout=20
+        )
 
     return post

@@ -154,7 +154,9 @@ class Team:
 
     member: str = ""  # '' logs calls without a member (a single user)
     machine: str = ""  # '' is this computer's host name
-    ledger: str = ""  # postgresql://user@host:port/db (shape 1); its password comes from the keyring or PGPASSWORD
+    ledger: str = (
+        ""  # postgresql://user@host:port/db (shape 1); its password comes from the keyring or PGPASSWORD
+    )
     rate_per_minute: float = 600.0  # a shared gateway's limit per member token (0: none)
 
 
@@ -186,7 +188,9 @@ class Config:
 
     def with_active(self, name: str) -> Config:
         if name not in self.presets:
-            raise ConfigError(None, "routing.active", f"no preset named {name!r} (have: {', '.join(self.presets)})")
+            raise ConfigError(
+                None, "routing.active", f"no preset named {name!r} (have: {', '.join(self.presets)})"
+            )
         return replace(self, active=name)
 
 
@@ -204,7 +208,9 @@ class _Reader:
     def key(self, name: str) -> str:
         return f"{self.where}.{name}" if self.where else name
 
-    def get(self, name: str, kind: type | tuple[type, ...], default: Any = ..., required: bool = False) -> Any:
+    def get(
+        self, name: str, kind: type | tuple[type, ...], default: Any = ..., required: bool = False
+    ) -> Any:
         self.seen.add(name)
         if name not in self.data:
             if required:
@@ -216,7 +222,9 @@ class _Reader:
             value = float(value)
         if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
             names = " or ".join(k.__name__ for k in kinds)
-            raise ConfigError(self.path, self.key(name), f"must be {names}, got {type(value).__name__} {value!r}")
+            raise ConfigError(
+                self.path, self.key(name), f"must be {names}, got {type(value).__name__} {value!r}"
+            )
         return value
 
     def finish(self) -> None:
@@ -249,7 +257,9 @@ def _provider(path: Path | None, index: int, raw: Any) -> Provider:
         raise ConfigError(path, r.key("api"), f"must be one of {', '.join(APIS)}, got {api!r}")
     t = _Reader(path, r.get("timeouts", dict, {}), r.key("timeouts"))
     timeouts = Timeouts(
-        connect=t.get("connect", float, 10.0), first_byte=t.get("first_byte", float, 300.0), idle=t.get("idle", float, 120.0)
+        connect=t.get("connect", float, 10.0),
+        first_byte=t.get("first_byte", float, 300.0),
+        idle=t.get("idle", float, 120.0),
     )
     t.finish()
     headers = r.get("headers", dict, {})
@@ -276,22 +286,39 @@ def _preset(path: Path | None, index: int, raw: Any, providers: Mapping[str, Pro
     r = _Reader(path, raw, f"presets[{index}]")
     name = r.get("name", str, required=True)
     r.get("default", str, required=True)
-    roles = {role: _target(path, r.key(role), r.data[role], providers) for role in ROLES if r.get(role, str) is not None}
+    roles = {
+        role: _target(path, r.key(role), r.data[role], providers)
+        for role in ROLES
+        if r.get(role, str) is not None
+    }
     patterns = r.get("patterns", dict, {})
     for glob, role in patterns.items():
         if role not in ROLES:
-            raise ConfigError(path, f"{r.key('patterns')}.{glob}", f"role must be one of {', '.join(ROLES)}, got {role!r}")
+            raise ConfigError(
+                path, f"{r.key('patterns')}.{glob}", f"role must be one of {', '.join(ROLES)}, got {role!r}"
+            )
     fallback = tuple(
-        _target(path, f"{r.key('fallback')}[{i}]", text, providers) for i, text in enumerate(r.get("fallback", list, []))
+        _target(path, f"{r.key('fallback')}[{i}]", text, providers)
+        for i, text in enumerate(r.get("fallback", list, []))
     )
     escalate = None
     raw_esc = r.get("escalate", dict)
     if raw_esc is not None:
         e = _Reader(path, raw_esc, r.key("escalate"))
-        escalate = Escalation(e.get("threshold", float, 0.3), e.get("window", int, 10), e.get("role", str, "plan"))
+        escalate = Escalation(
+            e.get("threshold", float, 0.3), e.get("window", int, 10), e.get("role", str, "plan")
+        )
         e.finish()
-    preset = Preset(name, roles, dict(patterns), fallback, r.get("description", str, ""), escalate,
-                    _long_context(path, r, r.get("long_context", dict)), _shadow(path, r, r.get("shadow", dict), providers))
+    preset = Preset(
+        name,
+        roles,
+        dict(patterns),
+        fallback,
+        r.get("description", str, ""),
+        escalate,
+        _long_context(path, r, r.get("long_context", dict)),
+        _shadow(path, r, r.get("shadow", dict), providers),
+    )
     r.finish()
     return preset
 
@@ -302,7 +329,9 @@ def _long_context(path: Path | None, preset: _Reader, raw: Any) -> LongContext |
     r = _Reader(path, raw, preset.key("long_context"))
     above = r.get("above_tokens", int, required=True)
     if above < 1:
-        raise ConfigError(path, r.key("above_tokens"), f"must be a whole number of tokens above 0, got {above}")
+        raise ConfigError(
+            path, r.key("above_tokens"), f"must be a whole number of tokens above 0, got {above}"
+        )
     role = r.get("role", str, "plan")
     if role not in ROLES:
         raise ConfigError(path, r.key("role"), f"must be one of {', '.join(ROLES)}, got {role!r}")
@@ -317,7 +346,11 @@ def _shadow(path: Path | None, preset: _Reader, raw: Any, providers: Mapping[str
     target = _target(path, r.key("target"), r.get("target", str, required=True), providers)
     share = r.get("share", float, 0.1)
     if not 0.0 < share <= 1.0:
-        raise ConfigError(path, r.key("share"), f"must be a fraction above 0 and at most 1 (0.1 = one call in ten), got {share}")
+        raise ConfigError(
+            path,
+            r.key("share"),
+            f"must be a fraction above 0 and at most 1 (0.1 = one call in ten), got {share}",
+        )
     cap = r.get("max_usd_per_day", float, 2.0)
     if cap < 0:
         raise ConfigError(path, r.key("max_usd_per_day"), f"must be 0 or more, got {cap}")
@@ -338,7 +371,9 @@ def _price(path: Path | None, key: str, raw: Any) -> Price:
     return price
 
 
-def _budget(path: Path | None, index: int, raw: Any, presets: Mapping[str, Preset], providers: Mapping[str, Provider]) -> Budget:
+def _budget(
+    path: Path | None, index: int, raw: Any, presets: Mapping[str, Preset], providers: Mapping[str, Provider]
+) -> Budget:
     r = _Reader(path, raw, f"budgets[{index}]")
     period = r.get("period", str, required=True)
     if period not in ("day", "month"):
@@ -385,26 +420,44 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
     logging_ = _Reader(path, top.get("logging", dict, {}), "logging")
     tasks = _Reader(path, top.get("tasks", dict, {}), "tasks")
     team_ = _Reader(path, top.get("team", dict, {}), "team")
-    team = Team(member=team_.get("member", str, "").strip(), machine=team_.get("machine", str, "").strip(),
-                ledger=team_.get("ledger", str, "").strip(), rate_per_minute=team_.get("rate_per_minute", float, 600.0))
+    team = Team(
+        member=team_.get("member", str, "").strip(),
+        machine=team_.get("machine", str, "").strip(),
+        ledger=team_.get("ledger", str, "").strip(),
+        rate_per_minute=team_.get("rate_per_minute", float, 600.0),
+    )
     if team.rate_per_minute < 0:
-        raise ConfigError(path, "team.rate_per_minute", f"must be 0 (no limit) or more, got {team.rate_per_minute:g}")
+        raise ConfigError(
+            path, "team.rate_per_minute", f"must be 0 (no limit) or more, got {team.rate_per_minute:g}"
+        )
     if team.ledger and not team.ledger.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         raise ConfigError(path, "team.ledger", f"must be a postgresql:// URL, got {team.ledger!r}")
     if team.ledger and not team.member:
-        raise ConfigError(path, "team.member", "is required with team.ledger: the name your calls carry in the team ledger")
+        raise ConfigError(
+            path, "team.member", "is required with team.ledger: the name your calls carry in the team ledger"
+        )
     if ":" in team.ledger.split("://", 1)[-1].split("@", 1)[0] and "@" in team.ledger:
-        raise ConfigError(path, "team.ledger", "holds a password; keep it in the keyring (downshift team password), PGPASSWORD or ~/.pgpass, "
-                          "never in the config file")
-    budgets = tuple(_budget(path, i, raw, presets, providers) for i, raw in enumerate(top.get("budgets", list, [])))
+        raise ConfigError(
+            path,
+            "team.ledger",
+            "holds a password; keep it in the keyring (downshift team password), PGPASSWORD or ~/.pgpass, "
+            "never in the config file",
+        )
+    budgets = tuple(
+        _budget(path, i, raw, presets, providers) for i, raw in enumerate(top.get("budgets", list, []))
+    )
     port = proxy.get("port", int, 8765)
     if not 0 <= port <= 65535:
         raise ConfigError(path, "proxy.port", f"must be between 0 and 65535, got {port}")
     host = proxy.get("host", str, "127.0.0.1")
     allow_remote = proxy.get("allow_remote", bool, False)
     if not allow_remote and not is_loopback_host(host):
-        raise ConfigError(path, "proxy.host", f"{host!r} would let other machines reach the proxy and the keys behind "
-                          "it; use 127.0.0.1, or set proxy.allow_remote = true if that is really what you want")
+        raise ConfigError(
+            path,
+            "proxy.host",
+            f"{host!r} would let other machines reach the proxy and the keys behind "
+            "it; use 127.0.0.1, or set proxy.allow_remote = true if that is really what you want",
+        )
     config = Config(
         host=host,
         port=port,
@@ -481,7 +534,11 @@ def to_toml_dict(config: Config) -> dict[str, Any]:
         if p.headers:
             d["headers"] = dict(p.headers)
         if p.timeouts != Timeouts():
-            d["timeouts"] = {"connect": p.timeouts.connect, "first_byte": p.timeouts.first_byte, "idle": p.timeouts.idle}
+            d["timeouts"] = {
+                "connect": p.timeouts.connect,
+                "first_byte": p.timeouts.first_byte,
+                "idle": p.timeouts.idle,
+            }
         providers.append(d)
     if providers:
         out["providers"] = providers
@@ -496,28 +553,41 @@ def to_toml_dict(config: Config) -> dict[str, Any]:
         if pr.fallback:
             d["fallback"] = [_target_text(t) for t in pr.fallback]
         if pr.escalate:
-            d["escalate"] = {"threshold": pr.escalate.threshold, "window": pr.escalate.window, "role": pr.escalate.role}
+            d["escalate"] = {
+                "threshold": pr.escalate.threshold,
+                "window": pr.escalate.window,
+                "role": pr.escalate.role,
+            }
         if pr.long_context:
             d["long_context"] = {"above_tokens": pr.long_context.above_tokens, "role": pr.long_context.role}
         if pr.shadow:
-            d["shadow"] = {"target": str(pr.shadow.target), "share": pr.shadow.share,
-                           "max_usd_per_day": pr.shadow.max_usd_per_day}
+            d["shadow"] = {
+                "target": str(pr.shadow.target),
+                "share": pr.shadow.share,
+                "max_usd_per_day": pr.shadow.max_usd_per_day,
+            }
         presets.append(d)
     if presets:
         out["presets"] = presets
     out["routing"] = {"active": config.active, "cheap": config.cheap, "premium": config.premium}
     if config.prices:
         out["prices"] = {
-            model: {k: v for k, v in vars(price).items() if v is not None} for model, price in config.prices.items()
+            model: {k: v for k, v in vars(price).items() if v is not None}
+            for model, price in config.prices.items()
         }
-    logging_ = {"store_bodies": config.store_bodies, "body_max_bytes": config.body_max_bytes, "retention_days": config.retention_days}
+    logging_ = {
+        "store_bodies": config.store_bodies,
+        "body_max_bytes": config.body_max_bytes,
+        "retention_days": config.retention_days,
+    }
     out["logging"] = logging_
     out["tasks"] = {"idle_minutes": config.task_idle_minutes}
     if config.tool_failure_patterns:
         out["tasks"]["tool_failure_patterns"] = list(config.tool_failure_patterns)
     if config.budgets:
         out["budgets"] = [
-            {k: v for k, v in vars(b).items() if v is not None and not (k == "action" and v == "warn")} for b in config.budgets
+            {k: v for k, v in vars(b).items() if v is not None and not (k == "action" and v == "warn")}
+            for b in config.budgets
         ]
     if config.ui:
         out["ui"] = dict(config.ui)
@@ -563,8 +633,11 @@ def save_config(config: Config, path: Path) -> Path | None:
             atomic_write(backup_path(path), old.encode())
         atomic_write(path, text.encode())
     except OSError as exc:
-        raise ConfigError(path, "", f"cannot be written: {exc.strerror or exc} (is its folder read-only?); "
-                          "nothing was changed") from None
+        raise ConfigError(
+            path,
+            "",
+            f"cannot be written: {exc.strerror or exc} (is its folder read-only?); nothing was changed",
+        ) from None
     return aside
 
 
@@ -605,7 +678,9 @@ def keep_aside_if_damaged(path: Path) -> Path | None:
         return aside
 
 
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
+_LOOPBACK_NAMES = frozenset(
+    {"localhost", "localhost.", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+)
 
 
 def is_loopback_host(host: str) -> bool:

@@ -14,8 +14,11 @@ from app.core.config import Budget, Config, ConfigError, Preset, Price, Provider
 
 def provider_users(config: Config, name: str) -> list[str]:
     """Where provider `name` is referred to, in words: 'preset cheap', 'budget 1'..."""
-    users = [f"preset {p.name}" for p in config.presets.values()
-             if any(t.provider == name for t in (*p.roles.values(), *p.fallback))]
+    users = [
+        f"preset {p.name}"
+        for p in config.presets.values()
+        if any(t.provider == name for t in (*p.roles.values(), *p.fallback))
+    ]
     users += [f"budget {i + 1}" for i, b in enumerate(config.budgets) if b.provider == name]
     return users
 
@@ -30,7 +33,9 @@ def upsert_provider(config: Config, provider: Provider, *, old_name: str | None 
     if not name:
         raise ConfigError(None, "providers.name", "a provider needs a name")
     if "/" in name:
-        raise ConfigError(None, "providers.name", f"{name!r} cannot contain '/' (targets are written provider/model)")
+        raise ConfigError(
+            None, "providers.name", f"{name!r} cannot contain '/' (targets are written provider/model)"
+        )
     if name != old_name and name in config.providers:
         raise ConfigError(None, "providers.name", f"there is already a provider named {name!r}")
     if old_name is not None and old_name not in config.providers:
@@ -43,8 +48,11 @@ def upsert_provider(config: Config, provider: Provider, *, old_name: str | None 
     if old_name is None or old_name == name:
         return config
     presets = {
-        key: replace(p, roles={r: _rename_target(t, old_name, name) for r, t in p.roles.items()},
-                     fallback=tuple(_rename_target(t, old_name, name) for t in p.fallback))
+        key: replace(
+            p,
+            roles={r: _rename_target(t, old_name, name) for r, t in p.roles.items()},
+            fallback=tuple(_rename_target(t, old_name, name) for t in p.fallback),
+        )
         for key, p in config.presets.items()
     }
     budgets = tuple(replace(b, provider=name) if b.provider == old_name else b for b in config.budgets)
@@ -54,7 +62,9 @@ def upsert_provider(config: Config, provider: Provider, *, old_name: str | None 
 def remove_provider(config: Config, name: str) -> Config:
     users = provider_users(config, name)
     if users:
-        raise ConfigError(None, f"providers.{name}", f"is still used by {', '.join(users)}; change those first")
+        raise ConfigError(
+            None, f"providers.{name}", f"is still used by {', '.join(users)}; change those first"
+        )
     return replace(config, providers={k: v for k, v in config.providers.items() if k != name})
 
 
@@ -78,8 +88,14 @@ def put_preset(config: Config, preset: Preset, *, old_name: str | None = None) -
         return name if value == old_name else value
 
     budgets = tuple(replace(b, switch_to=follow(b.switch_to)) if b.switch_to else b for b in config.budgets)
-    return replace(config, presets=presets, active=follow(config.active), cheap=follow(config.cheap),
-                   premium=follow(config.premium), budgets=budgets)
+    return replace(
+        config,
+        presets=presets,
+        active=follow(config.active),
+        cheap=follow(config.cheap),
+        premium=follow(config.premium),
+        budgets=budgets,
+    )
 
 
 def duplicate_preset(config: Config, name: str) -> tuple[Config, str]:
@@ -96,7 +112,9 @@ def remove_preset(config: Config, name: str) -> Config:
         raise ConfigError(None, f"presets.{name}", "is the active preset; activate another one first")
     switchers = [str(i + 1) for i, b in enumerate(config.budgets) if b.switch_to == name]
     if switchers:
-        raise ConfigError(None, f"presets.{name}", f"is where budget {', '.join(switchers)} switches to; change that first")
+        raise ConfigError(
+            None, f"presets.{name}", f"is where budget {', '.join(switchers)} switches to; change that first"
+        )
     return replace(config, presets={k: v for k, v in config.presets.items() if k != name})
 
 

@@ -35,17 +35,23 @@ def direct_env(agent: str, provider: Provider, key: str, preset: Preset | None) 
     if agent == "gemini":  # no provider kind Downshift knows serves the Gemini API
         raise DirectEnvError(
             f"Gemini CLI speaks only the Gemini API, which {provider.name} does not: "
-            "it can only reach this provider through Downshift")
+            "it can only reach this provider through Downshift"
+        )
     if agent == "claude-code":
         if not anthropic:
             raise DirectEnvError(
                 f"Claude Code speaks the Anthropic Messages API and {provider.name} is OpenAI-format: "
-                "it can only reach this provider through Downshift")
+                "it can only reach this provider through Downshift"
+            )
         env = {"ANTHROPIC_BASE_URL": _root(provider.base_url), "ANTHROPIC_API_KEY": key}
         if main:
             env["ANTHROPIC_MODEL"] = main
-            slots = (("ANTHROPIC_DEFAULT_OPUS_MODEL", "plan"), ("ANTHROPIC_DEFAULT_SONNET_MODEL", "default"),
-                     ("ANTHROPIC_DEFAULT_HAIKU_MODEL", "background"), ("CLAUDE_CODE_SUBAGENT_MODEL", "subagent"))
+            slots = (
+                ("ANTHROPIC_DEFAULT_OPUS_MODEL", "plan"),
+                ("ANTHROPIC_DEFAULT_SONNET_MODEL", "default"),
+                ("ANTHROPIC_DEFAULT_HAIKU_MODEL", "background"),
+                ("CLAUDE_CODE_SUBAGENT_MODEL", "subagent"),
+            )
             env.update({var: models[role] for var, role in slots if role in models})
         return env
     if anthropic:

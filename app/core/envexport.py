@@ -39,7 +39,12 @@ def agent_env(agent: str, base_url: str, token: str) -> dict[str, str]:
     if agent == "codex":
         return {"DOWNSHIFT_API_KEY": token, "OPENAI_BASE_URL": v1}
     if agent == "aider":
-        return {"OPENAI_API_BASE": v1, "OPENAI_API_KEY": token, "AIDER_MODEL": "openai/default", "AIDER_WEAK_MODEL": "openai/background"}
+        return {
+            "OPENAI_API_BASE": v1,
+            "OPENAI_API_KEY": token,
+            "AIDER_MODEL": "openai/default",
+            "AIDER_WEAK_MODEL": "openai/background",
+        }
     if agent == "opencode":
         # The whole provider block inline (OpenCode layers it over ~/.config/opencode/opencode.json), the
         # key read from a variable so the JSON holds no secret. The two switches stop a models-catalogue
@@ -58,7 +63,9 @@ def agent_env(agent: str, base_url: str, token: str) -> dict[str, str]:
         return {"CLINE_SESSION_BACKEND_MODE": "local"}
     if agent == "continue":
         return {}  # everything is in the YAML file `cn --config` reads
-    if agent == "gemini":  # Gemini CLI appends /v1beta/models/...; it also needs ~/.gemini/settings.json (the note)
+    if (
+        agent == "gemini"
+    ):  # Gemini CLI appends /v1beta/models/...; it also needs ~/.gemini/settings.json (the note)
         return {"GOOGLE_GEMINI_BASE_URL": base_url, "GEMINI_API_KEY": token, "GEMINI_MODEL": "default"}
     if agent not in AGENTS:
         raise ValueError(f"unknown agent {agent!r}; choose one of {', '.join(AGENTS)}")
@@ -84,7 +91,11 @@ def opencode_config(base_url: str) -> dict[str, object]:
                 "npm": "@ai-sdk/openai-compatible",
                 "name": "Downshift",
                 "options": {"baseURL": f"{base_url}/v1", "apiKey": "{env:DOWNSHIFT_API_KEY}"},
-                "models": {"default": {"name": "default"}, "plan": {"name": "plan"}, "background": {"name": "background"}},
+                "models": {
+                    "default": {"name": "default"},
+                    "plan": {"name": "plan"},
+                    "background": {"name": "background"},
+                },
             }
         },
         "model": "downshift/default",
@@ -133,7 +144,10 @@ def render(variables: dict[str, str], fmt: str, *, note: str | None = None) -> s
 def export_text(agent: str, fmt: str, base_url: str, token: str) -> str:
     note = None
     if agent == "codex" and fmt != "json":
-        note = "Codex CLI: put these lines in $CODEX_HOME/config.toml (~/.codex/config.toml):\n" + codex_config(base_url)
+        note = (
+            "Codex CLI: put these lines in $CODEX_HOME/config.toml (~/.codex/config.toml):\n"
+            + codex_config(base_url)
+        )
     if agent in FILE_AGENTS and fmt != "json":
         from app.core.agent_config import config_note
 

@@ -54,8 +54,12 @@ def merge_presets(config: Config, text: str, source: str = "the file") -> Import
         raise ConfigError(source, "", f"is not valid TOML: {exc}") from None
     unexpected = sorted(set(data) - {"providers", "presets"})
     if unexpected:
-        raise ConfigError(source, unexpected[0], "is not part of a preset file (only [[providers]] and [[presets]])")
-    incoming = parse_config({"providers": data.get("providers", []), "presets": data.get("presets", [])}, Path(source))
+        raise ConfigError(
+            source, unexpected[0], "is not part of a preset file (only [[providers]] and [[presets]])"
+        )
+    incoming = parse_config(
+        {"providers": data.get("providers", []), "presets": data.get("presets", [])}, Path(source)
+    )
     if not incoming.presets:
         raise ConfigError(source, "presets", "the file holds no preset")
 
@@ -82,9 +86,16 @@ def merge_presets(config: Config, text: str, source: str = "the file") -> Import
     imported: list[str] = []
     for name, pr in incoming.presets.items():
         new_name = name if name not in presets else unique_name(f"{name} (imported)", presets)
-        presets[new_name] = Preset(new_name, {r: follow(t) for r, t in pr.roles.items()}, dict(pr.patterns),
-                                   tuple(follow(t) for t in pr.fallback), pr.description, pr.escalate, pr.long_context,
-                                   replace(pr.shadow, target=follow(pr.shadow.target)) if pr.shadow else None)
+        presets[new_name] = Preset(
+            new_name,
+            {r: follow(t) for r, t in pr.roles.items()},
+            dict(pr.patterns),
+            tuple(follow(t) for t in pr.fallback),
+            pr.description,
+            pr.escalate,
+            pr.long_context,
+            replace(pr.shadow, target=follow(pr.shadow.target)) if pr.shadow else None,
+        )
         imported.append(new_name)
     merged = replace(config, providers=providers, presets=presets, active=config.active or imported[0])
     parse_config(to_toml_dict(merged), Path(source))  # the merged whole must still be a valid config

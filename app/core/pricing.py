@@ -259,8 +259,10 @@ def served_by_premium(config: Config, role: str | None, provider: str | None, mo
 
 def caveat_text(unpriced: int, estimated: int) -> str:
     """What a cost figure leaves out or guesses, e.g. "2 calls unpriced, 1 estimated"; "" when nothing."""
-    parts = [f"{unpriced} call{'s' if unpriced != 1 else ''} unpriced" if unpriced else "",
-             f"{estimated} estimated" if estimated else ""]
+    parts = [
+        f"{unpriced} call{'s' if unpriced != 1 else ''} unpriced" if unpriced else "",
+        f"{estimated} estimated" if estimated else "",
+    ]
     return ", ".join(p for p in parts if p)
 
 

@@ -86,10 +86,16 @@ def parse_models(data: Any) -> tuple[ModelInfo, ...]:
             continue
         pricing = item.get("pricing") if isinstance(item.get("pricing"), Mapping) else {}
         ctx = item.get("context_length") or item.get("max_context_length")
-        models.append(ModelInfo(model_id, ctx if isinstance(ctx, int) else None,
-                                _per_million(pricing.get("prompt")), _per_million(pricing.get("completion")),
-                                _per_million(pricing.get("input_cache_read")),
-                                _per_million(pricing.get("input_cache_write"))))
+        models.append(
+            ModelInfo(
+                model_id,
+                ctx if isinstance(ctx, int) else None,
+                _per_million(pricing.get("prompt")),
+                _per_million(pricing.get("completion")),
+                _per_million(pricing.get("input_cache_read")),
+                _per_million(pricing.get("input_cache_write")),
+            )
+        )
     return tuple(sorted(models, key=lambda m: m.id.lower()))
 
 
@@ -105,8 +111,13 @@ def _error_detail(response: httpx.Response, key: str | None) -> str:
     return (redact_text(text, [key] if key else []) or "")[:200]
 
 
-def fetch_models(provider: Provider, key: str | None, *, timeout: float = 15.0,
-                 transport: httpx.BaseTransport | None = None) -> ModelListing:
+def fetch_models(
+    provider: Provider,
+    key: str | None,
+    *,
+    timeout: float = 15.0,
+    transport: httpx.BaseTransport | None = None,
+) -> ModelListing:
     """GET {base_url}/models with the account's key; raises ProviderCheckError with a readable reason (the key
     masked in every spelling: the reason is shown on the Providers page)."""
     try:
@@ -115,8 +126,9 @@ def fetch_models(provider: Provider, key: str | None, *, timeout: float = 15.0,
         raise ProviderCheckError(redact_text(str(exc), [key] if key else []) or "") from None
 
 
-def _fetch_models(provider: Provider, key: str | None, timeout: float,
-                  transport: httpx.BaseTransport | None) -> ModelListing:
+def _fetch_models(
+    provider: Provider, key: str | None, timeout: float, transport: httpx.BaseTransport | None
+) -> ModelListing:
     import httpx
 
     url = provider.base_url.rstrip("/") + "/models"
@@ -134,9 +146,13 @@ def _fetch_models(provider: Provider, key: str | None, timeout: float,
     latency = (time.perf_counter() - start) * 1000
     if response.status_code in (401, 403):
         what = "no key is set" if not key else "the key was refused"
-        raise ProviderCheckError(f"{provider.name}: {what} (HTTP {response.status_code}: {_error_detail(response, key)})")
+        raise ProviderCheckError(
+            f"{provider.name}: {what} (HTTP {response.status_code}: {_error_detail(response, key)})"
+        )
     if response.status_code >= 400:
-        raise ProviderCheckError(f"{url} answered HTTP {response.status_code}: {_error_detail(response, key)}")
+        raise ProviderCheckError(
+            f"{url} answered HTTP {response.status_code}: {_error_detail(response, key)}"
+        )
     try:
         data = response.json()
     except ValueError:
@@ -170,7 +186,10 @@ class ModelCache:
     def put(self, listing: ModelListing) -> None:
         with self._lock:
             data = self._load()
-            data[listing.provider] = {"fetched_at": listing.fetched_at, "models": [asdict(m) for m in listing.models]}
+            data[listing.provider] = {
+                "fetched_at": listing.fetched_at,
+                "models": [asdict(m) for m in listing.models],
+            }
             self._save(data)
 
     def _save(self, data: dict[str, dict[str, Any]]) -> None:

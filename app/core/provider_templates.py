@@ -32,32 +32,98 @@ class ProviderTemplate:
 
 
 TEMPLATES: tuple[ProviderTemplate, ...] = (
-    ProviderTemplate("openrouter", "OpenRouter", "https://openrouter.ai/api/v1", key_env="OPENROUTER_API_KEY",
-                     docs_url="https://openrouter.ai/settings/keys"),
-    ProviderTemplate("deepseek", "DeepSeek", "https://api.deepseek.com/v1", key_env="DEEPSEEK_API_KEY",
-                     docs_url="https://platform.deepseek.com/api_keys"),
-    ProviderTemplate("together", "Together AI", "https://api.together.xyz/v1", key_env="TOGETHER_API_KEY",
-                     docs_url="https://api.together.ai/settings/api-keys"),
-    ProviderTemplate("fireworks", "Fireworks AI", "https://api.fireworks.ai/inference/v1", key_env="FIREWORKS_API_KEY",
-                     docs_url="https://fireworks.ai/account/api-keys"),
-    ProviderTemplate("groq", "Groq", "https://api.groq.com/openai/v1", key_env="GROQ_API_KEY",
-                     docs_url="https://console.groq.com/keys"),
-    ProviderTemplate("mistral", "Mistral", "https://api.mistral.ai/v1", key_env="MISTRAL_API_KEY",
-                     docs_url="https://console.mistral.ai/api-keys"),
-    ProviderTemplate("moonshot", "Moonshot (Kimi)", "https://api.moonshot.ai/v1", key_env="MOONSHOT_API_KEY",
-                     docs_url="https://platform.moonshot.ai/console/api-keys"),
-    ProviderTemplate("anthropic", "Anthropic", "https://api.anthropic.com/v1", api="anthropic",
-                     key_env="ANTHROPIC_API_KEY", docs_url="https://console.anthropic.com/settings/keys"),
-    ProviderTemplate("openai", "OpenAI", "https://api.openai.com/v1", key_env="OPENAI_API_KEY",
-                     docs_url="https://platform.openai.com/api-keys"),
-    ProviderTemplate("ollama", "Ollama", "http://127.0.0.1:11434/v1", local=True,
-                     docs_url="https://github.com/ollama/ollama/blob/main/docs/openai.md"),
-    ProviderTemplate("lmstudio", "LM Studio", "http://127.0.0.1:1234/v1", local=True,
-                     docs_url="https://lmstudio.ai/docs/app/api/endpoints/openai"),
-    ProviderTemplate("vllm", "vLLM", "http://127.0.0.1:8000/v1", local=True,
-                     docs_url="https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html"),
-    ProviderTemplate("llamacpp", "llama.cpp server", "http://127.0.0.1:8080/v1", local=True,
-                     docs_url="https://github.com/ggml-org/llama.cpp/tree/master/tools/server"),
+    ProviderTemplate(
+        "openrouter",
+        "OpenRouter",
+        "https://openrouter.ai/api/v1",
+        key_env="OPENROUTER_API_KEY",
+        docs_url="https://openrouter.ai/settings/keys",
+    ),
+    ProviderTemplate(
+        "deepseek",
+        "DeepSeek",
+        "https://api.deepseek.com/v1",
+        key_env="DEEPSEEK_API_KEY",
+        docs_url="https://platform.deepseek.com/api_keys",
+    ),
+    ProviderTemplate(
+        "together",
+        "Together AI",
+        "https://api.together.xyz/v1",
+        key_env="TOGETHER_API_KEY",
+        docs_url="https://api.together.ai/settings/api-keys",
+    ),
+    ProviderTemplate(
+        "fireworks",
+        "Fireworks AI",
+        "https://api.fireworks.ai/inference/v1",
+        key_env="FIREWORKS_API_KEY",
+        docs_url="https://fireworks.ai/account/api-keys",
+    ),
+    ProviderTemplate(
+        "groq",
+        "Groq",
+        "https://api.groq.com/openai/v1",
+        key_env="GROQ_API_KEY",
+        docs_url="https://console.groq.com/keys",
+    ),
+    ProviderTemplate(
+        "mistral",
+        "Mistral",
+        "https://api.mistral.ai/v1",
+        key_env="MISTRAL_API_KEY",
+        docs_url="https://console.mistral.ai/api-keys",
+    ),
+    ProviderTemplate(
+        "moonshot",
+        "Moonshot (Kimi)",
+        "https://api.moonshot.ai/v1",
+        key_env="MOONSHOT_API_KEY",
+        docs_url="https://platform.moonshot.ai/console/api-keys",
+    ),
+    ProviderTemplate(
+        "anthropic",
+        "Anthropic",
+        "https://api.anthropic.com/v1",
+        api="anthropic",
+        key_env="ANTHROPIC_API_KEY",
+        docs_url="https://console.anthropic.com/settings/keys",
+    ),
+    ProviderTemplate(
+        "openai",
+        "OpenAI",
+        "https://api.openai.com/v1",
+        key_env="OPENAI_API_KEY",
+        docs_url="https://platform.openai.com/api-keys",
+    ),
+    ProviderTemplate(
+        "ollama",
+        "Ollama",
+        "http://127.0.0.1:11434/v1",
+        local=True,
+        docs_url="https://github.com/ollama/ollama/blob/main/docs/openai.md",
+    ),
+    ProviderTemplate(
+        "lmstudio",
+        "LM Studio",
+        "http://127.0.0.1:1234/v1",
+        local=True,
+        docs_url="https://lmstudio.ai/docs/app/api/endpoints/openai",
+    ),
+    ProviderTemplate(
+        "vllm",
+        "vLLM",
+        "http://127.0.0.1:8000/v1",
+        local=True,
+        docs_url="https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html",
+    ),
+    ProviderTemplate(
+        "llamacpp",
+        "llama.cpp server",
+        "http://127.0.0.1:8080/v1",
+        local=True,
+        docs_url="https://github.com/ggml-org/llama.cpp/tree/master/tools/server",
+    ),
     ProviderTemplate("custom", "Custom (OpenAI-compatible)", ""),
 )
 
@@ -87,8 +153,9 @@ def unique_name(wanted: str, taken: Iterable[str]) -> str:
     return f"{wanted}-{n}"
 
 
-def provider_from_template(tpl: ProviderTemplate, *, name: str | None = None, base_url: str | None = None,
-                           taken: Iterable[str] = ()) -> Provider:
+def provider_from_template(
+    tpl: ProviderTemplate, *, name: str | None = None, base_url: str | None = None, taken: Iterable[str] = ()
+) -> Provider:
     """A Provider filled from `tpl`; name defaults to the template id, made unique against `taken`."""
     url = (base_url if base_url is not None else tpl.base_url).strip().rstrip("/")
     return Provider(

@@ -25,10 +25,16 @@ class Attempt:
     output_tokens: int = 0
 
     def as_json(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in ("target", "status", "error_kind", "error_message", "duration_ms")}
+        out = {
+            k: getattr(self, k) for k in ("target", "status", "error_kind", "error_message", "duration_ms")
+        }
         if self.cost_source is not None:  # only attempts that were costed carry the figures
-            out.update(cost_usd=self.cost_usd, cost_source=self.cost_source, input_tokens=self.input_tokens,
-                       output_tokens=self.output_tokens)
+            out.update(
+                cost_usd=self.cost_usd,
+                cost_source=self.cost_source,
+                input_tokens=self.input_tokens,
+                output_tokens=self.output_tokens,
+            )
         return out
 
 
@@ -83,7 +89,9 @@ class CallRecord:
     task_label: str | None = None  # cut from the first user prompt; names the task if this call opens one
     user_agent: str | None = None
     tool_calls: list[ToolCallResult] = field(default_factory=list)
-    failed_results: list[tuple[str, str]] = field(default_factory=list)  # (tool_call_id, reason) seen in the request
+    failed_results: list[tuple[str, str]] = field(
+        default_factory=list
+    )  # (tool_call_id, reason) seen in the request
     escalated: bool = False
     request_body: bytes | None = None
     response_body: bytes | None = None
@@ -105,8 +113,16 @@ class CallRecord:
 
     @property
     def tool_failures(self) -> int:
-        return sum(1 for t in self.tool_calls if t.kind not in ("ok", "unchecked"))  # unchecked: not the model's fault
+        return sum(
+            1 for t in self.tool_calls if t.kind not in ("ok", "unchecked")
+        )  # unchecked: not the model's fault
 
     @property
     def total_tokens(self) -> int:
-        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens + self.cache_write_1h_tokens + self.output_tokens
+        return (
+            self.input_tokens
+            + self.cache_read_tokens
+            + self.cache_write_tokens
+            + self.cache_write_1h_tokens
+            + self.output_tokens
+        )

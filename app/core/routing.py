@@ -32,7 +32,9 @@ def route(config: Config, requested: str | None, *, force_role: str | None = Non
         provider, _, model = name.partition("/")
         if provider in config.providers and model:
             fallback = preset.fallback if preset else ()
-            return Route(preset.name if preset else None, None, _chain(Target(provider, model), fallback), "explicit")
+            return Route(
+                preset.name if preset else None, None, _chain(Target(provider, model), fallback), "explicit"
+            )
     if preset is None:
         raise RoutingError("no routing preset is configured; add one with `downshift` or in the config file")
     if force_role is not None:

@@ -23,7 +23,12 @@ from app.core.config import atomic_write
 SERVICE = "downshift"
 TOKEN_NAME = "local-proxy-token"
 # Backends that are not a real OS store: asking them fails, or they keep secrets in plain files we don't control.
-_REJECTED_MODULES = ("keyring.backends.fail", "keyring.backends.null", "keyrings.alt", "keyring.backends.chainer")
+_REJECTED_MODULES = (
+    "keyring.backends.fail",
+    "keyring.backends.null",
+    "keyrings.alt",
+    "keyring.backends.chainer",
+)
 
 
 class SecretStoreError(RuntimeError):
@@ -102,7 +107,9 @@ class SecretStore:
         except FileNotFoundError:
             return {}
         except OSError as exc:
-            raise SecretStoreError(f"Could not read the secrets file {self.fallback_path}: {exc.strerror}") from exc
+            raise SecretStoreError(
+                f"Could not read the secrets file {self.fallback_path}: {exc.strerror}"
+            ) from exc
         try:
             data = json.loads(raw)
         except ValueError as exc:
@@ -115,7 +122,9 @@ class SecretStore:
         try:
             atomic_write(self.fallback_path, json.dumps(data, indent=1).encode(), mode=0o600)
         except OSError as exc:
-            raise SecretStoreError(f"Could not write the secrets file {self.fallback_path}: {exc.strerror}") from exc
+            raise SecretStoreError(
+                f"Could not write the secrets file {self.fallback_path}: {exc.strerror}"
+            ) from exc
 
 
 def _usable(backend: keyring.backend.KeyringBackend) -> bool:

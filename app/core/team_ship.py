@@ -160,7 +160,9 @@ class TeamShipper:
         self.local, self.ledger_url = local, ledger_url
         self.idle_s, self.max_rows, self.batch, self.interval = idle_s, max_rows, batch, interval
         self.notify = notify
-        self.on_shipped: Callable[[list[str], float], None] | None = None  # (call ids, commit time): benchmarks
+        self.on_shipped: Callable[[list[str], float], None] | None = (
+            None  # (call ids, commit time): benchmarks
+        )
         self.stats = ShipStats()
         self._ledger: Engine | None = None
         self._grouper = TaskGrouper()
@@ -248,8 +250,9 @@ class TeamShipper:
         the GIL handed back in between (`_yield`), so the proxy's event loop in the same process is not kept
         waiting for a whole batch (the default switch interval is 5 ms)."""
         with self.local.connect() as conn:
-            rows = conn.exec_driver_sql("SELECT id, payload, created_at FROM outbox ORDER BY id LIMIT ?",
-                                        (self.batch,)).all()
+            rows = conn.exec_driver_sql(
+                "SELECT id, payload, created_at FROM outbox ORDER BY id LIMIT ?", (self.batch,)
+            ).all()
         if not rows:
             return 0
         ledger = self._engine()
@@ -286,8 +289,21 @@ class TeamShipper:
                     for i in range(0, len(rows_out), SLICE):
                         cur.executemany(_LEDGER_CALLS, rows_out[i : i + SLICE])
                         _yield()
-                    tools = [(r.call_id, t.tool_call_id, t.name, t.kind, t.detail or None, False, None, r.started_at,
-                              r.upstream_model) for r in new for t in r.tool_calls]
+                    tools = [
+                        (
+                            r.call_id,
+                            t.tool_call_id,
+                            t.name,
+                            t.kind,
+                            t.detail or None,
+                            False,
+                            None,
+                            r.started_at,
+                            r.upstream_model,
+                        )
+                        for r in new
+                        for t in r.tool_calls
+                    ]
                     if tools:
                         cur.executemany(_LEDGER_TOOLS, tools)
                     failed = [(reason[:500], tcid) for r in new for tcid, reason in r.failed_results]

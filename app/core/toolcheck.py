@@ -262,7 +262,9 @@ def _build(canonical: bytes) -> Validator:
         return _unusable_schema(f"the schema refers to {ref[:100]!r}, which is not fetched")
     schema, has_pattern_props = _without_patterns(schema)
     if has_pattern_props:
-        return _unusable_schema("the schema's patternProperties need its regular expressions, which are never run")
+        return _unusable_schema(
+            "the schema's patternProperties need its regular expressions, which are never run"
+        )
     if len(canonical) <= FAST_MAX_BYTES:
         try:
             return _fast_validator(schema)
@@ -404,14 +406,18 @@ def check_call(
     if schema:
         validator = validator_for(schema) if compile else cached_validator(schema)
         if validator is None:
-            return CallCheck("unchecked", call.name, call.id, "not checked: the schema was not compiled in time")
+            return CallCheck(
+                "unchecked", call.name, call.id, "not checked: the schema was not compiled in time"
+            )
         reason = unusable_reason(validator)
         if reason:
             return CallCheck("unchecked", call.name, call.id, _short(f"not checked: {reason}"))
         try:
             problem = validator(args)
         except Exception as exc:  # noqa: BLE001 - e.g. an unresolvable local reference met while validating
-            return CallCheck("unchecked", call.name, call.id, _short(f"not checked: {type(exc).__name__}: {exc}"))
+            return CallCheck(
+                "unchecked", call.name, call.id, _short(f"not checked: {type(exc).__name__}: {exc}")
+            )
         if problem:
             return CallCheck("schema", call.name, call.id, problem)
     return CallCheck("ok", call.name, call.id)
@@ -743,7 +749,9 @@ def failed_results(
     return found
 
 
-def _failed_anthropic(body: Mapping[str, Any], fresh: Callable[[str], bool] | None = None) -> list[tuple[str, str]]:
+def _failed_anthropic(
+    body: Mapping[str, Any], fresh: Callable[[str], bool] | None = None
+) -> list[tuple[str, str]]:
     found = []
     for message in body.get("messages") or ():
         content = message.get("content") if isinstance(message, dict) else None

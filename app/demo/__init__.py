@@ -44,8 +44,11 @@ def run(args: argparse.Namespace) -> int:
     finally:
         provider.stop()
         if args.keep:
-            print(f"demo files kept in {workspace.root} (config.toml, demo.db): "
-                  f"downshift --config {workspace.config_path} --db {workspace.db_url} stats", file=sys.stderr)
+            print(
+                f"demo files kept in {workspace.root} (config.toml, demo.db): "
+                f"downshift --config {workspace.config_path} --db {workspace.db_url} stats",
+                file=sys.stderr,
+            )
         else:
             workspace.cleanup()
 
@@ -63,9 +66,19 @@ def _headless(workspace: DemoWorkspace, args: argparse.Namespace, speed: float) 
     proxy = ProxyThread(core, port=0).start()
     quiet = args.json
     if not quiet:
-        print(f"Downshift demo: proxy on {proxy.url}, simulated provider, {seconds:g} s (Ctrl-C stops early)", flush=True)
-    agents = ScriptedAgents(proxy.url, workspace.token, workspace.config_path, speed=speed,
-                            cycle=seconds * speed, say=None if quiet else _say, db_url=workspace.db_url).start()
+        print(
+            f"Downshift demo: proxy on {proxy.url}, simulated provider, {seconds:g} s (Ctrl-C stops early)",
+            flush=True,
+        )
+    agents = ScriptedAgents(
+        proxy.url,
+        workspace.token,
+        workspace.config_path,
+        speed=speed,
+        cycle=seconds * speed,
+        say=None if quiet else _say,
+        db_url=workspace.db_url,
+    ).start()
     with contextlib.suppress(KeyboardInterrupt):
         time.sleep(seconds)
     agents.stop(drain=10.0 / speed)
@@ -84,16 +97,32 @@ def _with_window(workspace: DemoWorkspace, args: argparse.Namespace, speed: floa
     try:
         from app.ui.launch import no_display, run_gui
     except ImportError as exc:
-        print(f"downshift: the desktop app cannot start ({exc}); try `downshift demo --headless`", file=sys.stderr)
+        print(
+            f"downshift: the desktop app cannot start ({exc}); try `downshift demo --headless`",
+            file=sys.stderr,
+        )
         return 1
     if no_display():
-        print("downshift: no display found, so the desktop app cannot start; "
-              "`downshift demo --headless` runs the same traffic and prints a summary", file=sys.stderr)
+        print(
+            "downshift: no display found, so the desktop app cannot start; "
+            "`downshift demo --headless` runs the same traffic and prints a summary",
+            file=sys.stderr,
+        )
         return 2
-    agents = ScriptedAgents(workspace.proxy_url, workspace.token, workspace.config_path, speed=speed,
-                            cycle=GUI_CYCLE, say=_say, db_url=workspace.db_url).start()
-    print(f"Downshift demo: simulated provider and agents; config and log in {workspace.root} "
-          f"({'kept' if args.keep else 'deleted on exit'})", flush=True)
+    agents = ScriptedAgents(
+        workspace.proxy_url,
+        workspace.token,
+        workspace.config_path,
+        speed=speed,
+        cycle=GUI_CYCLE,
+        say=_say,
+        db_url=workspace.db_url,
+    ).start()
+    print(
+        f"Downshift demo: simulated provider and agents; config and log in {workspace.root} "
+        f"({'kept' if args.keep else 'deleted on exit'})",
+        flush=True,
+    )
     if args.seconds is not None:
         _quit_after(float(args.seconds))
     gui_args: dict[str, Any] = {**vars(args), "config": str(workspace.config_path), "db": workspace.db_url}

@@ -37,8 +37,11 @@ MAX_TURNS = 8
 
 
 def roles_used(persona: Persona) -> tuple[str, ...]:
-    return ("default", "plan", "background") if persona is CLAUDE_CODE else (
-        ("default", "background") if persona is AIDER else ("default",))
+    return (
+        ("default", "plan", "background")
+        if persona is CLAUDE_CODE
+        else (("default", "background") if persona is AIDER else ("default",))
+    )
 
 
 def servable(config: Config, persona: Persona) -> bool:
@@ -76,9 +79,19 @@ class AgentStats:
 class ScriptedAgents:
     """`start()` runs the agents in the background until `stop()`; `cycle` is one round of the schedule."""
 
-    def __init__(self, proxy_url: str, token: str, config_path: Path, *, speed: float = 1.0, workers: int = 3,
-                 cycle: float = 150.0, seed: int = 11, say: Callable[[str], None] | None = None,
-                 db_url: str | None = None) -> None:
+    def __init__(
+        self,
+        proxy_url: str,
+        token: str,
+        config_path: Path,
+        *,
+        speed: float = 1.0,
+        workers: int = 3,
+        cycle: float = 150.0,
+        seed: int = 11,
+        say: Callable[[str], None] | None = None,
+        db_url: str | None = None,
+    ) -> None:
         self.proxy_url, self.token = proxy_url, token
         self.db_url = db_url
         self._engine: Engine | None = None
@@ -136,7 +149,10 @@ class ScriptedAgents:
             if not await self._wait_for_proxy(client):
                 return
             controller = asyncio.create_task(self._controller(), name="demo-presets")
-            workers = [asyncio.create_task(self._worker(client, i), name=f"demo-agent-{i}") for i in range(self.workers)]
+            workers = [
+                asyncio.create_task(self._worker(client, i), name=f"demo-agent-{i}")
+                for i in range(self.workers)
+            ]
             await self._stopping.wait()
             controller.cancel()
             _done, pending = await asyncio.wait(workers, timeout=self._drain)
@@ -183,7 +199,9 @@ class ScriptedAgents:
             active = self.store.current().active
             if self.paused_by is None and applied is not None and active != applied:
                 self.paused_by = active
-                self._say(f"preset switched by hand to {active}: the demo's schedule pauses, your choice stays")
+                self._say(
+                    f"preset switched by hand to {active}: the demo's schedule pauses, your choice stays"
+                )
             if self.paused_by is None:
                 fraction = (((time.monotonic() - started) * self.speed) % self.cycle) / self.cycle
                 wanted = phase_at(fraction)
@@ -217,7 +235,9 @@ class ScriptedAgents:
             if plan is not None:
                 self.stats.tasks += 1
                 self.stats.by_persona[plan.persona.name] += 1
-                self._say(f"task {plan.label} ({plan.persona.client_api}{', streamed' if plan.stream else ''})")
+                self._say(
+                    f"task {plan.label} ({plan.persona.client_api}{', streamed' if plan.stream else ''})"
+                )
                 outcome = await self._run_task(client, plan)
                 if outcome is not None and self.db_url:
                     self.stats.outcomes[outcome] += 1
@@ -241,14 +261,25 @@ class ScriptedAgents:
                 outcome = "abandoned"
                 break
             if not made_tool_call(plan.persona.client_api, raw):
-                outcome = "abandoned" if b'"error"' in raw[-600:] else "finished"  # a stream cut short ends in an error event
+                outcome = (
+                    "abandoned" if b'"error"' in raw[-600:] else "finished"
+                )  # a stream cut short ends in an error event
                 break
             if not await self._sleep(self._rng.uniform(0.3, 2.0)):  # the agent runs the tool
                 return None
         if plan.persona is AIDER and outcome == "finished":  # aider's weak model writes the commit message
-            message = {"model": "background", "stream": False, "max_tokens": 256, "messages": [
-                {"role": "system", "content": "Write a one-line conventional commit message for this diff."},
-                {"role": "user", "content": f"diff --git a/app/proxy/sse.py ...\n# {plan.title}"}]}
+            message = {
+                "model": "background",
+                "stream": False,
+                "max_tokens": 256,
+                "messages": [
+                    {
+                        "role": "system",
+                        "content": "Write a one-line conventional commit message for this diff.",
+                    },
+                    {"role": "user", "content": f"diff --git a/app/proxy/sse.py ...\n# {plan.title}"},
+                ],
+            }
             await self._send(client, plan, orjson.dumps(message), headers)
         return outcome
 
@@ -270,15 +301,17 @@ class ScriptedAgents:
             assert self.db_url is not None
             self._engine = create_db_engine(self.db_url)
         with self._engine.connect() as conn:
-            task_id = conn.execute(text("SELECT id FROM tasks WHERE key = :key ORDER BY id DESC LIMIT 1"),
-                                   {"key": key}).scalar()
+            task_id = conn.execute(
+                text("SELECT id FROM tasks WHERE key = :key ORDER BY id DESC LIMIT 1"), {"key": key}
+            ).scalar()
         if task_id is None:
             return False
         set_outcome(self._engine, int(task_id), outcome)
         return True
 
-    async def _send(self, client: httpx.AsyncClient, plan: TaskPlan, body: bytes,
-                    headers: dict[str, str]) -> tuple[int, bytes]:
+    async def _send(
+        self, client: httpx.AsyncClient, plan: TaskPlan, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
         self.stats.calls += 1
         try:
             async with client.stream("POST", plan.persona.path, content=body, headers=headers) as resp:

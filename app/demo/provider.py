@@ -64,8 +64,11 @@ _VALID_ARGS: dict[str, dict[str, Any]] = {
     "read_file": {"path": "app/proxy/sse.py"},
     "grep": {"pattern": "def feed", "path": "app/proxy", "output_mode": "content"},
     "bash": {"command": "python -m pytest -q tests/test_sse.py", "description": "Run the SSE tests"},
-    "edit_file": {"path": "app/proxy/sse.py", "old_string": "        return events",
-                  "new_string": "        return events + self._flush()"},
+    "edit_file": {
+        "path": "app/proxy/sse.py",
+        "old_string": "        return events",
+        "new_string": "        return events + self._flush()",
+    },
     "run_tests": {"paths": ["tests/test_sse.py"], "fail_fast": True},
     "glob": {"pattern": "**/*stream*.py"},
 }
@@ -74,14 +77,19 @@ _VALID_ARGS: dict[str, dict[str, Any]] = {
 def history_turns(body: Any) -> int:
     """Assistant turns already in the conversation: how far into its task the agent is."""
     messages = body.get("messages") if isinstance(body, Mapping) else None
-    return sum(1 for m in messages if isinstance(m, Mapping) and m.get("role") == "assistant") if isinstance(
-        messages, list) else 0
+    return (
+        sum(1 for m in messages if isinstance(m, Mapping) and m.get("role") == "assistant")
+        if isinstance(messages, list)
+        else 0
+    )
 
 
 class SimulatedProvider:
     """Decides every reply of the mock upstream; call `start()` for a running MockUpstream."""
 
-    def __init__(self, *, speed: float = 1.0, seed: int = 7, fallback_every: int = 11, cut_every: int = 13) -> None:
+    def __init__(
+        self, *, speed: float = 1.0, seed: int = 7, fallback_every: int = 11, cut_every: int = 13
+    ) -> None:
         self.speed = max(0.01, speed)
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -113,16 +121,24 @@ class SimulatedProvider:
         model = str(body.get("model") or "")
         style = _STYLES.get(model, _CHEAP)
         turns = history_turns(body)
-        timing = {"first_byte_delay": self._uniform(*style.ttfb) / self.speed,
-                  "chunk_delay": style.chunk_delay / self.speed}
+        timing = {
+            "first_byte_delay": self._uniform(*style.ttfb) / self.speed,
+            "chunk_delay": style.chunk_delay / self.speed,
+        }
         usage = self._usage(request, style, turns)
         if model == _CHEAP_MODEL:
             n = self._next(self._per_provider, model)
             if self.fallback_every and n % self.fallback_every == 0:
-                return Reply(status=429, error="Rate limit exceeded: free-tier capacity, retry shortly",
-                             headers={"retry-after": "2"}, **timing)
+                return Reply(
+                    status=429,
+                    error="Rate limit exceeded: free-tier capacity, retry shortly",
+                    headers={"retry-after": "2"},
+                    **timing,
+                )
             if request.stream and self.cut_every and n % self.cut_every == 0:
-                return Fault("close_mid_stream", after_chunks=6, reply=self._answer(body, style, turns, usage, timing))
+                return Fault(
+                    "close_mid_stream", after_chunks=6, reply=self._answer(body, style, turns, usage, timing)
+                )
         return self._answer(body, style, turns, usage, timing)
 
     def _usage(self, request: RecordedRequest, style: ModelStyle, turns: int) -> Usage:
@@ -130,10 +146,13 @@ class SimulatedProvider:
         cached = int(prompt * style.cache_share) if turns else 0
         write = int(prompt * 0.9) if request.api == "anthropic" and not turns else 0
         low, high = style.output
-        return Usage(prompt=prompt, completion=int(self._uniform(low, high)), cached=cached, cache_write=write)
+        return Usage(
+            prompt=prompt, completion=int(self._uniform(low, high)), cached=cached, cache_write=write
+        )
 
-    def _answer(self, body: Mapping[str, Any], style: ModelStyle, turns: int, usage: Usage,
-                timing: dict[str, float]) -> Reply:
+    def _answer(
+        self, body: Mapping[str, Any], style: ModelStyle, turns: int, usage: Usage, timing: dict[str, float]
+    ) -> Reply:
         tools = list(declared_openai(body))
         finish_chance = min(0.9, 0.12 * turns)
         if not tools or self._uniform(0, 1) < finish_chance:
@@ -145,21 +164,36 @@ class SimulatedProvider:
             return self._broken(tools, thought, usage, timing)
         usable = [name for name in tools if name in _VALID_ARGS] or tools[:1]
         name = usable[n % len(usable)]
-        return Reply(text=thought, tool_calls=[ToolCall(name, _VALID_ARGS.get(name, {}))], usage=usage, **timing)
+        return Reply(
+            text=thought, tool_calls=[ToolCall(name, _VALID_ARGS.get(name, {}))], usage=usage, **timing
+        )
 
     def _broken(self, tools: list[str], thought: str, usage: Usage, timing: dict[str, float]) -> Reply:
         with self._lock:
             kind = next(self._failures)
         if kind == "schema" and "edit_file" in tools:  # old_string and new_string are required
-            return Reply(text=thought, tool_calls=[ToolCall("edit_file", {"path": "app/proxy/sse.py"})],
-                         usage=usage, **timing)
+            return Reply(
+                text=thought,
+                tool_calls=[ToolCall("edit_file", {"path": "app/proxy/sse.py"})],
+                usage=usage,
+                **timing,
+            )
         if kind == "unknown_tool":
             patch = "*** Begin Patch\n*** Update File: app/proxy/sse.py\n*** End Patch"
-            return Reply(text=thought, tool_calls=[ToolCall("apply_patch", {"patch": patch})], usage=usage, **timing)
+            return Reply(
+                text=thought, tool_calls=[ToolCall("apply_patch", {"patch": patch})], usage=usage, **timing
+            )
         if kind == "text_form" and "read_file" in tools:
-            return Reply(text=thought, text_tool_call=ToolCall("read_file", {"path": "app/proxy/sse.py"}),
-                         usage=usage, **timing)
+            return Reply(
+                text=thought,
+                text_tool_call=ToolCall("read_file", {"path": "app/proxy/sse.py"}),
+                usage=usage,
+                **timing,
+            )
         name = "bash" if "bash" in tools else tools[0]
-        return Reply(text=thought, tool_calls=[ToolCall(name, '{"command": "python -m pytest -q tests/test_s')],
-                     usage=usage, **timing)
-
+        return Reply(
+            text=thought,
+            tool_calls=[ToolCall(name, '{"command": "python -m pytest -q tests/test_s')],
+            usage=usage,
+            **timing,
+        )

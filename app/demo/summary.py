@@ -16,18 +16,39 @@ def demo_summary(engine: Engine, stats: AgentStats) -> dict[str, Any]:
     data = summary(engine)
     tables = set(inspect(engine).get_table_names())
     with engine.connect() as conn:
-        row = conn.execute(text(
-            "SELECT COALESCE(SUM(premium_cost_usd), 0), SUM(CASE WHEN attempts > 1 THEN 1 ELSE 0 END), "
-            "SUM(CASE WHEN streamed THEN 1 ELSE 0 END), COUNT(DISTINCT preset), COUNT(DISTINCT session_key) "
-            "FROM calls")).one()
+        row = conn.execute(
+            text(
+                "SELECT COALESCE(SUM(premium_cost_usd), 0), SUM(CASE WHEN attempts > 1 THEN 1 ELSE 0 END), "
+                "SUM(CASE WHEN streamed THEN 1 ELSE 0 END), COUNT(DISTINCT preset), COUNT(DISTINCT session_key) "
+                "FROM calls"
+            )
+        ).one()
         kinds: dict[str, int] = {}
         if "tool_calls" in tables:
-            kinds = {k: int(n) for k, n in conn.execute(text(
-                "SELECT kind, COUNT(*) FROM tool_calls WHERE kind NOT IN ('ok', 'unchecked') GROUP BY kind ORDER BY kind"))}
-        tasks = {str(k or "open"): int(n) for k, n in conn.execute(text(
-            "SELECT outcome, COUNT(*) FROM tasks GROUP BY outcome ORDER BY outcome"))} if "tasks" in tables else {}
-        clients = {k: int(n) for k, n in conn.execute(text(
-            "SELECT client_api, COUNT(*) FROM calls GROUP BY client_api ORDER BY client_api"))}
+            kinds = {
+                k: int(n)
+                for k, n in conn.execute(
+                    text(
+                        "SELECT kind, COUNT(*) FROM tool_calls WHERE kind NOT IN ('ok', 'unchecked') GROUP BY kind ORDER BY kind"
+                    )
+                )
+            }
+        tasks = (
+            {
+                str(k or "open"): int(n)
+                for k, n in conn.execute(
+                    text("SELECT outcome, COUNT(*) FROM tasks GROUP BY outcome ORDER BY outcome")
+                )
+            }
+            if "tasks" in tables
+            else {}
+        )
+        clients = {
+            k: int(n)
+            for k, n in conn.execute(
+                text("SELECT client_api, COUNT(*) FROM calls GROUP BY client_api ORDER BY client_api")
+            )
+        }
     return {
         "total": data["total"],
         "models": data["models"],
@@ -39,9 +60,13 @@ def demo_summary(engine: Engine, stats: AgentStats) -> dict[str, Any]:
         "tool_failures_by_kind": kinds,
         "tasks_by_outcome": tasks,
         "calls_by_client_api": clients,
-        "agent": {"tasks": stats.tasks, "calls": stats.calls, "by_persona": dict(stats.by_persona),
-                  "http_statuses": {str(k): v for k, v in sorted(stats.statuses.items())},
-                  "preset_switches": list(stats.switches)},
+        "agent": {
+            "tasks": stats.tasks,
+            "calls": stats.calls,
+            "by_persona": dict(stats.by_persona),
+            "http_statuses": {str(k): v for k, v in sorted(stats.statuses.items())},
+            "preset_switches": list(stats.switches),
+        },
     }
 
 
@@ -53,7 +78,9 @@ def render_summary(data: dict[str, Any], seconds: float, speed: float) -> str:
     agent = data["agent"]
     personas = ", ".join(f"{name} {n}" for name, n in sorted(agent["by_persona"].items())) or "none"
     saved = data["premium_equivalent_usd"] - t["cost_usd"]
-    share = f" ({saved / data['premium_equivalent_usd']:.0%} less)" if data["premium_equivalent_usd"] > 0 else ""
+    share = (
+        f" ({saved / data['premium_equivalent_usd']:.0%} less)" if data["premium_equivalent_usd"] > 0 else ""
+    )
     rate = "-" if t["tool_failure_rate"] is None else f"{t['tool_failure_rate']:.1%}"
     kinds = ", ".join(f"{k} {n}" for k, n in data["tool_failures_by_kind"].items()) or "none"
     apis = ", ".join(f"{k} {n}" for k, n in data["calls_by_client_api"].items())
@@ -70,9 +97,28 @@ def render_summary(data: dict[str, Any], seconds: float, speed: float) -> str:
         f"${data['premium_equivalent_usd']:.4f}{share}",
         f"  tool calls: {t['tool_calls']}, failed {t['tool_failures']} ({rate}): {kinds}",
     ]
-    rows = [{**m, "cost": f"{'~' if m['estimated_calls'] else ''}${m['cost_usd']:.4f}",
-             "rate": None if m["tool_failure_rate"] is None else f"{m['tool_failure_rate']:.0%}"} for m in data["models"]]
-    lines.append(table(rows, [("provider", "PROVIDER"), ("model", "MODEL"), ("calls", "CALLS"), ("errors", "FAILED"),
-                              ("input_tokens", "IN TOK"), ("output_tokens", "OUT TOK"), ("cost", "COST"),
-                              ("tool_calls", "TOOL CALLS"), ("rate", "TOOL FAIL %")]))
+    rows = [
+        {
+            **m,
+            "cost": f"{'~' if m['estimated_calls'] else ''}${m['cost_usd']:.4f}",
+            "rate": None if m["tool_failure_rate"] is None else f"{m['tool_failure_rate']:.0%}",
+        }
+        for m in data["models"]
+    ]
+    lines.append(
+        table(
+            rows,
+            [
+                ("provider", "PROVIDER"),
+                ("model", "MODEL"),
+                ("calls", "CALLS"),
+                ("errors", "FAILED"),
+                ("input_tokens", "IN TOK"),
+                ("output_tokens", "OUT TOK"),
+                ("cost", "COST"),
+                ("tool_calls", "TOOL CALLS"),
+                ("rate", "TOOL FAIL %"),
+            ],
+        )
+    )
     return "\n".join(lines)

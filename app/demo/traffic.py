@@ -28,7 +28,9 @@ class Persona:
 
 
 AIDER = Persona("aider", "openai", "/v1/chat/completions", "litellm/1.77 (demo)", "aider")
-CLAUDE_CODE = Persona("claude-code", "anthropic", "/v1/messages", "claude-cli/2.1.197 (external, demo)", "claude")
+CLAUDE_CODE = Persona(
+    "claude-code", "anthropic", "/v1/messages", "claude-cli/2.1.197 (external, demo)", "claude"
+)
 CODEX = Persona("codex", "responses", "/v1/responses", "codex_exec/0.169.0 (demo)", "codex")
 PERSONAS = (AIDER, CLAUDE_CODE, CODEX)
 
@@ -62,15 +64,25 @@ class TaskPlan:
         return f"task:{self.label}" if self.persona is AIDER else f"session:{self.session}"
 
     def headers(self, token: str) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "User-Agent": self.persona.user_agent,
-                   "X-Downshift-Demo": __version__}
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": self.persona.user_agent,
+            "X-Downshift-Demo": __version__,
+        }
         if self.persona is CLAUDE_CODE:
-            headers |= {"x-api-key": token, "anthropic-version": "2023-06-01",
-                        "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14",
-                        "x-claude-code-session-id": self.session}
+            headers |= {
+                "x-api-key": token,
+                "anthropic-version": "2023-06-01",
+                "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14",
+                "x-claude-code-session-id": self.session,
+            }
         elif self.persona is CODEX:
-            headers |= {"Authorization": f"Bearer {token}", "session-id": self.session, "thread-id": self.session,
-                        "originator": "codex_exec"}
+            headers |= {
+                "Authorization": f"Bearer {token}",
+                "session-id": self.session,
+                "thread-id": self.session,
+                "originator": "codex_exec",
+            }
         else:
             headers |= {"Authorization": f"Bearer {token}", "X-Downshift-Task": self.label}
         return headers
@@ -79,26 +91,36 @@ class TaskPlan:
         """The request for `turn` (0 = the first): history of `turn` tool rounds, model = a Downshift role."""
         size = 8 + 5 * turn
         if self.persona is CLAUDE_CODE:
-            data = anthropic_agent_request(size_kb=size + 14, tools=12, turns=turn, stream=self.stream,
-                                           seed=self.number, model=role)
-            user_id = orjson.dumps({"device_id": "demo", "account_uuid": "", "session_id": self.session}).decode()
+            data = anthropic_agent_request(
+                size_kb=size + 14, tools=12, turns=turn, stream=self.stream, seed=self.number, model=role
+            )
+            user_id = orjson.dumps(
+                {"device_id": "demo", "account_uuid": "", "session_id": self.session}
+            ).decode()
             data["metadata"] = {"user_id": user_id}
             data["max_tokens"] = 32000
         else:
-            data = openai_agent_request(size_kb=size, tools=10, turns=turn, stream=self.stream, seed=self.number,
-                                        model=role)
+            data = openai_agent_request(
+                size_kb=size, tools=10, turns=turn, stream=self.stream, seed=self.number, model=role
+            )
             if self.persona is CODEX:
                 data = responses_body(data, self.session)
         return orjson.dumps(data)
 
     def title_body(self) -> bytes:
         """Claude Code's side call that names the session: small, non-streamed, the `background` role."""
-        return orjson.dumps({
-            "model": "background", "max_tokens": 512, "stream": False,
-            "system": [{"type": "text", "text": "Summarize this coding conversation in under 50 characters."}],
-            "messages": [{"role": "user", "content": f"Please {self.title}."}],
-            "metadata": {"user_id": orjson.dumps({"session_id": self.session}).decode()},
-        })
+        return orjson.dumps(
+            {
+                "model": "background",
+                "max_tokens": 512,
+                "stream": False,
+                "system": [
+                    {"type": "text", "text": "Summarize this coding conversation in under 50 characters."}
+                ],
+                "messages": [{"role": "user", "content": f"Please {self.title}."}],
+                "metadata": {"user_id": orjson.dumps({"session_id": self.session}).decode()},
+            }
+        )
 
 
 def responses_body(chat: dict[str, Any], session: str) -> dict[str, Any]:
@@ -114,17 +136,44 @@ def responses_body(chat: dict[str, Any], session: str) -> dict[str, Any]:
             if message.get("content"):
                 items.append(_message("assistant", "output_text", message["content"]))
             for call in message.get("tool_calls") or ():
-                items.append({"type": "function_call", "call_id": call["id"], "name": call["function"]["name"],
-                              "arguments": call["function"]["arguments"]})
+                items.append(
+                    {
+                        "type": "function_call",
+                        "call_id": call["id"],
+                        "name": call["function"]["name"],
+                        "arguments": call["function"]["arguments"],
+                    }
+                )
         elif role == "tool":
-            items.append({"type": "function_call_output", "call_id": message["tool_call_id"],
-                          "output": message["content"]})
-    tools = [{"type": "function", "name": t["function"]["name"], "description": t["function"]["description"],
-              "strict": False, "parameters": t["function"]["parameters"]} for t in chat.get("tools", ())]
-    return {"model": chat["model"], "input": items, "tools": tools, "tool_choice": "auto",
-            "parallel_tool_calls": False, "reasoning": {"summary": "auto"}, "store": False,
-            "stream": bool(chat.get("stream")), "include": ["reasoning.encrypted_content"],
-            "prompt_cache_key": session}
+            items.append(
+                {
+                    "type": "function_call_output",
+                    "call_id": message["tool_call_id"],
+                    "output": message["content"],
+                }
+            )
+    tools = [
+        {
+            "type": "function",
+            "name": t["function"]["name"],
+            "description": t["function"]["description"],
+            "strict": False,
+            "parameters": t["function"]["parameters"],
+        }
+        for t in chat.get("tools", ())
+    ]
+    return {
+        "model": chat["model"],
+        "input": items,
+        "tools": tools,
+        "tool_choice": "auto",
+        "parallel_tool_calls": False,
+        "reasoning": {"summary": "auto"},
+        "store": False,
+        "stream": bool(chat.get("stream")),
+        "include": ["reasoning.encrypted_content"],
+        "prompt_cache_key": session,
+    }
 
 
 def _message(role: str, part: str, text: str) -> dict[str, Any]:
@@ -133,5 +182,9 @@ def _message(role: str, part: str, text: str) -> dict[str, Any]:
 
 def made_tool_call(api: str, raw: bytes) -> bool:
     """Whether an answer (whole or streamed) asked for a tool, so the agent runs it and goes on."""
-    markers = {"openai": (b'"tool_calls"',), "anthropic": (b'"tool_use"',), "responses": (b'"function_call"',)}
+    markers = {
+        "openai": (b'"tool_calls"',),
+        "anthropic": (b'"tool_use"',),
+        "responses": (b'"function_call"',),
+    }
     return any(marker in raw for marker in markers[api])

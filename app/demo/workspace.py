@@ -48,18 +48,42 @@ def demo_config(upstream_url: str, port: int) -> Config:
     def provider(name: str, kind: str, api: str = "openai") -> Provider:
         return Provider(name=name, base_url=base, api=api, kind=kind, api_key_env=KEY_ENV, timeouts=quick)
 
-    providers = {p.name: p for p in (provider("openrouter", "openrouter"), provider("deepseek", "deepseek"),
-                                     provider("anthropic", "anthropic", "anthropic"))}
-    presets = {
-        "cheap": Preset("cheap", {"default": CHEAP, "background": SMALL}, fallback=(SMALL,),
-                        description="Open-weight models for the whole loop"),
-        "plan-high": Preset("plan-high", {"default": CHEAP, "plan": OPUS, "background": SMALL}, fallback=(SMALL,),
-                            description="Plan on a frontier model, execute cheap"),
-        "premium": Preset("premium", {"default": SONNET, "plan": OPUS, "background": HAIKU},
-                          description="Frontier models for everything"),
+    providers = {
+        p.name: p
+        for p in (
+            provider("openrouter", "openrouter"),
+            provider("deepseek", "deepseek"),
+            provider("anthropic", "anthropic", "anthropic"),
+        )
     }
-    return Config(port=port, providers=providers, presets=presets, active="cheap", cheap="cheap",
-                  premium="premium", ui={"first_run_done": True})
+    presets = {
+        "cheap": Preset(
+            "cheap",
+            {"default": CHEAP, "background": SMALL},
+            fallback=(SMALL,),
+            description="Open-weight models for the whole loop",
+        ),
+        "plan-high": Preset(
+            "plan-high",
+            {"default": CHEAP, "plan": OPUS, "background": SMALL},
+            fallback=(SMALL,),
+            description="Plan on a frontier model, execute cheap",
+        ),
+        "premium": Preset(
+            "premium",
+            {"default": SONNET, "plan": OPUS, "background": HAIKU},
+            description="Frontier models for everything",
+        ),
+    }
+    return Config(
+        port=port,
+        providers=providers,
+        presets=presets,
+        active="cheap",
+        cheap="cheap",
+        premium="premium",
+        ui={"first_run_done": True},
+    )
 
 
 @dataclass
@@ -79,8 +103,14 @@ class DemoWorkspace:
         chosen = free_port() if port is None else port
         config_path = folder / "config.toml"
         save_config(demo_config(upstream_url, chosen), config_path)
-        return cls(folder, config_path, f"sqlite:///{folder / 'demo.db'}", "ds-demo-" + secrets.token_urlsafe(12),
-                   chosen, owned)
+        return cls(
+            folder,
+            config_path,
+            f"sqlite:///{folder / 'demo.db'}",
+            "ds-demo-" + secrets.token_urlsafe(12),
+            chosen,
+            owned,
+        )
 
     @property
     def proxy_url(self) -> str:
@@ -88,8 +118,13 @@ class DemoWorkspace:
 
     def environment(self) -> dict[str, str]:
         """The variables the demo process runs with."""
-        env = {KEY_ENV: FAKE_KEY, "DOWNSHIFT_TOKEN": self.token, DEMO_FLAG_ENV: "1",
-               "DOWNSHIFT_CONFIG": str(self.config_path), "DOWNSHIFT_DB_URL": self.db_url}
+        env = {
+            KEY_ENV: FAKE_KEY,
+            "DOWNSHIFT_TOKEN": self.token,
+            DEMO_FLAG_ENV: "1",
+            "DOWNSHIFT_CONFIG": str(self.config_path),
+            "DOWNSHIFT_DB_URL": self.db_url,
+        }
         env.update({var: str(self.root / "home" / var.lower()) for var in _XDG})
         return env
 

@@ -49,7 +49,9 @@ class SeenIds:
         return [(tool_call_id, reason) for tool_call_id, reason in items if self.first(tool_call_id)]
 
 
-def note_tool_results(rec: CallRecord, data: dict[str, Any], client_api: str, config: Config, seen: SeenIds) -> None:
+def note_tool_results(
+    rec: CallRecord, data: dict[str, Any], client_api: str, config: Config, seen: SeenIds
+) -> None:
     """Tool results in this request that report failure, attributed later to the calls that made them. Only
     results not judged before are read. Runs once the answer has gone out (it is not needed before)."""
     patterns = config.tool_failure_patterns or toolcheck.DEFAULT_ERROR_PATTERNS
@@ -131,10 +133,14 @@ def _settle(
     rec.cost_usd, rec.cost_source = priced.cost, cost_source(priced, estimated)
     rec.billed_cost_usd, rec.estimated_cost_usd = priced.billed, priced.estimated
     if served_by_premium(config, rec.role, rec.provider, rec.upstream_model):
-        rec.premium_cost_usd = rec.cost_usd  # the premium model itself: nothing saved (no re-split of its cache)
+        rec.premium_cost_usd = (
+            rec.cost_usd
+        )  # the premium model itself: nothing saved (no re-split of its cache)
     else:
         rec.premium_cost_usd = premium_cost(usage, config, rec.role, premium_split.split(config))
-    if rec.outcome == "ok" and not estimated:  # guessed tokens carry no cache split: they would skew the share
+    if (
+        rec.outcome == "ok" and not estimated
+    ):  # guessed tokens carry no cache split: they would skew the share
         premium_split.observe(rec.provider, rec.upstream_model, usage)
     _add_failed_attempts(rec, rec.attempts[:-1])
     calls = [toolcheck.ToolCall(i, n, a) for i, n, a in observer.tool_calls()]

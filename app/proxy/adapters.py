@@ -146,13 +146,17 @@ def _prepare_anthropic(body: dict[str, Any], model: str, provider: Provider, ctx
 # ---------------------------------------------------------------------------------------------- Anthropic <-> OpenAI
 
 
-def _prepare_anthropic_to_openai(body: dict[str, Any], model: str, provider: Provider, ctx: Context) -> dict[str, Any]:
+def _prepare_anthropic_to_openai(
+    body: dict[str, Any], model: str, provider: Provider, ctx: Context
+) -> dict[str, Any]:
     profile = _profile(provider)
     ctx.extra = tool_name_map(body.get("tools") or [], profile)
     return anthropic_to_openai_request(body, model=model, profile=profile, max_tokens_cap=provider.max_tokens)
 
 
-def _prepare_openai_to_anthropic(body: dict[str, Any], model: str, provider: Provider, ctx: Context) -> dict[str, Any]:
+def _prepare_openai_to_anthropic(
+    body: dict[str, Any], model: str, provider: Provider, ctx: Context
+) -> dict[str, Any]:
     profile = _profile(provider)
     ctx.client_wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     ctx.extra = tool_name_map(body.get("tools"), profile)
@@ -174,7 +178,9 @@ def _responses_to_chat(body: dict[str, Any], model: str) -> tuple[dict[str, Any]
     return responses_to_chat_request(body, model=model, lookup=MEMORY.lookup, remember=MEMORY.remember)
 
 
-def _prepare_responses_chat(body: dict[str, Any], model: str, provider: Provider, ctx: Context) -> dict[str, Any]:
+def _prepare_responses_chat(
+    body: dict[str, Any], model: str, provider: Provider, ctx: Context
+) -> dict[str, Any]:
     chat, rctx = _responses_to_chat(body, model)
     ctx.extra = _ResponsesVia(rctx)
     _fit_reasoning(chat, _profile(provider))
@@ -182,7 +188,9 @@ def _prepare_responses_chat(body: dict[str, Any], model: str, provider: Provider
     return chat
 
 
-def _prepare_responses_anthropic(body: dict[str, Any], model: str, provider: Provider, ctx: Context) -> dict[str, Any]:
+def _prepare_responses_anthropic(
+    body: dict[str, Any], model: str, provider: Provider, ctx: Context
+) -> dict[str, Any]:
     chat, rctx = _responses_to_chat(body, model)
     profile = _profile(provider)
     ctx.extra = _ResponsesVia(rctx, tool_name_map(chat.get("tools"), profile))
@@ -211,7 +219,9 @@ class _AnthropicToResponsesStream:
 
     def __init__(self, ctx: Context) -> None:
         via: _ResponsesVia = ctx.extra
-        self._chat = AnthropicToOpenAIStream(model=via.responses.model, include_usage=True, tool_names=via.tool_names)
+        self._chat = AnthropicToOpenAIStream(
+            model=via.responses.model, include_usage=True, tool_names=via.tool_names
+        )
         self._responses = ChatToResponsesStream(via.responses)
 
     def _relay(self, chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -219,7 +229,9 @@ class _AnthropicToResponsesStream:
         for chunk in chunks:
             if "error" in chunk and not chunk.get("choices"):
                 err = chunk["error"] or {}
-                out += self._responses.error(str(err.get("code") or err.get("type") or "server_error"), str(err.get("message")))
+                out += self._responses.error(
+                    str(err.get("code") or err.get("type") or "server_error"), str(err.get("message"))
+                )
             else:
                 out += self._responses.feed(chunk)
         return out
@@ -251,16 +263,24 @@ def _responses_error_from_anthropic(status: int, body: bytes) -> dict[str, Any]:
 _GEMINI_PIVOT = Profile(reasoning_field=None, reasoning_efforts=EFFORTS, top_k=True, pdf=True)
 
 
-def _prepare_gemini_chat(body: dict[str, Any], model: str, provider: Provider, ctx: Context) -> dict[str, Any]:
-    chat, ctx.extra = gemini_to_chat_request(body, model=model, profile=_profile(provider), max_tokens_cap=provider.max_tokens)
+def _prepare_gemini_chat(
+    body: dict[str, Any], model: str, provider: Provider, ctx: Context
+) -> dict[str, Any]:
+    chat, ctx.extra = gemini_to_chat_request(
+        body, model=model, profile=_profile(provider), max_tokens_cap=provider.max_tokens
+    )
     return chat
 
 
-def _prepare_gemini_anthropic(body: dict[str, Any], model: str, provider: Provider, ctx: Context) -> dict[str, Any]:
+def _prepare_gemini_anthropic(
+    body: dict[str, Any], model: str, provider: Provider, ctx: Context
+) -> dict[str, Any]:
     chat, gemini = gemini_to_chat_request(body, model=model, profile=_GEMINI_PIVOT)
     gemini.anthropic_ids = True
     ctx.extra = gemini  # tool names were made valid for any target on the way to chat: nothing more to map
-    return openai_to_anthropic_request(chat, model=model, profile=_profile(provider), max_tokens_cap=provider.max_tokens)
+    return openai_to_anthropic_request(
+        chat, model=model, profile=_profile(provider), max_tokens_cap=provider.max_tokens
+    )
 
 
 def _gemini_answer(chat: dict[str, Any], gemini: GeminiContext) -> Any:
@@ -297,7 +317,10 @@ class _AnthropicToGeminiStream:
     def tool_ids(self) -> list[tuple[str, str]]:
         """Anthropic id (first translator) -> the client's id (second), call by call: both list the calls in
         the order they opened, and an id-less call's chat id need not be unique."""
-        return [(up, client) for (up, _), (_, client) in zip(self._chat.tool_ids, self._gemini.tool_ids, strict=False)]
+        return [
+            (up, client)
+            for (up, _), (_, client) in zip(self._chat.tool_ids, self._gemini.tool_ids, strict=False)
+        ]
 
 
 _ADAPTERS: dict[tuple[str, str], Adapter] = {
@@ -307,7 +330,9 @@ _ADAPTERS: dict[tuple[str, str], Adapter] = {
         "anthropic",
         "openai",
         _prepare_anthropic_to_openai,
-        respond=lambda data, ctx: openai_to_anthropic_response(data, model=ctx.requested_model, tool_names=ctx.extra),
+        respond=lambda data, ctx: openai_to_anthropic_response(
+            data, model=ctx.requested_model, tool_names=ctx.extra
+        ),
         stream=lambda ctx: OpenAIToAnthropicStream(model=ctx.requested_model, tool_names=ctx.extra),
         error=openai_error_to_anthropic,
     ),
@@ -315,7 +340,9 @@ _ADAPTERS: dict[tuple[str, str], Adapter] = {
         "openai",
         "anthropic",
         _prepare_openai_to_anthropic,
-        respond=lambda data, ctx: anthropic_to_openai_response(data, model=ctx.requested_model, tool_names=ctx.extra),
+        respond=lambda data, ctx: anthropic_to_openai_response(
+            data, model=ctx.requested_model, tool_names=ctx.extra
+        ),
         stream=lambda ctx: AnthropicToOpenAIStream(
             model=ctx.requested_model, include_usage=ctx.client_wants_usage, tool_names=ctx.extra
         ),
@@ -334,7 +361,9 @@ _ADAPTERS: dict[tuple[str, str], Adapter] = {
         "anthropic",
         _prepare_responses_anthropic,
         respond=lambda data, ctx: chat_to_responses_response(
-            anthropic_to_openai_response(data, model=ctx.extra.responses.model, tool_names=ctx.extra.tool_names),
+            anthropic_to_openai_response(
+                data, model=ctx.extra.responses.model, tool_names=ctx.extra.tool_names
+            ),
             ctx.extra.responses,
         ),
         stream=_AnthropicToResponsesStream,
@@ -352,7 +381,9 @@ _ADAPTERS: dict[tuple[str, str], Adapter] = {
         "gemini",
         "anthropic",
         _prepare_gemini_anthropic,
-        respond=lambda data, ctx: _gemini_answer(anthropic_to_openai_response(data, model=ctx.extra.model), ctx.extra),
+        respond=lambda data, ctx: _gemini_answer(
+            anthropic_to_openai_response(data, model=ctx.extra.model), ctx.extra
+        ),
         stream=_AnthropicToGeminiStream,
         error=chat_error_to_gemini,
     ),

@@ -56,8 +56,16 @@ GOOGLE_STATUS = {
 class ProxyError(Exception):
     """A failure to report to the client with `status`; `kind` goes to the call log."""
 
-    def __init__(self, status: int, kind: str, message: str, *, param: str | None = None, headers: dict[str, str] | None = None,
-                 member: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        message: str,
+        *,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+        member: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.kind, self.message, self.param = status, kind, message, param
         self.headers = headers or {}
@@ -76,7 +84,9 @@ def google_error(status: int, message: str) -> dict[str, Any]:
     return {"error": {"code": status, "message": message, "status": name}}
 
 
-def error_body(api: str, status: int, message: str, *, code: str | None = None, param: str | None = None) -> dict[str, Any]:
+def error_body(
+    api: str, status: int, message: str, *, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
     if api == "anthropic":
         return {"type": "error", "error": {"type": error_type(api, status), "message": message}}
     if api == "gemini":

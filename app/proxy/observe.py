@@ -163,7 +163,11 @@ class AnthropicObserver:
             if btype == "text":
                 self._text.append(block.get("text", ""))
             elif btype == "tool_use":
-                self._blocks[i] = [block.get("id", ""), block.get("name", ""), orjson.dumps(block.get("input", {})).decode()]
+                self._blocks[i] = [
+                    block.get("id", ""),
+                    block.get("name", ""),
+                    orjson.dumps(block.get("input", {})).decode(),
+                ]
 
     @property
     def text(self) -> str:

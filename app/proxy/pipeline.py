@@ -68,13 +68,20 @@ class Pipeline:
         self.core = core
         self.client = client
         self.seen = accounting.SeenIds()
-        self.shadow = ShadowRunner(core)  # off unless the preset has a shadow rule; threads start on first use
+        self.shadow = ShadowRunner(
+            core
+        )  # off unless the preset has a shadow rule; threads start on first use
         self.local_token: str | None = None  # kept current by the server, masked wherever text is echoed
 
     # ------------------------------------------------------------------------------------------- entry
 
     async def handle(
-        self, request: web.Request, client_api: str, body: bytes, rec: CallRecord, data: dict[str, Any] | None = None
+        self,
+        request: web.Request,
+        client_api: str,
+        body: bytes,
+        rec: CallRecord,
+        data: dict[str, Any] | None = None,
     ) -> web.StreamResponse:
         """Serve one call whose body is already read and authenticated (and parsed, when `data` is given).
         `rec` is logged by the caller."""
@@ -87,7 +94,11 @@ class Pipeline:
         if config.store_bodies:
             rec.request_body = accounting.clip_body(body, config.body_max_bytes)  # redacted by the log writer
         forced = self._policy_before(rec, data, config)
-        if forced is None and (preset := config.active_preset) is not None and preset.long_context is not None:
+        if (
+            forced is None
+            and (preset := config.active_preset) is not None
+            and preset.long_context is not None
+        ):
             forced = await self._long_context(preset.long_context, rec, data, len(body), client_api, config)
         try:
             chosen = route(config, rec.requested_model, force_role=forced)
@@ -111,11 +122,20 @@ class Pipeline:
             log.exception("call policy failed for call %s; serving it without", rec.call_id)
             return None
 
-    async def _long_context(self, rule: LongContext, rec: CallRecord, data: dict[str, Any], body_len: int, client_api: str,
-                            config: Config) -> str | None:
+    async def _long_context(
+        self,
+        rule: LongContext,
+        rec: CallRecord,
+        data: dict[str, Any],
+        body_len: int,
+        client_api: str,
+        config: Config,
+    ) -> str | None:
         """The role a preset's long-context rule sends this call to, or None. Decided by the body's length for
         most calls; a body that may be over the limit is counted on a worker thread (app.core.long_context)."""
-        if not long_context.may_exceed(rule, body_len) or not long_context.rule_for(config, rec.requested_model):
+        if not long_context.may_exceed(rule, body_len) or not long_context.rule_for(
+            config, rec.requested_model
+        ):
             return None
         try:
             loop = asyncio.get_running_loop()
@@ -124,8 +144,11 @@ class Pipeline:
             log.warning("could not count the prompt of call %s", rec.call_id, exc_info=True)
             return None
         if long:  # a provider's block budget applies to the provider the rule sends the call to
-            self.core.policy.budgets.check(config, rec.started_at,
-                                           lambda: route(config, rec.requested_model, force_role=rule.role).targets[0].provider)
+            self.core.policy.budgets.check(
+                config,
+                rec.started_at,
+                lambda: route(config, rec.requested_model, force_role=rule.role).targets[0].provider,
+            )
             return rule.role
         return None
 
@@ -149,7 +172,9 @@ class Pipeline:
             payload = orjson.dumps({**data, "model": target.model})
             rec.attempts.append(Attempt(str(target)))
             try:
-                resp = await self.client.send(provider, "/messages/count_tokens", payload, self._headers(request, provider))
+                resp = await self.client.send(
+                    provider, "/messages/count_tokens", payload, self._headers(request, provider)
+                )
                 try:
                     raw = await read_body(resp, provider.timeouts.idle)
                 finally:
@@ -225,20 +250,32 @@ class Pipeline:
             raise ProxyError(400, "bad_request", "the request body must be a JSON object")
         model = data.get("model")
         if model is None:
-            raise ProxyError(400, "bad_request", "'model' is required (a Downshift role such as 'default', or provider/model)",
-                             param="model")
+            raise ProxyError(
+                400,
+                "bad_request",
+                "'model' is required (a Downshift role such as 'default', or provider/model)",
+                param="model",
+            )
         if type(model) is not str or not model.strip() or len(model) > MAX_MODEL_CHARS:
-            raise ProxyError(400, "bad_request", f"'model' must be a non-empty string of at most {MAX_MODEL_CHARS} characters",
-                             param="model")
+            raise ProxyError(
+                400,
+                "bad_request",
+                f"'model' must be a non-empty string of at most {MAX_MODEL_CHARS} characters",
+                param="model",
+            )
         field = "input" if client_api == "responses" else "messages"
         items = data.get(field)
         if items is None:
             raise ProxyError(400, "bad_request", f"'{field}' is required", param=field)
         if client_api == "responses":
             if type(items) is not str and (type(items) is not list or not _all_dicts(items)):
-                raise ProxyError(400, "bad_request", "'input' must be a string or a list of input items", param="input")
+                raise ProxyError(
+                    400, "bad_request", "'input' must be a string or a list of input items", param="input"
+                )
         elif type(items) is not list or not items or not _all_dicts(items):
-            raise ProxyError(400, "bad_request", f"'{field}' must be a non-empty list of message objects", param=field)
+            raise ProxyError(
+                400, "bad_request", f"'{field}' must be a non-empty list of message objects", param=field
+            )
         stream = data.get("stream")
         if stream is not None and type(stream) is not bool:
             raise ProxyError(400, "bad_request", "'stream' must be true or false", param="stream")
@@ -249,14 +286,25 @@ class Pipeline:
             for name in _TOKEN_FIELDS:
                 value = data.get(name)
                 if value is not None and (type(value) is not int or not 1 <= value <= MAX_TOKENS_LIMIT):
-                    raise ProxyError(400, "bad_request", f"'{name}' must be a whole number from 1 to {MAX_TOKENS_LIMIT}, "
-                                     f"got {str(value)[:40]}", param=name)
+                    raise ProxyError(
+                        400,
+                        "bad_request",
+                        f"'{name}' must be a whole number from 1 to {MAX_TOKENS_LIMIT}, "
+                        f"got {str(value)[:40]}",
+                        param=name,
+                    )
         return data
 
     # ------------------------------------------------------------------------------------------- forwarding
 
     async def _forward(
-        self, request: web.Request, client_api: str, data: dict[str, Any], chosen: Route, config: Config, rec: CallRecord
+        self,
+        request: web.Request,
+        client_api: str,
+        data: dict[str, Any],
+        chosen: Route,
+        config: Config,
+        rec: CallRecord,
     ) -> web.StreamResponse:
         last_error: tuple[int, bytes, dict[str, str]] | None = None
         last_failure: UpstreamFailure | None = None
@@ -272,7 +320,9 @@ class Pipeline:
                 continue
             adapter = adapter_for(client_api, provider.api)
             if adapter is None:
-                raise ProxyError(400, "unsupported", f"cannot serve a {client_api} request from a {provider.api} provider")
+                raise ProxyError(
+                    400, "unsupported", f"cannot serve a {client_api} request from a {provider.api} provider"
+                )
             ctx = Context(requested_model=rec.requested_model or "")
             upstream_body, payload = self._prepare(adapter, data, target, provider, ctx, rec)
             attempt = Attempt(str(target))
@@ -280,7 +330,9 @@ class Pipeline:
             self._set_target(rec, provider, target)
             started = rec.elapsed_ms()
             try:
-                resp = await self.client.send(provider, adapter.upstream_path, payload, self._headers(request, provider))
+                resp = await self.client.send(
+                    provider, adapter.upstream_path, payload, self._headers(request, provider)
+                )
             except UpstreamFailure as exc:
                 attempt.error_kind, attempt.error_message = exc.kind, exc.message
                 attempt.duration_ms = rec.elapsed_ms() - started
@@ -303,11 +355,17 @@ class Pipeline:
             clean = False
             try:
                 if rec.streamed:
-                    answer = await self._relay_stream(request, adapter, ctx, resp, provider, upstream_body, len(payload), rec, config)
+                    answer = await self._relay_stream(
+                        request, adapter, ctx, resp, provider, upstream_body, len(payload), rec, config
+                    )
                 else:
-                    answer = await self._relay_whole(request, adapter, ctx, resp, provider, upstream_body, len(payload), rec, config)
+                    answer = await self._relay_whole(
+                        request, adapter, ctx, resp, provider, upstream_body, len(payload), rec, config
+                    )
                 clean = True
-                self.shadow.offer(rec, upstream_body, provider.api, config)  # the answer is out: evaluation only
+                self.shadow.offer(
+                    rec, upstream_body, provider.api, config
+                )  # the answer is out: evaluation only
                 return answer
             except _Retry as exc:
                 attempt.error_kind, attempt.error_message = exc.failure.kind, exc.failure.message
@@ -327,11 +385,19 @@ class Pipeline:
             rec.finish("error", status)
             return web.Response(status=status, body=body, content_type="application/json", headers=headers)
         if last_failure is not None:
-            raise ProxyError(504 if last_failure.kind in _SLOW_FAILURES else 502, last_failure.kind, last_failure.message)
+            raise ProxyError(
+                504 if last_failure.kind in _SLOW_FAILURES else 502, last_failure.kind, last_failure.message
+            )
         raise ProxyError(502, "no_route", "no configured provider can serve this request")
 
     def _prepare(
-        self, adapter: Adapter, data: dict[str, Any], target: Target, provider: Provider, ctx: Context, rec: CallRecord
+        self,
+        adapter: Adapter,
+        data: dict[str, Any],
+        target: Target,
+        provider: Provider,
+        ctx: Context,
+        rec: CallRecord,
     ) -> tuple[dict[str, Any], bytes]:
         try:
             upstream_body = adapter.prepare(data, target.model, provider, ctx)
@@ -342,7 +408,9 @@ class Pipeline:
             raise
         except Exception as exc:  # the body is the only input here: an odd shape the translator cannot read
             log.warning("could not prepare call %s for %s", rec.call_id, provider.name, exc_info=True)
-            raise ProxyError(400, "bad_request", f"the request could not be read ({type(exc).__name__}: {exc})") from None
+            raise ProxyError(
+                400, "bad_request", f"the request could not be read ({type(exc).__name__}: {exc})"
+            ) from None
 
     async def _upstream_error(
         self, resp: aiohttp.ClientResponse, provider: Provider, adapter: Adapter, attempt: Attempt
@@ -355,15 +423,22 @@ class Pipeline:
         finally:
             resp.release()
         secrets = self._secrets(provider)
-        err_body = accounting.redact(err_body, secrets)  # every spelling of the key: the message is decoded below
+        err_body = accounting.redact(
+            err_body, secrets
+        )  # every spelling of the key: the message is decoded below
         attempt.error_kind = f"http_{resp.status}"
         attempt.error_message = upstream_error_message(err_body)
-        headers = {k: redact_text(v, secrets) or "" for k, v in resp.headers.items()
-                   if k.lower() in ("retry-after", "retry-after-ms")}
+        headers = {
+            k: redact_text(v, secrets) or ""
+            for k, v in resp.headers.items()
+            if k.lower() in ("retry-after", "retry-after-ms")
+        }
         if resp.status in (401, 403) and not provider.local and self.core.provider_key(provider.name) is None:
             hint = f"{provider.name} refused the call and Downshift has no key for it: `downshift key set {provider.name}`"
             attempt.error_message = f"{hint} ({attempt.error_message})"
-            err_body = orjson.dumps({"error": {"message": attempt.error_message, "type": "authentication_error"}})
+            err_body = orjson.dumps(
+                {"error": {"message": attempt.error_message, "type": "authentication_error"}}
+            )
         return resp.status, adapter.error_from_upstream(resp.status, err_body), headers
 
     def _secrets(self, provider: Provider) -> list[bytes]:
@@ -402,11 +477,15 @@ class Pipeline:
     # ------------------------------------------------------------------------------------------- answers
 
     @staticmethod
-    def _bill_broken_answer(rec: CallRecord, observer: Any, provider: Provider, config: Config, payload_len: int) -> None:
+    def _bill_broken_answer(
+        rec: CallRecord, observer: Any, provider: Provider, config: Config, payload_len: int
+    ) -> None:
         """A whole answer that arrived (status 200) but broke or could not be read was generated, and so
         billed, though the next target serves the call: cost the attempt from its usage when the body was
         readable, else as an estimate from the request (its output is unknown, and the figure says so)."""
-        accounting.cost_attempt(rec.attempts[-1], observer, provider, config, rec.upstream_model or "", payload_len)
+        accounting.cost_attempt(
+            rec.attempts[-1], observer, provider, config, rec.upstream_model or "", payload_len
+        )
 
     async def _relay_whole(
         self,
@@ -436,12 +515,20 @@ class Pipeline:
             out = raw if answer is None else orjson.dumps(answer)
         except orjson.JSONDecodeError:
             self._bill_broken_answer(rec, observer, provider, config, payload_len)
-            raise _Retry(UpstreamFailure("bad_upstream_json", f"{provider.name} returned an answer that is not valid JSON")) from None
+            raise _Retry(
+                UpstreamFailure(
+                    "bad_upstream_json", f"{provider.name} returned an answer that is not valid JSON"
+                )
+            ) from None
         except Exception as exc:  # valid JSON of an unexpected shape
             log.warning("unreadable answer from %s for call %s", provider.name, rec.call_id, exc_info=True)
             self._bill_broken_answer(rec, observer, provider, config, payload_len)
-            raise _Retry(UpstreamFailure("bad_upstream_json", f"{provider.name} returned an answer Downshift cannot read "
-                                         f"({type(exc).__name__})")) from None
+            raise _Retry(
+                UpstreamFailure(
+                    "bad_upstream_json",
+                    f"{provider.name} returned an answer Downshift cannot read ({type(exc).__name__})",
+                )
+            ) from None
         # before the answer goes out: a client that has it all hangs up, which would cancel the wait
         await accounting.prepare_checks(observer, upstream_body, provider)
         out = scrub_known(out, self._known(provider))  # a provider echoing its key: literal forms only
@@ -452,7 +539,9 @@ class Pipeline:
         rec.finish("ok", 200)
         accounting.settle(rec, observer, upstream_body, provider, config, payload_len)
         if answer is not None and rec.tool_calls:
-            tool_ids.relabel(rec.tool_calls, tool_ids.whole_pairs(provider.api, data, adapter.client_api, answer))
+            tool_ids.relabel(
+                rec.tool_calls, tool_ids.whole_pairs(provider.api, data, adapter.client_api, answer)
+            )
         if config.store_bodies:
             rec.response_body = accounting.clip_body(out, config.body_max_bytes)  # redacted by the log writer
         return response
@@ -471,7 +560,9 @@ class Pipeline:
     ) -> web.StreamResponse:
         """Events as they come. The client's headers go out with the first bytes worth sending, so a stream
         that breaks before then can still fall back to the next target."""
-        response = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        response = web.StreamResponse(
+            status=200, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
         observer = observer_for(provider.api)
         translator = None if adapter.stream is None else adapter.stream(ctx)
         parser = sse.SSEParser()
@@ -495,7 +586,9 @@ class Pipeline:
                     try:
                         obj = orjson.loads(event.data)
                     except orjson.JSONDecodeError:
-                        raise UpstreamFailure("bad_upstream_sse", "the provider sent a malformed stream event") from None
+                        raise UpstreamFailure(
+                            "bad_upstream_sse", "the provider sent a malformed stream event"
+                        ) from None
                     if type(obj) is not dict:
                         continue
                     try:
@@ -504,16 +597,29 @@ class Pipeline:
                             produced = translator.feed(obj)
                             if produced:
                                 out.append(adapter.encode(produced))
-                        elif not (strip_usage and upstream_is_openai and not obj.get("choices") and obj.get("usage")):
+                        elif not (
+                            strip_usage and upstream_is_openai and not obj.get("choices") and obj.get("usage")
+                        ):
                             out.append(event.raw)
                     except Exception as exc:  # an event of a shape nobody expects
-                        log.warning("unreadable stream event from %s for call %s", provider.name, rec.call_id, exc_info=True)
-                        raise UpstreamFailure("bad_upstream_sse", f"the provider sent a stream event Downshift cannot read "
-                                              f"({type(exc).__name__})") from None
+                        log.warning(
+                            "unreadable stream event from %s for call %s",
+                            provider.name,
+                            rec.call_id,
+                            exc_info=True,
+                        )
+                        raise UpstreamFailure(
+                            "bad_upstream_sse",
+                            f"the provider sent a stream event Downshift cannot read ({type(exc).__name__})",
+                        ) from None
                     if not upstream_is_openai and obj.get("type") == "message_stop":
                         finished = True
-                if len(parser.pending()) > MAX_EVENT_BYTES:  # no event boundary in sight: not a stream we can relay
-                    raise UpstreamFailure("bad_upstream_sse", f"the provider sent a stream event over {MAX_EVENT_BYTES} bytes")
+                if (
+                    len(parser.pending()) > MAX_EVENT_BYTES
+                ):  # no event boundary in sight: not a stream we can relay
+                    raise UpstreamFailure(
+                        "bad_upstream_sse", f"the provider sent a stream event over {MAX_EVENT_BYTES} bytes"
+                    )
                 if observer.error is not None:
                     if not prepared:
                         raise UpstreamFailure("upstream_stream_error", _error_text(observer.error, known))
@@ -549,8 +655,9 @@ class Pipeline:
         except UpstreamFailure as exc:
             if not prepared:
                 if observer.began():  # billed for what it generated, though the next target serves the call
-                    accounting.cost_attempt(rec.attempts[-1], observer, provider, config, rec.upstream_model or "",
-                                            payload_len)
+                    accounting.cost_attempt(
+                        rec.attempts[-1], observer, provider, config, rec.upstream_model or "", payload_len
+                    )
                 raise _Retry(exc) from None
             rec.error_kind, rec.error_message = exc.kind, exc.message
             tail = scrub_known(self._stream_error(adapter, translator, exc, finished), known)
@@ -559,7 +666,10 @@ class Pipeline:
                 sent += len(tail)
             rec.finish("error", 200)
         except (ConnectionError, aiohttp.ClientConnectionResetError, asyncio.CancelledError) as exc:
-            rec.error_kind, rec.error_message = "client_disconnected", "the client closed the connection mid-stream"
+            rec.error_kind, rec.error_message = (
+                "client_disconnected",
+                "the client closed the connection mid-stream",
+            )
             rec.finish("cancelled", 499)
             rec.bytes_out = sent
             accounting.settle(rec, observer, upstream_body, provider, config, payload_len)
@@ -582,11 +692,16 @@ class Pipeline:
         if translator is not None:
             with contextlib.suppress(Exception):
                 return adapter.encode(translator.error(exc.kind, exc.message)) + adapter.done()
-        if exc.kind == "upstream_stream_error" and translator is None:  # the provider's own error event went through
+        if (
+            exc.kind == "upstream_stream_error" and translator is None
+        ):  # the provider's own error event went through
             return sse.OPENAI_DONE if adapter.client_api == "openai" and not finished else b""
         if adapter.client_api == "anthropic":
             return sse.encode_named({"type": "error", "error": {"type": "api_error", "message": exc.message}})
-        return sse.encode_data(orjson.loads(error_json("openai", 502, exc.message, code=exc.kind))) + sse.OPENAI_DONE
+        return (
+            sse.encode_data(orjson.loads(error_json("openai", 502, exc.message, code=exc.kind)))
+            + sse.OPENAI_DONE
+        )
 
 
 def _all_dicts(items: list[Any]) -> bool:
@@ -644,5 +759,5 @@ def session_key(request: web.Request, data: dict[str, Any]) -> str | None:
             except orjson.JSONDecodeError:
                 marker = user_id.rfind("session_")
                 if marker >= 0:
-                    return f"session:{user_id[marker + 8:]}"
+                    return f"session:{user_id[marker + 8 :]}"
     return None

@@ -46,11 +46,24 @@ log = logging.getLogger(__name__)
 web_response.SERVER_SOFTWARE = "Downshift"
 
 DEBUG_KEY = web.RequestKey("downshift_debug_record", CallRecord)
-_KNOWN_ENDPOINTS = frozenset({"/v1/chat/completions", "/chat/completions", "/v1/messages", "/v1/messages/count_tokens",
-                              "/v1/responses", "/responses", "/v1/models", "/health", "/downshift/status"})
+_KNOWN_ENDPOINTS = frozenset(
+    {
+        "/v1/chat/completions",
+        "/chat/completions",
+        "/v1/messages",
+        "/v1/messages/count_tokens",
+        "/v1/responses",
+        "/responses",
+        "/v1/models",
+        "/health",
+        "/downshift/status",
+    }
+)
 STATUS_PATH = "/downshift/status"  # refusal counts for `downshift doctor`; behind the token
 _SAME_SITE = frozenset({"none", "same-origin"})
-_CORS_HEADERS = "authorization, x-api-key, x-goog-api-key, content-type, anthropic-version, anthropic-beta, openai-beta"
+_CORS_HEADERS = (
+    "authorization, x-api-key, x-goog-api-key, content-type, anthropic-version, anthropic-beta, openai-beta"
+)
 _NO_LIMIT = 1 << 40  # aiohttp's own body limit is off: `_read_body` applies the configured one, live
 
 
@@ -77,27 +90,35 @@ class ProxyServer:
         self.app.router.add_post("/v1/chat/completions", self._endpoint("openai", "/v1/chat/completions"))
         self.app.router.add_post("/chat/completions", self._endpoint("openai", "/v1/chat/completions"))
         self.app.router.add_post("/v1/messages", self._endpoint("anthropic", "/v1/messages"))
-        self.app.router.add_post("/v1/messages/count_tokens", self._endpoint("anthropic", "/v1/messages/count_tokens"))
+        self.app.router.add_post(
+            "/v1/messages/count_tokens", self._endpoint("anthropic", "/v1/messages/count_tokens")
+        )
         self.app.router.add_post("/v1/responses", self._endpoint("responses", "/v1/responses"))
         self.app.router.add_post("/responses", self._endpoint("responses", "/v1/responses"))
         for version in ("/v1beta", "/v1"):  # the Gemini API: model and method in the path
-            self.app.router.add_post(version + "/models/{target:.+}", self._endpoint("gemini", version + "/models"))
+            self.app.router.add_post(
+                version + "/models/{target:.+}", self._endpoint("gemini", version + "/models")
+            )
         self.app.router.add_get("/v1/models", self._models)
         self.app.router.add_get("/health", self._health)
         self.app.router.add_get(STATUS_PATH, self._status)
         self.app.router.add_get("/downshift/session/{session_id}", self._session)
         # The same endpoints under /debug (`downshift env --debug`): answers name the preset, role and model
         # that served them (X-Downshift-*). Off by default: some agents echo or log response headers.
-        for path, api, endpoint in (("/v1/chat/completions", "openai", "/v1/chat/completions"),
-                                    ("/chat/completions", "openai", "/v1/chat/completions"),
-                                    ("/v1/messages", "anthropic", "/v1/messages"),
-                                    ("/v1/messages/count_tokens", "anthropic", "/v1/messages/count_tokens"),
-                                    ("/v1/responses", "responses", "/v1/responses"),
-                                    ("/responses", "responses", "/v1/responses")):
+        for path, api, endpoint in (
+            ("/v1/chat/completions", "openai", "/v1/chat/completions"),
+            ("/chat/completions", "openai", "/v1/chat/completions"),
+            ("/v1/messages", "anthropic", "/v1/messages"),
+            ("/v1/messages/count_tokens", "anthropic", "/v1/messages/count_tokens"),
+            ("/v1/responses", "responses", "/v1/responses"),
+            ("/responses", "responses", "/v1/responses"),
+        ):
             self.app.router.add_post(DEBUG_PREFIX + path, self._endpoint(api, endpoint, debug=True))
         for version in ("/v1beta", "/v1"):
-            self.app.router.add_post(DEBUG_PREFIX + version + "/models/{target:.+}",
-                                     self._endpoint("gemini", version + "/models", debug=True))
+            self.app.router.add_post(
+                DEBUG_PREFIX + version + "/models/{target:.+}",
+                self._endpoint("gemini", version + "/models", debug=True),
+            )
         self.app.router.add_get(DEBUG_PREFIX + "/v1/models", self._models)
         self.app.router.add_route("*", "/{tail:.*}", self._endpoint("openai", "unknown"))
         self.app.on_response_prepare.append(self._cors)
@@ -179,13 +200,20 @@ class ProxyServer:
                         self._hosts.clear()
                     self._hosts[host] = ok
                 if not ok:
-                    raise ProxyError(403, "forbidden_host", f"requests for host {host[:100]!r} are refused; Downshift "
-                                     "serves localhost only (proxy.allow_remote)")
+                    raise ProxyError(
+                        403,
+                        "forbidden_host",
+                        f"requests for host {host[:100]!r} are refused; Downshift "
+                        "serves localhost only (proxy.allow_remote)",
+                    )
         origin = headers.get("Origin")
         if origin is not None:
             if origin not in config.allowed_origins:
-                raise ProxyError(403, "forbidden_origin", f"requests from web pages ({origin[:100]}) are refused "
-                                 "(proxy.allowed_origins)")
+                raise ProxyError(
+                    403,
+                    "forbidden_origin",
+                    f"requests from web pages ({origin[:100]}) are refused (proxy.allowed_origins)",
+                )
         elif headers.get("Sec-Fetch-Site", "none") not in _SAME_SITE:
             raise ProxyError(403, "forbidden_origin", "cross-site requests from web pages are refused")
 
@@ -203,7 +231,9 @@ class ProxyServer:
         try:
             token = await self._current_token()
         except SecretStoreError as exc:
-            raise ProxyError(503, "token_unavailable", f"Downshift cannot read its local token: {exc}") from None
+            raise ProxyError(
+                503, "token_unavailable", f"Downshift cannot read its local token: {exc}"
+            ) from None
         given = presented.encode("utf-8", "surrogateescape")
         if hmac.compare_digest(given, token.encode()):
             return None
@@ -213,7 +243,9 @@ class ProxyServer:
             try:
                 token = await asyncio.get_running_loop().run_in_executor(None, self._read_token)
             except SecretStoreError as exc:
-                raise ProxyError(503, "token_unavailable", f"Downshift cannot read its local token: {exc}") from None
+                raise ProxyError(
+                    503, "token_unavailable", f"Downshift cannot read its local token: {exc}"
+                ) from None
             if hmac.compare_digest(given, token.encode()):
                 return None
         raise ProxyError(401, "bad_token", "invalid Downshift token (see `downshift env` or the Export page)")
@@ -223,8 +255,12 @@ class ProxyServer:
         rec = request.get(DEBUG_KEY)
         if rec is not None:
             headers = response.headers
-            for name, value in (("X-Downshift-Preset", rec.preset), ("X-Downshift-Role", rec.role),
-                                ("X-Downshift-Provider", rec.provider), ("X-Downshift-Model", rec.upstream_model)):
+            for name, value in (
+                ("X-Downshift-Preset", rec.preset),
+                ("X-Downshift-Role", rec.role),
+                ("X-Downshift-Provider", rec.provider),
+                ("X-Downshift-Model", rec.upstream_model),
+            ):
                 if value:
                     headers[name] = value
         origin = request.headers.get("Origin")
@@ -237,20 +273,30 @@ class ProxyServer:
         self._check_origin(request)
         if request.headers.get("Origin") is None:
             raise ProxyError(403, "forbidden_origin", "CORS preflight without an Origin is refused")
-        return web.Response(status=204, headers={
-            "Access-Control-Allow-Methods": "GET, POST", "Access-Control-Allow-Headers": _CORS_HEADERS,
-            "Access-Control-Max-Age": "600"})
+        return web.Response(
+            status=204,
+            headers={
+                "Access-Control-Allow-Methods": "GET, POST",
+                "Access-Control-Allow-Headers": _CORS_HEADERS,
+                "Access-Control-Max-Age": "600",
+            },
+        )
 
     def _refuse(self, shape: str, exc: ProxyError) -> web.StreamResponse:
         """A 401/403 from the gate: counted by reason in memory, answered in the caller's shape, not logged."""
         self.refusals.add(exc.kind)
-        return web.Response(status=exc.status, body=error_json(shape, exc.status, exc.message, code=exc.kind),
-                            content_type="application/json", headers=exc.headers)
+        return web.Response(
+            status=exc.status,
+            body=error_json(shape, exc.status, exc.message, code=exc.kind),
+            content_type="application/json",
+            headers=exc.headers,
+        )
 
     # ------------------------------------------------------------------------------------------- handlers
 
-    def _endpoint(self, api: str, endpoint: str, *, debug: bool = False
-                  ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def _endpoint(
+        self, api: str, endpoint: str, *, debug: bool = False
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         known_shape = None if endpoint == "unknown" else api if api in ("anthropic", "gemini") else "openai"
         google = api == "gemini"
 
@@ -288,16 +334,30 @@ class ProxyServer:
                 if gate_error is not None:
                     raise gate_error
                 if self.paused and endpoint != "unknown":
-                    raise ProxyError(503, "paused", "Downshift is paused; resume it from the tray or `downshift serve`")
+                    raise ProxyError(
+                        503, "paused", "Downshift is paused; resume it from the tray or `downshift serve`"
+                    )
                 body = await _read_body(request, self._max_body())
                 rec.bytes_in = len(body)
                 if endpoint == "unknown":
                     if request.path in _KNOWN_ENDPOINTS:
-                        raise ProxyError(405, "method_not_allowed", f"{request.method} is not allowed on {request.path}",
-                                         headers={"Allow": "GET" if request.path in ("/v1/models", "/health", STATUS_PATH) else "POST"})
-                    raise ProxyError(404, "unknown_endpoint", f"{request.method} {request.path[:200]} is not an endpoint of "
-                                     "Downshift (it serves /v1/chat/completions, /v1/messages, /v1/responses, /v1/models, "
-                                     "/v1beta/models/MODEL:generateContent)")
+                        raise ProxyError(
+                            405,
+                            "method_not_allowed",
+                            f"{request.method} is not allowed on {request.path}",
+                            headers={
+                                "Allow": "GET"
+                                if request.path in ("/v1/models", "/health", STATUS_PATH)
+                                else "POST"
+                            },
+                        )
+                    raise ProxyError(
+                        404,
+                        "unknown_endpoint",
+                        f"{request.method} {request.path[:200]} is not an endpoint of "
+                        "Downshift (it serves /v1/chat/completions, /v1/messages, /v1/responses, /v1/models, "
+                        "/v1beta/models/MODEL:generateContent)",
+                    )
                 if endpoint == "/v1/messages/count_tokens":
                     response = await self.pipeline.count_tokens(request, body, rec)
                 elif google:
@@ -316,12 +376,19 @@ class ProxyServer:
             except SecretStoreError as exc:  # the keyring went away (locked, D-Bus gone): say so, not 500
                 rec.error_kind, rec.error_message = "keyring_unavailable", str(exc)
                 rec.finish("error", 503)
-                return web.Response(status=503, body=error_json(shape, 503, f"Downshift cannot read a key it needs: {exc}",
-                                                                code="keyring_unavailable"),
-                                    content_type="application/json")
+                return web.Response(
+                    status=503,
+                    body=error_json(
+                        shape, 503, f"Downshift cannot read a key it needs: {exc}", code="keyring_unavailable"
+                    ),
+                    content_type="application/json",
+                )
             except asyncio.CancelledError:
                 if rec.outcome == "in_flight":
-                    rec.error_kind, rec.error_message = "client_disconnected", "the client closed the connection"
+                    rec.error_kind, rec.error_message = (
+                        "client_disconnected",
+                        "the client closed the connection",
+                    )
                     rec.finish("cancelled", 499)
                 raise
             except Exception as exc:  # a bug must still produce an answer and a row
@@ -330,7 +397,8 @@ class ProxyServer:
                 rec.error_kind, rec.error_message = "internal_error", message
                 rec.finish("error", 500)
                 return web.Response(
-                    status=500, body=error_json(shape, 500, "Downshift internal error: " + message),
+                    status=500,
+                    body=error_json(shape, 500, "Downshift internal error: " + message),
                     content_type="application/json",
                 )
             finally:
@@ -357,15 +425,31 @@ class ProxyServer:
         preset = config.active_preset
         if preset is not None:
             for role in ROLES:  # every role resolves (an unset one falls back to default)
-                data.append({"id": role, "object": "model", "created": created, "owned_by": f"downshift:{preset.name}",
-                             "target": str(preset.target_for(role))})
+                data.append(
+                    {
+                        "id": role,
+                        "object": "model",
+                        "created": created,
+                        "owned_by": f"downshift:{preset.name}",
+                        "target": str(preset.target_for(role)),
+                    }
+                )
         seen = set()
         for p in config.presets.values():
             for target in (*p.roles.values(), *p.fallback):
                 if str(target) not in seen:
                     seen.add(str(target))
-                    data.append({"id": str(target), "object": "model", "created": created, "owned_by": target.provider})
-        return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json")
+                    data.append(
+                        {
+                            "id": str(target),
+                            "object": "model",
+                            "created": created,
+                            "owned_by": target.provider,
+                        }
+                    )
+        return web.Response(
+            body=orjson.dumps({"object": "list", "data": data}), content_type="application/json"
+        )
 
     async def _session(self, request: web.Request) -> web.StreamResponse:
         """The status line's figures for one agent session, for other status bars to poll (tmux, prompts,
@@ -381,17 +465,24 @@ class ProxyServer:
         from app import statusline
 
         config = self.core.config
-        settings = {"routing": {"active": config.active},
-                    "budgets": [{"period": b.period, "limit_usd": b.limit_usd, "provider": b.provider}
-                                for b in config.budgets]}
+        settings = {
+            "routing": {"active": config.active},
+            "budgets": [
+                {"period": b.period, "limit_usd": b.limit_usd, "provider": b.provider} for b in config.budgets
+            ],
+        }
         session_id = request.match_info["session_id"]
         try:
             figures = await asyncio.get_running_loop().run_in_executor(
-                None, statusline.session_figures, db_url[len("sqlite:///"):], session_id, settings)
+                None, statusline.session_figures, db_url[len("sqlite:///") :], session_id, settings
+            )
         except Exception as exc:  # a locked or half-migrated log: say so in the API's shape
             message = f"the call log cannot be read: {type(exc).__name__}: {exc}"
-            return web.Response(status=503, body=error_json("openai", 503, message, code="log_unavailable"),
-                                content_type="application/json")
+            return web.Response(
+                status=503,
+                body=error_json("openai", 503, message, code="log_unavailable"),
+                content_type="application/json",
+            )
         return web.Response(body=orjson.dumps(figures), content_type="application/json")
 
     async def _health(self, request: web.Request) -> web.StreamResponse:
@@ -400,7 +491,9 @@ class ProxyServer:
             self._check_origin(request)
         except ProxyError as exc:
             return self._refuse("openai", exc)
-        return web.Response(body=orjson.dumps({"status": "ok", "paused": self.paused}), content_type="application/json")
+        return web.Response(
+            body=orjson.dumps({"status": "ok", "paused": self.paused}), content_type="application/json"
+        )
 
     async def _status(self, request: web.Request) -> web.StreamResponse:
         """What `downshift doctor` shows about a running proxy: refused requests by reason, connections. Needs the token."""
@@ -408,23 +501,42 @@ class ProxyServer:
             await self._check_access(request)
         except ProxyError as exc:
             return self._refuse("openai", exc) if exc.status in (401, 403) else _error_response("openai", exc)
-        return web.Response(body=orjson.dumps({"refused": self.refusals.snapshot(), "connections": self.guard.snapshot()}),
-                            content_type="application/json")
+        return web.Response(
+            body=orjson.dumps({"refused": self.refusals.snapshot(), "connections": self.guard.snapshot()}),
+            content_type="application/json",
+        )
 
 
 def _error_response(shape: str, exc: ProxyError) -> web.Response:
-    return web.Response(status=exc.status, body=error_json(shape, exc.status, exc.message, code=exc.kind),
-                        content_type="application/json", headers=exc.headers)
+    return web.Response(
+        status=exc.status,
+        body=error_json(shape, exc.status, exc.message, code=exc.kind),
+        content_type="application/json",
+        headers=exc.headers,
+    )
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
     content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip().lower()
-    if content_type not in ("application/json", "", "text/plain", "application/x-json") and not content_type.endswith("+json"):
-        raise ProxyError(415, "bad_content_type", f"expected a JSON body (Content-Type: application/json), got {content_type[:100]!r}")
+    if content_type not in (
+        "application/json",
+        "",
+        "text/plain",
+        "application/x-json",
+    ) and not content_type.endswith("+json"):
+        raise ProxyError(
+            415,
+            "bad_content_type",
+            f"expected a JSON body (Content-Type: application/json), got {content_type[:100]!r}",
+        )
     length = request.content_length
     if length is not None and length > limit:
-        raise ProxyError(413, "too_large", f"the request body ({length} bytes) is over the {limit} byte limit "
-                         "(proxy.max_body_mb)", headers={"Connection": "close"})
+        raise ProxyError(
+            413,
+            "too_large",
+            f"the request body ({length} bytes) is over the {limit} byte limit (proxy.max_body_mb)",
+            headers={"Connection": "close"},
+        )
     chunks = []
     size = 0
     content = request.content
@@ -434,14 +546,22 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
         except RuntimeError as exc:  # aiohttp's "Connection closed.": the client went away mid-body
             raise ProxyError(499, "client_disconnected", "the client closed the connection") from exc
         except BodyTimeout as exc:
-            raise ProxyError(408, "body_timeout", f"the request body stopped arriving: {exc}",
-                             headers={"Connection": "close"}) from None
+            raise ProxyError(
+                408,
+                "body_timeout",
+                f"the request body stopped arriving: {exc}",
+                headers={"Connection": "close"},
+            ) from None
         if not chunk:
             break
         size += len(chunk)
         if size > limit:
-            raise ProxyError(413, "too_large", f"the request body is over the {limit} byte limit (proxy.max_body_mb)",
-                             headers={"Connection": "close"})
+            raise ProxyError(
+                413,
+                "too_large",
+                f"the request body is over the {limit} byte limit (proxy.max_body_mb)",
+                headers={"Connection": "close"},
+            )
         chunks.append(chunk)
     body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     encoding = request.headers.get("Content-Encoding")
@@ -460,8 +580,12 @@ def _decode_body(body: bytes, header: str, limit: int) -> bytes:
         elif name == "deflate":  # zlib-wrapped as the RFC says, or raw deflate as some clients send
             decoders = [zlib.decompressobj, lambda: zlib.decompressobj(-zlib.MAX_WBITS)]
         else:
-            raise ProxyError(415, "unsupported_encoding", f"Content-Encoding {name[:50]!r} is not supported: send the "
-                             "body uncompressed, or gzip or deflate")
+            raise ProxyError(
+                415,
+                "unsupported_encoding",
+                f"Content-Encoding {name[:50]!r} is not supported: send the "
+                "body uncompressed, or gzip or deflate",
+            )
         body = _inflate(body, name, decoders, limit)
     return body
 
@@ -476,19 +600,25 @@ def _inflate(body: bytes, name: str, decoders: list[Callable[[], Any]], limit: i
             problem = str(exc)
             continue
         if len(out) > limit or decoder.unconsumed_tail:
-            raise ProxyError(413, "too_large", f"the decoded request body is over the {limit} byte limit "
-                             "(proxy.max_body_mb)", headers={"Connection": "close"})
+            raise ProxyError(
+                413,
+                "too_large",
+                f"the decoded request body is over the {limit} byte limit (proxy.max_body_mb)",
+                headers={"Connection": "close"},
+            )
         if decoder.eof:
             return out
         problem = "the compressed data ends early"
-    raise ProxyError(400, "bad_encoding", f"the request body does not decode as {name} (Content-Encoding): {problem}")
+    raise ProxyError(
+        400, "bad_encoding", f"the request body does not decode as {name} (Content-Encoding): {problem}"
+    )
 
 
 def _host_name(host: str) -> str:
     """The name in a Host header, without the port ("[::1]:8765" -> "::1", "localhost:8765" -> "localhost")."""
     host = host.strip()
     if host.startswith("["):
-        return host[1:host.find("]")] if "]" in host else host
+        return host[1 : host.find("]")] if "]" in host else host
     if host.count(":") == 1:
         return host.split(":", 1)[0]
     return host
@@ -537,7 +667,9 @@ class ProxyThread:
     def start(self, timeout: float = 10.0) -> ProxyThread:
         remote = not is_loopback_host(self.host)
         if remote and not self.core.config.allow_remote:
-            raise OSError(f"refusing to listen on {self.host}: set proxy.allow_remote = true to serve other machines")
+            raise OSError(
+                f"refusing to listen on {self.host}: set proxy.allow_remote = true to serve other machines"
+            )
         try:
             self.server.token()  # read (or create) the local token now rather than on the first request
         except SecretStoreError as exc:
@@ -563,9 +695,11 @@ class ProxyThread:
         if self.error is not None:
             raise self.error
         if remote:
-            message = (f"Downshift listens on {self.host}:{self.port}: other machines can reach it (proxy.allow_remote). "
-                       "Anyone with the local token can spend your provider keys; the Host check against DNS "
-                       "rebinding is off.")
+            message = (
+                f"Downshift listens on {self.host}:{self.port}: other machines can reach it (proxy.allow_remote). "
+                "Anyone with the local token can spend your provider keys; the Host check against DNS "
+                "rebinding is off."
+            )
             log.warning(message)
             self.core.events.emit("notice", ("Proxy reachable from other machines", message))
         return self
@@ -588,8 +722,13 @@ class ProxyThread:
 
     async def _serve(self) -> None:
         self._stop_event = asyncio.Event()
-        self._runner = web.AppRunner(self.server.app, handler_cancellation=True, access_log=None, shutdown_timeout=5.0,
-                                     auto_decompress=False)  # `_read_body` decodes, answering errors in the caller's shape
+        self._runner = web.AppRunner(
+            self.server.app,
+            handler_cancellation=True,
+            access_log=None,
+            shutdown_timeout=5.0,
+            auto_decompress=False,
+        )  # `_read_body` decodes, answering errors in the caller's shape
         await self._runner.setup()
         self.server.guard.install(self._runner.server)
         try:  # the guard's sweep stops however this ends (a port already taken included)

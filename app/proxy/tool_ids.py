@@ -32,10 +32,18 @@ def _ids(api: str, body: Mapping[str, Any] | list[Any]) -> list[str]:
     if api == "gemini":  # a candidate's functionCall parts (the JSON-array form holds one whole answer)
         answer = body[0] if isinstance(body, list) and body and isinstance(body[0], dict) else body
         candidates = answer.get("candidates") if isinstance(answer, dict) else None
-        first = candidates[0] if isinstance(candidates, list) and candidates and isinstance(candidates[0], dict) else {}
+        first = (
+            candidates[0]
+            if isinstance(candidates, list) and candidates and isinstance(candidates[0], dict)
+            else {}
+        )
         content = first.get("content")
         parts = content.get("parts") if isinstance(content, dict) else None
-        return [str((p.get("functionCall") or {}).get("id") or "") for p in _dicts(parts) if isinstance(p.get("functionCall"), dict)]
+        return [
+            str((p.get("functionCall") or {}).get("id") or "")
+            for p in _dicts(parts)
+            if isinstance(p.get("functionCall"), dict)
+        ]
     if not isinstance(body, Mapping):
         return []
     if api == "anthropic":

@@ -32,7 +32,9 @@ class UpstreamClient:
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=60, enable_cleanup_closed=True)
+            connector = aiohttp.TCPConnector(
+                limit=0, limit_per_host=0, keepalive_timeout=60, enable_cleanup_closed=True
+            )
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=None),
@@ -54,11 +56,18 @@ class UpstreamClient:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=t.connect, connect=t.connect + 1.0)
         try:
             async with asyncio.timeout(t.first_byte):
-                return await self._get_session().post(provider.base_url + path, data=body, headers=headers, timeout=timeout)
+                return await self._get_session().post(
+                    provider.base_url + path, data=body, headers=headers, timeout=timeout
+                )
         except TimeoutError:
-            raise UpstreamFailure("timeout", f"{provider.name} did not answer within {t.first_byte:g} s") from None
+            raise UpstreamFailure(
+                "timeout", f"{provider.name} did not answer within {t.first_byte:g} s"
+            ) from None
         except aiohttp.ClientConnectorError as exc:
-            raise UpstreamFailure("connect_error", f"cannot connect to {provider.name} ({provider.base_url}): {exc.os_error or exc}") from None
+            raise UpstreamFailure(
+                "connect_error",
+                f"cannot connect to {provider.name} ({provider.base_url}): {exc.os_error or exc}",
+            ) from None
         except aiohttp.ServerTimeoutError as exc:
             raise UpstreamFailure("timeout", f"{provider.name}: connection timed out ({exc})") from None
         except aiohttp.ClientError as exc:
@@ -67,10 +76,15 @@ class UpstreamClient:
     async def get(self, provider: Provider, path: str, headers: Mapping[str, str]) -> tuple[int, bytes]:
         t = provider.timeouts
         try:
-            async with asyncio.timeout(t.first_byte), self._get_session().get(provider.base_url + path, headers=headers) as resp:
+            async with (
+                asyncio.timeout(t.first_byte),
+                self._get_session().get(provider.base_url + path, headers=headers) as resp,
+            ):
                 return resp.status, await resp.read()
         except TimeoutError:
-            raise UpstreamFailure("timeout", f"{provider.name} did not answer within {t.first_byte:g} s") from None
+            raise UpstreamFailure(
+                "timeout", f"{provider.name} did not answer within {t.first_byte:g} s"
+            ) from None
         except aiohttp.ClientError as exc:
             raise UpstreamFailure("connect_error", f"{provider.name}: {exc}") from None
 
@@ -84,10 +98,14 @@ async def read_body(resp: aiohttp.ClientResponse, idle: float) -> bytes:
     limit = MAX_ANSWER_BYTES
     length = resp.content_length
     if length is not None and length > limit:
-        raise UpstreamFailure("too_large", f"the upstream answer ({length} bytes) is over the {limit} byte limit")
+        raise UpstreamFailure(
+            "too_large", f"the upstream answer ({length} bytes) is over the {limit} byte limit"
+        )
     chunks: list[bytes] = []
     size = 0
-    async with contextlib.aclosing(iter_body(resp, idle, where="")) as body:  # stops the watchdog on too_large
+    async with contextlib.aclosing(
+        iter_body(resp, idle, where="")
+    ) as body:  # stops the watchdog on too_large
         async for chunk in body:
             size += len(chunk)
             if size > limit:
@@ -96,7 +114,9 @@ async def read_body(resp: aiohttp.ClientResponse, idle: float) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def iter_body(resp: aiohttp.ClientResponse, idle: float, *, where: str = " mid-stream") -> AsyncIterator[bytes]:
+async def iter_body(
+    resp: aiohttp.ClientResponse, idle: float, *, where: str = " mid-stream"
+) -> AsyncIterator[bytes]:
     """Body bytes as they arrive; a read that waits longer than `idle` or a broken connection raises
     UpstreamFailure. Time the consumer spends between reads (writing to a slow client) does not count.
 
@@ -118,7 +138,9 @@ async def iter_body(resp: aiohttp.ClientResponse, idle: float, *, where: str = "
                 task.uncancel()
                 raise UpstreamFailure("stalled", f"the upstream stopped sending for {idle:g} s") from None
             except aiohttp.ClientError as exc:
-                raise UpstreamFailure("upstream_disconnect", f"the upstream connection broke{where}: {exc}") from None
+                raise UpstreamFailure(
+                    "upstream_disconnect", f"the upstream connection broke{where}: {exc}"
+                ) from None
             watchdog.reading = False
             if not chunk:
                 return

@@ -30,13 +30,24 @@ from aiohttp import web
 from app.testing import wire
 from app.testing.script import FAULT_KINDS, Fault, RecordedRequest, Reply, Script, ToolCall, Usage
 
-__all__ = ["DEFAULT_MODELS", "ECHO_KEY_MODES", "FAULT_KINDS", "Fault", "MockUpstream", "RecordedRequest", "Reply",
-           "ToolCall", "Usage", "main"]
+__all__ = [
+    "DEFAULT_MODELS",
+    "ECHO_KEY_MODES",
+    "FAULT_KINDS",
+    "Fault",
+    "MockUpstream",
+    "RecordedRequest",
+    "Reply",
+    "ToolCall",
+    "Usage",
+    "main",
+]
 
 DEFAULT_MODELS = wire.DEFAULT_MODELS
 GENERATION_PATHS = frozenset({"/v1/chat/completions", "/v1/messages"})
-_MID_STREAM = frozenset({"reset_mid_stream", "close_mid_stream", "truncate", "stall_mid_stream",
-                         "malformed_sse", "error_event"})
+_MID_STREAM = frozenset(
+    {"reset_mid_stream", "close_mid_stream", "truncate", "stall_mid_stream", "malformed_sse", "error_event"}
+)
 _JSON = "application/json"
 _SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
 _Answer = Callable[[web.Request, RecordedRequest, int], Awaitable[web.StreamResponse]]
@@ -81,7 +92,9 @@ class MockUpstream:
         self.models: list[Mapping[str, Any]] = list(DEFAULT_MODELS if models is None else models)
         self.always_stream_usage = always_stream_usage  # OpenRouter-style: usage chunk even if not asked
         self.errors: list[BaseException] = []  # exceptions raised by scripted callables
-        self.echo_key = echo_key  # one of ECHO_KEY_MODES: every request is answered echoing its key (None: off)
+        self.echo_key = (
+            echo_key  # one of ECHO_KEY_MODES: every request is answered echoing its key (None: off)
+        )
         self._cond = threading.Condition()
         self._queue: deque[tuple[str | None, Script]] = deque()
         self._requests: deque[RecordedRequest] = deque(maxlen=max_recorded)
@@ -224,8 +237,9 @@ class MockUpstream:
         app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
         app.router.add_get("/v1/models", self._models)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True,
-                               shutdown_timeout=0.5)
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, handler_cancellation=True, shutdown_timeout=0.5
+        )
         await runner.setup()
         try:
             await web.TCPSite(runner, self.host, self.port).start()
@@ -281,7 +295,9 @@ class MockUpstream:
             if task is not None:
                 self._tasks.discard(task)
 
-    async def _echo_key(self, request: web.Request, rec: RecordedRequest, seq: int, mode: str) -> web.StreamResponse:
+    async def _echo_key(
+        self, request: web.Request, rec: RecordedRequest, seq: int, mode: str
+    ) -> web.StreamResponse:
         """Answer with the credential that came in, spelled and placed the way `mode` says (ECHO_KEY_MODES)."""
         if mode not in ECHO_KEY_MODES:
             raise ValueError(f"unknown echo_key mode {mode!r} (one of {', '.join(ECHO_KEY_MODES)})")
@@ -296,11 +312,18 @@ class MockUpstream:
             event = _echo_error_event(api, f"invalid key {_unicode(key)} (sent: {key})")
             _, events = self._renderers(rec, reply, seq)
             assert events is not None
-            return await self._stream(request, api, seq, reply, Fault("error_event", after_chunks=2), events(),
-                                      error_event=event)
+            return await self._stream(
+                request, api, seq, reply, Fault("error_event", after_chunks=2), events(), error_event=event
+            )
         message = "Incorrect API key provided: @KEY@. You can find your API key at https://example.com."
-        status = {"error_raw": 401, "error_unicode": 401, "error_slashes": 500, "error_mixed": 403,
-                  "error_text": 502, "headers": 429}.get(mode, 401)
+        status = {
+            "error_raw": 401,
+            "error_unicode": 401,
+            "error_slashes": 500,
+            "error_mixed": 403,
+            "error_text": 502,
+            "headers": 429,
+        }.get(mode, 401)
         if mode == "error_text":
             text = f"upstream rejected the key {key}"
             return web.Response(status=status, text=text, content_type="text/plain", headers=headers)
@@ -315,12 +338,17 @@ class MockUpstream:
         if mode == "error_mixed":
             inner = orjson.dumps({"error": {"message": "@KEY@"}}).decode()
             body = wire.error_body(api, status, f"{message} upstream said: {inner}", _request_id(seq))
-        spelled = {"error_unicode": _unicode(key), "error_slashes": _slashes(key), "error_mixed": _mixed(key)}.get(mode, key)
+        spelled = {
+            "error_unicode": _unicode(key),
+            "error_slashes": _slashes(key),
+            "error_mixed": _mixed(key),
+        }.get(mode, key)
         body = body.replace(b"@KEY@", spelled.encode())
         return self._json(status, body, api, seq, headers)
 
-    def _renderers(self, rec: RecordedRequest, reply: Reply, seq: int
-                   ) -> tuple[Callable[[], bytes], Callable[[], list[wire.Event]] | None]:
+    def _renderers(
+        self, rec: RecordedRequest, reply: Reply, seq: int
+    ) -> tuple[Callable[[], bytes], Callable[[], list[wire.Event]] | None]:
         p = wire.plan(reply, rec, seq)
         if rec.api == "anthropic":
             return (lambda: wire.anthropic_body(p)), (lambda: wire.anthropic_events(p))
@@ -332,11 +360,16 @@ class MockUpstream:
         body = orjson.dumps({"input_tokens": max(1, len(rec.body) // 4)})
         return await self._answer_fixed(request, rec, seq, body)
 
-    async def _answer_models(self, request: web.Request, rec: RecordedRequest, seq: int) -> web.StreamResponse:
-        return await self._answer_fixed(request, rec, seq, wire.models_body(self.models, rec.api == "anthropic"))
+    async def _answer_models(
+        self, request: web.Request, rec: RecordedRequest, seq: int
+    ) -> web.StreamResponse:
+        return await self._answer_fixed(
+            request, rec, seq, wire.models_body(self.models, rec.api == "anthropic")
+        )
 
-    async def _answer_fixed(self, request: web.Request, rec: RecordedRequest, seq: int,
-                            body: bytes) -> web.StreamResponse:
+    async def _answer_fixed(
+        self, request: web.Request, rec: RecordedRequest, seq: int, body: bytes
+    ) -> web.StreamResponse:
         """Endpoints with a fixed answer; only items queued for their path can change it."""
         item = self._take(rec.path)
         reply, fault = await self._resolve(item if item is not None else Reply(), rec, Reply())
@@ -350,12 +383,20 @@ class MockUpstream:
         reply, fault = await self._resolve(item if item is not None else default, rec, default)
         p = wire.plan(reply, rec, seq)
         if rec.api == "anthropic":
-            return await self._respond(request, rec, seq, reply, fault, lambda: wire.anthropic_body(p),
-                                       lambda: wire.anthropic_events(p))
+            return await self._respond(
+                request,
+                rec,
+                seq,
+                reply,
+                fault,
+                lambda: wire.anthropic_body(p),
+                lambda: wire.anthropic_events(p),
+            )
         opts = rec.json.get("stream_options")
         usage = self.always_stream_usage or (isinstance(opts, dict) and bool(opts.get("include_usage")))
-        return await self._respond(request, rec, seq, reply, fault, lambda: wire.openai_body(p),
-                                   lambda: wire.openai_events(p, usage))
+        return await self._respond(
+            request, rec, seq, reply, fault, lambda: wire.openai_body(p), lambda: wire.openai_events(p, usage)
+        )
 
     # ------------------------------------------------------------ script resolution
 
@@ -368,7 +409,9 @@ class MockUpstream:
                     return item
         return None
 
-    async def _resolve(self, item: Script, rec: RecordedRequest, fallback: Script) -> tuple[Reply, Fault | None]:
+    async def _resolve(
+        self, item: Script, rec: RecordedRequest, fallback: Script
+    ) -> tuple[Reply, Fault | None]:
         """Turn a queue item into the reply to render and the fault (if any) to break it with."""
         item = await self._call(item, rec)
         if not isinstance(item, Fault):
@@ -397,9 +440,16 @@ class MockUpstream:
 
     # ------------------------------------------------------------ responding
 
-    async def _respond(self, request: web.Request, rec: RecordedRequest, seq: int, reply: Reply,
-                       fault: Fault | None, body: Callable[[], bytes],
-                       events: Callable[[], list[wire.Event]] | None) -> web.StreamResponse:
+    async def _respond(
+        self,
+        request: web.Request,
+        rec: RecordedRequest,
+        seq: int,
+        reply: Reply,
+        fault: Fault | None,
+        body: Callable[[], bytes],
+        events: Callable[[], list[wire.Event]] | None,
+    ) -> web.StreamResponse:
         """Send `reply` (rendered lazily by `body`/`events`), broken the way `fault` says."""
         kind = fault.kind if fault else None
         if kind == "refuse":
@@ -410,17 +460,29 @@ class MockUpstream:
             await asyncio.sleep(fault.duration)
         if kind == "malformed_json":
             await _delay(reply.first_byte_delay)
-            return self._json(200, b'{"id": "broken", "choices": [{"index": 0, "message": {"content": "',
-                              rec.api, seq, reply.headers)
+            return self._json(
+                200,
+                b'{"id": "broken", "choices": [{"index": 0, "message": {"content": "',
+                rec.api,
+                seq,
+                reply.headers,
+            )
         if reply.status >= 300:
             await _delay(reply.first_byte_delay)
-            return self._json(reply.status, wire.error_body(rec.api, reply.status, reply.error, _request_id(seq)),
-                              rec.api, seq, reply.headers)
+            return self._json(
+                reply.status,
+                wire.error_body(rec.api, reply.status, reply.error, _request_id(seq)),
+                rec.api,
+                seq,
+                reply.headers,
+            )
         if events is not None and rec.stream:
             return await self._stream(request, rec.api, seq, reply, fault, events())
         await _delay(reply.first_byte_delay)
         if kind == "error_event":
-            return self._json(500, wire.error_body(rec.api, 500, None, _request_id(seq)), rec.api, seq, reply.headers)
+            return self._json(
+                500, wire.error_body(rec.api, 500, None, _request_id(seq)), rec.api, seq, reply.headers
+            )
         if fault is not None and kind in _MID_STREAM:
             return await self._broken_body(request, rec.api, seq, reply, fault, body())
         return self._json(200, body(), rec.api, seq, reply.headers)
@@ -429,10 +491,13 @@ class MockUpstream:
         headers = {"Content-Type": _JSON, _id_header(api): _request_id(seq), **extra}
         return web.Response(status=status, body=body, headers=headers)
 
-    async def _broken_body(self, request: web.Request, api: str, seq: int, reply: Reply, fault: Fault,
-                           body: bytes) -> web.StreamResponse:
+    async def _broken_body(
+        self, request: web.Request, api: str, seq: int, reply: Reply, fault: Fault, body: bytes
+    ) -> web.StreamResponse:
         """A non-streaming answer cut in half: Content-Length promises the whole body."""
-        resp = web.StreamResponse(headers={"Content-Type": _JSON, _id_header(api): _request_id(seq), **reply.headers})
+        resp = web.StreamResponse(
+            headers={"Content-Type": _JSON, _id_header(api): _request_id(seq), **reply.headers}
+        )
         half = len(body) // 2
         if fault.kind == "malformed_sse":  # no stream to corrupt: send a short, well-framed broken body
             resp.content_length = half
@@ -451,9 +516,19 @@ class MockUpstream:
             _close(request)
         return resp
 
-    async def _stream(self, request: web.Request, api: str, seq: int, reply: Reply, fault: Fault | None,
-                      events: list[wire.Event], error_event: bytes | None = None) -> web.StreamResponse:
-        resp = web.StreamResponse(headers={**_SSE_HEADERS, _id_header(api): _request_id(seq), **reply.headers})
+    async def _stream(
+        self,
+        request: web.Request,
+        api: str,
+        seq: int,
+        reply: Reply,
+        fault: Fault | None,
+        events: list[wire.Event],
+        error_event: bytes | None = None,
+    ) -> web.StreamResponse:
+        resp = web.StreamResponse(
+            headers={**_SSE_HEADERS, _id_header(api): _request_id(seq), **reply.headers}
+        )
         await resp.prepare(request)
         await _delay(reply.first_byte_delay)
         cut = min(fault.after_chunks, len(events)) if fault and fault.kind in _MID_STREAM else -1
@@ -536,10 +611,16 @@ def _mixed(text: str) -> str:
 def _echo_error_event(api: str, message: str) -> bytes:
     """A mid-stream error event; `message` is already JSON-escaped text (may hold \\u escapes)."""
     if api == "anthropic":
-        return (b'event: error\ndata: {"type":"error","error":{"type":"authentication_error","message":"'
-                + message.encode() + b'"}}\n\n')
-    return (b'data: {"error":{"message":"' + message.encode()
-            + b'","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}\n\n')
+        return (
+            b'event: error\ndata: {"type":"error","error":{"type":"authentication_error","message":"'
+            + message.encode()
+            + b'"}}\n\n'
+        )
+    return (
+        b'data: {"error":{"message":"'
+        + message.encode()
+        + b'","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}\n\n'
+    )
 
 
 async def _delay(seconds: float) -> None:
@@ -590,15 +671,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before answering any request")
     parser.add_argument("--first-byte-ms", type=float, default=0.0, help="delay before the first body byte")
     parser.add_argument("--chunk-delay-ms", type=float, default=0.0, help="delay between streamed deltas")
-    parser.add_argument("--stream-chunks", type=int, default=None, help="deltas per reply (default: per word)")
+    parser.add_argument(
+        "--stream-chunks", type=int, default=None, help="deltas per reply (default: per word)"
+    )
     parser.add_argument("--text", default=None, help="fixed reply text (default: echo the last user message)")
     parser.add_argument("--require-key", default=None, help="answer 401 unless this API key is sent")
     args = parser.parse_args(argv)
 
-    mock = MockUpstream(host=args.host, port=args.port, latency=args.latency_ms / 1000,
-                        require_key=args.require_key, max_recorded=100)
-    mock.default = Reply(text=args.text, stream_chunks=args.stream_chunks,
-                         first_byte_delay=args.first_byte_ms / 1000, chunk_delay=args.chunk_delay_ms / 1000)
+    mock = MockUpstream(
+        host=args.host,
+        port=args.port,
+        latency=args.latency_ms / 1000,
+        require_key=args.require_key,
+        max_recorded=100,
+    )
+    mock.default = Reply(
+        text=args.text,
+        stream_chunks=args.stream_chunks,
+        first_byte_delay=args.first_byte_ms / 1000,
+        chunk_delay=args.chunk_delay_ms / 1000,
+    )
 
     async def serve() -> None:
         stop = asyncio.Event()

@@ -23,10 +23,20 @@ from app.testing.script import RecordedRequest, Reply, ToolCall
 # One rendered SSE event and whether `chunk_delay` is waited before it (content after the first).
 Event = tuple[bytes, bool]
 
-FINISH_TO_ANTHROPIC = {"stop": "end_turn", "tool_calls": "tool_use", "length": "max_tokens",
-                       "content_filter": "refusal"}
-FINISH_TO_OPENAI = {"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length",
-                    "refusal": "content_filter", "stop_sequence": "stop", "pause_turn": "stop"}
+FINISH_TO_ANTHROPIC = {
+    "stop": "end_turn",
+    "tool_calls": "tool_use",
+    "length": "max_tokens",
+    "content_filter": "refusal",
+}
+FINISH_TO_OPENAI = {
+    "end_turn": "stop",
+    "tool_use": "tool_calls",
+    "max_tokens": "length",
+    "refusal": "content_filter",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+}
 
 _WORD = re.compile(r"\S+\s*|\s+")
 _FINGERPRINT = "fp_mock"
@@ -232,19 +242,26 @@ def openai_body(p: Plan) -> bytes:
     if p.tool_calls:
         message["content"] = p.text or None
         message["tool_calls"] = [
-            {"id": p.tool_id(i, "call"), "type": "function",
-             "function": {"name": t.name, "arguments": t.arguments_json()}}
+            {
+                "id": p.tool_id(i, "call"),
+                "type": "function",
+                "function": {"name": t.name, "arguments": t.arguments_json()},
+            }
             for i, t in enumerate(p.tool_calls)
         ]
-    return orjson.dumps({
-        "id": openai_id(p),
-        "object": "chat.completion",
-        "created": p.created,
-        "model": p.model,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": p.finish_openai()}],
-        "usage": openai_usage(p),
-        "system_fingerprint": _FINGERPRINT,
-    })
+    return orjson.dumps(
+        {
+            "id": openai_id(p),
+            "object": "chat.completion",
+            "created": p.created,
+            "model": p.model,
+            "choices": [
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": p.finish_openai()}
+            ],
+            "usage": openai_usage(p),
+            "system_fingerprint": _FINGERPRINT,
+        }
+    )
 
 
 def openai_events(p: Plan, include_usage: bool) -> list[Event]:
@@ -254,16 +271,27 @@ def openai_events(p: Plan, include_usage: bool) -> list[Event]:
     include_usage = _streams_usage(p, include_usage)
     shape = p.usage_shape
     separate = include_usage and shape in ("openai", "openrouter", "deepseek")
-    head = (b'data: {"id":"' + openai_id(p).encode() + b'","object":"chat.completion.chunk","created":'
-            + str(p.created).encode() + b',"model":' + orjson.dumps(p.model)
-            + b',"system_fingerprint":"' + _FINGERPRINT.encode() + b'","choices":')
+    head = (
+        b'data: {"id":"'
+        + openai_id(p).encode()
+        + b'","object":"chat.completion.chunk","created":'
+        + str(p.created).encode()
+        + b',"model":'
+        + orjson.dumps(p.model)
+        + b',"system_fingerprint":"'
+        + _FINGERPRINT.encode()
+        + b'","choices":'
+    )
     open_choice = head + b'[{"index":0,"delta":'
     usage_null = b',"usage":null' if separate or (include_usage and shape == "finish_chunk") else b""
     tail = b',"logprobs":null,"finish_reason":null}]' + usage_null + b"}\n\n"
 
     # Tool-only answers open with content null, as OpenAI's do; text answers with an empty string.
-    role = b'{"role":"assistant","content":"","refusal":null}' if p.text or not p.tool_calls else \
-        b'{"role":"assistant","content":null,"refusal":null}'
+    role = (
+        b'{"role":"assistant","content":"","refusal":null}'
+        if p.text or not p.tool_calls
+        else b'{"role":"assistant","content":null,"refusal":null}'
+    )
     events: list[Event] = [(open_choice + role + tail, False)]
     content = _Timer()
     reasoning_key = b'{"content":null,' + orjson.dumps(p.reasoning_field) + b":"
@@ -272,8 +300,16 @@ def openai_events(p: Plan, include_usage: bool) -> list[Event]:
     for piece in split_text(p.text, p.stream_chunks):
         events.append((open_choice + b'{"content":' + orjson.dumps(piece) + b"}" + tail, content()))
     for i, t in enumerate(p.tool_calls):
-        first = {"tool_calls": [{"index": i, "id": p.tool_id(i, "call"), "type": "function",
-                                 "function": {"name": t.name, "arguments": ""}}]}
+        first = {
+            "tool_calls": [
+                {
+                    "index": i,
+                    "id": p.tool_id(i, "call"),
+                    "type": "function",
+                    "function": {"name": t.name, "arguments": ""},
+                }
+            ]
+        }
         events.append((open_choice + orjson.dumps(first) + tail, content()))
         for piece in split_every(t.arguments_json(), p.args_chunk_chars):
             delta = {"tool_calls": [{"index": i, "function": {"arguments": piece}}]}
@@ -321,8 +357,10 @@ def anthropic_usage(p: Plan, output_tokens: int) -> dict[str, Any]:
         "input_tokens": c.anthropic_input,
         "cache_creation_input_tokens": c.cache_write_5m + c.cache_write_1h,
         "cache_read_input_tokens": c.cached,
-        "cache_creation": {"ephemeral_5m_input_tokens": c.cache_write_5m,
-                           "ephemeral_1h_input_tokens": c.cache_write_1h},
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": c.cache_write_5m,
+            "ephemeral_1h_input_tokens": c.cache_write_1h,
+        },
         "output_tokens": output_tokens,
         "service_tier": "standard",
     }
@@ -350,16 +388,18 @@ def _input(t: ToolCall) -> Any:
 
 
 def anthropic_body(p: Plan) -> bytes:
-    return orjson.dumps({
-        "id": anthropic_id(p),
-        "type": "message",
-        "role": "assistant",
-        "model": p.model,
-        "content": _anthropic_blocks(p),
-        "stop_reason": p.finish_anthropic(),
-        "stop_sequence": None,
-        "usage": anthropic_usage(p, p.counts.completion),
-    })
+    return orjson.dumps(
+        {
+            "id": anthropic_id(p),
+            "type": "message",
+            "role": "assistant",
+            "model": p.model,
+            "content": _anthropic_blocks(p),
+            "stop_reason": p.finish_anthropic(),
+            "stop_sequence": None,
+            "usage": anthropic_usage(p, p.counts.completion),
+        }
+    )
 
 
 def _named(name: bytes, payload: bytes) -> bytes:
@@ -368,9 +408,19 @@ def _named(name: bytes, payload: bytes) -> bytes:
 
 def anthropic_events(p: Plan) -> list[Event]:
     """message_start, ping, then start/deltas/stop per content block, message_delta, message_stop."""
-    start = {"type": "message_start", "message": {
-        "id": anthropic_id(p), "type": "message", "role": "assistant", "model": p.model, "content": [],
-        "stop_reason": None, "stop_sequence": None, "usage": anthropic_usage(p, 1)}}
+    start = {
+        "type": "message_start",
+        "message": {
+            "id": anthropic_id(p),
+            "type": "message",
+            "role": "assistant",
+            "model": p.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": anthropic_usage(p, 1),
+        },
+    }
     events: list[Event] = [(_named(b"message_start", orjson.dumps(start)), False)]
     content = _Timer()
     index = 0
@@ -390,23 +440,35 @@ def anthropic_events(p: Plan) -> list[Event]:
         index += 1
 
     if p.reasoning:
-        pieces = [b'{"type":"thinking_delta","thinking":' + orjson.dumps(s) + b"}"
-                  for s in split_text(p.reasoning, p.stream_chunks)]
+        pieces = [
+            b'{"type":"thinking_delta","thinking":' + orjson.dumps(s) + b"}"
+            for s in split_text(p.reasoning, p.stream_chunks)
+        ]
         pieces.append(b'{"type":"signature_delta","signature":' + orjson.dumps(signature(p.reasoning)) + b"}")
         block({"type": "thinking", "thinking": "", "signature": ""}, pieces)
     if p.text or not p.tool_calls:
-        block({"type": "text", "text": ""},
-              (b'{"type":"text_delta","text":' + orjson.dumps(s) + b"}" for s in split_text(p.text, p.stream_chunks)))
+        block(
+            {"type": "text", "text": ""},
+            (
+                b'{"type":"text_delta","text":' + orjson.dumps(s) + b"}"
+                for s in split_text(p.text, p.stream_chunks)
+            ),
+        )
     for i, t in enumerate(p.tool_calls):
         # Anthropic opens every tool input with an empty partial_json before the real pieces.
         pieces = ["", *split_every(t.arguments_json(), p.args_chunk_chars)]
-        block({"type": "tool_use", "id": p.tool_id(i, "toolu"), "name": t.name, "input": {}},
-              (b'{"type":"input_json_delta","partial_json":' + orjson.dumps(s) + b"}" for s in pieces))
+        block(
+            {"type": "tool_use", "id": p.tool_id(i, "toolu"), "name": t.name, "input": {}},
+            (b'{"type":"input_json_delta","partial_json":' + orjson.dumps(s) + b"}" for s in pieces),
+        )
 
     usage = anthropic_usage(p, p.counts.completion)
     del usage["cache_creation"], usage["service_tier"]
-    delta = {"type": "message_delta", "delta": {"stop_reason": p.finish_anthropic(), "stop_sequence": None},
-             "usage": usage}
+    delta = {
+        "type": "message_delta",
+        "delta": {"stop_reason": p.finish_anthropic(), "stop_sequence": None},
+        "usage": usage,
+    }
     events.append((_named(b"message_delta", orjson.dumps(delta)), False))
     events.append((_named(b"message_stop", b'{"type":"message_stop"}'), False))
     return events
@@ -440,7 +502,9 @@ _ANTHROPIC_ERRORS: dict[int, tuple[str, str]] = {
 }
 
 
-def error_body(api: str, status: int, error: str | Mapping[str, Any] | bytes | None, request_id: str) -> bytes:
+def error_body(
+    api: str, status: int, error: str | Mapping[str, Any] | bytes | None, request_id: str
+) -> bytes:
     """The error JSON each API sends; a scripted dict or bytes body is sent as it is."""
     if isinstance(error, bytes):
         return error
@@ -448,8 +512,9 @@ def error_body(api: str, status: int, error: str | Mapping[str, Any] | bytes | N
         return orjson.dumps(dict(error))
     if api == "anthropic":
         kind, message = _ANTHROPIC_ERRORS.get(status, ("api_error", f"Upstream error {status}"))
-        return orjson.dumps({"type": "error", "error": {"type": kind, "message": error or message},
-                             "request_id": request_id})
+        return orjson.dumps(
+            {"type": "error", "error": {"type": kind, "message": error or message}, "request_id": request_id}
+        )
     kind, code, message = _OPENAI_ERRORS.get(status, ("server_error", None, f"Upstream error {status}"))
     return orjson.dumps({"error": {"message": error or message, "type": kind, "param": None, "code": code}})
 
@@ -458,31 +523,67 @@ def not_found_body(api: str, method: str, path: str) -> bytes:
     """What each API answers for a URL it does not serve."""
     if api == "anthropic":
         return orjson.dumps({"type": "error", "error": {"type": "not_found_error", "message": "Not Found"}})
-    return orjson.dumps({"error": {"message": f"Invalid URL ({method} {path})", "type": "invalid_request_error",
-                                   "param": None, "code": None}})
+    return orjson.dumps(
+        {
+            "error": {
+                "message": f"Invalid URL ({method} {path})",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": None,
+            }
+        }
+    )
 
 
 def stream_error_event(api: str) -> bytes:
     """The error a provider sends inside an already-started stream."""
     if api == "anthropic":
-        return _named(b"error", b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}')
-    return (b'data: {"error":{"message":"The server had an error while processing your request.",'
-            b'"type":"server_error","param":null,"code":null}}\n\n')
+        return _named(
+            b"error", b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'
+        )
+    return (
+        b'data: {"error":{"message":"The server had an error while processing your request.",'
+        b'"type":"server_error","param":null,"code":null}}\n\n'
+    )
 
 
 DEFAULT_MODELS: tuple[dict[str, Any], ...] = (
     # Test fixtures shaped like OpenRouter's catalogue; prices are USD per token, as strings.
-    {"id": "deepseek/deepseek-chat-v3.1", "name": "DeepSeek: DeepSeek V3.1", "context_length": 163840,
-     "pricing": {"prompt": "0.0000002", "completion": "0.0000008", "input_cache_read": "0.00000002"}},
-    {"id": "qwen/qwen3-coder", "name": "Qwen: Qwen3 Coder", "context_length": 262144,
-     "pricing": {"prompt": "0.0000003", "completion": "0.0000012", "input_cache_read": "0.00000003"}},
-    {"id": "moonshotai/kimi-k2", "name": "MoonshotAI: Kimi K2", "context_length": 131072,
-     "pricing": {"prompt": "0.0000006", "completion": "0.0000025", "input_cache_read": "0.00000015"}},
-    {"id": "anthropic/claude-sonnet-4.6", "name": "Anthropic: Claude Sonnet 4.6", "context_length": 1000000,
-     "pricing": {"prompt": "0.000003", "completion": "0.000015", "input_cache_read": "0.0000003",
-                 "input_cache_write": "0.00000375"}},
-    {"id": "mock-model", "name": "Mock model", "context_length": 131072,
-     "pricing": {"prompt": "0", "completion": "0", "input_cache_read": "0"}},
+    {
+        "id": "deepseek/deepseek-chat-v3.1",
+        "name": "DeepSeek: DeepSeek V3.1",
+        "context_length": 163840,
+        "pricing": {"prompt": "0.0000002", "completion": "0.0000008", "input_cache_read": "0.00000002"},
+    },
+    {
+        "id": "qwen/qwen3-coder",
+        "name": "Qwen: Qwen3 Coder",
+        "context_length": 262144,
+        "pricing": {"prompt": "0.0000003", "completion": "0.0000012", "input_cache_read": "0.00000003"},
+    },
+    {
+        "id": "moonshotai/kimi-k2",
+        "name": "MoonshotAI: Kimi K2",
+        "context_length": 131072,
+        "pricing": {"prompt": "0.0000006", "completion": "0.0000025", "input_cache_read": "0.00000015"},
+    },
+    {
+        "id": "anthropic/claude-sonnet-4.6",
+        "name": "Anthropic: Claude Sonnet 4.6",
+        "context_length": 1000000,
+        "pricing": {
+            "prompt": "0.000003",
+            "completion": "0.000015",
+            "input_cache_read": "0.0000003",
+            "input_cache_write": "0.00000375",
+        },
+    },
+    {
+        "id": "mock-model",
+        "name": "Mock model",
+        "context_length": 131072,
+        "pricing": {"prompt": "0", "completion": "0", "input_cache_read": "0"},
+    },
 )
 
 _MODELS_CREATED = 1_735_689_600  # 2025-01-01, fixed so listings are byte-stable
@@ -492,11 +593,26 @@ def models_body(models: Iterable[Mapping[str, Any]], anthropic: bool) -> bytes:
     """OpenAI list format with OpenRouter's extra fields, or Anthropic's paginated list."""
     items = [dict(m) for m in models]
     if anthropic:
-        data = [{"type": "model", "id": m["id"], "display_name": m.get("name", m["id"]),
-                 "created_at": "2025-01-01T00:00:00Z"} for m in items]
-        return orjson.dumps({"data": data, "has_more": False,
-                             "first_id": data[0]["id"] if data else None,
-                             "last_id": data[-1]["id"] if data else None})
-    data = [{"id": m["id"], "object": "model", "created": _MODELS_CREATED,
-             "owned_by": m["id"].partition("/")[0]} | m for m in items]
+        data = [
+            {
+                "type": "model",
+                "id": m["id"],
+                "display_name": m.get("name", m["id"]),
+                "created_at": "2025-01-01T00:00:00Z",
+            }
+            for m in items
+        ]
+        return orjson.dumps(
+            {
+                "data": data,
+                "has_more": False,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            }
+        )
+    data = [
+        {"id": m["id"], "object": "model", "created": _MODELS_CREATED, "owned_by": m["id"].partition("/")[0]}
+        | m
+        for m in items
+    ]
     return orjson.dumps({"object": "list", "data": data})

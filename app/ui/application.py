@@ -35,9 +35,16 @@ if TYPE_CHECKING:  # the proxy's modules load after the window is up (see app.ui
 log = logging.getLogger(__name__)
 KEYRING_NOTICE_SHOWN = "keyring_notice_shown"  # in the config's [ui] table
 
+
 class DownshiftApp(QObject):
-    def __init__(self, core: Core, proxy: ProxyThread | None, settings: QSettings,
-                 instance: SingleInstance | None = None, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        core: Core,
+        proxy: ProxyThread | None,
+        settings: QSettings,
+        instance: SingleInstance | None = None,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.core, self.settings, self.instance = core, settings, instance
         self.collector = GuiThreadCollector(self)  # Qt objects are never destroyed on a worker thread
@@ -90,7 +97,9 @@ class DownshiftApp(QObject):
         def found(uses_keyring: object) -> None:
             # said once (the Providers page keeps saying it); not at every start
             if not uses_keyring and not self.core.config.ui.get(KEYRING_NOTICE_SHOWN):
-                self.ctx.bridge.notice.emit("No OS keyring", f"Provider keys are kept in a {secrets.describe()}")
+                self.ctx.bridge.notice.emit(
+                    "No OS keyring", f"Provider keys are kept in a {secrets.describe()}"
+                )
                 self.ctx.update_config(lambda c: replace(c, ui={**c.ui, KEYRING_NOTICE_SHOWN: True}))
 
         self.ctx.background.run(lambda: secrets.uses_keyring, found, lambda exc: None)
@@ -103,7 +112,9 @@ class DownshiftApp(QObject):
         self._warm_token()
 
     def _warm_token(self) -> None:
-        self.ctx.background.run(self.ctx.token, None, lambda exc: self.show_status(f"Token: {exc}"))  # warm the cache
+        self.ctx.background.run(
+            self.ctx.token, None, lambda exc: self.show_status(f"Token: {exc}")
+        )  # warm the cache
 
     def _first_run(self) -> None:
         """The first-run assistant, when this build has it and the config has no usable provider yet."""
@@ -135,11 +146,13 @@ class DownshiftApp(QObject):
         if self._closed or self.tray.available():
             return True
         answer = dialogs.choose(
-            self.window, "Quit Downshift?",
+            self.window,
+            "Quit Downshift?",
             "There is no system tray here, so closing the window hides Downshift completely.",
             ["Keep running in the background", "Quit Downshift"],
-            "Agents pointed at the proxy get \"connection refused\" once it quits. In the background the proxy "
-            "keeps serving; run `downshift` again to bring this window back.")
+            'Agents pointed at the proxy get "connection refused" once it quits. In the background the proxy '
+            "keeps serving; run `downshift` again to bring this window back.",
+        )
         if answer is None:
             return False
         self.background_mode = answer == 0
@@ -150,10 +163,14 @@ class DownshiftApp(QObject):
             if not self.background_mode:
                 self.quit()
             else:
-                log.info("window closed; the proxy keeps serving in the background (run `downshift` to show it)")
+                log.info(
+                    "window closed; the proxy keeps serving in the background (run `downshift` to show it)"
+                )
         elif not self.told_about_tray:
             self.told_about_tray = True
-            self.tray.notify("Downshift is still running", "The proxy keeps serving; quit from the tray menu.")
+            self.tray.notify(
+                "Downshift is still running", "The proxy keeps serving; quit from the tray menu."
+            )
 
     def show_status(self, text: str) -> None:
         self.window.statusBar().showMessage(text, 10_000)
@@ -167,12 +184,20 @@ class DownshiftApp(QObject):
 
     def activate_preset(self, name: str) -> None:
         """Make `name` active; the proxy reads the config per request, so the next call uses it."""
-        self.ctx.update_config(lambda c: c.with_active(name), None,
-                               lambda exc: (self.window.quick.refresh(), self.tray.notify("Preset not switched", str(exc))))
+        self.ctx.update_config(
+            lambda c: c.with_active(name),
+            None,
+            lambda exc: (self.window.quick.refresh(), self.tray.notify("Preset not switched", str(exc))),
+        )
 
     def copy_env(self) -> None:
         config = self.core.config
-        agent, shell, base_url, token = pref(config, "agent"), pref(config, "shell"), self.ctx.base_url, self.ctx.token
+        agent, shell, base_url, token = (
+            pref(config, "agent"),
+            pref(config, "shell"),
+            self.ctx.base_url,
+            self.ctx.token,
+        )
 
         def done(text: str) -> None:
             QGuiApplication.clipboard().setText(text)
@@ -180,8 +205,11 @@ class DownshiftApp(QObject):
 
         # jobs capture plain values only: a QObject whose last reference died with a job on a worker thread
         # would be destroyed there, timers and all
-        self.ctx.background.run(lambda: export_text(agent, shell, base_url, token()), done,
-                                lambda exc: self.tray.notify("Env not copied", str(exc)))
+        self.ctx.background.run(
+            lambda: export_text(agent, shell, base_url, token()),
+            done,
+            lambda exc: self.tray.notify("Env not copied", str(exc)),
+        )
 
     def new_task(self) -> None:
         start = _manual_task_starter()
@@ -191,9 +219,11 @@ class DownshiftApp(QObject):
         if label is None:
             return
         core = self.core
-        self.ctx.background.run(lambda: start(core, label),
-                                lambda _: self.tray.notify("Task started", f"Calls from now on count towards “{label}”."),
-                                lambda exc: self.tray.notify("Task not started", str(exc)))
+        self.ctx.background.run(
+            lambda: start(core, label),
+            lambda _: self.tray.notify("Task started", f"Calls from now on count towards “{label}”."),
+            lambda exc: self.tray.notify("Task not started", str(exc)),
+        )
 
     # ------------------------------------------------------------------------------------------- quit
 

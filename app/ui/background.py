@@ -40,8 +40,12 @@ class Background(QObject):
         self.pool.setMaxThreadCount(max_threads)
         self._live: set[_Relay] = set()
 
-    def run(self, fn: Callable[[], Any], on_done: Callable[[Any], None] | None = None,
-            on_error: Callable[[Exception], None] | None = None) -> None:
+    def run(
+        self,
+        fn: Callable[[], Any],
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
         relay = _Relay()  # created on the GUI thread, so its signals are delivered there
         self._live.add(relay)
 

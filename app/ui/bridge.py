@@ -26,7 +26,9 @@ class CoreBridge(QObject):
     pausedChanged = Signal(bool)  # the proxy was paused or resumed from the tray or the window
     proxyChanged = Signal()  # the embedded proxy was restarted (a new port): addresses shown are out of date
     tokenChanged = Signal()
-    navigate = Signal(str)  # a page asks the window to show another page ("export", ...)  # the local token was rotated: snippets showing it are out of date
+    navigate = Signal(
+        str
+    )  # a page asks the window to show another page ("export", ...)  # the local token was rotated: snippets showing it are out of date
 
     def __init__(self, events: EventBus, parent: QObject | None = None) -> None:
         super().__init__(parent)

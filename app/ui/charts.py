@@ -22,8 +22,18 @@ from PySide6.QtWidgets import QLabel, QWidget
 from app.ui.models import fmt_money
 
 # Tableau 10: mid-lightness hues that stay distinct on white and on near-black backgrounds.
-SERIES_COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7",
-                  "#9c755f", "#bab0ac")
+SERIES_COLOURS = (
+    "#4e79a7",
+    "#f28e2b",
+    "#59a14f",
+    "#e15759",
+    "#76b7b2",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#bab0ac",
+)
 OUTCOME_ORDER = ("finished", "abandoned", "open")
 
 
@@ -66,8 +76,9 @@ class Chart(pg.PlotWidget):
     """Shared behaviour: palette colours, a fixed view (a glanceable dashboard, not an explorer), and a
     label that follows the mouse with the values under it (`hover_text`, given data coordinates)."""
 
-    def __init__(self, title: str, *, time_axis: bool = True, legend_columns: int = 2,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, title: str, *, time_axis: bool = True, legend_columns: int = 2, parent: QWidget | None = None
+    ) -> None:
         axes = {"bottom": pg.DateAxisItem(orientation="bottom")} if time_axis else {}
         self._ready = False  # palette changes arrive while the base class is still being built
         super().__init__(parent=parent, axisItems=axes)
@@ -124,8 +135,10 @@ class Chart(pg.PlotWidget):
         muted.setAlpha(90)
         self.cursor.setPen(pg.mkPen(muted, width=1, style=Qt.PenStyle.DashLine))
         bg, text = pal.color(QPalette.ColorRole.ToolTipBase), pal.color(QPalette.ColorRole.ToolTipText)
-        self.hover.setStyleSheet(f"QLabel {{ background: {bg.name()}; color: {text.name()}; border: 1px solid "
-                                 f"{pal.color(QPalette.ColorRole.Mid).name()}; padding: 4px; }}")
+        self.hover.setStyleSheet(
+            f"QLabel {{ background: {bg.name()}; color: {text.name()}; border: 1px solid "
+            f"{pal.color(QPalette.ColorRole.Mid).name()}; padding: 4px; }}"
+        )
 
     def recolour(self) -> None:
         """Re-apply series colours after a palette change (subclasses hold the items)."""
@@ -136,7 +149,9 @@ class Chart(pg.PlotWidget):
             self._x_window = (lo, hi)
             self.setXRange(lo, hi, padding=0)
 
-    def fit_y(self, top: float, *, headroom: float = 1.4, floor: float = 0.01, cap: float | None = None) -> None:
+    def fit_y(
+        self, top: float, *, headroom: float = 1.4, floor: float = 0.01, cap: float | None = None
+    ) -> None:
         """Grow the y range at once when data would not fit, shrink it only when data uses under 40%
         of it: a live total creeping up must not make the axis (and its labels) change every second."""
         wanted = max(floor, top * headroom)
@@ -176,7 +191,11 @@ class Chart(pg.PlotWidget):
         self.hover.setText(text)
         self.hover.adjustSize()
         at = self.mapFromScene(scene_pos)
-        x = at.x() + 14 if at.x() + 14 + self.hover.width() < self.width() else at.x() - 14 - self.hover.width()
+        x = (
+            at.x() + 14
+            if at.x() + 14 + self.hover.width() < self.width()
+            else at.x() - 14 - self.hover.width()
+        )
         y = min(max(0, at.y() - self.hover.height() // 2), max(0, self.height() - self.hover.height()))
         self.hover.move(QPoint(max(0, x), y))
         self.hover.show()
@@ -238,7 +257,9 @@ class SpendChart(BucketChart):
         bar = self.bars.get(name)
         if bar is None:
             colour = self.colours.colour(name, dark=self.dark)
-            bar = pg.BarGraphItem(x0=np.zeros(0), width=1.0, height=np.zeros(0), brush=colour, pen=None, name=name)
+            bar = pg.BarGraphItem(
+                x0=np.zeros(0), width=1.0, height=np.zeros(0), brush=colour, pen=None, name=name
+            )
             self.plotItem.addItem(bar)
             self.bars[name] = bar
         return bar
@@ -247,8 +268,16 @@ class SpendChart(BucketChart):
         for name, bar in self.bars.items():
             bar.setOpts(brush=self.colours.colour(name, dark=self.dark))
 
-    def set_data(self, buckets: Sequence[float], series: Mapping[str, Sequence[float | None]], *,
-                 bucket_s: float, since: float, until: float, calls: Sequence[int] | None = None) -> None:
+    def set_data(
+        self,
+        buckets: Sequence[float],
+        series: Mapping[str, Sequence[float | None]],
+        *,
+        bucket_s: float,
+        since: float,
+        until: float,
+        calls: Sequence[int] | None = None,
+    ) -> None:
         self.calls = list(calls or ())
         key = (tuple(buckets), bucket_s, tuple((n, tuple(v)) for n, v in sorted(series.items())))
         if key == self._shown:
@@ -264,8 +293,12 @@ class SpendChart(BucketChart):
         shown = []
         for name in order:
             bar = self._bar(name)
-            bar.setOpts(x0=self.buckets + self.bucket_s * 0.06, width=self.bucket_s * 0.88, y0=base.copy(),
-                        height=values[name])
+            bar.setOpts(
+                x0=self.buckets + self.bucket_s * 0.06,
+                width=self.bucket_s * 0.88,
+                y0=base.copy(),
+                height=values[name],
+            )
             bar.setVisible(True)
             base = base + values[name]
             shown.append((bar, name))
@@ -323,9 +356,16 @@ class FailureRateChart(BucketChart):
         for name, curve in self.curves.items():
             self._style(name, curve)
 
-    def set_data(self, buckets: Sequence[float], series: Mapping[str, Sequence[float | None]], *,
-                 bucket_s: float, since: float, until: float,
-                 tool_calls: Mapping[str, Sequence[int]] | None = None) -> None:
+    def set_data(
+        self,
+        buckets: Sequence[float],
+        series: Mapping[str, Sequence[float | None]],
+        *,
+        bucket_s: float,
+        since: float,
+        until: float,
+        tool_calls: Mapping[str, Sequence[int]] | None = None,
+    ) -> None:
         self.tool_calls = tool_calls or {}
         key = (tuple(buckets), bucket_s, tuple((n, tuple(v)) for n, v in sorted(series.items())))
         if key == self._shown:
@@ -359,11 +399,13 @@ class FailureRateChart(BucketChart):
         i = self._bucket_at(x)
         if i is None:
             return None
-        rows = [f"{name}: {vals[i]:.1f}%{self._of(name, i)}" for name, vals in self.series.items()
-                if not np.isnan(vals[i])]
+        rows = [
+            f"{name}: {vals[i]:.1f}%{self._of(name, i)}"
+            for name, vals in self.series.items()
+            if not np.isnan(vals[i])
+        ]
         head = f"<b>{_bucket_label(self.buckets[i], self.bucket_s)}</b>"
         return "<br>".join([head, *rows]) if rows else f"{head}<br>no tool calls"
-
 
     def _of(self, name: str, i: int) -> str:
         counts = self.tool_calls.get(name)
@@ -398,14 +440,20 @@ class CostPerTaskChart(Chart):
         dot.setAlpha(120)
         self.dots.setBrush(pg.mkBrush(dot))
 
-    def set_data(self, by_outcome: Mapping[str | None, Mapping[str, Any]], tasks: Sequence[Mapping[str, Any]]) -> None:
-        key = (tuple(sorted((str(k), tuple(sorted(v.items()))) for k, v in by_outcome.items())),
-               tuple((t.get("outcome"), t.get("cost_usd")) for t in tasks))
+    def set_data(
+        self, by_outcome: Mapping[str | None, Mapping[str, Any]], tasks: Sequence[Mapping[str, Any]]
+    ) -> None:
+        key = (
+            tuple(sorted((str(k), tuple(sorted(v.items()))) for k, v in by_outcome.items())),
+            tuple((t.get("outcome"), t.get("cost_usd")) for t in tasks),
+        )
         if key == self._shown:
             return
         self._shown = key
         stats = {("open" if k in (None, "", "null") else str(k)): dict(v) for k, v in by_outcome.items()}
-        self.categories = [c for c in OUTCOME_ORDER if c in stats] + sorted(c for c in stats if c not in OUTCOME_ORDER)
+        self.categories = [c for c in OUTCOME_ORDER if c in stats] + sorted(
+            c for c in stats if c not in OUTCOME_ORDER
+        )
         self.stats = stats
         xs = np.arange(len(self.categories), dtype=float)
         means = np.array([float(stats[c].get("mean") or 0.0) for c in self.categories])
@@ -423,7 +471,9 @@ class CostPerTaskChart(Chart):
                 py.append(float(task["cost_usd"]))
         self.dots.setData(x=px, y=py)
         axis = self.getAxis("bottom")
-        axis.setTicks([[(i, f"{c} ({int(stats[c].get('count') or 0)})") for i, c in enumerate(self.categories)]])
+        axis.setTicks(
+            [[(i, f"{c} ({int(stats[c].get('count') or 0)})") for i, c in enumerate(self.categories)]]
+        )
         self.set_x_window(-0.6, max(0.6, len(self.categories) - 0.4))
         self.fit_y(max([*py, *means, 0.0]), headroom=1.3)
 
@@ -436,5 +486,7 @@ class CostPerTaskChart(Chart):
             return None
         name = self.categories[i]
         s = self.stats[name]
-        return (f"<b>{name}</b>: {int(s.get('count') or 0)} tasks<br>mean {fmt_money(s.get('mean'))}<br>"
-                f"median {fmt_money(s.get('median'))}")
+        return (
+            f"<b>{name}</b>: {int(s.get('count') or 0)} tasks<br>mean {fmt_money(s.get('mean'))}<br>"
+            f"median {fmt_money(s.get('median'))}"
+        )

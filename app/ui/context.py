@@ -90,15 +90,23 @@ class UiContext:
 
         self.background.run(start, swap, on_error)
 
-    def write(self, job: Callable[[], Any], on_done: Callable[[Any], Any] | None = None,
-              on_error: Callable[[Exception], Any] | None = None) -> None:
+    def write(
+        self,
+        job: Callable[[], Any],
+        on_done: Callable[[Any], Any] | None = None,
+        on_error: Callable[[Exception], Any] | None = None,
+    ) -> None:
         """Run `job` (config saves, keyring writes) on the one writer thread, in submission order."""
         if self.config_writer is None:
             self.config_writer = Background(self.background, max_threads=1)
         self.config_writer.run(job, on_done, on_error)
 
-    def update_config(self, change: Callable[[Config], Config], on_done: Callable[[Config], Any] | None = None,
-                      on_error: Callable[[Exception], Any] | None = None) -> None:
+    def update_config(
+        self,
+        change: Callable[[Config], Config],
+        on_done: Callable[[Config], Any] | None = None,
+        on_error: Callable[[Exception], Any] | None = None,
+    ) -> None:
         """Apply `change` to the current config and save it (validated, atomic) off the GUI thread."""
         store = self.core.config_store
         self.write(lambda: store.update(change), on_done, on_error)

@@ -25,7 +25,9 @@ from PySide6.QtWidgets import (
 )
 
 
-def _box(parent: QWidget | None, icon: QMessageBox.Icon, title: str, text: str, detail: str = "") -> QMessageBox:
+def _box(
+    parent: QWidget | None, icon: QMessageBox.Icon, title: str, text: str, detail: str = ""
+) -> QMessageBox:
     box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, parent)
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     if detail:
@@ -94,7 +96,9 @@ def save_file(parent: QWidget | None, title: str, filters: str, start: Path | No
 class PortTakenDialog(QDialog):
     """The configured port is busy: say so, and offer a free one (editable) to use and save."""
 
-    def __init__(self, host: str, port: int, suggestion: int, reason: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, host: str, port: int, suggestion: int, reason: str, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Downshift: port in use")
         layout = QVBoxLayout(self)

@@ -43,18 +43,46 @@ from app.core.ui_prefs import pref, with_prefs
 from app.ui.context import UiContext
 from app.ui.pages import MessageLine, money
 
-if TYPE_CHECKING:  # the HTTP client loads when a key is tested, not with the app (every start imports this module)
+if (
+    TYPE_CHECKING
+):  # the HTTP client loads when a key is tested, not with the app (every start imports this module)
     from app.core.provider_models import ModelInfo, ModelListing
 
 DONE_KEY = "first_run_done"  # in the config's [ui] table
-AGENT_LABELS = {"claude-code": "Claude Code", "codex": "Codex CLI", "aider": "Aider", "cline": "Cline",
-                "opencode": "OpenCode", "qwen-code": "Qwen Code", "continue": "Continue", "generic": "Another OpenAI- or Anthropic-format tool"}
+AGENT_LABELS = {
+    "claude-code": "Claude Code",
+    "codex": "Codex CLI",
+    "aider": "Aider",
+    "cline": "Cline",
+    "opencode": "OpenCode",
+    "qwen-code": "Qwen Code",
+    "continue": "Continue",
+    "generic": "Another OpenAI- or Anthropic-format tool",
+}
 # Sensible picks when the provider lists them, best first; otherwise the first listed model.
-CHEAP_PICKS = ("qwen/qwen3-coder", "deepseek/deepseek-chat-v3.1", "deepseek-chat", "moonshotai/kimi-k2",
-               "kimi-k2-0905-preview", "devstral-medium-latest", "openai/gpt-oss-120b", "gpt-5-mini",
-               "claude-haiku-4-5", "qwen2.5-coder:7b")
-PREMIUM_PICKS = ("anthropic/claude-sonnet-4.6", "anthropic/claude-sonnet-4.5", "claude-sonnet-4-5", "claude-sonnet-4-6",
-                 "openai/gpt-5", "gpt-5", "deepseek/deepseek-reasoner", "deepseek-reasoner", "moonshotai/kimi-k2-thinking")
+CHEAP_PICKS = (
+    "qwen/qwen3-coder",
+    "deepseek/deepseek-chat-v3.1",
+    "deepseek-chat",
+    "moonshotai/kimi-k2",
+    "kimi-k2-0905-preview",
+    "devstral-medium-latest",
+    "openai/gpt-oss-120b",
+    "gpt-5-mini",
+    "claude-haiku-4-5",
+    "qwen2.5-coder:7b",
+)
+PREMIUM_PICKS = (
+    "anthropic/claude-sonnet-4.6",
+    "anthropic/claude-sonnet-4.5",
+    "claude-sonnet-4-5",
+    "claude-sonnet-4-6",
+    "openai/gpt-5",
+    "gpt-5",
+    "deepseek/deepseek-reasoner",
+    "deepseek-reasoner",
+    "moonshotai/kimi-k2-thinking",
+)
 
 
 # ---------------------------------------------------------------------------------------------- no Qt
@@ -94,7 +122,11 @@ def apply_choices(config: Config, choices: Choices) -> Config:
     presets = (
         Preset("cheap", {"default": cheap}, description="Open-weight executor for the loop"),
         Preset("premium", {"default": premium}, description="Frontier model for everything"),
-        Preset("plan-high", {"default": cheap, "plan": premium}, description="Plan on the premium model, execute cheap"),
+        Preset(
+            "plan-high",
+            {"default": cheap, "plan": premium},
+            description="Plan on the premium model, execute cheap",
+        ),
     )
     for preset in presets:
         config = put_preset(config, preset, old_name=preset.name if preset.name in config.presets else None)
@@ -126,7 +158,9 @@ def suggest(ids: Sequence[str], picks: Sequence[str]) -> str:
     return ids[0] if ids else ""
 
 
-def in_out_price(model: str, provider_kind: str, listed: ModelInfo | None = None) -> tuple[float, float, bool] | None:
+def in_out_price(
+    model: str, provider_kind: str, listed: ModelInfo | None = None
+) -> tuple[float, float, bool] | None:
     """(input, output) USD per million tokens and whether they come from the provider's own list: the price
     table first, then that list; None when neither knows the model."""
     from app.core.price_table import lookup
@@ -145,7 +179,9 @@ def price_text(model: str, provider_kind: str, listed: ModelInfo | None = None) 
     if found is None:
         return "price unknown: calls are logged as unpriced until you add one (Presets page)"
     inp, out, from_list = found
-    return f"{money(inp)} in / {money(out)} out per million tokens" + (" (provider's list)" if from_list else "")
+    return f"{money(inp)} in / {money(out)} out per million tokens" + (
+        " (provider's list)" if from_list else ""
+    )
 
 
 def unit_price(model: str, provider_kind: str, listed: ModelInfo | None = None) -> float | None:
@@ -168,8 +204,10 @@ class ProviderPage(QWizardPage):
         super().__init__()
         self.ctx = ctx
         self.setTitle("Where should your agent's calls go?")
-        self.setSubTitle("Pick the provider you have an account with (or a local server). You can add more "
-                         "later on the Providers page, or skip this assistant (Downshift > Set up a provider… brings it back).")
+        self.setSubTitle(
+            "Pick the provider you have an account with (or a local server). You can add more "
+            "later on the Providers page, or skip this assistant (Downshift > Set up a provider… brings it back)."
+        )
         self.templates = QListWidget()
         self.templates.setObjectName("templates")
         for tpl in TEMPLATES:
@@ -186,7 +224,9 @@ class ProviderPage(QWizardPage):
         self.api.setObjectName("apiFormat")
         self.api.addItem("OpenAI format (/chat/completions)", "openai")
         self.api.addItem("Anthropic format (/v1/messages)", "anthropic")
-        self.api.setToolTip("The wire format the server speaks; Downshift translates between it and the agent's")
+        self.api.setToolTip(
+            "The wire format the server speaks; Downshift translates between it and the agent's"
+        )
         form = QFormLayout()
         form.addRow("Base URL", self.base_url)
         form.addRow("API format", self.api)
@@ -218,7 +258,9 @@ class ProviderPage(QWizardPage):
         config = self.ctx.core.config
         provider = provider_for(config, self.template, self.base_url.text(), self.name.text().strip() or None)
         api = self.api.currentData()
-        return replace(provider, api=api) if self.template.id == "custom" and api != provider.api else provider
+        return (
+            replace(provider, api=api) if self.template.id == "custom" and api != provider.api else provider
+        )
 
 
 class KeyPage(QWizardPage):
@@ -232,8 +274,9 @@ class KeyPage(QWizardPage):
         self.key.setObjectName("apiKey")
         self.key.setEchoMode(QLineEdit.EchoMode.Password)
         self.show_key = QCheckBox("Show")
-        self.show_key.toggled.connect(lambda on: self.key.setEchoMode(
-            QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password))
+        self.show_key.toggled.connect(
+            lambda on: self.key.setEchoMode(QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password)
+        )
         self.where = QLabel()
         self.where.setOpenExternalLinks(True)
         self.where.setWordWrap(True)
@@ -268,8 +311,12 @@ class KeyPage(QWizardPage):
         elif tpl.docs_url:
             self.where.setText(f'No key yet? Create one at <a href="{tpl.docs_url}">{tpl.docs_url}</a>.')
         else:
-            self.where.setText("The key your server expects as a Bearer token (leave empty if it needs none).")
-        self.note.setText(f"The key is kept in the {self.ctx.core.secrets.describe()}, never in the config or the log.")
+            self.where.setText(
+                "The key your server expects as a Bearer token (leave empty if it needs none)."
+            )
+        self.note.setText(
+            f"The key is kept in the {self.ctx.core.secrets.describe()}, never in the config or the log."
+        )
         if self._signature() != self._tested_for:
             self.listing = None
             self.message.clear()
@@ -300,8 +347,7 @@ class KeyPage(QWizardPage):
 
             return fetch_models(provider, key, timeout=15.0)
 
-        self.ctx.background.run(fetch,
-                                lambda listing: self._tested(signature, listing), self._failed)
+        self.ctx.background.run(fetch, lambda listing: self._tested(signature, listing), self._failed)
 
     def _tested(self, signature: tuple[str, str, str], listing: ModelListing) -> None:
         self.test_button.setEnabled(True)
@@ -312,7 +358,9 @@ class KeyPage(QWizardPage):
             return
         self.listing, self._tested_for = listing, signature
         n = len(listing.models)
-        self.message.ok(f"It works: {n} model{'s' if n != 1 else ''}, answered in {listing.latency_ms:.0f} ms.")
+        self.message.ok(
+            f"It works: {n} model{'s' if n != 1 else ''}, answered in {listing.latency_ms:.0f} ms."
+        )
         self.completeChanged.emit()
 
     def _failed(self, exc: Exception) -> None:
@@ -331,7 +379,9 @@ class PricedItems(QStyledItemDelegate):
         super().__init__(picker.combo)
         self.picker = picker
 
-    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:  # noqa: N802
+    def initStyleOption(
+        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> None:  # noqa: N802
         super().initStyleOption(option, index)
         model = str(index.data() or "")
         price = short_price(model, self.picker.kind, self.picker.listed.get(model))
@@ -394,8 +444,10 @@ class ModelsPage(QWizardPage):
         super().__init__()
         self.ctx, self.provider_page, self.key_page = ctx, provider_page, key_page
         self.setTitle("Pick a cheap and a premium model")
-        self.setSubTitle("The cheap model runs the agent's loop; the premium one is there for planning and "
-                         "hard steps. Three presets are made from them: cheap, premium and plan-high.")
+        self.setSubTitle(
+            "The cheap model runs the agent's loop; the premium one is there for planning and "
+            "hard steps. Three presets are made from them: cheap, premium and plan-high."
+        )
         self.cheap = ModelPicker("cheapModel")
         self.premium = ModelPicker("premiumModel")
         self.message = MessageLine()
@@ -409,8 +461,10 @@ class ModelsPage(QWizardPage):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.ratio)
-        hint = QLabel("A premium model on another provider (say, Anthropic) can be set on the Presets page "
-                      "once that provider is added.")
+        hint = QLabel(
+            "A premium model on another provider (say, Anthropic) can be set on the Presets page "
+            "once that provider is added."
+        )
         hint.setWordWrap(True)
         layout.addWidget(hint)
         layout.addStretch(1)
@@ -424,10 +478,14 @@ class ModelsPage(QWizardPage):
     def _compare(self) -> None:
         """How much more the premium model costs, in one line: the reason the cheap one runs the loop."""
         kind = self.provider_page.template.kind
-        cheap, premium = (unit_price(p.model(), kind, p.listed.get(p.model())) for p in (self.cheap, self.premium))
+        cheap, premium = (
+            unit_price(p.model(), kind, p.listed.get(p.model())) for p in (self.cheap, self.premium)
+        )
         if cheap and premium and premium > cheap:
-            self.ratio.setText(f"For an agent loop's usual mix (3 tokens in to 1 out), the premium model costs "
-                               f"{premium / cheap:.0f}× as much as the cheap one.")
+            self.ratio.setText(
+                f"For an agent loop's usual mix (3 tokens in to 1 out), the premium model costs "
+                f"{premium / cheap:.0f}× as much as the cheap one."
+            )
         else:
             self.ratio.clear()
 
@@ -437,9 +495,14 @@ class ModelsPage(QWizardPage):
             return
         kind = self.provider_page.template.kind
         ids = listing.ids
-        self.cheap.fill(listing, kind, self.cheap.model() if self.cheap.model() in ids else suggest(ids, CHEAP_PICKS))
-        self.premium.fill(listing, kind,
-                          self.premium.model() if self.premium.model() in ids else suggest(ids, PREMIUM_PICKS))
+        self.cheap.fill(
+            listing, kind, self.cheap.model() if self.cheap.model() in ids else suggest(ids, CHEAP_PICKS)
+        )
+        self.premium.fill(
+            listing,
+            kind,
+            self.premium.model() if self.premium.model() in ids else suggest(ids, PREMIUM_PICKS),
+        )
         self._compare()
         self.message.clear()
 
@@ -447,8 +510,12 @@ class ModelsPage(QWizardPage):
         return bool(self.cheap.model() and self.premium.model()) and not self._saving
 
     def choices(self) -> Choices:
-        return Choices(self.provider_page.provider(), self.key_page.key.text().strip() or None,
-                       self.cheap.model(), self.premium.model())
+        return Choices(
+            self.provider_page.provider(),
+            self.key_page.key.text().strip() or None,
+            self.cheap.model(),
+            self.premium.model(),
+        )
 
     def validatePage(self) -> bool:
         """Save off the GUI thread, then move on; a failed save stays here with the reason."""
@@ -491,8 +558,10 @@ class AgentPage(QWizardPage):
         super().__init__()
         self.ctx = ctx
         self.setTitle("Point your agent at Downshift")
-        self.setSubTitle("Paste these lines into the shell that starts your agent. The model names are "
-                         "Downshift's roles, so switching presets never needs a restart.")
+        self.setSubTitle(
+            "Paste these lines into the shell that starts your agent. The model names are "
+            "Downshift's roles, so switching presets never needs a restart."
+        )
         self.agent = QComboBox()
         self.agent.setObjectName("agent")
         for agent, label in AGENT_LABELS.items():
@@ -526,7 +595,9 @@ class AgentPage(QWizardPage):
         self.shell.setCurrentText(pref(config, "shell") if "shell" in config.ui else default_shell())
         self.env.setPlainText("Reading the local token…")
         self.copy_button.setEnabled(False)
-        self.ctx.background.run(self.ctx.token, self._got_token, lambda exc: self.message.error(f"No token: {exc}"))
+        self.ctx.background.run(
+            self.ctx.token, self._got_token, lambda exc: self.message.error(f"No token: {exc}")
+        )
 
     def _got_token(self, token: str) -> None:
         self.token = token
@@ -536,7 +607,9 @@ class AgentPage(QWizardPage):
     def render(self) -> None:
         if self.token is None:
             return
-        self.env.setPlainText(export_text(self.agent.currentData(), self.shell.currentText(), self.ctx.base_url, self.token))
+        self.env.setPlainText(
+            export_text(self.agent.currentData(), self.shell.currentText(), self.ctx.base_url, self.token)
+        )
         self.message.clear()
 
     def copy(self) -> None:

@@ -17,8 +17,10 @@ from dataclasses import replace
 from app import paths
 from app.core.config import ConfigError
 
-NO_DISPLAY = ("downshift: no display found (DISPLAY and WAYLAND_DISPLAY are unset), so the desktop app cannot "
-              "start; run the proxy headless with `downshift serve`")
+NO_DISPLAY = (
+    "downshift: no display found (DISPLAY and WAYLAND_DISPLAY are unset), so the desktop app cannot "
+    "start; run the proxy headless with `downshift serve`"
+)
 
 # (host, port, suggested free port, reason) -> the port to use, or None to give up
 AskPort = Callable[[str, int, int, str], int | None]
@@ -41,7 +43,10 @@ def free_port(host: str) -> int:
 
 
 def port_in_use(exc: OSError) -> bool:
-    return exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1)) or "address already in use" in str(exc).lower()
+    return (
+        exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1))
+        or "address already in use" in str(exc).lower()
+    )
 
 
 def start_proxy(core, ask_port: AskPort):  # type: ignore[no-untyped-def]
@@ -119,8 +124,11 @@ def run_gui(args: argparse.Namespace) -> int:
             proxy = start_proxy(core, dialogs.ask_port)
         except OSError as exc:
             config = core.config
-            dialogs.fatal("Downshift cannot start", f"The proxy cannot listen on {config.host}:{config.port}.",
-                          exc.strerror or str(exc))
+            dialogs.fatal(
+                "Downshift cannot start",
+                f"The proxy cannot listen on {config.host}:{config.port}.",
+                exc.strerror or str(exc),
+            )
             proxy = None
         if proxy is None:
             startup.reset()

@@ -70,8 +70,9 @@ class MainWindow(QMainWindow):
     # tray exists to come back from)
     may_close: Callable[[], bool] | None = None
 
-    def __init__(self, ctx: UiContext, settings: QSettings, on_quit: Callable[[], None],
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, ctx: UiContext, settings: QSettings, on_quit: Callable[[], None], parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.ctx, self.settings = ctx, settings
         self.setWindowTitle("Downshift")
@@ -182,7 +183,9 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda _=False, k=spec.key: self.show_page(k))
             go.addAction(action)
             self.page_actions[spec.key] = action
-        self.addActions([close, quit_, *self.page_actions.values()])  # shortcuts work with the menu bar hidden
+        self.addActions(
+            [close, quit_, *self.page_actions.values()]
+        )  # shortcuts work with the menu bar hidden
         help_menu = self.menuBar().addMenu("&Help")
         from app.ui.help import add_help_actions
 
@@ -193,10 +196,14 @@ class MainWindow(QMainWindow):
     def _about(self) -> None:
         from app.ui import dialogs
 
-        dialogs.info(self, "About Downshift", f"Downshift {__version__}",
-                     "Routes coding agents to cheaper models through a local proxy, and measures what that costs "
-                     f"and how reliable the tool calls are.\n\nConfig: {self.ctx.core.config_path}\n"
-                     f"Keys: {self.ctx.core.secrets.describe()}")
+        dialogs.info(
+            self,
+            "About Downshift",
+            f"Downshift {__version__}",
+            "Routes coding agents to cheaper models through a local proxy, and measures what that costs "
+            f"and how reliable the tool calls are.\n\nConfig: {self.ctx.core.config_path}\n"
+            f"Keys: {self.ctx.core.secrets.describe()}",
+        )
 
     def open_first_run(self) -> None:
         from app.ui.first_run import open_first_run
@@ -280,8 +287,13 @@ class MainWindow(QMainWindow):
                 continue
             from app.ui import dialogs
 
-            answer = dialogs.choose(self, "Unsaved changes", f"{page.unsaved_what()} has unsaved changes.",  # type: ignore[attr-defined]
-                                    ["Save", "Discard changes"], "Discarded changes are lost.")
+            answer = dialogs.choose(
+                self,
+                "Unsaved changes",
+                f"{page.unsaved_what()} has unsaved changes.",  # type: ignore[attr-defined]
+                ["Save", "Discard changes"],
+                "Discarded changes are lost.",
+            )
             if answer is None:
                 return False
             if answer == 0:

@@ -32,6 +32,7 @@ LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 
 # ------------------------------------------------------------------------------------------ formatting
 
+
 def fmt_money(value: float | None, *, unpriced: bool = False, estimated: bool = False) -> str:
     """Dollars with enough digits to tell cheap calls apart ($0.00042), and no false zero for unpriced.
     `estimated`: the figure rests on tokens the provider did not report, shown as "~$0.00042"."""
@@ -103,7 +104,10 @@ def fmt_rate(rate: float | None) -> str:
 
 def input_tokens(row: Row) -> int:
     """Everything the model read: fresh input plus cache reads and writes (OpenAI's prompt_tokens)."""
-    return sum(int(row.get(k) or 0) for k in ("input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens"))
+    return sum(
+        int(row.get(k) or 0)
+        for k in ("input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens")
+    )
 
 
 def is_failed_call(row: Row) -> bool:
@@ -111,6 +115,7 @@ def is_failed_call(row: Row) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- columns
+
 
 @dataclass(frozen=True, slots=True)
 class Column:
@@ -154,8 +159,10 @@ def _outcome_tip(row: Row) -> str | None:
     if row.get("outcome") not in ("ok", "in_flight"):
         return f"The call failed ({row.get('error_kind') or 'no reason recorded'}); select it for the error message."
     if row.get("tool_failures"):
-        return ("The call went through, but the model's tool call was broken (bad JSON, an unknown tool, arguments "
-                "against the schema) or its result reported a failure; select it for which and why.")
+        return (
+            "The call went through, but the model's tool call was broken (bad JSON, an unknown tool, arguments "
+            "against the schema) or its result reported a failure; select it for which and why."
+        )
     return None
 
 
@@ -171,27 +178,52 @@ def _guess(row: dict[str, Any]) -> str:
 
 
 CALL_COLUMNS: tuple[Column, ...] = (
-    Column("started_at", "Time", lambda r: fmt_time(r["started_at"]),
-           tooltip=lambda r: time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(r["started_at"]))),
+    Column(
+        "started_at",
+        "Time",
+        lambda r: fmt_time(r["started_at"]),
+        tooltip=lambda r: time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(r["started_at"])),
+    ),
     Column("requested_model", "Requested", lambda r: r.get("requested_model") or "–"),
     Column("served_by", "Served by", _served_by, tooltip=_served_by_tip),
     Column("outcome", "Outcome", _outcome, tooltip=_outcome_tip),
-    Column("input", "In", lambda r: _guess(r) + fmt_tokens(input_tokens(r)), RIGHT,
-           tooltip=lambda r: f"{r.get('input_tokens', 0)} fresh, {r.get('cache_read_tokens', 0)} cached"
-           + (" (estimated: the provider reported no usage)" if r.get("usage_estimated") else "")),
+    Column(
+        "input",
+        "In",
+        lambda r: _guess(r) + fmt_tokens(input_tokens(r)),
+        RIGHT,
+        tooltip=lambda r: (
+            f"{r.get('input_tokens', 0)} fresh, {r.get('cache_read_tokens', 0)} cached"
+            + (" (estimated: the provider reported no usage)" if r.get("usage_estimated") else "")
+        ),
+    ),
     Column("output_tokens", "Out", lambda r: _guess(r) + fmt_tokens(r.get("output_tokens")), RIGHT),
-    Column("cost_usd", "Cost", lambda r: fmt_money(r.get("cost_usd"), unpriced=bool(r.get("unpriced")),
-                                                   estimated=bool(r.get("usage_estimated"))), RIGHT,
-           tooltip=lambda r: f"source: {r.get('cost_source') or '–'}"
-           + (" (tokens estimated: the provider reported no usage)" if r.get("usage_estimated") else "")),
-    Column("duration_ms", "Duration", lambda r: fmt_ms(r.get("duration_ms")), RIGHT,
-           tooltip=lambda r: f"first byte after {fmt_ms(r.get('ttfb_ms'))}"),
+    Column(
+        "cost_usd",
+        "Cost",
+        lambda r: fmt_money(
+            r.get("cost_usd"), unpriced=bool(r.get("unpriced")), estimated=bool(r.get("usage_estimated"))
+        ),
+        RIGHT,
+        tooltip=lambda r: (
+            f"source: {r.get('cost_source') or '–'}"
+            + (" (tokens estimated: the provider reported no usage)" if r.get("usage_estimated") else "")
+        ),
+    ),
+    Column(
+        "duration_ms",
+        "Duration",
+        lambda r: fmt_ms(r.get("duration_ms")),
+        RIGHT,
+        tooltip=lambda r: f"first byte after {fmt_ms(r.get('ttfb_ms'))}",
+    ),
     Column("tools", "Tool calls", _tools, RIGHT),
     Column("task_id", "Task", lambda r: "" if r.get("task_id") is None else f"#{r['task_id']}", RIGHT),
 )
 
 
 # ------------------------------------------------------------------------------------------ rows model
+
 
 class RowsModel(QStandardItemModel):
     """A table of dict rows with declared columns, kept as QStandardItems.
@@ -205,8 +237,14 @@ class RowsModel(QStandardItemModel):
 
     SortRole = Qt.ItemDataRole.UserRole + 1
 
-    def __init__(self, columns: Sequence[Column], key: str = "id", *, sortable: bool = False,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        columns: Sequence[Column],
+        key: str = "id",
+        *,
+        sortable: bool = False,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(0, len(columns), parent)
         self.columns = tuple(columns)
         self.key = key
@@ -234,7 +272,10 @@ class RowsModel(QStandardItemModel):
                 item.setForeground(brush)
             if column.tooltip is not None and (tip := column.tooltip(row)):
                 item.setToolTip(tip)
-            if self.sortable and (value := column.sort(row) if column.sort else row.get(column.key)) is not None:
+            if (
+                self.sortable
+                and (value := column.sort(row) if column.sort else row.get(column.key)) is not None
+            ):
                 item.setData(value, self.SortRole)
             items.append(item)
         return items
@@ -259,7 +300,9 @@ class RowsModel(QStandardItemModel):
     def row(self, i: int) -> Row:
         return self.rows[i]
 
-    def insert_rows(self, at: int, rows: Sequence[Row], cells: Sequence[list[QStandardItem]] | None = None) -> None:
+    def insert_rows(
+        self, at: int, rows: Sequence[Row], cells: Sequence[list[QStandardItem]] | None = None
+    ) -> None:
         """Insert a block of rows with one rowsInserted, so a view scrolls and repaints once."""
         if not rows:
             return
@@ -305,6 +348,7 @@ class CallRowsModel(RowsModel):
 
 # ----------------------------------------------------------------------------------------- calls model
 
+
 def _order_key(row: Row) -> tuple[float, int]:
     """Ascending key for newest-first order (the query layer orders by started_at, id descending)."""
     return (-float(row["started_at"]), -int(row["id"]))
@@ -324,8 +368,15 @@ class CallsModel(CallRowsModel):
     loadingChanged = Signal(bool)
     failed = Signal(str)
 
-    def __init__(self, engine: Engine, background: Background, *, page_size: int = 500,
-                 flt: CallFilter | None = None, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        background: Background,
+        *,
+        page_size: int = 500,
+        flt: CallFilter | None = None,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.engine, self.background, self.page_size = engine, background, page_size
         self.filter = flt or CallFilter()
@@ -387,7 +438,9 @@ class CallsModel(CallRowsModel):
             # only a first page can overlap rows shown: calls logged while it was read, merged in live
             tail = self._keys[-1]
             pairs = list(zip(rows, cells, strict=True))
-            self.merge([r for r, _ in pairs if _order_key(r) <= tail], [c for r, c in pairs if _order_key(r) <= tail])
+            self.merge(
+                [r for r, _ in pairs if _order_key(r) <= tail], [c for r, c in pairs if _order_key(r) <= tail]
+            )
             cells = [c for r, c in pairs if _order_key(r) > tail]
             rows = [r for r, _ in pairs if _order_key(r) > tail]
         self._keys.extend(_order_key(r) for r in rows)

@@ -141,6 +141,7 @@ class FirstFrame(QObject):
 
 # ------------------------------------------------------------------------------------------------ imports
 
+
 def preload(background: Any, modules: Iterable[str], then: Callable[[], None]) -> None:
     """Import `modules` on a worker thread of `background` (an `app.ui.background.Background`), then call
     `then` on the GUI thread. A module that fails to import there is left to `then`, which imports it
@@ -168,6 +169,7 @@ def preload(background: Any, modules: Iterable[str], then: Callable[[], None]) -
 
 
 # ------------------------------------------------------------------------------------------------ memory
+
 
 def settle_memory() -> None:
     """Once start-up is over: move every object built so far (Qt wrappers, modules, the config, the

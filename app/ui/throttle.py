@@ -76,10 +76,18 @@ class SingleFlight(QObject):
         self.background = background
         self.running = False
         self.skipped = 0
-        self._queued: tuple[Callable[[], Any], Callable[[Any], None], Callable[[Exception], None] | None] | None = None
+        self._queued: (
+            tuple[Callable[[], Any], Callable[[Any], None], Callable[[Exception], None] | None] | None
+        ) = None
 
-    def run(self, fn: Callable[[], Any], on_done: Callable[[Any], None],
-            on_error: Callable[[Exception], None] | None = None, *, queue_latest: bool = False) -> bool:
+    def run(
+        self,
+        fn: Callable[[], Any],
+        on_done: Callable[[Any], None],
+        on_error: Callable[[Exception], None] | None = None,
+        *,
+        queue_latest: bool = False,
+    ) -> bool:
         if self.running:
             if queue_latest:
                 self._queued = (fn, on_done, on_error)
@@ -87,8 +95,9 @@ class SingleFlight(QObject):
                 self.skipped += 1
             return False
         self.running = True
-        self.background.run(fn, lambda result: self._finish(on_done, result),
-                            lambda exc: self._finish(on_error, exc))
+        self.background.run(
+            fn, lambda result: self._finish(on_done, result), lambda exc: self._finish(on_error, exc)
+        )
         return True
 
     def _finish(self, callback: Callable[[Any], None] | None, value: Any) -> None:

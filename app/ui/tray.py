@@ -165,12 +165,14 @@ class Tray(QObject):
         config = self.ctx.core.config
         state = "paused" if self.ctx.paused else f"on {self.ctx.base_url}"
         shadow = active_notice(config)  # a shadow run sends code to one more provider: say so while it is on
-        return "\n".join([
-            f"Downshift: {config.active or 'no preset'} ({TIER_LABELS[self.tier()]})",
-            self.stats.spend_text(),
-            f"Proxy {state}",
-            *([shadow] if shadow else []),
-        ])
+        return "\n".join(
+            [
+                f"Downshift: {config.active or 'no preset'} ({TIER_LABELS[self.tier()]})",
+                self.stats.spend_text(),
+                f"Proxy {state}",
+                *([shadow] if shadow else []),
+            ]
+        )
 
     def refresh_tooltip(self) -> None:
         self.icon.setToolTip(self.tooltip())
@@ -193,7 +195,9 @@ class Tray(QObject):
         menu, config = self.menu, self.ctx.core.config
         menu.clear()
         self.preset_actions = {}
-        head = menu.addAction("Downshift: proxy paused" if self.ctx.paused else f"Downshift on {self.ctx.base_url}")
+        head = menu.addAction(
+            "Downshift: proxy paused" if self.ctx.paused else f"Downshift on {self.ctx.base_url}"
+        )
         head.setEnabled(False)
         menu.addSection("Preset")
         group = QActionGroup(menu)

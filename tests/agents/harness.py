@@ -28,12 +28,16 @@ import tomli_w
 from app.testing.script import RecordedRequest, Reply
 
 AGENTS_DIR = Path(__file__).resolve().parent
-NODE_DIR = AGENTS_DIR / "node"  # package.json + package-lock.json pin the npm agents (Codex, Claude Code, OpenCode, ...)
+NODE_DIR = (
+    AGENTS_DIR / "node"
+)  # package.json + package-lock.json pin the npm agents (Codex, Claude Code, OpenCode, ...)
 AIDER_VENV = AGENTS_DIR / "aider-venv"  # aider pins ~100 packages of its own: never in the project's venv
 REPO = AGENTS_DIR.parent.parent
 REQUIRE_ENV = "DOWNSHIFT_REQUIRE_AGENTS"  # set in CI: a missing agent fails instead of skipping
 INSTALL_HINT = "bash tests/agents/install.sh"
-AGENTS_MARKER = "agents: drives a real coding agent binary installed by tests/agents/install.sh (skipped when absent)"
+AGENTS_MARKER = (
+    "agents: drives a real coding agent binary installed by tests/agents/install.sh (skipped when absent)"
+)
 _INHERITED = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT")
 
 
@@ -124,9 +128,14 @@ def sealed_env(home: Path, variables: Mapping[str, str]) -> dict[str, str]:
         (home / sub).mkdir(parents=True, exist_ok=True)
     env = {key: os.environ[key] for key in _INHERITED if key in os.environ}
     env.update(
-        HOME=str(home), USERPROFILE=str(home), XDG_CONFIG_HOME=str(home / ".config"),
-        XDG_DATA_HOME=str(home / ".local/share"), XDG_CACHE_HOME=str(home / ".cache"),
-        XDG_STATE_HOME=str(home / ".local/state"), TERM="dumb", NO_COLOR="1",
+        HOME=str(home),
+        USERPROFILE=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_DATA_HOME=str(home / ".local/share"),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        XDG_STATE_HOME=str(home / ".local/state"),
+        TERM="dumb",
+        NO_COLOR="1",
     )
     env.update(variables)
     return env
@@ -143,17 +152,29 @@ class AgentRun:
     seconds: float
 
     def report(self, tail: int = 4000) -> str:
-        return (f"$ {' '.join(self.argv)}\nexit {self.returncode} after {self.seconds:.1f} s\n"
-                f"--- stdout (tail)\n{self.stdout[-tail:]}\n--- stderr (tail)\n{self.stderr[-tail:]}")
+        return (
+            f"$ {' '.join(self.argv)}\nexit {self.returncode} after {self.seconds:.1f} s\n"
+            f"--- stdout (tail)\n{self.stdout[-tail:]}\n--- stderr (tail)\n{self.stderr[-tail:]}"
+        )
 
 
-def run_agent(argv: Sequence[str | Path], *, cwd: Path, env: Mapping[str, str], timeout: float = 90.0) -> AgentRun:
+def run_agent(
+    argv: Sequence[str | Path], *, cwd: Path, env: Mapping[str, str], timeout: float = 90.0
+) -> AgentRun:
     """Run to completion with no stdin (agents must not wait for a terminal). On timeout the agent's
     whole process group is killed, tool subprocesses included, and the test fails with its output."""
     started = time.monotonic()
     proc = subprocess.Popen(
-        [str(a) for a in argv], cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace", start_new_session=True,
+        [str(a) for a in argv],
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        start_new_session=True,
     )
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -165,8 +186,9 @@ def run_agent(argv: Sequence[str | Path], *, cwd: Path, env: Mapping[str, str], 
     return AgentRun([str(a) for a in argv], proc.returncode, out, err, time.monotonic() - started)
 
 
-def downshift_env(agent: str, config_path: Path, proxy_url: str, token: str, *, write_home: Path | None = None
-                  ) -> dict[str, str]:
+def downshift_env(
+    agent: str, config_path: Path, proxy_url: str, token: str, *, write_home: Path | None = None
+) -> dict[str, str]:
     """What `downshift env --agent AGENT --format json` prints for the running proxy, from the real CLI, so
     the tests configure each agent exactly as a user following the README would. With `write_home`, the
     command also gets `--write` and that folder as HOME: the agent's settings file is written there."""
@@ -174,7 +196,18 @@ def downshift_env(agent: str, config_path: Path, proxy_url: str, token: str, *, 
     config.setdefault("proxy", {})["port"] = urlsplit(proxy_url).port
     cli_config = config_path.with_name(f"cli-{config_path.name}")
     cli_config.write_text(tomli_w.dumps(config))
-    argv = [sys.executable, "-m", "app", "env", "--config", str(cli_config), "--agent", agent, "--format", "json"]
+    argv = [
+        sys.executable,
+        "-m",
+        "app",
+        "env",
+        "--config",
+        str(cli_config),
+        "--agent",
+        agent,
+        "--format",
+        "json",
+    ]
     env = {**os.environ, "DOWNSHIFT_TOKEN": token}
     if write_home is not None:
         argv.append("--write")
@@ -206,7 +239,9 @@ def stop_cline_hubs(workdir: Path) -> list[int]:
 
 # ------------------------------------------------------------------------------------------- network
 
-_ENDPOINT = re.compile(r'sin6?_port=htons\((\d+)\).*?(?:inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)")')
+_ENDPOINT = re.compile(
+    r'sin6?_port=htons\((\d+)\).*?(?:inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)")'
+)
 LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 
 
@@ -216,8 +251,18 @@ def traced(argv: Sequence[str | Path], log: Path) -> list[str] | None:
     strace = shutil.which("strace")
     if strace is None:
         return None
-    return [strace, "-f", "-qq", "-s", "256", "-e", "trace=connect,sendto,sendmsg,sendmmsg", "-o", str(log),
-            *map(str, argv)]
+    return [
+        strace,
+        "-f",
+        "-qq",
+        "-s",
+        "256",
+        "-e",
+        "trace=connect,sendto,sendmsg,sendmmsg",
+        "-o",
+        str(log),
+        *map(str, argv),
+    ]
 
 
 def remote_endpoints(log: Path) -> set[tuple[str, int]]:
@@ -294,8 +339,12 @@ def tool_call_rows(core: Any) -> list[dict[str, Any]]:
 
     core.writer.flush()
     with core.db.connect() as conn:
-        rows = conn.execute(text("SELECT call_id, tool_call_id, name, kind, result_failed, result_reason "
-                                 "FROM tool_calls ORDER BY id"))
+        rows = conn.execute(
+            text(
+                "SELECT call_id, tool_call_id, name, kind, result_failed, result_reason "
+                "FROM tool_calls ORDER BY id"
+            )
+        )
         return [dict(r._mapping) for r in rows]
 
 
@@ -310,7 +359,9 @@ def task_rows(core: Any) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------- the model
 
 
-def tool_round_trip(call: Reply, final: Reply, *, side: Reply | None = None) -> Callable[[RecordedRequest], Reply]:
+def tool_round_trip(
+    call: Reply, final: Reply, *, side: Reply | None = None
+) -> Callable[[RecordedRequest], Reply]:
     """The model's side of one tool loop, decided by what each request carries rather than by arrival order,
     so an agent's extra calls cannot shift the script: a request that ends in a tool result gets `final`,
     any other request that offers tools gets `call`, and one without tools (a title or summary an agent asks

@@ -39,8 +39,15 @@ def default_against(config: Config) -> Target | None:
     return preset.default if preset is not None else None
 
 
-def break_even(engine: Engine, config: Config, provider_name: str, *, against: Target | None = None,
-               since: float | None = None, now: float | None = None) -> dict[str, Any]:
+def break_even(
+    engine: Engine,
+    config: Config,
+    provider_name: str,
+    *,
+    against: Target | None = None,
+    since: float | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
     provider = config.providers.get(provider_name)
     if provider is None:
         raise KeyError(f"no provider named {provider_name!r}")
@@ -53,16 +60,22 @@ def break_even(engine: Engine, config: Config, provider_name: str, *, against: T
         raise ValueError("no API target to compare with: pass one, or configure the premium preset")
     price, source = find_price(config, config.providers.get(against.provider), against.model)
     if price is None:
-        raise ValueError(f"no known price for {against}: add [prices.\"{against}\"] to the config")
+        raise ValueError(f'no known price for {against}: add [prices."{against}"] to the config')
     measures = ["calls", "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens"]
     with engine.connect() as conn:
         rows = collect(conn, since, now, measures, dim="provider")
         # the slot totals keep all cache writes together: the 1-hour ones come from the call rows (kept for
         # the retention period; writes of pruned days are priced at the 5-minute rate)
-        write_1h = int(conn.execute(text(
-            "SELECT coalesce(sum(cache_write_1h_tokens), 0) FROM calls WHERE provider = :p AND started_at >= :s"
-            " AND started_at < :u AND outcome NOT IN ('in_flight', 'interrupted')"),
-            {"p": provider_name, "s": since, "u": now}).scalar() or 0)
+        write_1h = int(
+            conn.execute(
+                text(
+                    "SELECT coalesce(sum(cache_write_1h_tokens), 0) FROM calls WHERE provider = :p AND started_at >= :s"
+                    " AND started_at < :u AND outcome NOT IN ('in_flight', 'interrupted')"
+                ),
+                {"p": provider_name, "s": since, "u": now},
+            ).scalar()
+            or 0
+        )
     served = next((v for (_b, p), v in rows.items() if p == provider_name), dict.fromkeys(measures, 0))
     counts = [int(served[m]) for m in measures[1:]]  # input, cache_read, cache_write (both tiers), output
     write_1h = min(write_1h, counts[2])

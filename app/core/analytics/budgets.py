@@ -64,7 +64,9 @@ class BudgetGuard:
                         self._by_member[(period, member)] = usd
         self._adopt(config)
 
-    def _roll(self, period: str, now: float, read: Callable[[float, float], dict[str | None, float]] | None = None) -> None:
+    def _roll(
+        self, period: str, now: float, read: Callable[[float, float], dict[str | None, float]] | None = None
+    ) -> None:
         start = period_start(period, now)
         self._start[period], self._end[period] = start, _next_start(period, start)
         for key in [k for k in self._spent if k[0] == period]:
@@ -89,9 +91,20 @@ class BudgetGuard:
 
     def status(self) -> list[dict[str, object]]:
         """Each configured budget with its spend this period (for the GUI and `serve`'s notices)."""
-        return [{"period": b.period, "provider": b.provider, "member": b.member, "limit_usd": b.limit_usd, "action": b.action,
-                 "switch_to": b.switch_to, "spent_usd": self.spent(b), "reached": self.spent(b) >= b.limit_usd,
-                 "period_start": self._start.get(b.period)} for b in self._budgets]
+        return [
+            {
+                "period": b.period,
+                "provider": b.provider,
+                "member": b.member,
+                "limit_usd": b.limit_usd,
+                "action": b.action,
+                "switch_to": b.switch_to,
+                "spent_usd": self.spent(b),
+                "reached": self.spent(b) >= b.limit_usd,
+                "period_start": self._start.get(b.period),
+            }
+            for b in self._budgets
+        ]
 
     def _tick(self, config: Config, now: float) -> None:
         for period in PERIODS:
@@ -100,7 +113,9 @@ class BudgetGuard:
         if config.budgets is not self._budgets:
             self._adopt(config)
 
-    def check(self, config: Config, now: float, provider: Callable[[], str | None], member: str | None = None) -> None:
+    def check(
+        self, config: Config, now: float, provider: Callable[[], str | None], member: str | None = None
+    ) -> None:
         """Raise the client-facing error when a block budget is used up; `provider` routes lazily; a member's
         budget blocks only that member's calls."""
         if not config.budgets:
@@ -109,9 +124,14 @@ class BudgetGuard:
         for b in config.budgets:
             if b.member is not None and b.member != member:
                 continue
-            if b.action == "block" and self.spent(b) >= b.limit_usd and (b.provider is None or b.provider == provider()):
+            if (
+                b.action == "block"
+                and self.spent(b) >= b.limit_usd
+                and (b.provider is None or b.provider == provider())
+            ):
                 raise ProxyError(
-                    BLOCK_STATUS, "budget_exceeded",
+                    BLOCK_STATUS,
+                    "budget_exceeded",
                     f"Downshift blocked this request: the {describe(b)} is used up (${self.spent(b):.2f} spent). "
                     f"Raise limit_usd in the config's [[budgets]] or wait for the next {b.period}.",
                 )

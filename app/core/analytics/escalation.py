@@ -82,4 +82,10 @@ class EscalationTracker:
         failed = sum(e.failed for e in state.entries)
         if emitted and failed / emitted > esc.threshold:
             state.escalated = True
-            log.warning("task %s escalated to role %r: %d of its last %d tool calls failed", key, esc.role, failed, emitted)
+            log.warning(
+                "task %s escalated to role %r: %d of its last %d tool calls failed",
+                key,
+                esc.role,
+                failed,
+                emitted,
+            )

@@ -46,7 +46,9 @@ class CallPolicy:
         if not rec.task_key.startswith("task:"):  # a header-named task is labelled with its name
             rec.task_label = prompt_label(data, rec.client_api)
         forced = self._escalation_role(rec, config)
-        self.budgets.check(config, rec.started_at, lambda: self._provider(config, rec.requested_model, forced), rec.member)
+        self.budgets.check(
+            config, rec.started_at, lambda: self._provider(config, rec.requested_model, forced), rec.member
+        )
         return forced
 
     def _escalation_role(self, rec: CallRecord, config: Config) -> str | None:

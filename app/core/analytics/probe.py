@@ -32,34 +32,73 @@ MAX_TOKENS = 1024
 
 
 def _tool(name: str, description: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    return {"name": name, "description": description,
-            "parameters": {"type": "object", "properties": properties, "required": required, "additionalProperties": False}}
+    return {
+        "name": name,
+        "description": description,
+        "parameters": {
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": False,
+        },
+    }
 
 
 WEATHER = _tool("get_weather", "Current weather for one city.", {"city": {"type": "string"}}, ["city"])
-EVENT = _tool("create_event", "Create a calendar event.", {
-    "title": {"type": "string"},
-    "time": {"type": "object", "properties": {"start": {"type": "string"}, "end": {"type": "string"}},
-             "required": ["start", "end"], "additionalProperties": False},
-    "attendees": {"type": "array", "minItems": 1, "items": {
-        "type": "object", "properties": {"name": {"type": "string"}, "email": {"type": "string"}},
-        "required": ["name", "email"], "additionalProperties": False}},
-}, ["title", "time", "attendees"])
-MODE = _tool("set_mode", "Set the deployment mode.", {
-    "mode": {"type": "string", "enum": ["fast", "safe", "off"]}, "reason": {"type": "string", "minLength": 3},
-}, ["mode", "reason"])
-TICKET = _tool("lookup_ticket", "Look up an incident ticket.",
-               {"ticket_id": {"type": "string", "pattern": "^INC-[0-9]+$"}}, ["ticket_id"])
+EVENT = _tool(
+    "create_event",
+    "Create a calendar event.",
+    {
+        "title": {"type": "string"},
+        "time": {
+            "type": "object",
+            "properties": {"start": {"type": "string"}, "end": {"type": "string"}},
+            "required": ["start", "end"],
+            "additionalProperties": False,
+        },
+        "attendees": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}, "email": {"type": "string"}},
+                "required": ["name", "email"],
+                "additionalProperties": False,
+            },
+        },
+    },
+    ["title", "time", "attendees"],
+)
+MODE = _tool(
+    "set_mode",
+    "Set the deployment mode.",
+    {
+        "mode": {"type": "string", "enum": ["fast", "safe", "off"]},
+        "reason": {"type": "string", "minLength": 3},
+    },
+    ["mode", "reason"],
+)
+TICKET = _tool(
+    "lookup_ticket",
+    "Look up an incident ticket.",
+    {"ticket_id": {"type": "string", "pattern": "^INC-[0-9]+$"}},
+    ["ticket_id"],
+)
 READ = _tool("read_file", "Read a text file from the project.", {"path": {"type": "string"}}, ["path"])
 
-SYSTEM = "You are a coding agent. Use the provided tools whenever they can answer; do not describe calls in text."
+SYSTEM = (
+    "You are a coding agent. Use the provided tools whenever they can answer; do not describe calls in text."
+)
 NEEDLE = "INC-73914"
 SECRET = "PELICAN-42"
 
 
 def _long_document(lines: int = 2400) -> str:
     """About 25k tokens of log lines with one fact in the middle: tool use must survive a long context."""
-    body = [f"{i:05d} worker-{i % 17} heartbeat ok, queue depth {i % 7}, latency {(i * 37) % 250} ms" for i in range(lines)]
+    body = [
+        f"{i:05d} worker-{i % 17} heartbeat ok, queue depth {i % 7}, latency {(i * 37) % 250} ms"
+        for i in range(lines)
+    ]
     body.insert(lines // 2, f"{lines // 2:05d} pager: the incident ticket for the outage is {NEEDLE}")
     return "\n".join(body)
 
@@ -149,29 +188,68 @@ def _multi_turn(turns: list[Turn]) -> str | None:
     bad = [c for c in second.checks if c.kind not in toolcheck.NOT_FAILURES]
     if bad:
         return f"turn 2: {bad[0].kind}: {bad[0].detail}"
-    return None if SECRET in second.text or second.calls else f"turn 2 ignored the tool result ({second.text[:80]!r})"
+    return (
+        None
+        if SECRET in second.text or second.calls
+        else f"turn 2 ignored the tool result ({second.text[:80]!r})"
+    )
 
 
 PROBES: tuple[Probe, ...] = (
-    Probe("single", [WEATHER], "What is the weather in Paris right now?",
-          _expect("get_weather", lambda a: None if "paris" in str(a[0].get("city", "")).lower() else "wrong city")),
-    Probe("parallel", [WEATHER], "Get the current weather for Paris, Tokyo and Lima. Call the tool for all three at once.",
-          _expect("get_weather", _cities)),
-    Probe("nested", [EVENT], "Book 'Design review' tomorrow 10:00-11:00 with Ana (ana@example.com) and Bo (bo@example.com).",
-          _expect("create_event", lambda a: None if len(a[0].get("attendees") or []) == 2 else "expected 2 attendees")),
-    Probe("enum_required", [MODE], "Our tests are failing: put the deployment in safe mode, and say why.",
-          _expect("set_mode", lambda a: None if a[0].get("mode") == "safe" else f"mode {a[0].get('mode')!r}")),
-    Probe("long_context", [TICKET], _long_document() + "\n\nLook up the incident ticket mentioned in the log above.",
-          _expect("lookup_ticket", lambda a: None if a[0].get("ticket_id") == NEEDLE else f"ticket {a[0].get('ticket_id')!r}")),
-    Probe("multi_turn", [READ], "Read notes.txt and tell me the secret word it contains.", _multi_turn,
-          tool_result=f"The secret word is {SECRET}."),
+    Probe(
+        "single",
+        [WEATHER],
+        "What is the weather in Paris right now?",
+        _expect(
+            "get_weather", lambda a: None if "paris" in str(a[0].get("city", "")).lower() else "wrong city"
+        ),
+    ),
+    Probe(
+        "parallel",
+        [WEATHER],
+        "Get the current weather for Paris, Tokyo and Lima. Call the tool for all three at once.",
+        _expect("get_weather", _cities),
+    ),
+    Probe(
+        "nested",
+        [EVENT],
+        "Book 'Design review' tomorrow 10:00-11:00 with Ana (ana@example.com) and Bo (bo@example.com).",
+        _expect(
+            "create_event",
+            lambda a: None if len(a[0].get("attendees") or []) == 2 else "expected 2 attendees",
+        ),
+    ),
+    Probe(
+        "enum_required",
+        [MODE],
+        "Our tests are failing: put the deployment in safe mode, and say why.",
+        _expect("set_mode", lambda a: None if a[0].get("mode") == "safe" else f"mode {a[0].get('mode')!r}"),
+    ),
+    Probe(
+        "long_context",
+        [TICKET],
+        _long_document() + "\n\nLook up the incident ticket mentioned in the log above.",
+        _expect(
+            "lookup_ticket",
+            lambda a: None if a[0].get("ticket_id") == NEEDLE else f"ticket {a[0].get('ticket_id')!r}",
+        ),
+    ),
+    Probe(
+        "multi_turn",
+        [READ],
+        "Read notes.txt and tell me the secret word it contains.",
+        _multi_turn,
+        tool_result=f"The secret word is {SECRET}.",
+    ),
 )
 
 
 class ProbeClient:
     """Speaks the provider's own API (OpenAI chat completions or Anthropic messages), non-streaming."""
 
-    def __init__(self, config: Config, provider: Provider, model: str, key: str | None, http: httpx.Client) -> None:
+    def __init__(
+        self, config: Config, provider: Provider, model: str, key: str | None, http: httpx.Client
+    ) -> None:
         self.config, self.provider, self.model, self.key, self.http = config, provider, model, key, http
 
     def _headers(self) -> dict[str, str]:
@@ -184,21 +262,38 @@ class ProbeClient:
 
     def body(self, probe: Probe, history: list[dict[str, Any]]) -> dict[str, Any]:
         if self.provider.api == "anthropic":
-            tools = [{"name": t["name"], "description": t["description"], "input_schema": t["parameters"]} for t in probe.tools]
-            return {"model": self.model, "max_tokens": MAX_TOKENS, "system": SYSTEM, "messages": history, "tools": tools}
+            tools = [
+                {"name": t["name"], "description": t["description"], "input_schema": t["parameters"]}
+                for t in probe.tools
+            ]
+            return {
+                "model": self.model,
+                "max_tokens": MAX_TOKENS,
+                "system": SYSTEM,
+                "messages": history,
+                "tools": tools,
+            }
         tools = [{"type": "function", "function": t} for t in probe.tools]
-        return {"model": self.model, "max_tokens": MAX_TOKENS, "messages": [{"role": "system", "content": SYSTEM}, *history],
-                "tools": tools}
+        return {
+            "model": self.model,
+            "max_tokens": MAX_TOKENS,
+            "messages": [{"role": "system", "content": SYSTEM}, *history],
+            "tools": tools,
+        }
 
     def send(self, probe: Probe, history: list[dict[str, Any]]) -> Turn:
         body = self.body(probe, history)
         path = "/messages" if self.provider.api == "anthropic" else "/chat/completions"
         started = time.perf_counter()
-        resp = self.http.post(self.provider.base_url + path, content=orjson.dumps(body), headers=self._headers())
+        resp = self.http.post(
+            self.provider.base_url + path, content=orjson.dumps(body), headers=self._headers()
+        )
         latency = (time.perf_counter() - started) * 1000
         if resp.status_code >= 400:  # masked before it is cut: no half key survives
             text = redact_text(resp.text, self._secrets()) or ""
-            raise httpx.HTTPStatusError(f"HTTP {resp.status_code}: {text[:300]}", request=resp.request, response=resp)
+            raise httpx.HTTPStatusError(
+                f"HTTP {resp.status_code}: {text[:300]}", request=resp.request, response=resp
+            )
         data = resp.json()
         declared = {t["name"]: t["parameters"] for t in probe.tools}
         if self.provider.api == "anthropic":
@@ -219,13 +314,21 @@ class ProbeClient:
         user = {"role": "user", "content": probe.prompt}
         ids = [c.id or f"call_{i}" for i, c in enumerate(first.calls)]
         if self.provider.api == "anthropic":
-            uses = [{"type": "tool_use", "id": i, "name": c.name, "input": _args(c)} for i, c in zip(ids, first.calls, strict=True)]
+            uses = [
+                {"type": "tool_use", "id": i, "name": c.name, "input": _args(c)}
+                for i, c in zip(ids, first.calls, strict=True)
+            ]
             results = [{"type": "tool_result", "tool_use_id": i, "content": probe.tool_result} for i in ids]
             return [user, {"role": "assistant", "content": uses}, {"role": "user", "content": results}]
-        calls = [{"id": i, "type": "function", "function": {"name": c.name, "arguments": c.arguments or "{}"}}
-                 for i, c in zip(ids, first.calls, strict=True)]
-        return [user, {"role": "assistant", "content": None, "tool_calls": calls},
-                *({"role": "tool", "tool_call_id": i, "content": probe.tool_result} for i in ids)]
+        calls = [
+            {"id": i, "type": "function", "function": {"name": c.name, "arguments": c.arguments or "{}"}}
+            for i, c in zip(ids, first.calls, strict=True)
+        ]
+        return [
+            user,
+            {"role": "assistant", "content": None, "tool_calls": calls},
+            *({"role": "tool", "tool_call_id": i, "content": probe.tool_result} for i in ids),
+        ]
 
     def run(self, probe: Probe) -> ProbeOutcome:
         turns: list[Turn] = []
@@ -242,15 +345,23 @@ class ProbeClient:
         kinds = Counter(c.kind for c in checks if c.kind not in toolcheck.NOT_FAILURES)
         costs = [t.cost for t in turns]
         return ProbeOutcome(
-            probe=probe.name, passed=problem is None and bool(turns), tool_calls=len(checks),
-            tool_failures=sum(kinds.values()), failure_kinds=dict(kinds),
+            probe=probe.name,
+            passed=problem is None and bool(turns),
+            tool_calls=len(checks),
+            tool_failures=sum(kinds.values()),
+            failure_kinds=dict(kinds),
             latency_ms=sum(t.latency_ms for t in turns) if turns else None,
-            input_tokens=sum(t.input_tokens for t in turns), output_tokens=sum(t.output_tokens for t in turns),
-            cost_usd=None if not turns or None in costs else sum(c or 0.0 for c in costs), detail=problem or "", turns=turns,
+            input_tokens=sum(t.input_tokens for t in turns),
+            output_tokens=sum(t.output_tokens for t in turns),
+            cost_usd=None if not turns or None in costs else sum(c or 0.0 for c in costs),
+            detail=problem or "",
+            turns=turns,
         )
 
 
-def run_probes(config: Config, target: Target, key: str | None, *, timeout: float | None = None) -> list[ProbeOutcome]:
+def run_probes(
+    config: Config, target: Target, key: str | None, *, timeout: float | None = None
+) -> list[ProbeOutcome]:
     provider = config.providers.get(target.provider)
     if provider is None:
         raise KeyError(f"no provider named {target.provider!r} (have: {', '.join(config.providers)})")
@@ -261,14 +372,29 @@ def run_probes(config: Config, target: Target, key: str | None, *, timeout: floa
         return [client.run(p) for p in PROBES]
 
 
-def store(engine: Engine, target: Target, outcomes: list[ProbeOutcome], started_at: float | None = None) -> str:
+def store(
+    engine: Engine, target: Target, outcomes: list[ProbeOutcome], started_at: float | None = None
+) -> str:
     run_id = uuid.uuid4().hex
     started_at = time.time() if started_at is None else started_at
-    rows = [{"run_id": run_id, "target": str(target), "probe": o.probe, "started_at": started_at, "passed": o.passed,
-             "tool_calls": o.tool_calls, "tool_failures": o.tool_failures,
-             "failure_kinds": orjson.dumps(o.failure_kinds).decode() if o.failure_kinds else None,
-             "latency_ms": o.latency_ms, "input_tokens": o.input_tokens, "output_tokens": o.output_tokens,
-             "cost_usd": o.cost_usd, "detail": o.detail or None} for o in outcomes]
+    rows = [
+        {
+            "run_id": run_id,
+            "target": str(target),
+            "probe": o.probe,
+            "started_at": started_at,
+            "passed": o.passed,
+            "tool_calls": o.tool_calls,
+            "tool_failures": o.tool_failures,
+            "failure_kinds": orjson.dumps(o.failure_kinds).decode() if o.failure_kinds else None,
+            "latency_ms": o.latency_ms,
+            "input_tokens": o.input_tokens,
+            "output_tokens": o.output_tokens,
+            "cost_usd": o.cost_usd,
+            "detail": o.detail or None,
+        }
+        for o in outcomes
+    ]
     with engine.begin() as conn:
         conn.execute(insert(ProbeResult), rows)
     return run_id
@@ -301,15 +427,19 @@ class ProbeEstimate:
     price_source: str  # resolve_price's source: override | listed | table | local | unpriced
 
     def describe(self) -> str:
-        """"6 probes, 7 requests, about 26,100 input tokens: about $0.0081 (at most $0.015 ...)"."""
-        head = (f"{len(PROBES)} probes, {self.requests} requests, about {self.input_tokens:,} input and "
-                f"{self.output_tokens:,} output tokens")
+        """ "6 probes, 7 requests, about 26,100 input tokens: about $0.0081 (at most $0.015 ...)"."""
+        head = (
+            f"{len(PROBES)} probes, {self.requests} requests, about {self.input_tokens:,} input and "
+            f"{self.output_tokens:,} output tokens"
+        )
         if self.price_source == "local":
             return f"{head}: free (a local model)."
         if self.cost_usd is None or self.max_cost_usd is None:
             return f"{head}: no price is known for this model, so the cost cannot be estimated."
-        return (f"{head}: about {_money(self.cost_usd)} (at most {_money(self.max_cost_usd)} if "
-                f"every answer runs to {MAX_TOKENS:,} tokens), at {self.price_source} prices.")
+        return (
+            f"{head}: about {_money(self.cost_usd)} (at most {_money(self.max_cost_usd)} if "
+            f"every answer runs to {MAX_TOKENS:,} tokens), at {self.price_source} prices."
+        )
 
 
 def _money(value: float) -> str:
@@ -330,7 +460,9 @@ def estimate(config: Config, target: Target) -> ProbeEstimate:
     client = ProbeClient(config, provider, target.model, None, None)  # type: ignore[arg-type]  # never sends
     count = tokens.count_anthropic_request if provider.api == "anthropic" else tokens.count_openai_request
     bodies = [(p, count(client.body(p, [{"role": "user", "content": p.prompt}]))) for p in PROBES]
-    per_request = [n for _p, n in bodies] + [n + FOLLOW_UP_TOKENS for p, n in bodies if p.tool_result is not None]
+    per_request = [n for _p, n in bodies] + [
+        n + FOLLOW_UP_TOKENS for p, n in bodies if p.tool_result is not None
+    ]
     requests = len(per_request)
     resolved = resolve_price(config, provider, target.model)
     typical, worst = requests * TYPICAL_OUTPUT, requests * MAX_TOKENS
@@ -338,7 +470,10 @@ def estimate(config: Config, target: Target) -> ProbeEstimate:
     def cost(output_each: int) -> float | None:
         if resolved.price is None:
             return None
-        return sum(cost_at(_Count(n, output_each), resolved.price) for n in per_request)  # tiers apply per request
+        return sum(
+            cost_at(_Count(n, output_each), resolved.price) for n in per_request
+        )  # tiers apply per request
 
-    return ProbeEstimate(requests, sum(per_request), typical, worst, cost(TYPICAL_OUTPUT), cost(MAX_TOKENS),
-                         resolved.source)
+    return ProbeEstimate(
+        requests, sum(per_request), typical, worst, cost(TYPICAL_OUTPUT), cost(MAX_TOKENS), resolved.source
+    )

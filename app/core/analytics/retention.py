@@ -23,10 +23,14 @@ def cutoff_for(now: float, retention_days: float) -> int:
 
 
 def _mark(conn: Connection, cutoff: int) -> None:
-    conn.execute(text(
-        "INSERT INTO analytics_meta (key, value) VALUES ('pruned_before', :v) ON CONFLICT(key) DO UPDATE SET value ="
-        " CASE WHEN CAST(analytics_meta.value AS DOUBLE PRECISION) < CAST(excluded.value AS DOUBLE PRECISION)"
-        " THEN excluded.value ELSE analytics_meta.value END"), {"v": str(cutoff)})
+    conn.execute(
+        text(
+            "INSERT INTO analytics_meta (key, value) VALUES ('pruned_before', :v) ON CONFLICT(key) DO UPDATE SET value ="
+            " CASE WHEN CAST(analytics_meta.value AS DOUBLE PRECISION) < CAST(excluded.value AS DOUBLE PRECISION)"
+            " THEN excluded.value ELSE analytics_meta.value END"
+        ),
+        {"v": str(cutoff)},
+    )
 
 
 def prune_chunk(conn: Connection, cutoff: int, limit: int = CHUNK) -> int:
@@ -34,15 +38,21 @@ def prune_chunk(conn: Connection, cutoff: int, limit: int = CHUNK) -> int:
     connections run with `secure_delete` on (app.core.storage.db): the pruned rows' text is overwritten."""
     _mark(conn, cutoff)
     counts = [
-        conn.execute(text(f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE started_at < :c LIMIT :n)"),
-                     {"c": cutoff, "n": limit}).rowcount
+        conn.execute(
+            text(f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE started_at < :c LIMIT :n)"),
+            {"c": cutoff, "n": limit},
+        ).rowcount
         for table in ("tool_calls", "calls", "shadow_calls")  # shadow runs are detail too (app.proxy.shadow)
     ]
     # A task's label is cut from its first prompt (app.core.analytics.tasks): once every call of the task is
     # pruned, that prompt text goes too. The task and its totals stay, unnamed.
-    conn.execute(text(
-        "UPDATE tasks SET label = NULL WHERE label IS NOT NULL AND last_at < :c AND source != 'manual'"
-        " AND NOT EXISTS (SELECT 1 FROM calls WHERE calls.task_id = tasks.id)"), {"c": cutoff})
+    conn.execute(
+        text(
+            "UPDATE tasks SET label = NULL WHERE label IS NOT NULL AND last_at < :c AND source != 'manual'"
+            " AND NOT EXISTS (SELECT 1 FROM calls WHERE calls.task_id = tasks.id)"
+        ),
+        {"c": cutoff},
+    )
     return max(counts)
 
 
@@ -50,12 +60,17 @@ def prune(engine: Engine, retention_days: float, now: float | None = None) -> di
     """Prune everything older than the retention period (the `downshift rollup` command)."""
     cutoff = cutoff_for(time.time() if now is None else now, retention_days)
     with engine.connect() as conn:
-        calls = conn.execute(text("SELECT count(*) FROM calls WHERE started_at < :c"), {"c": cutoff}).scalar() or 0
+        calls = (
+            conn.execute(text("SELECT count(*) FROM calls WHERE started_at < :c"), {"c": cutoff}).scalar()
+            or 0
+        )
     while True:
         with engine.begin() as conn:
             if prune_chunk(conn, cutoff) < CHUNK:
                 break
-    if engine.dialect.name == "sqlite":  # the WAL still holds the pages as they were written: fold it in, empty it
+    if (
+        engine.dialect.name == "sqlite"
+    ):  # the WAL still holds the pages as they were written: fold it in, empty it
         with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     return {"cutoff": cutoff, "calls_pruned": int(calls)}

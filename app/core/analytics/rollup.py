@@ -47,8 +47,9 @@ def slot_of(t: float) -> int:
     return int(t // SLOT) * SLOT
 
 
-def usage_key(started_at: float, provider: str | None, model: str | None, role: str | None,
-              member: str | None = None) -> UsageKey:
+def usage_key(
+    started_at: float, provider: str | None, model: str | None, role: str | None, member: str | None = None
+) -> UsageKey:
     return (slot_of(started_at), provider or "", model or "", role or "", member or "")
 
 
@@ -67,8 +68,12 @@ class BatchTotals:
     def add_call(self, rec: CallRecord) -> None:
         u = self.usage[usage_key(rec.started_at, rec.provider, rec.upstream_model, rec.role, rec.member)]
         priced = rec.cost_usd or 0.0
-        premium = rec.premium_cost_usd if rec.cost_usd is not None and rec.premium_cost_usd is not None else None
-        unpriced = rec.cost_source == "unpriced"  # failed and cancelled calls are billed for what they produced
+        premium = (
+            rec.premium_cost_usd if rec.cost_usd is not None and rec.premium_cost_usd is not None else None
+        )
+        unpriced = (
+            rec.cost_source == "unpriced"
+        )  # failed and cancelled calls are billed for what they produced
         estimated = rec.usage_estimated
         u["calls"] += 1
         u["errors"] += rec.outcome != "ok"
@@ -119,24 +124,35 @@ class BatchTotals:
         cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         if not is_postgres(conn):
             if self.usage:
-                cur.executemany(_USAGE_UPSERT, [(*k, *(v[m] for m in USAGE_MEASURES)) for k, v in self.usage.items()])
+                cur.executemany(
+                    _USAGE_UPSERT, [(*k, *(v[m] for m in USAGE_MEASURES)) for k, v in self.usage.items()]
+                )
             if self.tasks:
-                cur.executemany(_TASK_UPSERT, [(k, "", *(v[m] for m in TASK_MEASURES)) for k, v in self.tasks.items()])
+                cur.executemany(
+                    _TASK_UPSERT, [(k, "", *(v[m] for m in TASK_MEASURES)) for k, v in self.tasks.items()]
+                )
             if self.task_models:
                 cur.executemany(_ADD_MODEL_SQL, [(m, m, m, t) for t, m in self.task_models])
             return
         # PostgreSQL, several writers at once: each upsert adds to the row atomically (ON CONFLICT DO UPDATE
         # locks it), and rows are taken in key order so two writers' batches never deadlock on each other.
         if self.usage:
-            cur.executemany(_PG_USAGE_UPSERT, [(*k, *(v[m] for m in USAGE_MEASURES)) for k, v in sorted(self.usage.items())])
+            cur.executemany(
+                _PG_USAGE_UPSERT,
+                [(*k, *(v[m] for m in USAGE_MEASURES)) for k, v in sorted(self.usage.items())],
+            )
         if self.tasks:
-            cur.executemany(_PG_TASK_UPSERT, [(k, "", *(v[m] for m in TASK_MEASURES)) for k, v in sorted(self.tasks.items())])
+            cur.executemany(
+                _PG_TASK_UPSERT,
+                [(k, "", *(v[m] for m in TASK_MEASURES)) for k, v in sorted(self.tasks.items())],
+            )
         if self.task_models:
             cur.executemany(_PG_ADD_MODEL_SQL, [(m, m, m, t) for t, m in self.task_models])
 
 
-def _upsert_sql(table: str, keys: tuple[str, ...], extra: tuple[str, ...], measures: tuple[str, ...],
-                qualify: str = "") -> str:
+def _upsert_sql(
+    table: str, keys: tuple[str, ...], extra: tuple[str, ...], measures: tuple[str, ...], qualify: str = ""
+) -> str:
     columns = (*keys, *extra, *measures)
     return (
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
@@ -166,8 +182,6 @@ _PG_ADD_MODEL_SQL = (
 )
 
 
-
-
 def attribute_failed_results(conn: Connection, ends: Sequence[CallRecord], totals: BatchTotals) -> None:
     """Count the failed tool results these requests reported, mirroring the writer's update exactly.
 
@@ -189,13 +203,17 @@ def attribute_failed_results(conn: Connection, ends: Sequence[CallRecord], total
         if tcid in marked:
             continue  # the writer's second update for this id finds nothing left to mark
         marked.add(tcid)
-        for kind, started_at, provider, model, role, member, task_id in cur.execute(stored_calls, (tcid,)).fetchall():
+        for kind, started_at, provider, model, role, member, task_id in cur.execute(
+            stored_calls, (tcid,)
+        ).fetchall():
             if kind in NOT_FAILURES:  # a valid (or unchecked) call whose result came back failed
                 totals.add_result_failure(usage_key(started_at, provider, model, role, member), task_id)
         for rec, kind in in_batch.get(tcid, ()):
             if kind in NOT_FAILURES:  # a valid (or unchecked) call whose result came back failed
-                totals.add_result_failure(usage_key(rec.started_at, rec.provider, rec.upstream_model, rec.role, rec.member),
-                                          rec.task_id)
+                totals.add_result_failure(
+                    usage_key(rec.started_at, rec.provider, rec.upstream_model, rec.role, rec.member),
+                    rec.task_id,
+                )
     cur.close()
 
 

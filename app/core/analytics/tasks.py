@@ -104,8 +104,11 @@ def prompt_label(data: dict[str, Any], client_api: str) -> str | None:
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
     elif client_api == "gemini":
-        messages = [{"role": c.get("role") or "user", "content": c.get("parts")}
-                    for c in (data.get("contents") or ())[:_SCAN_MESSAGES] if isinstance(c, dict)]
+        messages = [
+            {"role": c.get("role") or "user", "content": c.get("parts")}
+            for c in (data.get("contents") or ())[:_SCAN_MESSAGES]
+            if isinstance(c, dict)
+        ]
     else:
         messages = data.get("messages")
     if not isinstance(messages, list):
@@ -140,7 +143,9 @@ def new_manual_task(engine: Engine, label: str | None = None, now: float | None 
     """Start a task by hand; the next calls without a header or session id join it (rule 3)."""
     now = time.time() if now is None else now
     with engine.begin() as conn:
-        result = conn.execute(insert(Task).values(key=MANUAL_KEY, source="manual", label=label, started_at=now, last_at=now))
+        result = conn.execute(
+            insert(Task).values(key=MANUAL_KEY, source="manual", label=label, started_at=now, last_at=now)
+        )
         return int(result.inserted_primary_key[0])
 
 
@@ -159,7 +164,9 @@ class TaskGrouper:
             # Several writers share a PostgreSQL ledger: two batches with calls of one key must not both find
             # no open task and open two. A lock per key, held to the end of the transaction, taken in a
             # fixed order (no deadlock), makes the second batch wait and then see the first one's task.
-            keys = sorted({f"{r.member or ''}\n{r.task_key or IDLE_KEY}" for r in records if r.task_key is not None})
+            keys = sorted(
+                {f"{r.member or ''}\n{r.task_key or IDLE_KEY}" for r in records if r.task_key is not None}
+            )
             for key in keys:
                 cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
         batch = _Batch(cur, idle_s, sql)
@@ -213,7 +220,12 @@ class _Batch:
             if member not in self.manual:
                 self.manual[member] = self._one(self.sql["manual"], (member,))
                 stored, touched = self._one(self.sql["recent"], (member,)), self.recent.get(member)
-                if touched is None or stored is not None and stored[0] != touched[0] and stored[1] > touched[1]:
+                if (
+                    touched is None
+                    or stored is not None
+                    and stored[0] != touched[0]
+                    and stored[1] > touched[1]
+                ):
                     self.recent[member] = stored
             manual, recent = self.manual[member], self.recent[member]
             if self._fresh(manual, rec.started_at):

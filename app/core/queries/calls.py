@@ -47,10 +47,18 @@ def _of_member(member: str | None) -> list[ColumnElement[bool]]:
     return [Call.member.is_(None) | (Call.member == "")] if member == "" else [Call.member == member]
 
 
-def recent_calls(engine: Engine, limit: int = 50, *, since: float | None = None, failures_only: bool = False,
-                 member: str | None = None) -> list[dict[str, Any]]:
+def recent_calls(
+    engine: Engine,
+    limit: int = 50,
+    *,
+    since: float | None = None,
+    failures_only: bool = False,
+    member: str | None = None,
+) -> list[dict[str, Any]]:
     cols = [Call.__table__.c[name] for name in EXPORT_COLUMNS]
-    stmt = select(*cols).where(and_(true(), *_of_member(member))).order_by(Call.started_at.desc()).limit(limit)
+    stmt = (
+        select(*cols).where(and_(true(), *_of_member(member))).order_by(Call.started_at.desc()).limit(limit)
+    )
     if since is not None:
         stmt = stmt.where(Call.started_at >= since)
     if failures_only:
@@ -87,7 +95,15 @@ def summary(engine: Engine, *, since: float | None = None, member: str | None = 
     fields = (
         func.count().label("calls"),
         func.sum(case((Call.outcome != "ok", 1), else_=0)).label("errors"),
-        func.coalesce(func.sum(Call.input_tokens + Call.cache_read_tokens + Call.cache_write_tokens + Call.cache_write_1h_tokens), 0).label("input_tokens"),
+        func.coalesce(
+            func.sum(
+                Call.input_tokens
+                + Call.cache_read_tokens
+                + Call.cache_write_tokens
+                + Call.cache_write_1h_tokens
+            ),
+            0,
+        ).label("input_tokens"),
         func.coalesce(func.sum(Call.output_tokens), 0).label("output_tokens"),
         cost.label("cost_usd"),
         func.sum(case((Call.unpriced, 1), else_=0)).label("unpriced_calls"),  # failed calls are billed too
@@ -118,10 +134,33 @@ def summary(engine: Engine, *, since: float | None = None, member: str | None = 
 
 # What the Calls table shows per row; the detail pane asks `call_detail` for the rest.
 LIST_COLUMNS = [
-    "id", "call_id", "started_at", "ttfb_ms", "duration_ms", "client_api", "requested_model", "role", "provider",
-    "upstream_model", "streamed", "status", "outcome", "error_kind", "input_tokens", "output_tokens",
-    "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens", "cost_usd", "cost_source", "unpriced",
-    "usage_estimated", "attempts", "task_id", "tool_calls", "tool_failures",
+    "id",
+    "call_id",
+    "started_at",
+    "ttfb_ms",
+    "duration_ms",
+    "client_api",
+    "requested_model",
+    "role",
+    "provider",
+    "upstream_model",
+    "streamed",
+    "status",
+    "outcome",
+    "error_kind",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "cost_usd",
+    "cost_source",
+    "unpriced",
+    "usage_estimated",
+    "attempts",
+    "task_id",
+    "tool_calls",
+    "tool_failures",
 ]
 _LIST = [Call.__table__.c[name] for name in LIST_COLUMNS]
 _DETAIL = [c for c in Call.__table__.columns if c.name not in ("request_body", "response_body")]
@@ -194,9 +233,16 @@ def calls_page(
             if before_started_at is None:  # the row was pruned meanwhile: fall back to id order
                 cond.append(Call.id < before_id)
             else:
-                cond += [Call.started_at <= before_started_at,
-                         or_(Call.started_at < before_started_at, Call.id < before_id)]
-        stmt = select(*_LIST).where(and_(true(), *cond)).order_by(Call.started_at.desc(), Call.id.desc()).limit(limit)
+                cond += [
+                    Call.started_at <= before_started_at,
+                    or_(Call.started_at < before_started_at, Call.id < before_id),
+                ]
+        stmt = (
+            select(*_LIST)
+            .where(and_(true(), *cond))
+            .order_by(Call.started_at.desc(), Call.id.desc())
+            .limit(limit)
+        )
         return [dict(row._mapping) for row in conn.execute(stmt)]
 
 
@@ -214,14 +260,19 @@ def _outcome_is_rare(conn: Connection, outcome: str | None) -> bool:
     return n <= RARE_OUTCOME_ROWS
 
 
-def calls_by_call_id(engine: Engine, call_ids: Sequence[str], flt: CallFilter | None = None) -> list[dict[str, Any]]:
+def calls_by_call_id(
+    engine: Engine, call_ids: Sequence[str], flt: CallFilter | None = None
+) -> list[dict[str, Any]]:
     """The listed calls (by their `call_id`) that match the filter, newest first: what a live table adds
     when the writer reports freshly logged calls."""
     if not call_ids:
         return []
     cond = (flt or CallFilter()).conditions()
-    stmt = (select(*_LIST).where(Call.call_id.in_(list(call_ids)), *cond)
-            .order_by(Call.started_at.desc(), Call.id.desc()))
+    stmt = (
+        select(*_LIST)
+        .where(Call.call_id.in_(list(call_ids)), *cond)
+        .order_by(Call.started_at.desc(), Call.id.desc())
+    )
     with engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(stmt)]
 
@@ -231,7 +282,9 @@ def count_calls(engine: Engine, flt: CallFilter | None = None) -> int:
     `failures_only` or a text search read the table (about half a second at 1M rows)."""
     cond = (flt or CallFilter()).conditions()
     with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(Call).where(and_(true(), *cond))).scalar() or 0)
+        return int(
+            conn.execute(select(func.count()).select_from(Call).where(and_(true(), *cond))).scalar() or 0
+        )
 
 
 _DISTINCT_SQL = """
@@ -258,7 +311,9 @@ def _body_text(body: bytes | None) -> str | None:
     if body is None:
         return None
     text = body[:BODY_PREVIEW_BYTES].decode("utf-8", errors="replace")
-    return text + (f"\n… ({len(body) - BODY_PREVIEW_BYTES} more bytes)" if len(body) > BODY_PREVIEW_BYTES else "")
+    return text + (
+        f"\n… ({len(body) - BODY_PREVIEW_BYTES} more bytes)" if len(body) > BODY_PREVIEW_BYTES else ""
+    )
 
 
 def _fallback(chain: str | None) -> list[dict[str, Any]]:
@@ -284,14 +339,23 @@ def call_detail(engine: Engine, call: int | str) -> dict[str, Any]:
         detail = dict(row._mapping)
         bodies = {name: detail.pop(name) for name in ("request_body", "response_body")}
         tools = conn.execute(
-            select(ToolCallRow.tool_call_id, ToolCallRow.name, ToolCallRow.kind, ToolCallRow.detail,
-                   ToolCallRow.result_failed, ToolCallRow.result_reason)
-            .where(ToolCallRow.call_id == detail["call_id"]).order_by(ToolCallRow.id)
+            select(
+                ToolCallRow.tool_call_id,
+                ToolCallRow.name,
+                ToolCallRow.kind,
+                ToolCallRow.detail,
+                ToolCallRow.result_failed,
+                ToolCallRow.result_reason,
+            )
+            .where(ToolCallRow.call_id == detail["call_id"])
+            .order_by(ToolCallRow.id)
         )
         detail["tool_call_rows"] = [dict(t._mapping) for t in tools]
         task = None
         if detail["task_id"] is not None:
-            found = conn.execute(select(Task.id, Task.label, Task.source, Task.outcome).where(Task.id == detail["task_id"])).first()
+            found = conn.execute(
+                select(Task.id, Task.label, Task.source, Task.outcome).where(Task.id == detail["task_id"])
+            ).first()
             task = dict(found._mapping) if found else None
     detail["task"] = task
     detail["fallback"] = _fallback(detail["fallback_chain"])

@@ -47,7 +47,9 @@ _CALL_MEASURES = {
 }
 _TOOL_MEASURES = {
     "tool_calls": "count(*)",
-    **{column: f"sum(CASE WHEN t.kind = '{kind}' THEN 1 ELSE 0 END)" for kind, column in KIND_COLUMNS.items()},
+    **{
+        column: f"sum(CASE WHEN t.kind = '{kind}' THEN 1 ELSE 0 END)" for kind, column in KIND_COLUMNS.items()
+    },
     # toolcheck.NOT_FAILURES
     "tool_result_failed": "sum(CASE WHEN t.kind IN ('ok', 'unchecked') AND t.result_failed THEN 1 ELSE 0 END)",
 }
@@ -69,7 +71,9 @@ def pruned_before(conn: Connection) -> int:
     return int(float(value)) if value else 0
 
 
-def plan(since: float, until: float, cutoff: int, whole_slots: bool) -> tuple[tuple[int, int] | None, list[tuple[float, float]]]:
+def plan(
+    since: float, until: float, cutoff: int, whole_slots: bool
+) -> tuple[tuple[int, int] | None, list[tuple[float, float]]]:
     """Which slots `usage_slots` serves and which intervals the detail rows serve, for [since, until).
 
     Slot totals serve every slot before `cutoff` that overlaps the range and, when `whole_slots`, every
@@ -128,8 +132,15 @@ def collect(
     if slots is not None:
         head, tail = group("slot", DIMS[dim] if dim else None)
         cols = ", ".join(f"coalesce(sum({m}), 0)" for m in measures)
-        add(conn.execute(text(f"SELECT {head}, {cols} FROM usage_slots WHERE slot >= :s0 AND slot < :s1{of_member('member')} {tail}"),
-                         {**params, "s0": slots[0], "s1": slots[1]}), measures)
+        add(
+            conn.execute(
+                text(
+                    f"SELECT {head}, {cols} FROM usage_slots WHERE slot >= :s0 AND slot < :s1{of_member('member')} {tail}"
+                ),
+                {**params, "s0": slots[0], "s1": slots[1]},
+            ),
+            measures,
+        )
     call_measures = [m for m in measures if m in _CALL_MEASURES]
     tool_measures = [m for m in measures if m in _TOOL_MEASURES]
     for a, b in detail:
@@ -137,16 +148,35 @@ def collect(
         if call_measures:
             head, tail = group("started_at", f"coalesce({_DETAIL_COL[dim]}, '')" if dim else None)
             cols = ", ".join(_CALL_MEASURES[m] for m in call_measures)
-            add(conn.execute(text(f"SELECT {head}, {cols} FROM calls WHERE started_at >= :a AND started_at < :b0"
-                                  f" AND {_ENDED}{of_member('member')} {tail}"), p), call_measures)
+            add(
+                conn.execute(
+                    text(
+                        f"SELECT {head}, {cols} FROM calls WHERE started_at >= :a AND started_at < :b0"
+                        f" AND {_ENDED}{of_member('member')} {tail}"
+                    ),
+                    p,
+                ),
+                call_measures,
+            )
         if tool_measures:
             cols = ", ".join(_TOOL_MEASURES[m] for m in tool_measures)
             # tool_calls rows carry the model; provider, role and member need their call
             table = "t" if dim in (None, "model") and member is None else "c"
-            head, tail = group("t.started_at", f"coalesce({'t' if dim == 'model' else table}.{_DETAIL_COL[dim]}, '')" if dim else None)
+            head, tail = group(
+                "t.started_at",
+                f"coalesce({'t' if dim == 'model' else table}.{_DETAIL_COL[dim]}, '')" if dim else None,
+            )
             source = "tool_calls t" if table == "t" else "tool_calls t JOIN calls c ON c.call_id = t.call_id"
-            add(conn.execute(text(f"SELECT {head}, {cols} FROM {source} WHERE t.started_at >= :a AND t.started_at < :b0"
-                                  f"{of_member('c.member')} {tail}"), p), tool_measures)
+            add(
+                conn.execute(
+                    text(
+                        f"SELECT {head}, {cols} FROM {source} WHERE t.started_at >= :a AND t.started_at < :b0"
+                        f"{of_member('c.member')} {tail}"
+                    ),
+                    p,
+                ),
+                tool_measures,
+            )
     return out
 
 
@@ -186,8 +216,9 @@ def spend_by_provider(conn: Connection, since: float, until: float) -> dict[str 
 HOUR = 3600
 
 
-def hourly_costs(conn: Connection, since: float, until: float, rates: Mapping[str, float],
-                 member: str | None = None) -> dict[str, Any]:
+def hourly_costs(
+    conn: Connection, since: float, until: float, rates: Mapping[str, float], member: str | None = None
+) -> dict[str, Any]:
     """What local providers with an `hourly_cost` cost over [since, until): their rate for every clock hour
     in which they served at least one call (a box costs its rate while it runs, whatever it serves; the
     hours it served in are the ones the log can vouch for). Per-call figures leave it out (a local call
@@ -200,7 +231,9 @@ def hourly_costs(conn: Connection, since: float, until: float, rates: Mapping[st
     for (_bucket, provider), row in rows.items():
         if provider in rates and row["calls"]:
             hours[provider] = hours.get(provider, 0) + 1
-    providers = {p: {"hours": h, "hourly_cost": rates[p], "usd": h * rates[p]} for p, h in sorted(hours.items())}
+    providers = {
+        p: {"hours": h, "hourly_cost": rates[p], "usd": h * rates[p]} for p, h in sorted(hours.items())
+    }
     return {"usd": sum(v["usd"] for v in providers.values()), "providers": providers}
 
 
@@ -210,7 +243,11 @@ def hourly_rates(config: Any) -> dict[str, float]:
 
 
 def tiles(
-    engine: Engine, *, since: float, now: float | None = None, hourly: Mapping[str, float] | None = None,
+    engine: Engine,
+    *,
+    since: float,
+    now: float | None = None,
+    hourly: Mapping[str, float] | None = None,
     member: str | None = None,
 ) -> dict[str, Any]:
     """The dashboard's headline figures for [since, now]; spend today/month count from local midnight / the 1st.
@@ -218,22 +255,42 @@ def tiles(
     `member`, only that member's calls and tasks (a local box's hours: those it served that member in)."""
     now = time.time() if now is None else now
     until = now + 1e-6
-    measures = ["calls", "cost_usd", "unpriced_calls", "estimated_calls", "savings_usd", "tool_calls", *FAILURE_COLUMNS]
+    measures = [
+        "calls",
+        "cost_usd",
+        "unpriced_calls",
+        "estimated_calls",
+        "savings_usd",
+        "tool_calls",
+        *FAILURE_COLUMNS,
+    ]
     with engine.connect() as conn:
-        total = collect(conn, since, until, measures, member=member).get((None, None)) or dict.fromkeys(measures, 0)
+        total = collect(conn, since, until, measures, member=member).get((None, None)) or dict.fromkeys(
+            measures, 0
+        )
         boxes = hourly_costs(conn, since, until, hourly or {}, member)
         spend = ["cost_usd", "estimated_calls"]
-        today = collect(conn, _day_start(now), until, spend, member=member).get((None, None)) or dict.fromkeys(spend, 0)
-        month = collect(conn, _month_start(now), until, spend, member=member).get((None, None)) or dict.fromkeys(spend, 0)
-        finished, finished_unpriced, finished_estimated = conn.execute(text(
-            "SELECT avg(tt.cost_usd), coalesce(sum(tt.unpriced_calls), 0), coalesce(sum(tt.estimated_calls), 0)"
-            " FROM tasks t JOIN task_totals tt ON tt.task_id = t.id"
-            " WHERE t.outcome = 'finished' AND t.started_at >= :s AND t.started_at < :u"
-            + ("" if member is None else " AND t.member = :m")), {"s": since, "u": until, "m": member}).one()
+        today = collect(conn, _day_start(now), until, spend, member=member).get(
+            (None, None)
+        ) or dict.fromkeys(spend, 0)
+        month = collect(conn, _month_start(now), until, spend, member=member).get(
+            (None, None)
+        ) or dict.fromkeys(spend, 0)
+        finished, finished_unpriced, finished_estimated = conn.execute(
+            text(
+                "SELECT avg(tt.cost_usd), coalesce(sum(tt.unpriced_calls), 0), coalesce(sum(tt.estimated_calls), 0)"
+                " FROM tasks t JOIN task_totals tt ON tt.task_id = t.id"
+                " WHERE t.outcome = 'finished' AND t.started_at >= :s AND t.started_at < :u"
+                + ("" if member is None else " AND t.member = :m")
+            ),
+            {"s": since, "u": until, "m": member},
+        ).one()
     return {
         "spend_today": today["cost_usd"],
         "spend_month": month["cost_usd"],
-        "spend_today_estimated_calls": int(today["estimated_calls"]),  # calls in the figure priced on guessed tokens
+        "spend_today_estimated_calls": int(
+            today["estimated_calls"]
+        ),  # calls in the figure priced on guessed tokens
         "spend_month_estimated_calls": int(month["estimated_calls"]),
         "spend_range": total["cost_usd"],
         "savings_range": total["savings_usd"] - boxes["usd"],
@@ -255,7 +312,9 @@ def _buckets(since: float, until: float, bucket_s: int, offset: int) -> list[int
     return list(range(first, math.ceil(until), bucket_s)) or [first]
 
 
-def _series(rows: dict[Key, dict[str, float]], buckets: list[int], value: Any, empty: Any) -> dict[str, list[Any]]:
+def _series(
+    rows: dict[Key, dict[str, float]], buckets: list[int], value: Any, empty: Any
+) -> dict[str, list[Any]]:
     index = {b: i for i, b in enumerate(buckets)}
     series: dict[str, list[Any]] = {}
     for (bucket, name), row in sorted(rows.items(), key=lambda kv: (kv[0][1] or "", kv[0][0] or 0)):
@@ -272,7 +331,12 @@ def _check_bucket(bucket_s: int) -> None:
 
 
 def spend_over_time(
-    engine: Engine, *, since: float, until: float | None = None, bucket_s: int, by: str = "model",
+    engine: Engine,
+    *,
+    since: float,
+    until: float | None = None,
+    bucket_s: int,
+    by: str = "model",
     member: str | None = None,
 ) -> dict[str, Any]:
     """Spend (USD) per bucket, one series per model, provider, role or member."""
@@ -282,43 +346,59 @@ def spend_over_time(
     until = time.time() if until is None else until
     offset = local_offset(until)
     with engine.connect() as conn:
-        rows = collect(conn, since, until, ["cost_usd", "calls"], bucket_s=bucket_s, offset=offset, dim=by,
-                       member=member)
+        rows = collect(
+            conn, since, until, ["cost_usd", "calls"], bucket_s=bucket_s, offset=offset, dim=by, member=member
+        )
     buckets = _buckets(since, until, bucket_s, offset)
     calls = [0] * len(buckets)  # what each bar stands on, for its tooltip
     for n in _series(rows, buckets, lambda r: int(r["calls"]), 0).values():
         calls = [a + b for a, b in zip(calls, n, strict=True)]
-    return {"buckets": buckets, "series": _series(rows, buckets, lambda r: r["cost_usd"], 0.0), "calls": calls}
+    return {
+        "buckets": buckets,
+        "series": _series(rows, buckets, lambda r: r["cost_usd"], 0.0),
+        "calls": calls,
+    }
 
 
-def failure_rate_over_time(engine: Engine, *, since: float, until: float | None = None, bucket_s: int,
-                           member: str | None = None) -> dict[str, Any]:
+def failure_rate_over_time(
+    engine: Engine, *, since: float, until: float | None = None, bucket_s: int, member: str | None = None
+) -> dict[str, Any]:
     """Tool-call failure rate (failed / emitted) per bucket and model; None where a model emitted nothing."""
     _check_bucket(bucket_s)
     until = time.time() if until is None else until
     offset = local_offset(until)
     measures = ["tool_calls", *FAILURE_COLUMNS]
     with engine.connect() as conn:
-        rows = collect(conn, since, until, measures, bucket_s=bucket_s, offset=offset, dim="model", member=member)
+        rows = collect(
+            conn, since, until, measures, bucket_s=bucket_s, offset=offset, dim="model", member=member
+        )
     rows = {k: v for k, v in rows.items() if v["tool_calls"]}
     buckets = _buckets(since, until, bucket_s, offset)
-    return {"buckets": buckets, "series": _series(rows, buckets, lambda r: failures(r) / r["tool_calls"], None),
-            "tool_calls": _series(rows, buckets, lambda r: int(r["tool_calls"]), 0)}  # what each point stands on
+    return {
+        "buckets": buckets,
+        "series": _series(rows, buckets, lambda r: failures(r) / r["tool_calls"], None),
+        "tool_calls": _series(rows, buckets, lambda r: int(r["tool_calls"]), 0),
+    }  # what each point stands on
 
 
 def first_activity(engine: Engine, *, since: float) -> float | None:
     """When the oldest call since `since` started (None for none): the dashboard's default range fits it.
     Usage slots outlive pruned call rows, so they are asked first (both reads are indexed)."""
     with engine.connect() as conn:
-        slot = conn.execute(text("SELECT min(slot) FROM usage_slots WHERE slot >= :s"), {"s": since - SLOT}).scalar()
-        call = conn.execute(text("SELECT min(started_at) FROM calls WHERE started_at >= :s"), {"s": since}).scalar()
+        slot = conn.execute(
+            text("SELECT min(slot) FROM usage_slots WHERE slot >= :s"), {"s": since - SLOT}
+        ).scalar()
+        call = conn.execute(
+            text("SELECT min(started_at) FROM calls WHERE started_at >= :s"), {"s": since}
+        ).scalar()
     if call is not None and (slot is None or call < slot + SLOT):
         return float(call)  # the exact time, where the oldest slot is the one holding the oldest call
     return None if slot is None else max(float(slot), since)
 
 
-def reliability(engine: Engine, *, since: float | None = None, until: float | None = None,
-                member: str | None = None) -> dict[str, Any]:
+def reliability(
+    engine: Engine, *, since: float | None = None, until: float | None = None, member: str | None = None
+) -> dict[str, Any]:
     """Tool calls emitted and failed, by kind, overall and per model (the exact definition: see rollup)."""
     until = time.time() + 1e-6 if until is None else until
     measures = ["tool_calls", *FAILURE_COLUMNS]
@@ -329,15 +409,22 @@ def reliability(engine: Engine, *, since: float | None = None, until: float | No
         failed = failures(row)
         kinds = {kind: int(row[col]) for kind, col in KIND_COLUMNS.items()}
         kinds["result_failed"] = int(row["tool_result_failed"])
-        return {"tool_calls": int(row["tool_calls"]), "failed": int(failed), "failure_rate":
-                failed / row["tool_calls"] if row["tool_calls"] else None, "by_kind": kinds}
+        return {
+            "tool_calls": int(row["tool_calls"]),
+            "failed": int(failed),
+            "failure_rate": failed / row["tool_calls"] if row["tool_calls"] else None,
+            "by_kind": kinds,
+        }
 
     total = dict.fromkeys(measures, 0.0)
     for row in rows.values():
         for m in measures:
             total[m] += row[m]
-    models = {name or "(none)": shape(row) for (_b, name), row in sorted(rows.items(), key=lambda kv: kv[0][1] or "")
-              if row["tool_calls"]}
+    models = {
+        name or "(none)": shape(row)
+        for (_b, name), row in sorted(rows.items(), key=lambda kv: kv[0][1] or "")
+        if row["tool_calls"]
+    }
     return {"total": shape(total), "models": models}
 
 
@@ -362,42 +449,84 @@ def savings(
     measures = ["calls", "cost_usd", "premium_usd", "savings_usd"]
     with engine.connect() as conn:
         if by == "day":
-            rows = collect(conn, since, until, measures, bucket_s=86400, offset=local_offset(until), member=member)
+            rows = collect(
+                conn, since, until, measures, bucket_s=86400, offset=local_offset(until), member=member
+            )
         else:
             rows = collect(conn, since, until, measures, dim=by, member=member)
     out = []
     for (bucket, name), row in sorted(rows.items(), key=lambda kv: (kv[0][0] or 0, kv[0][1] or "")):
-        key: Any = datetime.fromtimestamp(bucket).date().isoformat() if by == "day" and bucket is not None else (name or "(none)")
-        out.append({"key": key, "calls": int(row["calls"]), "cost_usd": row["cost_usd"], "premium_usd": row["premium_usd"],
-                    "savings_usd": row["savings_usd"]})
-    total: dict[str, Any] = {m: sum(r[m] for r in out) for m in ("calls", "cost_usd", "premium_usd", "savings_usd")}
+        key: Any = (
+            datetime.fromtimestamp(bucket).date().isoformat()
+            if by == "day" and bucket is not None
+            else (name or "(none)")
+        )
+        out.append(
+            {
+                "key": key,
+                "calls": int(row["calls"]),
+                "cost_usd": row["cost_usd"],
+                "premium_usd": row["premium_usd"],
+                "savings_usd": row["savings_usd"],
+            }
+        )
+    total: dict[str, Any] = {
+        m: sum(r[m] for r in out) for m in ("calls", "cost_usd", "premium_usd", "savings_usd")
+    }
     with engine.connect() as conn:
         boxes = hourly_costs(conn, since, until, hourly or {}, member)
     total.update(hourly_cost_usd=boxes["usd"], net_savings_usd=total["savings_usd"] - boxes["usd"])
-    return {"since": since, "until": until, "by": by, "rows": out, "total": total, "hourly": boxes["providers"]}
+    return {
+        "since": since,
+        "until": until,
+        "by": by,
+        "rows": out,
+        "total": total,
+        "hourly": boxes["providers"],
+    }
 
 
 def members(engine: Engine, *, since: float, until: float | None = None) -> list[dict[str, Any]]:
     """The per-member table of a team ledger: calls, spend, savings, tool-call failure rate and cost per
     finished task of each member over [since, until), biggest spender first ('' is calls without a member)."""
     until = time.time() + 1e-6 if until is None else until
-    measures = ["calls", "errors", "cost_usd", "unpriced_calls", "savings_usd", "tool_calls", *FAILURE_COLUMNS]
+    measures = [
+        "calls",
+        "errors",
+        "cost_usd",
+        "unpriced_calls",
+        "savings_usd",
+        "tool_calls",
+        *FAILURE_COLUMNS,
+    ]
     with engine.connect() as conn:
         rows = collect(conn, since, until, measures, dim="member")
-        finished = dict(conn.execute(text(
-            "SELECT t.member, avg(tt.cost_usd) FROM tasks t JOIN task_totals tt ON tt.task_id = t.id"
-            " WHERE t.outcome = 'finished' AND t.started_at >= :s AND t.started_at < :u GROUP BY t.member"),
-            {"s": since, "u": until}).all())
+        finished = dict(
+            conn.execute(
+                text(
+                    "SELECT t.member, avg(tt.cost_usd) FROM tasks t JOIN task_totals tt ON tt.task_id = t.id"
+                    " WHERE t.outcome = 'finished' AND t.started_at >= :s AND t.started_at < :u GROUP BY t.member"
+                ),
+                {"s": since, "u": until},
+            ).all()
+        )
     out = []
     for (_bucket, name), row in rows.items():
         if not row["calls"]:
             continue
         failed = failures(row)
-        out.append({
-            "member": name or "", "calls": int(row["calls"]), "errors": int(row["errors"]), "cost_usd": row["cost_usd"],
-            "unpriced_calls": int(row["unpriced_calls"]), "savings_usd": row["savings_usd"],
-            "tool_calls": int(row["tool_calls"]), "tool_failures": int(failed),
-            "tool_failure_rate": failed / row["tool_calls"] if row["tool_calls"] else None,
-            "cost_per_finished_task": finished.get(name or ""),
-        })
+        out.append(
+            {
+                "member": name or "",
+                "calls": int(row["calls"]),
+                "errors": int(row["errors"]),
+                "cost_usd": row["cost_usd"],
+                "unpriced_calls": int(row["unpriced_calls"]),
+                "savings_usd": row["savings_usd"],
+                "tool_calls": int(row["tool_calls"]),
+                "tool_failures": int(failed),
+                "tool_failure_rate": failed / row["tool_calls"] if row["tool_calls"] else None,
+                "cost_per_finished_task": finished.get(name or ""),
+            }
+        )
     return sorted(out, key=lambda r: (-r["cost_usd"], r["member"]))

@@ -49,7 +49,9 @@ def health(
     }
 
 
-def _budget_rows(conn: Connection, budgets: tuple[Budget, ...], now: float, until: float) -> list[dict[str, Any]]:
+def _budget_rows(
+    conn: Connection, budgets: tuple[Budget, ...], now: float, until: float
+) -> list[dict[str, Any]]:
     """Each budget's spend so far this day or month, counted as `BudgetGuard` counts it (a member's budget
     from that member's calls only)."""
     spent: dict[str, dict[str | None, float]] = {}
@@ -65,12 +67,23 @@ def _budget_rows(conn: Connection, budgets: tuple[Budget, ...], now: float, unti
             if b.period not in spent:
                 spent[b.period] = spend_by_provider(conn, start, until)
             used = spent[b.period].get(b.provider, 0.0) if b.provider else spent[b.period].get(None, 0.0)
-        rows.append({"label": describe(b), "limit": b.limit_usd, "action": b.action, "spent": used,
-                     "period": b.period, "period_start": start, "reached": used >= b.limit_usd})
+        rows.append(
+            {
+                "label": describe(b),
+                "limit": b.limit_usd,
+                "action": b.action,
+                "spent": used,
+                "period": b.period,
+                "period_start": start,
+                "reached": used >= b.limit_usd,
+            }
+        )
     return rows
 
 
-def budget_status(engine: Engine, budgets: tuple[Budget, ...], *, now: float | None = None) -> list[dict[str, Any]]:
+def budget_status(
+    engine: Engine, budgets: tuple[Budget, ...], *, now: float | None = None
+) -> list[dict[str, Any]]:
     """The Budgets page's figures: per budget its limit, spend this period, and whether it is reached."""
     now = time.time() if now is None else now
     with engine.connect() as conn:

@@ -11,13 +11,25 @@ from sqlalchemy import Engine, text
 def probe_results(engine: Engine, target: str) -> dict[str, Any] | None:
     """The latest probe run of `target` ("provider/model"): per probe and summed; None if never probed."""
     with engine.connect() as conn:
-        run = conn.execute(text("SELECT run_id, started_at FROM probe_results WHERE target = :t"
-                                " ORDER BY started_at DESC, id DESC LIMIT 1"), {"t": target}).first()
+        run = conn.execute(
+            text(
+                "SELECT run_id, started_at FROM probe_results WHERE target = :t"
+                " ORDER BY started_at DESC, id DESC LIMIT 1"
+            ),
+            {"t": target},
+        ).first()
         if run is None:
             return None
-        rows = [dict(r._mapping) for r in conn.execute(text(
-            "SELECT probe, passed, tool_calls, tool_failures, failure_kinds, latency_ms, input_tokens, output_tokens,"
-            " cost_usd, detail FROM probe_results WHERE run_id = :r ORDER BY id"), {"r": run.run_id})]
+        rows = [
+            dict(r._mapping)
+            for r in conn.execute(
+                text(
+                    "SELECT probe, passed, tool_calls, tool_failures, failure_kinds, latency_ms, input_tokens, output_tokens,"
+                    " cost_usd, detail FROM probe_results WHERE run_id = :r ORDER BY id"
+                ),
+                {"r": run.run_id},
+            )
+        ]
     for row in rows:
         row["passed"] = bool(row["passed"])
         row["failure_kinds"] = orjson.loads(row["failure_kinds"]) if row["failure_kinds"] else {}
@@ -25,10 +37,16 @@ def probe_results(engine: Engine, target: str) -> dict[str, Any] | None:
     failed = sum(r["tool_failures"] for r in rows)
     costs = [r["cost_usd"] for r in rows if r["cost_usd"] is not None]
     return {
-        "target": target, "run_id": run.run_id, "started_at": run.started_at,
-        "passed": sum(r["passed"] for r in rows), "probes": len(rows),
-        "tool_calls": emitted, "tool_failures": failed, "validity": (emitted - failed) / emitted if emitted else None,
-        "cost_usd": sum(costs) if costs else None, "results": rows,
+        "target": target,
+        "run_id": run.run_id,
+        "started_at": run.started_at,
+        "passed": sum(r["passed"] for r in rows),
+        "probes": len(rows),
+        "tool_calls": emitted,
+        "tool_failures": failed,
+        "validity": (emitted - failed) / emitted if emitted else None,
+        "cost_usd": sum(costs) if costs else None,
+        "results": rows,
     }
 
 

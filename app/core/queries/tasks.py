@@ -32,18 +32,28 @@ def _shape(row: Any) -> dict[str, Any]:
     return d
 
 
-def list_tasks(engine: Engine, *, since: float | None = None, limit: int = 500, member: str | None = None) -> list[dict[str, Any]]:
+def list_tasks(
+    engine: Engine, *, since: float | None = None, limit: int = 500, member: str | None = None
+) -> list[dict[str, Any]]:
     """Tasks active since `since`, most recently active first; only `member`'s when given (team mode)."""
-    conds = (["t.last_at >= :since"] if since is not None else []) + (["t.member = :member"] if member is not None else [])
+    conds = (["t.last_at >= :since"] if since is not None else []) + (
+        ["t.member = :member"] if member is not None else []
+    )
     where = f"WHERE {' AND '.join(conds)}" if conds else ""
-    sql = (f"SELECT {_TASK_COLUMNS} FROM tasks t LEFT JOIN task_totals tt ON tt.task_id = t.id {where}"
-           " ORDER BY t.last_at DESC LIMIT :limit")
+    sql = (
+        f"SELECT {_TASK_COLUMNS} FROM tasks t LEFT JOIN task_totals tt ON tt.task_id = t.id {where}"
+        " ORDER BY t.last_at DESC LIMIT :limit"
+    )
     with engine.connect() as conn:
-        return [_shape(r) for r in conn.execute(text(sql), {"since": since, "limit": limit, "member": member})]
+        return [
+            _shape(r) for r in conn.execute(text(sql), {"since": since, "limit": limit, "member": member})
+        ]
 
 
 def get_task(engine: Engine, task_id: int) -> dict[str, Any] | None:
-    sql = f"SELECT {_TASK_COLUMNS} FROM tasks t LEFT JOIN task_totals tt ON tt.task_id = t.id WHERE t.id = :id"
+    sql = (
+        f"SELECT {_TASK_COLUMNS} FROM tasks t LEFT JOIN task_totals tt ON tt.task_id = t.id WHERE t.id = :id"
+    )
     with engine.connect() as conn:
         row = conn.execute(text(sql), {"id": task_id}).first()
     return None if row is None else _shape(row)
@@ -51,9 +61,11 @@ def get_task(engine: Engine, task_id: int) -> dict[str, Any] | None:
 
 def task_calls(engine: Engine, task_id: int) -> list[dict[str, Any]]:
     """The task's calls still in the log, oldest first."""
-    sql = ("SELECT call_id, started_at, duration_ms, requested_model, role, provider, upstream_model, outcome, status,"
-           " input_tokens, output_tokens, cache_read_tokens, cost_usd, cost_source, usage_estimated, premium_cost_usd,"
-           " tool_calls, tool_failures, escalated, session_key FROM calls WHERE task_id = :id ORDER BY started_at")
+    sql = (
+        "SELECT call_id, started_at, duration_ms, requested_model, role, provider, upstream_model, outcome, status,"
+        " input_tokens, output_tokens, cache_read_tokens, cost_usd, cost_source, usage_estimated, premium_cost_usd,"
+        " tool_calls, tool_failures, escalated, session_key FROM calls WHERE task_id = :id ORDER BY started_at"
+    )
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(text(sql), {"id": task_id})]
 
@@ -79,26 +91,37 @@ def cost_per_task(engine: Engine, *, since: float, member: str | None = None) ->
     """Cost of each task started since `since` (tasks with at least one call), and per outcome its count,
     mean and median, and how many of those tasks' calls had no price (left out of the cost) or were priced
     on estimated tokens; open tasks are grouped under "open"."""
-    sql = ("SELECT t.id, t.label, t.outcome, tt.calls, tt.cost_usd, tt.unpriced_calls, tt.estimated_calls FROM tasks t"
-           " JOIN task_totals tt ON tt.task_id = t.id WHERE t.started_at >= :since AND tt.calls > 0"
-           + ("" if member is None else " AND t.member = :member") + " ORDER BY t.started_at")
+    sql = (
+        "SELECT t.id, t.label, t.outcome, tt.calls, tt.cost_usd, tt.unpriced_calls, tt.estimated_calls FROM tasks t"
+        " JOIN task_totals tt ON tt.task_id = t.id WHERE t.started_at >= :since AND tt.calls > 0"
+        + ("" if member is None else " AND t.member = :member")
+        + " ORDER BY t.started_at"
+    )
     with engine.connect() as conn:
         result = conn.execute(text(sql), {"since": since, "member": member})
         keys = list(result.keys())
-        tasks = [dict(zip(keys, row, strict=True)) for row in result.fetchall()]  # 20k rows: skip Row._mapping
+        tasks = [
+            dict(zip(keys, row, strict=True)) for row in result.fetchall()
+        ]  # 20k rows: skip Row._mapping
     groups: dict[str, list[dict[str, Any]]] = {}
     for task in tasks:
         groups.setdefault(task["outcome"] or "open", []).append(task)
     by_outcome = {}
     for outcome, members in sorted(groups.items()):
         costs = [t["cost_usd"] for t in members]
-        by_outcome[outcome] = {"count": len(costs), "mean": statistics.fmean(costs), "median": statistics.median(costs),
-                               "unpriced_calls": sum(t["unpriced_calls"] for t in members),
-                               "estimated_calls": sum(t["estimated_calls"] for t in members)}
+        by_outcome[outcome] = {
+            "count": len(costs),
+            "mean": statistics.fmean(costs),
+            "median": statistics.median(costs),
+            "unpriced_calls": sum(t["unpriced_calls"] for t in members),
+            "estimated_calls": sum(t["estimated_calls"] for t in members),
+        }
     return {"tasks": tasks, "by_outcome": by_outcome}
 
 
-def finished_cost_by_preset(engine: Engine, *, since: float, member: str | None = None) -> list[dict[str, Any]]:
+def finished_cost_by_preset(
+    engine: Engine, *, since: float, member: str | None = None
+) -> list[dict[str, Any]]:
     """Per preset: finished tasks, mean cost per finished task and tool-failure rate, cheapest first.
 
     This is the comparison a preset choice rests on ("cheap: $0.03 per finished task at 6% tool failures").
@@ -123,8 +146,18 @@ def finished_cost_by_preset(engine: Engine, *, since: float, member: str | None 
     out: dict[str, dict[str, Any]] = {}
     for parts in by_task.values():
         preset = max(parts, key=lambda r: (r.calls, r.preset)).preset
-        agg = out.setdefault(preset, {"preset": preset or None, "tasks": 0, "cost_usd": 0.0, "tool_calls": 0,
-                                      "tool_failures": 0, "unpriced_calls": 0, "estimated_calls": 0})
+        agg = out.setdefault(
+            preset,
+            {
+                "preset": preset or None,
+                "tasks": 0,
+                "cost_usd": 0.0,
+                "tool_calls": 0,
+                "tool_failures": 0,
+                "unpriced_calls": 0,
+                "estimated_calls": 0,
+            },
+        )
         agg["tasks"] += 1
         for r in parts:
             agg["cost_usd"] += r.cost or 0.0
@@ -148,5 +181,7 @@ def preset_comparison_text(rows: list[dict[str, Any]], money: Any) -> str:
         rate = "no tool calls" if r["failure_rate"] is None else f"{r['failure_rate']:.0%} tool failures"
         n = f" ({r['tasks']} task{'s' if r['tasks'] != 1 else ''})"
         name = r["preset"] or "no preset"
-        parts.append(f"{name}: {cost} per finished task at {rate}{n}" if i == 0 else f"{name}: {cost} at {rate}{n}")
+        parts.append(
+            f"{name}: {cost} per finished task at {rate}{n}" if i == 0 else f"{name}: {cost} at {rate}{n}"
+        )
     return "; ".join(parts)

@@ -75,9 +75,11 @@ def check_url(url: str) -> None:
     """The call log is a SQLite file or a team ledger on PostgreSQL (psycopg 3): any other URL is refused in
     one line (shown with any password masked)."""
     if not normalize_url(url).startswith(("sqlite:", "sqlite+", "postgresql+psycopg:")):
-        raise DatabaseOpenError(f"unsupported database URL {display_url(url)[:200]!r}: the call log is a SQLite "
-                                "file, e.g. --db sqlite:///path/to/downshift.db, or a PostgreSQL team ledger, "
-                                "e.g. --db postgresql://user@host:5432/db")
+        raise DatabaseOpenError(
+            f"unsupported database URL {display_url(url)[:200]!r}: the call log is a SQLite "
+            "file, e.g. --db sqlite:///path/to/downshift.db, or a PostgreSQL team ledger, "
+            "e.g. --db postgresql://user@host:5432/db"
+        )
 
 
 def _read_only_reason(path: Path | None) -> str | None:
@@ -159,7 +161,12 @@ def _stored_revision(engine: Engine) -> tuple[bool, str | None]:
     if engine.dialect.name != "sqlite":
         return False, None
     with engine.connect() as conn:
-        if conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'").first() is None:
+        if (
+            conn.exec_driver_sql(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+            ).first()
+            is None
+        ):
             return True, None
         rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
     if len(rows) > 1:
@@ -172,7 +179,9 @@ def _is_empty(engine: Engine) -> bool:
     if engine.dialect.name != "sqlite":
         return False
     with engine.connect() as conn:
-        return conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").first() is None
+        return (
+            conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").first() is None
+        )
 
 
 def create_at_head(engine: Engine, head: str) -> None:
@@ -182,8 +191,10 @@ def create_at_head(engine: Engine, head: str) -> None:
 
     with engine.begin() as conn:
         Base.metadata.create_all(conn)
-        conn.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
-                             "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))")
+        conn.exec_driver_sql(
+            "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+            "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+        )
         conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": head})
 
 
@@ -195,7 +206,9 @@ def migrate(engine: Engine, url: str) -> None:
         if known and stored == fast_head:
             return  # up to date: Alembic is not even imported
         if known and stored is None and _is_empty(engine):
-            create_at_head(engine, fast_head)  # a new log: no Alembic either (~0.3 s and 11 MB on first start)
+            create_at_head(
+                engine, fast_head
+            )  # a new log: no Alembic either (~0.3 s and 11 MB on first start)
             return
     from alembic import command
     from alembic.runtime.migration import MigrationContext
@@ -213,7 +226,9 @@ def migrate(engine: Engine, url: str) -> None:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         shutil.copy2(path, backup)
     with engine.begin() as conn:
-        if is_postgres(conn):  # several instances starting at once on one ledger: one migrates, the others wait
+        if is_postgres(
+            conn
+        ):  # several instances starting at once on one ledger: one migrates, the others wait
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7261847309)")
             if MigrationContext.configure(conn).get_current_revision() == head:
                 return
@@ -237,8 +252,12 @@ def open_database(url: str, machine: str | None = None) -> Engine:
             if not is_postgres(conn):
                 conn.execute(text("UPDATE calls SET outcome = 'interrupted' WHERE outcome = 'in_flight'"))
             elif machine:
-                conn.execute(text("UPDATE calls SET outcome = 'interrupted' WHERE outcome = 'in_flight' AND machine = :m"),
-                             {"m": machine})
+                conn.execute(
+                    text(
+                        "UPDATE calls SET outcome = 'interrupted' WHERE outcome = 'in_flight' AND machine = :m"
+                    ),
+                    {"m": machine},
+                )
     except DatabaseError as exc:
         engine.dispose()
         where = sqlite_path(url) or display_url(url)
@@ -273,5 +292,10 @@ def open_read_only(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = sqlite_path(url)
         return create_engine(f"sqlite:///file:{path}?mode=ro&uri=true" if path else url)
-    return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2,
-                         connect_args={"options": "-c default_transaction_read_only=on"})
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=2,
+        max_overflow=2,
+        connect_args={"options": "-c default_transaction_read_only=on"},
+    )

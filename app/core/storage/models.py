@@ -130,7 +130,9 @@ class UsageSlot(Base):
     provider: Mapped[str] = mapped_column(String(100), primary_key=True)
     model: Mapped[str] = mapped_column(String(200), primary_key=True)
     role: Mapped[str] = mapped_column(String(32), primary_key=True)
-    member: Mapped[str] = mapped_column(String(100), primary_key=True, server_default="")  # team mode; '' for none
+    member: Mapped[str] = mapped_column(
+        String(100), primary_key=True, server_default=""
+    )  # team mode; '' for none
     calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     errors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     input_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -139,7 +141,9 @@ class UsageSlot(Base):
     cache_write_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     unpriced_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    premium_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")  # premium equivalent of priced calls
+    premium_usd: Mapped[float] = mapped_column(
+        Float, default=0.0, server_default="0"
+    )  # premium equivalent of priced calls
     savings_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     escalated: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     duration_ms: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
@@ -148,8 +152,12 @@ class UsageSlot(Base):
     tool_unknown_tool: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     tool_schema: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     tool_text_form: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    tool_result_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # valid calls whose result failed
-    estimated_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # usage estimated, not reported
+    tool_result_failed: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0"
+    )  # valid calls whose result failed
+    estimated_calls: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0"
+    )  # usage estimated, not reported
 
 
 class TaskTotals(Base):
@@ -167,10 +175,16 @@ class TaskTotals(Base):
     premium_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     savings_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     tool_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    tool_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # validation failures + failed results
+    tool_failures: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0"
+    )  # validation failures + failed results
     escalated: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    models: Mapped[str] = mapped_column(Text, default="", server_default="")  # "provider/model" joined by "\n", first use first
-    estimated_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # usage estimated, not reported
+    models: Mapped[str] = mapped_column(
+        Text, default="", server_default=""
+    )  # "provider/model" joined by "\n", first use first
+    estimated_calls: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0"
+    )  # usage estimated, not reported
 
 
 class AnalyticsMeta(Base):
@@ -203,6 +217,7 @@ class ProbeResult(Base):
     detail: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_probe_target", "target", "started_at"),)
+
 
 # ------------------------------------------------------------------------------------------- team mode (0005)
 
@@ -237,8 +252,13 @@ Index("ix_tasks_source", Task.source, Task.id)
 # Cost per task over a range reads tasks by start time: covering, so 20k tasks need no table look-ups.
 Index("ix_tasks_started_cover", Task.started_at, Task.id, Task.outcome, Task.label)
 # Sub-slot failure-rate charts and retention read tool calls by time; covering, so no table look-ups.
-Index("ix_tool_calls_time", ToolCallRow.started_at, ToolCallRow.upstream_model, ToolCallRow.kind, ToolCallRow.result_failed)
-
+Index(
+    "ix_tool_calls_time",
+    ToolCallRow.started_at,
+    ToolCallRow.upstream_model,
+    ToolCallRow.kind,
+    ToolCallRow.result_failed,
+)
 
 
 # ---------------------------------------------------------------------------------------------- executors (0004)
@@ -263,7 +283,9 @@ class ExecutorSlot(Base):
     errors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     tool_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     tool_invalid: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # failed validation
-    tool_result_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # valid, result failed
+    tool_result_failed: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0"
+    )  # valid, result failed
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     escalated: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -305,8 +327,12 @@ class ShadowCall(Base):
     served_tool_failures: Mapped[int] = mapped_column(Integer, default=0)
     valid: Mapped[bool | None] = mapped_column(Boolean)  # every shadow tool call passed the checks
     served_valid: Mapped[bool | None] = mapped_column(Boolean)
-    same_tool: Mapped[bool | None] = mapped_column(Boolean)  # same tool names chosen (None: neither called one)
-    args_valid: Mapped[bool | None] = mapped_column(Boolean)  # the shadow's arguments fit the declared schemas
+    same_tool: Mapped[bool | None] = mapped_column(
+        Boolean
+    )  # same tool names chosen (None: neither called one)
+    args_valid: Mapped[bool | None] = mapped_column(
+        Boolean
+    )  # the shadow's arguments fit the declared schemas
     served_tool: Mapped[str | None] = mapped_column(String(200))
     shadow_tool: Mapped[str | None] = mapped_column(String(200))
     detail: Mapped[str | None] = mapped_column(Text)

@@ -46,13 +46,32 @@ START_ROW_AFTER_S = 1.0  # a call running longer than this gets an `in_flight` r
 
 _CALL_COLUMNS = [c.name for c in Call.__table__.columns if c.name != "id"]
 _UPDATE_COLUMNS = [c for c in _CALL_COLUMNS if c not in ("call_id", "started_at")]
-_INSERT_CALLS = f"INSERT INTO calls ({', '.join(_CALL_COLUMNS)}) VALUES ({', '.join('?' for _ in _CALL_COLUMNS)})"
+_INSERT_CALLS = (
+    f"INSERT INTO calls ({', '.join(_CALL_COLUMNS)}) VALUES ({', '.join('?' for _ in _CALL_COLUMNS)})"
+)
 _SQL_START = _INSERT_CALLS + " ON CONFLICT (call_id) DO NOTHING"
-_SQL_END = _INSERT_CALLS + " ON CONFLICT (call_id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _UPDATE_COLUMNS)
-_TOOL_COLUMNS = ("call_id", "tool_call_id", "name", "kind", "detail", "result_failed", "result_reason", "started_at",
-                 "upstream_model")
-_SQL_TOOL = f"INSERT INTO tool_calls ({', '.join(_TOOL_COLUMNS)}) VALUES ({', '.join('?' for _ in _TOOL_COLUMNS)})"
-_SQL_RESULT_FAILED = "UPDATE tool_calls SET result_failed = 1, result_reason = ? WHERE tool_call_id = ? AND result_failed IS 0"
+_SQL_END = (
+    _INSERT_CALLS
+    + " ON CONFLICT (call_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _UPDATE_COLUMNS)
+)
+_TOOL_COLUMNS = (
+    "call_id",
+    "tool_call_id",
+    "name",
+    "kind",
+    "detail",
+    "result_failed",
+    "result_reason",
+    "started_at",
+    "upstream_model",
+)
+_SQL_TOOL = (
+    f"INSERT INTO tool_calls ({', '.join(_TOOL_COLUMNS)}) VALUES ({', '.join('?' for _ in _TOOL_COLUMNS)})"
+)
+_SQL_RESULT_FAILED = (
+    "UPDATE tool_calls SET result_failed = 1, result_reason = ? WHERE tool_call_id = ? AND result_failed IS 0"
+)
 
 
 @dataclass(frozen=True)
@@ -65,9 +84,13 @@ class _Statements:
 
 _SQLITE_SQL = _Statements(_SQL_START, _SQL_END, _SQL_TOOL, _SQL_RESULT_FAILED)
 # PostgreSQL: psycopg's placeholders, real booleans (executemany runs in pipeline mode: one round trip a batch)
-_PG_SQL = _Statements(pg(_SQL_START), pg(_SQL_END), pg(_SQL_TOOL),
-                      "UPDATE tool_calls SET result_failed = true, result_reason = %s WHERE tool_call_id = %s"
-                      " AND NOT result_failed")
+_PG_SQL = _Statements(
+    pg(_SQL_START),
+    pg(_SQL_END),
+    pg(_SQL_TOOL),
+    "UPDATE tool_calls SET result_failed = true, result_reason = %s WHERE tool_call_id = %s"
+    " AND NOT result_failed",
+)
 
 
 def _db_errors(engine: Engine) -> tuple[type[BaseException], ...]:
@@ -122,7 +145,9 @@ def call_row(rec: CallRecord, bodies: bool = True) -> dict[str, object]:
         "premium_cost_usd": rec.premium_cost_usd,
         "unpriced": rec.cost_source == "unpriced",
         "usage_estimated": rec.usage_estimated,
-        "fallback_chain": orjson.dumps([a.as_json() for a in rec.attempts]).decode() if rec.attempts else None,
+        "fallback_chain": orjson.dumps([a.as_json() for a in rec.attempts]).decode()
+        if rec.attempts
+        else None,
         "attempts": max(1, len(rec.attempts)),
         "bytes_in": rec.bytes_in,
         "bytes_out": rec.bytes_out,
@@ -216,13 +241,17 @@ class LogWriter:
             self.stats.dropped += 1
             dropped = self.stats.dropped
             if dropped in (1, 10, 100) or dropped % 1000 == 0:
-                log.warning("call log queue is full (%d waiting): %d rows dropped so far", self.max_pending, dropped)
+                log.warning(
+                    "call log queue is full (%d waiting): %d rows dropped so far", self.max_pending, dropped
+                )
             now = time.monotonic()
             if dropped == 1 or now - self._last_drop_notice > 30.0:
                 self._last_drop_notice = now
-                self._tell("Call log rows dropped",
-                           f"The call log could not be written for a while and its queue of {self.max_pending} rows "
-                           f"is full: {dropped} call(s) will be missing from the log. Downshift keeps serving.")
+                self._tell(
+                    "Call log rows dropped",
+                    f"The call log could not be written for a while and its queue of {self.max_pending} rows "
+                    f"is full: {dropped} call(s) will be missing from the log. Downshift keeps serving.",
+                )
 
     def _tell(self, title: str, message: str) -> None:
         if self.notify is not None:
@@ -323,10 +352,16 @@ class LogWriter:
         if self._consecutive_failures == 1:
             self.stats.outage_since = time.time()
             self._dropped_at_outage = self.stats.dropped
-            log.warning("call log write failed (%s); %d rows waiting in memory, retrying", self.stats.last_error, waiting)
-            self._tell("Call log paused",
-                       f"Downshift cannot write its call log ({self.stats.last_error}). It keeps serving and holds up "
-                       f"to {self.max_pending} rows in memory, written as soon as the database is available again.")
+            log.warning(
+                "call log write failed (%s); %d rows waiting in memory, retrying",
+                self.stats.last_error,
+                waiting,
+            )
+            self._tell(
+                "Call log paused",
+                f"Downshift cannot write its call log ({self.stats.last_error}). It keeps serving and holds up "
+                f"to {self.max_pending} rows in memory, written as soon as the database is available again.",
+            )
         elif self._consecutive_failures in (10, 100) or self._consecutive_failures % 1000 == 0:
             log.warning("call log still not writable (%s); %d rows waiting", self.stats.last_error, waiting)
 
@@ -335,9 +370,14 @@ class LogWriter:
         dropped = self.stats.dropped - self._dropped_at_outage
         self._consecutive_failures = 0
         self.stats.outage_since = None
-        lost = f"; {dropped} call(s) could not be kept (the queue was full)" if dropped else "; no call was lost"
+        lost = (
+            f"; {dropped} call(s) could not be kept (the queue was full)" if dropped else "; no call was lost"
+        )
         log.warning("call log writable again after %.0f s%s", time.time() - since, lost)
-        self._tell("Call log writing again", f"The call log is being written again after {time.time() - since:.0f} s{lost}.")
+        self._tell(
+            "Call log writing again",
+            f"The call log is being written again after {time.time() - since:.0f} s{lost}.",
+        )
 
     def _redact(self, work: list[tuple[int, object]]) -> None:
         """Mask keys in stored bodies, error messages and tool-call details (once per call, even when the batch
@@ -356,8 +396,12 @@ class LogWriter:
             rec: CallRecord = item  # type: ignore[assignment]
             if rec.call_id in self._redacted:
                 continue
-            texts = (rec.error_message or any(a.error_message for a in rec.attempts) or any(t.detail for t in rec.tool_calls)
-                     or rec.failed_results)
+            texts = (
+                rec.error_message
+                or any(a.error_message for a in rec.attempts)
+                or any(t.detail for t in rec.tool_calls)
+                or rec.failed_results
+            )
             if not texts and rec.request_body is None and rec.response_body is None:
                 continue
             if secrets is None:
@@ -419,7 +463,9 @@ class LogWriter:
                     starts.append(rec)
         self._starts = starts
         ends = list(ended.values())
-        if self.member is not None or self.machine is not None:  # team mode only: a single user's rows stay NULL
+        if (
+            self.member is not None or self.machine is not None
+        ):  # team mode only: a single user's rows stay NULL
             for rec in (*starts, *ends):
                 rec.member = rec.member or self.member
                 rec.machine = rec.machine or self.machine
@@ -435,15 +481,26 @@ class LogWriter:
                 if ends:
                     cur.executemany(sql.end, [_row_values(r) for r in ends])
                     tool_rows = [
-                        (r.call_id, t.tool_call_id, t.name, t.kind, t.detail or None, False, None, r.started_at,
-                         r.upstream_model)
+                        (
+                            r.call_id,
+                            t.tool_call_id,
+                            t.name,
+                            t.kind,
+                            t.detail or None,
+                            False,
+                            None,
+                            r.started_at,
+                            r.upstream_model,
+                        )
                         for r in ends
                         for t in r.tool_calls
                     ]
                     if tool_rows:
                         cur.executemany(sql.tool, tool_rows)
                 if failed:
-                    cur.executemany(sql.result_failed, [(reason[:500], tool_call_id) for tool_call_id, reason in failed])
+                    cur.executemany(
+                        sql.result_failed, [(reason[:500], tool_call_id) for tool_call_id, reason in failed]
+                    )
             finally:
                 cur.close()
         running = self._running

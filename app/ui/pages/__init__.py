@@ -108,7 +108,9 @@ class EmptyState(QWidget):
         layout.setContentsMargins(0, 4, 0, 4)
         icon = QLabel()
         size = self.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
-        icon.setPixmap(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxInformation).pixmap(size, size))
+        icon.setPixmap(
+            self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxInformation).pixmap(size, size)
+        )
         self.label = QLabel(text)
         self.label.setWordWrap(True)
         self.button = QPushButton(button_text)

@@ -56,8 +56,10 @@ class BudgetsPage(QWidget):
 
         self.grid = QGridLayout()
         self.grid.setColumnStretch(1, 1)
-        self.empty = QLabel("No budgets yet. A budget caps what all presets may spend in a day or a month, "
-                            "and warns, switches preset or blocks calls when it is reached.")
+        self.empty = QLabel(
+            "No budgets yet. A budget caps what all presets may spend in a day or a month, "
+            "and warns, switches preset or blocks calls when it is reached."
+        )
         self.empty.setWordWrap(True)
         self.message = MessageLine()
         edit = QPushButton("&Edit budgets…")
@@ -68,8 +70,12 @@ class BudgetsPage(QWidget):
         buttons.addStretch(1)
 
         layout = QVBoxLayout(self)
-        layout.addWidget(heading("Budgets", "Spending limits for all presets, whichever is active: what each "
-                                            "has used this day or month."))
+        layout.addWidget(
+            heading(
+                "Budgets",
+                "Spending limits for all presets, whichever is active: what each has used this day or month.",
+            )
+        )
         layout.addWidget(self.warning)
         layout.addWidget(self.message)
         layout.addWidget(self.empty)
@@ -91,8 +97,12 @@ class BudgetsPage(QWidget):
 
     def refresh(self) -> None:
         engine, budgets = self.ctx.core.db, self.ctx.core.config.budgets
-        self.flight.run(lambda: budget_status(engine, budgets, now=time.time()), self.show_rows,
-                        lambda exc: self.message.error(f"Could not read the budgets' spend: {exc}"), queue_latest=True)
+        self.flight.run(
+            lambda: budget_status(engine, budgets, now=time.time()),
+            self.show_rows,
+            lambda exc: self.message.error(f"Could not read the budgets' spend: {exc}"),
+            queue_latest=True,
+        )
 
     def show_rows(self, rows: list[dict[str, Any]]) -> None:
         self.rows = rows
@@ -106,22 +116,33 @@ class BudgetsPage(QWidget):
             bar.setAccessibleName(b["label"])
             self.grid.addWidget(QLabel(b["label"][0].upper() + b["label"][1:]), i, 0)
             self.grid.addWidget(bar, i, 1)
-            self.grid.addWidget(QLabel(("reached: " if b["reached"] else "at the limit it ")
-                                       + ACTIONS.get(b["action"], b["action"])), i, 2)
+            self.grid.addWidget(
+                QLabel(
+                    ("reached: " if b["reached"] else "at the limit it ")
+                    + ACTIONS.get(b["action"], b["action"])
+                ),
+                i,
+                2,
+            )
             self.bars.append(bar)
         self.empty.setVisible(not rows)
         self._show_warning()
 
     def _reached(self) -> list[dict[str, Any]]:
-        return [b for b in self.rows if b["reached"] and (b["label"], b["period_start"]) not in self.dismissed]
+        return [
+            b for b in self.rows if b["reached"] and (b["label"], b["period_start"]) not in self.dismissed
+        ]
 
     def _show_warning(self) -> None:
         reached = self._reached()
         if not reached:
             self.warning.hide()
             return
-        text = "; ".join(f"{b['label'][0].upper() + b['label'][1:]} reached: {fmt_money(b['spent'])} spent, "
-                         f"so it {ACTIONS.get(b['action'], b['action'])}" for b in reached)
+        text = "; ".join(
+            f"{b['label'][0].upper() + b['label'][1:]} reached: {fmt_money(b['spent'])} spent, "
+            f"so it {ACTIONS.get(b['action'], b['action'])}"
+            for b in reached
+        )
         self.warning_text.show_message("error", text + ".")
         self.warning.show()
 

@@ -35,8 +35,13 @@ from app.ui.models import CALL_COLUMNS, ERROR_COLOUR, CallsModel, fmt_money, fmt
 from app.ui.pages import EmptyState, MessageLine, heading
 from app.ui.throttle import SingleFlight, Throttle
 
-TIME_FILTERS = (("All time", None), ("Last hour", 3600.0), ("Last 24 hours", 86400.0), ("Last 7 days", 7 * 86400.0),
-                ("Last 30 days", 30 * 86400.0))
+TIME_FILTERS = (
+    ("All time", None),
+    ("Last hour", 3600.0),
+    ("Last 24 hours", 86400.0),
+    ("Last 7 days", 7 * 86400.0),
+    ("Last 30 days", 30 * 86400.0),
+)
 OUTCOMES = ("ok", "error", "cancelled", "interrupted", "in_flight")
 CHECK_LABELS = {
     "ok": "valid",
@@ -51,11 +56,22 @@ RECOUNT_MS = 3000
 CALL_COLUMN_WIDTHS = (70, 150, 215, 150, 50, 50, 75, 65, 85, 45)  # by the model's column order
 # what the columns show first, left to right, so a narrow table beside the detail pane still shows what
 # a call cost, took and did: the model's column keys in display order (the model's order is unchanged)
-CALL_COLUMN_ORDER = ("started_at", "outcome", "cost_usd", "duration_ms", "tools", "served_by", "requested_model",
-                     "input", "output_tokens", "task_id")
+CALL_COLUMN_ORDER = (
+    "started_at",
+    "outcome",
+    "cost_usd",
+    "duration_ms",
+    "tools",
+    "served_by",
+    "requested_model",
+    "input",
+    "output_tokens",
+    "task_id",
+)
 
 
 # ------------------------------------------------------------------------------------------ detail html
+
 
 def _esc(value: Any) -> str:
     return html.escape("–" if value is None or value == "" else str(value))
@@ -74,44 +90,77 @@ def detail_html(d: dict[str, Any]) -> str:
     """The detail pane for one `call_detail` result, as rich text (escaped: it shows what models wrote)."""
     target = f"{d['provider']}/{d['upstream_model']}" if d.get("provider") else "no upstream"
     outcome = _esc(d["outcome"]) + (f" (HTTP {d['status']})" if d.get("status") else "")
-    parts = [f"<h3>{_esc(d.get('requested_model'))} → {_esc(target)}</h3>",
-             f"<p>{_bad(outcome) if d['outcome'] not in ('ok', 'in_flight') else outcome} · "
-             f"{_esc(time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(d['started_at'])))} · "
-             f"{_esc(d['client_api'])} {_esc(d['endpoint'])}</p>"]
+    parts = [
+        f"<h3>{_esc(d.get('requested_model'))} → {_esc(target)}</h3>",
+        f"<p>{_bad(outcome) if d['outcome'] not in ('ok', 'in_flight') else outcome} · "
+        f"{_esc(time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(d['started_at'])))} · "
+        f"{_esc(d['client_api'])} {_esc(d['endpoint'])}</p>",
+    ]
     if d.get("error_kind") or d.get("error_message"):
-        parts.append("<h4>Error</h4>" + f"<p>{_bad(_esc(d.get('error_kind')))}</p>"
-                     f"<pre style='white-space:pre-wrap'>{_esc(d.get('error_message'))}</pre>")
-    parts.append("<h4>Timing</h4>" + _table([
-        ("first byte", _esc(fmt_ms(d.get("ttfb_ms")))),
-        ("duration", _esc(fmt_ms(d.get("duration_ms")))),
-        ("streamed", "yes" if d.get("streamed") else "no"),
-        ("attempts", _esc(d.get("attempts"))),
-    ]))
+        parts.append(
+            "<h4>Error</h4>" + f"<p>{_bad(_esc(d.get('error_kind')))}</p>"
+            f"<pre style='white-space:pre-wrap'>{_esc(d.get('error_message'))}</pre>"
+        )
+    parts.append(
+        "<h4>Timing</h4>"
+        + _table(
+            [
+                ("first byte", _esc(fmt_ms(d.get("ttfb_ms")))),
+                ("duration", _esc(fmt_ms(d.get("duration_ms")))),
+                ("streamed", "yes" if d.get("streamed") else "no"),
+                ("attempts", _esc(d.get("attempts"))),
+            ]
+        )
+    )
     guessed = bool(d.get("usage_estimated"))
     # an attempt that failed after it began answering is billed too: its estimate is in the cost, not the tokens
     partial = [a for a in d.get("fallback") or [] if a.get("cost_source")]
     tokens_note = guessed and not any(a["cost_source"] == "estimated" for a in partial)
-    parts.append("<h4>Tokens</h4>" + ("<p>" + _bad("~ estimated") + ": the provider reported no usage (or only part"
-                                      " of it); input from the request size, output from the text that went by</p>"
-                                      if tokens_note else "") + _table([
-        ("input (fresh)", _esc(d["input_tokens"])),
-        ("cache read", _esc(d["cache_read_tokens"])),
-        ("cache write", _esc(d["cache_write_tokens"] + d["cache_write_1h_tokens"])),
-        ("output", _esc(d["output_tokens"])),
-        ("of which reasoning", _esc(d["reasoning_tokens"])),
-        ("total", _esc(fmt_tokens(input_tokens(d) + d["output_tokens"]))),
-    ]))
-    cost_rows = [("cost", _esc(fmt_money(d.get("cost_usd"), unpriced=bool(d.get("unpriced")), estimated=guessed))),
-                 ("source", _esc({"provider": "billed by the provider", "table": "price table",
-                                  "override": "price override in config", "local": "local (hourly cost)",
-                                  "listed": "the provider's listed price",
-                                  "unpriced": "no known price",
-                                  "estimated": "estimated tokens x price (no usage reported)"}
-                                 .get(d.get("cost_source") or "", d.get("cost_source"))))]
+    parts.append(
+        "<h4>Tokens</h4>"
+        + (
+            "<p>" + _bad("~ estimated") + ": the provider reported no usage (or only part"
+            " of it); input from the request size, output from the text that went by</p>"
+            if tokens_note
+            else ""
+        )
+        + _table(
+            [
+                ("input (fresh)", _esc(d["input_tokens"])),
+                ("cache read", _esc(d["cache_read_tokens"])),
+                ("cache write", _esc(d["cache_write_tokens"] + d["cache_write_1h_tokens"])),
+                ("output", _esc(d["output_tokens"])),
+                ("of which reasoning", _esc(d["reasoning_tokens"])),
+                ("total", _esc(fmt_tokens(input_tokens(d) + d["output_tokens"]))),
+            ]
+        )
+    )
+    cost_rows = [
+        ("cost", _esc(fmt_money(d.get("cost_usd"), unpriced=bool(d.get("unpriced")), estimated=guessed))),
+        (
+            "source",
+            _esc(
+                {
+                    "provider": "billed by the provider",
+                    "table": "price table",
+                    "override": "price override in config",
+                    "local": "local (hourly cost)",
+                    "listed": "the provider's listed price",
+                    "unpriced": "no known price",
+                    "estimated": "estimated tokens x price (no usage reported)",
+                }.get(d.get("cost_source") or "", d.get("cost_source"))
+            ),
+        ),
+    ]
     if partial:
         billed = sum(a.get("cost_usd") or 0.0 for a in partial)
-        cost_rows.append(("of which failed attempts", _esc(fmt_money(billed, estimated=any(
-            a["cost_source"] == "estimated" for a in partial))) + " (began answering, then failed: see the fallback chain)"))
+        cost_rows.append(
+            (
+                "of which failed attempts",
+                _esc(fmt_money(billed, estimated=any(a["cost_source"] == "estimated" for a in partial)))
+                + " (began answering, then failed: see the fallback chain)",
+            )
+        )
     if d.get("billed_cost_usd") is not None:
         cost_rows.append(("billed", _esc(fmt_money(d["billed_cost_usd"]))))
     if d.get("estimated_cost_usd") is not None:
@@ -128,12 +177,20 @@ def detail_html(d: dict[str, Any]) -> str:
             check = _esc(check) if t["kind"] in ("ok", "unchecked") else _bad(_esc(check))
             if t.get("detail"):
                 check += f"<br><small>{_esc(t['detail'])}</small>"
-            result = _bad("failed") + f"<br><small>{_esc(t.get('result_reason'))}</small>" if t.get("result_failed") else "–"
-            body.append(f"<tr><td valign='top'>{_esc(t['name'])}<br><small>{_esc(t['tool_call_id'])}</small></td>"
-                        f"<td valign='top'>{check}</td><td valign='top'>{result}</td></tr>")
+            result = (
+                _bad("failed") + f"<br><small>{_esc(t.get('result_reason'))}</small>"
+                if t.get("result_failed")
+                else "–"
+            )
+            body.append(
+                f"<tr><td valign='top'>{_esc(t['name'])}<br><small>{_esc(t['tool_call_id'])}</small></td>"
+                f"<td valign='top'>{check}</td><td valign='top'>{result}</td></tr>"
+            )
         failed = sum(1 for t in tools if t["kind"] not in ("ok", "unchecked") or t.get("result_failed"))
-        parts.append(f"<h4>Tool calls ({len(tools)}, {failed} failed)</h4>"
-                     f"<table cellspacing='0' cellpadding='3' width='100%'>{head}{''.join(body)}</table>")
+        parts.append(
+            f"<h4>Tool calls ({len(tools)}, {failed} failed)</h4>"
+            f"<table cellspacing='0' cellpadding='3' width='100%'>{head}{''.join(body)}</table>"
+        )
     elif d.get("tool_calls"):
         parts.append(f"<h4>Tool calls</h4><p>{d['tool_calls']} (no details kept)</p>")
     if len(d.get("fallback") or []) > 1 or any(a.get("error_kind") for a in d.get("fallback") or []):
@@ -142,21 +199,38 @@ def detail_html(d: dict[str, Any]) -> str:
             how = f"HTTP {a['status']}" if a.get("status") else _esc(a.get("error_kind"))
             extra = f" – {_esc(a['error_message'])}" if a.get("error_message") else ""
             if a.get("cost_source"):  # began answering before it failed: billed, and in the call's cost
-                billed = fmt_money(a.get("cost_usd"), unpriced=a["cost_source"] == "unpriced",
-                                   estimated=a["cost_source"] == "estimated")
+                billed = fmt_money(
+                    a.get("cost_usd"),
+                    unpriced=a["cost_source"] == "unpriced",
+                    estimated=a["cost_source"] == "estimated",
+                )
                 extra += f" – {_esc(billed)} for {_esc(a.get('output_tokens'))} tokens it produced"
-            items.append(f"<li>{_esc(a.get('target'))}: {how}{extra} ({_esc(fmt_ms(a.get('duration_ms')))})</li>")
+            items.append(
+                f"<li>{_esc(a.get('target'))}: {how}{extra} ({_esc(fmt_ms(a.get('duration_ms')))})</li>"
+            )
         parts.append("<h4>Fallback chain</h4><ol>" + "".join(items) + "</ol>")
     task = d.get("task")
-    parts.append("<h4>Routing</h4>" + _table([
-        ("preset", _esc(d.get("preset"))),
-        ("role", _esc(d.get("role"))),
-        ("task", _esc(None if not task else f"#{task['id']} {task.get('label') or ''} ({task.get('outcome') or 'open'})")),
-        ("session", _esc(d.get("session_key"))),
-        ("client", _esc(d.get("user_agent"))),
-        ("bytes in / out", _esc(f"{d.get('bytes_in', 0):,} / {d.get('bytes_out', 0):,}")),
-        ("call id", _esc(d["call_id"])),
-    ]))
+    parts.append(
+        "<h4>Routing</h4>"
+        + _table(
+            [
+                ("preset", _esc(d.get("preset"))),
+                ("role", _esc(d.get("role"))),
+                (
+                    "task",
+                    _esc(
+                        None
+                        if not task
+                        else f"#{task['id']} {task.get('label') or ''} ({task.get('outcome') or 'open'})"
+                    ),
+                ),
+                ("session", _esc(d.get("session_key"))),
+                ("client", _esc(d.get("user_agent"))),
+                ("bytes in / out", _esc(f"{d.get('bytes_in', 0):,} / {d.get('bytes_out', 0):,}")),
+                ("call id", _esc(d["call_id"])),
+            ]
+        )
+    )
     for key, title in (("request_body", "Request body"), ("response_body", "Response body")):
         if d.get(key) is not None:
             parts.append(f"<h4>{title}</h4><pre style='white-space:pre-wrap'>{_esc(d[key])}</pre>")
@@ -210,7 +284,11 @@ class LiveTableView(QTableView):
         """Rows landing above the top: hold the view still when the user is scrolled down, has a row
         selected (the detail pane shows it) or has the pointer over the table."""
         reading = self.selectionModel() is not None and self.selectionModel().hasSelection()
-        if not parent.isValid() and first == 0 and (self.verticalScrollBar().value() > 0 or reading or self.underMouse()):
+        if (
+            not parent.isValid()
+            and first == 0
+            and (self.verticalScrollBar().value() > 0 or reading or self.underMouse())
+        ):
             top = self.indexAt(self.viewport().rect().topLeft())
             self._anchor = QPersistentModelIndex(top) if top.isValid() else None
 
@@ -264,8 +342,14 @@ class CallsPage(QWidget):
         self.count_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
 
         filters = QHBoxLayout()
-        for w in (self.time_box, self.model_box, self.provider_box, self.outcome_box, self.task_edit,
-                  self.failures_box):
+        for w in (
+            self.time_box,
+            self.model_box,
+            self.provider_box,
+            self.outcome_box,
+            self.task_edit,
+            self.failures_box,
+        ):
             filters.addWidget(w)
         filters.addWidget(self.search_edit, 1)
         filters.addWidget(self.count_label)
@@ -300,12 +384,15 @@ class CallsPage(QWidget):
 
         self.message = MessageLine()
         layout = QVBoxLayout(self)
-        layout.addWidget(heading("Calls", "Every call the proxy served, newest first. Select one for its "
-                                          "details."))
+        layout.addWidget(
+            heading("Calls", "Every call the proxy served, newest first. Select one for its details.")
+        )
         layout.addLayout(filters)
         layout.addWidget(self.message)
-        self.empty = EmptyState("No calls yet: connect an agent to Downshift, and its calls show here as they "
-                                "happen.", "Connect an agent…")
+        self.empty = EmptyState(
+            "No calls yet: connect an agent to Downshift, and its calls show here as they happen.",
+            "Connect an agent…",
+        )
         self.empty.button.clicked.connect(lambda: ctx.bridge.navigate.emit("export"))
         layout.addWidget(self.empty)
         layout.addWidget(split, 1)
@@ -383,7 +470,9 @@ class CallsPage(QWidget):
         if flt == self.model.filter:
             self.total = n
             self.count_label.setText(f"{n:,} call{'s' if n != 1 else ''}")
-            self.empty.setVisible(n == 0 and flt == CallFilter())  # nothing logged at all, not just filtered out
+            self.empty.setVisible(
+                n == 0 and flt == CallFilter()
+            )  # nothing logged at all, not just filtered out
 
     def _count_failed(self, exc: Exception) -> None:
         self.count_label.setText("")

@@ -86,8 +86,9 @@ def fitting_range(first: float | None, now: float) -> int | None:
     return next((i for i, r in enumerate(DASHBOARD_RANGES) if r.span_s >= age), len(DASHBOARD_RANGES) - 1)
 
 
-def snapshot(engine: Engine, rng: TimeRange, by: str, now: float, config: Config | None = None, *,
-             fit: bool = False) -> dict[str, Any]:
+def snapshot(
+    engine: Engine, rng: TimeRange, by: str, now: float, config: Config | None = None, *, fit: bool = False
+) -> dict[str, Any]:
     """Every figure the page shows, in one background job (with `fit`, also the range that fits the data)."""
     t0 = time.perf_counter()
     since = now - rng.span_s
@@ -100,7 +101,9 @@ def snapshot(engine: Engine, rng: TimeRange, by: str, now: float, config: Config
         "tasks": tasks.cost_per_task(engine, since=since),
     }
     if fit:
-        data["fit"] = fitting_range(dashboard.first_activity(engine, since=now - DASHBOARD_RANGES[-1].span_s), now)
+        data["fit"] = fitting_range(
+            dashboard.first_activity(engine, since=now - DASHBOARD_RANGES[-1].span_s), now
+        )
     if config is not None:
         data["savings_method"] = premium_split.describe(*premium_split.measured(engine, config, now))
     data.update(since=since, now=now, range=rng, by=by, query_ms=(time.perf_counter() - t0) * 1000)
@@ -174,7 +177,9 @@ class DashboardPage(QWidget):
             "per_task": Tile("Cost per finished task"),
             "calls": Tile("Calls"),
         }
-        self.tiles["savings"].setToolTip(f"{SAVINGS_METHOD.format(min_calls=premium_split.MIN_PREMIUM_CALLS)} {LOCAL_NOTE}")
+        self.tiles["savings"].setToolTip(
+            f"{SAVINGS_METHOD.format(min_calls=premium_split.MIN_PREMIUM_CALLS)} {LOCAL_NOTE}"
+        )
         tiles = QGridLayout()
         tiles.setSpacing(8)
         for i, tile in enumerate(self.tiles.values()):
@@ -198,15 +203,22 @@ class DashboardPage(QWidget):
 
         self.message = MessageLine()
         layout = QVBoxLayout(self)
-        layout.addWidget(heading("Dashboard", "What your agents cost, what they saved, and how reliably the "
-                                              "models drive their tools."))
+        layout.addWidget(
+            heading(
+                "Dashboard",
+                "What your agents cost, what they saved, and how reliably the models drive their tools.",
+            )
+        )
         layout.addLayout(bar)
         layout.addLayout(tiles)
         self.health = HealthRow(ctx)
         layout.addWidget(self.health)
         layout.addWidget(self.message)
-        self.empty = EmptyState("No calls in this range yet: connect an agent to Downshift (or run `downshift "
-                                "demo` to see the dashboard at work).", "Connect an agent…")
+        self.empty = EmptyState(
+            "No calls in this range yet: connect an agent to Downshift (or run `downshift "
+            "demo` to see the dashboard at work).",
+            "Connect an agent…",
+        )
         self.empty.button.clicked.connect(lambda: ctx.bridge.navigate.emit("export"))
         layout.addWidget(self.empty)
         layout.addLayout(charts, 1)
@@ -299,9 +311,16 @@ class DashboardPage(QWidget):
         since_last = time.monotonic() - self.last_query
         if not force and (since_last < REFRESH_MS / 1000 * 0.8 or (not self.dirty and since_last < STALE_S)):
             return  # at most about one refresh a second, however the timer and new calls interleave
-        rng, by, engine, config = self.time_range, self.by_box.currentData(), self.ctx.core.db, self.ctx.core.config
+        rng, by, engine, config = (
+            self.time_range,
+            self.by_box.currentData(),
+            self.ctx.core.db,
+            self.ctx.core.config,
+        )
         fit = not self.range_fitted
-        if self.flight.run(lambda: snapshot(engine, rng, by, time.time(), config, fit=fit), self.apply, self._failed):
+        if self.flight.run(
+            lambda: snapshot(engine, rng, by, time.time(), config, fit=fit), self.apply, self._failed
+        ):
             self.dirty = False
             self.last_query = time.monotonic()
 
@@ -330,10 +349,22 @@ class DashboardPage(QWidget):
         rng, since, now = data["range"], data["since"], data["now"]
         spend, failures = data["spend"], data["failures"]
         self._steps = [
-            lambda: self.spend.set_data(spend["buckets"], spend["series"], bucket_s=rng.bucket_s, since=since,
-                                        until=now, calls=spend.get("calls")),
-            lambda: self.failures.set_data(failures["buckets"], failures["series"], bucket_s=rng.bucket_s,
-                                           since=since, until=now, tool_calls=failures.get("tool_calls")),
+            lambda: self.spend.set_data(
+                spend["buckets"],
+                spend["series"],
+                bucket_s=rng.bucket_s,
+                since=since,
+                until=now,
+                calls=spend.get("calls"),
+            ),
+            lambda: self.failures.set_data(
+                failures["buckets"],
+                failures["series"],
+                bucket_s=rng.bucket_s,
+                since=since,
+                until=now,
+                tool_calls=failures.get("tool_calls"),
+            ),
             lambda: self.cost_per_task.set_data(data["tasks"]["by_outcome"], data["tasks"]["tasks"]),
             lambda: self._applied(data),
         ]
@@ -358,24 +389,43 @@ class DashboardPage(QWidget):
     def _apply_tiles(self, t: dict[str, Any], rng: TimeRange) -> None:
         span = rng.label.lower()
         today, month = t.get("spend_today_estimated_calls", 0), t.get("spend_month_estimated_calls", 0)
-        self.tiles["today"].set(fmt_money(t["spend_today"] or 0.0, estimated=bool(today)), estimated_note(today))
-        self.tiles["month"].set(fmt_money(t["spend_month"] or 0.0, estimated=bool(month)), estimated_note(month))
+        self.tiles["today"].set(
+            fmt_money(t["spend_today"] or 0.0, estimated=bool(today)), estimated_note(today)
+        )
+        self.tiles["month"].set(
+            fmt_money(t["spend_month"] or 0.0, estimated=bool(month)), estimated_note(month)
+        )
         spent, saved = t["spend_range"] or 0.0, t["savings_range"]
         hourly = t.get("hourly_cost_usd") or 0.0
         premium = spent + (t.get("savings_gross", saved) or 0.0)
         guessed = t.get("estimated_calls", 0)
-        note = f"{fmt_money(spent, estimated=bool(guessed))} spent" + (f" + {fmt_money(hourly)} hourly" if hourly else "")
-        self.tiles["savings"].set(fmt_money(saved, estimated=bool(guessed)),
-                                  "" if saved is None else f"{note}, premium {fmt_money(premium)}")
+        note = f"{fmt_money(spent, estimated=bool(guessed))} spent" + (
+            f" + {fmt_money(hourly)} hourly" if hourly else ""
+        )
+        self.tiles["savings"].set(
+            fmt_money(saved, estimated=bool(guessed)),
+            "" if saved is None else f"{note}, premium {fmt_money(premium)}",
+        )
         rate = t["tool_failure_rate"]
         self.tiles["failure"].set(fmt_rate(rate), "no tool calls" if rate is None else span)
         per_task = t["cost_per_finished_task"]
-        task_unpriced, task_guessed = t.get("finished_task_unpriced_calls", 0), t.get("finished_task_estimated_calls", 0)
+        task_unpriced, task_guessed = (
+            t.get("finished_task_unpriced_calls", 0),
+            t.get("finished_task_estimated_calls", 0),
+        )
         caveats = caveat_text(task_unpriced, task_guessed)
-        self.tiles["per_task"].set(fmt_money(per_task, estimated=bool(task_guessed)),
-                                   "no finished tasks" if per_task is None else caveats or span)
+        self.tiles["per_task"].set(
+            fmt_money(per_task, estimated=bool(task_guessed)),
+            "no finished tasks" if per_task is None else caveats or span,
+        )
         unpriced = t["unpriced_calls"]
         self.empty.setVisible(not t["calls"])
-        notes = ", ".join(x for x in (f"{unpriced} without a known price" if unpriced else "",
-                                      f"~ {guessed} estimated" if guessed else "") if x)
+        notes = ", ".join(
+            x
+            for x in (
+                f"{unpriced} without a known price" if unpriced else "",
+                f"~ {guessed} estimated" if guessed else "",
+            )
+            if x
+        )
         self.tiles["calls"].set(f"{t['calls']:,}", notes or span)

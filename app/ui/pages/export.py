@@ -48,7 +48,13 @@ AGENT_LABELS = {
     "gemini": "Gemini CLI",
     "generic": "Any OpenAI / Anthropic client",
 }
-FORMAT_LABELS = {"bash": "bash / zsh", "fish": "fish", "powershell": "PowerShell", "dotenv": ".env file", "json": "JSON"}
+FORMAT_LABELS = {
+    "bash": "bash / zsh",
+    "fish": "fish",
+    "powershell": "PowerShell",
+    "dotenv": ".env file",
+    "json": "JSON",
+}
 
 
 def _tilde(path: Path) -> str:
@@ -67,8 +73,13 @@ class ExportPage(QWidget):
         self.token_error: str | None = None
         self.keys: dict[str, str | None] = {}
         layout = QVBoxLayout(self)
-        layout.addWidget(heading("Export", "Point a coding agent at Downshift: connect it in one click, or paste "
-                                           "these lines into the shell (or file) the agent starts from."))
+        layout.addWidget(
+            heading(
+                "Export",
+                "Point a coding agent at Downshift: connect it in one click, or paste "
+                "these lines into the shell (or file) the agent starts from.",
+            )
+        )
         layout.addWidget(self._connect_box())
         form = QFormLayout()
         self.agent = QComboBox()
@@ -153,14 +164,20 @@ class ExportPage(QWidget):
         self.rc_line.setAccessibleName("Line for the shell's rc file")
         self.rc_line.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         copy_rc = QPushButton("Copy line")
-        copy_rc.clicked.connect(lambda: (QGuiApplication.clipboard().setText(self.rc_line.text()),
-                                         self.connect_message.ok("Copied: add it to your shell's rc file.")))
+        copy_rc.clicked.connect(
+            lambda: (
+                QGuiApplication.clipboard().setText(self.rc_line.text()),
+                self.connect_message.ok("Copied: add it to your shell's rc file."),
+            )
+        )
         rc_row.addWidget(QLabel("Shell rc line:"))
         rc_row.addWidget(self.rc_line, 1)
         rc_row.addWidget(copy_rc)
         grid.addLayout(rc_row, len(CONNECTABLE), 0, 1, 3)
-        note = QLabel("No token goes into the agent's file: the agent reads it from the environment, which this "
-                      "line sets in every new shell, so a token rotation or a port change never breaks it.")
+        note = QLabel(
+            "No token goes into the agent's file: the agent reads it from the environment, which this "
+            "line sets in every new shell, so a token rotation or a port change never breaks it."
+        )
         note.setWordWrap(True)
         note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         grid.addWidget(note, len(CONNECTABLE) + 1, 0, 1, 3)
@@ -178,10 +195,14 @@ class ExportPage(QWidget):
         for agent, button in self.connect_buttons.items():
             connected = state[agent]
             button.setText("Disconnect" if connected else "Connect")
-            button.setToolTip("Put back the settings this agent had before" if connected else
-                               f"Write Downshift into {CONNECTABLE[agent].file()}")
-            self.connect_status[agent].setText(f"connected: {_tilde(CONNECTABLE[agent].file())}" if connected
-                                               else "not connected")
+            button.setToolTip(
+                "Put back the settings this agent had before"
+                if connected
+                else f"Write Downshift into {CONNECTABLE[agent].file()}"
+            )
+            self.connect_status[agent].setText(
+                f"connected: {_tilde(CONNECTABLE[agent].file())}" if connected else "not connected"
+            )
         agent = focus or next((a for a, connected in state.items() if connected), "claude-code")
         self.rc_line.setText(rc_line(agent, self._rc_shell()))
 
@@ -200,8 +221,10 @@ class ExportPage(QWidget):
             self._show_connections(agent)
             if isinstance(result, Connected):
                 backup = f" (old file kept as {result.backup.name})" if result.backup else ""
-                self.connect_message.ok(f"{label} connected{backup}. Add the rc line above to your shell: it sets "
-                                        f"${result.token_var}.")
+                self.connect_message.ok(
+                    f"{label} connected{backup}. Add the rc line above to your shell: it sets "
+                    f"${result.token_var}."
+                )
             else:
                 self.connect_message.ok(f"{label} disconnected: {_tilde(result)} is as it was.")
 
@@ -242,8 +265,11 @@ class ExportPage(QWidget):
 
     def _load_key(self, name: str) -> None:
         core = self.ctx.core  # the job must not hold the page: see DownshiftApp.copy_env
-        self.ctx.background.run(lambda: core.provider_key(name), lambda key: self._key_loaded(name, key),
-                                lambda exc: self.warning.error(f"The key for {name} cannot be read: {exc}"))
+        self.ctx.background.run(
+            lambda: core.provider_key(name),
+            lambda key: self._key_loaded(name, key),
+            lambda exc: self.warning.error(f"The key for {name} cannot be read: {exc}"),
+        )
 
     def _key_loaded(self, name: str, key: str | None) -> None:
         self.keys[name] = key
@@ -264,7 +290,9 @@ class ExportPage(QWidget):
         if provider is None or self.keys.get(name) is None:
             return None
         key = self.keys[name] or ""
-        return direct_export_text(agent, fmt, provider, key if reveal else mask_key(key), self.ctx.core.config.active_preset)
+        return direct_export_text(
+            agent, fmt, provider, key if reveal else mask_key(key), self.ctx.core.config.active_preset
+        )
 
     def render(self) -> None:
         self.result.clear()
@@ -292,8 +320,10 @@ class ExportPage(QWidget):
             self.warning.error(f"No key is stored for {name}; add one on the Providers page.")
             self.snippet.clear()
             return
-        self.warning.error(f"This variant puts your real {name} API key in the snippet. Calls made with it bypass "
-                           "Downshift: no logging, no cost tracking, no fallback.")
+        self.warning.error(
+            f"This variant puts your real {name} API key in the snippet. Calls made with it bypass "
+            "Downshift: no logging, no cost tracking, no fallback."
+        )
         try:
             text = self.snippet_text(reveal=False)
         except DirectEnvError as exc:
@@ -306,11 +336,13 @@ class ExportPage(QWidget):
     def copy(self) -> None:
         direct = self.direct.isChecked()
         if direct and not dialogs.confirm(
-            self, "Copy the real provider key?",
+            self,
+            "Copy the real provider key?",
             f"The snippet contains your real {self.provider.currentData()} API key.",
             "Copy with key",
             "Anything you paste it into can spend on your account, and calls made with it bypass Downshift "
-            "(no logging, no cost tracking, no fallback). The Downshift variant needs no real key."):
+            "(no logging, no cost tracking, no fallback). The Downshift variant needs no real key.",
+        ):
             self.result.info("Not copied.")
             return
         try:
@@ -322,4 +354,6 @@ class ExportPage(QWidget):
             return
         QGuiApplication.clipboard().setText(text)
         lines = text.count("\n")
-        self.result.ok(f"Copied {lines} line{'s' if lines != 1 else ''}" + (" with the real key." if direct else "."))
+        self.result.ok(
+            f"Copied {lines} line{'s' if lines != 1 else ''}" + (" with the real key." if direct else ".")
+        )

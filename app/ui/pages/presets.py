@@ -162,9 +162,13 @@ class TargetPicker(QWidget):
         self.model.blockSignals(True)
         for i in range(self.model.count()):
             model = self.model.itemText(i)
-            tip = f"{probe_verdict(self.probes.get(f'{name}/{model}'))}\n{price_note(self.ctx, name, model)[1]}"
+            tip = (
+                f"{probe_verdict(self.probes.get(f'{name}/{model}'))}\n{price_note(self.ctx, name, model)[1]}"
+            )
             self.model.setItemData(i, tip, Qt.ItemDataRole.ToolTipRole)
-        self.model.setEditText(text)  # changed item data makes the combo copy its current item over the typed text
+        self.model.setEditText(
+            text
+        )  # changed item data makes the combo copy its current item over the typed text
         self.model.blockSignals(False)
         self._show_verdict()
 
@@ -183,7 +187,9 @@ class TargetPicker(QWidget):
         self.price.setToolTip(long)
 
     def set_target(self, target: Target | None) -> None:
-        self.provider.setCurrentIndex(max(self.provider.findData(target.provider if target else SAME_AS_DEFAULT), 0))
+        self.provider.setCurrentIndex(
+            max(self.provider.findData(target.provider if target else SAME_AS_DEFAULT), 0)
+        )
         self._provider_changed()
         self.model.setEditText(target.model if target else "")
         self._show_verdict()
@@ -206,8 +212,12 @@ class PresetsPage(QWidget):
         self._baseline: tuple[Any, ...] = ()  # the form as last loaded or saved (see has_unsaved_changes)
         self._after_save: str | None = None  # the preset to show once a save asked for by the guard is done
         outer = QVBoxLayout(self)
-        outer.addWidget(heading("Presets", "Which model serves each role. Switching the active preset "
-                                           "applies to the very next request."))
+        outer.addWidget(
+            heading(
+                "Presets",
+                "Which model serves each role. Switching the active preset applies to the very next request.",
+            )
+        )
         self.tabs = QTabWidget()
         outer.addWidget(self.tabs, 1)
         split = QSplitter()
@@ -229,8 +239,14 @@ class PresetsPage(QWidget):
         self.remove_button = QPushButton("&Remove")
         self.import_button = QPushButton("&Import…")
         self.export_button = QPushButton("E&xport…")
-        buttons = (self.activate_button, self.new_button, self.duplicate_button, self.remove_button,
-                   self.import_button, self.export_button)
+        buttons = (
+            self.activate_button,
+            self.new_button,
+            self.duplicate_button,
+            self.remove_button,
+            self.import_button,
+            self.export_button,
+        )
         for i, button in enumerate(buttons):
             grid.addWidget(button, i // 2, i % 2)
         left_layout.addLayout(grid)
@@ -408,7 +424,9 @@ class PresetsPage(QWidget):
         patterns = []
         for row in range(self.patterns.rowCount()):
             item, combo = self.patterns.item(row, 0), self.patterns.cellWidget(row, 1)
-            patterns.append((item.text() if item else "", combo.currentText() if isinstance(combo, QComboBox) else ""))
+            patterns.append(
+                (item.text() if item else "", combo.currentText() if isinstance(combo, QComboBox) else "")
+            )
         return (
             self.name.text().strip(),
             self.description.text().strip(),
@@ -440,8 +458,13 @@ class PresetsPage(QWidget):
         starts the save and answers False; once it is saved, preset `then` is shown."""
         if not self.has_unsaved_changes():
             return True
-        answer = dialogs.choose(self, "Unsaved changes", f"{self.unsaved_what()} has unsaved changes.",
-                                ["Save", "Discard changes"], "Discarded changes are lost.")
+        answer = dialogs.choose(
+            self,
+            "Unsaved changes",
+            f"{self.unsaved_what()} has unsaved changes.",
+            ["Save", "Discard changes"],
+            "Discarded changes are lost.",
+        )
         if answer == 1:
             return True
         if answer == 0:
@@ -565,8 +588,16 @@ class PresetsPage(QWidget):
                 patterns[glob] = combo.currentText() if isinstance(combo, QComboBox) else "default"
         fallback = tuple(Target.parse(self.fallback.item(i).text()) for i in range(self.fallback.count()))
         old = self.ctx.core.config.presets.get(self.editing) if self.editing else None
-        return Preset(name, roles, patterns, fallback, self.description.text().strip(), old.escalate if old else None,
-                      old.long_context if old else None, old.shadow if old else None)  # rules the form does not edit
+        return Preset(
+            name,
+            roles,
+            patterns,
+            fallback,
+            self.description.text().strip(),
+            old.escalate if old else None,
+            old.long_context if old else None,
+            old.shadow if old else None,
+        )  # rules the form does not edit
 
     # ------------------------------------------------------------------------------------------- actions
 
@@ -580,8 +611,11 @@ class PresetsPage(QWidget):
         old = self.editing
         self.save_button.setEnabled(False)
         self.message.clear()
-        self.ctx.update_config(lambda c: put_preset(c, preset, old_name=old), lambda _: self._saved(preset.name),
-                               self._failed("Not saved"))
+        self.ctx.update_config(
+            lambda c: put_preset(c, preset, old_name=old),
+            lambda _: self._saved(preset.name),
+            self._failed("Not saved"),
+        )
 
     def _saved(self, name: str) -> None:
         self.save_button.setEnabled(True)
@@ -608,9 +642,11 @@ class PresetsPage(QWidget):
         name = self.editing
         if name:
             self.message.clear()
-            self.ctx.update_config(lambda c: c.with_active(name),
-                                   lambda _: self.message.ok(f"{name} is active: the next request uses it."),
-                                   self._failed("Not activated"))
+            self.ctx.update_config(
+                lambda c: c.with_active(name),
+                lambda _: self.message.ok(f"{name} is active: the next request uses it."),
+                self._failed("Not activated"),
+            )
 
     def duplicate_current(self) -> None:
         if not self.editing or not self.confirm_leave():
@@ -636,14 +672,18 @@ class PresetsPage(QWidget):
         if not name:
             return
         try:
-            remove_preset(self.ctx.core.config, name)  # refuses the active preset, or one a budget switches to
+            remove_preset(
+                self.ctx.core.config, name
+            )  # refuses the active preset, or one a budget switches to
         except ConfigError as exc:
             self.message.error(f"{name} cannot be removed: it {exc.problem}.")
             return
         if not dialogs.confirm(self, "Remove preset?", f"Remove the preset {name}?", "Remove"):
             return
         self.message.clear()
-        self.ctx.update_config(lambda c: remove_preset(c, name), lambda _: self._removed(name), self._failed("Not removed"))
+        self.ctx.update_config(
+            lambda c: remove_preset(c, name), lambda _: self._removed(name), self._failed("Not removed")
+        )
 
     def _removed(self, name: str) -> None:
         self.editing = None
@@ -654,8 +694,9 @@ class PresetsPage(QWidget):
     def export_current(self) -> None:
         if not self.editing:
             return
-        path = dialogs.save_file(self, "Export preset", "Downshift preset (*.toml)",
-                                 Path.home() / f"{self.editing}.downshift.toml")
+        path = dialogs.save_file(
+            self, "Export preset", "Downshift preset (*.toml)", Path.home() / f"{self.editing}.downshift.toml"
+        )
         if path is None:
             return
         try:
@@ -691,12 +732,16 @@ class PresetsPage(QWidget):
     def _budgets_tab(self) -> QWidget:
         box = QWidget()
         layout = QVBoxLayout(box)
-        intro = QLabel("Spending limits for all presets: warn, switch to another preset, or block calls once "
-                       "spend in the period reaches the limit. Naming a provider counts only its calls.")
+        intro = QLabel(
+            "Spending limits for all presets: warn, switch to another preset, or block calls once "
+            "spend in the period reaches the limit. Naming a provider counts only its calls."
+        )
         intro.setWordWrap(True)
         layout.addWidget(intro)
         self.budgets = QTableWidget(0, 5)
-        self.budgets.setHorizontalHeaderLabels(["Period", "Limit (USD)", "Action", "Provider", "Switch to preset"])
+        self.budgets.setHorizontalHeaderLabels(
+            ["Period", "Limit (USD)", "Action", "Provider", "Switch to preset"]
+        )
         self.budgets.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.budgets.verticalHeader().setVisible(False)
         self.budgets.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -754,8 +799,15 @@ class PresetsPage(QWidget):
         out = []
         for row in range(self.budgets.rowCount()):
             period, limit, action, provider, switch = (self.budgets.cellWidget(row, c) for c in range(5))
-            out.append(Budget(period.currentText(), round(limit.value(), 2), action.currentText(),  # type: ignore[union-attr]
-                              provider.currentData(), switch.currentData()))  # type: ignore[union-attr]
+            out.append(
+                Budget(
+                    period.currentText(),
+                    round(limit.value(), 2),
+                    action.currentText(),  # type: ignore[union-attr]
+                    provider.currentData(),
+                    switch.currentData(),
+                )
+            )  # type: ignore[union-attr]
         return out
 
     def save_budgets(self) -> None:
@@ -765,6 +817,10 @@ class PresetsPage(QWidget):
             if b.action == "switch" and not b.switch_to:
                 self.budget_message.error(f"Budget {i + 1}: choose the preset to switch to.")
                 return
-        self.ctx.update_config(lambda c: set_budgets(c, budgets),
-                               lambda _: self.budget_message.ok(f"Saved {len(budgets)} budget{'s' if len(budgets) != 1 else ''}."),
-                               lambda exc: self.budget_message.error(f"Not saved: {exc}"))
+        self.ctx.update_config(
+            lambda c: set_budgets(c, budgets),
+            lambda _: self.budget_message.ok(
+                f"Saved {len(budgets)} budget{'s' if len(budgets) != 1 else ''}."
+            ),
+            lambda exc: self.budget_message.error(f"Not saved: {exc}"),
+        )

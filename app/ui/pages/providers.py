@@ -49,8 +49,13 @@ from app.ui.pages.presets import probe_verdict
 
 PRICE_COLUMNS = {2: "input", 3: "output"}
 SOURCE_COLUMN, PROBE_COLUMN = 4, 5
-SOURCE_SHORT = {"override": "your override", "listed": "provider's list", "table": "price table",
-                "local": "local", "unpriced": "no known price"}
+SOURCE_SHORT = {
+    "override": "your override",
+    "listed": "provider's list",
+    "table": "price table",
+    "local": "local",
+    "unpriced": "no known price",
+}
 
 
 def source_text(resolved: Resolved) -> str:
@@ -80,7 +85,11 @@ def probe_report(result: dict[str, Any]) -> str:
     latency = f"{sum(latencies):.0f} ms" if latencies else "no answer"
     cost = "-" if result.get("cost_usd") is None else f"${result['cost_usd']:.4f}"
     text = f"{result['target']}: {probe_verdict(result, prefix='')}; {latency}; cost {cost}."
-    failed = [f"{r['probe']} ({r['detail']})" if r.get("detail") else r["probe"] for r in result["results"] if not r["passed"]]
+    failed = [
+        f"{r['probe']} ({r['detail']})" if r.get("detail") else r["probe"]
+        for r in result["results"]
+        if not r["passed"]
+    ]
     return text + (f" Failed: {'; '.join(failed)}." if failed else "")
 
 
@@ -94,8 +103,13 @@ class ProvidersPage(QWidget):
         self.edited = False  # the user typed or picked something since the form was filled
         secrets = ctx.core.secrets
         layout = QVBoxLayout(self)
-        layout.addWidget(heading("Providers", f"Accounts Downshift can route to. Keys are kept in the "
-                                              f"{secrets.describe()}, never in the config file."))
+        layout.addWidget(
+            heading(
+                "Providers",
+                f"Accounts Downshift can route to. Keys are kept in the "
+                f"{secrets.describe()}, never in the config file.",
+            )
+        )
         if not secrets.uses_keyring:
             self.keyring_note = MessageLine()
             self.keyring_note.info(f"No OS keyring was found, so keys are kept in a {secrets.describe()}.")
@@ -151,14 +165,17 @@ class ProvidersPage(QWidget):
         self.local = QCheckBox("Runs on this machine (no key, no per-token cost)")
         self.key_env = QLineEdit()
         self.key_env.setPlaceholderText("optional, e.g. OPENROUTER_API_KEY")
-        self.key_env.setToolTip("When this variable is set in Downshift's environment, its value is used "
-                                "instead of the stored key.")
+        self.key_env.setToolTip(
+            "When this variable is set in Downshift's environment, its value is used "
+            "instead of the stored key."
+        )
         self.key = QLineEdit()
         self.key.setEchoMode(QLineEdit.EchoMode.Password)
         self.key.setAccessibleName("API key")
         self.show_key_box = QCheckBox("Sho&w")
-        self.show_key_box.toggled.connect(lambda on: self.key.setEchoMode(
-            QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password))
+        self.show_key_box.toggled.connect(
+            lambda on: self.key.setEchoMode(QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password)
+        )
         key_row = QHBoxLayout()
         key_row.addWidget(self.key, 1)
         key_row.addWidget(self.show_key_box)
@@ -186,7 +203,9 @@ class ProvidersPage(QWidget):
         self.revert_button = QPushButton("Re&vert")
         self.revert_button.clicked.connect(self.revert)
         self.test_button = QPushButton("&Test connection")
-        self.test_button.setToolTip("List the provider's models with this key, and keep the list for the Presets page")
+        self.test_button.setToolTip(
+            "List the provider's models with this key, and keep the list for the Presets page"
+        )
         self.test_button.clicked.connect(self.test_connection)
         buttons.addWidget(self.save_button)
         buttons.addWidget(self.revert_button)
@@ -198,14 +217,22 @@ class ProvidersPage(QWidget):
         self.models_label = QLabel("Models")
         right_layout.addWidget(self.models_label)
         self.models = QTreeWidget()
-        self.models.setHeaderLabels(["Model", "Context", "Input $/M", "Output $/M", "Price from", "Tool-use probe"])
-        self.models.headerItem().setToolTip(2, "What calls to this model are charged per million input tokens. "
-                                               "Double-click to override it in the config; clear it to remove "
-                                               "the override.")
+        self.models.setHeaderLabels(
+            ["Model", "Context", "Input $/M", "Output $/M", "Price from", "Tool-use probe"]
+        )
+        self.models.headerItem().setToolTip(
+            2,
+            "What calls to this model are charged per million input tokens. "
+            "Double-click to override it in the config; clear it to remove "
+            "the override.",
+        )
         self.models.headerItem().setToolTip(3, self.models.headerItem().toolTip(2).replace("input", "output"))
-        self.models.headerItem().setToolTip(SOURCE_COLUMN, "Where the price comes from: your override in the "
-                                            "config, the provider's own model list, or the built-in price table. "
-                                            "A provider that reports a call's cost (OpenRouter) is charged that.")
+        self.models.headerItem().setToolTip(
+            SOURCE_COLUMN,
+            "Where the price comes from: your override in the "
+            "config, the provider's own model list, or the built-in price table. "
+            "A provider that reports a call's cost (OpenRouter) is charged that.",
+        )
         self.models.setEditTriggers(QTreeWidget.EditTrigger.NoEditTriggers)  # only the price cells, below
         self.models.itemDoubleClicked.connect(self._edit_price)
         self.models.itemChanged.connect(self._price_edited)
@@ -222,8 +249,10 @@ class ProvidersPage(QWidget):
         right_layout.addWidget(self.models, 1)
         probe_row = QHBoxLayout()
         self.probe_button = QPushButton("Pro&be tool use")
-        self.probe_button.setToolTip("Run a fixed battery of tool-use probes against the selected model, straight to "
-                                     "the provider (not through the proxy), and keep the result")
+        self.probe_button.setToolTip(
+            "Run a fixed battery of tool-use probes against the selected model, straight to "
+            "the provider (not through the proxy), and keep the result"
+        )
         self.probe_button.clicked.connect(self.probe_selected)
         self.probe_status = QLabel()
         self.probe_status.setWordWrap(True)
@@ -294,8 +323,9 @@ class ProvidersPage(QWidget):
         name = current.data(0, Qt.ItemDataRole.UserRole)
         if name == self.editing:
             return
-        if self.edited and not dialogs.confirm(self, "Discard changes?", f"{self.unsaved_what()} has unsaved changes.",
-                                               "Discard"):
+        if self.edited and not dialogs.confirm(
+            self, "Discard changes?", f"{self.unsaved_what()} has unsaved changes.", "Discard"
+        ):
             self.list.blockSignals(True)
             self.list.setCurrentItem(previous)
             self.list.blockSignals(False)
@@ -354,8 +384,9 @@ class ProvidersPage(QWidget):
         self.show_models(name, self.ctx.models.models(name))
 
     def _add_account(self, template_id: str) -> None:
-        if self.edited and not dialogs.confirm(self, "Discard changes?", f"{self.unsaved_what()} has unsaved changes.",
-                                               "Discard"):
+        if self.edited and not dialogs.confirm(
+            self, "Discard changes?", f"{self.unsaved_what()} has unsaved changes.", "Discard"
+        ):
             return
         self.new_account(template_id)
 
@@ -369,8 +400,10 @@ class ProvidersPage(QWidget):
         self.dirty = True
         self.remove_button.setEnabled(False)
         self.show_models(None, [])
-        self.message.info(f"New {tpl.name} account: check the fields, paste the key, then Save."
-                          + (" Custom providers need a base URL." if not tpl.base_url else ""))
+        self.message.info(
+            f"New {tpl.name} account: check the fields, paste the key, then Save."
+            + (" Custom providers need a base URL." if not tpl.base_url else "")
+        )
         (self.key if tpl.needs_key else self.name).setFocus()
 
     def _template_chosen(self) -> None:
@@ -405,9 +438,13 @@ class ProvidersPage(QWidget):
         """A Provider from the form, keeping the settings the form does not show (headers, timeouts...)."""
         base = self.ctx.core.config.providers.get(self.editing) if self.editing else None
         tpl = template(self.template.currentData()) if base is None else template_for(base)
-        fields = dict(name=self.name.text().strip(), base_url=self.base_url.text().strip().rstrip("/"),
-                      api=self.api.currentText(), local=self.local.isChecked(),
-                      api_key_env=self.key_env.text().strip() or None)
+        fields = dict(
+            name=self.name.text().strip(),
+            base_url=self.base_url.text().strip().rstrip("/"),
+            api=self.api.currentText(),
+            local=self.local.isChecked(),
+            api_key_env=self.key_env.text().strip() or None,
+        )
         return replace(base, **fields) if base else Provider(kind=tpl.kind, **fields)
 
     # ------------------------------------------------------------------------------------------- actions
@@ -458,8 +495,13 @@ class ProvidersPage(QWidget):
         except ConfigError as exc:
             self.message.error(f"{name} cannot be removed: it {exc.problem}.")
             return
-        if not dialogs.confirm(self, "Remove account?", f"Remove the provider {name}?", "Remove",
-                               "Its stored key is deleted from the keyring too."):
+        if not dialogs.confirm(
+            self,
+            "Remove account?",
+            f"Remove the provider {name}?",
+            "Remove",
+            "Its stored key is deleted from the keyring too.",
+        ):
             return
         core, models = self.ctx.core, self.ctx.models
 
@@ -468,7 +510,9 @@ class ProvidersPage(QWidget):
             core.set_provider_key(name, None)
             models.forget(name)
 
-        self.ctx.write(job, lambda _: self._removed(name), lambda exc: self.message.error(f"Not removed: {exc}"))
+        self.ctx.write(
+            job, lambda _: self._removed(name), lambda exc: self.message.error(f"Not removed: {exc}")
+        )
 
     def _removed(self, name: str) -> None:
         self.editing = None
@@ -499,7 +543,11 @@ class ProvidersPage(QWidget):
     def _tested(self, listing: ModelListing) -> None:
         self.test_button.setEnabled(True)
         n = len(listing.models)
-        kept = " Saved for the Presets page's model picker." if self.editing else " Save the account to keep the list."
+        kept = (
+            " Saved for the Presets page's model picker."
+            if self.editing
+            else " Save the account to keep the list."
+        )
         self.message.ok(f"Connected in {listing.latency_ms:.0f} ms: {n} model{'s' if n != 1 else ''}.{kept}")
         self.show_models(self.editing, list(listing.models))
 
@@ -516,9 +564,16 @@ class ProvidersPage(QWidget):
         for m in models:
             resolved = self._resolved(provider, m)
             price = resolved.price
-            item = QTreeWidgetItem([m.id, f"{m.context_length:,}" if m.context_length else "",
-                                    _price(price.input if price else None), _price(price.output if price else None),
-                                    source_text(resolved), ""])
+            item = QTreeWidgetItem(
+                [
+                    m.id,
+                    f"{m.context_length:,}" if m.context_length else "",
+                    _price(price.input if price else None),
+                    _price(price.output if price else None),
+                    source_text(resolved),
+                    "",
+                ]
+            )
             item.setData(0, Qt.ItemDataRole.UserRole, m.id)
             tip = f"{describe_price(price)}\nfrom {resolved.label}" if price else resolved.label
             for col in (2, 3, SOURCE_COLUMN):
@@ -569,14 +624,18 @@ class ProvidersPage(QWidget):
         try:
             values = {field: parse_price(item.text(col)) for col, field in PRICE_COLUMNS.items()}
         except ValueError:
-            self.message.error(f"{item.text(column)!r} is not a price: type USD per million tokens, e.g. 2.50")
+            self.message.error(
+                f"{item.text(column)!r} is not a price: type USD per million tokens, e.g. 2.50"
+            )
             self.show_models(name, self.ctx.models.models(name))
             return
         if values["input"] is None and values["output"] is None:
             if key in config.prices:
-                self.ctx.update_config(lambda c: set_price_override(c, key, None),
-                                       lambda _: self.message.ok(f"Removed the price override of {key}."),
-                                       lambda exc: self.message.error(f"Not saved: {exc}"))
+                self.ctx.update_config(
+                    lambda c: set_price_override(c, key, None),
+                    lambda _: self.message.ok(f"Removed the price override of {key}."),
+                    lambda exc: self.message.error(f"Not saved: {exc}"),
+                )
             else:
                 self.show_models(name, self.ctx.models.models(name))
             return
@@ -586,14 +645,21 @@ class ProvidersPage(QWidget):
             return
         current = resolve_price(config, config.providers.get(name), model)
         base = current.price
-        price = Price(values["input"], values["output"], base.cache_read if base else None,
-                      base.cache_write if base else None, base.cache_write_1h if base else None)
+        price = Price(
+            values["input"],
+            values["output"],
+            base.cache_read if base else None,
+            base.cache_write if base else None,
+            base.cache_write_1h if base else None,
+        )
         copied = ""
         if base is not None and current.source != "override" and base.cache_read is not None:
             copied = f" (cache prices from the {current.label})"
-        self.ctx.update_config(lambda c: set_price_override(c, key, price),
-                               lambda _: self.message.ok(f'Saved [prices."{key}"]: {describe_price(price)}{copied}.'),
-                               lambda exc: self.message.error(f"Not saved: {exc}"))
+        self.ctx.update_config(
+            lambda c: set_price_override(c, key, price),
+            lambda _: self.message.ok(f'Saved [prices."{key}"]: {describe_price(price)}{copied}.'),
+            lambda exc: self.message.error(f"Not saved: {exc}"),
+        )
 
     # ------------------------------------------------------------------------------------------- probes
 
@@ -606,7 +672,9 @@ class ProvidersPage(QWidget):
 
             return latest_probes(db)
 
-        self.ctx.background.run(job, self._probes_loaded, lambda exc: self.probe_status.setText(f"Probe results not read: {exc}"))
+        self.ctx.background.run(
+            job, self._probes_loaded, lambda exc: self.probe_status.setText(f"Probe results not read: {exc}")
+        )
 
     def _probes_loaded(self, probes: dict[str, dict[str, Any]]) -> None:
         self.probes = probes
@@ -648,13 +716,21 @@ class ProvidersPage(QWidget):
 
             return estimate(config, target)
 
-        self.ctx.background.run(job, lambda est: self._confirm_probe(target, est),
-                                lambda exc: self._probe_failed(str(target), exc))
+        self.ctx.background.run(
+            job,
+            lambda est: self._confirm_probe(target, est),
+            lambda exc: self._probe_failed(str(target), exc),
+        )
 
     def _confirm_probe(self, target: Target, est: Any) -> None:
         self.probing = None
-        if not dialogs.confirm(self, "Probe tool use", f"Probe {target}? The probes go straight to the provider "
-                               "and are billed like any call.", "Run the probes", detail=est.describe()):
+        if not dialogs.confirm(
+            self,
+            "Probe tool use",
+            f"Probe {target}? The probes go straight to the provider and are billed like any call.",
+            "Run the probes",
+            detail=est.describe(),
+        ):
             self.probe_status.setText(f"Probe of {target} cancelled: nothing was sent. {est.describe()}")
             self._show_probe_column()
             self._update_probe_button()
@@ -679,7 +755,9 @@ class ProvidersPage(QWidget):
         self.probing = str(target)
         self._update_probe_button()
         self._show_probe_column()
-        self.probe_status.setText(f"Probing {target}: {len(PROBES)} tool-use probes, straight to the provider…")
+        self.probe_status.setText(
+            f"Probing {target}: {len(PROBES)} tool-use probes, straight to the provider…"
+        )
         self.ctx.background.run(job, self._probed, lambda exc: self._probe_failed(str(target), exc))
 
     def _probed(self, result: dict[str, Any]) -> None:

@@ -100,8 +100,11 @@ class SettingsPage(QWidget):
         self.token_field.setEchoMode(QLineEdit.EchoMode.Password)
         self.token_field.setAccessibleName("Local token")
         self.show_token = QCheckBox("Sho&w")
-        self.show_token.toggled.connect(lambda on: self.token_field.setEchoMode(
-            QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password))
+        self.show_token.toggled.connect(
+            lambda on: self.token_field.setEchoMode(
+                QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password
+            )
+        )
         copy = QPushButton("Copy")
         copy.clicked.connect(self.copy_token)
         self.rotate_button = QPushButton("&Rotate…")
@@ -198,7 +201,9 @@ class SettingsPage(QWidget):
         proxy = self.ctx.proxy
         self.port.setValue(config.port)
         if proxy is not None and proxy.port is not None and proxy.port != config.port and config.port != 0:
-            self.listening.setText(f"Listening on {self.ctx.base_url} now; port {config.port} is used from the next start.")
+            self.listening.setText(
+                f"Listening on {self.ctx.base_url} now; port {config.port} is used from the next start."
+            )
         elif proxy is not None:
             self.listening.setText(f"Listening on {self.ctx.base_url}.")
         else:
@@ -237,8 +242,11 @@ class SettingsPage(QWidget):
     def load_token(self) -> None:
         self.token_field.setText("")
         self.token_field.setPlaceholderText("reading…")
-        self.ctx.background.run(self.ctx.token, self._token_loaded,
-                                lambda exc: self.message.error(f"The local token cannot be read: {exc}"))
+        self.ctx.background.run(
+            self.ctx.token,
+            self._token_loaded,
+            lambda exc: self.message.error(f"The local token cannot be read: {exc}"),
+        )
 
     def _token_loaded(self, token: str) -> None:
         self.token = token
@@ -248,14 +256,20 @@ class SettingsPage(QWidget):
 
     def save_config(self, what: str, **changes: object) -> None:
         self.message.clear()
-        self.ctx.update_config(lambda c: replace(c, **changes), lambda _: self.message.ok(f"{what}: saved."),
-                               lambda exc: self.message.error(f"{what} not saved: {exc}"))
+        self.ctx.update_config(
+            lambda c: replace(c, **changes),
+            lambda _: self.message.ok(f"{what}: saved."),
+            lambda exc: self.message.error(f"{what} not saved: {exc}"),
+        )
 
     def save_prefs(self, what: str, **changes: object) -> None:
         note = " It takes effect when Downshift restarts." if "database" in changes else ""
         self.message.clear()
-        self.ctx.update_config(lambda c: with_prefs(c, **changes), lambda _: self.message.ok(f"{what}: saved.{note}"),
-                               lambda exc: self.message.error(f"{what} not saved: {exc}"))
+        self.ctx.update_config(
+            lambda c: with_prefs(c, **changes),
+            lambda _: self.message.ok(f"{what}: saved.{note}"),
+            lambda exc: self.message.error(f"{what} not saved: {exc}"),
+        )
 
     def save_port(self) -> None:
         """Save the port and move the running proxy to it at once (calls in flight finish on the old one),
@@ -265,25 +279,34 @@ class SettingsPage(QWidget):
             return
         self.message.clear()
         if self.ctx.proxy is None:
-            self.ctx.update_config(lambda c: replace(c, port=port),
-                                   lambda _: self.message.ok(f"Port {port or 'any free port'} saved."),
-                                   lambda exc: self.message.error(f"Port not saved: {exc}"))
+            self.ctx.update_config(
+                lambda c: replace(c, port=port),
+                lambda _: self.message.ok(f"Port {port or 'any free port'} saved."),
+                lambda exc: self.message.error(f"Port not saved: {exc}"),
+            )
             return
 
         def moved(proxy: object) -> None:
             self.load(self.ctx.core.config)
-            self.message.ok(f"The proxy now listens on {self.ctx.base_url}; calls in flight finished on the old "
-                            "port. Agents started with the old env need it again: a new shell with "
-                            "eval \"$(downshift env)\" picks up the new port.")
+            self.message.ok(
+                f"The proxy now listens on {self.ctx.base_url}; calls in flight finished on the old "
+                "port. Agents started with the old env need it again: a new shell with "
+                'eval "$(downshift env)" picks up the new port.'
+            )
 
         def not_moved(exc: Exception) -> None:
             reason = getattr(exc, "strerror", None) or str(exc)
             self.ctx.update_config(lambda c: replace(c, port=previous))
-            self.message.error(f"The proxy cannot listen on port {port or 'any free port'} ({reason}); "
-                               f"it keeps serving on {self.ctx.base_url}.")
+            self.message.error(
+                f"The proxy cannot listen on port {port or 'any free port'} ({reason}); "
+                f"it keeps serving on {self.ctx.base_url}."
+            )
 
-        self.ctx.update_config(lambda c: replace(c, port=port), lambda _: self.ctx.restart_proxy(moved, not_moved),
-                               lambda exc: self.message.error(f"Port not saved: {exc}"))
+        self.ctx.update_config(
+            lambda c: replace(c, port=port),
+            lambda _: self.ctx.restart_proxy(moved, not_moved),
+            lambda exc: self.message.error(f"Port not saved: {exc}"),
+        )
 
     # the main window's unsaved-changes guard (see MainWindow.confirm_leave): the port waits for Apply
     def has_unsaved_changes(self) -> bool:
@@ -308,9 +331,14 @@ class SettingsPage(QWidget):
             self.message.ok("Token copied.")
 
     def rotate(self) -> None:
-        if not dialogs.confirm(self, "Rotate the token?", "Make a new local token now?", "Rotate",
-                               "Agents using the old token get 401 errors until they use the new env "
-                               "(copy it from the Export page or the tray)."):
+        if not dialogs.confirm(
+            self,
+            "Rotate the token?",
+            "Make a new local token now?",
+            "Rotate",
+            "Agents using the old token get 401 errors until they use the new env "
+            "(copy it from the Export page or the tray).",
+        ):
             return
         secrets = self.ctx.core.secrets
         self.rotate_button.setEnabled(False)

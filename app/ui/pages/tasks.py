@@ -44,7 +44,12 @@ from app.ui.pages import MessageLine, heading
 from app.ui.pages.calls import CALL_COLUMN_WIDTHS, CallDetail
 from app.ui.throttle import SingleFlight, Throttle
 
-SINCE = (("Last 24 hours", 86400.0), ("Last 7 days", 7 * 86400.0), ("Last 30 days", 30 * 86400.0), ("All time", None))
+SINCE = (
+    ("Last 24 hours", 86400.0),
+    ("Last 7 days", 7 * 86400.0),
+    ("Last 30 days", 30 * 86400.0),
+    ("All time", None),
+)
 OUTCOMES = (("Open", None), ("Finished", "finished"), ("Abandoned", "abandoned"))
 
 
@@ -54,22 +59,54 @@ def _failures(row: Row) -> str:
 
 
 TASK_COLUMNS: tuple[Column, ...] = (
-    Column("label", "Task", lambda r: r.get("label") or f"#{r['id']}",
-           tooltip=lambda r: f"#{r['id']}, grouped by {r.get('source') or '?'}", sort=lambda r: r["id"]),
+    Column(
+        "label",
+        "Task",
+        lambda r: r.get("label") or f"#{r['id']}",
+        tooltip=lambda r: f"#{r['id']}, grouped by {r.get('source') or '?'}",
+        sort=lambda r: r["id"],
+    ),
     Column("started_at", "Started", lambda r: fmt_time(r.get("started_at"))),
     Column("duration_s", "Duration", lambda r: fmt_duration(r.get("duration_s")), RIGHT),
     Column("calls", "Calls", lambda r: f"{r.get('calls') or 0:,}", RIGHT),
-    Column("cost_usd", "Cost", lambda r: fmt_money(r.get("cost_usd"), estimated=bool(r.get("estimated_calls"))), RIGHT,
-           tooltip=lambda r: ", ".join(x for x in (
-               f"{r['unpriced_calls']} calls without a known price (not in the cost)" if r.get("unpriced_calls") else "",
-               f"~ {r['estimated_calls']} calls priced on estimated tokens" if r.get("estimated_calls") else "") if x)
-           or None,
-           sort=lambda r: r.get("cost_usd") or 0.0),
-    Column("tool_failures", "Tool failures", _failures, RIGHT,
-           sort=lambda r: (r.get("tool_failures") or 0) / (r.get("tool_calls") or 1)),
-    Column("outcome", "Outcome", lambda r: r.get("outcome") or "open", sort=lambda r: r.get("outcome") or "open"),
-    Column("models", "Models", lambda r: ", ".join(r.get("models") or []) if not isinstance(r.get("models"), str)
-           else r["models"], sort=lambda r: str(r.get("models"))),
+    Column(
+        "cost_usd",
+        "Cost",
+        lambda r: fmt_money(r.get("cost_usd"), estimated=bool(r.get("estimated_calls"))),
+        RIGHT,
+        tooltip=lambda r: (
+            ", ".join(
+                x
+                for x in (
+                    f"{r['unpriced_calls']} calls without a known price (not in the cost)"
+                    if r.get("unpriced_calls")
+                    else "",
+                    f"~ {r['estimated_calls']} calls priced on estimated tokens"
+                    if r.get("estimated_calls")
+                    else "",
+                )
+                if x
+            )
+            or None
+        ),
+        sort=lambda r: r.get("cost_usd") or 0.0,
+    ),
+    Column(
+        "tool_failures",
+        "Tool failures",
+        _failures,
+        RIGHT,
+        sort=lambda r: (r.get("tool_failures") or 0) / (r.get("tool_calls") or 1),
+    ),
+    Column(
+        "outcome", "Outcome", lambda r: r.get("outcome") or "open", sort=lambda r: r.get("outcome") or "open"
+    ),
+    Column(
+        "models",
+        "Models",
+        lambda r: ", ".join(r.get("models") or []) if not isinstance(r.get("models"), str) else r["models"],
+        sort=lambda r: str(r.get("models")),
+    ),
 )
 
 
@@ -173,8 +210,13 @@ class TasksPage(QWidget):
         self.by_preset.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message = MessageLine()
         layout = QVBoxLayout(self)
-        layout.addWidget(heading("Tasks", "Units of agent work. Mark a task finished or abandoned so the dashboard "
-                                          "can show what a finished task costs."))
+        layout.addWidget(
+            heading(
+                "Tasks",
+                "Units of agent work. Mark a task finished or abandoned so the dashboard "
+                "can show what a finished task costs.",
+            )
+        )
         layout.addLayout(bar)
         layout.addWidget(self.by_preset)
         layout.addWidget(self.message)
@@ -210,6 +252,7 @@ class TasksPage(QWidget):
     def refresh(self) -> None:
         span, engine = self.since_box.currentData(), self.ctx.core.db
         since = None if span is None else time.time() - span
+
         def query() -> tuple[float | None, list[Row], list[list[QStandardItem]], str]:
             rows = tasks.list_tasks(engine, since=since, limit=2000)
             presets = tasks.finished_cost_by_preset(engine, since=since or 0.0)
@@ -221,7 +264,9 @@ class TasksPage(QWidget):
 
     def _loaded(self, result: tuple[float | None, list[Row], list[list[QStandardItem]], str]) -> None:
         span, rows, cells, compare = result
-        self.by_preset.setText(compare or "Mark tasks finished to compare what a finished task costs per preset.")
+        self.by_preset.setText(
+            compare or "Mark tasks finished to compare what a finished task costs per preset."
+        )
         if span != self.since_box.currentData():
             return
         selected = self.selected_task()
@@ -231,8 +276,10 @@ class TasksPage(QWidget):
             if row >= 0:
                 index = self.proxy.mapFromSource(self.model.index(row, 0))
                 self.table.selectionModel().setCurrentIndex(
-                    index, self.table.selectionModel().SelectionFlag.ClearAndSelect
-                    | self.table.selectionModel().SelectionFlag.Rows)
+                    index,
+                    self.table.selectionModel().SelectionFlag.ClearAndSelect
+                    | self.table.selectionModel().SelectionFlag.Rows,
+                )
             else:
                 self._show_task(None)
         else:
@@ -240,7 +287,9 @@ class TasksPage(QWidget):
         cost = sum(r.get("cost_usd") or 0.0 for r in rows)
         finished = [r for r in rows if r.get("outcome") == "finished"]
         guessed = any(r.get("estimated_calls") for r in rows)
-        self.summary.setText(f"{len(rows):,} tasks · {fmt_money(cost, estimated=guessed)} · {len(finished):,} finished")
+        self.summary.setText(
+            f"{len(rows):,} tasks · {fmt_money(cost, estimated=guessed)} · {len(finished):,} finished"
+        )
 
     def _failed(self, exc: Exception) -> None:
         self.dirty = True
@@ -316,13 +365,21 @@ class TasksPage(QWidget):
     def rename(self, task_id: int, label: str) -> None:
         """Save a task's new name in the background; the list refreshes when it is stored."""
         engine = self.ctx.core.db
-        self.write_flight.run(lambda: tasks.rename_task(engine, task_id, label), self._outcome_saved,
-                              lambda exc: self.message.error(f"Could not rename the task: {exc}"), queue_latest=True)
+        self.write_flight.run(
+            lambda: tasks.rename_task(engine, task_id, label),
+            self._outcome_saved,
+            lambda exc: self.message.error(f"Could not rename the task: {exc}"),
+            queue_latest=True,
+        )
 
     def set_outcome(self, task_id: int, outcome: str | None) -> None:
         engine = self.ctx.core.db
-        self.write_flight.run(lambda: tasks.set_outcome(engine, task_id, outcome), self._outcome_saved,
-                              self._outcome_failed, queue_latest=True)
+        self.write_flight.run(
+            lambda: tasks.set_outcome(engine, task_id, outcome),
+            self._outcome_saved,
+            self._outcome_failed,
+            queue_latest=True,
+        )
 
     def _outcome_saved(self, _result: object) -> None:
         self.refresh()

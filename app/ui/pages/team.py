@@ -55,7 +55,9 @@ class TeamPage(QWidget):
         super().__init__(parent)
         self.ctx = ctx
         self._engine: Engine | None = None
-        self.flight = SingleFlight(ctx.background, self)  # one query at a time; a change while it runs is queued
+        self.flight = SingleFlight(
+            ctx.background, self
+        )  # one query at a time; a change while it runs is queued
         self.source = self._source()
         layout = QVBoxLayout(self)
         layout.addWidget(
@@ -155,7 +157,9 @@ class TeamPage(QWidget):
             return
         span, member = RANGES[self.range.currentIndex()].span_s, self.selected_member()
         self.flight.run(
-            lambda: team_snapshot(self.engine(), span, member, time.time()), self.apply, self._failed,
+            lambda: team_snapshot(self.engine(), span, member, time.time()),
+            self.apply,
+            self._failed,
             queue_latest=True,
         )
 

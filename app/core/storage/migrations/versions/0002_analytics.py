@@ -25,22 +25,42 @@ def upgrade() -> None:
         sa.Column("provider", sa.String(100), primary_key=True),
         sa.Column("model", sa.String(200), primary_key=True),
         sa.Column("role", sa.String(32), primary_key=True),
-        *[sa.Column(name, sa.Integer, nullable=False, server_default="0") for name in (
-            "calls", "errors", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")],
+        *[
+            sa.Column(name, sa.Integer, nullable=False, server_default="0")
+            for name in (
+                "calls",
+                "errors",
+                "input_tokens",
+                "output_tokens",
+                "cache_read_tokens",
+                "cache_write_tokens",
+            )
+        ],
         sa.Column("cost_usd", sa.Float, nullable=False, server_default="0"),
         sa.Column("unpriced_calls", sa.Integer, nullable=False, server_default="0"),
         sa.Column("premium_usd", sa.Float, nullable=False, server_default="0"),
         sa.Column("savings_usd", sa.Float, nullable=False, server_default="0"),
         sa.Column("escalated", sa.Integer, nullable=False, server_default="0"),
         sa.Column("duration_ms", sa.Float, nullable=False, server_default="0"),
-        *[sa.Column(name, sa.Integer, nullable=False, server_default="0") for name in (
-            "tool_calls", "tool_invalid_json", "tool_unknown_tool", "tool_schema", "tool_text_form", "tool_result_failed")],
+        *[
+            sa.Column(name, sa.Integer, nullable=False, server_default="0")
+            for name in (
+                "tool_calls",
+                "tool_invalid_json",
+                "tool_unknown_tool",
+                "tool_schema",
+                "tool_text_form",
+                "tool_result_failed",
+            )
+        ],
     )
     op.create_table(
         "task_totals",
         sa.Column("task_id", sa.Integer, sa.ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
-        *[sa.Column(name, sa.Integer, nullable=False, server_default="0") for name in (
-            "calls", "errors", "input_tokens", "output_tokens")],
+        *[
+            sa.Column(name, sa.Integer, nullable=False, server_default="0")
+            for name in ("calls", "errors", "input_tokens", "output_tokens")
+        ],
         sa.Column("cost_usd", sa.Float, nullable=False, server_default="0"),
         sa.Column("unpriced_calls", sa.Integer, nullable=False, server_default="0"),
         sa.Column("premium_usd", sa.Float, nullable=False, server_default="0"),
@@ -76,7 +96,9 @@ def upgrade() -> None:
     op.create_index("ix_tasks_last", "tasks", ["last_at"])
     op.create_index("ix_tasks_source", "tasks", ["source", "id"])
     op.create_index("ix_tasks_started_cover", "tasks", ["started_at", "id", "outcome", "label"])
-    op.create_index("ix_tool_calls_time", "tool_calls", ["started_at", "upstream_model", "kind", "result_failed"])
+    op.create_index(
+        "ix_tool_calls_time", "tool_calls", ["started_at", "upstream_model", "kind", "result_failed"]
+    )
     _backfill()
 
 

@@ -65,7 +65,10 @@ def _slots_table(name: str, with_member: bool) -> None:
         sa.Column("savings_usd", sa.Float, nullable=False, server_default="0"),
         sa.Column("escalated", sa.Integer, nullable=False, server_default="0"),
         sa.Column("duration_ms", sa.Float, nullable=False, server_default="0"),
-        *[sa.Column(c, sa.Integer, nullable=False, server_default="0") for c in (*_TOOL_MEASURES, *_LATER_MEASURES)],
+        *[
+            sa.Column(c, sa.Integer, nullable=False, server_default="0")
+            for c in (*_TOOL_MEASURES, *_LATER_MEASURES)
+        ],
     )
 
 
@@ -76,8 +79,10 @@ def _rebuild_slots(with_member: bool) -> None:
         op.execute(f"INSERT INTO usage_slots_rebuilt ({columns}) SELECT {columns} FROM usage_slots")
     else:  # a downgrade adds the members' slots of one key together
         sums = ", ".join((*_KEYS, *(f"sum({m})" for m in _MEASURES)))
-        op.execute(f"INSERT INTO usage_slots_rebuilt ({columns}) SELECT {sums} FROM usage_slots"
-                   f" GROUP BY {', '.join(_KEYS)}")
+        op.execute(
+            f"INSERT INTO usage_slots_rebuilt ({columns}) SELECT {sums} FROM usage_slots"
+            f" GROUP BY {', '.join(_KEYS)}"
+        )
     op.drop_table("usage_slots")
     op.rename_table("usage_slots_rebuilt", "usage_slots")
 
