@@ -58,6 +58,24 @@ _ENDED = "outcome NOT IN ('in_flight', 'interrupted')"
 Key = tuple[int | None, str | None]  # (bucket start, dimension value)
 
 
+def member_sql(col: str, member: str | None, param: str = "member") -> str:
+    """` AND col = :param`: one member's rows, or '' for no filter (None). Call and task rows of a single user
+    carry no member (NULL) where slots carry '', so the member '' matches both."""
+    if member is None:
+        return ""
+    return f" AND coalesce({col}, '') = :{param}" if member == "" else f" AND {col} = :{param}"
+
+
+def member_names(engine: Engine, *, since: float) -> list[str]:
+    """The members with calls since `since` ('' for calls without one), sorted: the dashboard offers a member
+    filter when there is more than one. Read from the slot totals (a few rows per 15 minutes, by key)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT DISTINCT member FROM usage_slots WHERE slot >= :s"), {"s": since - SLOT}
+        ).scalars()
+        return sorted(m or "" for m in rows)
+
+
 def local_offset(now: float | None = None) -> int:
     """Seconds east of UTC at `now`; buckets of a day or more start at local midnight."""
     moment = datetime.fromtimestamp(time.time() if now is None else now).astimezone()
@@ -114,10 +132,8 @@ def collect(
     out: dict[Key, dict[str, float]] = defaultdict(lambda: dict.fromkeys(measures, 0))
     params: dict[str, Any] = {"b": bucket_s or 1, "off": offset, "member": member}
 
-    def of_member(col: str) -> str:  # call rows of a single user have no member (NULL), slots have ''
-        if member is None:
-            return ""
-        return f" AND coalesce({col}, '') = :member" if member == "" else f" AND {col} = :member"
+    def of_member(col: str) -> str:
+        return member_sql(col, member)
 
     def add(rows: Any, names: list[str]) -> None:
         for row in rows:
@@ -281,7 +297,7 @@ def tiles(
                 "SELECT avg(tt.cost_usd), coalesce(sum(tt.unpriced_calls), 0), coalesce(sum(tt.estimated_calls), 0)"
                 " FROM tasks t JOIN task_totals tt ON tt.task_id = t.id"
                 " WHERE t.outcome = 'finished' AND t.started_at >= :s AND t.started_at < :u"
-                + ("" if member is None else " AND t.member = :m")
+                + member_sql("t.member", member, "m")
             ),
             {"s": since, "u": until, "m": member},
         ).one()
@@ -501,7 +517,7 @@ def members(engine: Engine, *, since: float, until: float | None = None) -> list
     ]
     with engine.connect() as conn:
         rows = collect(conn, since, until, measures, dim="member")
-        finished = dict(
+        finished: dict[str | None, float | None] = dict(
             conn.execute(
                 text(
                     "SELECT t.member, avg(tt.cost_usd) FROM tasks t JOIN task_totals tt ON tt.task_id = t.id"

@@ -14,28 +14,41 @@ from sqlalchemy import Connection, Engine, text
 
 from app.core.analytics.budgets import describe
 from app.core.config import Budget
-from app.core.queries.dashboard import period_start, spend_by_member, spend_by_provider
+from app.core.queries.dashboard import member_sql, period_start, spend_by_member, spend_by_provider
 
 
 def health(
-    engine: Engine, budgets: tuple[Budget, ...], *, since: float, now: float | None = None, top_kinds: int = 3
+    engine: Engine,
+    budgets: tuple[Budget, ...],
+    *,
+    since: float,
+    now: float | None = None,
+    top_kinds: int = 3,
+    member: str | None = None,
 ) -> dict[str, Any]:
+    """The row's figures over [since, now]; with `member`, only that member's calls and tool calls ('' is the
+    calls logged without a member). Budgets are the team's and are shown whatever the filter."""
     now = time.time() if now is None else now
     until = now + 1e-6
+    params = {"s": since, "u": until, "k": top_kinds, "m": member}
+    of_member = member_sql("c.member", member, "m")
     with engine.connect() as conn:
         calls, errors, fallbacks = conn.execute(
+            # CASE, not a summed boolean: PostgreSQL has no sum(boolean)
             text(
-                "SELECT count(*), coalesce(sum(outcome NOT IN ('ok', 'in_flight')), 0), coalesce(sum(attempts > 1), 0)"
-                " FROM calls WHERE started_at >= :s AND started_at < :u"
+                "SELECT count(*), coalesce(sum(CASE WHEN outcome NOT IN ('ok', 'in_flight') THEN 1 ELSE 0 END), 0),"
+                " coalesce(sum(CASE WHEN attempts > 1 THEN 1 ELSE 0 END), 0)"
+                f" FROM calls c WHERE started_at >= :s AND started_at < :u{of_member}"
             ),
-            {"s": since, "u": until},
+            params,
         ).one()
+        source = "tool_calls t" + ("" if member is None else " JOIN calls c ON c.call_id = t.call_id")
         kinds = conn.execute(
             text(
-                "SELECT kind, count(*) AS n FROM tool_calls WHERE started_at >= :s AND started_at < :u AND kind != 'ok'"
-                " GROUP BY kind ORDER BY n DESC, kind LIMIT :k"
+                f"SELECT t.kind, count(*) AS n FROM {source} WHERE t.started_at >= :s AND t.started_at < :u"
+                f" AND t.kind != 'ok'{of_member} GROUP BY t.kind ORDER BY n DESC, t.kind LIMIT :k"
             ),
-            {"s": since, "u": until, "k": top_kinds},
+            params,
         ).all()
         rows = _budget_rows(conn, budgets, now, until)
     return {

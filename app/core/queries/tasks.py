@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, text, update
 
 from app.core.analytics.tasks import OUTCOMES
+from app.core.queries.dashboard import member_sql
 from app.core.storage.models import Task
 
 _TASK_COLUMNS = """
@@ -94,7 +95,7 @@ def cost_per_task(engine: Engine, *, since: float, member: str | None = None) ->
     sql = (
         "SELECT t.id, t.label, t.outcome, tt.calls, tt.cost_usd, tt.unpriced_calls, tt.estimated_calls FROM tasks t"
         " JOIN task_totals tt ON tt.task_id = t.id WHERE t.started_at >= :since AND tt.calls > 0"
-        + ("" if member is None else " AND t.member = :member")
+        + member_sql("t.member", member)
         + " ORDER BY t.started_at"
     )
     with engine.connect() as conn:

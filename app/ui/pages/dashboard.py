@@ -61,6 +61,7 @@ RANGES: tuple[TimeRange, ...] = (
 DASHBOARD_RANGES: tuple[TimeRange, ...] = (TimeRange("Last 15 minutes", 900, 30), *RANGES)
 DEFAULT_RANGE = 2  # last 24 hours, until the first figures say how old the data is
 STACK_BY = (("Model", "model"), ("Provider", "provider"), ("Role", "role"))
+ALL_MEMBERS, NO_MEMBER = "All members", "(no member)"
 REFRESH_MS = 1000
 STALE_S = 15.0  # re-query at least this often, for calls logged by another process and the moving window
 
@@ -87,18 +88,33 @@ def fitting_range(first: float | None, now: float) -> int | None:
 
 
 def snapshot(
-    engine: Engine, rng: TimeRange, by: str, now: float, config: Config | None = None, *, fit: bool = False
+    engine: Engine,
+    rng: TimeRange,
+    by: str,
+    now: float,
+    config: Config | None = None,
+    *,
+    fit: bool = False,
+    member: str | None = None,
 ) -> dict[str, Any]:
-    """Every figure the page shows, in one background job (with `fit`, also the range that fits the data)."""
+    """Every figure the page shows, in one background job (with `fit`, also the range that fits the data);
+    with `member`, every tile, chart and the health row count only that member's calls (team mode)."""
     t0 = time.perf_counter()
     since = now - rng.span_s
     hourly = dashboard.hourly_rates(config) if config is not None else None
-    data = {
-        "health": health.health(engine, config.budgets if config is not None else (), since=since, now=now),
-        "tiles": dashboard.tiles(engine, since=since, now=now, hourly=hourly),
-        "spend": dashboard.spend_over_time(engine, since=since, until=now, bucket_s=rng.bucket_s, by=by),
-        "failures": dashboard.failure_rate_over_time(engine, since=since, until=now, bucket_s=rng.bucket_s),
-        "tasks": tasks.cost_per_task(engine, since=since),
+    budgets = config.budgets if config is not None else ()
+    data: dict[str, Any] = {
+        "health": health.health(engine, budgets, since=since, now=now, member=member),
+        "tiles": dashboard.tiles(engine, since=since, now=now, hourly=hourly, member=member),
+        "spend": dashboard.spend_over_time(
+            engine, since=since, until=now, bucket_s=int(rng.bucket_s), by=by, member=member
+        ),
+        "failures": dashboard.failure_rate_over_time(
+            engine, since=since, until=now, bucket_s=int(rng.bucket_s), member=member
+        ),
+        "tasks": tasks.cost_per_task(engine, since=since, member=member),
+        "member": member,
+        "members": dashboard.member_names(engine, since=now - DASHBOARD_RANGES[-1].span_s),
     }
     if fit:
         data["fit"] = fitting_range(
@@ -158,6 +174,11 @@ class DashboardPage(QWidget):
         self.by_box.setAccessibleName("Stack spend by")
         for label, key in STACK_BY:
             self.by_box.addItem(label, key)
+        # Shown once the log holds more than one member's calls (a team ledger, or a member set on this machine)
+        self.member_box = QComboBox()
+        self.member_box.setAccessibleName("Member")
+        self.member_box.addItem(ALL_MEMBERS, None)
+        self.member_label = QLabel("Member:")
         self.updated = QLabel()
         self.updated.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         bar = QHBoxLayout()
@@ -166,6 +187,11 @@ class DashboardPage(QWidget):
         bar.addSpacing(12)
         bar.addWidget(QLabel("Stack spend by:"))
         bar.addWidget(self.by_box)
+        bar.addSpacing(12)
+        bar.addWidget(self.member_label)
+        bar.addWidget(self.member_box)
+        self.member_label.hide()
+        self.member_box.hide()
         bar.addStretch(1)
         bar.addWidget(self.updated)
 
@@ -234,6 +260,7 @@ class DashboardPage(QWidget):
         self._tick_soon = Throttle(self.tick, REFRESH_MS, self)  # new calls: now, unless a query just ran
         self.range_box.currentIndexChanged.connect(self._range_changed)
         self.by_box.currentIndexChanged.connect(self.invalidate)
+        self.member_box.currentIndexChanged.connect(self.invalidate)
         ctx.bridge.callsLogged.connect(self._calls_logged)
         self._started = not startup.held()
         if self._started:
@@ -303,7 +330,8 @@ class DashboardPage(QWidget):
 
     @property
     def time_range(self) -> TimeRange:
-        return self.range_box.currentData()
+        rng: TimeRange = self.range_box.currentData()
+        return rng
 
     def tick(self, force: bool = False) -> None:
         if not self.isVisible() or not self._started:
@@ -317,9 +345,11 @@ class DashboardPage(QWidget):
             self.ctx.core.db,
             self.ctx.core.config,
         )
-        fit = not self.range_fitted
+        fit, member = not self.range_fitted, self.member_box.currentData()
         if self.flight.run(
-            lambda: snapshot(engine, rng, by, time.time(), config, fit=fit), self.apply, self._failed
+            lambda: snapshot(engine, rng, by, time.time(), config, fit=fit, member=member),
+            self.apply,
+            self._failed,
         ):
             self.dirty = False
             self.last_query = time.monotonic()
@@ -333,7 +363,12 @@ class DashboardPage(QWidget):
         """Show a snapshot: tiles at once, then one chart per turn of the event loop, so the GUI thread
         never spends more than one chart's update and repaint in a row (a new model or a new bucket
         re-renders a chart's axes and legend: tens of milliseconds each on a busy machine)."""
-        if data["range"] != self.time_range or data["by"] != self.by_box.currentData():
+        self._set_members(data.get("members", []))
+        if (
+            data["range"] != self.time_range
+            or data["by"] != self.by_box.currentData()
+            or data.get("member") != self.member_box.currentData()
+        ):
             self.dirty = True  # settings changed while this ran; the next tick brings the right figures
             return
         fit = data.get("fit")
@@ -369,6 +404,24 @@ class DashboardPage(QWidget):
             lambda: self._applied(data),
         ]
         self._step_timer.start()
+
+    def _set_members(self, names: list[str]) -> None:
+        """The member filter lists every member with calls in 30 days; hidden while there is only one."""
+        if names != [self.member_box.itemData(i) for i in range(1, self.member_box.count())]:
+            current = self.member_box.currentData()
+            self.member_box.blockSignals(True)
+            self.member_box.clear()
+            self.member_box.addItem(ALL_MEMBERS, None)
+            for name in names:
+                self.member_box.addItem(name or NO_MEMBER, name)
+            self.member_box.setCurrentIndex(
+                max(0, self.member_box.findData(current)) if current is not None else 0
+            )
+            self.member_box.blockSignals(False)
+            if self.member_box.currentData() != current:
+                self.dirty = True  # the chosen member is gone from the list: back to all
+        for w in (self.member_label, self.member_box):
+            w.setVisible(len(names) > 1 or self.member_box.currentData() is not None)
 
     def _next_step(self) -> None:
         if self._steps:
