@@ -18,7 +18,8 @@ from app.core.analytics.policy import CallPolicy
 from app.core.config import Config, ConfigError, ConfigStore, default_config, save_config
 from app.core.events import EventBus
 from app.core.secrets import SecretStore, local_token, provider_key, provider_key_name
-from app.core.storage.db import open_database
+from app.core.storage.db import DatabaseOpenError, open_database, open_read_only
+from app.core.storage.dialect import display_url, is_postgres_url
 from app.core.storage.writer import LogWriter
 
 if TYPE_CHECKING:
@@ -56,7 +57,12 @@ class Core:
         *,
         secrets: SecretStore | None = None,
         create_config: bool = True,
+        read_only: bool | None = False,
     ) -> None:
+        """`read_only`: open the log for reading only (True), or only when it is a team ledger on PostgreSQL
+        (None: what the desktop app does, as a viewer of a ledger others write). Read-only, nothing writes:
+        the database refuses (see `open_read_only`), and the log writer, migrations and shipping never start;
+        the app runs no proxy on such a core (a proxy must log every call)."""
         self.events = EventBus()
         self.config_path = paths.config_path(config_path)
         if create_config and not self.config_path.exists():
@@ -66,8 +72,14 @@ class Core:
         self.secrets = secrets or SecretStore(paths.data_dir() / "secrets.json")
         self.db_url = database_url(db_url, self.config_store.current())
         self.machine = team_machine(self.config_store.current())
-        self.db = open_database(self.db_url)  # a shared ledger's in-flight rows: see serving()
-        self.writer = LogWriter(self.db, on_written=lambda recs: self.events.emit("calls_logged", recs))
+        self.read_only = is_postgres_url(self.db_url) if read_only is None else read_only
+        # a shared ledger's in-flight rows: see serving()
+        self.db = open_read_only(self.db_url) if self.read_only else open_database(self.db_url)
+        self.writer = LogWriter(
+            self.db,
+            on_written=lambda recs: self.events.emit("calls_logged", recs),
+            start=not self.read_only,
+        )
         self._apply_team(self.config_store.current())
         self.config_store.subscribe(self._apply_team)
         self.shipper: TeamShipper | None = None  # shape 1: started by the proxy (start_team_shipping)
@@ -90,6 +102,10 @@ class Core:
         """The proxy starts on this core. On a shared PostgreSQL ledger, this machine's calls left in flight by
         a crash are marked interrupted now (not by every CLI command that opens the ledger, which would mark a
         running gateway's live calls); then shipping to `[team] ledger` starts, if set."""
+        if self.read_only:
+            raise DatabaseOpenError(
+                f"{display_url(self.db_url)} is open read-only: a proxy on it could not log its calls"
+            )
         if self.db.dialect.name == "postgresql":
             from sqlalchemy import text
 
@@ -106,7 +122,7 @@ class Core:
         """Ship finished calls to `[team] ledger` (a proxy per developer, one team ledger). Called by the proxy
         when it starts; a change of the ledger setting applies at the next start."""
         config = self.config_store.current()
-        if self.shipper is not None or config is None or not config.team.ledger:
+        if self.shipper is not None or config is None or not config.team.ledger or self.read_only:
             return
         from app.core.team_ship import TeamShipper, ledger_url
 

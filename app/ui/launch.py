@@ -107,7 +107,8 @@ def run_gui(args: argparse.Namespace) -> int:
     from app.core.engine import Core
 
     try:
-        core = Core(config_path, args.db)
+        # a team ledger (PostgreSQL), or any log with --read-only: viewed read-only, no proxy (Core.read_only)
+        core = Core(config_path, args.db, read_only=True if getattr(args, "read_only", False) else None)
     except (ConfigError, DatabaseOpenError, SecretStoreError, OSError) as exc:
         dialogs.fatal("Downshift cannot start", str(exc))
         instance.close()
@@ -120,6 +121,9 @@ def run_gui(args: argparse.Namespace) -> int:
     begun = False
 
     def start_proxy_now() -> None:
+        if core.read_only:  # a viewer: the proxy would have nowhere to log its calls
+            startup.release()
+            return
         try:
             proxy = start_proxy(core, dialogs.ask_port)
         except OSError as exc:

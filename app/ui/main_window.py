@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
+from app.core.storage.dialect import display_url
 from app.ui.context import UiContext
 from app.ui.icons import app_icon
 from app.ui.pages import MessageLine
@@ -309,6 +310,9 @@ class MainWindow(QMainWindow):
 
     def refresh_status(self, *_: object) -> None:
         config = self.ctx.core.config
+        if self.ctx.core.read_only:  # a ledger opened to read it: no proxy runs
+            self.status.setText(f"Read-only: {display_url(self.ctx.core.db_url)}   ·   no proxy")
+            return
         proxy = "paused" if self.ctx.paused else self.ctx.base_url
         self.status.setText(f"Proxy: {proxy}   ·   Preset: {config.active or 'none'}")
         self.quick.show_paused(self.ctx.paused)  # also enables Pause once the proxy is attached

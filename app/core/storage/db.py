@@ -284,18 +284,71 @@ def open_database(url: str, machine: str | None = None) -> Engine:
     return engine
 
 
+def _read_only_sqlite_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.execute("PRAGMA query_only=ON")  # a second lock on top of the read-only file handle
+    cur.close()
+
+
 def open_read_only(url: str) -> Engine:
-    """A team ledger opened for reading only (the desktop app's Team page): PostgreSQL refuses every write on
-    these connections (`default_transaction_read_only`), and nothing is migrated or marked. The schema must
-    already be there: a proxy or `downshift member list` against the ledger creates it."""
+    """A call log or team ledger opened for reading only (`downshift --db URL` in the desktop app, the Team
+    page), enforced by the database, not by our code staying polite: PostgreSQL runs every transaction on these
+    connections read-only (`default_transaction_read_only`), SQLite opens the file with `mode=ro`. Nothing is
+    migrated, created or marked: the schema must already be at this version's head (a proxy or `downshift
+    member list` against the ledger creates it), else a DatabaseOpenError says so."""
     url = normalize_url(url)
+    check_url(url)
+    where: object = display_url(url)
     if url.startswith("sqlite"):
         path = sqlite_path(url)
-        return create_engine(f"sqlite:///file:{path}?mode=ro&uri=true" if path else url)
-    return create_engine(
-        url,
-        pool_pre_ping=True,
-        pool_size=2,
-        max_overflow=2,
-        connect_args={"options": "-c default_transaction_read_only=on"},
-    )
+        if path is None:
+            raise DatabaseOpenError("an in-memory call log cannot be opened read-only: pass --db with a file")
+        where = path
+        if not path.is_file():
+            raise DatabaseOpenError(f"The call log {path} does not exist, so there is nothing to read.")
+        engine = create_engine(
+            f"sqlite:///file:{path}?mode=ro&uri=true", connect_args={"check_same_thread": False}
+        )
+        event.listen(engine, "connect", _read_only_sqlite_connect)
+    else:
+        engine = create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=2,
+            max_overflow=2,
+            connect_args={"options": "-c default_transaction_read_only=on"},
+        )
+    try:
+        stored = _stored_version(engine)
+    except DatabaseError as exc:
+        engine.dispose()
+        raise DatabaseOpenError(f"The call log {where} cannot be opened read-only ({exc.orig}).") from exc
+    head = _head_from_files() or head_revision()
+    if stored != head:
+        engine.dispose()
+        what = (
+            "has no Downshift schema yet"
+            if stored is None
+            else f"is at schema {stored}, this version reads {head}"
+        )
+        raise DatabaseOpenError(
+            f"The call log {where} {what}; opened read-only, it is not changed. Open it once with a "
+            f"`downshift serve` or `downshift stats` of this version (which brings it up to date), then again."
+        )
+    return engine
+
+
+def _stored_version(engine: Engine) -> str | None:
+    """The schema revision stamped in the database, None when it has no Downshift schema (a plain read)."""
+    with engine.connect() as conn:
+        table = (
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+            if engine.dialect.name == "sqlite"
+            else "SELECT 1 FROM information_schema.tables WHERE table_name = 'alembic_version'"
+            " AND table_schema = current_schema()"
+        )
+        if conn.exec_driver_sql(table).first() is None:
+            return None
+        rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+    return str(rows[0][0]) if len(rows) == 1 else None

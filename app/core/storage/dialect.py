@@ -25,12 +25,12 @@ class ContainsText(BinaryExpression):  # type: ignore[type-arg]
 
 @compiles(ContainsText)
 def _contains_default(element: ContainsText, compiler: Any, **kw: Any) -> str:
-    return compiler.visit_binary(element, **kw)
+    return str(compiler.visit_binary(element, **kw))
 
 
 @compiles(ContainsText, "postgresql")
 def _contains_pg(element: ContainsText, compiler: Any, **kw: Any) -> str:
-    return compiler.visit_binary(element.left.ilike(element.right, escape="\\"), **kw)
+    return str(compiler.visit_binary(element.left.ilike(element.right, escape="\\"), **kw))
 
 
 def contains_text(column: Any, pattern: str) -> Any:
@@ -41,7 +41,12 @@ def contains_text(column: Any, pattern: str) -> Any:
 
 def is_postgres(bind: Any) -> bool:
     """True for an Engine or Connection on PostgreSQL."""
-    return bind.dialect.name == POSTGRES
+    return bool(bind.dialect.name == POSTGRES)
+
+
+def is_postgres_url(url: str) -> bool:
+    """True for a database URL naming PostgreSQL (a team ledger), as a user writes it or with a driver."""
+    return url.startswith(("postgresql:", "postgresql+", "postgres:"))
 
 
 def pg(sql: str) -> str:

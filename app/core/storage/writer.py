@@ -184,7 +184,10 @@ class LogWriter:
         interval: float = 0.1,
         on_written: Callable[[Sequence[CallRecord]], None] | None = None,
         notify: Callable[[str, str], None] | None = None,
+        start: bool = True,
     ) -> None:
+        """`start=False`: no thread (a log opened read-only): nothing queued is ever written, `flush` returns
+        at once."""
         self.engine = engine
         # the one branch on the database: SQLite keeps its statements, PostgreSQL gets its own (chosen here once)
         self._sql = _SQLITE_SQL if engine.dialect.name == "sqlite" else _PG_SQL
@@ -216,7 +219,8 @@ class LogWriter:
         self._stop = threading.Event()
         self._wake = threading.Event()  # flush and close: write now rather than at the next tick
         self._thread = threading.Thread(target=self._run, name="downshift-log-writer", daemon=True)
-        self._thread.start()
+        if start:
+            self._thread.start()
 
     # ------------------------------------------------------------------ called from any thread, never blocks
 
@@ -267,6 +271,8 @@ class LogWriter:
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far is written (tests, shutdown, exports): final rows for the calls
         that ended, an `in_flight` row for each call still running."""
+        if not self._thread.is_alive():
+            return not self._items  # never started (read-only) or stopped: nothing will write what waits
         done = threading.Event()
         self._items.append((_FLUSH, done))
         self._wake.set()
@@ -276,7 +282,8 @@ class LogWriter:
         self.flush(timeout)
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
 
     # ------------------------------------------------------------------ writer thread
 
