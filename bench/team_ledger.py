@@ -9,8 +9,9 @@ Starts a throw-away PostgreSQL 15 (app.testing.pgserver; durability off, as in t
    last commit.
 2. shipping lag: one proxy's core with `[team] ledger`, calls handed to its writer at `--ship-rate` a second;
    lag = ledger commit - the moment the call ended (local writer batch + outbox + shipping), p50/p99/max.
-3. proxy latency: a real local proxy over the mock upstream with shipping off and on, interleaved rounds of
-   sequential calls; the median ratio on/off.
+3. proxy latency: a real local proxy over the mock upstream with shipping off, on (from a process of its own)
+   and from a thread of the proxy's process (as first built), interleaved rounds of sequential calls; the
+   median and p90 ratios to off, and the bench process's CPU per call.
 4. dashboard: `--dashboard-rows` calls generated inside PostgreSQL (generate_series, 30 days, 3 members), the
    slot and task totals built by SQL, then every dashboard query timed (best of 3 after one warm-up).
 Prints one JSON object; docs/benchmarks.md has the figures of a run.
@@ -103,6 +104,9 @@ def shipping_lag(server: Any, rate: float, seconds: float) -> dict[str, Any]:
     core.start_team_shipping()
     shipper = core.shipper
     assert shipper is not None
+    began = time.perf_counter()
+    assert shipper.ready.wait(60)  # a proxy starts its shipping process when it starts, before any call
+    startup_s = time.perf_counter() - began
     ended: dict[str, float] = {}
     lags: list[float] = []
     lock = threading.Lock()
@@ -134,12 +138,27 @@ def shipping_lag(server: Any, rate: float, seconds: float) -> dict[str, Any]:
         "lag_p50_ms": round(q[49] * 1000),
         "lag_p99_ms": round(q[98] * 1000),
         "lag_max_ms": round(lags[-1] * 1000),
+        "shipper_start_s": round(startup_s, 2),
     }
 
 
+MODES = ("off", "thread", "on")
+
+
+def _start_thread_shipper(core: Any) -> None:
+    """Shipping from a thread of the proxy's own process: how it was built first (the comparison in the same
+    run; `[team] ledger` makes `Core` ship from a process of its own)."""
+    from app.core.team_ship import TeamShipper, ledger_url
+
+    config = core.config
+    core.shipper = TeamShipper(core.db, ledger_url(config.team.ledger, core.secrets), process=None)
+    core.writer.hooks.append(core.shipper.outbox_hook)
+    core.shipper.start()
+
+
 def proxy_latency(server: Any, calls: int, rounds: int = 3) -> dict[str, Any]:
-    """The local proxy's latency per call with shipping off and on, same run, interleaved rounds: shipping works
-    on the writer's and its own threads, so the ratio should be 1."""
+    """The local proxy's latency per call with shipping off and on, same run, interleaved rounds; `thread` is
+    shipping from a thread of the proxy's process (as first built), `on` from a process of its own (as now)."""
     import httpx
 
     from app.core.engine import Core
@@ -147,13 +166,14 @@ def proxy_latency(server: Any, calls: int, rounds: int = 3) -> dict[str, Any]:
     from app.testing.mock_upstream import MockUpstream
 
     url = server.create_database("latency")
-    results: dict[str, list[float]] = {"off": [], "on": []}
+    results: dict[str, list[float]] = {m: [] for m in MODES}
+    cpu = dict.fromkeys(MODES, 0.0)  # this process's CPU (proxy, its writer, the client; the thread shipper)
     with MockUpstream() as mock:
         for _round in range(rounds):
-            for mode in ("off", "on"):
+            for mode in MODES:
                 work = Path(tempfile.mkdtemp(prefix=f"lat-{mode}-"))
                 config = work / "config.toml"
-                team = f'\n[team]\nmember = "ann"\nledger = "{url}"\n' if mode == "on" else ""
+                team = f'\n[team]\nmember = "ann"\nledger = "{url}"\n' if mode != "off" else ""
                 config.write_text(f"""
 [[providers]]
 name = "cheapco"
@@ -169,18 +189,26 @@ active = "cheap"
 {team}""")
                 os.environ["BENCH_KEY"] = "sk-bench-0123456789abcdef"
                 core = Core(config, f"sqlite:///{work / 'log.db'}")
+                if mode == "thread":
+                    _start_thread_shipper(core)
                 with ProxyThread(core, port=0) as proxy, httpx.Client(timeout=20) as client:
+                    if core.shipper is not None:
+                        assert core.shipper.ready.wait(60)
                     headers = {"Authorization": f"Bearer {core.token()}"}
                     body = {"model": "default", "messages": [{"role": "user", "content": "x" * 2000}]}
+                    cpu0 = 0.0
                     for i in range(calls + 20):
+                        if i == 20:  # warm-up left out
+                            cpu0 = time.process_time()
                         t = time.perf_counter()
                         r = client.post(f"{proxy.url}/v1/chat/completions", json=body, headers=headers)
-                        if i >= 20:  # warm-up left out
+                        if i >= 20:
                             results[mode].append(time.perf_counter() - t)
                         assert r.status_code == 200, r.text
+                    core.writer.flush()  # the log rows (and the outbox rows) written: their CPU counted
                     if core.shipper is not None:
-                        core.writer.flush()
                         assert core.shipper.wait_empty(30)
+                    cpu[mode] += time.process_time() - cpu0
                 core.close()
     med = {m: statistics.median(v) * 1000 for m, v in results.items()}
     p90 = {m: statistics.quantiles(v, n=10)[8] * 1000 for m, v in results.items()}
@@ -188,7 +216,10 @@ active = "cheap"
         "calls_per_mode": len(results["on"]),
         "median_ms": {m: round(v, 2) for m, v in med.items()},
         "p90_ms": {m: round(v, 2) for m, v in p90.items()},
-        "median_ratio_on_off": round(med["on"] / med["off"], 3),
+        "median_ratio": {m: round(med[m] / med["off"], 3) for m in MODES[1:]},
+        "p90_ratio": {m: round(p90[m] / p90["off"], 3) for m in MODES[1:]},
+        # CPU of the bench process (proxy, log writer, a thread shipper, and the HTTP client) per call
+        "cpu_ms_per_call": {m: round(v * 1000 / len(results[m]), 3) for m, v in cpu.items()},
     }
 
 
@@ -312,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ship-seconds", type=float, default=30.0)
     p.add_argument("--dashboard-rows", type=int, default=10_000_000)
     p.add_argument("--latency-calls", type=int, default=300, help="calls per mode and round")
+    p.add_argument("--latency-rounds", type=int, default=3)
     p.add_argument("--skip", nargs="*", default=[], choices=("ingest", "shipping", "latency", "dashboard"))
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
@@ -326,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             out["shipping"] = shipping_lag(server, args.ship_rate, args.ship_seconds)
             print(json.dumps({"shipping": out["shipping"]}), flush=True)
         if "latency" not in args.skip:
-            out["latency"] = proxy_latency(server, args.latency_calls)
+            out["latency"] = proxy_latency(server, args.latency_calls, args.latency_rounds)
             print(json.dumps({"latency": out["latency"]}), flush=True)
         if "dashboard" not in args.skip:
             out["dashboard"] = dashboard_queries(server, args.dashboard_rows)

@@ -18,7 +18,7 @@ from app.core.analytics.policy import CallPolicy
 from app.core.config import Config, ConfigError, ConfigStore, default_config, save_config
 from app.core.events import EventBus
 from app.core.secrets import SecretStore, local_token, provider_key, provider_key_name
-from app.core.storage.db import DatabaseOpenError, open_database, open_read_only
+from app.core.storage.db import DatabaseOpenError, open_database, open_read_only, sqlite_path
 from app.core.storage.dialect import display_url, is_postgres_url
 from app.core.storage.writer import LogWriter
 
@@ -131,6 +131,8 @@ class Core:
             ledger_url(config.team.ledger, self.secrets),
             idle_s=lambda: self.config.task_idle_minutes * 60.0,
             notify=lambda title, message: self.events.emit("notice", (title, message)),
+            # a process of its own, off the proxy's interpreter lock (app.core.team_ship), for a log in a file
+            process=self.db_url if sqlite_path(self.db_url) is not None else None,
         )
         self.writer.hooks.append(self.shipper.outbox_hook)
         self.shipper.start()

@@ -11,15 +11,28 @@ acknowledgement adds nothing twice (idempotent on call id, `ON CONFLICT DO NOTHI
 Only after the commit are the batch's outbox rows deleted. While the ledger is unreachable the rows wait in the
 outbox (on disk: they survive restarts), bounded by `max_rows`; past it the oldest are dropped and counted.
 Prompt and answer bodies are never shipped.
+
+The shipping loop runs in a process of its own (`python -m app.core.team_ship`, started by `TeamShipper.start`
+for a local SQLite log), not in a thread of the proxy's: parsing, grouping and sending a batch is Python work,
+and in a thread it held the interpreter's lock the proxy's event loop needs (the proxy's p90 latency rose by
+~1 ms at 850 calls/s). The process reads the outbox from the same file (WAL: readers never block the writer),
+is told of new rows and of the config's task idle gap on its stdin (the ledger URL with its password too, so
+no secret is in its command line or environment), and reports each batch, failure and notice on its stdout;
+it exits when its stdin closes, so it never outlives the proxy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -101,7 +114,7 @@ def record(data: dict[str, Any]) -> CallRecord:
     rec.tool_calls = [
         ToolCallResult(tcid, name, kind, detail or "") for tcid, name, kind, detail in data["tools"]
     ]
-    rec.failed_results = [tuple(f) for f in data["failed"]]  # type: ignore[misc]
+    rec.failed_results = [(f[0], f[1]) for f in data["failed"]]
     return rec
 
 
@@ -156,8 +169,22 @@ class TeamShipper:
         batch: int = 500,
         interval: float = 0.2,
         notify: Callable[[str, str], None] | None = None,
+        process: str | None = None,
     ) -> None:
+        """`process`: the local log's URL, to ship from a process of its own (see the module docstring);
+        None ships from a thread of this process (tests, benchmarks of the loop itself)."""
         self.local, self.ledger_url = local, ledger_url
+        self.process_url = process
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc_lock = threading.Lock()  # writes to the process's stdin come from several threads
+        self._synced = threading.Condition()
+        self._sync_sent = self._sync_seen = 0
+        self._idle_sent_at = 0.0
+        self._base: dict[str, int] = {}
+        self.ready = (
+            threading.Event()
+        )  # the loop runs (a process: started, imported, ledger connected or tried)
+        self.on_step: Callable[[], None] | None = None  # after every turn of the loop: the process reports
         self.idle_s, self.max_rows, self.batch, self.interval = idle_s, max_rows, batch, interval
         self.notify = notify
         self.on_shipped: Callable[[list[str], float], None] | None = (
@@ -171,8 +198,118 @@ class TeamShipper:
         self._thread = threading.Thread(target=self._run, name="downshift-team-shipper", daemon=True)
 
     def start(self) -> TeamShipper:
+        if self.process_url is None:
+            self._thread.start()
+            self.ready.set()
+            return self
+        self._spawn()
+        self._thread = threading.Thread(
+            target=self._read_reports, name="downshift-team-ship-reports", daemon=True
+        )
         self._thread.start()
         return self
+
+    # ------------------------------------------------------------------ the shipping process, seen from the proxy
+
+    def _spawn(self) -> None:
+        # a process counts from 0: what earlier ones did is kept under it
+        self._base = {
+            "shipped": self.stats.shipped,
+            "skipped": self.stats.skipped,
+            "failures": self.stats.failures,
+        }
+        root = str(Path(__file__).resolve().parents[2])  # where `app` is imported from, for the child too
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p),
+        }
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "app.core.team_ship"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            close_fds=True,
+        )
+        self._send(
+            {
+                "local": self.process_url,
+                "ledger": self.ledger_url,
+                "batch": self.batch,
+                "interval": self.interval,
+                "idle_s": self.idle_s(),
+            }
+        )
+
+    def _send(self, msg: dict[str, Any]) -> None:
+        proc = self._proc
+        if proc is None or proc.stdin is None:
+            return
+        with self._proc_lock:
+            try:
+                proc.stdin.write(orjson.dumps(msg) + b"\n")
+                proc.stdin.flush()
+            except (BrokenPipeError, ValueError, OSError):  # it is gone: `_read_reports` restarts it
+                pass
+
+    def _poke(self) -> None:
+        """New rows in the outbox (the local writer's thread): one short line down the pipe, and the task idle
+        gap at most every 10 s (reading it may check the config file)."""
+        now = time.monotonic()
+        if now - self._idle_sent_at > 10.0:
+            self._idle_sent_at = now
+            self._send({"idle_s": self.idle_s()})
+        else:
+            self._send({})
+
+    def _read_reports(self) -> None:
+        while True:
+            proc = self._proc
+            assert proc is not None and proc.stdout is not None
+            for line in proc.stdout:
+                try:
+                    self._report(orjson.loads(line))
+                except Exception:
+                    log.exception("team ledger shipper: bad report %r", line[:200])
+            proc.wait()
+            if self._stop.is_set():
+                return
+            log.error("the team ledger shipping process ended (exit %s): starting it again", proc.returncode)
+            if self._stop.wait(1.0):
+                return
+            self._spawn()
+
+    def _report(self, msg: dict[str, Any]) -> None:
+        stats = msg.get("stats")
+        if stats is not None:
+            for name in ("shipped", "skipped", "failures", "last_error", "outage_since"):
+                base = self._base.get(name)
+                setattr(self.stats, name, stats[name] if base is None else base + stats[name])
+        if msg.get("lags"):
+            lags = self.stats.lags
+            lags.extend(msg["lags"])
+            if len(lags) > 10_000:
+                del lags[: len(lags) - 10_000]
+        if msg.get("ids") and self.on_shipped is not None:
+            self.on_shipped(msg["ids"], msg["done"])
+        if "notice" in msg:
+            self._tell(*msg["notice"])
+        if "ready" in msg:
+            self.ready.set()
+        if "sync" in msg:
+            with self._synced:
+                self._sync_seen = max(self._sync_seen, msg["sync"])
+                self._synced.notify_all()
+
+    def _sync(self, timeout: float) -> bool:
+        """True once the process has reported everything it did before this call."""
+        if self._proc is None:
+            return True
+        with self._synced:
+            self._sync_sent += 1
+            n = self._sync_sent
+        self._send({"sync": n})
+        with self._synced:
+            return self._synced.wait_for(lambda: self._sync_seen >= n, timeout)
 
     # ------------------------------------------------------------------ the local writer's hook (its thread)
 
@@ -196,7 +333,10 @@ class TeamShipper:
                 )
         finally:
             cur.close()
-        self._wake.set()
+        if self._proc is not None:
+            self._poke()
+        else:
+            self._wake.set()
 
     # ------------------------------------------------------------------ the shipping thread
 
@@ -209,14 +349,28 @@ class TeamShipper:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.pending() == 0:
-                return True
-            self._wake.set()
+                return self._sync(max(0.1, deadline - time.monotonic()))  # and its report read
+            if self._proc is not None:
+                self._send({})
+            else:
+                self._wake.set()
             time.sleep(0.05)
         return False
 
     def close(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self._wake.set()
+        proc = self._proc
+        if proc is not None:
+            with self._proc_lock:
+                if proc.stdin is not None:
+                    with contextlib.suppress(OSError):
+                        proc.stdin.close()  # the process ends its batch, then exits
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         if self._thread.is_alive():
             self._thread.join(timeout)
         if self._ledger is not None:
@@ -228,6 +382,8 @@ class TeamShipper:
                 sent = self.ship_once()
             except Exception as exc:  # the ledger is down, or anything else: the rows wait, we retry
                 self._failed(exc)
+                if self.on_step is not None:
+                    self.on_step()
                 self._stop.wait(min(5.0, 0.5 * self.stats.failures if self.stats.outage_since else 0.5))
                 continue
             if self.stats.outage_since is not None:
@@ -235,6 +391,8 @@ class TeamShipper:
             if sent < self.batch:
                 self._wake.wait(self.interval)
                 self._wake.clear()
+            if self.on_step is not None:
+                self.on_step()
 
     def _engine(self) -> Engine:
         if self._ledger is None:
@@ -316,12 +474,12 @@ class TeamShipper:
             conn.exec_driver_sql("DELETE FROM outbox WHERE id <= ?", (rows[-1][0],))
         self.stats.shipped += len(new)
         self.stats.skipped += len(records) - len(new)
-        if self.on_shipped is not None:
-            self.on_shipped(list(records), done)
         lags = self.stats.lags
         lags.extend(done - at for _id, _p, at in rows)
         if len(lags) > 10_000:
             del lags[: len(lags) - 10_000]
+        if self.on_shipped is not None:
+            self.on_shipped(list(records), done)
         return len(rows)
 
     def _failed(self, exc: BaseException) -> None:
@@ -356,3 +514,91 @@ class TeamShipper:
                 self.notify(title, message)
             except Exception:
                 log.exception("team ledger notice failed")
+
+
+# ---------------------------------------------------------------------- the shipping process itself
+
+
+def _child_main() -> int:
+    """`python -m app.core.team_ship`: the loop of `TeamShipper` in a process of its own (see the module
+    docstring). Reads its settings as the first line of stdin, then wake-ups, the idle gap and sync requests;
+    writes one JSON line per report. Ends when stdin closes."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from app.core.storage.db import create_db_engine
+
+    settings = orjson.loads(sys.stdin.buffer.readline() or b"null")
+    if not settings:
+        return 2
+    out = sys.stdout.buffer
+    out_lock = threading.Lock()
+
+    def send(msg: dict[str, Any]) -> None:
+        with out_lock:
+            out.write(orjson.dumps(msg) + b"\n")
+            out.flush()
+
+    local = create_db_engine(settings["local"])  # no migration and no marking: the proxy owns the log
+    idle = [float(settings["idle_s"])]
+    syncs: list[int] = []
+    shipper = TeamShipper(
+        local,
+        settings["ledger"],
+        idle_s=lambda: idle[0],
+        batch=int(settings["batch"]),
+        interval=float(settings["interval"]),
+        notify=lambda title, message: send({"notice": [title, message]}),
+    )
+
+    def shipped(ids: list[str], done: float) -> None:
+        lags = shipper.stats.lags  # this batch's only: the proxy keeps the history
+        send({"stats": _stats(shipper.stats), "ids": ids, "done": done, "lags": lags})
+        del lags[:]
+
+    last: list[dict[str, Any]] = [{}]
+
+    def step() -> None:
+        now = _stats(shipper.stats)
+        if now != last[0]:
+            last[0] = now
+            send({"stats": now})
+        while syncs:
+            send({"sync": syncs.pop(0)})
+
+    shipper.on_shipped, shipper.on_step = shipped, step
+
+    def commands() -> None:
+        for line in sys.stdin.buffer:
+            msg = orjson.loads(line) if line.strip() else {}
+            if "idle_s" in msg:
+                idle[0] = float(msg["idle_s"])
+            if "sync" in msg:
+                syncs.append(int(msg["sync"]))
+            shipper._wake.set()
+        shipper._stop.set()  # the proxy closed the pipe, or is gone
+        shipper._wake.set()
+
+    threading.Thread(target=commands, name="downshift-team-ship-commands", daemon=True).start()
+    try:
+        with contextlib.suppress(Exception):  # connect now, so the first batch does not wait for it
+            shipper._engine()
+        send({"ready": os.getpid()})
+        shipper._run()
+    finally:
+        if shipper._ledger is not None:
+            shipper._ledger.dispose()
+        local.dispose()
+    return 0
+
+
+def _stats(stats: ShipStats) -> dict[str, Any]:
+    return {
+        "shipped": stats.shipped,
+        "skipped": stats.skipped,
+        "failures": stats.failures,
+        "last_error": stats.last_error,
+        "outage_since": stats.outage_since,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main())
