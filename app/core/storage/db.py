@@ -157,21 +157,23 @@ def _head_from_files() -> str | None:
 
 
 def _stored_revision(engine: Engine) -> tuple[bool, str | None]:
-    """(known, revision) of a SQLite file with one plain SELECT; known is False when only Alembic can tell."""
-    if engine.dialect.name != "sqlite":
-        return False, None
+    """(known, revision) of the database with one plain SELECT; known is False when only Alembic can tell.
+    A team ledger already at head is therefore opened without importing Alembic too (each shipping process,
+    gateway instance and CLI command against it)."""
     with engine.connect() as conn:
-        if (
-            conn.exec_driver_sql(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
-            ).first()
-            is None
-        ):
+        if conn.exec_driver_sql(_ALEMBIC_TABLE[engine.dialect.name == "sqlite"]).first() is None:
             return True, None
         rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
     if len(rows) > 1:
         return False, None
     return True, rows[0][0] if rows else None
+
+
+_ALEMBIC_TABLE = {
+    True: "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'",
+    False: "SELECT 1 FROM information_schema.tables WHERE table_name = 'alembic_version'"
+    " AND table_schema = current_schema()",
+}
 
 
 def _is_empty(engine: Engine) -> bool:
@@ -340,15 +342,6 @@ def open_read_only(url: str) -> Engine:
 
 
 def _stored_version(engine: Engine) -> str | None:
-    """The schema revision stamped in the database, None when it has no Downshift schema (a plain read)."""
-    with engine.connect() as conn:
-        table = (
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
-            if engine.dialect.name == "sqlite"
-            else "SELECT 1 FROM information_schema.tables WHERE table_name = 'alembic_version'"
-            " AND table_schema = current_schema()"
-        )
-        if conn.exec_driver_sql(table).first() is None:
-            return None
-        rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
-    return str(rows[0][0]) if len(rows) == 1 else None
+    """The schema revision stamped in the database, None when it has none (or more than one)."""
+    known, stored = _stored_revision(engine)
+    return stored if known else None
