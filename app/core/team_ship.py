@@ -223,8 +223,11 @@ class TeamShipper:
             **os.environ,
             "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p),
         }
+        frozen = getattr(sys, "frozen", False)  # the packaged app: its binary dispatches (packaging/entry.py)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "app.core.team_ship"],
+            [sys.executable, "__team-ship-process"]
+            if frozen
+            else [sys.executable, "-m", "app.core.team_ship"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -519,11 +522,14 @@ class TeamShipper:
 # ---------------------------------------------------------------------- the shipping process itself
 
 
-def _child_main() -> int:
+def child_main() -> int:
     """`python -m app.core.team_ship`: the loop of `TeamShipper` in a process of its own (see the module
     docstring). Reads its settings as the first line of stdin, then wake-ups, the idle gap and sync requests;
     writes one JSON line per report. Ends when stdin closes."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if hasattr(os, "nice"):  # background work: on a busy machine the proxy and the agents come first
+        with contextlib.suppress(OSError):
+            os.nice(10)
     from app.core.storage.db import create_db_engine
 
     settings = orjson.loads(sys.stdin.buffer.readline() or b"null")
@@ -601,4 +607,4 @@ def _stats(stats: ShipStats) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    sys.exit(_child_main())
+    sys.exit(child_main())
