@@ -198,11 +198,16 @@ class TeamShipper:
         self._thread = threading.Thread(target=self._run, name="downshift-team-shipper", daemon=True)
 
     def start(self) -> TeamShipper:
+        if self.process_url is not None:
+            try:
+                self._spawn()
+            except OSError as exc:  # no process to be had (a sandbox, a broken install): ship from a thread
+                log.error("cannot start the team ledger shipping process (%s): shipping from a thread", exc)
+                self._proc, self.process_url = None, None
         if self.process_url is None:
             self._thread.start()
             self.ready.set()
             return self
-        self._spawn()
         self._thread = threading.Thread(
             target=self._read_reports, name="downshift-team-ship-reports", daemon=True
         )
@@ -265,21 +270,34 @@ class TeamShipper:
             self._send({})
 
     def _read_reports(self) -> None:
+        """The reports of the shipping process, until it ends; one that ends without being asked to is started
+        again (after 1 s, then longer while it keeps ending within a minute)."""
+        restarts = 0
         while True:
             proc = self._proc
             assert proc is not None and proc.stdout is not None
+            began = time.monotonic()
             for line in proc.stdout:
                 try:
                     self._report(orjson.loads(line))
                 except Exception:
                     log.exception("team ledger shipper: bad report %r", line[:200])
             proc.wait()
+            restarts = restarts + 1 if time.monotonic() - began < 60 else 1
+            while not self._stop.is_set():
+                log.error(
+                    "the team ledger shipping process ended (exit %s): starting it again", proc.returncode
+                )
+                if self._stop.wait(min(60.0, float(restarts))):
+                    return
+                try:
+                    self._spawn()
+                    break
+                except OSError as exc:
+                    log.error("cannot start the team ledger shipping process: %s", exc)
+                    restarts += 1
             if self._stop.is_set():
                 return
-            log.error("the team ledger shipping process ended (exit %s): starting it again", proc.returncode)
-            if self._stop.wait(1.0):
-                return
-            self._spawn()
 
     def _report(self, msg: dict[str, Any]) -> None:
         stats = msg.get("stats")
