@@ -110,14 +110,7 @@ def responses_to_chat_request(
 
     With `remember`, a request not marked `store: false` has its finished response kept (ResponsesContext.keep)
     and `lookup` finds it again for a later `previous_response_id`."""
-    for key in ("conversation", "prompt"):
-        if body.get(key):
-            raise TranslationError(
-                f"'{key}' (server-side stored state) is not supported; send the full input"
-            )
-    if body.get("background"):
-        raise TranslationError("'background' responses are not supported")
-
+    _refuse_server_state(body)
     raw_tools = body.get("tools") or []
     ctx = ResponsesContext(
         model=body.get("model") or model,
@@ -138,14 +131,41 @@ def responses_to_chat_request(
     builder.add_items(items)
 
     out: dict[str, Any] = {"model": model, "messages": builder.finish()}
-    tools = _chat_tools(raw_tools, builder.extra_tools, ctx.origins)
-    if tools:
-        out["tools"] = tools
-        choice = _tool_choice(body.get("tool_choice"), tools, ctx.origins)
-        if choice is not None:
-            out["tool_choice"] = choice
-        if "parallel_tool_calls" in body and body["parallel_tool_calls"] is not None:
-            out["parallel_tool_calls"] = bool(body["parallel_tool_calls"])
+    _tools_to_chat(body, _chat_tools(raw_tools, builder.extra_tools, ctx.origins), ctx.origins, out)
+    _generation_to_chat(body, out)
+    if body.get("stream"):
+        out["stream"] = True
+        out["stream_options"] = {"include_usage": True}
+    return out, ctx
+
+
+def _refuse_server_state(body: dict[str, Any]) -> None:
+    """State only OpenAI's servers hold; everything else a client sends is accepted (see the module doc)."""
+    for key in ("conversation", "prompt"):
+        if body.get(key):
+            raise TranslationError(
+                f"'{key}' (server-side stored state) is not supported; send the full input"
+            )
+    if body.get("background"):
+        raise TranslationError("'background' responses are not supported")
+
+
+def _tools_to_chat(
+    body: dict[str, Any], tools: list[dict[str, Any]], origins: dict[str, ToolOrigin], out: dict[str, Any]
+) -> None:
+    """tools, tool_choice and parallel_tool_calls, the last two only when some tool remains."""
+    if not tools:
+        return
+    out["tools"] = tools
+    choice = _tool_choice(body.get("tool_choice"), tools, origins)
+    if choice is not None:
+        out["tool_choice"] = choice
+    if "parallel_tool_calls" in body and body["parallel_tool_calls"] is not None:
+        out["parallel_tool_calls"] = bool(body["parallel_tool_calls"])
+
+
+def _generation_to_chat(body: dict[str, Any], out: dict[str, Any]) -> None:
+    """Output length, sampling, reasoning effort and structured-output format."""
     if body.get("max_output_tokens") is not None:
         out["max_tokens"] = body["max_output_tokens"]
     for key in ("temperature", "top_p"):
@@ -159,10 +179,6 @@ def responses_to_chat_request(
         fmt = _response_format(text.get("format"))
         if fmt is not None:
             out["response_format"] = fmt
-    if body.get("stream"):
-        out["stream"] = True
-        out["stream_options"] = {"include_usage": True}
-    return out, ctx
 
 
 def _input_items(body: dict[str, Any], lookup: Lookup | None) -> list[Any]:
