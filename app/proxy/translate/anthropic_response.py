@@ -139,12 +139,10 @@ def decode_tool_arguments(arguments: Any) -> dict[str, Any]:
 
 def encode_tool_input(tool_input: Any) -> str:
     """Anthropic's input object as OpenAI's JSON-string arguments (raw arguments restored verbatim)."""
-    if (
-        isinstance(tool_input, dict)
-        and len(tool_input) == 1
-        and isinstance(tool_input.get(RAW_ARGUMENTS_KEY), str)
-    ):
-        return tool_input[RAW_ARGUMENTS_KEY]
+    if isinstance(tool_input, dict) and len(tool_input) == 1:
+        raw = tool_input.get(RAW_ARGUMENTS_KEY)
+        if isinstance(raw, str):
+            return raw
     return orjson.dumps(tool_input if tool_input is not None else {}).decode()
 
 

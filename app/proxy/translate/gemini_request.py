@@ -441,10 +441,10 @@ def openapi_to_json_schema(schema: Any) -> Any:
     if not isinstance(schema, Mapping):
         return schema
     out: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key in _SCHEMA_DROPPED:
+    for name, value in schema.items():
+        if name in _SCHEMA_DROPPED:
             continue
-        key = _SCHEMA_KEYS.get(key, key)
+        key: str = _SCHEMA_KEYS.get(name) or name
         if key == "type" and isinstance(value, str):
             out[key] = value.lower()
         elif key in _SCHEMA_NESTED and isinstance(value, Mapping):
