@@ -21,9 +21,10 @@ import orjson
 
 from app.proxy.translate.anthropic_response import (
     ANTHROPIC_DETAILS_FORMAT,
-    STOP_TO_FINISH,
+    NO_NAMES,
     anthropic_tool_id,
     completion_id,
+    finish_reason,
     issue_signature,
     merge_reasoning_details,
     message_id,
@@ -34,8 +35,6 @@ from app.proxy.translate.anthropic_response import (
 )
 from app.proxy.translate.errors import anthropic_error_type, openai_error, openai_stream_error_to_anthropic
 from app.proxy.translate.pivot import content_text
-
-_NO_NAMES: Mapping[str, str] = {}
 
 
 class OpenAIToAnthropicStream:
@@ -55,7 +54,7 @@ class OpenAIToAnthropicStream:
     ) -> None:
         self._model = model
         self._id = message_id
-        self._names = tool_names or _NO_NAMES
+        self._names = tool_names or NO_NAMES
         self._started = False
         self._done = False
         self._open: str | None = None  # kind of the open block: "text" | "thinking" | "tool"
@@ -261,7 +260,7 @@ class AnthropicToOpenAIStream:
     ) -> None:
         self._model = model
         self._include_usage = include_usage
-        self._names = tool_names or _NO_NAMES
+        self._names = tool_names or NO_NAMES
         self._created = int(time.time()) if created is None else created
         self._id = ""
         self._usage: dict[str, Any] = {}
@@ -294,7 +293,7 @@ class AnthropicToOpenAIStream:
             reason = (event.get("delta") or {}).get("stop_reason")
             if reason and not self._finished:
                 self._finished = True
-                return [self._chunk({}, STOP_TO_FINISH.get(reason, "stop"))]
+                return [self._chunk({}, finish_reason(reason))]
             return []
         if kind == "message_stop":
             return self.finish()

@@ -11,12 +11,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from app.proxy.translate.pivot import content_text, random_id, stream_error
 from app.proxy.translate.responses_output import (
     base_response,
     failed_error,
     finish_status,
     message_item,
-    new_id,
     reasoning_item,
     text_part,
     tool_call_item,
@@ -44,7 +44,7 @@ class _Call:
 
     def __init__(self, upstream_id: str | None) -> None:
         self.upstream_id = upstream_id
-        self.call_id = upstream_id or new_id("call")
+        self.call_id = upstream_id or random_id("call_")
         self.name = ""
         self.origin: ToolOrigin | None = None
         self.item_id = ""
@@ -60,7 +60,7 @@ class ChatToResponsesStream:
 
     def __init__(self, ctx: ResponsesContext, response_id: str | None = None) -> None:
         self.ctx = ctx
-        self.response_id = response_id or new_id("resp")
+        self.response_id = response_id or random_id("resp_")
         self.created_at = int(time.time())
         self._seq = 0
         self._started = False
@@ -93,14 +93,7 @@ class ChatToResponsesStream:
             return out
         error = chunk.get("error")
         if error:
-            if isinstance(error, dict):
-                kind, message = (
-                    str(error.get("code") or error.get("type") or "server_error"),
-                    error.get("message"),
-                )
-            else:
-                kind, message = "server_error", error
-            return out + self.error(kind, str(message or "the upstream reported an error"))
+            return out + self.error(*stream_error(error))
         usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")  # Groq: in x_groq
         if usage:
             self._usage = usage
@@ -159,7 +152,9 @@ class ChatToResponsesStream:
         if thinking and isinstance(thinking, str):
             self._reasoning_delta(thinking, out)
         text = delta.get("content")
-        if text and isinstance(text, str):
+        if text and not isinstance(text, str):
+            text = content_text(text)  # content parts (Mistral)
+        if text:
             self._text_delta(text, out)
         refusal = delta.get("refusal")
         if refusal and isinstance(refusal, str):
@@ -178,7 +173,7 @@ class ChatToResponsesStream:
             self._close_message(out, "completed")
         item = self._reasoning
         if item is None:
-            item = self._reasoning = _Open(new_id("rs"), self._next_index())
+            item = self._reasoning = _Open(random_id("rs_"), self._next_index())
             self._event(out, {"type": "response.output_item.added", "output_index": item.output_index,
                               "item": {"id": item.item_id, "type": "reasoning", "summary": []}})  # fmt: skip
             self._event(out, {"type": "response.reasoning_summary_part.added", "item_id": item.item_id,
@@ -193,7 +188,7 @@ class ChatToResponsesStream:
             self._close_reasoning(out)
         item = self._message
         if item is None:
-            item = self._message = _Open(new_id("msg"), self._next_index())
+            item = self._message = _Open(random_id("msg_"), self._next_index())
             self._event(out, {"type": "response.output_item.added", "output_index": item.output_index,
                               "item": {"id": item.item_id, "type": "message", "status": "in_progress",
                                        "role": "assistant", "content": []}})  # fmt: skip
