@@ -48,7 +48,7 @@ from typing import Any
 import orjson
 
 from app.core.toolcheck import gemini_call_id as client_call_id
-from app.proxy.profiles import Profile, nearest_effort
+from app.proxy.profiles import Profile
 from app.proxy.translate.anthropic_response import (
     TOOL_ERROR_PREFIX,
     encode_tool_input,
@@ -56,6 +56,14 @@ from app.proxy.translate.anthropic_response import (
     upstream_tool_name,
 )
 from app.proxy.translate.errors import TranslationError
+from app.proxy.translate.pivot import (
+    EMPTY_SCHEMA,
+    TOOL_IMAGES_NOTE,
+    budget_effort,
+    capped,
+    collapse_text,
+    set_reasoning_effort,
+)
 
 # Tool kinds Google runs on its side; dropped, never refused (an agent cannot know the target lacks them).
 HOSTED_TOOLS = frozenset({
@@ -65,7 +73,6 @@ HOSTED_TOOLS = frozenset({
 # Set by the proxy on the parsed body of a streamGenerateContent call without `alt=sse`, which Google
 # answers with one JSON array of chunks (served here as an array of the one whole answer).
 ARRAY_KEY = "_downshift_json_array"
-_EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 _AUDIO = {
     "audio/wav": "wav",
     "audio/x-wav": "wav",
@@ -268,9 +275,9 @@ class _Messages:
             except TranslationError as exc:
                 raise exc.within(f"parts[{j}]") from None
         if images:
-            content[:0] = [{"type": "text", "text": "Images returned by the tool results above:"}, *images]
+            content[:0] = [{"type": "text", "text": TOOL_IMAGES_NOTE}, *images]
         if content:
-            self.messages.append({"role": "user", "content": _collapse(content)})
+            self.messages.append({"role": "user", "content": collapse_text(content)})
 
     def _result(
         self, response: Mapping[str, Any], turn: int, n: int, images: list[dict[str, Any]]
@@ -390,13 +397,6 @@ def _file(data: Any, profile: Profile) -> dict[str, Any]:
     )
 
 
-def _collapse(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
-    """Text-only content as one string, the form every chat-completions server accepts."""
-    if all(p["type"] == "text" for p in parts):
-        return "\n\n".join(p["text"] for p in parts)
-    return parts
-
-
 # ----------------------------------------------------------------------------------------------- tools
 
 
@@ -428,7 +428,7 @@ def _tools(tools: Any, profile: Profile, names: dict[str, str]) -> list[dict[str
             schema = decl.get("parametersJsonSchema")
             if schema is None and decl.get("parameters") is not None:
                 schema = openapi_to_json_schema(decl["parameters"])
-            function["parameters"] = schema if isinstance(schema, Mapping) and schema else _EMPTY_SCHEMA
+            function["parameters"] = schema if isinstance(schema, Mapping) and schema else EMPTY_SCHEMA
             out.append({"type": "function", "function": function})
     return out
 
@@ -492,10 +492,7 @@ def _tool_choice(tool_config: Any, out: dict[str, Any], profile: Profile) -> Non
 def _generation(config: Mapping[str, Any], out: dict[str, Any], profile: Profile, cap: int | None) -> None:
     max_tokens = config.get("maxOutputTokens")
     if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
-        for limit in (profile.max_tokens_cap, cap):
-            if limit is not None and max_tokens > limit:
-                max_tokens = limit
-        out[profile.max_tokens_field] = max_tokens
+        out[profile.max_tokens_field] = capped(max_tokens, profile.max_tokens_cap, cap)
     for source, target in (("temperature", "temperature"), ("topP", "top_p"), ("seed", "seed"),
                            ("presencePenalty", "presence_penalty"), ("frequencyPenalty", "frequency_penalty")):  # fmt: skip
         if config.get(source) is not None:
@@ -533,13 +530,9 @@ def _thinking(thinking: Mapping[str, Any], out: dict[str, Any], profile: Profile
     if isinstance(level, str) and level.lower() in _LEVELS:
         wanted = _LEVELS[level.lower()]
     elif isinstance(budget, int) and not isinstance(budget, bool) and budget >= 0:
-        wanted = "none" if budget == 0 else "low" if budget < 4096 else "medium" if budget < 16384 else "high"
+        wanted = "none" if budget == 0 else budget_effort(budget)
     if wanted is None:
         return
     if profile.thinking_toggle:
         out["thinking"] = {"type": "disabled" if wanted == "none" else "enabled"}
-    if not profile.reasoning_efforts or (wanted == "none" and "none" not in profile.reasoning_efforts):
-        return
-    effort = nearest_effort(wanted, profile.reasoning_efforts)
-    if effort is not None:
-        out["reasoning_effort"] = effort
+    set_reasoning_effort(out, wanted, profile)
