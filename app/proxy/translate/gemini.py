@@ -7,10 +7,10 @@ An Anthropic target is reached through the Anthropic translators on the chat sid
 """
 
 from app.core.toolcheck import gemini_call_id as client_call_id
+from app.proxy.translate.gemini_contents import function_response_text
 from app.proxy.translate.gemini_request import (
     HOSTED_TOOLS,
     GeminiContext,
-    function_response_text,
     gemini_to_chat_request,
     openapi_to_json_schema,
 )
