@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 
 from app.proxy.translate.pivot import content_text, random_id, reasoning_text
-from app.proxy.translate.responses_request import ResponsesContext, ToolOrigin
+from app.proxy.translate.responses_request import ResponsesContext
+from app.proxy.translate.responses_tools import ToolOrigin
 
 # Chat finish_reason -> (Response status, incomplete_details.reason)
 _FINISH: dict[str, tuple[str, str | None]] = {

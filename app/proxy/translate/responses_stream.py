@@ -23,7 +23,8 @@ from app.proxy.translate.responses_output import (
     tool_call_item,
     usage_to_responses,
 )
-from app.proxy.translate.responses_request import ResponsesContext, ToolOrigin
+from app.proxy.translate.responses_request import ResponsesContext
+from app.proxy.translate.responses_tools import ToolOrigin
 
 
 class _Open:
