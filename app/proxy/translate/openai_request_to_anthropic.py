@@ -38,7 +38,7 @@ from app.proxy.translate.anthropic_response import (
     upstream_tool_name,
 )
 from app.proxy.translate.errors import TranslationError
-from app.proxy.translate.pivot import EMPTY_SCHEMA, capped
+from app.proxy.translate.pivot import EMPTY_SCHEMA, capped, reasoning_text
 
 DEFAULT_MAX_TOKENS = 16384  # Anthropic requires max_tokens; OpenAI clients often leave it out
 _THINKING_BUDGET = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 24576, "max": 32768}
@@ -265,13 +265,13 @@ def _signed_thinking(message: Mapping[str, Any]) -> list[dict[str, Any]]:
     entries = [
         d for d in merge_reasoning_details(details) if d.get("format") in (None, ANTHROPIC_DETAILS_FORMAT)
     ]
-    fallback = message.get("reasoning_content") or message.get("reasoning")
+    fallback = reasoning_text(message)  # the text of the one thinking block, when a client kept it there
     texts = sum(1 for d in entries if d.get("type") == "reasoning.text")
     blocks: list[dict[str, Any]] = []
     for entry in entries:
         kind = entry.get("type")
         if kind == "reasoning.text" and isinstance(entry.get("signature"), str) and entry["signature"]:
-            text = entry.get("text") or (fallback if texts == 1 and isinstance(fallback, str) else "")
+            text = entry.get("text") or (fallback if texts == 1 else "")
             blocks.append({"type": "thinking", "thinking": text, "signature": entry["signature"]})
         elif kind == "reasoning.encrypted" and isinstance(entry.get("data"), str):
             blocks.append({"type": "redacted_thinking", "data": entry["data"]})
