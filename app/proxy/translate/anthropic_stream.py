@@ -73,7 +73,7 @@ class OpenAIToAnthropicStream:
     # ------------------------------------------------------------------------------------- public
 
     def feed(self, chunk: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """The events for one upstream chunk. Runs per SSE chunk: the text path stays inline, in one call."""
+        """The events for one upstream chunk. Runs per SSE chunk: text inline, thinking and tool calls in one call each."""
         if self._done:
             return []
         if chunk.get("error"):  # a provider's mid-stream failure (OpenRouter also sets finish_reason "error")
