@@ -6,13 +6,14 @@ end in the same Response object.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 import orjson
 
-from app.proxy.translate.responses_request import ResponsesContext, ToolOrigin
+from app.proxy.translate.pivot import content_text, random_id, reasoning_text
+from app.proxy.translate.responses_request import ResponsesContext
+from app.proxy.translate.responses_tools import ToolOrigin
 
 # Chat finish_reason -> (Response status, incomplete_details.reason)
 _FINISH: dict[str, tuple[str, str | None]] = {
@@ -28,10 +29,6 @@ _PASSED_CODES = frozenset(
 _STATUS_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                  404: "not_found_error", 408: "timeout", 409: "conflict", 413: "invalid_request_error",
                  422: "invalid_request_error", 429: "rate_limit_exceeded"}  # fmt: skip
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{os.urandom(12).hex()}"
 
 
 def finish_status(finish_reason: str | None) -> tuple[str, str | None]:
@@ -117,7 +114,7 @@ def tool_call_item(
     """A function_call item, or a custom_tool_call item when the function was a bridged custom tool."""
     if origin is not None and origin.custom:
         item = {
-            "id": item_id or new_id("ctc"),
+            "id": item_id or random_id("ctc_"),
             "type": "custom_tool_call",
             "status": status,
             "call_id": call_id,
@@ -126,7 +123,7 @@ def tool_call_item(
         }
     else:
         item = {
-            "id": item_id or new_id("fc"),
+            "id": item_id or random_id("fc_"),
             "type": "function_call",
             "status": status,
             "arguments": arguments or "{}",
@@ -157,22 +154,6 @@ def custom_input(arguments: str) -> str:
     return arguments
 
 
-def reasoning_text(message: dict[str, Any]) -> str:
-    """Readable reasoning under the names providers use (DeepSeek/vLLM `reasoning_content`, others `reasoning`)."""
-    text = message.get("reasoning_content")
-    if not isinstance(text, str) or not text:
-        text = message.get("reasoning")
-    return text if isinstance(text, str) else ""
-
-
-def content_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text") or "" for p in content if isinstance(p, dict))
-    return ""
-
-
 def chat_to_responses_response(
     resp: dict[str, Any], ctx: ResponsesContext, *, response_id: str | None = None
 ) -> dict[str, Any]:
@@ -185,21 +166,24 @@ def chat_to_responses_response(
     output: list[dict[str, Any]] = []
     thinking = reasoning_text(message)
     if thinking:
-        output.append(reasoning_item(new_id("rs"), thinking))
+        output.append(reasoning_item(random_id("rs_"), thinking))
     text = content_text(message.get("content")) + (message.get("refusal") or "")
     calls = message.get("tool_calls") or ()
     if text:  # text followed by tool calls was finished before the cut, as in a stream
-        output.append(message_item(new_id("msg"), text, "completed" if calls else item_status))
+        output.append(message_item(random_id("msg_"), text, "completed" if calls else item_status))
     for call in calls:
         function = call.get("function") or {}
         name = function.get("name") or ""
-        call_id = call.get("id") or new_id("call")
+        call_id = call.get("id") or random_id("call_")
         output.append(
             tool_call_item(ctx.origins.get(name), name, call_id, function.get("arguments") or "", item_status)
         )
     created = resp.get("created")
     out = base_response(
-        ctx, response_id or new_id("resp"), created if isinstance(created, int) else int(time.time()), status
+        ctx,
+        response_id or random_id("resp_"),
+        created if isinstance(created, int) else int(time.time()),
+        status,
     )
     out["output"] = output
     out["usage"] = usage_to_responses(resp.get("usage"))
