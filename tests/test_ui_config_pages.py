@@ -229,15 +229,17 @@ def test_duplicate_activate_remove_and_share_presets(ctx, core, answers, tmp_pat
 
 def test_budgets_are_edited_and_saved(ctx, core, qtbot) -> None:  # type: ignore[no-untyped-def]
     p = page(qtbot, PresetsPage, ctx)
-    p.add_budget(Budget("month", 40.0, action="switch"))
-    p.save_budgets()
-    assert p.budget_message.text() == "Budget 1: choose the preset to switch to."
-    switch = p.budgets.cellWidget(0, 4)
+    p.budgets_editor.add_budget(Budget("month", 40.0, action="switch"))
+    p.budgets_editor.save()
+    assert p.budgets_editor.message.text() == "Budget 1: choose the preset to switch to."
+    switch = p.budgets_editor.table.cellWidget(0, 4)
     switch.setCurrentIndex(switch.findData("cheap"))
-    p.add_budget(Budget("day", 2.5))
-    p.budgets.cellWidget(1, 3).setCurrentIndex(p.budgets.cellWidget(1, 3).findData("premium"))
-    p.save_budgets()
-    assert wait_message(qtbot, p.budget_message, "ok") == "Saved 2 budgets."
+    p.budgets_editor.add_budget(Budget("day", 2.5))
+    p.budgets_editor.table.cellWidget(1, 3).setCurrentIndex(
+        p.budgets_editor.table.cellWidget(1, 3).findData("premium")
+    )
+    p.budgets_editor.save()
+    assert wait_message(qtbot, p.budgets_editor.message, "ok") == "Saved 2 budgets."
     assert core.config.budgets == (
         Budget("month", 40.0, "switch", None, "cheap"),
         Budget("day", 2.5, "warn", "premium", None),
@@ -409,10 +411,10 @@ def test_screenshots_of_every_config_page_and_the_tray_menu(gui, core, proxy, to
     wait_message(qtbot, providers.message, "ok")
     presets = window.show_page("presets")
     presets.select("cheap")
-    presets.add_budget(Budget("day", 5.0))
-    presets.add_budget(Budget("month", 60.0, action="switch", switch_to="cheap"))
-    presets.save_budgets()
-    wait_text(qtbot, presets.budget_message, "Saved 2 budgets.")
+    presets.budgets_editor.add_budget(Budget("day", 5.0))
+    presets.budgets_editor.add_budget(Budget("month", 60.0, action="switch", switch_to="cheap"))
+    presets.budgets_editor.save()
+    wait_text(qtbot, presets.budgets_editor.message, "Saved 2 budgets.")
     export = window.show_page("export")
     qtbot.waitUntil(lambda: export.copy_button.isEnabled(), timeout=3000)
     settings = window.show_page("settings")

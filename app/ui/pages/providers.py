@@ -45,7 +45,7 @@ from app.core.secrets import provider_key_name
 from app.ui import dialogs
 from app.ui.context import UiContext
 from app.ui.pages import MessageLine, buddy_label, heading
-from app.ui.pages.presets import probe_verdict
+from app.ui.target_picker import probe_verdict
 
 PRICE_COLUMNS = {2: "input", 3: "output"}
 SOURCE_COLUMN, PROBE_COLUMN = 4, 5
