@@ -1,7 +1,7 @@
 """The main window: a page list on the left, the page on the right, a status line at the bottom.
 
-Pages are built the first time they are shown, so start-up stays quick and a page that fails to import
-(a data page missing from this build) shows a plain note instead of taking the window down.
+Pages are imported and built the first time they are shown, so start-up stays quick; a page that fails
+while it builds shows a plain note instead of taking the window down.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from app import __version__
 from app.ui.context import UiContext
+from app.ui.errors import plain_error
 from app.ui.icons import app_icon
 from app.ui.pages import MessageLine
 from app.ui.quickbar import QuickBar
@@ -238,16 +239,13 @@ class MainWindow(QMainWindow):
         return self.pages[key]
 
     def _build(self, spec: PageSpec) -> QWidget:
+        """Every page ships with the app: a module that fails to import is a bug and raises (loudly, in
+        tests too). A page that fails while it builds (its data unreadable) says so in plain words."""
+        page_class: type[QWidget] = getattr(importlib.import_module(spec.module), spec.cls)
         try:
-            module = importlib.import_module(spec.module)
-        except ImportError as exc:
-            log.info("page %s not available: %s", spec.key, exc)
-            return placeholder(f"The {spec.title} page is not part of this build yet.")
-        try:
-            return getattr(module, spec.cls)(self.ctx, self.stack)
+            return page_class(self.ctx, self.stack)
         except Exception as exc:  # one broken page must not take the whole window down
-            log.exception("could not build the %s page", spec.key)
-            return placeholder(f"The {spec.title} page could not be opened:\n{exc}")
+            return placeholder(plain_error(f"The {spec.title} page could not be opened", exc))
 
     def _show_row(self, row: int) -> None:
         if not 0 <= row < len(PAGES):
