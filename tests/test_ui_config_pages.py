@@ -717,3 +717,31 @@ def test_connect_buttons_write_and_restore_each_agents_file(
     qtbot.waitUntil(lambda: "Codex CLI connected" in p.connect_message.text(), timeout=5000)
     qtbot.wait(50)
     assert p.grab().save(str(SCREENSHOTS / "export-connect.png"))
+
+
+def test_the_preset_editor_fits_a_900x600_window_with_no_horizontal_scroll(
+    gui, ctx, qtbot, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    window = gui.window
+    window.resize(900, 600)
+    presets = window.show_page("presets")
+    presets.select("cheap")
+    presets.load_probes()
+    gui.ctx.wait()
+    qtbot.wait(100)  # layouts settle, probe verdicts and prices are in the pickers
+    shot = window.grab()
+    assert shot.save(str(tmp_path / "presets-900x600.png"))
+    assert (shot.width(), shot.height()) == (900, 600)
+    bar = presets.scroll.horizontalScrollBar()
+    assert bar.maximum() == 0 and not bar.isVisible(), (
+        bar.maximum(),
+        presets.scroll.widget().minimumSizeHint(),
+    )
+    # the form is usable: every picker's model field is wide enough to read a model name
+    for picker in (*presets.pickers.values(), presets.fallback_picker):
+        assert picker.model.width() >= 140, picker.model.width()
+    bar = presets.scroll.verticalScrollBar()
+    bar.setValue(bar.maximum())  # the fallback list and its picker, at the bottom of the form
+    qtbot.wait(50)
+    assert window.grab().save(str(tmp_path / "presets-900x600-bottom.png"))
+    assert presets.scroll.horizontalScrollBar().maximum() == 0

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QCompleter, QHBoxLayout, QLabel, QSizePolicy, QWidget
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import QComboBox, QCompleter, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from app.core.config import Target
 from app.ui.context import UiContext
@@ -60,32 +61,51 @@ class TargetPicker(QWidget):
     def __init__(self, ctx: UiContext, *, optional: bool, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx, self.optional = ctx, optional
-        layout = QHBoxLayout(self)
+        # two lines: the combos, then the price and the probe verdict in small muted text under them, so
+        # the picker fits a 900 px window with no horizontal scroll and nothing cut
+        layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(1)
+        combos = QHBoxLayout()
         self.provider = QComboBox()
-        self.provider.setMinimumContentsLength(12)
+        self.provider.setMinimumContentsLength(10)
+        self.provider.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model = QComboBox()
         self.model.setEditable(True)
         self.model.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        self.model.setMinimumContentsLength(18)  # fits a 900 px window; the price and verdict sit beside it
-        self.model.lineEdit().setPlaceholderText("model name: pick or type")
+        self.model.setMinimumContentsLength(16)
+        self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        line = self.model.lineEdit()  # an editable combo always has one
+        if line is not None:
+            line.setPlaceholderText("model name: pick or type")
         completer = QCompleter(self.model.model(), self.model)
         completer.setFilterMode(Qt.MatchFlag.MatchContains)
         completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
         self.model.setCompleter(completer)
         self.probes: dict[str, dict[str, Any]] = {}  # latest_probes, set by the page
-        self.verdict = QLabel()
-        self.verdict.setAccessibleName("Tool-use probe verdict")
         self.price = QLabel()
         self.price.setAccessibleName("Price per million tokens, in and out, and its source")
+        self.verdict = QLabel()
+        self.verdict.setAccessibleName("Tool-use probe verdict")
         # the verdict gives way in a narrow window (its tooltip keeps the whole line) instead of widening it
         self.verdict.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.verdict.setMinimumWidth(60)
-        layout.addWidget(self.provider)
-        layout.addWidget(self.model, 3)
-        layout.addWidget(self.price)
-        layout.addWidget(self.verdict, 2)
+        notes = QHBoxLayout()
+        notes.setContentsMargins(4, 0, 0, 0)
+        notes.setSpacing(12)
+        for label in (self.price, self.verdict):
+            label.setForegroundRole(QPalette.ColorRole.PlaceholderText)  # muted, light and dark alike
+            font = label.font()
+            font.setPointSizeF(font.pointSizeF() * 0.9)
+            label.setFont(font)
+        combos.addWidget(self.provider)
+        combos.addWidget(self.model, 1)
+        notes.addWidget(self.price)
+        notes.addWidget(self.verdict, 1)
+        layout.addLayout(combos)
+        layout.addLayout(notes)
         self.provider.currentIndexChanged.connect(self._provider_changed)
         self.model.editTextChanged.connect(lambda _: self._show_verdict())
         self.set_providers(list(ctx.core.config.providers))

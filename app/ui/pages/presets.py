@@ -173,14 +173,15 @@ class PresetsPage(QWidget):
         self.fallback.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
         fallback_layout.addWidget(self.fallback)
         self.fallback_picker = TargetPicker(ctx, optional=False)
+        fallback_layout.addWidget(self.fallback_picker)  # its own line: with the buttons beside it, too wide
         row = QHBoxLayout()
-        row.addWidget(self.fallback_picker, 1)
-        add_fallback = QPushButton("Add")
+        add_fallback = QPushButton("Add to fallback")
         add_fallback.clicked.connect(self.add_fallback)
         remove_fallback = QPushButton("Remove")
         remove_fallback.clicked.connect(lambda: self.fallback.takeItem(self.fallback.currentRow()))
         row.addWidget(add_fallback)
         row.addWidget(remove_fallback)
+        row.addStretch(1)
         fallback_layout.addLayout(row)
         right.addWidget(fallback_box)
 
