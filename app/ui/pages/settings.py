@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QGuiApplication, QPalette
+from PySide6.QtGui import QGuiApplication, QHideEvent, QPalette, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -123,9 +123,10 @@ class SettingsPage(QWidget):
         self.refused = _muted("")
         self.refused.setAccessibleName("Refused requests")
         form.addRow("Refused:", self.refused)
-        self._refused_timer = QTimer(self)  # a dict read every 2 s: the count lives in the proxy's memory
+        # a dict read every 2 s while the page is shown (the count lives in the proxy's memory); a hidden
+        # page does not poll (see showEvent/hideEvent)
+        self._refused_timer = QTimer(self, interval=2000)
         self._refused_timer.timeout.connect(self.load_refusals)
-        self._refused_timer.start(2000)
         return box
 
     def _storage_box(self) -> QGroupBox:
@@ -221,6 +222,15 @@ class SettingsPage(QWidget):
         self.minimised.setChecked(pref(config, "start_minimised"))
         for combo, key in ((self.theme, "theme"), (self.agent, "agent"), (self.shell, "shell")):
             combo.setCurrentIndex(max(combo.findData(pref(config, key)), 0))
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.load_refusals()
+        self._refused_timer.start()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        self._refused_timer.stop()
+        super().hideEvent(event)
 
     def load_refusals(self) -> None:
         proxy = self.ctx.proxy
