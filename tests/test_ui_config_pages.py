@@ -120,7 +120,9 @@ def test_rename_keeps_the_key_and_presets_and_removal_is_guarded(
     wait_message(qtbot, p.message, "ok")
     assert memory_keyring.store[("downshift", "provider:groq")] == "gsk-test"
     p.remove_current()
-    qtbot.waitUntil(lambda: "groq" not in core.config.providers, timeout=3000)
+    # the config is saved, then the key deleted, in one job on the writer thread: wait for the job's end
+    wait_text(qtbot, p.message, "Removed groq.", timeout=3000)
+    assert "groq" not in core.config.providers
     assert ("downshift", "provider:groq") not in memory_keyring.store
     assert answers.asked and answers.asked[0][0] == "confirm"
 
@@ -574,7 +576,7 @@ def test_save_and_revert_stay_in_view_and_save_keeps_the_scroll(ctx, core, qtbot
     p.resize(900, 420)  # a short window: the form scrolls
     p.select("premium")
     qtbot.wait(50)
-    bar = p.scroll.verticalScrollBar()
+    bar = p.form_scroll.verticalScrollBar()
     assert bar.maximum() > 0
     bar.setValue(bar.maximum())
     for button in (p.save_button, p.revert_button):
@@ -600,7 +602,10 @@ def test_the_dark_theme_applies_without_a_platform_theme(gui, core, qtbot) -> No
         settings.theme.setCurrentIndex(settings.theme.findData("dark"))
         settings.theme.activated.emit(settings.theme.currentIndex())
         qtbot.waitUntil(lambda: is_dark(QApplication.palette()), timeout=5000)
-        assert settings.palette().color(settings.backgroundRole()).lightness() < 90
+        # the widgets hear of the new palette through posted events: wait for them too
+        qtbot.waitUntil(
+            lambda: settings.palette().color(settings.backgroundRole()).lightness() < 90, timeout=5000
+        )
         settings.theme.setCurrentIndex(settings.theme.findData("light"))
         settings.theme.activated.emit(settings.theme.currentIndex())
         qtbot.waitUntil(lambda: not is_dark(QApplication.palette()), timeout=5000)
@@ -732,16 +737,16 @@ def test_the_preset_editor_fits_a_900x600_window_with_no_horizontal_scroll(
     shot = window.grab()
     assert shot.save(str(tmp_path / "presets-900x600.png"))
     assert (shot.width(), shot.height()) == (900, 600)
-    bar = presets.scroll.horizontalScrollBar()
+    bar = presets.form_scroll.horizontalScrollBar()
     assert bar.maximum() == 0 and not bar.isVisible(), (
         bar.maximum(),
-        presets.scroll.widget().minimumSizeHint(),
+        presets.form_scroll.widget().minimumSizeHint(),
     )
     # the form is usable: every picker's model field is wide enough to read a model name
     for picker in (*presets.pickers.values(), presets.fallback_picker):
         assert picker.model.width() >= 140, picker.model.width()
-    bar = presets.scroll.verticalScrollBar()
+    bar = presets.form_scroll.verticalScrollBar()
     bar.setValue(bar.maximum())  # the fallback list and its picker, at the bottom of the form
     qtbot.wait(50)
     assert window.grab().save(str(tmp_path / "presets-900x600-bottom.png"))
-    assert presets.scroll.horizontalScrollBar().maximum() == 0
+    assert presets.form_scroll.horizontalScrollBar().maximum() == 0

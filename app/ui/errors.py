@@ -133,10 +133,23 @@ def _sqlalchemy(exc: BaseException) -> Explanation | None:
     return None
 
 
+def _own_explained(exc: BaseException) -> Explanation:
+    """Downshift's message, with the library error it wraps (`raise ... from exc`, its text often tacked on
+    at the end: "Could not store 'x' in the keyring: <the backend's words>") said plainly instead."""
+    text, cause = str(exc).strip() or "it failed", exc.__cause__
+    if cause is None or _own(cause):
+        return Explanation(text, "")
+    inner = explain(cause)
+    raw = str(cause).strip()
+    if raw and text.endswith(raw):
+        text = text[: -len(raw)].rstrip(" :")
+    return Explanation(f"{text}: {inner.reason}", inner.advice)
+
+
 def explain(exc: BaseException) -> Explanation:
     """The plain-words reason for `exc` and what to do. Never the exception's repr."""
     if _own(exc):
-        return Explanation(str(exc).strip() or "it failed", "")
+        return _own_explained(exc)
     for special in (_httpx, _keyring, _sqlalchemy):
         found = special(exc)
         if found is not None:

@@ -10,6 +10,7 @@ import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QPalette
@@ -56,6 +57,22 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("settings", "Settings", "app.ui.pages.settings", "SettingsPage"),
     PageSpec("team", "Team", "app.ui.pages.team", "TeamPage"),
 )
+
+
+class PageClass(Protocol):
+    """What every page class is: built from the shared context, with a parent."""
+
+    def __call__(self, ctx: UiContext, parent: QWidget | None = None, /) -> QWidget: ...
+
+
+@runtime_checkable
+class GuardedPage(Protocol):
+    """A page with a form whose edits are guarded (Presets, Providers, Settings): asked before leaving."""
+
+    def has_unsaved_changes(self) -> bool: ...
+    def unsaved_what(self) -> str: ...
+    def save_changes(self) -> None: ...
+    def discard_changes(self) -> None: ...
 
 
 def placeholder(text: str) -> QWidget:
@@ -233,15 +250,16 @@ class MainWindow(QMainWindow):
             widget = self._build(PAGES[index])
             old = self.stack.widget(index)
             self.stack.insertWidget(index, widget)
-            self.stack.removeWidget(old)
-            old.deleteLater()
+            if old is not None:
+                self.stack.removeWidget(old)
+                old.deleteLater()
             self.pages[key] = widget
         return self.pages[key]
 
     def _build(self, spec: PageSpec) -> QWidget:
         """Every page ships with the app: a module that fails to import is a bug and raises (loudly, in
         tests too). A page that fails while it builds (its data unreadable) says so in plain words."""
-        page_class: type[QWidget] = getattr(importlib.import_module(spec.module), spec.cls)
+        page_class: PageClass = getattr(importlib.import_module(spec.module), spec.cls)
         try:
             return page_class(self.ctx, self.stack)
         except Exception as exc:  # one broken page must not take the whole window down
@@ -280,24 +298,23 @@ class MainWindow(QMainWindow):
         keys = [s.key for s in PAGES] if row is None else [PAGES[row].key] if 0 <= row < len(PAGES) else []
         for key in keys:
             page = self.pages.get(key)
-            unsaved = getattr(page, "has_unsaved_changes", None)
-            if page is None or unsaved is None or not unsaved():
+            if not isinstance(page, GuardedPage) or not page.has_unsaved_changes():
                 continue
             from app.ui import dialogs
 
             answer = dialogs.choose(
                 self,
                 "Unsaved changes",
-                f"{page.unsaved_what()} has unsaved changes.",  # type: ignore[attr-defined]
+                f"{page.unsaved_what()} has unsaved changes.",
                 ["Save", "Discard changes"],
                 "Discarded changes are lost.",
             )
             if answer is None:
                 return False
             if answer == 0:
-                page.save_changes()  # type: ignore[attr-defined]
+                page.save_changes()
             else:
-                page.discard_changes()  # type: ignore[attr-defined]
+                page.discard_changes()
         return True
 
     def current_page(self) -> str:

@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
-from app.core.preset_tier import preset_tier
+from app.core.preset_tier import Tier, preset_tier
 from app.core.queries import summary
 from app.core.shadow_info import active_notice
 from app.core.ui_prefs import pref
@@ -141,12 +141,12 @@ class Tray(QObject):
 
     # ------------------------------------------------------------------------------------------- state
 
-    def tier(self) -> str:
+    def tier(self) -> Tier:
         config = self.ctx.core.config
         return preset_tier(config, config.active_preset)
 
     def refresh_icon(self, *_: object) -> None:
-        self.icon.setIcon(tray_icon(self.tier(), self.ctx.paused))  # type: ignore[arg-type]
+        self.icon.setIcon(tray_icon(self.tier(), self.ctx.paused))
         self.refresh_tooltip()
 
     def tooltip(self) -> str:
@@ -192,7 +192,7 @@ class Tray(QObject):
         group.setExclusive(True)
         for name, preset in config.presets.items():
             tier = preset_tier(config, preset)
-            action = menu.addAction(tray_icon(tier), name)  # type: ignore[arg-type]
+            action = menu.addAction(tray_icon(tier), name)
             action.setCheckable(True)
             action.setChecked(name == config.active)
             action.setToolTip(preset.description or TIER_LABELS[tier])

@@ -109,7 +109,7 @@ class PresetsPage(QWidget):
             grid.addWidget(button, i // 2, i % 2)
         left_layout.addLayout(grid)
         self.activate_button.clicked.connect(self.activate_current)
-        self.new_button.clicked.connect(lambda: self.confirm_leave() and self.new_preset())
+        self.new_button.clicked.connect(self._new_clicked)
         self.duplicate_button.clicked.connect(self.duplicate_current)
         self.remove_button.clicked.connect(self.remove_current)
         self.import_button.clicked.connect(self.import_file)
@@ -187,7 +187,7 @@ class PresetsPage(QWidget):
 
         right.addStretch(1)
         scroll.setWidget(form_host)
-        self.scroll = scroll
+        self.form_scroll = scroll  # not `scroll`: that is QWidget.scroll()
         # Save and Revert sit under the scrolled form, always in view however long the form gets
         form_side = QWidget()
         side = QVBoxLayout(form_side)
@@ -249,7 +249,7 @@ class PresetsPage(QWidget):
         for name, preset in config.presets.items():
             tier = preset_tier(config, preset)
             text = f"{name}   (active)" if name == config.active else name
-            item = QListWidgetItem(tray_icon(tier), text, self.list)  # type: ignore[arg-type]
+            item = QListWidgetItem(tray_icon(tier), text, self.list)
             item.setData(Qt.ItemDataRole.UserRole, name)
             item.setToolTip(f"{preset.description or name}: {tier}")
             if name == self.editing:
@@ -271,7 +271,8 @@ class PresetsPage(QWidget):
             return
         if not self.confirm_leave(then=name):
             self.list.blockSignals(True)
-            self.list.setCurrentItem(previous)
+            if previous is not None:
+                self.list.setCurrentItem(previous)
             self.list.blockSignals(False)
             return
         self.show_preset(name)
@@ -382,6 +383,10 @@ class PresetsPage(QWidget):
         else:
             self.rules_note.clear()
 
+    def _new_clicked(self) -> None:
+        if self.confirm_leave():
+            self.new_preset()
+
     def new_preset(self) -> None:
         self.editing = None
         self.rules_note.clear()
@@ -401,14 +406,15 @@ class PresetsPage(QWidget):
     def add_pattern(self, glob: str, role: str, *, edit: bool = False) -> None:
         row = self.patterns.rowCount()
         self.patterns.insertRow(row)
-        self.patterns.setItem(row, 0, QTableWidgetItem(glob))
+        item = QTableWidgetItem(glob)
+        self.patterns.setItem(row, 0, item)
         combo = QComboBox()
         combo.addItems(list(ROLES))
         combo.setCurrentText(role)
         self.patterns.setCellWidget(row, 1, combo)
         if edit:
             self.patterns.setCurrentCell(row, 0)
-            self.patterns.editItem(self.patterns.item(row, 0))
+            self.patterns.editItem(item)
 
     @staticmethod
     def _remove_rows(table: QTableWidget) -> None:
