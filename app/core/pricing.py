@@ -37,11 +37,18 @@ SOURCE_LABELS = {
 
 
 class PerMillion(Protocol):
-    input: float
-    output: float
-    cache_read: float | None
-    cache_write: float | None
-    cache_write_1h: float | None
+    """Prices per million tokens; read-only, so the frozen price-table entries match too."""
+
+    @property
+    def input(self) -> float: ...
+    @property
+    def output(self) -> float: ...
+    @property
+    def cache_read(self) -> float | None: ...
+    @property
+    def cache_write(self) -> float | None: ...
+    @property
+    def cache_write_1h(self) -> float | None: ...
 
 
 class Tokens(Protocol):

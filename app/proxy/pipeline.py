@@ -25,6 +25,7 @@ import orjson
 from aiohttp import web
 
 from app.core import long_context
+from app.core.analytics.budgets import BLOCK_STATUS, BudgetExceeded
 from app.core.config import Config, LongContext, Provider, Target
 from app.core.engine import Core
 from app.core.records import Attempt, CallRecord
@@ -53,6 +54,11 @@ _SLOW_FAILURES = frozenset({"timeout", "stalled"})
 GEMINI_COUNT_PROFILE = Profile(pdf=True)
 # Client headers worth passing to a same-format upstream; never the client's credentials.
 _FORWARD_HEADERS = ("anthropic-version", "anthropic-beta", "openai-beta")
+
+
+def budget_refusal(exc: BudgetExceeded) -> ProxyError:
+    """The core's refusal as the client's error: HTTP 402 `budget_exceeded` (logged with that kind)."""
+    return ProxyError(BLOCK_STATUS, BudgetExceeded.KIND, exc.message)
 
 
 class _Retry(Exception):
@@ -116,8 +122,8 @@ class Pipeline:
     def _policy_before(self, rec: CallRecord, data: dict[str, Any], config: Config) -> str | None:
         try:
             return self.core.policy.before(rec, data, config)
-        except ProxyError:
-            raise
+        except BudgetExceeded as exc:
+            raise budget_refusal(exc) from None
         except Exception:  # a bug in the analytics must not stop the call
             log.exception("call policy failed for call %s; serving it without", rec.call_id)
             return None
@@ -144,11 +150,14 @@ class Pipeline:
             log.warning("could not count the prompt of call %s", rec.call_id, exc_info=True)
             return None
         if long:  # a provider's block budget applies to the provider the rule sends the call to
-            self.core.policy.budgets.check(
-                config,
-                rec.started_at,
-                lambda: route(config, rec.requested_model, force_role=rule.role).targets[0].provider,
-            )
+            try:
+                self.core.policy.budgets.check(
+                    config,
+                    rec.started_at,
+                    lambda: route(config, rec.requested_model, force_role=rule.role).targets[0].provider,
+                )
+            except BudgetExceeded as exc:
+                raise budget_refusal(exc) from None
             return rule.role
         return None
 
