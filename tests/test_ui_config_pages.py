@@ -750,3 +750,9 @@ def test_the_preset_editor_fits_a_900x600_window_with_no_horizontal_scroll(
     qtbot.wait(50)
     assert window.grab().save(str(tmp_path / "presets-900x600-bottom.png"))
     assert presets.form_scroll.horizontalScrollBar().maximum() == 0
+    # the Budgets tab too: every column of a budget row in view
+    presets.budgets_editor.add_budget(Budget("month", 60.0, action="switch", switch_to="cheap"))
+    presets.tabs.setCurrentIndex(1)
+    qtbot.wait(50)
+    assert window.grab().save(str(tmp_path / "budgets-900x600.png"))
+    assert presets.budgets_editor.table.horizontalScrollBar().maximum() == 0
