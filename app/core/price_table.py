@@ -132,8 +132,16 @@ class PriceTable:
             and _clean(model_name).endswith(":free")
             and _clean(model_name) != _clean(model_id or "")
         ):
-            free = dict.fromkeys(PRICE_FIELDS, 0.0)
-            result = replace(result, **free, note="OpenRouter :free variant, billed $0", providers={})
+            result = replace(
+                result,
+                input=0.0,
+                output=0.0,
+                cache_read=0.0,
+                cache_write=0.0,
+                cache_write_1h=0.0,
+                note="OpenRouter :free variant, billed $0",
+                providers={},
+            )
         if len(self._memo) > 4096:
             self._memo.clear()
         self._memo[key] = result

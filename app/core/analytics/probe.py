@@ -342,7 +342,7 @@ class ProbeClient:
         if problem:  # stored and printed: a provider's text (an error, an answer echoing the key) is masked
             problem = redact_text(problem, self._secrets())
         checks = [c for t in turns for c in t.checks]
-        kinds = Counter(c.kind for c in checks if c.kind not in toolcheck.NOT_FAILURES)
+        kinds: Counter[str] = Counter(c.kind for c in checks if c.kind not in toolcheck.NOT_FAILURES)
         costs = [t.cost for t in turns]
         return ProbeOutcome(
             probe=probe.name,

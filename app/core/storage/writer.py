@@ -25,7 +25,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import orjson
 from sqlalchemy import Connection, Engine
@@ -33,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.core.records import CallRecord
 from app.core.redact import redact, redact_text
-from app.core.storage.dialect import pg
+from app.core.storage.dialect import DriverCursor, driver_cursor, pg
 from app.core.storage.models import Call
 
 log = logging.getLogger(__name__)
@@ -507,9 +506,7 @@ class LogWriter:
         with self.engine.begin() as conn:
             for hook in self.hooks if hooks else ():
                 hook(conn, ends)
-            driver = conn.connection.driver_connection
-            assert driver is not None  # a connection inside begin() is checked out, so it has its driver's
-            cur = driver.cursor()
+            cur = driver_cursor(conn)
             try:
                 _insert(cur, self._sql, starts, ends, failed)
             finally:
@@ -541,14 +538,8 @@ class LogWriter:
         return starts
 
 
-class _Cursor(Protocol):
-    """What the writer uses of a DB-API cursor (sqlite3's or psycopg's)."""
-
-    def executemany(self, sql: str, rows: Sequence[tuple[object, ...]], /) -> object: ...
-
-
 def _insert(
-    cur: _Cursor,
+    cur: DriverCursor,
     sql: _Statements,
     starts: Sequence[CallRecord],
     ends: Sequence[CallRecord],
