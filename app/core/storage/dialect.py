@@ -18,7 +18,7 @@ from sqlalchemy.sql.operators import like_op
 POSTGRES = "postgresql"
 
 
-class ContainsText(BinaryExpression):  # type: ignore[type-arg]
+class ContainsText(BinaryExpression[bool]):
     """`column LIKE pattern ESCAPE '\\'`, ASCII case-insensitive on both databases: SQLite's LIKE already is
     (and keeps its plain LIKE), PostgreSQL's is not, so it gets ILIKE."""
 
