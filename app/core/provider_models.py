@@ -84,7 +84,8 @@ def parse_models(data: Any) -> tuple[ModelInfo, ...]:
         model_id = item.get("id") or item.get("name") or item.get("model")
         if not isinstance(model_id, str) or not model_id:
             continue
-        pricing = item.get("pricing") if isinstance(item.get("pricing"), Mapping) else {}
+        raw_pricing = item.get("pricing")
+        pricing: Mapping[str, Any] = raw_pricing if isinstance(raw_pricing, Mapping) else {}
         ctx = item.get("context_length") or item.get("max_context_length")
         models.append(
             ModelInfo(
