@@ -10,7 +10,10 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from conftest import PREMIUM_KEY, logged_calls
+from conftest import BACKUP_KEY, PREMIUM_KEY, logged_calls
+
+from app.core import toolcheck
+from app.testing.script import Reply, ToolCall
 
 COUNT_BODY = {"model": "default", "messages": [{"role": "user", "content": "how many tokens is this?"}]}
 
@@ -61,6 +64,10 @@ fallback = ["backup/deepseek/deepseek-chat"]
 [[presets]]
 name = "all_dead"
 default = "deadant/claude-sonnet-4-6"
+
+[[presets]]
+name = "plain"
+default = "backup/deepseek/deepseek-chat"
 
 [routing]
 active = "to_anthropic"
@@ -116,3 +123,43 @@ def test_count_tokens_with_every_target_down_is_a_502_in_anthropic_shape(proxy, 
     assert body["type"] == "error" and body["error"]["type"] == "api_error" and body["error"]["message"]
     (row,) = logged_calls(core)
     assert (row["outcome"], row["status"], row["error_kind"]) == ("error", 502, "connect_error")
+
+
+BASH = {
+    "type": "function",
+    "function": {
+        "name": "bash",
+        "parameters": {
+            "type": "object",
+            "properties": {"command": {"type": "string"}},
+            "required": ["command"],
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_declared_tools_are_read_once_per_call(proxy, mock, token, core, monkeypatch, stream) -> None:  # type: ignore[no-untyped-def]
+    """The request's tools are read once per call (to compile the called tools' schemas before the answer
+    goes out, then to judge the calls), not once for each."""
+    use(core, "plain")
+    core.set_provider_key("backup", BACKUP_KEY)
+    reads: list[int] = []
+    real = toolcheck.declared_openai
+    monkeypatch.setattr(toolcheck, "declared_openai", lambda body: reads.append(1) or real(body))
+    mock.enqueue(Reply(tool_calls=[ToolCall("bash", {"command": "ls"})]))
+    r = httpx.post(
+        f"{proxy.url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {token}"},
+        json={
+            "model": "default",
+            "messages": [{"role": "user", "content": "ls"}],
+            "tools": [BASH],
+            "stream": stream,
+        },
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    (row,) = logged_calls(core)
+    assert row["outcome"] == "ok" and row["tool_calls"] == 1
+    assert len(reads) == 1
