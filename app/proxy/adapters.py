@@ -105,7 +105,7 @@ class Adapter:
             except orjson.JSONDecodeError:
                 pass
         api = "anthropic" if self.client_api == "anthropic" else "openai"
-        return orjson.dumps(error_body(api, status, upstream_error_message(body)))
+        return orjson.dumps(error_body(api, status, upstream_error_message(body, status)))
 
 
 def clamp_max_tokens(body: dict[str, Any], key: str, provider: Provider) -> None:

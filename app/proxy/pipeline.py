@@ -40,7 +40,7 @@ from app.core.redact import known_secrets, mask_secrets, redact_text, scrub_know
 from app.core.routing import Route, RoutingError, route
 from app.proxy import accounting, gemini_api, sse, tool_ids, validate
 from app.proxy.adapters import COUNT_PATH, Adapter, Context, StreamTranslator, adapter_for, count_adapter_for
-from app.proxy.errors import ProxyError, error_json, upstream_error_message
+from app.proxy.errors import ProxyError, cut_message, error_json, upstream_error_message
 from app.proxy.leg import Leg
 from app.proxy.observe import observer_for
 from app.proxy.profiles import Profile
@@ -374,7 +374,7 @@ class Pipeline:
             err_body, secrets
         )  # every spelling of the key: the message is decoded below
         attempt.error_kind = f"http_{resp.status}"
-        attempt.error_message = upstream_error_message(err_body)
+        attempt.error_message = upstream_error_message(err_body, resp.status)
         headers = {
             k: redact_text(v, secrets) or ""
             for k, v in resp.headers.items()
@@ -451,7 +451,7 @@ def _unserved(rec: CallRecord, last: UpstreamFailure | _ErrorAnswer | None) -> w
     accounting.settle_failed_attempts(rec)  # what its attempts were billed
     if isinstance(last, _ErrorAnswer):
         rec.error_kind = f"upstream_{last.status}"
-        rec.error_message = upstream_error_message(last.body)
+        rec.error_message = upstream_error_message(last.body, last.status)
         rec.finish("error", last.status)
         return web.Response(
             status=last.status, body=last.body, content_type="application/json", headers=last.headers
@@ -747,7 +747,7 @@ def _stream_error(
 def _error_text(error: dict[str, Any], secrets: tuple[bytes, ...]) -> str:
     """A mid-stream error event's message, decoded then masked (before it is cut: no half key survives)."""
     message = error.get("message") if isinstance(error, dict) else None
-    return (redact_text(str(message or error), secrets) or "")[:500]
+    return cut_message(redact_text(str(message or error), secrets) or "")
 
 
 def retry_after(headers: Any) -> float | None:
