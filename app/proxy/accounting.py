@@ -128,14 +128,11 @@ def _settle(leg: Leg) -> None:
     rec.cost_usd, rec.cost_source = priced.cost, cost_source(priced, estimated)
     rec.billed_cost_usd, rec.estimated_cost_usd = priced.billed, priced.estimated
     if served_by_premium(config, rec.role, rec.provider, rec.upstream_model):
-        rec.premium_cost_usd = (
-            rec.cost_usd
-        )  # the premium model itself: nothing saved (no re-split of its cache)
+        # the premium model itself: nothing saved (no re-split of its cache)
+        rec.premium_cost_usd = rec.cost_usd
     else:
         rec.premium_cost_usd = premium_cost(usage, config, rec.role, premium_split.split(config))
-    if (
-        rec.outcome == "ok" and not estimated
-    ):  # guessed tokens carry no cache split: they would skew the share
+    if rec.outcome == "ok" and not estimated:  # guessed tokens carry no cache split: they'd skew the share
         premium_split.observe(rec.provider, rec.upstream_model, usage)
     _add_failed_attempts(rec, rec.attempts[:-1])
     calls = [toolcheck.ToolCall(i, n, a) for i, n, a in observer.tool_calls()]

@@ -83,9 +83,8 @@ class Pipeline:
         self.core = core
         self.client = client
         self.seen = accounting.SeenIds()
-        self.shadow = ShadowRunner(
-            core
-        )  # off unless the preset has a shadow rule; threads start on first use
+        # off unless the preset has a shadow rule; threads start on first use
+        self.shadow = ShadowRunner(core)
         self.local_token: str | None = None  # kept current by the server, masked wherever text is echoed
 
     # ------------------------------------------------------------------------------------------- entry
@@ -299,24 +298,24 @@ class Pipeline:
             error = await self._upstream_error(resp, provider, adapter, attempt)
             attempt.duration_ms = rec.elapsed_ms() - started
             return error
-        leg = Leg(
-            request=request,
-            rec=rec,
-            config=config,
-            target=target,
-            provider=provider,
-            adapter=adapter,
-            ctx=ctx,
-            upstream_body=upstream_body,
-            payload_len=len(payload),
-            attempt=attempt,
-            resp=resp,
-            observer=observer_for(provider.api),
-            known=self._known(provider),
-        )
         counting = adapter.path == COUNT_PATH
         clean = False
-        try:
+        try:  # from here the answer's body belongs to this attempt: released, or closed if not read through
+            leg = Leg(
+                request=request,
+                rec=rec,
+                config=config,
+                target=target,
+                provider=provider,
+                adapter=adapter,
+                ctx=ctx,
+                upstream_body=upstream_body,
+                payload_len=len(payload),
+                attempt=attempt,
+                resp=resp,
+                observer=observer_for(provider.api),
+                known=self._known(provider),
+            )
             if counting:
                 answer = await _relay_count(leg)
             elif rec.streamed:
@@ -370,9 +369,8 @@ class Pipeline:
         finally:
             resp.release()
         secrets = self._secrets(provider)
-        err_body = accounting.redact(
-            err_body, secrets
-        )  # every spelling of the key: the message is decoded below
+        # every spelling of the key: the message is decoded below
+        err_body = accounting.redact(err_body, secrets)
         attempt.error_kind = f"http_{resp.status}"
         attempt.error_message = upstream_error_message(err_body, resp.status)
         headers = {
@@ -555,34 +553,24 @@ class _StreamRelay:
 
     async def run(self) -> web.StreamResponse:
         leg = self.leg
-        rec, observer, response, parser, translator = (
-            leg.rec,
-            leg.observer,
-            self.response,
-            self.parser,
-            leg.translator,
-        )
+        rec, observer, translator = leg.rec, leg.observer, leg.translator
+        response, parser, known = self.response, self.parser, leg.known
         try:
             async for chunk in iter_body(leg.resp, leg.provider.timeouts.idle):
                 rec.mark_first_byte()
                 out = self._passthrough(chunk) if translator is None else self._translated(chunk, translator)
-                if (
-                    len(parser.pending()) > MAX_EVENT_BYTES
-                ):  # no event boundary in sight: not a stream to relay
+                # no event boundary in sight: not a stream to relay
+                if len(parser.pending()) > MAX_EVENT_BYTES:
                     raise UpstreamFailure(
                         "bad_upstream_sse", f"the provider sent a stream event over {MAX_EVENT_BYTES} bytes"
                     )
                 if observer.error is not None:
                     out = self._error_event(observer.error, out)
-                if (
-                    self.finished and not self.checks_ready
-                ):  # before the last event goes out (see _relay_whole)
+                if self.finished and not self.checks_ready:  # before the last event goes out (_relay_whole)
                     self.checks_ready = True
                     await accounting.prepare_checks(leg)
                 if out:
-                    data = scrub_known(
-                        b"".join(out), leg.known
-                    )  # a provider echoing its key: literal forms only
+                    data = scrub_known(b"".join(out), known)  # a provider echoing its key: literal forms only
                     if not self.prepared:
                         await response.prepare(leg.request)
                         self.prepared = True
@@ -592,10 +580,8 @@ class _StreamRelay:
         except UpstreamFailure as exc:
             await self._broken(exc)
         except (*_CLIENT_GONE, asyncio.CancelledError) as exc:
-            rec.error_kind, rec.error_message = (
-                "client_disconnected",
-                "the client closed the connection mid-stream",
-            )
+            rec.error_kind = "client_disconnected"
+            rec.error_message = "the client closed the connection mid-stream"
             rec.finish("cancelled", 499)
             self._settle()
             if isinstance(exc, asyncio.CancelledError):
@@ -609,7 +595,7 @@ class _StreamRelay:
     def _passthrough(self, chunk: bytes) -> list[bytes]:
         """Events relayed as the provider sent them (the client speaks its API), watched on the way."""
         out: list[bytes] = []
-        observer, drop_usage = self.leg.observer, self.drop_usage
+        observer, drop_usage, openai_upstream = self.leg.observer, self.drop_usage, self.openai_upstream
         for event in self.parser.feed(chunk):
             if event.data == sse.DONE:
                 self.finished = True
@@ -627,14 +613,14 @@ class _StreamRelay:
                 raise self._unreadable(exc) from None
             if not (drop_usage and not obj.get("choices") and obj.get("usage")):
                 out.append(event.raw)
-            if not self.openai_upstream and obj.get("type") == "message_stop":  # Anthropic's streams end so
+            if not openai_upstream and obj.get("type") == "message_stop":  # how Anthropic's streams end
                 self.finished = True
         return out
 
     def _translated(self, chunk: bytes, translator: StreamTranslator) -> list[bytes]:
         """Events translated into the client's API, watched on the way in the provider's."""
         out: list[bytes] = []
-        observer, encode = self.leg.observer, self.leg.adapter.encode
+        observer, encode, openai_upstream = self.leg.observer, self.leg.adapter.encode, self.openai_upstream
         for event in self.parser.feed(chunk):
             if event.data == sse.DONE:
                 self.finished = True
@@ -652,7 +638,7 @@ class _StreamRelay:
                     out.append(encode(produced))
             except Exception as exc:  # an event of a shape nobody expects
                 raise self._unreadable(exc) from None
-            if not self.openai_upstream and obj.get("type") == "message_stop":
+            if not openai_upstream and obj.get("type") == "message_stop":
                 self.finished = True
         return out
 
@@ -733,9 +719,7 @@ def _stream_error(
     if translator is not None:
         with contextlib.suppress(Exception):
             return adapter.encode(translator.error(exc.kind, exc.message)) + adapter.done()
-    if (
-        exc.kind == "upstream_stream_error" and translator is None
-    ):  # the provider's own error event went through
+    if exc.kind == "upstream_stream_error" and translator is None:  # the provider's error event went through
         return sse.OPENAI_DONE if adapter.client_api == "openai" and not finished else b""
     if adapter.client_api == "anthropic":
         return sse.encode_named({"type": "error", "error": {"type": "api_error", "message": exc.message}})
