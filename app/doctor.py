@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import importlib.util
 import json
 import os
 import socket
@@ -357,45 +358,53 @@ def check_providers(config: Config, key_for: Callable[[Provider], str | None], t
     return sorted(probed + failures, key=lambda c: order.get(c.name.removeprefix("provider "), 0))
 
 
+# Run in a child process: the doctor is a headless command and loads no Qt itself (a CLI process must work
+# where Qt's system libraries are missing; the import in the child is the check that they are there).
+# argv[1] == "start": also start a GUI application and print the platform it got.
 _QT_PROBE = (
-    "import sys\nfrom PySide6.QtGui import QGuiApplication\napp = QGuiApplication(sys.argv[:1])\n"
-    "print(app.platformName())\n"
+    "import sys\nimport PySide6\nfrom PySide6 import QtWidgets\nprint(PySide6.__version__, flush=True)\n"
+    "if sys.argv[1:] == ['start']:\n"
+    "    from PySide6.QtGui import QGuiApplication\n"
+    "    app = QGuiApplication(sys.argv[:1])\n"
+    "    print(app.platformName())\n"
+)
+_QT_LIBS_FIX = (
+    "install Qt's system libraries: apt-get install libegl1 libgl1 libxkbcommon0 libfontconfig1 "
+    "libdbus-1-3; or run headless: `downshift serve`"
 )
 
 
 def check_qt(timeout: float = 20.0) -> Check:
-    try:
-        import PySide6
-        from PySide6 import QtWidgets  # noqa: F401 - the import is the check (system libraries)
-    except ImportError as exc:
-        return Check(
-            "qt",
-            "fail",
-            f"PySide6 cannot be imported: {exc}",
-            "install Qt's system libraries: apt-get install libegl1 libgl1 libxkbcommon0 libfontconfig1 "
-            "libdbus-1-3; or run headless: `downshift serve`",
-        )
-    details: dict[str, Any] = {"pyside6": PySide6.__version__}
+    """Whether the desktop app can start here, found out without loading Qt into this process."""
+    if importlib.util.find_spec("PySide6") is None:
+        return Check("qt", "fail", "PySide6 is not installed", _QT_LIBS_FIX)
+    if getattr(sys, "frozen", False):  # no interpreter to run the probe with: the bundle carries PySide6
+        return Check("qt", "ok", "PySide6 (bundled; not started by the doctor)", None, {"bundled": True})
     display = _display_hint()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _QT_PROBE, "import" if display else "start"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return Check("qt", "warn", f"Qt did not start within {timeout:g} s", "check the display connection")
+    lines = done.stdout.split()
+    if not lines:  # the import failed: Qt's own libraries or the system's are missing
+        reason = (done.stderr.strip().splitlines() or ["no output"])[-1][:300]
+        return Check("qt", "fail", f"PySide6 cannot be imported: {reason}", _QT_LIBS_FIX)
+    version = lines[0]
+    details: dict[str, Any] = {"pyside6": version}
     if display is not None:
         return Check(
             "qt",
             "warn",
-            f"PySide6 {PySide6.__version__}, but {display}",
+            f"PySide6 {version}, but {display}",
             "run the proxy headless (`downshift serve`), or start the app in a desktop session",
             details,
         )
-    if getattr(sys, "frozen", False):  # no interpreter to run the probe with; the import already worked
-        return Check("qt", "ok", f"PySide6 {PySide6.__version__}", None, details)
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", _QT_PROBE], capture_output=True, text=True, timeout=timeout
-        )
-    except subprocess.TimeoutExpired:
-        return Check(
-            "qt", "warn", f"Qt did not start within {timeout:g} s", "check the display connection", details
-        )
-    if done.returncode != 0:
+    if done.returncode != 0 or len(lines) < 2:
         reason = (done.stderr.strip().splitlines() or ["no output"])[-1][:300]
         return Check(
             "qt",
@@ -405,8 +414,8 @@ def check_qt(timeout: float = 20.0) -> Check:
             "or run headless: `downshift serve`",
             details,
         )
-    details["platform"] = done.stdout.strip()
-    return Check("qt", "ok", f"PySide6 {PySide6.__version__}, platform {details['platform']}", None, details)
+    details["platform"] = lines[1]
+    return Check("qt", "ok", f"PySide6 {version}, platform {details['platform']}", None, details)
 
 
 def _display_hint() -> str | None:

@@ -102,8 +102,8 @@ def _session_id(text: str) -> str | None:
             data = json.loads(text)
         except ValueError:
             return None
-        value = data.get("session_id") if isinstance(data, dict) else None
-        return value if isinstance(value, str) and value else None
+        found = data.get("session_id") if isinstance(data, dict) else None
+        return found if isinstance(found, str) and found else None
     return value or None
 
 
@@ -138,11 +138,15 @@ def _config(env: Mapping[str, str]) -> dict[str, Any]:
     return subset
 
 
+def _section(full: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """A [table] of the config, or an empty one when it is missing or not a table."""
+    value = full.get(name)
+    return value if isinstance(value, dict) else {}
+
+
 def _subset(full: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    routing, proxy, ui = (
-        full.get(k) if isinstance(full.get(k), dict) else {} for k in ("routing", "proxy", "ui")
-    )
+    routing, proxy, ui = (_section(full, k) for k in ("routing", "proxy", "ui"))
     if isinstance(routing.get("active"), str):
         out["routing"] = {"active": routing["active"]}
     out["proxy"] = {k: proxy[k] for k in ("host", "port") if isinstance(proxy.get(k), (str, int))}

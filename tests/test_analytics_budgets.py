@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 from analytics_support import chat, messages_api, settled, user
 from conftest import PROVIDER_KEY, proxy_config_text
 
+from app.core.analytics.budgets import BudgetExceeded
 from app.core.engine import Core
+from app.proxy.errors import ProxyError
 from app.proxy.server import ProxyThread
 from app.testing.script import Reply
 
@@ -95,6 +99,18 @@ def test_block_refuses_the_next_call_in_each_api_shape(budget_config, core, mock
     assert len(mock.requests) == 3
     rows = settled(core)
     assert [r["error_kind"] for r in rows[-2:]] == ["budget_exceeded", "budget_exceeded"]
+
+
+def test_the_core_refuses_with_its_own_exception(budget_config, core, mock, token) -> None:  # type: ignore[no-untyped-def]
+    """The budget guard is core: it says why a call is refused; the proxy (not the core) makes that a 402."""
+    budget_config(_budget("block"))
+    with ProxyThread(core, port=0) as proxy:
+        _spend(proxy, mock, token, 3)
+    settled(core)
+    with pytest.raises(BudgetExceeded) as refused:
+        core.policy.budgets.check(core.config, time.time(), lambda: "cheapco")
+    assert not isinstance(refused.value, ProxyError) and refused.value.budget == core.config.budgets[0]
+    assert "daily budget of $0.01 is used up" in refused.value.message
 
 
 def test_provider_budget_blocks_only_that_provider(budget_config, core, mock, token) -> None:  # type: ignore[no-untyped-def]

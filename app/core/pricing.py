@@ -37,20 +37,35 @@ SOURCE_LABELS = {
 
 
 class PerMillion(Protocol):
-    input: float
-    output: float
-    cache_read: float | None
-    cache_write: float | None
-    cache_write_1h: float | None
+    """USD per million tokens, read-only: config prices, listed prices and the price table all fit."""
+
+    @property
+    def input(self) -> float: ...
+    @property
+    def output(self) -> float: ...
+    @property
+    def cache_read(self) -> float | None: ...
+    @property
+    def cache_write(self) -> float | None: ...
+    @property
+    def cache_write_1h(self) -> float | None: ...
 
 
 class Tokens(Protocol):
-    input: int
-    output: int
-    cache_read: int
-    cache_write: int
-    cache_write_1h: int
-    cost: float | None
+    """A call's token counts (and the cost its provider billed, if any), read-only."""
+
+    @property
+    def input(self) -> int: ...
+    @property
+    def output(self) -> int: ...
+    @property
+    def cache_read(self) -> int: ...
+    @property
+    def cache_write(self) -> int: ...
+    @property
+    def cache_write_1h(self) -> int: ...
+    @property
+    def cost(self) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,11 +14,12 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from app.demo.agent import ScriptedAgents
 from app.demo.provider import SimulatedProvider
-from app.demo.summary import demo_summary, render_summary
+from app.demo.summary import demo_summary
 from app.demo.workspace import DemoWorkspace
 
 log = logging.getLogger(__name__)
@@ -26,9 +27,16 @@ log = logging.getLogger(__name__)
 HEADLESS_SECONDS = 20.0
 GUI_CYCLE = 150.0  # seconds of demo time for one round cheap -> plan-high -> premium
 
+# (workspace, args, speed) -> exit code: the desktop app on the demo workspace. It lives in the Qt layer
+# (app.ui.demo_window) and is handed in by the CLI, so this package (and `demo --headless`) loads no Qt.
+WindowRunner = Callable[[DemoWorkspace, argparse.Namespace, float], int]
+# (summary, seconds, speed) -> the headless summary as text: the CLI's tables (app.cli.demo)
+Render = Callable[[dict[str, Any], float, float], str]
 
-def run(args: argparse.Namespace) -> int:
-    """Entry point of `downshift demo`; returns the exit code."""
+
+def run(args: argparse.Namespace, *, render: Render, window: WindowRunner | None = None) -> int:
+    """Entry point of `downshift demo`; returns the exit code. The front ends are handed in by the CLI:
+    `render` prints the headless summary, `window` runs the windowed demo (without it, only `--headless`)."""
     speed = float(args.speed)
     if speed <= 0:
         print("downshift: --speed must be more than 0", file=sys.stderr)
@@ -38,9 +46,9 @@ def run(args: argparse.Namespace) -> int:
     workspace = DemoWorkspace.create(provider.mock.base_url)
     try:
         with workspace.activated():
-            if args.headless:
-                return _headless(workspace, args, speed)
-            return _with_window(workspace, args, speed)
+            if args.headless or window is None:
+                return _headless(workspace, args, speed, render)
+            return window(workspace, args, speed)
     finally:
         provider.stop()
         if args.keep:
@@ -53,11 +61,12 @@ def run(args: argparse.Namespace) -> int:
             workspace.cleanup()
 
 
-def _say(text: str) -> None:
+def say(text: str) -> None:
+    """One line of what the scripted agents do, with the time."""
     print(f"  [{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
 
-def _headless(workspace: DemoWorkspace, args: argparse.Namespace, speed: float) -> int:
+def _headless(workspace: DemoWorkspace, args: argparse.Namespace, speed: float, render: Render) -> int:
     from app.core.engine import Core
     from app.proxy.server import ProxyThread
 
@@ -76,7 +85,7 @@ def _headless(workspace: DemoWorkspace, args: argparse.Namespace, speed: float) 
         workspace.config_path,
         speed=speed,
         cycle=seconds * speed,
-        say=None if quiet else _say,
+        say=None if quiet else say,
         db_url=workspace.db_url,
     ).start()
     with contextlib.suppress(KeyboardInterrupt):
@@ -89,59 +98,5 @@ def _headless(workspace: DemoWorkspace, args: argparse.Namespace, speed: float) 
     if agents.error is not None:
         print(f"downshift: the demo agents stopped: {agents.error}", file=sys.stderr)
         return 1
-    print(json.dumps(data, indent=2) if quiet else render_summary(data, seconds, speed), flush=True)
+    print(json.dumps(data, indent=2) if quiet else render(data, seconds, speed), flush=True)
     return 0 if data["total"]["calls"] else 1
-
-
-def _with_window(workspace: DemoWorkspace, args: argparse.Namespace, speed: float) -> int:
-    try:
-        from app.ui.launch import no_display, run_gui
-    except ImportError as exc:
-        print(
-            f"downshift: the desktop app cannot start ({exc}); try `downshift demo --headless`",
-            file=sys.stderr,
-        )
-        return 1
-    if no_display():
-        print(
-            "downshift: no display found, so the desktop app cannot start; "
-            "`downshift demo --headless` runs the same traffic and prints a summary",
-            file=sys.stderr,
-        )
-        return 2
-    agents = ScriptedAgents(
-        workspace.proxy_url,
-        workspace.token,
-        workspace.config_path,
-        speed=speed,
-        cycle=GUI_CYCLE,
-        say=_say,
-        db_url=workspace.db_url,
-    ).start()
-    print(
-        f"Downshift demo: simulated provider and agents; config and log in {workspace.root} "
-        f"({'kept' if args.keep else 'deleted on exit'})",
-        flush=True,
-    )
-    if args.seconds is not None:
-        _quit_after(float(args.seconds))
-    gui_args: dict[str, Any] = {**vars(args), "config": str(workspace.config_path), "db": workspace.db_url}
-    try:
-        code = run_gui(argparse.Namespace(**gui_args))
-    finally:
-        agents.stop(drain=2.0)
-    if agents.error is not None:
-        print(f"downshift: the demo agents stopped: {agents.error}", file=sys.stderr)
-    return code
-
-
-def _quit_after(seconds: float) -> None:
-    """Quit the Qt event loop after `seconds` (a timed demo, and the packaged app's offscreen smoke test).
-
-    The application object is made here, on the main thread, so the timer lives on the GUI thread;
-    `run_gui` reuses it."""
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication.instance() or QApplication([sys.argv[0]])
-    QTimer.singleShot(int(seconds * 1000), app, app.quit)

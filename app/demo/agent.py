@@ -208,7 +208,7 @@ class ScriptedAgents:
                 if wanted != phase:
                     phase = wanted
                     if active != wanted and wanted in self.store.current().presets:
-                        await asyncio.to_thread(self.store.update, lambda c, w=wanted: c.with_active(w))
+                        await asyncio.to_thread(self.store.update, _activate(wanted))
                         self.stats.switches.append(wanted)
                         self._say(f"preset switched to {wanted}")
                     applied = self.store.current().active
@@ -322,3 +322,8 @@ class ScriptedAgents:
             return 0, b""
         self.stats.statuses[resp.status_code] += 1
         return resp.status_code, raw
+
+
+def _activate(preset: str) -> Callable[[Config], Config]:
+    """A config update that makes `preset` the active one."""
+    return lambda config: config.with_active(preset)

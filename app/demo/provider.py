@@ -15,7 +15,7 @@ import itertools
 import random
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from app.core.toolcheck import declared_openai
@@ -84,6 +84,17 @@ def history_turns(body: Any) -> int:
     )
 
 
+@dataclass(frozen=True)
+class Timing:
+    """How slowly one reply comes: the wait for its first byte and between its chunks (seconds)."""
+
+    first_byte_delay: float
+    chunk_delay: float
+
+    def of(self, reply: Reply) -> Reply:
+        return replace(reply, first_byte_delay=self.first_byte_delay, chunk_delay=self.chunk_delay)
+
+
 class SimulatedProvider:
     """Decides every reply of the mock upstream; call `start()` for a running MockUpstream."""
 
@@ -121,19 +132,17 @@ class SimulatedProvider:
         model = str(body.get("model") or "")
         style = _STYLES.get(model, _CHEAP)
         turns = history_turns(body)
-        timing = {
-            "first_byte_delay": self._uniform(*style.ttfb) / self.speed,
-            "chunk_delay": style.chunk_delay / self.speed,
-        }
+        timing = Timing(self._uniform(*style.ttfb) / self.speed, style.chunk_delay / self.speed)
         usage = self._usage(request, style, turns)
         if model == _CHEAP_MODEL:
             n = self._next(self._per_provider, model)
             if self.fallback_every and n % self.fallback_every == 0:
-                return Reply(
-                    status=429,
-                    error="Rate limit exceeded: free-tier capacity, retry shortly",
-                    headers={"retry-after": "2"},
-                    **timing,
+                return timing.of(
+                    Reply(
+                        status=429,
+                        error="Rate limit exceeded: free-tier capacity, retry shortly",
+                        headers={"retry-after": "2"},
+                    )
                 )
             if request.stream and self.cut_every and n % self.cut_every == 0:
                 return Fault(
@@ -151,12 +160,12 @@ class SimulatedProvider:
         )
 
     def _answer(
-        self, body: Mapping[str, Any], style: ModelStyle, turns: int, usage: Usage, timing: dict[str, float]
+        self, body: Mapping[str, Any], style: ModelStyle, turns: int, usage: Usage, timing: Timing
     ) -> Reply:
         tools = list(declared_openai(body))
         finish_chance = min(0.9, 0.12 * turns)
         if not tools or self._uniform(0, 1) < finish_chance:
-            return Reply(text=_ANSWERS[turns % len(_ANSWERS)], usage=usage, **timing)
+            return timing.of(Reply(text=_ANSWERS[turns % len(_ANSWERS)], usage=usage))
         key = str(body.get("model") or "")
         n = self._next(self._tool_replies, key)
         thought = _THOUGHTS[n % len(_THOUGHTS)]
@@ -164,36 +173,39 @@ class SimulatedProvider:
             return self._broken(tools, thought, usage, timing)
         usable = [name for name in tools if name in _VALID_ARGS] or tools[:1]
         name = usable[n % len(usable)]
-        return Reply(
-            text=thought, tool_calls=[ToolCall(name, _VALID_ARGS.get(name, {}))], usage=usage, **timing
+        return timing.of(
+            Reply(text=thought, tool_calls=[ToolCall(name, _VALID_ARGS.get(name, {}))], usage=usage)
         )
 
-    def _broken(self, tools: list[str], thought: str, usage: Usage, timing: dict[str, float]) -> Reply:
+    def _broken(self, tools: list[str], thought: str, usage: Usage, timing: Timing) -> Reply:
         with self._lock:
             kind = next(self._failures)
         if kind == "schema" and "edit_file" in tools:  # old_string and new_string are required
-            return Reply(
-                text=thought,
-                tool_calls=[ToolCall("edit_file", {"path": "app/proxy/sse.py"})],
-                usage=usage,
-                **timing,
+            return timing.of(
+                Reply(
+                    text=thought,
+                    tool_calls=[ToolCall("edit_file", {"path": "app/proxy/sse.py"})],
+                    usage=usage,
+                )
             )
         if kind == "unknown_tool":
             patch = "*** Begin Patch\n*** Update File: app/proxy/sse.py\n*** End Patch"
-            return Reply(
-                text=thought, tool_calls=[ToolCall("apply_patch", {"patch": patch})], usage=usage, **timing
+            return timing.of(
+                Reply(text=thought, tool_calls=[ToolCall("apply_patch", {"patch": patch})], usage=usage)
             )
         if kind == "text_form" and "read_file" in tools:
-            return Reply(
-                text=thought,
-                text_tool_call=ToolCall("read_file", {"path": "app/proxy/sse.py"}),
-                usage=usage,
-                **timing,
+            return timing.of(
+                Reply(
+                    text=thought,
+                    text_tool_call=ToolCall("read_file", {"path": "app/proxy/sse.py"}),
+                    usage=usage,
+                )
             )
         name = "bash" if "bash" in tools else tools[0]
-        return Reply(
-            text=thought,
-            tool_calls=[ToolCall(name, '{"command": "python -m pytest -q tests/test_s')],
-            usage=usage,
-            **timing,
+        return timing.of(
+            Reply(
+                text=thought,
+                tool_calls=[ToolCall(name, '{"command": "python -m pytest -q tests/test_s')],
+                usage=usage,
+            )
         )

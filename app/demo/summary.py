@@ -1,4 +1,5 @@
-"""What a demo run produced, read back from its call log: the figures the dashboard would show."""
+"""What a demo run produced, read back from its call log: the figures the dashboard would show (printed by
+the CLI, app.cli.demo)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ from typing import Any
 
 from sqlalchemy import Engine, inspect, text
 
-from app.core.pricing import caveat_text
 from app.core.queries import summary
 from app.demo.agent import AgentStats
 
@@ -68,57 +68,3 @@ def demo_summary(engine: Engine, stats: AgentStats) -> dict[str, Any]:
             "preset_switches": list(stats.switches),
         },
     }
-
-
-def render_summary(data: dict[str, Any], seconds: float, speed: float) -> str:
-    """The summary as a few lines and the per-model table of `downshift stats`."""
-    from app.cli import table
-
-    t = data["total"]
-    agent = data["agent"]
-    personas = ", ".join(f"{name} {n}" for name, n in sorted(agent["by_persona"].items())) or "none"
-    saved = data["premium_equivalent_usd"] - t["cost_usd"]
-    share = (
-        f" ({saved / data['premium_equivalent_usd']:.0%} less)" if data["premium_equivalent_usd"] > 0 else ""
-    )
-    rate = "-" if t["tool_failure_rate"] is None else f"{t['tool_failure_rate']:.1%}"
-    kinds = ", ".join(f"{k} {n}" for k, n in data["tool_failures_by_kind"].items()) or "none"
-    apis = ", ".join(f"{k} {n}" for k, n in data["calls_by_client_api"].items())
-    said = caveat_text(t["unpriced_calls"], t["estimated_calls"])  # a guess says it is one
-    caveats = f" ({said})" if said else ""
-    outcomes = ", ".join(f"{k} {n}" for k, n in data["tasks_by_outcome"].items()) or "none"
-    lines = [
-        f"Downshift demo: {seconds:g} s at speed {speed:g}, simulated provider, no key used",
-        f"  agent tasks: {agent['tasks']} ({personas}); in the log: {outcomes}; preset switches: "
-        f"{' -> '.join(['cheap', *agent['preset_switches']]) if agent['preset_switches'] else 'none'}",
-        f"  calls logged: {t['calls']} ({apis}); {data['streamed_calls']} streamed; {t['errors']} failed; "
-        f"{data['fallbacks']} served by a fallback",
-        f"  cost: {'~' if t['estimated_calls'] else ''}${t['cost_usd']:.4f}{caveats}; the premium preset would have cost "
-        f"${data['premium_equivalent_usd']:.4f}{share}",
-        f"  tool calls: {t['tool_calls']}, failed {t['tool_failures']} ({rate}): {kinds}",
-    ]
-    rows = [
-        {
-            **m,
-            "cost": f"{'~' if m['estimated_calls'] else ''}${m['cost_usd']:.4f}",
-            "rate": None if m["tool_failure_rate"] is None else f"{m['tool_failure_rate']:.0%}",
-        }
-        for m in data["models"]
-    ]
-    lines.append(
-        table(
-            rows,
-            [
-                ("provider", "PROVIDER"),
-                ("model", "MODEL"),
-                ("calls", "CALLS"),
-                ("errors", "FAILED"),
-                ("input_tokens", "IN TOK"),
-                ("output_tokens", "OUT TOK"),
-                ("cost", "COST"),
-                ("tool_calls", "TOOL CALLS"),
-                ("rate", "TOOL FAIL %"),
-            ],
-        )
-    )
-    return "\n".join(lines)

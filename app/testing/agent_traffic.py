@@ -369,7 +369,7 @@ def _path(rng: random.Random) -> str:
 def _args(rng: random.Random, name: str) -> dict[str, Any]:
     base = name.rsplit("_", 1)[0] if name.rsplit("_", 1)[-1].isdigit() else name
     w = rng.choice(_WORDS)
-    return {
+    makers: dict[str, Callable[[], dict[str, Any]]] = {
         "read_file": lambda: {"path": _path(rng)},
         "edit_file": lambda: {
             "path": _path(rng),
@@ -394,7 +394,8 @@ def _args(rng: random.Random, name: str) -> dict[str, Any]:
         "run_tests": lambda: {"paths": [f"tests/test_{w}.py"], "fail_fast": True},
         "git_diff": lambda: {"paths": [_path(rng)]},
         "search_symbols": lambda: {"symbol": f"{w.title()}Handler", "kind": "references"},
-    }.get(base, lambda: {"query": w})()
+    }
+    return makers.get(base, lambda: {"query": w})()
 
 
 def _system(seed: int) -> str:

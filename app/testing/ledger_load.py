@@ -54,7 +54,7 @@ def make_record(writer_no: int, i: int, t0: float, member: str | None = None) ->
         for j in range(rng.randrange(3))
     ]
     if member is not None and hasattr(rec, "member"):
-        rec.member = member  # type: ignore[attr-defined]
+        rec.member = member
     rec.finish("error" if i % 13 == 0 else "ok", 500 if i % 13 == 0 else 200)
     rec.duration_ms = 100.0 + i % 50
     return rec

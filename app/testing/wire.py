@@ -456,10 +456,10 @@ def anthropic_events(p: Plan) -> list[Event]:
         )
     for i, t in enumerate(p.tool_calls):
         # Anthropic opens every tool input with an empty partial_json before the real pieces.
-        pieces = ["", *split_every(t.arguments_json(), p.args_chunk_chars)]
+        parts = ["", *split_every(t.arguments_json(), p.args_chunk_chars)]
         block(
             {"type": "tool_use", "id": p.tool_id(i, "toolu"), "name": t.name, "input": {}},
-            (b'{"type":"input_json_delta","partial_json":' + orjson.dumps(s) + b"}" for s in pieces),
+            (b'{"type":"input_json_delta","partial_json":' + orjson.dumps(s) + b"}" for s in parts),
         )
 
     usage = anthropic_usage(p, p.counts.completion)

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 from app.core.config import Budget, Config, ConfigError
 from app.core.queries.dashboard import period_start, spend_by_member, spend_by_provider
 from app.core.records import CallRecord
-from app.proxy.errors import ProxyError
 
 if TYPE_CHECKING:
     from app.core.engine import Core
@@ -36,6 +35,18 @@ BLOCK_STATUS = 402
 def _next_start(period: str, start: float) -> float:
     # a day or a month later, at local midnight again (whatever DST did in between)
     return period_start(period, start + (26 * 3600 if period == "day" else 32 * 86400))
+
+
+class BudgetExceeded(Exception):
+    """A block budget is used up: the call is refused. The core says why; the proxy answers the client with
+    HTTP `BLOCK_STATUS` and kind `KIND`, in the client's API shape (the core knows no wire formats)."""
+
+    KIND = "budget_exceeded"
+
+    def __init__(self, budget: Budget, message: str) -> None:
+        super().__init__(message)
+        self.budget = budget
+        self.message = message
 
 
 def describe(b: Budget) -> str:
@@ -116,8 +127,8 @@ class BudgetGuard:
     def check(
         self, config: Config, now: float, provider: Callable[[], str | None], member: str | None = None
     ) -> None:
-        """Raise the client-facing error when a block budget is used up; `provider` routes lazily; a member's
-        budget blocks only that member's calls."""
+        """Raise BudgetExceeded when a block budget is used up; `provider` routes lazily; a member's budget
+        blocks only that member's calls."""
         if not config.budgets:
             return
         self._tick(config, now)
@@ -129,9 +140,8 @@ class BudgetGuard:
                 and self.spent(b) >= b.limit_usd
                 and (b.provider is None or b.provider == provider())
             ):
-                raise ProxyError(
-                    BLOCK_STATUS,
-                    "budget_exceeded",
+                raise BudgetExceeded(
+                    b,
                     f"Downshift blocked this request: the {describe(b)} is used up (${self.spent(b):.2f} spent). "
                     f"Raise limit_usd in the config's [[budgets]] or wait for the next {b.period}.",
                 )

@@ -25,7 +25,6 @@ import base64
 import binascii
 import hashlib
 import time
-import uuid
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -33,6 +32,7 @@ from typing import Any
 import orjson
 
 from app.core.usage import normalize_anthropic, normalize_openai
+from app.proxy.translate.pivot import content_text, random_id, reasoning_text
 
 TOOL_ID_PREFIX = "toolu_"
 CALL_ID_PREFIX = "call_"
@@ -139,12 +139,10 @@ def decode_tool_arguments(arguments: Any) -> dict[str, Any]:
 
 def encode_tool_input(tool_input: Any) -> str:
     """Anthropic's input object as OpenAI's JSON-string arguments (raw arguments restored verbatim)."""
-    if (
-        isinstance(tool_input, dict)
-        and len(tool_input) == 1
-        and isinstance(tool_input.get(RAW_ARGUMENTS_KEY), str)
-    ):
-        return tool_input[RAW_ARGUMENTS_KEY]
+    if isinstance(tool_input, dict) and len(tool_input) == 1:
+        raw = tool_input.get(RAW_ARGUMENTS_KEY)
+        if isinstance(raw, str):
+            return raw
     return orjson.dumps(tool_input if tool_input is not None else {}).decode()
 
 
@@ -233,30 +231,22 @@ def merge_reasoning_details(items: Iterable[Any]) -> list[dict[str, Any]]:
     return list(merged.values())
 
 
-_NO_NAMES: Mapping[str, str] = {}
+NO_NAMES: Mapping[str, str] = {}  # `tool_names` when no tool was renamed
 
 
 def message_id(upstream_id: Any) -> str:
     """An Anthropic `msg_...` id derived from the upstream's id (fresh when it has none)."""
     if isinstance(upstream_id, str) and upstream_id:
         core = upstream_id.removeprefix("chatcmpl-").removeprefix("gen-")
-        return "msg_" + "".join(c if c.isascii() and (c.isalnum() or c in "_-") else "_" for c in core)
-    return "msg_" + uuid.uuid4().hex[:24]
+        return "msg_" + (_clean(core) if core else "")
+    return random_id("msg_")
 
 
 def completion_id(upstream_id: Any) -> str:
     """An OpenAI `chatcmpl-...` id derived from the upstream's id (fresh when it has none)."""
     if isinstance(upstream_id, str) and upstream_id:
         return "chatcmpl-" + upstream_id.removeprefix("msg_")
-    return "chatcmpl-" + uuid.uuid4().hex[:24]
-
-
-def reasoning_text(holder: Mapping[str, Any]) -> str | None:
-    """Reasoning text from a message or delta, whichever field the provider uses."""
-    text = holder.get("reasoning_content")
-    if text is None:
-        text = holder.get("reasoning")
-    return text if isinstance(text, str) else None
+    return random_id("chatcmpl-")
 
 
 def stop_reason(finish_reason: Any, has_tool_calls: bool, matched: Any = None) -> str:
@@ -268,11 +258,16 @@ def stop_reason(finish_reason: Any, has_tool_calls: bool, matched: Any = None) -
     return FINISH_TO_STOP.get(finish_reason, "end_turn") if isinstance(finish_reason, str) else "end_turn"
 
 
+def finish_reason(stop: Any) -> str:
+    """OpenAI finish_reason for an Anthropic stop_reason ("stop" for one it does not know)."""
+    return STOP_TO_FINISH.get(stop, "stop") if isinstance(stop, str) else "stop"
+
+
 def openai_to_anthropic_response(
     resp: Mapping[str, Any], *, model: str, tool_names: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     """An OpenAI chat completion as an Anthropic Message (first choice; clients of Messages ask for one)."""
-    names = tool_names or _NO_NAMES
+    names = tool_names or NO_NAMES
     msg_id = message_id(resp.get("id"))
     choices = resp.get("choices") or [{}]
     choice = choices[0]
@@ -287,9 +282,7 @@ def openai_to_anthropic_response(
             "thinking": reasoning or "",
             "signature": issue_signature(details if isinstance(details, list) else None),
         })  # fmt: skip
-    text = message.get("content")
-    if isinstance(text, list):  # a few providers (Mistral) answer with content parts
-        text = "".join(p.get("text", "") for p in text if isinstance(p, dict) and p.get("type") == "text")
+    text = content_text(message.get("content"))  # a few providers (Mistral) answer with content parts
     if text:
         content.append({"type": "text", "text": text})
     calls = message.get("tool_calls") or ()
@@ -324,7 +317,7 @@ def anthropic_to_openai_response(
     created: int | None = None,
 ) -> dict[str, Any]:
     """An Anthropic Message as an OpenAI chat completion; thinking as reasoning_content + reasoning_details."""
-    names = tool_names or _NO_NAMES
+    names = tool_names or NO_NAMES
     texts: list[str] = []
     reasoning: list[str] = []
     details: list[dict[str, Any]] = []
@@ -360,8 +353,7 @@ def anthropic_to_openai_response(
         message["reasoning_content"] = "".join(reasoning)
     if details:
         message["reasoning_details"] = details
-    reason = resp.get("stop_reason")
-    finish = STOP_TO_FINISH.get(reason, "stop") if isinstance(reason, str) else "stop"
+    finish = finish_reason(resp.get("stop_reason"))
     return {
         "id": completion_id(resp.get("id")),
         "object": "chat.completion",

@@ -21,9 +21,10 @@ import orjson
 
 from app.proxy.translate.anthropic_response import (
     ANTHROPIC_DETAILS_FORMAT,
-    STOP_TO_FINISH,
+    NO_NAMES,
     anthropic_tool_id,
     completion_id,
+    finish_reason,
     issue_signature,
     merge_reasoning_details,
     message_id,
@@ -33,8 +34,7 @@ from app.proxy.translate.anthropic_response import (
     usage_to_openai,
 )
 from app.proxy.translate.errors import anthropic_error_type, openai_error, openai_stream_error_to_anthropic
-
-_NO_NAMES: Mapping[str, str] = {}
+from app.proxy.translate.pivot import content_text
 
 
 class OpenAIToAnthropicStream:
@@ -54,7 +54,7 @@ class OpenAIToAnthropicStream:
     ) -> None:
         self._model = model
         self._id = message_id
-        self._names = tool_names or _NO_NAMES
+        self._names = tool_names or NO_NAMES
         self._started = False
         self._done = False
         self._open: str | None = None  # kind of the open block: "text" | "thinking" | "tool"
@@ -73,13 +73,14 @@ class OpenAIToAnthropicStream:
     # ------------------------------------------------------------------------------------- public
 
     def feed(self, chunk: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The events for one upstream chunk. Runs per SSE chunk: text inline, thinking and tool calls in one call each."""
         if self._done:
             return []
         if chunk.get("error"):  # a provider's mid-stream failure (OpenRouter also sets finish_reason "error")
-            event = openai_stream_error_to_anthropic(chunk)
             self._done = True
-            return [event]
+            return [openai_stream_error_to_anthropic(chunk)]
         out = [] if self._started else self._start(chunk)
+        # The last usage wins: Groq sends it under x_groq, Moonshot on the choice.
         usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")
         if usage:
             self._usage = usage
@@ -87,37 +88,26 @@ class OpenAIToAnthropicStream:
         if not choices:
             return out
         choice = choices[0]
-        if choice.get("usage"):  # Moonshot puts the final usage on the choice
+        if choice.get("usage"):
             self._usage = choice["usage"]
         delta = choice.get("delta")
         if delta:
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             details = delta.get("reasoning_details")
             if reasoning or details:
-                if self._open != "thinking":
-                    self._open_block(out, "thinking", {"type": "thinking", "thinking": "", "signature": ""})
-                if reasoning:
-                    out.append(self._delta({"type": "thinking_delta", "thinking": reasoning}))
-                if details:
-                    self._details.extend(details)
+                self._thinking(out, reasoning, details)
             text = delta.get("content")
+            if text and not isinstance(text, str):
+                text = content_text(text)  # content parts (Mistral)
             if text:
-                if not isinstance(text, str):  # content parts (Mistral)
-                    text = "".join(
-                        p.get("text", "") for p in text if isinstance(p, dict) and p.get("type") == "text"
-                    )
-                if text:
-                    if self._open != "text":
-                        self._open_block(out, "text", {"type": "text", "text": ""})
-                    out.append(self._delta({"type": "text_delta", "text": text}))
+                if self._open != "text":
+                    self._open_block(out, "text", {"type": "text", "text": ""})
+                out.append(self._delta({"type": "text_delta", "text": text}))
             calls = delta.get("tool_calls")
             if calls:
-                for call in calls:
-                    self._tool_fragment(out, call)
-                    if self._done:
-                        return out
+                self._tool_fragments(out, calls)
         finish = choice.get("finish_reason")
-        if finish:
+        if finish and not self._done:
             self._finish = finish
             self._matched = choice.get("stop_reason")
         return out
@@ -152,7 +142,7 @@ class OpenAIToAnthropicStream:
         if self._id is None:
             self._id = message_id(chunk.get("id"))
         usage = usage_to_anthropic(chunk.get("usage"))
-        message = {
+        message: dict[str, Any] = {
             "id": self._id,
             "type": "message",
             "role": "assistant",
@@ -184,48 +174,60 @@ class OpenAIToAnthropicStream:
         self._open = None
         self._current_tool = None
 
-    def _tool_fragment(self, out: list[dict[str, Any]], call: Mapping[str, Any]) -> None:
-        function = call.get("function") or {}
-        call_id = call.get("id")
-        key = call.get("index")
-        if key is None:  # some servers omit the index: an id names the call, no id continues the last one
-            key = call_id or self._last_key
-        self._last_key = key
-        arguments = function.get("arguments")
-        if arguments is not None and not isinstance(arguments, str):
-            arguments = orjson.dumps(arguments).decode()
-        if key not in self._tools:
-            pending = self._pending.get(key)
-            if pending is None:
-                pending = self._pending[key] = {"id": None, "name": None, "args": []}
-            if call_id:
-                pending["id"] = call_id
-            if function.get("name"):
-                pending["name"] = function["name"]
-            if arguments:
-                pending["args"].append(arguments)
-            if pending["name"] is not None:
-                self._open_tool(out, key, self._pending.pop(key))
-            return
-        if not arguments:
-            return
-        if key != self._current_tool:
-            out.extend(
-                self.error("api_error", "the upstream interleaved the arguments of several tool calls")
-            )
-            return
-        out.append(self._delta({"type": "input_json_delta", "partial_json": arguments}))
+    def _thinking(self, out: list[dict[str, Any]], reasoning: Any, details: Any) -> None:
+        if self._open != "thinking":
+            self._open_block(out, "thinking", {"type": "thinking", "thinking": "", "signature": ""})
+        if reasoning:
+            delta = {"type": "thinking_delta", "thinking": reasoning}
+            out.append({"type": "content_block_delta", "index": self._index, "delta": delta})
+        if details:
+            self._details.extend(details)
+
+    def _tool_fragments(self, out: list[dict[str, Any]], calls: list[Mapping[str, Any]]) -> None:
+        """A block opens once a call's name is known; fragments before that wait in `_pending`."""
+        for call in calls:
+            function = call.get("function") or {}
+            call_id = call.get("id")
+            key = call.get("index")
+            if key is None:  # some servers omit the index: an id names the call, no id continues the last one
+                key = call_id or self._last_key
+            self._last_key = key
+            arguments = function.get("arguments")
+            if arguments is not None and not isinstance(arguments, str):
+                arguments = orjson.dumps(arguments).decode()
+            if key not in self._tools:
+                pending = self._pending.get(key)
+                if pending is None:
+                    pending = self._pending[key] = {"id": None, "name": None, "args": []}
+                if call_id:
+                    pending["id"] = call_id
+                if function.get("name"):
+                    pending["name"] = function["name"]
+                if arguments:
+                    pending["args"].append(arguments)
+                if pending["name"] is not None:
+                    self._open_tool(out, key, self._pending.pop(key))
+            elif not arguments:
+                continue
+            elif key != self._current_tool:
+                out.extend(
+                    self.error("api_error", "the upstream interleaved the arguments of several tool calls")
+                )
+                return  # the error ends the stream
+            else:
+                out.append(self._delta({"type": "input_json_delta", "partial_json": arguments}))
 
     def _open_tool(self, out: list[dict[str, Any]], key: Any, pending: dict[str, Any]) -> None:
         name = pending["name"] or ""
         fallback = f"toolu_{self._id[4:] if self._id else 'x'}_{self._index + 1}"
-        block = {
+        block_id = anthropic_tool_id(pending["id"], fallback)
+        block: dict[str, Any] = {
             "type": "tool_use",
-            "id": anthropic_tool_id(pending["id"], fallback),
+            "id": block_id,
             "name": self._names.get(name, name),
             "input": {},
         }
-        self.tool_ids.append((pending["id"] or "", block["id"]))
+        self.tool_ids.append((pending["id"] or "", block_id))
         self._open_block(out, "tool", block)
         self._tools.add(key)
         self._current_tool = key
@@ -258,7 +260,7 @@ class AnthropicToOpenAIStream:
     ) -> None:
         self._model = model
         self._include_usage = include_usage
-        self._names = tool_names or _NO_NAMES
+        self._names = tool_names or NO_NAMES
         self._created = int(time.time()) if created is None else created
         self._id = ""
         self._usage: dict[str, Any] = {}
@@ -291,7 +293,7 @@ class AnthropicToOpenAIStream:
             reason = (event.get("delta") or {}).get("stop_reason")
             if reason and not self._finished:
                 self._finished = True
-                return [self._chunk({}, STOP_TO_FINISH.get(reason, "stop"))]
+                return [self._chunk({}, finish_reason(reason))]
             return []
         if kind == "message_stop":
             return self.finish()
@@ -348,13 +350,14 @@ class AnthropicToOpenAIStream:
             position = self._tool_index[index] = len(self._tool_index)
             name = block.get("name") or ""
             upstream_id = str(block.get("id") or "")
+            call_id = openai_tool_id(upstream_id)
             call = {
                 "index": position,
-                "id": openai_tool_id(upstream_id),
+                "id": call_id,
                 "type": "function",
                 "function": {"name": self._names.get(name, name), "arguments": ""},
             }
-            self.tool_ids.append((upstream_id, call["id"]))
+            self.tool_ids.append((upstream_id, call_id))
             return [self._chunk({"tool_calls": [call]})]
         if kind == "thinking":
             self._reasoning_index[index] = len(self._reasoning_index)

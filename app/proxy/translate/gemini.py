@@ -6,11 +6,11 @@ for a streamed one, `chat_error_to_gemini(status, body)` for an upstream error, 
 An Anthropic target is reached through the Anthropic translators on the chat side, as for Responses.
 """
 
+from app.core.toolcheck import gemini_call_id as client_call_id
+from app.proxy.translate.gemini_contents import function_response_text
 from app.proxy.translate.gemini_request import (
     HOSTED_TOOLS,
     GeminiContext,
-    client_call_id,
-    function_response_text,
     gemini_to_chat_request,
     openapi_to_json_schema,
 )

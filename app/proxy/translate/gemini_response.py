@@ -10,7 +10,6 @@ and the call log flags it).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +23,7 @@ from app.proxy.translate.anthropic_response import (
 )
 from app.proxy.translate.errors import error_message
 from app.proxy.translate.gemini_request import GeminiContext
+from app.proxy.translate.pivot import content_text, random_id, reasoning_text
 
 # Chat finish_reason -> Gemini finishReason. A tool-call turn ends with STOP, as Gemini's own do.
 FINISH_TO_GEMINI = {
@@ -74,7 +74,7 @@ def usage_to_gemini(usage: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def response_id() -> str:
-    return os.urandom(12).hex()
+    return random_id()
 
 
 def client_id(call_id: str | None, ctx: GeminiContext) -> str:
@@ -83,8 +83,8 @@ def client_id(call_id: str | None, ctx: GeminiContext) -> str:
     client has an id to report the result under."""
     if ctx.anthropic_ids:
         rest = call_id[len(CALL_ID_PREFIX) :] if call_id and call_id.startswith(CALL_ID_PREFIX) else call_id
-        return anthropic_tool_id(call_id, "") if rest else f"{TOOL_ID_PREFIX}{os.urandom(12).hex()}"
-    return call_id or f"{CALL_ID_PREFIX}{os.urandom(12).hex()}"
+        return anthropic_tool_id(call_id, "") if rest else random_id(TOOL_ID_PREFIX)
+    return call_id or random_id(CALL_ID_PREFIX)
 
 
 def function_call_part(call_id: str, name: str, arguments: Any, ctx: GeminiContext) -> dict[str, Any]:
@@ -118,14 +118,6 @@ def chunk(
     return out
 
 
-def reasoning_text(message: Mapping[str, Any]) -> str:
-    """Readable reasoning under the names providers use (DeepSeek/vLLM `reasoning_content`, others `reasoning`)."""
-    text = message.get("reasoning_content")
-    if not isinstance(text, str) or not text:
-        text = message.get("reasoning")
-    return text if isinstance(text, str) else ""
-
-
 def chat_to_gemini_response(resp: Mapping[str, Any], ctx: GeminiContext) -> dict[str, Any]:
     """A whole chat completion -> a whole GenerateContentResponse."""
     choices = resp.get("choices") or ()
@@ -135,10 +127,7 @@ def chat_to_gemini_response(resp: Mapping[str, Any], ctx: GeminiContext) -> dict
     thinking = reasoning_text(message)
     if thinking and ctx.thoughts:
         parts.append({"text": thinking, "thought": True})
-    content = message.get("content")
-    if isinstance(content, list):
-        content = "".join(p.get("text") or "" for p in content if isinstance(p, dict))
-    text = (content or "") + (message.get("refusal") or "")
+    text = content_text(message.get("content")) + (message.get("refusal") or "")
     if text:
         parts.append({"text": text})
     for call in message.get("tool_calls") or ():

@@ -22,6 +22,7 @@ from app.proxy.translate.gemini_response import (
     response_id,
     usage_to_gemini,
 )
+from app.proxy.translate.pivot import content_text, stream_error
 
 
 class _Call:
@@ -53,13 +54,8 @@ class ChatToGeminiStream:
             return []
         error = event.get("error")
         if error:
-            if isinstance(error, Mapping):
-                kind = str(error.get("code") or error.get("type") or "server_error")
-                message = error.get("message")
-            else:
-                kind, message = "server_error", error
-            return self.error(kind, str(message or "the upstream reported an error"))
-        usage = event.get("usage")
+            return self.error(*stream_error(error))
+        usage = event.get("usage") or (event.get("x_groq") or {}).get("usage")  # Groq: in x_groq
         if usage:
             self._usage = usage
         out: list[dict[str, Any]] = []
@@ -74,6 +70,8 @@ class ChatToGeminiStream:
             reason = choice.get("finish_reason")
             if reason:
                 self._finish = reason
+                if choice.get("usage"):  # Moonshot puts the final usage on the choice
+                    self._usage = choice["usage"]
         return out
 
     def finish(self) -> list[dict[str, Any]]:
@@ -106,7 +104,9 @@ class ChatToGeminiStream:
             if thinking and isinstance(thinking, str):
                 parts.append({"text": thinking, "thought": True})
         text = delta.get("content")
-        if text and isinstance(text, str):
+        if text and not isinstance(text, str):
+            text = content_text(text)  # content parts (Mistral)
+        if text:
             parts.append({"text": text})
         refusal = delta.get("refusal")
         if refusal and isinstance(refusal, str):

@@ -12,11 +12,10 @@ from app.proxy.translate.responses_request import (
     IGNORED,
     Lookup,
     ResponsesContext,
-    ToolOrigin,
-    chat_tool_name,
     responses_to_chat_request,
 )
 from app.proxy.translate.responses_stream import ChatToResponsesStream
+from app.proxy.translate.responses_tools import ToolOrigin, chat_tool_name
 
 __all__ = [
     "FORWARDED",

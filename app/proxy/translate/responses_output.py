@@ -6,13 +6,15 @@ end in the same Response object.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 import orjson
 
-from app.proxy.translate.responses_request import ResponsesContext, ToolOrigin
+from app.proxy.errors import responses_error
+from app.proxy.translate.pivot import content_text, random_id, reasoning_text
+from app.proxy.translate.responses_request import ResponsesContext
+from app.proxy.translate.responses_tools import ToolOrigin
 
 # Chat finish_reason -> (Response status, incomplete_details.reason)
 _FINISH: dict[str, tuple[str, str | None]] = {
@@ -25,13 +27,6 @@ _COMPLETED: tuple[str, None] = ("completed", None)
 _PASSED_CODES = frozenset(
     {"server_error", "rate_limit_exceeded", "context_length_exceeded", "insufficient_quota", "invalid_prompt"}
 )
-_STATUS_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                 404: "not_found_error", 408: "timeout", 409: "conflict", 413: "invalid_request_error",
-                 422: "invalid_request_error", 429: "rate_limit_exceeded"}  # fmt: skip
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{os.urandom(12).hex()}"
 
 
 def finish_status(finish_reason: str | None) -> tuple[str, str | None]:
@@ -117,7 +112,7 @@ def tool_call_item(
     """A function_call item, or a custom_tool_call item when the function was a bridged custom tool."""
     if origin is not None and origin.custom:
         item = {
-            "id": item_id or new_id("ctc"),
+            "id": item_id or random_id("ctc_"),
             "type": "custom_tool_call",
             "status": status,
             "call_id": call_id,
@@ -126,7 +121,7 @@ def tool_call_item(
         }
     else:
         item = {
-            "id": item_id or new_id("fc"),
+            "id": item_id or random_id("fc_"),
             "type": "function_call",
             "status": status,
             "arguments": arguments or "{}",
@@ -157,22 +152,6 @@ def custom_input(arguments: str) -> str:
     return arguments
 
 
-def reasoning_text(message: dict[str, Any]) -> str:
-    """Readable reasoning under the names providers use (DeepSeek/vLLM `reasoning_content`, others `reasoning`)."""
-    text = message.get("reasoning_content")
-    if not isinstance(text, str) or not text:
-        text = message.get("reasoning")
-    return text if isinstance(text, str) else ""
-
-
-def content_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text") or "" for p in content if isinstance(p, dict))
-    return ""
-
-
 def chat_to_responses_response(
     resp: dict[str, Any], ctx: ResponsesContext, *, response_id: str | None = None
 ) -> dict[str, Any]:
@@ -185,21 +164,24 @@ def chat_to_responses_response(
     output: list[dict[str, Any]] = []
     thinking = reasoning_text(message)
     if thinking:
-        output.append(reasoning_item(new_id("rs"), thinking))
+        output.append(reasoning_item(random_id("rs_"), thinking))
     text = content_text(message.get("content")) + (message.get("refusal") or "")
     calls = message.get("tool_calls") or ()
     if text:  # text followed by tool calls was finished before the cut, as in a stream
-        output.append(message_item(new_id("msg"), text, "completed" if calls else item_status))
+        output.append(message_item(random_id("msg_"), text, "completed" if calls else item_status))
     for call in calls:
         function = call.get("function") or {}
         name = function.get("name") or ""
-        call_id = call.get("id") or new_id("call")
+        call_id = call.get("id") or random_id("call_")
         output.append(
             tool_call_item(ctx.origins.get(name), name, call_id, function.get("arguments") or "", item_status)
         )
     created = resp.get("created")
     out = base_response(
-        ctx, response_id or new_id("resp"), created if isinstance(created, int) else int(time.time()), status
+        ctx,
+        response_id or random_id("resp_"),
+        created if isinstance(created, int) else int(time.time()),
+        status,
     )
     out["output"] = output
     out["usage"] = usage_to_responses(resp.get("usage"))
@@ -217,27 +199,6 @@ def failed_error(kind: str, message: str) -> dict[str, Any]:
 
 
 def chat_error_to_responses(status: int, body: Any) -> dict[str, Any]:
-    """An upstream error body (OpenAI, Anthropic, plain text or nothing) in the OpenAI error shape."""
-    data = body
-    if isinstance(body, (bytes, bytearray, str)):
-        try:
-            data = orjson.loads(body) if body else None
-        except orjson.JSONDecodeError:
-            data = bytes(body).decode("utf-8", "replace") if not isinstance(body, str) else body
-    default_type = _STATUS_TYPES.get(status) or ("server_error" if status >= 500 else "invalid_request_error")
-    error: dict[str, Any] = {"message": "", "type": default_type, "param": None, "code": None}
-    inner = data.get("error", data) if isinstance(data, dict) else data
-    if isinstance(inner, dict):
-        message = inner.get("message") or inner.get("detail") or inner.get("msg")
-        error["message"] = message if isinstance(message, str) else orjson.dumps(inner).decode()
-        for key in ("type", "param", "code"):
-            value = inner.get(key)
-            if isinstance(value, (str, int)) and value != "":
-                error[key] = str(value) if key == "code" else value
-    elif isinstance(inner, str) and inner.strip():
-        error["message"] = inner.strip()[:2000]
-    if not error["message"]:
-        error["message"] = f"the upstream provider returned HTTP {status}"
-    if status == 429 and error["code"] is None:
-        error["code"] = "rate_limit_exceeded"
-    return {"error": error}
+    """An upstream error body (OpenAI, Anthropic, plain text or nothing) in the OpenAI error shape; read by
+    app.proxy.errors like every other shape's, so the message is the same whatever API the client spoke."""
+    return responses_error(status, body)

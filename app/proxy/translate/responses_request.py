@@ -12,7 +12,6 @@ that DeepSeek-style thinking models require); a target that rejects unknown mess
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,9 @@ from typing import Any
 import orjson
 
 from app.proxy.translate.errors import TranslationError
+from app.proxy.translate.responses_tools import ToolOrigin as ToolOrigin  # and the old import path
+from app.proxy.translate.responses_tools import chat_tool_name as chat_tool_name  # the old import path
+from app.proxy.translate.responses_tools import tools_to_chat
 
 # Request fields that reach the chat request, each as its chat equivalent.
 FORWARDED: dict[str, str] = {
@@ -61,16 +63,6 @@ Remember = Callable[[str, list[dict[str, Any]]], None]  # response id, its input
 # Request fields a Response object repeats back.
 _ECHOED = ("instructions", "max_output_tokens", "temperature", "top_p", "reasoning", "text", "metadata",
            "previous_response_id", "store", "truncation", "service_tier", "prompt_cache_key", "user")  # fmt: skip
-_MAX_NAME = 64  # OpenAI and Anthropic both cap function names at 64 characters
-
-
-@dataclass(frozen=True, slots=True)
-class ToolOrigin:
-    """The Responses tool behind a chat function name that was renamed or bridged."""
-
-    name: str
-    namespace: str | None = None
-    custom: bool = False
 
 
 @dataclass(slots=True)
@@ -92,17 +84,6 @@ class ResponsesContext:
             self.remember(response["id"], [*self.conversation, *response.get("output", ())])
 
 
-def chat_tool_name(name: str, namespace: str | None) -> str:
-    """The flat chat function name for a (possibly namespaced) tool; deterministic, so history agrees."""
-    if not namespace:
-        return name
-    flat = namespace + name if namespace.endswith("_") else f"{namespace}__{name}"
-    if len(flat) <= _MAX_NAME:
-        return flat
-    digest = hashlib.sha1(flat.encode()).hexdigest()[:8]
-    return f"{flat[: _MAX_NAME - 9]}_{digest}"
-
-
 def responses_to_chat_request(
     body: dict[str, Any], *, model: str, lookup: Lookup | None = None, remember: Remember | None = None
 ) -> tuple[dict[str, Any], ResponsesContext]:
@@ -110,14 +91,7 @@ def responses_to_chat_request(
 
     With `remember`, a request not marked `store: false` has its finished response kept (ResponsesContext.keep)
     and `lookup` finds it again for a later `previous_response_id`."""
-    for key in ("conversation", "prompt"):
-        if body.get(key):
-            raise TranslationError(
-                f"'{key}' (server-side stored state) is not supported; send the full input"
-            )
-    if body.get("background"):
-        raise TranslationError("'background' responses are not supported")
-
+    _refuse_server_state(body)
     raw_tools = body.get("tools") or []
     ctx = ResponsesContext(
         model=body.get("model") or model,
@@ -138,14 +112,27 @@ def responses_to_chat_request(
     builder.add_items(items)
 
     out: dict[str, Any] = {"model": model, "messages": builder.finish()}
-    tools = _chat_tools(raw_tools, builder.extra_tools, ctx.origins)
-    if tools:
-        out["tools"] = tools
-        choice = _tool_choice(body.get("tool_choice"), tools, ctx.origins)
-        if choice is not None:
-            out["tool_choice"] = choice
-        if "parallel_tool_calls" in body and body["parallel_tool_calls"] is not None:
-            out["parallel_tool_calls"] = bool(body["parallel_tool_calls"])
+    tools_to_chat(body, builder.extra_tools, ctx.origins, out)
+    _generation_to_chat(body, out)
+    if body.get("stream"):
+        out["stream"] = True
+        out["stream_options"] = {"include_usage": True}
+    return out, ctx
+
+
+def _refuse_server_state(body: dict[str, Any]) -> None:
+    """State only OpenAI's servers hold; everything else a client sends is accepted (see the module doc)."""
+    for key in ("conversation", "prompt"):
+        if body.get(key):
+            raise TranslationError(
+                f"'{key}' (server-side stored state) is not supported; send the full input"
+            )
+    if body.get("background"):
+        raise TranslationError("'background' responses are not supported")
+
+
+def _generation_to_chat(body: dict[str, Any], out: dict[str, Any]) -> None:
+    """Output length, sampling, reasoning effort and structured-output format."""
     if body.get("max_output_tokens") is not None:
         out["max_tokens"] = body["max_output_tokens"]
     for key in ("temperature", "top_p"):
@@ -159,10 +146,6 @@ def responses_to_chat_request(
         fmt = _response_format(text.get("format"))
         if fmt is not None:
             out["response_format"] = fmt
-    if body.get("stream"):
-        out["stream"] = True
-        out["stream_options"] = {"include_usage": True}
-    return out, ctx
 
 
 def _input_items(body: dict[str, Any], lookup: Lookup | None) -> list[Any]:
@@ -389,101 +372,6 @@ def _file_part(part: dict[str, Any]) -> dict[str, Any]:
         raise TranslationError("input_file by file_url is not supported; send file_data")
     file = {k: part[k] for k in ("file_data", "file_id", "filename") if part.get(k)}
     return {"type": "file", "file": file}
-
-
-# ----------------------------------------------------------------------------------------------- tools
-
-
-def _chat_tools(tools: list[Any], extra: list[Any], origins: dict[str, ToolOrigin]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for tool in (*tools, *extra) if extra else tools:
-        if not isinstance(tool, dict):
-            continue
-        kind = tool.get("type")
-        if kind == "function" or kind == "custom":
-            _add_tool(tool, None, out, seen, origins)
-        elif kind == "namespace":
-            namespace = tool.get("name") or ""
-            for inner in tool.get("tools") or ():
-                if isinstance(inner, dict) and inner.get("type") in ("function", "custom"):
-                    _add_tool(inner, namespace, out, seen, origins)
-        # Hosted tools (HOSTED_TOOLS) and unknown kinds: dropped.
-    return out
-
-
-def _add_tool(
-    tool: dict[str, Any], namespace: str | None, out: list[dict[str, Any]], seen: set[str],
-    origins: dict[str, ToolOrigin],
-) -> None:  # fmt: skip
-    name = tool.get("name") or ""
-    chat_name = chat_tool_name(name, namespace)
-    if chat_name in seen:
-        return
-    seen.add(chat_name)
-    custom = tool.get("type") == "custom"
-    if custom or namespace:
-        origins[chat_name] = ToolOrigin(name, namespace or None, custom)
-    function: dict[str, Any] = {"name": chat_name}
-    if custom:
-        function["description"] = _custom_description(tool)
-        function["parameters"] = _custom_parameters()
-    else:
-        if tool.get("description"):
-            function["description"] = tool["description"]
-        function["parameters"] = tool.get("parameters") or {"type": "object", "properties": {}}
-        if tool.get("strict"):
-            function["strict"] = True
-    out.append({"type": "function", "function": function})
-
-
-def _custom_description(tool: dict[str, Any]) -> str:
-    """A freeform tool takes raw text; as a function, that text travels in one string argument."""
-    lines = [tool.get("description") or ""]
-    lines.append(
-        "Call this function with the raw text as its single `input` string argument "
-        "(that JSON argument is the only wrapping the text needs)."
-    )
-    fmt = tool.get("format")
-    if isinstance(fmt, dict) and fmt.get("type") == "grammar" and fmt.get("definition"):
-        lines.append(f"The text must match this {fmt.get('syntax') or 'lark'} grammar:\n{fmt['definition']}")
-    return "\n\n".join(line for line in lines if line)
-
-
-def _custom_parameters() -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": {"input": {"type": "string", "description": "The raw input text."}},
-        "required": ["input"],
-        "additionalProperties": False,
-    }
-
-
-def _tool_choice(choice: Any, tools: list[dict[str, Any]], origins: dict[str, ToolOrigin]) -> Any:
-    if choice is None or choice in ("auto", "none", "required"):
-        return choice
-    if not isinstance(choice, dict):
-        return None
-    kind = choice.get("type")
-    if kind in ("function", "custom"):
-        name = choice.get("name") or (choice.get("function") or {}).get("name") or ""
-        chat_name = _find_chat_name(name, choice.get("namespace"), tools, origins)
-        return {"type": "function", "function": {"name": chat_name}} if chat_name else "required"
-    if kind == "allowed_tools":
-        return "required" if choice.get("mode") == "required" else "auto"
-    return "auto"  # a hosted tool was chosen, and hosted tools are dropped
-
-
-def _find_chat_name(
-    name: str, namespace: str | None, tools: list[dict[str, Any]], origins: dict[str, ToolOrigin]
-) -> str:
-    flat = chat_tool_name(name, namespace)
-    if any(t["function"]["name"] == flat for t in tools):
-        return flat
-    for chat_name, origin in origins.items():
-        if origin.name == name:
-            return chat_name
-    return ""
 
 
 def _response_format(fmt: Any) -> dict[str, Any] | None:

@@ -11,18 +11,20 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from app.proxy.translate.custom_input_stream import CustomInputStream
+from app.proxy.translate.pivot import content_text, random_id, stream_error
 from app.proxy.translate.responses_output import (
     base_response,
     failed_error,
     finish_status,
     message_item,
-    new_id,
     reasoning_item,
     text_part,
     tool_call_item,
     usage_to_responses,
 )
-from app.proxy.translate.responses_request import ResponsesContext, ToolOrigin
+from app.proxy.translate.responses_request import ResponsesContext
+from app.proxy.translate.responses_tools import ToolOrigin
 
 
 class _Open:
@@ -44,7 +46,7 @@ class _Call:
 
     def __init__(self, upstream_id: str | None) -> None:
         self.upstream_id = upstream_id
-        self.call_id = upstream_id or new_id("call")
+        self.call_id = upstream_id or random_id("call_")
         self.name = ""
         self.origin: ToolOrigin | None = None
         self.item_id = ""
@@ -52,7 +54,7 @@ class _Call:
         self.args: list[str] = []
         self.custom = False
         self.sent_args = 0  # how many fragments of `args` were already sent as deltas
-        self.streamer: _InputStreamer | None = None
+        self.streamer: CustomInputStream | None = None
 
 
 class ChatToResponsesStream:
@@ -60,7 +62,7 @@ class ChatToResponsesStream:
 
     def __init__(self, ctx: ResponsesContext, response_id: str | None = None) -> None:
         self.ctx = ctx
-        self.response_id = response_id or new_id("resp")
+        self.response_id = response_id or random_id("resp_")
         self.created_at = int(time.time())
         self._seq = 0
         self._started = False
@@ -93,14 +95,7 @@ class ChatToResponsesStream:
             return out
         error = chunk.get("error")
         if error:
-            if isinstance(error, dict):
-                kind, message = (
-                    str(error.get("code") or error.get("type") or "server_error"),
-                    error.get("message"),
-                )
-            else:
-                kind, message = "server_error", error
-            return out + self.error(kind, str(message or "the upstream reported an error"))
+            return out + self.error(*stream_error(error))
         usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")  # Groq: in x_groq
         if usage:
             self._usage = usage
@@ -159,7 +154,9 @@ class ChatToResponsesStream:
         if thinking and isinstance(thinking, str):
             self._reasoning_delta(thinking, out)
         text = delta.get("content")
-        if text and isinstance(text, str):
+        if text and not isinstance(text, str):
+            text = content_text(text)  # content parts (Mistral)
+        if text:
             self._text_delta(text, out)
         refusal = delta.get("refusal")
         if refusal and isinstance(refusal, str):
@@ -178,7 +175,7 @@ class ChatToResponsesStream:
             self._close_message(out, "completed")
         item = self._reasoning
         if item is None:
-            item = self._reasoning = _Open(new_id("rs"), self._next_index())
+            item = self._reasoning = _Open(random_id("rs_"), self._next_index())
             self._event(out, {"type": "response.output_item.added", "output_index": item.output_index,
                               "item": {"id": item.item_id, "type": "reasoning", "summary": []}})  # fmt: skip
             self._event(out, {"type": "response.reasoning_summary_part.added", "item_id": item.item_id,
@@ -193,7 +190,7 @@ class ChatToResponsesStream:
             self._close_reasoning(out)
         item = self._message
         if item is None:
-            item = self._message = _Open(new_id("msg"), self._next_index())
+            item = self._message = _Open(random_id("msg_"), self._next_index())
             self._event(out, {"type": "response.output_item.added", "output_index": item.output_index,
                               "item": {"id": item.item_id, "type": "message", "status": "in_progress",
                                        "role": "assistant", "content": []}})  # fmt: skip
@@ -236,7 +233,7 @@ class ChatToResponsesStream:
         item = tool_call_item(call.origin, call.name, call.call_id, "", "in_progress")
         call.item_id = item["id"]
         if call.custom:
-            call.streamer = _InputStreamer()
+            call.streamer = CustomInputStream()
         else:
             item["arguments"] = ""  # the builder's "{}" default is for finished calls only
         self._event(
@@ -364,114 +361,3 @@ class ChatToResponsesStream:
                 items.append((call.output_index, item))
         items.sort(key=lambda pair: pair[0])
         return [item for _, item in items]
-
-
-_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
-_START, _KEY_OPEN, _KEY, _COLON, _VALUE_OPEN, _VALUE, _END, _FAIL = range(8)
-
-
-class _InputStreamer:
-    """Decodes the `input` string of `{"input": "..."}` arguments as the fragments arrive.
-
-    A bridged custom tool (apply_patch) streams its raw text as custom_tool_call_input deltas; the model
-    writes it JSON-escaped inside the function arguments. Anything else (other keys first, raw text)
-    stops the streamer, and the done event then carries the input recovered from the whole arguments.
-    """
-
-    __slots__ = ("_state", "_key", "_hold", "_sent")
-
-    def __init__(self) -> None:
-        self._state = _START
-        self._key: list[str] = []
-        self._hold = ""  # an escape sequence split across fragments
-        self._sent: list[str] = []
-
-    @property
-    def sent(self) -> str:
-        return "".join(self._sent)
-
-    def feed(self, fragment: str) -> str:
-        if self._state >= _END:
-            return ""
-        if self._hold:
-            fragment, self._hold = self._hold + fragment, ""
-        out: list[str] = []
-        i, n = 0, len(fragment)
-        while i < n and self._state < _END:
-            if self._state == _VALUE:
-                i = self._value(fragment, i, out)
-                continue
-            ch = fragment[i]
-            i += 1
-            state = self._state
-            if state == _KEY:
-                if ch == '"':
-                    self._state = _COLON if "".join(self._key) == "input" else _FAIL
-                elif ch == "\\":
-                    self._state = _FAIL
-                else:
-                    self._key.append(ch)
-            elif ch in " \t\r\n":
-                continue
-            elif state == _START:
-                self._state = _KEY_OPEN if ch == "{" else _FAIL
-            elif state == _KEY_OPEN:
-                self._state = _KEY if ch == '"' else _FAIL
-            elif state == _COLON:
-                self._state = _VALUE_OPEN if ch == ":" else _FAIL
-            else:  # _VALUE_OPEN
-                self._state = _VALUE if ch == '"' else _FAIL
-        text = "".join(out)
-        if text:
-            self._sent.append(text)
-        return text
-
-    def _value(self, s: str, i: int, out: list[str]) -> int:
-        """Copy a run of the JSON string value; returns where scanning continues."""
-        quote = s.find('"', i)
-        slash = s.find("\\", i)
-        stop = quote if slash < 0 else slash if quote < 0 else min(quote, slash)
-        if stop < 0:
-            out.append(s[i:])
-            return len(s)
-        if stop > i:
-            out.append(s[i:stop])
-        if stop == quote:
-            self._state = _END
-            return stop + 1
-        n = len(s)
-        if stop + 1 >= n:
-            self._hold = s[stop:]
-            return n
-        code = s[stop + 1]
-        if code != "u":
-            char = _ESCAPES.get(code)
-            if char is None:
-                self._state = _FAIL
-                return n
-            out.append(char)
-            return stop + 2
-        if stop + 6 > n:
-            self._hold = s[stop:]
-            return n
-        try:
-            point = int(s[stop + 2 : stop + 6], 16)
-        except ValueError:
-            self._state = _FAIL
-            return n
-        if 0xD800 <= point < 0xDC00:  # a surrogate pair spans two escapes
-            if stop + 12 > n:
-                self._hold = s[stop:]
-                return n
-            if s[stop + 6 : stop + 8] != "\\u":
-                self._state = _FAIL
-                return n
-            try:
-                low = int(s[stop + 8 : stop + 12], 16)
-            except ValueError:
-                self._state = _FAIL
-                return n
-            out.append(chr(0x10000 + ((point - 0xD800) << 10) + (low - 0xDC00)))
-            return stop + 12
-        out.append(chr(point))
-        return stop + 6

@@ -1,5 +1,5 @@
 """The executor commands of the `downshift` CLI: `executors` (the scorecard) and `replay` (what another
-preset would have cost). Registered by `app.cli` through `register`; JSON shapes in README ("Picking an
+preset would have cost). Registered through `register`; JSON shapes in README ("Picking an
 executor")."""
 
 from __future__ import annotations
@@ -8,7 +8,9 @@ import argparse
 import sys
 from typing import Any
 
-from app.cli_analytics import AddCommand, _core, _money, _print_json
+from app.cli.args import AddCommand
+from app.cli.context import open_core
+from app.cli.format import money, print_json, rate, table
 
 
 def _since(text: str | None) -> float | None:
@@ -22,26 +24,20 @@ def _since(text: str | None) -> float | None:
         return None
 
 
-def _rate(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
 def cmd_executors(args: argparse.Namespace) -> int:
     from app.core.queries.executors import evaluation_spend, scorecard
 
     since = _since(args.since)
     if since is None:
         return 2
-    core = _core(args)
+    core = open_core(args)
     core.writer.flush()
     data = scorecard(core.db, since=since, min_tool_calls=args.min_tool_calls)
     data["evaluation_spend"] = evaluation_spend(core.db, since=since)
     core.close()
     if args.json:
-        _print_json(data)
+        print_json(data)
         return 0
-    from app.cli import table
-
     rows: list[dict[str, Any]] = []
     for m in data["models"]:
         rows.append(
@@ -49,9 +45,9 @@ def cmd_executors(args: argparse.Namespace) -> int:
                 "target": m["target"],
                 "calls": m["calls"],
                 "tools": m["tool_calls"],
-                "valid": _rate(m["validity"]),
-                **{f"b{i}": _rate(b["failure_rate"]) for i, b in enumerate(m["buckets"])},
-                "task": _money(m["cost_per_finished_task"]),
+                "valid": rate(m["validity"]),
+                **{f"b{i}": rate(b["failure_rate"]) for i, b in enumerate(m["buckets"])},
+                "task": money(m["cost_per_finished_task"]),
                 "p50": "-" if m["latency"]["p50_ms"] is None else f"{m['latency']['p50_ms'] / 1000:.1f}s",
                 "p95": "-" if m["latency"]["p95_ms"] is None else f"{m['latency']['p95_ms'] / 1000:.1f}s",
                 "esc": m["escalated_tasks"],
@@ -81,16 +77,16 @@ def cmd_executors(args: argparse.Namespace) -> int:
         print(f"{m['target']}: {m['verdict']['text']}")
         for s in m["shadow"]:
             print(
-                f"  shadowing {s['served']}: {s['runs']} runs, valid {_rate(s['valid_rate'])} (served"
-                f" {_rate(s['served_valid_rate'])}), same tool {_rate(s['same_tool_rate'])}, evaluation spend"
-                f" {_money(s['cost_usd'])}"
+                f"  shadowing {s['served']}: {s['runs']} runs, valid {rate(s['valid_rate'])} (served"
+                f" {rate(s['served_valid_rate'])}), same tool {rate(s['same_tool_rate'])}, evaluation spend"
+                f" {money(s['cost_usd'])}"
             )
     if not data["models"]:
         print("no calls in this range")
     ev = data["evaluation_spend"]
     if ev["runs"]:
         print(
-            f"evaluation spend (shadow runs, never in spend totals): {_money(ev['cost_usd'])} over {ev['runs']} runs"
+            f"evaluation spend (shadow runs, never in spend totals): {money(ev['cost_usd'])} over {ev['runs']} runs"
         )
     return 0
 
@@ -101,7 +97,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     since = _since(args.since)
     if since is None:
         return 2
-    core = _core(args)
+    core = open_core(args)
     try:
         core.writer.flush()
         data = replay(core.db, core.config, args.preset, since=since)
@@ -111,17 +107,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     finally:
         core.close()
     if args.json:
-        _print_json(data)
+        print_json(data)
         return 0
-    from app.cli import table
-
     rows = [
         {
             **r,
             "served": ", ".join(r["served_by"][:2])
             + (f" +{len(r['served_by']) - 2}" if len(r["served_by"]) > 2 else ""),
-            "actual": _money(r["actual_cost_usd"]),
-            "replay": _money(r["replay_cost_usd"])
+            "actual": money(r["actual_cost_usd"]),
+            "replay": money(r["replay_cost_usd"])
             + (f" ({r['replay_unpriced_calls']} unpriced)" if r["replay_unpriced_calls"] else ""),
         }
         for r in data["roles"]
@@ -141,8 +135,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     )
     diff = data["difference_usd"]
     print(
-        f"\n{data['calls']:,} calls since {args.since}: {_money(data['actual_cost_usd'])} as served, "
-        f"{_money(data['replay_cost_usd'])} on preset {args.preset!r} ({'+' if diff >= 0 else '-'}{_money(abs(diff))})"
+        f"\n{data['calls']:,} calls since {args.since}: {money(data['actual_cost_usd'])} as served, "
+        f"{money(data['replay_cost_usd'])} on preset {args.preset!r} ({'+' if diff >= 0 else '-'}{money(abs(diff))})"
     )
     if not data["complete"]:
         print(

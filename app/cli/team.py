@@ -8,48 +8,32 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from datetime import datetime
 
-AddCommand = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
+from app.cli.args import AddCommand
+from app.cli.context import open_ledger
+from app.cli.format import print_json, when
 
 
-def _engine(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from app.core.config import ConfigStore
-    from app.core.engine import database_url
-    from app.core.storage.db import open_database
-    from app.paths import config_path
-
-    path = config_path(args.config)
-    config = ConfigStore(path).current() if path.exists() else None
-    return open_database(database_url(args.db, config))  # no machine: a command never marks calls interrupted
+def _at(value: object) -> str:
+    """A member row's timestamp (unix seconds, as the ledger stores it) to the minute."""
+    return when(float(value)) if isinstance(value, int | float) else "-"
 
 
 def cmd_member(args: argparse.Namespace) -> int:
     from app.core.members import MemberError, add_member, list_members, remove_member, revoke_member
 
-    engine = _engine(args)
+    engine = open_ledger(args)
     try:
         if args.action == "list":
             rows = list_members(engine)
             if args.json:
-                from app.cli_analytics import _print_json
-
-                _print_json(rows)
+                print_json(rows)
                 return 0
             if not rows:
                 print("no members yet: `downshift member add NAME`")
             for r in rows:
-                since = datetime.fromtimestamp(float(r["created_at"])).strftime("%Y-%m-%d %H:%M")  # type: ignore[arg-type]
-                state = (
-                    "active"
-                    if r["active"]
-                    else "revoked "
-                    + datetime.fromtimestamp(float(r["revoked_at"])).strftime(  # type: ignore[arg-type]
-                        "%Y-%m-%d %H:%M"
-                    )
-                )
-                print(f"{r['name']:<24} dsm-{r['token_id']}-...  issued {since}  {state}")
+                state = "active" if r["active"] else "revoked " + _at(r["revoked_at"])
+                print(f"{r['name']:<24} dsm-{r['token_id']}-...  issued {_at(r['created_at'])}  {state}")
             return 0
         if not args.name:
             print(f"downshift: usage: downshift member {args.action} NAME", file=sys.stderr)

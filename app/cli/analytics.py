@@ -1,51 +1,19 @@
-"""The analytics commands of the `downshift` CLI: tasks, task, probe, rollup, breakeven, and the extra
-figures of `stats`. Kept apart from `app.cli` so that module stays a list of small commands; `app.cli`
-registers these through `register`. JSON shapes are documented in README ("JSON output")."""
+"""The analytics commands: tasks, task, probe, rollup, breakeven, and the extra figures of `stats`.
+JSON shapes are documented in README ("JSON output")."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from app.cli.args import LIMIT, AddCommand, add_member_option, positive_number
+from app.cli.context import open_core
+from app.cli.format import caveats, money, print_json, printable, rate, table, when
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
-
-AddCommand = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str))
-
-
-def _when(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
-
-
-def _money(value: float | None, estimated: int = 0) -> str:
-    """Dollars; "~" in front when `estimated` calls of the figure were priced on estimated tokens."""
-    return "-" if value is None else f"{'~' if estimated else ''}${value:.4f}"
-
-
-def _caveats(unpriced: int, estimated: int) -> str:
-    """What a cost figure leaves out or guesses, e.g. " (2 calls unpriced, 1 estimated)"; "" when nothing."""
-    from app.core.pricing import caveat_text
-
-    said = caveat_text(unpriced, estimated)
-    return f" ({said})" if said else ""
-
-
-def _core(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from app.core.engine import Core
-
-    return Core(args.config, args.db)
-
-
-# ----------------------------------------------------------------------------------------------- stats
 
 
 def stats_extra(
@@ -93,7 +61,7 @@ def print_stats_extra(data: dict[str, Any]) -> None:
         )
     s = data["savings"]["total"]
     print(
-        f"savings against premium: {_money(s['savings_usd'])} (premium equivalent {_money(s['premium_usd'])})"
+        f"savings against premium: {money(s['savings_usd'])} (premium equivalent {money(s['premium_usd'])})"
     )
     if s.get("hourly_cost_usd"):
         hours = ", ".join(
@@ -101,8 +69,8 @@ def print_stats_extra(data: dict[str, Any]) -> None:
             for name, v in data["savings"]["hourly"].items()
         )
         print(
-            f"  less local providers' hourly cost {_money(s['hourly_cost_usd'])} ({hours}):"
-            f" net {_money(s['net_savings_usd'])}"
+            f"  less local providers' hourly cost {money(s['hourly_cost_usd'])} ({hours}):"
+            f" net {money(s['net_savings_usd'])}"
         )
     if data["savings"].get("method"):
         print(f"  {data['savings']['method']}")
@@ -111,19 +79,17 @@ def print_stats_extra(data: dict[str, Any]) -> None:
         data["cost_per_finished_task_estimated_calls"],
     )
     print(
-        f"cost per finished task: {_money(data['cost_per_finished_task'], estimated)}{_caveats(unpriced, estimated)}"
+        f"cost per finished task: {money(data['cost_per_finished_task'], estimated)}{caveats(unpriced, estimated)}"
     )
     if data.get("members"):
-        from app.cli import table
-
         rows = [
             {
                 **m,
                 "member": m["member"] or "(none)",
-                "cost": _money(m["cost_usd"]),
-                "saved": _money(m["savings_usd"]),
-                "rate": "-" if m["tool_failure_rate"] is None else f"{m['tool_failure_rate']:.1%}",
-                "per_task": _money(m["cost_per_finished_task"]),
+                "cost": money(m["cost_usd"]),
+                "saved": money(m["savings_usd"]),
+                "rate": rate(m["tool_failure_rate"]),
+                "per_task": money(m["cost_per_finished_task"]),
             }
             for m in data["members"]
         ]
@@ -155,18 +121,16 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"downshift: {exc}", file=sys.stderr)
         return 2
-    core = _core(args)
+    core = open_core(args)
     core.writer.flush()
     rows = list_tasks(core.db, since=since, limit=args.limit, member=args.member)
     core.close()
     if args.json:
-        _print_json(rows)
+        print_json(rows)
         return 0
-    from app.cli import table
-
     for r in rows:
-        r["when"] = _when(r["started_at"])
-        r["cost"] = _money(r["cost_usd"], r["estimated_calls"]) + _caveats(
+        r["when"] = when(r["started_at"])
+        r["cost"] = money(r["cost_usd"], r["estimated_calls"]) + caveats(
             r["unpriced_calls"], r["estimated_calls"]
         )
         r["dur"] = f"{r['duration_s'] / 60:.1f}m"
@@ -198,13 +162,11 @@ def cmd_task(args: argparse.Namespace) -> int:
     from app.core.analytics.tasks import new_manual_task
     from app.core.queries.tasks import set_outcome
 
-    core = _core(args)
+    core = open_core(args)
     try:
         if args.action == "new":
             label = " ".join(args.arg) or None
             task_id = new_manual_task(core.db, label)
-            from app.cli import printable
-
             print(
                 f"task {task_id} started{f' ({printable(label)})' if label else ''}: calls without a task header or session"
                 f" id join it until you mark it done or it is idle for {core.config.task_idle_minutes:g} minutes"
@@ -240,7 +202,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"downshift: {exc}", file=sys.stderr)
         return 2
-    core = _core(args)
+    core = open_core(args)
     try:
         if target.provider not in core.config.providers:
             print(f"downshift: no provider named {target.provider!r}", file=sys.stderr)
@@ -252,16 +214,14 @@ def cmd_probe(args: argparse.Namespace) -> int:
         core.close()
     assert result is not None
     if args.json:
-        _print_json(result)
+        print_json(result)
     else:
-        from app.cli import table
-
         rows = [
             {
                 **r,
                 "ok": "pass" if r["passed"] else "FAIL",
                 "ms": None if r["latency_ms"] is None else f"{r['latency_ms']:.0f}",
-                "cost": _money(r["cost_usd"]),
+                "cost": money(r["cost_usd"]),
                 "tools": f"{r['tool_calls'] - r['tool_failures']}/{r['tool_calls']}",
             }
             for r in result["results"]
@@ -279,10 +239,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
                 ],
             )
         )
-        validity = "-" if result["validity"] is None else f"{result['validity']:.0%}"
         print(
-            f"{target}: {result['passed']}/{result['probes']} probes passed, tool-call validity {validity},"
-            f" cost {_money(result['cost_usd'])}"
+            f"{target}: {result['passed']}/{result['probes']} probes passed, tool-call validity {rate(result['validity'], 0)},"
+            f" cost {money(result['cost_usd'])}"
         )
     return 0 if result["passed"] == result["probes"] else 1
 
@@ -295,7 +254,7 @@ def cmd_rollup(args: argparse.Namespace) -> int:
     'yes': a slip (`--days 0.01` for `--days 100`) must not cost the log its detail."""
     from app.core.analytics.retention import cutoff_for, prune
 
-    core = _core(args)
+    core = open_core(args)
     try:
         days = args.days if args.days is not None else core.config.retention_days
         if not days > 0:
@@ -314,10 +273,10 @@ def cmd_rollup(args: argparse.Namespace) -> int:
     finally:
         core.close()
     if args.json:
-        _print_json(result)
+        print_json(result)
     else:
         print(
-            f"{result['calls_pruned']} calls older than {_when(result['cutoff'])} pruned; their totals stay in the charts"
+            f"{result['calls_pruned']} calls older than {when(result['cutoff'])} pruned; their totals stay in the charts"
         )
     return 0
 
@@ -340,7 +299,7 @@ def _prunable(engine: Engine, cutoff: float) -> tuple[int, float, float]:
 
 def _confirmed(count: int, first: float, last: float) -> bool:
     what = (
-        f"the detail of {count} calls from {_when(first)} to {_when(last)} ({(last - first) / DAY:.1f} days;"
+        f"the detail of {count} calls from {when(first)} to {when(last)} ({(last - first) / DAY:.1f} days;"
         " their totals stay in the charts)"
     )
     if not sys.stdin or not sys.stdin.isatty():
@@ -358,7 +317,7 @@ def cmd_breakeven(args: argparse.Namespace) -> int:
     from app.core.config import Target
     from app.core.queries import parse_since
 
-    core = _core(args)
+    core = open_core(args)
     try:
         config = core.config
         names = (
@@ -376,7 +335,7 @@ def cmd_breakeven(args: argparse.Namespace) -> int:
     finally:
         core.close()
     if args.json:
-        _print_json(results)
+        print_json(results)
         return 0
     for r in results:
         be = r["break_even_tokens_per_hour"]
@@ -387,22 +346,20 @@ def cmd_breakeven(args: argparse.Namespace) -> int:
             else f"{r['provider']}: the API target costs nothing per token"
         )
         print(
-            f"  served {r['observed_tokens_per_hour']:,.0f} tokens/hour since {_when(r['since'])}: self-hosted"
-            f" ${r['self_hosted_usd']:.2f} vs API ${r['api_equivalent_usd']:.2f} -> {r['cheaper']} is cheaper"
+            f"  served {r['observed_tokens_per_hour']:,.0f} tokens/hour since {when(r['since'])}: self-hosted"
+            f" {money(r['self_hosted_usd'])} vs API {money(r['api_equivalent_usd'])} -> {r['cheaper']} is cheaper"
         )
     return 0
 
 
 def register(add: AddCommand) -> None:
-    from app.cli import LIMIT, positive_number
-
     p = add(
         "tasks", cmd_tasks, "tasks (units of agent work) with their calls, cost, tool failures and outcome"
     )
     p.add_argument("--json", action="store_true")
     p.add_argument("--since", help="e.g. 24h, 7d (default: all time)")
     p.add_argument("--limit", type=LIMIT, default=50)
-    p.add_argument("--member", metavar="NAME", help="team mode: only this member's tasks")
+    add_member_option(p, "tasks")
     p = add("task", cmd_task, "start a task by hand, or mark one done / abandoned")
     p.add_argument("action", choices=("new", "done", "abandon", "reopen"))
     p.add_argument("arg", nargs="*", help="new: an optional label; done/abandon/reopen: the task id")
