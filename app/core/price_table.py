@@ -30,7 +30,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -484,8 +484,3 @@ def refresh(
     if out_path is not None:
         save_table(table, out_path)
     return table, changes
-
-
-def merged_names(table: PriceTable) -> Iterable[str]:
-    """Every name the index answers to (for diagnostics and tests)."""
-    return table._index.keys()

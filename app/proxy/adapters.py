@@ -390,9 +390,5 @@ _ADAPTERS: dict[tuple[str, str], Adapter] = {
 }
 
 
-def register(adapter: Adapter) -> None:
-    _ADAPTERS[(adapter.client_api, adapter.upstream_api)] = adapter
-
-
 def adapter_for(client_api: str, upstream_api: str) -> Adapter | None:
     return _ADAPTERS.get((client_api, upstream_api))
