@@ -80,11 +80,12 @@ def parse_body(
             400, "bad_request", "the request body is empty; expected a JSON object with 'contents'"
         )
     try:
-        data = orjson.loads(body)
+        parsed = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ProxyError(400, "bad_json", f"the request body is not valid JSON: {exc}") from None
-    if type(data) is not dict:
+    if type(parsed) is not dict:
         raise ProxyError(400, "bad_request", "the request body must be a JSON object")
+    data: dict[str, Any] = parsed
     camel_case(data)
     if count and data.get("contents") is None and isinstance(data.get("generateContentRequest"), dict):
         data = data["generateContentRequest"]  # countTokens takes either form
