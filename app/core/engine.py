@@ -167,6 +167,7 @@ class Core:
         return self.credentials.secret_values(list(self.config.providers))
 
     def close(self) -> None:
+        self.policy.budgets.close()  # a preset switch being saved is finished first
         self.writer.close()
         if self.shipper is not None:
             self.shipper.close()
