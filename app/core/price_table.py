@@ -29,7 +29,7 @@ import datetime as _dt
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -482,8 +482,3 @@ def refresh(
     if out_path is not None:
         save_table(table, out_path)
     return table, changes
-
-
-def merged_names(table: PriceTable) -> Iterable[str]:
-    """Every name the index answers to (for diagnostics and tests)."""
-    return table._index.keys()

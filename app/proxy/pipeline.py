@@ -91,7 +91,6 @@ class Pipeline:
         self.seen = accounting.SeenIds()
         # off unless the preset has a shadow rule; threads start on first use
         self.shadow = ShadowRunner(core)
-        self.local_token: str | None = None  # kept current by the server, masked wherever text is echoed
 
     # ------------------------------------------------------------------------------------------- entry
 
@@ -403,8 +402,9 @@ class Pipeline:
         key = self.core.provider_key(provider.name)
         if key:
             out.append(key.encode())
-        if self.local_token:
-            out.append(self.local_token.encode())
+        token = self.core.credentials.token  # held by the core, kept current by the proxy's gate
+        if token:
+            out.append(token.encode())
         return out
 
     def _known(self, provider: Provider) -> tuple[bytes, ...]:
