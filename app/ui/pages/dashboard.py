@@ -97,6 +97,7 @@ def snapshot(
     *,
     fit: bool = False,
     member: str | None = None,
+    members: bool = True,
 ) -> dict[str, Any]:
     """Every figure the page shows, in one background job (with `fit`, also the range that fits the data);
     with `member`, every tile, chart and the health row count only that member's calls (team mode)."""
@@ -115,8 +116,11 @@ def snapshot(
         ),
         "tasks": tasks.cost_per_task(engine, since=since, member=member),
         "member": member,
-        "members": dashboard.member_names(engine, since=now - DASHBOARD_RANGES[-1].span_s),
     }
+    if (
+        members
+    ):  # who has calls in 30 days: for the member filter (a scan of the slot totals, so not every time)
+        data["members"] = dashboard.member_names(engine, since=now - DASHBOARD_RANGES[-1].span_s)
     if fit:
         data["fit"] = fitting_range(
             dashboard.first_activity(engine, since=now - DASHBOARD_RANGES[-1].span_s), now
@@ -177,6 +181,7 @@ class DashboardPage(QWidget):
             self.by_box.addItem(label, key)
         # Shown once the log holds more than one member's calls (a team ledger, or a member set on this machine)
         self.member_box = QComboBox()
+        self._members_at = -STALE_S  # when the member list was last asked for (monotonic)
         self.member_box.setAccessibleName("Member")
         self.member_box.addItem(ALL_MEMBERS, None)
         self.member_label = QLabel("Member:")
@@ -347,13 +352,16 @@ class DashboardPage(QWidget):
             self.ctx.core.config,
         )
         fit, member = not self.range_fitted, self.member_box.currentData()
+        names = time.monotonic() - self._members_at > STALE_S
         if self.flight.run(
-            lambda: snapshot(engine, rng, by, time.time(), config, fit=fit, member=member),
+            lambda: snapshot(engine, rng, by, time.time(), config, fit=fit, member=member, members=names),
             self.apply,
             self._failed,
         ):
             self.dirty = False
             self.last_query = time.monotonic()
+            if names:
+                self._members_at = self.last_query
 
     # ---- showing results
     def _failed(self, exc: Exception) -> None:
@@ -364,7 +372,8 @@ class DashboardPage(QWidget):
         """Show a snapshot: tiles at once, then one chart per turn of the event loop, so the GUI thread
         never spends more than one chart's update and repaint in a row (a new model or a new bucket
         re-renders a chart's axes and legend: tens of milliseconds each on a busy machine)."""
-        self._set_members(data.get("members", []))
+        if "members" in data:
+            self._set_members(data["members"])
         if (
             data["range"] != self.time_range
             or data["by"] != self.by_box.currentData()
