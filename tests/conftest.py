@@ -13,6 +13,7 @@ import keyring.backend
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+pytest_plugins = ["qt_guard"]  # no test may touch a deleted Qt object (see qt_guard)
 
 
 class MemoryKeyring(keyring.backend.KeyringBackend):

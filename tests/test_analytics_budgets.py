@@ -79,11 +79,55 @@ def test_switch_changes_the_active_preset_after_the_crossing_call(
     with ProxyThread(core, port=0) as proxy:
         _spend(proxy, mock, token, 3)
         settled(core)
+        core.policy.budgets.wait_switched(10)  # saved off the event loop
         assert core.config.active == "thrifty" and 'active = "thrifty"' in config_path.read_text()
         _spend(proxy, mock, token, 1)
     models = [r.model for r in mock.requests]
     assert models == ["qwen/qwen3-coder"] * 3 + ["deepseek/deepseek-chat"]
     assert "Switched to the 'thrifty' preset" in notices[0][1]
+
+
+def test_switch_saves_the_config_off_the_event_loop(budget_config, core, mock, token, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A slow config save (a slow disk, a network home) stalls neither the crossing call's answer nor anyone
+    else's: /health keeps answering at once while the switch is written."""
+    import threading
+    import time
+
+    budget_config(_budget("switch", switch_to="thrifty"))
+    store = core.config_store
+    real_save = store.save
+    saving = threading.Event()
+
+    def slow_save(config):  # type: ignore[no-untyped-def]
+        saving.set()
+        time.sleep(1.0)
+        real_save(config)
+
+    monkeypatch.setattr(store, "save", slow_save)
+    with ProxyThread(core, port=0) as proxy:
+        _spend(proxy, mock, token, 2)
+        crossing: list[float] = []
+
+        def cross() -> None:
+            started = time.monotonic()
+            _spend(proxy, mock, token, 1)
+            crossing.append(time.monotonic() - started)
+
+        thread = threading.Thread(target=cross)
+        thread.start()
+        assert saving.wait(10)
+        latencies = []
+        with httpx.Client() as client:
+            until = time.monotonic() + 0.8  # inside the save's second
+            while time.monotonic() < until:
+                started = time.monotonic()
+                assert client.get(f"{proxy.url}/health").status_code == 200
+                latencies.append(time.monotonic() - started)
+        thread.join(10)
+        assert len(latencies) > 5 and max(latencies) < 0.25, latencies
+        assert crossing and crossing[0] < 0.9  # the crossing call was answered without waiting for the save
+        core.policy.budgets.wait_switched(10)
+        assert core.config.active == "thrifty"
 
 
 def test_block_refuses_the_next_call_in_each_api_shape(budget_config, core, mock, token) -> None:  # type: ignore[no-untyped-def]

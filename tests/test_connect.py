@@ -156,3 +156,19 @@ def test_cli_connect_and_disconnect(isolated_home: Path, config_path: Path, caps
     assert cli(["--config", str(config_path), "disconnect", "claude-code"]) == 1
     assert "not connected" in capsys.readouterr().err
     assert connect_mod.is_connected("codex")
+
+
+def test_a_state_file_that_is_not_an_object_counts_as_not_connected(isolated_home: Path) -> None:
+    """Downshift's own record of a connect, edited by hand into a list: ignored (as an unreadable one is),
+    not a TypeError out of `connect`."""
+    path = isolated_home / ".claude" / "settings.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"theme": "dark"}))
+    state = connect_mod._state_file("claude-code")
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_text("[]")
+    assert not is_connected("claude-code")
+    connect("claude-code", BASE)
+    assert is_connected("claude-code")
+    disconnect("claude-code")
+    assert json.loads(path.read_text()) == {"theme": "dark"}

@@ -121,7 +121,13 @@ def test_full_disk_keeps_serving_then_writes_every_row(config_path: Path, proxy,
 
 def test_a_full_queue_drops_rows_and_says_how_many(tmp_path: Path, mock, core) -> None:  # type: ignore[no-untyped-def]
     core.writer.close()
-    core.writer = LogWriter(core.db, max_pending=10, interval=0.01)  # a tiny bound
+    core.writer = LogWriter(  # a tiny bound; wired as the Core wires its own
+        core.db,
+        max_pending=10,
+        interval=0.01,
+        notify=lambda title, message: core.events.emit("notice", (title, message)),
+    )
+    core.writer.secrets = core.secret_values
     core.writer.hooks.append(core.policy.writer_hook)
     notices: list[tuple[str, str]] = []
     core.events.subscribe("notice", notices.append)

@@ -334,3 +334,37 @@ def test_a_skipped_assistant_comes_back_from_the_menu_and_a_dead_ollama_is_flagg
     qtbot.waitUntil(lambda: len(open_wizards()) == 1, timeout=5000)
     open_wizards()[0].reject()
     assert ctx.wait(10_000)
+
+
+def test_closing_the_assistant_while_a_key_is_tested_leaves_no_late_callback(
+    qtbot, ctx, keyed_mock, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The answer of a test still running when the assistant closes (and is deleted) must not reach its
+    deleted pages ("Internal C++ object already deleted")."""
+    import threading
+
+    import shiboken6
+
+    from app.core import provider_models
+
+    answered = threading.Event()
+    real = provider_models.fetch_models
+
+    def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
+        answered.wait(5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(provider_models, "fetch_models", slow)
+    wizard = first_run.open_first_run(ctx)
+    page = wizard.provider_page
+    page.templates.setCurrentRow([t.id for t in TEMPLATES].index("custom"))
+    qtbot.keyClicks(page.base_url, keyed_mock.base_url + "/v1")
+    page.name.setText("mockco")
+    _next(qtbot, wizard)
+    wizard.key_page.key.setText(GOOD_KEY)
+    wizard.key_page.test()
+    wizard.close()  # deleted on close (WA_DeleteOnClose)
+    qtbot.waitUntil(lambda: not shiboken6.isValid(wizard), timeout=3000)  # the deferred delete happened
+    answered.set()
+    assert ctx.wait(10_000)
+    qtbot.wait(100)  # the job's result is delivered on the GUI thread: nobody is there to take it

@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from app.core import toolcheck
+from app.core.toolcheck import schemas
 from app.testing.script import Reply, ToolCall
 
 HEALTH_BUDGET_S = 0.1
@@ -277,7 +278,7 @@ def test_an_unusable_schema_is_reported_unchecked_everywhere(listener) -> None: 
         assert verdict.kind == "unchecked" and verdict.detail.startswith("not checked"), (name, verdict)
     # the slow path (jsonschema, whose default registry still fetches with urllib) never fetches either
     url = f"http://127.0.0.1:{listener.port}/x"
-    validator = toolcheck._slow_validator({"type": "object", "properties": {"a": {"$ref": url}}})
+    validator = schemas._slow_validator({"type": "object", "properties": {"a": {"$ref": url}}})
     with pytest.raises(Exception, match="Unresolvable"):
         validator({"a": 1})
     time.sleep(0.2)

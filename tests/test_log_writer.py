@@ -8,7 +8,7 @@ import time
 import pytest
 from sqlalchemy import text
 
-from app.core.records import CallRecord, ToolCallResult
+from app.core.records import Attempt, CallRecord, ToolCallResult
 from app.core.storage.db import open_database
 from app.core.storage.writer import LogWriter
 
@@ -97,5 +97,48 @@ def test_handing_over_never_blocks_and_the_bound_counts_drops(db_url: str) -> No
     assert writer.stats.skipped_starts == 1
     assert writer.flush()  # wakes the writer at once
     assert len(outcomes(engine)) == 5
+    writer.close()
+    engine.dispose()
+
+
+def test_a_broken_hook_or_record_costs_only_what_it_must(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hook's bug: the batch is written without the hook. A record that cannot be written (a bug, not the
+    database): its batch is counted as dropped, the writer forgets those calls and keeps writing the next."""
+    engine = open_database(db_url)
+    writer = LogWriter(engine, interval=0.01)
+    broken_hook = [True]
+
+    def hook(conn, ends) -> None:  # type: ignore[no-untyped-def]
+        if broken_hook[0]:
+            raise RuntimeError("hook bug")
+
+    writer.hooks.append(hook)
+    first = CallRecord(client_api="openai", endpoint="/v1/chat/completions")
+    writer.started(first)
+    first.finish("ok", 200)
+    writer.finished(first)
+    writer.failed_results([("toolu_x", "exit code 1")])
+    assert writer.flush()
+    assert outcomes(engine) == {first.call_id: "ok"}
+    assert "a call log hook failed" in caplog.text
+
+    broken_hook[0] = False
+    bad = CallRecord(client_api="openai", endpoint="/v1/chat/completions")
+    bad.attempts.append(Attempt(target=object()))  # type: ignore[arg-type]  # not JSON: the row cannot be built
+    writer.started(bad)
+    bad.finish("error", 502)
+    writer.finished(bad)
+    assert writer.flush()
+    assert writer.stats.dropped == 1 and writer._running == {}
+    assert "could not be written and is dropped" in caplog.text
+
+    after = CallRecord(client_api="openai", endpoint="/v1/chat/completions")
+    after.finish("ok", 200)
+    writer.finished(after)
+    assert writer.flush()
+    assert outcomes(engine) == {first.call_id: "ok", after.call_id: "ok"}
+    assert writer.stats.written == 2
     writer.close()
     engine.dispose()

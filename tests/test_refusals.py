@@ -89,11 +89,30 @@ def test_settings_page_shows_refusals(ctx, proxy, qtbot) -> None:  # type: ignor
 
     page = SettingsPage(ctx)
     qtbot.addWidget(page)
+    page.show()  # the count is polled while the page is shown, as in the window
     assert page.refused.text().startswith("No request refused")
     for _ in range(2):
         httpx.post(f"{proxy.url}/v1/chat/completions", content=b"{}", headers={"Origin": "null"})
     qtbot.waitUntil(lambda: "2 requests refused (forbidden_origin 2)" in page.refused.text(), timeout=5000)
     assert "not logged as calls" in page.refused.text()
+
+
+def test_the_settings_page_polls_the_refusals_only_while_shown(ctx, proxy, qtbot) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("PySide6")
+    from app.ui.pages.settings import SettingsPage
+
+    page = SettingsPage(ctx)
+    qtbot.addWidget(page)
+    assert not page._refused_timer.isActive()  # built but never shown: no polling
+    page.show()
+    assert page._refused_timer.isActive()
+    page.hide()
+    assert not page._refused_timer.isActive()
+    httpx.post(f"{proxy.url}/v1/chat/completions", content=b"{}", headers={"Origin": "null"})
+    qtbot.wait(2300)  # longer than one polling interval: a hidden page's text stays as it was
+    assert page.refused.text().startswith("No request refused")
+    page.show()  # shown again: up to date at once, not two seconds later
+    assert "1 request refused" in page.refused.text()
 
 
 @pytest.fixture

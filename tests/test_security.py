@@ -134,7 +134,7 @@ def test_health_needs_no_token_and_says_nothing_else(proxy) -> None:  # type: ig
 def test_token_is_compared_in_constant_time(proxy, token, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import hmac
 
-    from app.proxy import server
+    from app.proxy import auth as gate
 
     calls = []
     real = hmac.compare_digest
@@ -143,7 +143,7 @@ def test_token_is_compared_in_constant_time(proxy, token, monkeypatch) -> None: 
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(server.hmac, "compare_digest", spy)
+    monkeypatch.setattr(gate.hmac, "compare_digest", spy)
     assert (
         httpx.post(f"{proxy.url}/v1/chat/completions", json=CHAT, headers=auth("ds-guess")).status_code == 401
     )
@@ -163,7 +163,7 @@ def test_rotated_token_applies_to_a_running_proxy(proxy, token, capsys) -> None:
 
 
 def test_old_token_stops_working_without_anyone_using_the_new_one(proxy, token) -> None:  # type: ignore[no-untyped-def]
-    proxy.server.TOKEN_REFRESH_S = 0.2
+    proxy.server.gate.TOKEN_REFRESH_S = 0.2
     url = f"{proxy.url}/v1/chat/completions"
     assert httpx.post(url, json=CHAT, headers=auth(token)).status_code == 200
     assert cli(["token", "rotate"]) == 0

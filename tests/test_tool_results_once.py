@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.core import toolcheck
+from app.core.toolcheck import tool_results
 from app.proxy.accounting import SeenIds
 
 
@@ -25,8 +26,10 @@ def _body(n: int, failing: set[int]) -> dict:
 
 def test_only_new_results_are_read_and_each_failure_counts_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     read: list[str] = []
-    real = toolcheck._text_failure
-    monkeypatch.setattr(toolcheck, "_text_failure", lambda text, m, w: read.append(text) or real(text, m, w))
+    real = tool_results._text_failure
+    monkeypatch.setattr(
+        tool_results, "_text_failure", lambda text, m, w: read.append(text) or real(text, m, w)
+    )
     seen = SeenIds()
     first = toolcheck.failed_results(_body(3, {1}), "openai", fresh=seen.first)
     assert [cid for cid, _ in first] == ["c1"] and len(read) == 3

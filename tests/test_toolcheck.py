@@ -513,3 +513,24 @@ def test_responses_function_call_output() -> None:
 
 def test_module_exports_are_importable() -> None:
     assert toolcheck.DEFAULT_ERROR_PATTERNS and toolcheck.ERROR_WINDOW == 300
+
+
+def test_split_modules_keep_the_public_names_on_app_core_toolcheck() -> None:
+    """#16 split toolcheck into schemas / text_form / extract / tool_results; callers still import from the
+    package, and each name there is the one its module defines (no second copy to drift)."""
+    from app.core.toolcheck import extract, schemas, text_form, tool_results, verdicts
+
+    homes = {
+        "check_calls": schemas,
+        "validator_for": schemas,
+        "detect_text_form": text_form,
+        "declared_openai": extract,
+        "calls_anthropic": extract,
+        "failed_results": tool_results,
+        "gemini_call_id": tool_results,
+        "NOT_FAILURES": verdicts,
+        "ToolCall": verdicts,
+    }
+    for name, module in homes.items():
+        assert getattr(toolcheck, name) is getattr(module, name), name
+    assert all(hasattr(toolcheck, name) for name in toolcheck.__all__)

@@ -187,7 +187,7 @@ def test_unknown_function_name_passes_through() -> None:
          {"message": "Overloaded", "type": "overloaded_error", "param": None, "code": None}),
         (429, b"Too Many Requests", {"message": "Too Many Requests", "type": "rate_limit_exceeded", "param": None,
                                      "code": "rate_limit_exceeded"}),
-        (502, b"", {"message": "the upstream provider returned HTTP 502", "type": "server_error", "param": None,
+        (502, b"", {"message": "upstream error (HTTP 502)", "type": "server_error", "param": None,
                     "code": None}),
         (422, {"detail": "max_tokens too large"}, {"message": "max_tokens too large", "type": "invalid_request_error",
                                                    "param": None, "code": None}),
@@ -195,7 +195,7 @@ def test_unknown_function_name_passes_through() -> None:
                                                 "param": None, "code": None}),
         (400, {"error": {"message": "ctx", "code": 400}}, {"message": "ctx", "type": "invalid_request_error",
                                                             "param": None, "code": "400"}),
-        (500, None, {"message": "the upstream provider returned HTTP 500", "type": "server_error", "param": None,
+        (500, None, {"message": "upstream error (HTTP 500)", "type": "server_error", "param": None,
                      "code": None}),
     ],
 )  # fmt: skip

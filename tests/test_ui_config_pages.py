@@ -120,7 +120,9 @@ def test_rename_keeps_the_key_and_presets_and_removal_is_guarded(
     wait_message(qtbot, p.message, "ok")
     assert memory_keyring.store[("downshift", "provider:groq")] == "gsk-test"
     p.remove_current()
-    qtbot.waitUntil(lambda: "groq" not in core.config.providers, timeout=3000)
+    # the config is saved, then the key deleted, in one job on the writer thread: wait for the job's end
+    wait_text(qtbot, p.message, "Removed groq.", timeout=3000)
+    assert "groq" not in core.config.providers
     assert ("downshift", "provider:groq") not in memory_keyring.store
     assert answers.asked and answers.asked[0][0] == "confirm"
 
@@ -229,15 +231,17 @@ def test_duplicate_activate_remove_and_share_presets(ctx, core, answers, tmp_pat
 
 def test_budgets_are_edited_and_saved(ctx, core, qtbot) -> None:  # type: ignore[no-untyped-def]
     p = page(qtbot, PresetsPage, ctx)
-    p.add_budget(Budget("month", 40.0, action="switch"))
-    p.save_budgets()
-    assert p.budget_message.text() == "Budget 1: choose the preset to switch to."
-    switch = p.budgets.cellWidget(0, 4)
+    p.budgets_editor.add_budget(Budget("month", 40.0, action="switch"))
+    p.budgets_editor.save()
+    assert p.budgets_editor.message.text() == "Budget 1: choose the preset to switch to."
+    switch = p.budgets_editor.table.cellWidget(0, 4)
     switch.setCurrentIndex(switch.findData("cheap"))
-    p.add_budget(Budget("day", 2.5))
-    p.budgets.cellWidget(1, 3).setCurrentIndex(p.budgets.cellWidget(1, 3).findData("premium"))
-    p.save_budgets()
-    assert wait_message(qtbot, p.budget_message, "ok") == "Saved 2 budgets."
+    p.budgets_editor.add_budget(Budget("day", 2.5))
+    p.budgets_editor.table.cellWidget(1, 3).setCurrentIndex(
+        p.budgets_editor.table.cellWidget(1, 3).findData("premium")
+    )
+    p.budgets_editor.save()
+    assert wait_message(qtbot, p.budgets_editor.message, "ok") == "Saved 2 budgets."
     assert core.config.budgets == (
         Budget("month", 40.0, "switch", None, "cheap"),
         Budget("day", 2.5, "warn", "premium", None),
@@ -409,10 +413,10 @@ def test_screenshots_of_every_config_page_and_the_tray_menu(gui, core, proxy, to
     wait_message(qtbot, providers.message, "ok")
     presets = window.show_page("presets")
     presets.select("cheap")
-    presets.add_budget(Budget("day", 5.0))
-    presets.add_budget(Budget("month", 60.0, action="switch", switch_to="cheap"))
-    presets.save_budgets()
-    wait_text(qtbot, presets.budget_message, "Saved 2 budgets.")
+    presets.budgets_editor.add_budget(Budget("day", 5.0))
+    presets.budgets_editor.add_budget(Budget("month", 60.0, action="switch", switch_to="cheap"))
+    presets.budgets_editor.save()
+    wait_text(qtbot, presets.budgets_editor.message, "Saved 2 budgets.")
     export = window.show_page("export")
     qtbot.waitUntil(lambda: export.copy_button.isEnabled(), timeout=3000)
     settings = window.show_page("settings")
@@ -572,7 +576,7 @@ def test_save_and_revert_stay_in_view_and_save_keeps_the_scroll(ctx, core, qtbot
     p.resize(900, 420)  # a short window: the form scrolls
     p.select("premium")
     qtbot.wait(50)
-    bar = p.scroll.verticalScrollBar()
+    bar = p.form_scroll.verticalScrollBar()
     assert bar.maximum() > 0
     bar.setValue(bar.maximum())
     for button in (p.save_button, p.revert_button):
@@ -598,7 +602,10 @@ def test_the_dark_theme_applies_without_a_platform_theme(gui, core, qtbot) -> No
         settings.theme.setCurrentIndex(settings.theme.findData("dark"))
         settings.theme.activated.emit(settings.theme.currentIndex())
         qtbot.waitUntil(lambda: is_dark(QApplication.palette()), timeout=5000)
-        assert settings.palette().color(settings.backgroundRole()).lightness() < 90
+        # the widgets hear of the new palette through posted events: wait for them too
+        qtbot.waitUntil(
+            lambda: settings.palette().color(settings.backgroundRole()).lightness() < 90, timeout=5000
+        )
         settings.theme.setCurrentIndex(settings.theme.findData("light"))
         settings.theme.activated.emit(settings.theme.currentIndex())
         qtbot.waitUntil(lambda: not is_dark(QApplication.palette()), timeout=5000)
@@ -715,3 +722,37 @@ def test_connect_buttons_write_and_restore_each_agents_file(
     qtbot.waitUntil(lambda: "Codex CLI connected" in p.connect_message.text(), timeout=5000)
     qtbot.wait(50)
     assert p.grab().save(str(SCREENSHOTS / "export-connect.png"))
+
+
+def test_the_preset_editor_fits_a_900x600_window_with_no_horizontal_scroll(
+    gui, ctx, qtbot, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    window = gui.window
+    window.resize(900, 600)
+    presets = window.show_page("presets")
+    presets.select("cheap")
+    presets.load_probes()
+    gui.ctx.wait()
+    qtbot.wait(100)  # layouts settle, probe verdicts and prices are in the pickers
+    shot = window.grab()
+    assert shot.save(str(tmp_path / "presets-900x600.png"))
+    assert (shot.width(), shot.height()) == (900, 600)
+    bar = presets.form_scroll.horizontalScrollBar()
+    assert bar.maximum() == 0 and not bar.isVisible(), (
+        bar.maximum(),
+        presets.form_scroll.widget().minimumSizeHint(),
+    )
+    # the form is usable: every picker's model field is wide enough to read a model name
+    for picker in (*presets.pickers.values(), presets.fallback_picker):
+        assert picker.model.width() >= 140, picker.model.width()
+    bar = presets.form_scroll.verticalScrollBar()
+    bar.setValue(bar.maximum())  # the fallback list and its picker, at the bottom of the form
+    qtbot.wait(50)
+    assert window.grab().save(str(tmp_path / "presets-900x600-bottom.png"))
+    assert presets.form_scroll.horizontalScrollBar().maximum() == 0
+    # the Budgets tab too: every column of a budget row in view
+    presets.budgets_editor.add_budget(Budget("month", 60.0, action="switch", switch_to="cheap"))
+    presets.tabs.setCurrentIndex(1)
+    qtbot.wait(50)
+    assert window.grab().save(str(tmp_path / "budgets-900x600.png"))
+    assert presets.budgets_editor.table.horizontalScrollBar().maximum() == 0

@@ -88,7 +88,8 @@ def test_a_price_overridden_inline_is_saved_and_charged(ctx, core, proxy, mock, 
     qtbot.waitUntil(lambda: "cheapco/qwen/qwen3-coder" in core.config.prices, timeout=5000)
     saved = tomllib.loads(core.config_path.read_text())["prices"]["cheapco/qwen/qwen3-coder"]
     assert saved == {"input": 2.5, "output": 1.2, "cache_read": pytest.approx(0.03)}
-    assert 'Saved [prices."cheapco/qwen/qwen3-coder"]' in p.message.text()
+    # the config is saved on the writer thread before the page hears of it: wait for the message too
+    qtbot.waitUntil(lambda: 'Saved [prices."cheapco/qwen/qwen3-coder"]' in p.message.text(), timeout=5000)
     qtbot.waitUntil(
         lambda: rows(p).get("qwen/qwen3-coder", [""] * 6)[SOURCE_COLUMN] == "your override", timeout=5000
     )

@@ -219,22 +219,6 @@ def test_pause_refuses_calls_until_resumed(chat, gui, proxy, token, qtbot) -> No
     assert chat(token).status_code == 200
 
 
-def test_new_task_entry_only_when_the_analytics_have_it(gui, monkeypatch: pytest.MonkeyPatch, qtbot) -> None:  # type: ignore[no-untyped-def]
-    from app.ui import tray as tray_module
-
-    monkeypatch.setattr(tray_module, "_manual_task_starter", lambda: None)
-    gui.tray.rebuild()
-    assert gui.tray.action("New task") is None
-    started: list[str] = []
-    monkeypatch.setattr(
-        tray_module, "_manual_task_starter", lambda: lambda core, label: started.append(label)
-    )
-    monkeypatch.setattr("app.ui.application._manual_task_starter", tray_module._manual_task_starter)
-    gui.tray.rebuild()
-    gui.tray.action("New task").trigger()  # the dialog is answered with "label" by ui_support.Answers
-    qtbot.waitUntil(lambda: started == ["label"], timeout=3000)
-
-
 def test_new_task_from_the_tray_starts_a_manual_task_in_the_log(gui, core, answers, qtbot) -> None:  # type: ignore[no-untyped-def]
     from sqlalchemy import select
 
@@ -254,13 +238,41 @@ def test_new_task_from_the_tray_starts_a_manual_task_in_the_log(gui, core, answe
 # ----------------------------------------------------------------------------------------------- window
 
 
-def test_open_dashboard_from_the_tray_shows_a_placeholder_when_the_page_is_missing(gui) -> None:  # type: ignore[no-untyped-def]
+def test_open_dashboard_from_the_tray_shows_the_window_on_the_dashboard(gui) -> None:  # type: ignore[no-untyped-def]
     gui.window.close()
     gui.tray.rebuild()
     gui.tray.action("Open dashboard").trigger()
     assert gui.window.isVisible() and gui.window.current_page() == "dashboard"
-    page = gui.window.page("dashboard")
-    assert isinstance(page, QLabel) and "not part of this build" in page.text()
+    from ui_support import StandInPage  # see ui_support.own_pages_only
+
+    assert isinstance(gui.window.page("dashboard"), StandInPage)
+
+
+def test_the_tray_holds_no_reference_to_the_app_and_asks_through_signals(gui, qtbot) -> None:  # type: ignore[no-untyped-def]
+    from app.ui.application import DownshiftApp
+    from app.ui.main_window import MainWindow
+
+    assert not [v for v in vars(gui.tray).values() if isinstance(v, DownshiftApp | MainWindow)]
+    gui.tray.rebuild()
+    with qtbot.waitSignal(gui.tray.showWindowRequested) as shown:
+        gui.tray.action("Open dashboard").trigger()
+    assert shown.args == ["dashboard"]
+    with qtbot.waitSignal(gui.tray.presetChosen) as chosen:
+        gui.tray.preset_actions["premium"].trigger()
+    assert chosen.args == ["premium"]
+
+
+def test_a_page_module_that_fails_to_import_raises_instead_of_hiding_the_bug(
+    gui, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    from app.ui import main_window
+
+    broken = main_window.PageSpec("team", "Team", "app.ui.pages._no_such_page", "TeamPage")
+    monkeypatch.setattr(
+        main_window, "PAGES", tuple(broken if s.key == "team" else s for s in main_window.PAGES)
+    )
+    with pytest.raises(ImportError):
+        gui.window.page("team")
 
 
 def test_shortcuts_switch_pages_and_the_last_page_and_geometry_are_remembered(
@@ -430,7 +442,9 @@ def test_core_notices_reach_the_user(gui, core, qtbot) -> None:  # type: ignore[
         "notice", ("Budget", "80% of today's $5.00 is spent")
     )  # from the proxy thread in real use
     qtbot.waitUntil(lambda: bool(shown) or "80%" in gui.window.statusBar().currentMessage(), timeout=3000)
-    core.events.emit("config_error", ValueError("config.toml: proxy.port: must be between 0 and 65535"))
+    from app.core.config import ConfigError
+
+    core.events.emit("config_error", ConfigError("config.toml", "proxy.port", "must be between 0 and 65535"))
     qtbot.waitUntil(
         lambda: (
             any("proxy.port" in t for _, t in shown)
@@ -600,3 +614,28 @@ def test_a_reached_budget_stays_in_the_window_until_dismissed(chat, gui, core, t
     assert window.budget_banner.isVisible()  # whatever the page
     window.budget_dismiss.click()
     assert not window.budget_banner.isVisible()
+
+
+def test_today_stats_queries_at_most_once_a_second_through_throttle_and_single_flight(
+    gui, qtbot, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    from app.ui import tray
+    from app.ui.throttle import SingleFlight, Throttle
+
+    assert isinstance(gui.stats.flight, SingleFlight) and isinstance(gui.stats._throttle, Throttle)
+    queries: list[float] = []
+    real = tray.summary
+
+    def counting(db, since):  # type: ignore[no-untyped-def]
+        queries.append(time.monotonic())
+        return real(db, since=since)
+
+    monkeypatch.setattr(tray, "summary", counting)
+    qtbot.wait(1100)  # past the window of the start-up query
+    for _ in range(20):  # a busy proxy: the writer reports new calls many times a second
+        gui.ctx.bridge.callsLogged.emit([])
+    qtbot.wait(300)
+    assert len(queries) == 1
+    qtbot.waitUntil(lambda: len(queries) == 2, timeout=2500)  # the repeats are folded into one, not lost
+    qtbot.wait(1200)
+    assert len(queries) == 2 and queries[1] - queries[0] >= 0.9

@@ -1,7 +1,7 @@
 """Fixtures for the desktop app's tests: a real Core, proxy and mock upstream behind a DownshiftApp.
 
 Load with `pytest_plugins = ["ui_support"]`. Window state goes to a temp INI file, modal questions are
-answered by `Answers`, and the data pages (owned elsewhere) are swapped for the placeholder so these
+answered by `Answers`, and the data pages (owned elsewhere) are swapped for `StandInPage` so these
 tests exercise the shell and configuration pages only.
 """
 
@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from PySide6.QtCore import QObject, QSettings
+from PySide6.QtWidgets import QLabel, QWidget
 
 
 class Answers:
@@ -55,6 +56,13 @@ def answers(monkeypatch: pytest.MonkeyPatch) -> Answers:
     return Answers().install(monkeypatch)
 
 
+class StandInPage(QLabel):
+    """Takes the place of a data page in the shell's tests: they test the shell, not the charts."""
+
+    def __init__(self, ctx: Any, parent: QWidget | None = None) -> None:
+        super().__init__("stand-in page", parent)
+
+
 @pytest.fixture
 def own_pages_only(monkeypatch: pytest.MonkeyPatch) -> None:
     from app.ui import main_window
@@ -64,9 +72,7 @@ def own_pages_only(monkeypatch: pytest.MonkeyPatch) -> None:
         main_window,
         "PAGES",
         tuple(
-            main_window.PageSpec(s.key, s.title, "app.ui.pages._not_in_this_test", s.cls)
-            if s.key in data
-            else s
+            main_window.PageSpec(s.key, s.title, "ui_support", "StandInPage") if s.key in data else s
             for s in main_window.PAGES
         ),
     )

@@ -71,7 +71,7 @@ def _merge_tables(
         if i < len(current) and _plain(current[i]).get("name") == value.get("name"):
             _merge(current[i], value, effective[i] if i < len(effective) else None, add_missing, drop_extra)
         elif i < len(current):
-            current[i] = tomlkit.item(value)  # type: ignore[index]
+            current[i] = tomlkit.item(value)
         else:
             current.append(tomlkit.item(value))
     while len(current) > len(values):

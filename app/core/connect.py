@@ -261,9 +261,10 @@ def _state_file(agent: str) -> Path:
 
 def _state(agent: str) -> dict[str, Any] | None:
     try:
-        return json.loads(_state_file(agent).read_text())
+        state = json.loads(_state_file(agent).read_text())
     except (OSError, ValueError):
         return None
+    return state if isinstance(state, dict) else None  # a file edited by hand into a list is no state
 
 
 def is_connected(agent: str) -> bool:

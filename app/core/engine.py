@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,8 +15,9 @@ from app import paths
 from app.core.analytics import executors as executor_totals
 from app.core.analytics.policy import CallPolicy
 from app.core.config import Config, ConfigError, ConfigStore, default_config, save_config
+from app.core.credentials import Credentials
 from app.core.events import EventBus
-from app.core.secrets import SecretStore, local_token, provider_key, provider_key_name
+from app.core.secrets import SecretStore, local_token
 from app.core.storage.db import open_database
 from app.core.storage.writer import LogWriter
 
@@ -63,19 +63,27 @@ class Core:
             save_config(default_config(), self.config_path)
         self.config_store = ConfigStore(self.config_path, on_error=self._config_error)
         self.config_store.subscribe(lambda cfg: self.events.emit("config_changed", cfg))
-        self.secrets = secrets or SecretStore(paths.data_dir() / "secrets.json")
+        # provider keys and the local token as the proxy uses them (cached; see app.core.credentials)
+        self.credentials = Credentials(
+            secrets or SecretStore(paths.data_dir() / "secrets.json"), self._key_env
+        )
         self.db_url = database_url(db_url, self.config_store.current())
         self.machine = team_machine(self.config_store.current())
         self.db = open_database(self.db_url)  # a shared ledger's in-flight rows: see serving()
-        self.writer = LogWriter(self.db, on_written=lambda recs: self.events.emit("calls_logged", recs))
+        # The log writer is wired here, once: it warns through the app's notices and masks the secrets the
+        # credentials hold in stored bodies. The proxy only hands it records.
+        self.writer = LogWriter(
+            self.db,
+            on_written=lambda recs: self.events.emit("calls_logged", recs),
+            notify=lambda title, message: self.events.emit("notice", (title, message)),
+        )
+        self.writer.secrets = self.secret_values
         self._apply_team(self.config_store.current())
         self.config_store.subscribe(self._apply_team)
         self.shipper: TeamShipper | None = None  # shape 1: started by the proxy (start_team_shipping)
         self.policy = CallPolicy(self)  # tasks, budgets, escalation (app.core.analytics)
         self.writer.hooks.append(self.policy.writer_hook)
         self.writer.hooks.append(executor_totals.writer_hook)  # failure rate by prompt size (scorecard)
-        self._keys: dict[str, str | None] = {}
-        self._keys_lock = threading.Lock()
 
     def _apply_team(self, config: Config | None) -> None:
         """Team mode (a [team] member, or a shared PostgreSQL ledger): rows carry member and machine. A single
@@ -128,34 +136,38 @@ class Core:
         config = CALL_CONFIG.get()
         return config if config is not None else self.config_store.current()
 
+    @property
+    def secrets(self) -> SecretStore:
+        return self.credentials.store
+
+    @secrets.setter
+    def secrets(self, store: SecretStore) -> None:  # tests swap the store; the cached secrets go with it
+        self.credentials = Credentials(store, self._key_env)
+
     def token(self) -> str:
+        """The local token, read from the store now (the proxy uses `credentials`, which caches it)."""
         return local_token(self.secrets)
+
+    def _key_env(self, name: str) -> str | None:
+        provider = self.config.providers.get(name)
+        return provider.api_key_env if provider else None
 
     def provider_key(self, name: str) -> str | None:
         """A provider's key, cached in memory so the hot path never waits on the keyring."""
-        try:
-            return self._keys[name]
-        except KeyError:
-            pass
-        provider = self.config.providers.get(name)
-        key = provider_key(self.secrets, name, provider.api_key_env if provider else None)
-        with self._keys_lock:
-            self._keys[name] = key
-        return key
+        return self.credentials.provider_key(name)
 
     def set_provider_key(self, name: str, value: str | None) -> None:
-        if value:
-            self.secrets.set(provider_key_name(name), value)
-        else:
-            self.secrets.delete(provider_key_name(name))
-        with self._keys_lock:
-            self._keys.pop(name, None)
+        self.credentials.set_provider_key(name, value)
 
     def forget_cached_keys(self) -> None:
-        with self._keys_lock:
-            self._keys.clear()
+        self.credentials.forget_keys()
+
+    def secret_values(self) -> list[bytes]:
+        """For the log writer's thread: every provider key Downshift holds, and the local token."""
+        return self.credentials.secret_values(list(self.config.providers))
 
     def close(self) -> None:
+        self.policy.budgets.close()  # a preset switch being saved is finished first
         self.writer.close()
         if self.shipper is not None:
             self.shipper.close()

@@ -28,15 +28,15 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import re
-import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from app.core.atomic_file import atomic_write
 from app.paths import resource
 
 if TYPE_CHECKING:  # httpx is imported by `refresh` only: the proxy loads this module at start
@@ -132,8 +132,16 @@ class PriceTable:
             and _clean(model_name).endswith(":free")
             and _clean(model_name) != _clean(model_id or "")
         ):
-            free = dict.fromkeys(PRICE_FIELDS, 0.0)
-            result = replace(result, **free, note="OpenRouter :free variant, billed $0", providers={})
+            result = replace(
+                result,
+                input=0.0,
+                output=0.0,
+                cache_read=0.0,
+                cache_write=0.0,
+                cache_write_1h=0.0,
+                note="OpenRouter :free variant, billed $0",
+                providers={},
+            )
         if len(self._memo) > 4096:
             self._memo.clear()
         self._memo[key] = result
@@ -270,18 +278,8 @@ def save_table(table: PriceTable, path: str | os.PathLike[str]) -> None:
     target = Path(path)
     if _is_packaged(target):
         raise ValueError(f"refusing to overwrite the packaged price table {target}")
-    target.parent.mkdir(parents=True, exist_ok=True)
     payload = orjson.dumps(table.to_json(), option=orjson.OPT_INDENT_2) + b"\n"
-    fd, tmp = tempfile.mkstemp(prefix=".prices-", suffix=".json", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(target, payload)
 
 
 def _is_packaged(target: Path) -> bool:
@@ -484,8 +482,3 @@ def refresh(
     if out_path is not None:
         save_table(table, out_path)
     return table, changes
-
-
-def merged_names(table: PriceTable) -> Iterable[str]:
-    """Every name the index answers to (for diagnostics and tests)."""
-    return table._index.keys()

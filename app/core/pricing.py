@@ -37,7 +37,7 @@ SOURCE_LABELS = {
 
 
 class PerMillion(Protocol):
-    """Prices per million tokens; read-only, so the frozen price-table entries match too."""
+    """USD per million tokens, read-only: config prices, listed prices and the price table all fit."""
 
     @property
     def input(self) -> float: ...
@@ -52,12 +52,20 @@ class PerMillion(Protocol):
 
 
 class Tokens(Protocol):
-    input: int
-    output: int
-    cache_read: int
-    cache_write: int
-    cache_write_1h: int
-    cost: float | None
+    """A call's token counts (and the cost its provider billed, if any), read-only."""
+
+    @property
+    def input(self) -> int: ...
+    @property
+    def output(self) -> int: ...
+    @property
+    def cache_read(self) -> int: ...
+    @property
+    def cache_write(self) -> int: ...
+    @property
+    def cache_write_1h(self) -> int: ...
+    @property
+    def cost(self) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,7 +84,8 @@ def parse_models(data: Any) -> tuple[ModelInfo, ...]:
         model_id = item.get("id") or item.get("name") or item.get("model")
         if not isinstance(model_id, str) or not model_id:
             continue
-        pricing = item.get("pricing") if isinstance(item.get("pricing"), Mapping) else {}
+        raw_pricing = item.get("pricing")
+        pricing: Mapping[str, Any] = raw_pricing if isinstance(raw_pricing, Mapping) else {}
         ctx = item.get("context_length") or item.get("max_context_length")
         models.append(
             ModelInfo(
@@ -126,6 +127,21 @@ def fetch_models(
         raise ProviderCheckError(redact_text(str(exc), [key] if key else []) or "") from None
 
 
+def _connect_failure(exc: Exception) -> str:
+    """Why a connection failed, in words (the socket error's "[Errno 111] ..." is shown on the Providers
+    page and by `downshift providers test`)."""
+    text = str(exc).lower()
+    if "refused" in text:
+        return "nothing answers at that address (connection refused)"
+    if "name or service" in text or "nodename" in text or "getaddrinfo" in text or "name resolution" in text:
+        return "the host name could not be found"
+    if "ssl" in text or "certificate" in text or "tls" in text:
+        return "the secure (TLS) connection failed"
+    if "unreachable" in text:
+        return "the network or host is unreachable"
+    return "the connection failed"
+
+
 def _fetch_models(
     provider: Provider, key: str | None, timeout: float, transport: httpx.BaseTransport | None
 ) -> ModelListing:
@@ -138,11 +154,13 @@ def _fetch_models(
             response = client.get(url, headers=auth_headers(provider, key))
     except httpx.ConnectError as exc:
         hint = " Is the local server running?" if provider.local else ""
-        raise ProviderCheckError(f"cannot connect to {url}: {exc}.{hint}") from None
+        raise ProviderCheckError(f"cannot connect to {url}: {_connect_failure(exc)}.{hint}") from None
     except httpx.TimeoutException:
         raise ProviderCheckError(f"{url} did not answer within {timeout:g} s") from None
     except httpx.HTTPError as exc:
-        raise ProviderCheckError(f"{url}: {type(exc).__name__}: {exc}") from None
+        raise ProviderCheckError(
+            f"{url}: the request failed ({str(exc).rstrip('.') or 'no answer'})"
+        ) from None
     latency = (time.perf_counter() - start) * 1000
     if response.status_code in (401, 403):
         what = "no key is set" if not key else "the key was refused"

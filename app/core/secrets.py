@@ -3,11 +3,16 @@
 One small class over `keyring`: it accepts real OS backends only, falls back visibly to a file that only
 the user can read (0600) when the OS has none (headless Linux), and raises one error type the UI can show.
 Secrets never go to the config, the database, logs or exports.
+
+Every set and delete also rewrites a small change stamp next to the fallback file (`secrets.changed`, no
+secret in it): a keyring tells no one when an entry changes, and a running proxy in another process watches
+the stamp to re-read the keys it holds (app.core.credentials).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets as _random
 import threading
@@ -19,6 +24,8 @@ import keyring.backend
 import keyring.errors
 
 from app.core.config import atomic_write
+
+log = logging.getLogger(__name__)
 
 SERVICE = "downshift"
 TOKEN_NAME = "local-proxy-token"
@@ -43,6 +50,7 @@ class SecretStore:
 
     def __init__(self, fallback_path: Path, backend: keyring.backend.KeyringBackend | None = None) -> None:
         self.fallback_path = fallback_path
+        self.stamp_path = fallback_path.with_name("secrets.changed")
         self._chosen: keyring.backend.KeyringBackend | Any = self._UNRESOLVED
         self._lock = threading.Lock()
         if backend is not None:
@@ -81,12 +89,13 @@ class SecretStore:
         if self._backend is not None:
             try:
                 self._backend.set_password(SERVICE, name, value)
-                return
             except keyring.errors.KeyringError as exc:
                 raise SecretStoreError(f"Could not store {name!r} in the keyring: {exc}") from exc
-        data = self._read_file()
-        data[name] = value
-        self._write_file(data)
+        else:
+            data = self._read_file()
+            data[name] = value
+            self._write_file(data)
+        self._mark_changed()
 
     def delete(self, name: str) -> None:
         if self._backend is not None:
@@ -96,10 +105,27 @@ class SecretStore:
                 pass
             except keyring.errors.KeyringError as exc:
                 raise SecretStoreError(f"Could not delete {name!r} from the keyring: {exc}") from exc
-            return
-        data = self._read_file()
-        if data.pop(name, None) is not None:
+        else:
+            data = self._read_file()
+            if data.pop(name, None) is None:
+                return
             self._write_file(data)
+        self._mark_changed()
+
+    def change_stamp(self) -> tuple[int, int, int] | None:
+        """The change stamp's (mtime, size, inode), None before the first change: one `stat`, no keyring."""
+        try:
+            st = os.stat(self.stamp_path)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _mark_changed(self) -> None:
+        """Rewrite the change stamp (a fresh file each time: a new inode even within one mtime tick)."""
+        try:
+            atomic_write(self.stamp_path, _random.token_hex(8).encode(), mode=0o600)
+        except OSError as exc:  # the secret is stored; running proxies see it at their next restart
+            log.warning("cannot write the secrets' change stamp %s: %s", self.stamp_path, exc)
 
     def _read_file(self) -> dict[str, str]:
         try:

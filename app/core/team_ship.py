@@ -30,7 +30,7 @@ from app.core.analytics import executors as executor_totals
 from app.core.analytics.rollup import BatchTotals, attribute_failed_results
 from app.core.analytics.tasks import TaskGrouper
 from app.core.records import CallRecord, ToolCallResult
-from app.core.storage.dialect import display_url, pg
+from app.core.storage.dialect import display_url, driver_cursor, pg
 from app.core.storage.models import Call
 from app.core.storage.writer import _CALL_COLUMNS, _TOOL_COLUMNS, call_row
 
@@ -101,7 +101,7 @@ def record(data: dict[str, Any]) -> CallRecord:
     rec.tool_calls = [
         ToolCallResult(tcid, name, kind, detail or "") for tcid, name, kind, detail in data["tools"]
     ]
-    rec.failed_results = [tuple(f) for f in data["failed"]]  # type: ignore[misc]
+    rec.failed_results = [(tcid, reason) for tcid, reason in data["failed"]]
     return rec
 
 
@@ -181,7 +181,7 @@ class TeamShipper:
         if not ends:
             return
         now = time.time()
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cur = driver_cursor(conn)
         try:
             cur.executemany(_OUTBOX_INSERT, [(r.call_id, payload(r), now) for r in ends])
             lo, hi = cur.execute("SELECT min(id), max(id) FROM outbox").fetchone()
@@ -284,7 +284,7 @@ class TeamShipper:
                     rows_out.append(tuple(row[c] for c in _CALL_COLUMNS))
                     if n % SLICE == SLICE - 1:
                         _yield()
-                cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                cur = driver_cursor(conn)
                 try:
                     for i in range(0, len(rows_out), SLICE):
                         cur.executemany(_LEDGER_CALLS, rows_out[i : i + SLICE])

@@ -15,9 +15,12 @@ from app.core import premium_split, toolcheck
 from app.core.config import Config, Provider
 from app.core.pricing import ESTIMATED, Priced, premium_cost, price_call, served_by_premium
 from app.core.records import Attempt, CallRecord, ToolCallResult
-from app.core.redact import REDACTED, redact, redact_text  # noqa: F401 - moved to the core; the old path still works
+from app.core.redact import REDACTED as REDACTED  # moved to the core; the old path still works
+from app.core.redact import redact as redact
+from app.core.redact import redact_text as redact_text
 from app.core.usage import Usage, normalize_anthropic, normalize_openai
-from app.proxy.observe import AnthropicObserver, OpenAIObserver
+from app.proxy.leg import Declared, Leg
+from app.proxy.observe import Observer
 
 log = logging.getLogger(__name__)
 
@@ -60,68 +63,60 @@ def note_tool_results(
         rec.failed_results = found
 
 
-def _usage(observer: OpenAIObserver | AnthropicObserver, provider: Provider) -> Usage:
+def _usage(observer: Observer, provider: Provider) -> Usage:
     """The usage the upstream reported, in its own format (zeros where it reported none)."""
     raw = observer.usage or {}
     return normalize_anthropic(raw) if provider.api == "anthropic" else normalize_openai(raw, provider.kind)
 
 
-def _declared(upstream_body: dict[str, Any], provider: Provider) -> dict[str, dict[str, Any] | None]:
-    """The tools the request declared, read in the upstream's format."""
-    if provider.api == "anthropic":
-        return toolcheck.declared_anthropic(upstream_body)
-    return toolcheck.declared_openai(upstream_body)
+def _declared(leg: Leg) -> Declared:
+    """The tools the request declared, read in the upstream's format: once per leg, whoever asks first."""
+    declared = leg.declared
+    if declared is None:
+        body = leg.upstream_body
+        if leg.provider.api == "anthropic":
+            declared = toolcheck.declared_anthropic(body)
+        else:
+            declared = toolcheck.declared_openai(body)
+        leg.declared = declared
+    return declared
 
 
-async def prepare_checks(
-    observer: OpenAIObserver | AnthropicObserver, upstream_body: dict[str, Any], provider: Provider
-) -> None:
+async def prepare_checks(leg: Leg) -> None:
     """Compile the schemas of the tools the model called, off the event loop and time-capped (tool schemas are
     untrusted input, see app.core.toolcheck), so that `settle` finds them. No work when nothing was called."""
-    calls = observer.tool_calls()
+    calls = leg.observer.tool_calls()
     if not calls:
         return
     try:
-        schemas = toolcheck.called_schemas(_declared(upstream_body, provider), (name for _, name, _ in calls))
+        schemas = toolcheck.called_schemas(_declared(leg), (name for _, name, _ in calls))
         if schemas:
             await toolcheck.prepare(schemas)
     except Exception:  # settle reports these calls "unchecked"; the call is not affected
         log.exception("could not prepare the tool checks of a call")
 
 
-def settle(
-    rec: CallRecord,
-    observer: OpenAIObserver | AnthropicObserver,
-    upstream_body: dict[str, Any],
-    provider: Provider,
-    config: Config,
-    payload_len: int = 0,
-) -> None:
+def settle(leg: Leg) -> None:
     """Fill in tokens, cost and tool-call verdicts. A failure here is a bug of ours: it is logged and the
     call keeps its row (without those figures) rather than failing an answer the client already has.
     An answer whose provider reported no usage (or only part: a stream cut short, a cancelled call, a stream
     without its usage chunk) gets estimated tokens (see `estimate_partial`) and is marked estimated: its
     cost says `estimated`, never a price-table figure passed off as known."""
     try:
-        _settle(rec, observer, upstream_body, provider, config, payload_len)
+        _settle(leg)
     except Exception:
+        rec = leg.rec
         log.exception("could not account for call %s", rec.call_id)
         rec.cost_source = rec.cost_source or "unpriced"
 
 
-def _settle(
-    rec: CallRecord,
-    observer: OpenAIObserver | AnthropicObserver,
-    upstream_body: dict[str, Any],
-    provider: Provider,
-    config: Config,
-    payload_len: int,
-) -> None:
+def _settle(leg: Leg) -> None:
+    rec, observer, provider, config = leg.rec, leg.observer, leg.provider, leg.config
     usage = _usage(observer, provider)
-    declared = _declared(upstream_body, provider)
+    declared = _declared(leg)
     estimated = False
     if rec.outcome != "ok" or not observer.usage_complete:
-        estimated = estimate_partial(observer, usage, payload_len)
+        estimated = estimate_partial(observer, usage, leg.payload_len)
     rec.usage_estimated = estimated
     rec.input_tokens = usage.input
     rec.output_tokens = usage.output
@@ -133,14 +128,11 @@ def _settle(
     rec.cost_usd, rec.cost_source = priced.cost, cost_source(priced, estimated)
     rec.billed_cost_usd, rec.estimated_cost_usd = priced.billed, priced.estimated
     if served_by_premium(config, rec.role, rec.provider, rec.upstream_model):
-        rec.premium_cost_usd = (
-            rec.cost_usd
-        )  # the premium model itself: nothing saved (no re-split of its cache)
+        # the premium model itself: nothing saved (no re-split of its cache)
+        rec.premium_cost_usd = rec.cost_usd
     else:
         rec.premium_cost_usd = premium_cost(usage, config, rec.role, premium_split.split(config))
-    if (
-        rec.outcome == "ok" and not estimated
-    ):  # guessed tokens carry no cache split: they would skew the share
+    if rec.outcome == "ok" and not estimated:  # guessed tokens carry no cache split: they'd skew the share
         premium_split.observe(rec.provider, rec.upstream_model, usage)
     _add_failed_attempts(rec, rec.attempts[:-1])
     calls = [toolcheck.ToolCall(i, n, a) for i, n, a in observer.tool_calls()]
@@ -151,21 +143,15 @@ def _settle(
         ]
 
 
-def cost_attempt(
-    attempt: Attempt,
-    observer: OpenAIObserver | AnthropicObserver,
-    provider: Provider,
-    config: Config,
-    model: str,
-    payload_len: int,
-) -> None:
+def cost_attempt(leg: Leg) -> None:
     """Cost an attempt that began answering and then failed before a byte reached the client (the next
     target then served the call): the provider bills what it generated, so the call's cost includes it.
     Its usage is what went by, estimated where the provider did not report it (it rarely got to)."""
+    attempt, observer, provider = leg.attempt, leg.observer, leg.provider
     try:
         usage = _usage(observer, provider)
-        estimated = estimate_partial(observer, usage, payload_len)
-        priced = price_call(usage, config, provider, model)
+        estimated = estimate_partial(observer, usage, leg.payload_len)
+        priced = price_call(usage, leg.config, provider, leg.rec.upstream_model or "")
         attempt.cost_usd, attempt.cost_source = priced.cost, cost_source(priced, estimated)
         attempt.input_tokens, attempt.output_tokens = usage.input, usage.output  # fresh input, like a call's
     except Exception:  # a bug of ours must not stop the fallback
@@ -214,7 +200,7 @@ def cost_source(priced: Priced, estimated: bool) -> str:
 # ------------------------------------------------------------------------------------------- partial usage
 
 
-def estimate_partial(observer: OpenAIObserver | AnthropicObserver, usage: Usage, payload_len: int) -> bool:
+def estimate_partial(observer: Observer, usage: Usage, payload_len: int) -> bool:
     """Fill in the tokens the provider did not report, from what was seen of the answer; True when any
     figure is a guess.
 

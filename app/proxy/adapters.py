@@ -105,7 +105,7 @@ class Adapter:
             except orjson.JSONDecodeError:
                 pass
         api = "anthropic" if self.client_api == "anthropic" else "openai"
-        return orjson.dumps(error_body(api, status, upstream_error_message(body)))
+        return orjson.dumps(error_body(api, status, upstream_error_message(body, status)))
 
 
 def clamp_max_tokens(body: dict[str, Any], key: str, provider: Provider) -> None:
@@ -137,8 +137,8 @@ def _prepare_openai(body: dict[str, Any], model: str, provider: Provider, ctx: C
 
 
 def _prepare_anthropic(body: dict[str, Any], model: str, provider: Provider, ctx: Context) -> dict[str, Any]:
-    out = drop_foreign_thinking(dict(body))  # thinking a cheap model produced cannot be signed for Anthropic
-    out["model"] = model
+    # thinking a cheap model produced cannot be signed for Anthropic (the body itself when there is none)
+    out = {**drop_foreign_thinking(body), "model": model}
     clamp_max_tokens(out, "max_tokens", provider)
     return out
 
@@ -390,9 +390,24 @@ _ADAPTERS: dict[tuple[str, str], Adapter] = {
 }
 
 
-def register(adapter: Adapter) -> None:
-    _ADAPTERS[(adapter.client_api, adapter.upstream_api)] = adapter
-
-
 def adapter_for(client_api: str, upstream_api: str) -> Adapter | None:
     return _ADAPTERS.get((client_api, upstream_api))
+
+
+# ---------------------------------------------------------------------------------------------- count_tokens
+
+COUNT_PATH = "/messages/count_tokens"
+
+
+def _prepare_count(body: dict[str, Any], model: str, provider: Provider, ctx: Context) -> dict[str, Any]:
+    return {**body, "model": model}
+
+
+# Anthropic `count_tokens` is asked of a target that speaks Messages, answered as the provider sent it.
+_COUNT = Adapter("anthropic", "anthropic", _prepare_count, path=COUNT_PATH)
+
+
+def count_adapter_for(upstream_api: str) -> Adapter | None:
+    """The adapter of an Anthropic `count_tokens` call to this upstream; None: the upstream has no such
+    endpoint, and the request is counted locally (app.core.tokens)."""
+    return _COUNT if upstream_api == "anthropic" else None

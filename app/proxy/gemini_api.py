@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
+from app.proxy import validate
 from app.proxy.errors import ProxyError
 from app.proxy.translate.gemini_request import ARRAY_KEY
 
@@ -48,8 +47,6 @@ _RENAMES = {kind: {snake: _CAMEL[snake] for snake in names} for kind, names in _
 # every key that makes a part need renaming: its own fields, and those of the blobs inside it
 _PART_NAMES = frozenset((*_FIELDS["part"], "inlineData", "fileData"))
 METHODS = frozenset({"generateContent", "streamGenerateContent", "countTokens"})
-MAX_MODEL_CHARS = 256
-MAX_TOKENS_LIMIT = 10_000_000
 
 
 def split_target(target: str) -> tuple[str, str]:
@@ -64,9 +61,11 @@ def split_target(target: str) -> tuple[str, str]:
         )
     if model.startswith("models/"):  # a client that put the resource name where the id goes
         model = model[len("models/") :]
-    if not model.strip() or len(model) > MAX_MODEL_CHARS:
+    if not model.strip() or len(model) > validate.MAX_MODEL_CHARS:
         raise ProxyError(
-            400, "bad_request", f"the model name in the path must be 1 to {MAX_MODEL_CHARS} characters"
+            400,
+            "bad_request",
+            f"the model name in the path must be 1 to {validate.MAX_MODEL_CHARS} characters",
         )
     return model, method
 
@@ -75,16 +74,7 @@ def parse_body(
     body: bytes, model: str, *, stream: bool = False, array: bool = False, count: bool = False
 ) -> dict[str, Any]:
     """The request body as a dict carrying `model` and `stream`; a clear 400 for what Google refuses too."""
-    if not body:
-        raise ProxyError(
-            400, "bad_request", "the request body is empty; expected a JSON object with 'contents'"
-        )
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ProxyError(400, "bad_json", f"the request body is not valid JSON: {exc}") from None
-    if type(data) is not dict:
-        raise ProxyError(400, "bad_request", "the request body must be a JSON object")
+    data = validate.json_object(body, "expected a JSON object with 'contents'")
     camel_case(data)
     if count and data.get("contents") is None and isinstance(data.get("generateContentRequest"), dict):
         data = data["generateContentRequest"]  # countTokens takes either form
@@ -110,15 +100,7 @@ def parse_body(
             raise ProxyError(
                 400, "bad_request", "'generationConfig' must be an object", param="generationConfig"
             )
-        value = config.get("maxOutputTokens")
-        if value is not None and (type(value) is not int or not 1 <= value <= MAX_TOKENS_LIMIT):
-            raise ProxyError(
-                400,
-                "bad_request",
-                f"'generationConfig.maxOutputTokens' must be a whole number from 1 to "
-                f"{MAX_TOKENS_LIMIT}, got {str(value)[:40]}",
-                param="generationConfig.maxOutputTokens",
-            )
+        validate.token_limit("generationConfig.maxOutputTokens", config.get("maxOutputTokens"))
     data["model"] = model
     data["stream"] = stream
     if array:

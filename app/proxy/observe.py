@@ -137,9 +137,9 @@ class AnthropicObserver:
                 if block is not None:
                     block.append(delta.get("partial_json", ""))
         elif kind == "content_block_start":
-            block = event.get("content_block") or {}
-            if block.get("type") in ("tool_use", "server_tool_use"):
-                self._blocks[event.get("index", 0)] = [block.get("id", ""), block.get("name", "")]
+            started = event.get("content_block") or {}
+            if started.get("type") in ("tool_use", "server_tool_use"):
+                self._blocks[event.get("index", 0)] = [started.get("id", ""), started.get("name", "")]
         elif kind == "message_start":
             message = event.get("message") or {}
             self.model = message.get("model")
@@ -181,5 +181,8 @@ class AnthropicObserver:
         return [(b[0], b[1], "".join(b[2:]) or "{}") for _, b in sorted(self._blocks.items())]
 
 
-def observer_for(upstream_api: str) -> OpenAIObserver | AnthropicObserver:
+Observer = OpenAIObserver | AnthropicObserver
+
+
+def observer_for(upstream_api: str) -> Observer:
     return AnthropicObserver() if upstream_api == "anthropic" else OpenAIObserver()

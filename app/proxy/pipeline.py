@@ -1,5 +1,11 @@
 """One proxied call from start to log row: parse, route, forward (with fallback), answer, record.
 
+Read top to bottom, one call goes: `handle` (validated by app.proxy.validate, checked by the call policy,
+routed) -> `_forward` (the preset's targets in order) -> `_try` (one target: prepare, send, and on an answer
+build a `Leg`, app.proxy.leg) -> a relay (`_relay_whole`, `_StreamRelay`, `_relay_count`) that sends the
+answer back in the client's API and settles the log row (app.proxy.accounting). Anthropic `count_tokens`
+takes the same path, so it gets the same fallback.
+
 Every call that reaches here leaves exactly one row in the call log, whether it succeeded, failed,
 was refused or was cancelled by the client hanging up.
 
@@ -17,6 +23,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -31,9 +39,10 @@ from app.core.engine import Core
 from app.core.records import Attempt, CallRecord
 from app.core.redact import known_secrets, mask_secrets, redact_text, scrub_known
 from app.core.routing import Route, RoutingError, route
-from app.proxy import accounting, gemini_api, sse, tool_ids
-from app.proxy.adapters import Adapter, Context, adapter_for
-from app.proxy.errors import ProxyError, error_json, upstream_error_message
+from app.proxy import accounting, gemini_api, sse, tool_ids, validate
+from app.proxy.adapters import COUNT_PATH, Adapter, Context, StreamTranslator, adapter_for, count_adapter_for
+from app.proxy.errors import ProxyError, cut_message, error_json, upstream_error_message
+from app.proxy.leg import Leg
 from app.proxy.observe import observer_for
 from app.proxy.profiles import Profile
 from app.proxy.shadow import ShadowRunner
@@ -45,15 +54,11 @@ log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 RETRY_AFTER_MAX_S = 2.0  # the longest Retry-After honoured by waiting (once, when no fallback target is left)
-MAX_TOKENS_LIMIT = 10_000_000  # above any model's output limit: a larger value is a client mistake
-MAX_MODEL_CHARS = 256
 MAX_EVENT_BYTES = 16 * 1024 * 1024  # one upstream SSE event larger than this is a provider gone wrong
-_TOKEN_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 _SLOW_FAILURES = frozenset({"timeout", "stalled"})
 # countTokens counts the request as a target that takes everything would get it (images, PDFs, thoughts).
 GEMINI_COUNT_PROFILE = Profile(pdf=True)
-# Client headers worth passing to a same-format upstream; never the client's credentials.
-_FORWARD_HEADERS = ("anthropic-version", "anthropic-beta", "openai-beta")
+_CLIENT_GONE = (ConnectionError, aiohttp.ClientConnectionResetError)
 
 
 def budget_refusal(exc: BudgetExceeded) -> ProxyError:
@@ -69,15 +74,23 @@ class _Retry(Exception):
         self.failure = failure
 
 
+@dataclass(slots=True)
+class _ErrorAnswer:
+    """A provider's error answer (status >= 400), already in the client's shape and with keys masked."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str]  # the Retry-After headers passed on to the client
+    upstream_headers: Mapping[str, str]  # all of them, case-insensitive: read for the wait before a retry
+
+
 class Pipeline:
     def __init__(self, core: Core, client: UpstreamClient) -> None:
         self.core = core
         self.client = client
         self.seen = accounting.SeenIds()
-        self.shadow = ShadowRunner(
-            core
-        )  # off unless the preset has a shadow rule; threads start on first use
-        self.local_token: str | None = None  # kept current by the server, masked wherever text is echoed
+        # off unless the preset has a shadow rule; threads start on first use
+        self.shadow = ShadowRunner(core)
 
     # ------------------------------------------------------------------------------------------- entry
 
@@ -93,7 +106,7 @@ class Pipeline:
         `rec` is logged by the caller."""
         config = self.core.config
         if data is None:
-            data = self._parse(body, client_api)
+            data = validate.request(body, client_api)
         rec.requested_model = data["model"]
         rec.streamed = data.get("stream") is True
         rec.session_key = session_key(request, data)
@@ -106,11 +119,7 @@ class Pipeline:
             and preset.long_context is not None
         ):
             forced = await self._long_context(preset.long_context, rec, data, len(body), client_api, config)
-        try:
-            chosen = route(config, rec.requested_model, force_role=forced)
-        except RoutingError as exc:
-            raise ProxyError(400, "no_route", str(exc)) from None
-        rec.preset, rec.role = chosen.preset, chosen.role
+        chosen = _route(config, rec, forced)
         try:
             return await self._forward(request, client_api, data, chosen, config, rec)
         finally:  # after the answer went out (or the call failed): never on the way to the first byte
@@ -162,42 +171,22 @@ class Pipeline:
         return None
 
     async def count_tokens(self, request: web.Request, body: bytes, rec: CallRecord) -> web.StreamResponse:
-        """Anthropic `count_tokens`: asked of the target when it speaks Messages, else counted locally.
+        """Anthropic `count_tokens`: asked of the first target that speaks Messages and answers, else counted
+        locally once a target that does not speak it comes up (`_forward`, `count=True`).
 
         Claude Code uses this figure to decide when to compact, so the local count includes the system
         prompt, tools and tool blocks (see app.core.tokens for the tokenizer and its accuracy)."""
         config = self.core.config
-        data = self._parse(body, "anthropic", count=True)
+        data = validate.request(body, "anthropic", count=True)
         rec.requested_model = data["model"]
-        try:
-            chosen = route(config, rec.requested_model)
-        except RoutingError as exc:
-            raise ProxyError(400, "no_route", str(exc)) from None
-        rec.preset, rec.role = chosen.preset, chosen.role
-        target = chosen.targets[0]
-        provider = config.providers[target.provider]
-        self._set_target(rec, provider, target)
-        if provider.api == "anthropic":
-            payload = orjson.dumps({**data, "model": target.model})
-            rec.attempts.append(Attempt(str(target)))
-            try:
-                resp = await self.client.send(
-                    provider, "/messages/count_tokens", payload, self._headers(request, provider)
-                )
-                try:
-                    raw = await read_body(resp, provider.timeouts.idle)
-                finally:
-                    resp.release()
-            except UpstreamFailure as exc:
-                raise ProxyError(504 if exc.kind in _SLOW_FAILURES else 502, exc.kind, exc.message) from None
-            rec.attempts[-1].status = resp.status
-            if resp.status >= 400:
-                raw = accounting.redact(raw, self._secrets(provider))
-                rec.error_kind, rec.error_message = f"upstream_{resp.status}", upstream_error_message(raw)
-            else:
-                raw = scrub_known(raw, self._known(provider))
-            rec.finish("ok" if resp.status < 400 else "error", resp.status)
-            return web.Response(status=resp.status, body=raw, content_type="application/json")
+        chosen = _route(config, rec)
+        return await self._forward(request, "anthropic", data, chosen, config, rec, count=True)
+
+    async def _count_locally(
+        self, data: dict[str, Any], rec: CallRecord, provider: Provider, target: Target
+    ) -> web.StreamResponse:
+        """An Anthropic `count_tokens` served by a target without that endpoint: counted here."""
+        _set_target(rec, provider, target)
         if not accounting.tokenizer_ready():  # loading takes ~0.3-1 s of CPU: never on the event loop
             await asyncio.get_running_loop().run_in_executor(None, accounting.load_tokenizer)
         from app.core.tokens import count_anthropic_request
@@ -226,15 +215,11 @@ class Pipeline:
         provider has this endpoint); Gemini CLI reads it to decide when to compress the history."""
         data = gemini_api.parse_body(body, model, count=True)
         rec.requested_model = model
-        try:
-            chosen = route(self.core.config, model)
-        except RoutingError as exc:
-            raise ProxyError(400, "no_route", str(exc)) from None
-        rec.preset, rec.role = chosen.preset, chosen.role
+        chosen = _route(self.core.config, rec)
         target = chosen.targets[0]
         provider = self.core.config.providers.get(target.provider)
         if provider is not None:
-            self._set_target(rec, provider, target)
+            _set_target(rec, provider, target)
         try:
             chat, _ = gemini_to_chat_request(data, model=target.model, profile=GEMINI_COUNT_PROFILE)
         except TranslationError as exc:
@@ -247,63 +232,6 @@ class Pipeline:
         rec.finish("ok", 200)
         return web.Response(body=orjson.dumps({"totalTokens": counted}), content_type="application/json")
 
-    def _parse(self, body: bytes, client_api: str, *, count: bool = False) -> dict[str, Any]:
-        """The request as a dict, with the mistakes every API refuses turned into a clear 400."""
-        if not body:
-            raise ProxyError(400, "bad_request", "the request body is empty; expected a JSON object")
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise ProxyError(400, "bad_json", f"the request body is not valid JSON: {exc}") from None
-        if type(data) is not dict:
-            raise ProxyError(400, "bad_request", "the request body must be a JSON object")
-        model = data.get("model")
-        if model is None:
-            raise ProxyError(
-                400,
-                "bad_request",
-                "'model' is required (a Downshift role such as 'default', or provider/model)",
-                param="model",
-            )
-        if type(model) is not str or not model.strip() or len(model) > MAX_MODEL_CHARS:
-            raise ProxyError(
-                400,
-                "bad_request",
-                f"'model' must be a non-empty string of at most {MAX_MODEL_CHARS} characters",
-                param="model",
-            )
-        field = "input" if client_api == "responses" else "messages"
-        items = data.get(field)
-        if items is None:
-            raise ProxyError(400, "bad_request", f"'{field}' is required", param=field)
-        if client_api == "responses":
-            if type(items) is not str and (type(items) is not list or not _all_dicts(items)):
-                raise ProxyError(
-                    400, "bad_request", "'input' must be a string or a list of input items", param="input"
-                )
-        elif type(items) is not list or not items or not _all_dicts(items):
-            raise ProxyError(
-                400, "bad_request", f"'{field}' must be a non-empty list of message objects", param=field
-            )
-        stream = data.get("stream")
-        if stream is not None and type(stream) is not bool:
-            raise ProxyError(400, "bad_request", "'stream' must be true or false", param="stream")
-        tools = data.get("tools")
-        if tools is not None and (type(tools) is not list or not _all_dicts(tools)):
-            raise ProxyError(400, "bad_request", "'tools' must be a list of tool objects", param="tools")
-        if not count:
-            for name in _TOKEN_FIELDS:
-                value = data.get(name)
-                if value is not None and (type(value) is not int or not 1 <= value <= MAX_TOKENS_LIMIT):
-                    raise ProxyError(
-                        400,
-                        "bad_request",
-                        f"'{name}' must be a whole number from 1 to {MAX_TOKENS_LIMIT}, "
-                        f"got {str(value)[:40]}",
-                        param=name,
-                    )
-        return data
-
     # ------------------------------------------------------------------------------------------- forwarding
 
     async def _forward(
@@ -314,9 +242,11 @@ class Pipeline:
         chosen: Route,
         config: Config,
         rec: CallRecord,
+        *,
+        count: bool = False,
     ) -> web.StreamResponse:
-        last_error: tuple[int, bytes, dict[str, str]] | None = None
-        last_failure: UpstreamFailure | None = None
+        """The route's targets in order until one serves the call (see the module doc for what moves on)."""
+        last: UpstreamFailure | _ErrorAnswer | None = None
         targets = chosen.targets
         retried = False
         i = 0
@@ -327,77 +257,92 @@ class Pipeline:
             provider = config.providers.get(target.provider)
             if provider is None:
                 continue
-            adapter = adapter_for(client_api, provider.api)
-            if adapter is None:
-                raise ProxyError(
-                    400, "unsupported", f"cannot serve a {client_api} request from a {provider.api} provider"
-                )
-            ctx = Context(requested_model=rec.requested_model or "")
-            upstream_body, payload = self._prepare(adapter, data, target, provider, ctx, rec)
-            attempt = Attempt(str(target))
-            rec.attempts.append(attempt)
-            self._set_target(rec, provider, target)
-            started = rec.elapsed_ms()
-            try:
-                resp = await self.client.send(
-                    provider, adapter.upstream_path, payload, self._headers(request, provider)
-                )
-            except UpstreamFailure as exc:
-                attempt.error_kind, attempt.error_message = exc.kind, exc.message
-                attempt.duration_ms = rec.elapsed_ms() - started
-                last_failure, last_error = exc, None
+            adapter = _adapter(client_api, provider, count)
+            if adapter is None:  # a count on a target without a count endpoint
+                return await self._count_locally(data, rec, provider, target)
+            outcome = await self._try(request, adapter, data, target, provider, config, rec)
+            if isinstance(outcome, web.StreamResponse):
+                return outcome
+            last = outcome
+            if isinstance(outcome, UpstreamFailure) or (outcome.status in RETRYABLE_STATUS and not is_last):
                 continue
-            attempt.status = resp.status
-            if resp.status >= 400:
-                last_error, last_failure = await self._upstream_error(resp, provider, adapter, attempt), None
-                attempt.duration_ms = rec.elapsed_ms() - started
-                if resp.status in RETRYABLE_STATUS:
-                    if not is_last:
-                        continue
-                    wait = retry_after(resp.headers)
-                    if not retried and wait is not None and wait <= RETRY_AFTER_MAX_S:
-                        retried = True
-                        await asyncio.sleep(wait)
-                        i -= 1  # the same target, once more
-                        continue
-                break
-            clean = False
-            try:
-                if rec.streamed:
-                    answer = await self._relay_stream(
-                        request, adapter, ctx, resp, provider, upstream_body, len(payload), rec, config
-                    )
-                else:
-                    answer = await self._relay_whole(
-                        request, adapter, ctx, resp, provider, upstream_body, len(payload), rec, config
-                    )
-                clean = True
-                self.shadow.offer(
-                    rec, upstream_body, provider.api, config
-                )  # the answer is out: evaluation only
-                return answer
-            except _Retry as exc:
-                attempt.error_kind, attempt.error_message = exc.failure.kind, exc.failure.message
-                last_failure, last_error = exc.failure, None
-                continue
-            finally:
-                attempt.duration_ms = rec.elapsed_ms() - started
-                if clean:
-                    resp.release()
-                else:  # broken, abandoned or cancelled: drop the connection so the provider stops generating
-                    resp.close()
-        accounting.settle_failed_attempts(rec)  # no target served the call: what its attempts were billed
-        if last_error is not None:
-            status, body, headers = last_error
-            rec.error_kind = f"upstream_{status}"
-            rec.error_message = upstream_error_message(body)
-            rec.finish("error", status)
-            return web.Response(status=status, body=body, content_type="application/json", headers=headers)
-        if last_failure is not None:
-            raise ProxyError(
-                504 if last_failure.kind in _SLOW_FAILURES else 502, last_failure.kind, last_failure.message
+            if outcome.status in RETRYABLE_STATUS and not retried:
+                wait = retry_after(outcome.upstream_headers)
+                if wait is not None and wait <= RETRY_AFTER_MAX_S:
+                    retried = True
+                    await asyncio.sleep(wait)
+                    i -= 1  # the same target, once more
+                    continue
+            break
+        return _unserved(rec, last)
+
+    async def _try(
+        self,
+        request: web.Request,
+        adapter: Adapter,
+        data: dict[str, Any],
+        target: Target,
+        provider: Provider,
+        config: Config,
+        rec: CallRecord,
+    ) -> web.StreamResponse | UpstreamFailure | _ErrorAnswer:
+        """One target's attempt: the answer sent to the client, or why this target could not serve it."""
+        ctx = Context(requested_model=rec.requested_model or "")
+        upstream_body, payload = self._prepare(adapter, data, target, provider, ctx, rec)
+        attempt = Attempt(str(target))
+        rec.attempts.append(attempt)
+        _set_target(rec, provider, target)
+        started = rec.elapsed_ms()
+        try:
+            resp = await self.client.send(
+                provider, adapter.upstream_path, payload, self._headers(request, provider)
             )
-        raise ProxyError(502, "no_route", "no configured provider can serve this request")
+        except UpstreamFailure as exc:
+            attempt.error_kind, attempt.error_message = exc.kind, exc.message
+            attempt.duration_ms = rec.elapsed_ms() - started
+            return exc
+        attempt.status = resp.status
+        if resp.status >= 400:
+            error = await self._upstream_error(resp, provider, adapter, attempt)
+            attempt.duration_ms = rec.elapsed_ms() - started
+            return error
+        counting = adapter.path == COUNT_PATH
+        clean = False
+        try:  # from here the answer's body belongs to this attempt: released, or closed if not read through
+            leg = Leg(
+                request=request,
+                rec=rec,
+                config=config,
+                target=target,
+                provider=provider,
+                adapter=adapter,
+                ctx=ctx,
+                upstream_body=upstream_body,
+                payload_len=len(payload),
+                attempt=attempt,
+                resp=resp,
+                observer=observer_for(provider.api),
+                known=self._known(provider),
+            )
+            if counting:
+                answer = await _relay_count(leg)
+            elif rec.streamed:
+                answer = await _StreamRelay(leg).run()
+            else:
+                answer = await _relay_whole(leg)
+            clean = True
+            if not counting:  # the answer is out: evaluation only
+                self.shadow.offer(rec, upstream_body, provider.api, config)
+            return answer
+        except _Retry as exc:
+            attempt.error_kind, attempt.error_message = exc.failure.kind, exc.failure.message
+            return exc.failure
+        finally:
+            attempt.duration_ms = rec.elapsed_ms() - started
+            if clean:
+                resp.release()
+            else:  # broken, abandoned or cancelled: drop the connection so the provider stops generating
+                resp.close()
 
     def _prepare(
         self,
@@ -423,7 +368,7 @@ class Pipeline:
 
     async def _upstream_error(
         self, resp: aiohttp.ClientResponse, provider: Provider, adapter: Adapter, attempt: Attempt
-    ) -> tuple[int, bytes, dict[str, str]]:
+    ) -> _ErrorAnswer:
         """The provider's error answer, keys masked (some echo the key they refused), in the client's shape."""
         try:
             err_body = await read_body(resp, provider.timeouts.idle)
@@ -432,11 +377,10 @@ class Pipeline:
         finally:
             resp.release()
         secrets = self._secrets(provider)
-        err_body = accounting.redact(
-            err_body, secrets
-        )  # every spelling of the key: the message is decoded below
+        # every spelling of the key: the message is decoded below
+        err_body = accounting.redact(err_body, secrets)
         attempt.error_kind = f"http_{resp.status}"
-        attempt.error_message = upstream_error_message(err_body)
+        attempt.error_message = upstream_error_message(err_body, resp.status)
         headers = {
             k: redact_text(v, secrets) or ""
             for k, v in resp.headers.items()
@@ -448,7 +392,9 @@ class Pipeline:
             err_body = orjson.dumps(
                 {"error": {"message": attempt.error_message, "type": "authentication_error"}}
             )
-        return resp.status, adapter.error_from_upstream(resp.status, err_body), headers
+        return _ErrorAnswer(
+            resp.status, adapter.error_from_upstream(resp.status, err_body), headers, resp.headers
+        )
 
     def _secrets(self, provider: Provider) -> list[bytes]:
         """Exact secret values that must never be echoed back or logged: the key sent, the local token."""
@@ -456,17 +402,14 @@ class Pipeline:
         key = self.core.provider_key(provider.name)
         if key:
             out.append(key.encode())
-        if self.local_token:
-            out.append(self.local_token.encode())
+        token = self.core.credentials.token  # held by the core, kept current by the proxy's gate
+        if token:
+            out.append(token.encode())
         return out
 
     def _known(self, provider: Provider) -> tuple[bytes, ...]:
         """`_secrets` in the form the success path's `scrub_known` takes."""
         return known_secrets(self._secrets(provider))
-
-    @staticmethod
-    def _set_target(rec: CallRecord, provider: Provider, target: Target) -> None:
-        rec.provider, rec.upstream_api, rec.upstream_model = provider.name, provider.api, target.model
 
     def _headers(self, request: web.Request, provider: Provider) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept-Encoding": "gzip, deflate"}
@@ -483,246 +426,321 @@ class Pipeline:
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
-    # ------------------------------------------------------------------------------------------- answers
 
-    @staticmethod
-    def _bill_broken_answer(
-        rec: CallRecord, observer: Any, provider: Provider, config: Config, payload_len: int
-    ) -> None:
-        """A whole answer that arrived (status 200) but broke or could not be read was generated, and so
-        billed, though the next target serves the call: cost the attempt from its usage when the body was
-        readable, else as an estimate from the request (its output is unknown, and the figure says so)."""
-        accounting.cost_attempt(
-            rec.attempts[-1], observer, provider, config, rec.upstream_model or "", payload_len
+def _route(config: Config, rec: CallRecord, forced: str | None = None) -> Route:
+    """The call's targets (its preset and role go to the log row), or a 400 that says why there are none."""
+    try:
+        chosen = route(config, rec.requested_model, force_role=forced)
+    except RoutingError as exc:
+        raise ProxyError(400, "no_route", str(exc)) from None
+    rec.preset, rec.role = chosen.preset, chosen.role
+    return chosen
+
+
+def _adapter(client_api: str, provider: Provider, count: bool) -> Adapter | None:
+    """The adapter between the client's API and this provider's; None only for a count to count locally."""
+    if count:
+        return count_adapter_for(provider.api)
+    adapter = adapter_for(client_api, provider.api)
+    if adapter is None:
+        raise ProxyError(
+            400, "unsupported", f"cannot serve a {client_api} request from a {provider.api} provider"
         )
+    return adapter
 
-    async def _relay_whole(
-        self,
-        request: web.Request,
-        adapter: Adapter,
-        ctx: Context,
-        resp: aiohttp.ClientResponse,
-        provider: Provider,
-        upstream_body: dict[str, Any],
-        payload_len: int,
-        rec: CallRecord,
-        config: Config,
-    ) -> web.StreamResponse:
-        observer = observer_for(provider.api)
-        try:
-            raw = await read_body(resp, provider.timeouts.idle)
-        except UpstreamFailure as exc:
-            self._bill_broken_answer(rec, observer, provider, config, payload_len)
-            raise _Retry(exc) from None
-        rec.mark_first_byte()
-        try:
-            data = orjson.loads(raw)
-            if type(data) is not dict:
-                raise TypeError("not an object")
-            observer.on_response(data)
-            answer = None if adapter.passthrough else adapter.respond(data, ctx)  # type: ignore[misc]
-            out = raw if answer is None else orjson.dumps(answer)
-        except orjson.JSONDecodeError:
-            self._bill_broken_answer(rec, observer, provider, config, payload_len)
-            raise _Retry(
-                UpstreamFailure(
-                    "bad_upstream_json", f"{provider.name} returned an answer that is not valid JSON"
-                )
-            ) from None
-        except Exception as exc:  # valid JSON of an unexpected shape
-            log.warning("unreadable answer from %s for call %s", provider.name, rec.call_id, exc_info=True)
-            self._bill_broken_answer(rec, observer, provider, config, payload_len)
-            raise _Retry(
-                UpstreamFailure(
-                    "bad_upstream_json",
-                    f"{provider.name} returned an answer Downshift cannot read ({type(exc).__name__})",
-                )
-            ) from None
-        # before the answer goes out: a client that has it all hangs up, which would cancel the wait
-        await accounting.prepare_checks(observer, upstream_body, provider)
-        out = scrub_known(out, self._known(provider))  # a provider echoing its key: literal forms only
-        response = web.Response(status=200, body=out, content_type="application/json")
-        await response.prepare(request)
-        await response.write_eof()
-        rec.bytes_out = len(out)
-        rec.finish("ok", 200)
-        accounting.settle(rec, observer, upstream_body, provider, config, payload_len)
-        if answer is not None and rec.tool_calls:
-            tool_ids.relabel(
-                rec.tool_calls, tool_ids.whole_pairs(provider.api, data, adapter.client_api, answer)
-            )
-        if config.store_bodies:
-            rec.response_body = accounting.clip_body(out, config.body_max_bytes)  # redacted by the log writer
-        return response
 
-    async def _relay_stream(
-        self,
-        request: web.Request,
-        adapter: Adapter,
-        ctx: Context,
-        resp: aiohttp.ClientResponse,
-        provider: Provider,
-        upstream_body: dict[str, Any],
-        payload_len: int,
-        rec: CallRecord,
-        config: Config,
-    ) -> web.StreamResponse:
-        """Events as they come. The client's headers go out with the first bytes worth sending, so a stream
-        that breaks before then can still fall back to the next target."""
-        response = web.StreamResponse(
+def _set_target(rec: CallRecord, provider: Provider, target: Target) -> None:
+    rec.provider, rec.upstream_api, rec.upstream_model = provider.name, provider.api, target.model
+
+
+def _unserved(rec: CallRecord, last: UpstreamFailure | _ErrorAnswer | None) -> web.StreamResponse:
+    """No target served the call: the last provider's error answer, or the last failure as a 502/504."""
+    accounting.settle_failed_attempts(rec)  # what its attempts were billed
+    if isinstance(last, _ErrorAnswer):
+        rec.error_kind = f"upstream_{last.status}"
+        rec.error_message = upstream_error_message(last.body, last.status)
+        rec.finish("error", last.status)
+        return web.Response(
+            status=last.status, body=last.body, content_type="application/json", headers=last.headers
+        )
+    if last is not None:
+        raise ProxyError(504 if last.kind in _SLOW_FAILURES else 502, last.kind, last.message)
+    raise ProxyError(502, "no_route", "no configured provider can serve this request")
+
+
+# ----------------------------------------------------------------------------------------------- answers
+
+
+async def _relay_whole(leg: Leg) -> web.StreamResponse:
+    """A whole (non-streamed) answer: read, watched, translated when the client speaks another API, sent."""
+    rec, provider, config = leg.rec, leg.provider, leg.config
+    try:
+        raw = await read_body(leg.resp, provider.timeouts.idle)
+    except UpstreamFailure as exc:
+        accounting.cost_attempt(leg)  # generated, so billed: see _read_whole
+        raise _Retry(exc) from None
+    rec.mark_first_byte()
+    data, answer, out = _read_whole(leg, raw)
+    # before the answer goes out: a client that has it all hangs up, which would cancel the wait
+    await accounting.prepare_checks(leg)
+    out = scrub_known(out, leg.known)  # a provider echoing its key: literal forms only
+    response = web.Response(status=200, body=out, content_type="application/json")
+    await response.prepare(leg.request)
+    await response.write_eof()
+    rec.bytes_out = len(out)
+    rec.finish("ok", 200)
+    accounting.settle(leg)
+    if answer is not None and rec.tool_calls:
+        pairs = tool_ids.whole_pairs(provider.api, data, leg.adapter.client_api, answer)
+        tool_ids.relabel(rec.tool_calls, pairs)
+    if config.store_bodies:
+        rec.response_body = accounting.clip_body(out, config.body_max_bytes)  # redacted by the log writer
+    return response
+
+
+def _read_whole(leg: Leg, raw: bytes) -> tuple[dict[str, Any], Any, bytes]:
+    """(the provider's answer, the client's when translated else None, the bytes to send). An answer that
+    came (status 200) but cannot be read was generated, and so billed, though the next target serves the
+    call: the attempt is costed from its usage when the body was readable, else estimated from the request
+    (its output is unknown, and the figure says so)."""
+    provider = leg.provider
+    try:
+        data = orjson.loads(raw)
+        if type(data) is not dict:
+            raise TypeError("not an object")
+        leg.observer.on_response(data)
+        respond = leg.adapter.respond
+        answer = None if respond is None else respond(data, leg.ctx)
+        return data, answer, raw if answer is None else orjson.dumps(answer)
+    except orjson.JSONDecodeError:
+        accounting.cost_attempt(leg)
+        message = f"{provider.name} returned an answer that is not valid JSON"
+    except Exception as exc:  # valid JSON of an unexpected shape
+        log.warning("unreadable answer from %s for call %s", provider.name, leg.rec.call_id, exc_info=True)
+        accounting.cost_attempt(leg)
+        message = f"{provider.name} returned an answer Downshift cannot read ({type(exc).__name__})"
+    raise _Retry(UpstreamFailure("bad_upstream_json", message))
+
+
+async def _relay_count(leg: Leg) -> web.StreamResponse:
+    """An Anthropic `count_tokens` answer, as the provider sent it (counting is free: nothing to settle)."""
+    try:
+        raw = await read_body(leg.resp, leg.provider.timeouts.idle)
+    except UpstreamFailure as exc:
+        raise _Retry(exc) from None
+    rec = leg.rec
+    rec.mark_first_byte()
+    out = scrub_known(raw, leg.known)
+    rec.bytes_out = len(out)
+    rec.finish("ok", leg.resp.status)
+    return web.Response(status=leg.resp.status, body=out, content_type="application/json")
+
+
+class _StreamRelay:
+    """A streamed answer, event by event. The client's headers go out with the first bytes worth sending,
+    so a stream that breaks before then can still fall back to the next target."""
+
+    __slots__ = (
+        "leg", "response", "parser", "sent", "finished", "prepared", "checks_ready", "drop_usage", "openai_upstream"
+    )  # fmt: skip
+
+    def __init__(self, leg: Leg) -> None:
+        self.leg = leg
+        self.response = web.StreamResponse(
             status=200, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
-        observer = observer_for(provider.api)
-        translator = None if adapter.stream is None else adapter.stream(ctx)
-        parser = sse.SSEParser()
-        upstream_is_openai = provider.api == "openai"
-        strip_usage = ctx.strip_usage_chunk
-        sent = 0
-        finished = False
-        prepared = False
-        checks_ready = False  # the called tools' schemas are compiled (app.core.toolcheck.prepare)
-        known = self._known(provider)
+        self.parser = sse.SSEParser()
+        stream = leg.adapter.stream
+        leg.translator = None if stream is None else stream(leg.ctx)
+        self.sent = 0
+        self.finished = False  # the provider said the answer is complete
+        self.prepared = False  # the client has its headers: no fallback from here on
+        self.checks_ready = False  # the called tools' schemas are compiled (app.core.toolcheck.prepare)
+        # an OpenAI-format usage chunk the proxy asked for and the client did not (adapters._prepare_openai)
+        self.openai_upstream = leg.provider.api == "openai"
+        self.drop_usage = leg.ctx.strip_usage_chunk and self.openai_upstream
+
+    async def run(self) -> web.StreamResponse:
+        leg = self.leg
+        rec, observer, translator = leg.rec, leg.observer, leg.translator
+        response, parser, known = self.response, self.parser, leg.known
         try:
-            async for chunk in iter_body(resp, provider.timeouts.idle):
+            async for chunk in iter_body(leg.resp, leg.provider.timeouts.idle):
                 rec.mark_first_byte()
-                out: list[bytes] = []
-                for event in parser.feed(chunk):
-                    if event.data == sse.DONE:
-                        finished = True
-                        if translator is None:
-                            out.append(event.raw)
-                        continue
-                    try:
-                        obj = orjson.loads(event.data)
-                    except orjson.JSONDecodeError:
-                        raise UpstreamFailure(
-                            "bad_upstream_sse", "the provider sent a malformed stream event"
-                        ) from None
-                    if type(obj) is not dict:
-                        continue
-                    try:
-                        observer.on_event(obj)
-                        if translator is not None:
-                            produced = translator.feed(obj)
-                            if produced:
-                                out.append(adapter.encode(produced))
-                        elif not (
-                            strip_usage and upstream_is_openai and not obj.get("choices") and obj.get("usage")
-                        ):
-                            out.append(event.raw)
-                    except Exception as exc:  # an event of a shape nobody expects
-                        log.warning(
-                            "unreadable stream event from %s for call %s",
-                            provider.name,
-                            rec.call_id,
-                            exc_info=True,
-                        )
-                        raise UpstreamFailure(
-                            "bad_upstream_sse",
-                            f"the provider sent a stream event Downshift cannot read ({type(exc).__name__})",
-                        ) from None
-                    if not upstream_is_openai and obj.get("type") == "message_stop":
-                        finished = True
-                if (
-                    len(parser.pending()) > MAX_EVENT_BYTES
-                ):  # no event boundary in sight: not a stream we can relay
+                out = self._passthrough(chunk) if translator is None else self._translated(chunk, translator)
+                # no event boundary in sight: not a stream to relay
+                if len(parser.pending()) > MAX_EVENT_BYTES:
                     raise UpstreamFailure(
                         "bad_upstream_sse", f"the provider sent a stream event over {MAX_EVENT_BYTES} bytes"
                     )
                 if observer.error is not None:
-                    if not prepared:
-                        raise UpstreamFailure("upstream_stream_error", _error_text(observer.error, known))
-                    out = [mask_secrets(b"".join(out), known)]  # the provider's error event, passed on below
-                if finished and not checks_ready:  # before the last event goes out (see _relay_whole)
-                    checks_ready = True
-                    await accounting.prepare_checks(observer, upstream_body, provider)
+                    out = self._error_event(observer.error, out)
+                if self.finished and not self.checks_ready:  # before the last event goes out (_relay_whole)
+                    self.checks_ready = True
+                    await accounting.prepare_checks(leg)
                 if out:
                     data = scrub_known(b"".join(out), known)  # a provider echoing its key: literal forms only
-                    if not prepared:
-                        await response.prepare(request)
-                        prepared = True
+                    if not self.prepared:
+                        await response.prepare(leg.request)
+                        self.prepared = True
                     await response.write(data)
-                    sent += len(data)
-            if observer.error is not None:
-                raise UpstreamFailure("upstream_stream_error", _error_text(observer.error, known))
-            if not finished and upstream_is_openai and observer.finish_reason is not None:
-                finished = True  # a complete answer from a provider that does not send [DONE]
-            if not finished:
-                raise UpstreamFailure("truncated", "the provider's stream ended before it was complete")
-            if not checks_ready:
-                checks_ready = True
-                await accounting.prepare_checks(observer, upstream_body, provider)
-            tail = adapter.encode(translator.finish()) + adapter.done() if translator is not None else b""
-            tail = scrub_known(tail, known)  # a Responses stream repeats the whole text in its last event
-            if not prepared:
-                await response.prepare(request)
-                prepared = True
-            if tail:
-                await response.write(tail)
-                sent += len(tail)
-            rec.finish("ok", 200)
+                    self.sent += len(data)
+            await self._end()
         except UpstreamFailure as exc:
-            if not prepared:
-                if observer.began():  # billed for what it generated, though the next target serves the call
-                    accounting.cost_attempt(
-                        rec.attempts[-1], observer, provider, config, rec.upstream_model or "", payload_len
-                    )
-                raise _Retry(exc) from None
-            rec.error_kind, rec.error_message = exc.kind, exc.message
-            tail = scrub_known(self._stream_error(adapter, translator, exc, finished), known)
-            with contextlib.suppress(ConnectionError, aiohttp.ClientConnectionResetError):
-                await response.write(tail)
-                sent += len(tail)
-            rec.finish("error", 200)
-        except (ConnectionError, aiohttp.ClientConnectionResetError, asyncio.CancelledError) as exc:
-            rec.error_kind, rec.error_message = (
-                "client_disconnected",
-                "the client closed the connection mid-stream",
-            )
+            await self._broken(exc)
+        except (*_CLIENT_GONE, asyncio.CancelledError) as exc:
+            rec.error_kind = "client_disconnected"
+            rec.error_message = "the client closed the connection mid-stream"
             rec.finish("cancelled", 499)
-            rec.bytes_out = sent
-            accounting.settle(rec, observer, upstream_body, provider, config, payload_len)
-            if translator is not None:
-                tool_ids.relabel(rec.tool_calls, translator.tool_ids)
+            self._settle()
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return response
-        rec.bytes_out = sent
-        accounting.settle(rec, observer, upstream_body, provider, config, payload_len)
-        if translator is not None:
-            tool_ids.relabel(rec.tool_calls, translator.tool_ids)
-        with contextlib.suppress(ConnectionError, aiohttp.ClientConnectionResetError):
+        self._settle()
+        with contextlib.suppress(*_CLIENT_GONE):
             await response.write_eof()
         return response
 
-    @staticmethod
-    def _stream_error(adapter: Adapter, translator: Any, exc: UpstreamFailure, finished: bool) -> bytes:
-        """A well-formed error in the client's protocol after bytes were already sent."""
-        if translator is not None:
-            with contextlib.suppress(Exception):
-                return adapter.encode(translator.error(exc.kind, exc.message)) + adapter.done()
-        if (
-            exc.kind == "upstream_stream_error" and translator is None
-        ):  # the provider's own error event went through
-            return sse.OPENAI_DONE if adapter.client_api == "openai" and not finished else b""
-        if adapter.client_api == "anthropic":
-            return sse.encode_named({"type": "error", "error": {"type": "api_error", "message": exc.message}})
-        return (
-            sse.encode_data(orjson.loads(error_json("openai", 502, exc.message, code=exc.kind)))
-            + sse.OPENAI_DONE
+    def _passthrough(self, chunk: bytes) -> list[bytes]:
+        """Events relayed as the provider sent them (the client speaks its API), watched on the way."""
+        out: list[bytes] = []
+        observer, drop_usage, openai_upstream = self.leg.observer, self.drop_usage, self.openai_upstream
+        for event in self.parser.feed(chunk):
+            if event.data == sse.DONE:
+                self.finished = True
+                out.append(event.raw)
+                continue
+            try:
+                obj = orjson.loads(event.data)
+            except orjson.JSONDecodeError:
+                raise _malformed() from None
+            if type(obj) is not dict:
+                continue
+            try:
+                observer.on_event(obj)
+            except Exception as exc:  # an event of a shape nobody expects
+                raise self._unreadable(exc) from None
+            if not (drop_usage and not obj.get("choices") and obj.get("usage")):
+                out.append(event.raw)
+            if not openai_upstream and obj.get("type") == "message_stop":  # how Anthropic's streams end
+                self.finished = True
+        return out
+
+    def _translated(self, chunk: bytes, translator: StreamTranslator) -> list[bytes]:
+        """Events translated into the client's API, watched on the way in the provider's."""
+        out: list[bytes] = []
+        observer, encode, openai_upstream = self.leg.observer, self.leg.adapter.encode, self.openai_upstream
+        for event in self.parser.feed(chunk):
+            if event.data == sse.DONE:
+                self.finished = True
+                continue
+            try:
+                obj = orjson.loads(event.data)
+            except orjson.JSONDecodeError:
+                raise _malformed() from None
+            if type(obj) is not dict:
+                continue
+            try:
+                observer.on_event(obj)
+                produced = translator.feed(obj)
+                if produced:
+                    out.append(encode(produced))
+            except Exception as exc:  # an event of a shape nobody expects
+                raise self._unreadable(exc) from None
+            if not openai_upstream and obj.get("type") == "message_stop":
+                self.finished = True
+        return out
+
+    def _unreadable(self, exc: Exception) -> UpstreamFailure:
+        leg = self.leg
+        log.warning(
+            "unreadable stream event from %s for call %s", leg.provider.name, leg.rec.call_id, exc_info=True
+        )
+        return UpstreamFailure(
+            "bad_upstream_sse",
+            f"the provider sent a stream event Downshift cannot read ({type(exc).__name__})",
         )
 
+    def _error_event(self, error: dict[str, Any], out: list[bytes]) -> list[bytes]:
+        """The provider's own error event: a failure before the first byte (the next target may serve the
+        call), passed on (keys masked) once bytes went out."""
+        known = self.leg.known
+        if not self.prepared:
+            raise UpstreamFailure("upstream_stream_error", _error_text(error, known))
+        return [mask_secrets(b"".join(out), known)]
 
-def _all_dicts(items: list[Any]) -> bool:
-    """The first and last items are JSON objects: O(1) whatever the length of the conversation. Odd items
-    in between are found by the translators (a 400) or by the provider (its own 400, passed on)."""
-    return not items or (type(items[0]) is dict and type(items[-1]) is dict)
+    async def _end(self) -> None:
+        """The provider's stream ended: a complete answer gets its tail (a translator's last events)."""
+        leg = self.leg
+        observer, translator = leg.observer, leg.translator
+        if observer.error is not None:
+            raise UpstreamFailure("upstream_stream_error", _error_text(observer.error, leg.known))
+        if not self.finished and self.openai_upstream and observer.finish_reason is not None:
+            self.finished = True  # a complete answer from a provider that does not send [DONE]
+        if not self.finished:
+            raise UpstreamFailure("truncated", "the provider's stream ended before it was complete")
+        if not self.checks_ready:
+            self.checks_ready = True
+            await accounting.prepare_checks(leg)
+        adapter = leg.adapter
+        tail = adapter.encode(translator.finish()) + adapter.done() if translator is not None else b""
+        tail = scrub_known(tail, leg.known)  # a Responses stream repeats the whole text in its last event
+        if not self.prepared:
+            await self.response.prepare(leg.request)
+            self.prepared = True
+        if tail:
+            await self.response.write(tail)
+            self.sent += len(tail)
+        leg.rec.finish("ok", 200)
+
+    async def _broken(self, exc: UpstreamFailure) -> None:
+        """The stream failed: before the first byte, on to the next target (billed for what the provider
+        generated); after it, ended with an error in the client's own protocol."""
+        leg, rec = self.leg, self.leg.rec
+        if not self.prepared:
+            if leg.observer.began():
+                accounting.cost_attempt(leg)
+            raise _Retry(exc) from None
+        rec.error_kind, rec.error_message = exc.kind, exc.message
+        tail = scrub_known(_stream_error(leg.adapter, leg.translator, exc, self.finished), leg.known)
+        with contextlib.suppress(*_CLIENT_GONE):
+            await self.response.write(tail)
+            self.sent += len(tail)
+        rec.finish("error", 200)
+
+    def _settle(self) -> None:
+        """Tokens, cost and tool-call verdicts, the verdicts under the ids the client saw."""
+        leg = self.leg
+        leg.rec.bytes_out = self.sent
+        accounting.settle(leg)
+        if leg.translator is not None:
+            tool_ids.relabel(leg.rec.tool_calls, leg.translator.tool_ids)
+
+
+def _malformed() -> UpstreamFailure:
+    return UpstreamFailure("bad_upstream_sse", "the provider sent a malformed stream event")
+
+
+def _stream_error(
+    adapter: Adapter, translator: StreamTranslator | None, exc: UpstreamFailure, finished: bool
+) -> bytes:
+    """A well-formed error in the client's protocol after bytes were already sent."""
+    if translator is not None:
+        with contextlib.suppress(Exception):
+            return adapter.encode(translator.error(exc.kind, exc.message)) + adapter.done()
+    if exc.kind == "upstream_stream_error" and translator is None:  # the provider's error event went through
+        return sse.OPENAI_DONE if adapter.client_api == "openai" and not finished else b""
+    if adapter.client_api == "anthropic":
+        return sse.encode_named({"type": "error", "error": {"type": "api_error", "message": exc.message}})
+    return (
+        sse.encode_data(orjson.loads(error_json("openai", 502, exc.message, code=exc.kind))) + sse.OPENAI_DONE
+    )
 
 
 def _error_text(error: dict[str, Any], secrets: tuple[bytes, ...]) -> str:
     """A mid-stream error event's message, decoded then masked (before it is cut: no half key survives)."""
     message = error.get("message") if isinstance(error, dict) else None
-    return (redact_text(str(message or error), secrets) or "")[:500]
+    return cut_message(redact_text(str(message or error), secrets) or "")
 
 
 def retry_after(headers: Any) -> float | None:

@@ -105,7 +105,8 @@ def encode_data(payload: Any) -> bytes:
 
 def encode_named(payload: dict[str, Any]) -> bytes:
     """An Anthropic/Responses-style event: the event name is the payload's `type`."""
-    return b"event: " + payload["type"].encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+    name: str = payload["type"]
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
 def encode_openai(chunks: Iterable[dict[str, Any]]) -> bytes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 
 import aiohttp
 
@@ -116,7 +116,7 @@ async def read_body(resp: aiohttp.ClientResponse, idle: float) -> bytes:
 
 async def iter_body(
     resp: aiohttp.ClientResponse, idle: float, *, where: str = " mid-stream"
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Body bytes as they arrive; a read that waits longer than `idle` or a broken connection raises
     UpstreamFailure. Time the consumer spends between reads (writing to a slow client) does not count.
 

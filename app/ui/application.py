@@ -23,11 +23,12 @@ from app.ui import dialogs, startup
 from app.ui.background import Background
 from app.ui.bridge import CoreBridge
 from app.ui.context import UiContext
+from app.ui.errors import plain_error
 from app.ui.gc_main import GuiThreadCollector
 from app.ui.main_window import MainWindow
 from app.ui.single_instance import SingleInstance
 from app.ui.theme import apply_theme
-from app.ui.tray import TodayStats, Tray, _manual_task_starter
+from app.ui.tray import TodayStats, Tray
 
 if TYPE_CHECKING:  # the proxy's modules load after the window is up (see app.ui.startup)
     from app.proxy.server import ProxyThread
@@ -51,14 +52,20 @@ class DownshiftApp(QObject):
         bridge = CoreBridge(core.events, self)
         self.ctx = UiContext(core, proxy, bridge, Background(self))
         self.stats = TodayStats(self.ctx, self)
-        self.tray = Tray(self, self.stats)
+        self.tray = Tray(self.ctx, self.stats, self)
+        self.tray.presetChosen.connect(self.activate_preset)
+        self.tray.copyEnvRequested.connect(self.copy_env)
+        self.tray.newTaskRequested.connect(self.new_task)
+        self.tray.showWindowRequested.connect(self.show_window)
+        self.tray.toggleWindowRequested.connect(self.toggle_window)
+        self.tray.quitRequested.connect(self.request_quit)
+        self.tray.statusMessage.connect(self.show_status)
         self.window = MainWindow(self.ctx, settings, self.request_quit)
         self.window.closed.connect(self._window_closed)
         self.window.may_close = self._may_close
         self.window.quick.presetChosen.connect(self.activate_preset)
         self.window.quick.newTaskRequested.connect(self.new_task)
         self.window.quick.copyEnvRequested.connect(self.copy_env)
-        self.window.quick.new_task.setVisible(_manual_task_starter() is not None)
         bridge.configError.connect(lambda text: bridge.notice.emit("Config not applied", text))
         bridge.configChanged.connect(lambda cfg: apply_theme(pref(cfg, "theme")))
         bridge.proxyChanged.connect(self.window.refresh_status)
@@ -113,15 +120,15 @@ class DownshiftApp(QObject):
 
     def _warm_token(self) -> None:
         self.ctx.background.run(
-            self.ctx.token, None, lambda exc: self.show_status(f"Token: {exc}")
+            self.ctx.token,
+            None,
+            lambda exc: self.show_status(plain_error("The local token cannot be read", exc)),
         )  # warm the cache
 
     def _first_run(self) -> None:
-        """The first-run assistant, when this build has it and the config has no usable provider yet."""
-        try:
-            from app.ui.first_run import maybe_run_first_run
-        except ImportError:
-            return
+        """The first-run assistant, when the config has no usable provider yet (loaded after the first frame)."""
+        from app.ui.first_run import maybe_run_first_run
+
         maybe_run_first_run(self.ctx, self.window if self.window.isVisible() else None)
 
     # ------------------------------------------------------------------------------------------- window
@@ -187,8 +194,12 @@ class DownshiftApp(QObject):
         self.ctx.update_config(
             lambda c: c.with_active(name),
             None,
-            lambda exc: (self.window.quick.refresh(), self.tray.notify("Preset not switched", str(exc))),
+            self._not_switched,
         )
+
+    def _not_switched(self, exc: Exception) -> None:
+        self.window.quick.refresh()
+        self.tray.notify("Preset not switched", plain_error("", exc))
 
     def copy_env(self) -> None:
         config = self.core.config
@@ -208,21 +219,20 @@ class DownshiftApp(QObject):
         self.ctx.background.run(
             lambda: export_text(agent, shell, base_url, token()),
             done,
-            lambda exc: self.tray.notify("Env not copied", str(exc)),
+            lambda exc: self.tray.notify("Env not copied", plain_error("", exc)),
         )
 
     def new_task(self) -> None:
-        start = _manual_task_starter()
-        if start is None:
-            return
+        from app.core.analytics.tasks import new_manual_task
+
         label = dialogs.ask_text(None, "New task", "What are you working on?")
         if label is None:
             return
-        core = self.core
+        db = self.core.db
         self.ctx.background.run(
-            lambda: start(core, label),
+            lambda: new_manual_task(db, label),
             lambda _: self.tray.notify("Task started", f"Calls from now on count towards “{label}”."),
-            lambda exc: self.tray.notify("Task not started", str(exc)),
+            lambda exc: self.tray.notify("Task not started", plain_error("", exc)),
         )
 
     # ------------------------------------------------------------------------------------------- quit

@@ -12,6 +12,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from app.core.events import EventBus
+from app.ui.errors import explain
 from app.ui.qt_compat import protect_none
 
 protect_none()  # every GUI, and every GUI test, builds a bridge first: see qt_compat
@@ -19,24 +20,20 @@ protect_none()  # every GUI, and every GUI test, builds a bridge first: see qt_c
 
 class CoreBridge(QObject):
     callsLogged = Signal(object)  # list[CallRecord], after they are in the database
-    callFinished = Signal(object)  # CallRecord, as soon as the call ends (before the write)
     configChanged = Signal(object)  # Config
     configError = Signal(str)
     notice = Signal(str, str)  # (title, message) for tray notifications: budgets, failing providers
     pausedChanged = Signal(bool)  # the proxy was paused or resumed from the tray or the window
     proxyChanged = Signal()  # the embedded proxy was restarted (a new port): addresses shown are out of date
-    tokenChanged = Signal()
-    navigate = Signal(
-        str
-    )  # a page asks the window to show another page ("export", ...)  # the local token was rotated: snippets showing it are out of date
+    tokenChanged = Signal()  # the local token was rotated: snippets showing it are out of date
+    navigate = Signal(str)  # a page asks the window to show another page ("export", ...)
 
     def __init__(self, events: EventBus, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._unsubscribe: list[Callable[[], None]] = [
             events.subscribe("calls_logged", self.callsLogged.emit),
-            events.subscribe("call_finished", self.callFinished.emit),
             events.subscribe("config_changed", self.configChanged.emit),
-            events.subscribe("config_error", lambda exc: self.configError.emit(str(exc))),
+            events.subscribe("config_error", lambda exc: self.configError.emit(explain(exc).sentence(""))),
             events.subscribe("notice", self._notice),
         ]
 

@@ -59,7 +59,7 @@ def nice_ceiling(value: float) -> float:
     `value`: axis tops that read well and stay put while a total creeps up."""
     if value <= 0:
         return 1.0
-    power = 10 ** math.floor(math.log10(value))
+    power = 10.0 ** math.floor(math.log10(value))
     for step in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
         if step * power >= value * (1 - 1e-9):
             return round(step * power, 12)
@@ -72,7 +72,7 @@ def _bucket_label(start: float, width: float) -> str:
     return f"{first} – {time.strftime(fmt, time.localtime(start + width))}"
 
 
-class Chart(pg.PlotWidget):
+class Chart(pg.PlotWidget):  # type: ignore[misc]  # pyqtgraph has no type information (no py.typed): Any to mypy
     """Shared behaviour: palette colours, a fixed view (a glanceable dashboard, not an explorer), and a
     label that follows the mouse with the values under it (`hover_text`, given data coordinates)."""
 

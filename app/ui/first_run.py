@@ -41,6 +41,7 @@ from app.core.envexport import FORMATS, export_text
 from app.core.provider_templates import TEMPLATES, ProviderTemplate, provider_from_template
 from app.core.ui_prefs import pref, with_prefs
 from app.ui.context import UiContext
+from app.ui.errors import plain_error
 from app.ui.pages import MessageLine, money
 
 if (
@@ -365,7 +366,7 @@ class KeyPage(QWizardPage):
 
     def _failed(self, exc: Exception) -> None:
         self.test_button.setEnabled(True)
-        self.message.error(f"That did not work: {exc}")
+        self.message.error(plain_error("That did not work", exc))
 
     def isComplete(self) -> bool:
         return self.listing is not None and self._tested_for == self._signature()
@@ -385,7 +386,7 @@ class PricedItems(QStyledItemDelegate):
         super().initStyleOption(option, index)
         model = str(index.data() or "")
         price = short_price(model, self.picker.kind, self.picker.listed.get(model))
-        option.text = f"{model}    {price}" if price else model  # type: ignore[attr-defined]
+        option.text = f"{model}    {price}" if price else model
 
 
 def short_price(model: str, provider_kind: str, listed: ModelInfo | None = None) -> str:
@@ -548,7 +549,7 @@ class ModelsPage(QWizardPage):
     def _save_failed(self, exc: Exception) -> None:
         self._saving = False
         self.completeChanged.emit()
-        self.message.error(f"Not saved: {exc}")
+        self.message.error(plain_error("Not saved", exc))
 
 
 class AgentPage(QWizardPage):
@@ -586,8 +587,8 @@ class AgentPage(QWizardPage):
         layout.addWidget(self.copy_button, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(self.message)
         self.token: str | None = None
-        self.agent.currentIndexChanged.connect(self.render)
-        self.shell.currentIndexChanged.connect(self.render)
+        self.agent.currentIndexChanged.connect(self.show_env)
+        self.shell.currentIndexChanged.connect(self.show_env)
 
     def initializePage(self) -> None:
         config = self.ctx.core.config
@@ -596,15 +597,17 @@ class AgentPage(QWizardPage):
         self.env.setPlainText("Reading the local token…")
         self.copy_button.setEnabled(False)
         self.ctx.background.run(
-            self.ctx.token, self._got_token, lambda exc: self.message.error(f"No token: {exc}")
+            self.ctx.token,
+            self._got_token,
+            lambda exc: self.message.error(plain_error("The local token cannot be read", exc)),
         )
 
     def _got_token(self, token: str) -> None:
         self.token = token
         self.copy_button.setEnabled(True)
-        self.render()
+        self.show_env()
 
-    def render(self) -> None:
+    def show_env(self) -> None:
         if self.token is None:
             return
         self.env.setPlainText(
@@ -671,7 +674,11 @@ def maybe_run_first_run(ctx: UiContext, parent: QWidget | None = None) -> bool:
     def check() -> bool:
         return needs_first_run(core.config, lambda p: core.provider_key(p.name) is not None)
 
-    ctx.background.run(check, lambda needed: open_first_run(ctx, parent) if needed else None)
+    def open_if_needed(needed: bool) -> None:
+        if needed:
+            open_first_run(ctx, parent)
+
+    ctx.background.run(check, open_if_needed)
     return True
 
 

@@ -13,9 +13,17 @@ import socket
 import sys
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from app import paths
 from app.core.config import ConfigError
+from app.ui.errors import explain, plain_error
+
+if TYPE_CHECKING:  # Qt, the core and the proxy load only once a display is known to exist
+    from PySide6.QtCore import QSettings, QTimer
+
+    from app.core.engine import Core
+    from app.proxy.server import ProxyThread
 
 NO_DISPLAY = (
     "downshift: no display found (DISPLAY and WAYLAND_DISPLAY are unset), so the desktop app cannot "
@@ -39,7 +47,7 @@ def free_port(host: str) -> int:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 def port_in_use(exc: OSError) -> bool:
@@ -49,7 +57,7 @@ def port_in_use(exc: OSError) -> bool:
     )
 
 
-def start_proxy(core, ask_port: AskPort):  # type: ignore[no-untyped-def]
+def start_proxy(core: Core, ask_port: AskPort) -> ProxyThread | None:
     """Start the proxy on the configured port. If it is taken, offer a free one (saved to the config when
     accepted) until one works or the user gives up; returns the running ProxyThread or None."""
     from app.proxy.server import ProxyThread
@@ -62,13 +70,13 @@ def start_proxy(core, ask_port: AskPort):  # type: ignore[no-untyped-def]
         except OSError as exc:
             if not port_in_use(exc):
                 raise
-            chosen = ask_port(config.host, config.port, free_port(config.host), exc.strerror or str(exc))
+            chosen = ask_port(config.host, config.port, free_port(config.host), explain(exc).sentence(""))
             if chosen is None:
                 return None
             core.config_store.save(replace(config, port=chosen))
 
 
-def window_settings():  # type: ignore[no-untyped-def]
+def window_settings() -> QSettings:
     """Window geometry and last page: an INI file in the config folder (QSettings, but at a known path)."""
     from PySide6.QtCore import QSettings
 
@@ -90,7 +98,8 @@ def run_gui(args: argparse.Namespace) -> int:
     from app.ui.icons import app_icon
     from app.ui.single_instance import SingleInstance, instance_key
 
-    qapp = QApplication.instance() or QApplication([sys.argv[0]])
+    existing = QApplication.instance()
+    qapp = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0]])
     qapp.setApplicationName("Downshift")
     qapp.setOrganizationName("Downshift")
     qapp.setDesktopFileName("downshift")
@@ -109,7 +118,7 @@ def run_gui(args: argparse.Namespace) -> int:
     try:
         core = Core(config_path, args.db)
     except (ConfigError, DatabaseOpenError, SecretStoreError, OSError) as exc:
-        dialogs.fatal("Downshift cannot start", str(exc))
+        dialogs.fatal("Downshift cannot start", explain(exc).sentence(""))
         instance.close()
         return 1
 
@@ -127,7 +136,7 @@ def run_gui(args: argparse.Namespace) -> int:
             dialogs.fatal(
                 "Downshift cannot start",
                 f"The proxy cannot listen on {config.host}:{config.port}.",
-                exc.strerror or str(exc),
+                plain_error("", exc),
             )
             proxy = None
         if proxy is None:
@@ -162,7 +171,7 @@ def run_gui(args: argparse.Namespace) -> int:
     return code
 
 
-def _quit_on_signals(quit_app: Callable[[], None]):  # type: ignore[no-untyped-def]
+def _quit_on_signals(quit_app: Callable[[], None]) -> QTimer:
     """Ctrl+C in the terminal (or SIGTERM from the session) quits like the menu does, proxy drained.
     Python runs signal handlers only between bytecodes, so a idle timer gives it the chance."""
     import signal

@@ -1,7 +1,7 @@
 """The main window: a page list on the left, the page on the right, a status line at the bottom.
 
-Pages are built the first time they are shown, so start-up stays quick and a page that fails to import
-(a data page missing from this build) shows a plain note instead of taking the window down.
+Pages are imported and built the first time they are shown, so start-up stays quick; a page that fails
+while it builds shows a plain note instead of taking the window down.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QPalette
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from app import __version__
 from app.ui.context import UiContext
+from app.ui.errors import plain_error
 from app.ui.icons import app_icon
 from app.ui.pages import MessageLine
 from app.ui.quickbar import QuickBar
@@ -55,6 +57,22 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("settings", "Settings", "app.ui.pages.settings", "SettingsPage"),
     PageSpec("team", "Team", "app.ui.pages.team", "TeamPage"),
 )
+
+
+class PageClass(Protocol):
+    """What every page class is: built from the shared context, with a parent."""
+
+    def __call__(self, ctx: UiContext, parent: QWidget | None = None, /) -> QWidget: ...
+
+
+@runtime_checkable
+class GuardedPage(Protocol):
+    """A page with a form whose edits are guarded (Presets, Providers, Settings): asked before leaving."""
+
+    def has_unsaved_changes(self) -> bool: ...
+    def unsaved_what(self) -> str: ...
+    def save_changes(self) -> None: ...
+    def discard_changes(self) -> None: ...
 
 
 def placeholder(text: str) -> QWidget:
@@ -232,22 +250,20 @@ class MainWindow(QMainWindow):
             widget = self._build(PAGES[index])
             old = self.stack.widget(index)
             self.stack.insertWidget(index, widget)
-            self.stack.removeWidget(old)
-            old.deleteLater()
+            if old is not None:
+                self.stack.removeWidget(old)
+                old.deleteLater()
             self.pages[key] = widget
         return self.pages[key]
 
     def _build(self, spec: PageSpec) -> QWidget:
+        """Every page ships with the app: a module that fails to import is a bug and raises (loudly, in
+        tests too). A page that fails while it builds (its data unreadable) says so in plain words."""
+        page_class: PageClass = getattr(importlib.import_module(spec.module), spec.cls)
         try:
-            module = importlib.import_module(spec.module)
-        except ImportError as exc:
-            log.info("page %s not available: %s", spec.key, exc)
-            return placeholder(f"The {spec.title} page is not part of this build yet.")
-        try:
-            return getattr(module, spec.cls)(self.ctx, self.stack)
+            return page_class(self.ctx, self.stack)
         except Exception as exc:  # one broken page must not take the whole window down
-            log.exception("could not build the %s page", spec.key)
-            return placeholder(f"The {spec.title} page could not be opened:\n{exc}")
+            return placeholder(plain_error(f"The {spec.title} page could not be opened", exc))
 
     def _show_row(self, row: int) -> None:
         if not 0 <= row < len(PAGES):
@@ -282,24 +298,23 @@ class MainWindow(QMainWindow):
         keys = [s.key for s in PAGES] if row is None else [PAGES[row].key] if 0 <= row < len(PAGES) else []
         for key in keys:
             page = self.pages.get(key)
-            unsaved = getattr(page, "has_unsaved_changes", None)
-            if page is None or unsaved is None or not unsaved():
+            if not isinstance(page, GuardedPage) or not page.has_unsaved_changes():
                 continue
             from app.ui import dialogs
 
             answer = dialogs.choose(
                 self,
                 "Unsaved changes",
-                f"{page.unsaved_what()} has unsaved changes.",  # type: ignore[attr-defined]
+                f"{page.unsaved_what()} has unsaved changes.",
                 ["Save", "Discard changes"],
                 "Discarded changes are lost.",
             )
             if answer is None:
                 return False
             if answer == 0:
-                page.save_changes()  # type: ignore[attr-defined]
+                page.save_changes()
             else:
-                page.discard_changes()  # type: ignore[attr-defined]
+                page.discard_changes()
         return True
 
     def current_page(self) -> str:

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from app.core.queries.calls import CallFilter, calls_by_call_id, calls_page
 from app.ui.background import Background
+from app.ui.errors import plain_error
 
 Row = dict[str, Any]
 LIVE_INTERVAL_MS = 200
@@ -450,7 +451,7 @@ class CallsModel(CallRowsModel):
     def _page_failed(self, exc: Exception) -> None:
         self._set_loading(False)
         self.exhausted = True  # do not hammer a failing database; the page offers a reload
-        self.failed.emit(f"Could not read the call log: {exc}")
+        self.failed.emit(plain_error("Could not read the call log", exc))
 
     # ---- live updates
     def add_logged(self, call_ids: Sequence[str]) -> None:
@@ -482,7 +483,7 @@ class CallsModel(CallRowsModel):
 
     def _live_failed(self, exc: Exception) -> None:
         self._live_running = False
-        self.failed.emit(f"Could not read new calls: {exc}")
+        self.failed.emit(plain_error("Could not read new calls", exc))
 
     def merge(self, rows: Sequence[Row], cells: Sequence[list[QStandardItem]] | None = None) -> None:
         """Insert rows at their place in newest-first order, or update rows already shown. A row older

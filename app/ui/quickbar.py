@@ -73,7 +73,7 @@ class QuickBar(QToolBar):
             key = f"   Ctrl+Shift+{i + 1}" if i < MAX_PRESET_SHORTCUTS else ""
             self.presets.addItem(
                 tray_icon(preset_tier(config, preset)), preset_line(config, preset) + key, name
-            )  # type: ignore[arg-type]
+            )
             self.presets.setItemData(i, preset_details(config, preset), Qt.ItemDataRole.ToolTipRole)
         self.presets.setCurrentIndex(self.presets.findData(config.active))
         self.presets.setToolTip(

@@ -135,7 +135,12 @@ class FirstFrame(QObject):
         elif kind == QEvent.Type.Paint and self._on_frame is not None:
             on_frame, self._on_frame = self._on_frame, None
             obj.removeEventFilter(self)
-            QTimer.singleShot(0, lambda: (mark("window-painted"), on_frame()))
+
+            def painted() -> None:
+                mark("window-painted")
+                on_frame()
+
+            QTimer.singleShot(0, painted)
         return False
 
 

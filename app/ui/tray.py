@@ -9,24 +9,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
-from app.core.preset_tier import preset_tier
+from app.core.preset_tier import Tier, preset_tier
 from app.core.queries import summary
 from app.core.shadow_info import active_notice
 from app.core.ui_prefs import pref
 from app.ui.context import UiContext
+from app.ui.errors import plain_error
 from app.ui.icons import app_icon, tray_icon
 from app.ui.pages import money
-
-if TYPE_CHECKING:
-    from app.ui.application import DownshiftApp
+from app.ui.throttle import SingleFlight, Throttle
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +37,8 @@ def local_midnight(now: float | None = None) -> float:
 
 
 class TodayStats(QObject):
-    """Today's totals (calls, cost, tool-call failure rate) from `summary`, cached and refreshed off-thread."""
+    """Today's totals (calls, cost, tool-call failure rate) from `summary`, cached and refreshed off-thread:
+    at most one query a second however busy the proxy is (`Throttle`), never two at once (`SingleFlight`)."""
 
     changed = Signal()
     MIN_INTERVAL = 1.0  # seconds between queries while calls keep arriving
@@ -49,52 +48,37 @@ class TodayStats(QObject):
         self.ctx = ctx
         self.total: dict[str, Any] | None = None
         self.error: str | None = None
-        self._busy = False
-        self._again = False
         self._stopped = False
-        self._last_start = 0.0
-        self._delay = QTimer(self, singleShot=True)
-        self._delay.timeout.connect(self.refresh)
+        self.flight = SingleFlight(ctx.background, self)
+        self._throttle = Throttle(self._query, int(self.MIN_INTERVAL * 1000), self)
         self._clock = QTimer(self, interval=60_000)  # a new day starts at zero even when idle
         self._clock.timeout.connect(self.refresh)
         self._clock.start()
         ctx.bridge.callsLogged.connect(self.refresh)
 
     def refresh(self, *_: object) -> None:
-        if self._stopped:
-            return
-        if self._busy:
-            self._again = True
-            return
-        wait = self.MIN_INTERVAL - (time.monotonic() - self._last_start)
-        if wait > 0:
-            if not self._delay.isActive():
-                self._delay.start(int(wait * 1000) + 1)
-            return
-        self._busy = True
-        self._last_start = time.monotonic()
+        if not self._stopped:
+            self._throttle()
+
+    def _query(self) -> None:
         since, db = local_midnight(), self.ctx.core.db
-        self.ctx.background.run(lambda: summary(db, since=since)["total"], self._done, self._failed)
+        # a refresh asked for while a query runs is kept and starts when it ends: no new call is missed
+        self.flight.run(
+            lambda: summary(db, since=since)["total"], self._done, self._failed, queue_latest=True
+        )
 
     def _done(self, total: dict[str, Any]) -> None:
         self.total, self.error = total, None
-        self._finish()
+        self.changed.emit()
 
     def _failed(self, exc: Exception) -> None:
-        self.error = f"cannot read today's figures: {exc}"
-        self._finish()
-
-    def _finish(self) -> None:
-        self._busy = False
+        self.error = plain_error("cannot read today's figures", exc)
         self.changed.emit()
-        if self._again:
-            self._again = False
-            self.refresh()
 
     def stop(self) -> None:
         self._stopped = True
         self._clock.stop()
-        self._delay.stop()
+        self._throttle.cancel()
 
     # ------------------------------------------------------------------------------------------- words
 
@@ -115,17 +99,21 @@ class TodayStats(QObject):
         return f"Tool-call failures: {rate:.1%} of {tools}"
 
 
-def _manual_task_starter() -> Callable[[Any, str], Any] | None:
-    """`(core, label) -> task`: `new_manual_task(engine, label)`, as `downshift task new` uses it."""
-    from app.core.analytics.tasks import new_manual_task
-
-    return lambda core, label: new_manual_task(core.db, label)
-
-
 class Tray(QObject):
-    def __init__(self, app: DownshiftApp, stats: TodayStats) -> None:
-        super().__init__(app)
-        self.app, self.ctx, self.stats = app, app.ctx, stats
+    """The tray icon and its menu. It asks the app for everything through its signals (the app connects
+    them), so it holds no reference to the app or the window."""
+
+    presetChosen = Signal(str)
+    copyEnvRequested = Signal()
+    newTaskRequested = Signal()
+    showWindowRequested = Signal(str)  # the page to show
+    toggleWindowRequested = Signal()
+    quitRequested = Signal()
+    statusMessage = Signal(str)  # a notice the tray cannot show as a bubble (no tray, no message support)
+
+    def __init__(self, ctx: UiContext, stats: TodayStats, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.ctx, self.stats = ctx, stats
         self.icon = QSystemTrayIcon(app_icon(), self)
         self.menu = QMenu()
         self.menu.setObjectName("trayMenu")
@@ -153,12 +141,12 @@ class Tray(QObject):
 
     # ------------------------------------------------------------------------------------------- state
 
-    def tier(self) -> str:
+    def tier(self) -> Tier:
         config = self.ctx.core.config
         return preset_tier(config, config.active_preset)
 
     def refresh_icon(self, *_: object) -> None:
-        self.icon.setIcon(tray_icon(self.tier(), self.ctx.paused))  # type: ignore[arg-type]
+        self.icon.setIcon(tray_icon(self.tier(), self.ctx.paused))
         self.refresh_tooltip()
 
     def tooltip(self) -> str:
@@ -181,11 +169,11 @@ class Tray(QObject):
         if self.icon.isVisible() and QSystemTrayIcon.supportsMessages():
             self.icon.showMessage(title, message, self.icon.icon(), 8000)
         else:
-            self.app.show_status(f"{title}: {message}")
+            self.statusMessage.emit(f"{title}: {message}")
 
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason in (QSystemTrayIcon.ActivationReason.Trigger, QSystemTrayIcon.ActivationReason.DoubleClick):
-            self.app.toggle_window()
+            self.toggleWindowRequested.emit()
 
     # ------------------------------------------------------------------------------------------- menu
 
@@ -204,28 +192,27 @@ class Tray(QObject):
         group.setExclusive(True)
         for name, preset in config.presets.items():
             tier = preset_tier(config, preset)
-            action = menu.addAction(tray_icon(tier), name)  # type: ignore[arg-type]
+            action = menu.addAction(tray_icon(tier), name)
             action.setCheckable(True)
             action.setChecked(name == config.active)
             action.setToolTip(preset.description or TIER_LABELS[tier])
             action.setActionGroup(group)
-            action.triggered.connect(lambda _=False, n=name: self.app.activate_preset(n))
+            action.triggered.connect(lambda _=False, n=name: self.presetChosen.emit(n))
             self.preset_actions[name] = action
         menu.addSeparator()
         for text in (self.stats.spend_text(), self.stats.failure_text()):
             menu.addAction(text).setEnabled(False)
         menu.addSeparator()
         agent = pref(config, "agent")
-        menu.addAction(f"Copy env for {AGENT_LABELS.get(agent, agent)}", self.app.copy_env)
-        if _manual_task_starter() is not None:
-            menu.addAction("New task…", self.app.new_task)
-        menu.addAction("Open dashboard", lambda: self.app.show_window("dashboard"))
+        menu.addAction(f"Copy env for {AGENT_LABELS.get(agent, agent)}", self.copyEnvRequested.emit)
+        menu.addAction("New task…", self.newTaskRequested.emit)
+        menu.addAction("Open dashboard", lambda: self.showWindowRequested.emit("dashboard"))
         pause = menu.addAction("Pause proxy")
         pause.setCheckable(True)
         pause.setChecked(self.ctx.paused)
         pause.toggled.connect(self.ctx.set_paused)
         menu.addSeparator()
-        menu.addAction("Quit Downshift", self.app.request_quit)
+        menu.addAction("Quit Downshift", self.quitRequested.emit)
 
     def action(self, text: str) -> QAction | None:
         """The menu entry whose text starts with `text` (for tests and screenshots)."""

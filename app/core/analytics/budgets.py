@@ -7,6 +7,8 @@ finished call adds its cost in memory, so the check on the hot path is a few com
 Actions, on the call whose cost makes spend reach the limit (spent >= limit):
 - warn: a `notice` event (the tray shows it; `serve` logs it);
 - switch: the config's active preset becomes `switch_to` (saved, so it survives restarts), plus a notice;
+  the save runs on a thread of its own (a file write and fsync must not stall the proxy's event loop), so
+  calls that start while it is being written may still use the old preset;
 - block: every later call (for a provider budget: every call routed to that provider) is refused with
   HTTP 402 `budget_exceeded` in the client's API shape until the period ends or the limit is raised.
 Warn and switch happen once per budget and period: a restart or a config reload that finds a budget
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from app.core.config import Budget, Config, ConfigError
@@ -63,6 +66,8 @@ class BudgetGuard:
         self._by_member: dict[tuple[str, str], float] = {}  # (period, member) -> USD (team mode)
         self._budgets: tuple[Budget, ...] = ()
         self._done: set[Budget] = set()  # warned or switched in the current period
+        self._saver: ThreadPoolExecutor | None = None  # one thread, made at the first switch: saves in order
+        self._saving: Future[None] | None = None
 
     def load(self, config: Config, now: float) -> None:
         """Spend so far this day and month, read from the log (this is what survives a restart)."""
@@ -169,12 +174,34 @@ class BudgetGuard:
     def _act(self, b: Budget) -> None:
         message = f"The {describe(b)} is reached (${self.spent(b):.2f} spent)."
         if b.action == "switch" and b.switch_to:
-            store = self.core.config_store
-            try:
-                if store.current().active != b.switch_to:
-                    store.update(lambda c: c.with_active(b.switch_to or c.active))
-                message += f" Switched to the {b.switch_to!r} preset."
-            except (ConfigError, OSError) as exc:  # the call is already answered: report, never raise
-                message += f" Could not switch to the {b.switch_to!r} preset: {exc}"
+            if self._saver is None:
+                self._saver = ThreadPoolExecutor(1, thread_name_prefix="downshift-budget-switch")
+            self._saving = self._saver.submit(self._switch, b.switch_to, message)
+            return
+        self._tell(message)
+
+    def _switch(self, preset: str, message: str) -> None:
+        """On the saver thread: make `preset` the active one in the config file, then say so."""
+        store = self.core.config_store
+        try:
+            if store.current().active != preset:
+                store.update(lambda c: c.with_active(preset))
+            message += f" Switched to the {preset!r} preset."
+        except (ConfigError, OSError) as exc:  # the call is already answered: report, never raise
+            message += f" Could not switch to the {preset!r} preset: {exc}"
+        self._tell(message)
+
+    def _tell(self, message: str) -> None:
         log.warning("budget: %s", message)
         self.core.events.emit("notice", ("Budget reached", message))
+
+    def wait_switched(self, timeout: float | None = None) -> None:
+        """Until the last preset switch is saved (tests, shutdown)."""
+        saving = self._saving
+        if saving is not None:
+            saving.result(timeout)
+
+    def close(self) -> None:
+        """Finish a switch being saved and end the saver thread."""
+        if self._saver is not None:
+            self._saver.shutdown(wait=True)

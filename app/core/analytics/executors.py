@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from sqlalchemy import Connection
 
 from app.core.records import CallRecord
-from app.core.storage.dialect import is_postgres, pg
+from app.core.storage.dialect import driver_cursor, is_postgres, pg
 from app.core.toolcheck import NOT_FAILURES
 
 SLOT = 86400  # a (UTC) day: 30 days of 10 models over ~20 bins are a few thousand rows, read in milliseconds
@@ -104,7 +104,7 @@ class ExecutorTotals:
     def write(self, conn: Connection) -> None:
         if not self.rows:
             return
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cur = driver_cursor(conn)
         if is_postgres(conn):  # several writers on one ledger: rows taken in key order, so no deadlock
             cur.executemany(
                 _PG_UPSERT, [(*k, *(v[m] for m in MEASURES)) for k, v in sorted(self.rows.items())]
@@ -150,7 +150,7 @@ def writer_hook(conn: Connection, ends: Sequence[CallRecord]) -> None:
         for rec in ends:
             for t in rec.tool_calls:
                 in_batch[t.tool_call_id].append((rec, t.kind))
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cur = driver_cursor(conn)
         stored_calls = _PG_STORED_CALLS if is_postgres(conn) else _STORED_CALLS
         for tcid in dict.fromkeys(failed):  # an id reported twice is marked once
             for kind, started_at, provider, model, tokens in cur.execute(stored_calls, (tcid,)).fetchall():

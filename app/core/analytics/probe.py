@@ -244,6 +244,29 @@ PROBES: tuple[Probe, ...] = (
 )
 
 
+def request_body(api: str, model: str, probe: Probe, history: list[dict[str, Any]]) -> dict[str, Any]:
+    """One probe request in the provider's API (`anthropic` Messages, else chat completions)."""
+    if api == "anthropic":
+        tools = [
+            {"name": t["name"], "description": t["description"], "input_schema": t["parameters"]}
+            for t in probe.tools
+        ]
+        return {
+            "model": model,
+            "max_tokens": MAX_TOKENS,
+            "system": SYSTEM,
+            "messages": history,
+            "tools": tools,
+        }
+    tools = [{"type": "function", "function": t} for t in probe.tools]
+    return {
+        "model": model,
+        "max_tokens": MAX_TOKENS,
+        "messages": [{"role": "system", "content": SYSTEM}, *history],
+        "tools": tools,
+    }
+
+
 class ProbeClient:
     """Speaks the provider's own API (OpenAI chat completions or Anthropic messages), non-streaming."""
 
@@ -261,25 +284,7 @@ class ProbeClient:
         return [self.key] if self.key else []
 
     def body(self, probe: Probe, history: list[dict[str, Any]]) -> dict[str, Any]:
-        if self.provider.api == "anthropic":
-            tools = [
-                {"name": t["name"], "description": t["description"], "input_schema": t["parameters"]}
-                for t in probe.tools
-            ]
-            return {
-                "model": self.model,
-                "max_tokens": MAX_TOKENS,
-                "system": SYSTEM,
-                "messages": history,
-                "tools": tools,
-            }
-        tools = [{"type": "function", "function": t} for t in probe.tools]
-        return {
-            "model": self.model,
-            "max_tokens": MAX_TOKENS,
-            "messages": [{"role": "system", "content": SYSTEM}, *history],
-            "tools": tools,
-        }
+        return request_body(self.provider.api, self.model, probe, history)
 
     def send(self, probe: Probe, history: list[dict[str, Any]]) -> Turn:
         body = self.body(probe, history)
@@ -342,7 +347,7 @@ class ProbeClient:
         if problem:  # stored and printed: a provider's text (an error, an answer echoing the key) is masked
             problem = redact_text(problem, self._secrets())
         checks = [c for t in turns for c in t.checks]
-        kinds = Counter(c.kind for c in checks if c.kind not in toolcheck.NOT_FAILURES)
+        kinds: Counter[str] = Counter(c.kind for c in checks if c.kind not in toolcheck.NOT_FAILURES)
         costs = [t.cost for t in turns]
         return ProbeOutcome(
             probe=probe.name,
@@ -457,9 +462,11 @@ def estimate(config: Config, target: Target) -> ProbeEstimate:
     provider = config.providers.get(target.provider)
     if provider is None:
         raise KeyError(f"no provider named {target.provider!r} (have: {', '.join(config.providers)})")
-    client = ProbeClient(config, provider, target.model, None, None)  # type: ignore[arg-type]  # never sends
     count = tokens.count_anthropic_request if provider.api == "anthropic" else tokens.count_openai_request
-    bodies = [(p, count(client.body(p, [{"role": "user", "content": p.prompt}]))) for p in PROBES]
+    bodies = [
+        (p, count(request_body(provider.api, target.model, p, [{"role": "user", "content": p.prompt}])))
+        for p in PROBES
+    ]
     per_request = [n for _p, n in bodies] + [
         n + FOLLOW_UP_TOKENS for p, n in bodies if p.tool_result is not None
     ]

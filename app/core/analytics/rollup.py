@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import Connection
 
 from app.core.records import CallRecord
-from app.core.storage.dialect import is_postgres, pg
+from app.core.storage.dialect import driver_cursor, is_postgres, pg
 from app.core.storage.models import TaskTotals, UsageSlot
 from app.core.toolcheck import NOT_FAILURES
 
@@ -87,8 +87,8 @@ class BatchTotals:
         u["escalated"] += rec.escalated
         u["duration_ms"] += rec.duration_ms or 0.0
         u["tool_calls"] += len(rec.tool_calls)
-        for t in rec.tool_calls:
-            column = KIND_COLUMNS.get(t.kind)
+        for check in rec.tool_calls:
+            column = KIND_COLUMNS.get(check.kind)
             if column:
                 u[column] += 1
         if premium is not None:
@@ -121,7 +121,7 @@ class BatchTotals:
     def write(self, conn: Connection) -> None:
         """Plain SQL on the driver's cursor: this runs once per writer batch, which at agent pace is once per
         call, and building SQLAlchemy upserts cost ~2 ms a batch where these cost microseconds."""
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cur = driver_cursor(conn)
         if not is_postgres(conn):
             if self.usage:
                 cur.executemany(
@@ -197,7 +197,7 @@ def attribute_failed_results(conn: Connection, ends: Sequence[CallRecord], total
         for t in rec.tool_calls:
             in_batch[t.tool_call_id].append((rec, t.kind))
     marked: set[str] = set()
-    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cur = driver_cursor(conn)
     stored_calls = _PG_STORED_CALLS if is_postgres(conn) else _STORED_CALLS
     for tcid in failed:
         if tcid in marked:

@@ -31,7 +31,7 @@ from sqlalchemy import Connection, Engine, insert
 
 from app.core.records import CallRecord
 from app.core.redact import redact_text
-from app.core.storage.dialect import is_postgres, pg
+from app.core.storage.dialect import driver_cursor, is_postgres, pg
 from app.core.storage.models import Task
 
 SIDE_ROLES = frozenset({"background", "subagent"})
@@ -146,7 +146,9 @@ def new_manual_task(engine: Engine, label: str | None = None, now: float | None 
         result = conn.execute(
             insert(Task).values(key=MANUAL_KEY, source="manual", label=label, started_at=now, last_at=now)
         )
-        return int(result.inserted_primary_key[0])
+        key = result.inserted_primary_key
+        assert key is not None  # an INSERT's result always has it
+        return int(key[0])
 
 
 class TaskGrouper:
@@ -158,7 +160,7 @@ class TaskGrouper:
     """
 
     def assign(self, conn: Connection, records: list[CallRecord], idle_s: float) -> None:
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cur = driver_cursor(conn)
         sql = _PG_SQL if is_postgres(conn) else _SQLITE_SQL
         if sql is _PG_SQL:
             # Several writers share a PostgreSQL ledger: two batches with calls of one key must not both find

@@ -7,7 +7,7 @@ the GUI's models and the exports all see the same figures.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +67,9 @@ def recent_calls(
         return [dict(row._mapping) for row in conn.execute(stmt)]
 
 
-def iter_calls(engine: Engine, *, since: float | None = None, batch: int = 5000, member: str | None = None):  # type: ignore[no-untyped-def]
+def iter_calls(
+    engine: Engine, *, since: float | None = None, batch: int = 5000, member: str | None = None
+) -> Iterator[dict[str, Any]]:
     """All calls oldest first (by start time), streamed in keyset batches so an export of millions of rows
     stays small in memory. Row ids are not call order: a long call's row may be written before a quick one."""
     cols = [Call.__table__.c[name] for name in EXPORT_COLUMNS]

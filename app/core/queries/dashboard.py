@@ -501,7 +501,7 @@ def members(engine: Engine, *, since: float, until: float | None = None) -> list
     ]
     with engine.connect() as conn:
         rows = collect(conn, since, until, measures, dim="member")
-        finished = dict(
+        finished: dict[str | None, float | None] = dict(
             conn.execute(
                 text(
                     "SELECT t.member, avg(tt.cost_usd) FROM tasks t JOIN task_totals tt ON tt.task_id = t.id"

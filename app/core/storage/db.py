@@ -28,6 +28,8 @@ from app.core.storage.dialect import display_url, is_postgres, normalize_url
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
+    from sqlalchemy.engine.interfaces import DBAPIConnection
+    from sqlalchemy.pool import ConnectionPoolEntry
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -43,7 +45,7 @@ def sqlite_path(url: str) -> Path | None:
     return None
 
 
-def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _on_connect(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")

@@ -7,8 +7,10 @@ use portable SQL and ask here only for what cannot be portable (flooring a time 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
 
+from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import BinaryExpression
 from sqlalchemy.sql.operators import like_op
@@ -16,7 +18,7 @@ from sqlalchemy.sql.operators import like_op
 POSTGRES = "postgresql"
 
 
-class ContainsText(BinaryExpression):  # type: ignore[type-arg]
+class ContainsText(BinaryExpression[bool]):
     """`column LIKE pattern ESCAPE '\\'`, ASCII case-insensitive on both databases: SQLite's LIKE already is
     (and keeps its plain LIKE), PostgreSQL's is not, so it gets ILIKE."""
 
@@ -25,12 +27,14 @@ class ContainsText(BinaryExpression):  # type: ignore[type-arg]
 
 @compiles(ContainsText)
 def _contains_default(element: ContainsText, compiler: Any, **kw: Any) -> str:
-    return compiler.visit_binary(element, **kw)
+    sql: str = compiler.visit_binary(element, **kw)
+    return sql
 
 
 @compiles(ContainsText, "postgresql")
 def _contains_pg(element: ContainsText, compiler: Any, **kw: Any) -> str:
-    return compiler.visit_binary(element.left.ilike(element.right, escape="\\"), **kw)
+    sql: str = compiler.visit_binary(element.left.ilike(element.right, escape="\\"), **kw)
+    return sql
 
 
 def contains_text(column: Any, pattern: str) -> Any:
@@ -39,9 +43,36 @@ def contains_text(column: Any, pattern: str) -> Any:
     return ContainsText(expr.left, expr.right, like_op, modifiers=expr.modifiers)
 
 
-def is_postgres(bind: Any) -> bool:
+def is_postgres(bind: Engine | Connection) -> bool:
     """True for an Engine or Connection on PostgreSQL."""
     return bind.dialect.name == POSTGRES
+
+
+class DriverCursor(Protocol):
+    """What the hot paths use of a DB-API cursor (sqlite3's or psycopg's): plain SQL, no SQLAlchemy."""
+
+    @property
+    def lastrowid(self) -> int | None: ...
+
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> DriverCursor: ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]], /) -> object: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def close(self) -> None: ...
+
+
+def driver_cursor(conn: Connection) -> DriverCursor:
+    """A cursor of the driver's own connection under `conn` (in its transaction): the writer and its hooks
+    write through it because SQLAlchemy's statement execution costs more per batch than the inserts."""
+    driver = conn.connection.driver_connection
+    if driver is None:  # only a connection that was closed or invalidated has none
+        raise RuntimeError("the database connection is closed")
+    cursor: DriverCursor = driver.cursor()
+    return cursor
 
 
 def pg(sql: str) -> str:

@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -32,12 +32,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.core.records import CallRecord
 from app.core.redact import redact, redact_text
-from app.core.storage.dialect import pg
+from app.core.storage.dialect import DriverCursor, driver_cursor, pg
 from app.core.storage.models import Call
 
 log = logging.getLogger(__name__)
 
-_START, _END, _FAILED_RESULTS, _FLUSH = 0, 1, 2, 3
 # What a database in trouble raises: through SQLAlchemy, or straight from the driver (hooks use its cursor).
 _DB_ERRORS = (SQLAlchemyError, sqlite3.Error)
 BatchHook = Callable[[Connection, Sequence[CallRecord]], None]
@@ -91,6 +90,37 @@ _PG_SQL = _Statements(
     "UPDATE tool_calls SET result_failed = true, result_reason = %s WHERE tool_call_id = %s"
     " AND NOT result_failed",
 )
+
+
+# ---------------------------------------------------------------------------------- what the queue carries
+# A call that ended is queued as its CallRecord itself (its final row); every other item is a small class.
+# started() and finished() run on the proxy's event loop for every call, so the commonest item costs no
+# wrapper, and the others are slots classes (not frozen: a frozen __init__ is slower).
+
+
+@dataclass(slots=True)
+class _Start:
+    """A call began: it gets an `in_flight` row if it is still running after START_ROW_AFTER_S."""
+
+    rec: CallRecord
+
+
+@dataclass(slots=True)
+class _FailedResults:
+    """Tool results a later request reported as failed: (tool_call_id, reason), redacted before writing."""
+
+    results: list[tuple[str, str]]
+
+
+@dataclass(slots=True)
+class _Flush:
+    """Write everything queued before this, then set `done`."""
+
+    done: threading.Event
+
+
+_Work = CallRecord | _Start | _FailedResults  # what a batch writes (a CallRecord: that call ended)
+_Item = _Work | _Flush
 
 
 def _db_errors(engine: Engine) -> tuple[type[BaseException], ...]:
@@ -206,7 +236,7 @@ class LogWriter:
         self._skip_hooks = False  # the batch being retried broke a hook: it is written without them
         # Appended by any thread, drained by the writer: deque appends and pops are atomic and, unlike
         # queue.Queue, wake no one (a Condition.notify per call handed the GIL to the writer every time).
-        self._items: deque[tuple[int, object]] = deque()
+        self._items: deque[_Item] = deque()
         self._running: dict[str, CallRecord] = {}  # started, not ended, no row yet (oldest first)
         self._starts: list[CallRecord] = []  # the start rows of the batch being written
         self._batch_size = batch_size
@@ -220,38 +250,46 @@ class LogWriter:
 
     # ------------------------------------------------------------------ called from any thread, never blocks
 
+    # started() and finished() run on the proxy's event loop for every call: one length check and one append
+    # each, the rare full queue handled apart.
+
     def started(self, rec: CallRecord) -> None:
-        self._put(_START, rec)
+        if len(self._items) < self.max_pending:
+            self._items.append(_Start(rec))
+        else:
+            self.stats.skipped_starts += 1  # harmless: the call's end writes the whole row
 
     def finished(self, rec: CallRecord) -> None:
-        self._put(_END, rec)
+        if len(self._items) < self.max_pending:
+            self._items.append(rec)
+        else:
+            self._dropped_one()
 
     def failed_results(self, results: Sequence[tuple[str, str]]) -> None:
         """Tool results reported as failed in a later request: mark the tool calls that produced them."""
-        if results:
-            self._put(_FAILED_RESULTS, list(results))
-
-    def _put(self, kind: int, item: object) -> None:
+        if not results:
+            return
         if len(self._items) < self.max_pending:
-            self._items.append((kind, item))
+            self._items.append(_FailedResults(list(results)))
         else:
-            if kind == _START:
-                self.stats.skipped_starts += 1
-                return
-            self.stats.dropped += 1
-            dropped = self.stats.dropped
-            if dropped in (1, 10, 100) or dropped % 1000 == 0:
-                log.warning(
-                    "call log queue is full (%d waiting): %d rows dropped so far", self.max_pending, dropped
-                )
-            now = time.monotonic()
-            if dropped == 1 or now - self._last_drop_notice > 30.0:
-                self._last_drop_notice = now
-                self._tell(
-                    "Call log rows dropped",
-                    f"The call log could not be written for a while and its queue of {self.max_pending} rows "
-                    f"is full: {dropped} call(s) will be missing from the log. Downshift keeps serving.",
-                )
+            self._dropped_one()
+
+    def _dropped_one(self) -> None:
+        """The queue is full (the database has been unwritable for a while): count the lost row, warn."""
+        self.stats.dropped += 1
+        dropped = self.stats.dropped
+        if dropped in (1, 10, 100) or dropped % 1000 == 0:
+            log.warning(
+                "call log queue is full (%d waiting): %d rows dropped so far", self.max_pending, dropped
+            )
+        now = time.monotonic()
+        if dropped == 1 or now - self._last_drop_notice > 30.0:
+            self._last_drop_notice = now
+            self._tell(
+                "Call log rows dropped",
+                f"The call log could not be written for a while and its queue of {self.max_pending} rows "
+                f"is full: {dropped} call(s) will be missing from the log. Downshift keeps serving.",
+            )
 
     def _tell(self, title: str, message: str) -> None:
         if self.notify is not None:
@@ -268,7 +306,7 @@ class LogWriter:
         """Wait until everything queued so far is written (tests, shutdown, exports): final rows for the calls
         that ended, an `in_flight` row for each call still running."""
         done = threading.Event()
-        self._items.append((_FLUSH, done))
+        self._items.append(_Flush(done))
         self._wake.set()
         return done.wait(timeout)
 
@@ -281,46 +319,52 @@ class LogWriter:
     # ------------------------------------------------------------------ writer thread
 
     def _run(self) -> None:
-        carry: list[tuple[int, object]] = []
+        carry: list[_Item] = []
         while not (self._stop.is_set() and not carry and not self._items):
             if not carry and not self._items:
                 self._wake.wait(self._interval)  # the next tick, or sooner for flush and close
                 self._wake.clear()
             items = carry or self._take()
             carry = []
-            flushes = [item for kind, item in items if kind == _FLUSH]
-            work = [(kind, item) for kind, item in items if kind != _FLUSH]
+            flushes = [item for item in items if isinstance(item, _Flush)]
+            work = [item for item in items if not isinstance(item, _Flush)]
             wrote = False
             try:
                 wrote = self._attempt(work, everything=bool(flushes))
             except self._db_errors as exc:  # locked, disk full, I/O, server gone: keep the batch and retry
                 self._failed(exc, len(work))
-                carry = work + [(_FLUSH, f) for f in flushes]
+                carry = [*work, *flushes]
                 time.sleep(min(2.0, 0.05 * self._consecutive_failures))
                 continue
             except Exception:  # a bug that would fail this batch forever: count it, never stop the thread
-                lost = sum(1 for kind, _ in work if kind == _END)
-                self.stats.dropped += lost
-                for kind, item in work:
-                    if kind == _END:
-                        self._running.pop(item.call_id, None)  # type: ignore[attr-defined]
-                for rec in self._starts:  # never retried: it would fail again on every tick
-                    self._running.pop(rec.call_id, None)
-                log.exception("call log batch of %d calls could not be written and is dropped", lost)
+                self._drop(work)
                 wrote = True
             self._skip_hooks = False
             self._redacted.clear()
             if self._consecutive_failures and wrote:
                 self._recovered()
-            for f in flushes:
-                f.set()  # type: ignore[attr-defined]
+            for flush in flushes:
+                flush.done.set()
 
-    def _attempt(self, work: list[tuple[int, object]], everything: bool = False) -> bool:
+    def _drop(self, work: list[_Work]) -> None:
+        """Give up on a batch that fails for a reason retrying will not cure: count its calls as dropped."""
+        ended = [item for item in work if isinstance(item, CallRecord)]
+        self.stats.dropped += len(ended)
+        for rec in ended:
+            self._running.pop(rec.call_id, None)
+        for rec in self._starts:  # never retried: it would fail again on every tick
+            self._running.pop(rec.call_id, None)
+        log.exception("call log batch of %d calls could not be written and is dropped", len(ended))
+
+    def _attempt(self, work: list[_Work], everything: bool = False) -> bool:
         """Write the batch (and any start rows due); False when there was nothing to write."""
-        for kind, item in work:
-            if kind == _START:  # idempotent: a retried batch announces its starts again
-                self._running[item.call_id] = item  # type: ignore[attr-defined]
-        if all(kind == _START for kind, _ in work) and not self._due_starts(everything):
+        only_starts = True
+        for item in work:
+            if isinstance(item, _Start):  # idempotent: a retried batch announces its starts again
+                self._running[item.rec.call_id] = item.rec
+            else:
+                only_starts = False
+        if only_starts and not self._due_starts(everything):
             return False
         self._redact(work)
         try:
@@ -379,21 +423,21 @@ class LogWriter:
             f"The call log is being written again after {time.time() - since:.0f} s{lost}.",
         )
 
-    def _redact(self, work: list[tuple[int, object]]) -> None:
+    def _redact(self, work: list[_Work]) -> None:
         """Mask keys in stored bodies, error messages and tool-call details (once per call, even when the batch
         is retried): the exact values Downshift holds in every spelling, and key-like values. The proxy already
         masks the keys it knows in what it passes on; this is the safety net for what is stored."""
         secrets: list[bytes] | None = None
-        for kind, item in work:
-            if kind == _FAILED_RESULTS:  # a failing tool's output (`env` printing the token, a curl error...)
-                results: list[tuple[str, str]] = item  # type: ignore[assignment]
-                if results:
+        for item in work:
+            # a failing tool's output (`env` printing the token, a curl error...)
+            if isinstance(item, _FailedResults):
+                if item.results:
                     secrets = self._secret_values() if secrets is None else secrets
-                    results[:] = _redacted_results(results, secrets)
+                    item.results[:] = _redacted_results(item.results, secrets)
                 continue
-            if kind != _END:
+            if not isinstance(item, CallRecord):
                 continue
-            rec: CallRecord = item  # type: ignore[assignment]
+            rec = item
             if rec.call_id in self._redacted:
                 continue
             texts = (
@@ -428,9 +472,9 @@ class LogWriter:
             log.exception("could not read the secrets to mask in stored bodies")
             return []
 
-    def _take(self) -> list[tuple[int, object]]:
+    def _take(self) -> list[_Item]:
         """Up to a batch of queued items, oldest first, ending at the first flush request."""
-        items: list[tuple[int, object]] = []
+        items: list[_Item] = []
         pop = self._items.popleft
         while len(items) < self._batch_size:
             try:
@@ -438,30 +482,19 @@ class LogWriter:
             except IndexError:
                 break
             items.append(item)
-            if item[0] == _FLUSH:
+            if isinstance(item, _Flush):
                 break
         return items
 
-    def _write(self, items: list[tuple[int, object]], hooks: bool = True, everything: bool = False) -> None:
+    def _write(self, items: list[_Work], hooks: bool = True, everything: bool = False) -> None:
         ended: dict[str, CallRecord] = {}
         failed: list[tuple[str, str]] = []
-        for kind, item in items:
-            if kind == _END:
-                ended[item.call_id] = item  # type: ignore[attr-defined]
-            elif kind == _FAILED_RESULTS:
-                failed += item  # type: ignore[arg-type]
-        # Calls still running after START_ROW_AFTER_S (every running call, for a flush) get an in_flight row.
-        # A start row always says in_flight, however far the live record has got by now: readers must never
-        # see an `ok` row without its tokens and cost (those arrive with the end row).
-        starts: list[CallRecord] = []
-        if self._running:
-            cutoff = time.perf_counter() - self.start_row_after
-            for call_id, rec in self._running.items():  # oldest first
-                if not everything and rec.t0 > cutoff:
-                    break
-                if call_id not in ended:
-                    starts.append(rec)
-        self._starts = starts
+        for item in items:
+            if isinstance(item, CallRecord):
+                ended[item.call_id] = item
+            elif isinstance(item, _FailedResults):
+                failed += item.results
+        starts = self._starts = self._start_rows(ended, everything)
         ends = list(ended.values())
         if (
             self.member is not None or self.machine is not None
@@ -470,37 +503,12 @@ class LogWriter:
                 rec.member = rec.member or self.member
                 rec.machine = rec.machine or self.machine
         failed += [r for rec in ends for r in rec.failed_results]
-        sql = self._sql
         with self.engine.begin() as conn:
             for hook in self.hooks if hooks else ():
                 hook(conn, ends)
-            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cur = driver_cursor(conn)
             try:
-                if starts:
-                    cur.executemany(sql.start, [_row_values(r, in_flight=True) for r in starts])
-                if ends:
-                    cur.executemany(sql.end, [_row_values(r) for r in ends])
-                    tool_rows = [
-                        (
-                            r.call_id,
-                            t.tool_call_id,
-                            t.name,
-                            t.kind,
-                            t.detail or None,
-                            False,
-                            None,
-                            r.started_at,
-                            r.upstream_model,
-                        )
-                        for r in ends
-                        for t in r.tool_calls
-                    ]
-                    if tool_rows:
-                        cur.executemany(sql.tool, tool_rows)
-                if failed:
-                    cur.executemany(
-                        sql.result_failed, [(reason[:500], tool_call_id) for tool_call_id, reason in failed]
-                    )
+                _insert(cur, self._sql, starts, ends, failed)
             finally:
                 cur.close()
         running = self._running
@@ -514,6 +522,53 @@ class LogWriter:
                 self._on_written(ends)
             except Exception:  # a listener's bug must not stop the log
                 log.exception("call log listener failed")
+
+    def _start_rows(self, ended: Mapping[str, CallRecord], everything: bool) -> list[CallRecord]:
+        """Calls still running after START_ROW_AFTER_S (every running call, for a flush): they get an in_flight
+        row. A start row always says in_flight, however far the live record has got by now: readers must never
+        see an `ok` row without its tokens and cost (those arrive with the end row)."""
+        starts: list[CallRecord] = []
+        if self._running:
+            cutoff = time.perf_counter() - self.start_row_after
+            for call_id, rec in self._running.items():  # oldest first
+                if not everything and rec.t0 > cutoff:
+                    break
+                if call_id not in ended:
+                    starts.append(rec)
+        return starts
+
+
+def _insert(
+    cur: DriverCursor,
+    sql: _Statements,
+    starts: Sequence[CallRecord],
+    ends: Sequence[CallRecord],
+    failed: Sequence[tuple[str, str]],
+) -> None:
+    """The batch's rows through the driver's cursor (sqlite3 or psycopg: `executemany` on both)."""
+    if starts:
+        cur.executemany(sql.start, [_row_values(r, in_flight=True) for r in starts])
+    if ends:
+        cur.executemany(sql.end, [_row_values(r) for r in ends])
+        tool_rows = [
+            (
+                r.call_id,
+                t.tool_call_id,
+                t.name,
+                t.kind,
+                t.detail or None,
+                False,
+                None,
+                r.started_at,
+                r.upstream_model,
+            )
+            for r in ends
+            for t in r.tool_calls
+        ]
+        if tool_rows:
+            cur.executemany(sql.tool, tool_rows)
+    if failed:
+        cur.executemany(sql.result_failed, [(reason[:500], tool_call_id) for tool_call_id, reason in failed])
 
 
 def _redacted_results(results: Sequence[tuple[str, str]], secrets: list[bytes]) -> list[tuple[str, str]]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from app.proxy.errors import responses_error
 from app.proxy.translate.pivot import content_text, random_id, reasoning_text
 from app.proxy.translate.responses_request import ResponsesContext
 from app.proxy.translate.responses_tools import ToolOrigin
@@ -26,9 +27,6 @@ _COMPLETED: tuple[str, None] = ("completed", None)
 _PASSED_CODES = frozenset(
     {"server_error", "rate_limit_exceeded", "context_length_exceeded", "insufficient_quota", "invalid_prompt"}
 )
-_STATUS_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                 404: "not_found_error", 408: "timeout", 409: "conflict", 413: "invalid_request_error",
-                 422: "invalid_request_error", 429: "rate_limit_exceeded"}  # fmt: skip
 
 
 def finish_status(finish_reason: str | None) -> tuple[str, str | None]:
@@ -201,27 +199,6 @@ def failed_error(kind: str, message: str) -> dict[str, Any]:
 
 
 def chat_error_to_responses(status: int, body: Any) -> dict[str, Any]:
-    """An upstream error body (OpenAI, Anthropic, plain text or nothing) in the OpenAI error shape."""
-    data = body
-    if isinstance(body, (bytes, bytearray, str)):
-        try:
-            data = orjson.loads(body) if body else None
-        except orjson.JSONDecodeError:
-            data = bytes(body).decode("utf-8", "replace") if not isinstance(body, str) else body
-    default_type = _STATUS_TYPES.get(status) or ("server_error" if status >= 500 else "invalid_request_error")
-    error: dict[str, Any] = {"message": "", "type": default_type, "param": None, "code": None}
-    inner = data.get("error", data) if isinstance(data, dict) else data
-    if isinstance(inner, dict):
-        message = inner.get("message") or inner.get("detail") or inner.get("msg")
-        error["message"] = message if isinstance(message, str) else orjson.dumps(inner).decode()
-        for key in ("type", "param", "code"):
-            value = inner.get(key)
-            if isinstance(value, (str, int)) and value != "":
-                error[key] = str(value) if key == "code" else value
-    elif isinstance(inner, str) and inner.strip():
-        error["message"] = inner.strip()[:2000]
-    if not error["message"]:
-        error["message"] = f"the upstream provider returned HTTP {status}"
-    if status == 429 and error["code"] is None:
-        error["code"] = "rate_limit_exceeded"
-    return {"error": error}
+    """An upstream error body (OpenAI, Anthropic, plain text or nothing) in the OpenAI error shape; read by
+    app.proxy.errors like every other shape's, so the message is the same whatever API the client spoke."""
+    return responses_error(status, body)

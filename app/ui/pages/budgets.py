@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from app.core.queries.health import budget_status
 from app.ui.context import UiContext
+from app.ui.errors import plain_error
 from app.ui.models import fmt_money
 from app.ui.pages import MessageLine, heading
 from app.ui.pages.health_row import budget_bar
@@ -100,7 +101,7 @@ class BudgetsPage(QWidget):
         self.flight.run(
             lambda: budget_status(engine, budgets, now=time.time()),
             self.show_rows,
-            lambda exc: self.message.error(f"Could not read the budgets' spend: {exc}"),
+            lambda exc: self.message.error(plain_error("Could not read the budgets' spend", exc)),
             queue_latest=True,
         )
 
@@ -108,8 +109,9 @@ class BudgetsPage(QWidget):
         self.rows = rows
         while self.grid.count():
             item = self.grid.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
         self.bars = []
         for i, b in enumerate(rows):
             bar, _share = budget_bar(b, with_share=True)

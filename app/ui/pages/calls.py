@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from app.core.queries.calls import CallFilter, call_detail, call_facets, count_calls
 from app.ui.context import UiContext
+from app.ui.errors import plain_error
 from app.ui.models import CALL_COLUMNS, ERROR_COLOUR, CallsModel, fmt_money, fmt_ms, fmt_tokens, input_tokens
 from app.ui.pages import EmptyState, MessageLine, heading
 from app.ui.throttle import SingleFlight, Throttle
@@ -268,7 +269,9 @@ class CallDetail(QTextBrowser):
 
     def _failed(self, exc: Exception) -> None:
         self.data = None
-        self.setHtml(f"<p style='color:{FAILED_COLOUR}'>{_esc(exc)}</p>")
+        self.setHtml(
+            f"<p style='color:{FAILED_COLOUR}'>{_esc(plain_error('Could not read this call', exc))}</p>"
+        )
 
 
 class LiveTableView(QTableView):
@@ -476,7 +479,7 @@ class CallsPage(QWidget):
 
     def _count_failed(self, exc: Exception) -> None:
         self.count_label.setText("")
-        self.message.error(f"Could not count calls: {exc}")
+        self.message.error(plain_error("Could not count calls", exc))
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)

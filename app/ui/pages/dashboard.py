@@ -33,6 +33,7 @@ from app.core.pricing import caveat_text
 from app.core.queries import dashboard, health, tasks
 from app.ui import startup
 from app.ui.context import UiContext
+from app.ui.errors import plain_error
 from app.ui.models import estimated_note, fmt_money, fmt_rate
 from app.ui.pages import EmptyState, MessageLine, heading
 from app.ui.pages.health_row import HealthRow
@@ -48,7 +49,7 @@ CHART_MIN_HEIGHT = 180  # what a chart asks for (app.ui.charts.Chart), kept by i
 class TimeRange:
     label: str
     span_s: float
-    bucket_s: float  # about 30-60 bars whatever the range
+    bucket_s: int  # about 30-60 bars whatever the range (whole seconds: the queries bucket by them)
 
 
 RANGES: tuple[TimeRange, ...] = (
@@ -93,7 +94,7 @@ def snapshot(
     t0 = time.perf_counter()
     since = now - rng.span_s
     hourly = dashboard.hourly_rates(config) if config is not None else None
-    data = {
+    data: dict[str, Any] = {
         "health": health.health(engine, config.budgets if config is not None else (), since=since, now=now),
         "tiles": dashboard.tiles(engine, since=since, now=now, hourly=hourly),
         "spend": dashboard.spend_over_time(engine, since=since, until=now, bucket_s=rng.bucket_s, by=by),
@@ -303,7 +304,8 @@ class DashboardPage(QWidget):
 
     @property
     def time_range(self) -> TimeRange:
-        return self.range_box.currentData()
+        chosen: TimeRange = self.range_box.currentData()
+        return chosen
 
     def tick(self, force: bool = False) -> None:
         if not self.isVisible() or not self._started:
@@ -327,7 +329,7 @@ class DashboardPage(QWidget):
     # ---- showing results
     def _failed(self, exc: Exception) -> None:
         self.dirty = True  # try again on a later tick
-        self.message.error(f"Could not read the figures: {exc}")
+        self.message.error(plain_error("Could not read the figures", exc))
 
     def apply(self, data: dict[str, Any]) -> None:
         """Show a snapshot: tiles at once, then one chart per turn of the event loop, so the GUI thread

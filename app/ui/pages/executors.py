@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from app.core import long_context
 from app.core.queries.executors import evaluation_spend, scorecard
 from app.ui.context import UiContext
+from app.ui.errors import plain_error
 from app.ui.executor_chart import ContextFailureChart
 from app.ui.models import fmt_money, fmt_ms, fmt_rate
 from app.ui.pages import MessageLine, heading
@@ -212,7 +213,7 @@ class ExecutorsPage(QWidget):
         )
 
     def _failed(self, exc: Exception) -> None:
-        self.message.error(f"Could not read the scorecard: {exc}")
+        self.message.error(plain_error("Could not read the scorecard", exc))
 
     # ---- showing
     def apply(self, data: dict[str, Any]) -> None:
@@ -260,7 +261,7 @@ class ExecutorsPage(QWidget):
         rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
         if not rows or self.data is None:
             return None
-        return self.data["models"][rows[0].row()]["target"]
+        return str(self.data["models"][rows[0].row()]["target"])
 
     def model_row(self, target: str) -> dict[str, Any] | None:
         if self.data is None:
@@ -270,7 +271,7 @@ class ExecutorsPage(QWidget):
     def _selected(self) -> None:
         target = self.selected_target()
         m = self.model_row(target) if target else None
-        if m is None:
+        if target is None or m is None:
             return
         v = m["verdict"]
         self.detail_title.setText(target)
@@ -367,7 +368,7 @@ class ExecutorsPage(QWidget):
 
         def failed(exc: Exception) -> None:
             self.replay_button.setEnabled(True)
-            self.replay_result.setText(f"Could not replay: {exc}")
+            self.replay_result.setText(plain_error("Could not replay", exc))
 
         self.ctx.background.run(lambda: replay(engine, config, preset, since=since), done, failed)
 
@@ -387,10 +388,10 @@ class ExecutorsPage(QWidget):
         if fix is None:
             return
         above = f"{fix['above_tokens'] // 1000}K"
-        if fix["already"]:
+        rule = self.ctx.core.config.presets[fix["preset"]].long_context
+        if fix["already"] and rule is not None:
             self.message.info(
-                f"Preset '{fix['preset']}' already sends prompts over "
-                f"{self.ctx.core.config.presets[fix['preset']].long_context.above_tokens // 1000}K tokens "  # type: ignore[union-attr]
+                f"Preset '{fix['preset']}' already sends prompts over {rule.above_tokens // 1000}K tokens "
                 f"to its {fix['role']} model."
             )
             return
@@ -432,7 +433,7 @@ class ExecutorsPage(QWidget):
 
         def failed(exc: Exception) -> None:
             self.fix_button.setEnabled(True)
-            self.message.error(f"Could not save the rule: {exc}")
+            self.message.error(plain_error("Could not save the rule", exc))
 
         preset, above, role = fix["preset"], fix["above_tokens"], fix["role"]
         self.ctx.update_config(lambda c: long_context.with_rule(c, preset, above, role), done, failed)

@@ -35,6 +35,7 @@ from app.core.envexport import AGENTS, FORMATS, export_text
 from app.core.ui_prefs import pref
 from app.ui import dialogs
 from app.ui.context import UiContext
+from app.ui.errors import plain_error
 from app.ui.pages import MessageLine, heading
 
 AGENT_LABELS = {
@@ -131,9 +132,9 @@ class ExportPage(QWidget):
         self.shell.setCurrentIndex(max(self.shell.findData(pref(config, "shell")), 0))
         self._fill_providers(config)
         for combo in (self.agent, self.shell, self.provider):
-            combo.currentIndexChanged.connect(self.render)
+            combo.currentIndexChanged.connect(self.show_snippet)
         self.shell.currentIndexChanged.connect(lambda _: self._show_connections())
-        self.mode.buttonToggled.connect(lambda *_: self.render())
+        self.mode.buttonToggled.connect(lambda *_: self.show_snippet())
         ctx.bridge.configChanged.connect(self._config_changed)
         ctx.bridge.tokenChanged.connect(self.load_token)
         self.load_token()
@@ -164,12 +165,7 @@ class ExportPage(QWidget):
         self.rc_line.setAccessibleName("Line for the shell's rc file")
         self.rc_line.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         copy_rc = QPushButton("Copy line")
-        copy_rc.clicked.connect(
-            lambda: (
-                QGuiApplication.clipboard().setText(self.rc_line.text()),
-                self.connect_message.ok("Copied: add it to your shell's rc file."),
-            )
-        )
+        copy_rc.clicked.connect(self._copy_rc_line)
         rc_row.addWidget(QLabel("Shell rc line:"))
         rc_row.addWidget(self.rc_line, 1)
         rc_row.addWidget(copy_rc)
@@ -185,6 +181,10 @@ class ExportPage(QWidget):
         grid.addWidget(self.connect_message, len(CONNECTABLE) + 2, 0, 1, 3)
         self._show_connections()
         return box
+
+    def _copy_rc_line(self) -> None:
+        QGuiApplication.clipboard().setText(self.rc_line.text())
+        self.connect_message.ok("Copied: add it to your shell's rc file.")
 
     def _rc_shell(self) -> str:
         shell = self.shell.currentData() if hasattr(self, "shell") else "bash"
@@ -230,7 +230,7 @@ class ExportPage(QWidget):
 
         def failed(exc: Exception) -> None:
             self.connect_buttons[agent].setEnabled(True)
-            self.connect_message.error(str(exc))
+            self.connect_message.error(plain_error(f"{label} not changed", exc))
 
         self.ctx.write(job, done, failed)
 
@@ -238,16 +238,16 @@ class ExportPage(QWidget):
 
     def load_token(self) -> None:
         self.token = self.token_error = None
-        self.render()
+        self.show_snippet()
         self.ctx.background.run(self.ctx.token, self._token_loaded, self._token_failed)
 
     def _token_loaded(self, token: str) -> None:
         self.token = token
-        self.render()
+        self.show_snippet()
 
     def _token_failed(self, exc: Exception) -> None:
-        self.token_error = f"The local token cannot be read: {exc}"
-        self.render()
+        self.token_error = plain_error("The local token cannot be read", exc)
+        self.show_snippet()
 
     def _fill_providers(self, config: Config) -> None:
         current = self.provider.currentData()
@@ -261,19 +261,19 @@ class ExportPage(QWidget):
     def _config_changed(self, config: Config) -> None:
         self._fill_providers(config)
         self.keys.clear()  # a provider may have been edited
-        self.render()
+        self.show_snippet()
 
     def _load_key(self, name: str) -> None:
         core = self.ctx.core  # the job must not hold the page: see DownshiftApp.copy_env
         self.ctx.background.run(
             lambda: core.provider_key(name),
             lambda key: self._key_loaded(name, key),
-            lambda exc: self.warning.error(f"The key for {name} cannot be read: {exc}"),
+            lambda exc: self.warning.error(plain_error(f"The key for {name} cannot be read", exc)),
         )
 
     def _key_loaded(self, name: str, key: str | None) -> None:
         self.keys[name] = key
-        self.render()
+        self.show_snippet()
 
     # ------------------------------------------------------------------------------------------- text
 
@@ -294,7 +294,7 @@ class ExportPage(QWidget):
             agent, fmt, provider, key if reveal else mask_key(key), self.ctx.core.config.active_preset
         )
 
-    def render(self) -> None:
+    def show_snippet(self) -> None:
         self.result.clear()
         self.provider.setEnabled(self.direct.isChecked())
         self.copy_button.setEnabled(False)
@@ -327,7 +327,7 @@ class ExportPage(QWidget):
         try:
             text = self.snippet_text(reveal=False)
         except DirectEnvError as exc:
-            self.warning.error(str(exc))
+            self.warning.error(plain_error("", exc))
             self.snippet.clear()
             return
         self.snippet.setPlainText(text or "")
@@ -348,7 +348,7 @@ class ExportPage(QWidget):
         try:
             text = self.snippet_text(reveal=True)
         except DirectEnvError as exc:
-            self.warning.error(str(exc))
+            self.warning.error(plain_error("", exc))
             return
         if text is None:
             return

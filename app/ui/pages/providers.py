@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from PySide6.QtCore import QEvent, Qt
+from PySide6.QtCore import QEvent, QModelIndex, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -44,8 +44,9 @@ from app.core.provider_templates import (
 from app.core.secrets import provider_key_name
 from app.ui import dialogs
 from app.ui.context import UiContext
+from app.ui.errors import plain_error
 from app.ui.pages import MessageLine, buddy_label, heading
-from app.ui.pages.presets import probe_verdict
+from app.ui.target_picker import probe_verdict
 
 PRICE_COLUMNS = {2: "input", 3: "output"}
 SOURCE_COLUMN, PROBE_COLUMN = 4, 5
@@ -94,6 +95,8 @@ def probe_report(result: dict[str, Any]) -> str:
 
 
 class ProvidersPage(QWidget):
+    _docs_html: str = ""  # the docs link as laid out (see changeEvent)
+
     def __init__(self, ctx: UiContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
@@ -270,8 +273,9 @@ class ProvidersPage(QWidget):
 
         ctx.bridge.configChanged.connect(self._config_changed)
         self.reload_list()
-        if self.list.topLevelItemCount():
-            self.list.setCurrentItem(self.list.topLevelItem(0))
+        first = self.list.topLevelItem(0)
+        if first is not None:
+            self.list.setCurrentItem(first)
         else:
             self.new_account("openrouter")
 
@@ -305,15 +309,19 @@ class ProvidersPage(QWidget):
         def job() -> dict[str, bool]:
             return {n: core.provider_key(n) is not None for n in names}
 
-        self.ctx.background.run(job, self._key_status_loaded, lambda exc: self.message.error(str(exc)))
+        self.ctx.background.run(
+            job,
+            self._key_status_loaded,
+            lambda exc: self.message.error(plain_error("Key status not read", exc)),
+        )
 
     def _key_status_loaded(self, status: dict[str, bool]) -> None:
         self.key_status.update(status)
         providers = self.ctx.core.config.providers
         for i in range(self.list.topLevelItemCount()):
             item = self.list.topLevelItem(i)
-            p = providers.get(item.data(0, Qt.ItemDataRole.UserRole))
-            if p is not None:
+            p = providers.get(item.data(0, Qt.ItemDataRole.UserRole)) if item is not None else None
+            if item is not None and p is not None:
                 item.setText(2, self._key_text(p))
         self._update_key_placeholder()
 
@@ -327,7 +335,8 @@ class ProvidersPage(QWidget):
             self, "Discard changes?", f"{self.unsaved_what()} has unsaved changes.", "Discard"
         ):
             self.list.blockSignals(True)
-            self.list.setCurrentItem(previous)
+            if previous is not None:
+                self.list.setCurrentItem(previous)
             self.list.blockSignals(False)
             return
         self.show_provider(name)
@@ -359,7 +368,7 @@ class ProvidersPage(QWidget):
 
     def changeEvent(self, event: QEvent) -> None:
         """A rich-text link keeps the colour it was laid out with: lay it out again for a new theme."""
-        if event.type() == QEvent.Type.PaletteChange and getattr(self, "_docs_html", ""):
+        if event.type() == QEvent.Type.PaletteChange and self._docs_html:
             self.docs.setText("")
             self.docs.setText(self._docs_html)
         super().changeEvent(event)
@@ -394,7 +403,7 @@ class ProvidersPage(QWidget):
         tpl = template(template_id)
         self.editing = None
         self.list.clearSelection()
-        self.list.setCurrentItem(None)  # type: ignore[arg-type]
+        self.list.setCurrentIndex(QModelIndex())  # no current item
         self.template.setEnabled(True)
         self._fill(provider_from_template(tpl, taken=self.ctx.core.config.providers), tpl)
         self.dirty = True
@@ -438,14 +447,17 @@ class ProvidersPage(QWidget):
         """A Provider from the form, keeping the settings the form does not show (headers, timeouts...)."""
         base = self.ctx.core.config.providers.get(self.editing) if self.editing else None
         tpl = template(self.template.currentData()) if base is None else template_for(base)
-        fields = dict(
-            name=self.name.text().strip(),
-            base_url=self.base_url.text().strip().rstrip("/"),
-            api=self.api.currentText(),
-            local=self.local.isChecked(),
-            api_key_env=self.key_env.text().strip() or None,
+        name, base_url = self.name.text().strip(), self.base_url.text().strip().rstrip("/")
+        api, local, key_env = (
+            self.api.currentText(),
+            self.local.isChecked(),
+            self.key_env.text().strip() or None,
         )
-        return replace(base, **fields) if base else Provider(kind=tpl.kind, **fields)
+        if base is not None:
+            return replace(base, name=name, base_url=base_url, api=api, local=local, api_key_env=key_env)
+        return Provider(
+            name=name, base_url=base_url, api=api, local=local, api_key_env=key_env, kind=tpl.kind
+        )
 
     # ------------------------------------------------------------------------------------------- actions
 
@@ -484,7 +496,7 @@ class ProvidersPage(QWidget):
 
     def _save_failed(self, exc: Exception) -> None:
         self.save_button.setEnabled(True)
-        self.message.error(f"Not saved: {exc}")
+        self.message.error(plain_error("Not saved", exc))
 
     def remove_current(self) -> None:
         name = self.editing
@@ -511,15 +523,18 @@ class ProvidersPage(QWidget):
             models.forget(name)
 
         self.ctx.write(
-            job, lambda _: self._removed(name), lambda exc: self.message.error(f"Not removed: {exc}")
+            job,
+            lambda _: self._removed(name),
+            lambda exc: self.message.error(plain_error("Not removed", exc)),
         )
 
     def _removed(self, name: str) -> None:
         self.editing = None
         self.dirty = False
         self.reload_list()
-        if self.list.topLevelItemCount():
-            self.list.setCurrentItem(self.list.topLevelItem(0))
+        first = self.list.topLevelItem(0)
+        if first is not None:
+            self.list.setCurrentItem(first)
         self.message.ok(f"Removed {name}.")
 
     def test_connection(self) -> None:
@@ -553,7 +568,7 @@ class ProvidersPage(QWidget):
 
     def _test_failed(self, exc: Exception) -> None:
         self.test_button.setEnabled(True)
-        self.message.error(f"Connection failed: {exc}")
+        self.message.error(plain_error("Connection failed", exc))
 
     def show_models(self, name: str | None, models: list[ModelInfo]) -> None:
         self._filling = True
@@ -634,7 +649,7 @@ class ProvidersPage(QWidget):
                 self.ctx.update_config(
                     lambda c: set_price_override(c, key, None),
                     lambda _: self.message.ok(f"Removed the price override of {key}."),
-                    lambda exc: self.message.error(f"Not saved: {exc}"),
+                    lambda exc: self.message.error(plain_error("Not saved", exc)),
                 )
             else:
                 self.show_models(name, self.ctx.models.models(name))
@@ -658,7 +673,7 @@ class ProvidersPage(QWidget):
         self.ctx.update_config(
             lambda c: set_price_override(c, key, price),
             lambda _: self.message.ok(f'Saved [prices."{key}"]: {describe_price(price)}{copied}.'),
-            lambda exc: self.message.error(f"Not saved: {exc}"),
+            lambda exc: self.message.error(plain_error("Not saved", exc)),
         )
 
     # ------------------------------------------------------------------------------------------- probes
@@ -673,7 +688,9 @@ class ProvidersPage(QWidget):
             return latest_probes(db)
 
         self.ctx.background.run(
-            job, self._probes_loaded, lambda exc: self.probe_status.setText(f"Probe results not read: {exc}")
+            job,
+            self._probes_loaded,
+            lambda exc: self.probe_status.setText(plain_error("Probe results not read", exc)),
         )
 
     def _probes_loaded(self, probes: dict[str, dict[str, Any]]) -> None:
@@ -684,6 +701,8 @@ class ProvidersPage(QWidget):
         name = self.models_provider
         for i in range(self.models.topLevelItemCount()):
             item = self.models.topLevelItem(i)
+            if item is None:
+                continue
             target = f"{name}/{item.data(0, Qt.ItemDataRole.UserRole)}"
             if target == self.probing:
                 item.setText(PROBE_COLUMN, "probing…")
@@ -769,6 +788,6 @@ class ProvidersPage(QWidget):
 
     def _probe_failed(self, target: str, exc: Exception) -> None:
         self.probing = None
-        self.probe_status.setText(f"Probe of {target} failed: {exc}")
+        self.probe_status.setText(plain_error(f"Probe of {target} failed", exc))
         self._show_probe_column()
         self._update_probe_button()

@@ -7,11 +7,12 @@ bottom says what happened and when it takes effect.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QGuiApplication, QPalette
+from PySide6.QtGui import QGuiApplication, QHideEvent, QPalette, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -36,6 +37,7 @@ from app.core.ui_prefs import THEMES, pref, with_prefs
 from app.proxy.guard import describe_refusals
 from app.ui import dialogs
 from app.ui.context import UiContext
+from app.ui.errors import plain_error
 from app.ui.pages import MessageLine, buddy_label, heading
 from app.ui.pages.export import AGENT_LABELS, FORMAT_LABELS
 
@@ -123,9 +125,10 @@ class SettingsPage(QWidget):
         self.refused = _muted("")
         self.refused.setAccessibleName("Refused requests")
         form.addRow("Refused:", self.refused)
-        self._refused_timer = QTimer(self)  # a dict read every 2 s: the count lives in the proxy's memory
+        # a dict read every 2 s while the page is shown (the count lives in the proxy's memory); a hidden
+        # page does not poll (see showEvent/hideEvent)
+        self._refused_timer = QTimer(self, interval=2000)
         self._refused_timer.timeout.connect(self.load_refusals)
-        self._refused_timer.start(2000)
         return box
 
     def _storage_box(self) -> QGroupBox:
@@ -146,7 +149,9 @@ class SettingsPage(QWidget):
         self.database_next = _muted("")
         form.addRow("", self.database_next)
         self.store_bodies = QCheckBox("Store request and response bodies (for debugging; uses disk space)")
-        self.store_bodies.clicked.connect(lambda on: self.save_config("Body logging", store_bodies=on))
+        self.store_bodies.clicked.connect(
+            lambda on: self.save_config("Body logging", lambda c: replace(c, store_bodies=bool(on)))
+        )
         form.addRow("Bodies:", self.store_bodies)
         self.retention = QSpinBox()
         self.retention.setRange(1, 3650)
@@ -222,6 +227,15 @@ class SettingsPage(QWidget):
         for combo, key in ((self.theme, "theme"), (self.agent, "agent"), (self.shell, "shell")):
             combo.setCurrentIndex(max(combo.findData(pref(config, key)), 0))
 
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.load_refusals()
+        self._refused_timer.start()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        self._refused_timer.stop()
+        super().hideEvent(event)
+
     def load_refusals(self) -> None:
         proxy = self.ctx.proxy
         if proxy is None:
@@ -245,7 +259,7 @@ class SettingsPage(QWidget):
         self.ctx.background.run(
             self.ctx.token,
             self._token_loaded,
-            lambda exc: self.message.error(f"The local token cannot be read: {exc}"),
+            lambda exc: self.message.error(plain_error("The local token cannot be read", exc)),
         )
 
     def _token_loaded(self, token: str) -> None:
@@ -254,21 +268,21 @@ class SettingsPage(QWidget):
 
     # ------------------------------------------------------------------------------------------- actions
 
-    def save_config(self, what: str, **changes: object) -> None:
+    def save_config(self, what: str, change: Callable[[Config], Config]) -> None:
         self.message.clear()
         self.ctx.update_config(
-            lambda c: replace(c, **changes),
+            change,
             lambda _: self.message.ok(f"{what}: saved."),
-            lambda exc: self.message.error(f"{what} not saved: {exc}"),
+            lambda exc: self.message.error(plain_error(f"{what} not saved", exc)),
         )
 
-    def save_prefs(self, what: str, **changes: object) -> None:
+    def save_prefs(self, what: str, **changes: str | bool) -> None:
         note = " It takes effect when Downshift restarts." if "database" in changes else ""
         self.message.clear()
         self.ctx.update_config(
             lambda c: with_prefs(c, **changes),
             lambda _: self.message.ok(f"{what}: saved.{note}"),
-            lambda exc: self.message.error(f"{what} not saved: {exc}"),
+            lambda exc: self.message.error(plain_error(f"{what} not saved", exc)),
         )
 
     def save_port(self) -> None:
@@ -282,7 +296,7 @@ class SettingsPage(QWidget):
             self.ctx.update_config(
                 lambda c: replace(c, port=port),
                 lambda _: self.message.ok(f"Port {port or 'any free port'} saved."),
-                lambda exc: self.message.error(f"Port not saved: {exc}"),
+                lambda exc: self.message.error(plain_error("Port not saved", exc)),
             )
             return
 
@@ -295,17 +309,16 @@ class SettingsPage(QWidget):
             )
 
         def not_moved(exc: Exception) -> None:
-            reason = getattr(exc, "strerror", None) or str(exc)
             self.ctx.update_config(lambda c: replace(c, port=previous))
             self.message.error(
-                f"The proxy cannot listen on port {port or 'any free port'} ({reason}); "
-                f"it keeps serving on {self.ctx.base_url}."
+                plain_error(f"The proxy cannot listen on port {port or 'any free port'}", exc)
+                + f" It keeps serving on {self.ctx.base_url}."
             )
 
         self.ctx.update_config(
             lambda c: replace(c, port=port),
             lambda _: self.ctx.restart_proxy(moved, not_moved),
-            lambda exc: self.message.error(f"Port not saved: {exc}"),
+            lambda exc: self.message.error(plain_error("Port not saved", exc)),
         )
 
     # the main window's unsaved-changes guard (see MainWindow.confirm_leave): the port waits for Apply
@@ -323,7 +336,8 @@ class SettingsPage(QWidget):
 
     def save_retention(self) -> None:
         if self.retention.value() != self.ctx.core.config.retention_days:
-            self.save_config("Retention", retention_days=self.retention.value())
+            days = self.retention.value()
+            self.save_config("Retention", lambda c: replace(c, retention_days=days))
 
     def copy_token(self) -> None:
         if self.token:
@@ -353,7 +367,7 @@ class SettingsPage(QWidget):
 
     def _rotate_failed(self, exc: Exception) -> None:
         self.rotate_button.setEnabled(True)
-        self.message.error(f"Token not rotated: {exc}")
+        self.message.error(plain_error("Token not rotated", exc))
 
     def choose_database(self) -> None:
         start = Path(self.current_database())
@@ -372,4 +386,4 @@ class SettingsPage(QWidget):
 
     def _autostart_failed(self, exc: Exception) -> None:
         self.at_login.setChecked(autostart.is_enabled())
-        self.message.error(str(exc))
+        self.message.error(plain_error("Start at login not changed", exc))

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from app.core.queries import tasks
 from app.core.queries.calls import CallFilter
 from app.ui.context import UiContext
+from app.ui.errors import plain_error
 from app.ui.models import (
     MUTED_COLOUR,
     RIGHT,
@@ -293,7 +294,7 @@ class TasksPage(QWidget):
 
     def _failed(self, exc: Exception) -> None:
         self.dirty = True
-        self.message.error(f"Could not read tasks: {exc}")
+        self.message.error(plain_error("Could not read tasks", exc))
 
     # ---- selection
     def selected_task(self) -> Row | None:
@@ -368,7 +369,7 @@ class TasksPage(QWidget):
         self.write_flight.run(
             lambda: tasks.rename_task(engine, task_id, label),
             self._outcome_saved,
-            lambda exc: self.message.error(f"Could not rename the task: {exc}"),
+            lambda exc: self.message.error(plain_error("Could not rename the task", exc)),
             queue_latest=True,
         )
 
@@ -385,5 +386,5 @@ class TasksPage(QWidget):
         self.refresh()
 
     def _outcome_failed(self, exc: Exception) -> None:
-        self.message.error(f"Could not save the outcome: {exc}")
+        self.message.error(plain_error("Could not save the outcome", exc))
         self.refresh()

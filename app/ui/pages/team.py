@@ -30,6 +30,7 @@ from sqlalchemy import Engine
 from app.core.queries import dashboard
 from app.core.storage.dialect import display_url
 from app.ui.context import UiContext
+from app.ui.errors import plain_error
 from app.ui.models import fmt_money, fmt_rate
 from app.ui.pages import MessageLine, heading
 from app.ui.pages.dashboard import RANGES, Tile
@@ -164,7 +165,7 @@ class TeamPage(QWidget):
         )
 
     def _failed(self, exc: Exception) -> None:
-        self.message.error(f"The team ledger cannot be read: {str(getattr(exc, 'orig', None) or exc)[:300]}")
+        self.message.error(plain_error("The team ledger cannot be read", exc))
 
     def apply(self, data: dict[str, Any]) -> None:
         self.message.clear()
