@@ -360,8 +360,10 @@ def check_providers(config: Config, key_for: Callable[[Provider], str | None], t
 
 # Run in a child process: the doctor is a headless command and loads no Qt itself (a CLI process must work
 # where Qt's system libraries are missing; the import in the child is the check that they are there).
-# argv[1] == "start": also start a GUI application and print the platform it got.
-_QT_PROBE = (
+# argv[1] == "start": also start a GUI application and print the platform it got. The frozen app has no
+# `python -c`: its own executable runs the probe when its first argument is QT_PROBE_ARG (packaging/entry.py).
+QT_PROBE_ARG = "--doctor-qt-probe"
+QT_PROBE = (
     "import sys\nimport PySide6\nfrom PySide6 import QtWidgets\nprint(PySide6.__version__, flush=True)\n"
     "if sys.argv[1:] == ['start']:\n"
     "    from PySide6.QtGui import QGuiApplication\n"
@@ -378,12 +380,12 @@ def check_qt(timeout: float = 20.0) -> Check:
     """Whether the desktop app can start here, found out without loading Qt into this process."""
     if importlib.util.find_spec("PySide6") is None:
         return Check("qt", "fail", "PySide6 is not installed", _QT_LIBS_FIX)
-    if getattr(sys, "frozen", False):  # no interpreter to run the probe with: the bundle carries PySide6
-        return Check("qt", "ok", "PySide6 (bundled; not started by the doctor)", None, {"bundled": True})
     display = _display_hint()
+    # frozen: no interpreter for `-c`, but the bundle is the same program (its Qt, its libraries)
+    probe = [QT_PROBE_ARG] if getattr(sys, "frozen", False) else ["-c", QT_PROBE]
     try:
         done = subprocess.run(
-            [sys.executable, "-c", _QT_PROBE, "import" if display else "start"],
+            [sys.executable, *probe, "import" if display else "start"],
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -27,6 +27,14 @@ def test_version() -> None:
     assert out.startswith("downshift 0.")
 
 
+def test_python_m_app_cli_still_runs_the_cli() -> None:
+    """app/cli.py ran as `python -m app.cli`; the package it became keeps that working."""
+    out = subprocess.run(
+        [sys.executable, "-m", "app.cli", "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.startswith("downshift 0.")
+
+
 def test_env_formats_and_agents_never_print_provider_keys(capsys, config_path: Path, core) -> None:  # type: ignore[no-untyped-def]
     token = core.token()
     bash = run(capsys, "env", "--config", str(config_path))

@@ -64,3 +64,10 @@ def test_the_same_cost_prints_the_same_in_every_command(
     per_model = next(line for line in printed["stats"].splitlines() if "qwen/qwen3-coder" in line)
     per_call = next(line for line in printed["calls"].splitlines() if "qwen/qwen3-coder" in line)
     assert SHOWN in per_model and SHOWN in per_call
+
+
+def test_money_prints_a_figure_that_is_not_a_number_instead_of_failing() -> None:
+    """A NaN cost (a `nan` price in a member's config, summed on a PostgreSQL team ledger, which stores NaN
+    where SQLite stores NULL) used to print as $nan; the shared formatter must not make `stats` crash on it."""
+    assert money(float("nan")) == "$nan"
+    assert money(float("inf"), 1) == "~$inf" and money(float("-inf")) == "-$inf"

@@ -73,6 +73,8 @@ def money(usd: float | None, estimated: int | bool = 0, *, unpriced: bool = Fals
     guess = "~" if estimated else ""
     sign = "-" if usd < 0 else ""
     amount = abs(usd)
+    if math.isnan(amount):  # no digits to count (a NaN summed on a PostgreSQL ledger): said as it is
+        return f"{guess}${amount}"
     digits = 4 if amount == 0 or amount >= 0.0001 else 1 - math.floor(math.log10(amount))
     return f"{guess}{sign}${amount:.{digits}f}"
 
