@@ -48,14 +48,18 @@ def _sources(token: str) -> list[Path]:
 
 
 @functools.cache
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text())
+
+
+@functools.cache
 def _code_names(path: Path) -> frozenset[str]:
     """Every name a Python file's code uses or defines, and its identifier-like string constants (event names);
     docstrings and comments do not count. Other files: their words."""
-    text = path.read_text()
     if path.suffix != ".py":
-        return frozenset(re.findall(r"\w+", text))
+        return frozenset(re.findall(r"\w+", path.read_text()))
     names: set[str] = set()
-    for node in ast.walk(ast.parse(text)):
+    for node in ast.walk(_tree(path)):
         if isinstance(node, ast.Name):
             names.add(node.id)
         elif isinstance(node, ast.Attribute):
@@ -75,7 +79,7 @@ def _code_names(path: Path) -> frozenset[str]:
 def _members(owner: str) -> frozenset[str]:
     """What class `owner` (defined somewhere under app/) defines: methods, class attributes, `self.x = ...`."""
     for path in sorted((ROOT / "app").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(_tree(path)):
             if isinstance(node, ast.ClassDef) and node.name == owner:
                 found: set[str] = set()
                 for inner in ast.walk(node):
