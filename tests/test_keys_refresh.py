@@ -158,7 +158,7 @@ def test_a_key_changed_mid_call_is_still_masked_in_that_calls_answer(
     headers = {"Authorization": f"Bearer {token}"}
     body = {**CHAT, "stream": stream}
     assert httpx.post(url, json=body, headers=headers, timeout=30).status_code == 200  # `sent` is held
-    mock.echo_key, mock.latency = ("sse_error" if stream else "error_raw"), 1.0
+    mock.echo_key, mock.latency = ("sse_error" if stream else "error_raw"), 1.5
     answers: list[httpx.Response] = []
     call = threading.Thread(
         target=lambda: answers.append(httpx.post(url, json=body, headers=headers, timeout=30))
