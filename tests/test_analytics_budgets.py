@@ -130,6 +130,32 @@ def test_switch_saves_the_config_off_the_event_loop(budget_config, core, mock, t
         assert core.config.active == "thrifty"
 
 
+def test_a_switch_that_fails_on_its_thread_is_reported(
+    budget_config, core, mock, token, monkeypatch, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    """A save that fails for a reason nobody planned for (a bug in the layout-keeping writer, a listener's
+    bug) still ends in the 'Budget reached' notice and a logged error: on the saver thread an exception would
+    otherwise sit unread in a Future (on the event loop, before, the call policy's guard logged it)."""
+    budget_config(_budget("switch", switch_to="thrifty"))
+    notices: list[tuple[str, str]] = []
+    core.events.subscribe("notice", notices.append)
+
+    def broken_save(config):  # type: ignore[no-untyped-def]
+        raise RuntimeError("layout writer bug")
+
+    monkeypatch.setattr(core.config_store, "save", broken_save)
+    with ProxyThread(core, port=0) as proxy:
+        _spend(proxy, mock, token, 3)
+        settled(core)
+        core.policy.budgets.wait_switched(10)  # does not raise: the thread reported it
+    assert core.config.active == "cheap"
+    assert len(notices) == 1
+    assert (
+        "Could not switch to the 'thrifty' preset" in notices[0][1] and "layout writer bug" in notices[0][1]
+    )
+    assert any(r.levelname == "ERROR" and r.exc_info for r in caplog.records if r.name.endswith("budgets"))
+
+
 def test_block_refuses_the_next_call_in_each_api_shape(budget_config, core, mock, token) -> None:  # type: ignore[no-untyped-def]
     budget_config(_budget("block"))
     with ProxyThread(core, port=0) as proxy:

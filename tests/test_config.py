@@ -141,3 +141,27 @@ def test_with_active_rejects_unknown_preset(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no preset named 'x'"):
         config.with_active("x")
     assert parse_config({"presets": []}).active == ""
+
+
+def test_two_updates_at_once_both_land(tmp_path: Path) -> None:
+    """The budget switch saves on a thread of its own while the window saves on its writer thread, both with
+    `ConfigStore.update`: one change read-modified-written over the other must not lose it."""
+    import dataclasses
+    import threading
+
+    path = write(tmp_path, GOOD)
+    store = ConfigStore(path)
+    read = threading.Event()
+
+    def slow_switch(config):  # type: ignore[no-untyped-def]
+        read.set()
+        time.sleep(0.3)  # a slow disk, a network home: the other update comes in meanwhile
+        return config.with_active("plan-high")
+
+    switch = threading.Thread(target=store.update, args=(slow_switch,))
+    switch.start()
+    assert read.wait(5)
+    store.update(lambda c: dataclasses.replace(c, retention_days=7))
+    switch.join(5)
+    for config in (store.current(), load_config(path)):
+        assert (config.active, config.retention_days) == ("plan-high", 7)

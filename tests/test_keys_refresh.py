@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import proxy_config_text
+from conftest import logged_calls, proxy_config_text
 
 from app.core.credentials import Credentials
 
@@ -140,3 +140,39 @@ def test_calls_read_no_keyring_and_stat_the_change_stamp_rarely(
     assert httpx.post(url, json=CHAT, headers=headers).status_code == 200
     assert mock.requests[-1].api_key == "sk-test-rotated-0123456789abcdef"
     assert "provider:cheapco" in reads  # re-read once, because the store said it changed
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_key_changed_mid_call_is_still_masked_in_that_calls_answer(
+    proxy, mock, token, core, stream: bool
+) -> None:  # type: ignore[no-untyped-def]
+    """The keys are re-read while calls are in flight: a call keeps masking the key it sent. A provider that
+    echoes the key it refused, answering after `downshift key set` changed it, must not hand the old key to
+    the agent or the log (a key without a well-known prefix: only the exact-value masking catches it)."""
+    import threading
+
+    sent, changed = "Zq7mT0pRkvW3xL9nB2cY5dF8gH1jK4ab", "Qw8eR5tYuI2oP7aS4dF1gH6jK9lZ3xcd"
+    core.set_provider_key("cheapco", sent)
+    url = f"{proxy.url}/v1/chat/completions"
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {**CHAT, "stream": stream}
+    assert httpx.post(url, json=body, headers=headers, timeout=30).status_code == 200  # `sent` is held
+    mock.echo_key, mock.latency = ("sse_error" if stream else "error_raw"), 1.5
+    answers: list[httpx.Response] = []
+    call = threading.Thread(
+        target=lambda: answers.append(httpx.post(url, json=body, headers=headers, timeout=30))
+    )
+    call.start()
+    mock.wait_for_requests(2)  # the call is at the provider, with `sent`
+    assert mock.requests[-1].api_key == sent
+    core.secrets.set("provider:cheapco", changed)  # `downshift key set` in another terminal
+    time.sleep(Credentials.KEYS_RECHECK_S + 0.05)
+    other = httpx.post(f"{proxy.url}/v1/not-an-endpoint", json={}, headers=headers, timeout=30)
+    assert other.status_code == 404  # a call came in: the keys were re-read before it
+    assert core.provider_key("cheapco") == changed
+    call.join(30)
+    (answer,) = answers
+    assert sent not in answer.text and sent[:12] not in answer.text
+    rows = [r for r in logged_calls(core) if r["endpoint"] == "/v1/chat/completions"]
+    assert sent not in repr(rows[-1]) and sent[:12] not in repr(rows[-1])

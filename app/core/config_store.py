@@ -197,6 +197,9 @@ class ConfigStore:
     def __init__(self, path: Path, on_error: Callable[[ConfigError], None] | None = None) -> None:
         self.path = path
         self._lock = threading.Lock()
+        # `update` is a read-modify-write: two at once (the window's writer thread, the budget switch's saver
+        # thread) take turns, or the second would save over the first. Re-entrant: a listener may update.
+        self._updating = threading.RLock()
         self._on_error = on_error
         self.last_error: ConfigError | None = None
         self.kept_aside: Path | None = None  # where a damaged file was moved before a save replaced it
@@ -244,8 +247,10 @@ class ConfigStore:
         self._notify(config)
 
     def update(self, change: Callable[[Config], Config]) -> Config:
-        config = change(self.current())
-        self.save(config)
+        """Apply `change` to the current config and save it, one update at a time."""
+        with self._updating:
+            config = change(self.current())
+            self.save(config)
         return config
 
     def subscribe(self, listener: Callable[[Config], None]) -> None:

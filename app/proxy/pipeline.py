@@ -292,10 +292,14 @@ class Pipeline:
         attempt = Attempt(str(target))
         rec.attempts.append(attempt)
         _set_target(rec, provider, target)
+        # The key is read once per attempt: the held keys may be re-read while it runs (a key set in another
+        # terminal), and what the provider echoes is the key it was sent.
+        key = self.core.provider_key(provider.name)
+        secrets = self._secrets(key)
         started = rec.elapsed_ms()
         try:
             resp = await self.client.send(
-                provider, adapter.upstream_path, payload, self._headers(request, provider)
+                provider, adapter.upstream_path, payload, self._headers(request, provider, key)
             )
         except UpstreamFailure as exc:
             attempt.error_kind, attempt.error_message = exc.kind, exc.message
@@ -303,7 +307,7 @@ class Pipeline:
             return exc
         attempt.status = resp.status
         if resp.status >= 400:
-            error = await self._upstream_error(resp, provider, adapter, attempt)
+            error = await self._upstream_error(resp, provider, adapter, attempt, key is None, secrets)
             attempt.duration_ms = rec.elapsed_ms() - started
             return error
         counting = adapter.path == COUNT_PATH
@@ -322,7 +326,7 @@ class Pipeline:
                 attempt=attempt,
                 resp=resp,
                 observer=observer_for(provider.api),
-                known=self._known(provider),
+                known=known_secrets(secrets),
             )
             if counting:
                 answer = await _relay_count(leg)
@@ -367,7 +371,13 @@ class Pipeline:
             ) from None
 
     async def _upstream_error(
-        self, resp: aiohttp.ClientResponse, provider: Provider, adapter: Adapter, attempt: Attempt
+        self,
+        resp: aiohttp.ClientResponse,
+        provider: Provider,
+        adapter: Adapter,
+        attempt: Attempt,
+        keyless: bool,
+        secrets: list[bytes],
     ) -> _ErrorAnswer:
         """The provider's error answer, keys masked (some echo the key they refused), in the client's shape."""
         try:
@@ -376,7 +386,6 @@ class Pipeline:
             err_body = b""
         finally:
             resp.release()
-        secrets = self._secrets(provider)
         # every spelling of the key: the message is decoded below
         err_body = accounting.redact(err_body, secrets)
         attempt.error_kind = f"http_{resp.status}"
@@ -386,7 +395,7 @@ class Pipeline:
             for k, v in resp.headers.items()
             if k.lower() in ("retry-after", "retry-after-ms")
         }
-        if resp.status in (401, 403) and not provider.local and self.core.provider_key(provider.name) is None:
+        if resp.status in (401, 403) and not provider.local and keyless:
             hint = f"{provider.name} refused the call and Downshift has no key for it: `downshift key set {provider.name}`"
             attempt.error_message = f"{hint} ({attempt.error_message})"
             err_body = orjson.dumps(
@@ -396,10 +405,9 @@ class Pipeline:
             resp.status, adapter.error_from_upstream(resp.status, err_body), headers, resp.headers
         )
 
-    def _secrets(self, provider: Provider) -> list[bytes]:
+    def _secrets(self, key: str | None) -> list[bytes]:
         """Exact secret values that must never be echoed back or logged: the key sent, the local token."""
         out = []
-        key = self.core.provider_key(provider.name)
         if key:
             out.append(key.encode())
         token = self.core.credentials.token  # held by the core, kept current by the proxy's gate
@@ -407,14 +415,9 @@ class Pipeline:
             out.append(token.encode())
         return out
 
-    def _known(self, provider: Provider) -> tuple[bytes, ...]:
-        """`_secrets` in the form the success path's `scrub_known` takes."""
-        return known_secrets(self._secrets(provider))
-
-    def _headers(self, request: web.Request, provider: Provider) -> dict[str, str]:
+    def _headers(self, request: web.Request, provider: Provider, key: str | None) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept-Encoding": "gzip, deflate"}
         headers.update(provider.headers)
-        key = self.core.provider_key(provider.name)
         if provider.api == "anthropic":
             headers["anthropic-version"] = request.headers.get("anthropic-version", "2023-06-01")
             beta = request.headers.get("anthropic-beta")

@@ -189,6 +189,9 @@ class BudgetGuard:
             message += f" Switched to the {preset!r} preset."
         except (ConfigError, OSError) as exc:  # the call is already answered: report, never raise
             message += f" Could not switch to the {preset!r} preset: {exc}"
+        except Exception as exc:  # a bug of ours: raised here it would sit unread in the Future
+            log.exception("budget: could not switch to the %r preset", preset)
+            message += f" Could not switch to the {preset!r} preset: {type(exc).__name__}: {exc}"
         self._tell(message)
 
     def _tell(self, message: str) -> None:
