@@ -73,8 +73,10 @@ class ProxyServer:
     TOKEN_REFRESH_S = 5.0  # how stale the cached token may get (rotation from another process)
     TOKEN_RECHECK_S = 1.0  # at most this often, a mismatching token makes us re-read the store at once
 
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, clock: Callable[[], float] = time.time) -> None:
         self.core = core
+        # stamps each call's start, which task grouping and escalation compare with the idle gap (tests move it)
+        self.clock = clock
         self.client = UpstreamClient()
         self.pipeline = Pipeline(core, self.client)
         self.paused = False
@@ -321,7 +323,9 @@ class ProxyServer:
                     gate_error, member = exc, exc.member
                 else:
                     return self._refuse(shape, exc)
-            rec = CallRecord(client_api=api if endpoint != "unknown" else shape, endpoint=endpoint)
+            rec = CallRecord(
+                client_api=api if endpoint != "unknown" else shape, endpoint=endpoint, started_at=self.clock()
+            )
             rec.member = member
             rec.user_agent = request.headers.get("User-Agent", "")[:200] or None
             if debug:
@@ -646,9 +650,15 @@ def _presented_token(request: web.Request, google: bool = False) -> str | None:
 class ProxyThread:
     """Runs a ProxyServer on its own thread and event loop: start, wait until ready, stop cleanly."""
 
-    def __init__(self, core: Core, host: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        core: Core,
+        host: str | None = None,
+        port: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.core = core
-        self.server = ProxyServer(core)
+        self.server = ProxyServer(core, clock)
         config = core.config
         self.host = host or config.host
         self.requested_port = config.port if port is None else port
