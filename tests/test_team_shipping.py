@@ -17,6 +17,7 @@ from app.core.engine import Core
 from app.core.storage.db import open_database
 from app.testing.ledger_load import make_record
 from app.testing.pgserver import PgServer, find_bin_dir
+from app.testing.ports import free_port
 from tests.analytics_support import user
 
 
@@ -178,7 +179,12 @@ def _payload(rec) -> bytes:  # type: ignore[no-untyped-def]
 
 def test_the_outbox_is_bounded_and_counts_what_it_drops(tmp_path: Path, config_path: Path) -> None:
     core = Core(
-        _config(tmp_path / "c.toml", config_path.read_text(), "ann", "postgresql://nobody@127.0.0.1:9/none"),
+        _config(
+            tmp_path / "c.toml",
+            config_path.read_text(),
+            "ann",
+            f"postgresql://nobody@127.0.0.1:{free_port()}/none",
+        ),
         f"sqlite:///{tmp_path / 'c.db'}",
     )
     core.start_team_shipping()
