@@ -164,9 +164,10 @@ def test_database_states(tmp_path: Path, core) -> None:  # type: ignore[no-untyp
     current = doctor.check_database(core.db_url)
     assert current.status == "ok" and "0 calls" in current.summary and "schema up to date" in current.summary
     old = tmp_path / "old.db"
+    import contextlib
     import sqlite3
 
-    with sqlite3.connect(old) as conn:
+    with contextlib.closing(sqlite3.connect(old)) as conn, conn:  # closed, not only committed
         conn.execute("CREATE TABLE calls (id INTEGER PRIMARY KEY)")
         conn.execute("INSERT INTO calls DEFAULT VALUES")
     behind = doctor.check_database(f"sqlite:///{old}")
