@@ -68,6 +68,7 @@ def run_writers(url: str, tmp_path: Path, n: int, t0: float, writers: int = 2) -
     return out
 
 
+@pytest.mark.slow
 def test_two_writer_processes_never_double_count_a_slot_or_a_task(pg_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     url = pg_server.create_database()
     n = 1500

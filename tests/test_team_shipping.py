@@ -243,6 +243,7 @@ def test_a_real_proxy_ships_its_calls_without_their_bodies(
     core.close()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_two_shipping_proxy_processes_fill_one_ledger_exactly(pg_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Two developers' `downshift serve` processes, each with its own local log, ship to one ledger while their
