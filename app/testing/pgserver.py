@@ -52,11 +52,12 @@ class PgServer:
     """One running PostgreSQL cluster. `url(db)` is a SQLAlchemy-ready URL; `create_database` makes a fresh one."""
 
     def __init__(self, bin_dir: Path | None = None, base: Path | None = None) -> None:
-        self.bin_dir = bin_dir or find_bin_dir()
-        if self.bin_dir is None:
+        found = bin_dir or find_bin_dir()
+        if found is None:
             raise PostgresUnavailable(
                 "no PostgreSQL server binaries (initdb, postgres) found; install postgresql-15"
             )
+        self.bin_dir: Path = found
         self.root = Path(tempfile.mkdtemp(prefix="downshift-pg-", dir=base))
         self.data = self.root / "data"
         self.port = free_port()
