@@ -20,6 +20,7 @@ from app.core.queries.executors import evaluation_spend, scorecard
 from app.core.records import CallRecord
 from app.proxy.shadow import ShadowRunner, compare
 from app.testing.mock_upstream import MockUpstream
+from app.testing.ports import dead_url
 from app.testing.script import Reply, ToolCall, Usage
 
 pytestmark = pytest.mark.both_backends  # on SQLite and on PostgreSQL (tests/conftest.py)
@@ -335,7 +336,7 @@ def test_sampling_honours_the_share() -> None:
     """The sampled fraction of eligible loop calls is the share (a seeded generator: exact and repeatable)."""
     config = parse_config(
         {
-            "providers": [{"name": "c", "base_url": "http://127.0.0.1:9/v1"}],
+            "providers": [{"name": "c", "base_url": dead_url()}],
             "presets": [{"name": "p", "default": "c/m", "shadow": {"target": "c/cand", "share": 0.25}}],
         }
     )
