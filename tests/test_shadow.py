@@ -306,7 +306,8 @@ def test_shadow_calls_stay_out_of_spend(shadowed, mock, candidate, token, core) 
     (served,) = settled(core)
     tiles = dashboard.tiles(core.db, since=0)
     assert tiles["calls"] == 1 and tiles["spend_range"] == pytest.approx(served["cost_usd"])
-    assert dashboard.spend_by_provider(core.db.connect(), 0, time.time() + 1).get("shadowco") is None
+    with core.db.connect() as conn:
+        assert dashboard.spend_by_provider(conn, 0, time.time() + 1).get("shadowco") is None
     spend = evaluation_spend(core.db, since=0)
     assert spend["cost_usd"] == pytest.approx(row["cost_usd"]) and spend["runs"] == 1
     card = {m["target"]: m for m in scorecard(core.db, since=0)["models"]}
