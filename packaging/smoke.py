@@ -115,7 +115,8 @@ def serving(command: Sequence[str], env: dict[str, str], timeout: float = 90) ->
         cwd=env["HOME"],
     )
     out: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=_lines, args=(proc.stdout, out), daemon=True).start()
+    reader = threading.Thread(target=_lines, args=(proc.stdout, out), daemon=True)
+    reader.start()
     seen: list[str] = []
     url = None
     deadline = time.monotonic() + timeout
@@ -136,16 +137,23 @@ def serving(command: Sequence[str], env: dict[str, str], timeout: float = 90) ->
                 url = line.split(" proxy on ", 1)[1].split()[0]
         yield url
     finally:
-        proc.send_signal(signal.CTRL_BREAK_EVENT if sys.platform == "win32" else signal.SIGTERM)  # type: ignore[attr-defined]
         try:
-            code = proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise SmokeError("serve did not stop within 30 s of SIGTERM") from None
-        if code != 0 and sys.platform != "win32":
-            raise SmokeError(
-                f"serve stopped with exit code {code}: {proc.stderr.read() if proc.stderr else ''}"
-            )
+            proc.send_signal(signal.CTRL_BREAK_EVENT if sys.platform == "win32" else signal.SIGTERM)  # type: ignore[attr-defined]
+            try:
+                code = proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise SmokeError("serve did not stop within 30 s of SIGTERM") from None
+            if code != 0 and sys.platform != "win32":
+                raise SmokeError(
+                    f"serve stopped with exit code {code}: {proc.stderr.read() if proc.stderr else ''}"
+                )
+        finally:  # the reader meets EOF once serve has exited; then both pipes are closed, not left to the collector
+            reader.join(5)
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
 
 
 def check_serve_and_call(command: Sequence[str], work: Path, upstream_url: str) -> str:

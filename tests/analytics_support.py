@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -20,6 +21,20 @@ TOOLS = [
     }
 ]
 ANTHROPIC_TOOLS = [{"name": "read_file", "input_schema": TOOLS[0]["function"]["parameters"]}]
+
+
+class ShiftedClock:
+    """The wall clock plus an offset a test moves forward: `ProxyThread(core, clock=...)` stamps each call's
+    start with it, so an idle gap of half an hour passes without waiting for it."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
 
 
 def chat(

@@ -82,10 +82,12 @@ BACKUP_KEY = "sk-test-backup-abcdef0123456789"
 PREMIUM_KEY = "sk-ant-test-premium-0123456789abcdef"
 
 
-def proxy_config_text(
-    mock_url: str, *, dead_url: str = "http://127.0.0.1:9/v1", active: str = "cheap"
-) -> str:
+def proxy_config_text(mock_url: str, *, dead_url: str | None = None, active: str = "cheap") -> str:
     """A config whose providers all live on the mock upstream (plus one that refuses connections)."""
+    if dead_url is None:
+        from app.testing.ports import dead_url as refused_url
+
+        dead_url = refused_url()
     return f"""
 [proxy]
 host = "127.0.0.1"

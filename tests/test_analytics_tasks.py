@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import time
 
 import orjson
 import pytest
-from analytics_support import chat, messages_api, settled, user
-from conftest import proxy_config_text
+from analytics_support import ShiftedClock, chat, messages_api, settled, user
 
 from app.cli import main as cli
 from app.core.queries import dashboard
@@ -100,13 +98,19 @@ def test_a_task_is_labelled_from_its_first_prompt(proxy, token, core) -> None:  
     assert "abcdefghij" not in tasks[ids[4]]["label"] and tasks[ids[4]]["label"].startswith("use sk-ant-")
 
 
-def test_idle_gap_starts_a_new_task(proxy, token, core, config_path, mock) -> None:  # type: ignore[no-untyped-def]
-    config_path.write_text(proxy_config_text(mock.base_url) + "\n[tasks]\nidle_minutes = 0.02\n")  # 1.2 s
+def test_idle_gap_starts_a_new_task(core) -> None:  # type: ignore[no-untyped-def]
+    """The gap is measured on the clock that stamps each call's start: moved past it, not slept through."""
+    from app.proxy.server import ProxyThread
+
+    clock, idle_s = ShiftedClock(), core.config.task_idle_minutes * 60
     headers = {"X-Downshift-Task": "same-key"}
-    chat(proxy, token, user("a"), headers=headers)
-    chat(proxy, token, user("b"), headers=headers)
-    time.sleep(1.6)
-    chat(proxy, token, user("c"), headers=headers)
+    with ProxyThread(core, port=0, clock=clock) as proxy:
+        token = core.token()
+        chat(proxy, token, user("a"), headers=headers)
+        clock.advance(idle_s - 5)  # just within the gap: the same task
+        chat(proxy, token, user("b"), headers=headers)
+        clock.advance(idle_s + 1)  # past it: a new one
+        chat(proxy, token, user("c"), headers=headers)
     ids = _task_of_each_call(core)
     assert ids[0] == ids[1] != ids[2]
     assert {t["label"] for t in _tasks(core).values()} == {"same-key"}

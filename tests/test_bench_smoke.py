@@ -36,6 +36,7 @@ def _check_run(res: dict, stream: bool) -> None:
         assert res["gap_ms"] is None
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_smoke_run_writes_well_formed_results(tmp_path: Path) -> None:
     out = tmp_path / "out"

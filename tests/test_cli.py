@@ -191,7 +191,8 @@ def test_serve_headless_subprocess(tmp_path: Path, mock, config_path: Path) -> N
         assert r.status_code == 200
     finally:
         proc.terminate()
-        assert proc.wait(10) == 0
+        stderr = proc.communicate(timeout=10)[1]  # reads and closes both pipes
+    assert proc.returncode == 0, stderr
 
 
 def test_bad_config_is_one_line_no_traceback(tmp_path: Path) -> None:

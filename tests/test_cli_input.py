@@ -213,7 +213,10 @@ def test_a_read_only_config_folder(tmp_path: Path) -> None:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="file modes as root need Linux capabilities")
 def test_a_read_only_data_folder_says_so(history, core, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     db = Path(core.db_url.removeprefix("sqlite:///"))
-    core.close()
+    # every row written and the pool's connections closed; not core.close(): the proxy fixture flushes the writer
+    # at teardown, and a closed writer's flush waits out its timeout (twice 10 s)
+    assert core.writer.flush()
+    core.db.dispose()
     db.parent.chmod(0o555)
     try:
         err = one_clear_line(cli("calls", *history, honour_modes=True), "read-only", str(db.parent))

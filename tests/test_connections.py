@@ -214,6 +214,7 @@ class Attacker(threading.Thread):
                 s.close()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 @pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_NOFILE is a POSIX limit")
 def test_hostile_sockets_do_not_starve_agents_of_descriptors(tmp_path: Path, mock, config_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -5,6 +5,7 @@ row, and the only calls without a row are those in flight at the kill. Bigger: `
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from app.core.storage.db import open_database
 from bench.soak import run_crash
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_sigkill_under_load_loses_at_most_the_calls_in_flight(tmp_path: Path) -> None:
     report = run_crash(slow_streams=24, quick_concurrency=8, workdir=tmp_path, log=print)
@@ -27,5 +29,5 @@ def test_sigkill_under_load_loses_at_most_the_calls_in_flight(tmp_path: Path) ->
     # the library opens it cleanly too, and nothing is left in flight
     engine = open_database(f"sqlite:///{tmp_path / 'crash.db'}")
     engine.dispose()
-    with sqlite3.connect(tmp_path / "crash.db") as conn:
+    with contextlib.closing(sqlite3.connect(tmp_path / "crash.db")) as conn:  # `with conn` only commits
         assert conn.execute("SELECT count(*) FROM calls WHERE outcome = 'in_flight'").fetchone() == (0,)

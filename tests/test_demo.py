@@ -146,6 +146,7 @@ def test_demo_without_a_display_points_to_headless(capsys, monkeypatch: pytest.M
     assert "downshift demo --headless" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_demo_with_a_window_runs_offscreen_and_quits_on_time(tmp_path: Path) -> None:
     """The real GUI (offscreen), fed by the agents through its own proxy, quits after --seconds."""
@@ -194,6 +195,7 @@ def test_demo_with_a_window_runs_offscreen_and_quits_on_time(tmp_path: Path) -> 
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 @pytest.mark.qt_log_ignore(r"This plugin does not support (propagateSizeHints|raise|grabWindow)")
 def test_demo_traffic_drives_the_live_dashboard(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

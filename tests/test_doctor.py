@@ -19,6 +19,7 @@ from app import doctor
 from app.cli import main
 from app.core.config import Config, Provider
 from app.testing.mock_upstream import MockUpstream
+from app.testing.ports import dead_url
 
 GOOD = "sk-doctor-good-0123456789"
 
@@ -66,8 +67,8 @@ def test_provider_problems_each_say_what_to_do(tmp_path: Path, upstream: MockUps
             provider_toml("good", upstream.base_url + "/v1"),
             provider_toml("refused", upstream.base_url + "/v1"),
             provider_toml("nokey", upstream.base_url + "/v1"),
-            provider_toml("gone", "http://127.0.0.1:9/v1"),
-            provider_toml("lab", "http://127.0.0.1:9/v1", "local = true"),
+            provider_toml("gone", dead_url()),
+            provider_toml("lab", dead_url(), "local = true"),
             provider_toml("wrongurl", upstream.base_url + "/v2"),
         ]
     )
@@ -163,9 +164,10 @@ def test_database_states(tmp_path: Path, core) -> None:  # type: ignore[no-untyp
     current = doctor.check_database(core.db_url)
     assert current.status == "ok" and "0 calls" in current.summary and "schema up to date" in current.summary
     old = tmp_path / "old.db"
+    import contextlib
     import sqlite3
 
-    with sqlite3.connect(old) as conn:
+    with contextlib.closing(sqlite3.connect(old)) as conn, conn:  # closed, not only committed
         conn.execute("CREATE TABLE calls (id INTEGER PRIMARY KEY)")
         conn.execute("INSERT INTO calls DEFAULT VALUES")
     behind = doctor.check_database(f"sqlite:///{old}")

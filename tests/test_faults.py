@@ -5,8 +5,6 @@ happened, with the usage seen so far."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import time
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pytest
 from conftest import logged_calls
 
 from app.proxy.pipeline import RETRY_AFTER_MAX_S, retry_after
+from app.testing.ports import dead_url
 from app.testing.script import Fault, Reply, Usage
 
 TIMEOUTS = "timeouts = { connect = 2, first_byte = 1.5, idle = 1 }"
@@ -77,16 +76,10 @@ premium = "premium"
 """
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def config_path(tmp_path: Path, mock) -> Path:  # type: ignore[no-untyped-def]
     path = tmp_path / "config.toml"
-    path.write_text(fault_config_text(mock.base_url, f"http://127.0.0.1:{_closed_port()}/v1"))
+    path.write_text(fault_config_text(mock.base_url, dead_url()))
     return path
 
 
@@ -469,12 +462,11 @@ class EndlessUpstream:
         import threading
 
         self.kind = kind
-        self.loop = asyncio.new_event_loop()
         self.sent = 0
         ready = threading.Event()
 
         async def handle(reader, writer) -> None:  # type: ignore[no-untyped-def]
-            with contextlib.suppress(Exception):
+            try:
                 await reader.readuntil(b"\r\n\r\n")
                 ctype = b"text/event-stream" if kind == "sse" else b"application/json"
                 writer.write(
@@ -488,22 +480,25 @@ class EndlessUpstream:
                     self.sent += len(piece)
                     await writer.drain()
                     piece = b"x" * 8000
-            writer.close()
+            except Exception:  # the proxy hung up: what this provider is for
+                pass
+            finally:  # also when cancelled at close: the transport is closed, not left to the collector
+                writer.close()
 
         async def serve() -> None:
-            self.server = await asyncio.start_server(handle, "127.0.0.1", 0)
-            self.port = self.server.sockets[0].getsockname()[1]
-            ready.set()
+            self.loop, self.stop = asyncio.get_running_loop(), asyncio.Event()
+            async with await asyncio.start_server(handle, "127.0.0.1", 0) as server:
+                self.port = server.sockets[0].getsockname()[1]
+                ready.set()
+                await self.stop.wait()
+            # asyncio.run then cancels the handlers left and closes the loop (and its self-pipe sockets)
 
-        self.thread = threading.Thread(
-            target=lambda: (self.loop.run_until_complete(serve()), self.loop.run_forever()), daemon=True
-        )
+        self.thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
         self.thread.start()
         ready.wait(5)
 
     def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.server.close)
-        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.loop.call_soon_threadsafe(self.stop.set)
         self.thread.join(5)
 
 

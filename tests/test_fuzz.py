@@ -5,24 +5,22 @@ leaves exactly one row."""
 
 from __future__ import annotations
 
-import copy
 import itertools
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from conftest import logged_calls
-from hypothesis import HealthCheck, given, settings
+from fuzz_strategies import FUZZ_SETTINGS, RANDOM_BYTES, edited, random_json
+from hypothesis import given
 from hypothesis import strategies as st
 
 from app.testing.agent_traffic import anthropic_agent_request, openai_agent_request
 
 GOLDEN = Path(__file__).parent / "golden"
 ENDPOINTS = ("/v1/chat/completions", "/v1/messages", "/v1/responses", "/v1/messages/count_tokens")
-EXAMPLES = int(os.environ.get("DOWNSHIFT_FUZZ_EXAMPLES", "120"))  # more: DOWNSHIFT_FUZZ_EXAMPLES=5000
 
 
 def _seeds() -> dict[str, list[dict[str, Any]]]:
@@ -56,108 +54,31 @@ def _seeds() -> dict[str, list[dict[str, Any]]]:
 
 
 SEEDS = _seeds()
-LEAVES = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**63), max_value=2**64 - 1),
-    st.floats(allow_nan=False, allow_infinity=False),
-    st.text(max_size=20),
-    st.sampled_from(
-        [
-            "",
-            "default",
-            "plan",
-            "user",
-            "assistant",
-            "tool",
-            "system",
-            "text",
-            "tool_use",
-            "tool_result",
-            "function",
-            "image",
-            "input_text",
-            "function_call",
-            "{",
-            "[]",
-            "null",
-        ]
-    ),
-)
-
-
-def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    # a named function: Hypothesis inspects a lambda's source to check it recurses, and a multi-line one fails
-    return st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4))
-
-
-JSON = st.recursive(LEAVES, _containers, max_leaves=10)
-
-
-def _slots(value: Any, out: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
-    """Every (container, key) inside a JSON value."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out.append((value, k))
-            _slots(v, out)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out.append((value, i))
-            _slots(v, out)
-    return out
 
 
 @st.composite
 def mutated(draw: st.DrawFn, endpoint: str) -> bytes:
     """A real request for `endpoint` (or, sometimes, another one's) with 1-4 random edits anywhere in it."""
     pool = SEEDS[endpoint] if draw(st.integers(0, 4)) else SEEDS[draw(st.sampled_from(ENDPOINTS))]
-    body = copy.deepcopy(draw(st.sampled_from(pool)))
-    for _ in range(draw(st.integers(1, 4))):
-        slots = _slots(body, [])
-        if not slots:
-            break
-        container, key = draw(st.sampled_from(slots))
-        action = draw(st.sampled_from(["delete", "replace", "replace", "wrap", "empty", "stringify"]))
-        if action == "delete":
-            del container[key]
-        elif action == "replace":
-            container[key] = draw(JSON)
-        elif action == "wrap":
-            container[key] = [container[key]] if draw(st.booleans()) else {"value": container[key]}
-        elif action == "empty":
-            container[key] = type(container[key])() if isinstance(container[key], (dict, list, str)) else None
-        else:
-            container[key] = json.dumps(container[key])
-    return json.dumps(body).encode()
+    return edited(draw, draw(st.sampled_from(pool)))
 
 
-def random_json() -> st.SearchStrategy[bytes]:
-    objects = st.dictionaries(
-        st.sampled_from(
-            [
-                "model",
-                "messages",
-                "input",
-                "stream",
-                "max_tokens",
-                "tools",
-                "system",
-                "tool_choice",
-                "metadata",
-                "temperature",
-            ]
-        )
-        | st.text(max_size=8),
-        JSON,
-        max_size=6,
-    )
-    return st.one_of(objects, JSON).map(lambda v: json.dumps(v).encode())
-
-
+KEYS = [
+    "model",
+    "messages",
+    "input",
+    "stream",
+    "max_tokens",
+    "tools",
+    "system",
+    "tool_choice",
+    "metadata",
+    "temperature",
+]
 BODIES = {
     "mutated": lambda endpoint: mutated(endpoint),
-    "random_json": lambda endpoint: random_json(),
-    "random_bytes": lambda endpoint: st.binary(max_size=300),
+    "random_json": lambda endpoint: random_json(KEYS),
+    "random_bytes": lambda endpoint: RANDOM_BYTES,
 }
 
 
@@ -168,7 +89,7 @@ def test_fuzzed_requests_never_crash_and_are_all_logged(proxy, mock, token, core
     sent: dict[str, tuple[str, int, bytes]] = {}
     client = httpx.Client(base_url=proxy.url, timeout=30)
 
-    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @FUZZ_SETTINGS
     @given(data=st.data())
     def run(data: st.DataObject) -> None:
         endpoint = data.draw(st.sampled_from(ENDPOINTS))

@@ -5,26 +5,23 @@ every request leaves exactly one row."""
 
 from __future__ import annotations
 
-import copy
 import itertools
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from conftest import logged_calls
-from hypothesis import HealthCheck, given, settings
+from fuzz_strategies import FUZZ_SETTINGS, RANDOM_BYTES, edited, random_json
+from hypothesis import given
 from hypothesis import strategies as st
-from test_fuzz import JSON, _slots
 
 from app.testing.script import Reply
 
 GOLDEN = Path(__file__).parent / "golden" / "gemini"
 PATHS = ("/v1beta/models/default:generateContent", "/v1beta/models/default:streamGenerateContent?alt=sse",
          "/v1beta/models/gemini-2.5-pro:streamGenerateContent", "/v1/models/plan:countTokens")  # fmt: skip
-EXAMPLES = int(os.environ.get("DOWNSHIFT_FUZZ_EXAMPLES", "120"))
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 413: "INVALID_ARGUMENT",
                 415: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED"}  # fmt: skip
 
@@ -43,33 +40,12 @@ SEEDS = _seeds()
 
 @st.composite
 def mutated(draw: st.DrawFn) -> bytes:
-    body = copy.deepcopy(draw(st.sampled_from(SEEDS)))
-    for _ in range(draw(st.integers(1, 4))):
-        slots = _slots(body, [])
-        if not slots:
-            break
-        container, key = draw(st.sampled_from(slots))
-        action = draw(st.sampled_from(["delete", "replace", "replace", "wrap", "empty", "stringify"]))
-        if action == "delete":
-            del container[key]
-        elif action == "replace":
-            container[key] = draw(JSON)
-        elif action == "wrap":
-            container[key] = [container[key]] if draw(st.booleans()) else {"value": container[key]}
-        elif action == "empty":
-            container[key] = type(container[key])() if isinstance(container[key], (dict, list, str)) else None
-        else:
-            container[key] = json.dumps(container[key])
-    return json.dumps(body).encode()
+    return edited(draw, draw(st.sampled_from(SEEDS)))
 
 
-def random_json() -> st.SearchStrategy[bytes]:
-    keys = st.sampled_from(["contents", "parts", "systemInstruction", "tools", "generationConfig", "toolConfig",
-                            "system_instruction", "generation_config"]) | st.text(max_size=8)  # fmt: skip
-    return st.one_of(st.dictionaries(keys, JSON, max_size=6), JSON).map(lambda v: json.dumps(v).encode())
-
-
-BODIES = {"mutated": mutated, "random_json": random_json, "random_bytes": lambda: st.binary(max_size=300)}
+KEYS = ["contents", "parts", "systemInstruction", "tools", "generationConfig", "toolConfig", "system_instruction",
+        "generation_config"]  # fmt: skip
+BODIES = {"mutated": mutated, "random_json": lambda: random_json(KEYS), "random_bytes": lambda: RANDOM_BYTES}
 
 
 def test_seeds_are_served_as_they_are(proxy, mock, token) -> None:  # type: ignore[no-untyped-def]
@@ -88,7 +64,7 @@ def test_fuzzed_gemini_requests_never_crash_and_are_all_logged(proxy, mock, toke
     sent: dict[str, tuple[str, int, bytes]] = {}
     client = httpx.Client(base_url=proxy.url, timeout=30)
 
-    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @FUZZ_SETTINGS
     @given(data=st.data())
     def run(data: st.DataObject) -> None:
         path = data.draw(st.sampled_from(PATHS))

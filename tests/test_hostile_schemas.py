@@ -269,7 +269,11 @@ def test_a_huge_schema_does_not_stall_other_calls(proxy, mock, token, core, quie
 
 def test_an_unusable_schema_is_reported_unchecked_everywhere(listener) -> None:  # type: ignore[no-untyped-def]
     checks = {
-        "remote": {"type": "object", "properties": {"a": {"$ref": "http://127.0.0.1:9/x.json"}}},
+        # on the listener: a fetch would be recorded there (a closed port would refuse it unseen)
+        "remote": {
+            "type": "object",
+            "properties": {"a": {"$ref": f"http://127.0.0.1:{listener.port}/x.json"}},
+        },
         "broken": {"type": "object", "properties": {"a": {"type": "no-such-type"}}},
         "dangling": {"type": "object", "properties": {"a": {"$ref": "#/definitions/missing"}}},
     }

@@ -21,6 +21,7 @@ import pytest
 
 from app.testing.agent_traffic import anthropic_agent_request, openai_agent_request
 from app.testing.mock_upstream import Fault, MockUpstream, RecordedRequest, Reply, ToolCall, Usage
+from app.testing.ports import dead_url
 
 MSGS = [{"role": "user", "content": "say hi"}]
 
@@ -40,15 +41,13 @@ def http() -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="session")
 def oai_session() -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="sk-test", max_retries=0, timeout=5) as c:
+    with openai.OpenAI(base_url=dead_url(), api_key="sk-test", max_retries=0, timeout=5) as c:
         yield c
 
 
 @pytest.fixture(scope="session")
 def ant_session() -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(
-        base_url="http://127.0.0.1:9", api_key="sk-ant-test", max_retries=0, timeout=5
-    ) as c:
+    with anthropic.Anthropic(base_url=dead_url(""), api_key="sk-ant-test", max_retries=0, timeout=5) as c:
         yield c
 
 

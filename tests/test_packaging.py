@@ -208,6 +208,7 @@ def _pip(python: Path, *args: str, timeout: float = 600) -> subprocess.Completed
     )
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_wheel_round_trip_in_a_fresh_virtualenv(tmp_path: Path) -> None:
     """Build the wheel from this checkout, install it (and its dependencies, no system site-packages) in a

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
@@ -12,6 +13,7 @@ from app.core.provider_models import ModelCache, ModelListing, ProviderCheckErro
 from app.core.provider_templates import TEMPLATES, provider_from_template, template, template_for, unique_name
 from app.proxy.profiles import KINDS
 from app.testing.mock_upstream import MockUpstream
+from app.testing.ports import dead_url
 
 REQUIRED = {
     "openrouter",
@@ -100,11 +102,12 @@ def test_fetch_models_errors_are_sentences() -> None:
         with pytest.raises(ProviderCheckError, match="strict: no key is set"):
             fetch_models(provider, None)
         assert fetch_models(provider, "right").models
+    dead = dead_url()
     with pytest.raises(
         ProviderCheckError,
-        match=r"cannot connect to http://127.0.0.1:9/v1/models.*Is the local server running\?",
+        match=rf"cannot connect to {re.escape(dead)}/models.*Is the local server running\?",
     ):
-        fetch_models(Provider("dead", "http://127.0.0.1:9/v1", local=True), None, timeout=3)
+        fetch_models(Provider("dead", dead, local=True), None, timeout=3)
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/html/models"):

@@ -17,15 +17,14 @@ import pytest
 from agents.harness import (
     LOOPBACK,
     AgentRun,
+    Sandbox,
     agents_mark,
     aider_binary,
     downshift_env,
     generation_requests,
+    installed_version,
     remote_endpoints,
     require,
-    run_agent,
-    sealed_env,
-    traced,
 )
 from conftest import logged_calls
 
@@ -52,15 +51,13 @@ OFFLINE_FLAGS = ("--no-check-update", "--analytics-disable", "--no-show-release-
 def aider(tmp_path: Path, proxy, config_path: Path, token: str):  # type: ignore[no-untyped-def]
     """Run `aider --message ...` on greet.py in a fresh workdir (no git), pointed at the proxy."""
     binary = require("aider (PyPI aider-chat)", aider_binary())
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    (workdir / "greet.py").write_text(ORIGINAL)
     variables = downshift_env("aider", config_path, proxy.url, token)
     metadata = tmp_path / "aider.model.metadata.json"
     metadata.write_text(
         json.dumps({variables[key]: ROLE_MODEL_INFO for key in ("AIDER_MODEL", "AIDER_WEAK_MODEL")})
     )
-    env = sealed_env(tmp_path / "home", {**variables, "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    box = Sandbox(tmp_path, {**variables, "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    (box.workdir / "greet.py").write_text(ORIGINAL)
 
     def run(message: str, *extra: str, strace_log: Path | None = None) -> AgentRun:
         argv: list[str | Path] = [
@@ -75,17 +72,14 @@ def aider(tmp_path: Path, proxy, config_path: Path, token: str):  # type: ignore
             *extra,
             "greet.py",
         ]
-        if strace_log is not None:
-            argv = traced(argv, strace_log) or pytest.skip("strace is not installed")
-        return run_agent(argv, cwd=workdir, env=env, timeout=180)
+        return box.run(argv, strace_log=strace_log, timeout=180)
 
-    run.workdir = workdir  # type: ignore[attr-defined]
+    run.workdir = box.workdir  # type: ignore[attr-defined]
     return run
 
 
 def test_installed_aider_is_the_pinned_version(tmp_path: Path) -> None:
-    binary = require("aider (PyPI aider-chat)", aider_binary())
-    run = run_agent([binary, "--version"], cwd=tmp_path, env=sealed_env(tmp_path / "home", {}), timeout=120)
+    run = installed_version([require("aider (PyPI aider-chat)", aider_binary())], tmp_path, timeout=120)
     assert run.returncode == 0 and run.stdout.split() == ["aider", AIDER_VERSION], run.report()
 
 

@@ -19,16 +19,15 @@ import pytest
 from agents.harness import (
     LOOPBACK,
     AgentRun,
+    Sandbox,
     agents_mark,
     claude_binary,
     downshift_env,
     generation_requests,
+    installed_version,
     remote_endpoints,
     require,
-    run_agent,
-    sealed_env,
     tool_round_trip,
-    traced,
 )
 from conftest import logged_calls
 
@@ -48,8 +47,8 @@ QUIET = {  # everything but the model calls off: telemetry, error reports, updat
 class Claude:
     """`claude -p` in a fresh workdir, pointed at the proxy; the result JSON parsed."""
 
-    def __init__(self, binary: Path, workdir: Path, env: dict[str, str]) -> None:
-        self.binary, self.workdir, self.env = binary, workdir, env
+    def __init__(self, binary: Path, box: Sandbox) -> None:
+        self.binary, self.box, self.workdir = binary, box, box.workdir
         self.session = str(uuid.uuid4())
 
     def __call__(
@@ -65,9 +64,7 @@ class Claude:
             self.session,
             *extra,
         ]
-        if strace_log is not None:
-            argv = traced(argv, strace_log) or pytest.skip("strace is not installed")
-        run = run_agent(argv, cwd=self.workdir, env=self.env)
+        run = self.box.run(argv, strace_log=strace_log)
         try:
             result = json.loads(run.stdout)
         except ValueError:
@@ -78,10 +75,9 @@ class Claude:
 @pytest.fixture
 def claude(tmp_path: Path, proxy, config_path: Path, token: str) -> Claude:  # type: ignore[no-untyped-def]
     binary = require("Claude Code (npm @anthropic-ai/claude-code)", claude_binary())
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    variables = {**downshift_env("claude-code", config_path, proxy.url, token), **QUIET}
-    return Claude(binary, workdir, sealed_env(tmp_path / "home", variables))
+    return Claude(
+        binary, Sandbox(tmp_path, {**downshift_env("claude-code", config_path, proxy.url, token), **QUIET})
+    )
 
 
 def text_of(content: Any) -> str:
@@ -93,7 +89,7 @@ def text_of(content: Any) -> str:
 
 def test_installed_claude_code_is_the_pinned_version(tmp_path: Path) -> None:
     binary = require("Claude Code (npm @anthropic-ai/claude-code)", claude_binary())
-    run = run_agent([binary, "--version"], cwd=tmp_path, env=sealed_env(tmp_path / "home", QUIET), timeout=30)
+    run = installed_version([binary], tmp_path, variables=QUIET, timeout=30)
     assert run.returncode == 0 and run.stdout.split()[0] == CLAUDE_CODE_VERSION, run.report()
 
 

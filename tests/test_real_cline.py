@@ -15,20 +15,19 @@ from pathlib import Path
 import pytest
 from agents.harness import (
     AgentRun,
+    Sandbox,
     agents_mark,
     cline_binary,
     dns_names,
     downshift_env,
     generation_requests,
+    installed_version,
     outside_destinations,
     require,
-    run_agent,
-    sealed_env,
     stop_cline_hubs,
     task_rows,
     tool_call_rows,
     tool_round_trip,
-    traced,
 )
 from conftest import logged_calls
 
@@ -46,26 +45,20 @@ CLINE_OWN_HOSTS = {"data.cline.bot", "otel.cline.bot"}
 @pytest.fixture
 def cline(tmp_path: Path, proxy, config_path: Path, token: str):  # type: ignore[no-untyped-def]
     binary = require(NAME, cline_binary())
-    workdir = tmp_path / "work"
-    workdir.mkdir()
     home = tmp_path / "home"
-    env = sealed_env(home, downshift_env("cline", config_path, proxy.url, token, write_home=home))
+    box = Sandbox(tmp_path, downshift_env("cline", config_path, proxy.url, token, write_home=home))
 
     def run(prompt: str, *, strace_log: Path | None = None) -> AgentRun:
-        argv: list[str | Path] = [binary, prompt]
-        if strace_log is not None:
-            argv = traced(argv, strace_log) or pytest.skip("strace is not installed")
-        return run_agent(argv, cwd=workdir, env=env)
+        return box.run([binary, prompt], strace_log=strace_log)
 
-    run.workdir = workdir  # type: ignore[attr-defined]
+    run.workdir = box.workdir  # type: ignore[attr-defined]
     run.home = home  # type: ignore[attr-defined]
     yield run
-    stop_cline_hubs(workdir)
+    stop_cline_hubs(box.workdir)
 
 
 def test_installed_cline_is_the_pinned_version(tmp_path: Path) -> None:
-    binary = require(NAME, cline_binary())
-    run = run_agent([binary, "--version"], cwd=tmp_path, env=sealed_env(tmp_path / "home", {}), timeout=60)
+    run = installed_version([require(NAME, cline_binary())], tmp_path)
     assert run.returncode == 0 and run.stdout.strip() == CLINE_VERSION, run.report()
 
 

@@ -18,16 +18,17 @@ import pytest
 from agents.harness import (
     LOOPBACK,
     AgentRun,
+    Sandbox,
     agents_mark,
     codex_binary,
     downshift_env,
     generation_requests,
+    installed_version,
     remote_endpoints,
     require,
     run_agent,
     sealed_env,
     tool_round_trip,
-    traced,
 )
 from conftest import logged_calls
 
@@ -69,19 +70,16 @@ def codex(tmp_path: Path, proxy, config_path: Path, token: str):  # type: ignore
     (home / "config.toml").write_text(
         TEST_ROOT_KEYS + codex_config(proxy.url) + TEST_PROVIDER_KEYS + TEST_TABLES
     )
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    variables = {**downshift_env("codex", config_path, proxy.url, token), "CODEX_HOME": str(home)}
-    env = sealed_env(tmp_path / "home", variables)
+    box = Sandbox(
+        tmp_path, {**downshift_env("codex", config_path, proxy.url, token), "CODEX_HOME": str(home)}
+    )
 
     def run(prompt: str, *extra: str, strace_log: Path | None = None) -> AgentRun:
         # --strict-config: a key this Codex version does not know is an error, not silently ignored.
         argv: list[str | Path] = [binary, "exec", "--strict-config", "--skip-git-repo-check", *extra, prompt]
-        if strace_log is not None:
-            argv = traced(argv, strace_log) or pytest.skip("strace is not installed")
-        return run_agent(argv, cwd=workdir, env=env)
+        return box.run(argv, strace_log=strace_log)
 
-    run.workdir = workdir  # type: ignore[attr-defined]
+    run.workdir = box.workdir  # type: ignore[attr-defined]
     return run
 
 
@@ -92,8 +90,7 @@ def session_id(run: AgentRun) -> str:
 
 
 def test_installed_codex_is_the_pinned_version(tmp_path: Path) -> None:
-    binary = require("Codex CLI (npm @openai/codex)", codex_binary())
-    run = run_agent([binary, "--version"], cwd=tmp_path, env=sealed_env(tmp_path / "home", {}), timeout=30)
+    run = installed_version([require("Codex CLI (npm @openai/codex)", codex_binary())], tmp_path, timeout=30)
     assert run.returncode == 0 and run.stdout.split() == ["codex-cli", CODEX_VERSION], run.report()
 
 

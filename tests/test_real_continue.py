@@ -14,19 +14,18 @@ from pathlib import Path
 import pytest
 from agents.harness import (
     AgentRun,
+    Sandbox,
     agents_mark,
     dns_names,
     downshift_env,
     generation_requests,
+    installed_version,
     node_script,
     outside_destinations,
     require,
-    run_agent,
-    sealed_env,
     task_rows,
     tool_call_rows,
     tool_round_trip,
-    traced,
 )
 from conftest import logged_calls
 
@@ -42,25 +41,19 @@ CONTINUE_OWN_HOSTS = {"api.continue.dev"}  # the version check at start-up; no m
 @pytest.fixture
 def cn(tmp_path: Path, proxy, config_path: Path, token: str):  # type: ignore[no-untyped-def]
     command = require(NAME, node_script("@continuedev/cli", "dist/cn.js"))
-    workdir = tmp_path / "work"
-    workdir.mkdir()
     home = tmp_path / "home"
-    env = sealed_env(home, downshift_env("continue", config_path, proxy.url, token, write_home=home))
+    box = Sandbox(tmp_path, downshift_env("continue", config_path, proxy.url, token, write_home=home))
     config = home / ".continue" / "downshift.yaml"
 
     def run(prompt: str, *, strace_log: Path | None = None) -> AgentRun:
-        argv: list[str | Path] = [*command, "--config", config, "--auto", "-p", prompt]
-        if strace_log is not None:
-            argv = traced(argv, strace_log) or pytest.skip("strace is not installed")
-        return run_agent(argv, cwd=workdir, env=env)
+        return box.run([*command, "--config", config, "--auto", "-p", prompt], strace_log=strace_log)
 
-    run.workdir = workdir  # type: ignore[attr-defined]
+    run.workdir = box.workdir  # type: ignore[attr-defined]
     return run
 
 
 def test_installed_continue_cli_is_the_pinned_version(tmp_path: Path) -> None:
-    command = require(NAME, node_script("@continuedev/cli", "dist/cn.js"))
-    run = run_agent([*command, "--version"], cwd=tmp_path, env=sealed_env(tmp_path / "home", {}), timeout=60)
+    run = installed_version(require(NAME, node_script("@continuedev/cli", "dist/cn.js")), tmp_path)
     assert run.returncode == 0 and run.stdout.strip() == CONTINUE_VERSION, run.report()
 
 

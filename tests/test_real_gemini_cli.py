@@ -17,15 +17,14 @@ from agents.harness import (
     LOOPBACK,
     NODE_DIR,
     AgentRun,
+    Sandbox,
     agents_mark,
     downshift_env,
     generation_requests,
+    installed_version,
     remote_endpoints,
     require,
-    run_agent,
-    sealed_env,
     tool_round_trip,
-    traced,
 )
 from conftest import logged_calls
 
@@ -46,27 +45,22 @@ def gemini_binary() -> Path | None:
 def gemini(tmp_path: Path, proxy, config_path: Path, token: str):  # type: ignore[no-untyped-def]
     """Run `gemini -p` in a fresh workdir, with a home whose settings.json Downshift merged."""
     binary = require("Gemini CLI (npm @google/gemini-cli)", gemini_binary())
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    env = sealed_env(tmp_path / "home", downshift_env("gemini", config_path, proxy.url, token))
+    box = Sandbox(tmp_path, downshift_env("gemini", config_path, proxy.url, token))
 
     def run(prompt: str, *extra: str, settings: bool = True, strace_log: Path | None = None) -> AgentRun:
         if settings:
-            write_gemini_settings(env)
+            write_gemini_settings(box.env)
         # --yolo: run tools without asking; --skip-trust: the temp workdir is not a trusted folder yet. No -m:
         # GEMINI_MODEL=default from `downshift env` names the model.
         argv: list[str | Path] = [binary, "--yolo", "--skip-trust", *extra, "-p", prompt]
-        if strace_log is not None:
-            argv = traced(argv, strace_log) or pytest.skip("strace is not installed")
-        return run_agent(argv, cwd=workdir, env=env, timeout=120)
+        return box.run(argv, strace_log=strace_log, timeout=120)
 
-    run.workdir = workdir  # type: ignore[attr-defined]
+    run.workdir = box.workdir  # type: ignore[attr-defined]
     return run
 
 
 def test_installed_gemini_cli_is_the_pinned_version(tmp_path: Path) -> None:
-    binary = require("Gemini CLI (npm @google/gemini-cli)", gemini_binary())
-    run = run_agent([binary, "--version"], cwd=tmp_path, env=sealed_env(tmp_path / "home", {}), timeout=60)
+    run = installed_version([require("Gemini CLI (npm @google/gemini-cli)", gemini_binary())], tmp_path)
     assert run.returncode == 0 and run.stdout.strip() == GEMINI_VERSION, run.report()
 
 

@@ -14,19 +14,18 @@ from pathlib import Path
 import pytest
 from agents.harness import (
     AgentRun,
+    Sandbox,
     agents_mark,
     dns_names,
     downshift_env,
     generation_requests,
+    installed_version,
     opencode_binary,
     outside_destinations,
     require,
-    run_agent,
-    sealed_env,
     task_rows,
     tool_call_rows,
     tool_round_trip,
-    traced,
 )
 from conftest import logged_calls
 
@@ -49,25 +48,18 @@ def seed_plugin_deps(home: Path) -> None:
 @pytest.fixture
 def opencode(tmp_path: Path, proxy, config_path: Path, token: str):  # type: ignore[no-untyped-def]
     binary = require("OpenCode (npm opencode-ai)", opencode_binary())
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    home = tmp_path / "home"
-    env = sealed_env(home, downshift_env("opencode", config_path, proxy.url, token))
-    seed_plugin_deps(home)
+    box = Sandbox(tmp_path, downshift_env("opencode", config_path, proxy.url, token))
+    seed_plugin_deps(box.home)
 
     def run(prompt: str, *, strace_log: Path | None = None) -> AgentRun:
-        argv: list[str | Path] = [binary, "run", prompt]
-        if strace_log is not None:
-            argv = traced(argv, strace_log) or pytest.skip("strace is not installed")
-        return run_agent(argv, cwd=workdir, env=env)
+        return box.run([binary, "run", prompt], strace_log=strace_log)
 
-    run.workdir = workdir  # type: ignore[attr-defined]
+    run.workdir = box.workdir  # type: ignore[attr-defined]
     return run
 
 
 def test_installed_opencode_is_the_pinned_version(tmp_path: Path) -> None:
-    binary = require("OpenCode (npm opencode-ai)", opencode_binary())
-    run = run_agent([binary, "--version"], cwd=tmp_path, env=sealed_env(tmp_path / "home", {}), timeout=30)
+    run = installed_version([require("OpenCode (npm opencode-ai)", opencode_binary())], tmp_path, timeout=30)
     assert run.returncode == 0 and run.stdout.strip() == OPENCODE_VERSION, run.report()
 
 

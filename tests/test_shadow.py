@@ -20,6 +20,7 @@ from app.core.queries.executors import evaluation_spend, scorecard
 from app.core.records import CallRecord
 from app.proxy.shadow import ShadowRunner, compare
 from app.testing.mock_upstream import MockUpstream
+from app.testing.ports import dead_url
 from app.testing.script import Reply, ToolCall, Usage
 
 pytestmark = pytest.mark.both_backends  # on SQLite and on PostgreSQL (tests/conftest.py)
@@ -305,7 +306,8 @@ def test_shadow_calls_stay_out_of_spend(shadowed, mock, candidate, token, core) 
     (served,) = settled(core)
     tiles = dashboard.tiles(core.db, since=0)
     assert tiles["calls"] == 1 and tiles["spend_range"] == pytest.approx(served["cost_usd"])
-    assert dashboard.spend_by_provider(core.db.connect(), 0, time.time() + 1).get("shadowco") is None
+    with core.db.connect() as conn:
+        assert dashboard.spend_by_provider(conn, 0, time.time() + 1).get("shadowco") is None
     spend = evaluation_spend(core.db, since=0)
     assert spend["cost_usd"] == pytest.approx(row["cost_usd"]) and spend["runs"] == 1
     card = {m["target"]: m for m in scorecard(core.db, since=0)["models"]}
@@ -335,7 +337,7 @@ def test_sampling_honours_the_share() -> None:
     """The sampled fraction of eligible loop calls is the share (a seeded generator: exact and repeatable)."""
     config = parse_config(
         {
-            "providers": [{"name": "c", "base_url": "http://127.0.0.1:9/v1"}],
+            "providers": [{"name": "c", "base_url": dead_url()}],
             "presets": [{"name": "p", "default": "c/m", "shadow": {"target": "c/cand", "share": 0.25}}],
         }
     )

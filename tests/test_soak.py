@@ -12,6 +12,7 @@ import pytest
 from bench.soak import SCENARIOS, run_soak
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_soak_every_call_one_row_flat_memory_no_fd_leak(tmp_path: Path) -> None:
     report = run_soak(

@@ -194,10 +194,12 @@ def test_unreadable_log_and_config(tmp_path: Path) -> None:
 
 def test_log_of_an_older_schema(tmp_path: Path, config_path: Path) -> None:
     """A log without the rollup tables (or locked, or half-written) is a line, never a traceback."""
+    import contextlib
     import sqlite3
 
     path = tmp_path / "old.db"
-    sqlite3.connect(path).execute("CREATE TABLE calls (x)").connection.commit()
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("CREATE TABLE calls (x)")
     done = statusline(json.dumps(FIXTURE), config_path, f"sqlite:///{path}")
     assert done.returncode == 0 and "log unreadable (no such table: tasks)" in done.stdout, done.stdout
 

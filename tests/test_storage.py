@@ -82,6 +82,7 @@ def test_writer_survives_a_locked_database(tmp_path: Path) -> None:
     assert rows(engine, "SELECT count(*) FROM calls") == [(5,)]
     assert writer.stats.failures >= 1 and writer.stats.dropped == 0
     writer.close()
+    engine.dispose()
 
 
 def test_damaged_database_is_a_clear_error_and_left_alone(tmp_path: Path) -> None:

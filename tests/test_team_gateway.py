@@ -165,6 +165,7 @@ def serve(
     return proc, found.group(1)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_two_gateway_instances_on_one_ledger_count_every_call_once_and_survive_losing_one(
     pg_server, tmp_path: Path

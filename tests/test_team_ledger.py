@@ -22,6 +22,7 @@ from app.core.analytics.rollup import slot_of
 from app.core.storage.db import open_database
 from app.core.storage.dialect import display_url, normalize_url
 from app.testing.ledger_load import make_record
+from app.testing.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,6 +68,7 @@ def run_writers(url: str, tmp_path: Path, n: int, t0: float, writers: int = 2) -
     return out
 
 
+@pytest.mark.slow
 def test_two_writer_processes_never_double_count_a_slot_or_a_task(pg_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     url = pg_server.create_database()
     n = 1500
@@ -142,5 +144,5 @@ def test_an_unreachable_ledger_is_a_clear_error_without_the_password() -> None:
     from app.core.storage.db import DatabaseOpenError
 
     with pytest.raises(DatabaseOpenError) as caught:
-        open_database("postgresql://ann:s3cret-pw@127.0.0.1:9/team?connect_timeout=2")
+        open_database(f"postgresql://ann:s3cret-pw@127.0.0.1:{free_port()}/team?connect_timeout=2")
     assert "s3cret-pw" not in str(caught.value) and "127.0.0.1" in str(caught.value)

@@ -17,6 +17,7 @@ from app.core.engine import Core
 from app.core.storage.db import open_database
 from app.testing.ledger_load import make_record
 from app.testing.pgserver import PgServer, find_bin_dir
+from app.testing.ports import free_port
 from tests.analytics_support import user
 
 
@@ -181,7 +182,12 @@ def _payload(rec) -> bytes:  # type: ignore[no-untyped-def]
 
 def test_the_outbox_is_bounded_and_counts_what_it_drops(tmp_path: Path, config_path: Path) -> None:
     core = Core(
-        _config(tmp_path / "c.toml", config_path.read_text(), "ann", "postgresql://nobody@127.0.0.1:9/none"),
+        _config(
+            tmp_path / "c.toml",
+            config_path.read_text(),
+            "ann",
+            f"postgresql://nobody@127.0.0.1:{free_port()}/none",
+        ),
         f"sqlite:///{tmp_path / 'c.db'}",
     )
     core.start_team_shipping()
@@ -240,6 +246,7 @@ def test_a_real_proxy_ships_its_calls_without_their_bodies(
     core.close()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_two_shipping_proxy_processes_fill_one_ledger_exactly(pg_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Two developers' `downshift serve` processes, each with its own local log, ship to one ledger while their

@@ -19,6 +19,7 @@ from analytics_support import settled
 
 from app.core.queries import dashboard
 from app.core.queries.calls import call_detail
+from app.testing.ports import dead_url
 from app.testing.script import Reply, ToolCall
 
 PARAMS = {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}
@@ -298,5 +299,5 @@ def test_calls_the_upstream_left_unnamed_get_the_minted_ids(
 def test_a_failed_result_counts_against_an_unchecked_call(proxy, mock, token, core, ingress) -> None:  # type: ignore[no-untyped-def]
     """A tool whose schema could not be checked (here it refers outside itself) is "unchecked", not failed;
     when its result then comes back failed, that failure is the model's call failing like any other."""
-    remote = {"type": "object", "properties": {"path": {"$ref": "http://127.0.0.1:9/path.json"}}}
+    remote = {"type": "object", "properties": {"path": {"$ref": dead_url("/path.json")}}}
     _run(proxy, mock, token, core, ingress, "chat", False, params=remote, kind="unchecked")

@@ -311,6 +311,7 @@ def million_row_log(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
     return dest
 
 
+@pytest.mark.slow
 def test_a_million_calls_open_at_once_and_scrolling_fetches_pages(
     qtbot: Any, tmp_path: Path, million_row_log: Path
 ) -> None:
@@ -747,6 +748,7 @@ def test_render_pages_to_png(qtbot: Any, tmp_path: Path, mock: Any) -> None:  # 
 # ------------------------------------------------------------------------------------------- bench
 
 
+@pytest.mark.slow
 def test_gui_responsiveness_bench_quick_run() -> None:
     """The benchmark's quick mode end to end (its own processes: mock, load, GUI). Timing is printed, not
     asserted (it says more about the machine than the code); that the load was served and logged and the

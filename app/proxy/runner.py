@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -27,11 +29,17 @@ log = logging.getLogger(__name__)
 class ProxyThread:
     """Runs a ProxyServer on its own thread and event loop: start, wait until ready, stop cleanly."""
 
-    def __init__(self, core: Core, host: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        core: Core,
+        host: str | None = None,
+        port: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         from app.proxy.server import ProxyServer  # the server module re-exports this class
 
         self.core = core
-        self.server: ProxyServer = ProxyServer(core)
+        self.server: ProxyServer = ProxyServer(core, clock)
         config = core.config
         self.host = host or config.host
         self.requested_port = config.port if port is None else port

@@ -103,8 +103,10 @@ class Route:
 class ProxyServer:
     """An aiohttp application over a Core. Use `ProxyThread` to run it in the background."""
 
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, clock: Callable[[], float] = time.time) -> None:
         self.core = core
+        # stamps each call's start, which task grouping and escalation compare with the idle gap (tests move it)
+        self.clock = clock
         self.client = UpstreamClient()
         self.pipeline = Pipeline(core, self.client)
         self.paused = False
@@ -222,7 +224,9 @@ class ProxyServer:
             self._finished(rec)
 
     def _record(self, request: web.Request, route: Route, shape: str, member: str | None) -> CallRecord:
-        rec = CallRecord(client_api=shape if route.unknown else route.api, endpoint=route.endpoint)
+        rec = CallRecord(
+            client_api=shape if route.unknown else route.api, endpoint=route.endpoint, started_at=self.clock()
+        )
         if route.unknown:
             rec.endpoint = request.path[:64]
         rec.member = member

@@ -13,12 +13,13 @@ import contextlib
 import os
 import pwd
 import shutil
-import socket
 import stat
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from app.testing.ports import free_port
 
 BIN_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
 
@@ -47,12 +48,6 @@ def ensure_passwd_readable() -> None:
             os.chmod(passwd, 0o644)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class PgServer:
     """One running PostgreSQL cluster. `url(db)` is a SQLAlchemy-ready URL; `create_database` makes a fresh one."""
 
@@ -65,7 +60,7 @@ class PgServer:
         self.bin_dir: Path = found
         self.root = Path(tempfile.mkdtemp(prefix="downshift-pg-", dir=base))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.user = "postgres"
         self._as_other: list[str] = []
         self._n = 0

@@ -186,6 +186,37 @@ def run_agent(
     return AgentRun([str(a) for a in argv], proc.returncode, out, err, time.monotonic() - started)
 
 
+class Sandbox:
+    """One agent's fresh working folder and sealed environment for a test (the set-up every agent's fixture
+    shares): the fixture only says how the agent's command line reads. `run` goes under strace when given a
+    log (a skip where strace is missing)."""
+
+    def __init__(self, tmp_path: Path, variables: Mapping[str, str], *, home: Path | None = None) -> None:
+        self.workdir = tmp_path / "work"
+        self.workdir.mkdir()
+        self.home = tmp_path / "home" if home is None else home
+        self.env = sealed_env(self.home, variables)
+
+    def run(
+        self, argv: Sequence[str | Path], *, strace_log: Path | None = None, timeout: float = 90.0
+    ) -> AgentRun:
+        if strace_log is not None:
+            argv = traced(argv, strace_log) or pytest.skip("strace is not installed")
+        return run_agent(argv, cwd=self.workdir, env=self.env, timeout=timeout)
+
+
+def installed_version(
+    command: Sequence[str | Path],
+    tmp_path: Path,
+    *,
+    variables: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+) -> AgentRun:
+    """`COMMAND --version` in a sealed, empty home: what each pinned-version test reads."""
+    env = sealed_env(tmp_path / "home", variables or {})
+    return run_agent([*command, "--version"], cwd=tmp_path, env=env, timeout=timeout)
+
+
 def downshift_env(
     agent: str, config_path: Path, proxy_url: str, token: str, *, write_home: Path | None = None
 ) -> dict[str, str]:
