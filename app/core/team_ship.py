@@ -283,6 +283,7 @@ class TeamShipper:
                 except Exception:
                     log.exception("team ledger shipper: bad report %r", line[:200])
             proc.wait()
+            self._release(proc)
             restarts = restarts + 1 if time.monotonic() - began < 60 else 1
             while not self._stop.is_set():
                 log.error(
@@ -298,6 +299,14 @@ class TeamShipper:
                     restarts += 1
             if self._stop.is_set():
                 return
+
+    def _release(self, proc: subprocess.Popen[bytes]) -> None:
+        """An ended process's pipes closed (its reports are all read), so no file is left for the gc."""
+        with self._proc_lock:
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
 
     def _report(self, msg: dict[str, Any]) -> None:
         stats = msg.get("stats")
@@ -394,6 +403,8 @@ class TeamShipper:
                 proc.wait()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        if proc is not None and not self._thread.is_alive():  # its reader is done with the pipes
+            self._release(proc)
         if self._ledger is not None:
             self._ledger.dispose()
 
