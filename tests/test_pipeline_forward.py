@@ -66,6 +66,10 @@ name = "all_dead"
 default = "deadant/claude-sonnet-4-6"
 
 [[presets]]
+name = "only_premium"
+default = "premium/claude-sonnet-4-6"
+
+[[presets]]
 name = "plain"
 default = "backup/deepseek/deepseek-chat"
 
@@ -123,6 +127,37 @@ def test_count_tokens_with_every_target_down_is_a_502_in_anthropic_shape(proxy, 
     assert body["type"] == "error" and body["error"]["type"] == "api_error" and body["error"]["message"]
     (row,) = logged_calls(core)
     assert (row["outcome"], row["status"], row["error_kind"]) == ("error", 502, "connect_error")
+
+
+@pytest.mark.parametrize("status", [404, 405, 501])
+def test_count_tokens_on_a_provider_without_the_endpoint_is_counted_locally(
+    proxy, mock, token, core, status
+) -> None:  # type: ignore[no-untyped-def]
+    """An Anthropic-compatible provider that lacks `/messages/count_tokens` (many proxies and gateways) answers
+    404: Claude Code gets a local count instead of an error it cannot act on, and the row says why."""
+    core.set_provider_key("premium", PREMIUM_KEY)
+    mock.enqueue(Reply(status=status, error="Not Found"), endpoint="/v1/messages/count_tokens")
+    use(core, "only_premium")
+    r = count(proxy, token)
+    assert r.status_code == 200, r.text
+    assert r.json()["input_tokens"] > 0
+    (asked,) = mock.requests
+    assert asked.path == "/v1/messages/count_tokens"
+    (row,) = logged_calls(core)
+    assert (row["outcome"], row["status"], row["provider"]) == ("ok", 200, "premium")
+    (attempt,) = orjson.loads(row["fallback_chain"])
+    assert attempt["error_kind"] == f"http_{status}"
+
+
+def test_count_tokens_refused_for_another_reason_is_still_the_providers_error(
+    proxy, mock, token, core
+) -> None:  # type: ignore[no-untyped-def]
+    """Only a missing endpoint is counted locally: a 400 (a request the provider refuses) is passed on."""
+    core.set_provider_key("premium", PREMIUM_KEY)
+    mock.enqueue(Reply(status=400, error="bad count"), endpoint="/v1/messages/count_tokens")
+    use(core, "only_premium")
+    r = count(proxy, token)
+    assert r.status_code == 400, r.text
 
 
 BASH = {

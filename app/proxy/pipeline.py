@@ -53,6 +53,9 @@ from app.proxy.upstream import UpstreamClient, UpstreamFailure, iter_body, read_
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+# A provider answering these to `/messages/count_tokens` has no such endpoint (many Anthropic-compatible
+# gateways): the count is made here rather than handing Claude Code an error it cannot act on.
+NO_COUNT_ENDPOINT = frozenset({404, 405, 501})
 RETRY_AFTER_MAX_S = 2.0  # the longest Retry-After honoured by waiting (once, when no fallback target is left)
 MAX_EVENT_BYTES = 16 * 1024 * 1024  # one upstream SSE event larger than this is a provider gone wrong
 _SLOW_FAILURES = frozenset({"timeout", "stalled"})
@@ -264,6 +267,8 @@ class Pipeline:
             if isinstance(outcome, web.StreamResponse):
                 return outcome
             last = outcome
+            if count and isinstance(outcome, _ErrorAnswer) and outcome.status in NO_COUNT_ENDPOINT:
+                return await self._count_locally(data, rec, provider, target)
             if isinstance(outcome, UpstreamFailure) or (outcome.status in RETRYABLE_STATUS and not is_last):
                 continue
             if outcome.status in RETRYABLE_STATUS and not retried:
