@@ -165,3 +165,25 @@ def test_two_updates_at_once_both_land(tmp_path: Path) -> None:
     switch.join(5)
     for config in (store.current(), load_config(path)):
         assert (config.active, config.retention_days) == ("plan-high", 7)
+
+
+def test_many_writers_through_update_lose_nothing(tmp_path: Path) -> None:
+    """Four writers (the window's writer thread, a budget switch, the CLI, a start-up port pick), each adding
+    its own changes through `update`: every one of them is in the file at the end."""
+    import dataclasses
+    import threading
+
+    path = write(tmp_path, GOOD)
+    store = ConfigStore(path)
+
+    def writer(n: int) -> None:
+        for i in range(8):
+            store.update(lambda c, key=f"w{n}-{i}": dataclasses.replace(c, ui={**c.ui, key: True}))
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    expected = {f"w{n}-{i}" for n in range(4) for i in range(8)}
+    assert set(load_config(path).ui) >= expected and set(store.current().ui) >= expected

@@ -368,3 +368,40 @@ def test_closing_the_assistant_while_a_key_is_tested_leaves_no_late_callback(
     answered.set()
     assert ctx.wait(10_000)
     qtbot.wait(100)  # the job's result is delivered on the GUI thread: nobody is there to take it
+
+
+def test_saving_the_choices_keeps_a_change_another_writer_makes_meanwhile(
+    qtbot, ctx, keyed_mock, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The assistant's save goes through `ConfigStore.update`: a budget switch or another window saving just
+    as it writes waits its turn and lands on top, instead of being written over."""
+    import threading
+
+    store = ctx.core.config_store
+    original = store.save
+    other = threading.Thread(target=store.update, args=(lambda c: replace(c, retention_days=7),), daemon=True)
+
+    def save(config):  # type: ignore[no-untyped-def]
+        if threading.current_thread() is not other and other.ident is None:
+            other.start()
+            other.join(1.0)  # the old read-then-save let it land here, then saved over it
+        original(config)
+
+    monkeypatch.setattr(store, "save", save)
+    wizard = FirstRunWizard(ctx)
+    qtbot.addWidget(wizard)
+    wizard.show()
+    wizard.provider_page.templates.setCurrentRow([t.id for t in TEMPLATES].index("custom"))
+    wizard.provider_page.base_url.setText(keyed_mock.base_url + "/v1")
+    _next(qtbot, wizard)
+    wizard.key_page.key.setText(GOOD_KEY)
+    wizard.key_page.test()
+    qtbot.waitUntil(wizard.button(QWizard.WizardButton.NextButton).isEnabled, timeout=10_000)
+    _next(qtbot, wizard)
+    _next(qtbot, wizard)
+    qtbot.waitUntil(lambda: wizard.currentPage() is wizard.agent_page, timeout=10_000)
+    other.join(5)
+    from app.core.config import load_config
+
+    config = load_config(ctx.core.config_path)
+    assert config.retention_days == 7 and "custom" in config.providers and config.active == "cheap"

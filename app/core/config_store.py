@@ -238,7 +238,10 @@ class ConfigStore:
 
     def save(self, config: Config) -> None:
         """Validate, write atomically, and make it current at once. A damaged file on disk (say, a hand edit
-        gone wrong while the app ran on its last good config) is kept aside first, not overwritten."""
+        gone wrong while the app ran on its last good config) is kept aside first, not overwritten.
+
+        This writes `config` whole: a writer with a change to make uses `update`, or a change saved since
+        `config` was read (a budget switch, another window) is lost."""
         with self._lock:
             self.kept_aside = save_config(config, self.path) or self.kept_aside
             self._config = config

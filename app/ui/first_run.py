@@ -528,7 +528,7 @@ class ModelsPage(QWizardPage):
         def job() -> Choices:
             if choices.key:
                 core.set_provider_key(choices.provider.name, choices.key)
-            core.config_store.save(apply_choices(core.config_store.current(), choices))
+            core.config_store.update(lambda c: apply_choices(c, choices))
             if listing is not None:
                 models.put(replace(listing, provider=choices.provider.name))
             return choices

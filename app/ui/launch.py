@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from app import paths
-from app.core.config import ConfigError
+from app.core.config import Config, ConfigError
 from app.ui.errors import explain, plain_error
 
 if TYPE_CHECKING:  # Qt, the core and the proxy load only once a display is known to exist
@@ -73,7 +73,13 @@ def start_proxy(core: Core, ask_port: AskPort) -> ProxyThread | None:
             chosen = ask_port(config.host, config.port, free_port(config.host), explain(exc).sentence(""))
             if chosen is None:
                 return None
-            core.config_store.save(replace(config, port=chosen))
+            core.config_store.update(with_port(chosen))
+
+
+def with_port(port: int) -> Callable[[Config], Config]:
+    """Only the port, applied to the config as it is when saved: a budget switch (or another window's save)
+    that landed while the port question was open stays."""
+    return lambda c: replace(c, port=port)
 
 
 def window_settings() -> QSettings:

@@ -8,6 +8,7 @@ files holding the preset and its providers, never keys.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -476,8 +477,20 @@ class PresetsPage(QWidget):
         old = self.editing
         self.save_button.setEnabled(False)
         self.message.clear()
+
+        def change(config: Config) -> Config:
+            """This preset only, onto the config as it is when the save runs: the rules the form does not
+            edit (shadow, escalation, long context) are the ones saved meanwhile, not the ones it loaded."""
+            now = config.presets.get(old) if old else None
+            edited = (
+                replace(preset, escalate=now.escalate, long_context=now.long_context, shadow=now.shadow)
+                if now is not None
+                else preset
+            )
+            return put_preset(config, edited, old_name=old)
+
         self.ctx.update_config(
-            lambda c: put_preset(c, preset, old_name=old),
+            change,
             lambda _: self._saved(preset.name),
             self._failed("Not saved"),
         )
@@ -579,9 +592,14 @@ class PresetsPage(QWidget):
         self.message.clear()
 
         def job() -> ImportResult:
-            imported = import_presets(store.current(), path)
-            store.save(imported.config)
-            return imported
+            result: list[ImportResult] = []
+
+            def change(config: Config) -> Config:  # merged into the config as it is when the save runs
+                result.append(import_presets(config, path))
+                return result[-1].config
+
+            store.update(change)
+            return result[-1]
 
         def done(imported: ImportResult) -> None:
             names, new = ", ".join(imported.presets), imported.new_providers

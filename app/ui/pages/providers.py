@@ -9,6 +9,7 @@ the model list shows each model's latest verdict.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -446,37 +447,56 @@ class ProvidersPage(QWidget):
     def form_provider(self) -> Provider:
         """A Provider from the form, keeping the settings the form does not show (headers, timeouts...)."""
         base = self.ctx.core.config.providers.get(self.editing) if self.editing else None
-        tpl = template(self.template.currentData()) if base is None else template_for(base)
+        return self.form_edit()(base)
+
+    def form_edit(self) -> Callable[[Provider | None], Provider]:
+        """The form's fields, read now, laid over the provider as it is when the save runs (None: a new
+        one): settings the form does not show that another writer changed meanwhile are kept, not undone."""
         name, base_url = self.name.text().strip(), self.base_url.text().strip().rstrip("/")
         api, local, key_env = (
             self.api.currentText(),
             self.local.isChecked(),
             self.key_env.text().strip() or None,
         )
-        if base is not None:
-            return replace(base, name=name, base_url=base_url, api=api, local=local, api_key_env=key_env)
-        return Provider(
-            name=name, base_url=base_url, api=api, local=local, api_key_env=key_env, kind=tpl.kind
-        )
+        template_id = self.template.currentData()
+
+        def apply(base: Provider | None) -> Provider:
+            if base is not None:
+                return replace(base, name=name, base_url=base_url, api=api, local=local, api_key_env=key_env)
+            return Provider(
+                name=name,
+                base_url=base_url,
+                api=api,
+                local=local,
+                api_key_env=key_env,
+                kind=template(template_id).kind,
+            )
+
+        return apply
 
     # ------------------------------------------------------------------------------------------- actions
 
     def save(self) -> None:
-        provider, old, typed_key = self.form_provider(), self.editing, self.key.text().strip()
+        edit, old, typed_key = self.form_edit(), self.editing, self.key.text().strip()
+        provider = self.form_provider()
         if not provider.base_url.startswith(("http://", "https://")):
             self.message.error("The base URL must start with http:// or https://")
             return
         core = self.ctx.core
 
+        def change(config: Config) -> Config:
+            """Only this provider changes, applied to the config as it is when the save runs."""
+            return upsert_provider(config, edit(config.providers.get(old) if old else None), old_name=old)
+
         def job() -> Config:
-            config = upsert_provider(core.config_store.current(), provider, old_name=old)
+            change(core.config_store.current())  # a refused edit (a name taken...) touches no key
             if typed_key:
                 core.set_provider_key(provider.name, typed_key)
             elif old and old != provider.name:  # carry the stored key over to the new name
                 key = core.secrets.get(provider_key_name(old))
                 if key:
                     core.set_provider_key(provider.name, key)
-            core.config_store.save(config)
+            config = core.config_store.update(change)
             if old and old != provider.name:
                 core.set_provider_key(old, None)
             return config
@@ -518,7 +538,7 @@ class ProvidersPage(QWidget):
         core, models = self.ctx.core, self.ctx.models
 
         def job() -> None:
-            core.config_store.save(remove_provider(core.config_store.current(), name))
+            core.config_store.update(lambda c: remove_provider(c, name))
             core.set_provider_key(name, None)
             models.forget(name)
 
