@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -176,3 +177,129 @@ def test_a_key_changed_mid_call_is_still_masked_in_that_calls_answer(
     assert sent not in answer.text and sent[:12] not in answer.text
     rows = [r for r in logged_calls(core) if r["endpoint"] == "/v1/chat/completions"]
     assert sent not in repr(rows[-1]) and sent[:12] not in repr(rows[-1])
+
+
+# --------------------------------------------------------------------------- a slow keyring, a busy executor
+
+ROTATED = "sk-test-rotated-slow-0123456789abcdef"
+
+
+def _slow_keyring(memory_keyring, monkeypatch, seconds: float) -> list[str]:  # type: ignore[no-untyped-def]
+    """Reads of the cheapco key take `seconds` (a locked Secret Service); returns the reading threads' names."""
+    readers: list[str] = []
+    real_get = memory_keyring.get_password
+
+    def slow_get(service: str, username: str) -> str | None:
+        if username == "provider:cheapco":
+            readers.append(threading.current_thread().name)
+            time.sleep(seconds)
+        return real_get(service, username)
+
+    monkeypatch.setattr(memory_keyring, "get_password", slow_get)
+    return readers
+
+
+@pytest.mark.timeout(60)
+def test_a_slow_keyring_reload_delays_calls_at_most_the_wait_then_the_new_key_applies(
+    proxy, mock, token, core, memory_keyring, monkeypatch, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    from app.proxy.server import ProxyServer
+
+    url = f"{proxy.url}/v1/chat/completions"
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(timeout=30) as client:
+        assert client.post(url, json=CHAT, headers=headers).status_code == 200
+        old = mock.requests[-1].api_key
+        readers = _slow_keyring(memory_keyring, monkeypatch, 3.0)
+        core.secrets.set("provider:cheapco", ROTATED)  # `downshift key set` elsewhere
+        time.sleep(Credentials.KEYS_RECHECK_S + 0.05)
+        changed_at = time.monotonic()
+        calls: list[tuple[float, float, str | None]] = []  # (start since the change, duration, key sent)
+        while time.monotonic() - changed_at < 6.0:
+            started = time.monotonic()
+            assert client.post(url, json=CHAT, headers=headers).status_code == 200
+            calls.append((started - changed_at, time.monotonic() - started, mock.requests[-1].api_key))
+    wait = getattr(ProxyServer, "KEYS_RELOAD_WAIT_S", 2.0)  # (2.0: the same test fails before the bound)
+    assert max(d for _, d, _ in calls) < wait + 0.7, calls  # never the whole 3 s read
+    # past the wait, calls are answered at once (they do not each wait again)
+    assert all(d < 0.5 for s, d, _ in calls if wait + 0.2 < s < 2.8), calls
+    keys = [k for _, _, k in calls]
+    assert keys[0] == old  # the held key while the reload runs
+    assert ROTATED in keys and keys[keys.index(ROTATED) :] == [ROTATED] * (len(keys) - keys.index(ROTATED))
+    assert readers and all(name.startswith("downshift-secrets") for name in readers), readers
+    assert len(readers) == 1  # one reload
+    late = [r for r in caplog.records if "takes over" in r.getMessage()]
+    assert len(late) == 1  # logged once, not per call
+
+
+@pytest.mark.timeout(60)
+def test_a_busy_default_executor_does_not_hold_a_key_reload_up(proxy, mock, token, core) -> None:  # type: ignore[no-untyped-def]
+    """Tokenizer loading and long-context counting share the loop's default executor: a backlog there must
+    not stand between a changed key and the next call."""
+    url = f"{proxy.url}/v1/chat/completions"
+    headers = {"Authorization": f"Bearer {token}"}
+    assert httpx.post(url, json=CHAT, headers=headers, timeout=30).status_code == 200
+    loop = proxy._loop
+    release = threading.Event()
+    loop.call_soon_threadsafe(lambda: [loop.run_in_executor(None, release.wait, 20) for _ in range(64)])
+    try:
+        core.secrets.set("provider:cheapco", ROTATED)
+        time.sleep(Credentials.KEYS_RECHECK_S + 0.05)
+        started = time.monotonic()
+        assert httpx.post(url, json=CHAT, headers=headers, timeout=30).status_code == 200
+        elapsed = time.monotonic() - started
+        assert mock.requests[-1].api_key == ROTATED
+        assert elapsed < 1.0
+    finally:
+        release.set()
+
+
+@pytest.mark.timeout(60)
+def test_concurrent_calls_share_one_reload(proxy, mock, token, core, memory_keyring, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    url = f"{proxy.url}/v1/chat/completions"
+    headers = {"Authorization": f"Bearer {token}"}
+    assert httpx.post(url, json=CHAT, headers=headers, timeout=30).status_code == 200
+    reloads: list[float] = []
+    real_reload = core.credentials.reload
+
+    def counting_reload() -> None:
+        reloads.append(time.monotonic())
+        real_reload()
+
+    monkeypatch.setattr(core.credentials, "reload", counting_reload)
+    _slow_keyring(memory_keyring, monkeypatch, 0.5)  # long enough for the calls to overlap it
+    core.secrets.set("provider:cheapco", ROTATED)
+    time.sleep(Credentials.KEYS_RECHECK_S + 0.05)
+    answers: list[int] = []
+    barrier = threading.Barrier(12)
+
+    def one() -> None:
+        barrier.wait()
+        answers.append(httpx.post(url, json=CHAT, headers=headers, timeout=30).status_code)
+
+    threads = [threading.Thread(target=one) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert answers == [200] * 12
+    assert len(reloads) == 1
+    assert [r.api_key for r in mock.requests[-12:]] == [ROTATED] * 12  # all waited for the one reload
+
+
+def test_the_secrets_thread_stops_with_the_server(core) -> None:  # type: ignore[no-untyped-def]
+    from app.proxy.server import ProxyThread
+
+    with ProxyThread(core, port=0) as running:
+        executor = getattr(running.server, "secrets_executor", None)
+        url = f"{running.url}/v1/chat/completions"
+        headers = {"Authorization": f"Bearer {core.token()}"}
+        running.server.reset_token()  # the next request reads the token from the store again
+        assert httpx.post(url, json=CHAT, headers=headers, timeout=30).status_code == 200  # token read there
+        threads = [t for t in threading.enumerate() if t.name.startswith("downshift-secrets")]
+        assert threads
+    with pytest.raises(RuntimeError):  # shut down with the server
+        executor.submit(time.sleep, 0)
+    for t in threads:
+        t.join(5)
+        assert not t.is_alive()

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from app.cli.args import LIMIT, AddCommand, add_member_option, positive_number
+from app.cli.args import LIMIT, AddCommand, add_member_option, positive_number, reads_only
 from app.cli.context import open_core
 from app.cli.format import caveats, money, print_json, printable, rate, table, when
 
@@ -356,6 +356,7 @@ def register(add: AddCommand) -> None:
     p = add(
         "tasks", cmd_tasks, "tasks (units of agent work) with their calls, cost, tool failures and outcome"
     )
+    reads_only(p)
     p.add_argument("--json", action="store_true")
     p.add_argument("--since", help="e.g. 24h, 7d (default: all time)")
     p.add_argument("--limit", type=LIMIT, default=50)
@@ -380,6 +381,7 @@ def register(add: AddCommand) -> None:
     )
     p.add_argument("--json", action="store_true")
     p = add("breakeven", cmd_breakeven, "self-hosting break-even for providers with an hourly_cost")
+    reads_only(p)
     p.add_argument("provider", nargs="?")
     p.add_argument(
         "--against", metavar="PROVIDER/MODEL", help="API target to compare with (default: the premium preset)"

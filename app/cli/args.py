@@ -10,6 +10,20 @@ from typing import NoReturn
 
 Handler = Callable[[argparse.Namespace], int]
 AddCommand = Callable[[str, Handler, str], argparse.ArgumentParser]
+ReadsOnly = Callable[[argparse.Namespace], bool]  # whether a command, given its arguments, only reads
+
+
+def reads_only(p: argparse.ArgumentParser, when: ReadsOnly = lambda _args: True) -> None:
+    """Mark a command as one that only reads (for the arguments `when` accepts): `--read-only` may run it, on
+    a log opened read-only, and it opens a PostgreSQL team ledger read-only by itself (as the app does).
+    A command not marked writes something, and `--read-only` refuses it."""
+    p.set_defaults(reads_only=when)
+
+
+def only_reads(args: argparse.Namespace) -> bool:
+    """Whether the parsed command is marked read-only for these arguments (see `reads_only`)."""
+    when: ReadsOnly | None = getattr(args, "reads_only", None)
+    return when is not None and when(args)
 
 
 class Parser(argparse.ArgumentParser):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from app.cli.args import only_reads
+
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
@@ -15,32 +17,47 @@ if TYPE_CHECKING:
     from app.core.secrets import SecretStore
 
 
+def read_only_asked(args: argparse.Namespace) -> bool:
+    """`--read-only` was given (main refuses it for a command that writes, before the command runs)."""
+    return bool(getattr(args, "read_only", False))
+
+
 def open_core(args: argparse.Namespace) -> Core:
-    """The config and the call log (`--config`, `--db`), as the proxy would open them."""
+    """The config and the call log (`--config`, `--db`), as the proxy would open them; read-only with
+    `--read-only`, and for a command that only reads, a PostgreSQL team ledger is read-only too (as in the
+    app: a ledger others write is not migrated nor written by a report)."""
     from app.core.engine import Core
 
-    return Core(args.config, args.db)
+    if read_only_asked(args):  # nothing written: neither the log nor a default config file
+        return Core(args.config, args.db, read_only=True, create_config=False)
+    return Core(args.config, args.db, read_only=None if only_reads(args) else False)
 
 
 def open_ledger(args: argparse.Namespace) -> Engine:
-    """The call log's database alone (`--db`, else the config's ledger), for commands that need no Core."""
+    """The call log's database alone (`--db`, else the config's ledger), for commands that need no Core;
+    read-only as `open_core` would open it."""
     from app.core.config import ConfigStore
     from app.core.engine import database_url
-    from app.core.storage.db import open_database
+    from app.core.storage.db import open_database, open_read_only
+    from app.core.storage.dialect import is_postgres_url
     from app.paths import config_path
 
     path = config_path(args.config)
     config = ConfigStore(path).current() if path.exists() else None
-    return open_database(database_url(args.db, config))  # no machine: a command never marks calls interrupted
+    url = database_url(args.db, config)
+    if read_only_asked(args) or (only_reads(args) and is_postgres_url(url)):
+        return open_read_only(url)
+    return open_database(url)  # no machine: a command never marks calls interrupted
 
 
 def config_store(args: argparse.Namespace) -> ConfigStore:
-    """The config file of `--config`, written with the defaults first when there is none yet."""
+    """The config file of `--config`, written with the defaults first when there is none yet (not with
+    `--read-only`: the defaults are read, nothing is written)."""
     from app import paths
     from app.core.config import ConfigStore, default_config, save_config
 
     path = paths.config_path(args.config)
-    if not path.exists():
+    if not path.exists() and not read_only_asked(args):
         save_config(default_config(), path)
     return ConfigStore(path)
 

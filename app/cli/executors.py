@@ -8,7 +8,7 @@ import argparse
 import sys
 from typing import Any
 
-from app.cli.args import AddCommand
+from app.cli.args import AddCommand, reads_only
 from app.cli.context import open_core
 from app.cli.format import money, print_json, rate, table
 
@@ -157,6 +157,7 @@ def register(add: AddCommand) -> None:
         "the executor scorecard: per model, tool-call failures by prompt size, cost per "
         "finished task, latency, and a verdict",
     )
+    reads_only(p)
     p.add_argument("--json", action="store_true")
     p.add_argument("--since", default="30d", help="e.g. 24h, 7d, 2026-11-01 (default: 30d)")
     p.add_argument(
@@ -167,6 +168,7 @@ def register(add: AddCommand) -> None:
         cmd_replay,
         "what another preset would have cost on the calls already logged (no call is sent)",
     )
+    reads_only(p)
     p.add_argument("--preset", required=True, help="the preset to price the logged calls on")
     p.add_argument("--since", default="7d", help="e.g. 24h, 7d, 2026-11-01 (default: 7d)")
     p.add_argument("--json", action="store_true")

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from app.cli import analytics
-from app.cli.args import LIMIT, AddCommand, add_member_option
+from app.cli.args import LIMIT, AddCommand, add_member_option, reads_only
 from app.cli.context import open_core
 from app.cli.format import csv_safe, money, print_json, rate, table, when
 
@@ -178,6 +178,7 @@ def _remove_partial(name: str) -> None:
 
 def register(add: AddCommand) -> None:
     p = add("calls", cmd_calls, "recent calls from the log")
+    reads_only(p)
     p.add_argument("--json", action="store_true")
     p.add_argument("--limit", type=LIMIT, default=20)
     p.add_argument(
@@ -189,10 +190,12 @@ def register(add: AddCommand) -> None:
         cmd_stats,
         "spend, tokens and tool-call failure rate, per model (and per member on a team ledger)",
     )
+    reads_only(p)
     p.add_argument("--json", action="store_true")
     p.add_argument("--since", help="e.g. 1h, 24h, 7d, 2026-11-01 (default: all time)")
     add_member_option(p)
     p = add("export", cmd_export, "export the call log")
+    reads_only(p)  # the log; the output file is written, of course
     p.add_argument("what", choices=("calls",))
     p.add_argument("--format", choices=("csv", "json"), default="csv")
     p.add_argument("--out", metavar="FILE")

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from app import __version__
 from app.cli import agents, analytics, demo, doctor, executors, gui, hooks, log, prices, serve, settings, team
-from app.cli.args import Handler, Parser
+from app.cli.args import Handler, Parser, only_reads
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
             default=default,
             help="database URL (default: $DOWNSHIFT_DB_URL or the user data dir)",
         )
+        p.add_argument(
+            "--read-only",
+            action="store_true",
+            default=False if default is None else default,
+            help="open the log read-only and write nothing: the desktop app without a proxy, or a command "
+            "that only reads (calls, stats, export, tasks, ...); a PostgreSQL team ledger is read-only "
+            "unless the command writes",
+        )
         return p
 
     common = options(argparse.SUPPRESS)
@@ -43,11 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"downshift {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
-    parser.add_argument(
-        "--read-only",
-        action="store_true",
-        help="the desktop app: open the log read-only, no proxy (a PostgreSQL team ledger always opens so)",
-    )
     parser.set_defaults(handler=gui.cmd_gui)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -59,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     # in the order `downshift --help` lists them
     for module in (serve, agents, settings, log, prices, hooks, demo, doctor, analytics, executors, team):
         module.register(add)
+    readers = sorted(name for name, p in sub.choices.items() if p.get_default("reads_only") is not None)
+    parser.set_defaults(read_only_commands=tuple(readers))  # for --read-only's refusal
     return parser
 
 
@@ -72,6 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     handler: Handler = args.handler
+    if args.read_only and args.command is not None and not only_reads(args):
+        print(
+            f"downshift: `{args.command}` writes (the call log, the config or a secret) and --read-only writes "
+            f"nothing; run it without --read-only (read-only: {', '.join(args.read_only_commands)})",
+            file=sys.stderr,
+        )
+        return 2
     return run(handler, args)
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from app.cli.args import AddCommand
+from app.cli.args import AddCommand, reads_only
 from app.cli.context import config_store, secret_store
 from app.cli.format import print_json, table
 
@@ -159,6 +159,7 @@ def register(add: AddCommand) -> None:
         "from a provider that publishes prices (OpenRouter)",
     )
     p.add_argument("action", nargs="?", choices=("list", "show", "refresh"), default="list")
+    reads_only(p, lambda args: args.action != "refresh")
     p.add_argument(
         "target", nargs="?", help="show: PROVIDER/MODEL; list: only models whose name contains this"
     )

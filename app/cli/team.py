@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app.cli.args import AddCommand
+from app.cli.args import AddCommand, reads_only
 from app.cli.context import open_ledger
 from app.cli.format import print_json, when
 
@@ -103,5 +103,6 @@ def register(add: AddCommand) -> None:
         "members of a shared team gateway: add (prints the token once), list, revoke, remove",
     )
     p.add_argument("action", choices=("add", "list", "revoke", "remove"))
+    reads_only(p, lambda args: args.action == "list")
     p.add_argument("name", nargs="?")
     p.add_argument("--json", action="store_true")

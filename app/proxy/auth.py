@@ -17,6 +17,7 @@ import asyncio
 import hmac
 import logging
 import time
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -44,8 +45,9 @@ class AccessGate:
     TOKEN_REFRESH_S = 5.0  # how stale the held token may get (rotation from another process)
     TOKEN_RECHECK_S = 1.0  # at most this often, a mismatching token makes us re-read the store at once
 
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, executor: Executor | None = None) -> None:
         self.core = core
+        self.executor = executor  # where the store is read (the server's secrets thread; None: the default)
         self.refusals = Refusals()
         self.members = MemberGate(core)  # team gateway: member tokens (app.proxy.member_gate)
         self._hosts: dict[str, bool] = {}
@@ -71,16 +73,18 @@ class AccessGate:
         credentials = self.core.credentials
         token = credentials.token
         if token is None:
-            return await asyncio.get_running_loop().run_in_executor(None, credentials.read_token)
+            return await asyncio.get_running_loop().run_in_executor(self.executor, credentials.read_token)
         stale = time.monotonic() - credentials.token_read_at > self.TOKEN_REFRESH_S
         if stale and not self._token_refreshing:
             self._token_refreshing = True
-            asyncio.get_running_loop().run_in_executor(None, self._refresh_token)
+            asyncio.get_running_loop().run_in_executor(self.executor, self._refresh_token)
         return token
 
     async def _reread_token(self) -> str:
         try:
-            return await asyncio.get_running_loop().run_in_executor(None, self.core.credentials.read_token)
+            return await asyncio.get_running_loop().run_in_executor(
+                self.executor, self.core.credentials.read_token
+            )
         except SecretStoreError as exc:
             raise _token_unavailable(exc) from None
 

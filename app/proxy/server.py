@@ -10,6 +10,9 @@ Host and Origin checks.
 
 Secrets are the core's (`core.credentials`); before each call the server asks whether the store changed
 (one comparison, a `stat` at most every few hundred ms) so a key set in another terminal applies at once.
+The keyring is read on a thread of the server's own (`secrets_executor`), never the loop's default executor,
+where tokenizer loading and long-context counting could hold a reload up; calls wait for one shared reload
+at most KEYS_RELOAD_WAIT_S (a locked Secret Service can take seconds), then go on with the keys held.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import orjson
@@ -110,11 +114,15 @@ class ProxyServer:
         self.client = UpstreamClient()
         self.pipeline = Pipeline(core, self.client)
         self.paused = False
-        self.gate = AccessGate(core)
+        # keyring reads (keys, the local token): one named thread of their own, shut down with the server
+        self.secrets_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="downshift-secrets")
+        self.gate = AccessGate(core, self.secrets_executor)
         self.refusals = self.gate.refusals
         self.members = self.gate.members
         self.guard = ConnectionGuard()
         self._keys_reload: asyncio.Future[None] | None = None
+        self._keys_reload_deadline = 0.0  # time.monotonic() after which calls stop waiting for that reload
+        self._keys_reload_late = False  # the reload overran the wait (logged once)
         self.app = web.Application(client_max_size=_NO_LIMIT)
         self._add_routes(self.app.router)
         self.app.on_response_prepare.append(self._cors)
@@ -147,21 +155,47 @@ class ProxyServer:
         """Forget the held token: the next request reads the store again (the GUI calls this on rotation)."""
         self.core.credentials.forget_token()
 
+    KEYS_RELOAD_WAIT_S = 2.0  # the longest a call waits for changed keys before going out with the held ones
+
     def _fresh_secrets(self) -> asyncio.Future[None] | None:
         """The re-read of the held keys under way when the secret store changed (another process set a key),
-        else None. Per call: a comparison, and a `stat` at most every KEYS_RECHECK_S."""
+        else None. Per call: a comparison, and a `stat` at most every KEYS_RECHECK_S. Concurrent calls share
+        the one reload."""
         credentials = self.core.credentials
-        if self._keys_reload is None and credentials.changed(time.monotonic()):
-            reload = asyncio.get_running_loop().run_in_executor(None, credentials.reload)
+        now = time.monotonic()
+        if self._keys_reload is None and credentials.changed(now):
+            reload = asyncio.get_running_loop().run_in_executor(self.secrets_executor, credentials.reload)
             self._keys_reload = reload
+            self._keys_reload_deadline = now + self.KEYS_RELOAD_WAIT_S
+            self._keys_reload_late = False
             reload.add_done_callback(self._keys_reloaded)
         return self._keys_reload
 
-    def _keys_reloaded(self, _done: asyncio.Future[None]) -> None:
+    async def _await_secrets(self, reload: asyncio.Future[None]) -> None:
+        """Wait for the shared reload until its deadline; past it, the call goes out with the held keys (the
+        reload goes on and its keys serve the calls after it lands). Never cancels nor raises from it."""
+        remaining = self._keys_reload_deadline - time.monotonic()
+        if remaining > 0:
+            await asyncio.wait((reload,), timeout=remaining)
+        if not reload.done() and not self._keys_reload_late:
+            self._keys_reload_late = True
+            log.warning(
+                "re-reading the provider keys takes over %.0f s (a locked keyring?); calls go on with the keys "
+                "held until it finishes",
+                self.KEYS_RELOAD_WAIT_S,
+            )
+
+    def _keys_reloaded(self, done: asyncio.Future[None]) -> None:
         self._keys_reload = None
+        if not done.cancelled() and done.exception() is not None:  # reload keeps old keys itself; a bug here
+            log.warning("re-reading the keys failed", exc_info=done.exception())
+        elif self._keys_reload_late:
+            log.warning("the provider keys were re-read; calls use them from now on")
 
     async def _cleanup(self, _app: web.Application) -> None:
         await self.client.close()
+        # a keyring read still hanging is left to finish on its own thread; nothing waits for it
+        self.secrets_executor.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------------------------------- calls
 
@@ -170,8 +204,8 @@ class ProxyServer:
             pinned = CALL_CONFIG.set(self.core.config_store.current())  # the call's config: one stat per call
             try:
                 reload = self._fresh_secrets()
-                if reload is not None:  # this call goes out with the keys as they are now
-                    await asyncio.shield(reload)
+                if reload is not None:  # this call goes out with the keys as they are now (bounded wait)
+                    await self._await_secrets(reload)
                 return await self._serve(request, route)
             finally:
                 CALL_CONFIG.reset(pinned)
