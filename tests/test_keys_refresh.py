@@ -303,3 +303,32 @@ def test_the_secrets_thread_stops_with_the_server(core) -> None:  # type: ignore
     for t in threads:
         t.join(5)
         assert not t.is_alive()
+
+
+@pytest.mark.timeout(60)
+def test_a_key_not_held_yet_is_read_off_the_event_loop(
+    proxy, mock, token, core, memory_keyring, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A key set from the window (`Core.set_provider_key`) is dropped from memory and read again on the next
+    call: that read goes to the keyring thread, so a slow keyring delays that call, never the event loop."""
+    url = f"{proxy.url}/v1/chat/completions"
+    headers = {"Authorization": f"Bearer {token}"}
+    assert httpx.post(url, json=CHAT, headers=headers, timeout=30).status_code == 200
+    core.set_provider_key("cheapco", ROTATED)  # the held key is forgotten: the next call reads the store
+    readers = _slow_keyring(memory_keyring, monkeypatch, 1.5)
+    answered: list[float] = []
+
+    def call() -> None:
+        assert httpx.post(url, json=CHAT, headers=headers, timeout=30).status_code == 200
+
+    slow = threading.Thread(target=call)
+    slow.start()
+    time.sleep(0.2)  # the call is waiting on the keyring now
+    while slow.is_alive():
+        started = time.monotonic()
+        assert httpx.get(f"{proxy.url}/health", timeout=10).status_code == 200
+        answered.append(time.monotonic() - started)
+    slow.join()
+    assert mock.requests[-1].api_key == ROTATED
+    assert readers and all(name.startswith("downshift-secrets") for name in readers), readers
+    assert answered and max(answered) < 0.5, answered  # the loop kept answering while the key was read

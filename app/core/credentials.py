@@ -53,6 +53,10 @@ class Credentials:
 
     # ------------------------------------------------------------------ provider keys
 
+    def holds(self, name: str) -> bool:
+        """Whether a provider's key is in memory, so `provider_key` answers without touching the store."""
+        return name in self._keys
+
     def provider_key(self, name: str) -> str | None:
         """A provider's key from memory; read from the store (blocking) the first time a name is asked for."""
         try:

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -88,8 +89,10 @@ class _ErrorAnswer:
 
 
 class Pipeline:
-    def __init__(self, core: Core, client: UpstreamClient) -> None:
+    def __init__(self, core: Core, client: UpstreamClient, secrets_executor: Executor | None = None) -> None:
         self.core = core
+        # keys not held in memory are read here, never on the event loop (a locked keyring can take seconds)
+        self.secrets_executor = secrets_executor
         self.client = client
         self.seen = accounting.SeenIds()
         # off unless the preset has a shadow rule; threads start on first use
@@ -299,7 +302,12 @@ class Pipeline:
         _set_target(rec, provider, target)
         # The key is read once per attempt: the held keys may be re-read while it runs (a key set in another
         # terminal), and what the provider echoes is the key it was sent.
-        key = self.core.provider_key(provider.name)
+        held = self.core.credentials
+        key = (
+            held.provider_key(provider.name)
+            if held.holds(provider.name)
+            else await self._read_key(provider.name)
+        )
         secrets = self._secrets(key)
         started = rec.elapsed_ms()
         try:
@@ -352,6 +360,12 @@ class Pipeline:
                 resp.release()
             else:  # broken, abandoned or cancelled: drop the connection so the provider stops generating
                 resp.close()
+
+    async def _read_key(self, name: str) -> str | None:
+        """A key not held in memory yet (first use, or just set from the window): read on the keyring thread,
+        so a slow keyring delays this call only, never the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.secrets_executor, self.core.credentials.provider_key, name)
 
     def _prepare(
         self,

@@ -112,10 +112,10 @@ class ProxyServer:
         # stamps each call's start, which task grouping and escalation compare with the idle gap (tests move it)
         self.clock = clock
         self.client = UpstreamClient()
-        self.pipeline = Pipeline(core, self.client)
         self.paused = False
         # keyring reads (keys, the local token): one named thread of their own, shut down with the server
         self.secrets_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="downshift-secrets")
+        self.pipeline = Pipeline(core, self.client, self.secrets_executor)
         self.gate = AccessGate(core, self.secrets_executor)
         self.refusals = self.gate.refusals
         self.members = self.gate.members
