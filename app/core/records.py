@@ -112,6 +112,13 @@ class CallRecord:
         self.duration_ms = self.elapsed_ms()
 
     @property
+    def unpriced(self) -> bool:
+        """Part or all of the call's cost has no known price: the call itself, or an attempt before it that
+        was billed for a partial answer (a fallback). `cost_usd` then holds only the priced part, and every
+        figure built on it says so ("N without a known price"), never a complete total."""
+        return self.cost_source == "unpriced" or any(a.cost_source == "unpriced" for a in self.attempts)
+
+    @property
     def tool_failures(self) -> int:
         return sum(
             1 for t in self.tool_calls if t.kind not in ("ok", "unchecked")
