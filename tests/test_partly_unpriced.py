@@ -104,3 +104,25 @@ def test_the_gui_marks_the_cost_as_partly_unpriced(row, core, qtbot, ctx) -> Non
     view.show()
     assert view.grab().save("/tmp/figures-detail-partly-unpriced.png")
     assert calls.grab().save("/tmp/figures-calls-partly-unpriced.png")
+
+
+def test_a_team_ledger_counts_the_call_unpriced_too() -> None:
+    """The ledger's totals are built from the shipped row: the attempts go with it, so the call still counts."""
+    import orjson
+
+    from app.core.analytics.rollup import BatchTotals
+    from app.core.records import Attempt, CallRecord
+    from app.core.team_ship import payload, record
+
+    rec = CallRecord("anthropic", "/v1/messages", outcome="ok", cost_usd=0.02, cost_source="override")
+    rec.provider, rec.upstream_model = "groq", "m-groq"
+    rec.attempts = [
+        Attempt(
+            "anthropic/no-price-known", 200, "upstream_stream_error", cost_source="unpriced", output_tokens=3
+        ),
+        Attempt("groq/m-groq", 200),
+    ]
+    totals = BatchTotals()
+    totals.add_call(record(orjson.loads(payload(rec))))
+    (usage,) = totals.usage.values()
+    assert usage["unpriced_calls"] == 1 and usage["cost_usd"] == pytest.approx(0.02)
