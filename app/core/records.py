@@ -116,7 +116,10 @@ class CallRecord:
         """Part or all of the call's cost has no known price: the call itself, or an attempt before it that
         was billed for a partial answer (a fallback). `cost_usd` then holds only the priced part, and every
         figure built on it says so ("N without a known price"), never a complete total."""
-        return self.cost_source == "unpriced" or any(a.cost_source == "unpriced" for a in self.attempts)
+        if self.cost_source == "unpriced":
+            return True
+        attempts = self.attempts  # one attempt: its figures are the call's own (the common case: no scan)
+        return len(attempts) > 1 and any(a.cost_source == "unpriced" for a in attempts)
 
     @property
     def tool_failures(self) -> int:
