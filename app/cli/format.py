@@ -67,10 +67,14 @@ def money(usd: float | None, estimated: int | bool = 0, *, unpriced: bool = Fals
     """Dollars to four decimals ($0.0123); a non-zero amount under $0.0001 to two significant digits
     ($0.000042) rather than a false $0.0000. "~" in front when the figure rests on estimated tokens
     (`estimated`: how many of its calls, or a flag); "-" for no figure, "unpriced" for a call whose price is
-    not known."""
+    not known; "$0.0201+unpriced" for a figure that leaves out a part without a known price (a billed attempt
+    before the fallback that served the call)."""
     if usd is None:
         return "unpriced" if unpriced else "-"
-    guess = "~" if estimated else ""
+    return _dollars(usd, "~" if estimated else "") + ("+unpriced" if unpriced else "")
+
+
+def _dollars(usd: float, guess: str) -> str:
     sign = "-" if usd < 0 else ""
     amount = abs(usd)
     if math.isnan(amount):  # no digits to count (a NaN summed on a PostgreSQL ledger): said as it is

@@ -82,7 +82,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     )
     if t["unpriced_calls"]:
         print(
-            f"  {t['unpriced_calls']} calls have no known price and are not in the total (`downshift prices show PROVIDER/MODEL` says why)"
+            f"  {t['unpriced_calls']} calls have no known price, in whole or in part (an attempt before a fallback), "
+            "and that part is not in the total (`downshift prices show PROVIDER/MODEL` says why)"
         )
     if t["estimated_calls"]:
         print(

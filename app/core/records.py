@@ -112,6 +112,16 @@ class CallRecord:
         self.duration_ms = self.elapsed_ms()
 
     @property
+    def unpriced(self) -> bool:
+        """Part or all of the call's cost has no known price: the call itself, or an attempt before it that
+        was billed for a partial answer (a fallback). `cost_usd` then holds only the priced part, and every
+        figure built on it says so ("N without a known price"), never a complete total."""
+        if self.cost_source == "unpriced":
+            return True
+        attempts = self.attempts  # one attempt: its figures are the call's own (the common case: no scan)
+        return len(attempts) > 1 and any(a.cost_source == "unpriced" for a in attempts)
+
+    @property
     def tool_failures(self) -> int:
         return sum(
             1 for t in self.tool_calls if t.kind not in ("ok", "unchecked")

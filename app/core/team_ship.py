@@ -42,7 +42,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.core.analytics import executors as executor_totals
 from app.core.analytics.rollup import BatchTotals, attribute_failed_results
 from app.core.analytics.tasks import TaskGrouper
-from app.core.records import CallRecord, ToolCallResult
+from app.core.records import Attempt, CallRecord, ToolCallResult
 from app.core.storage.dialect import display_url, driver_cursor, pg
 from app.core.storage.models import Call
 from app.core.storage.writer import _CALL_COLUMNS, _TOOL_COLUMNS, call_row
@@ -109,6 +109,8 @@ def record(data: dict[str, Any]) -> CallRecord:
         "session_key",
     ):
         setattr(rec, name, row[name])
+    # the attempts: a billed one without a known price makes the call's cost partial (CallRecord.unpriced)
+    rec.attempts = [Attempt(**a) for a in orjson.loads(row.get("fallback_chain") or "[]")]
     rec.task_key = data["task_key"]
     rec.task_label = data.get("task_label")
     rec.tool_calls = [

@@ -41,3 +41,6 @@ class Leg:
     known: tuple[bytes, ...]  # secret values masked in everything sent back (app.core.redact.scrub_known)
     translator: StreamTranslator | None = None  # a streamed answer in another API's events
     declared: Declared | None = None  # the request's tools, read once (None: not read yet)
+    # output tokens counted off the event loop in an answer without (complete) usage (accounting.count_seen);
+    # None: not counted (settle counts, or guesses, itself)
+    seen_tokens: int | None = None

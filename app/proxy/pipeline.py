@@ -511,7 +511,10 @@ async def _relay_whole(leg: Leg) -> web.StreamResponse:
     await response.write_eof()
     rec.bytes_out = len(out)
     rec.finish("ok", 200)
-    accounting.settle(leg)
+    try:
+        await accounting.count_seen(leg)  # off the event loop, the answer already sent
+    finally:
+        accounting.settle(leg)
     if answer is not None and rec.tool_calls:
         pairs = tool_ids.whole_pairs(provider.api, data, leg.adapter.client_api, answer)
         tool_ids.relabel(rec.tool_calls, pairs)
@@ -614,13 +617,15 @@ class _StreamRelay:
             rec.error_kind = "client_disconnected"
             rec.error_message = "the client closed the connection mid-stream"
             rec.finish("cancelled", 499)
-            self._settle()
+            await self._count_then_settle()
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return response
-        self._settle()
-        with contextlib.suppress(*_CLIENT_GONE):
-            await response.write_eof()
+        try:
+            with contextlib.suppress(*_CLIENT_GONE):
+                await response.write_eof()  # the client has its whole answer before the accounting
+        finally:
+            await self._count_then_settle()  # whatever happened: the row gets its figures
         return response
 
     def _passthrough(self, chunk: bytes) -> list[bytes]:
@@ -721,7 +726,10 @@ class _StreamRelay:
         leg, rec = self.leg, self.leg.rec
         if not self.prepared:
             if leg.observer.began():
-                accounting.cost_attempt(leg)
+                try:
+                    await accounting.count_seen(leg)  # off the event loop
+                finally:
+                    accounting.cost_attempt(leg)
             raise _Retry(exc) from None
         rec.error_kind, rec.error_message = exc.kind, exc.message
         tail = scrub_known(_stream_error(leg.adapter, leg.translator, exc, self.finished), leg.known)
@@ -729,6 +737,13 @@ class _StreamRelay:
             await self.response.write(tail)
             self.sent += len(tail)
         rec.finish("error", 200)
+
+    async def _count_then_settle(self) -> None:
+        """Settle, once a long answer without usage has had its output counted off the event loop."""
+        try:
+            await accounting.count_seen(self.leg)
+        finally:
+            self._settle()
 
     def _settle(self) -> None:
         """Tokens, cost and tool-call verdicts, the verdicts under the ids the client saw."""

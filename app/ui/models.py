@@ -36,10 +36,15 @@ LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 
 def fmt_money(value: float | None, *, unpriced: bool = False, estimated: bool = False) -> str:
     """Dollars with enough digits to tell cheap calls apart ($0.00042), and no false zero for unpriced.
-    `estimated`: the figure rests on tokens the provider did not report, shown as "~$0.00042"."""
+    `estimated`: the figure rests on tokens the provider did not report, shown as "~$0.00042".
+    `unpriced` with a figure: part of the cost has no known price (a billed attempt before the fallback
+    that served the call), shown as "$0.020 + unpriced", never as a complete total."""
     if value is None:
         return "unpriced" if unpriced else "–"
-    guess = "~" if estimated else ""
+    return _dollars(value, "~" if estimated else "") + (" + unpriced" if unpriced else "")
+
+
+def _dollars(value: float, guess: str) -> str:
     if value == 0:
         return f"{guess}$0"
     if abs(value) >= 100:
@@ -174,6 +179,15 @@ def _tools(row: Row) -> str:
     return f"{n} ({bad} failed)" if bad else str(n)
 
 
+def _cost_cell(row: dict[str, Any]) -> str:
+    """A call's cost in the narrow table: "$0.020+" when part of it has no known price (the tooltip and the
+    detail pane say which part), the figure alone never passing for the whole."""
+    cost, unpriced, guessed = row.get("cost_usd"), bool(row.get("unpriced")), bool(row.get("usage_estimated"))
+    if cost is not None and unpriced:
+        return fmt_money(cost, estimated=guessed) + "+"
+    return fmt_money(cost, unpriced=unpriced, estimated=guessed)
+
+
 def _guess(row: dict[str, Any]) -> str:
     return "~" if row.get("usage_estimated") else ""
 
@@ -202,13 +216,16 @@ CALL_COLUMNS: tuple[Column, ...] = (
     Column(
         "cost_usd",
         "Cost",
-        lambda r: fmt_money(
-            r.get("cost_usd"), unpriced=bool(r.get("unpriced")), estimated=bool(r.get("usage_estimated"))
-        ),
+        lambda r: _cost_cell(r),
         RIGHT,
         tooltip=lambda r: (
             f"source: {r.get('cost_source') or '–'}"
             + (" (tokens estimated: the provider reported no usage)" if r.get("usage_estimated") else "")
+            + (
+                "; part of the cost has no known price (an attempt before the fallback)"
+                if r.get("unpriced") and r.get("cost_usd") is not None
+                else ""
+            )
         ),
     ),
     Column(

@@ -72,8 +72,8 @@ class BatchTotals:
             rec.premium_cost_usd if rec.cost_usd is not None and rec.premium_cost_usd is not None else None
         )
         unpriced = (
-            rec.cost_source == "unpriced"
-        )  # failed and cancelled calls are billed for what they produced
+            rec.unpriced
+        )  # failed and cancelled calls (and failed attempts) are billed for what they produced
         estimated = rec.usage_estimated
         u["calls"] += 1
         u["errors"] += rec.outcome != "ok"

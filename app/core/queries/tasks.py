@@ -131,7 +131,7 @@ def finished_cost_by_preset(
     """
     sql = (
         "SELECT c.task_id, coalesce(c.preset, '') AS preset, count(*) AS calls, sum(coalesce(c.cost_usd, 0)) AS cost,"
-        " sum(CASE WHEN c.cost_usd IS NULL THEN 1 ELSE 0 END) AS unpriced,"
+        " sum(CASE WHEN c.unpriced OR c.cost_usd IS NULL THEN 1 ELSE 0 END) AS unpriced,"
         " sum(CASE WHEN c.usage_estimated OR c.cost_source = 'estimated' THEN 1 ELSE 0 END) AS estimated,"
         " sum(c.tool_calls) AS tool_calls, sum(c.tool_failures) AS tool_failures"
         " FROM calls c JOIN tasks t ON t.id = c.task_id"

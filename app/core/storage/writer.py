@@ -173,7 +173,7 @@ def call_row(rec: CallRecord, bodies: bool = True) -> dict[str, object]:
         "billed_cost_usd": rec.billed_cost_usd,
         "estimated_cost_usd": rec.estimated_cost_usd,
         "premium_cost_usd": rec.premium_cost_usd,
-        "unpriced": rec.cost_source == "unpriced",
+        "unpriced": rec.unpriced,
         "usage_estimated": rec.usage_estimated,
         "fallback_chain": orjson.dumps([a.as_json() for a in rec.attempts]).decode()
         if rec.attempts

@@ -87,6 +87,53 @@ def _bad(text: str) -> str:
     return f"<span style='color:{FAILED_COLOUR}'><b>{text}</b></span>"
 
 
+def _cost_table(d: dict[str, Any], guessed: bool, partial: list[dict[str, Any]]) -> str:
+    """The call's cost, its source, and what it leaves out or guesses (attempts billed before a fallback)."""
+    cost_rows = [
+        ("cost", _esc(fmt_money(d.get("cost_usd"), unpriced=bool(d.get("unpriced")), estimated=guessed))),
+        (
+            "source",
+            _esc(
+                {
+                    "provider": "billed by the provider",
+                    "table": "price table",
+                    "override": "price override in config",
+                    "local": "local (hourly cost)",
+                    "listed": "the provider's listed price",
+                    "unpriced": "no known price",
+                    "estimated": "estimated tokens x price (no usage reported)",
+                }.get(d.get("cost_source") or "", d.get("cost_source"))
+            ),
+        ),
+    ]
+    if d.get("unpriced") and d.get("cost_usd") is not None:
+        cost_rows.append(
+            ("left out", _bad("no known price") + " for an attempt that was billed (fallback chain)")
+        )
+    if partial:
+        billed = sum(a.get("cost_usd") or 0.0 for a in partial)
+        cost_rows.append(
+            (
+                "of which failed attempts",
+                _esc(
+                    fmt_money(
+                        billed,
+                        unpriced=any(a["cost_source"] == "unpriced" for a in partial),
+                        estimated=any(a["cost_source"] == "estimated" for a in partial),
+                    )
+                )
+                + " (began answering, then failed: see the fallback chain)",
+            )
+        )
+    if d.get("billed_cost_usd") is not None:
+        cost_rows.append(("billed", _esc(fmt_money(d["billed_cost_usd"]))))
+    if d.get("estimated_cost_usd") is not None:
+        cost_rows.append(("estimated from prices", _esc(fmt_money(d["estimated_cost_usd"]))))
+    if d.get("premium_cost_usd") is not None:
+        cost_rows.append(("on the premium model", _esc(fmt_money(d["premium_cost_usd"]))))
+    return _table(cost_rows)
+
+
 def detail_html(d: dict[str, Any]) -> str:
     """The detail pane for one `call_detail` result, as rich text (escaped: it shows what models wrote)."""
     target = f"{d['provider']}/{d['upstream_model']}" if d.get("provider") else "no upstream"
@@ -136,39 +183,7 @@ def detail_html(d: dict[str, Any]) -> str:
             ]
         )
     )
-    cost_rows = [
-        ("cost", _esc(fmt_money(d.get("cost_usd"), unpriced=bool(d.get("unpriced")), estimated=guessed))),
-        (
-            "source",
-            _esc(
-                {
-                    "provider": "billed by the provider",
-                    "table": "price table",
-                    "override": "price override in config",
-                    "local": "local (hourly cost)",
-                    "listed": "the provider's listed price",
-                    "unpriced": "no known price",
-                    "estimated": "estimated tokens x price (no usage reported)",
-                }.get(d.get("cost_source") or "", d.get("cost_source"))
-            ),
-        ),
-    ]
-    if partial:
-        billed = sum(a.get("cost_usd") or 0.0 for a in partial)
-        cost_rows.append(
-            (
-                "of which failed attempts",
-                _esc(fmt_money(billed, estimated=any(a["cost_source"] == "estimated" for a in partial)))
-                + " (began answering, then failed: see the fallback chain)",
-            )
-        )
-    if d.get("billed_cost_usd") is not None:
-        cost_rows.append(("billed", _esc(fmt_money(d["billed_cost_usd"]))))
-    if d.get("estimated_cost_usd") is not None:
-        cost_rows.append(("estimated from prices", _esc(fmt_money(d["estimated_cost_usd"]))))
-    if d.get("premium_cost_usd") is not None:
-        cost_rows.append(("on the premium model", _esc(fmt_money(d["premium_cost_usd"]))))
-    parts.append("<h4>Cost</h4>" + _table(cost_rows))
+    parts.append("<h4>Cost</h4>" + _cost_table(d, guessed, partial))
     tools = d.get("tool_call_rows") or []
     if tools:
         head = "<tr><th align='left'>tool</th><th align='left'>check</th><th align='left'>result</th></tr>"
