@@ -8,7 +8,7 @@ from typing import Any
 
 from app.cli import gui
 from app.cli.args import AddCommand, positive_number
-from app.cli.format import caveats, money, rate, table
+from app.cli.format import caveats, models_table, money, rate
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -40,30 +40,7 @@ def render_summary(data: dict[str, Any], seconds: float, speed: float) -> str:
         f"the premium preset would have cost {money(data['premium_equivalent_usd'])}{share}",
         f"  tool calls: {t['tool_calls']}, failed {t['tool_failures']} ({failure_rate}): {kinds}",
     ]
-    rows = [
-        {
-            **m,
-            "cost": money(m["cost_usd"], m["estimated_calls"]),
-            "rate": rate(m["tool_failure_rate"], 0),
-        }
-        for m in data["models"]
-    ]
-    lines.append(
-        table(
-            rows,
-            [
-                ("provider", "PROVIDER"),
-                ("model", "MODEL"),
-                ("calls", "CALLS"),
-                ("errors", "FAILED"),
-                ("input_tokens", "IN TOK"),
-                ("output_tokens", "OUT TOK"),
-                ("cost", "COST"),
-                ("tool_calls", "TOOL CALLS"),
-                ("rate", "TOOL FAIL %"),
-            ],
-        )
-    )
+    lines.append(models_table(data["models"], rate_places=0))
     return "\n".join(lines)
 
 

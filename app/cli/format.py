@@ -96,6 +96,32 @@ def rate(value: float | None, places: int = 1) -> str:
     return "-" if value is None else f"{value:.{places}%}"
 
 
+MODEL_COLUMNS = (
+    ("provider", "PROVIDER"),
+    ("model", "MODEL"),
+    ("calls", "CALLS"),
+    ("errors", "FAILED"),
+    ("input_tokens", "IN TOK"),
+    ("output_tokens", "OUT TOK"),
+    ("cost", "COST"),
+    ("tool_calls", "TOOL CALLS"),
+    ("rate", "TOOL FAIL %"),
+)
+
+
+def models_table(models: Sequence[dict[str, Any]], rate_places: int = 1) -> str:
+    """The per-model table of `stats` and the demo summary (rows from app.core.queries `summary`)."""
+    rows = [
+        {
+            **m,
+            "cost": money(m["cost_usd"], m["estimated_calls"]),
+            "rate": rate(m["tool_failure_rate"], rate_places),
+        }
+        for m in models
+    ]
+    return table(rows, MODEL_COLUMNS)
+
+
 def print_json(data: Any) -> None:
     """`--json` output: indented, with anything JSON lacks (datetimes) as its string."""
     print(json.dumps(data, indent=2, default=str))

@@ -13,7 +13,7 @@ from typing import Any
 from app.cli import analytics
 from app.cli.args import LIMIT, AddCommand, add_member_option, reads_only
 from app.cli.context import open_core
-from app.cli.format import csv_safe, money, print_json, rate, table, when
+from app.cli.format import csv_safe, models_table, money, print_json, rate, table, when
 
 
 def cmd_calls(args: argparse.Namespace) -> int:
@@ -90,30 +90,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
             f"  ~ {t['estimated_calls']} calls' tokens are estimated (the provider reported no usage): "
             "their cost is an estimate"
         )
-    rows = [
-        {
-            **m,
-            "rate": rate(m["tool_failure_rate"]),
-            "cost": money(m["cost_usd"], m["estimated_calls"]),
-        }
-        for m in data["models"]
-    ]
-    print(
-        table(
-            rows,
-            [
-                ("provider", "PROVIDER"),
-                ("model", "MODEL"),
-                ("calls", "CALLS"),
-                ("errors", "FAILED"),
-                ("input_tokens", "IN TOK"),
-                ("output_tokens", "OUT TOK"),
-                ("cost", "COST"),
-                ("tool_calls", "TOOL CALLS"),
-                ("rate", "TOOL FAIL %"),
-            ],
-        )
-    )
+    print(models_table(data["models"]))
     analytics.print_stats_extra(data)
     return 0
 
