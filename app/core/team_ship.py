@@ -45,7 +45,7 @@ from app.core.analytics.tasks import TaskGrouper
 from app.core.records import Attempt, CallRecord, ToolCallResult
 from app.core.storage.dialect import display_url, driver_cursor, pg
 from app.core.storage.models import Call
-from app.core.storage.writer import _CALL_COLUMNS, _TOOL_COLUMNS, call_row
+from app.core.storage.writer import _CALL_COLUMNS, _TOOL_COLUMNS, call_row, tool_call_rows
 
 log = logging.getLogger(__name__)
 
@@ -481,21 +481,7 @@ class TeamShipper:
                     for i in range(0, len(rows_out), SLICE):
                         cur.executemany(_LEDGER_CALLS, rows_out[i : i + SLICE])
                         _yield()
-                    tools = [
-                        (
-                            r.call_id,
-                            t.tool_call_id,
-                            t.name,
-                            t.kind,
-                            t.detail or None,
-                            False,
-                            None,
-                            r.started_at,
-                            r.upstream_model,
-                        )
-                        for r in new
-                        for t in r.tool_calls
-                    ]
+                    tools = tool_call_rows(new)
                     if tools:
                         cur.executemany(_LEDGER_TOOLS, tools)
                     failed = [(reason[:500], tcid) for r in new for tcid, reason in r.failed_results]

@@ -557,25 +557,30 @@ def _insert(
         cur.executemany(sql.start, [_row_values(r, in_flight=True) for r in starts])
     if ends:
         cur.executemany(sql.end, [_row_values(r) for r in ends])
-        tool_rows = [
-            (
-                r.call_id,
-                t.tool_call_id,
-                t.name,
-                t.kind,
-                t.detail or None,
-                False,
-                None,
-                r.started_at,
-                r.upstream_model,
-            )
-            for r in ends
-            for t in r.tool_calls
-        ]
+        tool_rows = tool_call_rows(ends)
         if tool_rows:
             cur.executemany(sql.tool, tool_rows)
     if failed:
         cur.executemany(sql.result_failed, [(reason[:500], tool_call_id) for tool_call_id, reason in failed])
+
+
+def tool_call_rows(records: Sequence[CallRecord]) -> list[tuple[object, ...]]:
+    """The tool_calls rows of ended calls, in `_TOOL_COLUMNS` order (the local log and the team ledger)."""
+    return [
+        (
+            r.call_id,
+            t.tool_call_id,
+            t.name,
+            t.kind,
+            t.detail or None,
+            False,
+            None,
+            r.started_at,
+            r.upstream_model,
+        )
+        for r in records
+        for t in r.tool_calls
+    ]
 
 
 def _redacted_results(results: Sequence[tuple[str, str]], secrets: list[bytes]) -> list[tuple[str, str]]:
