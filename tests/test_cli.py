@@ -12,6 +12,7 @@ import pytest
 from conftest import PROVIDER_KEY, logged_calls
 
 from app.cli import main as cli
+from app.testing.ports import free_port
 from app.testing.script import Reply, ToolCall, Usage
 
 
@@ -146,12 +147,9 @@ def test_key_set_reads_stdin_and_lands_in_keyring(
 @pytest.mark.timeout(60)
 def test_serve_headless_subprocess(tmp_path: Path, mock, config_path: Path) -> None:  # type: ignore[no-untyped-def]
     import os
-    import socket
     import time
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "DOWNSHIFT_TOKEN": "tok-serve-test-123"}
     proc = subprocess.Popen(
         [

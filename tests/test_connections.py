@@ -18,6 +18,7 @@ import httpx
 import pytest
 from conftest import logged_calls
 
+from app.testing.ports import free_port
 from app.testing.script import Reply
 
 CHAT = {"model": "default", "messages": [{"role": "user", "content": "hi"}]}
@@ -218,9 +219,7 @@ class Attacker(threading.Thread):
 @pytest.mark.timeout(120)
 @pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_NOFILE is a POSIX limit")
 def test_hostile_sockets_do_not_starve_agents_of_descriptors(tmp_path: Path, mock, config_path: Path) -> None:  # type: ignore[no-untyped-def]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     token = "ds-fd-test-token-0123456789"
     env = {**os.environ, "DOWNSHIFT_TOKEN": token, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
     proc = subprocess.Popen(

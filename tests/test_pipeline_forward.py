@@ -4,7 +4,6 @@ which target served it."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import httpx
@@ -13,21 +12,15 @@ import pytest
 from conftest import BACKUP_KEY, PREMIUM_KEY, logged_calls
 
 from app.core import toolcheck
+from app.testing.ports import dead_url
 from app.testing.script import Reply, ToolCall
 
 COUNT_BODY = {"model": "default", "messages": [{"role": "user", "content": "how many tokens is this?"}]}
 
 
-def _closed_port() -> int:
-    """A port nothing listens on (bound then closed): connecting to it is refused at once."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def config_path(tmp_path: Path, mock) -> Path:  # type: ignore[no-untyped-def]
-    dead = f"http://127.0.0.1:{_closed_port()}/v1"
+    dead = dead_url()
     path = tmp_path / "config.toml"
     path.write_text(f"""
 [proxy]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import json
-import socket
 import tomllib
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from app.core.config import ConfigError
 from app.core.secrets import SecretStoreError
+from app.testing.ports import free_port
 from app.ui.errors import explain, plain_error
 from app.ui.pages.presets import PresetsPage
 from app.ui.pages.providers import ProvidersPage
@@ -38,12 +38,6 @@ def page(qtbot, cls, ctx):  # type: ignore[no-untyped-def]
     return widget
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def raised(exc: BaseException) -> BaseException:
     """`exc` with a traceback, as a background job hands it over."""
     try:
@@ -53,7 +47,7 @@ def raised(exc: BaseException) -> BaseException:
 
 
 def test_library_exceptions_become_a_reason_and_what_to_do() -> None:
-    port = closed_port()
+    port = free_port()
     try:
         httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
     except httpx.ConnectError as exc:
@@ -114,7 +108,7 @@ def test_a_provider_test_against_a_closed_port_says_so_plainly(ctx, qtbot) -> No
     p = page(qtbot, ProvidersPage, ctx)
     p.new_account("custom")
     p.name.setText("nowhere")
-    p.base_url.setText(f"http://127.0.0.1:{closed_port()}/v1")
+    p.base_url.setText(f"http://127.0.0.1:{free_port()}/v1")
     p.test_connection()
     qtbot.waitUntil(lambda: p.message.kind == "error", timeout=5000)
     text = p.message.text()
