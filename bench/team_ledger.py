@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,41 +36,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def ingest(server: Any, writers: int, rows: int) -> dict[str, Any]:
     from app.core.analytics.rollup import slot_of
     from app.core.storage.db import open_database
+    from app.testing.ledger_load import spawn
 
     url = server.create_database("ingest")
     open_database(url).dispose()
     work = Path(tempfile.mkdtemp(prefix="ingest-"))
     start = work / "go"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "HOME": str(work),
-        "XDG_DATA_HOME": str(work / "d"),
-        "XDG_CONFIG_HOME": str(work / "c"),
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
-    }
     t0 = slot_of(time.time()) - 6 * 3600
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "app.testing.ledger_load",
-                url,
-                str(w),
-                str(rows),
-                "--t0",
-                str(t0),
-                "--start-file",
-                str(start),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            cwd=ROOT,
-        )
-        for w in range(writers)
-    ]
+    procs = spawn(url, writers, rows, t0, start, work)
     time.sleep(3.0)  # every writer started and waiting (imports, schema check)
     began = time.perf_counter()
     start.touch()

@@ -7,9 +7,6 @@ double count, no lost update), and each task key must have one task (no two writ
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -21,43 +18,13 @@ from sqlalchemy import text
 from app.core.analytics.rollup import slot_of
 from app.core.storage.db import open_database
 from app.core.storage.dialect import display_url, normalize_url
-from app.testing.ledger_load import make_record
+from app.testing.ledger_load import make_record, spawn
 from app.testing.ports import free_port
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_writers(url: str, tmp_path: Path, n: int, t0: float, writers: int = 2) -> list[dict]:
     start = tmp_path / "go"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "HOME": str(tmp_path),
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
-    }
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "app.testing.ledger_load",
-                url,
-                str(w),
-                str(n),
-                "--t0",
-                str(t0),
-                "--start-file",
-                str(start),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            cwd=ROOT,
-        )
-        for w in range(writers)
-    ]
+    procs = spawn(url, writers, n, t0, start, tmp_path)
     open_database(url).dispose()  # schema in place before the writers race for it too
     start.touch()
     out = []

@@ -10,7 +10,9 @@ the same rows: what the "never double-count" tests need. Prints one JSON line: c
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -58,6 +60,31 @@ def make_record(writer_no: int, i: int, t0: float, member: str | None = None) ->
     rec.finish("error" if i % 13 == 0 else "ok", 500 if i % 13 == 0 else 200)
     rec.duration_ms = 100.0 + i % 50
     return rec
+
+
+ROOT = Path(__file__).resolve().parents[2]  # where `app` is imported from, for the writer processes too
+
+
+def spawn(
+    url: str, writers: int, rows: int, t0: float, start_file: Path, home: Path
+) -> list[subprocess.Popen[bytes]]:
+    """`writers` writer processes, each waiting for `start_file` to exist, in a home of their own (no keyring)."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HOME": str(home),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
+    }
+    argv = [sys.executable, "-m", "app.testing.ledger_load", url]
+    tail = [str(rows), "--t0", str(t0), "--start-file", str(start_file)]
+    return [
+        subprocess.Popen(
+            [*argv, str(w), *tail], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT
+        )
+        for w in range(writers)
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
