@@ -220,9 +220,9 @@ class Pipeline:
         provider has this endpoint); Gemini CLI reads it to decide when to compress the history."""
         data = gemini_api.parse_body(body, model, count=True)
         rec.requested_model = model
-        chosen = _route(self.core.config, rec)
-        target = chosen.targets[0]
-        provider = self.core.config.providers.get(target.provider)
+        config = self.core.config  # one snapshot: the route and its provider from the same config
+        target = _route(config, rec).targets[0]
+        provider = config.providers.get(target.provider)
         if provider is not None:
             _set_target(rec, provider, target)
         try:
