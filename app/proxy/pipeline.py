@@ -193,8 +193,7 @@ class Pipeline:
     ) -> web.StreamResponse:
         """An Anthropic `count_tokens` served by a target without that endpoint: counted here."""
         _set_target(rec, provider, target)
-        if not accounting.tokenizer_ready():  # loading takes ~0.3-1 s of CPU: never on the event loop
-            await asyncio.get_running_loop().run_in_executor(None, accounting.load_tokenizer)
+        await accounting.ensure_tokenizer()
         from app.core.tokens import count_anthropic_request
 
         try:
@@ -221,17 +220,16 @@ class Pipeline:
         provider has this endpoint); Gemini CLI reads it to decide when to compress the history."""
         data = gemini_api.parse_body(body, model, count=True)
         rec.requested_model = model
-        chosen = _route(self.core.config, rec)
-        target = chosen.targets[0]
-        provider = self.core.config.providers.get(target.provider)
+        config = self.core.config  # one snapshot: the route and its provider from the same config
+        target = _route(config, rec).targets[0]
+        provider = config.providers.get(target.provider)
         if provider is not None:
             _set_target(rec, provider, target)
         try:
             chat, _ = gemini_to_chat_request(data, model=target.model, profile=GEMINI_COUNT_PROFILE)
         except TranslationError as exc:
             raise ProxyError(400, "unsupported", str(exc)) from None
-        if not accounting.tokenizer_ready():  # loading takes ~0.3-1 s of CPU: never on the event loop
-            await asyncio.get_running_loop().run_in_executor(None, accounting.load_tokenizer)
+        await accounting.ensure_tokenizer()
         from app.core.tokens import count_openai_request
 
         counted = count_openai_request(chat)
