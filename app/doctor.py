@@ -21,13 +21,16 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
 from app import __version__, paths
 from app.core.config import Config, ConfigError, Provider, is_private_file, load_config
 from app.core.engine import database_url
+
+if TYPE_CHECKING:
+    from app.core.secrets import SecretStore
 
 Status = Literal["ok", "warn", "fail", "skip"]
 MARK: dict[str, str] = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
@@ -474,6 +477,8 @@ def run_checks(
     keyring_check = check_keyring(fallback)
     checks.append(keyring_check)
     checks.append(check_database(database_url(db_override, config)))
+    # one store for the token and the provider keys: each new one looks the keyring backend up again
+    store = SecretStore(fallback) if keyring_check.status != "fail" else None
     effective = config or (None if config_check.status == "fail" else Config())
     if effective is None:
         checks.append(Check("port", "skip", "the config is invalid", "fix the config first"))
@@ -481,11 +486,8 @@ def run_checks(
         port_check = check_port(effective.host, effective.port)
         checks.append(port_check)
         if port_check.details.get("running"):
-            checks.append(
-                check_refusals(effective.host, effective.port, _token_for_doctor(fallback, keyring_check))
-            )
+            checks.append(check_refusals(effective.host, effective.port, _token_for_doctor(store)))
     if config is not None and network:
-        store = SecretStore(fallback) if keyring_check.status != "fail" else None
 
         def key_for(p: Provider) -> str | None:
             if store is None:
@@ -502,16 +504,17 @@ def run_checks(
     return checks
 
 
-def _token_for_doctor(fallback: Path, keyring_check: Check) -> str | None:
-    """The local token if there is one (never created here: doctor only looks)."""
-    from app.core.secrets import SecretStore, local_token
+def _token_for_doctor(store: SecretStore | None) -> str | None:
+    """The local token if there is one (never created here: doctor only looks); no store when the keyring
+    check failed."""
+    from app.core.secrets import local_token
 
     if os.environ.get("DOWNSHIFT_TOKEN"):
         return os.environ["DOWNSHIFT_TOKEN"]
-    if keyring_check.status == "fail":
+    if store is None:
         return None
     try:
-        return local_token(SecretStore(fallback), create=False)
+        return local_token(store, create=False)
     except Exception:  # no token yet, or a broken backend (which raises its own types)
         return None
 

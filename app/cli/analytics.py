@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.cli.args import LIMIT, AddCommand, add_member_option, positive_number, reads_only
 from app.cli.context import open_core
-from app.cli.format import caveats, money, print_json, printable, rate, table, when
+from app.cli.format import caveats, millis, money, print_json, printable, rate, table, when
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -220,7 +220,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
             {
                 **r,
                 "ok": "pass" if r["passed"] else "FAIL",
-                "ms": None if r["latency_ms"] is None else f"{r['latency_ms']:.0f}",
+                "ms": millis(r["latency_ms"]),
                 "cost": money(r["cost_usd"]),
                 "tools": f"{r['tool_calls'] - r['tool_failures']}/{r['tool_calls']}",
             }

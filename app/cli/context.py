@@ -22,15 +22,21 @@ def read_only_asked(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "read_only", False))
 
 
+def read_only_mode(args: argparse.Namespace) -> bool | None:
+    """How the call log opens (as `Core`'s `read_only`): read-only with `--read-only`; for a command that
+    only reads, None = read-only when it is a PostgreSQL team ledger (as in the app: a ledger others write
+    is not migrated nor written by a report); else writable."""
+    if read_only_asked(args):
+        return True
+    return None if only_reads(args) else False
+
+
 def open_core(args: argparse.Namespace) -> Core:
-    """The config and the call log (`--config`, `--db`), as the proxy would open them; read-only with
-    `--read-only`, and for a command that only reads, a PostgreSQL team ledger is read-only too (as in the
-    app: a ledger others write is not migrated nor written by a report)."""
+    """The config and the call log (`--config`, `--db`), as the proxy would open them (see `read_only_mode`;
+    with `--read-only` nothing is written: neither the log nor a default config file)."""
     from app.core.engine import Core
 
-    if read_only_asked(args):  # nothing written: neither the log nor a default config file
-        return Core(args.config, args.db, read_only=True, create_config=False)
-    return Core(args.config, args.db, read_only=None if only_reads(args) else False)
+    return Core(args.config, args.db, read_only=read_only_mode(args), create_config=not read_only_asked(args))
 
 
 def open_ledger(args: argparse.Namespace) -> Engine:
@@ -45,7 +51,8 @@ def open_ledger(args: argparse.Namespace) -> Engine:
     path = config_path(args.config)
     config = ConfigStore(path).current() if path.exists() else None
     url = database_url(args.db, config)
-    if read_only_asked(args) or (only_reads(args) and is_postgres_url(url)):
+    mode = read_only_mode(args)
+    if is_postgres_url(url) if mode is None else mode:
         return open_read_only(url)
     return open_database(url)  # no machine: a command never marks calls interrupted
 

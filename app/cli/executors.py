@@ -24,6 +24,11 @@ def _since(text: str | None) -> float | None:
         return None
 
 
+def _seconds(ms: float | None) -> str:
+    """A latency percentile in seconds ("1.2s"); "-" when there were no timed calls."""
+    return "-" if ms is None else f"{ms / 1000:.1f}s"
+
+
 def cmd_executors(args: argparse.Namespace) -> int:
     from app.core.queries.executors import evaluation_spend, scorecard
 
@@ -48,8 +53,8 @@ def cmd_executors(args: argparse.Namespace) -> int:
                 "valid": rate(m["validity"]),
                 **{f"b{i}": rate(b["failure_rate"]) for i, b in enumerate(m["buckets"])},
                 "task": money(m["cost_per_finished_task"]),
-                "p50": "-" if m["latency"]["p50_ms"] is None else f"{m['latency']['p50_ms'] / 1000:.1f}s",
-                "p95": "-" if m["latency"]["p95_ms"] is None else f"{m['latency']['p95_ms'] / 1000:.1f}s",
+                "p50": _seconds(m["latency"]["p50_ms"]),
+                "p95": _seconds(m["latency"]["p95_ms"]),
                 "esc": m["escalated_tasks"],
                 "probe": "-" if m["probe"] is None else f"{m['probe']['passed']}/{m['probe']['probes']}",
             }

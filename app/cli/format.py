@@ -83,6 +83,11 @@ def _dollars(usd: float, guess: str) -> str:
     return f"{guess}{sign}${amount:.{digits}f}"
 
 
+def millis(ms: float | None) -> str | None:
+    """A duration in whole milliseconds for a table cell (None, shown as "-", when it was not timed)."""
+    return None if ms is None else f"{ms:.0f}"
+
+
 def caveats(unpriced: int, estimated: int) -> str:
     """What a cost figure leaves out or guesses, e.g. " (2 calls unpriced, 1 estimated)"; "" when nothing."""
     from app.core.pricing import caveat_text

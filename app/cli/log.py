@@ -13,7 +13,7 @@ from typing import Any
 from app.cli import analytics
 from app.cli.args import LIMIT, AddCommand, add_member_option, reads_only
 from app.cli.context import open_core
-from app.cli.format import csv_safe, models_table, money, print_json, rate, table, when
+from app.cli.format import csv_safe, millis, models_table, money, print_json, rate, table, when
 
 
 def cmd_calls(args: argparse.Namespace) -> int:
@@ -37,7 +37,7 @@ def cmd_calls(args: argparse.Namespace) -> int:
         cache = (r["cache_read_tokens"], r["cache_write_tokens"], r["cache_write_1h_tokens"])
         r["cache"] = "/".join(str(n) for n in cache) if any(cache) else None
         r["cost"] = money(r["cost_usd"], r["usage_estimated"], unpriced=r["unpriced"])
-        r["ms"] = None if r["duration_ms"] is None else f"{r['duration_ms']:.0f}"
+        r["ms"] = millis(r["duration_ms"])
         r["target"] = f"{r['provider']}/{r['upstream_model']}" if r["provider"] else None
     print(
         table(
