@@ -23,8 +23,7 @@ import keyring
 import keyring.backend
 import keyring.errors
 
-from app.core.atomic_file import file_stamp
-from app.core.config import atomic_write
+from app.core.atomic_file import atomic_write, file_stamp
 
 log = logging.getLogger(__name__)
 
