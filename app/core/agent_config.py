@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.core.config import atomic_write
+from app.core.atomic_file import atomic_write
 
 CLINE_PROVIDER = "openai-compatible"
 

@@ -1,4 +1,5 @@
-"""One way to replace a file on disk: a temp file in the same folder, fsync, rename.
+"""One way to replace a file on disk: a temp file in the same folder, fsync, rename; and one way to tell it
+was replaced (`file_stamp`).
 
 The config and the price table both use it, so a reader (a running proxy re-reading either) never sees
 half a file, and a crash mid-save leaves the old file whole.
@@ -26,3 +27,13 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """(mtime_ns, size, inode), None when the file can't be stat'ed: one stat tells whether it changed since
+    it was read (`atomic_write` gives every save a new inode, even within one mtime tick)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino

@@ -12,7 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from app.core.config import atomic_write
+from app.core.atomic_file import atomic_write
 
 FILE_NAME = "downshift.desktop"
 

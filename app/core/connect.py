@@ -27,7 +27,7 @@ from typing import Any
 import tomli_w
 
 from app import paths
-from app.core.config import atomic_write
+from app.core.atomic_file import atomic_write
 
 KeyPath = tuple[str, ...]
 BACKUP_SUFFIX = ".downshift-backup"

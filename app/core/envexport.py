@@ -63,9 +63,8 @@ def agent_env(agent: str, base_url: str, token: str) -> dict[str, str]:
         return {"CLINE_SESSION_BACKEND_MODE": "local"}
     if agent == "continue":
         return {}  # everything is in the YAML file `cn --config` reads
-    if (
-        agent == "gemini"
-    ):  # Gemini CLI appends /v1beta/models/...; it also needs ~/.gemini/settings.json (the note)
+    # Gemini CLI appends /v1beta/models/...; it also needs ~/.gemini/settings.json (the note)
+    if agent == "gemini":
         return {"GOOGLE_GEMINI_BASE_URL": base_url, "GEMINI_API_KEY": token, "GEMINI_MODEL": "default"}
     if agent not in AGENTS:
         raise ValueError(f"unknown agent {agent!r}; choose one of {', '.join(AGENTS)}")

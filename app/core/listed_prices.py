@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core import price_table
+from app.core.atomic_file import file_stamp
 
 RECHECK_SECONDS = 5.0
 
@@ -35,7 +35,8 @@ class ListedPrice:
 
 _lock = threading.Lock()
 _index: dict[str, dict[str, ListedPrice]] = {}
-_state: tuple[Path, tuple[int, int] | None] | None = None  # the file the index was read from, and its stamp
+# the file the index was read from, and its stamp
+_state: tuple[Path, tuple[int, int, int] | None] | None = None
 _checked = 0.0
 
 
@@ -88,7 +89,7 @@ def _current() -> dict[str, dict[str, ListedPrice]]:
         from app.core.provider_models import default_cache_path
 
         path = default_cache_path()
-        stamp = price_table.file_stamp(path)
+        stamp = file_stamp(path)
         if _state != (path, stamp):
             _index = read_index(path) if stamp is not None else {}
             _state = (path, stamp)

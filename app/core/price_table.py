@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from app.core.atomic_file import atomic_write
+from app.core.atomic_file import atomic_write, file_stamp
 from app.paths import resource
 
 if TYPE_CHECKING:  # httpx is imported by `refresh` only: the proxy loads this module at start
@@ -293,7 +293,7 @@ def _is_packaged(target: Path) -> bool:
 _default: PriceTable | None = None
 _pinned = False  # installed with set_default_table: no file replaces it
 _packaged: PriceTable | None = None
-_user_stamp: tuple[int, int] | None = None  # (mtime_ns, size) of the user copy the table was chosen with
+_user_stamp: tuple[int, int, int] | None = None  # file_stamp of the user copy the table was chosen with
 _checked = 0.0
 RECHECK_SECONDS = 5.0  # how often a running proxy looks for a refreshed user copy (one stat)
 
@@ -305,15 +305,6 @@ def user_copy_path() -> Path:
     from app.paths import data_dir
 
     return data_dir() / USER_COPY
-
-
-def file_stamp(path: Path) -> tuple[int, int] | None:
-    """(mtime_ns, size): whether a file changed since it was read, for one stat."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size
 
 
 def default_table() -> PriceTable:

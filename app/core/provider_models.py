@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import platformdirs
 
-from app.core.config import Provider, atomic_write
+from app.core.atomic_file import atomic_write
+from app.core.config import Provider
 from app.core.redact import redact_text
 from app.paths import APP_NAME
 

@@ -89,9 +89,8 @@ class CallRecord:
     task_label: str | None = None  # cut from the first user prompt; names the task if this call opens one
     user_agent: str | None = None
     tool_calls: list[ToolCallResult] = field(default_factory=list)
-    failed_results: list[tuple[str, str]] = field(
-        default_factory=list
-    )  # (tool_call_id, reason) seen in the request
+    # (tool_call_id, reason) seen in the request
+    failed_results: list[tuple[str, str]] = field(default_factory=list)
     escalated: bool = False
     request_body: bytes | None = None
     response_body: bytes | None = None
@@ -123,9 +122,8 @@ class CallRecord:
 
     @property
     def tool_failures(self) -> int:
-        return sum(
-            1 for t in self.tool_calls if t.kind not in ("ok", "unchecked")
-        )  # unchecked: not the model's fault
+        # unchecked: not the model's fault
+        return sum(1 for t in self.tool_calls if t.kind not in ("ok", "unchecked"))
 
     @property
     def total_tokens(self) -> int:

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from app import paths
-from app.core.config import atomic_write
+from app.core.atomic_file import atomic_write
 
 log = logging.getLogger(__name__)
 

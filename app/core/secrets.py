@@ -23,7 +23,7 @@ import keyring
 import keyring.backend
 import keyring.errors
 
-from app.core.config import atomic_write
+from app.core.atomic_file import atomic_write, file_stamp
 
 log = logging.getLogger(__name__)
 
@@ -114,11 +114,7 @@ class SecretStore:
 
     def change_stamp(self) -> tuple[int, int, int] | None:
         """The change stamp's (mtime, size, inode), None before the first change: one `stat`, no keyring."""
-        try:
-            st = os.stat(self.stamp_path)
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
+        return file_stamp(self.stamp_path)
 
     def _mark_changed(self) -> None:
         """Rewrite the change stamp (a fresh file each time: a new inode even within one mtime tick)."""

@@ -66,7 +66,8 @@ class BudgetGuard:
         self._by_member: dict[tuple[str, str], float] = {}  # (period, member) -> USD (team mode)
         self._budgets: tuple[Budget, ...] = ()
         self._done: set[Budget] = set()  # warned or switched in the current period
-        self._saver: ThreadPoolExecutor | None = None  # one thread, made at the first switch: saves in order
+        # one thread, saves in order; the pool starts it at the first switch only (until then it costs nothing)
+        self._saver = ThreadPoolExecutor(1, thread_name_prefix="downshift-budget-switch")
         self._saving: Future[None] | None = None
 
     def load(self, config: Config, now: float) -> None:
@@ -174,8 +175,6 @@ class BudgetGuard:
     def _act(self, b: Budget) -> None:
         message = f"The {describe(b)} is reached (${self.spent(b):.2f} spent)."
         if b.action == "switch" and b.switch_to:
-            if self._saver is None:
-                self._saver = ThreadPoolExecutor(1, thread_name_prefix="downshift-budget-switch")
             self._saving = self._saver.submit(self._switch, b.switch_to, message)
             return
         self._tell(message)
@@ -206,5 +205,4 @@ class BudgetGuard:
 
     def close(self) -> None:
         """Finish a switch being saved and end the saver thread."""
-        if self._saver is not None:
-            self._saver.shutdown(wait=True)
+        self._saver.shutdown(wait=True)

@@ -477,9 +477,8 @@ def estimate(config: Config, target: Target) -> ProbeEstimate:
     def cost(output_each: int) -> float | None:
         if resolved.price is None:
             return None
-        return sum(
-            cost_at(_Count(n, output_each), resolved.price) for n in per_request
-        )  # tiers apply per request
+        # tiers apply per request
+        return sum(cost_at(_Count(n, output_each), resolved.price) for n in per_request)
 
     return ProbeEstimate(
         requests, sum(per_request), typical, worst, cost(TYPICAL_OUTPUT), cost(MAX_TOKENS), resolved.source

@@ -68,9 +68,8 @@ def prune(engine: Engine, retention_days: float, now: float | None = None) -> di
         with engine.begin() as conn:
             if prune_chunk(conn, cutoff) < CHUNK:
                 break
-    if (
-        engine.dialect.name == "sqlite"
-    ):  # the WAL still holds the pages as they were written: fold it in, empty it
+    # the WAL still holds the pages as they were written: fold it in, empty it
+    if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     return {"cutoff": cutoff, "calls_pruned": int(calls)}

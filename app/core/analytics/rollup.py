@@ -71,9 +71,8 @@ class BatchTotals:
         premium = (
             rec.premium_cost_usd if rec.cost_usd is not None and rec.premium_cost_usd is not None else None
         )
-        unpriced = (
-            rec.unpriced
-        )  # failed and cancelled calls (and failed attempts) are billed for what they produced
+        # failed and cancelled calls (and failed attempts) are billed for what they produced
+        unpriced = rec.unpriced
         estimated = rec.usage_estimated
         u["calls"] += 1
         u["errors"] += rec.outcome != "ok"

@@ -304,9 +304,8 @@ def tiles(
     return {
         "spend_today": today["cost_usd"],
         "spend_month": month["cost_usd"],
-        "spend_today_estimated_calls": int(
-            today["estimated_calls"]
-        ),  # calls in the figure priced on guessed tokens
+        # calls in the figure priced on guessed tokens
+        "spend_today_estimated_calls": int(today["estimated_calls"]),
         "spend_month_estimated_calls": int(month["estimated_calls"]),
         "spend_range": total["cost_usd"],
         "savings_range": total["savings_usd"] - boxes["usd"],

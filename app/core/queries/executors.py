@@ -362,9 +362,8 @@ def scorecard(
                 "finished_tasks": len(costs),
                 "cost_per_finished_task": statistics.fmean(costs) if costs else None,
                 "latency": latency.get(target, {"p50_ms": None, "p95_ms": None, "sample": 0}),
-                "escalation_calls": int(
-                    sum(x["escalated"] for x in b)
-                ),  # calls it served as the escalation target
+                # calls it served as the escalation target
+                "escalation_calls": int(sum(x["escalated"] for x in b)),
                 "escalated_tasks": escalated_tasks.get(target, 0),  # tasks whose loop escalated away from it
                 "probe": None
                 if probe is None

@@ -17,17 +17,10 @@ from app.core.toolcheck.extract import (
     text_anthropic,
 )
 from app.core.toolcheck.schemas import (
-    COMPILE_TIMEOUT_S,
-    FAST_MAX_BYTES,
-    SCHEMA_MAX_BYTES,
-    RemoteRefError,
-    Validator,
     cached_validator,
     called_schemas,
-    check_call,
     check_calls,
     prepare,
-    schema_key,
     unusable_reason,
     validator_for,
 )
@@ -38,27 +31,19 @@ from app.core.toolcheck.tool_results import (
     failed_results,
     gemini_call_id,
 )
-from app.core.toolcheck.verdicts import DETAIL_MAX, NOT_FAILURES, CallCheck, Kind, ToolCall
+from app.core.toolcheck.verdicts import NOT_FAILURES, CallCheck, ToolCall
 
 __all__ = [
-    "COMPILE_TIMEOUT_S",
     "DEFAULT_ERROR_PATTERNS",
-    "DETAIL_MAX",
     "ERROR_WINDOW",
-    "FAST_MAX_BYTES",
     "NOT_FAILURES",
-    "SCHEMA_MAX_BYTES",
     "CallCheck",
-    "Kind",
-    "RemoteRefError",
     "ToolCall",
-    "Validator",
     "cached_validator",
     "called_schemas",
     "calls_anthropic",
     "calls_openai",
     "calls_responses",
-    "check_call",
     "check_calls",
     "declared_anthropic",
     "declared_openai",
@@ -66,7 +51,6 @@ __all__ = [
     "failed_results",
     "gemini_call_id",
     "prepare",
-    "schema_key",
     "text_anthropic",
     "unusable_reason",
     "validator_for",
