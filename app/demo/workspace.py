@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.config import Config, Preset, Provider, Target, Timeouts, save_config
+from app.core.ports import free_port
 
 KEY_ENV = "DOWNSHIFT_DEMO_KEY"
 DEMO_FLAG_ENV = "DOWNSHIFT_DEMO"  # set while the demo runs, so the GUI may say it shows demo data
@@ -31,13 +31,6 @@ SMALL = Target("deepseek", "deepseek-chat")
 SONNET = Target("anthropic", "claude-sonnet-4-5")
 OPUS = Target("anthropic", "claude-opus-4-1")
 HAIKU = Target("anthropic", "claude-haiku-4-5")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nobody listens on right now (the GUI's proxy binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def demo_config(upstream_url: str, port: int) -> Config:

@@ -5,15 +5,9 @@ that was closed at once refuses connections, the same on every machine."""
 
 from __future__ import annotations
 
-import socket
+from app.core.ports import free_port
 
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port on `host` with no listener right now (bind port 0, read the port, close the socket)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+__all__ = ["dead_url", "free_port"]
 
 
 def dead_url(path: str = "/v1") -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import errno
 import os
-import socket
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from app import paths
 from app.core.config import Config, ConfigError
+from app.core.ports import free_port
 from app.ui.errors import explain, plain_error
 
 if TYPE_CHECKING:  # Qt, the core and the proxy load only once a display is known to exist
@@ -41,13 +41,6 @@ def no_display(environ: dict[str, str] | None = None, platform: str | None = Non
     if not plat.startswith(("linux", "freebsd", "openbsd", "netbsd")):
         return False
     return not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY") or env.get("QT_QPA_PLATFORM"))
-
-
-def free_port(host: str) -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def port_in_use(exc: OSError) -> bool:
